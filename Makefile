@@ -1,0 +1,110 @@
+# memvisor - build, run, test.
+#
+#   make run       build, then run the embedded default scenario
+#   make test      build and run the unit tests (ends with "N passed, N failed")
+#   make torture   the concurrency torture tests
+#   make sanitize  unit + torture tests under ASan+UBSan, torture under TSan
+#   make bench     the benchmarks, each figure beside its floor
+#   make format    clang-format every source file (check-format: verify)
+#
+# SAN=asan or SAN=tsan builds into build-asan/ or build-tsan/; BUILDDIR=dir
+# picks another build directory.
+
+CC      ?= cc
+SAN     ?=
+PKGS    := liblz4 libzstd libxxhash inih libcjson ncursesw libmicrohttpd liburing cmocka
+
+ifeq ($(SAN),asan)
+BUILD   := $(or $(BUILDDIR),build-asan)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else ifeq ($(SAN),tsan)
+BUILD   := $(or $(BUILDDIR),build-tsan)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT     := -O1
+else
+BUILD   := $(or $(BUILDDIR),build)
+SANFLAGS :=
+OPT     := -O2
+endif
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Winit-self -Wmissing-declarations \
+	-Wmissing-prototypes -Wnested-externs -Wno-system-headers \
+	-Wold-style-definition -Wredundant-decls -Wsign-compare \
+	-Wstrict-prototypes -Wundef -Wvolatile-register-var -Wwrite-strings \
+	-Wno-format-nonliteral -Wshadow
+
+CFLAGS  ?= $(OPT) -g
+ALLCFLAGS := $(CFLAGS) $(WARN) $(SANFLAGS) -std=gnu11 -D_GNU_SOURCE -pthread \
+	-Iinclude -Isrc -Iguest -Itools -Ibench -MMD -MP
+PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  = $(PKGLIBS) -lm -pthread $(SANFLAGS)
+
+LIB_SRC   := $(sort $(wildcard src/*.c))
+GUEST_SRC := $(sort $(wildcard guest/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c) $(wildcard bench/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TORT_SRC  := $(sort $(wildcard tests/torture_*.c))
+TEST_HELP := $(sort $(wildcard tests/helper_*.c))
+
+LIB       := $(BUILD)/libmemvisor.a
+GUESTLIB  := $(BUILD)/libmvguest.a
+BIN       := $(BUILD)/memvisor
+TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TORTURES  := $(TORT_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test torture sanitize bench format check-format clean
+.DEFAULT_GOAL := all
+
+all: deps $(BIN) $(TESTS) $(TORTURES)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(PKGCFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_SRC:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(GUESTLIB): $(GUEST_SRC:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELP:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+run: all
+	$(BIN) run
+
+test: all
+	@scripts/run-tests.sh $(BUILD) $(TESTS)
+
+torture: all
+	@scripts/run-tests.sh $(BUILD) $(TORTURES)
+
+sanitize:
+	$(MAKE) SAN=asan test torture
+	$(MAKE) SAN=tsan torture
+
+bench: all
+	$(BIN) bench all
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	@bad=0; for f in $$(git ls-files '*.c' '*.h'); do \
+		clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || { echo "needs format: $$f"; bad=1; }; \
+	done; exit $$bad
+
+clean:
+	rm -rf build build-asan build-tsan $(BUILDDIR)
+
+-include $(shell find build* -name '*.d' 2>/dev/null)

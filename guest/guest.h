@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guest.h - the guest side used by the command, tests and benchmarks:
+ * workloads that run guest threads against a VM's guest physical memory.
+ *
+ * A workload only ever sees a base pointer and a size: it cannot tell
+ * whether a page is resident, swapped or compressed, exactly as a real guest
+ * cannot.  Every workload keeps enough state outside guest memory to verify
+ * each read against what it last wrote (or against the RAM image); a
+ * mismatch is counted as an integrity error and described, never hidden.
+ */
+#ifndef MV_GUEST_H
+#define MV_GUEST_H
+
+#include <stdint.h>
+
+enum mvg_kind {
+	MVG_IDLE, /* touches every page once (writes a pattern), then sleeps */
+	MVG_KVSTORE, /* hash table over most of memory, Zipf reads and writes */
+	MVG_RANDOM, /* incompressible data, uniform random rewrites and reads */
+	MVG_IMAGE, /* restored VM: verify every page once vs image, then a WSS */
+	MVG_NKINDS
+};
+
+struct mvg_config {
+	enum mvg_kind kind;
+	void *mem; /* guest physical memory */
+	uint64_t memsize; /* bytes, multiple of 4096 */
+	unsigned threads; /* guest threads (>= 1) */
+	const char *image_path; /* MVG_IMAGE: the image the VM started from */
+	uint64_t seed; /* for reproducible runs */
+	double zipf_s; /* MVG_KVSTORE skew (default 0.99 when 0) */
+	uint32_t think_us; /* pause between ops in microseconds (0: none) */
+};
+
+struct mvg_stats {
+	uint64_t ops; /* reads + writes completed */
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t pages_verified; /* page-sized verifications done */
+	uint64_t integrity_errors; /* reads that did not match */
+	char first_error[160]; /* description of the first mismatch, "" if none */
+};
+
+struct mvg_workload;
+
+/* Parse "idle", "kvstore", "random", "image"; -EINVAL otherwise. */
+int mvg_kind_parse(const char *name, enum mvg_kind *out);
+const char *mvg_kind_name(enum mvg_kind kind);
+
+/* Starts cfg->threads guest threads.  0 or -errno (-EINVAL: bad config). */
+int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out);
+/* Asks the threads to stop, joins them, and frees the workload. */
+void mvg_stop(struct mvg_workload *w);
+/* A consistent-enough snapshot (counters are read without stopping). */
+void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st);
+/* Stops the threads, then reads back every page the workload wrote and
+ * verifies it: the end-of-run proof that no byte was lost.  Adds to
+ * integrity_errors.  Call instead of, not after, mvg_stop(); it frees w. */
+int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final);
+
+#endif /* MV_GUEST_H */
