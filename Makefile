@@ -64,21 +64,24 @@ deps:
 
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $(PKGCFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALLCFLAGS) $(PKGCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_SRC:%.c=$(BUILD)/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(GUESTLIB): $(GUEST_SRC:%.c=$(BUILD)/%.o)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BIN): $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELP:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 run: all
 	$(BIN) run

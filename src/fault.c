@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fault.c - the fault service: turns userfaultfd MISSING events into filled
+ * guest pages, by what the pmap says each page holds.
+ *
+ * Design: each VM has Mem.FaultThreads threads reading its userfaultfd (the
+ * kernel hands each event to one reader).  A fault on page p locks pmap[p]
+ * and, by its state:
+ *   UNTOUCHED  fill with zeros, or with the RAM image's bytes for a VM
+ *              restored from an image (read lazily, like a VMM restoring a
+ *              snapshot);
+ *   SWAPPED    read the page back from the VM's swap file;
+ *   PRIVATE    already present: another thread's fault won the race, so just
+ *              wake the faulting thread.
+ * Frames are reserved from the host before anything is filled; with none
+ * free the thread drops its lock and sleeps until reclaim frees some.
+ *
+ * Batching is where the speed is (DESIGN.md: 16 pages per UFFDIO_COPY cost
+ * a fifth of one at a time).  A first-touch fault fills the run of
+ * UNTOUCHED neighbours inside its aligned window of Mem.FaultAroundPages
+ * pages; a swap-in reads the run of SWAPPED neighbours inside its window of
+ * Mem.SwapInClusterPages with one pread, since page p lives in slot p.
+ * Neighbours are taken with trylock only, so batching never waits and never
+ * deadlocks against reclaim, which also uses trylock.
+ *
+ * Invariants: a page is filled only by the holder of its lock, and only
+ * with its own content: zeros, its image bytes, or its own swap slot.  The
+ * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame
+ * can never show another VM's or an earlier life's data.  Content that
+ * cannot be read (image or swap I/O error) is never replaced by guesswork:
+ * the fault is retried, the error counted and reported.
+ *
+ * Lock ordering: pmap entry of the faulting page, then neighbours by
+ * trylock, then host->frames_lock (inside mv__frames_*).  Never sleeps for
+ * frames holding a pmap lock.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "internal.h"
+#include "uffd.h"
+
+#define FAULT_MSGS 16
+#define IO_RETRY_MS 10
+
+struct fault_ctx {
+	struct mv_vm *vm;
+	uint8_t *buf; /* MV_MAX_RUN_PAGES pages, 4 KiB aligned for O_DIRECT */
+};
+
+struct run {
+	uint64_t lo, n; /* pages [lo, lo + n) locked by us */
+	uint64_t old[MV_MAX_RUN_PAGES]; /* their entries when locked */
+};
+
+static void wake(struct mv_vm *vm, uint64_t ppn)
+{
+	struct uffdio_range r = { .start = (uintptr_t)vm->mem +
+					   (ppn << MV_PAGE_SHIFT),
+				  .len = MV_PAGE_SIZE };
+
+	ioctl(vm->uffd, UFFDIO_WAKE, &r);
+}
+
+/*
+ * Grows a run around ppn (already locked, entry v) over neighbours in the
+ * same state within the aligned window of `window` pages, up to `max`
+ * pages.
+ */
+static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+		     unsigned window, unsigned max, struct run *r)
+{
+	uint64_t wlo = ppn - ppn % window, whi = wlo + window, old;
+	enum mv_page_state s = pmap_state(v);
+
+	if (whi > vm->npages)
+		whi = vm->npages;
+	r->lo = ppn;
+	r->n = 1;
+	r->old[0] = v;
+	/* forwards first: guests mostly touch memory upwards */
+	while (r->n < max && r->lo + r->n < whi) {
+		uint64_t p = r->lo + r->n;
+
+		if (!pmap_trylock(&vm->pmap[p], &old))
+			break;
+		if (pmap_state(old) != s) {
+			pmap_unlock(&vm->pmap[p], old);
+			break;
+		}
+		r->old[r->n++] = old;
+	}
+	while (r->n < max && r->lo > wlo) {
+		uint64_t p = r->lo - 1;
+
+		if (!pmap_trylock(&vm->pmap[p], &old))
+			break;
+		if (pmap_state(old) != s) {
+			pmap_unlock(&vm->pmap[p], old);
+			break;
+		}
+		memmove(&r->old[1], &r->old[0], r->n * sizeof(r->old[0]));
+		r->old[0] = old;
+		r->lo = p;
+		r->n++;
+	}
+}
+
+static void unlock_run(struct mv_vm *vm, struct run *r)
+{
+	for (uint64_t i = 0; i < r->n; i++)
+		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
+}
+
+static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
+{
+	uint64_t off = r->lo << MV_PAGE_SHIFT, len = r->n << MV_PAGE_SHIFT;
+	uint64_t want = 0, done = 0;
+	ssize_t got;
+
+	if (off < vm->image_bytes)
+		want = vm->image_bytes - off < len ? vm->image_bytes - off :
+						     len;
+	while (done < want) {
+		got = mv__pread(vm->image_fd, buf + done, want - done,
+				(off_t)(off + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			break; /* the image shrank under us: rest reads zero */
+		done += (uint64_t)got;
+	}
+	memset(buf + done, 0, len - done);
+	atomic_fetch_add_explicit(&vm->c.image_pages,
+				  (done + MV_PAGE_SIZE - 1) >> MV_PAGE_SHIFT,
+				  memory_order_relaxed);
+	return 0;
+}
+
+/* UFFDIO_COPY of the whole run; the kernel may copy part and ask again. */
+static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
+{
+	uint64_t done = 0, len = r->n << MV_PAGE_SHIFT;
+	struct uffdio_copy c;
+
+	while (done < len) {
+		c = (struct uffdio_copy){
+			.dst = (uintptr_t)vm->mem + (r->lo << MV_PAGE_SHIFT) +
+			       done,
+			.src = (uintptr_t)buf + done,
+			.len = len - done,
+		};
+		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0) {
+			done = len;
+			break;
+		}
+		if (c.copy > 0)
+			done += (uint64_t)c.copy;
+		else if (errno != EAGAIN && c.copy != -EAGAIN)
+			return -errno;
+	}
+	return 0;
+}
+
+static void io_backoff(void)
+{
+	struct timespec ts = { 0, IO_RETRY_MS * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Serves one fault on ppn.  Returns when the faulting thread has been woken
+ * (or, for an error that cannot be retried, has been reported).
+ */
+static void serve(struct fault_ctx *ctx, uint64_t ppn)
+{
+	struct mv_vm *vm = ctx->vm;
+	struct mv_host *h = vm->host;
+	unsigned window, got;
+	enum mv_page_state s;
+	struct run r;
+	uint64_t v;
+	int err;
+
+	for (;;) {
+		v = pmap_lock(&vm->pmap[ppn]);
+		s = pmap_state(v);
+		if (s == MV_PAGE_PRIVATE) {
+			pmap_unlock(&vm->pmap[ppn], v);
+			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
+						  memory_order_relaxed);
+			wake(vm, ppn);
+			return;
+		}
+		if (s != MV_PAGE_UNTOUCHED && s != MV_PAGE_SWAPPED) {
+			pmap_unlock(&vm->pmap[ppn], v);
+			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+						  memory_order_relaxed);
+			mv__host_set_msg(h, "VM %s: fault on page %llu in state %s, which this engine cannot serve",
+					 vm->name, (unsigned long long)ppn,
+					 mv_page_state_name(s));
+			return;
+		}
+		window = s == MV_PAGE_UNTOUCHED ?
+				 h->settings.fault_around_pages :
+				 h->settings.swapin_cluster_pages;
+		got = mv__frames_reserve(h, window);
+		if (!got) {
+			pmap_unlock(&vm->pmap[ppn], v);
+			mv__frames_wait(h);
+			continue;
+		}
+		grow_run(vm, ppn, v, window, got, &r);
+		if (r.n < got)
+			mv__frames_release(h, got - r.n);
+
+		if (s == MV_PAGE_SWAPPED)
+			err = mv__swap_read(&vm->swap, r.lo, (unsigned)r.n,
+					    ctx->buf);
+		else if (vm->image_fd >= 0)
+			err = read_image(vm, &r, ctx->buf);
+		else
+			err = (memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT), 0);
+		if (!err)
+			err = copy_in(vm, &r, ctx->buf);
+		if (err) {
+			unlock_run(vm, &r);
+			mv__frames_release(h, r.n);
+			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+						  memory_order_relaxed);
+			mv__host_set_msg(h, "VM %s: cannot fill page %llu from %s: %s (retrying)",
+					 vm->name, (unsigned long long)ppn,
+					 s == MV_PAGE_SWAPPED ? "swap" :
+					 vm->image_fd >= 0 ? "image" :
+							     "zeros",
+					 strerror(-err));
+			io_backoff();
+			continue;
+		}
+		for (uint64_t i = 0; i < r.n; i++)
+			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
+		atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
+					  memory_order_relaxed);
+		if (s == MV_PAGE_SWAPPED) {
+			atomic_fetch_sub_explicit(&vm->swcur_pages, r.n,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&vm->c.swapin_pages, r.n,
+						  memory_order_relaxed);
+		} else {
+			atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
+						  memory_order_relaxed);
+		}
+		unlock_run(vm, &r);
+		return;
+	}
+}
+
+static void *fault_main(void *arg)
+{
+	struct fault_ctx *ctx = arg;
+	struct mv_vm *vm = ctx->vm;
+	struct uffd_msg msgs[FAULT_MSGS];
+	struct pollfd pfd[2] = { { .fd = vm->uffd, .events = POLLIN },
+				 { .fd = vm->stop_fd, .events = POLLIN } };
+	uint64_t addr, base = (uintptr_t)vm->mem;
+	ssize_t n;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read(vm->uffd, msgs, sizeof(msgs));
+		if (n < 0)
+			continue; /* EAGAIN: another fault thread took it */
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			addr = msgs[i].arg.pagefault.address;
+			atomic_fetch_add_explicit(&vm->c.faults, 1,
+						  memory_order_relaxed);
+			if (addr < base ||
+			    addr >= base + (vm->npages << MV_PAGE_SHIFT)) {
+				/* only staging lies outside, and nobody
+				 * touches staging while it is empty */
+				atomic_fetch_add_explicit(&vm->c.fault_errors,
+							  1,
+							  memory_order_relaxed);
+				continue;
+			}
+			serve(ctx, (addr - base) >> MV_PAGE_SHIFT);
+		}
+	}
+	free(ctx->buf);
+	free(ctx);
+	return NULL;
+}
+
+int mv__fault_start(struct mv_vm *vm)
+{
+	unsigned want = vm->host->settings.fault_threads;
+	struct fault_ctx *ctx;
+	int err = 0;
+
+	if (want > MV_MAX_FAULT_THREADS)
+		want = MV_MAX_FAULT_THREADS;
+	for (vm->nfault_threads = 0; vm->nfault_threads < want;
+	     vm->nfault_threads++) {
+		ctx = mv__calloc(1, sizeof(*ctx));
+		if (!ctx) {
+			err = -ENOMEM;
+			break;
+		}
+		ctx->vm = vm;
+		ctx->buf = mv__aligned_alloc(MV_PAGE_SIZE,
+					     MV_MAX_RUN_PAGES * MV_PAGE_SIZE);
+		if (!ctx->buf) {
+			free(ctx);
+			err = -ENOMEM;
+			break;
+		}
+		err = -pthread_create(&vm->fault_threads[vm->nfault_threads],
+				      NULL, fault_main, ctx);
+		if (err) {
+			free(ctx->buf);
+			free(ctx);
+			break;
+		}
+	}
+	if (err)
+		mv__fault_stop(vm);
+	return err;
+}
+
+void mv__fault_stop(struct mv_vm *vm)
+{
+	uint64_t one = 1;
+
+	if (!vm->nfault_threads)
+		return;
+	if (write(vm->stop_fd, &one, sizeof(one)) != sizeof(one))
+		mv__host_set_msg(vm->host, "VM %s: cannot signal fault threads",
+				 vm->name);
+	for (unsigned i = 0; i < vm->nfault_threads; i++)
+		pthread_join(vm->fault_threads[i], NULL);
+	vm->nfault_threads = 0;
+}

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MIT
+/*
+ * host.c - machine memory: the budget of frames that guests may hold,
+ * minFree, the free-memory state, and the enforcer that swaps when the
+ * budget runs out.
+ *
+ * Design: every frame behind a guest page is counted in consumed_pages, and
+ * a frame is reserved (mv__frames_reserve) before any guest page is filled,
+ * so consumption never exceeds the budget, not even for an instant.  A fault
+ * that finds no frame free sleeps on frames_freed after dropping its page
+ * locks; the enforcer thread swaps random pages of VMs chosen in proportion
+ * to what they hold (ESX's random victim policy, host-wide) until free
+ * memory is back above minFree, and each release wakes the sleepers.
+ *
+ * minFree follows ESXi's tiers: 6% of the first 4 GiB, 4% of the next 8,
+ * 2% of the next 16, 1% of the rest.  The state is free memory against
+ * minFree: high >= 400%, clear >= 100%, soft >= 64%, hard >= 32%, else low.
+ * The enforcer is a stand-in for the memory scheduler: it knows only "keep
+ * minFree free".
+ *
+ * Invariants: consumed_pages <= memsize_pages at all times; consumed_pages
+ * equals the sum of the VMs' consumed_pages whenever no fault or reclaim is
+ * between its reserve/release and its pmap update.
+ *
+ * Lock ordering:
+ *   vms_lock -> vm->reclaim_lock -> pmap entry locks -> frames_lock
+ *   enforcer_lock and msg_lock are leaves, never held with another lock
+ *   except msg_lock under pmap entry locks.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inject.h"
+#include "internal.h"
+
+#define ENFORCER_IDLE_MS 50
+#define ENFORCER_STUCK_MS 10
+#define FRAME_WAIT_MS 20
+
+uint64_t mv_minfree_bytes(uint64_t memsize_bytes)
+{
+	static const struct {
+		uint64_t span; /* bytes in this tier (0: the rest) */
+		unsigned pct;
+	} tiers[] = { { 4ull << 30, 6 }, { 8ull << 30, 4 }, { 16ull << 30, 2 },
+		      { 0, 1 } };
+	uint64_t left = memsize_bytes, minfree = 0, part;
+
+	for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]) && left; i++) {
+		part = tiers[i].span && left > tiers[i].span ? tiers[i].span :
+							       left;
+		minfree += part / 100 * tiers[i].pct +
+			   part % 100 * tiers[i].pct / 100;
+		left -= part;
+	}
+	return minfree;
+}
+
+void mv_host_config_init(struct mv_host_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->memsize_bytes = 1ull << 30;
+	cfg->swapdir = "/var/tmp/memvisor";
+	mv_settings_init(&cfg->settings);
+}
+
+static void deadline_ms(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int err;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	err = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return -err;
+}
+
+static uint64_t free_pages(struct mv_host *h)
+{
+	return h->memsize_pages - atomic_load(&h->consumed_pages);
+}
+
+static void kick_enforcer(struct mv_host *h)
+{
+	pthread_mutex_lock(&h->enforcer_lock);
+	pthread_cond_signal(&h->enforcer_wake);
+	pthread_mutex_unlock(&h->enforcer_lock);
+}
+
+unsigned mv__frames_reserve(struct mv_host *h, unsigned want)
+{
+	uint64_t used = atomic_load(&h->consumed_pages), take;
+
+	do {
+		take = h->memsize_pages - used;
+		if (take > want)
+			take = want;
+		if (!take)
+			break;
+	} while (!atomic_compare_exchange_weak(&h->consumed_pages, &used,
+					       used + take));
+	if (h->memsize_pages - used - take < h->minfree_pages)
+		kick_enforcer(h);
+	return (unsigned)take;
+}
+
+void mv__frames_release(struct mv_host *h, uint64_t n)
+{
+	if (!n)
+		return;
+	atomic_fetch_sub(&h->consumed_pages, n);
+	pthread_mutex_lock(&h->frames_lock);
+	if (h->frame_waiters)
+		pthread_cond_broadcast(&h->frames_freed);
+	pthread_mutex_unlock(&h->frames_lock);
+}
+
+void mv__frames_wait(struct mv_host *h)
+{
+	struct timespec ts;
+
+	atomic_fetch_add_explicit(&h->alloc_waits, 1, memory_order_relaxed);
+	kick_enforcer(h);
+	deadline_ms(&ts, FRAME_WAIT_MS);
+	pthread_mutex_lock(&h->frames_lock);
+	h->frame_waiters++;
+	if (!free_pages(h))
+		pthread_cond_timedwait(&h->frames_freed, &h->frames_lock, &ts);
+	h->frame_waiters--;
+	pthread_mutex_unlock(&h->frames_lock);
+}
+
+void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&h->msg_lock);
+	va_start(ap, fmt);
+	vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&h->msg_lock);
+}
+
+const char *mv_host_errmsg(const mv_host *h)
+{
+	return h ? h->errmsg : "";
+}
+
+void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm)
+{
+	pthread_mutex_lock(&h->vms_lock);
+	vm->id = h->next_vm_id++;
+	vm->next = h->vms;
+	h->vms = vm;
+	h->nvms++;
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm)
+{
+	struct mv_vm **p;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (p = &h->vms; *p; p = &(*p)->next) {
+		if (*p == vm) {
+			*p = vm->next;
+			h->nvms--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+/*
+ * Swaps one batch from a VM picked with probability proportional to the
+ * frames it holds, falling back to the others in list order when it has
+ * nothing to give.  Returns pages reclaimed.
+ */
+static uint64_t reclaim_batch(struct mv_host *h, uint64_t *rng)
+{
+	uint64_t total = 0, pick, done = 0;
+	struct mv_vm *vm, *first = NULL;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (vm = h->vms; vm; vm = vm->next)
+		total += atomic_load(&vm->consumed_pages);
+	if (total) {
+		pick = mv__rand(rng) % total;
+		for (vm = h->vms; vm; vm = vm->next) {
+			uint64_t c = atomic_load(&vm->consumed_pages);
+
+			if (pick < c) {
+				first = vm;
+				break;
+			}
+			pick -= c;
+		}
+	}
+	if (first)
+		mv__reclaim_vm(first, MV_RECLAIM_BATCH, &done);
+	for (vm = h->vms; vm && !done; vm = vm->next)
+		if (vm != first)
+			mv__reclaim_vm(vm, MV_RECLAIM_BATCH, &done);
+	pthread_mutex_unlock(&h->vms_lock);
+	return done;
+}
+
+static bool enforcer_needed(struct mv_host *h)
+{
+	unsigned waiters;
+
+	pthread_mutex_lock(&h->frames_lock);
+	waiters = h->frame_waiters;
+	pthread_mutex_unlock(&h->frames_lock);
+	return waiters || free_pages(h) < h->minfree_pages;
+}
+
+static void *enforcer_main(void *arg)
+{
+	struct mv_host *h = arg;
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uintptr_t)h, got;
+	struct timespec ts;
+	bool stuck = false;
+
+	pthread_mutex_lock(&h->enforcer_lock);
+	while (!h->enforcer_stop) {
+		if (!enforcer_needed(h)) {
+			deadline_ms(&ts, ENFORCER_IDLE_MS);
+			pthread_cond_timedwait(&h->enforcer_wake,
+					       &h->enforcer_lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&h->enforcer_lock);
+		got = reclaim_batch(h, &rng);
+		pthread_mutex_lock(&h->enforcer_lock);
+		atomic_fetch_add_explicit(&h->reclaim_pages, got,
+					  memory_order_relaxed);
+		if (got) {
+			stuck = false;
+			continue;
+		}
+		if (!stuck && free_pages(h) == 0)
+			mv__host_set_msg(
+				h,
+				"host out of machine memory and nothing could be swapped out: guests wait (see swap errors)");
+		stuck = true;
+		deadline_ms(&ts, ENFORCER_STUCK_MS);
+		pthread_cond_timedwait(&h->enforcer_wake, &h->enforcer_lock,
+				       &ts);
+	}
+	pthread_mutex_unlock(&h->enforcer_lock);
+	return NULL;
+}
+
+int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
+{
+	struct mv_host *h;
+	int err;
+
+	if (!cfg || !out || !cfg->swapdir || !cfg->swapdir[0])
+		return -EINVAL;
+	if (cfg->memsize_bytes < 16 * MV_PAGE_SIZE ||
+	    cfg->memsize_bytes % MV_PAGE_SIZE)
+		return -EINVAL;
+	if (strlen(cfg->swapdir) >= sizeof(h->swapdir))
+		return -ENAMETOOLONG;
+	h = mv__calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->settings = cfg->settings;
+	strcpy(h->swapdir, cfg->swapdir);
+	h->memsize_pages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
+	h->minfree_pages = mv_minfree_bytes(cfg->memsize_bytes) >>
+			   MV_PAGE_SHIFT;
+	pthread_mutex_init(&h->frames_lock, NULL);
+	pthread_mutex_init(&h->vms_lock, NULL);
+	pthread_mutex_init(&h->enforcer_lock, NULL);
+	pthread_mutex_init(&h->msg_lock, NULL);
+	err = cond_init_monotonic(&h->frames_freed);
+	if (err)
+		goto fail_locks;
+	err = cond_init_monotonic(&h->enforcer_wake);
+	if (err)
+		goto fail_frames_cond;
+	err = -pthread_create(&h->enforcer, NULL, enforcer_main, h);
+	if (err)
+		goto fail_enforcer_cond;
+	h->enforcer_started = true;
+	*out = h;
+	return 0;
+
+fail_enforcer_cond:
+	pthread_cond_destroy(&h->enforcer_wake);
+fail_frames_cond:
+	pthread_cond_destroy(&h->frames_freed);
+fail_locks:
+	pthread_mutex_destroy(&h->msg_lock);
+	pthread_mutex_destroy(&h->enforcer_lock);
+	pthread_mutex_destroy(&h->vms_lock);
+	pthread_mutex_destroy(&h->frames_lock);
+	free(h);
+	return err;
+}
+
+void mv_host_destroy(mv_host *h)
+{
+	if (!h)
+		return;
+	if (h->enforcer_started) {
+		pthread_mutex_lock(&h->enforcer_lock);
+		h->enforcer_stop = true;
+		pthread_cond_signal(&h->enforcer_wake);
+		pthread_mutex_unlock(&h->enforcer_lock);
+		pthread_join(h->enforcer, NULL);
+	}
+	pthread_cond_destroy(&h->enforcer_wake);
+	pthread_cond_destroy(&h->frames_freed);
+	pthread_mutex_destroy(&h->msg_lock);
+	pthread_mutex_destroy(&h->enforcer_lock);
+	pthread_mutex_destroy(&h->vms_lock);
+	pthread_mutex_destroy(&h->frames_lock);
+	free(h);
+}
+
+static enum mv_mem_state state_of(uint64_t free, uint64_t minfree)
+{
+	if (!minfree || free >= 4 * minfree)
+		return MV_STATE_HIGH;
+	if (free >= minfree)
+		return MV_STATE_CLEAR;
+	if (free * 100 >= minfree * 64)
+		return MV_STATE_SOFT;
+	if (free * 100 >= minfree * 32)
+		return MV_STATE_HARD;
+	return MV_STATE_LOW;
+}
+
+int mv_host_stats(mv_host *h, struct mv_host_stats *st)
+{
+	struct mv_vm *vm;
+
+	if (!h || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->memsize_pages = h->memsize_pages;
+	st->consumed_pages = atomic_load(&h->consumed_pages);
+	st->free_pages = st->memsize_pages - st->consumed_pages;
+	st->minfree_pages = h->minfree_pages;
+	st->state = state_of(st->free_pages, st->minfree_pages);
+	st->alloc_waits = atomic_load(&h->alloc_waits);
+	st->reclaim_pages = atomic_load(&h->reclaim_pages);
+	pthread_mutex_lock(&h->vms_lock);
+	st->nvms = h->nvms;
+	for (vm = h->vms; vm; vm = vm->next)
+		st->swap_errors += atomic_load(&vm->c.swap_errors);
+	pthread_mutex_unlock(&h->vms_lock);
+	return 0;
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * inject.c - failure injection around the engine's system calls and
+ * allocations.
+ *
+ * Design: one slot per operation holds a countdown to the first failure, the
+ * number of failures left, and the errno to fail with.  When no failure is
+ * armed (always, outside tests) a call costs one relaxed atomic load more
+ * than the system call itself.
+ *
+ * Invariants: a failed call has no side effect (it never reaches the
+ * kernel), so a caller that handles the error correctly loses nothing.
+ *
+ * Lock ordering: none; slots are atomics.  Arming while calls run from other
+ * threads is allowed: which concurrent call fails is then up to the race,
+ * and hits say how many did.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "inject.h"
+
+struct inject_slot {
+	_Atomic int armed; /* fast check: 0 when nothing scheduled */
+	_Atomic long countdown; /* calls left before the first failure */
+	_Atomic long remaining; /* failures left; < 0 means unlimited */
+	_Atomic int err; /* errno to fail with */
+	_Atomic unsigned hits; /* injected failures so far */
+};
+
+static struct inject_slot slots[MV_INJ_NOPS];
+static _Atomic long fake_max_map_count;
+
+void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
+		     int err)
+{
+	struct inject_slot *s = &slots[op];
+
+	atomic_store(&s->err, err);
+	atomic_store(&s->countdown, nth > 0 ? (long)nth - 1 : 0);
+	atomic_store(&s->remaining, count ? (long)count : -1);
+	atomic_store(&s->armed, 1);
+}
+
+unsigned mv__inject_hits(enum mv__inject_op op)
+{
+	return atomic_load(&slots[op].hits);
+}
+
+void mv__inject_reset(void)
+{
+	for (int i = 0; i < MV_INJ_NOPS; i++) {
+		atomic_store(&slots[i].armed, 0);
+		atomic_store(&slots[i].hits, 0);
+	}
+	atomic_store(&fake_max_map_count, 0);
+}
+
+void mv__inject_max_map_count(long value)
+{
+	atomic_store(&fake_max_map_count, value);
+}
+
+long mv__inject_get_max_map_count(void)
+{
+	return atomic_load(&fake_max_map_count);
+}
+
+/* Returns the errno this call must fail with, or 0 to let it through. */
+static int should_fail(enum mv__inject_op op)
+{
+	struct inject_slot *s = &slots[op];
+	long left;
+
+	if (!atomic_load_explicit(&s->armed, memory_order_relaxed))
+		return 0;
+	if (atomic_fetch_sub(&s->countdown, 1) > 0)
+		return 0;
+	left = atomic_load(&s->remaining);
+	if (left == 0)
+		return 0;
+	if (left > 0 && atomic_fetch_sub(&s->remaining, 1) <= 0)
+		return 0;
+	atomic_fetch_add(&s->hits, 1);
+	return atomic_load(&s->err);
+}
+
+ssize_t mv__pread(int fd, void *buf, size_t len, off_t off)
+{
+	int err = should_fail(MV_INJ_PREAD);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pread(fd, buf, len, off);
+}
+
+ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	int err = should_fail(MV_INJ_PWRITE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pwrite(fd, buf, len, off);
+}
+
+int mv__fallocate(int fd, off_t off, off_t len)
+{
+	int err = should_fail(MV_INJ_FALLOCATE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return fallocate(fd, 0, off, len);
+}
+
+void *mv__calloc(size_t n, size_t size)
+{
+	int err = should_fail(MV_INJ_ALLOC);
+
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	return calloc(n, size);
+}
+
+void *mv__aligned_alloc(size_t align, size_t size)
+{
+	int err = should_fail(MV_INJ_ALLOC);
+
+	if (err) {
+		errno = err;
+		return NULL;
+	}
+	return aligned_alloc(align, size);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inject.h - the engine's I/O and allocation calls, with failures that tests
+ * can schedule (SQLite's habit): "make the 3rd pwrite from now fail with
+ * ENOSPC", so that every error path runs and is shown to lose nothing.
+ */
+#ifndef MV_INJECT_H
+#define MV_INJECT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum mv__inject_op {
+	MV_INJ_PREAD,
+	MV_INJ_PWRITE,
+	MV_INJ_FALLOCATE,
+	MV_INJ_ALLOC,
+	MV_INJ_NOPS
+};
+
+/* The nth call of op from now (1 = the next) and the count-1 after it fail
+ * with err.  count 0 means every call from the nth on. */
+void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
+		     int err);
+/* Calls of op that have failed by injection since the last reset. */
+unsigned mv__inject_hits(enum mv__inject_op op);
+void mv__inject_reset(void);
+/* Pretend vm.max_map_count is this (0: read the real one). */
+void mv__inject_max_map_count(long value);
+long mv__inject_get_max_map_count(void);
+
+ssize_t mv__pread(int fd, void *buf, size_t len, off_t off);
+ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);
+int mv__fallocate(int fd, off_t off, off_t len);
+void *mv__calloc(size_t n, size_t size);
+void *mv__aligned_alloc(size_t align, size_t size);
+
+#endif /* MV_INJECT_H */

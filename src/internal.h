@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the engine's own structures and the calls between its files.
+ * Nothing here is API: tests include it to reach inside; users never do.
+ *
+ * Lock ordering (the whole engine; each file repeats its part):
+ *   host->vms_lock
+ *     -> vm->reclaim_lock
+ *       -> pmap entry locks (PMAP_LOCK bits; several only by trylock, or
+ *          in ascending ppn order)
+ *         -> host->frames_lock
+ *         -> host->msg_lock
+ *   A fault thread never sleeps waiting for frames while it holds a pmap
+ *   entry lock: reclaim needs those locks to make frames free.
+ */
+#ifndef MV_INTERNAL_H
+#define MV_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memvisor.h"
+#include "pmap.h"
+#include "swap.h"
+
+#define MV_MAX_FAULT_THREADS 16
+#define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
+#define MV_RECLAIM_BATCH 16 /* pages moved out per reclaim batch */
+#define MV_ERRMSG_MAX 512
+
+#define MV_PAGE_SHIFT 12
+
+struct mv_host {
+	struct mv_settings settings; /* immutable after create */
+	char swapdir[PATH_MAX]; /* immutable after create */
+	uint64_t memsize_pages; /* machine memory budget; immutable */
+	uint64_t minfree_pages; /* ESXi tiers of memsize; immutable */
+
+	/* frames handed to guests; changed only by frames_reserve/release */
+	_Atomic uint64_t consumed_pages;
+
+	pthread_mutex_t frames_lock; /* protects the two fields below */
+	pthread_cond_t frames_freed; /* signalled when frames are released */
+	unsigned frame_waiters; /* faults asleep waiting for a frame */
+
+	pthread_mutex_t vms_lock; /* protects vms, nvms, next_vm_id */
+	struct mv_vm *vms; /* list of VMs, newest first */
+	uint32_t nvms;
+	uint32_t next_vm_id;
+
+	pthread_t enforcer; /* the over-budget swapper */
+	pthread_mutex_t enforcer_lock; /* protects enforcer_stop */
+	pthread_cond_t enforcer_wake;
+	bool enforcer_stop;
+	bool enforcer_started;
+
+	pthread_mutex_t msg_lock; /* protects errmsg */
+	char errmsg[MV_ERRMSG_MAX]; /* last error or warning, "" if none */
+
+	/* statistics, relaxed atomics */
+	_Atomic uint64_t alloc_waits;
+	_Atomic uint64_t reclaim_pages;
+};
+
+struct mv_vm_counters {
+	_Atomic uint64_t swapin_pages;
+	_Atomic uint64_t swapout_pages;
+	_Atomic uint64_t faults;
+	_Atomic uint64_t faults_spurious;
+	_Atomic uint64_t fault_fill_pages;
+	_Atomic uint64_t image_pages;
+	_Atomic uint64_t swap_errors;
+	_Atomic uint64_t fault_errors;
+};
+
+struct mv_vm {
+	struct mv_host *host; /* immutable */
+	struct mv_vm *next; /* host->vms list; protected by host->vms_lock */
+	char name[MV_NAME_MAX]; /* immutable */
+	uint32_t id; /* immutable; seeds victim choice */
+
+	uint8_t *mem; /* guest physical memory; immutable */
+	uint64_t npages; /* immutable */
+	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
+
+	int uffd; /* userfaultfd covering mem and staging */
+	int stop_fd; /* eventfd that tells fault threads to exit */
+	pthread_t fault_threads[MV_MAX_FAULT_THREADS];
+	unsigned nfault_threads;
+
+	int image_fd; /* RAM image, -1 if none; immutable */
+	uint64_t image_bytes; /* its size; pages past it read as zero */
+
+	struct mv__swap swap; /* the VM's swap file */
+
+	pthread_mutex_t reclaim_lock; /* protects staging and rng */
+	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
+	uint64_t rng; /* xorshift state for random victims */
+
+	_Atomic uint64_t consumed_pages; /* frames this VM holds */
+	_Atomic uint64_t swcur_pages; /* pages in the swap file */
+	struct mv_vm_counters c;
+};
+
+/* host.c: the frame budget */
+unsigned mv__frames_reserve(struct mv_host *h, unsigned want);
+void mv__frames_release(struct mv_host *h, uint64_t n);
+void mv__frames_wait(struct mv_host *h);
+void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
+void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm);
+
+/* fault.c: the fault service */
+int mv__fault_start(struct mv_vm *vm);
+void mv__fault_stop(struct mv_vm *vm);
+
+/* reclaim.c: swap-out */
+int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
+uint64_t mv__rand(uint64_t *state);
+
+/* system.c */
+int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);
+int mv__uffd_open(int *fd, char *msg, size_t msglen);
+
+#endif /* MV_INTERNAL_H */

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pmap.h - one 64-bit word per guest page: its state, its lock, and a
+ * payload, so that looking a page up and locking it is one cache line and
+ * one atomic.
+ *
+ * Layout of an entry:
+ *   bits 0-3   enum mv_page_state
+ *   bit  4     PMAP_LOCK: held by whoever is changing the page (a fault
+ *              thread filling it, a reclaimer saving it)
+ *   bit  5     PMAP_TOUCHED: the guest has touched the page at least once
+ *   bits 8-63  payload, owned by the state (e.g. a compression handle)
+ *
+ * Invariants: only the holder of PMAP_LOCK changes an entry; the state says
+ * where the page's content is, and the content is there whenever the lock
+ * is free.  A page is present in the guest mapping iff it is PRIVATE.
+ *
+ * The lock spins briefly and then yields: it is held for at most one disk
+ * read or write, and contention on one page is rare (two guest threads
+ * faulting the same page, or a fault racing a swap-out).
+ */
+#ifndef MV_PMAP_H
+#define MV_PMAP_H
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "memvisor.h"
+
+typedef _Atomic uint64_t mv_pte;
+
+#define PMAP_STATE_MASK 0xfull
+#define PMAP_LOCK (1ull << 4)
+#define PMAP_TOUCHED (1ull << 5)
+#define PMAP_PAYLOAD_SHIFT 8
+
+static inline enum mv_page_state pmap_state(uint64_t v)
+{
+	return (enum mv_page_state)(v & PMAP_STATE_MASK);
+}
+
+static inline uint64_t pmap_payload(uint64_t v)
+{
+	return v >> PMAP_PAYLOAD_SHIFT;
+}
+
+static inline uint64_t pmap_make(enum mv_page_state s, uint64_t flags,
+				 uint64_t payload)
+{
+	return (uint64_t)s | (flags & PMAP_TOUCHED) |
+	       (payload << PMAP_PAYLOAD_SHIFT);
+}
+
+static inline void pmap_backoff(unsigned *spins)
+{
+	struct timespec ts = { 0, 20000 };
+
+	if (++*spins < 64)
+		__builtin_ia32_pause();
+	else if (*spins < 2048)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
+/* Returns the entry's value at the moment it was locked (lock bit clear). */
+static inline uint64_t pmap_lock(mv_pte *e)
+{
+	unsigned spins = 0;
+	uint64_t v;
+
+	for (;;) {
+		v = atomic_load_explicit(e, memory_order_relaxed);
+		if (!(v & PMAP_LOCK) &&
+		    atomic_compare_exchange_weak_explicit(
+			    e, &v, v | PMAP_LOCK, memory_order_acquire,
+			    memory_order_relaxed))
+			return v;
+		pmap_backoff(&spins);
+	}
+}
+
+static inline bool pmap_trylock(mv_pte *e, uint64_t *old)
+{
+	uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
+
+	if (v & PMAP_LOCK)
+		return false;
+	if (!atomic_compare_exchange_strong_explicit(e, &v, v | PMAP_LOCK,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	*old = v;
+	return true;
+}
+
+/* Publishes the new value and releases the lock in one store. */
+static inline void pmap_unlock(mv_pte *e, uint64_t v)
+{
+	atomic_store_explicit(e, v & ~PMAP_LOCK, memory_order_release);
+}
+
+static inline uint64_t pmap_peek(mv_pte *e)
+{
+	return atomic_load_explicit(e, memory_order_relaxed);
+}
+
+#endif /* MV_PMAP_H */

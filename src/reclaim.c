@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: MIT
+/*
+ * reclaim.c - swap-out: choose victim pages, save their content, free their
+ * frames.  The other direction from fault.c, kept apart from it.
+ *
+ * Design: victims are chosen at random, ESX's policy: it needs no access
+ * tracking and cannot be fooled by a guest that touches pages in a pattern
+ * the hypervisor would mispredict.  A batch of up to MV_RECLAIM_BATCH
+ * victims is locked (trylock only: a page someone is busy with is not a good
+ * victim anyway), each is taken out of the guest with UFFDIO_MOVE into the
+ * VM's staging area, written to its swap slot, and the staging area is
+ * emptied with one MADV_DONTNEED for the whole batch, which is what makes
+ * MOVE cheaper than write-protecting (vm.c has the figures).
+ *
+ * A guest thread that touches a victim after its move faults, and its fault
+ * thread waits on the page's lock until the page is saved (SWAPPED, then
+ * swapped back in) or restored (PRIVATE, moved back).
+ *
+ * Invariants: a page is SWAPPED only once its whole content is in its slot.
+ * If the write fails (full disk, I/O error) the page is moved back into the
+ * guest unchanged and stays PRIVATE: the guest keeps its data, the error is
+ * counted and the host says so.  Frames are released only for pages whose
+ * content is safely elsewhere.
+ *
+ * Lock ordering: vm->reclaim_lock -> pmap entry locks (trylock) ->
+ * host->frames_lock.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "internal.h"
+#include "uffd.h"
+
+/* Probes per wanted victim before concluding the VM has few PRIVATE pages */
+#define PROBES_PER_VICTIM 8
+
+uint64_t mv__rand(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+static int move_page(struct mv_vm *vm, void *dst, void *src)
+{
+	struct uffdio_move m = { .dst = (uintptr_t)dst,
+				 .src = (uintptr_t)src,
+				 .len = MV_PAGE_SIZE };
+
+	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+		return 0;
+	return m.move < 0 ? (int)m.move : -errno;
+}
+
+static int copy_page(struct mv_vm *vm, void *dst, void *src)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst,
+				 .src = (uintptr_t)src,
+				 .len = MV_PAGE_SIZE };
+
+	return ioctl(vm->uffd, UFFDIO_COPY, &c) == 0 ? 0 : -errno;
+}
+
+/*
+ * Puts a page whose swap-out failed back where it was.  Its content exists
+ * only in staging now, so giving up is not an option: try MOVE, then COPY,
+ * and keep trying while saying so.
+ */
+static void restore_page(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
+{
+	uint8_t *dst = vm->mem + (ppn << MV_PAGE_SHIFT);
+	struct timespec ts = { 0, 1000000L };
+	int err;
+
+	while ((err = move_page(vm, dst, stage)) &&
+	       (err = copy_page(vm, dst, stage))) {
+		mv__host_set_msg(vm->host, "VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",
+				 vm->name, (unsigned long long)ppn,
+				 strerror(-err));
+		nanosleep(&ts, NULL);
+	}
+}
+
+struct victim {
+	uint64_t ppn;
+	uint64_t old; /* entry when locked */
+};
+
+/* Locks up to `want` PRIVATE pages at random; returns how many. */
+static unsigned pick_random(struct mv_vm *vm, unsigned want,
+			    struct victim *out)
+{
+	unsigned n = 0, probes = want * PROBES_PER_VICTIM;
+	uint64_t ppn, old;
+
+	while (n < want && probes--) {
+		ppn = mv__rand(&vm->rng) % vm->npages;
+		if (!pmap_trylock(&vm->pmap[ppn], &old))
+			continue;
+		if (pmap_state(old) != MV_PAGE_PRIVATE) {
+			pmap_unlock(&vm->pmap[ppn], old);
+			continue;
+		}
+		out[n].ppn = ppn;
+		out[n].old = old;
+		n++;
+	}
+	return n;
+}
+
+/* Locks `ppn` if it is PRIVATE. */
+static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
+{
+	uint64_t old = pmap_lock(&vm->pmap[ppn]);
+
+	if (pmap_state(old) != MV_PAGE_PRIVATE) {
+		pmap_unlock(&vm->pmap[ppn], old);
+		return 0;
+	}
+	out->ppn = ppn;
+	out->old = old;
+	return 1;
+}
+
+/*
+ * Swaps out the locked victims.  Returns pages swapped; *errp gets the
+ * first error.  Unlocks every victim.
+ */
+static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
+				int *errp)
+{
+	struct mv_host *h = vm->host;
+	bool moved[MV_RECLAIM_BATCH];
+	unsigned ok = 0;
+	uint8_t *stage;
+	int err;
+
+	for (unsigned i = 0; i < n; i++) {
+		stage = vm->staging + ((uint64_t)i << MV_PAGE_SHIFT);
+		err = move_page(vm, stage,
+				vm->mem + (v[i].ppn << MV_PAGE_SHIFT));
+		moved[i] = !err;
+		if (err && !*errp)
+			*errp = err;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		stage = vm->staging + ((uint64_t)i << MV_PAGE_SHIFT);
+		if (!moved[i]) {
+			pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
+			continue;
+		}
+		err = mv__swap_write(&vm->swap, v[i].ppn, stage);
+		if (!err) {
+			pmap_unlock(&vm->pmap[v[i].ppn],
+				    pmap_make(MV_PAGE_SWAPPED, v[i].old, 0));
+			ok++;
+			continue;
+		}
+		/* keep the page: back into the guest, untouched */
+		if (!*errp)
+			*errp = err;
+		atomic_fetch_add_explicit(&vm->c.swap_errors, 1,
+					  memory_order_relaxed);
+		mv__host_set_msg(h, "VM %s: swap-out to %s failed: %s; the page stays in memory (free space in swapdir %s)",
+				 vm->name, vm->swap.path, strerror(-err),
+				 h->swapdir);
+		restore_page(vm, v[i].ppn, stage);
+		pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
+	}
+	madvise(vm->staging, (size_t)n << MV_PAGE_SHIFT, MADV_DONTNEED);
+	if (ok) {
+		atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->swcur_pages, ok,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->c.swapout_pages, ok,
+					  memory_order_relaxed);
+		mv__frames_release(h, ok);
+	}
+	return ok;
+}
+
+int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
+{
+	struct victim v[MV_RECLAIM_BATCH];
+	unsigned n, got;
+	int err = 0;
+
+	*done = 0;
+	pthread_mutex_lock(&vm->reclaim_lock);
+	while (*done < want) {
+		n = want - *done < MV_RECLAIM_BATCH ?
+			    (unsigned)(want - *done) :
+			    MV_RECLAIM_BATCH;
+		n = pick_random(vm, n, v);
+		if (!n)
+			break;
+		got = swap_out_locked(vm, v, n, &err);
+		*done += got;
+		if (!got)
+			break;
+	}
+	pthread_mutex_unlock(&vm->reclaim_lock);
+	if (*done)
+		return 0;
+	return err ? err : -EAGAIN;
+}
+
+int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done)
+{
+	uint64_t dummy;
+	int err;
+
+	if (!vm)
+		return -EINVAL;
+	err = mv__reclaim_vm(vm, npages, done ? done : &dummy);
+	return err == -EAGAIN ? 0 : err;
+}
+
+int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn)
+{
+	struct victim v;
+	int err = 0;
+
+	if (!vm || ppn >= vm->npages)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->reclaim_lock);
+	if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
+		err = 0;
+	else if (!err)
+		err = -EAGAIN;
+	pthread_mutex_unlock(&vm->reclaim_lock);
+	return err;
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/*
+ * settings.c - the host's tunables, named as ESX names them.
+ *
+ * Design: one table maps each ESX advanced-setting name to its field, its
+ * default and its range, so defaults, validation and scenario files cannot
+ * drift apart.  Values are whole decimal numbers.
+ *
+ * Invariants: a struct mv_settings filled by mv_settings_init() and changed
+ * only through mv_settings_set() holds in-range values only.
+ *
+ * Lock ordering: none; settings are copied into a host at creation.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "memvisor.h"
+
+struct setting {
+	const char *name; /* ESX advanced-setting name */
+	size_t offset; /* of the uint32_t field in struct mv_settings */
+	uint32_t def; /* ESX's default */
+	uint32_t min, max; /* accepted range, inclusive */
+};
+
+#define FIELD(f) offsetof(struct mv_settings, f)
+
+static const struct setting table[] = {
+	{ "Mem.ShareScanTime", FIELD(share_scan_time_min), 60, 1, 600 },
+	{ "Mem.ShareScanGHz", FIELD(share_scan_ghz), 4, 0, 32 },
+	{ "Mem.ShareRateMax", FIELD(share_rate_max_pages), 1024, 1, 1 << 24 },
+	{ "Mem.ShareForceSalting", FIELD(share_force_salting), 2, 0, 2 },
+	{ "Mem.CtlMaxPercent", FIELD(ctl_max_pct), 65, 0, 75 },
+	{ "Mem.MemZipMaxPct", FIELD(mem_zip_max_pct), 10, 0, 100 },
+	{ "Mem.IdleTax", FIELD(idle_tax_pct), 75, 0, 99 },
+	{ "Mem.SamplePeriod", FIELD(sample_period_s), 60, 1, 3600 },
+	{ "Mem.BalancePeriod", FIELD(balance_period_s), 15, 1, 3600 },
+	{ "Mem.FaultAroundPages", FIELD(fault_around_pages), 16, 1, 64 },
+	{ "Mem.SwapInClusterPages", FIELD(swapin_cluster_pages), 16, 1, 64 },
+	{ "Mem.FaultThreads", FIELD(fault_threads), 1, 1, 16 },
+	{ "Mem.SwapDirectIO", FIELD(swap_direct_io), 1, 0, 1 },
+};
+
+static uint32_t *field(struct mv_settings *s, const struct setting *t)
+{
+	return (uint32_t *)((char *)s + t->offset);
+}
+
+void mv_settings_init(struct mv_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		*field(s, &table[i]) = table[i].def;
+}
+
+int mv_settings_set(struct mv_settings *s, const char *name, const char *value)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !name || !value)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (strcasecmp(name, table[i].name))
+			continue;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		if (*value < '0' || *value > '9')
+			return -EINVAL;
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (errno || *end || v < table[i].min || v > table[i].max)
+			return -EINVAL;
+		*field(s, &table[i]) = (uint32_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}

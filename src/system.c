@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+/*
+ * system.c - what memvisor needs from the kernel, checked before it is
+ * needed, with a sentence saying how to fix what is missing.
+ *
+ * Design: userfaultfd is opened through the syscall (as root, or with
+ * vm.unprivileged_userfaultfd=1) and asked for UFFD_FEATURE_MOVE, which
+ * reclaim uses to take a page out of a running guest atomically (Linux 6.8
+ * and later).  Every mapping costs VMAs against vm.max_map_count; a VM needs
+ * a handful now, and page sharing will need about two per shared page, so
+ * the count in use is compared with the limit before each VM is created.
+ *
+ * Lock ordering: none.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "internal.h"
+#include "uffd.h"
+
+#define UFFD_FEATURES_NEEDED (UFFD_FEATURE_MOVE)
+/* Mappings left free for the process's own use beyond what we ask for. */
+#define MAP_COUNT_SLACK 256
+
+int mv__uffd_open(int *fd, char *msg, size_t msglen)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURES_NEEDED };
+	int err;
+
+	*fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (*fd < 0) {
+		err = errno;
+		if (err == EPERM)
+			snprintf(msg, msglen,
+				 "userfaultfd is not permitted: run as root, or set sysctl vm.unprivileged_userfaultfd=1");
+		else
+			snprintf(msg, msglen,
+				 "this kernel has no userfaultfd (%s): memvisor needs Linux 6.8 or later built with CONFIG_USERFAULTFD",
+				 strerror(err));
+		return err == EPERM ? -EPERM : -ENOSYS;
+	}
+	if (ioctl(*fd, UFFDIO_API, &api) < 0 ||
+	    (api.features & UFFD_FEATURES_NEEDED) != UFFD_FEATURES_NEEDED) {
+		snprintf(msg, msglen,
+			 "this kernel's userfaultfd lacks UFFDIO_MOVE (features %#llx): memvisor needs Linux 6.8 or later",
+			 (unsigned long long)api.features);
+		close(*fd);
+		*fd = -1;
+		return -ENOSYS;
+	}
+	return 0;
+}
+
+static long read_max_map_count(void)
+{
+	long v = mv__inject_get_max_map_count();
+	FILE *f;
+
+	if (v > 0)
+		return v;
+	f = fopen("/proc/sys/vm/max_map_count", "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static long count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int ch;
+
+	if (!f)
+		return -1;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen)
+{
+	long max = read_max_map_count(), used = count_maps();
+
+	if (max < 0 || used < 0)
+		return 0; /* no procfs: nothing to check against */
+	if (used + (long)extra_maps + MAP_COUNT_SLACK <= max)
+		return 0;
+	snprintf(msg, msglen,
+		 "vm.max_map_count is %ld and %ld mappings are in use; memvisor needs %u more: raise it, e.g. sysctl -w vm.max_map_count=%ld",
+		 max, used, extra_maps + MAP_COUNT_SLACK,
+		 (used + extra_maps + MAP_COUNT_SLACK) * 2 > 262144 ?
+			 (used + extra_maps + MAP_COUNT_SLACK) * 2 :
+			 262144);
+	return -ENOMEM;
+}
+
+int mv_check_system(char *msg, size_t msglen)
+{
+	int fd, err;
+
+	if (msglen)
+		msg[0] = '\0';
+	err = mv__uffd_open(&fd, msg, msglen);
+	if (err)
+		return err;
+	close(fd);
+	return mv__check_map_count(64, msg, msglen);
+}

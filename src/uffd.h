@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uffd.h - userfaultfd constants newer than Debian 12's kernel headers.
+ *
+ * The running kernel (6.18 here) has them; the headers (6.1) do not.  The
+ * values are the kernel's ABI and never change once released.
+ */
+#ifndef MV_UFFD_H
+#define MV_UFFD_H
+
+#include <linux/types.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+
+#ifndef UFFDIO_MOVE
+#define _UFFDIO_MOVE (0x05)
+#define UFFDIO_MOVE_MODE_DONTWAKE ((__u64)1 << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES ((__u64)1 << 1)
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move; /* bytes moved, or -errno */
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
+#endif /* MV_UFFD_H */

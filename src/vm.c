@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vm.c - a VM's guest physical memory: its mapping, its pmap, and its
+ * registration with userfaultfd.
+ *
+ * Design: guest physical memory is one private anonymous mapping of memsize
+ * bytes, registered with a per-VM userfaultfd in MISSING mode, with
+ * transparent huge pages off (a 2 MiB page would fill 512 guest pages behind
+ * the pmap's back).  No page is ever present without the pmap saying
+ * PRIVATE: faults fill pages with UFFDIO_COPY, and reclaim takes a page out
+ * with UFFDIO_MOVE into a small staging area registered with the same
+ * userfaultfd (the kernel moves only between ranges of one userfaultfd).
+ *
+ * Why anonymous memory and UFFDIO_MOVE, measured on this machine (kernel
+ * 6.18, 4096 pages, /tmp/probe in the commit that made this choice):
+ *   fill, UFFDIO_COPY 1 page          2.3-2.7 us/page
+ *   fill, UFFDIO_COPY 16 pages        0.6 us/page
+ *   take out, UFFDIO_MOVE + DONTNEED of the staging page each time
+ *                                     17.3 us/page
+ *   take out, UFFDIO_MOVE, staging DONTNEED once per 16 pages
+ *                                     7.2-7.4 us/page
+ *   take out, UFFDIO_WRITEPROTECT + memcpy + MADV_DONTNEED (random order)
+ *                                     13.0-17.8 us/page
+ * MOVE is atomic against the guest (a write either lands before the move and
+ * is saved, or faults after it and waits for the page lock), needs no
+ * write-protect registration, and in batches it is the cheapest.  A memfd
+ * backing would let another process serve faults and give MINOR faults for
+ * sampling, but shmem has no UFFDIO_MOVE (EINVAL) and allocates a frame for
+ * a zero page; those later mechanisms can map memfd-backed frames over
+ * single pages of this mapping where they need them.
+ *
+ * Invariants: mem and npages never change; pmap[ppn] is changed only under
+ * its entry lock; consumed_pages counts the PRIVATE pages plus frames
+ * reserved by a fault in flight.
+ *
+ * Lock ordering: host->vms_lock -> vm->reclaim_lock -> pmap entry locks ->
+ * host->frames_lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "internal.h"
+#include "uffd.h"
+
+/* VMAs a VM adds: guest memory, staging, fault thread stacks and guards */
+#define VM_MAPS (8 + 2 * MV_MAX_FAULT_THREADS)
+
+void mv_vm_config_init(struct mv_vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "vm");
+	cfg->memsize_bytes = 256ull << 20;
+}
+
+static int register_range(int uffd, void *addr, size_t len)
+{
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
+}
+
+static int map_anon(size_t len, uint8_t **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	/* THP would fill 512 pages on one fault, behind the pmap's back */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	*out = p;
+	return 0;
+}
+
+static int open_image(struct mv_vm *vm, const char *path)
+{
+	struct mv_host *h = vm->host;
+	struct stat st;
+	int err;
+
+	vm->image_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (vm->image_fd < 0) {
+		err = -errno;
+		mv__host_set_msg(h, "VM %s: cannot open RAM image %s: %s",
+				 vm->name, path, strerror(errno));
+		return err;
+	}
+	if (fstat(vm->image_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		mv__host_set_msg(h, "VM %s: RAM image %s is not a regular file",
+				 vm->name, path);
+		close(vm->image_fd);
+		vm->image_fd = -1;
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > vm->npages << MV_PAGE_SHIFT) {
+		mv__host_set_msg(
+			h,
+			"VM %s: RAM image %s (%llu bytes) is larger than the VM's memsize (%llu bytes)",
+			vm->name, path, (unsigned long long)st.st_size,
+			(unsigned long long)(vm->npages << MV_PAGE_SHIFT));
+		close(vm->image_fd);
+		vm->image_fd = -1;
+		return -EFBIG;
+	}
+	vm->image_bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
+{
+	char msg[MV_ERRMSG_MAX];
+	struct mv_vm *vm;
+	size_t len;
+	int err;
+
+	if (!h || !cfg || !out || !cfg->name[0] ||
+	    memchr(cfg->name, '\0', sizeof(cfg->name)) == NULL ||
+	    strchr(cfg->name, '/'))
+		return -EINVAL;
+	if (!cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE) {
+		mv__host_set_msg(
+			h, "VM %s: memsize must be a non-zero multiple of 4 KiB",
+			cfg->name);
+		return -EINVAL;
+	}
+	err = mv__check_map_count(VM_MAPS, msg, sizeof(msg));
+	if (err) {
+		mv__host_set_msg(h, "VM %s: %s", cfg->name, msg);
+		return err;
+	}
+	vm = mv__calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->host = h;
+	memcpy(vm->name, cfg->name, sizeof(vm->name));
+	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
+	vm->image_fd = -1;
+	vm->uffd = -1;
+	vm->stop_fd = -1;
+	vm->swap.fd = -1;
+	len = vm->npages << MV_PAGE_SHIFT;
+	pthread_mutex_init(&vm->reclaim_lock, NULL);
+
+	vm->pmap = mv__calloc(vm->npages, sizeof(*vm->pmap));
+	if (!vm->pmap) {
+		err = -ENOMEM;
+		goto fail_vm;
+	}
+	if (cfg->image_path) {
+		err = open_image(vm, cfg->image_path);
+		if (err)
+			goto fail_pmap;
+	}
+	err = map_anon(len, &vm->mem);
+	if (err) {
+		mv__host_set_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
+				 (unsigned long long)(len >> 20),
+				 strerror(-err));
+		goto fail_image;
+	}
+	err = map_anon(MV_RECLAIM_BATCH * MV_PAGE_SIZE, &vm->staging);
+	if (err)
+		goto fail_mem;
+	err = mv__uffd_open(&vm->uffd, msg, sizeof(msg));
+	if (err) {
+		mv__host_set_msg(h, "VM %s: %s", vm->name, msg);
+		goto fail_staging;
+	}
+	err = register_range(vm->uffd, vm->mem, len);
+	if (!err)
+		err = register_range(vm->uffd, vm->staging,
+				     MV_RECLAIM_BATCH * MV_PAGE_SIZE);
+	if (err) {
+		mv__host_set_msg(h, "VM %s: userfaultfd registration failed: %s",
+				 vm->name, strerror(-err));
+		goto fail_uffd;
+	}
+	mv__host_link_vm(h, vm);
+	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
+	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id,
+			    vm->npages, h->settings.swap_direct_io, msg,
+			    sizeof(msg));
+	if (err) {
+		mv__host_set_msg(h, "%s", msg);
+		goto fail_link;
+	}
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		err = -errno;
+		goto fail_swap;
+	}
+	err = mv__fault_start(vm);
+	if (err) {
+		mv__host_set_msg(h, "VM %s: cannot start fault threads: %s",
+				 vm->name, strerror(-err));
+		goto fail_stopfd;
+	}
+	*out = vm;
+	return 0;
+
+fail_stopfd:
+	close(vm->stop_fd);
+fail_swap:
+	mv__swap_close(&vm->swap);
+fail_link:
+	mv__host_unlink_vm(h, vm);
+fail_uffd:
+	close(vm->uffd);
+fail_staging:
+	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
+fail_mem:
+	munmap(vm->mem, len);
+fail_image:
+	if (vm->image_fd >= 0)
+		close(vm->image_fd);
+fail_pmap:
+	free(vm->pmap);
+fail_vm:
+	pthread_mutex_destroy(&vm->reclaim_lock);
+	free(vm);
+	return err;
+}
+
+void mv_vm_destroy(mv_vm *vm)
+{
+	if (!vm)
+		return;
+	/* first out of the host's list, so the enforcer no longer picks it */
+	mv__host_unlink_vm(vm->host, vm);
+	mv__fault_stop(vm);
+	close(vm->stop_fd);
+	close(vm->uffd);
+	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
+	munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
+	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
+	mv__swap_close(&vm->swap);
+	if (vm->image_fd >= 0)
+		close(vm->image_fd);
+	free(vm->pmap);
+	pthread_mutex_destroy(&vm->reclaim_lock);
+	free(vm);
+}
+
+void *mv_vm_mem(const mv_vm *vm)
+{
+	return vm->mem;
+}
+
+uint64_t mv_vm_memsize(const mv_vm *vm)
+{
+	return vm->npages << MV_PAGE_SHIFT;
+}
+
+const char *mv_vm_name(const mv_vm *vm)
+{
+	return vm->name;
+}
+
+int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
+{
+	if (!vm || ppn >= vm->npages)
+		return -EINVAL;
+	return (int)pmap_state(pmap_peek(&vm->pmap[ppn]));
+}
+
+int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
+{
+	uint64_t v;
+
+	if (!vm || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	memcpy(st->name, vm->name, sizeof(st->name));
+	st->memsz_pages = vm->npages;
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		v = pmap_peek(&vm->pmap[p]);
+		st->state_pages[pmap_state(v)]++;
+		st->touched_pages += !!(v & PMAP_TOUCHED);
+	}
+	st->consumed_pages = atomic_load(&vm->consumed_pages);
+	st->swcur_pages = atomic_load(&vm->swcur_pages);
+	st->swapin_pages = atomic_load(&vm->c.swapin_pages);
+	st->swapout_pages = atomic_load(&vm->c.swapout_pages);
+	st->faults = atomic_load(&vm->c.faults);
+	st->faults_spurious = atomic_load(&vm->c.faults_spurious);
+	st->fault_fill_pages = atomic_load(&vm->c.fault_fill_pages);
+	st->image_pages = atomic_load(&vm->c.image_pages);
+	st->swap_errors = atomic_load(&vm->c.swap_errors);
+	st->fault_errors = atomic_load(&vm->c.fault_errors);
+	return 0;
+}
