@@ -54,6 +54,7 @@ BIN       := $(BUILD)/memvisor
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TORTURES  := $(TORT_SRC:tests/%.c=$(BUILD)/tests/%)
 
+.SECONDARY:
 .PHONY: all deps run test torture sanitize bench format check-format clean
 .DEFAULT_GOAL := all
 

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helper.h - what the engine's tests share: throwaway hosts in temporary
+ * swap directories, and page patterns that tell whose page, which page and
+ * which version a page holds.
+ */
+#ifndef MV_TEST_HELPER_H
+#define MV_TEST_HELPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memvisor.h"
+
+struct th_host {
+	mv_host *host;
+	char swapdir[64];
+};
+
+/* A host with a budget of memsize bytes, swap files in a fresh directory,
+ * and the settings given (NULL: defaults).  Fails the test on error. */
+void th_host_create(struct th_host *t, uint64_t memsize,
+		    const struct mv_settings *s);
+void th_host_destroy(struct th_host *t);
+mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize);
+
+/* Fills a page with bytes determined by (tag, ppn, version). */
+void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
+/* True if the page holds exactly th_fill(tag, ppn, version)'s bytes. */
+bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
+bool th_is_zero(const void *page);
+/* Waits until the host's enforcer has brought free memory to minFree. */
+void th_settle(mv_host *h);
+
+#endif /* MV_TEST_HELPER_H */

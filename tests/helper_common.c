@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+/*
+ * helper_common.c - shared test fixtures (see helper.h).
+ *
+ * Page patterns come from a 64-bit mixer seeded with (tag, ppn, version), so
+ * a page that holds another VM's data, another page's data or an older
+ * version of itself fails th_check.
+ *
+ * Lock ordering: none.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version)
+{
+	uint64_t *w = page, s = mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^
+				    version << 48);
+
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
+		w[i] = mix(s + i);
+}
+
+bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version)
+{
+	const volatile uint64_t *w = page;
+	uint64_t s = mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^
+			 version << 48);
+
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
+		if (w[i] != mix(s + i))
+			return false;
+	return true;
+}
+
+bool th_is_zero(const void *page)
+{
+	const volatile uint64_t *w = page;
+
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+void th_host_create(struct th_host *t, uint64_t memsize,
+		    const struct mv_settings *s)
+{
+	struct mv_host_config cfg;
+	char msg[512];
+
+	assert_int_equal(mv_check_system(msg, sizeof(msg)), 0);
+	snprintf(t->swapdir, sizeof(t->swapdir), "/var/tmp/mvtest.XXXXXX");
+	assert_non_null(mkdtemp(t->swapdir));
+	mv_host_config_init(&cfg);
+	cfg.memsize_bytes = memsize;
+	cfg.swapdir = t->swapdir;
+	if (s)
+		cfg.settings = *s;
+	assert_int_equal(mv_host_create(&cfg, &t->host), 0);
+}
+
+void th_host_destroy(struct th_host *t)
+{
+	mv_host_destroy(t->host);
+	rmdir(t->swapdir);
+}
+
+mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize)
+{
+	struct mv_vm_config cfg;
+	mv_vm *vm = NULL;
+	int err;
+
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	cfg.memsize_bytes = memsize;
+	err = mv_vm_create(t->host, &cfg, &vm);
+	if (err)
+		fprintf(stderr, "mv_vm_create: %s: %s\n", mv_strerror(err),
+			mv_host_errmsg(t->host));
+	assert_int_equal(err, 0);
+	return vm;
+}
+
+void th_settle(mv_host *h)
+{
+	struct timespec ts = { 0, 5000000L };
+	struct mv_host_stats st;
+
+	for (int i = 0; i < 400; i++) {
+		mv_host_stats(h, &st);
+		if (st.free_pages >= st.minfree_pages)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_vm.c - guest physical memory under userfaultfd: first touch, fault-
+ * around, RAM images, bad configurations, and the limits of the system.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "inject.h"
+
+#define MiB (1ull << 20)
+
+static void test_first_touch_reads_zero(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+	uint8_t *m;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "zero", 8 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < 8 * MiB / MV_PAGE_SIZE; p += 7)
+		assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_written_pages_read_back_exactly(void **state)
+{
+	uint64_t npages = 8 * MiB / MV_PAGE_SIZE;
+	struct th_host t;
+	mv_vm *vm;
+	uint8_t *m;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "rw", 8 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < npages; p++)
+		th_fill(m + p * MV_PAGE_SIZE, 1, p, 0);
+	for (uint64_t p = 0; p < npages; p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, 1, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_touch_makes_page_private_and_counts_frames(void **state)
+{
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct mv_host_stats hs;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.FaultAroundPages", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "one", 4 * MiB);
+	m = mv_vm_mem(vm);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_UNTOUCHED);
+	m[5 * MV_PAGE_SIZE] = 1;
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_PRIVATE);
+	assert_int_equal(mv_vm_page_state(vm, 6), MV_PAGE_UNTOUCHED);
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(st.consumed_pages, 1);
+	assert_int_equal(st.touched_pages, 1);
+	assert_int_equal(hs.consumed_pages, 1);
+	mv_vm_destroy(vm);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.consumed_pages, 0);
+	th_host_destroy(&t);
+}
+
+static void test_fault_around_fills_untouched_neighbours(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "around", 4 * MiB);
+	m = mv_vm_mem(vm);
+	m[20 * MV_PAGE_SIZE] = 1; /* window of 16: pages 16..31 */
+	for (uint64_t p = 16; p < 32; p++)
+		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
+	assert_int_equal(mv_vm_page_state(vm, 15), MV_PAGE_UNTOUCHED);
+	assert_int_equal(mv_vm_page_state(vm, 32), MV_PAGE_UNTOUCHED);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.faults, 1);
+	assert_int_equal(st.consumed_pages, 16);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void write_image(const char *path, uint64_t npages)
+{
+	uint8_t page[MV_PAGE_SIZE];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < npages; p++) {
+		th_fill(page, 77, p, 0);
+		assert_int_equal(write(fd, page, sizeof(page)), sizeof(page));
+	}
+	/* a ragged tail: half a page of data, the rest must read as zero */
+	th_fill(page, 77, npages, 0);
+	assert_int_equal(write(fd, page, 100), 100);
+	close(fd);
+}
+
+static void test_image_loads_lazily_and_exactly(void **state)
+{
+	char path[] = "/var/tmp/mvimg.XXXXXX";
+	struct mv_vm_config cfg;
+	struct mv_vm_stats st;
+	uint8_t tail[MV_PAGE_SIZE];
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	write_image(path, 300);
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "restored");
+	cfg.memsize_bytes = 4 * MiB;
+	cfg.image_path = path;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
+	m = mv_vm_mem(vm);
+	assert_true(th_check(m + 123 * MV_PAGE_SIZE, 77, 123, 0));
+	mv_vm_stats(vm, &st);
+	assert_true(st.consumed_pages <= 16); /* lazily: one window only */
+	assert_int_equal(mv_vm_page_state(vm, 299), MV_PAGE_UNTOUCHED);
+	for (uint64_t p = 0; p < 300; p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, 77, p, 0));
+	th_fill(tail, 77, 300, 0);
+	memset(tail + 100, 0, sizeof(tail) - 100);
+	assert_memory_equal(m + 300 * MV_PAGE_SIZE, tail, sizeof(tail));
+	assert_true(th_is_zero(m + 500 * MV_PAGE_SIZE));
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.image_pages, 301);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+static void test_image_larger_than_vm_is_rejected(void **state)
+{
+	char path[] = "/var/tmp/mvimg.XXXXXX";
+	struct mv_vm_config cfg;
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm = NULL;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	write_image(path, 300);
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "small");
+	cfg.memsize_bytes = 1 * MiB;
+	cfg.image_path = path;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EFBIG);
+	assert_null(vm);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "larger than"));
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.nvms, 0);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+static void test_missing_image_names_the_file(void **state)
+{
+	struct mv_vm_config cfg;
+	struct th_host t;
+	mv_vm *vm = NULL;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "noimg");
+	cfg.image_path = "/nonexistent/guest.raw";
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -ENOENT);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "/nonexistent/guest.raw"));
+	th_host_destroy(&t);
+}
+
+static void test_bad_vm_config_is_rejected(void **state)
+{
+	struct mv_vm_config cfg;
+	struct th_host t;
+	mv_vm *vm = NULL;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	cfg.memsize_bytes = 0;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EINVAL);
+	cfg.memsize_bytes = MiB + 1;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EINVAL);
+	cfg.memsize_bytes = MiB;
+	cfg.name[0] = '\0';
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EINVAL);
+	snprintf(cfg.name, sizeof(cfg.name), "a/b");
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EINVAL);
+	assert_null(vm);
+	th_host_destroy(&t);
+}
+
+static void test_low_max_map_count_is_a_clear_error(void **state)
+{
+	struct th_host t;
+	struct mv_vm_config cfg;
+	mv_vm *vm = NULL;
+	char msg[512];
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv__inject_max_map_count(200);
+	assert_int_equal(mv_check_system(msg, sizeof(msg)), -ENOMEM);
+	assert_non_null(strstr(msg, "vm.max_map_count"));
+	assert_non_null(strstr(msg, "sysctl -w"));
+	mv_vm_config_init(&cfg);
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -ENOMEM);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "vm.max_map_count"));
+	mv__inject_reset();
+	assert_int_equal(mv_check_system(msg, sizeof(msg)), 0);
+	th_host_destroy(&t);
+}
+
+static void test_allocation_failures_in_create_leak_nothing(void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_vm_config cfg;
+	struct th_host t;
+	mv_vm *vm = NULL;
+	int err, n;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	cfg.memsize_bytes = 2 * MiB;
+	for (n = 1;; n++) {
+		mv__inject_fail(MV_INJ_ALLOC, (unsigned)n, 1, ENOMEM);
+		err = mv_vm_create(t.host, &cfg, &vm);
+		mv__inject_reset();
+		if (!err)
+			break;
+		assert_int_equal(err, -ENOMEM);
+		mv_host_stats(t.host, &hs);
+		assert_int_equal(hs.nvms, 0);
+	}
+	assert_true(n > 2); /* the VM, its pmap, fault thread state */
+	((volatile uint8_t *)mv_vm_mem(vm))[0] = 1;
+	mv_vm_destroy(vm);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.consumed_pages, 0);
+	th_host_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_touch_reads_zero),
+		cmocka_unit_test(test_written_pages_read_back_exactly),
+		cmocka_unit_test(test_touch_makes_page_private_and_counts_frames),
+		cmocka_unit_test(test_fault_around_fills_untouched_neighbours),
+		cmocka_unit_test(test_image_loads_lazily_and_exactly),
+		cmocka_unit_test(test_image_larger_than_vm_is_rejected),
+		cmocka_unit_test(test_missing_image_names_the_file),
+		cmocka_unit_test(test_bad_vm_config_is_rejected),
+		cmocka_unit_test(test_low_max_map_count_is_a_clear_error),
+		cmocka_unit_test(test_allocation_failures_in_create_leak_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
