@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_swap.c - hypervisor swapping: content survives swap-out and swap-in
+ * exactly, frames are zeroed between VMs, and a swap directory that is
+ * unwritable, full or failing loses nothing and says so.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "inject.h"
+
+#define MiB (1ull << 20)
+
+static void fill_all(mv_vm *vm, uint64_t tag)
+{
+	uint8_t *m = mv_vm_mem(vm);
+
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
+		th_fill(m + p * MV_PAGE_SIZE, tag, p, 0);
+}
+
+static uint64_t count_bad(mv_vm *vm, uint64_t tag)
+{
+	uint8_t *m = mv_vm_mem(vm);
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
+		bad += !th_check(m + p * MV_PAGE_SIZE, tag, p, 0);
+	return bad;
+}
+
+static void test_swapped_pages_come_back_exactly(void **state)
+{
+	uint64_t npages = 4 * MiB / MV_PAGE_SIZE, done = 0;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "sw", 4 * MiB);
+	fill_all(vm, 5);
+	assert_int_equal(mv_vm_swap_out(vm, npages, &done), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.swcur_pages, done);
+	assert_int_equal(st.consumed_pages, npages - done);
+	assert_true(done > npages / 2); /* random probing finds most */
+	assert_int_equal(count_bad(vm, 5), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.swcur_pages, 0);
+	assert_int_equal(st.swapin_pages, done);
+	assert_int_equal(st.consumed_pages, npages);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_swap_out_page_marks_swapped_and_frees_frame(void **state)
+{
+	struct mv_host_stats before, after;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "one", 1 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill(m + 3 * MV_PAGE_SIZE, 9, 3, 1);
+	mv_host_stats(t.host, &before);
+	assert_int_equal(mv_vm_swap_out_page(vm, 3), 0);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_SWAPPED);
+	mv_host_stats(t.host, &after);
+	assert_int_equal(after.consumed_pages, before.consumed_pages - 1);
+	assert_int_equal(mv_vm_swap_out_page(vm, 3), -EAGAIN);
+	assert_true(th_check(m + 3 * MV_PAGE_SIZE, 9, 3, 1));
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_swap_in_reads_a_cluster_of_neighbours(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "cluster", 1 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 32; p < 48; p++) {
+		th_fill(m + p * MV_PAGE_SIZE, 3, p, 0);
+		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
+	}
+	mv_vm_stats(vm, &st);
+	assert_true(th_check(m + 40 * MV_PAGE_SIZE, 3, 40, 0));
+	for (uint64_t p = 32; p < 48; p++)
+		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
+	for (uint64_t p = 32; p < 48; p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, 3, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_overcommitted_vm_keeps_every_byte(void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 8 * MiB, NULL);
+	vm = th_vm_create(&t, "big", 32 * MiB);
+	fill_all(vm, 11);
+	assert_int_equal(count_bad(vm, 11), 0);
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_true(st.swapout_pages >= 24 * MiB / MV_PAGE_SIZE);
+	assert_true(hs.consumed_pages <= hs.memsize_pages);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_fresh_frames_never_show_another_vms_data(void **state)
+{
+	uint64_t npages = 16 * MiB / MV_PAGE_SIZE;
+	struct th_host t;
+	mv_vm *a, *b;
+	uint8_t *m;
+
+	(void)state;
+	/* a 4 MiB host: B's frames are the ones A's swapped pages gave up */
+	th_host_create(&t, 4 * MiB, NULL);
+	a = th_vm_create(&t, "a", 16 * MiB);
+	b = th_vm_create(&t, "b", 16 * MiB);
+	fill_all(a, 1);
+	m = mv_vm_mem(b);
+	for (uint64_t p = 0; p < npages; p++)
+		assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
+	assert_int_equal(count_bad(a, 1), 0);
+	mv_vm_destroy(a);
+	/* B now takes the frames A held when it died */
+	fill_all(b, 2);
+	assert_int_equal(count_bad(b, 2), 0);
+	mv_vm_destroy(b);
+	th_host_destroy(&t);
+}
+
+static void test_full_swap_disk_keeps_the_page_and_says_so(void **state)
+{
+	struct mv_vm_stats st;
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "full", 1 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill(m + 7 * MV_PAGE_SIZE, 4, 7, 2);
+	mv__inject_fail(MV_INJ_PWRITE, 1, 1, ENOSPC);
+	assert_int_equal(mv_vm_swap_out_page(vm, 7), -ENOSPC);
+	mv__inject_reset();
+	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_PRIVATE);
+	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 4, 7, 2));
+	assert_non_null(strstr(mv_host_errmsg(t.host), "stays in memory"));
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(st.swap_errors, 1);
+	assert_int_equal(hs.swap_errors, 1);
+	assert_int_equal(st.consumed_pages, 16);
+	/* once the disk has room again the same page swaps fine */
+	assert_int_equal(mv_vm_swap_out_page(vm, 7), 0);
+	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 4, 7, 2));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 8 * MiB, NULL);
+	vm = th_vm_create(&t, "flaky", 16 * MiB);
+	/* twenty swap writes fail while the enforcer reclaims */
+	mv__inject_fail(MV_INJ_PWRITE, 5, 20, EIO);
+	fill_all(vm, 8);
+	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), 20);
+	mv__inject_reset();
+	assert_int_equal(count_bad(vm, 8), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.swap_errors, 20);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_swap_read_errors_retry_without_loss(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "rderr", 1 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill(m, 6, 0, 0);
+	assert_int_equal(mv_vm_swap_out_page(vm, 0), 0);
+	mv__inject_fail(MV_INJ_PREAD, 1, 2, EIO);
+	assert_true(th_check(m, 6, 0, 0));
+	assert_int_equal(mv__inject_hits(MV_INJ_PREAD), 2);
+	mv__inject_reset();
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.fault_errors, 2);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "retrying"));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static int create_vm_in(const char *swapdir, uint64_t vmsize, char *msg,
+			size_t msglen)
+{
+	struct mv_host_config cfg;
+	struct mv_vm_config vc;
+	mv_vm *vm = NULL;
+	mv_host *h;
+	int err;
+
+	mv_host_config_init(&cfg);
+	cfg.memsize_bytes = 16 * MiB;
+	cfg.swapdir = swapdir;
+	assert_int_equal(mv_host_create(&cfg, &h), 0);
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "vm1");
+	vc.memsize_bytes = vmsize;
+	err = mv_vm_create(h, &vc, &vm);
+	snprintf(msg, msglen, "%s", mv_host_errmsg(h));
+	if (!err)
+		mv_vm_destroy(vm);
+	mv_host_destroy(h);
+	return err;
+}
+
+static void test_unusable_swapdir_is_a_clear_error(void **state)
+{
+	char msg[512];
+
+	(void)state;
+	/* a path through a regular file can never hold a swap file */
+	assert_int_equal(create_vm_in("/etc/hostname/swap", MiB, msg,
+				      sizeof(msg)),
+			 -ENOTDIR);
+	assert_non_null(strstr(msg, "/etc/hostname/swap"));
+	assert_non_null(strstr(msg, "writable"));
+}
+
+static void test_read_only_swapdir_is_a_clear_error(void **state)
+{
+	char dir[] = "/var/tmp/mvro.XXXXXX", msg[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if (mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m") < 0) {
+		rmdir(dir);
+		skip(); /* needs root */
+	}
+	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), -EROFS);
+	assert_non_null(strstr(msg, "writable"));
+	umount(dir);
+	rmdir(dir);
+}
+
+static void test_full_swapdir_refuses_the_vm_at_start(void **state)
+{
+	char dir[] = "/var/tmp/mvfull.XXXXXX", msg[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0) {
+		rmdir(dir);
+		skip(); /* needs root */
+	}
+	assert_int_equal(create_vm_in(dir, 8 * MiB, msg, sizeof(msg)),
+			 -ENOSPC);
+	assert_non_null(strstr(msg, "cannot hold"));
+	assert_non_null(strstr(msg, "MiB free"));
+	assert_int_equal(create_vm_in(dir, 512 * 1024, msg, sizeof(msg)), 0);
+	umount(dir);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_swapped_pages_come_back_exactly),
+		cmocka_unit_test(test_swap_out_page_marks_swapped_and_frees_frame),
+		cmocka_unit_test(test_swap_in_reads_a_cluster_of_neighbours),
+		cmocka_unit_test(test_overcommitted_vm_keeps_every_byte),
+		cmocka_unit_test(test_fresh_frames_never_show_another_vms_data),
+		cmocka_unit_test(test_full_swap_disk_keeps_the_page_and_says_so),
+		cmocka_unit_test(test_failing_swap_disk_under_pressure_loses_nothing),
+		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
+		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
+		cmocka_unit_test(test_read_only_swapdir_is_a_clear_error),
+		cmocka_unit_test(test_full_swapdir_refuses_the_vm_at_start),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
