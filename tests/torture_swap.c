@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/*
+ * torture_swap.c - several VMs, several guest threads each, random reads
+ * and writes of whole pages with checksums, while the enforcer swaps on a
+ * host far too small and a reclaimer thread swaps random pages on top.
+ *
+ * Each guest thread owns the pages p with p % threads == its index, so it
+ * knows every page's version; each VM writes its own tag, so a page that
+ * showed another VM's data, another page's data or a lost write fails the
+ * check.  MV_TORTURE_SECONDS sets the length of each run (default 6).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+
+#define MiB (1ull << 20)
+#define NVMS 3
+#define THREADS 3
+
+struct guest {
+	mv_vm *vm;
+	uint64_t tag;
+	unsigned index;
+	uint32_t *version; /* per page, owned by this thread's pages only */
+	atomic_bool *stop;
+	uint64_t ops;
+	uint64_t errors;
+};
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void *guest_main(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t npages = mv_vm_memsize(g->vm) / MV_PAGE_SIZE, ppn;
+	uint64_t rng = 0x1234567ull * (g->tag * 7 + g->index + 1);
+	uint8_t *m = mv_vm_mem(g->vm), *page;
+
+	while (!atomic_load_explicit(g->stop, memory_order_relaxed)) {
+		ppn = xs(&rng) % npages;
+		ppn -= ppn % THREADS;
+		ppn += g->index;
+		if (ppn >= npages)
+			continue;
+		page = m + ppn * MV_PAGE_SIZE;
+		if (xs(&rng) % 2) {
+			th_fill(page, g->tag, ppn, ++g->version[ppn]);
+		} else if (g->version[ppn]) {
+			g->errors += !th_check(page, g->tag, ppn,
+					       g->version[ppn]);
+		} else {
+			g->errors += !th_is_zero(page);
+		}
+		g->ops++;
+	}
+	return NULL;
+}
+
+struct reclaimer {
+	mv_vm **vms;
+	atomic_bool *stop;
+	uint64_t swapped;
+};
+
+static void *reclaimer_main(void *arg)
+{
+	struct reclaimer *r = arg;
+	struct timespec ts = { 0, 200000L };
+	uint64_t rng = 99, done;
+
+	while (!atomic_load(r->stop)) {
+		mv_vm_swap_out(r->vms[xs(&rng) % NVMS], 16, &done);
+		r->swapped += done;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static unsigned seconds(void)
+{
+	const char *s = getenv("MV_TORTURE_SECONDS");
+
+	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
+}
+
+static void torture(unsigned fault_threads)
+{
+	struct guest g[NVMS][THREADS];
+	uint32_t *version[NVMS];
+	pthread_t gt[NVMS][THREADS], rt;
+	struct reclaimer r;
+	struct mv_settings s;
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vms[NVMS];
+	atomic_bool stop = false;
+	uint64_t npages = 8 * MiB / MV_PAGE_SIZE, errors = 0, ops = 0;
+	char name[16], buf[8];
+	uint8_t *m;
+
+	mv_settings_init(&s);
+	snprintf(buf, sizeof(buf), "%u", fault_threads);
+	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", buf), 0);
+	/* 24 MiB of guests on a 6 MiB host */
+	th_host_create(&t, 6 * MiB, &s);
+	for (int v = 0; v < NVMS; v++) {
+		snprintf(name, sizeof(name), "t%d", v);
+		vms[v] = th_vm_create(&t, name, npages * MV_PAGE_SIZE);
+		version[v] = calloc(npages, sizeof(uint32_t));
+		assert_non_null(version[v]);
+		for (unsigned i = 0; i < THREADS; i++) {
+			g[v][i] = (struct guest){ .vm = vms[v],
+						  .tag = 100 + (uint64_t)v,
+						  .index = i,
+						  .version = version[v],
+						  .stop = &stop };
+			assert_int_equal(pthread_create(&gt[v][i], NULL,
+							guest_main, &g[v][i]),
+					 0);
+		}
+	}
+	r = (struct reclaimer){ .vms = vms, .stop = &stop };
+	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &r), 0);
+	sleep(seconds());
+	atomic_store(&stop, true);
+	pthread_join(rt, NULL);
+	for (int v = 0; v < NVMS; v++)
+		for (unsigned i = 0; i < THREADS; i++) {
+			pthread_join(gt[v][i], NULL);
+			errors += g[v][i].errors;
+			ops += g[v][i].ops;
+		}
+	/* the final proof: every page of every VM, as last written */
+	for (int v = 0; v < NVMS; v++) {
+		m = mv_vm_mem(vms[v]);
+		for (uint64_t p = 0; p < npages; p++)
+			errors += version[v][p] ?
+					  !th_check(m + p * MV_PAGE_SIZE,
+						    100 + (uint64_t)v, p,
+						    version[v][p]) :
+					  !th_is_zero(m + p * MV_PAGE_SIZE);
+	}
+	mv_host_stats(t.host, &hs);
+	mv_vm_stats(vms[0], &st);
+	printf("torture(%u fault threads): %llu ops, %llu swapped by hand, %llu by the enforcer, vm t0 %llu swap-ins, %llu integrity errors\n",
+	       fault_threads, (unsigned long long)ops,
+	       (unsigned long long)r.swapped,
+	       (unsigned long long)hs.reclaim_pages,
+	       (unsigned long long)st.swapin_pages,
+	       (unsigned long long)errors);
+	assert_int_equal(errors, 0);
+	assert_true(hs.consumed_pages <= hs.memsize_pages);
+	assert_true(st.swapin_pages > 0);
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_destroy(vms[v]);
+		free(version[v]);
+	}
+	th_host_destroy(&t);
+}
+
+static void test_torture_one_fault_thread(void **state)
+{
+	(void)state;
+	torture(1);
+}
+
+static void test_torture_two_fault_threads(void **state)
+{
+	(void)state;
+	torture(2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_torture_one_fault_thread),
+		cmocka_unit_test(test_torture_two_fault_threads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
