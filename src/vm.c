@@ -269,9 +269,18 @@ const char *mv_vm_name(const mv_vm *vm)
 
 int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
 {
+	uint64_t v;
+
 	if (!vm || ppn >= vm->npages)
 		return -EINVAL;
-	return (int)pmap_state(pmap_peek(&vm->pmap[ppn]));
+	/*
+	 * The lock, not a peek: UFFDIO_COPY wakes the guest before the fault
+	 * thread publishes PRIVATE, and a caller that just touched the page
+	 * must see the state its touch caused.
+	 */
+	v = pmap_lock(&vm->pmap[ppn]);
+	pmap_unlock(&vm->pmap[ppn], v);
+	return (int)pmap_state(v);
 }
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
