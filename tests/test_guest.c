@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_guest.c - the guest workloads on plain memory: each runs without
+ * integrity errors, and a byte changed behind a workload's back is reported
+ * exactly (page, offset, expected, got), so these tests can fail.
+ *
+ * Lock ordering: none.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zstd.h>
+
+#include "guest.h"
+
+#define PAGE 4096u
+#define MiB (1ull << 20)
+/* A condition polled for longer than this has failed, even under TSan. */
+#define WAIT_MS 10000
+
+static uint8_t *guest_mem(uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+static struct mvg_config config(enum mvg_kind kind, void *mem, uint64_t size,
+				unsigned threads)
+{
+	struct mvg_config cfg = {
+		.kind = kind,
+		.mem = mem,
+		.memsize = size,
+		.threads = threads,
+		.seed = 42,
+	};
+
+	return cfg;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Polls until the stats field at offset field reaches n; fails on timeout. */
+static void wait_stat(struct mvg_workload *w, size_t field, uint64_t n)
+{
+	uint64_t until = now_ms() + WAIT_MS, v;
+	struct mvg_stats st;
+
+	do {
+		mvg_get_stats(w, &st);
+		memcpy(&v, (const char *)&st + field, sizeof(v));
+		if (v >= n)
+			return;
+		sleep_ms(1);
+	} while (now_ms() < until);
+	fail_msg("stat at offset %zu stuck at %llu, want %llu", field,
+		 (unsigned long long)v, (unsigned long long)n);
+}
+
+#define WAIT_STAT(w, name, n) wait_stat(w, offsetof(struct mvg_stats, name), n)
+
+/* Runs a workload for ms milliseconds and returns its verified stats. */
+static void run_clean(const struct mvg_config *cfg, unsigned ms,
+		      struct mvg_stats *st)
+{
+	struct mvg_workload *w;
+
+	assert_int_equal(mvg_start(cfg, &w), 0);
+	sleep_ms(ms);
+	assert_int_equal(mvg_stop_and_verify(w, st), 0);
+	assert_string_equal(st->first_error, "");
+	assert_int_equal(st->integrity_errors, 0);
+	assert_int_equal(st->ops, st->reads + st->writes);
+}
+
+/* A temporary image file of size bytes of random data, unlinked by caller. */
+static void make_image(char *path, size_t pathlen, uint8_t *data, size_t size)
+{
+	uint64_t x = 0x1234567;
+	int fd;
+
+	snprintf(path, pathlen, "/tmp/test_guest-image-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (uint8_t)x;
+	}
+	assert_int_equal(write(fd, data, size), (ssize_t)size);
+	close(fd);
+}
+
+static void test_kind_names_round_trip(void **state)
+{
+	enum mvg_kind k;
+
+	(void)state;
+	for (unsigned i = 0; i < MVG_NKINDS; i++) {
+		assert_int_equal(mvg_kind_parse(mvg_kind_name(i), &k), 0);
+		assert_int_equal(k, i);
+	}
+	assert_string_equal(mvg_kind_name(MVG_KVSTORE), "kvstore");
+	assert_int_equal(mvg_kind_parse("bogus", &k), -EINVAL);
+	assert_int_equal(mvg_kind_parse("", &k), -EINVAL);
+	assert_int_equal(mvg_kind_parse(NULL, &k), -EINVAL);
+}
+
+static void test_bad_config_is_rejected(void **state)
+{
+	uint8_t *mem = guest_mem(16 * PAGE);
+	struct mvg_workload *w = (void *)1;
+	struct mvg_config cfg;
+
+	(void)state;
+	assert_int_equal(mvg_start(NULL, &w), -EINVAL);
+	assert_null(w);
+	cfg = config(MVG_RANDOM, mem, 16 * PAGE, 1);
+	assert_int_equal(mvg_start(&cfg, NULL), -EINVAL);
+	cfg.kind = MVG_NKINDS;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, NULL, 16 * PAGE, 1);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, mem + 8, 15 * PAGE, 1);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, mem, 0, 1);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, mem, 16 * PAGE - 1, 1);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, mem, 16 * PAGE, 0);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_RANDOM, mem, 16 * PAGE, 17);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_KVSTORE, mem, 16 * PAGE, 1);
+	cfg.zipf_s = -1;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg.zipf_s = NAN;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg.zipf_s = INFINITY;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	cfg = config(MVG_IMAGE, mem, 16 * PAGE, 1);
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	assert_null(w);
+	munmap(mem, 16 * PAGE);
+}
+
+static void test_image_must_exist_and_fit_in_memory(void **state)
+{
+	uint8_t *mem = guest_mem(4 * PAGE);
+	uint8_t data[5 * PAGE];
+	struct mvg_workload *w;
+	struct mvg_config cfg;
+	char path[64];
+
+	(void)state;
+	make_image(path, sizeof(path), data, sizeof(data));
+	cfg = config(MVG_IMAGE, mem, 4 * PAGE, 1);
+	cfg.image_path = "/nonexistent/image";
+	assert_int_equal(mvg_start(&cfg, &w), -ENOENT);
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	unlink(path);
+	munmap(mem, 4 * PAGE);
+}
+
+static void test_idle_writes_each_page_once(void **state)
+{
+	uint64_t size = 4 * MiB, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 4);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, npages);
+	sleep_ms(60);
+	mvg_get_stats(w, &st);
+	assert_int_equal(st.writes, npages);
+	assert_int_equal(st.reads, 0);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 0);
+	assert_int_equal(st.ops, npages);
+	assert_int_equal(st.pages_verified, npages);
+	munmap(mem, size);
+}
+
+static void test_idle_stops_promptly(void **state)
+{
+	uint8_t *mem = guest_mem(64 * PAGE);
+	struct mvg_config cfg = config(MVG_IDLE, mem, 64 * PAGE, 2);
+	struct mvg_workload *w;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, 64);
+	sleep_ms(100);
+	t0 = now_ms();
+	mvg_stop(w);
+	assert_true(now_ms() - t0 < 500);
+	munmap(mem, 64 * PAGE);
+}
+
+static void test_think_time_does_not_delay_stop(void **state)
+{
+	uint8_t *mem = guest_mem(64 * PAGE);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, 64 * PAGE, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	uint64_t t0;
+
+	(void)state;
+	cfg.think_us = 10 * 1000 * 1000;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, ops, 2);
+	sleep_ms(50);
+	t0 = now_ms();
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_true(now_ms() - t0 < 500);
+	/* one op per thread before the long pause */
+	assert_int_equal(st.ops, 2);
+	assert_int_equal(st.integrity_errors, 0);
+	munmap(mem, 64 * PAGE);
+}
+
+static void test_kvstore_runs_without_integrity_errors(void **state)
+{
+	uint64_t size = 8 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 3);
+	struct mvg_stats st;
+
+	(void)state;
+	run_clean(&cfg, 300, &st);
+	assert_true(st.reads > 0);
+	assert_true(st.writes > 0);
+	assert_true(st.pages_verified > 0);
+	munmap(mem, size);
+}
+
+static void test_kvstore_reads_seventy_percent(void **state)
+{
+	uint64_t size = 2 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 1);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	double share;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, ops, 5000);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	share = (double)st.reads / (double)st.ops;
+	assert_true(share > 0.65 && share < 0.75);
+	munmap(mem, size);
+}
+
+static void test_kvstore_runs_clean_at_any_skew(void **state)
+{
+	const double skews[] = { 0.2, 1.0, 2.5, 16.0 };
+	uint64_t size = 1 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_stats st;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(skews) / sizeof(skews[0]); i++) {
+		struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 2);
+
+		memset(mem, 0, size);
+		cfg.zipf_s = skews[i];
+		run_clean(&cfg, 100, &st);
+		assert_true(st.writes > 0);
+	}
+	munmap(mem, size);
+}
+
+static void test_kvstore_fits_in_one_page(void **state)
+{
+	uint8_t *mem = guest_mem(PAGE);
+	struct mvg_config cfg = config(MVG_KVSTORE, mem, PAGE, 1);
+	struct mvg_stats st;
+
+	(void)state;
+	cfg.zipf_s = 0.01;
+	run_clean(&cfg, 100, &st);
+	assert_true(st.writes > 0);
+	munmap(mem, PAGE);
+}
+
+static void test_random_runs_without_integrity_errors(void **state)
+{
+	uint64_t size = 8 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 4);
+	struct mvg_stats st;
+
+	(void)state;
+	run_clean(&cfg, 300, &st);
+	assert_true(st.reads > 0);
+	assert_true(st.writes > 0);
+	assert_true(st.pages_verified >= st.reads);
+	munmap(mem, size);
+}
+
+static void test_random_pages_are_incompressible(void **state)
+{
+	uint64_t size = 1 * MiB, written = 0;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 2);
+	size_t cap = ZSTD_compressBound(PAGE);
+	uint8_t *out = malloc(cap);
+	struct mvg_stats st;
+
+	(void)state;
+	assert_non_null(out);
+	run_clean(&cfg, 100, &st);
+	for (uint64_t p = 0; p < size / PAGE; p++) {
+		size_t n;
+
+		if (!memcmp(mem + p * PAGE, mem + p * PAGE + 1, PAGE - 1) &&
+		    !mem[p * PAGE])
+			continue;
+		n = ZSTD_compress(out, cap, mem + p * PAGE, PAGE, 3);
+		assert_false(ZSTD_isError(n));
+		assert_true(n >= PAGE);
+		written++;
+	}
+	assert_true(written > 0);
+	free(out);
+	munmap(mem, size);
+}
+
+static void test_image_verifies_every_page_against_file(void **state)
+{
+	uint64_t size = 1 * MiB, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(size);
+	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 3);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char path[64];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, size);
+	memcpy(mem, data, size);
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, pages_verified, npages);
+	sleep_ms(50);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_string_equal(st.first_error, "");
+	assert_int_equal(st.integrity_errors, 0);
+	/* the first pass, the working set, and the final pass */
+	assert_true(st.pages_verified > 2 * npages);
+	assert_true(st.writes > 0);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+static void test_image_tail_beyond_file_reads_zero(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	size_t isize = 20 * PAGE + 100;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(isize);
+	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 2);
+	struct mvg_stats st;
+	char path[64];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, isize);
+	memcpy(mem, data, isize);
+	cfg.image_path = path;
+	run_clean(&cfg, 100, &st);
+	assert_true(st.pages_verified >= 2 * 64);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+static void test_image_reports_byte_that_differs_from_file(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	size_t isize = 20 * PAGE + 100;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(isize);
+	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char path[64], want[160];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, isize);
+	memcpy(mem, data, isize);
+	/* inside the image's partial last page, past the file's end */
+	mem[20 * PAGE + 200] = 0x5a;
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, pages_verified, 64);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_true(st.integrity_errors >= 1);
+	snprintf(want, sizeof(want),
+		 "image: ppn 20 offset 200: expected 0x00 got 0x5a (image)");
+	assert_string_equal(st.first_error, want);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+static void test_verify_reports_corrupted_byte(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char want[160];
+	uint8_t old;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, 64);
+	old = mem[37 * PAGE + 1234];
+	mem[37 * PAGE + 1234] = (uint8_t)~old;
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 1);
+	snprintf(
+		want, sizeof(want),
+		"idle: ppn 37 offset 1234: expected 0x%02x got 0x%02x (version 1)",
+		old, (uint8_t)~old);
+	assert_string_equal(st.first_error, want);
+	munmap(mem, size);
+}
+
+static void test_verify_reports_page_lost_to_zero(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char want[160];
+	size_t off = 0;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, 64);
+	while (!mem[5 * PAGE + off])
+		off++;
+	snprintf(want, sizeof(want),
+		 "idle: ppn 5 offset %zu: expected 0x%02x got 0x00 (version 1)",
+		 off, mem[5 * PAGE + off]);
+	memset(mem + 5 * PAGE, 0, PAGE);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 1);
+	assert_string_equal(st.first_error, want);
+	munmap(mem, size);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kind_names_round_trip),
+		cmocka_unit_test(test_bad_config_is_rejected),
+		cmocka_unit_test(test_image_must_exist_and_fit_in_memory),
+		cmocka_unit_test(test_idle_writes_each_page_once),
+		cmocka_unit_test(test_idle_stops_promptly),
+		cmocka_unit_test(test_think_time_does_not_delay_stop),
+		cmocka_unit_test(test_kvstore_runs_without_integrity_errors),
+		cmocka_unit_test(test_kvstore_reads_seventy_percent),
+		cmocka_unit_test(test_kvstore_runs_clean_at_any_skew),
+		cmocka_unit_test(test_kvstore_fits_in_one_page),
+		cmocka_unit_test(test_random_runs_without_integrity_errors),
+		cmocka_unit_test(test_random_pages_are_incompressible),
+		cmocka_unit_test(test_image_verifies_every_page_against_file),
+		cmocka_unit_test(test_image_tail_beyond_file_reads_zero),
+		cmocka_unit_test(
+			test_image_reports_byte_that_differs_from_file),
+		cmocka_unit_test(test_verify_reports_corrupted_byte),
+		cmocka_unit_test(test_verify_reports_page_lost_to_zero),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
