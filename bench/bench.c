@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench.c - `memvisor bench`: argument parsing, the machine line, and the
+ * report every benchmark fills: each figure beside its floor and the ratio.
+ *
+ * Design: a benchmark (bench_fault.c, bench_swapin.c) measures its figures
+ * and its floors in the same run, interleaved trial by trial so that the
+ * noise of these virtual machines lands on both alike, and hands the
+ * medians to a report.  This file owns all output, so every benchmark
+ * prints the same table and the same JSON: for a row with key K, the keys
+ * K_us, K_mbs and, beside a floor, K_floor_us and K_ratio; plus the
+ * headline values a benchmark sets itself (fault_us, floor_us, ratio).
+ * Figures are per 4 KiB page, so MB/s is 4096 bytes over the time.
+ *
+ * A wrong engine must not look like a slow one: benchmarks verify what the
+ * guest reads and fail loudly, and a watchdog (SIGALRM) names the phase
+ * that stopped making progress instead of hanging the caller.
+ *
+ * Invariants: keys, labels and floor names given to a report are string
+ * literals; a report holds at most MAX_ROWS rows, MAX_VALUES values and
+ * MAX_NOTES notes (more is a programming error, caught by assert).
+ *
+ * Lock ordering: none; benchmarks call these helpers from one thread.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "memvisor.h"
+
+/* Shared by the files of bench/ (bench.h declares only the entry point). */
+struct bench_report;
+uint64_t bench_now_ns(void);
+double bench_median(double *v, unsigned n);
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
+void bench_watch(const char *phase, uint64_t pages);
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       double us, const char *floor_name, double floor_us);
+void bench_value(struct bench_report *r, const char *key, double v);
+void bench_note(struct bench_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir);
+int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
+		 const char *swapdir);
+
+#define MAX_ROWS 16
+#define MAX_VALUES 24
+#define MAX_NOTES 8
+#define NOTE_MAX 200
+#define MAX_PAGES (1ull << 22) /* 16 GiB of guest memory per VM */
+#define MAX_TRIALS 1000
+#define DEFAULT_TRIALS 5
+/* A phase that makes no progress for this long is hung, not slow. */
+#define WATCH_BASE_S 60
+#define WATCH_PAGES_PER_S 100
+
+struct row {
+	const char *key, *label, *floor_name; /* floor_name NULL: a floor */
+	double us, floor_us;
+};
+
+struct value {
+	const char *key;
+	double v;
+};
+
+struct bench_report {
+	const char *name;
+	uint64_t pages;
+	unsigned trials;
+	struct row rows[MAX_ROWS];
+	unsigned nrows;
+	struct value values[MAX_VALUES];
+	unsigned nvalues;
+	char notes[MAX_NOTES][NOTE_MAX];
+	unsigned nnotes;
+};
+
+struct machine {
+	long nproc;
+	char kernel[65];
+	char cpu[128];
+};
+
+struct bench {
+	const char *name;
+	uint64_t default_pages;
+	int (*run)(struct bench_report *r, uint64_t pages, unsigned trials,
+		   const char *swapdir);
+};
+
+static const struct bench benches[] = {
+	{ "fault", 16384, bench_fault },
+	{ "swapin", 16384, bench_swapin },
+};
+
+#define NBENCHES (sizeof(benches) / sizeof(benches[0]))
+
+/* Written before alarm() is armed, read only by the SIGALRM handler. */
+static const char *volatile watch_phase;
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorts v in place. */
+double bench_median(double *v, unsigned n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t x = (*s += 0x9e3779b97f4a7c15ull);
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* v becomes a random permutation of 0..n-1 (Fisher-Yates). */
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed)
+{
+	uint64_t j, t;
+
+	for (uint64_t i = 0; i < n; i++)
+		v[i] = i;
+	for (uint64_t i = n; i > 1; i--) {
+		j = splitmix(&seed) % i;
+		t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+static void watch_expired(int sig)
+{
+	static const char a[] = "memvisor bench: no progress in phase \"";
+	static const char b[] = "\": the engine looks hung; giving up\n";
+	const char *p = watch_phase;
+
+	(void)sig;
+	if (write(STDERR_FILENO, a, sizeof(a) - 1) < 0 ||
+	    write(STDERR_FILENO, p, strlen(p)) < 0 ||
+	    write(STDERR_FILENO, b, sizeof(b) - 1) < 0)
+		_exit(3);
+	_exit(3);
+}
+
+/*
+ * Arms the watchdog for a phase touching `pages` pages; NULL disarms it.
+ * The phase name must be a string literal.
+ */
+void bench_watch(const char *phase, uint64_t pages)
+{
+	if (!phase) {
+		alarm(0);
+		return;
+	}
+	watch_phase = phase;
+	alarm((unsigned)(WATCH_BASE_S + pages / WATCH_PAGES_PER_S));
+}
+
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       double us, const char *floor_name, double floor_us)
+{
+	assert(r->nrows < MAX_ROWS);
+	r->rows[r->nrows++] = (struct row){ .key = key,
+					    .label = label,
+					    .floor_name = floor_name,
+					    .us = us,
+					    .floor_us = floor_us };
+}
+
+void bench_value(struct bench_report *r, const char *key, double v)
+{
+	assert(r->nvalues < MAX_VALUES);
+	r->values[r->nvalues++] = (struct value){ .key = key, .v = v };
+}
+
+void bench_note(struct bench_report *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	assert(r->nnotes < MAX_NOTES);
+	va_start(ap, fmt);
+	vsnprintf(r->notes[r->nnotes++], NOTE_MAX, fmt, ap);
+	va_end(ap);
+}
+
+static void machine_get(struct machine *m)
+{
+	struct utsname u;
+	char line[256], *p;
+	FILE *f;
+
+	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(m->kernel, sizeof(m->kernel), "%s",
+		 uname(&u) == 0 ? u.release : "unknown");
+	snprintf(m->cpu, sizeof(m->cpu), "unknown");
+	f = fopen("/proc/cpuinfo", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "model name", 10) || !(p = strchr(line, ':')))
+			continue;
+		p += 1 + strspn(p + 1, " \t");
+		p[strcspn(p, "\n")] = '\0';
+		snprintf(m->cpu, sizeof(m->cpu), "%s", p);
+		break;
+	}
+	fclose(f);
+}
+
+/* Prints s as a JSON string; only quotes, backslashes and controls need it. */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void json_machine(const struct machine *m)
+{
+	printf("\"machine\": {\"nproc\": %ld, \"kernel\": ", m->nproc);
+	json_str(m->kernel);
+	printf(", \"cpu\": ");
+	json_str(m->cpu);
+	printf("}");
+}
+
+static double mbs(double us)
+{
+	return us > 0 ? MV_PAGE_SIZE / us : 0;
+}
+
+static void json_report(const struct bench_report *r)
+{
+	const struct row *w;
+
+	printf("\"pages\": %" PRIu64 ", \"trials\": %u", r->pages, r->trials);
+	for (unsigned i = 0; i < r->nvalues; i++)
+		printf(", \"%s\": %.3f", r->values[i].key, r->values[i].v);
+	for (unsigned i = 0; i < r->nrows; i++) {
+		w = &r->rows[i];
+		printf(", \"%s_us\": %.3f, \"%s_mbs\": %.1f", w->key, w->us,
+		       w->key, mbs(w->us));
+		if (w->floor_name)
+			printf(", \"%s_floor_us\": %.3f, \"%s_ratio\": %.3f",
+			       w->key, w->floor_us, w->key,
+			       w->us / w->floor_us);
+	}
+	printf(", \"notes\": [");
+	for (unsigned i = 0; i < r->nnotes; i++) {
+		printf(i ? ", " : "");
+		json_str(r->notes[i]);
+	}
+	printf("]");
+}
+
+static void print_report(const struct bench_report *r)
+{
+	const struct row *w;
+
+	printf("\nmemvisor bench %s: %" PRIu64 " pages (%" PRIu64
+	       " MiB), medians of %u trials\n",
+	       r->name, r->pages, r->pages * MV_PAGE_SIZE >> 20, r->trials);
+	printf("%-46s %9s %8s  %-15s %9s %6s\n", "figure", "us/page", "MB/s",
+	       "floor", "floor us", "ratio");
+	for (unsigned i = 0; i < r->nrows; i++) {
+		w = &r->rows[i];
+		if (w->floor_name)
+			printf("%-46s %9.2f %8.1f  %-15s %9.2f %6.2f\n",
+			       w->label, w->us, mbs(w->us), w->floor_name,
+			       w->floor_us, w->us / w->floor_us);
+		else
+			printf("%-46s %9.2f %8.1f  %-15s %9s %6s\n", w->label,
+			       w->us, mbs(w->us), "-", "-", "-");
+	}
+	for (unsigned i = 0; i < r->nnotes; i++)
+		printf("  %s\n", r->notes[i]);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: memvisor bench fault|swapin|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
+		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
+		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
+		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
+		"  --trials T     trials; figures are medians (default %u)\n"
+		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"
+		"  --json         one JSON object on stdout instead of the tables\n",
+		DEFAULT_TRIALS);
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+struct opts {
+	uint64_t pages; /* 0: each benchmark's default */
+	uint64_t trials;
+	const char *parent; /* of the temporary swap directory */
+	bool json;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "pages", required_argument, NULL, 'p' },
+		{ "trials", required_argument, NULL, 't' },
+		{ "swapdir", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*o = (struct opts){ .trials = DEFAULT_TRIALS, .parent = "/var/tmp" };
+	optind = 0; /* the command may have run getopt already */
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, 16, MAX_PAGES, &o->pages)) {
+				fprintf(stderr,
+					"memvisor bench: --pages wants a number of pages from 16 to %llu\n",
+					MAX_PAGES);
+				return -EINVAL;
+			}
+			break;
+		case 't':
+			if (parse_u64(optarg, 1, MAX_TRIALS, &o->trials)) {
+				fprintf(stderr,
+					"memvisor bench: --trials wants a number from 1 to %u\n",
+					MAX_TRIALS);
+				return -EINVAL;
+			}
+			break;
+		case 's':
+			o->parent = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "memvisor bench: unexpected argument %s\n",
+			argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Runs the benchmarks whose bit is set in `which`; 0 or -errno. */
+static int run(unsigned which, const struct opts *o, const char *swapdir)
+{
+	struct bench_report *r;
+	/* one benchmark: its keys at the top level, as scripts expect */
+	bool nested = which & (which - 1);
+	struct machine m;
+	int err = 0;
+
+	machine_get(&m);
+	if (o->json) {
+		printf("{");
+		json_machine(&m);
+	} else {
+		printf("machine: %s, %ld CPUs, Linux %s\n", m.cpu, m.nproc,
+		       m.kernel);
+	}
+	fflush(stdout);
+	for (unsigned i = 0; i < NBENCHES && !err; i++) {
+		if (!(which & 1u << i))
+			continue;
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			err = -ENOMEM;
+			break;
+		}
+		r->name = benches[i].name;
+		r->pages = o->pages ? o->pages : benches[i].default_pages;
+		r->trials = (unsigned)o->trials;
+		err = benches[i].run(r, r->pages, r->trials, swapdir);
+		bench_watch(NULL, 0);
+		if (!err && o->json && nested) {
+			printf(",\n\"%s\": {", r->name);
+			json_report(r);
+			printf("}");
+		} else if (!err && o->json) {
+			printf(", ");
+			json_report(r);
+		} else if (!err) {
+			print_report(r);
+		}
+		free(r);
+		fflush(stdout);
+	}
+	if (o->json)
+		printf("}\n");
+	return err;
+}
+
+int mv_bench_main(int argc, char **argv)
+{
+	char swapdir[4096];
+	unsigned which = 0;
+	struct opts o;
+	int err;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "all"))
+		which = (1u << NBENCHES) - 1;
+	for (unsigned i = 0; i < NBENCHES; i++)
+		if (!strcmp(argv[1], benches[i].name))
+			which = 1u << i;
+	if (!which) {
+		if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		fprintf(stderr, "memvisor bench: unknown benchmark %s\n",
+			argv[1]);
+		usage(stderr);
+		return 2;
+	}
+	if (parse_opts(argc - 1, argv + 1, &o))
+		return 2;
+	if ((size_t)snprintf(swapdir, sizeof(swapdir),
+			     "%s/memvisor-bench-XXXXXX",
+			     o.parent) >= sizeof(swapdir) ||
+	    !mkdtemp(swapdir)) {
+		fprintf(stderr,
+			"memvisor bench: cannot create a swap directory under %s: %s (pick a writable one with --swapdir)\n",
+			o.parent, strerror(errno));
+		return 1;
+	}
+	signal(SIGALRM, watch_expired);
+	err = run(which, &o, swapdir);
+	/* swap files are unlinked while open: the directory is empty now */
+	if (rmdir(swapdir) < 0)
+		fprintf(stderr, "memvisor bench: cannot remove %s: %s\n",
+			swapdir, strerror(errno));
+	if (err) {
+		fprintf(stderr, "memvisor bench: failed: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}

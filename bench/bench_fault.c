@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench_fault.c - `memvisor bench fault`: what memvisor's first-touch fault
+ * service costs per page, beside the raw userfaultfd round trip.
+ *
+ * Design: the floor is the least any userfaultfd handler can do: a thread
+ * blocked in read() on the userfaultfd that answers each MISSING event with
+ * UFFDIO_COPY of one zeroed page, while one guest thread writes a byte to
+ * each of N fresh pages.  Two more floors give context: the same handler
+ * waiting in poll() before read() (the shape of any handler that must also
+ * hear a stop request, as memvisor's does), and the kernel's own first-touch
+ * fault on plain anonymous memory, no userfaultfd at all.  memvisor is then
+ * timed on the same pattern: a host and a VM of N pages, every page written
+ * once, in address order and in a random order, with Mem.FaultAroundPages
+ * = 1 (one page per fault, the figure comparable with the floor: the goal is
+ * 1.3x) and = 16 (the default, where batching pays).  Each trial measures
+ * every figure once, floors and engine interleaved, so the noise of a
+ * virtual machine falls on all of them; the report has medians.
+ *
+ * Only the guest's loop is timed: creating hosts and VMs, and checking what
+ * the guest sees afterwards, are not.  After every engine run each page must
+ * read as zeros plus the guest's byte and the VM's counters must add up, or
+ * the benchmark fails naming the page: a fast wrong answer is no figure.
+ *
+ * Invariants: the floor handler serves exactly N faults (one guest thread,
+ * each page touched once, so each page faults once) and then exits; every
+ * mapping uses 4 KiB pages (MADV_NOHUGEPAGE), since a transparent huge page
+ * would fill 512 pages on one fault.
+ *
+ * Lock ordering: none; the floor handler shares only its context, handed
+ * over by pthread_create and taken back by pthread_join.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memvisor.h"
+
+/* Shared by the files of bench/ (bench.h declares only the entry point). */
+struct bench_report;
+uint64_t bench_now_ns(void);
+double bench_median(double *v, unsigned n);
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
+void bench_watch(const char *phase, uint64_t pages);
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       double us, const char *floor_name, double floor_us);
+void bench_value(struct bench_report *r, const char *key, double v);
+void bench_note(struct bench_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir);
+
+#define GOAL_RATIO 1.3
+#define SETTLE_TRIES 1000 /* of 1 ms */
+#define SEED 0x6d656d7669736f72ull
+
+/* What the guest writes at the start of page ppn: never zero. */
+#define TOUCH_BYTE(ppn) ((uint8_t)((ppn)*7 + 1) | 1)
+
+enum figure {
+	FLOOR_SEQ, /* raw uffd, read() then UFFDIO_COPY, address order */
+	FLOOR_RAND, /* the same, random order */
+	FLOOR_POLL, /* raw uffd, poll() + read() + UFFDIO_COPY */
+	KERNEL, /* kernel first touch, no uffd */
+	MV1_SEQ, /* memvisor, Mem.FaultAroundPages=1 */
+	MV1_RAND,
+	MV16_SEQ, /* memvisor, Mem.FaultAroundPages=16 */
+	MV16_RAND,
+	NFIGURES
+};
+
+struct floor_handler {
+	int uffd;
+	bool poll_first;
+	uint64_t npages; /* faults to serve before exiting */
+	const uint8_t *src; /* one zeroed page */
+	int err; /* 0, or why the handler gave up */
+};
+
+static void *floor_main(void *arg)
+{
+	struct floor_handler *fh = arg;
+	struct pollfd pfd = { .fd = fh->uffd, .events = POLLIN };
+	struct uffdio_copy copy;
+	struct uffd_msg msg;
+	uint64_t served = 0;
+	ssize_t n;
+
+	while (served < fh->npages) {
+		if (fh->poll_first && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			fh->err = -errno;
+			break;
+		}
+		n = read(fh->uffd, &msg, sizeof(msg));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n != sizeof(msg)) {
+			fh->err = n < 0 ? -errno : -EIO;
+			break;
+		}
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		copy = (struct uffdio_copy){
+			.dst = msg.arg.pagefault.address &
+			       ~(uint64_t)(MV_PAGE_SIZE - 1),
+			.src = (uintptr_t)fh->src,
+			.len = MV_PAGE_SIZE,
+		};
+		if (ioctl(fh->uffd, UFFDIO_COPY, &copy) < 0 &&
+		    errno != EEXIST) {
+			fh->err = -errno;
+			break;
+		}
+		served++;
+	}
+	return NULL;
+}
+
+static int map_pages(uint64_t npages, uint8_t **out)
+{
+	size_t len = npages * MV_PAGE_SIZE;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	if (madvise(p, len, MADV_NOHUGEPAGE) < 0) {
+		munmap(p, len);
+		return -errno;
+	}
+	*out = p;
+	return 0;
+}
+
+/* The guest: one write per page, in order[] or address order; us/page. */
+static double touch(uint8_t *mem, const uint64_t *order, uint64_t npages)
+{
+	volatile uint8_t *m = mem;
+	uint64_t t0, ppn;
+
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < npages; i++) {
+		ppn = order ? order[i] : i;
+		m[ppn * MV_PAGE_SIZE] = TOUCH_BYTE(ppn);
+	}
+	return (double)(bench_now_ns() - t0) / 1e3 / (double)npages;
+}
+
+/* Every page must hold the guest's byte and zeros; names the first that
+ * does not. */
+static int check_pages(const uint8_t *mem, uint64_t npages, const char *what)
+{
+	static const uint8_t zero[MV_PAGE_SIZE];
+	const uint8_t *page;
+	unsigned i;
+
+	for (uint64_t ppn = 0; ppn < npages; ppn++) {
+		page = mem + ppn * MV_PAGE_SIZE;
+		if (page[0] == TOUCH_BYTE(ppn) &&
+		    !memcmp(page + 1, zero, MV_PAGE_SIZE - 1))
+			continue;
+		if (page[0] != TOUCH_BYTE(ppn)) {
+			fprintf(stderr,
+				"memvisor bench fault: %s: page %" PRIu64
+				" byte 0 is %#x after the guest wrote %#x\n",
+				what, ppn, page[0], TOUCH_BYTE(ppn));
+			return -EIO;
+		}
+		for (i = 1; !page[i]; i++)
+			;
+		fprintf(stderr,
+			"memvisor bench fault: %s: page %" PRIu64
+			" byte %u is %#x after first touch, expected 0\n",
+			what, ppn, i, page[i]);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int uffd_open(int *out)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		close(fd);
+		return -errno;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* The raw userfaultfd round trip; us/page in *us. */
+static int floor_run(uint64_t npages, const uint64_t *order, bool poll_first,
+		     const uint8_t *src, double *us)
+{
+	struct floor_handler fh = { .poll_first = poll_first,
+				    .npages = npages,
+				    .src = src };
+	struct uffdio_register reg;
+	pthread_t thread;
+	uint8_t *mem;
+	int err;
+
+	err = uffd_open(&fh.uffd);
+	if (err) {
+		fprintf(stderr,
+			"memvisor bench fault: userfaultfd: %s (run as root, or set vm.unprivileged_userfaultfd=1)\n",
+			strerror(-err));
+		return err;
+	}
+	err = map_pages(npages, &mem);
+	if (err)
+		goto out_uffd;
+	reg = (struct uffdio_register){
+		.range = { .start = (uintptr_t)mem,
+			   .len = npages * MV_PAGE_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(fh.uffd, UFFDIO_REGISTER, &reg) < 0) {
+		err = -errno;
+		fprintf(stderr, "memvisor bench fault: UFFDIO_REGISTER: %s\n",
+			strerror(errno));
+		goto out_mem;
+	}
+	err = -pthread_create(&thread, NULL, floor_main, &fh);
+	if (err)
+		goto out_mem;
+	bench_watch("raw userfaultfd floor", npages);
+	*us = touch(mem, order, npages);
+	pthread_join(thread, NULL);
+	err = fh.err;
+	if (err)
+		fprintf(stderr,
+			"memvisor bench fault: raw userfaultfd handler: %s\n",
+			strerror(-err));
+	else
+		err = check_pages(mem, npages, "raw userfaultfd floor");
+out_mem:
+	munmap(mem, npages * MV_PAGE_SIZE);
+out_uffd:
+	close(fh.uffd);
+	return err;
+}
+
+/* The kernel's own first-touch fault, for context. */
+static int kernel_run(uint64_t npages, double *us)
+{
+	uint8_t *mem;
+	int err;
+
+	err = map_pages(npages, &mem);
+	if (err)
+		return err;
+	*us = touch(mem, NULL, npages);
+	munmap(mem, npages * MV_PAGE_SIZE);
+	return 0;
+}
+
+/*
+ * The VM's counters must say every page was filled once, without error.
+ * The engine wakes the guest with UFFDIO_COPY before it books the fill, so
+ * the last fault's bookkeeping may trail the guest's last write: wait a
+ * little before calling a shortfall wrong.
+ */
+static int check_stats(mv_vm *vm, uint64_t npages, const char *what,
+		       double *faults_per_page)
+{
+	struct timespec pause = { 0, 1000000 };
+	struct mv_vm_stats st;
+	int err, tries = 0;
+
+	do {
+		if (tries)
+			nanosleep(&pause, NULL);
+		err = mv_vm_stats(vm, &st);
+		if (err)
+			return err;
+	} while ((st.fault_fill_pages != npages ||
+		  st.state_pages[MV_PAGE_PRIVATE] != npages) &&
+		 ++tries < SETTLE_TRIES);
+	*faults_per_page = (double)st.faults / (double)npages;
+	if (st.fault_errors || st.fault_fill_pages != npages ||
+	    st.state_pages[MV_PAGE_PRIVATE] != npages) {
+		fprintf(stderr,
+			"memvisor bench fault: %s: after touching %" PRIu64
+			" pages the VM counts %" PRIu64 " filled, %" PRIu64
+			" private, %" PRIu64 " fault errors\n",
+			what, npages, st.fault_fill_pages,
+			st.state_pages[MV_PAGE_PRIVATE], st.fault_errors);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* memvisor's fault service on a fresh VM; us/page and faults/page. */
+static int engine_run(uint64_t npages, unsigned fault_around,
+		      const uint64_t *order, const char *swapdir, double *us,
+		      double *faults_per_page)
+{
+	const char *what = order ? "memvisor, random order" :
+				   "memvisor, address order";
+	struct mv_host_config hc;
+	struct mv_vm_config vc;
+	mv_host *host;
+	mv_vm *vm;
+	int err;
+
+	mv_host_config_init(&hc);
+	/* twice the VM: free memory stays far above minFree, no reclaim */
+	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
+	hc.swapdir = swapdir;
+	hc.settings.fault_around_pages = fault_around;
+	err = mv_host_create(&hc, &host);
+	if (err) {
+		fprintf(stderr,
+			"memvisor bench fault: cannot create host: %s\n",
+			mv_strerror(err));
+		return err;
+	}
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "bench-fault");
+	vc.memsize_bytes = npages * MV_PAGE_SIZE;
+	err = mv_vm_create(host, &vc, &vm);
+	if (err) {
+		fprintf(stderr, "memvisor bench fault: cannot create VM: %s\n",
+			mv_host_errmsg(host));
+		goto out_host;
+	}
+	bench_watch(what, npages);
+	*us = touch(mv_vm_mem(vm), order, npages);
+	bench_watch(NULL, 0);
+	err = check_pages(mv_vm_mem(vm), npages, what);
+	if (!err)
+		err = check_stats(vm, npages, what, faults_per_page);
+	mv_vm_destroy(vm);
+out_host:
+	mv_host_destroy(host);
+	return err;
+}
+
+/*
+ * One trial: every figure once, floors and engine interleaved.  fpp gets
+ * faults per page of the engine's figures.
+ */
+static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
+		 const char *swapdir, double *us, double *fpp)
+{
+	int err;
+
+	err = floor_run(npages, NULL, false, src, &us[FLOOR_SEQ]);
+	if (!err)
+		err = engine_run(npages, 1, NULL, swapdir, &us[MV1_SEQ],
+				 &fpp[MV1_SEQ]);
+	if (!err)
+		err = floor_run(npages, order, false, src, &us[FLOOR_RAND]);
+	if (!err)
+		err = engine_run(npages, 1, order, swapdir, &us[MV1_RAND],
+				 &fpp[MV1_RAND]);
+	if (!err)
+		err = floor_run(npages, NULL, true, src, &us[FLOOR_POLL]);
+	if (!err)
+		err = kernel_run(npages, &us[KERNEL]);
+	if (!err)
+		err = engine_run(npages, 16, NULL, swapdir, &us[MV16_SEQ],
+				 &fpp[MV16_SEQ]);
+	if (!err)
+		err = engine_run(npages, 16, order, swapdir, &us[MV16_RAND],
+				 &fpp[MV16_RAND]);
+	return err;
+}
+
+int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir)
+{
+	double *samples, med[NFIGURES], fpp[NFIGURES] = { 0 };
+	uint64_t *order;
+	uint8_t *src;
+	int err;
+
+	samples = calloc((size_t)trials * NFIGURES, sizeof(*samples));
+	order = calloc(pages, sizeof(*order));
+	src = aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
+	if (!samples || !order || !src) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memset(src, 0, MV_PAGE_SIZE);
+	bench_shuffle(order, pages, SEED);
+	for (unsigned t = 0; t < trials; t++) {
+		double us[NFIGURES];
+
+		err = trial(pages, order, src, swapdir, us, fpp);
+		if (err)
+			goto out;
+		for (unsigned f = 0; f < NFIGURES; f++)
+			samples[(size_t)f * trials + t] = us[f];
+	}
+	for (unsigned f = 0; f < NFIGURES; f++)
+		med[f] = bench_median(samples + (size_t)f * trials, trials);
+
+	bench_value(r, "fault_us", med[MV1_SEQ]);
+	bench_value(r, "floor_us", med[FLOOR_SEQ]);
+	bench_value(r, "ratio", med[MV1_SEQ] / med[FLOOR_SEQ]);
+	bench_value(r, "goal_ratio", GOAL_RATIO);
+	bench_value(r, "kernel_us", med[KERNEL]);
+	bench_value(r, "fault1_seq_faults_per_page", fpp[MV1_SEQ]);
+	bench_value(r, "fault16_seq_faults_per_page", fpp[MV16_SEQ]);
+	bench_value(r, "fault16_rand_faults_per_page", fpp[MV16_RAND]);
+	bench_row(r, "floor_seq",
+		  "raw uffd: read() + COPY 1 page, address order",
+		  med[FLOOR_SEQ], NULL, 0);
+	bench_row(r, "floor_rand",
+		  "raw uffd: read() + COPY 1 page, random order",
+		  med[FLOOR_RAND], NULL, 0);
+	bench_row(r, "floor_poll", "raw uffd: poll() + read() + COPY 1 page",
+		  med[FLOOR_POLL], NULL, 0);
+	bench_row(r, "kernel", "kernel first touch, no uffd (context)",
+		  med[KERNEL], NULL, 0);
+	bench_row(r, "fault1_seq",
+		  "memvisor, FaultAroundPages=1, address order", med[MV1_SEQ],
+		  "uffd seq", med[FLOOR_SEQ]);
+	bench_row(r, "fault1_rand",
+		  "memvisor, FaultAroundPages=1, random order", med[MV1_RAND],
+		  "uffd rand", med[FLOOR_RAND]);
+	bench_row(r, "fault16_seq",
+		  "memvisor, FaultAroundPages=16, address order", med[MV16_SEQ],
+		  "uffd seq", med[FLOOR_SEQ]);
+	bench_row(r, "fault16_rand",
+		  "memvisor, FaultAroundPages=16, random order", med[MV16_RAND],
+		  "uffd rand", med[FLOOR_RAND]);
+	bench_note(
+		r,
+		"goal: FaultAroundPages=1 within %.1fx of the raw uffd round trip: %.2fx, %s",
+		GOAL_RATIO, med[MV1_SEQ] / med[FLOOR_SEQ],
+		med[MV1_SEQ] <= GOAL_RATIO * med[FLOOR_SEQ] ? "met" :
+							      "NOT met");
+	bench_note(
+		r,
+		"the raw uffd round trip costs %.1fx the kernel's own first-touch fault",
+		med[FLOOR_SEQ] / med[KERNEL]);
+	bench_note(
+		r,
+		"uffd events per page (last trial): FaultAroundPages=1 %.3f, =16 address order %.3f, =16 random order %.3f",
+		fpp[MV1_SEQ], fpp[MV16_SEQ], fpp[MV16_RAND]);
+	err = 0;
+out:
+	free(src);
+	free(order);
+	free(samples);
+	return err;
+}

@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench_swapin.c - `memvisor bench swapin`: hypervisor swapping, both ways,
+ * beside raw I/O on the very same swap file.
+ *
+ * Design: a VM of N pages is filled with a pattern that names each page and
+ * its version, swapped out whole (mv_vm_swap_out: random victims, ESX's
+ * policy), and read back by a guest thread touching every page, once in
+ * address order and, after a rewrite and a second swap-out, once in a
+ * random order.  The same random order is run again on a host with
+ * Mem.SwapInClusterPages=1, one page per fault, the figure comparable with a
+ * raw 4 KiB read.  The floors are measured on the engine's own swap file,
+ * reached through /proc/self/fd (it is unlinked as soon as it is made),
+ * opened again with the flags the engine opened it with (O_DIRECT unless
+ * the filesystem refused it): sequential reads of one swap-in cluster
+ * (64 KiB by default) and random 4 KiB reads while every page is swapped
+ * out, and random 4 KiB writes, the floor of swap-out, once every page is
+ * back in memory and no slot holds anything the engine will read again.
+ * Each trial measures every figure once, so the noise of a virtual machine
+ * falls on figures and floors alike; the report has medians.
+ *
+ * The first swap-out of a VM writes into preallocated, never-written
+ * extents, which the filesystem must convert; later ones overwrite.  Both
+ * are reported, beside a raw write that overwrites.
+ *
+ * Only the loops are timed.  After each swap-in every page must hold its
+ * latest version, the raw reads must find each page's version in its slot,
+ * and the VM's counters must add up, or the benchmark fails naming the
+ * page: a fast wrong answer is no figure.
+ *
+ * Invariants: the benchmark writes into the engine's swap file only while
+ * every page of the VM is PRIVATE, i.e. no slot is live.
+ *
+ * Lock ordering: none; one thread drives everything.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memvisor.h"
+
+/* Shared by the files of bench/ (bench.h declares only the entry point). */
+struct bench_report;
+uint64_t bench_now_ns(void);
+double bench_median(double *v, unsigned n);
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
+void bench_watch(const char *phase, uint64_t pages);
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       double us, const char *floor_name, double floor_us);
+void bench_value(struct bench_report *r, const char *key, double v);
+void bench_note(struct bench_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
+		 const char *swapdir);
+
+#define SEED 0x73776170696e2121ull
+#define SETTLE_TRIES 1000 /* of 1 ms */
+#define WORDS (MV_PAGE_SIZE / 8)
+
+enum figure {
+	OUT_FRESH, /* first swap-out, into never-written extents */
+	OUT_AGAIN, /* later swap-outs, overwriting */
+	RAW_WRITE, /* pwrite 4 KiB, random order */
+	RAW_WRITE_SEQ, /* pwrite one cluster, address order */
+	RAW_SEQ, /* pread one cluster, address order */
+	RAW_CLUSTERS, /* pread one cluster, random order */
+	RAW_PAGES, /* pread 4 KiB, random order */
+	IN_SEQ, /* swap-in by touch, default cluster, address order */
+	IN_RAND, /* the same, random order */
+	IN1_RAND, /* Mem.SwapInClusterPages=1, random order */
+	NFIGURES
+};
+
+struct counts {
+	uint64_t stragglers; /* pages mv_vm_swap_out left, taken one by one */
+	double faults_per_page[NFIGURES]; /* for the swap-in figures */
+	bool direct; /* the engine's swap file is O_DIRECT */
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Version `gen` of page ppn: every word depends on both and its place. */
+static uint64_t word(uint64_t ppn, uint64_t gen, unsigned i)
+{
+	return mix(SEED ^ ppn << 24 ^ gen << 56 ^ i);
+}
+
+static void fill(uint8_t *mem, uint64_t npages, uint64_t gen)
+{
+	uint64_t *w;
+
+	for (uint64_t ppn = 0; ppn < npages; ppn++) {
+		w = (uint64_t *)(mem + ppn * MV_PAGE_SIZE);
+		for (unsigned i = 0; i < WORDS; i++)
+			w[i] = word(ppn, gen, i);
+	}
+}
+
+/* Page ppn must hold version gen; names the first word that does not. */
+static int check_page(const uint8_t *page, uint64_t ppn, uint64_t gen,
+		      const char *what)
+{
+	const uint64_t *w = (const uint64_t *)page;
+
+	for (unsigned i = 0; i < WORDS; i++) {
+		if (w[i] == word(ppn, gen, i))
+			continue;
+		fprintf(stderr,
+			"memvisor bench swapin: %s: page %" PRIu64
+			" word %u is %#" PRIx64 ", expected %#" PRIx64
+			" (version %" PRIu64 ")\n",
+			what, ppn, i, w[i], word(ppn, gen, i), gen);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int check(const uint8_t *mem, uint64_t npages, uint64_t gen,
+		 const char *what)
+{
+	int err = 0;
+
+	for (uint64_t ppn = 0; ppn < npages && !err; ppn++)
+		err = check_page(mem + ppn * MV_PAGE_SIZE, ppn, gen, what);
+	return err;
+}
+
+static double us_per_page(uint64_t t0, uint64_t npages)
+{
+	return (double)(bench_now_ns() - t0) / 1e3 / (double)npages;
+}
+
+/*
+ * Opens the engine's swap file again, the only file open under swapdir,
+ * with the flags the engine gave it.
+ */
+static int open_swap_file(const char *swapdir, bool *direct, int *out)
+{
+	char path[64], target[4096], line[128];
+	size_t dirlen = strlen(swapdir);
+	unsigned long flags = 0;
+	struct dirent *d;
+	int num = -1, fd;
+	ssize_t n;
+	FILE *f;
+	DIR *dir;
+
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return -errno;
+	while (num < 0 && (d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		n = readlinkat(dirfd(dir), d->d_name, target,
+			       sizeof(target) - 1);
+		if (n <= (ssize_t)dirlen)
+			continue;
+		target[n] = '\0';
+		if (!strncmp(target, swapdir, dirlen) && target[dirlen] == '/')
+			num = atoi(d->d_name);
+	}
+	closedir(dir);
+	if (num < 0) {
+		fprintf(stderr,
+			"memvisor bench swapin: no open swap file under %s\n",
+			swapdir);
+		return -ENOENT;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", num);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %lo", &flags) == 1)
+			break;
+	fclose(f);
+	*direct = flags & O_DIRECT;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", num);
+	fd = open(path, O_RDWR | O_CLOEXEC | (*direct ? O_DIRECT : 0));
+	if (fd < 0)
+		return -errno;
+	*out = fd;
+	return 0;
+}
+
+static int io_error(const char *what, ssize_t got)
+{
+	int err = got < 0 ? -errno : -EIO;
+
+	fprintf(stderr, "memvisor bench swapin: %s: %s\n", what,
+		got < 0 ? strerror(errno) : "short transfer");
+	return err;
+}
+
+/* An I/O pattern: runs of `run` pages (fewer at the end) from each start. */
+struct pattern {
+	const uint64_t *start;
+	uint64_t n;
+	unsigned run;
+};
+
+/*
+ * Raw I/O on the swap file by pattern; us/page.  Reads check each page's
+ * first word against version gen (the guest side checks whole pages).
+ */
+static int raw_io(int fd, const struct pattern *p, uint64_t npages,
+		  uint8_t *buf, bool write, uint64_t gen, double *us)
+{
+	uint64_t t0 = bench_now_ns(), pages = 0, ppn, n;
+	size_t len;
+	ssize_t got;
+
+	for (uint64_t i = 0; i < p->n; i++) {
+		ppn = p->start[i];
+		n = npages - ppn < p->run ? npages - ppn : p->run;
+		len = n * MV_PAGE_SIZE;
+		if (write)
+			got = pwrite(fd, buf, len, (off_t)(ppn * MV_PAGE_SIZE));
+		else
+			got = pread(fd, buf, len, (off_t)(ppn * MV_PAGE_SIZE));
+		if (got != (ssize_t)len)
+			return io_error(write ? "raw pwrite" : "raw pread",
+					got);
+		for (uint64_t j = 0; !write && j < n; j++)
+			if (*(uint64_t *)(buf + j * MV_PAGE_SIZE) !=
+			    word(ppn + j, gen, 0))
+				return check_page(buf + j * MV_PAGE_SIZE,
+						  ppn + j, gen,
+						  "swap slot read raw");
+		pages += n;
+	}
+	*us = us_per_page(t0, pages);
+	return 0;
+}
+
+/*
+ * Waits until the pmap counts `want` pages in state s: the engine wakes a
+ * guest before it books the fill, so the last fault's bookkeeping may trail
+ * the guest's last touch.
+ */
+static int settle(mv_vm *vm, enum mv_page_state s, uint64_t want,
+		  struct mv_vm_stats *st)
+{
+	struct timespec pause = { 0, 1000000 };
+	int err;
+
+	for (int tries = 0; tries < SETTLE_TRIES; tries++) {
+		if (tries)
+			nanosleep(&pause, NULL);
+		err = mv_vm_stats(vm, st);
+		if (err || st->state_pages[s] == want)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Swaps out every page: mv_vm_swap_out (random victims) is timed; the few
+ * pages its random probes miss at the end are then taken by number.
+ */
+static int swap_out_all(mv_vm *vm, uint64_t npages, double *us,
+			uint64_t *stragglers)
+{
+	uint64_t t0, total = 0, done;
+	struct mv_vm_stats st;
+	int err;
+
+	bench_watch("swap-out", npages);
+	t0 = bench_now_ns();
+	while (total < npages) {
+		err = mv_vm_swap_out(vm, npages - total, &done);
+		if (err) {
+			fprintf(stderr,
+				"memvisor bench swapin: mv_vm_swap_out: %s\n",
+				mv_strerror(err));
+			return err;
+		}
+		if (!done)
+			break;
+		total += done;
+	}
+	if (!total) {
+		fprintf(stderr,
+			"memvisor bench swapin: mv_vm_swap_out swapped out none of %" PRIu64
+			" private pages\n",
+			npages);
+		return -EIO;
+	}
+	*us = us_per_page(t0, total);
+	*stragglers += npages - total;
+	for (uint64_t ppn = 0; total < npages && ppn < npages; ppn++) {
+		if (mv_vm_page_state(vm, ppn) != MV_PAGE_PRIVATE)
+			continue;
+		err = mv_vm_swap_out_page(vm, ppn);
+		if (err) {
+			fprintf(stderr,
+				"memvisor bench swapin: mv_vm_swap_out_page(%" PRIu64
+				"): %s\n",
+				ppn, mv_strerror(err));
+			return err;
+		}
+		total++;
+	}
+	err = mv_vm_stats(vm, &st);
+	if (err)
+		return err;
+	if (st.state_pages[MV_PAGE_SWAPPED] != npages ||
+	    st.swcur_pages != npages || st.consumed_pages || st.swap_errors) {
+		fprintf(stderr,
+			"memvisor bench swapin: after swapping out all %" PRIu64
+			" pages the VM counts %" PRIu64
+			" swapped, SWCUR %" PRIu64 ", %" PRIu64
+			" consumed, %" PRIu64 " swap errors\n",
+			npages, st.state_pages[MV_PAGE_SWAPPED], st.swcur_pages,
+			st.consumed_pages, st.swap_errors);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * The guest reads one word of every page, in order[] or address order,
+ * which swaps each back in; then every page must hold version gen.
+ */
+static int swap_in_all(mv_vm *vm, const uint64_t *order, uint64_t gen,
+		       const char *what, double *us, double *faults_per_page)
+{
+	const volatile uint64_t *mem = mv_vm_mem(vm);
+	uint64_t npages = mv_vm_memsize(vm) / MV_PAGE_SIZE, t0, faults0;
+	struct mv_vm_stats st;
+	int err;
+
+	err = mv_vm_stats(vm, &st);
+	if (err)
+		return err;
+	faults0 = st.faults;
+	bench_watch(what, npages);
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < npages; i++)
+		(void)mem[(order ? order[i] : i) * WORDS];
+	*us = us_per_page(t0, npages);
+	bench_watch(NULL, 0);
+	err = check(mv_vm_mem(vm), npages, gen, what);
+	if (!err)
+		err = settle(vm, MV_PAGE_PRIVATE, npages, &st);
+	if (err)
+		return err;
+	*faults_per_page = (double)(st.faults - faults0) / (double)npages;
+	if (st.state_pages[MV_PAGE_PRIVATE] != npages || st.swcur_pages ||
+	    st.fault_errors) {
+		fprintf(stderr,
+			"memvisor bench swapin: %s: after touching all %" PRIu64
+			" pages the VM counts %" PRIu64
+			" private, SWCUR %" PRIu64 ", %" PRIu64
+			" fault errors\n",
+			what, npages, st.state_pages[MV_PAGE_PRIVATE],
+			st.swcur_pages, st.fault_errors);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int vm_up(uint64_t npages, unsigned cluster, const char *swapdir,
+		 mv_host **host, mv_vm **vm)
+{
+	struct mv_host_config hc;
+	struct mv_vm_config vc;
+	int err;
+
+	mv_host_config_init(&hc);
+	/* twice the VM: free memory stays far above minFree, no enforcer */
+	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
+	hc.swapdir = swapdir;
+	hc.settings.swapin_cluster_pages = cluster;
+	err = mv_host_create(&hc, host);
+	if (err) {
+		fprintf(stderr,
+			"memvisor bench swapin: cannot create host: %s\n",
+			mv_strerror(err));
+		return err;
+	}
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "bench-swapin");
+	vc.memsize_bytes = npages * MV_PAGE_SIZE;
+	err = mv_vm_create(*host, &vc, vm);
+	if (err) {
+		fprintf(stderr, "memvisor bench swapin: cannot create VM: %s\n",
+			mv_host_errmsg(*host));
+		mv_host_destroy(*host);
+	}
+	return err;
+}
+
+/*
+ * The orders things happen in: the guest's random order of pages, and the
+ * raw reads that match what the engine does for each guest order.
+ */
+struct patterns {
+	struct pattern seq; /* clusters in address order */
+	struct pattern clusters; /* clusters as the random order reaches them */
+	struct pattern pages; /* pages in random order: the guest's order */
+};
+
+static int patterns_make(struct patterns *p, uint64_t npages, unsigned cluster)
+{
+	uint64_t nclusters = (npages + cluster - 1) / cluster, *seq, *cl, *pg;
+	uint8_t *seen;
+	uint64_t c, n = 0;
+
+	seq = calloc(nclusters, sizeof(*seq));
+	cl = calloc(nclusters, sizeof(*cl));
+	pg = calloc(npages, sizeof(*pg));
+	seen = calloc(nclusters, 1);
+	if (!seq || !cl || !pg || !seen) {
+		free(seen);
+		free(pg);
+		free(cl);
+		free(seq);
+		return -ENOMEM;
+	}
+	bench_shuffle(pg, npages, SEED);
+	for (c = 0; c < nclusters; c++)
+		seq[c] = c * cluster;
+	for (uint64_t i = 0; i < npages; i++) {
+		c = pg[i] / cluster;
+		if (!seen[c]) {
+			seen[c] = 1;
+			cl[n++] = c * cluster;
+		}
+	}
+	free(seen);
+	p->seq = (struct pattern){ .start = seq,
+				   .n = nclusters,
+				   .run = cluster };
+	p->clusters =
+		(struct pattern){ .start = cl, .n = nclusters, .run = cluster };
+	p->pages = (struct pattern){ .start = pg, .n = npages, .run = 1 };
+	return 0;
+}
+
+static void patterns_free(struct patterns *p)
+{
+	free((void *)p->seq.start);
+	free((void *)p->clusters.start);
+	free((void *)p->pages.start);
+}
+
+/*
+ * Host with the default cluster: swap-out, raw reads, swap-in in address
+ * order, rewrite, swap-out, swap-in in random order, raw writes.
+ */
+static int run_default(uint64_t npages, const struct patterns *pat,
+		       const char *swapdir, uint64_t gen, uint8_t *buf,
+		       double *us, struct counts *c)
+{
+	mv_host *host;
+	mv_vm *vm;
+	int err, fd;
+
+	err = vm_up(npages, pat->seq.run, swapdir, &host, &vm);
+	if (err)
+		return err;
+	err = open_swap_file(swapdir, &c->direct, &fd);
+	if (err)
+		goto out_vm;
+	fill(mv_vm_mem(vm), npages, gen);
+	err = swap_out_all(vm, npages, &us[OUT_FRESH], &c->stragglers);
+	if (!err)
+		err = raw_io(fd, &pat->seq, npages, buf, false, gen,
+			     &us[RAW_SEQ]);
+	if (!err)
+		err = raw_io(fd, &pat->clusters, npages, buf, false, gen,
+			     &us[RAW_CLUSTERS]);
+	if (!err)
+		err = raw_io(fd, &pat->pages, npages, buf, false, gen,
+			     &us[RAW_PAGES]);
+	if (!err)
+		err = swap_in_all(vm, NULL, gen, "swap-in, address order",
+				  &us[IN_SEQ], &c->faults_per_page[IN_SEQ]);
+	if (err)
+		goto out_fd;
+	fill(mv_vm_mem(vm), npages, gen + 1);
+	err = swap_out_all(vm, npages, &us[OUT_AGAIN], &c->stragglers);
+	if (!err)
+		err = swap_in_all(vm, pat->pages.start, gen + 1,
+				  "swap-in, random order", &us[IN_RAND],
+				  &c->faults_per_page[IN_RAND]);
+	/* every page is PRIVATE again: no slot is live */
+	if (!err)
+		err = raw_io(fd, &pat->pages, npages, buf, true, 0,
+			     &us[RAW_WRITE]);
+	if (!err)
+		err = raw_io(fd, &pat->seq, npages, buf, true, 0,
+			     &us[RAW_WRITE_SEQ]);
+out_fd:
+	close(fd);
+out_vm:
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+	return err;
+}
+
+/* Host with Mem.SwapInClusterPages=1: swap-in in random order. */
+static int run_cluster1(uint64_t npages, const uint64_t *order,
+			const char *swapdir, uint64_t gen, double *us,
+			struct counts *c)
+{
+	double out_us;
+	mv_host *host;
+	mv_vm *vm;
+	int err;
+
+	err = vm_up(npages, 1, swapdir, &host, &vm);
+	if (err)
+		return err;
+	fill(mv_vm_mem(vm), npages, gen);
+	err = swap_out_all(vm, npages, &out_us, &c->stragglers);
+	if (!err)
+		err = swap_in_all(vm, order, gen,
+				  "swap-in, random order, cluster 1",
+				  &us[IN1_RAND], &c->faults_per_page[IN1_RAND]);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+	return err;
+}
+
+int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
+		 const char *swapdir)
+{
+	double *samples, med[NFIGURES], us[NFIGURES];
+	struct mv_settings defaults;
+	struct patterns pat;
+	struct counts c = { 0 };
+	unsigned cluster;
+	size_t buflen;
+	uint8_t *buf;
+	int err;
+
+	mv_settings_init(&defaults);
+	cluster = defaults.swapin_cluster_pages;
+	buflen = (size_t)cluster * MV_PAGE_SIZE;
+	err = patterns_make(&pat, pages, cluster);
+	if (err)
+		return err;
+	samples = calloc((size_t)trials * NFIGURES, sizeof(*samples));
+	buf = aligned_alloc(MV_PAGE_SIZE, buflen);
+	if (!samples || !buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memset(buf, 0x5a, buflen);
+	for (unsigned t = 0; t < trials; t++) {
+		err = run_default(pages, &pat, swapdir, 4 * t, buf, us, &c);
+		if (!err)
+			err = run_cluster1(pages, pat.pages.start, swapdir,
+					   4 * t + 2, us, &c);
+		if (err)
+			goto out;
+		for (unsigned f = 0; f < NFIGURES; f++)
+			samples[(size_t)f * trials + t] = us[f];
+	}
+	for (unsigned f = 0; f < NFIGURES; f++)
+		med[f] = bench_median(samples + (size_t)f * trials, trials);
+
+	bench_value(r, "swapin_us", med[IN_SEQ]);
+	bench_value(r, "floor_us", med[RAW_SEQ]);
+	bench_value(r, "ratio", med[IN_SEQ] / med[RAW_SEQ]);
+	bench_value(r, "swapout_us", med[OUT_AGAIN]);
+	bench_value(r, "swapout_floor_us", med[RAW_WRITE]);
+	bench_value(r, "direct_io", c.direct);
+	bench_value(r, "cluster_pages", cluster);
+	bench_value(r, "stragglers", (double)c.stragglers);
+	bench_row(r, "raw_seq", "raw pread cluster, address order",
+		  med[RAW_SEQ], NULL, 0);
+	bench_row(r, "raw_clusters", "raw pread cluster, random order",
+		  med[RAW_CLUSTERS], NULL, 0);
+	bench_row(r, "raw_pages", "raw pread 4 KiB, random order",
+		  med[RAW_PAGES], NULL, 0);
+	bench_row(r, "raw_write", "raw pwrite 4 KiB, random order",
+		  med[RAW_WRITE], NULL, 0);
+	bench_row(r, "raw_write_seq", "raw pwrite cluster, address order",
+		  med[RAW_WRITE_SEQ], NULL, 0);
+	bench_row(r, "swapin_seq", "swap-in, address order", med[IN_SEQ],
+		  "pread cl seq", med[RAW_SEQ]);
+	bench_row(r, "swapin_rand", "swap-in, random order", med[IN_RAND],
+		  "pread cl rand", med[RAW_CLUSTERS]);
+	bench_row(r, "swapin1_rand", "swap-in, random order, cluster 1",
+		  med[IN1_RAND], "pread 4K rand", med[RAW_PAGES]);
+	bench_row(r, "swapout_fresh", "swap-out, first (fresh file)",
+		  med[OUT_FRESH], "pwrite 4K rand", med[RAW_WRITE]);
+	bench_row(r, "swapout", "swap-out, again (overwrite)", med[OUT_AGAIN],
+		  "pwrite 4K rand", med[RAW_WRITE]);
+	bench_note(
+		r,
+		"swap file %s; cluster = Mem.SwapInClusterPages = %u pages (%u KiB)",
+		c.direct ? "O_DIRECT" :
+			   "in the page cache (O_DIRECT refused here)",
+		cluster, cluster * MV_PAGE_SIZE / 1024);
+	bench_note(
+		r,
+		"uffd events per page (last trial): address order %.3f, random %.3f, random cluster 1 %.3f",
+		c.faults_per_page[IN_SEQ], c.faults_per_page[IN_RAND],
+		c.faults_per_page[IN1_RAND]);
+	bench_note(
+		r,
+		"pages mv_vm_swap_out's random probes missed, swapped by number (untimed): %" PRIu64
+		" in %u swap-outs of %" PRIu64 " pages",
+		c.stragglers, 3 * trials, pages);
+	err = 0;
+out:
+	free(buf);
+	free(samples);
+	patterns_free(&pat);
+	return err;
+}
