@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_scenario.c - scenario files: the embedded default and the shipped
+ * files parse, sizes parse exactly, and every malformed scenario is refused
+ * with a message that names its line and the problem.
+ */
+
+/*
+ * The parser is part of the command, not of a library the Makefile links
+ * into tests (tests get tests/helper_*.c, libmvguest and libmemvisor), so
+ * it is compiled into this test directly.  That also lets the test see the
+ * embedded default exactly as the command does.
+ */
+#include "../tools/scenario.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+/* The scenarios/ directory, found from this file's path so that the test
+ * does not depend on more than being run from the repository's root. */
+static void scenario_path(char *buf, size_t len, const char *name)
+{
+	const char *slash = strrchr(__FILE__, '/');
+	int dirlen = slash ? (int)(slash - __FILE__) : 1;
+
+	snprintf(buf, len, "%.*s/../scenarios/%s", dirlen,
+		 slash ? __FILE__ : ".", name);
+}
+
+static void assert_same_scenario(const struct scenario *a,
+				 const struct scenario *b)
+{
+	assert_int_equal(a->host.memsize, b->host.memsize);
+	assert_int_equal(a->host.duration_s, b->host.duration_s);
+	assert_int_equal(a->host.line, b->host.line);
+	assert_true((a->host.swapdir == NULL) == (b->host.swapdir == NULL));
+	if (a->host.swapdir)
+		assert_string_equal(a->host.swapdir, b->host.swapdir);
+	assert_memory_equal(&a->settings, &b->settings, sizeof(a->settings));
+	assert_int_equal(a->nadvanced, b->nadvanced);
+	for (size_t i = 0; i < a->nadvanced; i++) {
+		assert_string_equal(a->advanced[i].name, b->advanced[i].name);
+		assert_string_equal(a->advanced[i].value, b->advanced[i].value);
+	}
+	assert_int_equal(a->nvms, b->nvms);
+	for (size_t i = 0; i < a->nvms; i++) {
+		const struct sc_vm *x = &a->vms[i], *y = &b->vms[i];
+
+		assert_string_equal(x->name, y->name);
+		assert_int_equal(x->memsize, y->memsize);
+		assert_int_equal(x->workload, y->workload);
+		assert_int_equal(x->threads, y->threads);
+		assert_true((x->image == NULL) == (y->image == NULL));
+		assert_int_equal(x->seed, y->seed);
+		assert_int_equal(x->think_us, y->think_us);
+		assert_true(x->zipf_s == y->zipf_s);
+		assert_int_equal(x->line, y->line);
+	}
+}
+
+static void test_embedded_default_matches_default_ini(void **state)
+{
+	struct scenario emb, file;
+	char err[512], path[512];
+
+	(void)state;
+	scenario_path(path, sizeof(path), "default.ini");
+	assert_int_equal(scenario_load_default(&emb, err, sizeof(err)), 0);
+	if (scenario_load_file(path, &file, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_same_scenario(&emb, &file);
+	assert_string_equal(emb.source, SCENARIO_DEFAULT_NAME);
+	scenario_free(&emb);
+	scenario_free(&file);
+}
+
+static void test_embedded_default_overcommits_for_a_minute(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(scenario_load_default(&sc, err, sizeof(err)), 0);
+	assert_int_equal(sc.host.memsize, 512 * MiB);
+	assert_true(scenario_vm_memsize_total(&sc) > sc.host.memsize);
+	assert_int_equal(sc.host.duration_s, 60);
+	assert_int_equal(sc.nvms, 3);
+	assert_int_equal(sc.vms[0].workload, MVG_KVSTORE);
+	assert_int_equal(sc.vms[0].threads, 2);
+	scenario_free(&sc);
+}
+
+static void test_small_ini_parses(void **state)
+{
+	struct scenario sc;
+	char err[512], path[512];
+
+	(void)state;
+	scenario_path(path, sizeof(path), "small.ini");
+	if (scenario_load_file(path, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(sc.host.duration_s <= 15);
+	assert_true(scenario_vm_memsize_total(&sc) > sc.host.memsize);
+	assert_string_equal(sc.host.swapdir, "/var/tmp/memvisor");
+	scenario_free(&sc);
+}
+
+static void test_sizes_parse_exactly(void **state)
+{
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} cases[] = {
+		{ "512M", 512 * MiB },	 { "1G", GiB },
+		{ "1.5G", 3 * GiB / 2 }, { "4096K", 4096ull << 10 },
+		{ "2T", 2ull << 40 },	 { "1GiB", GiB },
+		{ "64mb", 64 * MiB },	 { "0.5M", MiB / 2 },
+		{ "3 G", 3 * GiB },	 { "16777215T", 16777215ull << 40 },
+	};
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = 0;
+		assert_int_equal(scenario_parse_size(cases[i].text, &v), 0);
+		assert_int_equal(v, cases[i].bytes);
+	}
+}
+
+static void test_junk_sizes_are_rejected(void **state)
+{
+	static const char *const junk[] = { "",	     "M",    "12",     "12Q",
+					    "-1G",   "+1G",  "1.2.3G", "1G x",
+					    "0x10M", "1e3M", "G1",     " ",
+					    "1MiBB", "1Mi",  ".M",     "1,5G" };
+	uint64_t v = 7;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		if (scenario_parse_size(junk[i], &v) != -EINVAL)
+			fail_msg("'%s' was not rejected", junk[i]);
+		assert_int_equal(v, 7);
+	}
+}
+
+static void test_zero_size_is_rejected(void **state)
+{
+	uint64_t v = 7;
+
+	(void)state;
+	assert_int_equal(scenario_parse_size("0M", &v), -EINVAL);
+	assert_int_equal(scenario_parse_size("0.0G", &v), -EINVAL);
+	assert_int_equal(scenario_parse_size("0K", &v), -EINVAL);
+	assert_int_equal(v, 7);
+}
+
+static void test_overflowing_size_is_rejected(void **state)
+{
+	uint64_t v = 7;
+
+	(void)state;
+	assert_int_equal(scenario_parse_size("16777216T", &v), -ERANGE);
+	assert_int_equal(scenario_parse_size("18446744073709551616K", &v),
+			 -ERANGE);
+	assert_int_equal(scenario_parse_size("99999999999999999999999999999G",
+					     &v),
+			 -ERANGE);
+	assert_int_equal(v, 7);
+}
+
+static void test_fraction_of_a_byte_is_rejected(void **state)
+{
+	uint64_t v = 7;
+
+	(void)state;
+	assert_int_equal(scenario_parse_size("0.1K", &v), -EINVAL);
+	assert_int_equal(v, 7);
+}
+
+/*
+ * Parses text as "t.ini" and checks that it is refused, that the message
+ * begins with "t.ini:LINE: " and contains what, and that nothing of the
+ * scenario is left behind.
+ */
+static void expect_error(const char *text, int line, const char *what)
+{
+	struct scenario sc;
+	char err[512], prefix[32];
+
+	assert_int_equal(scenario_load_string(text, "t.ini", &sc, err,
+					      sizeof(err)),
+			 -EINVAL);
+	snprintf(prefix, sizeof(prefix), "t.ini:%d: ", line);
+	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, what))
+		fail_msg("expected \"%s...%s...\", got \"%s\"", prefix, what,
+			 err);
+	assert_int_equal(sc.nvms, 0);
+	assert_null(sc.vms);
+	assert_null(sc.source);
+}
+
+static void test_unknown_key_names_line_and_key(void **state)
+{
+	(void)state;
+	expect_error(
+		"[host]\nmemsize = 1G\ncolour = red\n[vm a]\nmemsize = 1M\n", 3,
+		"unknown key 'colour' in [host] (expected memsize, swapdir or duration)");
+	expect_error("[vm a]\nmemsize = 1M\nmemsz = 2M\n", 3,
+		     "unknown key 'memsz' in [vm a]");
+}
+
+static void test_unknown_section_names_line_and_section(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\n\n[hots]\nmemsize = 1G\n", 4,
+		"unknown section [hots] (expected [host], [vm NAME] or [advanced])");
+	expect_error("[host extra]\n", 1, "unknown section [host extra]");
+}
+
+static void test_bad_size_names_line_and_value(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 12Q\n", 2,
+		     "bad size '12Q' (expected a number with a unit");
+	expect_error("[host]\nmemsize = 1\n[vm a]\nmemsize = 1M\n", 2,
+		     "bad size '1'");
+}
+
+static void test_size_not_in_whole_pages_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1.1M\n", 2,
+		     "not a whole number of 4 KiB pages");
+	expect_error("[vm a]\nmemsize = 6K\n", 2,
+		     "not a whole number of 4 KiB pages");
+}
+
+static void test_overflowing_memsize_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 16777216T\n", 2, "too large");
+}
+
+static void test_vm_without_memory_names_its_section(void **state)
+{
+	(void)state;
+	expect_error("[host]\nmemsize = 1G\n\n[vm a]\nworkload = idle\n", 4,
+		     "[vm a] has no memsize");
+	/* a section with no keys at all is still a VM */
+	expect_error("[vm a]\nmemsize = 1M\n[vm b]\n", 3,
+		     "[vm b] has no memsize");
+}
+
+static void test_vm_with_zero_memory_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 0M\n", 2, "memsize is zero");
+}
+
+static void test_no_vms_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[host]\nmemsize = 1G\n", 2, "no VMs");
+}
+
+static void test_duplicate_vm_names_both_lines(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\n[vm a]\nmemsize = 2M\n", 3,
+		     "VM 'a' is defined twice (first at line 1");
+}
+
+static void test_bad_advanced_setting_names_line_and_setting(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\n[advanced]\nMem.Bogus = 1\n", 4,
+		     "Mem.Bogus = 1 is not accepted");
+	expect_error(
+		"[vm a]\nmemsize = 1M\n[advanced]\nMem.ShareForceSalting = 7\n",
+		4, "Mem.ShareForceSalting = 7 is not accepted");
+}
+
+static void test_advanced_settings_reach_the_settings(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(
+		scenario_load_string(
+			"[vm a]\nmemsize = 1M\n[advanced]\nMem.FaultAroundPages = 32\n",
+			"t.ini", &sc, err, sizeof(err)),
+		0);
+	assert_int_equal(sc.settings.fault_around_pages, 32);
+	assert_int_equal(sc.nadvanced, 1);
+	assert_int_equal(sc.advanced[0].line, 4);
+	scenario_free(&sc);
+}
+
+static void test_bad_workload_names_line_and_choices(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nworkload = database\n", 3,
+		"bad workload 'database' (expected idle, kvstore, random or image)");
+}
+
+static void test_image_workload_without_image_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nworkload = image\n", 1,
+		     "[vm a] has workload = image but no image");
+}
+
+static void test_missing_image_file_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nimage = /nonexistent/guest.raw\n",
+		     3, "image /nonexistent/guest.raw: No such file");
+}
+
+static void test_threads_out_of_range_are_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nthreads = 65\n", 3,
+		     "bad threads '65' (expected a whole number from 1 to 64)");
+	expect_error("[vm a]\nmemsize = 1M\nthreads = 0\n", 3, "bad threads");
+	expect_error("[vm a]\nmemsize = 1M\nthreads = two\n", 3, "bad threads");
+}
+
+static void test_bad_duration_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[host]\nduration = 0\n[vm a]\nmemsize = 1M\n", 2,
+		     "bad duration '0'");
+}
+
+static void test_key_set_twice_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nmemsize = 2M\n", 3,
+		     "memsize is set twice in [vm a]");
+}
+
+static void test_key_outside_a_section_is_refused(void **state)
+{
+	(void)state;
+	expect_error("memsize = 1G\n[vm a]\nmemsize = 1M\n", 1,
+		     "'memsize' is outside any section");
+}
+
+static void test_bad_vm_name_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm]\nmemsize = 1M\n", 1, "[vm] has no name");
+	expect_error("[vm a/b]\nmemsize = 1M\n", 1, "bad VM name 'a/b'");
+	expect_error("[vm this-name-is-far-too-long-for-a-vm]\nmemsize = 1M\n",
+		     1, "bad VM name");
+}
+
+static void test_syntax_error_names_its_line(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nthis line has no equals sign\n", 3,
+		     "cannot parse this line");
+	expect_error("[vm a\nmemsize = 1M\n", 1, "cannot parse this line");
+}
+
+static void test_first_of_several_errors_is_reported(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nnonsense\nmemsize = 1M\ncolour = red\n", 2,
+		     "cannot parse this line");
+	expect_error("[vm a]\ncolour = red\nnonsense\n", 2,
+		     "unknown key 'colour'");
+}
+
+static void test_indented_keys_are_keys(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(
+		scenario_load_string(
+			"[vm a]\n  memsize = 1M\n\tworkload = random\n",
+			"t.ini", &sc, err, sizeof(err)),
+		0);
+	assert_int_equal(sc.vms[0].memsize, MiB);
+	assert_int_equal(sc.vms[0].workload, MVG_RANDOM);
+	scenario_free(&sc);
+}
+
+static void test_vm_defaults(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(scenario_load_string(
+				 "[vm a]\nmemsize = 1M\n[vm b]\nmemsize = 1M\n",
+				 "t.ini", &sc, err, sizeof(err)),
+			 0);
+	assert_int_equal(sc.vms[0].workload, MVG_IDLE);
+	assert_int_equal(sc.vms[0].threads, 1);
+	assert_int_equal(sc.vms[0].think_us, 0);
+	assert_null(sc.vms[0].image);
+	assert_true(sc.vms[0].seed != sc.vms[1].seed);
+	assert_int_equal(sc.vms[1].line, 3);
+	assert_int_equal(sc.host.duration_s, DEFAULT_DURATION_S);
+	scenario_free(&sc);
+}
+
+static void test_missing_file_is_reported(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(scenario_load_file("/nonexistent/x.ini", &sc, err,
+					    sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/x.ini: cannot open"));
+}
+
+static void test_paths_are_relative_to_the_scenario_file(void **state)
+{
+	char dir[] = "/tmp/mv-scenario-XXXXXX", ini[64], img[64], want[64];
+	struct scenario sc;
+	char err[512];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(ini, sizeof(ini), "%s/s.ini", dir);
+	snprintf(img, sizeof(img), "%s/guest.raw", dir);
+	f = fopen(img, "w");
+	assert_non_null(f);
+	fclose(f);
+	f = fopen(ini, "w");
+	assert_non_null(f);
+	fputs("[host]\nswapdir = swap\n[vm a]\nmemsize = 1M\nworkload = image\nimage = guest.raw\n",
+	      f);
+	fclose(f);
+	if (scenario_load_file(ini, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_string_equal(sc.vms[0].image, img);
+	snprintf(want, sizeof(want), "%s/swap", dir);
+	assert_string_equal(sc.host.swapdir, want);
+	scenario_free(&sc);
+	unlink(img);
+	unlink(ini);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_embedded_default_matches_default_ini),
+		cmocka_unit_test(
+			test_embedded_default_overcommits_for_a_minute),
+		cmocka_unit_test(test_small_ini_parses),
+		cmocka_unit_test(test_sizes_parse_exactly),
+		cmocka_unit_test(test_junk_sizes_are_rejected),
+		cmocka_unit_test(test_zero_size_is_rejected),
+		cmocka_unit_test(test_overflowing_size_is_rejected),
+		cmocka_unit_test(test_fraction_of_a_byte_is_rejected),
+		cmocka_unit_test(test_unknown_key_names_line_and_key),
+		cmocka_unit_test(test_unknown_section_names_line_and_section),
+		cmocka_unit_test(test_bad_size_names_line_and_value),
+		cmocka_unit_test(test_size_not_in_whole_pages_is_refused),
+		cmocka_unit_test(test_overflowing_memsize_is_refused),
+		cmocka_unit_test(test_vm_without_memory_names_its_section),
+		cmocka_unit_test(test_vm_with_zero_memory_is_refused),
+		cmocka_unit_test(test_no_vms_is_refused),
+		cmocka_unit_test(test_duplicate_vm_names_both_lines),
+		cmocka_unit_test(
+			test_bad_advanced_setting_names_line_and_setting),
+		cmocka_unit_test(test_advanced_settings_reach_the_settings),
+		cmocka_unit_test(test_bad_workload_names_line_and_choices),
+		cmocka_unit_test(test_image_workload_without_image_is_refused),
+		cmocka_unit_test(test_missing_image_file_is_refused),
+		cmocka_unit_test(test_threads_out_of_range_are_refused),
+		cmocka_unit_test(test_bad_duration_is_refused),
+		cmocka_unit_test(test_key_set_twice_is_refused),
+		cmocka_unit_test(test_key_outside_a_section_is_refused),
+		cmocka_unit_test(test_bad_vm_name_is_refused),
+		cmocka_unit_test(test_syntax_error_names_its_line),
+		cmocka_unit_test(test_first_of_several_errors_is_reported),
+		cmocka_unit_test(test_indented_keys_are_keys),
+		cmocka_unit_test(test_vm_defaults),
+		cmocka_unit_test(test_missing_file_is_reported),
+		cmocka_unit_test(test_paths_are_relative_to_the_scenario_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+/*
+ * report.c - the end of `memvisor run`: the final table and the JSON report.
+ *
+ * Design: both outputs read the same struct run_result, filled by run.c, so
+ * the table and the JSON cannot disagree.  Column and key names are
+ * esxtop's (MEMSZ, CONSUMED, TCHD, SWCUR, SWR/s, SWW/s), the keys in lower
+ * case with the unit appended (memsz_mb, swr_s), because that is what
+ * people who run VMware hosts already read.  Sizes are MiB with one
+ * decimal, as esxtop shows them; rates are MiB per second.  Counters that
+ * are not sizes (ops, faults, errors) are plain integers.
+ *
+ * Invariants: an integrity error is never left out of either output: the
+ * table is followed by each VM's first mismatch, and the JSON carries the
+ * same text.
+ *
+ * Lock ordering: none; this runs after every guest thread has stopped.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "report.h"
+
+static double round1(double v)
+{
+	return round(v * 10) / 10;
+}
+
+void report_print(FILE *out, const struct run_result *r)
+{
+	const struct mv_host_stats *h = &r->host;
+	uint64_t configured = scenario_vm_memsize_total(r->sc);
+
+	fprintf(out, "\n%-16s %-8s %8s %8s %8s %8s %7s %7s %10s %9s\n", "NAME",
+		"WORKLOAD", "MEMSZ", "CONSUMED", "TCHD", "SWCUR", "SWR/s",
+		"SWW/s", "OPS/s", "INTEGRITY");
+	for (size_t i = 0; i < r->sc->nvms; i++) {
+		const struct vm_result *v = &r->vms[i];
+
+		fprintf(out,
+			"%-16s %-8s %8.1f %8.1f %8.1f %8.1f %7.1f %7.1f %10.0f %9llu\n",
+			v->vm->name, mvg_kind_name(v->vm->workload),
+			pages_mb(v->st.memsz_pages),
+			pages_mb(v->st.consumed_pages),
+			pages_mb(v->st.touched_pages),
+			pages_mb(v->st.swcur_pages), v->swr_mb_s, v->sww_mb_s,
+			v->ops_s,
+			(unsigned long long)v->guest.integrity_errors);
+	}
+	fprintf(out, "(sizes in MB, rates in MB/s, averaged over %.1f s%s)\n",
+		r->duration_s, r->interrupted ? ", interrupted" : "");
+	fprintf(out,
+		"host: memsize %.1f MB, consumed %.1f MB, free %.1f MB, minFree %.1f MB, state %s\n",
+		pages_mb(h->memsize_pages), pages_mb(h->consumed_pages),
+		pages_mb(h->free_pages), pages_mb(h->minfree_pages),
+		mv_mem_state_name(h->state));
+	fprintf(out,
+		"      %.1f MB of guest memory on %.1f MB (%.0f%%), %.1f MB reclaimed, %llu waits for a free frame, %llu swap errors\n",
+		(double)configured / (1 << 20), pages_mb(h->memsize_pages),
+		h->memsize_pages ?
+			100.0 * (double)configured /
+				((double)h->memsize_pages * MV_PAGE_SIZE) :
+			0.0,
+		pages_mb(h->reclaim_pages), (unsigned long long)h->alloc_waits,
+		(unsigned long long)h->swap_errors);
+	for (size_t i = 0; i < r->sc->nvms; i++) {
+		const struct vm_result *v = &r->vms[i];
+
+		if (v->guest.integrity_errors)
+			fprintf(out, "INTEGRITY ERROR in VM %s: %s\n",
+				v->vm->name,
+				v->guest.first_error[0] ? v->guest.first_error :
+							  "(no description)");
+		else if (v->verify_err)
+			fprintf(out,
+				"VM %s: the final verification could not run: %s\n",
+				v->vm->name, strerror(-v->verify_err));
+	}
+	if (r->integrity_errors || r->verify_failures)
+		fprintf(out, "FAILED: %llu integrity errors%s\n",
+			(unsigned long long)r->integrity_errors,
+			r->verify_failures ? ", and not every VM was verified" :
+					     "");
+	else
+		fprintf(out, "OK: every page read back as written\n");
+}
+
+/* Remembers any failed insertion, so that a report is never silently
+ * missing a key. */
+struct builder {
+	bool failed;
+};
+
+static void num(struct builder *b, cJSON *obj, const char *key, double v)
+{
+	if (!cJSON_AddNumberToObject(obj, key, v))
+		b->failed = true;
+}
+
+static void str(struct builder *b, cJSON *obj, const char *key, const char *v)
+{
+	if (!cJSON_AddStringToObject(obj, key, v))
+		b->failed = true;
+}
+
+static cJSON *child(struct builder *b, cJSON *obj, const char *key)
+{
+	cJSON *c = cJSON_AddObjectToObject(obj, key);
+
+	if (!c)
+		b->failed = true;
+	return c;
+}
+
+static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
+{
+	const struct mv_host_stats *h = &r->host;
+	cJSON *o = child(b, root, "host");
+
+	num(b, o, "memsize_mb", round1(pages_mb(h->memsize_pages)));
+	num(b, o, "consumed_mb", round1(pages_mb(h->consumed_pages)));
+	num(b, o, "free_mb", round1(pages_mb(h->free_pages)));
+	num(b, o, "minfree_mb", round1(pages_mb(h->minfree_pages)));
+	str(b, o, "state", mv_mem_state_name(h->state));
+	num(b, o, "alloc_waits", (double)h->alloc_waits);
+	num(b, o, "reclaimed_mb", round1(pages_mb(h->reclaim_pages)));
+	num(b, o, "swap_errors", (double)h->swap_errors);
+	str(b, o, "swapdir", r->swapdir);
+}
+
+static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
+{
+	cJSON *o = cJSON_CreateObject(), *pmap;
+
+	if (!o || !cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		b->failed = true;
+		return;
+	}
+	str(b, o, "name", v->vm->name);
+	str(b, o, "workload", mvg_kind_name(v->vm->workload));
+	num(b, o, "threads", v->vm->threads);
+	num(b, o, "memsz_mb", round1(pages_mb(v->st.memsz_pages)));
+	num(b, o, "consumed_mb", round1(pages_mb(v->st.consumed_pages)));
+	num(b, o, "tchd_mb", round1(pages_mb(v->st.touched_pages)));
+	num(b, o, "swcur_mb", round1(pages_mb(v->st.swcur_pages)));
+	num(b, o, "swr_s", round1(v->swr_mb_s));
+	num(b, o, "sww_s", round1(v->sww_mb_s));
+	num(b, o, "swapin_mb", round1(pages_mb(v->st.swapin_pages)));
+	num(b, o, "swapout_mb", round1(pages_mb(v->st.swapout_pages)));
+	num(b, o, "ops", (double)v->ops);
+	num(b, o, "ops_s", round1(v->ops_s));
+	num(b, o, "integrity_errors", (double)v->guest.integrity_errors);
+	num(b, o, "pages_verified", (double)v->guest.pages_verified);
+	if (v->guest.first_error[0])
+		str(b, o, "first_error", v->guest.first_error);
+	if (v->verify_err)
+		str(b, o, "verify_error", strerror(-v->verify_err));
+	num(b, o, "faults", (double)v->st.faults);
+	num(b, o, "faults_spurious", (double)v->st.faults_spurious);
+	num(b, o, "fault_errors", (double)v->st.fault_errors);
+	num(b, o, "image_mb", round1(pages_mb(v->st.image_pages)));
+	num(b, o, "swap_errors", (double)v->st.swap_errors);
+	pmap = child(b, o, "pmap_mb");
+	for (int s = 0; s < MV_PAGE_NSTATES; s++)
+		num(b, pmap, mv_page_state_name(s),
+		    round1(pages_mb(v->st.state_pages[s])));
+}
+
+int report_write_json(FILE *f, const char *path, const struct run_result *r,
+		      char *err, size_t errlen)
+{
+	struct builder b = { .failed = false };
+	cJSON *root = cJSON_CreateObject(), *vms;
+	char *text = NULL;
+	int ret = -ENOMEM;
+
+	if (!root)
+		goto out_nomem;
+	str(&b, root, "scenario", r->sc->source);
+	num(&b, root, "duration_s", round1(r->duration_s));
+	if (r->interrupted && !cJSON_AddTrueToObject(root, "interrupted"))
+		b.failed = true;
+	add_host(&b, root, r);
+	vms = cJSON_AddArrayToObject(root, "vms");
+	if (!vms)
+		goto out_nomem;
+	for (size_t i = 0; i < r->sc->nvms; i++)
+		add_vm(&b, vms, &r->vms[i]);
+	num(&b, root, "integrity_errors", (double)r->integrity_errors);
+	if (b.failed)
+		goto out_nomem;
+	text = cJSON_Print(root);
+	if (!text)
+		goto out_nomem;
+	ret = 0;
+	if (fputs(text, f) == EOF || fputc('\n', f) == EOF || fflush(f)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 strerror(errno));
+	}
+	goto out;
+out_nomem:
+	snprintf(err, errlen, "cannot build the JSON report: out of memory");
+out:
+	cJSON_free(text);
+	cJSON_Delete(root);
+	return ret;
+}

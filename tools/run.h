@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.h - `memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]`:
+ * starts a scenario's host, VMs and guest workloads, shows a live line per
+ * second, then verifies every page and prints the final table.
+ */
+#ifndef MV_TOOL_RUN_H
+#define MV_TOOL_RUN_H
+
+#include <stdio.h>
+
+/* argv[0] is "run".  Returns the process exit status: 0 when every page
+ * read back as written, 1 on any integrity error, 2 on bad input or a
+ * system that cannot run memvisor. */
+int run_main(int argc, char **argv);
+void run_usage(FILE *out);
+
+#endif /* MV_TOOL_RUN_H */

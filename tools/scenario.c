@@ -1,0 +1,833 @@
+// SPDX-License-Identifier: MIT
+/*
+ * scenario.c - reads a scenario (a host, its VMs and ESX advanced settings)
+ * from an INI file or the embedded default, and rejects anything doubtful
+ * with "FILE:LINE: what is wrong (what is expected)".
+ *
+ * Design: libinih does the INI syntax, but Debian's build of it has no line
+ * numbers for the key handler and never reports a section without keys.  So
+ * the text reaches inih through our own line reader (ini_parse_stream): it
+ * counts lines, which every error cites, and it sees section headers go by,
+ * so that an empty "[vm NAME]" still becomes a VM (and is then refused for
+ * having no memory).  The reader also strips leading blanks, because inih
+ * would take an indented "key = value" as a continuation of the previous
+ * value and the error would name the wrong key.  Each section kind has a
+ * table of keys; the tables give both the setters and the list of expected
+ * keys in messages, so the two cannot drift.  Checks that need a whole
+ * section (memsize present, image for the image workload, at least one VM)
+ * run once the text is read.  Paths in a file are relative to the file's
+ * directory, so a scenario can be run from anywhere.
+ *
+ * Invariants: only the first error is reported, and the reader stops at it;
+ * a loader returns either a complete, valid scenario or an empty one, never
+ * a half-filled one, so nothing downstream can start from bad input.
+ *
+ * Lock ordering: none; parsing is single-threaded and keeps no globals.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "scenario.h"
+
+#define DEFAULT_DURATION_S 60
+#define MAX_THINK_US 10000000u
+#define MAX_ZIPF_S 10.0
+
+/* Kept word for word in scenarios/default.ini; a test holds them equal. */
+const char scenario_default_text[] =
+	"; memvisor's default scenario: three VMs with 768 MiB of guest memory\n"
+	"; on a host with 512 MiB of machine memory (150% overcommitted), so the\n"
+	"; host has to swap to keep them all running.\n"
+	"\n"
+	"[host]\n"
+	"memsize = 512M\n"
+	"duration = 60\n"
+	"\n"
+	"; A key-value store: Zipf-distributed reads and writes over most of its\n"
+	"; memory, so it has a hot set worth keeping resident.\n"
+	"[vm kvstore]\n"
+	"memsize = 320M\n"
+	"workload = kvstore\n"
+	"threads = 2\n"
+	"\n"
+	"; Incompressible data rewritten and read back uniformly at random.\n"
+	"[vm random]\n"
+	"memsize = 192M\n"
+	"workload = random\n"
+	"threads = 1\n"
+	"\n"
+	"; Touches all of its memory once, then sleeps: the best place to take\n"
+	"; memory from.\n"
+	"[vm idle]\n"
+	"memsize = 256M\n"
+	"workload = idle\n";
+
+enum section_kind { SEC_NONE, SEC_HOST, SEC_VM, SEC_ADVANCED };
+
+/*
+ * State of one parse.  The current VM, in a [vm NAME] section, is always
+ * the last of sc->vms.
+ */
+struct parse {
+	struct scenario *sc; /* being filled */
+	const char *file; /* name used in messages */
+	char *basedir; /* relative paths start here; NULL: as written */
+	FILE *f; /* source: a file, or else... */
+	const char *text; /* ...the rest of a string */
+	int line; /* number of the line last handed to inih */
+	enum section_kind sec; /* the section being read */
+	int sec_line; /* its header's line */
+	unsigned seen; /* keys of the current section set so far, by index */
+	int advanced_line; /* the [advanced] header's line, 0 if none yet */
+	int err; /* first error, 0 if none */
+	int err_line; /* its line, 0 for a whole-file problem */
+	char *msg; /* its message, "FILE:LINE: ..." */
+	size_t msglen;
+};
+
+/* A key of [host] or [vm NAME]: its setter gets the value as written. */
+struct key {
+	const char *name;
+	int (*set)(struct parse *p, const char *value);
+};
+
+__attribute__((format(printf, 3, 4))) static int
+fail_at(struct parse *p, int line, const char *fmt, ...)
+{
+	size_t n = 0;
+	va_list ap;
+
+	if (p->err)
+		return p->err;
+	p->err = -EINVAL;
+	p->err_line = line;
+	if (line > 0)
+		n = (size_t)snprintf(p->msg, p->msglen, "%s:%d: ", p->file,
+				     line);
+	else
+		n = (size_t)snprintf(p->msg, p->msglen, "%s: ", p->file);
+	if (n < p->msglen) {
+		va_start(ap, fmt);
+		vsnprintf(p->msg + n, p->msglen - n, fmt, ap);
+		va_end(ap);
+	}
+	return p->err;
+}
+
+#define fail(p, ...) fail_at(p, (p)->line, __VA_ARGS__)
+
+static int fail_nomem(struct parse *p)
+{
+	fail(p, "out of memory");
+	p->err = -ENOMEM;
+	return p->err;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static struct sc_vm *current_vm(struct parse *p)
+{
+	return &p->sc->vms[p->sc->nvms - 1];
+}
+
+/*
+ * A size is digits, an optional fraction, and a binary unit (K, M, G, T,
+ * optionally followed by B or iB).  Computed exactly in 128 bits so that
+ * "1.5G" is 1610612736 and not a float's guess.  -EDOM: not a whole number
+ * of bytes ("0.1K"); zero is returned as zero for the caller to judge.
+ */
+static int size_value(const char *s, uint64_t *bytes)
+{
+	unsigned __int128 whole = 0, frac = 0, scale = 1, total;
+	unsigned ndigits = 0, nfrac = 0, shift;
+
+	for (; isdigit((unsigned char)*s); s++, ndigits++) {
+		whole = whole * 10 + (unsigned)(*s - '0');
+		if (whole > UINT64_MAX)
+			return -ERANGE;
+	}
+	if (*s == '.') {
+		for (s++; isdigit((unsigned char)*s); s++, nfrac++) {
+			if (nfrac == 18)
+				return -EINVAL;
+			frac = frac * 10 + (unsigned)(*s - '0');
+			scale *= 10;
+		}
+	}
+	if (!ndigits && !nfrac)
+		return -EINVAL;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	switch (toupper((unsigned char)*s)) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	s++;
+	if (*s == 'i' || *s == 'I')
+		s++;
+	if (*s == 'b' || *s == 'B')
+		s++;
+	else if (s[-1] == 'i' || s[-1] == 'I')
+		return -EINVAL;
+	if (*s)
+		return -EINVAL;
+	total = whole << shift;
+	if (total > UINT64_MAX)
+		return -ERANGE;
+	frac <<= shift;
+	if (frac % scale)
+		return -EDOM;
+	total += frac / scale;
+	if (total > UINT64_MAX)
+		return -ERANGE;
+	*bytes = (uint64_t)total;
+	return 0;
+}
+
+int scenario_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v;
+	int err = size_value(s, &v);
+
+	if (err == -EDOM || (!err && !v))
+		return -EINVAL;
+	if (!err)
+		*bytes = v;
+	return err;
+}
+
+/* Whole decimal numbers only: "+1", "0x10", "1e3" and "" are mistakes. */
+static int uint_value(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -EINVAL;
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+			return -ERANGE;
+	}
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
+{
+	uint64_t v = 0;
+	int err = size_value(value, &v);
+
+	if (err == -ERANGE)
+		return fail(
+			p,
+			"memsize '%s' is too large (expected less than 16777216T)",
+			value);
+	if (err == -EDOM || (!err && v % MV_PAGE_SIZE))
+		return fail(
+			p,
+			"memsize '%s' is not a whole number of 4 KiB pages (expected a multiple of 4K, e.g. 512M or 1.5G)",
+			value);
+	if (err)
+		return fail(
+			p,
+			"bad size '%s' (expected a number with a unit K, M, G or T, e.g. 512M or 1.5G)",
+			value);
+	if (!v)
+		return fail(
+			p,
+			"memsize is zero (expected a size above zero, e.g. 512M)");
+	*dst = v;
+	return 0;
+}
+
+static int set_uint(struct parse *p, const char *key, const char *value,
+		    uint64_t min, uint64_t max, uint64_t *dst)
+{
+	uint64_t v;
+
+	if (uint_value(value, max, &v) || v < min)
+		return fail(
+			p,
+			"bad %s '%s' (expected a whole number from %llu to %llu)",
+			key, value, (unsigned long long)min,
+			(unsigned long long)max);
+	*dst = v;
+	return 0;
+}
+
+/* Relative paths in a file are taken from the file's directory. */
+static int set_path(struct parse *p, const char *key, const char *value,
+		    char **dst)
+{
+	char *path;
+
+	if (!*value)
+		return fail(p, "%s is empty (expected a path)", key);
+	if (value[0] == '/' || !p->basedir)
+		path = strdup(value);
+	else if (asprintf(&path, "%s%s%s", p->basedir,
+			  strcmp(p->basedir, "/") ? "/" : "", value) < 0)
+		path = NULL;
+	if (!path)
+		return fail_nomem(p);
+	if (strlen(path) >= PATH_MAX) {
+		free(path);
+		return fail(p,
+			    "%s is too long (expected a path under %d bytes)",
+			    key, PATH_MAX);
+	}
+	free(*dst);
+	*dst = path;
+	return 0;
+}
+
+static int host_memsize(struct parse *p, const char *value)
+{
+	return set_memsize(p, value, &p->sc->host.memsize);
+}
+
+static int host_swapdir(struct parse *p, const char *value)
+{
+	return set_path(p, "swapdir", value, &p->sc->host.swapdir);
+}
+
+static int host_duration(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err =
+		set_uint(p, "duration", value, 1, SCENARIO_MAX_DURATION_S, &v);
+
+	if (!err)
+		p->sc->host.duration_s = (unsigned)v;
+	return err;
+}
+
+static int vm_memsize(struct parse *p, const char *value)
+{
+	return set_memsize(p, value, &current_vm(p)->memsize);
+}
+
+static int vm_workload(struct parse *p, const char *value)
+{
+	enum mvg_kind kind;
+
+	if (mvg_kind_parse(value, &kind))
+		return fail(p, "bad workload '%s' (expected %s, %s, %s or %s)",
+			    value, mvg_kind_name(MVG_IDLE),
+			    mvg_kind_name(MVG_KVSTORE),
+			    mvg_kind_name(MVG_RANDOM),
+			    mvg_kind_name(MVG_IMAGE));
+	current_vm(p)->workload = kind;
+	return 0;
+}
+
+static int vm_threads(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "threads", value, 1, SCENARIO_MAX_THREADS, &v);
+
+	if (!err)
+		current_vm(p)->threads = (unsigned)v;
+	return err;
+}
+
+static int vm_image(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+	struct stat st;
+	int err;
+
+	err = set_path(p, "image", value, &vm->image);
+	if (err)
+		return err;
+	/* Caught here, with its line, rather than after the host is up. */
+	if (stat(vm->image, &st) < 0)
+		return fail(
+			p,
+			"image %s: %s (expected the path of a RAM image file)",
+			vm->image, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(
+			p,
+			"image %s is not a regular file (expected the path of a RAM image file)",
+			vm->image);
+	return 0;
+}
+
+static int vm_seed(struct parse *p, const char *value)
+{
+	return set_uint(p, "seed", value, 0, UINT64_MAX, &current_vm(p)->seed);
+}
+
+static int vm_think_us(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "think_us", value, 0, MAX_THINK_US, &v);
+
+	if (!err)
+		current_vm(p)->think_us = (uint32_t)v;
+	return err;
+}
+
+static int vm_zipf_s(struct parse *p, const char *value)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(value, &end);
+	if (!*value || *end || errno || !isfinite(v) || v <= 0 ||
+	    v > MAX_ZIPF_S)
+		return fail(
+			p,
+			"bad zipf_s '%s' (expected a number above 0 and at most %g, e.g. 0.99)",
+			value, MAX_ZIPF_S);
+	current_vm(p)->zipf_s = v;
+	return 0;
+}
+
+static const struct key host_keys[] = {
+	{ "memsize", host_memsize },
+	{ "swapdir", host_swapdir },
+	{ "duration", host_duration },
+};
+
+static const struct key vm_keys[] = {
+	{ "memsize", vm_memsize }, { "workload", vm_workload },
+	{ "threads", vm_threads }, { "image", vm_image },
+	{ "seed", vm_seed },	   { "think_us", vm_think_us },
+	{ "zipf_s", vm_zipf_s },
+};
+
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+
+static void key_list(const struct key *keys, size_t n, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s",
+					 i == 0	    ? "" :
+					 i == n - 1 ? " or " :
+						      ", ",
+					 keys[i].name);
+}
+
+static int set_key(struct parse *p, const struct key *keys, size_t n,
+		   const char *section, const char *name, const char *value)
+{
+	char expected[160];
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(name, keys[i].name))
+			continue;
+		if (p->seen & (1u << i))
+			return fail(
+				p,
+				"%s is set twice in %s (expected each key once)",
+				keys[i].name, section);
+		p->seen |= 1u << i;
+		return keys[i].set(p, value);
+	}
+	key_list(keys, n, expected, sizeof(expected));
+	return fail(p, "unknown key '%s' in %s (expected %s)", name, section,
+		    expected);
+}
+
+static int set_advanced(struct parse *p, const char *name, const char *value)
+{
+	struct scenario *sc = p->sc;
+	struct sc_setting *a;
+
+	for (size_t i = 0; i < sc->nadvanced; i++)
+		if (!strcasecmp(sc->advanced[i].name, name))
+			return fail(
+				p,
+				"%s is set twice in [advanced] (first at line %d; expected each setting once)",
+				name, sc->advanced[i].line);
+	if (mv_settings_set(&sc->settings, name, value))
+		return fail(
+			p,
+			"%s = %s is not accepted: unknown setting, or value out of its range (expected an ESX setting name with a whole number, e.g. Mem.ShareScanTime = 60; see docs/SCENARIOS.md)",
+			name, value);
+	a = realloc(sc->advanced, (sc->nadvanced + 1) * sizeof(*a));
+	if (!a)
+		return fail_nomem(p);
+	sc->advanced = a;
+	a = &sc->advanced[sc->nadvanced];
+	a->name = strdup(name);
+	a->value = strdup(value);
+	a->line = p->line;
+	sc->nadvanced++;
+	if (!a->name || !a->value)
+		return fail_nomem(p);
+	return 0;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+		  const char *value)
+{
+	struct parse *p = user;
+	char where[MV_NAME_MAX + 8];
+
+	/* Our reader tracked the section already, with its line. */
+	(void)section;
+	if (p->err)
+		return 0;
+	switch (p->sec) {
+	case SEC_NONE:
+		fail(p,
+		     "'%s' is outside any section (expected [host], [vm NAME] or [advanced] first)",
+		     name);
+		break;
+	case SEC_HOST:
+		set_key(p, host_keys, NKEYS(host_keys), "[host]", name, value);
+		break;
+	case SEC_VM:
+		snprintf(where, sizeof(where), "[vm %s]", current_vm(p)->name);
+		set_key(p, vm_keys, NKEYS(vm_keys), where, name, value);
+		break;
+	case SEC_ADVANCED:
+		set_advanced(p, name, value);
+		break;
+	}
+	return !p->err;
+}
+
+static bool name_ok(const char *name)
+{
+	for (; *name; name++)
+		if (!isalnum((unsigned char)*name) && !strchr("-_.", *name))
+			return false;
+	return true;
+}
+
+/* FNV-1a: a VM's default seed follows its name, not its position. */
+static uint64_t name_seed(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return h;
+}
+
+static int open_vm(struct parse *p, const char *name)
+{
+	struct scenario *sc = p->sc;
+	struct sc_vm *vms;
+
+	if (!*name)
+		return fail(p, "[vm] has no name (expected [vm NAME])");
+	if (strlen(name) >= MV_NAME_MAX || !name_ok(name))
+		return fail(
+			p,
+			"bad VM name '%s' (expected 1 to %d letters, digits, '-', '_' or '.')",
+			name, MV_NAME_MAX - 1);
+	for (size_t i = 0; i < sc->nvms; i++)
+		if (!strcmp(sc->vms[i].name, name))
+			return fail(
+				p,
+				"VM '%s' is defined twice (first at line %d; expected unique VM names)",
+				name, sc->vms[i].line);
+	vms = realloc(sc->vms, (sc->nvms + 1) * sizeof(*vms));
+	if (!vms)
+		return fail_nomem(p);
+	sc->vms = vms;
+	memset(&vms[sc->nvms], 0, sizeof(vms[0]));
+	strcpy(vms[sc->nvms].name, name);
+	vms[sc->nvms].workload = MVG_IDLE;
+	vms[sc->nvms].threads = 1;
+	vms[sc->nvms].seed = name_seed(name);
+	vms[sc->nvms].line = p->line;
+	sc->nvms++;
+	p->sec = SEC_VM;
+	return 0;
+}
+
+static int open_section(struct parse *p, char *header)
+{
+	char *arg = header + strcspn(header, " \t");
+
+	if (*arg)
+		*arg++ = '\0';
+	arg = trim(arg);
+	p->seen = 0;
+	p->sec_line = p->line;
+	if (!strcasecmp(header, "vm"))
+		return open_vm(p, arg);
+	if (!strcasecmp(header, "host") && !*arg) {
+		if (p->sc->host.line)
+			return fail(
+				p,
+				"[host] appears twice (first at line %d; expected one [host] section)",
+				p->sc->host.line);
+		p->sc->host.line = p->line;
+		p->sec = SEC_HOST;
+		return 0;
+	}
+	if (!strcasecmp(header, "advanced") && !*arg) {
+		if (p->advanced_line)
+			return fail(
+				p,
+				"[advanced] appears twice (first at line %d; expected one [advanced] section)",
+				p->advanced_line);
+		p->advanced_line = p->line;
+		p->sec = SEC_ADVANCED;
+		return 0;
+	}
+	return fail(
+		p,
+		"unknown section [%s%s%s] (expected [host], [vm NAME] or [advanced])",
+		header, *arg ? " " : "", arg);
+}
+
+/*
+ * inih's fgets-like reader.  Returning NULL ends the parse, which is how
+ * the first error stops it.
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct parse *p = stream;
+	size_t n, cap = (size_t)size - 1;
+	bool more;
+	char *s, *end, header[128];
+
+	if (p->err || size < 4)
+		return NULL;
+	if (p->f) {
+		if (!fgets(buf, size, p->f))
+			return NULL;
+		n = strlen(buf);
+		more = !feof(p->f);
+	} else {
+		if (!*p->text)
+			return NULL;
+		n = strcspn(p->text, "\n");
+		n = n < cap ? n + (p->text[n] == '\n') : cap;
+		memcpy(buf, p->text, n);
+		buf[n] = '\0';
+		p->text += n;
+		more = *p->text != '\0';
+	}
+	p->line++;
+	if (n == cap && buf[n - 1] != '\n' && more) {
+		fail(p, "line is too long (expected at most %zu characters)",
+		     cap - 2);
+		return NULL;
+	}
+	/* A BOM is only ever at the very start; inih's own check would miss
+	 * it once we look at the line first. */
+	s = buf;
+	if (p->line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	memmove(buf, s, strlen(s) + 1);
+	end = strchr(buf, ']');
+	if (buf[0] == '[' && end) {
+		if ((size_t)(end - buf) > sizeof(header)) {
+			fail(p,
+			     "section header is too long (expected [host], [vm NAME] or [advanced])");
+			return NULL;
+		}
+		memcpy(header, buf + 1, (size_t)(end - buf) - 1);
+		header[end - buf - 1] = '\0';
+		if (open_section(p, trim(header)))
+			return NULL;
+	}
+	return buf;
+}
+
+static int finish(struct parse *p)
+{
+	struct scenario *sc = p->sc;
+
+	if (!sc->nvms)
+		return fail_at(
+			p, p->line,
+			"no VMs (expected at least one [vm NAME] section with a memsize)");
+	for (size_t i = 0; i < sc->nvms; i++) {
+		struct sc_vm *vm = &sc->vms[i];
+
+		if (!vm->memsize)
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has no memsize (expected memsize = SIZE, e.g. 256M)",
+				vm->name);
+		if (vm->workload == MVG_IMAGE && !vm->image)
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from)",
+				vm->name);
+	}
+	return 0;
+}
+
+static void scenario_init(struct scenario *sc)
+{
+	struct mv_host_config cfg;
+
+	memset(sc, 0, sizeof(*sc));
+	mv_host_config_init(&cfg);
+	sc->host.memsize = cfg.memsize_bytes;
+	sc->host.duration_s = DEFAULT_DURATION_S;
+	sc->settings = cfg.settings;
+}
+
+void scenario_free(struct scenario *sc)
+{
+	for (size_t i = 0; i < sc->nvms; i++)
+		free(sc->vms[i].image);
+	for (size_t i = 0; i < sc->nadvanced; i++) {
+		free(sc->advanced[i].name);
+		free(sc->advanced[i].value);
+	}
+	free(sc->vms);
+	free(sc->advanced);
+	free(sc->host.swapdir);
+	free(sc->source);
+	memset(sc, 0, sizeof(*sc));
+}
+
+static int parse(struct parse *p)
+{
+	int ret;
+
+	p->sc->source = strdup(p->file);
+	if (!p->sc->source)
+		return fail_nomem(p);
+	ret = ini_parse_stream(read_line, p, on_key, p);
+	if (p->f && !p->err && ferror(p->f)) {
+		fail_at(p, 0,
+			"cannot read: %s (expected a readable scenario file)",
+			strerror(errno));
+		p->err = errno ? -errno : -EIO;
+	}
+	/* inih's own syntax errors come back only as a line number. */
+	if (ret > 0 && (!p->err || ret < p->err_line)) {
+		p->err = 0;
+		fail_at(p, ret,
+			"cannot parse this line (expected [section], key = value, or a ; comment)");
+	} else if (ret < 0 && !p->err) {
+		fail_at(p, 0, "out of memory");
+		p->err = -ENOMEM;
+	}
+	if (!p->err)
+		finish(p);
+	return p->err;
+}
+
+int scenario_load_string(const char *text, const char *source,
+			 struct scenario *sc, char *err, size_t errlen)
+{
+	struct parse p = { .sc = sc,
+			   .file = source,
+			   .text = text,
+			   .msg = err,
+			   .msglen = errlen };
+	int ret;
+
+	scenario_init(sc);
+	ret = parse(&p);
+	if (ret)
+		scenario_free(sc);
+	return ret;
+}
+
+int scenario_load_default(struct scenario *sc, char *err, size_t errlen)
+{
+	return scenario_load_string(scenario_default_text,
+				    SCENARIO_DEFAULT_NAME, sc, err, errlen);
+}
+
+int scenario_load_file(const char *path, struct scenario *sc, char *err,
+		       size_t errlen)
+{
+	struct parse p = {
+		.sc = sc, .file = path, .msg = err, .msglen = errlen
+	};
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	int ret;
+
+	scenario_init(sc);
+	p.f = fopen(path, "r");
+	if (!p.f) {
+		ret = -errno;
+		snprintf(
+			err, errlen,
+			"%s: cannot open: %s (expected a readable scenario file)",
+			path, strerror(-ret));
+		return ret;
+	}
+	if (fstat(fileno(p.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen,
+			 "%s: is a directory (expected a scenario file)", path);
+		ret = -EISDIR;
+		goto out_close;
+	}
+	if (slash) {
+		p.basedir = strndup(path,
+				    slash == path ? 1 : (size_t)(slash - path));
+		if (!p.basedir) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			ret = -ENOMEM;
+			goto out_close;
+		}
+	}
+	ret = parse(&p);
+	if (ret)
+		scenario_free(sc);
+	free(p.basedir);
+out_close:
+	fclose(p.f);
+	return ret;
+}
+
+uint64_t scenario_vm_memsize_total(const struct scenario *sc)
+{
+	uint64_t total = 0;
+
+	for (size_t i = 0; i < sc->nvms; i++)
+		total += sc->vms[i].memsize;
+	return total;
+}

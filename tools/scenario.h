@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scenario.h - what `memvisor run` runs: a host and its VMs, read from an
+ * INI scenario file (or the embedded default) and fully validated before
+ * anything is started.  docs/SCENARIOS.md describes the format.
+ */
+#ifndef MV_TOOL_SCENARIO_H
+#define MV_TOOL_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guest.h"
+#include "memvisor.h"
+
+/* Name under which the embedded default appears in messages. */
+#define SCENARIO_DEFAULT_NAME "(embedded default)"
+#define SCENARIO_MAX_THREADS 64
+#define SCENARIO_MAX_DURATION_S (7u * 24 * 3600)
+
+struct sc_host {
+	uint64_t memsize; /* machine memory budget, bytes, multiple of 4 KiB */
+	char *swapdir; /* resolved path; NULL: the library's default */
+	unsigned duration_s; /* how long the workloads run */
+	int line; /* of the [host] header; 0 if the file has none */
+};
+
+struct sc_vm {
+	char name[MV_NAME_MAX];
+	uint64_t memsize; /* guest physical memory, bytes, multiple of 4 KiB */
+	enum mvg_kind workload;
+	unsigned threads; /* guest threads, 1..SCENARIO_MAX_THREADS */
+	char *image; /* resolved RAM image path; NULL if none */
+	uint64_t seed;
+	uint32_t think_us; /* pause between guest ops, microseconds */
+	double zipf_s; /* kvstore skew; 0: the workload's default */
+	int line; /* of the [vm NAME] header */
+};
+
+/* One key of [advanced], kept as written so it can be shown back. */
+struct sc_setting {
+	char *name;
+	char *value;
+	int line;
+};
+
+struct scenario {
+	char *source; /* file path, or SCENARIO_DEFAULT_NAME */
+	struct sc_host host;
+	/* ESX defaults with [advanced] applied through mv_settings_set() */
+	struct mv_settings settings;
+	struct sc_setting *advanced;
+	size_t nadvanced;
+	struct sc_vm *vms; /* in file order */
+	size_t nvms;
+};
+
+/* The embedded default: overcommits a 512 MiB host with 768 MiB of VMs. */
+extern const char scenario_default_text[];
+
+/*
+ * Each loader fills *sc and returns 0, or returns -EINVAL (bad scenario),
+ * -ENOENT/-EACCES/... (file unreadable) or -ENOMEM with a message of the
+ * form "FILE:LINE: what is wrong (what is expected)" in err, leaving *sc
+ * empty.  Paths inside a file are relative to the file's directory; those
+ * in a string are used as written.
+ */
+int scenario_load_file(const char *path, struct scenario *sc, char *err,
+		       size_t errlen);
+int scenario_load_string(const char *text, const char *source,
+			 struct scenario *sc, char *err, size_t errlen);
+int scenario_load_default(struct scenario *sc, char *err, size_t errlen);
+void scenario_free(struct scenario *sc);
+
+/* Total guest memory configured, bytes. */
+uint64_t scenario_vm_memsize_total(const struct scenario *sc);
+
+/*
+ * Parses a size with a binary unit, "512M", "1.5G", "4096K", "2T" (an
+ * optional B or iB may follow the unit), into bytes.  -EINVAL for junk, no
+ * unit, zero, or a fraction of a byte; -ERANGE if it does not fit 64 bits.
+ */
+int scenario_parse_size(const char *s, uint64_t *bytes);
+
+#endif /* MV_TOOL_SCENARIO_H */
