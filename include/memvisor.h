@@ -89,6 +89,10 @@ struct mv_settings {
 	uint32_t fault_threads;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
+	/* Mem.MemZipEnable: compress pages chosen for swapping (1) */
+	uint32_t mem_zip_enable;
+	/* Mem.ZipAlgorithm: 0 LZ4, 1 zstd level 1 (0) */
+	uint32_t zip_algorithm;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -146,6 +150,105 @@ int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */
 int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn);
 
+/*
+ * Ballooning.  A driver inside the guest gives back pages its guest OS is
+ * not using, through a private channel with virtio-balloon's semantics (so
+ * that a virtio transport can be put under it): the host publishes a target
+ * num_pages; the driver inflates (gives pages up) or deflates (takes them
+ * back) with messages of 4 KiB PFNs and reports VIRTIO_BALLOON_S_*
+ * statistics.  The host checks every message: what it refuses changes
+ * nothing and is counted in balloon_errors.  docs/BALLOON.md has the rest.
+ */
+#define MV_BALLOON_PFNS_MAX 256 /* PFNs per message, as in virtio-balloon */
+
+/* Tags of the statistics message: the VIRTIO_BALLOON_S_* values. */
+enum mv_balloon_stat_tag {
+	MV_BALLOON_S_SWAP_IN = 0, /* bytes the guest swapped in */
+	MV_BALLOON_S_SWAP_OUT, /* bytes the guest swapped out */
+	MV_BALLOON_S_MAJFLT, /* major faults in the guest */
+	MV_BALLOON_S_MINFLT, /* minor faults in the guest */
+	MV_BALLOON_S_MEMFREE, /* bytes free */
+	MV_BALLOON_S_MEMTOT, /* bytes of memory in total */
+	MV_BALLOON_S_AVAIL, /* bytes available to applications */
+	MV_BALLOON_S_CACHES, /* bytes of disk caches */
+	MV_BALLOON_S_HTLB_PGALLOC, /* huge page allocations */
+	MV_BALLOON_S_HTLB_PGFAIL, /* huge page allocation failures */
+	MV_BALLOON_S_NR
+};
+
+enum mv_balloon_msg_type {
+	MV_BALLOON_MSG_INFLATE = 1, /* pfns: pages the guest gives up */
+	MV_BALLOON_MSG_DEFLATE, /* pfns: pages the guest takes back */
+	MV_BALLOON_MSG_STATS, /* stats: the guest's memory statistics */
+};
+
+/* virtio_balloon_stat, with the padding spelled out instead of packed. */
+struct mv_balloon_stat {
+	uint16_t tag; /* enum mv_balloon_stat_tag */
+	uint8_t reserved[6];
+	uint64_t val;
+};
+
+struct mv_balloon_msg {
+	uint32_t type; /* enum mv_balloon_msg_type */
+	uint32_t num; /* entries used in the payload */
+	union {
+		uint32_t pfns[MV_BALLOON_PFNS_MAX]; /* 4 KiB page numbers */
+		struct mv_balloon_stat stats[MV_BALLOON_S_NR];
+	} u;
+};
+
+/* What the host writes back, as a virtio device into a writable buffer. */
+struct mv_balloon_reply {
+	uint32_t accepted; /* entries acted on */
+	uint32_t rejected; /* entries refused, each counted in balloon_errors */
+	uint64_t rejected_map[MV_BALLOON_PFNS_MAX / 64]; /* bit i: entry i */
+};
+
+/* The device's config space: virtio_balloon_config's first two fields. */
+struct mv_balloon_config {
+	uint32_t num_pages; /* target: pages the host wants given up */
+	uint32_t actual; /* pages in the balloon, as the host counted them */
+};
+
+typedef struct mv_balloon_chan mv_balloon_chan;
+
+/* The driver's end of a VM's channel, one at a time (-EBUSY).  Close it
+ * before the VM is destroyed. */
+int mv_balloon_open(mv_vm *vm, mv_balloon_chan **out);
+void mv_balloon_close(mv_balloon_chan *ch);
+int mv_balloon_get_config(mv_balloon_chan *ch, struct mv_balloon_config *cfg);
+/*
+ * Delivers one message; reply (may be NULL) says which entries were
+ * refused.  0 when processed, even with refusals; -EINVAL (unknown type)
+ * or -E2BIG (more entries than the payload holds) when refused whole.
+ */
+int mv_balloon_send(mv_balloon_chan *ch, const struct mv_balloon_msg *msg,
+		    struct mv_balloon_reply *reply);
+
+/* Sets the VM's balloon target (bytes, rounded down to pages); more than
+ * Mem.CtlMaxPercent of the VM is clipped to that. */
+int mv_vm_balloon_set_target(mv_vm *vm, uint64_t bytes);
+
+struct mv_balloon_info {
+	uint64_t requested_pages; /* target as set */
+	uint64_t target_pages; /* MCTLTGT: num_pages, after the cap */
+	uint64_t actual_pages; /* MCTLSZ: pages in the balloon */
+	uint64_t max_pages; /* MCTLMAX: Mem.CtlMaxPercent of the VM */
+	int has_driver; /* a driver holds the channel */
+	uint64_t inflated_pages; /* taken into the balloon, total */
+	uint64_t deflated_pages; /* given back by deflate, total */
+	uint64_t frames_freed; /* machine frames released by inflation */
+	uint64_t msgs; /* messages received */
+	uint64_t errors; /* refused messages and entries */
+	uint64_t violations; /* guest touches of ballooned pages */
+	uint64_t stats[MV_BALLOON_S_NR]; /* last values the guest reported */
+	uint32_t stats_valid; /* bit t: stats[t] was reported */
+	uint64_t stats_age_ms; /* since the last report; UINT64_MAX: none */
+};
+
+int mv_vm_balloon_info(mv_vm *vm, struct mv_balloon_info *info);
+
 struct mv_vm_stats {
 	char name[MV_NAME_MAX];
 	uint64_t memsz_pages; /* MEMSZ: configured guest memory */
@@ -161,6 +264,20 @@ struct mv_vm_stats {
 	uint64_t image_pages; /* pages filled from the RAM image */
 	uint64_t swap_errors; /* swap-out attempts that failed (page kept) */
 	uint64_t fault_errors; /* faults that could not be served */
+	uint64_t mctlsz_pages; /* MCTLSZ: pages in the balloon */
+	uint64_t mctltgt_pages; /* MCTLTGT: the balloon's target */
+	uint64_t mctlmax_pages; /* MCTLMAX: most the balloon may take */
+	uint32_t balloon_driver; /* 1 if a balloon driver is connected */
+	uint64_t balloon_errors; /* refused balloon messages and entries */
+	uint64_t balloon_violations; /* guest touches of ballooned pages */
+	uint64_t zip_cached_pages; /* pages in the compression cache */
+	uint64_t zip_used_bytes; /* CACHEUSD: machine memory the cache holds */
+	uint64_t zip_stored_bytes; /* sum of the compressed sizes held */
+	uint64_t zip_max_bytes; /* the cache's cap (Mem.MemZipMaxPct) */
+	uint64_t zip_pages; /* pages compressed into the cache, total */
+	uint64_t unzip_pages; /* pages decompressed on faults, total */
+	uint64_t zip_evict_pages; /* oldest cached pages pushed to swap */
+	uint64_t zip_incompressible; /* victims over 2 KiB compressed: swapped */
 };
 
 struct mv_host_stats {

@@ -10,6 +10,9 @@
  *              restored from an image (read lazily, like a VMM restoring a
  *              snapshot);
  *   SWAPPED    read the page back from the VM's swap file;
+ *   ZERO, BALLOONED  zeros, never old bytes nor the image's: the guest
+ *              gave the content up through its balloon;
+ *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
  *              wake the faulting thread.
  * Frames are reserved from the host before anything is filled; with none
@@ -117,6 +120,19 @@ static void unlock_run(struct mv_vm *vm, struct run *r)
 		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
 }
 
+static int unzip_run(struct mv_vm *vm, struct run *r, uint8_t *buf)
+{
+	int err;
+
+	for (uint64_t i = 0; i < r->n; i++) {
+		err = mv__zcache_load(vm, r->old[i],
+				      buf + (i << MV_PAGE_SHIFT));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
 {
 	uint64_t off = r->lo << MV_PAGE_SHIFT, len = r->n << MV_PAGE_SHIFT;
@@ -177,6 +193,59 @@ static void io_backoff(void)
 }
 
 /*
+ * Fills a page the guest gave up through its balloon: ZERO after a
+ * deflate, or still BALLOONED when a guest touches its own balloon (a
+ * violation, and the page leaves the balloon).  Either reads as zeros,
+ * never as its old bytes nor as the RAM image's: the content was given
+ * up.  A ballooned page is filled alone, so one stray touch does not take
+ * its neighbours out of the balloon.  Returns false when the caller must
+ * start over (no frame was free, or the fill failed), with the lock
+ * dropped.
+ */
+static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
+{
+	struct mv_vm *vm = ctx->vm;
+	struct mv_host *h = vm->host;
+	bool ballooned = pmap_state(v) == MV_PAGE_BALLOONED;
+	unsigned window = ballooned ? 1 : h->settings.fault_around_pages, got;
+	struct run r;
+	int err;
+
+	got = mv__frames_reserve(h, window);
+	if (!got) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		mv__frames_wait(h);
+		return false;
+	}
+	grow_run(vm, ppn, v, window, got, &r);
+	if (r.n < got)
+		mv__frames_release(h, got - r.n);
+	memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT);
+	err = copy_in(vm, &r, ctx->buf);
+	if (err) {
+		unlock_run(vm, &r);
+		mv__frames_release(h, r.n);
+		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+					  memory_order_relaxed);
+		mv__host_set_msg(h, "VM %s: cannot fill page %llu with zeros: %s (retrying)",
+				 vm->name, (unsigned long long)ppn,
+				 strerror(-err));
+		io_backoff();
+		return false;
+	}
+	for (uint64_t i = 0; i < r.n; i++)
+		r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
+	atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
+				  memory_order_relaxed);
+	if (ballooned)
+		mv__balloon_touched(vm, r.n);
+	unlock_run(vm, &r);
+	return true;
+}
+
+/*
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
  */
@@ -193,6 +262,11 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
 		s = pmap_state(v);
+		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
+			if (fill_given_up(ctx, ppn, v))
+				return;
+			continue;
+		}
 		if (s == MV_PAGE_PRIVATE) {
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
@@ -200,7 +274,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			wake(vm, ppn);
 			return;
 		}
-		if (s != MV_PAGE_UNTOUCHED && s != MV_PAGE_SWAPPED) {
+		if (s != MV_PAGE_UNTOUCHED && s != MV_PAGE_SWAPPED &&
+		    s != MV_PAGE_COMPRESSED) {
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
@@ -225,6 +300,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 		if (s == MV_PAGE_SWAPPED)
 			err = mv__swap_read(&vm->swap, r.lo, (unsigned)r.n,
 					    ctx->buf);
+		else if (s == MV_PAGE_COMPRESSED)
+			err = unzip_run(vm, &r, ctx->buf);
 		else if (vm->image_fd >= 0)
 			err = read_image(vm, &r, ctx->buf);
 		else
@@ -238,18 +315,25 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 						  memory_order_relaxed);
 			mv__host_set_msg(h, "VM %s: cannot fill page %llu from %s: %s (retrying)",
 					 vm->name, (unsigned long long)ppn,
-					 s == MV_PAGE_SWAPPED ? "swap" :
+					 s == MV_PAGE_SWAPPED	 ? "swap" :
+					 s == MV_PAGE_COMPRESSED ? "the compression cache" :
 					 vm->image_fd >= 0 ? "image" :
 							     "zeros",
 					 strerror(-err));
 			io_backoff();
 			continue;
 		}
-		for (uint64_t i = 0; i < r.n; i++)
-			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
 		atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
 					  memory_order_relaxed);
-		if (s == MV_PAGE_SWAPPED) {
+		for (uint64_t i = 0; i < r.n; i++) {
+			if (s == MV_PAGE_COMPRESSED)
+				mv__zcache_drop(vm, r.lo + i, r.old[i]);
+			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
+		}
+		if (s == MV_PAGE_COMPRESSED) {
+			atomic_fetch_add_explicit(&vm->zc.unzip_pages, r.n,
+						  memory_order_relaxed);
+		} else if (s == MV_PAGE_SWAPPED) {
 			atomic_fetch_sub_explicit(&vm->swcur_pages, r.n,
 						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&vm->c.swapin_pages, r.n,

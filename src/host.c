@@ -16,7 +16,7 @@
  * 2% of the next 16, 1% of the rest.  The state is free memory against
  * minFree: high >= 400%, clear >= 100%, soft >= 64%, hard >= 32%, else low.
  * The enforcer is a stand-in for the memory scheduler: it knows only "keep
- * minFree free".
+ * minFree free".  When idle it compacts fragmented compression caches.
  *
  * Invariants: consumed_pages <= memsize_pages at all times; consumed_pages
  * equals the sum of the VMs' consumed_pages whenever no fault or reclaim is
@@ -218,6 +218,17 @@ static uint64_t reclaim_batch(struct mv_host *h, uint64_t *rng)
 	return done;
 }
 
+/* Idle time is when fragmented compression caches give frames back. */
+static void compact_caches(struct mv_host *h)
+{
+	struct mv_vm *vm;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (vm = h->vms; vm; vm = vm->next)
+		mv__zcache_compact(vm);
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
 static bool enforcer_needed(struct mv_host *h)
 {
 	unsigned waiters;
@@ -239,8 +250,13 @@ static void *enforcer_main(void *arg)
 	while (!h->enforcer_stop) {
 		if (!enforcer_needed(h)) {
 			deadline_ms(&ts, ENFORCER_IDLE_MS);
-			pthread_cond_timedwait(&h->enforcer_wake,
-					       &h->enforcer_lock, &ts);
+			if (pthread_cond_timedwait(&h->enforcer_wake,
+						   &h->enforcer_lock,
+						   &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&h->enforcer_lock);
+				compact_caches(h);
+				pthread_mutex_lock(&h->enforcer_lock);
+			}
 			continue;
 		}
 		pthread_mutex_unlock(&h->enforcer_lock);

@@ -5,9 +5,11 @@
  *
  * Lock ordering (the whole engine; each file repeats its part):
  *   host->vms_lock
- *     -> vm->reclaim_lock
+ *     -> vm->reclaim_lock, or vm->balloon.lock (never both)
  *       -> pmap entry locks (PMAP_LOCK bits; several only by trylock, or
  *          in ascending ppn order)
+ *         -> vm->zc.lock (takes further pmap entries by trylock only)
+ *           -> zpool lock (a leaf)
  *         -> host->frames_lock
  *         -> host->msg_lock
  *   A fault thread never sleeps waiting for frames while it holds a pmap
@@ -22,9 +24,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "balloon.h"
 #include "memvisor.h"
 #include "pmap.h"
 #include "swap.h"
+#include "zcache.h"
 
 #define MV_MAX_FAULT_THREADS 16
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
@@ -95,6 +99,8 @@ struct mv_vm {
 	uint64_t image_bytes; /* its size; pages past it read as zero */
 
 	struct mv__swap swap; /* the VM's swap file */
+	struct mv__balloon balloon; /* balloon target, size and counters */
+	struct mv__zcache zc; /* the VM's compression cache */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */

@@ -8,7 +8,9 @@
  * the hypervisor would mispredict.  A batch of up to MV_RECLAIM_BATCH
  * victims is locked (trylock only: a page someone is busy with is not a good
  * victim anyway), each is taken out of the guest with UFFDIO_MOVE into the
- * VM's staging area, written to its swap slot, and the staging area is
+ * VM's staging area, kept in the VM's compression cache if it compresses to
+ * 2 KiB or less (zcache.c) or else written to its swap slot, and the staging
+ * area is
  * emptied with one MADV_DONTNEED for the whole batch, which is what makes
  * MOVE cheaper than write-protecting (vm.c has the figures).
  *
@@ -129,15 +131,18 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 }
 
 /*
- * Swaps out the locked victims.  Returns pages swapped; *errp gets the
- * first error.  Unlocks every victim.
+ * Takes the locked victims out of the guest: each into the compression
+ * cache if it compresses well enough, else into the swap file.  Returns
+ * pages taken; *errp gets the first error.  Unlocks every victim.
  */
 static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 				int *errp)
 {
 	struct mv_host *h = vm->host;
 	bool moved[MV_RECLAIM_BATCH];
-	unsigned ok = 0;
+	unsigned ok = 0, swapped = 0;
+	int64_t credit = 0; /* frames freed for the host, net of the cache */
+	uint64_t entry;
 	uint8_t *stage;
 	int err;
 
@@ -155,11 +160,19 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
 			continue;
 		}
+		if (!mv__zcache_store(vm, v[i].ppn, stage, v[i].old, &entry,
+				      &credit)) {
+			pmap_unlock(&vm->pmap[v[i].ppn], entry);
+			ok++;
+			continue;
+		}
 		err = mv__swap_write(&vm->swap, v[i].ppn, stage);
 		if (!err) {
 			pmap_unlock(&vm->pmap[v[i].ppn],
 				    pmap_make(MV_PAGE_SWAPPED, v[i].old, 0));
 			ok++;
+			swapped++;
+			credit++;
 			continue;
 		}
 		/* keep the page: back into the guest, untouched */
@@ -174,15 +187,13 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
 	}
 	madvise(vm->staging, (size_t)n << MV_PAGE_SHIFT, MADV_DONTNEED);
-	if (ok) {
-		atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&vm->swcur_pages, ok,
-					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&vm->c.swapout_pages, ok,
-					  memory_order_relaxed);
-		mv__frames_release(h, ok);
-	}
+	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->swcur_pages, swapped,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.swapout_pages, swapped,
+				  memory_order_relaxed);
+	mv__frames_release(h, (uint64_t)credit);
 	return ok;
 }
 

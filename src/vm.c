@@ -151,6 +151,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	vm->swap.fd = -1;
 	len = vm->npages << MV_PAGE_SHIFT;
 	pthread_mutex_init(&vm->reclaim_lock, NULL);
+	mv__balloon_init(vm);
 
 	vm->pmap = mv__calloc(vm->npages, sizeof(*vm->pmap));
 	if (!vm->pmap) {
@@ -195,10 +196,13 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		mv__host_set_msg(h, "%s", msg);
 		goto fail_link;
 	}
+	err = mv__zcache_init(vm);
+	if (err)
+		goto fail_swap;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		err = -errno;
-		goto fail_swap;
+		goto fail_zcache;
 	}
 	err = mv__fault_start(vm);
 	if (err) {
@@ -211,6 +215,8 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 
 fail_stopfd:
 	close(vm->stop_fd);
+fail_zcache:
+	mv__zcache_fini(vm);
 fail_swap:
 	mv__swap_close(&vm->swap);
 fail_link:
@@ -227,6 +233,7 @@ fail_image:
 fail_pmap:
 	free(vm->pmap);
 fail_vm:
+	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
 	return err;
@@ -243,11 +250,13 @@ void mv_vm_destroy(mv_vm *vm)
 	close(vm->uffd);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
 	munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
+	mv__zcache_fini(vm);
 	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
 	mv__swap_close(&vm->swap);
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
 	free(vm->pmap);
+	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
 }
@@ -285,6 +294,7 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 {
+	struct mv__zcache_stats zs;
 	uint64_t v;
 
 	if (!vm || !st)
@@ -307,5 +317,15 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->image_pages = atomic_load(&vm->c.image_pages);
 	st->swap_errors = atomic_load(&vm->c.swap_errors);
 	st->fault_errors = atomic_load(&vm->c.fault_errors);
+	mv__balloon_stats(vm, st);
+	mv__zcache_stats(vm, &zs);
+	st->zip_cached_pages = zs.pages;
+	st->zip_used_bytes = zs.used_bytes;
+	st->zip_stored_bytes = zs.stored_bytes;
+	st->zip_max_bytes = zs.max_bytes;
+	st->zip_pages = atomic_load(&vm->zc.zip_pages);
+	st->unzip_pages = atomic_load(&vm->zc.unzip_pages);
+	st->zip_evict_pages = atomic_load(&vm->zc.evict_pages);
+	st->zip_incompressible = atomic_load(&vm->zc.incompressible);
 	return 0;
 }

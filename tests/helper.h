@@ -28,6 +28,10 @@ mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize);
 void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 /* True if the page holds exactly th_fill(tag, ppn, version)'s bytes. */
 bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
+/* The same, but compressible: 512 bytes of such data, repeated. */
+void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
+bool th_check_z(const void *page, uint64_t tag, uint64_t ppn,
+		uint64_t version);
 bool th_is_zero(const void *page);
 /* Waits until the host's enforcer has brought free memory to minFree. */
 void th_settle(mv_host *h);

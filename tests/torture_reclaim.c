@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * torture_swap.c - several VMs, several guest threads each, random reads
- * and writes of whole pages with checksums, while the enforcer swaps on a
- * host far too small and a reclaimer thread swaps random pages on top.
+ * torture_reclaim.c - several VMs, several guest threads each, random reads
+ * and writes of whole pages with checksums, while the enforcer reclaims on a
+ * host far too small and a reclaimer thread reclaims random pages on top:
+ * into the swap file (random, incompressible pages) or the compression
+ * cache and on to swap (compressible pages).
  *
  * Each guest thread owns the pages p with p % threads == its index, so it
  * knows every page's version; each VM writes its own tag, so a page that
@@ -34,9 +36,25 @@ struct guest {
 	unsigned index;
 	uint32_t *version; /* per page, owned by this thread's pages only */
 	atomic_bool *stop;
+	bool z; /* compressible content */
 	uint64_t ops;
 	uint64_t errors;
 };
+
+static void fill(bool z, void *page, uint64_t tag, uint64_t ppn, uint64_t ver)
+{
+	if (z)
+		th_fill_z(page, tag, ppn, ver);
+	else
+		th_fill(page, tag, ppn, ver);
+}
+
+static bool check(bool z, const void *page, uint64_t tag, uint64_t ppn,
+		  uint64_t ver)
+{
+	return z ? th_check_z(page, tag, ppn, ver) :
+		   th_check(page, tag, ppn, ver);
+}
 
 static uint64_t xs(uint64_t *s)
 {
@@ -61,10 +79,10 @@ static void *guest_main(void *arg)
 			continue;
 		page = m + ppn * MV_PAGE_SIZE;
 		if (xs(&rng) % 2) {
-			th_fill(page, g->tag, ppn, ++g->version[ppn]);
+			fill(g->z, page, g->tag, ppn, ++g->version[ppn]);
 		} else if (g->version[ppn]) {
-			g->errors += !th_check(page, g->tag, ppn,
-					       g->version[ppn]);
+			g->errors += !check(g->z, page, g->tag, ppn,
+					    g->version[ppn]);
 		} else {
 			g->errors += !th_is_zero(page);
 		}
@@ -100,7 +118,7 @@ static unsigned seconds(void)
 	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
 }
 
-static void torture(unsigned fault_threads)
+static void torture(unsigned fault_threads, bool z)
 {
 	struct guest g[NVMS][THREADS];
 	uint32_t *version[NVMS];
@@ -131,7 +149,8 @@ static void torture(unsigned fault_threads)
 						  .tag = 100 + (uint64_t)v,
 						  .index = i,
 						  .version = version[v],
-						  .stop = &stop };
+						  .stop = &stop,
+						  .z = z };
 			assert_int_equal(pthread_create(&gt[v][i], NULL,
 							guest_main, &g[v][i]),
 					 0);
@@ -153,22 +172,26 @@ static void torture(unsigned fault_threads)
 		m = mv_vm_mem(vms[v]);
 		for (uint64_t p = 0; p < npages; p++)
 			errors += version[v][p] ?
-					  !th_check(m + p * MV_PAGE_SIZE,
-						    100 + (uint64_t)v, p,
-						    version[v][p]) :
+					  !check(z, m + p * MV_PAGE_SIZE,
+						 100 + (uint64_t)v, p,
+						 version[v][p]) :
 					  !th_is_zero(m + p * MV_PAGE_SIZE);
 	}
 	mv_host_stats(t.host, &hs);
 	mv_vm_stats(vms[0], &st);
-	printf("torture(%u fault threads): %llu ops, %llu swapped by hand, %llu by the enforcer, vm t0 %llu swap-ins, %llu integrity errors\n",
-	       fault_threads, (unsigned long long)ops,
+	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the enforcer, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
+	       fault_threads, z ? "compressible" : "random",
+	       (unsigned long long)ops,
 	       (unsigned long long)r.swapped,
 	       (unsigned long long)hs.reclaim_pages,
 	       (unsigned long long)st.swapin_pages,
+	       (unsigned long long)st.unzip_pages,
 	       (unsigned long long)errors);
 	assert_int_equal(errors, 0);
 	assert_true(hs.consumed_pages <= hs.memsize_pages);
 	assert_true(st.swapin_pages > 0);
+	if (z)
+		assert_true(st.unzip_pages > 0);
 	for (int v = 0; v < NVMS; v++) {
 		mv_vm_destroy(vms[v]);
 		free(version[v]);
@@ -179,13 +202,19 @@ static void torture(unsigned fault_threads)
 static void test_torture_one_fault_thread(void **state)
 {
 	(void)state;
-	torture(1);
+	torture(1, false);
 }
 
 static void test_torture_two_fault_threads(void **state)
 {
 	(void)state;
-	torture(2);
+	torture(2, false);
+}
+
+static void test_torture_compressible_pages(void **state)
+{
+	(void)state;
+	torture(2, true);
 }
 
 int main(void)
@@ -193,6 +222,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_torture_one_fault_thread),
 		cmocka_unit_test(test_torture_two_fault_threads),
+		cmocka_unit_test(test_torture_compressible_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+/*
+ * zcache.c - the per-VM compression cache that sits in front of hypervisor
+ * swapping (ESX 4.1's memory compression).
+ *
+ * Design: only pages already chosen for swapping come here.  A page that
+ * compresses to 2 KiB or less is kept in the VM's packed store (zpool.c)
+ * and its pmap entry becomes COMPRESSED with the object's handle as payload;
+ * anything bigger goes on to the swap file.  A fault decompresses (about a
+ * microsecond, against a disk read of tens or hundreds).
+ *
+ * The cache is capped at Mem.MemZipMaxPct of the VM's memory, and its frames
+ * are machine memory like any other: they are counted in the VM's and the
+ * host's consumption.  A page's own frame pays for its compressed copy; when
+ * the pool grows by more than the frames being freed (a new multi-frame span
+ * for one page), the difference is reserved from the host first, and if the
+ * host has none the page is swapped instead, so the budget is never
+ * exceeded.  When the cache is full it is compacted, and if that is not
+ * enough its oldest pages go on to the swap file (a FIFO threaded through
+ * per-ppn links), so that it holds the pages most likely to be wanted again.
+ * The enforcer compacts fragmented caches when it is idle.
+ *
+ * Invariants: a ppn is on the FIFO iff its pmap entry is COMPRESSED, and
+ * then its payload is a live handle of this VM's pool; charged_frames equals
+ * the pool's frames whenever zc->lock is free; the pool never holds more
+ * than its cap.
+ *
+ * Lock ordering: pmap entry locks -> zc->lock -> zpool lock (a leaf) and
+ * host->frames_lock.  Under zc->lock other pmap entries are taken only by
+ * trylock (eviction), so a fault holding an entry and waiting for zc->lock
+ * cannot deadlock with it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inject.h"
+#include "internal.h"
+
+#define ZC_NIL UINT32_MAX
+/* Oldest entries tried per eviction before giving up (they may be busy) */
+#define EVICT_TRIES 8
+/* Compact when stored/used falls below this, in percent */
+#define COMPACT_BELOW_PCT 85
+
+int mv__zcache_init(struct mv_vm *vm)
+{
+	struct mv__zcache *zc = &vm->zc;
+	const struct mv_settings *s = &vm->host->settings;
+	uint64_t cap = (vm->npages * s->mem_zip_max_pct / 100)
+		       << MV_PAGE_SHIFT;
+	int err;
+
+	zc->head = zc->tail = ZC_NIL;
+	zc->algo = s->zip_algorithm ? MV_ZIP_ZSTD : MV_ZIP_LZ4;
+	pthread_mutex_init(&zc->lock, NULL);
+	if (!s->mem_zip_enable || cap < MV_PAGE_SIZE || vm->npages >= ZC_NIL)
+		return 0; /* off: every victim goes to swap */
+	zc->prev = mv__calloc(vm->npages, sizeof(*zc->prev));
+	zc->next = mv__calloc(vm->npages, sizeof(*zc->next));
+	if (!zc->prev || !zc->next) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	zc->bounce = mv__aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
+	if (!zc->bounce) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = mv__zpool_create(cap, &zc->pool);
+	if (err)
+		goto fail_bounce;
+	return 0;
+
+fail_bounce:
+	free(zc->bounce);
+	zc->bounce = NULL;
+fail:
+	free(zc->next);
+	free(zc->prev);
+	zc->prev = zc->next = NULL;
+	pthread_mutex_destroy(&zc->lock);
+	return err;
+}
+
+void mv__zcache_fini(struct mv_vm *vm)
+{
+	struct mv__zcache *zc = &vm->zc;
+
+	if (zc->pool)
+		mv__zpool_destroy(zc->pool);
+	free(zc->bounce);
+	free(zc->next);
+	free(zc->prev);
+	pthread_mutex_destroy(&zc->lock);
+}
+
+static void fifo_push(struct mv__zcache *zc, uint64_t ppn)
+{
+	zc->prev[ppn] = (uint32_t)zc->tail;
+	zc->next[ppn] = ZC_NIL;
+	if (zc->tail != ZC_NIL)
+		zc->next[zc->tail] = (uint32_t)ppn;
+	else
+		zc->head = ppn;
+	zc->tail = ppn;
+	zc->count++;
+}
+
+static void fifo_del(struct mv__zcache *zc, uint64_t ppn)
+{
+	uint32_t p = zc->prev[ppn], n = zc->next[ppn];
+
+	if (p != ZC_NIL)
+		zc->next[p] = n;
+	else
+		zc->head = n == ZC_NIL ? ZC_NIL : n;
+	if (n != ZC_NIL)
+		zc->prev[n] = p;
+	else
+		zc->tail = p == ZC_NIL ? ZC_NIL : p;
+	zc->count--;
+}
+
+static uint64_t pool_frames(struct mv__zcache *zc)
+{
+	struct mv__zpool_stats st;
+
+	mv__zpool_stats(zc->pool, &st);
+	return st.frames;
+}
+
+/*
+ * Gives the frames the pool has shrunk by (frees, compaction) back to the
+ * host at once.  Growth is paid for by mv__zcache_store(), the only caller
+ * that can grow the pool.
+ */
+static void settle(struct mv_vm *vm)
+{
+	struct mv__zcache *zc = &vm->zc;
+	uint64_t now = pool_frames(zc);
+
+	if (now >= zc->charged_frames)
+		return;
+	atomic_fetch_sub(&vm->consumed_pages, zc->charged_frames - now);
+	mv__frames_release(vm->host, zc->charged_frames - now);
+	zc->charged_frames = now;
+}
+
+/*
+ * Pushes the oldest cached page that is not busy on to the swap file.
+ * Returns true if one went.
+ */
+static bool evict_one(struct mv_vm *vm)
+{
+	struct mv__zcache *zc = &vm->zc;
+	uint64_t ppn = zc->head, v;
+	int tries = EVICT_TRIES;
+
+	for (; ppn != ZC_NIL && tries--; ppn = zc->next[ppn]) {
+		if (!pmap_trylock(&vm->pmap[ppn], &v))
+			continue;
+		if (pmap_state(v) != MV_PAGE_COMPRESSED ||
+		    mv__zcache_load(vm, v, zc->bounce) ||
+		    mv__swap_write(&vm->swap, ppn, zc->bounce)) {
+			pmap_unlock(&vm->pmap[ppn], v);
+			continue;
+		}
+		fifo_del(zc, ppn);
+		mv__zpool_free(zc->pool, pmap_payload(v));
+		pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_SWAPPED, v, 0));
+		atomic_fetch_add(&vm->swcur_pages, 1);
+		atomic_fetch_add_explicit(&vm->c.swapout_pages, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&zc->evict_pages, 1,
+					  memory_order_relaxed);
+		return true;
+	}
+	return false;
+}
+
+int mv__zcache_store(struct mv_vm *vm, uint64_t ppn, const void *page,
+		     uint64_t flags, uint64_t *entry, int64_t *credit)
+{
+	struct mv__zcache *zc = &vm->zc;
+	uint8_t z[MV_ZIP_MAX_BYTES];
+	uint64_t handle, now, grown, avail, need, got;
+	int len, err, round = 0;
+
+	if (!zc->pool)
+		return -ENOSPC;
+	len = mv__zip_compress(zc->algo, page, z, sizeof(z));
+	if (len < 0) {
+		atomic_fetch_add_explicit(&zc->incompressible, 1,
+					  memory_order_relaxed);
+		return len;
+	}
+	pthread_mutex_lock(&zc->lock);
+	while ((err = mv__zpool_alloc(zc->pool, (size_t)len, &handle)) ==
+	       -ENOSPC) {
+		if (round++ == 0)
+			mv__zpool_compact(zc->pool);
+		else if (!evict_one(vm))
+			break;
+		settle(vm);
+	}
+	if (err)
+		goto out;
+	mv__zpool_write(zc->pool, handle, z, (size_t)len);
+	/* frames charged so far are paid for; only new growth needs paying */
+	now = pool_frames(zc);
+	grown = now > zc->charged_frames ? now - zc->charged_frames : 0;
+	avail = (uint64_t)*credit + 1; /* the page's own frame pays first */
+	if (grown > avail) {
+		need = grown - avail;
+		got = mv__frames_reserve(vm->host, (unsigned)need);
+		if (got < need) {
+			mv__frames_release(vm->host, got);
+			mv__zpool_free(zc->pool, handle);
+			settle(vm);
+			err = -ENOSPC;
+			goto out;
+		}
+	}
+	zc->charged_frames += grown;
+	atomic_fetch_add(&vm->consumed_pages, grown);
+	*credit = grown > avail ? 0 : (int64_t)(avail - grown);
+	fifo_push(zc, ppn);
+	*entry = pmap_make(MV_PAGE_COMPRESSED, flags, handle);
+	atomic_fetch_add_explicit(&zc->zip_pages, 1, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&zc->lock);
+	return err;
+}
+
+int mv__zcache_load(struct mv_vm *vm, uint64_t entry, void *dst)
+{
+	struct mv__zcache *zc = &vm->zc;
+	uint8_t z[MV_ZIP_MAX_BYTES];
+	int len;
+
+	len = mv__zpool_read(zc->pool, pmap_payload(entry), z, sizeof(z));
+	if (len < 0)
+		return -EIO;
+	return mv__zip_decompress(zc->algo, z, (size_t)len, dst);
+}
+
+void mv__zcache_drop(struct mv_vm *vm, uint64_t ppn, uint64_t entry)
+{
+	struct mv__zcache *zc = &vm->zc;
+
+	pthread_mutex_lock(&zc->lock);
+	fifo_del(zc, ppn);
+	mv__zpool_free(zc->pool, pmap_payload(entry));
+	settle(vm);
+	pthread_mutex_unlock(&zc->lock);
+}
+
+void mv__zcache_compact(struct mv_vm *vm)
+{
+	struct mv__zcache *zc = &vm->zc;
+	struct mv__zpool_stats st;
+
+	if (!zc->pool)
+		return;
+	pthread_mutex_lock(&zc->lock);
+	mv__zpool_stats(zc->pool, &st);
+	if (st.used_bytes &&
+	    st.stored_bytes * 100 < st.used_bytes * COMPACT_BELOW_PCT) {
+		mv__zpool_compact(zc->pool);
+		settle(vm);
+	}
+	pthread_mutex_unlock(&zc->lock);
+}
+
+void mv__zcache_stats(struct mv_vm *vm, struct mv__zcache_stats *st)
+{
+	struct mv__zcache *zc = &vm->zc;
+	struct mv__zpool_stats ps;
+
+	memset(st, 0, sizeof(*st));
+	if (!zc->pool)
+		return;
+	pthread_mutex_lock(&zc->lock);
+	mv__zpool_stats(zc->pool, &ps);
+	st->pages = zc->count;
+	pthread_mutex_unlock(&zc->lock);
+	st->stored_bytes = ps.stored_bytes;
+	st->used_bytes = ps.used_bytes;
+	st->max_bytes = ps.max_bytes;
+}

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_zcache.c - the compression cache in front of swapping: exact content
+ * through compress, decompress, eviction to swap and swap-in; incompressible
+ * pages skip it; the cap holds; its frames are counted.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+
+#define MiB (1ull << 20)
+
+static void test_compressible_page_is_cached_and_comes_back(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "z", 4 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill_z(m + 9 * MV_PAGE_SIZE, 1, 9, 1);
+	assert_int_equal(mv_vm_swap_out_page(vm, 9), 0);
+	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_COMPRESSED);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_pages, 1);
+	assert_int_equal(st.zip_cached_pages, 1);
+	assert_int_equal(st.swcur_pages, 0);
+	assert_true(st.zip_stored_bytes > 0 && st.zip_stored_bytes <= 2048);
+	assert_true(th_check_z(m + 9 * MV_PAGE_SIZE, 1, 9, 1));
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unzip_pages, 1);
+	assert_int_equal(st.zip_cached_pages, 0);
+	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_PRIVATE);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_incompressible_page_skips_the_cache(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "r", 4 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill(m, 1, 0, 1);
+	assert_int_equal(mv_vm_swap_out_page(vm, 0), 0);
+	assert_int_equal(mv_vm_page_state(vm, 0), MV_PAGE_SWAPPED);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_incompressible, 1);
+	assert_int_equal(st.zip_cached_pages, 0);
+	assert_true(th_check(m, 1, 0, 1));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_zero_heavy_pages_cost_little(void **state)
+{
+	uint64_t n = 4 * MiB / MV_PAGE_SIZE, done;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "zh", 4 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		m[p * MV_PAGE_SIZE + p % MV_PAGE_SIZE] = (uint8_t)(p | 1);
+	assert_int_equal(mv_vm_swap_out(vm, n / 4, &done), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_cached_pages, done);
+	/* a nearly empty page packs into a few dozen bytes */
+	assert_true(st.zip_used_bytes * 20 < done * MV_PAGE_SIZE);
+	for (uint64_t p = 0; p < n; p++)
+		assert_int_equal(m[p * MV_PAGE_SIZE + p % MV_PAGE_SIZE],
+				 (uint8_t)(p | 1));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_full_cache_sends_oldest_pages_to_swap(void **state)
+{
+	uint64_t n = 8 * MiB / MV_PAGE_SIZE, done = 0, d;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "full", 8 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill_z(m + p * MV_PAGE_SIZE, 2, p, 0);
+	/* all of it: far more than a 10% cache can hold */
+	for (int i = 0; i < 64 && done < n * 9 / 10; i++) {
+		assert_int_equal(mv_vm_swap_out(vm, n, &d), 0);
+		done += d;
+	}
+	mv_vm_stats(vm, &st);
+	assert_true(st.zip_used_bytes <= st.zip_max_bytes);
+	assert_int_equal(st.zip_max_bytes, 8 * MiB / 10 / MV_PAGE_SIZE *
+						   MV_PAGE_SIZE);
+	assert_true(st.zip_evict_pages > 0);
+	assert_true(st.swcur_pages > 0);
+	assert_int_equal(st.zip_cached_pages + st.swcur_pages,
+			 st.state_pages[MV_PAGE_COMPRESSED] +
+				 st.state_pages[MV_PAGE_SWAPPED]);
+	/* evicted pages come back from swap, cached ones from the cache */
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 2, p, 0));
+	mv_vm_stats(vm, &st);
+	assert_true(st.swapin_pages > 0);
+	assert_true(st.unzip_pages > 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_cache_frames_count_against_vm_and_host(void **state)
+{
+	uint64_t n = 4 * MiB / MV_PAGE_SIZE, done;
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "acct", 4 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill_z(m + p * MV_PAGE_SIZE, 3, p, 0);
+	assert_int_equal(mv_vm_swap_out(vm, 200, &done), 0);
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_true(st.zip_used_bytes > 0);
+	assert_int_equal(st.consumed_pages,
+			 st.state_pages[MV_PAGE_PRIVATE] +
+				 st.zip_used_bytes / MV_PAGE_SIZE);
+	assert_int_equal(hs.consumed_pages, st.consumed_pages);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 3, p, 0));
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(st.zip_used_bytes, 0);
+	assert_int_equal(st.consumed_pages, n);
+	assert_int_equal(hs.consumed_pages, n);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_zstd_cache_round_trips(void **state)
+{
+	uint64_t n = 2 * MiB / MV_PAGE_SIZE, done;
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ZipAlgorithm", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "zstd", 2 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill_z(m + p * MV_PAGE_SIZE, 4, p, 0);
+	assert_int_equal(mv_vm_swap_out(vm, 40, &done), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_cached_pages, done);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 4, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_disabled_compression_swaps_everything(void **state)
+{
+	uint64_t n = 2 * MiB / MV_PAGE_SIZE, done;
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.MemZipEnable", "0"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "nozip", 2 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill_z(m + p * MV_PAGE_SIZE, 5, p, 0);
+	assert_int_equal(mv_vm_swap_out(vm, 40, &done), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_cached_pages, 0);
+	assert_int_equal(st.swcur_pages, done);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 5, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_overcommit_with_compressible_memory_stays_exact(void **state)
+{
+	uint64_t n = 32 * MiB / MV_PAGE_SIZE;
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 8 * MiB, NULL);
+	vm = th_vm_create(&t, "oc", 32 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill_z(m + p * MV_PAGE_SIZE, 6, p, 0);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 6, p, 0));
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_true(st.zip_pages > 0);
+	assert_true(hs.consumed_pages <= hs.memsize_pages);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_compressible_page_is_cached_and_comes_back),
+		cmocka_unit_test(test_incompressible_page_skips_the_cache),
+		cmocka_unit_test(test_zero_heavy_pages_cost_little),
+		cmocka_unit_test(test_full_cache_sends_oldest_pages_to_swap),
+		cmocka_unit_test(test_cache_frames_count_against_vm_and_host),
+		cmocka_unit_test(test_zstd_cache_round_trips),
+		cmocka_unit_test(test_disabled_compression_swaps_everything),
+		cmocka_unit_test(test_overcommit_with_compressible_memory_stays_exact),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
