@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -47,7 +48,8 @@ double bench_median(double *v, unsigned n);
 void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
 void bench_watch(const char *phase, uint64_t pages);
 void bench_row(struct bench_report *r, const char *key, const char *label,
-	       double us, const char *floor_name, double floor_us);
+	       const double *us, const char *floor_name,
+	       const double *floor_us);
 void bench_value(struct bench_report *r, const char *key, double v);
 void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -67,9 +69,14 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 #define WATCH_BASE_S 60
 #define WATCH_PAGES_PER_S 100
 
+/* Median and range of one figure's samples, in us per page. */
+struct spread {
+	double med, min, max;
+};
+
 struct row {
 	const char *key, *label, *floor_name; /* floor_name NULL: a floor */
-	double us, floor_us;
+	struct spread us, floor_us;
 };
 
 struct value {
@@ -91,6 +98,7 @@ struct bench_report {
 
 struct machine {
 	long nproc;
+	double load1; /* other work on the machine skews every figure */
 	char kernel[65];
 	char cpu[128];
 };
@@ -111,6 +119,8 @@ static const struct bench benches[] = {
 
 /* Written before alarm() is armed, read only by the SIGALRM handler. */
 static const char *volatile watch_phase;
+/* The benchmark's swap directory, made by mkdtemp(), removed on any exit. */
+static char swapdir[PATH_MAX];
 
 uint64_t bench_now_ns(void)
 {
@@ -160,17 +170,22 @@ void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed)
 	}
 }
 
+/* Async-signal-safe; if stderr is gone there is no one left to tell. */
+static void say(const char *s)
+{
+	ssize_t n = write(STDERR_FILENO, s, strlen(s));
+
+	(void)n;
+}
+
 static void watch_expired(int sig)
 {
-	static const char a[] = "memvisor bench: no progress in phase \"";
-	static const char b[] = "\": the engine looks hung; giving up\n";
-	const char *p = watch_phase;
-
 	(void)sig;
-	if (write(STDERR_FILENO, a, sizeof(a) - 1) < 0 ||
-	    write(STDERR_FILENO, p, strlen(p)) < 0 ||
-	    write(STDERR_FILENO, b, sizeof(b) - 1) < 0)
-		_exit(3);
+	/* the swap files in it are unlinked already */
+	rmdir(swapdir);
+	say("memvisor bench: phase \"");
+	say(watch_phase);
+	say("\" timed out: a hang in the engine or the kernel; giving up\n");
 	_exit(3);
 }
 
@@ -188,15 +203,38 @@ void bench_watch(const char *phase, uint64_t pages)
 	alarm((unsigned)(WATCH_BASE_S + pages / WATCH_PAGES_PER_S));
 }
 
-void bench_row(struct bench_report *r, const char *key, const char *label,
-	       double us, const char *floor_name, double floor_us)
+static struct spread spread_of(const double *v, unsigned n)
 {
+	struct spread s = { 0, 0, 0 };
+	double *sorted = malloc(n * sizeof(*sorted));
+
+	if (!sorted)
+		return s;
+	memcpy(sorted, v, n * sizeof(*sorted));
+	s.med = bench_median(sorted, n);
+	s.min = sorted[0];
+	s.max = sorted[n - 1];
+	free(sorted);
+	return s;
+}
+
+/*
+ * A figure beside its floor: us and floor_us hold one sample per trial.
+ * floor_name NULL makes the row a floor itself.
+ */
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       const double *us, const char *floor_name, const double *floor_us)
+{
+	struct row *w;
+
 	assert(r->nrows < MAX_ROWS);
-	r->rows[r->nrows++] = (struct row){ .key = key,
-					    .label = label,
-					    .floor_name = floor_name,
-					    .us = us,
-					    .floor_us = floor_us };
+	w = &r->rows[r->nrows++];
+	*w = (struct row){ .key = key,
+			   .label = label,
+			   .floor_name = floor_name,
+			   .us = spread_of(us, r->trials) };
+	if (floor_name)
+		w->floor_us = spread_of(floor_us, r->trials);
 }
 
 void bench_value(struct bench_report *r, const char *key, double v)
@@ -222,6 +260,8 @@ static void machine_get(struct machine *m)
 	FILE *f;
 
 	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	if (getloadavg(&m->load1, 1) != 1)
+		m->load1 = -1;
 	snprintf(m->kernel, sizeof(m->kernel), "%s",
 		 uname(&u) == 0 ? u.release : "unknown");
 	snprintf(m->cpu, sizeof(m->cpu), "unknown");
@@ -256,7 +296,8 @@ static void json_str(const char *s)
 
 static void json_machine(const struct machine *m)
 {
-	printf("\"machine\": {\"nproc\": %ld, \"kernel\": ", m->nproc);
+	printf("\"machine\": {\"nproc\": %ld, \"load1\": %.2f, \"kernel\": ",
+	       m->nproc, m->load1);
 	json_str(m->kernel);
 	printf(", \"cpu\": ");
 	json_str(m->cpu);
@@ -277,14 +318,15 @@ static void json_report(const struct bench_report *r)
 		printf(", \"%s\": %.3f", r->values[i].key, r->values[i].v);
 	for (unsigned i = 0; i < r->nrows; i++) {
 		w = &r->rows[i];
-		printf(", \"%s_us\": %.3f, \"%s_mbs\": %.1f", w->key, w->us,
-		       w->key, mbs(w->us));
+		printf(",\n  \"%s_us\": %.3f, \"%s_min_us\": %.3f, \"%s_max_us\": %.3f, \"%s_mbs\": %.1f",
+		       w->key, w->us.med, w->key, w->us.min, w->key, w->us.max,
+		       w->key, mbs(w->us.med));
 		if (w->floor_name)
 			printf(", \"%s_floor_us\": %.3f, \"%s_ratio\": %.3f",
-			       w->key, w->floor_us, w->key,
-			       w->us / w->floor_us);
+			       w->key, w->floor_us.med, w->key,
+			       w->us.med / w->floor_us.med);
 	}
-	printf(", \"notes\": [");
+	printf(",\n  \"notes\": [");
 	for (unsigned i = 0; i < r->nnotes; i++) {
 		printf(i ? ", " : "");
 		json_str(r->notes[i]);
@@ -295,21 +337,24 @@ static void json_report(const struct bench_report *r)
 static void print_report(const struct bench_report *r)
 {
 	const struct row *w;
+	char range[32];
 
 	printf("\nmemvisor bench %s: %" PRIu64 " pages (%" PRIu64
-	       " MiB), medians of %u trials\n",
+	       " MiB) per VM, %u trials: medians and (min-max)\n",
 	       r->name, r->pages, r->pages * MV_PAGE_SIZE >> 20, r->trials);
-	printf("%-46s %9s %8s  %-15s %9s %6s\n", "figure", "us/page", "MB/s",
-	       "floor", "floor us", "ratio");
+	printf("%-44s %8s %-15s %7s  %-14s %8s %6s\n", "figure", "us/page",
+	       "(min-max)", "MB/s", "floor", "floor us", "ratio");
 	for (unsigned i = 0; i < r->nrows; i++) {
 		w = &r->rows[i];
+		snprintf(range, sizeof(range), "(%.1f-%.1f)", w->us.min,
+			 w->us.max);
+		printf("%-44s %8.2f %-15s %7.1f  ", w->label, w->us.med, range,
+		       mbs(w->us.med));
 		if (w->floor_name)
-			printf("%-46s %9.2f %8.1f  %-15s %9.2f %6.2f\n",
-			       w->label, w->us, mbs(w->us), w->floor_name,
-			       w->floor_us, w->us / w->floor_us);
+			printf("%-14s %8.2f %6.2f\n", w->floor_name,
+			       w->floor_us.med, w->us.med / w->floor_us.med);
 		else
-			printf("%-46s %9.2f %8.1f  %-15s %9s %6s\n", w->label,
-			       w->us, mbs(w->us), "-", "-", "-");
+			printf("%-14s %8s %6s\n", "-", "-", "-");
 	}
 	for (unsigned i = 0; i < r->nnotes; i++)
 		printf("  %s\n", r->notes[i]);
@@ -406,7 +451,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 }
 
 /* Runs the benchmarks whose bit is set in `which`; 0 or -errno. */
-static int run(unsigned which, const struct opts *o, const char *swapdir)
+static int run(unsigned which, const struct opts *o)
 {
 	struct bench_report *r;
 	/* one benchmark: its keys at the top level, as scripts expect */
@@ -419,8 +464,8 @@ static int run(unsigned which, const struct opts *o, const char *swapdir)
 		printf("{");
 		json_machine(&m);
 	} else {
-		printf("machine: %s, %ld CPUs, Linux %s\n", m.cpu, m.nproc,
-		       m.kernel);
+		printf("machine: %s, %ld CPUs, Linux %s, load average %.2f\n",
+		       m.cpu, m.nproc, m.kernel, m.load1);
 	}
 	fflush(stdout);
 	for (unsigned i = 0; i < NBENCHES && !err; i++) {
@@ -456,7 +501,7 @@ static int run(unsigned which, const struct opts *o, const char *swapdir)
 
 int mv_bench_main(int argc, char **argv)
 {
-	char swapdir[4096];
+	char parent[PATH_MAX];
 	unsigned which = 0;
 	struct opts o;
 	int err;
@@ -482,9 +527,11 @@ int mv_bench_main(int argc, char **argv)
 	}
 	if (parse_opts(argc - 1, argv + 1, &o))
 		return 2;
-	if ((size_t)snprintf(swapdir, sizeof(swapdir),
+	/* absolute: swapin finds the engine's file by its path in /proc */
+	if (!realpath(o.parent, parent) ||
+	    (size_t)snprintf(swapdir, sizeof(swapdir),
 			     "%s/memvisor-bench-XXXXXX",
-			     o.parent) >= sizeof(swapdir) ||
+			     parent) >= sizeof(swapdir) ||
 	    !mkdtemp(swapdir)) {
 		fprintf(stderr,
 			"memvisor bench: cannot create a swap directory under %s: %s (pick a writable one with --swapdir)\n",
@@ -492,7 +539,7 @@ int mv_bench_main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGALRM, watch_expired);
-	err = run(which, &o, swapdir);
+	err = run(which, &o);
 	/* swap files are unlinked while open: the directory is empty now */
 	if (rmdir(swapdir) < 0)
 		fprintf(stderr, "memvisor bench: cannot remove %s: %s\n",

@@ -56,7 +56,8 @@ double bench_median(double *v, unsigned n);
 void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
 void bench_watch(const char *phase, uint64_t pages);
 void bench_row(struct bench_report *r, const char *key, const char *label,
-	       double us, const char *floor_name, double floor_us);
+	       const double *us, const char *floor_name,
+	       const double *floor_us);
 void bench_value(struct bench_report *r, const char *key, double v);
 void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -388,7 +389,7 @@ static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
 int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir)
 {
-	double *samples, med[NFIGURES], fpp[NFIGURES] = { 0 };
+	double *samples, *fig[NFIGURES], med[NFIGURES], fpp[NFIGURES] = { 0 };
 	uint64_t *order;
 	uint8_t *src;
 	int err;
@@ -411,39 +412,36 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		for (unsigned f = 0; f < NFIGURES; f++)
 			samples[(size_t)f * trials + t] = us[f];
 	}
-	for (unsigned f = 0; f < NFIGURES; f++)
-		med[f] = bench_median(samples + (size_t)f * trials, trials);
+	for (unsigned f = 0; f < NFIGURES; f++) {
+		fig[f] = samples + (size_t)f * trials;
+		med[f] = bench_median(fig[f], trials);
+	}
 
 	bench_value(r, "fault_us", med[MV1_SEQ]);
 	bench_value(r, "floor_us", med[FLOOR_SEQ]);
 	bench_value(r, "ratio", med[MV1_SEQ] / med[FLOOR_SEQ]);
 	bench_value(r, "goal_ratio", GOAL_RATIO);
-	bench_value(r, "kernel_us", med[KERNEL]);
 	bench_value(r, "fault1_seq_faults_per_page", fpp[MV1_SEQ]);
 	bench_value(r, "fault16_seq_faults_per_page", fpp[MV16_SEQ]);
 	bench_value(r, "fault16_rand_faults_per_page", fpp[MV16_RAND]);
-	bench_row(r, "floor_seq",
-		  "raw uffd: read() + COPY 1 page, address order",
-		  med[FLOOR_SEQ], NULL, 0);
-	bench_row(r, "floor_rand",
-		  "raw uffd: read() + COPY 1 page, random order",
-		  med[FLOOR_RAND], NULL, 0);
-	bench_row(r, "floor_poll", "raw uffd: poll() + read() + COPY 1 page",
-		  med[FLOOR_POLL], NULL, 0);
+	bench_row(r, "floor_seq", "uffd floor: read+COPY 1 page, address order",
+		  fig[FLOOR_SEQ], NULL, NULL);
+	bench_row(r, "floor_rand", "uffd floor: read+COPY 1 page, random order",
+		  fig[FLOOR_RAND], NULL, NULL);
+	bench_row(r, "floor_poll", "uffd floor: poll+read+COPY, address order",
+		  fig[FLOOR_POLL], NULL, NULL);
 	bench_row(r, "kernel", "kernel first touch, no uffd (context)",
-		  med[KERNEL], NULL, 0);
+		  fig[KERNEL], NULL, NULL);
 	bench_row(r, "fault1_seq",
-		  "memvisor, FaultAroundPages=1, address order", med[MV1_SEQ],
-		  "uffd seq", med[FLOOR_SEQ]);
+		  "memvisor, FaultAroundPages=1, address order", fig[MV1_SEQ],
+		  "uffd seq", fig[FLOOR_SEQ]);
 	bench_row(r, "fault1_rand",
-		  "memvisor, FaultAroundPages=1, random order", med[MV1_RAND],
-		  "uffd rand", med[FLOOR_RAND]);
-	bench_row(r, "fault16_seq",
-		  "memvisor, FaultAroundPages=16, address order", med[MV16_SEQ],
-		  "uffd seq", med[FLOOR_SEQ]);
-	bench_row(r, "fault16_rand",
-		  "memvisor, FaultAroundPages=16, random order", med[MV16_RAND],
-		  "uffd rand", med[FLOOR_RAND]);
+		  "memvisor, FaultAroundPages=1, random order", fig[MV1_RAND],
+		  "uffd rand", fig[FLOOR_RAND]);
+	bench_row(r, "fault16_seq", "memvisor, FaultAround=16, address order",
+		  fig[MV16_SEQ], "uffd seq", fig[FLOOR_SEQ]);
+	bench_row(r, "fault16_rand", "memvisor, FaultAround=16, random order",
+		  fig[MV16_RAND], "uffd rand", fig[FLOOR_RAND]);
 	bench_note(
 		r,
 		"goal: FaultAroundPages=1 within %.1fx of the raw uffd round trip: %.2fx, %s",

@@ -54,7 +54,8 @@ double bench_median(double *v, unsigned n);
 void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
 void bench_watch(const char *phase, uint64_t pages);
 void bench_row(struct bench_report *r, const char *key, const char *label,
-	       double us, const char *floor_name, double floor_us);
+	       const double *us, const char *floor_name,
+	       const double *floor_us);
 void bench_value(struct bench_report *r, const char *key, double v);
 void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -470,7 +471,7 @@ static int run_default(uint64_t npages, const struct patterns *pat,
 {
 	mv_host *host;
 	mv_vm *vm;
-	int err, fd;
+	int err, fd = -1;
 
 	err = vm_up(npages, pat->seq.run, swapdir, &host, &vm);
 	if (err)
@@ -542,7 +543,7 @@ static int run_cluster1(uint64_t npages, const uint64_t *order,
 int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 		 const char *swapdir)
 {
-	double *samples, med[NFIGURES], us[NFIGURES];
+	double *samples, *fig[NFIGURES], med[NFIGURES], us[NFIGURES];
 	struct mv_settings defaults;
 	struct patterns pat;
 	struct counts c = { 0 };
@@ -574,8 +575,10 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 		for (unsigned f = 0; f < NFIGURES; f++)
 			samples[(size_t)f * trials + t] = us[f];
 	}
-	for (unsigned f = 0; f < NFIGURES; f++)
-		med[f] = bench_median(samples + (size_t)f * trials, trials);
+	for (unsigned f = 0; f < NFIGURES; f++) {
+		fig[f] = samples + (size_t)f * trials;
+		med[f] = bench_median(fig[f], trials);
+	}
 
 	bench_value(r, "swapin_us", med[IN_SEQ]);
 	bench_value(r, "floor_us", med[RAW_SEQ]);
@@ -586,25 +589,25 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 	bench_value(r, "cluster_pages", cluster);
 	bench_value(r, "stragglers", (double)c.stragglers);
 	bench_row(r, "raw_seq", "raw pread cluster, address order",
-		  med[RAW_SEQ], NULL, 0);
+		  fig[RAW_SEQ], NULL, NULL);
 	bench_row(r, "raw_clusters", "raw pread cluster, random order",
-		  med[RAW_CLUSTERS], NULL, 0);
+		  fig[RAW_CLUSTERS], NULL, NULL);
 	bench_row(r, "raw_pages", "raw pread 4 KiB, random order",
-		  med[RAW_PAGES], NULL, 0);
+		  fig[RAW_PAGES], NULL, NULL);
 	bench_row(r, "raw_write", "raw pwrite 4 KiB, random order",
-		  med[RAW_WRITE], NULL, 0);
+		  fig[RAW_WRITE], NULL, NULL);
 	bench_row(r, "raw_write_seq", "raw pwrite cluster, address order",
-		  med[RAW_WRITE_SEQ], NULL, 0);
-	bench_row(r, "swapin_seq", "swap-in, address order", med[IN_SEQ],
-		  "pread cl seq", med[RAW_SEQ]);
-	bench_row(r, "swapin_rand", "swap-in, random order", med[IN_RAND],
-		  "pread cl rand", med[RAW_CLUSTERS]);
+		  fig[RAW_WRITE_SEQ], NULL, NULL);
+	bench_row(r, "swapin_seq", "swap-in, address order", fig[IN_SEQ],
+		  "pread cl seq", fig[RAW_SEQ]);
+	bench_row(r, "swapin_rand", "swap-in, random order", fig[IN_RAND],
+		  "pread cl rand", fig[RAW_CLUSTERS]);
 	bench_row(r, "swapin1_rand", "swap-in, random order, cluster 1",
-		  med[IN1_RAND], "pread 4K rand", med[RAW_PAGES]);
+		  fig[IN1_RAND], "pread 4K rand", fig[RAW_PAGES]);
 	bench_row(r, "swapout_fresh", "swap-out, first (fresh file)",
-		  med[OUT_FRESH], "pwrite 4K rand", med[RAW_WRITE]);
-	bench_row(r, "swapout", "swap-out, again (overwrite)", med[OUT_AGAIN],
-		  "pwrite 4K rand", med[RAW_WRITE]);
+		  fig[OUT_FRESH], "pwrite 4K rand", fig[RAW_WRITE]);
+	bench_row(r, "swapout", "swap-out, again (overwrite)", fig[OUT_AGAIN],
+		  "pwrite 4K rand", fig[RAW_WRITE]);
 	bench_note(
 		r,
 		"swap file %s; cluster = Mem.SwapInClusterPages = %u pages (%u KiB)",
