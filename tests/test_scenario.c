@@ -243,6 +243,13 @@ static void test_size_not_in_whole_pages_is_refused(void **state)
 		     "not a whole number of 4 KiB pages");
 }
 
+static void test_tiny_host_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[host]\nmemsize = 512K\n[vm a]\nmemsize = 1M\n", 2,
+		     "host memsize 512K is too small (expected at least 1M)");
+}
+
 static void test_overflowing_memsize_is_refused(void **state)
 {
 	(void)state;
@@ -478,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_bad_size_names_line_and_value),
 		cmocka_unit_test(test_size_not_in_whole_pages_is_refused),
 		cmocka_unit_test(test_overflowing_memsize_is_refused),
+		cmocka_unit_test(test_tiny_host_is_refused),
 		cmocka_unit_test(test_vm_without_memory_names_its_section),
 		cmocka_unit_test(test_vm_with_zero_memory_is_refused),
 		cmocka_unit_test(test_no_vms_is_refused),

@@ -24,6 +24,11 @@
 
 #include "report.h"
 
+/* The final table's columns; the header is printed with the same widths. */
+#define TABLE_HDR "%-12s %7s %8s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define TABLE_FMT \
+	"%-12s %7.1f %8.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+
 static double round1(double v)
 {
 	return round(v * 10) / 10;
@@ -34,20 +39,19 @@ void report_print(FILE *out, const struct run_result *r)
 	const struct mv_host_stats *h = &r->host;
 	uint64_t configured = scenario_vm_memsize_total(r->sc);
 
-	fprintf(out, "\n%-16s %-8s %8s %8s %8s %8s %7s %7s %10s %9s\n", "NAME",
-		"WORKLOAD", "MEMSZ", "CONSUMED", "TCHD", "SWCUR", "SWR/s",
-		"SWW/s", "OPS/s", "INTEGRITY");
+	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "CONSUMED", "TCHD",
+		"SWCUR", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s", "UNZIP/s",
+		"OPS/s", "INTEGRITY");
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
-		fprintf(out,
-			"%-16s %-8s %8.1f %8.1f %8.1f %8.1f %7.1f %7.1f %10.0f %9llu\n",
-			v->vm->name, mvg_kind_name(v->vm->workload),
+		fprintf(out, TABLE_FMT, v->vm->name,
 			pages_mb(v->st.memsz_pages),
 			pages_mb(v->st.consumed_pages),
 			pages_mb(v->st.touched_pages),
-			pages_mb(v->st.swcur_pages), v->swr_mb_s, v->sww_mb_s,
-			v->ops_s,
+			pages_mb(v->st.swcur_pages),
+			(double)v->st.zip_used_bytes / (1 << 20), v->swr_mb_s,
+			v->sww_mb_s, v->zip_mb_s, v->unzip_mb_s, v->ops_s,
 			(unsigned long long)v->guest.integrity_errors);
 	}
 	fprintf(out, "(sizes in MB, rates in MB/s, averaged over %.1f s%s)\n",
@@ -149,6 +153,19 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "swcur_mb", round1(pages_mb(v->st.swcur_pages)));
 	num(b, o, "swr_s", round1(v->swr_mb_s));
 	num(b, o, "sww_s", round1(v->sww_mb_s));
+	num(b, o, "cacheusd_mb",
+	    round1((double)v->st.zip_used_bytes / (1 << 20)));
+	num(b, o, "cachesz_mb",
+	    round1((double)v->st.zip_max_bytes / (1 << 20)));
+	num(b, o, "zip_s", round1(v->zip_mb_s));
+	num(b, o, "unzip_s", round1(v->unzip_mb_s));
+	num(b, o, "zip_mb", round1(pages_mb(v->st.zip_pages)));
+	num(b, o, "unzip_mb", round1(pages_mb(v->st.unzip_pages)));
+	num(b, o, "zip_evict_mb", round1(pages_mb(v->st.zip_evict_pages)));
+	num(b, o, "zip_incompressible", (double)v->st.zip_incompressible);
+	num(b, o, "mctlsz_mb", round1(pages_mb(v->st.mctlsz_pages)));
+	num(b, o, "mctltgt_mb", round1(pages_mb(v->st.mctltgt_pages)));
+	num(b, o, "balloon_errors", (double)v->st.balloon_errors);
 	num(b, o, "swapin_mb", round1(pages_mb(v->st.swapin_pages)));
 	num(b, o, "swapout_mb", round1(pages_mb(v->st.swapout_pages)));
 	num(b, o, "ops", (double)v->ops);

@@ -24,6 +24,8 @@ struct vm_result {
 	int verify_err; /* mvg_stop_and_verify()'s result */
 	double swr_mb_s; /* SWR/s: swap-in rate averaged over the run */
 	double sww_mb_s; /* SWW/s: swap-out rate averaged over the run */
+	double zip_mb_s; /* ZIP/s: compression rate averaged over the run */
+	double unzip_mb_s; /* UNZIP/s: decompression rate, likewise */
 	double ops_s; /* guest ops per second over the run */
 };
 

@@ -43,6 +43,11 @@
 #define EXIT_INTEGRITY 1
 #define EXIT_BAD_INPUT 2
 
+/* The live line's columns; the header is printed with the same widths. */
+#define LIVE_HDR "%5s %-5s %7s %7s %8s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define LIVE_FMT \
+	"%4.0fs %-5s %7.1f %7.1f %8.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+
 struct options {
 	const char *scenario; /* file, or NULL for the embedded default */
 	unsigned duration_s; /* 0: the scenario's */
@@ -71,6 +76,7 @@ struct run {
 	sigset_t stop_signals;
 	sigset_t old_mask;
 	struct timespec t0; /* the timed run began */
+	struct run_result res; /* filled at the end, printed after teardown */
 	char host_msg[512]; /* the host message last shown */
 };
 
@@ -175,8 +181,10 @@ static void lib_error(const struct run *r, int line, const char *what, int err)
 	char at[PATH_MAX + 16];
 
 	where(r, line, at, sizeof(at));
-	fprintf(stderr, "memvisor: %s%s: %s%s%s\n", at, what, mv_strerror(err),
-		msg[0] ? ": " : "", msg);
+	fprintf(stderr, "memvisor: %s%s: %s\n", at, what, mv_strerror(err));
+	/* The library's sentence says what to do; it gets its own line. */
+	if (msg[0])
+		fprintf(stderr, "memvisor: %s\n", msg);
 }
 
 /* A host message is news when it changed since it was last shown. */
@@ -272,8 +280,9 @@ static void print_summary(const struct run *r)
 	const struct scenario *sc = &r->sc;
 	uint64_t total = scenario_vm_memsize_total(sc);
 
-	printf("memvisor run: %s: %zu VMs with %.1f MB of guest memory on a %.1f MB host (%.0f%%), minFree %.1f MB, %u s\n",
-	       sc->source, sc->nvms, mb(total), mb(sc->host.memsize),
+	printf("memvisor run: %s: %zu VM%s with %.1f MB of guest memory on a %.1f MB host (%.0f%%), minFree %.1f MB, %u s\n",
+	       sc->source, sc->nvms, sc->nvms == 1 ? "" : "s", mb(total),
+	       mb(sc->host.memsize),
 	       100.0 * (double)total / (double)sc->host.memsize,
 	       mb(mv_minfree_bytes(sc->host.memsize)), sc->host.duration_s);
 	for (size_t i = 0; i < sc->nvms; i++) {
@@ -285,52 +294,70 @@ static void print_summary(const struct run *r)
 		       vm->image ? "  image " : "", vm->image ? vm->image : "");
 	}
 	for (size_t i = 0; i < sc->nadvanced; i++)
-		printf("  %s = %s\n", sc->advanced[i].name,
+		printf("  [advanced] %s = %s\n", sc->advanced[i].name,
 		       sc->advanced[i].value);
 	printf("  swap files in %s\n", r->cfg.swapdir);
 	if (!r->opt.quiet)
-		printf("\n%6s %-5s %8s %8s %8s %8s %7s %7s %10s %9s\n", "TIME",
-		       "STATE", "FREE", "MINFREE", "CONSUMED", "SWCUR", "SWR/s",
-		       "SWW/s", "OPS/s", "INTEGRITY");
+		printf("\n" LIVE_HDR, "TIME", "STATE", "FREE", "MINFREE",
+		       "CONSUMED", "SWCUR", "CACHEUSD", "SWR/s", "SWW/s",
+		       "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
 	fflush(stdout);
+}
+
+/* What the live line adds up over the VMs: counts for the last second,
+ * levels as they are now. */
+struct totals {
+	uint64_t swin_pages, swout_pages; /* swapped in / out */
+	uint64_t zip_pages, unzip_pages; /* compressed / decompressed */
+	uint64_t swcur_pages; /* in swap files */
+	uint64_t cacheusd_bytes; /* held by compression caches */
+	uint64_t ops; /* guest ops */
+	uint64_t integrity_errors; /* since the start */
+};
+
+static void add_vm(struct vm_run *v, struct totals *t)
+{
+	struct mv_vm_stats st;
+	struct mvg_stats g;
+
+	if (mv_vm_stats(v->vm, &st))
+		st = v->last;
+	mvg_get_stats(v->w, &g);
+	t->swin_pages += st.swapin_pages - v->last.swapin_pages;
+	t->swout_pages += st.swapout_pages - v->last.swapout_pages;
+	t->zip_pages += st.zip_pages - v->last.zip_pages;
+	t->unzip_pages += st.unzip_pages - v->last.unzip_pages;
+	t->swcur_pages += st.swcur_pages;
+	t->cacheusd_bytes += st.zip_used_bytes;
+	t->ops += g.ops - v->last_ops;
+	t->integrity_errors += g.integrity_errors;
+	v->last = st;
+	v->last_ops = g.ops;
+	/* Shown the moment it is seen, not only in the final table. */
+	if (g.integrity_errors && !v->error_shown) {
+		fprintf(stderr, "memvisor: INTEGRITY ERROR in VM %s: %s\n",
+			v->cfg->name, g.first_error);
+		v->error_shown = true;
+	}
 }
 
 /* One live line: the host, then the VMs' totals over the last second. */
 static void live_line(struct run *r, double t, double dt)
 {
+	struct totals tot = { 0 };
 	struct mv_host_stats h;
-	struct mv_vm_stats st;
-	struct mvg_stats g;
-	uint64_t swin = 0, swout = 0, swcur = 0, ops = 0, errors = 0;
 
-	for (size_t i = 0; i < r->sc.nvms; i++) {
-		struct vm_run *v = &r->vms[i];
-
-		if (mv_vm_stats(v->vm, &st))
-			st = v->last;
-		mvg_get_stats(v->w, &g);
-		swin += st.swapin_pages - v->last.swapin_pages;
-		swout += st.swapout_pages - v->last.swapout_pages;
-		swcur += st.swcur_pages;
-		ops += g.ops - v->last_ops;
-		errors += g.integrity_errors;
-		v->last = st;
-		v->last_ops = g.ops;
-		if (g.integrity_errors && !v->error_shown) {
-			fprintf(stderr,
-				"memvisor: INTEGRITY ERROR in VM %s: %s\n",
-				v->cfg->name, g.first_error);
-			v->error_shown = true;
-		}
-	}
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		add_vm(&r->vms[i], &tot);
 	show_host_msg(r);
 	if (r->opt.quiet || mv_host_stats(r->host, &h))
 		return;
-	printf("%5.0fs %-5s %8.1f %8.1f %8.1f %8.1f %7.1f %7.1f %10.0f %9llu\n",
-	       t, mv_mem_state_name(h.state), pages_mb(h.free_pages),
+	printf(LIVE_FMT, t, mv_mem_state_name(h.state), pages_mb(h.free_pages),
 	       pages_mb(h.minfree_pages), pages_mb(h.consumed_pages),
-	       pages_mb(swcur), pages_mb(swin) / dt, pages_mb(swout) / dt,
-	       (double)ops / dt, (unsigned long long)errors);
+	       pages_mb(tot.swcur_pages), mb(tot.cacheusd_bytes),
+	       pages_mb(tot.swin_pages) / dt, pages_mb(tot.swout_pages) / dt,
+	       pages_mb(tot.zip_pages) / dt, pages_mb(tot.unzip_pages) / dt,
+	       (double)tot.ops / dt, (unsigned long long)tot.integrity_errors);
 	fflush(stdout);
 }
 
@@ -373,69 +400,86 @@ static bool watch(struct run *r)
 	return false;
 }
 
-/*
- * Takes the end-of-run stats, then stops each workload and has it read
- * back everything it wrote.  Returns the exit status.
- */
-static int finish(struct run *r, bool interrupted)
+/* The end-of-run stats, taken before the verification disturbs them. */
+static void collect(struct run *r, bool interrupted)
 {
-	struct run_result res = { .sc = &r->sc,
-				  .swapdir = r->cfg.swapdir,
-				  .interrupted = interrupted };
-	char err[256];
+	struct run_result *res = &r->res;
 	struct mvg_stats g;
 
-	res.vms = calloc(r->sc.nvms, sizeof(*res.vms));
-	if (!res.vms) {
-		fprintf(stderr, "memvisor: out of memory for the report\n");
-		return EXIT_BAD_INPUT;
-	}
-	res.duration_s = since(&r->t0);
+	res->sc = &r->sc;
+	res->swapdir = r->cfg.swapdir;
+	res->interrupted = interrupted;
+	res->duration_s = since(&r->t0);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
-		struct vm_result *v = &res.vms[i];
+		struct vm_result *v = &res->vms[i];
 		struct vm_run *vr = &r->vms[i];
-		double pages_in, pages_out;
+		double in, out;
 
 		v->vm = vr->cfg;
 		if (mv_vm_stats(vr->vm, &v->st))
 			v->st = vr->last;
 		mvg_get_stats(vr->w, &g);
 		v->ops = g.ops;
-		pages_in =
-			(double)(v->st.swapin_pages - vr->start.swapin_pages);
-		pages_out =
-			(double)(v->st.swapout_pages - vr->start.swapout_pages);
-		v->swr_mb_s =
-			pages_in * MV_PAGE_SIZE / (1 << 20) / res.duration_s;
-		v->sww_mb_s =
-			pages_out * MV_PAGE_SIZE / (1 << 20) / res.duration_s;
-		v->ops_s = (double)v->ops / res.duration_s;
+		in = pages_mb(v->st.swapin_pages - vr->start.swapin_pages);
+		out = pages_mb(v->st.swapout_pages - vr->start.swapout_pages);
+		v->swr_mb_s = in / res->duration_s;
+		v->sww_mb_s = out / res->duration_s;
+		v->zip_mb_s = pages_mb(v->st.zip_pages - vr->start.zip_pages) /
+			      res->duration_s;
+		v->unzip_mb_s =
+			pages_mb(v->st.unzip_pages - vr->start.unzip_pages) /
+			res->duration_s;
+		v->ops_s = (double)v->ops / res->duration_s;
 	}
-	mv_host_stats(r->host, &res.host);
+	mv_host_stats(r->host, &res->host);
+}
+
+/* Stops each workload and has it read back everything it wrote. */
+static void verify(struct run *r)
+{
+	struct run_result *res = &r->res;
+	struct timespec t;
+
+	/* A second Ctrl-C now ends the process instead of waiting. */
 	pthread_sigmask(SIG_SETMASK, &r->old_mask, NULL);
 	if (!r->opt.quiet)
-		printf("\nstopping the guests and reading back every page they wrote...\n");
+		printf("\nstopping the guests and reading back every page they wrote:\n");
 	fflush(stdout);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
-		struct vm_result *v = &res.vms[i];
+		struct vm_result *v = &res->vms[i];
 
+		clock_gettime(CLOCK_MONOTONIC, &t);
 		v->verify_err = mvg_stop_and_verify(r->vms[i].w, &v->guest);
 		r->vms[i].w = NULL;
-		res.integrity_errors += v->guest.integrity_errors;
+		res->integrity_errors += v->guest.integrity_errors;
 		if (v->verify_err)
-			res.verify_failures++;
+			res->verify_failures++;
+		if (!r->opt.quiet)
+			printf("  %-16s %8llu pages verified in %.1f s, %llu integrity errors\n",
+			       v->vm->name,
+			       (unsigned long long)v->guest.pages_verified,
+			       since(&t),
+			       (unsigned long long)v->guest.integrity_errors);
+		fflush(stdout);
 	}
 	show_host_msg(r);
-	report_print(stdout, &res);
+}
+
+/* The table and the JSON report; returns the exit status. */
+static int report(struct run *r)
+{
+	struct run_result *res = &r->res;
+	char err[PATH_MAX + 64];
+
+	report_print(stdout, res);
 	fflush(stdout);
 	if (r->json &&
-	    report_write_json(r->json, r->opt.json, &res, err, sizeof(err))) {
+	    report_write_json(r->json, r->opt.json, res, err, sizeof(err))) {
 		fprintf(stderr, "memvisor: %s\n", err);
-		free(res.vms);
-		return res.integrity_errors ? EXIT_INTEGRITY : EXIT_BAD_INPUT;
+		return res->integrity_errors ? EXIT_INTEGRITY : EXIT_BAD_INPUT;
 	}
-	free(res.vms);
-	return res.integrity_errors || res.verify_failures ? EXIT_INTEGRITY : 0;
+	return res->integrity_errors || res->verify_failures ? EXIT_INTEGRITY :
+							       0;
 }
 
 static int load_scenario(struct run *r)
@@ -475,6 +519,7 @@ int run_main(int argc, char **argv)
 	struct run r = { .json = NULL };
 	char msg[512];
 	int status = EXIT_BAD_INPUT, ret;
+	bool done = false;
 
 	ret = parse_args(&r.opt, argc, argv);
 	if (ret)
@@ -486,7 +531,8 @@ int run_main(int argc, char **argv)
 	if (load_scenario(&r))
 		return EXIT_BAD_INPUT;
 	r.vms = calloc(r.sc.nvms, sizeof(*r.vms));
-	if (!r.vms) {
+	r.res.vms = calloc(r.sc.nvms, sizeof(*r.res.vms));
+	if (!r.vms || !r.res.vms) {
 		fprintf(stderr, "memvisor: out of memory\n");
 		goto out_scenario;
 	}
@@ -503,21 +549,30 @@ int run_main(int argc, char **argv)
 	if (start_workloads(&r))
 		goto out_workloads;
 	print_summary(&r);
-	status = finish(&r, watch(&r));
+	collect(&r, watch(&r));
+	verify(&r);
+	done = true;
 out_workloads:
 	for (size_t i = 0; i < r.sc.nvms; i++)
 		if (r.vms[i].w)
 			mvg_stop(r.vms[i].w);
 out_vms:
+	if (done && !r.opt.quiet)
+		printf("shutting down the VMs...\n");
+	fflush(stdout);
 	for (size_t i = r.sc.nvms; i-- > 0;)
 		if (r.vms[i].vm)
 			mv_vm_destroy(r.vms[i].vm);
 	mv_host_destroy(r.host);
 out_signals:
 	pthread_sigmask(SIG_SETMASK, &r.old_mask, NULL);
+	/* After the teardown, so the verdict is the last thing printed. */
+	if (done)
+		status = report(&r);
 	if (r.json && r.json != stdout)
 		fclose(r.json);
 out_vms_array:
+	free(r.res.vms);
 	free(r.vms);
 out_scenario:
 	scenario_free(&r.sc);

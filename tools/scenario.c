@@ -41,6 +41,8 @@
 #include "scenario.h"
 
 #define DEFAULT_DURATION_S 60
+/* Far above what the library needs, far below any real host. */
+#define MIN_HOST_MEMSIZE (1ull << 20)
 #define MAX_THINK_US 10000000u
 #define MAX_ZIPF_S 10.0
 
@@ -320,7 +322,18 @@ static int set_path(struct parse *p, const char *key, const char *value,
 
 static int host_memsize(struct parse *p, const char *value)
 {
-	return set_memsize(p, value, &p->sc->host.memsize);
+	uint64_t v;
+	int err = set_memsize(p, value, &v);
+
+	if (err)
+		return err;
+	if (v < MIN_HOST_MEMSIZE)
+		return fail(
+			p,
+			"host memsize %s is too small (expected at least 1M)",
+			value);
+	p->sc->host.memsize = v;
+	return 0;
 }
 
 static int host_swapdir(struct parse *p, const char *value)
