@@ -71,6 +71,20 @@ static void wake(struct mv_vm *vm, uint64_t ppn)
 }
 
 /*
+ * Whether a neighbour (entry old) can join a run whose page next to it has
+ * entry edge: same state, and for swapped pages the slot right after (dir
+ * 1) or before (dir -1) the edge's, so one pread reads them all.
+ */
+static bool joins(enum mv_page_state s, uint64_t old, uint64_t edge, int dir)
+{
+	if (pmap_state(old) != s)
+		return false;
+	if (s != MV_PAGE_SWAPPED)
+		return true;
+	return pmap_payload(old) == pmap_payload(edge) + (uint64_t)(int64_t)dir;
+}
+
+/*
  * Grows a run around ppn (already locked, entry v) over neighbours in the
  * same state within the aligned window of `window` pages, up to `max`
  * pages.
@@ -92,7 +106,7 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 
 		if (!pmap_trylock(&vm->pmap[p], &old))
 			break;
-		if (pmap_state(old) != s) {
+		if (!joins(s, old, r->old[r->n - 1], 1)) {
 			pmap_unlock(&vm->pmap[p], old);
 			break;
 		}
@@ -103,7 +117,7 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 
 		if (!pmap_trylock(&vm->pmap[p], &old))
 			break;
-		if (pmap_state(old) != s) {
+		if (!joins(s, old, r->old[0], -1)) {
 			pmap_unlock(&vm->pmap[p], old);
 			break;
 		}
@@ -255,8 +269,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 	struct mv_host *h = vm->host;
 	unsigned window, got;
 	enum mv_page_state s;
+	uint64_t v, slot;
 	struct run r;
-	uint64_t v;
 	int err;
 
 	for (;;) {
@@ -298,8 +312,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			mv__frames_release(h, got - r.n);
 
 		if (s == MV_PAGE_SWAPPED)
-			err = mv__swap_read(&vm->swap, r.lo, (unsigned)r.n,
-					    ctx->buf);
+			err = mv__swap_read(&vm->swap, pmap_payload(r.old[0]),
+					    (unsigned)r.n, ctx->buf);
 		else if (s == MV_PAGE_COMPRESSED)
 			err = unzip_run(vm, &r, ctx->buf);
 		else if (vm->image_fd >= 0)
@@ -325,6 +339,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 		}
 		atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
 					  memory_order_relaxed);
+		slot = pmap_payload(r.old[0]);
 		for (uint64_t i = 0; i < r.n; i++) {
 			if (s == MV_PAGE_COMPRESSED)
 				mv__zcache_drop(vm, r.lo + i, r.old[i]);
@@ -334,6 +349,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			atomic_fetch_add_explicit(&vm->zc.unzip_pages, r.n,
 						  memory_order_relaxed);
 		} else if (s == MV_PAGE_SWAPPED) {
+			mv__swap_free(&vm->swap, slot, (unsigned)r.n);
 			atomic_fetch_sub_explicit(&vm->swcur_pages, r.n,
 						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&vm->c.swapin_pages, r.n,

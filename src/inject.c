@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -108,6 +109,17 @@ ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off)
 		return -1;
 	}
 	return pwrite(fd, buf, len, off);
+}
+
+ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	int err = should_fail(MV_INJ_PWRITE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pwritev(fd, iov, n, off);
 }
 
 int mv__fallocate(int fd, off_t off, off_t len)

@@ -31,6 +31,8 @@ long mv__inject_get_max_map_count(void);
 
 ssize_t mv__pread(int fd, void *buf, size_t len, off_t off);
 ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);
+struct iovec;
+ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off);
 int mv__fallocate(int fd, off_t off, off_t len);
 void *mv__calloc(size_t n, size_t size);
 void *mv__aligned_alloc(size_t align, size_t size);

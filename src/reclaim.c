@@ -9,8 +9,8 @@
  * victims is locked (trylock only: a page someone is busy with is not a good
  * victim anyway), each is taken out of the guest with UFFDIO_MOVE into the
  * VM's staging area, kept in the VM's compression cache if it compresses to
- * 2 KiB or less (zcache.c) or else written to its swap slot, and the staging
- * area is
+ * 2 KiB or less (zcache.c); the rest are written to consecutive swap slots
+ * with one vectored write (swap.c has why), and the staging area is
  * emptied with one MADV_DONTNEED for the whole batch, which is what makes
  * MOVE cheaper than write-protecting (vm.c has the figures).
  *
@@ -18,9 +18,9 @@
  * thread waits on the page's lock until the page is saved (SWAPPED, then
  * swapped back in) or restored (PRIVATE, moved back).
  *
- * Invariants: a page is SWAPPED only once its whole content is in its slot.
- * If the write fails (full disk, I/O error) the page is moved back into the
- * guest unchanged and stays PRIVATE: the guest keeps its data, the error is
+ * Invariants: a page is SWAPPED only once its whole content is in its slot,
+ * whose number is the entry's payload.  If the write fails (full disk, I/O
+ * error) the page is moved back into the guest unchanged and stays PRIVATE: the guest keeps its data, the error is
  * counted and the host says so.  Frames are released only for pages whose
  * content is safely elsewhere.
  *
@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "internal.h"
@@ -131,16 +132,54 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 }
 
 /*
+ * Writes the staged pages idx[0..k) (all locked, moved out) to swap.  Pages
+ * that cannot be written go back into the guest unchanged.  Unlocks each
+ * page; returns how many were swapped.
+ */
+static unsigned write_staged(struct mv_vm *vm, struct victim *v,
+			     const unsigned *idx, unsigned k, int *errp)
+{
+	struct iovec iov[MV_RECLAIM_BATCH];
+	uint64_t slots[MV_RECLAIM_BATCH];
+	unsigned done;
+	int err;
+
+	for (unsigned j = 0; j < k; j++) {
+		iov[j].iov_base = vm->staging + ((uint64_t)idx[j] << MV_PAGE_SHIFT);
+		iov[j].iov_len = MV_PAGE_SIZE;
+	}
+	done = mv__swap_put(&vm->swap, iov, k, slots, &err);
+	for (unsigned j = 0; j < done; j++)
+		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
+			    pmap_make(MV_PAGE_SWAPPED, v[idx[j]].old, slots[j]));
+	if (done == k)
+		return done;
+	/* keep the rest: back into the guest, untouched */
+	if (!*errp)
+		*errp = err;
+	atomic_fetch_add_explicit(&vm->c.swap_errors, k - done,
+				  memory_order_relaxed);
+	mv__host_set_msg(vm->host, "VM %s: swap-out to %s failed: %s; the pages stay in memory (free space in swapdir %s)",
+			 vm->name, vm->swap.path, strerror(-err),
+			 vm->host->swapdir);
+	for (unsigned j = done; j < k; j++) {
+		restore_page(vm, v[idx[j]].ppn, iov[j].iov_base);
+		pmap_unlock(&vm->pmap[v[idx[j]].ppn], v[idx[j]].old);
+	}
+	return done;
+}
+
+/*
  * Takes the locked victims out of the guest: each into the compression
- * cache if it compresses well enough, else into the swap file.  Returns
- * pages taken; *errp gets the first error.  Unlocks every victim.
+ * cache if it compresses well enough, the rest into the swap file with as
+ * few writes as possible.  Returns pages taken; *errp gets the first error.
+ * Unlocks every victim.
  */
 static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 				int *errp)
 {
 	struct mv_host *h = vm->host;
-	bool moved[MV_RECLAIM_BATCH];
-	unsigned ok = 0, swapped = 0;
+	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped;
 	int64_t credit = 0; /* frames freed for the host, net of the cache */
 	uint64_t entry;
 	uint8_t *stage;
@@ -150,14 +189,10 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		stage = vm->staging + ((uint64_t)i << MV_PAGE_SHIFT);
 		err = move_page(vm, stage,
 				vm->mem + (v[i].ppn << MV_PAGE_SHIFT));
-		moved[i] = !err;
-		if (err && !*errp)
-			*errp = err;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		stage = vm->staging + ((uint64_t)i << MV_PAGE_SHIFT);
-		if (!moved[i]) {
+		if (err) {
 			pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
+			if (!*errp)
+				*errp = err;
 			continue;
 		}
 		if (!mv__zcache_store(vm, v[i].ppn, stage, v[i].old, &entry,
@@ -166,26 +201,11 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			ok++;
 			continue;
 		}
-		err = mv__swap_write(&vm->swap, v[i].ppn, stage);
-		if (!err) {
-			pmap_unlock(&vm->pmap[v[i].ppn],
-				    pmap_make(MV_PAGE_SWAPPED, v[i].old, 0));
-			ok++;
-			swapped++;
-			credit++;
-			continue;
-		}
-		/* keep the page: back into the guest, untouched */
-		if (!*errp)
-			*errp = err;
-		atomic_fetch_add_explicit(&vm->c.swap_errors, 1,
-					  memory_order_relaxed);
-		mv__host_set_msg(h, "VM %s: swap-out to %s failed: %s; the page stays in memory (free space in swapdir %s)",
-				 vm->name, vm->swap.path, strerror(-err),
-				 h->swapdir);
-		restore_page(vm, v[i].ppn, stage);
-		pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
+		idx[k++] = i;
 	}
+	swapped = k ? write_staged(vm, v, idx, k, errp) : 0;
+	ok += swapped;
+	credit += swapped;
 	madvise(vm->staging, (size_t)n << MV_PAGE_SHIFT, MADV_DONTNEED);
 	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
 				  memory_order_relaxed);

