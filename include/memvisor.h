@@ -89,6 +89,9 @@ struct mv_settings {
 	uint32_t fault_threads;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
+	/* Mem.SwapRunPages: victims are random runs of up to this many
+	 * neighbouring pages; 1 is ESX's one random page at a time (16) */
+	uint32_t swap_run_pages;
 	/* Mem.MemZipEnable: compress pages chosen for swapping (1) */
 	uint32_t mem_zip_enable;
 	/* Mem.ZipAlgorithm: 0 LZ4, 1 zstd level 1 (0) */

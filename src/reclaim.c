@@ -61,6 +61,24 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
 	return m.move < 0 ? (int)m.move : -errno;
 }
 
+/*
+ * Moves a run of len pages out of the guest; returns how many, from the
+ * first, were moved (the kernel may stop early), and *err why not all.
+ */
+static unsigned move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
+			 int *err)
+{
+	struct uffdio_move m = { .dst = (uintptr_t)dst,
+				 .src = (uintptr_t)src,
+				 .len = (uint64_t)len << MV_PAGE_SHIFT };
+
+	*err = 0;
+	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+		return len;
+	*err = m.move < 0 ? (int)m.move : -errno;
+	return m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
+}
+
 static int copy_page(struct mv_vm *vm, void *dst, void *src)
 {
 	struct uffdio_copy c = { .dst = (uintptr_t)dst,
@@ -99,20 +117,25 @@ struct victim {
 static unsigned pick_random(struct mv_vm *vm, unsigned want,
 			    struct victim *out)
 {
-	unsigned n = 0, probes = want * PROBES_PER_VICTIM;
+	unsigned n = 0, probes = want * PROBES_PER_VICTIM, run;
+	unsigned run_max = vm->host->settings.swap_run_pages;
 	uint64_t ppn, old;
 
 	while (n < want && probes--) {
 		ppn = mv__rand(&vm->rng) % vm->npages;
-		if (!pmap_trylock(&vm->pmap[ppn], &old))
-			continue;
-		if (pmap_state(old) != MV_PAGE_PRIVATE) {
-			pmap_unlock(&vm->pmap[ppn], old);
-			continue;
+		/* a random start, then its PRIVATE successors: one run */
+		for (run = 0; run < run_max && n < want && ppn < vm->npages;
+		     run++, ppn++) {
+			if (!pmap_trylock(&vm->pmap[ppn], &old))
+				break;
+			if (pmap_state(old) != MV_PAGE_PRIVATE) {
+				pmap_unlock(&vm->pmap[ppn], old);
+				break;
+			}
+			out[n].ppn = ppn;
+			out[n].old = old;
+			n++;
 		}
-		out[n].ppn = ppn;
-		out[n].old = old;
-		n++;
 	}
 	return n;
 }
@@ -179,29 +202,35 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 				int *errp)
 {
 	struct mv_host *h = vm->host;
-	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped;
+	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped, moved;
 	int64_t credit = 0; /* frames freed for the host, net of the cache */
 	uint64_t entry;
 	uint8_t *stage;
 	int err;
 
-	for (unsigned i = 0; i < n; i++) {
-		stage = vm->staging + ((uint64_t)i << MV_PAGE_SHIFT);
-		err = move_page(vm, stage,
-				vm->mem + (v[i].ppn << MV_PAGE_SHIFT));
-		if (err) {
-			pmap_unlock(&vm->pmap[v[i].ppn], v[i].old);
-			if (!*errp)
-				*errp = err;
-			continue;
+	for (unsigned i = 0, len; i < n; i += len) {
+		/* victims next to each other in the guest move in one call */
+		for (len = 1; i + len < n && v[i + len].ppn == v[i].ppn + len;)
+			len++;
+		moved = move_run(vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
+				 vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len,
+				 &err);
+		if (err && !*errp)
+			*errp = err;
+		for (unsigned j = i; j < i + len; j++) {
+			stage = vm->staging + ((uint64_t)j << MV_PAGE_SHIFT);
+			if (j - i >= moved) {
+				pmap_unlock(&vm->pmap[v[j].ppn], v[j].old);
+				continue;
+			}
+			if (!mv__zcache_store(vm, v[j].ppn, stage, v[j].old,
+					      &entry, &credit)) {
+				pmap_unlock(&vm->pmap[v[j].ppn], entry);
+				ok++;
+				continue;
+			}
+			idx[k++] = j;
 		}
-		if (!mv__zcache_store(vm, v[i].ppn, stage, v[i].old, &entry,
-				      &credit)) {
-			pmap_unlock(&vm->pmap[v[i].ppn], entry);
-			ok++;
-			continue;
-		}
-		idx[k++] = i;
 	}
 	swapped = k ? write_staged(vm, v, idx, k, errp) : 0;
 	ok += swapped;

@@ -33,6 +33,10 @@ void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_check_z(const void *page, uint64_t tag, uint64_t ppn,
 		uint64_t version);
 bool th_is_zero(const void *page);
+/* Waits until no fault of this VM is still being served, so that stats
+ * read next count every touch made so far (the guest is woken before the
+ * fault thread updates its counters). */
+void th_quiesce(mv_vm *vm);
 /* Waits until the host's enforcer has brought free memory to minFree. */
 void th_settle(mv_host *h);
 

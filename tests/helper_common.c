@@ -123,6 +123,12 @@ mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize)
 	return vm;
 }
 
+void th_quiesce(mv_vm *vm)
+{
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
+		mv_vm_page_state(vm, p);
+}
+
 void th_settle(mv_host *h)
 {
 	struct timespec ts = { 0, 5000000L };

@@ -57,6 +57,7 @@ static void test_swapped_pages_come_back_exactly(void **state)
 	assert_int_equal(st.consumed_pages, npages - done);
 	assert_true(done > npages / 2); /* random probing finds most */
 	assert_int_equal(count_bad(vm, 5), 0);
+	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.swcur_pages, 0);
 	assert_int_equal(st.swapin_pages, done);
@@ -152,6 +153,7 @@ static void test_overcommitted_vm_keeps_every_byte(void **state)
 	vm = th_vm_create(&t, "big", 32 * MiB);
 	fill_all(vm, 11);
 	assert_int_equal(count_bad(vm, 11), 0);
+	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
 	assert_true(st.swapout_pages >= 24 * MiB / MV_PAGE_SIZE);
@@ -254,6 +256,7 @@ static void test_swap_read_errors_retry_without_loss(void **state)
 	assert_true(th_check(m, 6, 0, 0));
 	assert_int_equal(mv__inject_hits(MV_INJ_PREAD), 2);
 	mv__inject_reset();
+	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.fault_errors, 2);
 	assert_non_null(strstr(mv_host_errmsg(t.host), "retrying"));

@@ -37,10 +37,11 @@ static void test_compressible_page_is_cached_and_comes_back(void **state)
 	assert_int_equal(st.swcur_pages, 0);
 	assert_true(st.zip_stored_bytes > 0 && st.zip_stored_bytes <= 2048);
 	assert_true(th_check_z(m + 9 * MV_PAGE_SIZE, 1, 9, 1));
+	/* the page's lock is free once the fault thread has finished */
+	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_PRIVATE);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.unzip_pages, 1);
 	assert_int_equal(st.zip_cached_pages, 0);
-	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_PRIVATE);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -124,6 +125,7 @@ static void test_full_cache_sends_oldest_pages_to_swap(void **state)
 	/* evicted pages come back from swap, cached ones from the cache */
 	for (uint64_t p = 0; p < n; p++)
 		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 2, p, 0));
+	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	assert_true(st.swapin_pages > 0);
 	assert_true(st.unzip_pages > 0);
@@ -156,6 +158,7 @@ static void test_cache_frames_count_against_vm_and_host(void **state)
 	assert_int_equal(hs.consumed_pages, st.consumed_pages);
 	for (uint64_t p = 0; p < n; p++)
 		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 3, p, 0));
+	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(st.zip_used_bytes, 0);
