@@ -26,8 +26,7 @@
  * ascending order, the pmap's rule for holding several.  By state:
  *   PRIVATE     the frame is dropped at once (MADV_DONTNEED, one call per
  *               run of neighbours) and released to the host;
- *   SWAPPED     the slot is abandoned: slot p belongs to page p, so there
- *               is nothing to free, and nothing will read it again;
+ *   SWAPPED     its swap slot is freed: nothing will read it again;
  *   COMPRESSED  its object leaves the compression cache, which gives
  *               back the frames its pool shrinks by;
  *   UNTOUCHED, ZERO  there is no frame to free;
@@ -46,7 +45,7 @@
  *
  * Lock ordering:
  *   vm->balloon.lock -> pmap entry locks (ascending ppn) ->
- *   vm->zc.lock, host->frames_lock, host->msg_lock
+ *   vm->zc.lock, vm->swap.lock, host->frames_lock, host->msg_lock
  *   Never held together with vm->reclaim_lock; fault threads reach this
  *   file holding a pmap entry lock and take no lock here.
  */
@@ -83,12 +82,12 @@ static void refuse(struct job *j, uint32_t idx, uint64_t val, const char *why)
 
 	j->rep->rejected++;
 	j->rep->rejected_map[idx / 64] |= 1ull << (idx % 64);
-	atomic_fetch_add_explicit(&vm->balloon.errors, 1,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->balloon.errors, 1, memory_order_relaxed);
 	if (j->said)
 		return;
 	j->said = true;
-	mv__host_set_msg(vm->host, "VM %s: balloon %s refused entry %u (%llu): %s",
+	mv__host_set_msg(vm->host,
+			 "VM %s: balloon %s refused entry %u (%llu): %s",
 			 vm->name, j->what, idx, (unsigned long long)val, why);
 }
 
@@ -162,7 +161,10 @@ static void inflate_locked(struct job *j, struct taken *t, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		if (t[i].old == ~0ull)
 			continue;
-		swapped += pmap_state(t[i].old) == MV_PAGE_SWAPPED;
+		if (pmap_state(t[i].old) == MV_PAGE_SWAPPED) {
+			mv__swap_free(&vm->swap, pmap_payload(t[i].old), 1);
+			swapped++;
+		}
 		if (pmap_state(t[i].old) == MV_PAGE_COMPRESSED)
 			mv__zcache_drop(vm, t[i].ppn, t[i].old);
 		pmap_unlock(&vm->pmap[t[i].ppn],
@@ -304,17 +306,19 @@ int mv_balloon_send(mv_balloon_chan *ch, const struct mv_balloon_msg *m,
 	default:
 		atomic_fetch_add_explicit(&j.vm->balloon.errors, 1,
 					  memory_order_relaxed);
-		mv__host_set_msg(j.vm->host,
-				 "VM %s: balloon message of unknown type %u refused",
-				 j.vm->name, m->type);
+		mv__host_set_msg(
+			j.vm->host,
+			"VM %s: balloon message of unknown type %u refused",
+			j.vm->name, m->type);
 		return -EINVAL;
 	}
 	if (m->num > max) {
 		atomic_fetch_add_explicit(&j.vm->balloon.errors, 1,
 					  memory_order_relaxed);
-		mv__host_set_msg(j.vm->host,
-				 "VM %s: balloon %s message with %u entries refused (at most %u)",
-				 j.vm->name, j.what, m->num, max);
+		mv__host_set_msg(
+			j.vm->host,
+			"VM %s: balloon %s message with %u entries refused (at most %u)",
+			j.vm->name, j.what, m->num, max);
 		return -E2BIG;
 	}
 	if (m->type == MV_BALLOON_MSG_STATS)
@@ -411,8 +415,7 @@ int mv_vm_balloon_info(mv_vm *vm, struct mv_balloon_info *bi)
 	bi->has_driver = b->has_driver;
 	memcpy(bi->stats, b->stats, sizeof(bi->stats));
 	bi->stats_valid = b->stats_valid;
-	bi->stats_age_ms = b->stats_valid ? age_ms(&b->stats_time) :
-					    UINT64_MAX;
+	bi->stats_age_ms = b->stats_valid ? age_ms(&b->stats_time) : UINT64_MAX;
 	pthread_mutex_unlock(&b->lock);
 	bi->max_pages = b->max_pages;
 	bi->actual_pages = atomic_load(&b->actual_pages);

@@ -241,9 +241,10 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		mv__frames_release(h, r.n);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
-		mv__host_set_msg(h, "VM %s: cannot fill page %llu with zeros: %s (retrying)",
-				 vm->name, (unsigned long long)ppn,
-				 strerror(-err));
+		mv__host_set_msg(
+			h,
+			"VM %s: cannot fill page %llu with zeros: %s (retrying)",
+			vm->name, (unsigned long long)ppn, strerror(-err));
 		io_backoff();
 		return false;
 	}

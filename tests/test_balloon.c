@@ -1,0 +1,890 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_balloon.c - ballooning, both sides: the host frees exactly the
+ * frames behind the pages the guest gives up, a ballooned page is never
+ * handed out by the guest OS and never read back with old data, the cap
+ * clips targets, every malformed message is refused, counted and harmless,
+ * deflate-on-OOM gives the guest its memory back, and guest threads, the
+ * driver and host swapping together lose nothing.
+ *
+ * Tests that check the host's validation talk to the channel directly, as
+ * a buggy or hostile driver would; the others run the real driver in
+ * manual mode (one round per mvg_balloon_poll), so each step is exact.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "internal.h"
+#include "os.h"
+
+#define MiB (1ull << 20)
+#define VM_PAGES 2048u /* 8 MiB */
+#define CAP_PAGES (VM_PAGES * 65 / 100) /* Mem.CtlMaxPercent's default */
+
+struct fx {
+	struct th_host t;
+	mv_vm *vm;
+	uint8_t *mem;
+	struct mvg_os *os;
+	struct mvg_balloon *drv;
+	mv_balloon_chan *ch; /* raw channel, for tests playing the driver */
+};
+
+static void fx_up(struct fx *f, const struct mv_settings *s)
+{
+	memset(f, 0, sizeof(*f));
+	th_host_create(&f->t, 64 * MiB, s);
+	f->vm = th_vm_create(&f->t, "bal", VM_PAGES * 4096ull);
+	f->mem = mv_vm_mem(f->vm);
+	assert_int_equal(mvg_os_create(f->mem, VM_PAGES * 4096ull, &f->os), 0);
+}
+
+/* The driver, in manual mode unless cfg says otherwise. */
+static void fx_driver(struct fx *f, const struct mvg_balloon_config *cfg)
+{
+	struct mvg_balloon_config c;
+
+	if (cfg) {
+		c = *cfg;
+	} else {
+		mvg_balloon_config_init(&c);
+		c.manual = true;
+	}
+	assert_int_equal(mvg_balloon_start(f->vm, f->os, &c, &f->drv), 0);
+}
+
+static void fx_down(struct fx *f)
+{
+	mvg_balloon_stop(f->drv);
+	mv_balloon_close(f->ch);
+	mvg_os_destroy(f->os);
+	mv_vm_destroy(f->vm);
+	th_host_destroy(&f->t);
+}
+
+static uint8_t *page(struct fx *f, uint64_t pfn)
+{
+	return f->mem + pfn * MV_PAGE_SIZE;
+}
+
+static uint64_t vm_consumed(struct fx *f)
+{
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(f->vm, &st), 0);
+	return st.consumed_pages;
+}
+
+static uint64_t host_consumed(struct fx *f)
+{
+	struct mv_host_stats st;
+
+	assert_int_equal(mv_host_stats(f->t.host, &st), 0);
+	return st.consumed_pages;
+}
+
+static struct mv_balloon_info info(struct fx *f)
+{
+	struct mv_balloon_info bi;
+
+	assert_int_equal(mv_vm_balloon_info(f->vm, &bi), 0);
+	return bi;
+}
+
+/*
+ * Every page of the VM written with (tag, pfn, 0), by the application.
+ * The guest is woken before its fault's pages are published as PRIVATE;
+ * taking each page's state waits for that, so counts are exact after.
+ */
+static void fill_all(struct fx *f, uint64_t tag)
+{
+	for (uint64_t p = 0; p < VM_PAGES; p++)
+		th_fill(page(f, p), tag, p, 0);
+	for (uint64_t p = 0; p < VM_PAGES; p++)
+		mv_vm_page_state(f->vm, p);
+}
+
+/* Each page not in skip (may be NULL) holds its pattern and is PRIVATE. */
+static void assert_intact(struct fx *f, uint64_t tag, const uint8_t *skip)
+{
+	for (uint64_t p = 0; p < VM_PAGES; p++) {
+		if (skip && skip[p])
+			continue;
+		assert_int_equal(mv_vm_page_state(f->vm, p), MV_PAGE_PRIVATE);
+		if (!th_check(page(f, p), tag, p, 0))
+			fail_msg("page %llu lost its content",
+				 (unsigned long long)p);
+	}
+}
+
+static void set_target_pages(struct fx *f, uint64_t pages)
+{
+	assert_int_equal(mv_vm_balloon_set_target(f->vm, pages * 4096), 0);
+}
+
+static int send_pfns(struct fx *f, uint32_t type, const uint32_t *pfns,
+		     uint32_t n, struct mv_balloon_reply *rep)
+{
+	struct mv_balloon_msg m = { .type = type, .num = n };
+
+	memcpy(m.u.pfns, pfns, n * sizeof(*pfns));
+	return mv_balloon_send(f->ch, &m, rep);
+}
+
+static bool bit(const struct mv_balloon_reply *rep, unsigned i)
+{
+	return rep->rejected_map[i / 64] >> (i % 64) & 1;
+}
+
+/* The application takes every page and writes it. */
+static void app_takes_all(struct fx *f, uint32_t *pfns, uint64_t tag)
+{
+	assert_int_equal(mvg_os_alloc(f->os, VM_PAGES, pfns, 0), VM_PAGES);
+	fill_all(f, tag);
+}
+
+static void
+test_inflate_reclaims_exactly_the_frames_of_free_guest_pages(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	uint8_t freed[VM_PAGES] = { 0 };
+	uint64_t nfreed = 0, vm0, host0;
+	struct mvg_balloon_stats ds;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	app_takes_all(&f, pfns, 1);
+	/* every third page back to the guest's free list, runs and holes */
+	for (uint64_t p = 0; p < VM_PAGES; p += 3) {
+		assert_int_equal(mvg_os_free(f.os, &pfns[p], 1, 0), 0);
+		freed[pfns[p]] = 1;
+		nfreed++;
+	}
+	vm0 = vm_consumed(&f);
+	host0 = host_consumed(&f);
+	assert_int_equal(vm0, VM_PAGES);
+	fx_driver(&f, NULL);
+	set_target_pages(&f, nfreed);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+
+	mvg_balloon_get_stats(f.drv, &ds);
+	assert_int_equal(ds.pages, nfreed);
+	assert_int_equal(info(&f).actual_pages, nfreed);
+	assert_int_equal(vm_consumed(&f), vm0 - nfreed);
+	assert_int_equal(host_consumed(&f), host0 - nfreed);
+	for (uint64_t p = 0; p < VM_PAGES; p++)
+		if (freed[p])
+			assert_int_equal(mv_vm_page_state(f.vm, p),
+					 MV_PAGE_BALLOONED);
+	assert_intact(&f, 1, freed);
+	fx_down(&f);
+}
+
+static void test_guest_os_never_hands_out_a_ballooned_page(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	uint32_t chunk[64];
+	uint64_t got = 0;
+	struct fx f;
+	int n;
+
+	(void)state;
+	fx_up(&f, NULL);
+	app_takes_all(&f, pfns, 2);
+	assert_int_equal(mvg_os_free(f.os, pfns, VM_PAGES, 0), 0);
+	fx_driver(&f, NULL);
+	set_target_pages(&f, VM_PAGES);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, CAP_PAGES);
+	/* all of memory again, the balloon deflating on OOM as it goes */
+	while ((n = mvg_os_alloc(f.os, 64, chunk, 0)) > 0) {
+		for (int i = 0; i < n; i++)
+			assert_int_not_equal(mv_vm_page_state(f.vm, chunk[i]),
+					     MV_PAGE_BALLOONED);
+		got += (uint64_t)n;
+	}
+	assert_int_equal(got, VM_PAGES);
+	assert_int_equal(info(&f).actual_pages, 0);
+	fx_down(&f);
+}
+
+static void test_deflated_pages_read_zero_not_stale_data(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	uint8_t was[VM_PAGES] = { 0 };
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	app_takes_all(&f, pfns, 3);
+	assert_int_equal(mvg_os_free(f.os, pfns, VM_PAGES, 0), 0);
+	fx_driver(&f, NULL);
+	set_target_pages(&f, 1000);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	for (uint64_t p = 0; p < VM_PAGES; p++)
+		was[p] = mv_vm_page_state(f.vm, p) == MV_PAGE_BALLOONED;
+	set_target_pages(&f, 0);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, 0);
+	assert_int_equal(mvg_os_alloc(f.os, VM_PAGES, pfns, 0), VM_PAGES);
+	/* states first: a read fills its ZERO neighbours too */
+	for (uint64_t p = 0; p < VM_PAGES; p++)
+		if (was[p])
+			assert_int_equal(mv_vm_page_state(f.vm, p),
+					 MV_PAGE_ZERO);
+	for (uint64_t p = 0; p < VM_PAGES; p++) {
+		if (!was[p]) {
+			/* the guest OS does not scrub freed pages */
+			assert_true(th_check(page(&f, p), 3, p, 0));
+			continue;
+		}
+		if (!th_is_zero(page(&f, p)))
+			fail_msg("deflated page %llu shows old data",
+				 (unsigned long long)p);
+	}
+	assert_int_equal(info(&f).violations, 0);
+	fx_down(&f);
+}
+
+static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
+{
+	char path[128];
+	uint8_t buf[MV_PAGE_SIZE];
+	struct mv_vm_config cfg;
+	uint32_t pfns[4] = { 0, 1, 2, 3 };
+	struct mv_balloon_reply rep;
+	struct th_host t;
+	struct fx f = { 0 };
+	int fd;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	snprintf(path, sizeof(path), "%s/image", t.swapdir);
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < 8; p++) {
+		th_fill(buf, 77, p, 0);
+		assert_int_equal(write(fd, buf, sizeof(buf)), sizeof(buf));
+	}
+	close(fd);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "img");
+	cfg.memsize_bytes = 1 * MiB;
+	cfg.image_path = path;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &f.vm), 0);
+	f.mem = mv_vm_mem(f.vm);
+	assert_int_equal(mv_balloon_open(f.vm, &f.ch), 0);
+	/* never touched: the guest gives up pages it never read */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 4, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 4);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, pfns, 4, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 4);
+	for (uint64_t p = 0; p < 4; p++)
+		assert_true(th_is_zero(page(&f, p)));
+	for (uint64_t p = 4; p < 8; p++)
+		assert_true(th_check(page(&f, p), 77, p, 0));
+	mv_balloon_close(f.ch);
+	mv_vm_destroy(f.vm);
+	unlink(path);
+	th_host_destroy(&t);
+}
+
+static void test_targets_beyond_the_cap_are_clipped(void **state)
+{
+	struct mv_vm_stats st;
+	struct mv_settings s;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	fx_driver(&f, NULL);
+	set_target_pages(&f, VM_PAGES * 2);
+	assert_int_equal(info(&f).requested_pages, VM_PAGES * 2);
+	assert_int_equal(info(&f).target_pages, CAP_PAGES);
+	assert_int_equal(info(&f).max_pages, CAP_PAGES);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, CAP_PAGES);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.mctlsz_pages, CAP_PAGES);
+	assert_int_equal(st.mctltgt_pages, CAP_PAGES);
+	assert_int_equal(st.mctlmax_pages, CAP_PAGES);
+	assert_int_equal(info(&f).errors, 0);
+	fx_down(&f);
+
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
+	fx_up(&f, &s);
+	set_target_pages(&f, 1000);
+	assert_int_equal(info(&f).target_pages, VM_PAGES / 10);
+	fx_down(&f);
+}
+
+/* Raw channel over a VM whose every page the application wrote. */
+static void raw_up(struct fx *f, const struct mv_settings *s, uint64_t tag)
+{
+	fx_up(f, s);
+	fill_all(f, tag);
+	assert_int_equal(mv_balloon_open(f->vm, &f->ch), 0);
+}
+
+static void test_out_of_range_pfns_are_refused_and_harm_nothing(void **state)
+{
+	uint32_t pfns[] = { 5, VM_PAGES, UINT32_MAX, 6 };
+	uint8_t taken[VM_PAGES] = { 0 };
+	struct mv_balloon_reply rep;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 4);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 4, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 2);
+	assert_int_equal(rep.rejected, 2);
+	assert_false(bit(&rep, 0));
+	assert_true(bit(&rep, 1));
+	assert_true(bit(&rep, 2));
+	assert_false(bit(&rep, 3));
+	assert_int_equal(info(&f).errors, 2);
+	assert_int_equal(info(&f).actual_pages, 2);
+	assert_int_equal(vm_consumed(&f), VM_PAGES - 2);
+	taken[5] = taken[6] = 1;
+	assert_intact(&f, 4, taken);
+	/* and on deflate: nothing leaves the balloon for a bad PFN */
+	assert_int_equal(
+		send_pfns(&f, MV_BALLOON_MSG_DEFLATE, pfns + 1, 2, &rep), 0);
+	assert_int_equal(rep.rejected, 2);
+	assert_int_equal(info(&f).errors, 4);
+	assert_int_equal(info(&f).actual_pages, 2);
+	fx_down(&f);
+}
+
+static void test_duplicate_pfns_are_refused_and_harm_nothing(void **state)
+{
+	uint32_t pfns[] = { 7, 7, 8 };
+	uint8_t taken[VM_PAGES] = { 0 };
+	struct mv_balloon_reply rep;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 5);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 3, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 2);
+	assert_int_equal(rep.rejected, 1);
+	assert_true(bit(&rep, 1));
+	assert_int_equal(info(&f).actual_pages, 2);
+	assert_int_equal(vm_consumed(&f), VM_PAGES - 2);
+	/* already in the balloon */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 1, &rep),
+			 0);
+	assert_int_equal(rep.rejected, 1);
+	assert_int_equal(info(&f).actual_pages, 2);
+	assert_int_equal(info(&f).inflated_pages, 2);
+	/* deflated once, not twice */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, pfns, 2, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 1);
+	assert_int_equal(rep.rejected, 1);
+	assert_int_equal(info(&f).actual_pages, 1);
+	assert_int_equal(info(&f).errors, 3);
+	taken[7] = taken[8] = 1;
+	assert_intact(&f, 5, taken);
+	fx_down(&f);
+}
+
+static void test_deflating_pages_not_in_the_balloon_is_refused(void **state)
+{
+	uint32_t pfns[] = { 3, 4 };
+	struct mv_balloon_reply rep;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 6);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, pfns, 2, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 0);
+	assert_int_equal(rep.rejected, 2);
+	assert_int_equal(info(&f).errors, 2);
+	assert_int_equal(info(&f).deflated_pages, 0);
+	assert_int_equal(vm_consumed(&f), VM_PAGES);
+	assert_intact(&f, 6, NULL);
+	fx_down(&f);
+}
+
+static void test_oversized_and_unknown_messages_are_refused_whole(void **state)
+{
+	struct mv_balloon_msg m = { .type = MV_BALLOON_MSG_INFLATE };
+	struct mv_balloon_reply rep;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 8);
+	for (uint32_t i = 0; i < MV_BALLOON_PFNS_MAX; i++)
+		m.u.pfns[i] = i;
+	m.num = MV_BALLOON_PFNS_MAX + 1;
+	assert_int_equal(mv_balloon_send(f.ch, &m, &rep), -E2BIG);
+	m.num = UINT32_MAX;
+	assert_int_equal(mv_balloon_send(f.ch, &m, &rep), -E2BIG);
+	m.type = 99;
+	m.num = 1;
+	assert_int_equal(mv_balloon_send(f.ch, &m, &rep), -EINVAL);
+	m.type = MV_BALLOON_MSG_STATS;
+	m.num = MV_BALLOON_S_NR + 1;
+	assert_int_equal(mv_balloon_send(f.ch, &m, &rep), -E2BIG);
+	assert_int_equal(info(&f).errors, 4);
+	assert_int_equal(info(&f).msgs, 4);
+	assert_int_equal(info(&f).actual_pages, 0);
+	assert_int_equal(vm_consumed(&f), VM_PAGES);
+	assert_intact(&f, 8, NULL);
+	/* a statistics entry with an unknown tag is refused alone */
+	m.num = 2;
+	m.u.stats[0] = (struct mv_balloon_stat){ .tag = MV_BALLOON_S_MEMFREE,
+						 .val = 4096 };
+	m.u.stats[1] = (struct mv_balloon_stat){ .tag = 500, .val = 1 };
+	assert_int_equal(mv_balloon_send(f.ch, &m, &rep), 0);
+	assert_int_equal(rep.accepted, 1);
+	assert_true(bit(&rep, 1));
+	assert_int_equal(info(&f).errors, 5);
+	assert_int_equal(info(&f).stats[MV_BALLOON_S_MEMFREE], 4096);
+	assert_int_equal(info(&f).stats_valid, 1u << MV_BALLOON_S_MEMFREE);
+	fx_down(&f);
+}
+
+static void test_inflating_beyond_the_cap_is_refused(void **state)
+{
+	uint32_t pfns[MV_BALLOON_PFNS_MAX];
+	uint8_t taken[VM_PAGES] = { 0 };
+	struct mv_balloon_reply rep;
+	struct mv_settings s;
+	struct fx f;
+	unsigned cap = VM_PAGES / 10;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
+	raw_up(&f, &s, 9);
+	for (uint32_t i = 0; i < MV_BALLOON_PFNS_MAX; i++)
+		pfns[i] = MV_BALLOON_PFNS_MAX - 1 - i;
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns,
+				   MV_BALLOON_PFNS_MAX, &rep),
+			 0);
+	assert_int_equal(rep.accepted, cap);
+	assert_int_equal(rep.rejected, MV_BALLOON_PFNS_MAX - cap);
+	assert_int_equal(info(&f).actual_pages, cap);
+	assert_int_equal(info(&f).errors, MV_BALLOON_PFNS_MAX - cap);
+	assert_int_equal(vm_consumed(&f), VM_PAGES - cap);
+	for (uint32_t i = 0; i < MV_BALLOON_PFNS_MAX; i++)
+		if (!bit(&rep, i))
+			taken[pfns[i]] = 1;
+	assert_intact(&f, 9, taken);
+	fx_down(&f);
+}
+
+static void test_deflate_on_oom_gives_the_guest_its_memory_back(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	struct mvg_balloon_config cfg;
+	struct mvg_balloon_stats ds;
+	struct mvg_os_stats os;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	app_takes_all(&f, pfns, 10);
+	assert_int_equal(mvg_os_free(f.os, pfns, VM_PAGES, 0), 0);
+	mvg_balloon_config_init(&cfg);
+	cfg.manual = true;
+	cfg.oom_hold_ms = 60000;
+	fx_driver(&f, &cfg);
+	set_target_pages(&f, CAP_PAGES);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, CAP_PAGES);
+	/* the guest wants all its memory: it gets it */
+	assert_int_equal(mvg_os_alloc(f.os, VM_PAGES, pfns, 0), VM_PAGES);
+	fill_all(&f, 11);
+	assert_intact(&f, 11, NULL);
+	mvg_balloon_get_stats(f.drv, &ds);
+	assert_int_equal(ds.pages, 0);
+	assert_int_equal(ds.oom_deflated, CAP_PAGES);
+	assert_int_equal(info(&f).actual_pages, 0);
+	mvg_os_get_stats(f.os, &os);
+	assert_true(os.oom_calls > 0);
+	assert_int_equal(os.alloc_failures, 0);
+	/* and the driver does not take it straight back */
+	assert_int_equal(mvg_os_free(f.os, pfns, VM_PAGES, 0), 0);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, 0);
+	assert_int_equal(info(&f).violations, 0);
+	fx_down(&f);
+}
+
+static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
+{
+	uint32_t pfn = 9;
+	struct mv_balloon_reply rep;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 12);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(vm_consumed(&f), VM_PAGES - 1);
+	assert_true(th_is_zero(page(&f, 9)));
+	assert_int_equal(mv_vm_page_state(f.vm, 9), MV_PAGE_PRIVATE);
+	assert_int_equal(info(&f).violations, 1);
+	assert_int_equal(info(&f).actual_pages, 0);
+	assert_int_equal(vm_consumed(&f), VM_PAGES);
+	/* a violation takes the page out: deflating it now is refused */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(rep.rejected, 1);
+	fx_down(&f);
+}
+
+static void test_inflate_takes_swapped_pages_and_their_slot(void **state)
+{
+	uint32_t pfn = 11;
+	struct mv_balloon_reply rep;
+	struct mv_vm_stats st;
+	uint8_t taken[VM_PAGES] = { 0 };
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 13);
+	assert_int_equal(mv_vm_swap_out_page(f.vm, 11), 0);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.swcur_pages, 1);
+	assert_int_equal(st.consumed_pages, VM_PAGES - 1);
+	assert_int_equal(f.vm->swap.used, 1);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 1);
+	assert_int_equal(mv_vm_page_state(f.vm, 11), MV_PAGE_BALLOONED);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.swcur_pages, 0);
+	assert_int_equal(f.vm->swap.used, 0);
+	assert_int_equal(st.consumed_pages, VM_PAGES - 1);
+	assert_int_equal(info(&f).frames_freed, 0);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, &pfn, 1, &rep),
+			 0);
+	assert_true(th_is_zero(page(&f, 11)));
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.swapin_pages, 0);
+	taken[11] = 1;
+	assert_intact(&f, 13, taken);
+	fx_down(&f);
+}
+
+static void test_inflate_takes_compressed_pages_out_of_the_cache(void **state)
+{
+	uint32_t pfn = 12;
+	struct mv_balloon_reply rep;
+	struct mv_vm_stats st;
+	struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 14);
+	memset(page(&f, 12), 0x5a, MV_PAGE_SIZE); /* compresses well */
+	assert_int_equal(mv_vm_swap_out_page(f.vm, 12), 0);
+	assert_int_equal(mv_vm_page_state(f.vm, 12), MV_PAGE_COMPRESSED);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.zip_cached_pages, 1);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 1);
+	assert_int_equal(mv_vm_page_state(f.vm, 12), MV_PAGE_BALLOONED);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.zip_cached_pages, 0);
+	assert_int_equal(st.zip_used_bytes, 0);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, &pfn, 1, &rep),
+			 0);
+	assert_true(th_is_zero(page(&f, 12)));
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.unzip_pages, 0);
+	fx_down(&f);
+}
+
+static void test_guest_statistics_reach_the_host(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	struct mv_balloon_info bi;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	assert_int_equal(mvg_os_alloc(f.os, 100, pfns, 0), 100);
+	fx_driver(&f, NULL);
+	assert_int_equal(info(&f).stats_valid, 0);
+	assert_int_equal(info(&f).stats_age_ms, UINT64_MAX);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	bi = info(&f);
+	assert_true(bi.stats_valid & 1u << MV_BALLOON_S_MEMFREE);
+	assert_true(bi.stats_valid & 1u << MV_BALLOON_S_MEMTOT);
+	assert_true(bi.stats_valid & 1u << MV_BALLOON_S_AVAIL);
+	assert_true(bi.stats_valid & 1u << MV_BALLOON_S_MAJFLT);
+	assert_int_equal(bi.stats[MV_BALLOON_S_MEMTOT], VM_PAGES * 4096ull);
+	assert_int_equal(bi.stats[MV_BALLOON_S_MEMFREE],
+			 (VM_PAGES - 100) * 4096ull);
+	assert_int_equal(bi.stats[MV_BALLOON_S_MINFLT], 100);
+	assert_true(bi.stats_age_ms < 10000);
+	fx_down(&f);
+}
+
+static void test_one_driver_per_vm_and_its_absence_is_shown(void **state)
+{
+	mv_balloon_chan *other;
+	struct mv_vm_stats st;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.balloon_driver, 0);
+	assert_false(info(&f).has_driver);
+	fx_driver(&f, NULL);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	assert_int_equal(st.balloon_driver, 1);
+	assert_int_equal(mv_balloon_open(f.vm, &other), -EBUSY);
+	mvg_balloon_stop(f.drv);
+	f.drv = NULL;
+	assert_false(info(&f).has_driver);
+	fx_down(&f);
+}
+
+static void test_stopping_the_driver_deflates_everything(void **state)
+{
+	static uint32_t pfns[VM_PAGES];
+	struct mvg_os_stats os;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	fx_driver(&f, NULL);
+	set_target_pages(&f, 500);
+	assert_int_equal(mvg_balloon_poll(f.drv), 0);
+	assert_int_equal(info(&f).actual_pages, 500);
+	mvg_balloon_stop(f.drv);
+	f.drv = NULL;
+	assert_int_equal(info(&f).actual_pages, 0);
+	mvg_os_get_stats(f.os, &os);
+	assert_int_equal(os.pinned_pages, 0);
+	assert_int_equal(mvg_os_alloc(f.os, VM_PAGES, pfns, 0), VM_PAGES);
+	fx_down(&f);
+}
+
+/*
+ * The concurrency test: guest threads allocate, write, verify and free
+ * pages through the guest OS, while the driver thread inflates and
+ * deflates after a target that keeps moving, and the host swaps (a host
+ * too small for the VM, plus a thread swapping on top).  Every page a
+ * thread holds is checked against its (thread, pfn, version) pattern.
+ */
+#define CC_PAGES 8192u /* 32 MiB VM on a 24 MiB host */
+#define CC_THREADS 3
+#define CC_HOLD 1500u
+
+struct cc {
+	mv_vm *vm;
+	struct mvg_os *os;
+	atomic_bool stop;
+	atomic_uint_fast64_t ops, errors;
+};
+
+struct cc_thread {
+	struct cc *cc;
+	unsigned idx;
+	uint32_t held[CC_HOLD];
+	uint32_t version[CC_HOLD];
+	unsigned n;
+};
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void cc_check(struct cc_thread *t, unsigned i)
+{
+	uint8_t *p = mvg_os_page(t->cc->os, t->held[i]);
+
+	if (!th_check(p, t->idx + 100, t->held[i], t->version[i]))
+		atomic_fetch_add(&t->cc->errors, 1);
+}
+
+static void *cc_guest(void *arg)
+{
+	struct cc_thread *t = arg;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (t->idx + 1), r;
+	uint32_t got[32];
+	unsigned i;
+	int n;
+
+	while (!atomic_load(&t->cc->stop)) {
+		r = xs(&rng);
+		if (r % 4 == 0 && t->n + 32 <= CC_HOLD) {
+			n = mvg_os_alloc(t->cc->os, 32, got, 0);
+			for (int k = 0; k < n; k++) {
+				i = t->n++;
+				t->held[i] = got[k];
+				t->version[i] = (uint32_t)(r >> 8);
+				th_fill(mvg_os_page(t->cc->os, got[k]),
+					t->idx + 100, got[k], t->version[i]);
+			}
+		} else if (r % 4 == 1 && t->n) {
+			/* free a random held page, checked first */
+			i = (unsigned)(r >> 16) % t->n;
+			cc_check(t, i);
+			/* cmocka cannot fail a test from this thread */
+			if (mvg_os_free(t->cc->os, &t->held[i], 1, 0))
+				atomic_fetch_add(&t->cc->errors, 1);
+			t->held[i] = t->held[--t->n];
+			t->version[i] = t->version[t->n];
+		} else if (t->n) {
+			i = (unsigned)(r >> 16) % t->n;
+			cc_check(t, i);
+			t->version[i]++;
+			th_fill(mvg_os_page(t->cc->os, t->held[i]),
+				t->idx + 100, t->held[i], t->version[i]);
+		}
+		atomic_fetch_add(&t->cc->ops, 1);
+	}
+	for (i = 0; i < t->n; i++)
+		cc_check(t, i);
+	return NULL;
+}
+
+static void *cc_swapper(void *arg)
+{
+	struct cc *cc = arg;
+	struct timespec ts = { 0, 1000000L };
+	uint64_t done;
+
+	while (!atomic_load(&cc->stop)) {
+		mv_vm_swap_out(cc->vm, 64, &done);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void
+test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
+{
+	static struct cc_thread threads[CC_THREADS];
+	pthread_t tids[CC_THREADS], swapper;
+	struct mvg_balloon_config cfg;
+	struct mvg_balloon_stats ds;
+	struct mvg_balloon *drv;
+	struct timespec ts = { 0, 20000000L };
+	struct mv_balloon_info bi;
+	struct mv_vm_stats st;
+	struct th_host t;
+	struct cc cc = { 0 };
+	const char *env = getenv("MV_TORTURE_SECONDS");
+	unsigned rounds = (env ? (unsigned)atoi(env) : 3) * 50;
+
+	(void)state;
+	th_host_create(&t, 24 * MiB, NULL);
+	cc.vm = th_vm_create(&t, "cc", CC_PAGES * 4096ull);
+	assert_int_equal(
+		mvg_os_create(mv_vm_mem(cc.vm), CC_PAGES * 4096ull, &cc.os), 0);
+	mvg_balloon_config_init(&cfg);
+	cfg.poll_ms = 3;
+	cfg.oom_hold_ms = 10;
+	assert_int_equal(mvg_balloon_start(cc.vm, cc.os, &cfg, &drv), 0);
+	for (unsigned i = 0; i < CC_THREADS; i++) {
+		threads[i] = (struct cc_thread){ .cc = &cc, .idx = i };
+		assert_int_equal(pthread_create(&tids[i], NULL, cc_guest,
+						&threads[i]),
+				 0);
+	}
+	assert_int_equal(pthread_create(&swapper, NULL, cc_swapper, &cc), 0);
+	for (unsigned r = 0; r < rounds; r++) {
+		mv_vm_balloon_set_target(
+			cc.vm, r % 3 == 0 ? 0 : (uint64_t)CC_PAGES * 4096);
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&cc.stop, true);
+	for (unsigned i = 0; i < CC_THREADS; i++)
+		pthread_join(tids[i], NULL);
+	pthread_join(swapper, NULL);
+	mvg_balloon_get_stats(drv, &ds);
+	mvg_balloon_stop(drv);
+	assert_int_equal(mv_vm_balloon_info(cc.vm, &bi), 0);
+	assert_int_equal(mv_vm_stats(cc.vm, &st), 0);
+	print_message(
+		"  %llu guest ops, %llu pages inflated, %llu deflated (%llu on OOM), %llu swapped out\n",
+		(unsigned long long)atomic_load(&cc.ops),
+		(unsigned long long)bi.inflated_pages,
+		(unsigned long long)bi.deflated_pages,
+		(unsigned long long)ds.oom_deflated,
+		(unsigned long long)st.swapout_pages);
+	assert_int_equal(atomic_load(&cc.errors), 0);
+	assert_int_equal(bi.errors, 0);
+	assert_int_equal(bi.violations, 0);
+	assert_int_equal(bi.actual_pages, 0);
+	assert_true(bi.inflated_pages > 0);
+	assert_true(st.swapout_pages > 0);
+	assert_int_equal(st.fault_errors, 0);
+	mvg_os_destroy(cc.os);
+	mv_vm_destroy(cc.vm);
+	th_host_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_inflate_reclaims_exactly_the_frames_of_free_guest_pages),
+		cmocka_unit_test(
+			test_guest_os_never_hands_out_a_ballooned_page),
+		cmocka_unit_test(test_deflated_pages_read_zero_not_stale_data),
+		cmocka_unit_test(
+			test_deflated_page_of_an_image_vm_reads_zero_not_image),
+		cmocka_unit_test(test_targets_beyond_the_cap_are_clipped),
+		cmocka_unit_test(
+			test_out_of_range_pfns_are_refused_and_harm_nothing),
+		cmocka_unit_test(
+			test_duplicate_pfns_are_refused_and_harm_nothing),
+		cmocka_unit_test(
+			test_deflating_pages_not_in_the_balloon_is_refused),
+		cmocka_unit_test(
+			test_oversized_and_unknown_messages_are_refused_whole),
+		cmocka_unit_test(test_inflating_beyond_the_cap_is_refused),
+		cmocka_unit_test(
+			test_deflate_on_oom_gives_the_guest_its_memory_back),
+		cmocka_unit_test(
+			test_touching_a_ballooned_page_reads_zero_and_counts),
+		cmocka_unit_test(
+			test_inflate_takes_swapped_pages_and_their_slot),
+		cmocka_unit_test(
+			test_inflate_takes_compressed_pages_out_of_the_cache),
+		cmocka_unit_test(test_guest_statistics_reach_the_host),
+		cmocka_unit_test(
+			test_one_driver_per_vm_and_its_absence_is_shown),
+		cmocka_unit_test(test_stopping_the_driver_deflates_everything),
+		cmocka_unit_test(
+			test_guest_threads_driver_and_host_swapping_lose_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
