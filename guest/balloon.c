@@ -43,7 +43,7 @@
 
 #define DEFAULT_POLL_MS 1000
 #define DEFAULT_OOM_PAGES 256 /* VIRTIO_BALLOON_OOM_NR_PAGES */
-#define DEFAULT_OOM_HOLD_MS 1000
+#define DEFAULT_OOM_HOLD_MS (2 * DEFAULT_POLL_MS)
 
 struct mvg_balloon {
 	struct mvg_balloon_config cfg; /* immutable */

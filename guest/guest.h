@@ -14,11 +14,14 @@
 
 #include <stdint.h>
 
+struct mv_vm;
+
 enum mvg_kind {
 	MVG_IDLE, /* touches every page once (writes a pattern), then sleeps */
 	MVG_KVSTORE, /* hash table over most of memory, Zipf reads and writes */
 	MVG_RANDOM, /* incompressible data, uniform random rewrites and reads */
 	MVG_IMAGE, /* restored VM: verify every page once vs image, then a WSS */
+	MVG_BURST, /* through the guest OS: take most memory, free most, idle */
 	MVG_NKINDS
 };
 
@@ -31,6 +34,16 @@ struct mvg_config {
 	uint64_t seed; /* for reproducible runs */
 	double zipf_s; /* MVG_KVSTORE skew (default 0.99 when 0) */
 	uint32_t think_us; /* pause between ops in microseconds (0: none) */
+	/* MVG_BURST: a round takes burst_pct% of memory from the guest OS
+	 * (0: 85), keeps burst_keep_pct% of that (0: 10), then idles
+	 * burst_idle_ms (0: 2000) */
+	uint32_t burst_pct;
+	uint32_t burst_keep_pct;
+	uint32_t burst_idle_ms;
+	/* MVG_BURST: load a balloon driver on this VM's channel (NULL: none),
+	 * polling every balloon_poll_ms (0: 1000) */
+	struct mv_vm *balloon_vm;
+	uint32_t balloon_poll_ms;
 };
 
 struct mvg_stats {
@@ -44,7 +57,7 @@ struct mvg_stats {
 
 struct mvg_workload;
 
-/* Parse "idle", "kvstore", "random", "image"; -EINVAL otherwise. */
+/* Parse "idle", "kvstore", "random", "image", "burst"; -EINVAL otherwise. */
 int mvg_kind_parse(const char *name, enum mvg_kind *out);
 const char *mvg_kind_name(enum mvg_kind kind);
 

@@ -71,7 +71,7 @@ struct mvg_balloon;
 struct mvg_balloon_config {
 	uint32_t poll_ms; /* between looks at the host's target (1000) */
 	uint32_t oom_pages; /* deflated per OOM notification (256) */
-	uint32_t oom_hold_ms; /* no inflating after an OOM deflate (1000) */
+	uint32_t oom_hold_ms; /* no inflating after an OOM deflate (2000) */
 	bool manual; /* no thread: the caller runs mvg_balloon_poll() */
 };
 
@@ -100,5 +100,13 @@ unsigned mvg_balloon_oom(struct mvg_balloon *b, unsigned want);
 void mvg_balloon_get_stats(struct mvg_balloon *b, struct mvg_balloon_stats *st);
 /* Stops the thread, deflates everything, closes the channel, frees b. */
 void mvg_balloon_stop(struct mvg_balloon *b);
+
+/* The burst workload; workload.c hands MVG_BURST configs to these. */
+struct mvg_burst;
+
+int mvg_burst_start(const struct mvg_config *cfg, struct mvg_burst **out);
+void mvg_burst_stop(struct mvg_burst *b);
+void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st);
+int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final);
 
 #endif /* MV_GUEST_OS_H */

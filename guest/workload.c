@@ -66,6 +66,7 @@
 #include <xxhash.h>
 
 #include "guest.h"
+#include "os.h"
 
 #define GPAGE_SHIFT 12
 #define GPAGE_SIZE (1u << GPAGE_SHIFT)
@@ -167,6 +168,7 @@ struct mvg_workload {
 	pthread_mutex_t err_lock; /* serialises the first write of first_error */
 	char first_error[160]; /* first mismatch any thread saw, "" if none */
 	struct gthread *threads; /* cfg.threads of them */
+	struct mvg_burst *burst; /* MVG_BURST: all of the above is unused */
 };
 
 static const uint8_t zero_page[GPAGE_SIZE];
@@ -652,6 +654,7 @@ static const struct kind_ops kinds[MVG_NKINDS] = {
 	[MVG_KVSTORE] = { "kvstore", kv_run, kv_verify },
 	[MVG_RANDOM] = { "random", random_run, written_verify },
 	[MVG_IMAGE] = { "image", image_run, image_verify },
+	[MVG_BURST] = { "burst", NULL, NULL }, /* runs in burst.c */
 };
 
 int mvg_kind_parse(const char *name, enum mvg_kind *out)
@@ -809,9 +812,20 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 	err = check_config(cfg);
 	if (err)
 		return err;
+	/* only burst allocates through the guest OS a balloon needs */
+	if (cfg->balloon_vm && cfg->kind != MVG_BURST)
+		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	if (cfg->kind == MVG_BURST) {
+		err = mvg_burst_start(cfg, &w->burst);
+		if (err)
+			free(w);
+		else
+			*out = w;
+		return err;
+	}
 	w->cfg = *cfg;
 	w->cfg.image_path = NULL;
 	if (w->cfg.zipf_s == 0)
@@ -888,6 +902,11 @@ void mvg_stop(struct mvg_workload *w)
 {
 	if (!w)
 		return;
+	if (w->burst) {
+		mvg_burst_stop(w->burst);
+		free(w);
+		return;
+	}
 	halt(w);
 	destroy(w);
 }
@@ -901,6 +920,10 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 	memset(st, 0, sizeof(*st));
 	if (!w)
 		return;
+	if (w->burst) {
+		mvg_burst_get_stats(w->burst, st);
+		return;
+	}
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];
 
@@ -922,6 +945,11 @@ int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
 
 	if (!w)
 		return -EINVAL;
+	if (w->burst) {
+		err = mvg_burst_stop_and_verify(w->burst, final);
+		free(w);
+		return err;
+	}
 	halt(w);
 	/* each partition in parallel, as faults on a big VM are slow */
 	for (unsigned i = 0; i < w->cfg.threads; i++) {

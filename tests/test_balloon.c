@@ -689,6 +689,59 @@ static void test_stopping_the_driver_deflates_everything(void **state)
 	fx_down(&f);
 }
 
+static void test_burst_guest_gives_its_free_memory_back(void **state)
+{
+	struct timespec ts = { 0, 10000000L };
+	struct mvg_workload *w;
+	struct mv_balloon_info bi;
+	struct mvg_config cfg;
+	struct mvg_stats gs;
+	uint64_t least = VM_PAGES, c;
+	struct fx f;
+
+	(void)state;
+	fx_up(&f, NULL);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.kind = MVG_BURST;
+	cfg.mem = f.mem;
+	cfg.memsize = VM_PAGES * 4096ull;
+	cfg.threads = 2;
+	cfg.seed = 7;
+	cfg.burst_idle_ms = 300;
+	cfg.balloon_vm = f.vm;
+	cfg.balloon_poll_ms = 20;
+	set_target_pages(&f, VM_PAGES / 2);
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	assert_true(info(&f).has_driver);
+	for (int i = 0; i < 200; i++) {
+		nanosleep(&ts, NULL);
+		c = vm_consumed(&f);
+		mvg_get_stats(w, &gs);
+		/* before its first burst the guest holds nothing anyway */
+		if (gs.writes)
+			least = c < least ? c : least;
+	}
+	assert_int_equal(mvg_stop_and_verify(w, &gs), 0);
+	bi = info(&f);
+	print_message(
+		"  %llu ops, balloon inflated %llu deflated %llu pages, least consumed %llu of %u pages\n",
+		(unsigned long long)gs.ops,
+		(unsigned long long)bi.inflated_pages,
+		(unsigned long long)bi.deflated_pages,
+		(unsigned long long)least, VM_PAGES);
+	assert_int_equal(gs.integrity_errors, 0);
+	assert_true(gs.ops > VM_PAGES);
+	/* the guest's bursts took pages back from the balloon (OOM) */
+	assert_true(bi.deflated_pages > 0);
+	/* and between them the host got half the VM back */
+	assert_true(least <= VM_PAGES / 2 + VM_PAGES / 10);
+	assert_int_equal(bi.errors, 0);
+	assert_int_equal(bi.violations, 0);
+	assert_false(bi.has_driver);
+	assert_int_equal(bi.actual_pages, 0);
+	fx_down(&f);
+}
+
 /*
  * The concurrency test: guest threads allocate, write, verify and free
  * pages through the guest OS, while the driver thread inflates and
@@ -882,6 +935,7 @@ int main(void)
 		cmocka_unit_test(
 			test_one_driver_per_vm_and_its_absence_is_shown),
 		cmocka_unit_test(test_stopping_the_driver_deflates_everything),
+		cmocka_unit_test(test_burst_guest_gives_its_free_memory_back),
 		cmocka_unit_test(
 			test_guest_threads_driver_and_host_swapping_lose_nothing),
 	};

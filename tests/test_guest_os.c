@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -205,6 +206,82 @@ static void test_bad_geometry_is_refused(void **state)
 	assert_int_equal(mvg_os_create((char *)f->mem + 8, 4096, &os), -EINVAL);
 }
 
+static struct mvg_config burst_config(void *mem, uint64_t size)
+{
+	struct mvg_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.kind = MVG_BURST;
+	cfg.mem = mem;
+	cfg.memsize = size;
+	cfg.threads = 2;
+	cfg.seed = 42;
+	cfg.burst_idle_ms = 20;
+	return cfg;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void test_burst_rounds_verify_clean(void **state)
+{
+	struct fixture *f = *state;
+	struct mvg_config cfg = burst_config(f->mem, NPAGES * 4096ull);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	enum mvg_kind k;
+
+	assert_int_equal(mvg_kind_parse("burst", &k), 0);
+	assert_int_equal(k, MVG_BURST);
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	sleep_ms(300);
+	mvg_get_stats(w, &st);
+	/* several rounds of 85% of memory each */
+	assert_true(st.writes > 3 * NPAGES * 85 / 100);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 0);
+	assert_int_equal(st.ops, st.reads + st.writes);
+}
+
+static void test_burst_reports_a_corrupted_kept_page(void **state)
+{
+	struct fixture *f = *state;
+	struct mvg_config cfg = burst_config(f->mem, NPAGES * 4096ull);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	uint64_t share = NPAGES * 85 / 100;
+
+	cfg.threads = 1;
+	cfg.burst_idle_ms = 5000;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	/* the first round written and verified; page 0 is kept */
+	do {
+		sleep_ms(5);
+		mvg_get_stats(w, &st);
+	} while (st.reads < share);
+	sleep_ms(20);
+	((volatile uint64_t *)f->mem)[100] ^= 1;
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 1);
+	assert_non_null(strstr(st.first_error, "pfn 0 "));
+	assert_non_null(strstr(st.first_error, "checksum"));
+}
+
+static void test_balloon_driver_needs_the_burst_workload(void **state)
+{
+	struct fixture *f = *state;
+	struct mvg_config cfg = burst_config(f->mem, NPAGES * 4096ull);
+	struct mvg_workload *w;
+
+	cfg.kind = MVG_IDLE;
+	cfg.balloon_vm = (struct mv_vm *)f; /* never reached */
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +306,14 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_geometry_is_refused,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_burst_rounds_verify_clean,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_burst_reports_a_corrupted_kept_page, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_balloon_driver_needs_the_burst_workload, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
