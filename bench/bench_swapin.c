@@ -3,30 +3,36 @@
  * bench_swapin.c - `memvisor bench swapin`: hypervisor swapping, both ways,
  * beside raw I/O on the very same swap file.
  *
- * Design: a VM of N pages is filled with a pattern that names each page and
- * its version, swapped out whole (mv_vm_swap_out: random victims, ESX's
- * policy), and read back by a guest thread touching every page, once in
- * address order and, after a rewrite and a second swap-out, once in a
- * random order.  The same random order is run again on a host with
- * Mem.SwapInClusterPages=1, one page per fault, the figure comparable with a
- * raw 4 KiB read.  The floors are measured on the engine's own swap file,
- * reached through /proc/self/fd (it is unlinked as soon as it is made),
- * opened again with the flags the engine opened it with (O_DIRECT unless
- * the filesystem refused it): sequential reads of one swap-in cluster
- * (64 KiB by default) and random 4 KiB reads while every page is swapped
- * out, and random 4 KiB writes, the floor of swap-out, once every page is
- * back in memory and no slot holds anything the engine will read again.
- * Each trial measures every figure once, so the noise of a virtual machine
- * falls on figures and floors alike; the report has medians.
+ * Design: a VM of N pages is filled with incompressible pages that name
+ * themselves (ppn and version in the first word), swapped out whole
+ * (mv_vm_swap_out: random victims, ESX's policy), and read back by a guest
+ * thread touching every page, once in address order and, after a rewrite
+ * and a second swap-out, once in a random order.  The same random order is
+ * run again on a host with Mem.SwapInClusterPages=1, one page per fault, the
+ * figure comparable with a raw 4 KiB read.
  *
- * The first swap-out of a VM writes into preallocated, never-written
- * extents, which the filesystem must convert; later ones overwrite.  Both
- * are reported, beside a raw write that overwrites.
+ * The floors are measured on the engine's own swap file, reached through
+ * /proc/self/fd (it is unlinked as soon as it is made) and opened again with
+ * the flags the engine gave it (O_DIRECT unless the filesystem refused it).
+ * Reads run while every page is swapped out: the whole file in clusters
+ * (Mem.SwapInClusterPages pages, 64 KiB by default) in file order, the same
+ * clusters in a random order, and single 4 KiB slots in a random order.
+ * Writes run once every page is back in memory, when no slot holds anything
+ * the engine will read again: single 4 KiB slots in a random order (what
+ * swapping one page at a time costs) and clusters in file order (what a
+ * batch written to consecutive slots costs).  Which slot holds which page
+ * is the engine's business, so the floors never assume a layout: they read
+ * every slot, and the file-order pass checks that the file holds every page
+ * exactly once, in its latest version.
+ *
+ * Each trial measures every figure once, so the noise of a virtual machine
+ * falls on figures and floors alike; the report has medians.  The first
+ * swap-out of a VM writes into preallocated, never-written extents, which
+ * the filesystem must convert; later ones need not: both are reported.
  *
  * Only the loops are timed.  After each swap-in every page must hold its
- * latest version, the raw reads must find each page's version in its slot,
- * and the VM's counters must add up, or the benchmark fails naming the
- * page: a fast wrong answer is no figure.
+ * latest version and the VM's counters must add up, or the benchmark fails
+ * naming the page: a fast wrong answer is no figure.
  *
  * Invariants: the benchmark writes into the engine's swap file only while
  * every page of the VM is PRIVATE, i.e. no slot is live.
@@ -65,13 +71,14 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 #define SEED 0x73776170696e2121ull
 #define SETTLE_TRIES 1000 /* of 1 ms */
 #define WORDS (MV_PAGE_SIZE / 8)
+#define MAGIC 0x5357ull /* "SW": top 16 bits of a page's first word */
 
 enum figure {
 	OUT_FRESH, /* first swap-out, into never-written extents */
 	OUT_AGAIN, /* later swap-outs, overwriting */
 	RAW_WRITE, /* pwrite 4 KiB, random order */
-	RAW_WRITE_SEQ, /* pwrite one cluster, address order */
-	RAW_SEQ, /* pread one cluster, address order */
+	RAW_WRITE_SEQ, /* pwrite one cluster, file order */
+	RAW_SEQ, /* pread one cluster, file order */
 	RAW_CLUSTERS, /* pread one cluster, random order */
 	RAW_PAGES, /* pread 4 KiB, random order */
 	IN_SEQ, /* swap-in by touch, default cluster, address order */
@@ -95,10 +102,17 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* Version `gen` of page ppn: every word depends on both and its place. */
+/* The first word of version gen of page ppn: it names the page. */
+static uint64_t header(uint64_t ppn, uint64_t gen)
+{
+	return MAGIC << 48 | (gen & 0xffff) << 32 | ppn;
+}
+
+/* Word i of a page; the rest of the page is incompressible noise. */
 static uint64_t word(uint64_t ppn, uint64_t gen, unsigned i)
 {
-	return mix(SEED ^ ppn << 24 ^ gen << 56 ^ i);
+	return i ? mix(SEED ^ header(ppn, gen) ^ (uint64_t)i << 40) :
+		   header(ppn, gen);
 }
 
 static void fill(uint8_t *mem, uint64_t npages, uint64_t gen)
@@ -139,6 +153,41 @@ static int check(const uint8_t *mem, uint64_t npages, uint64_t gen,
 	for (uint64_t ppn = 0; ppn < npages && !err; ppn++)
 		err = check_page(mem + ppn * MV_PAGE_SIZE, ppn, gen, what);
 	return err;
+}
+
+/*
+ * A slot read raw must hold some page's version gen: its first two words
+ * are checked (the whole page would cost more than the read being timed).
+ * With seen, also counts the page and fails if it was seen before.
+ */
+static int check_slot(const uint8_t *page, uint64_t slot, uint64_t npages,
+		      uint64_t gen, uint8_t *seen, uint64_t *nseen)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t ppn = w[0] & 0xffffffffull;
+
+	if (w[0] != header(ppn, gen) || ppn >= npages ||
+	    w[1] != word(ppn, gen, 1)) {
+		fprintf(stderr,
+			"memvisor bench swapin: swap file slot %" PRIu64
+			" holds no page of version %" PRIu64
+			" while every page is swapped out (first words %#" PRIx64
+			" %#" PRIx64 ")\n",
+			slot, gen, w[0], w[1]);
+		return -EIO;
+	}
+	if (!seen)
+		return 0;
+	if (seen[ppn / 8] & 1u << ppn % 8) {
+		fprintf(stderr,
+			"memvisor bench swapin: page %" PRIu64
+			" is in two swap slots, the second %" PRIu64 "\n",
+			ppn, slot);
+		return -EIO;
+	}
+	seen[ppn / 8] |= (uint8_t)(1u << ppn % 8);
+	++*nseen;
+	return 0;
 }
 
 static double us_per_page(uint64_t t0, uint64_t npages)
@@ -208,7 +257,7 @@ static int io_error(const char *what, ssize_t got)
 	return err;
 }
 
-/* An I/O pattern: runs of `run` pages (fewer at the end) from each start. */
+/* An I/O pattern: runs of `run` slots (fewer at the end) from each start. */
 struct pattern {
 	const uint64_t *start;
 	uint64_t n;
@@ -216,33 +265,36 @@ struct pattern {
 };
 
 /*
- * Raw I/O on the swap file by pattern; us/page.  Reads check each page's
- * first word against version gen (the guest side checks whole pages).
+ * Raw I/O on the swap file by pattern; us/page.  Reads check every slot
+ * (check_slot) and, given seen, which pages they found.
  */
 static int raw_io(int fd, const struct pattern *p, uint64_t npages,
-		  uint8_t *buf, bool write, uint64_t gen, double *us)
+		  uint8_t *buf, bool write, uint64_t gen, uint8_t *seen,
+		  uint64_t *nseen, double *us)
 {
-	uint64_t t0 = bench_now_ns(), pages = 0, ppn, n;
-	size_t len;
+	uint64_t t0 = bench_now_ns(), pages = 0, slot, n;
 	ssize_t got;
+	size_t len;
+	int err;
 
 	for (uint64_t i = 0; i < p->n; i++) {
-		ppn = p->start[i];
-		n = npages - ppn < p->run ? npages - ppn : p->run;
+		slot = p->start[i];
+		n = npages - slot < p->run ? npages - slot : p->run;
 		len = n * MV_PAGE_SIZE;
 		if (write)
-			got = pwrite(fd, buf, len, (off_t)(ppn * MV_PAGE_SIZE));
+			got = pwrite(fd, buf, len,
+				     (off_t)(slot * MV_PAGE_SIZE));
 		else
-			got = pread(fd, buf, len, (off_t)(ppn * MV_PAGE_SIZE));
+			got = pread(fd, buf, len, (off_t)(slot * MV_PAGE_SIZE));
 		if (got != (ssize_t)len)
 			return io_error(write ? "raw pwrite" : "raw pread",
 					got);
-		for (uint64_t j = 0; !write && j < n; j++)
-			if (*(uint64_t *)(buf + j * MV_PAGE_SIZE) !=
-			    word(ppn + j, gen, 0))
-				return check_page(buf + j * MV_PAGE_SIZE,
-						  ppn + j, gen,
-						  "swap slot read raw");
+		for (uint64_t j = 0; !write && j < n; j++) {
+			err = check_slot(buf + j * MV_PAGE_SIZE, slot + j,
+					 npages, gen, seen, nseen);
+			if (err)
+				return err;
+		}
 		pages += n;
 	}
 	*us = us_per_page(t0, pages);
@@ -324,10 +376,11 @@ static int swap_out_all(mv_vm *vm, uint64_t npages, double *us,
 	    st.swcur_pages != npages || st.consumed_pages || st.swap_errors) {
 		fprintf(stderr,
 			"memvisor bench swapin: after swapping out all %" PRIu64
-			" pages the VM counts %" PRIu64
-			" swapped, SWCUR %" PRIu64 ", %" PRIu64
-			" consumed, %" PRIu64 " swap errors\n",
-			npages, st.state_pages[MV_PAGE_SWAPPED], st.swcur_pages,
+			" incompressible pages the VM counts %" PRIu64
+			" swapped, %" PRIu64 " compressed, SWCUR %" PRIu64
+			", %" PRIu64 " consumed, %" PRIu64 " swap errors\n",
+			npages, st.state_pages[MV_PAGE_SWAPPED],
+			st.state_pages[MV_PAGE_COMPRESSED], st.swcur_pages,
 			st.consumed_pages, st.swap_errors);
 		return -EIO;
 	}
@@ -408,43 +461,37 @@ static int vm_up(uint64_t npages, unsigned cluster, const char *swapdir,
 }
 
 /*
- * The orders things happen in: the guest's random order of pages, and the
- * raw reads that match what the engine does for each guest order.
+ * The orders things happen in.  A random permutation serves twice: as the
+ * guest's order of pages and as the floor's order of slots.
  */
 struct patterns {
-	struct pattern seq; /* clusters in address order */
-	struct pattern clusters; /* clusters as the random order reaches them */
-	struct pattern pages; /* pages in random order: the guest's order */
+	struct pattern seq; /* clusters in file order */
+	struct pattern clusters; /* clusters in a random order */
+	struct pattern pages; /* single slots (or pages) in a random order */
+	uint8_t *seen; /* a bit per page, for the file-order read */
 };
 
 static int patterns_make(struct patterns *p, uint64_t npages, unsigned cluster)
 {
 	uint64_t nclusters = (npages + cluster - 1) / cluster, *seq, *cl, *pg;
-	uint8_t *seen;
-	uint64_t c, n = 0;
 
 	seq = calloc(nclusters, sizeof(*seq));
 	cl = calloc(nclusters, sizeof(*cl));
 	pg = calloc(npages, sizeof(*pg));
-	seen = calloc(nclusters, 1);
-	if (!seq || !cl || !pg || !seen) {
-		free(seen);
+	p->seen = calloc((npages + 7) / 8, 1);
+	if (!seq || !cl || !pg || !p->seen) {
+		free(p->seen);
 		free(pg);
 		free(cl);
 		free(seq);
 		return -ENOMEM;
 	}
 	bench_shuffle(pg, npages, SEED);
-	for (c = 0; c < nclusters; c++)
+	bench_shuffle(cl, nclusters, SEED + 1);
+	for (uint64_t c = 0; c < nclusters; c++) {
 		seq[c] = c * cluster;
-	for (uint64_t i = 0; i < npages; i++) {
-		c = pg[i] / cluster;
-		if (!seen[c]) {
-			seen[c] = 1;
-			cl[n++] = c * cluster;
-		}
+		cl[c] *= cluster;
 	}
-	free(seen);
 	p->seq = (struct pattern){ .start = seq,
 				   .n = nclusters,
 				   .run = cluster };
@@ -459,6 +506,33 @@ static void patterns_free(struct patterns *p)
 	free((void *)p->seq.start);
 	free((void *)p->clusters.start);
 	free((void *)p->pages.start);
+	free(p->seen);
+}
+
+/* The floors' reads, while every page is swapped out as version gen. */
+static int raw_reads(int fd, const struct patterns *pat, uint64_t npages,
+		     uint8_t *buf, uint64_t gen, double *us)
+{
+	uint64_t nseen = 0;
+	int err;
+
+	memset(pat->seen, 0, (npages + 7) / 8);
+	err = raw_io(fd, &pat->seq, npages, buf, false, gen, pat->seen, &nseen,
+		     &us[RAW_SEQ]);
+	if (!err && nseen != npages) {
+		fprintf(stderr,
+			"memvisor bench swapin: the swap file holds %" PRIu64
+			" of the %" PRIu64 " pages swapped out\n",
+			nseen, npages);
+		err = -EIO;
+	}
+	if (!err)
+		err = raw_io(fd, &pat->clusters, npages, buf, false, gen, NULL,
+			     NULL, &us[RAW_CLUSTERS]);
+	if (!err)
+		err = raw_io(fd, &pat->pages, npages, buf, false, gen, NULL,
+			     NULL, &us[RAW_PAGES]);
+	return err;
 }
 
 /*
@@ -482,14 +556,7 @@ static int run_default(uint64_t npages, const struct patterns *pat,
 	fill(mv_vm_mem(vm), npages, gen);
 	err = swap_out_all(vm, npages, &us[OUT_FRESH], &c->stragglers);
 	if (!err)
-		err = raw_io(fd, &pat->seq, npages, buf, false, gen,
-			     &us[RAW_SEQ]);
-	if (!err)
-		err = raw_io(fd, &pat->clusters, npages, buf, false, gen,
-			     &us[RAW_CLUSTERS]);
-	if (!err)
-		err = raw_io(fd, &pat->pages, npages, buf, false, gen,
-			     &us[RAW_PAGES]);
+		err = raw_reads(fd, pat, npages, buf, gen, us);
 	if (!err)
 		err = swap_in_all(vm, NULL, gen, "swap-in, address order",
 				  &us[IN_SEQ], &c->faults_per_page[IN_SEQ]);
@@ -503,10 +570,10 @@ static int run_default(uint64_t npages, const struct patterns *pat,
 				  &c->faults_per_page[IN_RAND]);
 	/* every page is PRIVATE again: no slot is live */
 	if (!err)
-		err = raw_io(fd, &pat->pages, npages, buf, true, 0,
+		err = raw_io(fd, &pat->pages, npages, buf, true, 0, NULL, NULL,
 			     &us[RAW_WRITE]);
 	if (!err)
-		err = raw_io(fd, &pat->seq, npages, buf, true, 0,
+		err = raw_io(fd, &pat->seq, npages, buf, true, 0, NULL, NULL,
 			     &us[RAW_WRITE_SEQ]);
 out_fd:
 	close(fd);
@@ -584,20 +651,21 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 	bench_value(r, "floor_us", med[RAW_SEQ]);
 	bench_value(r, "ratio", med[IN_SEQ] / med[RAW_SEQ]);
 	bench_value(r, "swapout_us", med[OUT_AGAIN]);
-	bench_value(r, "swapout_floor_us", med[RAW_WRITE]);
+	bench_value(r, "swapout_floor_us", med[RAW_WRITE_SEQ]);
 	bench_value(r, "direct_io", c.direct);
 	bench_value(r, "cluster_pages", cluster);
+	bench_value(r, "swap_run_pages", defaults.swap_run_pages);
 	bench_value(r, "stragglers", (double)c.stragglers);
-	bench_row(r, "raw_seq", "raw pread cluster, address order",
-		  fig[RAW_SEQ], NULL, NULL);
+	bench_row(r, "raw_seq", "raw pread cluster, file order", fig[RAW_SEQ],
+		  NULL, NULL);
 	bench_row(r, "raw_clusters", "raw pread cluster, random order",
 		  fig[RAW_CLUSTERS], NULL, NULL);
 	bench_row(r, "raw_pages", "raw pread 4 KiB, random order",
 		  fig[RAW_PAGES], NULL, NULL);
+	bench_row(r, "raw_write_seq", "raw pwrite cluster, file order",
+		  fig[RAW_WRITE_SEQ], NULL, NULL);
 	bench_row(r, "raw_write", "raw pwrite 4 KiB, random order",
 		  fig[RAW_WRITE], NULL, NULL);
-	bench_row(r, "raw_write_seq", "raw pwrite cluster, address order",
-		  fig[RAW_WRITE_SEQ], NULL, NULL);
 	bench_row(r, "swapin_seq", "swap-in, address order", fig[IN_SEQ],
 		  "pread cl seq", fig[RAW_SEQ]);
 	bench_row(r, "swapin_rand", "swap-in, random order", fig[IN_RAND],
@@ -605,15 +673,16 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 	bench_row(r, "swapin1_rand", "swap-in, random order, cluster 1",
 		  fig[IN1_RAND], "pread 4K rand", fig[RAW_PAGES]);
 	bench_row(r, "swapout_fresh", "swap-out, first (fresh file)",
-		  fig[OUT_FRESH], "pwrite 4K rand", fig[RAW_WRITE]);
+		  fig[OUT_FRESH], "pwrite cl seq", fig[RAW_WRITE_SEQ]);
 	bench_row(r, "swapout", "swap-out, again (overwrite)", fig[OUT_AGAIN],
-		  "pwrite 4K rand", fig[RAW_WRITE]);
+		  "pwrite cl seq", fig[RAW_WRITE_SEQ]);
 	bench_note(
 		r,
-		"swap file %s; cluster = Mem.SwapInClusterPages = %u pages (%u KiB)",
+		"swap file %s; cluster = Mem.SwapInClusterPages = %u pages (%u KiB); Mem.SwapRunPages = %u",
 		c.direct ? "O_DIRECT" :
 			   "in the page cache (O_DIRECT refused here)",
-		cluster, cluster * MV_PAGE_SIZE / 1024);
+		cluster, cluster * MV_PAGE_SIZE / 1024,
+		defaults.swap_run_pages);
 	bench_note(
 		r,
 		"uffd events per page (last trial): address order %.3f, random %.3f, random cluster 1 %.3f",
