@@ -128,7 +128,8 @@ const char *mv_host_errmsg(const mv_host *host);
 struct mv_vm_config {
 	char name[MV_NAME_MAX];
 	uint64_t memsize_bytes; /* guest physical memory, multiple of 4 KiB */
-	const char *image_path; /* optional RAM image, loaded lazily; NULL if none */
+	const char *
+		image_path; /* optional RAM image, loaded lazily; NULL if none */
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);

@@ -38,7 +38,7 @@ const char *mv_mem_state_name(enum mv_mem_state s)
 const char *mv_page_state_name(enum mv_page_state s)
 {
 	static const char *const names[] = { "untouched", "private",
-					     "shared",    "zero",
+					     "shared",	  "zero",
 					     "ballooned", "compressed",
 					     "swapped" };
 

@@ -294,9 +294,11 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
-			mv__host_set_msg(h, "VM %s: fault on page %llu in state %s, which this engine cannot serve",
-					 vm->name, (unsigned long long)ppn,
-					 mv_page_state_name(s));
+			mv__host_set_msg(
+				h,
+				"VM %s: fault on page %llu in state %s, which this engine cannot serve",
+				vm->name, (unsigned long long)ppn,
+				mv_page_state_name(s));
 			return;
 		}
 		window = s == MV_PAGE_UNTOUCHED ?
@@ -328,13 +330,16 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			mv__frames_release(h, r.n);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
-			mv__host_set_msg(h, "VM %s: cannot fill page %llu from %s: %s (retrying)",
-					 vm->name, (unsigned long long)ppn,
-					 s == MV_PAGE_SWAPPED	 ? "swap" :
-					 s == MV_PAGE_COMPRESSED ? "the compression cache" :
-					 vm->image_fd >= 0 ? "image" :
-							     "zeros",
-					 strerror(-err));
+			mv__host_set_msg(
+				h,
+				"VM %s: cannot fill page %llu from %s: %s (retrying)",
+				vm->name, (unsigned long long)ppn,
+				s == MV_PAGE_SWAPPED ? "swap" :
+				s == MV_PAGE_COMPRESSED ?
+						       "the compression cache" :
+				vm->image_fd >= 0 ? "image" :
+						    "zeros",
+				strerror(-err));
 			io_backoff();
 			continue;
 		}

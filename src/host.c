@@ -46,7 +46,9 @@ uint64_t mv_minfree_bytes(uint64_t memsize_bytes)
 	static const struct {
 		uint64_t span; /* bytes in this tier (0: the rest) */
 		unsigned pct;
-	} tiers[] = { { 4ull << 30, 6 }, { 8ull << 30, 4 }, { 16ull << 30, 2 },
+	} tiers[] = { { 4ull << 30, 6 },
+		      { 8ull << 30, 4 },
+		      { 16ull << 30, 2 },
 		      { 0, 1 } };
 	uint64_t left = memsize_bytes, minfree = 0, part;
 
@@ -162,7 +164,6 @@ const char *mv_host_errmsg(const mv_host *h)
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm)
 {
 	pthread_mutex_lock(&h->vms_lock);
-	vm->id = h->next_vm_id++;
 	vm->next = h->vms;
 	h->vms = vm;
 	h->nvms++;

@@ -50,10 +50,10 @@ struct mv_host {
 	pthread_cond_t frames_freed; /* signalled when frames are released */
 	unsigned frame_waiters; /* faults asleep waiting for a frame */
 
-	pthread_mutex_t vms_lock; /* protects vms, nvms, next_vm_id */
+	pthread_mutex_t vms_lock; /* protects vms and nvms */
 	struct mv_vm *vms; /* list of VMs, newest first */
 	uint32_t nvms;
-	uint32_t next_vm_id;
+	_Atomic uint32_t next_vm_id; /* ids for swap file names and seeds */
 
 	pthread_t enforcer; /* the over-budget swapper */
 	pthread_mutex_t enforcer_lock; /* protects enforcer_stop */

@@ -75,9 +75,9 @@ static inline uint64_t pmap_lock(mv_pte *e)
 	for (;;) {
 		v = atomic_load_explicit(e, memory_order_relaxed);
 		if (!(v & PMAP_LOCK) &&
-		    atomic_compare_exchange_weak_explicit(
-			    e, &v, v | PMAP_LOCK, memory_order_acquire,
-			    memory_order_relaxed))
+		    atomic_compare_exchange_weak_explicit(e, &v, v | PMAP_LOCK,
+							  memory_order_acquire,
+							  memory_order_relaxed))
 			return v;
 		pmap_backoff(&spins);
 	}

@@ -101,9 +101,10 @@ static void restore_page(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 
 	while ((err = move_page(vm, dst, stage)) &&
 	       (err = copy_page(vm, dst, stage))) {
-		mv__host_set_msg(vm->host, "VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",
-				 vm->name, (unsigned long long)ppn,
-				 strerror(-err));
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",
+			vm->name, (unsigned long long)ppn, strerror(-err));
 		nanosleep(&ts, NULL);
 	}
 }
@@ -114,8 +115,7 @@ struct victim {
 };
 
 /* Locks up to `want` PRIVATE pages at random; returns how many. */
-static unsigned pick_random(struct mv_vm *vm, unsigned want,
-			    struct victim *out)
+static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 {
 	unsigned n = 0, probes = want * PROBES_PER_VICTIM, run;
 	unsigned run_max = vm->host->settings.swap_run_pages;
@@ -168,13 +168,15 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 	int err;
 
 	for (unsigned j = 0; j < k; j++) {
-		iov[j].iov_base = vm->staging + ((uint64_t)idx[j] << MV_PAGE_SHIFT);
+		iov[j].iov_base =
+			vm->staging + ((uint64_t)idx[j] << MV_PAGE_SHIFT);
 		iov[j].iov_len = MV_PAGE_SIZE;
 	}
 	done = mv__swap_put(&vm->swap, iov, k, slots, &err);
 	for (unsigned j = 0; j < done; j++)
 		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
-			    pmap_make(MV_PAGE_SWAPPED, v[idx[j]].old, slots[j]));
+			    pmap_make(MV_PAGE_SWAPPED, v[idx[j]].old,
+				      slots[j]));
 	if (done == k)
 		return done;
 	/* keep the rest: back into the guest, untouched */
@@ -182,9 +184,10 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 		*errp = err;
 	atomic_fetch_add_explicit(&vm->c.swap_errors, k - done,
 				  memory_order_relaxed);
-	mv__host_set_msg(vm->host, "VM %s: swap-out to %s failed: %s; the pages stay in memory (free space in swapdir %s)",
-			 vm->name, vm->swap.path, strerror(-err),
-			 vm->host->swapdir);
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: swap-out to %s failed: %s; the pages stay in memory (free space in swapdir %s)",
+		vm->name, vm->swap.path, strerror(-err), vm->host->swapdir);
 	for (unsigned j = done; j < k; j++) {
 		restore_page(vm, v[idx[j]].ppn, iov[j].iov_base);
 		pmap_unlock(&vm->pmap[v[idx[j]].ppn], v[idx[j]].old);
@@ -212,7 +215,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		/* victims next to each other in the guest move in one call */
 		for (len = 1; i + len < n && v[i + len].ppn == v[i].ppn + len;)
 			len++;
-		moved = move_run(vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
+		moved = move_run(vm,
+				 vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
 				 vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len,
 				 &err);
 		if (err && !*errp)
@@ -255,9 +259,8 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 	*done = 0;
 	pthread_mutex_lock(&vm->reclaim_lock);
 	while (*done < want) {
-		n = want - *done < MV_RECLAIM_BATCH ?
-			    (unsigned)(want - *done) :
-			    MV_RECLAIM_BATCH;
+		n = want - *done < MV_RECLAIM_BATCH ? (unsigned)(want - *done) :
+						      MV_RECLAIM_BATCH;
 		n = pick_random(vm, n, v);
 		if (!n)
 			break;

@@ -70,18 +70,18 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 	if (!s->map)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
-	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/%s-%d-%u.vswp",
-			     dir, vmname, (int)getpid(),
-			     vmid) >= sizeof(s->path)) {
+	if ((size_t)snprintf(s->path, sizeof(s->path), "%s/%s-%d-%u.vswp", dir,
+			     vmname, (int)getpid(), vmid) >= sizeof(s->path)) {
 		snprintf(msg, msglen, "swap directory path too long: %s", dir);
 		mv__swap_close(s);
 		return -ENAMETOOLONG;
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		err = -errno;
-		snprintf(msg, msglen,
-			 "cannot create swap directory %s: %s (set swapdir to a writable directory)",
-			 dir, strerror(errno));
+		snprintf(
+			msg, msglen,
+			"cannot create swap directory %s: %s (set swapdir to a writable directory)",
+			dir, strerror(errno));
 		mv__swap_close(s);
 		return err;
 	}
@@ -93,10 +93,11 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 	}
 	if (s->fd < 0) {
 		err = -errno;
-		snprintf(msg, msglen,
-			 "cannot create swap file %s: %s (set swapdir to a writable directory with room for %llu MiB)",
-			 s->path, strerror(errno),
-			 (unsigned long long)(bytes >> 20));
+		snprintf(
+			msg, msglen,
+			"cannot create swap file %s: %s (set swapdir to a writable directory with room for %llu MiB)",
+			s->path, strerror(errno),
+			(unsigned long long)(bytes >> 20));
 		mv__swap_close(s);
 		return err;
 	}
@@ -117,17 +118,20 @@ int mv__swap_open(struct mv__swap *s, const char *dir, const char *vmname,
 
 fail:
 	if (statvfs(dir, &vfs) == 0)
-		snprintf(msg, msglen,
-			 "swap directory %s cannot hold VM %s's %llu MiB swap file: %s (%llu MiB free; free space or set swapdir elsewhere)",
-			 dir, vmname, (unsigned long long)(bytes >> 20),
-			 strerror(err),
-			 (unsigned long long)((uint64_t)vfs.f_bavail *
-					      vfs.f_frsize >> 20));
+		snprintf(
+			msg, msglen,
+			"swap directory %s cannot hold VM %s's %llu MiB swap file: %s (%llu MiB free; free space or set swapdir elsewhere)",
+			dir, vmname, (unsigned long long)(bytes >> 20),
+			strerror(err),
+			(unsigned long long)((uint64_t)vfs.f_bavail *
+						     vfs.f_frsize >>
+					     20));
 	else
-		snprintf(msg, msglen,
-			 "swap directory %s cannot hold VM %s's %llu MiB swap file: %s",
-			 dir, vmname, (unsigned long long)(bytes >> 20),
-			 strerror(err));
+		snprintf(
+			msg, msglen,
+			"swap directory %s cannot hold VM %s's %llu MiB swap file: %s",
+			dir, vmname, (unsigned long long)(bytes >> 20),
+			strerror(err));
 	mv__swap_close(s);
 	return -err;
 }

@@ -38,19 +38,22 @@ int mv__uffd_open(int *fd, char *msg, size_t msglen)
 	if (*fd < 0) {
 		err = errno;
 		if (err == EPERM)
-			snprintf(msg, msglen,
-				 "userfaultfd is not permitted: run as root, or set sysctl vm.unprivileged_userfaultfd=1");
+			snprintf(
+				msg, msglen,
+				"userfaultfd is not permitted: run as root, or set sysctl vm.unprivileged_userfaultfd=1");
 		else
-			snprintf(msg, msglen,
-				 "this kernel has no userfaultfd (%s): memvisor needs Linux 6.8 or later built with CONFIG_USERFAULTFD",
-				 strerror(err));
+			snprintf(
+				msg, msglen,
+				"this kernel has no userfaultfd (%s): memvisor needs Linux 6.8 or later built with CONFIG_USERFAULTFD",
+				strerror(err));
 		return err == EPERM ? -EPERM : -ENOSYS;
 	}
 	if (ioctl(*fd, UFFDIO_API, &api) < 0 ||
 	    (api.features & UFFD_FEATURES_NEEDED) != UFFD_FEATURES_NEEDED) {
-		snprintf(msg, msglen,
-			 "this kernel's userfaultfd lacks UFFDIO_MOVE (features %#llx): memvisor needs Linux 6.8 or later",
-			 (unsigned long long)api.features);
+		snprintf(
+			msg, msglen,
+			"this kernel's userfaultfd lacks UFFDIO_MOVE (features %#llx): memvisor needs Linux 6.8 or later",
+			(unsigned long long)api.features);
 		close(*fd);
 		*fd = -1;
 		return -ENOSYS;
@@ -96,12 +99,13 @@ int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen)
 		return 0; /* no procfs: nothing to check against */
 	if (used + (long)extra_maps + MAP_COUNT_SLACK <= max)
 		return 0;
-	snprintf(msg, msglen,
-		 "vm.max_map_count is %ld and %ld mappings are in use; memvisor needs %u more: raise it, e.g. sysctl -w vm.max_map_count=%ld",
-		 max, used, extra_maps + MAP_COUNT_SLACK,
-		 (used + extra_maps + MAP_COUNT_SLACK) * 2 > 262144 ?
-			 (used + extra_maps + MAP_COUNT_SLACK) * 2 :
-			 262144);
+	snprintf(
+		msg, msglen,
+		"vm.max_map_count is %ld and %ld mappings are in use; memvisor needs %u more: raise it, e.g. sysctl -w vm.max_map_count=%ld",
+		max, used, extra_maps + MAP_COUNT_SLACK,
+		(used + extra_maps + MAP_COUNT_SLACK) * 2 > 262144 ?
+			(used + extra_maps + MAP_COUNT_SLACK) * 2 :
+			262144);
 	return -ENOMEM;
 }
 

@@ -130,7 +130,8 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		return -EINVAL;
 	if (!cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE) {
 		mv__host_set_msg(
-			h, "VM %s: memsize must be a non-zero multiple of 4 KiB",
+			h,
+			"VM %s: memsize must be a non-zero multiple of 4 KiB",
 			cfg->name);
 		return -EINVAL;
 	}
@@ -183,18 +184,18 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		err = register_range(vm->uffd, vm->staging,
 				     MV_RECLAIM_BATCH * MV_PAGE_SIZE);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: userfaultfd registration failed: %s",
+		mv__host_set_msg(h,
+				 "VM %s: userfaultfd registration failed: %s",
 				 vm->name, strerror(-err));
 		goto fail_uffd;
 	}
-	mv__host_link_vm(h, vm);
+	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
 	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
-	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id,
-			    vm->npages, h->settings.swap_direct_io, msg,
-			    sizeof(msg));
+	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
+			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
 		mv__host_set_msg(h, "%s", msg);
-		goto fail_link;
+		goto fail_uffd;
 	}
 	err = mv__zcache_init(vm);
 	if (err)
@@ -210,6 +211,8 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_stopfd;
 	}
+	/* last: from here on the enforcer may pick it, so it must be whole */
+	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
 
@@ -219,8 +222,6 @@ fail_zcache:
 	mv__zcache_fini(vm);
 fail_swap:
 	mv__swap_close(&vm->swap);
-fail_link:
-	mv__host_unlink_vm(h, vm);
 fail_uffd:
 	close(vm->uffd);
 fail_staging:

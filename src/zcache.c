@@ -51,8 +51,7 @@ int mv__zcache_init(struct mv_vm *vm)
 {
 	struct mv__zcache *zc = &vm->zc;
 	const struct mv_settings *s = &vm->host->settings;
-	uint64_t cap = (vm->npages * s->mem_zip_max_pct / 100)
-		       << MV_PAGE_SHIFT;
+	uint64_t cap = (vm->npages * s->mem_zip_max_pct / 100) << MV_PAGE_SHIFT;
 	int err;
 
 	zc->head = zc->tail = ZC_NIL;
@@ -66,8 +65,8 @@ int mv__zcache_init(struct mv_vm *vm)
 		err = -ENOMEM;
 		goto fail;
 	}
-	zc->bounce = mv__aligned_alloc(MV_PAGE_SIZE,
-				       ZC_EVICT_BATCH * MV_PAGE_SIZE);
+	zc->bounce =
+		mv__aligned_alloc(MV_PAGE_SIZE, ZC_EVICT_BATCH * MV_PAGE_SIZE);
 	if (!zc->bounce) {
 		err = -ENOMEM;
 		goto fail;
@@ -170,8 +169,8 @@ static unsigned evict_oldest(struct mv_vm *vm)
 	     p = zc->next[p]) {
 		if (!pmap_trylock(&vm->pmap[p], &v))
 			continue;
-		iov[n].iov_base = (uint8_t *)zc->bounce +
-				  ((uint64_t)n << MV_PAGE_SHIFT);
+		iov[n].iov_base =
+			(uint8_t *)zc->bounce + ((uint64_t)n << MV_PAGE_SHIFT);
 		iov[n].iov_len = MV_PAGE_SIZE;
 		if (pmap_state(v) != MV_PAGE_COMPRESSED ||
 		    mv__zcache_load(vm, v, iov[n].iov_base)) {

@@ -30,8 +30,7 @@ void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 /* The same, but compressible: 512 bytes of such data, repeated. */
 void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
-bool th_check_z(const void *page, uint64_t tag, uint64_t ppn,
-		uint64_t version);
+bool th_check_z(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_is_zero(const void *page);
 /* Waits until no fault of this VM is still being served, so that stats
  * read next count every touch made so far (the guest is woken before the

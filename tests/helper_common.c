@@ -42,8 +42,8 @@ void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version)
 bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version)
 {
 	const volatile uint64_t *w = page;
-	uint64_t s = mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^
-			 version << 48);
+	uint64_t s =
+		mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^ version << 48);
 
 	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
 		if (w[i] != mix(s + i))
@@ -60,12 +60,11 @@ void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version)
 		w[i] = mix(s + i % 64);
 }
 
-bool th_check_z(const void *page, uint64_t tag, uint64_t ppn,
-		uint64_t version)
+bool th_check_z(const void *page, uint64_t tag, uint64_t ppn, uint64_t version)
 {
 	const volatile uint64_t *w = page;
-	uint64_t s = mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^
-			 version << 48);
+	uint64_t s =
+		mix(tag * 0x9e3779b97f4a7c15ull ^ mix(ppn) ^ version << 48);
 
 	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
 		if (w[i] != mix(s + i % 64))

@@ -22,18 +22,18 @@
 static void test_minfree_follows_esxi_tiers(void **state)
 {
 	(void)state;
-	assert_int_equal(mv_minfree_bytes(1 * GiB), 1 * GiB / 100 * 6 +
-							    (1 * GiB % 100) * 6 / 100);
-	assert_int_equal(mv_minfree_bytes(4 * GiB), 4 * GiB / 100 * 6 +
-							    (4 * GiB % 100) * 6 / 100);
+	assert_int_equal(mv_minfree_bytes(1 * GiB),
+			 1 * GiB / 100 * 6 + (1 * GiB % 100) * 6 / 100);
+	assert_int_equal(mv_minfree_bytes(4 * GiB),
+			 4 * GiB / 100 * 6 + (4 * GiB % 100) * 6 / 100);
 	/* 4 GiB at 6% + 8 GiB at 4% + 4 GiB at 2% */
 	assert_true(mv_minfree_bytes(16 * GiB) / MiB ==
 		    (4 * 1024 * 6 + 8 * 1024 * 4 + 4 * 1024 * 2) / 100);
 	/* and 1% beyond 28 GiB */
-	assert_true(mv_minfree_bytes(128 * GiB) / MiB ==
-		    (4 * 1024 * 6 + 8 * 1024 * 4 + 16 * 1024 * 2 +
-		     100 * 1024 * 1) /
-			    100);
+	assert_true(
+		mv_minfree_bytes(128 * GiB) / MiB ==
+		(4 * 1024 * 6 + 8 * 1024 * 4 + 16 * 1024 * 2 + 100 * 1024 * 1) /
+			100);
 }
 
 static void test_settings_default_to_esx_values(void **state)
@@ -180,7 +180,8 @@ int main(void)
 		cmocka_unit_test(test_minfree_follows_esxi_tiers),
 		cmocka_unit_test(test_settings_default_to_esx_values),
 		cmocka_unit_test(test_settings_set_by_esx_name),
-		cmocka_unit_test(test_settings_reject_unknown_names_and_bad_values),
+		cmocka_unit_test(
+			test_settings_reject_unknown_names_and_bad_values),
 		cmocka_unit_test(test_host_rejects_bad_config),
 		cmocka_unit_test(test_idle_host_is_in_high_state),
 		cmocka_unit_test(test_consumption_never_exceeds_budget),

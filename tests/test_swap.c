@@ -327,8 +327,7 @@ static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 		rmdir(dir);
 		skip(); /* needs root */
 	}
-	assert_int_equal(create_vm_in(dir, 8 * MiB, msg, sizeof(msg)),
-			 -ENOSPC);
+	assert_int_equal(create_vm_in(dir, 8 * MiB, msg, sizeof(msg)), -ENOSPC);
 	assert_non_null(strstr(msg, "cannot hold"));
 	assert_non_null(strstr(msg, "MiB free"));
 	assert_int_equal(create_vm_in(dir, 512 * 1024, msg, sizeof(msg)), 0);
@@ -341,12 +340,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_swapped_pages_come_back_exactly),
 		cmocka_unit_test(test_swap_slots_are_reused_cycle_after_cycle),
-		cmocka_unit_test(test_swap_out_page_marks_swapped_and_frees_frame),
+		cmocka_unit_test(
+			test_swap_out_page_marks_swapped_and_frees_frame),
 		cmocka_unit_test(test_swap_in_reads_a_cluster_of_neighbours),
 		cmocka_unit_test(test_overcommitted_vm_keeps_every_byte),
 		cmocka_unit_test(test_fresh_frames_never_show_another_vms_data),
-		cmocka_unit_test(test_full_swap_disk_keeps_the_page_and_says_so),
-		cmocka_unit_test(test_failing_swap_disk_under_pressure_loses_nothing),
+		cmocka_unit_test(
+			test_full_swap_disk_keeps_the_page_and_says_so),
+		cmocka_unit_test(
+			test_failing_swap_disk_under_pressure_loses_nothing),
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_read_only_swapdir_is_a_clear_error),

@@ -204,7 +204,8 @@ static void test_missing_image_names_the_file(void **state)
 	snprintf(cfg.name, sizeof(cfg.name), "noimg");
 	cfg.image_path = "/nonexistent/guest.raw";
 	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -ENOENT);
-	assert_non_null(strstr(mv_host_errmsg(t.host), "/nonexistent/guest.raw"));
+	assert_non_null(
+		strstr(mv_host_errmsg(t.host), "/nonexistent/guest.raw"));
 	th_host_destroy(&t);
 }
 
@@ -286,14 +287,16 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_touch_reads_zero),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
-		cmocka_unit_test(test_touch_makes_page_private_and_counts_frames),
+		cmocka_unit_test(
+			test_touch_makes_page_private_and_counts_frames),
 		cmocka_unit_test(test_fault_around_fills_untouched_neighbours),
 		cmocka_unit_test(test_image_loads_lazily_and_exactly),
 		cmocka_unit_test(test_image_larger_than_vm_is_rejected),
 		cmocka_unit_test(test_missing_image_names_the_file),
 		cmocka_unit_test(test_bad_vm_config_is_rejected),
 		cmocka_unit_test(test_low_max_map_count_is_a_clear_error),
-		cmocka_unit_test(test_allocation_failures_in_create_leak_nothing),
+		cmocka_unit_test(
+			test_allocation_failures_in_create_leak_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

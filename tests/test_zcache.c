@@ -115,8 +115,8 @@ static void test_full_cache_sends_oldest_pages_to_swap(void **state)
 	}
 	mv_vm_stats(vm, &st);
 	assert_true(st.zip_used_bytes <= st.zip_max_bytes);
-	assert_int_equal(st.zip_max_bytes, 8 * MiB / 10 / MV_PAGE_SIZE *
-						   MV_PAGE_SIZE);
+	assert_int_equal(st.zip_max_bytes,
+			 8 * MiB / 10 / MV_PAGE_SIZE * MV_PAGE_SIZE);
 	assert_true(st.zip_evict_pages > 0);
 	assert_true(st.swcur_pages > 0);
 	assert_int_equal(st.zip_cached_pages + st.swcur_pages,
@@ -249,14 +249,16 @@ static void test_overcommit_with_compressible_memory_stays_exact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_compressible_page_is_cached_and_comes_back),
+		cmocka_unit_test(
+			test_compressible_page_is_cached_and_comes_back),
 		cmocka_unit_test(test_incompressible_page_skips_the_cache),
 		cmocka_unit_test(test_zero_heavy_pages_cost_little),
 		cmocka_unit_test(test_full_cache_sends_oldest_pages_to_swap),
 		cmocka_unit_test(test_cache_frames_count_against_vm_and_host),
 		cmocka_unit_test(test_zstd_cache_round_trips),
 		cmocka_unit_test(test_disabled_compression_swaps_everything),
-		cmocka_unit_test(test_overcommit_with_compressible_memory_stays_exact),
+		cmocka_unit_test(
+			test_overcommit_with_compressible_memory_stays_exact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,12 +181,10 @@ static void torture(unsigned fault_threads, bool z)
 	mv_vm_stats(vms[0], &st);
 	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the enforcer, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
 	       fault_threads, z ? "compressible" : "random",
-	       (unsigned long long)ops,
-	       (unsigned long long)r.swapped,
+	       (unsigned long long)ops, (unsigned long long)r.swapped,
 	       (unsigned long long)hs.reclaim_pages,
 	       (unsigned long long)st.swapin_pages,
-	       (unsigned long long)st.unzip_pages,
-	       (unsigned long long)errors);
+	       (unsigned long long)st.unzip_pages, (unsigned long long)errors);
 	assert_int_equal(errors, 0);
 	assert_true(hs.consumed_pages <= hs.memsize_pages);
 	assert_true(st.swapin_pages > 0);
