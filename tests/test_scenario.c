@@ -13,6 +13,7 @@
  */
 #include "../tools/scenario.c"
 
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,6 +111,36 @@ static void test_small_ini_parses(void **state)
 	assert_true(scenario_vm_memsize_total(&sc) > sc.host.memsize);
 	assert_string_equal(sc.host.swapdir, "/var/tmp/memvisor");
 	scenario_free(&sc);
+}
+
+static void test_every_shipped_scenario_parses(void **state)
+{
+	char path[512], err[512], *slash;
+	struct dirent *d;
+	struct scenario sc;
+	unsigned n = 0;
+	DIR *dir;
+
+	(void)state;
+	scenario_path(path, sizeof(path), "");
+	dir = opendir(path);
+	assert_non_null(dir);
+	slash = path + strlen(path);
+	while ((d = readdir(dir))) {
+		size_t len = strlen(d->d_name);
+
+		if (len < 4 || strcmp(d->d_name + len - 4, ".ini"))
+			continue;
+		snprintf(slash, sizeof(path) - (size_t)(slash - path), "%s",
+			 d->d_name);
+		if (scenario_load_file(path, &sc, err, sizeof(err)))
+			fail_msg("%s", err);
+		scenario_free(&sc);
+		*slash = '\0';
+		n++;
+	}
+	closedir(dir);
+	assert_true(n >= 2);
 }
 
 static void test_sizes_parse_exactly(void **state)
@@ -317,7 +348,7 @@ static void test_bad_workload_names_line_and_choices(void **state)
 	(void)state;
 	expect_error(
 		"[vm a]\nmemsize = 1M\nworkload = database\n", 3,
-		"bad workload 'database' (expected idle, kvstore, random or image)");
+		"bad workload 'database' (expected idle, kvstore, random, image or burst)");
 }
 
 static void test_image_workload_without_image_is_refused(void **state)
@@ -325,6 +356,21 @@ static void test_image_workload_without_image_is_refused(void **state)
 	(void)state;
 	expect_error("[vm a]\nmemsize = 1M\nworkload = image\n", 1,
 		     "[vm a] has workload = image but no image");
+}
+
+static void test_burst_keys_need_the_burst_workload(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nworkload = kvstore\nburst_pct = 50\n", 1,
+		"[vm a] sets burst_* keys but has workload = kvstore");
+}
+
+static void test_balloon_needs_the_burst_workload(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nworkload = random\nballoon = on\n",
+		     1, "[vm a] has balloon = on but workload = random");
 }
 
 static void test_missing_image_file_is_refused(void **state)
@@ -475,6 +521,7 @@ int main(void)
 		cmocka_unit_test(
 			test_embedded_default_overcommits_for_a_minute),
 		cmocka_unit_test(test_small_ini_parses),
+		cmocka_unit_test(test_every_shipped_scenario_parses),
 		cmocka_unit_test(test_sizes_parse_exactly),
 		cmocka_unit_test(test_junk_sizes_are_rejected),
 		cmocka_unit_test(test_zero_size_is_rejected),
@@ -495,6 +542,8 @@ int main(void)
 		cmocka_unit_test(test_advanced_settings_reach_the_settings),
 		cmocka_unit_test(test_bad_workload_names_line_and_choices),
 		cmocka_unit_test(test_image_workload_without_image_is_refused),
+		cmocka_unit_test(test_burst_keys_need_the_burst_workload),
+		cmocka_unit_test(test_balloon_needs_the_burst_workload),
 		cmocka_unit_test(test_missing_image_file_is_refused),
 		cmocka_unit_test(test_threads_out_of_range_are_refused),
 		cmocka_unit_test(test_bad_duration_is_refused),

@@ -25,9 +25,9 @@
 #include "report.h"
 
 /* The final table's columns; the header is printed with the same widths. */
-#define TABLE_HDR "%-12s %7s %8s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define TABLE_HDR "%-12s %7s %8s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define TABLE_FMT \
-	"%-12s %7.1f %8.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%-12s %7.1f %8.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 static double round1(double v)
 {
@@ -40,8 +40,8 @@ void report_print(FILE *out, const struct run_result *r)
 	uint64_t configured = scenario_vm_memsize_total(r->sc);
 
 	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "CONSUMED", "TCHD",
-		"SWCUR", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s", "UNZIP/s",
-		"OPS/s", "INTEGRITY");
+		"MCTLSZ", "SWCUR", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s",
+		"UNZIP/s", "OPS/s", "INTEGRITY");
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -49,6 +49,7 @@ void report_print(FILE *out, const struct run_result *r)
 			pages_mb(v->st.memsz_pages),
 			pages_mb(v->st.consumed_pages),
 			pages_mb(v->st.touched_pages),
+			pages_mb(v->st.mctlsz_pages),
 			pages_mb(v->st.swcur_pages),
 			(double)v->st.zip_used_bytes / (1 << 20), v->swr_mb_s,
 			v->sww_mb_s, v->zip_mb_s, v->unzip_mb_s, v->ops_s,

@@ -44,9 +44,9 @@
 #define EXIT_BAD_INPUT 2
 
 /* The live line's columns; the header is printed with the same widths. */
-#define LIVE_HDR "%5s %-5s %7s %7s %8s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define LIVE_HDR "%5s %-5s %7s %7s %8s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define LIVE_FMT \
-	"%4.0fs %-5s %7.1f %7.1f %8.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%4.0fs %-5s %7.1f %7.1f %8.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 struct options {
 	const char *scenario; /* file, or NULL for the embedded default */
@@ -239,6 +239,14 @@ static int start_vms(struct run *r)
 			lib_error(r, v->cfg->line, what, err);
 			return err;
 		}
+		err = mv_vm_balloon_set_target(v->vm, v->cfg->balloon_target);
+		if (err) {
+			snprintf(what, sizeof(what),
+				 "cannot set VM %s's balloon target",
+				 v->cfg->name);
+			lib_error(r, v->cfg->line, what, err);
+			return err;
+		}
 	}
 	return 0;
 }
@@ -261,6 +269,10 @@ static int start_workloads(struct run *r)
 		cfg.seed = v->cfg->seed;
 		cfg.zipf_s = v->cfg->zipf_s;
 		cfg.think_us = v->cfg->think_us;
+		cfg.balloon_vm = v->cfg->balloon ? v->vm : NULL;
+		cfg.burst_pct = v->cfg->burst_pct;
+		cfg.burst_keep_pct = v->cfg->burst_keep_pct;
+		cfg.burst_idle_ms = v->cfg->burst_idle_ms;
 		err = mvg_start(&cfg, &v->w);
 		if (err) {
 			v->w = NULL;
@@ -288,10 +300,17 @@ static void print_summary(const struct run *r)
 	for (size_t i = 0; i < sc->nvms; i++) {
 		const struct sc_vm *vm = &sc->vms[i];
 
-		printf("  vm %-16s %8.1f MB  %-8s %2u thread%s%s%s\n", vm->name,
+		printf("  vm %-16s %8.1f MB  %-8s %2u thread%s", vm->name,
 		       mb(vm->memsize), mvg_kind_name(vm->workload),
-		       vm->threads, vm->threads == 1 ? "" : "s",
-		       vm->image ? "  image " : "", vm->image ? vm->image : "");
+		       vm->threads, vm->threads == 1 ? "" : "s");
+		if (vm->balloon)
+			printf("  balloon driver");
+		if (vm->balloon_target)
+			printf("  balloon target %.1f MB",
+			       mb(vm->balloon_target));
+		if (vm->image)
+			printf("  image %s", vm->image);
+		printf("\n");
 	}
 	for (size_t i = 0; i < sc->nadvanced; i++)
 		printf("  [advanced] %s = %s\n", sc->advanced[i].name,
@@ -299,8 +318,8 @@ static void print_summary(const struct run *r)
 	printf("  swap files in %s\n", r->cfg.swapdir);
 	if (!r->opt.quiet)
 		printf("\n" LIVE_HDR, "TIME", "STATE", "FREE", "MINFREE",
-		       "CONSUMED", "SWCUR", "CACHEUSD", "SWR/s", "SWW/s",
-		       "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
+		       "CONSUMED", "MCTLSZ", "SWCUR", "CACHEUSD", "SWR/s",
+		       "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
 	fflush(stdout);
 }
 
@@ -309,6 +328,7 @@ static void print_summary(const struct run *r)
 struct totals {
 	uint64_t swin_pages, swout_pages; /* swapped in / out */
 	uint64_t zip_pages, unzip_pages; /* compressed / decompressed */
+	uint64_t mctlsz_pages; /* in balloons */
 	uint64_t swcur_pages; /* in swap files */
 	uint64_t cacheusd_bytes; /* held by compression caches */
 	uint64_t ops; /* guest ops */
@@ -327,6 +347,7 @@ static void add_vm(struct vm_run *v, struct totals *t)
 	t->swout_pages += st.swapout_pages - v->last.swapout_pages;
 	t->zip_pages += st.zip_pages - v->last.zip_pages;
 	t->unzip_pages += st.unzip_pages - v->last.unzip_pages;
+	t->mctlsz_pages += st.mctlsz_pages;
 	t->swcur_pages += st.swcur_pages;
 	t->cacheusd_bytes += st.zip_used_bytes;
 	t->ops += g.ops - v->last_ops;
@@ -354,10 +375,11 @@ static void live_line(struct run *r, double t, double dt)
 		return;
 	printf(LIVE_FMT, t, mv_mem_state_name(h.state), pages_mb(h.free_pages),
 	       pages_mb(h.minfree_pages), pages_mb(h.consumed_pages),
-	       pages_mb(tot.swcur_pages), mb(tot.cacheusd_bytes),
-	       pages_mb(tot.swin_pages) / dt, pages_mb(tot.swout_pages) / dt,
-	       pages_mb(tot.zip_pages) / dt, pages_mb(tot.unzip_pages) / dt,
-	       (double)tot.ops / dt, (unsigned long long)tot.integrity_errors);
+	       pages_mb(tot.mctlsz_pages), pages_mb(tot.swcur_pages),
+	       mb(tot.cacheusd_bytes), pages_mb(tot.swin_pages) / dt,
+	       pages_mb(tot.swout_pages) / dt, pages_mb(tot.zip_pages) / dt,
+	       pages_mb(tot.unzip_pages) / dt, (double)tot.ops / dt,
+	       (unsigned long long)tot.integrity_errors);
 	fflush(stdout);
 }
 

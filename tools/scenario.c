@@ -45,6 +45,7 @@
 #define MIN_HOST_MEMSIZE (1ull << 20)
 #define MAX_THINK_US 10000000u
 #define MAX_ZIPF_S 10.0
+#define MAX_BURST_IDLE_MS 3600000u
 
 /* Kept word for word in scenarios/default.ini; a test holds them equal. */
 const char scenario_default_text[] =
@@ -146,6 +147,12 @@ static char *trim(char *s)
 	while (end > s && isspace((unsigned char)end[-1]))
 		*--end = '\0';
 	return s;
+}
+
+/* Separator before item i of n in "a, b or c". */
+static const char *list_sep(size_t i, size_t n)
+{
+	return i == 0 ? "" : i == n - 1 ? " or " : ", ";
 }
 
 static struct sc_vm *current_vm(struct parse *p)
@@ -359,14 +366,22 @@ static int vm_memsize(struct parse *p, const char *value)
 
 static int vm_workload(struct parse *p, const char *value)
 {
+	char expected[128];
 	enum mvg_kind kind;
+	size_t used = 0;
 
-	if (mvg_kind_parse(value, &kind))
-		return fail(p, "bad workload '%s' (expected %s, %s, %s or %s)",
-			    value, mvg_kind_name(MVG_IDLE),
-			    mvg_kind_name(MVG_KVSTORE),
-			    mvg_kind_name(MVG_RANDOM),
-			    mvg_kind_name(MVG_IMAGE));
+	if (mvg_kind_parse(value, &kind)) {
+		/* From the guest's own names, so new workloads show up here. */
+		expected[0] = '\0';
+		for (int k = 0; k < MVG_NKINDS && used < sizeof(expected); k++)
+			used += (size_t)snprintf(expected + used,
+						 sizeof(expected) - used,
+						 "%s%s",
+						 list_sep(k, MVG_NKINDS),
+						 mvg_kind_name(k));
+		return fail(p, "bad workload '%s' (expected %s)", value,
+			    expected);
+	}
 	current_vm(p)->workload = kind;
 	return 0;
 }
@@ -436,6 +451,58 @@ static int vm_zipf_s(struct parse *p, const char *value)
 	return 0;
 }
 
+static int vm_balloon(struct parse *p, const char *value)
+{
+	if (strcasecmp(value, "on") && strcasecmp(value, "off"))
+		return fail(p, "bad balloon '%s' (expected on or off)", value);
+	current_vm(p)->balloon = !strcasecmp(value, "on");
+	return 0;
+}
+
+static int vm_balloon_target(struct parse *p, const char *value)
+{
+	uint64_t v = 0;
+
+	/* 0 asks for nothing; more than Mem.CtlMaxPercent is clipped */
+	if (strcmp(value, "0") && size_value(value, &v))
+		return fail(
+			p,
+			"bad balloon_target '%s' (expected 0 or a size with a unit K, M, G or T, e.g. 128M)",
+			value);
+	current_vm(p)->balloon_target = v;
+	return 0;
+}
+
+static int vm_burst_pct(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "burst_pct", value, 1, 100, &v);
+
+	if (!err)
+		current_vm(p)->burst_pct = (uint32_t)v;
+	return err;
+}
+
+static int vm_burst_keep_pct(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "burst_keep_pct", value, 1, 100, &v);
+
+	if (!err)
+		current_vm(p)->burst_keep_pct = (uint32_t)v;
+	return err;
+}
+
+static int vm_burst_idle_ms(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "burst_idle_ms", value, 1, MAX_BURST_IDLE_MS, &v);
+
+	if (!err)
+		current_vm(p)->burst_idle_ms = (uint32_t)v;
+	return err;
+}
+
 static const struct key host_keys[] = {
 	{ "memsize", host_memsize },
 	{ "swapdir", host_swapdir },
@@ -443,10 +510,18 @@ static const struct key host_keys[] = {
 };
 
 static const struct key vm_keys[] = {
-	{ "memsize", vm_memsize }, { "workload", vm_workload },
-	{ "threads", vm_threads }, { "image", vm_image },
-	{ "seed", vm_seed },	   { "think_us", vm_think_us },
+	{ "memsize", vm_memsize },
+	{ "workload", vm_workload },
+	{ "threads", vm_threads },
+	{ "image", vm_image },
+	{ "seed", vm_seed },
+	{ "think_us", vm_think_us },
 	{ "zipf_s", vm_zipf_s },
+	{ "balloon", vm_balloon },
+	{ "balloon_target", vm_balloon_target },
+	{ "burst_pct", vm_burst_pct },
+	{ "burst_keep_pct", vm_burst_keep_pct },
+	{ "burst_idle_ms", vm_burst_idle_ms },
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -458,10 +533,7 @@ static void key_list(const struct key *keys, size_t n, char *buf, size_t len)
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s",
-					 i == 0	    ? "" :
-					 i == n - 1 ? " or " :
-						      ", ",
-					 keys[i].name);
+					 list_sep(i, n), keys[i].name);
 }
 
 static int set_key(struct parse *p, const struct key *keys, size_t n,
@@ -711,6 +783,18 @@ static int finish(struct parse *p)
 				p, vm->line,
 				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from)",
 				vm->name);
+		if ((vm->burst_pct || vm->burst_keep_pct ||
+		     vm->burst_idle_ms) &&
+		    vm->workload != MVG_BURST)
+			return fail_at(
+				p, vm->line,
+				"[vm %s] sets burst_* keys but has workload = %s (expected workload = burst, or no burst_* keys)",
+				vm->name, mvg_kind_name(vm->workload));
+		if (vm->balloon && vm->workload != MVG_BURST)
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has balloon = on but workload = %s, which does not allocate through the guest OS (expected workload = burst)",
+				vm->name, mvg_kind_name(vm->workload));
 	}
 	return 0;
 }

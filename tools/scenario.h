@@ -34,6 +34,13 @@ struct sc_vm {
 	uint64_t seed;
 	uint32_t think_us; /* pause between guest ops, microseconds */
 	double zipf_s; /* kvstore skew; 0: the workload's default */
+	int balloon; /* balloon = on: the guest runs a balloon driver (burst) */
+	uint64_t balloon_target; /* balloon_target = SIZE, bytes; 0: none */
+	/* burst workload: percent of memory a burst takes, percent of that
+	 * it keeps, pause between bursts; 0: the workload's default */
+	uint32_t burst_pct;
+	uint32_t burst_keep_pct;
+	uint32_t burst_idle_ms;
 	int line; /* of the [vm NAME] header */
 };
 
