@@ -14,7 +14,10 @@
  * differences of the library's cumulative counters: the last second for the
  * live line, the whole timed run for the final table.  The final stats are
  * taken when the timed run ends, before the verification, whose read-back
- * of every page would otherwise show up as swap-in traffic.
+ * of every page would otherwise show up as swap-in traffic; they are
+ * printed after the teardown, so that the verdict is the last line even
+ * when destroying VMs is slow.  With --json - the JSON owns stdout and
+ * everything meant for people goes to stderr, so the output can be piped.
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
@@ -73,6 +76,7 @@ struct run {
 	mv_host *host;
 	struct vm_run *vms; /* sc.nvms of them */
 	FILE *json; /* opened before the run */
+	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
 	sigset_t stop_signals;
 	sigset_t old_mask;
 	struct timespec t0; /* the timed run began */
@@ -87,7 +91,8 @@ void run_usage(FILE *out)
 		"  SCENARIO         an INI scenario file (default: the embedded one,\n"
 		"                   3 VMs with 768 MB on a 512 MB host for 60 s)\n"
 		"  -d, --duration S run the workloads for S seconds instead\n"
-		"  -j, --json FILE  write the final stats as JSON to FILE (- for stdout)\n"
+		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
+		"                   and the rest goes to stderr)\n"
 		"  -q, --quiet      no live line every second\n"
 		"exit status: 0 all pages verified, 1 integrity errors, 2 bad input or system\n");
 }
@@ -292,35 +297,37 @@ static void print_summary(const struct run *r)
 	const struct scenario *sc = &r->sc;
 	uint64_t total = scenario_vm_memsize_total(sc);
 
-	printf("memvisor run: %s: %zu VM%s with %.1f MB of guest memory on a %.1f MB host (%.0f%%), minFree %.1f MB, %u s\n",
-	       sc->source, sc->nvms, sc->nvms == 1 ? "" : "s", mb(total),
-	       mb(sc->host.memsize),
-	       100.0 * (double)total / (double)sc->host.memsize,
-	       mb(mv_minfree_bytes(sc->host.memsize)), sc->host.duration_s);
+	fprintf(r->out,
+		"memvisor run: %s: %zu VM%s with %.1f MB of guest memory on a %.1f MB host (%.0f%%), minFree %.1f MB, %u s\n",
+		sc->source, sc->nvms, sc->nvms == 1 ? "" : "s", mb(total),
+		mb(sc->host.memsize),
+		100.0 * (double)total / (double)sc->host.memsize,
+		mb(mv_minfree_bytes(sc->host.memsize)), sc->host.duration_s);
 	for (size_t i = 0; i < sc->nvms; i++) {
 		const struct sc_vm *vm = &sc->vms[i];
 
-		printf("  vm %-16s %8.1f MB  %-8s %2u thread%s", vm->name,
-		       mb(vm->memsize), mvg_kind_name(vm->workload),
-		       vm->threads, vm->threads == 1 ? "" : "s");
+		fprintf(r->out, "  vm %-16s %8.1f MB  %-8s %2u thread%s",
+			vm->name, mb(vm->memsize), mvg_kind_name(vm->workload),
+			vm->threads, vm->threads == 1 ? "" : "s");
 		if (vm->balloon)
-			printf("  balloon driver");
+			fprintf(r->out, "  balloon driver");
 		if (vm->balloon_target)
-			printf("  balloon target %.1f MB",
-			       mb(vm->balloon_target));
+			fprintf(r->out, "  balloon target %.1f MB",
+				mb(vm->balloon_target));
 		if (vm->image)
-			printf("  image %s", vm->image);
-		printf("\n");
+			fprintf(r->out, "  image %s", vm->image);
+		fprintf(r->out, "\n");
 	}
 	for (size_t i = 0; i < sc->nadvanced; i++)
-		printf("  [advanced] %s = %s\n", sc->advanced[i].name,
-		       sc->advanced[i].value);
-	printf("  swap files in %s\n", r->cfg.swapdir);
+		fprintf(r->out, "  [advanced] %s = %s\n", sc->advanced[i].name,
+			sc->advanced[i].value);
+	fprintf(r->out, "  swap files in %s\n", r->cfg.swapdir);
 	if (!r->opt.quiet)
-		printf("\n" LIVE_HDR, "TIME", "STATE", "FREE", "MINFREE",
-		       "CONSUMED", "MCTLSZ", "SWCUR", "CACHEUSD", "SWR/s",
-		       "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
-	fflush(stdout);
+		fprintf(r->out, "\n" LIVE_HDR, "TIME", "STATE", "FREE",
+			"MINFREE", "CONSUMED", "MCTLSZ", "SWCUR", "CACHEUSD",
+			"SWR/s", "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s",
+			"INTEGRITY");
+	fflush(r->out);
 }
 
 /* What the live line adds up over the VMs: counts for the last second,
@@ -373,14 +380,14 @@ static void live_line(struct run *r, double t, double dt)
 	show_host_msg(r);
 	if (r->opt.quiet || mv_host_stats(r->host, &h))
 		return;
-	printf(LIVE_FMT, t, mv_mem_state_name(h.state), pages_mb(h.free_pages),
-	       pages_mb(h.minfree_pages), pages_mb(h.consumed_pages),
-	       pages_mb(tot.mctlsz_pages), pages_mb(tot.swcur_pages),
-	       mb(tot.cacheusd_bytes), pages_mb(tot.swin_pages) / dt,
-	       pages_mb(tot.swout_pages) / dt, pages_mb(tot.zip_pages) / dt,
-	       pages_mb(tot.unzip_pages) / dt, (double)tot.ops / dt,
-	       (unsigned long long)tot.integrity_errors);
-	fflush(stdout);
+	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
+		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
+		pages_mb(h.consumed_pages), pages_mb(tot.mctlsz_pages),
+		pages_mb(tot.swcur_pages), mb(tot.cacheusd_bytes),
+		pages_mb(tot.swin_pages) / dt, pages_mb(tot.swout_pages) / dt,
+		pages_mb(tot.zip_pages) / dt, pages_mb(tot.unzip_pages) / dt,
+		(double)tot.ops / dt, (unsigned long long)tot.integrity_errors);
+	fflush(r->out);
 }
 
 /* The timed run.  Returns true if a signal ended it early. */
@@ -465,8 +472,9 @@ static void verify(struct run *r)
 	/* A second Ctrl-C now ends the process instead of waiting. */
 	pthread_sigmask(SIG_SETMASK, &r->old_mask, NULL);
 	if (!r->opt.quiet)
-		printf("\nstopping the guests and reading back every page they wrote:\n");
-	fflush(stdout);
+		fprintf(r->out,
+			"\nstopping the guests and reading back every page they wrote:\n");
+	fflush(r->out);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_result *v = &res->vms[i];
 
@@ -477,12 +485,12 @@ static void verify(struct run *r)
 		if (v->verify_err)
 			res->verify_failures++;
 		if (!r->opt.quiet)
-			printf("  %-16s %8llu pages verified in %.1f s, %llu integrity errors\n",
-			       v->vm->name,
-			       (unsigned long long)v->guest.pages_verified,
-			       since(&t),
-			       (unsigned long long)v->guest.integrity_errors);
-		fflush(stdout);
+			fprintf(r->out,
+				"  %-16s read back in %5.1f s: %llu integrity errors (%llu page checks in the whole run)\n",
+				v->vm->name, since(&t),
+				(unsigned long long)v->guest.integrity_errors,
+				(unsigned long long)v->guest.pages_verified);
+		fflush(r->out);
 	}
 	show_host_msg(r);
 }
@@ -493,8 +501,8 @@ static int report(struct run *r)
 	struct run_result *res = &r->res;
 	char err[PATH_MAX + 64];
 
-	report_print(stdout, res);
-	fflush(stdout);
+	report_print(r->out, res);
+	fflush(r->out);
 	if (r->json &&
 	    report_write_json(r->json, r->opt.json, res, err, sizeof(err))) {
 		fprintf(stderr, "memvisor: %s\n", err);
@@ -546,6 +554,7 @@ int run_main(int argc, char **argv)
 	ret = parse_args(&r.opt, argc, argv);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	r.out = r.opt.json && !strcmp(r.opt.json, "-") ? stderr : stdout;
 	if (mv_check_system(msg, sizeof(msg))) {
 		fprintf(stderr, "memvisor: %s\n", msg);
 		return EXIT_BAD_INPUT;
@@ -580,8 +589,8 @@ out_workloads:
 			mvg_stop(r.vms[i].w);
 out_vms:
 	if (done && !r.opt.quiet)
-		printf("shutting down the VMs...\n");
-	fflush(stdout);
+		fprintf(r.out, "shutting down the VMs...\n");
+	fflush(r.out);
 	for (size_t i = r.sc.nvms; i-- > 0;)
 		if (r.vms[i].vm)
 			mv_vm_destroy(r.vms[i].vm);
