@@ -7,6 +7,9 @@
  * returns a process exit status, so this is the only place that ends the
  * process, and it does so by returning from main.
  *
+ * Invariants: exit status 2 for a command line that names nothing runnable,
+ * as for every other kind of bad input; help and version exit 0.
+ *
  * Lock ordering: none; no threads exist here.
  */
 #include <stdio.h>

@@ -60,25 +60,25 @@ struct options {
 
 /* One VM and its guest workload. */
 struct vm_run {
-	const struct sc_vm *cfg;
+	const struct sc_vm *cfg; /* its [vm NAME] section */
 	mv_vm *vm; /* NULL until created */
 	struct mvg_workload *w; /* NULL until started, and once verified */
 	struct mv_vm_stats start; /* when the timed run began */
 	struct mv_vm_stats last; /* at the previous live line */
-	uint64_t last_ops;
+	uint64_t last_ops; /* guest ops at the previous live line */
 	bool error_shown; /* its first integrity error was printed */
 };
 
 struct run {
-	struct options opt;
-	struct scenario sc;
-	struct mv_host_config cfg;
-	mv_host *host;
+	struct options opt; /* from the command line */
+	struct scenario sc; /* what runs */
+	struct mv_host_config cfg; /* the host as created */
+	mv_host *host; /* NULL until created */
 	struct vm_run *vms; /* sc.nvms of them */
 	FILE *json; /* opened before the run */
 	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
-	sigset_t stop_signals;
-	sigset_t old_mask;
+	sigset_t stop_signals; /* SIGINT, SIGTERM: end the timed run early */
+	sigset_t old_mask; /* the mask before they were blocked */
 	struct timespec t0; /* the timed run began */
 	struct run_result res; /* filled at the end, printed after teardown */
 	char host_msg[512]; /* the host message last shown */
