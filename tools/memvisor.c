@@ -32,7 +32,7 @@ static void usage(FILE *out)
 		"            every page the guests wrote; see docs/SCENARIOS.md\n"
 		"  bench NAME [ARGS]\n"
 		"            microbenchmarks, each figure beside its floor\n"
-		"            (NAME: fault, swapin, all)\n"
+		"            (NAME: fault, swapin, ..., all; `memvisor bench` lists them)\n"
 		"  check     say whether this kernel and process can run memvisor\n"
 		"  version   print the version\n"
 		"  help      print this text\n");
