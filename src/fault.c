@@ -50,10 +50,14 @@
 
 #define FAULT_MSGS 16
 #define IO_RETRY_MS 10
+/* Spurious faults in a row on one page that mean it is not mapped at all */
+#define SPURIOUS_LIMIT 100000
 
 struct fault_ctx {
 	struct mv_vm *vm;
 	uint8_t *buf; /* MV_MAX_RUN_PAGES pages, 4 KiB aligned for O_DIRECT */
+	uint64_t spurious_ppn; /* page of the last spurious fault */
+	uint64_t spurious_count; /* spurious faults on it in a row */
 };
 
 struct run {
@@ -261,6 +265,30 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 }
 
 /*
+ * A PRIVATE page is present, so a fault on it is a race another fault
+ * thread won, and waking is all it needs.  A PRIVATE page that keeps
+ * faulting is not present: the pmap lies, its content is gone, and the
+ * guest thread would spin here forever.  That must never happen; if it does,
+ * say so loudly rather than spin in silence.
+ */
+static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn)
+{
+	struct mv_vm *vm = ctx->vm;
+
+	if (ppn != ctx->spurious_ppn) {
+		ctx->spurious_ppn = ppn;
+		ctx->spurious_count = 0;
+		return;
+	}
+	if (++ctx->spurious_count != SPURIOUS_LIMIT)
+		return;
+	atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+				  memory_order_relaxed);
+	mv__host_set_msg(vm->host, "VM %s: page %llu is PRIVATE in the pmap but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
+			 vm->name, (unsigned long long)ppn);
+}
+
+/*
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
  */
@@ -286,6 +314,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
+			spurious_guard(ctx, ppn);
 			wake(vm, ppn);
 			return;
 		}

@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "helper.h"
+#include "internal.h"
 
 static uint64_t mix(uint64_t x)
 {
@@ -126,6 +128,33 @@ void th_quiesce(mv_vm *vm)
 {
 	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
 		mv_vm_page_state(vm, p);
+}
+
+uint64_t th_presence_mismatches(mv_vm *vm)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t bad = 0, v, pm;
+	uintptr_t va;
+
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		va = (uintptr_t)vm->mem + (p << MV_PAGE_SHIFT);
+		v = pmap_lock(&vm->pmap[p]);
+		assert_int_equal(pread(fd, &pm, sizeof(pm),
+				       (off_t)(va / MV_PAGE_SIZE * 8)),
+				 sizeof(pm));
+		pmap_unlock(&vm->pmap[p], v);
+		if ((pmap_state(v) == MV_PAGE_PRIVATE) != (bool)(pm >> 63)) {
+			if (!bad)
+				fprintf(stderr, "vm %s page %llu: %s but %s\n",
+					vm->name, (unsigned long long)p,
+					mv_page_state_name(pmap_state(v)),
+					pm >> 63 ? "present" : "not present");
+			bad++;
+		}
+	}
+	close(fd);
+	return bad;
 }
 
 void th_settle(mv_host *h)

@@ -177,6 +177,9 @@ static void torture(unsigned fault_threads, bool z)
 						 version[v][p]) :
 					  !th_is_zero(m + p * MV_PAGE_SIZE);
 	}
+	/* present in the mapping iff PRIVATE, or a fault would be lost */
+	for (int v = 0; v < NVMS; v++)
+		assert_int_equal(th_presence_mismatches(vms[v]), 0);
 	mv_host_stats(t.host, &hs);
 	mv_vm_stats(vms[0], &st);
 	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the enforcer, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
