@@ -277,6 +277,7 @@ struct mv_vm_stats {
 	uint64_t zip_cached_pages; /* pages in the compression cache */
 	uint64_t zip_used_bytes; /* CACHEUSD: machine memory the cache holds */
 	uint64_t zip_stored_bytes; /* sum of the compressed sizes held */
+	uint64_t zip_saved_bytes; /* ZIPSAVED: cached pages' size - CACHEUSD */
 	uint64_t zip_max_bytes; /* the cache's cap (Mem.MemZipMaxPct) */
 	uint64_t zip_pages; /* pages compressed into the cache, total */
 	uint64_t unzip_pages; /* pages decompressed on faults, total */

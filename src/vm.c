@@ -323,6 +323,10 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->zip_cached_pages = zs.pages;
 	st->zip_used_bytes = zs.used_bytes;
 	st->zip_stored_bytes = zs.stored_bytes;
+	st->zip_saved_bytes =
+		zs.pages << MV_PAGE_SHIFT > zs.used_bytes ?
+			(zs.pages << MV_PAGE_SHIFT) - zs.used_bytes :
+			0;
 	st->zip_max_bytes = zs.max_bytes;
 	st->zip_pages = atomic_load(&vm->zc.zip_pages);
 	st->unzip_pages = atomic_load(&vm->zc.unzip_pages);

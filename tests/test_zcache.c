@@ -87,6 +87,8 @@ static void test_zero_heavy_pages_cost_little(void **state)
 	assert_int_equal(st.zip_cached_pages, done);
 	/* a nearly empty page packs into a few dozen bytes */
 	assert_true(st.zip_used_bytes * 20 < done * MV_PAGE_SIZE);
+	assert_int_equal(st.zip_saved_bytes,
+			 done * MV_PAGE_SIZE - st.zip_used_bytes);
 	for (uint64_t p = 0; p < n; p++)
 		assert_int_equal(m[p * MV_PAGE_SIZE + p % MV_PAGE_SIZE],
 				 (uint8_t)(p | 1));

@@ -158,6 +158,8 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	    round1((double)v->st.zip_used_bytes / (1 << 20)));
 	num(b, o, "cachesz_mb",
 	    round1((double)v->st.zip_max_bytes / (1 << 20)));
+	num(b, o, "zipsaved_mb",
+	    round1((double)v->st.zip_saved_bytes / (1 << 20)));
 	num(b, o, "zip_s", round1(v->zip_mb_s));
 	num(b, o, "unzip_s", round1(v->unzip_mb_s));
 	num(b, o, "zip_mb", round1(pages_mb(v->st.zip_pages)));
