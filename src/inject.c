@@ -34,6 +34,7 @@ struct inject_slot {
 
 static struct inject_slot slots[MV_INJ_NOPS];
 static _Atomic long fake_max_map_count;
+static _Atomic unsigned long long fake_uffd_missing;
 
 void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
 		     int err)
@@ -58,6 +59,17 @@ void mv__inject_reset(void)
 		atomic_store(&slots[i].hits, 0);
 	}
 	atomic_store(&fake_max_map_count, 0);
+	atomic_store(&fake_uffd_missing, 0);
+}
+
+void mv__inject_uffd_features_missing(unsigned long long features)
+{
+	atomic_store(&fake_uffd_missing, features);
+}
+
+unsigned long long mv__inject_get_uffd_features_missing(void)
+{
+	return atomic_load(&fake_uffd_missing);
 }
 
 void mv__inject_max_map_count(long value)

@@ -25,6 +25,9 @@ void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
 /* Calls of op that have failed by injection since the last reset. */
 unsigned mv__inject_hits(enum mv__inject_op op);
 void mv__inject_reset(void);
+/* Pretend the kernel's userfaultfd lacks these feature bits (0: none). */
+void mv__inject_uffd_features_missing(unsigned long long features);
+unsigned long long mv__inject_get_uffd_features_missing(void);
 /* Pretend vm.max_map_count is this (0: read the real one). */
 void mv__inject_max_map_count(long value);
 long mv__inject_get_max_map_count(void);

@@ -252,6 +252,28 @@ static void test_low_max_map_count_is_a_clear_error(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_kernel_without_uffdio_move_is_a_clear_error(void **state)
+{
+	struct mv_vm_config cfg;
+	struct th_host t;
+	mv_vm *vm = NULL;
+	char msg[512];
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv__inject_uffd_features_missing(1ull << 16); /* UFFD_FEATURE_MOVE */
+	assert_int_equal(mv_check_system(msg, sizeof(msg)), -ENOSYS);
+	assert_non_null(strstr(msg, "UFFDIO_MOVE"));
+	assert_non_null(strstr(msg, "Linux 6.8"));
+	mv_vm_config_init(&cfg);
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -ENOSYS);
+	assert_null(vm);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "UFFDIO_MOVE"));
+	mv__inject_reset();
+	assert_int_equal(mv_check_system(msg, sizeof(msg)), 0);
+	th_host_destroy(&t);
+}
+
 static void test_allocation_failures_in_create_leak_nothing(void **state)
 {
 	struct mv_host_stats hs;
@@ -295,6 +317,8 @@ int main(void)
 		cmocka_unit_test(test_missing_image_names_the_file),
 		cmocka_unit_test(test_bad_vm_config_is_rejected),
 		cmocka_unit_test(test_low_max_map_count_is_a_clear_error),
+		cmocka_unit_test(
+			test_kernel_without_uffdio_move_is_a_clear_error),
 		cmocka_unit_test(
 			test_allocation_failures_in_create_leak_nothing),
 	};
