@@ -65,6 +65,8 @@ int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 #define MAX_PAGES (1ull << 22) /* 16 GiB of guest memory per VM */
 #define MAX_TRIALS 1000
 #define DEFAULT_TRIALS 5
+/* Above this load average per CPU other work distorts the figures. */
+#define BUSY_LOAD_PER_CPU 0.5
 /* A phase that makes no progress for this long is hung, not slow. */
 #define WATCH_BASE_S 60
 #define WATCH_PAGES_PER_S 100
@@ -466,6 +468,8 @@ static int run(unsigned which, const struct opts *o)
 	} else {
 		printf("machine: %s, %ld CPUs, Linux %s, load average %.2f\n",
 		       m.cpu, m.nproc, m.kernel, m.load1);
+		if (m.load1 > BUSY_LOAD_PER_CPU * (double)m.nproc)
+			printf("warning: the machine is busy with other work: absolute figures run slow and scatter; ratios less so\n");
 	}
 	fflush(stdout);
 	for (unsigned i = 0; i < NBENCHES && !err; i++) {
