@@ -63,6 +63,8 @@ void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir);
+int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
+		     const uint8_t *src, double *us);
 
 #define GOAL_RATIO 1.3
 #define SETTLE_TRIES 1000 /* of 1 ms */
@@ -206,8 +208,11 @@ static int uffd_open(int *out)
 	return 0;
 }
 
-/* The raw userfaultfd round trip; us/page in *us. */
-static int floor_run(uint64_t npages, const uint64_t *order, bool poll_first,
+/*
+ * The raw userfaultfd round trip; us/page in *us.  bench_zip.c puts its
+ * compressed fault-ins beside it too.
+ */
+int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 		     const uint8_t *src, double *us)
 {
 	struct floor_handler fh = { .poll_first = poll_first,
@@ -364,17 +369,19 @@ static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
 {
 	int err;
 
-	err = floor_run(npages, NULL, false, src, &us[FLOOR_SEQ]);
+	err = bench_uffd_floor(npages, NULL, false, src, &us[FLOOR_SEQ]);
 	if (!err)
 		err = engine_run(npages, 1, NULL, swapdir, &us[MV1_SEQ],
 				 &fpp[MV1_SEQ]);
 	if (!err)
-		err = floor_run(npages, order, false, src, &us[FLOOR_RAND]);
+		err = bench_uffd_floor(npages, order, false, src,
+				       &us[FLOOR_RAND]);
 	if (!err)
 		err = engine_run(npages, 1, order, swapdir, &us[MV1_RAND],
 				 &fpp[MV1_RAND]);
 	if (!err)
-		err = floor_run(npages, NULL, true, src, &us[FLOOR_POLL]);
+		err = bench_uffd_floor(npages, NULL, true, src,
+				       &us[FLOOR_POLL]);
 	if (!err)
 		err = kernel_run(npages, &us[KERNEL]);
 	if (!err)
