@@ -1079,7 +1079,7 @@ int bench_zip(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir)
 {
 	double *samples = NULL, *fig[NFIGURES], med[NFIGURES], us[NFIGURES];
-	double *heads = NULL, head[NHEADS], pool_all;
+	double *heads = NULL, head[NHEADS], pool_all = 0;
 	uint64_t *perm = NULL, *rand_cached = NULL, *rand_swapped = NULL;
 	struct counts c = { 0 };
 	struct mix m = { 0 };

@@ -282,10 +282,11 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn)
 	}
 	if (++ctx->spurious_count != SPURIOUS_LIMIT)
 		return;
-	atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
-				  memory_order_relaxed);
-	mv__host_set_msg(vm->host, "VM %s: page %llu is PRIVATE in the pmap but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
-			 vm->name, (unsigned long long)ppn);
+	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: page %llu is PRIVATE in the pmap but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
+		vm->name, (unsigned long long)ppn);
 }
 
 /*
