@@ -57,6 +57,8 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir);
 int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
 		 const char *swapdir);
+int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
+		  const char *swapdir);
 int bench_zip(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir);
 
@@ -117,6 +119,7 @@ struct bench {
 static const struct bench benches[] = {
 	{ "fault", 16384, bench_fault },
 	{ "swapin", 16384, bench_swapin },
+	{ "balloon", 65536, bench_balloon },
 	{ "zip", 16384, bench_zip },
 };
 
@@ -368,9 +371,10 @@ static void print_report(const struct bench_report *r)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: memvisor bench fault|swapin|zip|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
+		"usage: memvisor bench fault|swapin|balloon|zip|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
 		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
 		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
+		"  balloon inflate and deflate (GiB/s) vs MADV_DONTNEED of the same pages\n"
 		"  zip     compression cache vs raw LZ4/zstd on a page mix; density; fault-in\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"

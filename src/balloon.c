@@ -24,8 +24,9 @@
  *
  * Inflate sorts the message's PFNs and locks their pmap entries in
  * ascending order, the pmap's rule for holding several.  By state:
- *   PRIVATE     the frame is dropped at once (MADV_DONTNEED, one call per
- *               run of neighbours) and released to the host;
+ *   PRIVATE     the frame is dropped at once (MADV_DONTNEED of every run
+ *               of neighbours, in one process_madvise when the kernel
+ *               can) and released to the host;
  *   SWAPPED     its swap slot is freed: nothing will read it again;
  *   COMPRESSED  its object leaves the compression cache, which gives
  *               back the frames its pool shrinks by;
@@ -53,8 +54,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "internal.h"
+
+/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
+#ifndef PIDFD_SELF_THREAD_GROUP
+#define PIDFD_SELF_THREAD_GROUP -10001
+#endif
 
 struct item {
 	uint32_t pfn;
@@ -118,31 +127,73 @@ static const char *inflate_refusal(enum mv_page_state s)
 }
 
 /*
+ * Asks the kernel to drop the frames of all ranges in one process_madvise()
+ * on this process, which flushes the TLB once for all of them (Linux 6.16
+ * and later; MADV_DONTNEED through process_madvise and PIDFD_SELF are 6.13
+ * and later).  Measured here: a lone 4 KiB MADV_DONTNEED of a present page
+ * costs ~75 us, almost all of it the TLB flush of this virtual machine;
+ * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
+ * ranges, from the first, were dropped whole: the caller drops the rest
+ * with madvise(), which is what a kernel without this gets every time.
+ */
+static unsigned drop_batch(struct iovec *iov, unsigned n)
+{
+	static atomic_bool unsupported;
+	unsigned done = 0;
+	ssize_t got;
+
+	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
+		return 0;
+	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
+		      (size_t)n, MADV_DONTNEED, 0u);
+	if (got < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
+		    errno == EPERM)
+			atomic_store_explicit(&unsupported, true,
+					      memory_order_relaxed);
+		return 0;
+	}
+	while (done < n && (size_t)got >= iov[done].iov_len)
+		got -= (ssize_t)iov[done++].iov_len;
+	return done;
+}
+
+/*
  * Drops the frames of the PRIVATE pages among t[0..n) (sorted by ppn), a
- * run of neighbours per madvise.  A page whose frame could not be dropped
- * is refused and unlocked as it was; its t[].old becomes ~0 so the caller
+ * range per run of neighbours.  A page whose frame could not be dropped is
+ * refused and unlocked as it was; its t[].old becomes ~0 so the caller
  * skips it.  Returns frames dropped.
  */
 static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 {
 	struct mv_vm *vm = j->vm;
+	struct iovec iov[MV_BALLOON_PFNS_MAX];
+	unsigned first[MV_BALLOON_PFNS_MAX], nruns = 0, done, k;
 	uint64_t freed = 0;
-	unsigned lo, hi;
 
-	for (lo = 0; lo < n; lo = hi) {
-		hi = lo + 1;
-		if (pmap_state(t[lo].old) != MV_PAGE_PRIVATE)
+	for (unsigned i = 0; i < n; i = k) {
+		k = i + 1;
+		if (pmap_state(t[i].old) != MV_PAGE_PRIVATE)
 			continue;
-		while (hi < n && t[hi].ppn == t[hi - 1].ppn + 1 &&
-		       pmap_state(t[hi].old) == MV_PAGE_PRIVATE)
-			hi++;
-		if (!madvise(vm->mem + (t[lo].ppn << MV_PAGE_SHIFT),
-			     (size_t)(hi - lo) << MV_PAGE_SHIFT,
-			     MADV_DONTNEED)) {
-			freed += hi - lo;
+		while (k < n && t[k].ppn == t[k - 1].ppn + 1 &&
+		       pmap_state(t[k].old) == MV_PAGE_PRIVATE)
+			k++;
+		first[nruns] = i;
+		iov[nruns++] = (struct iovec){
+			.iov_base = vm->mem + (t[i].ppn << MV_PAGE_SHIFT),
+			.iov_len = (size_t)(k - i) << MV_PAGE_SHIFT,
+		};
+	}
+	done = drop_batch(iov, nruns);
+	for (unsigned r = 0; r < nruns; r++) {
+		unsigned pages = (unsigned)(iov[r].iov_len >> MV_PAGE_SHIFT);
+
+		if (r < done ||
+		    !madvise(iov[r].iov_base, iov[r].iov_len, MADV_DONTNEED)) {
+			freed += pages;
 			continue;
 		}
-		for (unsigned i = lo; i < hi; i++) {
+		for (unsigned i = first[r]; i < first[r] + pages; i++) {
 			pmap_unlock(&vm->pmap[t[i].ppn], t[i].old);
 			refuse(j, t[i].idx, t[i].ppn,
 			       "the frame could not be dropped (madvise failed)");
