@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -253,7 +254,8 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		return false;
 	}
 	for (uint64_t i = 0; i < r.n; i++)
-		r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
+		r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
+				     PMAP_FROM_GIVEN_UP);
 	atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
@@ -271,9 +273,22 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * guest thread would spin here forever.  That must never happen; if it does,
  * say so loudly rather than spin in silence.
  */
-static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn)
+static enum pmap_origin origin_of(enum mv_page_state s, struct mv_vm *vm)
 {
+	if (s == MV_PAGE_SWAPPED)
+		return PMAP_FROM_SWAP;
+	if (s == MV_PAGE_COMPRESSED)
+		return PMAP_FROM_ZIP;
+	return vm->image_fd >= 0 ? PMAP_FROM_IMAGE : PMAP_FROM_ZEROS;
+}
+
+static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
+{
+	static const char *const origins[] = { "?",	"zero fill",
+					       "image", "swap-in",
+					       "unzip", "given-up fill" };
 	struct mv_vm *vm = ctx->vm;
+	uint64_t o = pmap_payload(v);
 
 	if (ppn != ctx->spurious_ppn) {
 		ctx->spurious_ppn = ppn;
@@ -285,8 +300,10 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn)
 	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
 	mv__host_set_msg(
 		vm->host,
-		"VM %s: page %llu is PRIVATE in the pmap but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
-		vm->name, (unsigned long long)ppn);
+		"VM %s: page %llu is PRIVATE in the pmap (last filled by %s) but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
+		vm->name, (unsigned long long)ppn,
+		origins[o < sizeof(origins) / sizeof(origins[0]) ? o : 0]);
+	fprintf(stderr, "memvisor: %s\n", mv_host_errmsg(vm->host));
 }
 
 /*
@@ -315,7 +332,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
-			spurious_guard(ctx, ppn);
+			spurious_guard(ctx, ppn, v);
 			wake(vm, ppn);
 			return;
 		}
@@ -379,7 +396,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 		for (uint64_t i = 0; i < r.n; i++) {
 			if (s == MV_PAGE_COMPRESSED)
 				mv__zcache_drop(vm, r.lo + i, r.old[i]);
-			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED, 0);
+			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
+					     origin_of(s, vm));
 		}
 		if (s == MV_PAGE_COMPRESSED) {
 			atomic_fetch_add_explicit(&vm->zc.unzip_pages, r.n,

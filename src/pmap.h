@@ -9,7 +9,11 @@
  *   bit  4     PMAP_LOCK: held by whoever is changing the page (a fault
  *              thread filling it, a reclaimer saving it)
  *   bit  5     PMAP_TOUCHED: the guest has touched the page at least once
- *   bits 8-63  payload, owned by the state (e.g. a compression handle)
+ *   bits 8-63  payload, owned by the state: a compression handle
+ *              (COMPRESSED), a swap slot (SWAPPED), or for PRIVATE the
+ *              path that last filled the page (enum pmap_origin), kept
+ *              for the one diagnosis that needs it: a PRIVATE page found
+ *              unmapped
  *
  * Invariants: only the holder of PMAP_LOCK changes an entry; the state says
  * where the page's content is, and the content is there whenever the lock
@@ -36,6 +40,15 @@ typedef _Atomic uint64_t mv_pte;
 #define PMAP_LOCK (1ull << 4)
 #define PMAP_TOUCHED (1ull << 5)
 #define PMAP_PAYLOAD_SHIFT 8
+
+/* How a PRIVATE page got its frame; the payload of a PRIVATE entry. */
+enum pmap_origin {
+	PMAP_FROM_ZEROS = 1, /* first touch, zero fill */
+	PMAP_FROM_IMAGE, /* first touch of a VM restored from an image */
+	PMAP_FROM_SWAP, /* swap-in */
+	PMAP_FROM_ZIP, /* decompressed from the compression cache */
+	PMAP_FROM_GIVEN_UP, /* zero fill of a ballooned or ZERO page */
+};
 
 static inline enum mv_page_state pmap_state(uint64_t v)
 {
