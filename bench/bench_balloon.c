@@ -401,7 +401,7 @@ int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
 		  fig[FLOOR_BATCH], NULL, NULL);
 	bench_row(r, "inflate", "inflate, guest freed in address order",
 		  fig[INF_SEQ], "dontneed run", fig[FLOOR_RUN]);
-	bench_row(r, "inflate_host", "  of which host: 256-PFN messages",
+	bench_row(r, "inflate_host", "host alone: 256-PFN messages, no guest",
 		  fig[HOST_SEQ], "dontneed run", fig[FLOOR_RUN]);
 	bench_row(r, "inflate_scattered",
 		  "inflate, guest freed in random order", fig[INF_RAND],
