@@ -295,6 +295,8 @@ struct mv_host_stats {
 	uint64_t alloc_waits; /* faults that waited for a free frame */
 	uint64_t reclaim_pages; /* pages reclaimed by the enforcer */
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
+	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
+			      * the guest touching one cannot proceed; 0 */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

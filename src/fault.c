@@ -298,6 +298,7 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	if (++ctx->spurious_count != SPURIOUS_LIMIT)
 		return;
 	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
+	atomic_fetch_add(&vm->host->lost_pages, 1);
 	mv__host_set_msg(
 		vm->host,
 		"VM %s: page %llu is PRIVATE in the pmap (last filled by %s) but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",

@@ -379,6 +379,7 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->state = state_of(st->free_pages, st->minfree_pages);
 	st->alloc_waits = atomic_load(&h->alloc_waits);
 	st->reclaim_pages = atomic_load(&h->reclaim_pages);
+	st->lost_pages = atomic_load(&h->lost_pages);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next)

@@ -67,6 +67,7 @@ struct mv_host {
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t alloc_waits;
 	_Atomic uint64_t reclaim_pages;
+	_Atomic uint64_t lost_pages; /* see mv_host_stats */
 };
 
 struct mv_vm_counters {

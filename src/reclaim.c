@@ -123,7 +123,12 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 
 	while (n < want && probes--) {
 		ppn = mv__rand(&vm->rng) % vm->npages;
-		/* a random start, then its PRIVATE successors: one run */
+		/*
+		 * A random window of run_max pages, aligned as swap-in's
+		 * cluster window is, then its PRIVATE pages from the start:
+		 * one run, in consecutive slots, that one fault reads back.
+		 */
+		ppn -= ppn % run_max;
 		for (run = 0; run < run_max && n < want && ppn < vm->npages;
 		     run++, ppn++) {
 			if (!pmap_trylock(&vm->pmap[ppn], &old))

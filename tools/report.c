@@ -34,6 +34,22 @@ static double round1(double v)
 	return round(v * 10) / 10;
 }
 
+/* ESX shows VMs without a balloon driver; so does this, in one line. */
+static void print_no_driver(FILE *out, const struct run_result *r)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < r->sc->nvms; i++) {
+		if (r->vms[i].st.balloon_driver)
+			continue;
+		fprintf(out, "%s%s",
+			any ? ", " : "no balloon driver: ", r->vms[i].vm->name);
+		any = true;
+	}
+	if (any)
+		fputc('\n', out);
+}
+
 void report_print(FILE *out, const struct run_result *r)
 {
 	const struct mv_host_stats *h = &r->host;
@@ -57,6 +73,7 @@ void report_print(FILE *out, const struct run_result *r)
 	}
 	fprintf(out, "(sizes in MB, rates in MB/s, averaged over %.1f s%s)\n",
 		r->duration_s, r->interrupted ? ", interrupted" : "");
+	print_no_driver(out, r);
 	fprintf(out,
 		"host: memsize %.1f MB, consumed %.1f MB, free %.1f MB, minFree %.1f MB, state %s\n",
 		pages_mb(h->memsize_pages), pages_mb(h->consumed_pages),
@@ -168,6 +185,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "zip_incompressible", (double)v->st.zip_incompressible);
 	num(b, o, "mctlsz_mb", round1(pages_mb(v->st.mctlsz_pages)));
 	num(b, o, "mctltgt_mb", round1(pages_mb(v->st.mctltgt_pages)));
+	num(b, o, "mctlmax_mb", round1(pages_mb(v->st.mctlmax_pages)));
+	if (!cJSON_AddBoolToObject(o, "balloon_driver", v->st.balloon_driver))
+		b->failed = true;
+	num(b, o, "balloon_violations", (double)v->st.balloon_violations);
 	num(b, o, "balloon_errors", (double)v->st.balloon_errors);
 	num(b, o, "swapin_mb", round1(pages_mb(v->st.swapin_pages)));
 	num(b, o, "swapout_mb", round1(pages_mb(v->st.swapout_pages)));

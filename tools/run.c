@@ -31,11 +31,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guest.h"
 #include "memvisor.h"
@@ -45,6 +47,7 @@
 
 #define EXIT_INTEGRITY 1
 #define EXIT_BAD_INPUT 2
+#define EXIT_ENGINE_BUG 3
 
 /* The live line's columns; the header is printed with the same widths. */
 #define LIVE_HDR "%5s %-5s %7s %7s %8s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
@@ -82,6 +85,7 @@ struct run {
 	struct timespec t0; /* the timed run began */
 	struct run_result res; /* filled at the end, printed after teardown */
 	char host_msg[512]; /* the host message last shown */
+	atomic_bool watch_stop; /* tells lost_page_watch to end */
 };
 
 void run_usage(FILE *out)
@@ -94,7 +98,8 @@ void run_usage(FILE *out)
 		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
 		"                   and the rest goes to stderr)\n"
 		"  -q, --quiet      no live line every second\n"
-		"exit status: 0 all pages verified, 1 integrity errors, 2 bad input or system\n");
+		"exit status: 0 all pages verified, 1 integrity errors, 2 bad input or system,\n"
+		"             3 the engine lost a page (a bug; the run is aborted)\n");
 }
 
 static double since(const struct timespec *t0)
@@ -544,12 +549,38 @@ static int open_json(struct run *r)
 	return 0;
 }
 
+/*
+ * A guest thread touching a page the engine lost (mv_host_stats'
+ * lost_pages) can never proceed, nor be joined: the run could only hang.
+ * This thread notices and ends the process with a clear message instead.
+ */
+static void *lost_page_watch(void *arg)
+{
+	struct run *r = arg;
+	struct timespec ts = { 0, 500000000L };
+	struct mv_host_stats hs;
+
+	while (!atomic_load(&r->watch_stop)) {
+		mv_host_stats(r->host, &hs);
+		if (hs.lost_pages) {
+			fprintf(stderr,
+				"memvisor: engine bug: %llu guest page(s) lost: %s\nmemvisor: a guest thread is stuck on it; aborting the run\n",
+				(unsigned long long)hs.lost_pages,
+				mv_host_errmsg(r->host));
+			_exit(EXIT_ENGINE_BUG);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
 int run_main(int argc, char **argv)
 {
 	struct run r = { .json = NULL };
 	char msg[512];
 	int status = EXIT_BAD_INPUT, ret;
-	bool done = false;
+	bool done = false, watching;
+	pthread_t watcher;
 
 	ret = parse_args(&r.opt, argc, argv);
 	if (ret)
@@ -580,9 +611,14 @@ int run_main(int argc, char **argv)
 	if (start_workloads(&r))
 		goto out_workloads;
 	print_summary(&r);
+	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
 	collect(&r, watch(&r));
 	verify(&r);
 	done = true;
+	if (watching) {
+		atomic_store(&r.watch_stop, true);
+		pthread_join(watcher, NULL);
+	}
 out_workloads:
 	for (size_t i = 0; i < r.sc.nvms; i++)
 		if (r.vms[i].w)
