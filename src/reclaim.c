@@ -117,29 +117,39 @@ struct victim {
 /* Locks up to `want` PRIVATE pages at random; returns how many. */
 static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 {
-	unsigned n = 0, probes = want * PROBES_PER_VICTIM, run;
-	unsigned run_max = vm->host->settings.swap_run_pages;
-	uint64_t ppn, old;
+	unsigned n = 0, probes = want * PROBES_PER_VICTIM, run_max;
+	uint64_t ppn, end, old;
+	bool started;
 
+	run_max = vm->host->settings.swap_run_pages;
 	while (n < want && probes--) {
-		ppn = mv__rand(&vm->rng) % vm->npages;
 		/*
-		 * A random window of run_max pages, aligned as swap-in's
-		 * cluster window is, then its PRIVATE pages from the start:
-		 * one run, in consecutive slots, that one fault reads back.
+		 * A random page picks its window of run_max pages, aligned as
+		 * swap-in's cluster window is; the victims are the first run
+		 * of PRIVATE pages in that window.  One run, in consecutive
+		 * slots, that one fault reads back; and any PRIVATE page in
+		 * the window makes the probe count, so a VM with few left is
+		 * still found.
 		 */
+		ppn = mv__rand(&vm->rng) % vm->npages;
 		ppn -= ppn % run_max;
-		for (run = 0; run < run_max && n < want && ppn < vm->npages;
-		     run++, ppn++) {
-			if (!pmap_trylock(&vm->pmap[ppn], &old))
-				break;
+		end = ppn + run_max < vm->npages ? ppn + run_max : vm->npages;
+		for (started = false; ppn < end && n < want; ppn++) {
+			if (!pmap_trylock(&vm->pmap[ppn], &old)) {
+				if (started)
+					break;
+				continue;
+			}
 			if (pmap_state(old) != MV_PAGE_PRIVATE) {
 				pmap_unlock(&vm->pmap[ppn], old);
-				break;
+				if (started)
+					break;
+				continue;
 			}
 			out[n].ppn = ppn;
 			out[n].old = old;
 			n++;
+			started = true;
 		}
 	}
 	return n;
