@@ -12,6 +12,7 @@
 #ifndef MV_GUEST_H
 #define MV_GUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct mv_vm;
@@ -33,6 +34,8 @@ struct mvg_config {
 	const char *image_path; /* MVG_IMAGE: the image the VM started from */
 	uint64_t seed; /* for reproducible runs */
 	double zipf_s; /* MVG_KVSTORE skew (default 0.99 when 0) */
+	bool kv_text; /* MVG_KVSTORE values are text-like (compressible)
+		       * instead of random bytes */
 	uint32_t think_us; /* pause between ops in microseconds (0: none) */
 	/* MVG_BURST: a round takes burst_pct% of memory from the guest OS
 	 * (0: 85), keeps burst_keep_pct% of that (0: 10), then idles

@@ -291,6 +291,37 @@ static void fill_words(uint64_t *dst, size_t nwords, uint64_t key)
 		dst[i] = splitmix(&key);
 }
 
+/*
+ * A value the way applications store them: a unique id, then text whose
+ * phrases recur from record to record, so that a full page compresses to a
+ * fraction of its size as real heaps and caches do, and every byte is still
+ * determined by key.
+ */
+static void fill_text(void *dst, size_t len, uint64_t key)
+{
+	static const char *const words[] = {
+		"user ",       "session ", "cart ",	 "item ",
+		"price ",      "total ",   "status=ok ", "region=eu ",
+		"2026-11-23 ", "visits ",  "the ",	 "and ",
+		"memory ",     "page ",	   "guest ",	 "host ",
+	};
+	char *out = dst;
+	uint64_t id = splitmix(&key), first = splitmix(&key);
+	size_t n = len < sizeof(id) ? len : sizeof(id), w;
+
+	memcpy(out, &id, n);
+	/* the vocabulary in order from a random word: records share phrases */
+	for (unsigned i = 0; n < len; i++) {
+		const char *word = words[(first + i) % 16];
+
+		w = strlen(word);
+		if (w > len - n)
+			w = len - n;
+		memcpy(out + n, word, w);
+		n += w;
+	}
+}
+
 static uint8_t *page_at(const struct mvg_workload *w, uint64_t ppn)
 {
 	return w->mem + (ppn << GPAGE_SHIFT);
@@ -557,8 +588,13 @@ static void kv_make(const struct gthread *g, uint64_t key, uint32_t version,
 	r->key = kv_global_key(g, key);
 	r->version = version;
 	r->magic = KV_MAGIC;
-	fill_words(r->payload, sizeof(r->payload) / sizeof(r->payload[0]),
-		   stream_key(seed, STREAM_KV, r->key, version));
+	if (g->w->cfg.kv_text)
+		fill_text(r->payload, sizeof(r->payload),
+			  stream_key(seed, STREAM_KV, r->key, version));
+	else
+		fill_words(r->payload,
+			   sizeof(r->payload) / sizeof(r->payload[0]),
+			   stream_key(seed, STREAM_KV, r->key, version));
 	r->checksum = XXH3_64bits_withSeed(
 		r, offsetof(struct kv_record, checksum), seed);
 }

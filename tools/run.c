@@ -278,6 +278,7 @@ static int start_workloads(struct run *r)
 		cfg.image_path = v->cfg->image;
 		cfg.seed = v->cfg->seed;
 		cfg.zipf_s = v->cfg->zipf_s;
+		cfg.kv_text = v->cfg->kv_text;
 		cfg.think_us = v->cfg->think_us;
 		cfg.balloon_vm = v->cfg->balloon ? v->vm : NULL;
 		cfg.burst_pct = v->cfg->burst_pct;

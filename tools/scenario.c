@@ -451,6 +451,18 @@ static int vm_zipf_s(struct parse *p, const char *value)
 	return 0;
 }
 
+static int vm_kv_values(struct parse *p, const char *value)
+{
+	if (!strcmp(value, "text"))
+		current_vm(p)->kv_text = true;
+	else if (!strcmp(value, "random"))
+		current_vm(p)->kv_text = false;
+	else
+		return fail(p, "bad kv_values '%s' (expected text or random)",
+			    value);
+	return 0;
+}
+
 static int vm_balloon(struct parse *p, const char *value)
 {
 	if (strcasecmp(value, "on") && strcasecmp(value, "off"))
@@ -517,6 +529,7 @@ static const struct key vm_keys[] = {
 	{ "seed", vm_seed },
 	{ "think_us", vm_think_us },
 	{ "zipf_s", vm_zipf_s },
+	{ "kv_values", vm_kv_values },
 	{ "balloon", vm_balloon },
 	{ "balloon_target", vm_balloon_target },
 	{ "burst_pct", vm_burst_pct },

@@ -34,6 +34,7 @@ struct sc_vm {
 	uint64_t seed;
 	uint32_t think_us; /* pause between guest ops, microseconds */
 	double zipf_s; /* kvstore skew; 0: the workload's default */
+	bool kv_text; /* kvstore values: text-like (1) or random bytes (0) */
 	int balloon; /* balloon = on: the guest runs a balloon driver (burst) */
 	uint64_t balloon_target; /* balloon_target = SIZE, bytes; 0: none */
 	/* burst workload: percent of memory a burst takes, percent of that
