@@ -10,8 +10,37 @@
 #ifndef MV_BENCH_H
 #define MV_BENCH_H
 
-/* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "all").
- * Returns a process exit status. */
+#include <stdbool.h>
+#include <stdint.h>
+
+/* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "zip",
+ * "balloon", "all").  Returns a process exit status. */
 int mv_bench_main(int argc, char **argv);
+
+/* Between the files of bench/: measuring, and the report (bench.c). */
+struct bench_report;
+uint64_t bench_now_ns(void);
+double bench_median(double *v, unsigned n);
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
+void bench_watch(const char *phase, uint64_t pages);
+void bench_row(struct bench_report *r, const char *key, const char *label,
+	       const double *us, const char *floor_name,
+	       const double *floor_us);
+void bench_value(struct bench_report *r, const char *key, double v);
+void bench_note(struct bench_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The benchmarks, one file each. */
+int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir);
+int bench_swapin(struct bench_report *r, uint64_t pages, unsigned trials,
+		 const char *swapdir);
+int bench_zip(struct bench_report *r, uint64_t pages, unsigned trials,
+	      const char *swapdir);
+int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
+		  const char *swapdir);
+/* The raw userfaultfd round trip (bench_fault.c), a floor for others too. */
+int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
+		     const uint8_t *src, double *us);
 
 #endif /* MV_BENCH_H */

@@ -42,23 +42,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "memvisor.h"
 #include "os.h"
-
-/* Shared by the files of bench/ (bench.h declares only the entry point). */
-struct bench_report;
-uint64_t bench_now_ns(void);
-double bench_median(double *v, unsigned n);
-void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
-void bench_watch(const char *phase, uint64_t pages);
-void bench_row(struct bench_report *r, const char *key, const char *label,
-	       const double *us, const char *floor_name,
-	       const double *floor_us);
-void bench_value(struct bench_report *r, const char *key, double v);
-void bench_note(struct bench_report *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
-		  const char *swapdir);
 
 #ifndef PIDFD_SELF_THREAD_GROUP
 #define PIDFD_SELF_THREAD_GROUP -10001
