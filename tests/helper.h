@@ -32,6 +32,10 @@ bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_check_z(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_is_zero(const void *page);
+/* Every page of the VM filled with th_fill (or th_fill_z if z), version 0;
+ * and how many pages no longer hold exactly that. */
+void th_fill_vm(mv_vm *vm, uint64_t tag, bool z);
+uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z);
 /* Waits until no fault of this VM is still being served, so that stats
  * read next count every touch made so far (the guest is woken before the
  * fault thread updates its counters). */

@@ -74,6 +74,29 @@ bool th_check_z(const void *page, uint64_t tag, uint64_t ppn, uint64_t version)
 	return true;
 }
 
+void th_fill_vm(mv_vm *vm, uint64_t tag, bool z)
+{
+	uint8_t *m = mv_vm_mem(vm);
+
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++) {
+		if (z)
+			th_fill_z(m + p * MV_PAGE_SIZE, tag, p, 0);
+		else
+			th_fill(m + p * MV_PAGE_SIZE, tag, p, 0);
+	}
+}
+
+uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z)
+{
+	uint8_t *m = mv_vm_mem(vm);
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
+		bad += z ? !th_check_z(m + p * MV_PAGE_SIZE, tag, p, 0) :
+			   !th_check(m + p * MV_PAGE_SIZE, tag, p, 0);
+	return bad;
+}
+
 bool th_is_zero(const void *page)
 {
 	const volatile uint64_t *w = page;

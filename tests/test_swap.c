@@ -22,24 +22,6 @@
 
 #define MiB (1ull << 20)
 
-static void fill_all(mv_vm *vm, uint64_t tag)
-{
-	uint8_t *m = mv_vm_mem(vm);
-
-	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
-		th_fill(m + p * MV_PAGE_SIZE, tag, p, 0);
-}
-
-static uint64_t count_bad(mv_vm *vm, uint64_t tag)
-{
-	uint8_t *m = mv_vm_mem(vm);
-	uint64_t bad = 0;
-
-	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
-		bad += !th_check(m + p * MV_PAGE_SIZE, tag, p, 0);
-	return bad;
-}
-
 static void test_swapped_pages_come_back_exactly(void **state)
 {
 	uint64_t npages = 4 * MiB / MV_PAGE_SIZE, done = 0;
@@ -50,13 +32,13 @@ static void test_swapped_pages_come_back_exactly(void **state)
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	vm = th_vm_create(&t, "sw", 4 * MiB);
-	fill_all(vm, 5);
+	th_fill_vm(vm, 5, false);
 	assert_int_equal(mv_vm_swap_out(vm, npages, &done), 0);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.swcur_pages, done);
 	assert_int_equal(st.consumed_pages, npages - done);
 	assert_true(done > npages / 2); /* random probing finds most */
-	assert_int_equal(count_bad(vm, 5), 0);
+	assert_int_equal(th_bad_pages(vm, 5, false), 0);
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.swcur_pages, 0);
@@ -76,7 +58,7 @@ static void test_swap_slots_are_reused_cycle_after_cycle(void **state)
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	vm = th_vm_create(&t, "cycles", 2 * MiB);
-	fill_all(vm, 12);
+	th_fill_vm(vm, 12, false);
 	for (int cycle = 0; cycle < 4; cycle++) {
 		/* everything out: the file has exactly one slot per page */
 		assert_int_equal(mv_vm_swap_out(vm, npages / 2, &done), 0);
@@ -86,7 +68,7 @@ static void test_swap_slots_are_reused_cycle_after_cycle(void **state)
 		mv_vm_stats(vm, &st);
 		assert_int_equal(st.swcur_pages, npages);
 		assert_int_equal(st.swap_errors, 0);
-		assert_int_equal(count_bad(vm, 12), 0);
+		assert_int_equal(th_bad_pages(vm, 12, false), 0);
 	}
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -151,8 +133,8 @@ static void test_overcommitted_vm_keeps_every_byte(void **state)
 	(void)state;
 	th_host_create(&t, 8 * MiB, NULL);
 	vm = th_vm_create(&t, "big", 32 * MiB);
-	fill_all(vm, 11);
-	assert_int_equal(count_bad(vm, 11), 0);
+	th_fill_vm(vm, 11, false);
+	assert_int_equal(th_bad_pages(vm, 11, false), 0);
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
@@ -174,15 +156,15 @@ static void test_fresh_frames_never_show_another_vms_data(void **state)
 	th_host_create(&t, 4 * MiB, NULL);
 	a = th_vm_create(&t, "a", 16 * MiB);
 	b = th_vm_create(&t, "b", 16 * MiB);
-	fill_all(a, 1);
+	th_fill_vm(a, 1, false);
 	m = mv_vm_mem(b);
 	for (uint64_t p = 0; p < npages; p++)
 		assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
-	assert_int_equal(count_bad(a, 1), 0);
+	assert_int_equal(th_bad_pages(a, 1, false), 0);
 	mv_vm_destroy(a);
 	/* B now takes the frames A held when it died */
-	fill_all(b, 2);
-	assert_int_equal(count_bad(b, 2), 0);
+	th_fill_vm(b, 2, false);
+	assert_int_equal(th_bad_pages(b, 2, false), 0);
 	mv_vm_destroy(b);
 	th_host_destroy(&t);
 }
@@ -229,10 +211,10 @@ static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 	vm = th_vm_create(&t, "flaky", 16 * MiB);
 	/* twenty swap writes fail while the enforcer reclaims */
 	mv__inject_fail(MV_INJ_PWRITE, 5, 20, EIO);
-	fill_all(vm, 8);
+	th_fill_vm(vm, 8, false);
 	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), 20);
 	mv__inject_reset();
-	assert_int_equal(count_bad(vm, 8), 0);
+	assert_int_equal(th_bad_pages(vm, 8, false), 0);
 	mv_vm_stats(vm, &st);
 	assert_true(st.swap_errors >= 20);
 	mv_vm_destroy(vm);

@@ -101,15 +101,12 @@ static void test_full_cache_sends_oldest_pages_to_swap(void **state)
 	uint64_t n = 8 * MiB / MV_PAGE_SIZE, done = 0, d;
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	vm = th_vm_create(&t, "full", 8 * MiB);
-	m = mv_vm_mem(vm);
-	for (uint64_t p = 0; p < n; p++)
-		th_fill_z(m + p * MV_PAGE_SIZE, 2, p, 0);
+	th_fill_vm(vm, 2, true);
 	/* all of it: far more than a 10% cache can hold */
 	for (int i = 0; i < 64 && done < n * 9 / 10; i++) {
 		assert_int_equal(mv_vm_swap_out(vm, n, &d), 0);
@@ -125,8 +122,7 @@ static void test_full_cache_sends_oldest_pages_to_swap(void **state)
 			 st.state_pages[MV_PAGE_COMPRESSED] +
 				 st.state_pages[MV_PAGE_SWAPPED]);
 	/* evicted pages come back from swap, cached ones from the cache */
-	for (uint64_t p = 0; p < n; p++)
-		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 2, p, 0));
+	assert_int_equal(th_bad_pages(vm, 2, true), 0);
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	assert_true(st.swapin_pages > 0);
@@ -141,15 +137,12 @@ static void test_cache_frames_count_against_vm_and_host(void **state)
 	struct mv_host_stats hs;
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	vm = th_vm_create(&t, "acct", 4 * MiB);
-	m = mv_vm_mem(vm);
-	for (uint64_t p = 0; p < n; p++)
-		th_fill_z(m + p * MV_PAGE_SIZE, 3, p, 0);
+	th_fill_vm(vm, 3, true);
 	assert_int_equal(mv_vm_swap_out(vm, 200, &done), 0);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
@@ -158,8 +151,7 @@ static void test_cache_frames_count_against_vm_and_host(void **state)
 			 st.state_pages[MV_PAGE_PRIVATE] +
 				 st.zip_used_bytes / MV_PAGE_SIZE);
 	assert_int_equal(hs.consumed_pages, st.consumed_pages);
-	for (uint64_t p = 0; p < n; p++)
-		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 3, p, 0));
+	assert_int_equal(th_bad_pages(vm, 3, true), 0);
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
@@ -172,11 +164,10 @@ static void test_cache_frames_count_against_vm_and_host(void **state)
 
 static void test_zstd_cache_round_trips(void **state)
 {
-	uint64_t n = 2 * MiB / MV_PAGE_SIZE, done;
+	uint64_t done;
 	struct mv_settings s;
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
@@ -184,25 +175,21 @@ static void test_zstd_cache_round_trips(void **state)
 	assert_int_equal(mv_settings_set(&s, "Mem.ZipAlgorithm", "1"), 0);
 	th_host_create(&t, 64 * MiB, &s);
 	vm = th_vm_create(&t, "zstd", 2 * MiB);
-	m = mv_vm_mem(vm);
-	for (uint64_t p = 0; p < n; p++)
-		th_fill_z(m + p * MV_PAGE_SIZE, 4, p, 0);
+	th_fill_vm(vm, 4, true);
 	assert_int_equal(mv_vm_swap_out(vm, 40, &done), 0);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.zip_cached_pages, done);
-	for (uint64_t p = 0; p < n; p++)
-		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 4, p, 0));
+	assert_int_equal(th_bad_pages(vm, 4, true), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
 
 static void test_disabled_compression_swaps_everything(void **state)
 {
-	uint64_t n = 2 * MiB / MV_PAGE_SIZE, done;
+	uint64_t done;
 	struct mv_settings s;
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
@@ -210,36 +197,28 @@ static void test_disabled_compression_swaps_everything(void **state)
 	assert_int_equal(mv_settings_set(&s, "Mem.MemZipEnable", "0"), 0);
 	th_host_create(&t, 64 * MiB, &s);
 	vm = th_vm_create(&t, "nozip", 2 * MiB);
-	m = mv_vm_mem(vm);
-	for (uint64_t p = 0; p < n; p++)
-		th_fill_z(m + p * MV_PAGE_SIZE, 5, p, 0);
+	th_fill_vm(vm, 5, true);
 	assert_int_equal(mv_vm_swap_out(vm, 40, &done), 0);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.zip_cached_pages, 0);
 	assert_int_equal(st.swcur_pages, done);
-	for (uint64_t p = 0; p < n; p++)
-		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 5, p, 0));
+	assert_int_equal(th_bad_pages(vm, 5, true), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
 
 static void test_overcommit_with_compressible_memory_stays_exact(void **state)
 {
-	uint64_t n = 32 * MiB / MV_PAGE_SIZE;
 	struct mv_host_stats hs;
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
 	th_host_create(&t, 8 * MiB, NULL);
 	vm = th_vm_create(&t, "oc", 32 * MiB);
-	m = mv_vm_mem(vm);
-	for (uint64_t p = 0; p < n; p++)
-		th_fill_z(m + p * MV_PAGE_SIZE, 6, p, 0);
-	for (uint64_t p = 0; p < n; p++)
-		assert_true(th_check_z(m + p * MV_PAGE_SIZE, 6, p, 0));
+	th_fill_vm(vm, 6, true);
+	assert_int_equal(th_bad_pages(vm, 6, true), 0);
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
 	assert_true(st.zip_pages > 0);
