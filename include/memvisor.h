@@ -65,11 +65,14 @@ enum mv_mem_state {
 struct mv_settings {
 	/* Mem.ShareScanTime: minutes for the share scanner to cover a VM (60) */
 	uint32_t share_scan_time_min;
-	/* Mem.ShareScanGHz: share scanning budget per GHz (4) */
+	/* Mem.ShareScanGHz: host-wide scan budget, MiB/s per GHz of host CPU;
+	 * 0 stops the background scanner (4) */
 	uint32_t share_scan_ghz;
 	/* Mem.ShareRateMax: pages per second scanned per VM at most (1024) */
 	uint32_t share_rate_max_pages;
-	/* Mem.ShareForceSalting: 0 none, 1 per-VM salt, 2 salt = VM setting (2) */
+	/* Mem.ShareForceSalting: 0 every VM shares with every other; 1 a VM's
+	 * salt if set, else shares with all; 2 a VM's salt if set, else it
+	 * shares only with itself (2, ESXi 6+) */
 	uint32_t share_force_salting;
 	/* Mem.CtlMaxPercent: most of a VM the balloon may take, percent (65) */
 	uint32_t ctl_max_pct;
@@ -130,6 +133,9 @@ struct mv_vm_config {
 	uint64_t memsize_bytes; /* guest physical memory, multiple of 4 KiB */
 	const char *
 		image_path; /* optional RAM image, loaded lazily; NULL if none */
+	/* sched.mem.pshare.salt: VMs with equal salts may share pages with
+	 * each other (see Mem.ShareForceSalting); "" if unset */
+	char salt[MV_NAME_MAX];
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);
@@ -153,6 +159,14 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */
 int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn);
+
+/*
+ * Transparent page sharing, now, in the caller's thread: scans the next
+ * npages pages of the VM's current random pass (every page once per pass),
+ * as the host's scanner does in the background at the Mem.Share* rates.
+ * *merged (may be NULL) gets the pages that became SHARED or ZERO.
+ */
+int mv_vm_share_scan(mv_vm *vm, uint64_t npages, uint64_t *merged);
 
 /*
  * Ballooning.  A driver inside the guest gives back pages its guest OS is
@@ -283,6 +297,11 @@ struct mv_vm_stats {
 	uint64_t unzip_pages; /* pages decompressed on faults, total */
 	uint64_t zip_evict_pages; /* oldest cached pages pushed to swap */
 	uint64_t zip_incompressible; /* victims over 2 KiB compressed: swapped */
+	uint64_t shrd_pages; /* SHRD: pages mapping a shared frame */
+	uint64_t zero_pages; /* ZERO: pages known all-zero, no frame */
+	uint64_t shrdsvd_pages; /* SHRDSVD: frames saved, this VM's part */
+	uint64_t share_scanned_pages; /* pages the scanner visited, total */
+	uint64_t cow_breaks; /* writes that broke sharing, total */
 };
 
 struct mv_host_stats {
@@ -297,6 +316,15 @@ struct mv_host_stats {
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
 			      * the guest touching one cannot proceed; 0 */
+	uint64_t share_frames; /* frames holding shared pages */
+	uint64_t share_refs; /* guest pages mapping them (SHRD, all VMs) */
+	uint64_t share_saved_pages; /* SHRDSVD: refs - frames + ZERO pages */
+	uint64_t share_hints; /* hash table entries that are hints */
+	uint64_t share_table_bytes; /* memory of the hash table */
+	uint64_t share_scanned_pages; /* pages scanned, total */
+	uint64_t share_collisions; /* equal hashes, different bytes */
+	uint64_t share_vmas; /* mappings sharing added, now */
+	uint64_t cow_breaks; /* writes that broke sharing, total */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);
