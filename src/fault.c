@@ -66,13 +66,18 @@ struct run {
 	uint64_t old[MV_MAX_RUN_PAGES]; /* their entries when locked */
 };
 
-static void wake(struct mv_vm *vm, uint64_t ppn)
+static void wake_range(struct mv_vm *vm, uint64_t ppn, uint64_t n)
 {
 	struct uffdio_range r = { .start = (uintptr_t)vm->mem +
 					   (ppn << MV_PAGE_SHIFT),
-				  .len = MV_PAGE_SIZE };
+				  .len = n << MV_PAGE_SHIFT };
 
 	ioctl(vm->uffd, UFFDIO_WAKE, &r);
+}
+
+static void wake(struct mv_vm *vm, uint64_t ppn)
+{
+	wake_range(vm, ppn, 1);
 }
 
 /*
@@ -179,15 +184,15 @@ static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
 	return 0;
 }
 
-/* UFFDIO_COPY of the whole run; the kernel may copy part and ask again. */
-static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
+/* UFFDIO_COPY of n pages from lo; the kernel may copy part and ask again. */
+static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n, uint8_t *buf)
 {
-	uint64_t done = 0, len = r->n << MV_PAGE_SHIFT;
+	uint64_t done = 0, len = n << MV_PAGE_SHIFT;
 	struct uffdio_copy c;
 
 	while (done < len) {
 		c = (struct uffdio_copy){
-			.dst = (uintptr_t)vm->mem + (r->lo << MV_PAGE_SHIFT) +
+			.dst = (uintptr_t)vm->mem + (lo << MV_PAGE_SHIFT) +
 			       done,
 			.src = (uintptr_t)buf + done,
 			.len = len - done,
@@ -200,6 +205,46 @@ static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
 			done += (uint64_t)c.copy;
 		else if (errno != EAGAIN && c.copy != -EAGAIN)
 			return -errno;
+	}
+	return 0;
+}
+
+static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
+{
+	return copy_range(vm, r->lo, r->n, buf);
+}
+
+/*
+ * First touch of a run of an image VM's pages: those the image's shared
+ * frames can serve are mapped to them (share.c), the rest are copied in.
+ * Their entries in r->old become what to publish; returns how many were
+ * shared (they need no frame of the VM's own).
+ */
+static int fill_image(struct mv_vm *vm, struct run *r, uint8_t *buf,
+		      uint64_t *shared)
+{
+	uint64_t frame[MV_MAX_RUN_PAGES], i, j;
+	int err;
+
+	*shared = mv__share_image_map(vm, r->lo, r->n, buf, frame);
+	for (i = 0; i < r->n; i++)
+		if (frame[i] != MV_NO_FRAME)
+			r->old[i] = pmap_make(MV_PAGE_SHARED, PMAP_TOUCHED,
+					      frame[i]);
+	for (i = 0; i < r->n; i = j) {
+		for (j = i + 1; j < r->n && (frame[j] == MV_NO_FRAME) ==
+						    (frame[i] == MV_NO_FRAME);
+		     j++)
+			;
+		if (frame[i] != MV_NO_FRAME)
+			continue;
+		err = copy_range(vm, r->lo + i, j - i,
+				 buf + (i << MV_PAGE_SHIFT));
+		if (err)
+			return err;
+		for (uint64_t k = i; k < j; k++)
+			r->old[k] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
+					      PMAP_FROM_IMAGE);
 	}
 	return 0;
 }
@@ -284,9 +329,10 @@ static enum pmap_origin origin_of(enum mv_page_state s, struct mv_vm *vm)
 
 static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
-	static const char *const origins[] = { "?",	"zero fill",
-					       "image", "swap-in",
-					       "unzip", "given-up fill" };
+	static const char *const origins[] = {
+		"?",	 "zero fill",	  "image",	  "swap-in",
+		"unzip", "given-up fill", "copy on write"
+	};
 	struct mv_vm *vm = ctx->vm;
 	uint64_t o = pmap_payload(v);
 
@@ -311,13 +357,13 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
  */
-static void serve(struct fault_ctx *ctx, uint64_t ppn)
+static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 {
 	struct mv_vm *vm = ctx->vm;
 	struct mv_host *h = vm->host;
+	uint64_t v, slot, shared;
 	unsigned window, got;
 	enum mv_page_state s;
-	uint64_t v, slot;
 	struct run r;
 	int err;
 
@@ -329,7 +375,13 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 				return;
 			continue;
 		}
-		if (s == MV_PAGE_PRIVATE) {
+		if (s == MV_PAGE_SHARED && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			if (!mv__share_cow(vm, ppn, v))
+				continue;
+			wake(vm, ppn);
+			return;
+		}
+		if (s == MV_PAGE_PRIVATE || s == MV_PAGE_SHARED) {
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
@@ -362,6 +414,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 		if (r.n < got)
 			mv__frames_release(h, got - r.n);
 
+		shared = 0;
 		if (s == MV_PAGE_SWAPPED)
 			err = mv__swap_read(&vm->swap, pmap_payload(r.old[0]),
 					    (unsigned)r.n, ctx->buf);
@@ -371,11 +424,22 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			err = read_image(vm, &r, ctx->buf);
 		else
 			err = (memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT), 0);
-		if (!err)
+		if (!err && s == MV_PAGE_UNTOUCHED && vm->sh.image >= 0)
+			err = fill_image(vm, &r, ctx->buf, &shared);
+		else if (!err)
 			err = copy_in(vm, &r, ctx->buf);
 		if (err) {
+			/*
+			 * An image run may have been filled in part: pages
+			 * already shared stay SHARED (no frame of the VM's),
+			 * pages already copied stay PRIVATE with their frame.
+			 */
+			for (uint64_t i = slot = 0; i < r.n; i++)
+				slot += pmap_state(r.old[i]) == MV_PAGE_PRIVATE;
+			atomic_fetch_add_explicit(&vm->consumed_pages, slot,
+						  memory_order_relaxed);
 			unlock_run(vm, &r);
-			mv__frames_release(h, r.n);
+			mv__frames_release(h, r.n - slot);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
 			mv__host_set_msg(
@@ -391,10 +455,11 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			io_backoff();
 			continue;
 		}
-		atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
+		atomic_fetch_add_explicit(&vm->consumed_pages, r.n - shared,
 					  memory_order_relaxed);
+		mv__frames_release(h, shared);
 		slot = pmap_payload(r.old[0]);
-		for (uint64_t i = 0; i < r.n; i++) {
+		for (uint64_t i = 0; i < r.n && !shared; i++) {
 			if (s == MV_PAGE_COMPRESSED)
 				mv__zcache_drop(vm, r.lo + i, r.old[i]);
 			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
@@ -414,6 +479,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 						  memory_order_relaxed);
 		}
 		unlock_run(vm, &r);
+		if (shared) /* mmap wakes nobody; UFFDIO_COPY woke the rest */
+			wake_range(vm, r.lo, r.n);
 		return;
 	}
 }
@@ -451,7 +518,8 @@ static void *fault_main(void *arg)
 							  memory_order_relaxed);
 				continue;
 			}
-			serve(ctx, (addr - base) >> MV_PAGE_SHIFT);
+			serve(ctx, (addr - base) >> MV_PAGE_SHIFT,
+			      msgs[i].arg.pagefault.flags);
 		}
 	}
 	free(ctx->buf);

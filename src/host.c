@@ -78,7 +78,7 @@ static void deadline_ms(struct timespec *ts, unsigned ms)
 	ts->tv_nsec %= 1000000000L;
 }
 
-static int cond_init_monotonic(pthread_cond_t *c)
+int mv__cond_init_monotonic(pthread_cond_t *c)
 {
 	pthread_condattr_t a;
 	int err;
@@ -306,19 +306,24 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 	pthread_mutex_init(&h->vms_lock, NULL);
 	pthread_mutex_init(&h->enforcer_lock, NULL);
 	pthread_mutex_init(&h->msg_lock, NULL);
-	err = cond_init_monotonic(&h->frames_freed);
+	err = mv__cond_init_monotonic(&h->frames_freed);
 	if (err)
 		goto fail_locks;
-	err = cond_init_monotonic(&h->enforcer_wake);
+	err = mv__cond_init_monotonic(&h->enforcer_wake);
 	if (err)
 		goto fail_frames_cond;
-	err = -pthread_create(&h->enforcer, NULL, enforcer_main, h);
+	err = mv__share_host_init(h);
 	if (err)
 		goto fail_enforcer_cond;
+	err = -pthread_create(&h->enforcer, NULL, enforcer_main, h);
+	if (err)
+		goto fail_share;
 	h->enforcer_started = true;
 	*out = h;
 	return 0;
 
+fail_share:
+	mv__share_host_fini(h);
 fail_enforcer_cond:
 	pthread_cond_destroy(&h->enforcer_wake);
 fail_frames_cond:
@@ -343,6 +348,7 @@ void mv_host_destroy(mv_host *h)
 		pthread_mutex_unlock(&h->enforcer_lock);
 		pthread_join(h->enforcer, NULL);
 	}
+	mv__share_host_fini(h);
 	pthread_cond_destroy(&h->enforcer_wake);
 	pthread_cond_destroy(&h->frames_freed);
 	pthread_mutex_destroy(&h->msg_lock);
@@ -368,6 +374,7 @@ static enum mv_mem_state state_of(uint64_t free, uint64_t minfree)
 int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 {
 	struct mv_vm *vm;
+	uint64_t zero;
 
 	if (!h || !st)
 		return -EINVAL;
@@ -382,8 +389,16 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->lost_pages = atomic_load(&h->lost_pages);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
-	for (vm = h->vms; vm; vm = vm->next)
+	for (vm = h->vms; vm; vm = vm->next) {
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
+		for (uint64_t p = 0; p < vm->npages; p++)
+			st->share_saved_pages +=
+				pmap_state(pmap_peek(&vm->pmap[p])) ==
+				MV_PAGE_ZERO;
+	}
 	pthread_mutex_unlock(&h->vms_lock);
+	zero = st->share_saved_pages;
+	mv__share_host_stats(h, st);
+	st->share_saved_pages += zero;
 	return 0;
 }

@@ -35,6 +35,7 @@ struct inject_slot {
 static struct inject_slot slots[MV_INJ_NOPS];
 static _Atomic long fake_max_map_count;
 static _Atomic unsigned long long fake_uffd_missing;
+static _Atomic unsigned long long hash_mask = ~0ull;
 
 void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
 		     int err)
@@ -60,6 +61,17 @@ void mv__inject_reset(void)
 	}
 	atomic_store(&fake_max_map_count, 0);
 	atomic_store(&fake_uffd_missing, 0);
+	atomic_store(&hash_mask, ~0ull);
+}
+
+void mv__inject_hash_mask(unsigned long long mask)
+{
+	atomic_store(&hash_mask, mask);
+}
+
+unsigned long long mv__inject_get_hash_mask(void)
+{
+	return atomic_load_explicit(&hash_mask, memory_order_relaxed);
 }
 
 void mv__inject_uffd_features_missing(unsigned long long features)

@@ -32,6 +32,11 @@ unsigned long long mv__inject_get_uffd_features_missing(void);
 void mv__inject_max_map_count(long value);
 long mv__inject_get_max_map_count(void);
 
+/* Page hashes for sharing are ANDed with mask (reset: all ones); 0 makes
+ * every page collide with every other. */
+void mv__inject_hash_mask(unsigned long long mask);
+unsigned long long mv__inject_get_hash_mask(void);
+
 ssize_t mv__pread(int fd, void *buf, size_t len, off_t off);
 ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);
 struct iovec;

@@ -10,6 +10,7 @@
  *          in ascending ppn order)
  *         -> vm->zc.lock (takes further pmap entries by trylock only)
  *           -> zpool lock (a leaf)
+ *         -> host->share.lock (further pmap entries by trylock only)
  *         -> host->frames_lock
  *         -> host->msg_lock
  *   A fault thread never sleeps waiting for frames while it holds a pmap
@@ -27,6 +28,7 @@
 #include "balloon.h"
 #include "memvisor.h"
 #include "pmap.h"
+#include "share.h"
 #include "swap.h"
 #include "zcache.h"
 
@@ -60,6 +62,8 @@ struct mv_host {
 	pthread_cond_t enforcer_wake;
 	bool enforcer_stop;
 	bool enforcer_started;
+
+	struct mv__share share; /* page sharing: pool, table, scanner */
 
 	pthread_mutex_t msg_lock; /* protects errmsg */
 	char errmsg[MV_ERRMSG_MAX]; /* last error or warning, "" if none */
@@ -102,6 +106,7 @@ struct mv_vm {
 	struct mv__swap swap; /* the VM's swap file */
 	struct mv__balloon balloon; /* balloon target, size and counters */
 	struct mv__zcache zc; /* the VM's compression cache */
+	struct mv__vm_share sh; /* the VM's part in page sharing */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -121,6 +126,12 @@ void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
 void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm);
 
+int mv__cond_init_monotonic(pthread_cond_t *c);
+
+/* vm.c: mappings */
+int mv__map_anon(size_t len, uint8_t **out);
+int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
+
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
 void mv__fault_stop(struct mv_vm *vm);
@@ -128,9 +139,11 @@ void mv__fault_stop(struct mv_vm *vm);
 /* reclaim.c: swap-out */
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
 uint64_t mv__rand(uint64_t *state);
+void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
 
 /* system.c */
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);
+int mv__map_count(long *used, long *max);
 int mv__uffd_open(int *fd, char *msg, size_t msglen);
 
 #endif /* MV_INTERNAL_H */

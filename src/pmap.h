@@ -10,14 +10,16 @@
  *              thread filling it, a reclaimer saving it)
  *   bit  5     PMAP_TOUCHED: the guest has touched the page at least once
  *   bits 8-63  payload, owned by the state: a compression handle
- *              (COMPRESSED), a swap slot (SWAPPED), or for PRIVATE the
+ *              (COMPRESSED), a swap slot (SWAPPED), a pool frame (SHARED),
+ *              or for PRIVATE the
  *              path that last filled the page (enum pmap_origin), kept
  *              for the one diagnosis that needs it: a PRIVATE page found
  *              unmapped
  *
  * Invariants: only the holder of PMAP_LOCK changes an entry; the state says
  * where the page's content is, and the content is there whenever the lock
- * is free.  A page is present in the guest mapping iff it is PRIVATE.
+ * is free.  A page is present in the guest mapping only if it is PRIVATE
+ * or SHARED, and a PRIVATE one always is.
  *
  * The lock spins briefly and then yields: it is held for at most one disk
  * read or write, and contention on one page is rare (two guest threads
@@ -48,6 +50,7 @@ enum pmap_origin {
 	PMAP_FROM_SWAP, /* swap-in */
 	PMAP_FROM_ZIP, /* decompressed from the compression cache */
 	PMAP_FROM_GIVEN_UP, /* zero fill of a ballooned or ZERO page */
+	PMAP_FROM_COW, /* copy of a shared page, on a write */
 };
 
 static inline enum mv_page_state pmap_state(uint64_t v)

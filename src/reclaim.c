@@ -93,7 +93,7 @@ static int copy_page(struct mv_vm *vm, void *dst, void *src)
  * only in staging now, so giving up is not an option: try MOVE, then COPY,
  * and keep trying while saying so.
  */
-static void restore_page(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
+void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 {
 	uint8_t *dst = vm->mem + (ppn << MV_PAGE_SHIFT);
 	struct timespec ts = { 0, 1000000L };
@@ -204,7 +204,7 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 		"VM %s: swap-out to %s failed: %s; the pages stay in memory (free space in swapdir %s)",
 		vm->name, vm->swap.path, strerror(-err), vm->host->swapdir);
 	for (unsigned j = done; j < k; j++) {
-		restore_page(vm, v[idx[j]].ppn, iov[j].iov_base);
+		mv__reclaim_restore(vm, v[idx[j]].ppn, iov[j].iov_base);
 		pmap_unlock(&vm->pmap[v[idx[j]].ppn], v[idx[j]].old);
 	}
 	return done;

@@ -24,7 +24,8 @@
 #include "internal.h"
 #include "uffd.h"
 
-#define UFFD_FEATURES_NEEDED (UFFD_FEATURE_MOVE)
+#define UFFD_FEATURES_NEEDED \
+	(UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 /* Mappings left free for the process's own use beyond what we ask for. */
 #define MAP_COUNT_SLACK 256
 
@@ -91,6 +92,13 @@ static long count_maps(void)
 		n += ch == '\n';
 	fclose(f);
 	return n;
+}
+
+int mv__map_count(long *used, long *max)
+{
+	*max = read_max_map_count();
+	*used = count_maps();
+	return *max < 0 || *used < 0 ? -ENOENT : 0;
 }
 
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen)

@@ -60,17 +60,18 @@ void mv_vm_config_init(struct mv_vm_config *cfg)
 	cfg->memsize_bytes = 256ull << 20;
 }
 
-static int register_range(int uffd, void *addr, size_t len)
+int mv__uffd_register(int uffd, void *addr, size_t len, bool wp)
 {
 	struct uffdio_register r = {
 		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 
 	return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
 }
 
-static int map_anon(size_t len, uint8_t **out)
+int mv__map_anon(size_t len, uint8_t **out)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -164,14 +165,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		if (err)
 			goto fail_pmap;
 	}
-	err = map_anon(len, &vm->mem);
+	err = mv__map_anon(len, &vm->mem);
 	if (err) {
 		mv__host_set_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
 				 (unsigned long long)(len >> 20),
 				 strerror(-err));
 		goto fail_image;
 	}
-	err = map_anon(MV_RECLAIM_BATCH * MV_PAGE_SIZE, &vm->staging);
+	err = mv__map_anon(MV_RECLAIM_BATCH * MV_PAGE_SIZE, &vm->staging);
 	if (err)
 		goto fail_mem;
 	err = mv__uffd_open(&vm->uffd, msg, sizeof(msg));
@@ -179,10 +180,10 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		mv__host_set_msg(h, "VM %s: %s", vm->name, msg);
 		goto fail_staging;
 	}
-	err = register_range(vm->uffd, vm->mem, len);
+	err = mv__uffd_register(vm->uffd, vm->mem, len, false);
 	if (!err)
-		err = register_range(vm->uffd, vm->staging,
-				     MV_RECLAIM_BATCH * MV_PAGE_SIZE);
+		err = mv__uffd_register(vm->uffd, vm->staging,
+					MV_RECLAIM_BATCH * MV_PAGE_SIZE, false);
 	if (err) {
 		mv__host_set_msg(h,
 				 "VM %s: userfaultfd registration failed: %s",
@@ -200,10 +201,13 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	err = mv__zcache_init(vm);
 	if (err)
 		goto fail_swap;
+	err = mv__share_vm_init(vm, cfg->salt);
+	if (err)
+		goto fail_zcache;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		err = -errno;
-		goto fail_zcache;
+		goto fail_share;
 	}
 	err = mv__fault_start(vm);
 	if (err) {
@@ -218,6 +222,8 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 
 fail_stopfd:
 	close(vm->stop_fd);
+fail_share:
+	mv__share_vm_fini(vm);
 fail_zcache:
 	mv__zcache_fini(vm);
 fail_swap:
@@ -247,6 +253,7 @@ void mv_vm_destroy(mv_vm *vm)
 	/* first out of the host's list, so the enforcer no longer picks it */
 	mv__host_unlink_vm(vm->host, vm);
 	mv__fault_stop(vm);
+	mv__share_vm_fini(vm);
 	close(vm->stop_fd);
 	close(vm->uffd);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
@@ -332,5 +339,10 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->unzip_pages = atomic_load(&vm->zc.unzip_pages);
 	st->zip_evict_pages = atomic_load(&vm->zc.evict_pages);
 	st->zip_incompressible = atomic_load(&vm->zc.incompressible);
+	st->shrd_pages = st->state_pages[MV_PAGE_SHARED];
+	st->zero_pages = st->state_pages[MV_PAGE_ZERO];
+	st->shrdsvd_pages = mv__share_vm_saved(vm);
+	st->share_scanned_pages = atomic_load(&vm->sh.scanned);
+	st->cow_breaks = atomic_load(&vm->sh.cow_breaks);
 	return 0;
 }

@@ -40,8 +40,9 @@ uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z);
  * read next count every touch made so far (the guest is woken before the
  * fault thread updates its counters). */
 void th_quiesce(mv_vm *vm);
-/* Pages whose pmap state and presence in the mapping disagree (present
- * iff PRIVATE), each checked under its entry lock: must be 0 always. */
+/* Pages whose pmap state and presence in the mapping disagree (PRIVATE:
+ * an own page present; SHARED: the shared frame or nothing; others:
+ * nothing), each checked under its entry lock: must be 0 always. */
 uint64_t th_presence_mismatches(mv_vm *vm);
 /* Waits until the host's enforcer has brought free memory to minFree. */
 void th_settle(mv_host *h);

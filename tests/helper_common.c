@@ -153,6 +153,21 @@ void th_quiesce(mv_vm *vm)
 		mv_vm_page_state(vm, p);
 }
 
+/*
+ * PRIVATE: present, an anonymous page (pagemap bit 61 clear).  SHARED:
+ * the pool frame (bit 61 set) or not faulted in yet.  Others: absent.
+ */
+static bool presence_agrees(enum mv_page_state s, uint64_t pm)
+{
+	bool present = pm >> 63 & 1, file = pm >> 61 & 1;
+
+	if (s == MV_PAGE_PRIVATE)
+		return present && !file;
+	if (s == MV_PAGE_SHARED)
+		return !present || file;
+	return !present;
+}
+
 uint64_t th_presence_mismatches(mv_vm *vm)
 {
 	int fd = open("/proc/self/pagemap", O_RDONLY);
@@ -167,7 +182,7 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 				       (off_t)(va / MV_PAGE_SIZE * 8)),
 				 sizeof(pm));
 		pmap_unlock(&vm->pmap[p], v);
-		if ((pmap_state(v) == MV_PAGE_PRIVATE) != (bool)(pm >> 63)) {
+		if (!presence_agrees(pmap_state(v), pm)) {
 			if (!bad)
 				fprintf(stderr, "vm %s page %llu: %s but %s\n",
 					vm->name, (unsigned long long)p,

@@ -1,0 +1,1147 @@
+// SPDX-License-Identifier: MIT
+/*
+ * share.c - transparent page sharing (Waldspurger, OSDI 2002, section 4):
+ * identical guest pages of all VMs kept once, copy-on-write.
+ *
+ * Design.  A scanner visits each VM's pages in a random order (windows of
+ * SHARE_WINDOW pages in a random permutation each pass, so that neighbours
+ * that match neighbours end up on consecutive frames and their mappings
+ * merge), at the rates of Mem.ShareScanTime, Mem.ShareRateMax and
+ * Mem.ShareScanGHz.  A scanned PRIVATE page is hashed (XXH3-64, seeded with
+ * the VM's salt) into one host-wide table:
+ *   - all-zero: the page is taken out and becomes ZERO, with no frame;
+ *   - no entry: a *hint* naming the page is stored; the page stays
+ *     writable and untouched;
+ *   - a hint: the hinted page is rehashed in place; if it still matches,
+ *     both pages are moved out of their guests (UFFDIO_MOVE, so neither can
+ *     change while it is compared), compared bit by bit, copied once into a
+ *     new frame of the pool memfd, and both guest pages are mapped to that
+ *     frame; the two private frames go back to the host, the pool frame
+ *     costs one;
+ *   - a shared frame: the page is moved out, compared bit by bit with the
+ *     frame and mapped to it; its frame goes back to the host.
+ * Equal hashes with different bytes (a collision) never merge anything:
+ * the bit-by-bit comparison decides, always on content that cannot change.
+ *
+ * A shared guest page is a MAP_PRIVATE mapping of its pool frame, read and
+ * write, registered with userfaultfd in MISSING and WP modes and
+ * write-protected.  Isolation does not rest on the write-protection: the
+ * mapping is private, so the kernel can never write a guest's store into
+ * the pool frame; at worst it gives the writer a private copy.  The
+ * write-protection is what tells us about the write: its fault breaks the
+ * sharing here (mv__share_cow): a fresh anonymous page gets the guest
+ * page's bytes (read through the guest address, so a write that raced the
+ * mapping is kept), and mremap() moves it over the guest address with its
+ * page already present, so no guest access ever sees an empty page between
+ * the old mapping and the new one.  The writer is then woken and writes to
+ * its own page.  The broken page keeps its own mapping (mremap keeps the
+ * page's anon_vma and offset, so it never merges back): about two
+ * mappings per page ever shared, counted against vm.max_map_count, which
+ * is checked as sharing goes (sharing stops with a message near it).
+ *
+ * VMs restored from the same RAM image share from the first touch: each
+ * image gets a range of pool frames in page order, the first fault on an
+ * image page fills that frame from the image, and every VM restored from
+ * the image maps it instead of copying, whole fault-around runs per mmap.
+ *
+ * Salting: pages of VMs with different salts never share (Mem.ShareForce
+ * Salting: 0 one salt for all, 1 the VM's salt or the common one, 2 the
+ * VM's salt or one of its own).  The salt seeds the hash and is stored in
+ * every frame, and both are compared.
+ *
+ * Table: open addressing with linear probing, 16 bytes a slot, sized to
+ * 9/8 of all guest pages (0.44% of guest memory), backward-shift deletion.
+ * Frame metadata: 16 bytes per pool frame.
+ *
+ * Invariants: a page is SHARED iff its guest address maps pool frame
+ * pmap_payload(entry) through a write-protected private mapping; a frame's
+ * refs is the number of SHARED entries naming it; a frame with refs > 0 is
+ * present in the pool and never written again; every present frame has a
+ * table slot.  Pool frames are counted in the host's consumed frames, not
+ * in any VM's.  PRIVATE pages are always in anonymous mappings (so that
+ * reclaim's UFFDIO_MOVE works on them).
+ *
+ * Lock ordering: host->vms_lock -> pmap entry (trylock by the scanner) ->
+ * share.lock -> further pmap entries by trylock only -> host->frames_lock.
+ * The fault path takes pmap entry -> share.lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "inject.h"
+#include "internal.h"
+#include "uffd.h"
+
+#define SHARE_WINDOW 16 /* pages scanned in order before a random jump */
+#define SHARE_TICK_MS 100
+#define SLOT_FRAME (1ull << 63)
+#define SLOT_HINT (1ull << 62)
+#define HINT_PPN_BITS 36
+#define NO_SLOT UINT64_MAX
+#define MAPS_CHECK_MS 2000
+#define MAPS_SLACK 1024 /* mappings left for everything else */
+#define SALT_NAMED (1ull << 62) /* salts from a VM's salt setting */
+#define SALT_OWN (1ull << 63) /* salts of VMs that share with no one */
+
+static const uint8_t zero_page[MV_PAGE_SIZE];
+
+static uint8_t *page_of(struct mv_vm *vm, uint64_t ppn)
+{
+	return vm->mem + (ppn << MV_PAGE_SHIFT);
+}
+
+/*
+ * Copies a guest page the guest may be writing at this moment.  The copy
+ * is only ever a hint (hash, zero check); what decides is a comparison
+ * made after the page was moved out of the guest.  Plain loads, hidden from
+ * ThreadSanitizer, which would rightly see a race it cannot know is benign.
+ */
+__attribute__((no_sanitize("thread"), noinline,
+	       optimize("no-tree-loop-distribute-patterns"))) static void
+peek_page(uint64_t *dst, const volatile uint64_t *src)
+{
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
+		dst[i] = src[i];
+}
+
+static uint64_t hash_page(const void *p, uint64_t salt)
+{
+	return XXH3_64bits_withSeed(p, MV_PAGE_SIZE, salt) &
+	       mv__inject_get_hash_mask();
+}
+
+static bool is_zero(const void *p)
+{
+	return memcmp(p, zero_page, MV_PAGE_SIZE) == 0;
+}
+
+/* ---- the hash table ---- */
+
+static uint64_t home_of(const struct mv__share *s, uint64_t hash)
+{
+	return (uint64_t)(((unsigned __int128)hash * s->table_cap) >> 64);
+}
+
+static uint64_t next_slot(const struct mv__share *s, uint64_t i)
+{
+	return i + 1 == s->table_cap ? 0 : i + 1;
+}
+
+static uint64_t table_find(const struct mv__share *s, uint64_t hash)
+{
+	if (!s->table_cap)
+		return NO_SLOT;
+	for (uint64_t i = home_of(s, hash);; i = next_slot(s, i)) {
+		if (!s->table[i].ref)
+			return NO_SLOT;
+		if (s->table[i].hash == hash)
+			return i;
+	}
+}
+
+static bool table_insert(struct mv__share *s, uint64_t hash, uint64_t ref)
+{
+	uint64_t i;
+
+	/* beyond 90% linear probing slows down; the hint is simply dropped */
+	if (!s->table_cap || (s->table_used + 1) * 10 > s->table_cap * 9)
+		return false;
+	for (i = home_of(s, hash); s->table[i].ref; i = next_slot(s, i))
+		;
+	s->table[i] = (struct mv__share_slot){ hash, ref };
+	s->table_used++;
+	s->table_hints += !(ref & SLOT_FRAME);
+	return true;
+}
+
+/* Backward-shift deletion: no tombstones, probes stay short. */
+static void table_delete(struct mv__share *s, uint64_t i)
+{
+	uint64_t j = i, home;
+
+	s->table_hints -= !(s->table[i].ref & SLOT_FRAME);
+	s->table_used--;
+	for (;;) {
+		s->table[i].ref = 0;
+		for (;;) {
+			j = next_slot(s, j);
+			if (!s->table[j].ref)
+				return;
+			home = home_of(s, s->table[j].hash);
+			/* j may move to i if its home is not in (i, j] */
+			if (i <= j ? (home <= i || home > j) :
+				     (home <= i && home > j))
+				break;
+		}
+		s->table[i] = s->table[j];
+		i = j;
+	}
+}
+
+static void table_set_hint(struct mv__share *s, uint64_t i, struct mv_vm *vm,
+			   uint64_t ppn)
+{
+	s->table_hints += !!(s->table[i].ref & SLOT_FRAME);
+	s->table[i].ref = SLOT_HINT | ((uint64_t)vm->id << HINT_PPN_BITS) | ppn;
+}
+
+static int table_grow(struct mv__share *s, uint64_t want)
+{
+	struct mv__share_slot *old = s->table, *t;
+	uint64_t old_cap = s->table_cap;
+
+	t = mv__calloc(want, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	s->table = t;
+	s->table_cap = want;
+	s->table_used = s->table_hints = 0;
+	for (uint64_t i = 0; i < old_cap; i++)
+		if (old[i].ref)
+			table_insert(s, old[i].hash, old[i].ref);
+	free(old);
+	return 0;
+}
+
+/* ---- pool frames ---- */
+
+static int frames_room(struct mv__share *s, uint64_t end)
+{
+	struct mv__share_frame *f;
+	uint64_t cap = s->frames_cap ? s->frames_cap : 1024;
+
+	if (end <= s->frames_cap)
+		return 0;
+	while (cap < end)
+		cap *= 2;
+	f = realloc(s->frames, cap * sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	memset(f + s->frames_cap, 0, (cap - s->frames_cap) * sizeof(*f));
+	s->frames = f;
+	s->frames_cap = cap;
+	return 0;
+}
+
+/* Keeps a freed scanner frame for reuse; if memory is short, it is lost to
+ * reuse but not to the host (its budget was given back already). */
+static void free_push(struct mv__share *s, uint64_t f)
+{
+	uint64_t cap = s->free_cap ? s->free_cap * 2 : 1024, *n;
+
+	if (s->nfree == s->free_cap) {
+		n = realloc(s->free_frames, cap * sizeof(*n));
+		if (!n)
+			return;
+		s->free_frames = n;
+		s->free_cap = cap;
+	}
+	s->free_frames[s->nfree++] = f;
+}
+
+/* Returns a scanner frame that never became shared. */
+static void frame_discard(struct mv__share *s, uint64_t f)
+{
+	fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
+	s->frames[f].salt = 0;
+	free_push(s, f);
+}
+
+/* A free scanner frame, or NO_SLOT. */
+static uint64_t frame_alloc(struct mv__share *s)
+{
+	if (s->nfree)
+		return s->free_frames[--s->nfree];
+	if (frames_room(s, s->frames_end + 1))
+		return NO_SLOT;
+	return s->frames_end++;
+}
+
+static int frame_write(struct mv__share *s, uint64_t f, const void *page)
+{
+	ssize_t n = mv__pwrite(s->pool_fd, page, MV_PAGE_SIZE,
+			       (off_t)(f << MV_PAGE_SHIFT));
+
+	if (n == MV_PAGE_SIZE)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+static int frame_read(struct mv__share *s, uint64_t f, void *page)
+{
+	ssize_t n = mv__pread(s->pool_fd, page, MV_PAGE_SIZE,
+			      (off_t)(f << MV_PAGE_SHIFT));
+
+	if (n == MV_PAGE_SIZE)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+/* Frees a frame nobody maps any more: its slot, its memory, its budget. */
+static void frame_free(struct mv_host *h, uint64_t f)
+{
+	struct mv__share *s = &h->share;
+	uint8_t page[MV_PAGE_SIZE];
+	uint64_t i, hash;
+
+	if (!frame_read(s, f, page)) {
+		hash = hash_page(page, s->frames[f].salt);
+		for (i = table_find(s, hash); i != NO_SLOT && s->table[i].ref;
+		     i = next_slot(s, i)) {
+			if (s->table[i].ref == (SLOT_FRAME | f)) {
+				table_delete(s, i);
+				break;
+			}
+		}
+	}
+	if (s->frames[f].image)
+		fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
+	else
+		frame_discard(s, f);
+	s->nframes--;
+	mv__frames_release(h, 1);
+}
+
+static void frame_put(struct mv_host *h, uint64_t f)
+{
+	struct mv__share *s = &h->share;
+
+	s->nrefs--;
+	if (--s->frames[f].refs == 0)
+		frame_free(h, f);
+}
+
+/* ---- mappings ---- */
+
+static void count_maps_now(struct mv__share *s)
+{
+	long used, max;
+
+	if (mv__map_count(&used, &max))
+		return;
+	s->maps_now = used;
+	s->maps_max = max;
+	s->maps_full = used + MAPS_SLACK > max;
+}
+
+static bool maps_room(struct mv_host *h, unsigned want)
+{
+	struct mv__share *s = &h->share;
+
+	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+		return true;
+	count_maps_now(s);
+	if (!s->maps_full && s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+		return true;
+	if (!s->maps_full)
+		return false;
+	mv__host_set_msg(
+		h,
+		"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs about two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
+		s->maps_now, s->maps_max, s->maps_max * 4);
+	return false;
+}
+
+static void retry_pause(struct mv_vm *vm, const char *what, int err)
+{
+	struct timespec ts = { 0, 1000000L };
+
+	mv__host_set_msg(vm->host, "VM %s: %s failed: %s (retrying)", vm->name,
+			 what, strerror(-err));
+	nanosleep(&ts, NULL);
+}
+
+static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	return ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+}
+
+/* Whether the guest got a private copy of the page behind our back. */
+static bool written_in_window(struct mv__share *s, const void *addr)
+{
+	uint64_t e = 0;
+
+	if (s->pagemap_fd < 0 ||
+	    pread(s->pagemap_fd, &e, sizeof(e),
+		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) != sizeof(e))
+		return false;
+	/* present (bit 63) and not a file page (bit 61): an anonymous copy */
+	return (e >> 63 & 1) && !(e >> 61 & 1);
+}
+
+/*
+ * Gives the locked SHARED (or just mapped) page at ppn its own anonymous
+ * page with the bytes the guest sees now.  The guest address is never
+ * without a present page: mremap() replaces the shared mapping with one
+ * whose page is already there.
+ */
+static int unshare_page(struct mv_vm *vm, uint64_t ppn)
+{
+	uint8_t *g = page_of(vm, ppn);
+	void *t;
+	int err;
+
+	t = mmap(NULL, MV_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		return -errno;
+	memcpy(t, g, MV_PAGE_SIZE);
+	if (mremap(t, MV_PAGE_SIZE, MV_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   g) == MAP_FAILED) {
+		err = -errno;
+		munmap(t, MV_PAGE_SIZE);
+		return err;
+	}
+	/* the page is present, so until this succeeds the guest runs on */
+	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, false)))
+		retry_pause(vm, "registering an unshared page", err);
+	return 0;
+}
+
+/*
+ * Maps n pool frames from f over the guest pages from ppn (all moved out
+ * or never filled, and locked).  0, or -errno with nothing changed.
+ */
+static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
+{
+	struct mv__share *s = &vm->host->share;
+	uint8_t *g = page_of(vm, ppn);
+	size_t len = n << MV_PAGE_SHIFT;
+	int err;
+
+	if (!maps_room(vm->host, 2))
+		return -ENOMEM;
+	if (mmap(g, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE,
+		 s->pool_fd, (off_t)(f << MV_PAGE_SHIFT)) == MAP_FAILED)
+		return -errno;
+	s->maps_now += 2;
+	while ((err = mv__uffd_register(vm->uffd, g, len, true)))
+		retry_pause(vm, "registering a shared page", err);
+	while ((err = uffd_wp(vm, g, len)))
+		retry_pause(vm, "write-protecting a shared page", err);
+	return 0;
+}
+
+/* ---- scanning ---- */
+
+static struct mv_vm *vm_by_id(struct mv_host *h, uint32_t id)
+{
+	for (struct mv_vm *vm = h->vms; vm; vm = vm->next)
+		if (vm->id == id)
+			return vm;
+	return NULL;
+}
+
+static int move_out(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
+{
+	struct uffdio_move m = { .dst = (uintptr_t)stage,
+				 .src = (uintptr_t)page_of(vm, ppn),
+				 .len = MV_PAGE_SIZE };
+
+	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+		return 0;
+	return m.move < 0 ? (int)m.move : -errno;
+}
+
+/* A page moved out whose sharing did not happen goes back, PRIVATE. */
+static void put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint8_t *stage)
+{
+	mv__reclaim_restore(vm, ppn, stage);
+	pmap_unlock(&vm->pmap[ppn], v);
+}
+
+/* The page's own frame is no longer needed: it maps a shared frame. */
+static void drop_private(struct mv_vm *vm, uint8_t *stage, bool to_host)
+{
+	madvise(stage, MV_PAGE_SIZE, MADV_DONTNEED);
+	atomic_fetch_sub_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	if (to_host)
+		mv__frames_release(vm->host, 1);
+}
+
+/*
+ * Maps the page (moved out to stage, locked, entry v) to frame f.  Returns
+ * 1 when it became SHARED, 0 when it stayed PRIVATE.  The caller counts
+ * the reference.
+ */
+static int commit_share(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			uint8_t *stage, uint64_t f, bool to_host)
+{
+	struct mv__share *s = &vm->host->share;
+	int err;
+
+	if (map_frames(vm, ppn, 1, f)) {
+		put_back(vm, ppn, v, stage);
+		return 0;
+	}
+	if (written_in_window(s, page_of(vm, ppn))) {
+		/*
+		 * A guest store landed between the mmap and the write-protect
+		 * and got its own copy from the kernel: that copy is the
+		 * page now, and keeps the frame the staged copy held.
+		 */
+		while ((err = unshare_page(vm, ppn)))
+			retry_pause(vm, "unsharing a page written while mapped",
+				    err);
+		madvise(stage, MV_PAGE_SIZE, MADV_DONTNEED);
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	drop_private(vm, stage, to_host);
+	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_SHARED, v, f));
+	atomic_fetch_add_explicit(&vm->sh.merged, 1, memory_order_relaxed);
+	return 1;
+}
+
+static int share_zero(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+{
+	uint8_t *stage = vm->sh.stage;
+
+	if (move_out(vm, ppn, stage)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	if (!is_zero(stage)) {
+		put_back(vm, ppn, v, stage);
+		return 0;
+	}
+	drop_private(vm, stage, true);
+	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_ZERO, v, 0));
+	atomic_fetch_add_explicit(&vm->sh.merged, 1, memory_order_relaxed);
+	return 1;
+}
+
+static int share_with_frame(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			    uint64_t hash, uint64_t f, uint8_t *buf)
+{
+	struct mv__share *s = &vm->host->share;
+	uint8_t *stage = vm->sh.stage;
+
+	if (s->frames[f].salt != vm->sh.salt || move_out(vm, ppn, stage)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	if (frame_read(s, f, buf) || memcmp(stage, buf, MV_PAGE_SIZE)) {
+		if (hash_page(stage, vm->sh.salt) == hash)
+			atomic_fetch_add(&s->collisions, 1);
+		put_back(vm, ppn, v, stage);
+		return 0;
+	}
+	if (!commit_share(vm, ppn, v, stage, f, true))
+		return 0;
+	s->frames[f].refs++;
+	s->nrefs++;
+	return 1;
+}
+
+/*
+ * The table holds a hint for this hash at slot i.  If the hinted page is
+ * still what it was, the two pages become one frame.
+ */
+static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			   uint64_t hash, uint64_t i, uint8_t *buf)
+{
+	struct mv_host *h = vm->host;
+	struct mv__share *s = &h->share;
+	uint64_t ref = s->table[i].ref, ppn2, v2, f;
+	struct mv_vm *vm2 = vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >>
+						   HINT_PPN_BITS));
+	uint8_t *st1 = vm->sh.stage, *st2;
+	int got;
+
+	ppn2 = ref & ((1ull << HINT_PPN_BITS) - 1);
+	if (!vm2 || ppn2 >= vm2->npages) {
+		table_set_hint(s, i, vm, ppn);
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	if (vm2->sh.salt != vm->sh.salt || (vm2 == vm && ppn2 == ppn) ||
+	    !pmap_trylock(&vm2->pmap[ppn2], &v2)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	if (pmap_state(v2) != MV_PAGE_PRIVATE ||
+	    (peek_page((uint64_t *)buf, (uint64_t *)page_of(vm2, ppn2)),
+	     hash_page(buf, vm->sh.salt) != hash)) {
+		table_set_hint(s, i, vm, ppn); /* stale: the newer page */
+		pmap_unlock(&vm2->pmap[ppn2], v2);
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	st2 = vm2 == vm ? st1 + MV_PAGE_SIZE : vm2->sh.stage;
+	if (move_out(vm, ppn, st1)) {
+		pmap_unlock(&vm2->pmap[ppn2], v2);
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	if (move_out(vm2, ppn2, st2)) {
+		pmap_unlock(&vm2->pmap[ppn2], v2);
+		put_back(vm, ppn, v, st1);
+		return 0;
+	}
+	f = memcmp(st1, st2, MV_PAGE_SIZE) ? NO_SLOT : frame_alloc(s);
+	if (f == NO_SLOT || frame_write(s, f, st1)) {
+		if (f != NO_SLOT)
+			frame_discard(s, f);
+		else if (hash_page(st1, vm->sh.salt) ==
+			 hash_page(st2, vm->sh.salt))
+			atomic_fetch_add(&s->collisions, 1);
+		table_set_hint(s, i, vm, ppn);
+		put_back(vm2, ppn2, v2, st2);
+		put_back(vm, ppn, v, st1);
+		return 0;
+	}
+	s->frames[f] = (struct mv__share_frame){ .refs = 0,
+						 .salt = vm->sh.salt };
+	/*
+	 * The first page to map the frame hands it its private frame (no
+	 * change to the host's count), every later one gives its frame back.
+	 */
+	got = commit_share(vm, ppn, v, st1, f, false);
+	got += commit_share(vm2, ppn2, v2, st2, f, got > 0);
+	if (!got) {
+		frame_discard(s, f);
+		table_set_hint(s, i, vm, ppn);
+		return 0;
+	}
+	s->frames[f].refs = (uint32_t)got;
+	s->nrefs += (uint64_t)got;
+	s->nframes++;
+	s->table[i].ref = SLOT_FRAME | f;
+	s->table_hints--;
+	return got;
+}
+
+/* Scans one page; returns 1 if it became SHARED or ZERO. */
+static int try_share(struct mv_vm *vm, uint64_t ppn, uint8_t *buf)
+{
+	struct mv__share *s = &vm->host->share;
+	uint64_t v, hash, i;
+	int got = 0;
+
+	if (!pmap_trylock(&vm->pmap[ppn], &v))
+		return 0;
+	if (pmap_state(v) != MV_PAGE_PRIVATE) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&vm->sh.scanned, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
+	peek_page((uint64_t *)buf, (uint64_t *)page_of(vm, ppn));
+	pthread_mutex_lock(&s->lock);
+	if (is_zero(buf)) {
+		got = share_zero(vm, ppn, v);
+	} else if (s->maps_full && !maps_room(vm->host, 2)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+	} else {
+		hash = hash_page(buf, vm->sh.salt);
+		i = table_find(s, hash);
+		if (i == NO_SLOT) {
+			table_insert(s, hash,
+				     SLOT_HINT |
+					     ((uint64_t)vm->id << HINT_PPN_BITS) |
+					     ppn);
+			pmap_unlock(&vm->pmap[ppn], v);
+		} else if (s->table[i].ref & SLOT_FRAME) {
+			got = share_with_frame(vm, ppn, v, hash,
+					       s->table[i].ref & ~SLOT_FRAME,
+					       buf);
+		} else {
+			got = share_with_hint(vm, ppn, v, hash, i, buf);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return got;
+}
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Next page of the VM's pass; a new random order when a pass ends. */
+static uint64_t next_ppn(struct mv_vm *vm)
+{
+	struct mv__vm_share *sh = &vm->sh;
+	uint64_t win, ppn;
+
+	if (!sh->pass_pos && !sh->page_in_win) {
+		sh->pass_start = mv__rand(&sh->rng) % sh->nwin;
+		sh->pass_stride = mv__rand(&sh->rng) % sh->nwin;
+		while (gcd(sh->pass_stride, sh->nwin) != 1)
+			sh->pass_stride++;
+	}
+	win = (sh->pass_start + sh->pass_pos * sh->pass_stride) % sh->nwin;
+	ppn = win * SHARE_WINDOW + sh->page_in_win;
+	if (++sh->page_in_win == SHARE_WINDOW || ppn + 1 >= vm->npages) {
+		sh->page_in_win = 0;
+		if (++sh->pass_pos == sh->nwin)
+			sh->pass_pos = 0;
+	}
+	return ppn;
+}
+
+/* Caller holds host->vms_lock, which keeps hinted VMs alive. */
+static uint64_t scan_vm(struct mv_vm *vm, uint64_t npages)
+{
+	uint8_t *buf = vm->sh.buf;
+	uint64_t merged = 0;
+
+	for (uint64_t k = 0; k < npages; k++)
+		merged += (uint64_t)try_share(vm, next_ppn(vm), buf);
+	return merged;
+}
+
+int mv_vm_share_scan(mv_vm *vm, uint64_t npages, uint64_t *merged)
+{
+	uint64_t got;
+
+	if (!vm)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->host->vms_lock);
+	got = scan_vm(vm, npages);
+	pthread_mutex_unlock(&vm->host->vms_lock);
+	if (merged)
+		*merged = got;
+	return 0;
+}
+
+/* Host CPU in GHz (cores x clock), the unit of Mem.ShareScanGHz. */
+static double host_ghz(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	double mhz = 0;
+	char line[256];
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (mhz <= 0)
+		mhz = 2000; /* no clock reported: assume a common one */
+	return (double)(cpus > 0 ? cpus : 1) * mhz / 1000;
+}
+
+/*
+ * One tick of the scanner: each VM gets memsize / Mem.ShareScanTime pages
+ * a second, at most Mem.ShareRateMax, all VMs together at most
+ * Mem.ShareScanGHz MiB/s per GHz of host CPU.
+ */
+static void scan_tick(struct mv_host *h, double seconds)
+{
+	const struct mv_settings *st = &h->settings;
+	double want = 0, cap, scale, rate;
+	struct mv_vm *vm;
+	uint64_t n;
+
+	cap = st->share_scan_ghz * h->share.ghz * (1 << 20) / MV_PAGE_SIZE;
+	pthread_mutex_lock(&h->vms_lock);
+	for (vm = h->vms; vm; vm = vm->next) {
+		rate = (double)vm->npages / (st->share_scan_time_min * 60.0);
+		want += rate < st->share_rate_max_pages ?
+				rate :
+				st->share_rate_max_pages;
+	}
+	scale = want > cap ? cap / want : 1;
+	for (vm = h->vms; vm; vm = vm->next) {
+		rate = (double)vm->npages / (st->share_scan_time_min * 60.0);
+		if (rate > st->share_rate_max_pages)
+			rate = st->share_rate_max_pages;
+		vm->sh.credit += rate * scale * seconds;
+		n = (uint64_t)vm->sh.credit;
+		vm->sh.credit -= (double)n;
+		scan_vm(vm, n);
+	}
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+static void *scanner_main(void *arg)
+{
+	struct mv_host *h = arg;
+	struct mv__share *s = &h->share;
+	struct timespec ts;
+	unsigned since_maps = 0;
+	bool stop;
+
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += SHARE_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&s->lock);
+		if (!s->scanner_stop)
+			pthread_cond_timedwait(&s->scanner_wake, &s->lock, &ts);
+		stop = s->scanner_stop;
+		if (!stop && (since_maps += SHARE_TICK_MS) >= MAPS_CHECK_MS) {
+			since_maps = 0;
+			count_maps_now(s);
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			break;
+		if (h->settings.share_scan_ghz)
+			scan_tick(h, SHARE_TICK_MS / 1000.0);
+	}
+	return NULL;
+}
+
+/* ---- copy-on-write ---- */
+
+bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+{
+	struct mv_host *h = vm->host;
+	int err;
+
+	if (!mv__frames_reserve(h, 1)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		mv__frames_wait(h);
+		return false;
+	}
+	err = unshare_page(vm, ppn);
+	if (err) {
+		mv__frames_release(h, 1);
+		pmap_unlock(&vm->pmap[ppn], v);
+		retry_pause(vm, "breaking a shared page on write", err);
+		return false;
+	}
+	pthread_mutex_lock(&h->share.lock);
+	frame_put(h, pmap_payload(v));
+	pthread_mutex_unlock(&h->share.lock);
+	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->sh.cow_breaks, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->share.cow_breaks, 1,
+				  memory_order_relaxed);
+	pmap_unlock(&vm->pmap[ppn],
+		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
+	return true;
+}
+
+/* ---- VMs restored from one RAM image ---- */
+
+/*
+ * Makes frame f (of the VM's image, page content in page) usable by the
+ * VM: fills it on first use.  false if it cannot be shared with this VM.
+ */
+static bool image_frame(struct mv_host *h, struct mv_vm *vm, uint64_t f,
+			const uint8_t *page)
+{
+	struct mv__share *s = &h->share;
+	uint64_t hash;
+
+	if (s->frames[f].refs)
+		return s->frames[f].salt == vm->sh.salt;
+	if (!mv__frames_reserve(h, 1))
+		return false;
+	if (frame_write(s, f, page)) {
+		mv__frames_release(h, 1);
+		return false;
+	}
+	s->frames[f].salt = vm->sh.salt;
+	s->nframes++;
+	hash = hash_page(page, vm->sh.salt);
+	if (table_find(s, hash) == NO_SLOT)
+		table_insert(s, hash, SLOT_FRAME | f);
+	return true;
+}
+
+unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
+			     const uint8_t *buf, uint64_t *frame)
+{
+	struct mv_host *h = vm->host;
+	struct mv__share *s = &h->share;
+	const struct mv__share_image *img;
+	unsigned done = 0;
+	uint64_t i, j, f;
+	int err;
+
+	for (i = 0; i < n; i++)
+		frame[i] = MV_NO_FRAME;
+	if (vm->sh.image < 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	img = &s->images[vm->sh.image];
+	for (i = 0; i < n && lo + i < img->pages; i++)
+		if (!is_zero(buf + (i << MV_PAGE_SHIFT)) &&
+		    image_frame(h, vm, img->base + lo + i,
+				buf + (i << MV_PAGE_SHIFT)))
+			frame[i] = img->base + lo + i;
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && (frame[j] == MV_NO_FRAME) ==
+						 (frame[i] == MV_NO_FRAME);
+		     j++)
+			;
+		if (frame[i] == MV_NO_FRAME)
+			continue;
+		err = map_frames(vm, lo + i, j - i, frame[i]);
+		for (uint64_t k = i; k < j; k++) {
+			f = frame[k];
+			if (!err && written_in_window(s, page_of(vm, lo + k))) {
+				/* the guest's own copy is the page now */
+				int e;
+
+				while ((e = unshare_page(vm, lo + k)))
+					retry_pause(vm, "unsharing an image page",
+						    e);
+			} else if (!err) {
+				s->frames[f].refs++;
+				s->nrefs++;
+				done++;
+				continue;
+			}
+			frame[k] = MV_NO_FRAME;
+			if (!s->frames[f].refs)
+				frame_free(h, f);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return done;
+}
+
+/* ---- setup, teardown, statistics ---- */
+
+static uint64_t salt_of(struct mv_vm *vm, const char *salt)
+{
+	unsigned force = vm->host->settings.share_force_salting;
+
+	if (force == 0 || (force == 1 && !salt[0]))
+		return 0;
+	if (salt[0])
+		return SALT_NAMED |
+		       (XXH3_64bits(salt, strlen(salt)) & (SALT_NAMED - 1));
+	return SALT_OWN | vm->id;
+}
+
+static int image_attach(struct mv_vm *vm)
+{
+	struct mv__share *s = &vm->host->share;
+	struct mv__share_image *img;
+	uint64_t pages = (vm->image_bytes + MV_PAGE_SIZE - 1) >> MV_PAGE_SHIFT;
+	struct stat st;
+	uint32_t i;
+
+	if (fstat(vm->image_fd, &st) < 0)
+		return -errno;
+	for (i = 0; i < s->nimages; i++) {
+		img = &s->images[i];
+		if (img->dev == st.st_dev && img->ino == st.st_ino &&
+		    img->size == (uint64_t)st.st_size &&
+		    img->mtime_ns == (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+					     (uint64_t)st.st_mtim.tv_nsec)
+			break;
+	}
+	if (i == s->nimages) {
+		img = realloc(s->images, (i + 1) * sizeof(*img));
+		if (!img || frames_room(s, s->frames_end + pages)) {
+			if (img)
+				s->images = img;
+			return -ENOMEM;
+		}
+		s->images = img;
+		s->images[i] = (struct mv__share_image){
+			.dev = st.st_dev,
+			.ino = st.st_ino,
+			.size = (uint64_t)st.st_size,
+			.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				    (uint64_t)st.st_mtim.tv_nsec,
+			.base = s->frames_end,
+			.pages = pages,
+		};
+		for (uint64_t f = s->frames_end; f < s->frames_end + pages; f++)
+			s->frames[f].image = i + 1;
+		s->frames_end += pages;
+		s->nimages++;
+	}
+	s->images[i].users++;
+	vm->sh.image = (int)i;
+	return 0;
+}
+
+int mv__share_vm_init(struct mv_vm *vm, const char *salt)
+{
+	struct mv__share *s = &vm->host->share;
+	uint64_t want;
+	int err;
+
+	vm->sh.image = -1;
+	vm->sh.salt = salt_of(vm, salt);
+	vm->sh.nwin = (vm->npages + SHARE_WINDOW - 1) / SHARE_WINDOW;
+	vm->sh.rng = 0x9e3779b97f4a7c15ull * (vm->id + 7);
+	vm->sh.buf = mv__aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
+	if (!vm->sh.buf)
+		return -ENOMEM;
+	err = mv__map_anon(2 * MV_PAGE_SIZE, &vm->sh.stage);
+	if (err)
+		goto fail_buf;
+	err = mv__uffd_register(vm->uffd, vm->sh.stage, 2 * MV_PAGE_SIZE,
+				false);
+	if (err)
+		goto fail_stage;
+	pthread_mutex_lock(&s->lock);
+	want = (s->guest_pages + vm->npages) / 8 * 9 + 64;
+	err = want > s->table_cap ? table_grow(s, want) : 0;
+	if (!err && vm->image_fd >= 0)
+		err = image_attach(vm);
+	if (!err)
+		s->guest_pages += vm->npages;
+	pthread_mutex_unlock(&s->lock);
+	if (err)
+		goto fail_stage;
+	return 0;
+
+fail_stage:
+	munmap(vm->sh.stage, 2 * MV_PAGE_SIZE);
+fail_buf:
+	free(vm->sh.buf);
+	return err;
+}
+
+void mv__share_vm_fini(struct mv_vm *vm)
+{
+	struct mv__share *s = &vm->host->share;
+	uint64_t v, ref;
+
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		v = pmap_peek(&vm->pmap[p]);
+		if (pmap_state(v) == MV_PAGE_SHARED)
+			frame_put(vm->host, pmap_payload(v));
+	}
+	for (uint64_t i = 0; i < s->table_cap;) {
+		ref = s->table[i].ref;
+		if ((ref & SLOT_HINT) &&
+		    ((ref & ~SLOT_HINT) >> HINT_PPN_BITS) == vm->id)
+			table_delete(s, i); /* slot i now holds a later one */
+		else
+			i++;
+	}
+	if (vm->sh.image >= 0)
+		s->images[vm->sh.image].users--;
+	s->guest_pages -= vm->npages;
+	pthread_mutex_unlock(&s->lock);
+	munmap(vm->sh.stage, 2 * MV_PAGE_SIZE);
+	free(vm->sh.buf);
+}
+
+uint64_t mv__share_vm_saved(struct mv_vm *vm)
+{
+	struct mv__share *s = &vm->host->share;
+	double saved = 0;
+	uint64_t v;
+
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		v = pmap_peek(&vm->pmap[p]);
+		if (pmap_state(v) == MV_PAGE_ZERO)
+			saved += 1;
+		else if (pmap_state(v) == MV_PAGE_SHARED)
+			saved += 1 - 1.0 / s->frames[pmap_payload(v)].refs;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return (uint64_t)(saved + 0.5);
+}
+
+void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st)
+{
+	struct mv__share *s = &h->share;
+
+	pthread_mutex_lock(&s->lock);
+	st->share_frames = s->nframes;
+	st->share_refs = s->nrefs;
+	st->share_hints = s->table_hints;
+	st->share_table_bytes = s->table_cap * sizeof(*s->table) +
+				s->frames_cap * sizeof(*s->frames);
+	st->share_vmas = s->maps_now > s->maps_base ?
+				 (uint64_t)(s->maps_now - s->maps_base) :
+				 0;
+	pthread_mutex_unlock(&s->lock);
+	st->share_saved_pages = st->share_refs - st->share_frames;
+	st->share_scanned_pages = atomic_load(&s->scanned);
+	st->share_collisions = atomic_load(&s->collisions);
+	st->cow_breaks = atomic_load(&s->cow_breaks);
+}
+
+int mv__share_host_init(struct mv_host *h)
+{
+	struct mv__share *s = &h->share;
+	int err;
+
+	s->pagemap_fd = -1;
+	s->ghz = host_ghz();
+	s->pool_fd = memfd_create("memvisor-shared", MFD_CLOEXEC);
+	if (s->pool_fd < 0)
+		return -errno;
+	/* sparse: only frames written take memory */
+	if (ftruncate(s->pool_fd, (off_t)1 << 44) < 0) {
+		err = -errno;
+		goto fail_pool;
+	}
+	s->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	count_maps_now(s);
+	s->maps_base = s->maps_now;
+	pthread_mutex_init(&s->lock, NULL);
+	err = mv__cond_init_monotonic(&s->scanner_wake);
+	if (err)
+		goto fail_lock;
+	err = -pthread_create(&s->scanner, NULL, scanner_main, h);
+	if (err)
+		goto fail_cond;
+	s->scanner_started = true;
+	return 0;
+
+fail_cond:
+	pthread_cond_destroy(&s->scanner_wake);
+fail_lock:
+	pthread_mutex_destroy(&s->lock);
+	if (s->pagemap_fd >= 0)
+		close(s->pagemap_fd);
+fail_pool:
+	close(s->pool_fd);
+	return err;
+}
+
+void mv__share_host_fini(struct mv_host *h)
+{
+	struct mv__share *s = &h->share;
+
+	if (s->scanner_started) {
+		pthread_mutex_lock(&s->lock);
+		s->scanner_stop = true;
+		pthread_cond_signal(&s->scanner_wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->scanner, NULL);
+	}
+	pthread_cond_destroy(&s->scanner_wake);
+	pthread_mutex_destroy(&s->lock);
+	if (s->pagemap_fd >= 0)
+		close(s->pagemap_fd);
+	close(s->pool_fd);
+	free(s->table);
+	free(s->frames);
+	free(s->free_frames);
+	free(s->images);
+}

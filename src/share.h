@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * share.h - transparent page sharing: the host's pool of shared frames, its
+ * hash table, the scanner, and each VM's part (salt, pass, staging pages).
+ */
+#ifndef MV_SHARE_H
+#define MV_SHARE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MV_NO_FRAME UINT64_MAX
+
+struct mv_host;
+struct mv_vm;
+
+/* One shared frame: page `index` of the pool memfd. */
+struct mv__share_frame {
+	uint32_t refs; /* guest pages mapping it; 0: the frame is free */
+	uint32_t image; /* 1 + index of the RAM image it belongs to, or 0 */
+	uint64_t salt; /* only VMs with this salt may map it */
+};
+
+/* A hash table slot: a shared frame, or a hint naming one guest page. */
+struct mv__share_slot {
+	uint64_t hash; /* XXH3-64 of the page, seeded with the salt */
+	uint64_t ref; /* 0 empty; SLOT_FRAME | frame; or a hint (vm id, ppn) */
+};
+
+/* A RAM image VMs were restored from: its pages get pool frames in order. */
+struct mv__share_image {
+	uint64_t dev, ino, size, mtime_ns; /* identity of the file */
+	uint64_t base; /* pool frame of the image's page 0 */
+	uint64_t pages;
+	uint32_t users; /* VMs restored from it */
+};
+
+struct mv__share {
+	pthread_mutex_t lock; /* protects every field up to the statistics */
+	int pool_fd; /* memfd holding the shared frames; immutable */
+	int pagemap_fd; /* /proc/self/pagemap, or -1; immutable */
+	struct mv__share_frame *frames; /* metadata per pool frame */
+	uint64_t frames_cap; /* entries allocated in frames */
+	uint64_t frames_end; /* frames handed out so far by the bump pointer */
+	uint64_t *free_frames; /* freed scanner frames, reused first */
+	uint64_t nfree, free_cap;
+	uint64_t nframes; /* frames with refs > 0 */
+	uint64_t nrefs; /* sum of their refs */
+	struct mv__share_slot *table; /* open addressing, linear probing */
+	uint64_t table_cap, table_used, table_hints;
+	uint64_t guest_pages; /* pages of all VMs; sizes the table */
+	struct mv__share_image *images;
+	uint32_t nimages;
+	long maps_base; /* mappings in use when the host was created */
+	long maps_max; /* vm.max_map_count */
+	long maps_now; /* mappings counted at the last check */
+	bool maps_full; /* sharing stopped: too close to max_map_count */
+
+	pthread_t scanner; /* the background scanner */
+	bool scanner_started;
+	bool scanner_stop; /* protected by lock */
+	pthread_cond_t scanner_wake;
+	double ghz; /* host CPU: cores x clock, for Mem.ShareScanGHz */
+
+	/* statistics, relaxed atomics */
+	_Atomic uint64_t scanned;
+	_Atomic uint64_t collisions;
+	_Atomic uint64_t cow_breaks;
+};
+
+/* A VM's part; stage, buf, rng and the pass are protected by host->vms_lock
+ * (held by whoever scans), except stage and buf also by share.lock. */
+struct mv__vm_share {
+	uint64_t salt; /* effective salt (Mem.ShareForceSalting) */
+	uint8_t *stage; /* 2 pages registered with the VM's userfaultfd */
+	uint8_t *buf; /* a page for the scanner's copies */
+	uint64_t rng; /* xorshift state for the pass order */
+	uint64_t nwin; /* windows of SHARE_WINDOW pages in the VM */
+	uint64_t pass_start, pass_stride, pass_pos; /* window order this pass */
+	uint32_t page_in_win; /* next page of the current window */
+	double credit; /* pages the scanner may still scan this tick */
+	int image; /* index into the host's images, or -1 */
+
+	/* statistics, relaxed atomics */
+	_Atomic uint64_t scanned;
+	_Atomic uint64_t cow_breaks;
+	_Atomic uint64_t merged;
+};
+
+int mv__share_host_init(struct mv_host *h);
+void mv__share_host_fini(struct mv_host *h);
+/* Before the VM is linked into the host: salt, staging, table room, image */
+int mv__share_vm_init(struct mv_vm *vm, const char *salt);
+/* After it is unlinked: drops its references and hints. */
+void mv__share_vm_fini(struct mv_vm *vm);
+
+/*
+ * A write fault on a SHARED page (locked by the caller, entry v): gives the
+ * writer its own copy.  Returns false, with the lock dropped, when the
+ * caller must start over (no frame was free).
+ */
+bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v);
+
+/*
+ * First touch of n pages from lo of an image VM (locked, UNTOUCHED, their
+ * image bytes in buf): maps the image's shared frame over each page that
+ * can share one, in runs, and sets frame[i] to its frame (MV_NO_FRAME for
+ * the others, which the caller fills).  Returns how many were mapped.
+ */
+unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
+			     const uint8_t *buf, uint64_t *frame);
+
+/* SHRDSVD of one VM (its part of the frames saved), and the host's part
+ * of struct mv_host_stats. */
+uint64_t mv__share_vm_saved(struct mv_vm *vm);
+struct mv_host_stats;
+void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st);
+
+#endif /* MV_SHARE_H */

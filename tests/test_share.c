@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_share.c - transparent page sharing: equal pages become one frame
+ * and read the same in every sharer; a write in one VM never shows in
+ * another, whatever path it takes; zero pages need no frame; a hash
+ * collision never merges different pages; salts are respected; VMs
+ * restored from one image share from the first touch; failures lose
+ * nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "inject.h"
+
+#define MiB (1ull << 20)
+#define COMMON 77 /* tag of content every VM holds */
+
+static void quiet_host(struct th_host *t, unsigned salting)
+{
+	struct mv_settings s;
+	char v[8];
+
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	snprintf(v, sizeof(v), "%u", salting);
+	assert_int_equal(mv_settings_set(&s, "Mem.ShareForceSalting", v), 0);
+	th_host_create(t, 64 * MiB, &s);
+}
+
+static mv_vm *salted_vm(struct th_host *t, const char *name, uint64_t size,
+			const char *salt, const char *image)
+{
+	struct mv_vm_config cfg;
+	mv_vm *vm;
+
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	snprintf(cfg.salt, sizeof(cfg.salt), "%s", salt);
+	cfg.memsize_bytes = size;
+	cfg.image_path = image;
+	assert_int_equal(mv_vm_create(t->host, &cfg, &vm), 0);
+	return vm;
+}
+
+static uint64_t npages_of(mv_vm *vm)
+{
+	return mv_vm_memsize(vm) / MV_PAGE_SIZE;
+}
+
+static void fill_common(mv_vm *vm)
+{
+	uint8_t *m = mv_vm_mem(vm);
+
+	for (uint64_t p = 0; p < npages_of(vm); p++)
+		th_fill(m + p * MV_PAGE_SIZE, COMMON, p, 0);
+}
+
+/* One whole pass over each VM, twice: hints first, merges after. */
+static uint64_t scan_all(mv_vm **vms, unsigned n)
+{
+	uint64_t merged, total = 0;
+
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < n; i++) {
+			assert_int_equal(mv_vm_share_scan(vms[i],
+							  npages_of(vms[i]),
+							  &merged),
+					 0);
+			total += merged;
+		}
+	}
+	return total;
+}
+
+static uint64_t in_state(mv_vm *vm, enum mv_page_state s)
+{
+	struct mv_vm_stats st;
+
+	mv_vm_stats(vm, &st);
+	return st.state_pages[s];
+}
+
+static uint64_t bad_common(mv_vm *vm)
+{
+	uint8_t *m = mv_vm_mem(vm);
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < npages_of(vm); p++)
+		bad += !th_check(m + p * MV_PAGE_SIZE, COMMON, p, 0);
+	return bad;
+}
+
+static void test_equal_pages_of_two_vms_share_one_frame(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint64_t n, consumed_before;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	n = npages_of(vm[0]);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	mv_host_stats(t.host, &hs);
+	consumed_before = hs.consumed_pages;
+	assert_int_equal(scan_all(vm, 2), 2 * n);
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), n);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), n);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, n);
+	assert_int_equal(hs.share_refs, 2 * n);
+	assert_int_equal(hs.share_saved_pages, n);
+	assert_int_equal(hs.consumed_pages, consumed_before - n);
+	assert_int_equal(bad_common(vm[0]), 0);
+	assert_int_equal(bad_common(vm[1]), 0);
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	assert_int_equal(th_presence_mismatches(vm[1]), 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(hs.consumed_pages, 0);
+	th_host_destroy(&t);
+}
+
+static void test_write_to_shared_page_stays_in_the_writer(void **state)
+{
+	struct mv_vm_stats st;
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[3];
+	uint8_t *a;
+	uint64_t n;
+
+	(void)state;
+	quiet_host(&t, 0);
+	for (unsigned i = 0; i < 3; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "v%u", i);
+		vm[i] = th_vm_create(&t, name, 1 * MiB);
+		fill_common(vm[i]);
+	}
+	n = npages_of(vm[0]);
+	scan_all(vm, 3);
+	a = mv_vm_mem(vm[0]);
+	for (uint64_t p = 0; p < n; p += 2)
+		th_fill(a + p * MV_PAGE_SIZE, 1, p, 1);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
+				    th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
+	assert_int_equal(bad_common(vm[1]), 0);
+	assert_int_equal(bad_common(vm[2]), 0);
+	th_quiesce(vm[0]);
+	mv_vm_stats(vm[0], &st);
+	assert_int_equal(st.cow_breaks, n / 2);
+	assert_int_equal(st.state_pages[MV_PAGE_PRIVATE], n / 2);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_refs, 3 * n - n / 2);
+	assert_int_equal(hs.share_frames, n);
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	for (unsigned i = 0; i < 3; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+}
+
+static void test_last_sharer_writing_frees_the_frame(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint8_t *m;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	for (unsigned i = 0; i < 2; i++) {
+		m = mv_vm_mem(vm[i]);
+		for (uint64_t p = 0; p < npages_of(vm[i]); p++)
+			th_fill(m + p * MV_PAGE_SIZE, i + 10, p, 1);
+	}
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(hs.share_refs, 0);
+	assert_int_equal(hs.consumed_pages, 2 * npages_of(vm[0]));
+	assert_int_equal(th_bad_pages(vm[0], 10, false), npages_of(vm[0]));
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
+static void test_zero_pages_become_zero_without_a_frame(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+	uint8_t *m;
+	uint64_t n;
+
+	(void)state;
+	quiet_host(&t, 2);
+	vm = th_vm_create(&t, "z", 1 * MiB);
+	n = npages_of(vm);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++) {
+		if (p % 4)
+			memset(m + p * MV_PAGE_SIZE, 0, MV_PAGE_SIZE);
+		else
+			th_fill(m + p * MV_PAGE_SIZE, 3, p, 0);
+	}
+	assert_int_equal(mv_vm_share_scan(vm, n, NULL), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zero_pages, n - n / 4);
+	assert_int_equal(st.consumed_pages, n / 4);
+	assert_int_equal(st.shrdsvd_pages, n - n / 4);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(p % 4 ? th_is_zero(m + p * MV_PAGE_SIZE) :
+				    th_check(m + p * MV_PAGE_SIZE, 3, p, 0));
+	th_fill(m + MV_PAGE_SIZE, 4, 1, 0);
+	assert_true(th_check(m + MV_PAGE_SIZE, 4, 1, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_hash_collision_never_merges_different_pages(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint8_t *m;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	th_fill_vm(vm[0], 1, false);
+	th_fill_vm(vm[1], 2, false);
+	mv__inject_hash_mask(0); /* every page hashes to 0 */
+	scan_all(vm, 2);
+	mv_host_stats(t.host, &hs);
+	assert_true(hs.share_collisions > 0);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(in_state(vm[0], MV_PAGE_PRIVATE), npages_of(vm[0]));
+	assert_int_equal(th_bad_pages(vm[0], 1, false), 0);
+	assert_int_equal(th_bad_pages(vm[1], 2, false), 0);
+	/* equal pages still merge when the hash says nothing */
+	m = mv_vm_mem(vm[1]);
+	memcpy(m, mv_vm_mem(vm[0]), MV_PAGE_SIZE);
+	for (unsigned i = 0; i < 8; i++) {
+		mv_vm_share_scan(vm[0], npages_of(vm[0]), NULL);
+		mv_vm_share_scan(vm[1], npages_of(vm[1]), NULL);
+	}
+	mv__inject_reset();
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	assert_int_equal(th_bad_pages(vm[0], 1, false), 0);
+	assert_true(th_check(m, 1, 0, 0));
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
+static void test_salts_decide_who_shares(void **state)
+{
+	struct th_host t;
+	mv_vm *vm[4];
+	uint8_t *m;
+
+	(void)state;
+	quiet_host(&t, 2);
+	vm[0] = salted_vm(&t, "x1", 256 * 1024, "x", NULL);
+	vm[1] = salted_vm(&t, "y", 256 * 1024, "y", NULL);
+	vm[2] = salted_vm(&t, "x2", 256 * 1024, "x", NULL);
+	vm[3] = salted_vm(&t, "none", 256 * 1024, "", NULL);
+	for (unsigned i = 0; i < 3; i++)
+		fill_common(vm[i]);
+	/* an unsalted VM shares only with itself: two equal halves */
+	m = mv_vm_mem(vm[3]);
+	for (uint64_t p = 0; p < npages_of(vm[3]); p++)
+		th_fill(m + p * MV_PAGE_SIZE, COMMON, p % (npages_of(vm[3]) / 2),
+			0);
+	scan_all(vm, 4);
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), npages_of(vm[0]));
+	assert_int_equal(in_state(vm[2], MV_PAGE_SHARED), npages_of(vm[2]));
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), 0);
+	assert_int_equal(in_state(vm[3], MV_PAGE_SHARED), npages_of(vm[3]));
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(bad_common(vm[i]), 0);
+	for (uint64_t p = 0; p < npages_of(vm[3]); p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, COMMON,
+				     p % (npages_of(vm[3]) / 2), 0));
+	for (unsigned i = 0; i < 4; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+}
+
+static void test_swap_out_leaves_shared_pages_shared(void **state)
+{
+	struct th_host t;
+	mv_vm *vm[2];
+	uint64_t done = 0;
+	uint8_t *a;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	a = mv_vm_mem(vm[0]);
+	th_fill(a, 5, 0, 0); /* one private page to swap */
+	assert_int_equal(mv_vm_swap_out(vm[0], npages_of(vm[0]), &done), 0);
+	assert_true(done <= 1);
+	assert_int_equal(mv_vm_swap_out_page(vm[1], 3) < 0 ||
+				 mv_vm_page_state(vm[1], 3) == MV_PAGE_SHARED,
+			 1);
+	for (uint64_t p = 1; p < npages_of(vm[0]); p += 3)
+		th_fill(a + p * MV_PAGE_SIZE, 6, p, 0);
+	assert_true(th_check(a, 5, 0, 0));
+	assert_int_equal(bad_common(vm[1]), 0);
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	assert_int_equal(th_presence_mismatches(vm[1]), 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
+static void test_pool_write_failure_loses_nothing(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	mv__inject_fail(MV_INJ_PWRITE, 1, 0, ENOSPC);
+	scan_all(vm, 2);
+	mv__inject_reset();
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(in_state(vm[0], MV_PAGE_PRIVATE), npages_of(vm[0]));
+	assert_int_equal(bad_common(vm[0]), 0);
+	assert_int_equal(bad_common(vm[1]), 0);
+	assert_int_equal(th_presence_mismatches(vm[1]), 0);
+	scan_all(vm, 2);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
+static void make_image(char *path, size_t len, uint64_t pages)
+{
+	uint8_t page[MV_PAGE_SIZE];
+	int fd;
+
+	snprintf(path, len, "/tmp/mv-share-img-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < pages; p++) {
+		if (p % 8 == 7)
+			memset(page, 0, sizeof(page));
+		else
+			th_fill(page, COMMON, p, 0);
+		assert_int_equal(write(fd, page, sizeof(page)), sizeof(page));
+	}
+	close(fd);
+}
+
+static void test_vms_from_one_image_share_from_first_touch(void **state)
+{
+	uint64_t pages = 256, sum;
+	struct mv_host_stats hs;
+	struct th_host t;
+	char path[64];
+	mv_vm *vm[2];
+	uint8_t *m;
+
+	(void)state;
+	make_image(path, sizeof(path), pages);
+	quiet_host(&t, 0);
+	vm[0] = salted_vm(&t, "i1", pages * MV_PAGE_SIZE, "", path);
+	vm[1] = salted_vm(&t, "i2", pages * MV_PAGE_SIZE, "", path);
+	for (unsigned i = 0; i < 2; i++) {
+		m = mv_vm_mem(vm[i]);
+		sum = 0;
+		for (uint64_t p = 0; p < pages; p++)
+			sum += p % 8 == 7 ?
+				       !th_is_zero(m + p * MV_PAGE_SIZE) :
+				       !th_check(m + p * MV_PAGE_SIZE, COMMON, p, 0);
+		assert_int_equal(sum, 0);
+		th_quiesce(vm[i]);
+	}
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), pages - pages / 8);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), pages - pages / 8);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, pages - pages / 8);
+	assert_int_equal(hs.consumed_pages, pages - pages / 8 + 2 * (pages / 8));
+	/* a write is the writer's alone */
+	m = mv_vm_mem(vm[1]);
+	th_fill(m, 9, 0, 0);
+	assert_true(th_check(mv_vm_mem(vm[0]), COMMON, 0, 0));
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	assert_int_equal(th_presence_mismatches(vm[1]), 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_equal_pages_of_two_vms_share_one_frame),
+		cmocka_unit_test(test_write_to_shared_page_stays_in_the_writer),
+		cmocka_unit_test(test_last_sharer_writing_frees_the_frame),
+		cmocka_unit_test(test_zero_pages_become_zero_without_a_frame),
+		cmocka_unit_test(
+			test_hash_collision_never_merges_different_pages),
+		cmocka_unit_test(test_salts_decide_who_shares),
+		cmocka_unit_test(test_swap_out_leaves_shared_pages_shared),
+		cmocka_unit_test(test_pool_write_failure_loses_nothing),
+		cmocka_unit_test(
+			test_vms_from_one_image_share_from_first_touch),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
