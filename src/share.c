@@ -304,7 +304,8 @@ static void frame_free(struct mv_host *h, uint64_t f)
 		}
 	}
 	if (s->frames[f].image)
-		fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		fallocate(s->pool_fd,
+			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
 	else
 		frame_discard(s, f);
@@ -341,7 +342,8 @@ static bool maps_room(struct mv_host *h, unsigned want)
 	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	count_maps_now(s);
-	if (!s->maps_full && s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+	if (!s->maps_full &&
+	    s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	if (!s->maps_full)
 		return false;
@@ -559,8 +561,8 @@ static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	struct mv_host *h = vm->host;
 	struct mv__share *s = &h->share;
 	uint64_t ref = s->table[i].ref, ppn2, v2, f;
-	struct mv_vm *vm2 = vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >>
-						   HINT_PPN_BITS));
+	struct mv_vm *vm2 =
+		vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >> HINT_PPN_BITS));
 	uint8_t *st1 = vm->sh.stage, *st2;
 	int got;
 
@@ -606,8 +608,8 @@ static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		put_back(vm, ppn, v, st1);
 		return 0;
 	}
-	s->frames[f] = (struct mv__share_frame){ .refs = 0,
-						 .salt = vm->sh.salt };
+	s->frames[f] =
+		(struct mv__share_frame){ .refs = 0, .salt = vm->sh.salt };
 	/*
 	 * The first page to map the frame hands it its private frame (no
 	 * change to the host's count), every later one gives its frame back.
@@ -654,7 +656,8 @@ static int try_share(struct mv_vm *vm, uint64_t ppn, uint8_t *buf)
 		if (i == NO_SLOT) {
 			table_insert(s, hash,
 				     SLOT_HINT |
-					     ((uint64_t)vm->id << HINT_PPN_BITS) |
+					     ((uint64_t)vm->id
+					      << HINT_PPN_BITS) |
 					     ppn);
 			pmap_unlock(&vm->pmap[ppn], v);
 		} else if (s->table[i].ref & SLOT_FRAME) {
@@ -905,7 +908,8 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 				int e;
 
 				while ((e = unshare_page(vm, lo + k)))
-					retry_pause(vm, "unsharing an image page",
+					retry_pause(vm,
+						    "unsharing an image page",
 						    e);
 			} else if (!err) {
 				s->frames[f].refs++;
@@ -950,8 +954,9 @@ static int image_attach(struct mv_vm *vm)
 		img = &s->images[i];
 		if (img->dev == st.st_dev && img->ino == st.st_ino &&
 		    img->size == (uint64_t)st.st_size &&
-		    img->mtime_ns == (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-					     (uint64_t)st.st_mtim.tv_nsec)
+		    img->mtime_ns ==
+			    (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				    (uint64_t)st.st_mtim.tv_nsec)
 			break;
 	}
 	if (i == s->nimages) {
@@ -966,8 +971,9 @@ static int image_attach(struct mv_vm *vm)
 			.dev = st.st_dev,
 			.ino = st.st_ino,
 			.size = (uint64_t)st.st_size,
-			.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-				    (uint64_t)st.st_mtim.tv_nsec,
+			.mtime_ns =
+				(uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				(uint64_t)st.st_mtim.tv_nsec,
 			.base = s->frames_end,
 			.pages = pages,
 		};

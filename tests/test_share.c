@@ -160,8 +160,9 @@ static void test_write_to_shared_page_stays_in_the_writer(void **state)
 	for (uint64_t p = 0; p < n; p += 2)
 		th_fill(a + p * MV_PAGE_SIZE, 1, p, 1);
 	for (uint64_t p = 0; p < n; p++)
-		assert_true(p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
-				    th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
+		assert_true(
+			p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
+				th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
 	assert_int_equal(bad_common(vm[1]), 0);
 	assert_int_equal(bad_common(vm[2]), 0);
 	th_quiesce(vm[0]);
@@ -293,8 +294,8 @@ static void test_salts_decide_who_shares(void **state)
 	/* an unsalted VM shares only with itself: two equal halves */
 	m = mv_vm_mem(vm[3]);
 	for (uint64_t p = 0; p < npages_of(vm[3]); p++)
-		th_fill(m + p * MV_PAGE_SIZE, COMMON, p % (npages_of(vm[3]) / 2),
-			0);
+		th_fill(m + p * MV_PAGE_SIZE, COMMON,
+			p % (npages_of(vm[3]) / 2), 0);
 	scan_all(vm, 4);
 	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), npages_of(vm[0]));
 	assert_int_equal(in_state(vm[2], MV_PAGE_SHARED), npages_of(vm[2]));
@@ -406,9 +407,9 @@ static void test_vms_from_one_image_share_from_first_touch(void **state)
 		m = mv_vm_mem(vm[i]);
 		sum = 0;
 		for (uint64_t p = 0; p < pages; p++)
-			sum += p % 8 == 7 ?
-				       !th_is_zero(m + p * MV_PAGE_SIZE) :
-				       !th_check(m + p * MV_PAGE_SIZE, COMMON, p, 0);
+			sum += p % 8 == 7 ? !th_is_zero(m + p * MV_PAGE_SIZE) :
+					    !th_check(m + p * MV_PAGE_SIZE,
+						      COMMON, p, 0);
 		assert_int_equal(sum, 0);
 		th_quiesce(vm[i]);
 	}
@@ -416,7 +417,8 @@ static void test_vms_from_one_image_share_from_first_touch(void **state)
 	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), pages - pages / 8);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(hs.share_frames, pages - pages / 8);
-	assert_int_equal(hs.consumed_pages, pages - pages / 8 + 2 * (pages / 8));
+	assert_int_equal(hs.consumed_pages,
+			 pages - pages / 8 + 2 * (pages / 8));
 	/* a write is the writer's alone */
 	m = mv_vm_mem(vm[1]);
 	th_fill(m, 9, 0, 0);
