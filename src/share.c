@@ -72,6 +72,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -363,6 +364,21 @@ static void retry_pause(struct mv_vm *vm, const char *what, int err)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * mmap(MAP_FIXED) over guest memory the guest is using, through the raw
+ * system call: the kernel orders the new mapping with the guest's accesses
+ * (a guest thread touching it faults and waits for us), which
+ * ThreadSanitizer cannot see, and its mmap wrapper would take the guest's
+ * next access for a race with a write made by mmap.
+ */
+static int map_fixed(void *addr, size_t len, int fd, uint64_t off)
+{
+	long r = syscall(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
+			 MAP_FIXED | MAP_PRIVATE, fd, (long)off);
+
+	return r == -1 ? -1 : 0;
+}
+
 static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
 {
 	struct uffdio_writeprotect w = {
@@ -428,8 +444,7 @@ static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 
 	if (!maps_room(vm->host, 2))
 		return -ENOMEM;
-	if (mmap(g, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE,
-		 s->pool_fd, (off_t)(f << MV_PAGE_SHIFT)) == MAP_FAILED)
+	if (map_fixed(g, len, s->pool_fd, f << MV_PAGE_SHIFT))
 		return -errno;
 	s->maps_now += 2;
 	while ((err = mv__uffd_register(vm->uffd, g, len, true)))

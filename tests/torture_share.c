@@ -88,12 +88,11 @@ static void *guest_main(void *arg)
 		page = m + ppn * MV_PAGE_SIZE;
 		if (xs(&rng) % 4 == 0) {
 			/* mostly to even versions: shareable content */
-			g->version[ppn] += xs(&rng) % 4 ? 2 - g->version[ppn] % 2 :
-							  1;
+			g->version[ppn] +=
+				xs(&rng) % 4 ? 2 - g->version[ppn] % 2 : 1;
 			fill(page, g->tag, ppn, g->version[ppn]);
 		} else {
-			g->errors +=
-				!check(page, g->tag, ppn, g->version[ppn]);
+			g->errors += !check(page, g->tag, ppn, g->version[ppn]);
 		}
 		g->ops++;
 	}
@@ -196,8 +195,8 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	for (int v = 0; v < NVMS; v++) {
 		m = mv_vm_mem(vms[v]);
 		for (uint64_t p = 0; p < npages; p++)
-			errors += !check(m + p * MV_PAGE_SIZE, 200 + (uint64_t)v,
-					 p, version[v][p]);
+			errors += !check(m + p * MV_PAGE_SIZE,
+					 200 + (uint64_t)v, p, version[v][p]);
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
 		mv_vm_stats(vms[v], &vs);
 		cow += vs.cow_breaks;
@@ -207,8 +206,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	       fault_threads, (unsigned long long)host_mib,
 	       (unsigned long long)ops, (unsigned long long)sc.done,
 	       (unsigned long long)rc.done, (unsigned long long)cow,
-	       (unsigned long long)hs.share_frames,
-	       (unsigned long long)errors);
+	       (unsigned long long)hs.share_frames, (unsigned long long)errors);
 	assert_int_equal(errors, 0);
 	assert_true(sc.done > 0);
 	assert_true(cow > 0);
