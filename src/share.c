@@ -859,6 +859,39 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	return true;
 }
 
+int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+{
+	struct mv_host *h = vm->host;
+	uint8_t *g = page_of(vm, ppn);
+	volatile uint8_t *t;
+	int err;
+
+	/*
+	 * The same mremap() as for a copy, but of the kernel's zero page,
+	 * which costs no frame; then the address is emptied so that the next
+	 * touch faults.  A touch in between reads zeros, as a ballooned page
+	 * must.
+	 */
+	t = mmap(NULL, MV_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		return -errno;
+	(void)t[0];
+	if (mremap((void *)t, MV_PAGE_SIZE, MV_PAGE_SIZE,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, g) == MAP_FAILED) {
+		err = -errno;
+		munmap((void *)t, MV_PAGE_SIZE);
+		return err;
+	}
+	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, false)))
+		retry_pause(vm, "registering a page given up", err);
+	madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
+	pthread_mutex_lock(&h->share.lock);
+	frame_put(h, pmap_payload(v));
+	pthread_mutex_unlock(&h->share.lock);
+	return 0;
+}
+
 /* ---- VMs restored from one RAM image ---- */
 
 /*

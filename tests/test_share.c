@@ -371,6 +371,45 @@ static void test_pool_write_failure_loses_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_balloon_takes_a_shared_page_from_one_sharer(void **state)
+{
+	struct mv_balloon_msg msg = { .type = MV_BALLOON_MSG_INFLATE,
+				      .num = 2 };
+	struct mv_balloon_reply rep;
+	struct mv_balloon_chan *ch;
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint8_t *a;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	assert_int_equal(mv_vm_page_state(vm[0], 4), MV_PAGE_SHARED);
+	assert_int_equal(mv_vm_balloon_set_target(vm[0], 2 * MV_PAGE_SIZE), 0);
+	assert_int_equal(mv_balloon_open(vm[0], &ch), 0);
+	msg.u.pfns[0] = 4;
+	msg.u.pfns[1] = 5;
+	assert_int_equal(mv_balloon_send(ch, &msg, &rep), 0);
+	assert_int_equal(rep.accepted, 2);
+	assert_int_equal(mv_vm_page_state(vm[0], 4), MV_PAGE_BALLOONED);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_refs, 2 * npages_of(vm[0]) - 2);
+	assert_int_equal(bad_common(vm[1]), 0);
+	/* a guest touching its ballooned page reads zeros, never the frame */
+	a = mv_vm_mem(vm[0]);
+	assert_true(th_is_zero(a + 4 * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	mv_balloon_close(ch);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 static void make_image(char *path, size_t len, uint64_t pages)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -443,6 +482,8 @@ int main(void)
 		cmocka_unit_test(test_salts_decide_who_shares),
 		cmocka_unit_test(test_swap_out_leaves_shared_pages_shared),
 		cmocka_unit_test(test_pool_write_failure_loses_nothing),
+		cmocka_unit_test(
+			test_balloon_takes_a_shared_page_from_one_sharer),
 		cmocka_unit_test(
 			test_vms_from_one_image_share_from_first_touch),
 	};
