@@ -96,10 +96,9 @@ struct bench {
 };
 
 static const struct bench benches[] = {
-	{ "fault", 16384, bench_fault },
-	{ "swapin", 16384, bench_swapin },
-	{ "balloon", 65536, bench_balloon },
-	{ "zip", 16384, bench_zip },
+	{ "fault", 16384, bench_fault },     { "swapin", 16384, bench_swapin },
+	{ "balloon", 65536, bench_balloon }, { "zip", 16384, bench_zip },
+	{ "cow", 4096, bench_cow },
 };
 
 #define NBENCHES (sizeof(benches) / sizeof(benches[0]))
@@ -350,11 +349,12 @@ static void print_report(const struct bench_report *r)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: memvisor bench fault|swapin|balloon|zip|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
+		"usage: memvisor bench fault|swapin|balloon|zip|cow|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
 		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
 		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
 		"  balloon inflate and deflate (GiB/s) vs MADV_DONTNEED of the same pages\n"
 		"  zip     compression cache vs raw LZ4/zstd on a page mix; density; fault-in\n"
+		"  cow     page sharing: merge and copy-on-write costs vs mmap, uffd and kernel COW\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"

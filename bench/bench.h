@@ -39,6 +39,8 @@ int bench_zip(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir);
 int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
 		  const char *swapdir);
+int bench_cow(struct bench_report *r, uint64_t pages, unsigned trials,
+	      const char *swapdir);
 /* The raw userfaultfd round trip (bench_fault.c), a floor for others too. */
 int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 		     const uint8_t *src, double *us);
