@@ -62,11 +62,6 @@
 
 #include "internal.h"
 
-/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
-#ifndef PIDFD_SELF_THREAD_GROUP
-#define PIDFD_SELF_THREAD_GROUP -10001
-#endif
-
 struct item {
 	uint32_t pfn;
 	uint32_t idx; /* position in the message, for the reply */
@@ -130,38 +125,6 @@ static const char *inflate_refusal(enum mv_page_state s)
 }
 
 /*
- * Asks the kernel to drop the frames of all ranges in one process_madvise()
- * on this process, which flushes the TLB once for all of them (Linux 6.16
- * and later; MADV_DONTNEED through process_madvise and PIDFD_SELF are 6.13
- * and later).  Measured here: a lone 4 KiB MADV_DONTNEED of a present page
- * costs ~75 us, almost all of it the TLB flush of this virtual machine;
- * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
- * ranges, from the first, were dropped whole: the caller drops the rest
- * with madvise(), which is what a kernel without this gets every time.
- */
-static unsigned drop_batch(struct iovec *iov, unsigned n)
-{
-	static atomic_bool unsupported;
-	unsigned done = 0;
-	ssize_t got;
-
-	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
-		return 0;
-	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
-		      (size_t)n, MADV_DONTNEED, 0u);
-	if (got < 0) {
-		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
-		    errno == EPERM)
-			atomic_store_explicit(&unsupported, true,
-					      memory_order_relaxed);
-		return 0;
-	}
-	while (done < n && (size_t)got >= iov[done].iov_len)
-		got -= (ssize_t)iov[done++].iov_len;
-	return done;
-}
-
-/*
  * Drops the frames of the PRIVATE pages among t[0..n) (sorted by ppn), a
  * range per run of neighbours.  A page whose frame could not be dropped is
  * refused and unlocked as it was; its t[].old becomes ~0 so the caller
@@ -187,7 +150,7 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 			.iov_len = (size_t)(k - i) << MV_PAGE_SHIFT,
 		};
 	}
-	done = drop_batch(iov, nruns);
+	done = mv__dontneed_batch(iov, nruns);
 	for (unsigned r = 0; r < nruns; r++) {
 		unsigned pages = (unsigned)(iov[r].iov_len >> MV_PAGE_SHIFT);
 

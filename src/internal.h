@@ -131,6 +131,10 @@ int mv__cond_init_monotonic(pthread_cond_t *c);
 /* vm.c: mappings */
 int mv__map_anon(size_t len, uint8_t **out);
 int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
+struct iovec;
+/* MADV_DONTNEED of n ranges with one TLB flush; returns how many, from the
+ * first, were dropped (the caller madvise()s the rest). */
+unsigned mv__dontneed_batch(struct iovec *iov, unsigned n);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
@@ -140,6 +144,9 @@ void mv__fault_stop(struct mv_vm *vm);
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
 uint64_t mv__rand(uint64_t *state);
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
+/* UFFDIO_MOVE of len pages; how many from the first moved, *err why not all */
+unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
+		      int *err);
 
 /* system.c */
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);

@@ -44,11 +44,18 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "inject.h"
 #include "internal.h"
 #include "uffd.h"
+
+/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
+#ifndef PIDFD_SELF_THREAD_GROUP
+#define PIDFD_SELF_THREAD_GROUP -10001
+#endif
 
 /* VMAs a VM adds: guest memory, staging, fault thread stacks and guards */
 #define VM_MAPS (8 + 2 * MV_MAX_FAULT_THREADS)
@@ -82,6 +89,38 @@ int mv__map_anon(size_t len, uint8_t **out)
 	madvise(p, len, MADV_NOHUGEPAGE);
 	*out = p;
 	return 0;
+}
+
+/*
+ * Asks the kernel to drop the frames of all ranges in one process_madvise()
+ * on this process, which flushes the TLB once for all of them (Linux 6.16
+ * and later; MADV_DONTNEED through process_madvise and PIDFD_SELF are 6.13
+ * and later).  Measured here: a lone 4 KiB MADV_DONTNEED of a present page
+ * costs ~75 us, almost all of it the TLB flush of this virtual machine;
+ * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
+ * ranges, from the first, were dropped whole: the caller drops the rest
+ * with madvise(), which is what a kernel without this gets every time.
+ */
+unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
+{
+	static atomic_bool unsupported;
+	unsigned done = 0;
+	ssize_t got;
+
+	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
+		return 0;
+	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
+		      (size_t)n, MADV_DONTNEED, 0u);
+	if (got < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
+		    errno == EPERM)
+			atomic_store_explicit(&unsupported, true,
+					      memory_order_relaxed);
+		return 0;
+	}
+	while (done < n && (size_t)got >= iov[done].iov_len)
+		got -= (ssize_t)iov[done++].iov_len;
+	return done;
 }
 
 static int open_image(struct mv_vm *vm, const char *path)
