@@ -336,25 +336,25 @@ static void count_maps_now(struct mv__share *s)
 		return;
 	s->maps_now = used;
 	s->maps_max = max;
-	s->maps_full = used + MAPS_SLACK > max;
+	s->maps_full = used + 2 + MAPS_SLACK > max;
 }
 
 static bool maps_room(struct mv_host *h, unsigned want)
 {
 	struct mv__share *s = &h->share;
+	bool was_full = s->maps_full;
 
 	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	count_maps_now(s);
-	if (!s->maps_full &&
-	    s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
-	if (!s->maps_full)
-		return false;
-	mv__host_set_msg(
-		h,
-		"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs about two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
-		s->maps_now, s->maps_max, s->maps_max * 4);
+	s->maps_full = true;
+	if (!was_full)
+		mv__host_set_msg(
+			h,
+			"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs up to two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
+			s->maps_now, s->maps_max, s->maps_max * 4);
 	return false;
 }
 
@@ -1286,6 +1286,7 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 		err = image_attach(vm);
 	if (!err)
 		s->guest_pages += vm->npages;
+	count_maps_now(s); /* the VM's own mappings count too */
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto fail_stage;
