@@ -31,7 +31,9 @@
  * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame
  * can never show another VM's or an earlier life's data.  Content that
  * cannot be read (image or swap I/O error) is never replaced by guesswork:
- * the fault is retried, the error counted and reported.
+ * the fault is retried, the error counted and reported.  A page is present
+ * iff it is PRIVATE: when UFFDIO_COPY fails partway through a run, the
+ * pages it did copy become PRIVATE and only the rest are retried.
  *
  * Lock ordering: pmap entry of the faulting page, then neighbours by
  * trylock, then host->frames_lock (inside mv__frames_*).  Never sleeps for
@@ -179,11 +181,17 @@ static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
 	return 0;
 }
 
-/* UFFDIO_COPY of the whole run; the kernel may copy part and ask again. */
-static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
+/*
+ * UFFDIO_COPY of the whole run; the kernel may copy part and ask again.
+ * Returns 0, or the error that stopped it, with *copied set to how many of
+ * the run's pages, from its first, are in place all the same.
+ */
+static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf,
+		   uint64_t *copied)
 {
 	uint64_t done = 0, len = r->n << MV_PAGE_SHIFT;
 	struct uffdio_copy c;
+	int err = 0;
 
 	while (done < len) {
 		c = (struct uffdio_copy){
@@ -192,16 +200,38 @@ static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
 			.src = (uintptr_t)buf + done,
 			.len = len - done,
 		};
-		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0) {
+		if (mv__uffd_copy(vm->uffd, &c) == 0) {
 			done = len;
 			break;
 		}
 		if (c.copy > 0)
 			done += (uint64_t)c.copy;
-		else if (errno != EAGAIN && c.copy != -EAGAIN)
-			return -errno;
+		else if (errno != EAGAIN && c.copy != -EAGAIN) {
+			err = -errno;
+			break;
+		}
 	}
-	return 0;
+	*copied = done >> MV_PAGE_SHIFT;
+	return err;
+}
+
+/*
+ * After a copy that failed partway, the run's first `copied` pages are
+ * present, and a present page must be PRIVATE: left in its old state it
+ * would be refilled over (EEXIST, forever) or never counted.  Gives the
+ * rest back unfilled, with their frames, and shrinks r to the filled part.
+ */
+static void keep_copied(struct mv_vm *vm, struct run *r, uint64_t copied)
+{
+	for (uint64_t i = copied; i < r->n; i++)
+		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
+	mv__frames_release(vm->host, r->n - copied);
+	r->n = copied;
+}
+
+static bool in_run(const struct run *r, uint64_t ppn)
+{
+	return ppn >= r->lo && ppn < r->lo + r->n;
 }
 
 static void io_backoff(void)
@@ -227,6 +257,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	struct mv_host *h = vm->host;
 	bool ballooned = pmap_state(v) == MV_PAGE_BALLOONED;
 	unsigned window = ballooned ? 1 : h->settings.fault_around_pages, got;
+	uint64_t copied;
 	struct run r;
 	int err;
 
@@ -240,18 +271,15 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	if (r.n < got)
 		mv__frames_release(h, got - r.n);
 	memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT);
-	err = copy_in(vm, &r, ctx->buf);
+	err = copy_in(vm, &r, ctx->buf, &copied);
 	if (err) {
-		unlock_run(vm, &r);
-		mv__frames_release(h, r.n);
+		keep_copied(vm, &r, copied);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
 		mv__host_set_msg(
 			h,
 			"VM %s: cannot fill page %llu with zeros: %s (retrying)",
 			vm->name, (unsigned long long)ppn, strerror(-err));
-		io_backoff();
-		return false;
 	}
 	for (uint64_t i = 0; i < r.n; i++)
 		r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
@@ -263,6 +291,10 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	if (ballooned)
 		mv__balloon_touched(vm, r.n);
 	unlock_run(vm, &r);
+	if (err && !in_run(&r, ppn)) {
+		io_backoff();
+		return false;
+	}
 	return true;
 }
 
@@ -308,6 +340,40 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 }
 
 /*
+ * Makes the filled run r, whose pages were in state s, PRIVATE: frees what
+ * held their content (cache objects, swap slots), counts them, unlocks.
+ */
+static void publish(struct mv_vm *vm, struct run *r, enum mv_page_state s)
+{
+	uint64_t slot = pmap_payload(r->old[0]);
+
+	if (!r->n)
+		return;
+	atomic_fetch_add_explicit(&vm->consumed_pages, r->n,
+				  memory_order_relaxed);
+	for (uint64_t i = 0; i < r->n; i++) {
+		if (s == MV_PAGE_COMPRESSED)
+			mv__zcache_drop(vm, r->lo + i, r->old[i]);
+		r->old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
+				      origin_of(s, vm));
+	}
+	if (s == MV_PAGE_COMPRESSED) {
+		atomic_fetch_add_explicit(&vm->zc.unzip_pages, r->n,
+					  memory_order_relaxed);
+	} else if (s == MV_PAGE_SWAPPED) {
+		mv__swap_free(&vm->swap, slot, (unsigned)r->n);
+		atomic_fetch_sub_explicit(&vm->swcur_pages, r->n,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->c.swapin_pages, r->n,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r->n,
+					  memory_order_relaxed);
+	}
+	unlock_run(vm, r);
+}
+
+/*
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
  */
@@ -317,7 +383,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 	struct mv_host *h = vm->host;
 	unsigned window, got;
 	enum mv_page_state s;
-	uint64_t v, slot;
+	uint64_t v, copied;
 	struct run r;
 	int err;
 
@@ -371,11 +437,11 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 			err = read_image(vm, &r, ctx->buf);
 		else
 			err = (memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT), 0);
+		copied = 0;
 		if (!err)
-			err = copy_in(vm, &r, ctx->buf);
+			err = copy_in(vm, &r, ctx->buf, &copied);
 		if (err) {
-			unlock_run(vm, &r);
-			mv__frames_release(h, r.n);
+			keep_copied(vm, &r, copied);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
 			mv__host_set_msg(
@@ -388,32 +454,12 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 				vm->image_fd >= 0 ? "image" :
 						    "zeros",
 				strerror(-err));
+		}
+		publish(vm, &r, s);
+		if (err && !in_run(&r, ppn)) {
 			io_backoff();
 			continue;
 		}
-		atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
-					  memory_order_relaxed);
-		slot = pmap_payload(r.old[0]);
-		for (uint64_t i = 0; i < r.n; i++) {
-			if (s == MV_PAGE_COMPRESSED)
-				mv__zcache_drop(vm, r.lo + i, r.old[i]);
-			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
-					     origin_of(s, vm));
-		}
-		if (s == MV_PAGE_COMPRESSED) {
-			atomic_fetch_add_explicit(&vm->zc.unzip_pages, r.n,
-						  memory_order_relaxed);
-		} else if (s == MV_PAGE_SWAPPED) {
-			mv__swap_free(&vm->swap, slot, (unsigned)r.n);
-			atomic_fetch_sub_explicit(&vm->swcur_pages, r.n,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&vm->c.swapin_pages, r.n,
-						  memory_order_relaxed);
-		} else {
-			atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
-						  memory_order_relaxed);
-		}
-		unlock_run(vm, &r);
 		return;
 	}
 }
