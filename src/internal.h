@@ -34,7 +34,11 @@
 
 #define MV_MAX_FAULT_THREADS 16
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
-#define MV_RECLAIM_BATCH 16 /* pages moved out per reclaim batch */
+/*
+ * Pages moved out per reclaim batch: staging is emptied once per batch, and
+ * each MADV_DONTNEED is a TLB shootdown (docs/BENCHMARKS.md, "Compression")
+ */
+#define MV_RECLAIM_BATCH 64
 #define MV_ERRMSG_MAX 512
 
 #define MV_PAGE_SHIFT 12
