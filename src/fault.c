@@ -14,7 +14,10 @@
  *              gave the content up through its balloon;
  *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
- *              wake the faulting thread.
+ *              wake the faulting thread;
+ *   SAMPLED    taken out for active-memory sampling: sample.c puts it back.
+ * Before that, a VM above its target waits while the host is in the low
+ * state (sched.c).
  * Frames are reserved from the host before anything is filled; with none
  * free the thread drops its lock and sleeps until reclaim frees some.
  *
@@ -321,9 +324,14 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn)
 	struct run r;
 	int err;
 
+	mv__sched_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
 		s = pmap_state(v);
+		if (s == MV_PAGE_SAMPLED) {
+			mv__sample_fault(vm, ppn, v);
+			return;
+		}
 		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
 			if (fill_given_up(ctx, ppn, v))
 				return;

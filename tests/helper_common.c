@@ -187,7 +187,7 @@ void th_settle(mv_host *h)
 
 	for (int i = 0; i < 400; i++) {
 		mv_host_stats(h, &st);
-		if (st.free_pages >= st.minfree_pages)
+		if (st.state <= MV_STATE_SOFT)
 			return;
 		nanosleep(&ts, NULL);
 	}
