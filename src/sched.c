@@ -116,8 +116,8 @@ static uint64_t sum_at(const struct mv__sched_vm *v, unsigned n, double x,
  * pays the same cost per share x; so instead of revoking page by page, the
  * largest x whose targets fit is found by bisection (sum_at grows with x).
  */
-void mv__sched_targets(const struct mv__sched_vm *v, unsigned n,
-		       uint64_t avail, unsigned tax_pct, uint64_t *target)
+void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
+		       unsigned tax_pct, uint64_t *target)
 {
 	double lo = 0, hi = 0, mid, x;
 
@@ -276,7 +276,8 @@ int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 	mv__host_set_msg(
 		h,
 		"VM %s: reservation of %llu MB does not fit: the host has %llu MB less minFree and %llu MB are reserved already",
-		vm->name, (unsigned long long)(min_pages >> (20 - MV_PAGE_SHIFT)),
+		vm->name,
+		(unsigned long long)(min_pages >> (20 - MV_PAGE_SHIFT)),
 		(unsigned long long)(room >> (20 - MV_PAGE_SHIFT)),
 		(unsigned long long)(others >> (20 - MV_PAGE_SHIFT)));
 	return -EINVAL;
@@ -463,9 +464,9 @@ static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
 					      0));
 		mv__balloon_sched_view(vm, &sched_mctl, &actual);
 		mv__balloon_set_sched_target(
-			vm, mv__sched_balloon_target(
-				    alloc, tgt, actual, sched_mctl,
-				    !!(mech & MV__MECH_BALLOON)));
+			vm,
+			mv__sched_balloon_target(alloc, tgt, actual, sched_mctl,
+						 !!(mech & MV__MECH_BALLOON)));
 	}
 	pthread_mutex_unlock(&h->vms_lock);
 }
@@ -516,11 +517,12 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
  */
 static bool reclaim(struct mv_host *h, struct view *w)
 {
+	uint64_t got, until = now_ms() + SCHED_TICK_MS;
 	enum mv_mem_state st;
-	uint64_t got;
-	int pressure;
+	int pressure = 0;
 
-	for (;;) {
+	/* a tick at most: sampling and balancing must not wait on pressure */
+	while (now_ms() < until) {
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
@@ -528,11 +530,13 @@ static bool reclaim(struct mv_host *h, struct view *w)
 		got = reclaim_batch(h, w, pressure);
 		pthread_mutex_unlock(&h->vms_lock);
 		if (!got)
-			break;
+			goto nothing;
 		atomic_store(&h->sched_stuck, false);
 		atomic_fetch_add_explicit(&h->reclaim_pages, got,
 					  memory_order_relaxed);
 	}
+	return true;
+nothing:
 	if (!pressure) {
 		atomic_store(&h->sched_stuck, false);
 		return true;
@@ -557,9 +561,9 @@ static void compact_caches(struct mv_host *h)
 
 static bool needed(struct mv_host *h)
 {
-	enum mv_mem_state s = mv__sched_state(
-		(enum mv_mem_state)atomic_load(&h->state), free_pages(h),
-		h->minfree_pages);
+	enum mv_mem_state s =
+		mv__sched_state((enum mv_mem_state)atomic_load(&h->state),
+				free_pages(h), h->minfree_pages);
 
 	return (mv__sched_mechanisms(s) & MV__MECH_SWAP) || frame_waiters(h);
 }
@@ -595,7 +599,9 @@ static void *sched_main(void *arg)
 		if (h->sched_stop)
 			break;
 		deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
-		if (!ok || needed(h))
+		if (ok && needed(h))
+			continue;
+		if (!ok)
 			pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,
 					       &ts);
 		else if (pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,

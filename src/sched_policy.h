@@ -44,8 +44,8 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
  * The targets add up to at most avail, or to the reservations if those
  * alone exceed it (admission control keeps that from happening).
  */
-void mv__sched_targets(const struct mv__sched_vm *v, unsigned n,
-		       uint64_t avail, unsigned tax_pct, uint64_t *target);
+void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
+		       unsigned tax_pct, uint64_t *target);
 
 /*
  * The VM to reclaim from: one above its limit first (the most above);

@@ -105,8 +105,7 @@ static void test_target_never_above_limit(void **state)
 
 static void test_without_tax_idleness_does_not_matter(void **state)
 {
-	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
-				     vm_of(10, 500, 0) };
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
 	uint64_t t[2];
 
 	(void)state;
@@ -117,8 +116,7 @@ static void test_without_tax_idleness_does_not_matter(void **state)
 
 static void test_idle_tax_takes_more_from_idle_vm(void **state)
 {
-	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
-				     vm_of(10, 500, 0) };
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
 	uint64_t t[2];
 
 	(void)state;
@@ -146,8 +144,7 @@ static void test_victim_is_lowest_rho(void **state)
 
 static void test_victim_skips_vms_at_reservation(void **state)
 {
-	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
-				     vm_of(10, 500, 0) };
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
 	unsigned char skip[2] = { 0, 0 };
 
 	(void)state;
@@ -159,8 +156,7 @@ static void test_victim_skips_vms_at_reservation(void **state)
 
 static void test_vm_above_limit_is_victim_without_pressure(void **state)
 {
-	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
-				     vm_of(10, 500, 0) };
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
 	unsigned char skip[2] = { 0, 0 };
 
 	(void)state;
@@ -176,7 +172,7 @@ static void test_states_follow_esxi_thresholds(void **state)
 		uint64_t free;
 		enum mv_mem_state want;
 	} c[] = {
-		{ 4000, MV_STATE_HIGH }, { 3999, MV_STATE_CLEAR },
+		{ 4000, MV_STATE_HIGH },  { 3999, MV_STATE_CLEAR },
 		{ 1000, MV_STATE_CLEAR }, { 999, MV_STATE_SOFT },
 		{ 640, MV_STATE_SOFT },	  { 639, MV_STATE_HARD },
 		{ 320, MV_STATE_HARD },	  { 319, MV_STATE_LOW },
@@ -431,7 +427,8 @@ int main(void)
 		cmocka_unit_test(test_idle_tax_takes_more_from_idle_vm),
 		cmocka_unit_test(test_victim_is_lowest_rho),
 		cmocka_unit_test(test_victim_skips_vms_at_reservation),
-		cmocka_unit_test(test_vm_above_limit_is_victim_without_pressure),
+		cmocka_unit_test(
+			test_vm_above_limit_is_victim_without_pressure),
 		cmocka_unit_test(test_states_follow_esxi_thresholds),
 		cmocka_unit_test(test_worse_state_is_entered_at_once),
 		cmocka_unit_test(test_better_state_needs_the_margin),
