@@ -107,7 +107,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sched_keys_reach_the_vm),
 		cmocka_unit_test(test_bad_sched_values_are_refused),
-		cmocka_unit_test(test_idle_tax_scenarios_differ_only_in_the_tax),
+		cmocka_unit_test(
+			test_idle_tax_scenarios_differ_only_in_the_tax),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
