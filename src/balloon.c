@@ -33,7 +33,8 @@
  *   SHARED      share.c unmaps it and drops its reference (the shared
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
- * and all become BALLOONED.  Deflate turns BALLOONED
+ *   A SAMPLED page is put back first and taken as PRIVATE (sample.c).
+ * All become BALLOONED.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read
  * zeros through the fault path, never the old bytes and never the RAM
  * image's.  A guest that touches a page still in its balloon gets zeros
@@ -251,6 +252,9 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 			continue;
 		}
 		v = pmap_lock(&vm->pmap[it->pfn]);
+		/* sampling must not cost the guest its inflate */
+		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED)
+			mv__sample_unsample_locked(vm, it->pfn, &v);
 		if (inflate)
 			why = inflate_refusal(pmap_state(v));
 		else
@@ -396,6 +400,15 @@ int mv_balloon_get_config(mv_balloon_chan *ch, struct mv_balloon_config *cfg)
 	return 0;
 }
 
+static void set_target_locked(struct mv__balloon *b)
+{
+	uint64_t want = b->requested_pages > b->sched_pages ?
+				b->requested_pages :
+				b->sched_pages;
+
+	b->target_pages = want < b->max_pages ? want : b->max_pages;
+}
+
 int mv_vm_balloon_set_target(mv_vm *vm, uint64_t bytes)
 {
 	struct mv__balloon *b;
@@ -405,11 +418,30 @@ int mv_vm_balloon_set_target(mv_vm *vm, uint64_t bytes)
 	b = &vm->balloon;
 	pthread_mutex_lock(&b->lock);
 	b->requested_pages = bytes >> MV_PAGE_SHIFT;
-	b->target_pages = b->requested_pages < b->max_pages ?
-				  b->requested_pages :
-				  b->max_pages;
+	set_target_locked(b);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+void mv__balloon_set_sched_target(struct mv_vm *vm, uint64_t pages)
+{
+	struct mv__balloon *b = &vm->balloon;
+
+	pthread_mutex_lock(&b->lock);
+	b->sched_pages = pages;
+	set_target_locked(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void mv__balloon_sched_view(struct mv_vm *vm, uint64_t *sched_pages,
+			    uint64_t *actual_pages)
+{
+	struct mv__balloon *b = &vm->balloon;
+
+	pthread_mutex_lock(&b->lock);
+	*sched_pages = b->sched_pages;
+	*actual_pages = atomic_load(&b->actual_pages);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static uint64_t age_ms(const struct timespec *then)

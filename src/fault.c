@@ -21,6 +21,9 @@
  * A VM restored from a RAM image shares the image's pages from the first
  * touch: the first-touch run maps the image's shared frames (share.c) and
  * copies in only the pages that cannot share one (zeros, another salt).
+ *   SAMPLED    taken out for active-memory sampling: sample.c puts it back.
+ * Before that, a VM above its target waits while the host is in the low
+ * state (sched.c).
  * Frames are reserved from the host before anything is filled; with none
  * free the thread drops its lock and sleeps until reclaim frees some.
  *
@@ -462,9 +465,14 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served;
 	int err;
 
+	mv__sched_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
 		s = pmap_state(v);
+		if (s == MV_PAGE_SAMPLED) {
+			mv__sample_fault(vm, ppn, v);
+			return;
+		}
 		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
 			if (fill_given_up(ctx, ppn, v))
 				return;

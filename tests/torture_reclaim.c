@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * torture_reclaim.c - several VMs, several guest threads each, random reads
- * and writes of whole pages with checksums, while the enforcer reclaims on a
+ * and writes of whole pages with checksums, while the scheduler reclaims on a
  * host far too small and a reclaimer thread reclaims random pages on top:
  * into the swap file (random, incompressible pages) or the compression
  * cache and on to swap (compressible pages).
@@ -182,7 +182,7 @@ static void torture(unsigned fault_threads, bool z)
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
 	mv_host_stats(t.host, &hs);
 	mv_vm_stats(vms[0], &st);
-	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the enforcer, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
+	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the scheduler, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
 	       fault_threads, z ? "compressible" : "random",
 	       (unsigned long long)ops, (unsigned long long)r.swapped,
 	       (unsigned long long)hs.reclaim_pages,
