@@ -39,7 +39,8 @@
  * max_page_sharing pages).  Converged once two full scans change nothing;
  * its cost is the CPU time of the ksmd thread (/proc/PID/stat).  Every KSM
  * setting written is restored and merged pages are unmerged (run = 2) on
- * every exit path: errors, the watchdog, SIGINT, SIGTERM, SIGHUP.
+ * every exit path: errors, the watchdog, SIGINT, SIGTERM, SIGHUP, SIGQUIT
+ * (only SIGKILL leaves KSM on: then `echo 2 >run; echo 0 >run` there).
  *
  * "CPU per GiB scanned" counts GiB of guest memory covered: memvisor's
  * scanned pages (share_scanned_pages), KSM's full scans times its mapped
@@ -762,8 +763,8 @@ static int ksm_converge(const struct images *im, pid_t ksmd,
 			struct ksm_result *res)
 {
 	struct ksm_now k0, k, last;
-	uint64_t t0, scans_seen, stable = 0, sleep_ns = KSM_POLL_NS;
-	struct timespec nap = { 0, (long)sleep_ns };
+	struct timespec nap = { 0, KSM_POLL_NS };
+	uint64_t t0, scans_seen, stable = 0;
 	double cpu0;
 
 	ksm_read(&k0);
@@ -784,11 +785,15 @@ static int ksm_converge(const struct images *im, pid_t ksmd,
 		}
 		if (k.full_scans == scans_seen)
 			continue;
-		/* a scan ended since the last look; the first only takes
-		 * checksums, so nothing merged yet is not convergence */
+		/*
+		 * Scans ended since the last look.  stable counts the scan
+		 * of the last change too, hence ">".  KSM's first scan only
+		 * takes checksums, so nothing merged yet is no convergence.
+		 */
 		stable += k.full_scans - scans_seen;
 		scans_seen = k.full_scans;
-		if ((stable > KSM_STABLE_SCANS && k.sharing + k.zero > 0) ||
+		if ((stable > KSM_STABLE_SCANS &&
+		     k.sharing + k.zero > k0.sharing + k0.zero) ||
 		    k.full_scans - k0.full_scans >= KSM_MAX_SCANS)
 			break;
 	}
@@ -920,19 +925,6 @@ enum figure {
  * KSM runs fewer times than memvisor: its samples are padded with their
  * median, which keeps their median, min and max as they were.
  */
-static void pad(double *v, unsigned n, unsigned trials)
-{
-	double *tmp = malloc(n * sizeof(*tmp)), m;
-
-	if (!tmp)
-		return;
-	memcpy(tmp, v, n * sizeof(*tmp));
-	m = bench_median(tmp, n);
-	free(tmp);
-	for (unsigned i = n; i < trials; i++)
-		v[i] = m;
-}
-
 static double median_of(const double *v, unsigned n)
 {
 	double *tmp = malloc(n * sizeof(*tmp)), m;
@@ -943,6 +935,14 @@ static double median_of(const double *v, unsigned n)
 	m = bench_median(tmp, n);
 	free(tmp);
 	return m;
+}
+
+static void pad(double *v, unsigned n, unsigned trials)
+{
+	double m = median_of(v, n);
+
+	for (unsigned i = n; i < trials; i++)
+		v[i] = m;
 }
 
 /* us per page scanned -> CPU seconds per GiB scanned */
@@ -1001,9 +1001,9 @@ static void report_mv(struct bench_report *r, const struct images *im,
 	if (mr->vm_saved != mr->saved || mr->collisions || mr->cow_breaks)
 		bench_note(r,
 			   "check: the VMs' SHRDSVD add up to %" PRIu64
-			   " (host: %" PRIu64 "); %" PRIu64
-			   " hash collisions; %" PRIu64
-			   " COW breaks though nothing wrote",
+			   " (the host's share_saved_pages: %" PRIu64
+			   "); hash collisions %" PRIu64 "; COW breaks %" PRIu64
+			   " (nothing wrote: 0 expected)",
 			   mr->vm_saved, mr->saved, mr->collisions,
 			   mr->cow_breaks);
 }
