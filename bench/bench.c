@@ -102,6 +102,7 @@ static const struct bench benches[] = {
 	{ "swapin", 16384, bench_swapin, NULL },
 	{ "balloon", 65536, bench_balloon, NULL },
 	{ "zip", 16384, bench_zip, NULL },
+	{ "cow", 4096, bench_cow, NULL },
 	/* 0 pages: the whole of each guest RAM image */
 	{ "share", 0, bench_share, bench_share_missing },
 };
@@ -368,11 +369,12 @@ static void print_report(const struct bench_report *r)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: memvisor bench fault|swapin|balloon|zip|share|all [--pages N] [--trials T] [--swapdir DIR] [--image PATH]... [--json]\n"
+		"usage: memvisor bench fault|swapin|balloon|zip|cow|share|all [--pages N] [--trials T] [--swapdir DIR] [--image PATH]... [--json]\n"
 		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
 		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
 		"  balloon inflate and deflate (GiB/s) vs MADV_DONTNEED of the same pages\n"
 		"  zip     compression cache vs raw LZ4/zstd on a page mix; density; fault-in\n"
+		"  cow     page sharing: merge and copy-on-write costs vs mmap, uffd and kernel COW\n"
 		"  share   page sharing on guest RAM images: saved vs the ideal, CPU vs Linux KSM\n"
 		"          (`bench all` skips it when the images are missing)\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"

@@ -47,6 +47,8 @@ int bench_zip(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir);
 int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
 		  const char *swapdir);
+int bench_cow(struct bench_report *r, uint64_t pages, unsigned trials,
+	      const char *swapdir);
 /* pages 0: the whole of each image (bench_share.c) */
 int bench_share(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir);

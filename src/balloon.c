@@ -30,9 +30,10 @@
  *   SWAPPED     its swap slot is freed: nothing will read it again;
  *   COMPRESSED  its object leaves the compression cache, which gives
  *               back the frames its pool shrinks by;
+ *   SHARED      share.c unmaps it and drops its reference (the shared
+ *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
- * and all become BALLOONED.  SHARED pages are refused (and counted) until
- * page sharing can drop one of its sharers.  Deflate turns BALLOONED
+ * and all become BALLOONED.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read
  * zeros through the fault path, never the old bytes and never the RAM
  * image's.  A guest that touches a page still in its balloon gets zeros
@@ -46,7 +47,8 @@
  *
  * Lock ordering:
  *   vm->balloon.lock -> pmap entry locks (ascending ppn) ->
- *   vm->zc.lock, vm->swap.lock, host->frames_lock, host->msg_lock
+ *   vm->zc.lock, vm->swap.lock, host->share.lock, host->frames_lock,
+ *   host->msg_lock
  *   Never held together with vm->reclaim_lock; fault threads reach this
  *   file holding a pmap entry lock and take no lock here.
  */
@@ -118,11 +120,12 @@ static const char *inflate_refusal(enum mv_page_state s)
 	case MV_PAGE_UNTOUCHED:
 	case MV_PAGE_ZERO:
 	case MV_PAGE_COMPRESSED:
+	case MV_PAGE_SHARED:
 		return NULL;
 	case MV_PAGE_BALLOONED:
 		return "already in the balloon";
 	default:
-		return "page is shared, which the balloon cannot take yet";
+		return "page is in a state the balloon does not know";
 	}
 }
 
@@ -293,6 +296,9 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 				      "not in the balloon";
 		if (!why && inflate && n >= room)
 			why = "the balloon is at Mem.CtlMaxPercent of the VM";
+		if (!why && inflate && pmap_state(v) == MV_PAGE_SHARED &&
+		    mv__share_give_up(vm, it->pfn, v))
+			why = "the shared page could not be unmapped";
 		if (why) {
 			pmap_unlock(&vm->pmap[it->pfn], v);
 			refuse(j, it->idx, it->pfn, why);

@@ -184,10 +184,14 @@ static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
 	return 0;
 }
 
-/* UFFDIO_COPY of n pages from lo; the kernel may copy part and ask again. */
+/*
+ * UFFDIO_COPY of n pages from lo; the kernel may copy part and ask again.
+ * One copy stays within one mapping, and shared pages split the guest's
+ * mapping, so a run the kernel refuses is copied page by page.
+ */
 static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n, uint8_t *buf)
 {
-	uint64_t done = 0, len = n << MV_PAGE_SHIFT;
+	uint64_t done = 0, len = n << MV_PAGE_SHIFT, step = len;
 	struct uffdio_copy c;
 
 	while (done < len) {
@@ -195,14 +199,16 @@ static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n, uint8_t *buf)
 			.dst = (uintptr_t)vm->mem + (lo << MV_PAGE_SHIFT) +
 			       done,
 			.src = (uintptr_t)buf + done,
-			.len = len - done,
+			.len = step < len - done ? step : len - done,
 		};
 		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0) {
-			done = len;
-			break;
+			done += c.len;
+			continue;
 		}
 		if (c.copy > 0)
 			done += (uint64_t)c.copy;
+		else if (errno == ENOENT && step > MV_PAGE_SIZE)
+			step = MV_PAGE_SIZE;
 		else if (errno != EAGAIN && c.copy != -EAGAIN)
 			return -errno;
 	}

@@ -71,12 +71,19 @@ static unsigned move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 	struct uffdio_move m = { .dst = (uintptr_t)dst,
 				 .src = (uintptr_t)src,
 				 .len = (uint64_t)len << MV_PAGE_SHIFT };
+	unsigned moved;
 
 	*err = 0;
 	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
 		return len;
-	*err = m.move < 0 ? (int)m.move : -errno;
-	return m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
+	moved = m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
+	/* one move stays in one mapping, and shared pages split mappings */
+	while (moved < len &&
+	       !(*err = move_page(
+			 vm, (uint8_t *)dst + ((size_t)moved << MV_PAGE_SHIFT),
+			 (uint8_t *)src + ((size_t)moved << MV_PAGE_SHIFT))))
+		moved++;
+	return moved;
 }
 
 static int copy_page(struct mv_vm *vm, void *dst, void *src)

@@ -72,6 +72,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -304,7 +305,8 @@ static void frame_free(struct mv_host *h, uint64_t f)
 		}
 	}
 	if (s->frames[f].image)
-		fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		fallocate(s->pool_fd,
+			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
 	else
 		frame_discard(s, f);
@@ -341,7 +343,8 @@ static bool maps_room(struct mv_host *h, unsigned want)
 	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	count_maps_now(s);
-	if (!s->maps_full && s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+	if (!s->maps_full &&
+	    s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	if (!s->maps_full)
 		return false;
@@ -359,6 +362,21 @@ static void retry_pause(struct mv_vm *vm, const char *what, int err)
 	mv__host_set_msg(vm->host, "VM %s: %s failed: %s (retrying)", vm->name,
 			 what, strerror(-err));
 	nanosleep(&ts, NULL);
+}
+
+/*
+ * mmap(MAP_FIXED) over guest memory the guest is using, through the raw
+ * system call: the kernel orders the new mapping with the guest's accesses
+ * (a guest thread touching it faults and waits for us), which
+ * ThreadSanitizer cannot see, and its mmap wrapper would take the guest's
+ * next access for a race with a write made by mmap.
+ */
+static int map_fixed(void *addr, size_t len, int fd, uint64_t off)
+{
+	long r = syscall(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
+			 MAP_FIXED | MAP_PRIVATE, fd, (long)off);
+
+	return r == -1 ? -1 : 0;
 }
 
 static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
@@ -426,8 +444,7 @@ static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 
 	if (!maps_room(vm->host, 2))
 		return -ENOMEM;
-	if (mmap(g, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE,
-		 s->pool_fd, (off_t)(f << MV_PAGE_SHIFT)) == MAP_FAILED)
+	if (map_fixed(g, len, s->pool_fd, f << MV_PAGE_SHIFT))
 		return -errno;
 	s->maps_now += 2;
 	while ((err = mv__uffd_register(vm->uffd, g, len, true)))
@@ -559,8 +576,8 @@ static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	struct mv_host *h = vm->host;
 	struct mv__share *s = &h->share;
 	uint64_t ref = s->table[i].ref, ppn2, v2, f;
-	struct mv_vm *vm2 = vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >>
-						   HINT_PPN_BITS));
+	struct mv_vm *vm2 =
+		vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >> HINT_PPN_BITS));
 	uint8_t *st1 = vm->sh.stage, *st2;
 	int got;
 
@@ -606,8 +623,8 @@ static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		put_back(vm, ppn, v, st1);
 		return 0;
 	}
-	s->frames[f] = (struct mv__share_frame){ .refs = 0,
-						 .salt = vm->sh.salt };
+	s->frames[f] =
+		(struct mv__share_frame){ .refs = 0, .salt = vm->sh.salt };
 	/*
 	 * The first page to map the frame hands it its private frame (no
 	 * change to the host's count), every later one gives its frame back.
@@ -654,7 +671,8 @@ static int try_share(struct mv_vm *vm, uint64_t ppn, uint8_t *buf)
 		if (i == NO_SLOT) {
 			table_insert(s, hash,
 				     SLOT_HINT |
-					     ((uint64_t)vm->id << HINT_PPN_BITS) |
+					     ((uint64_t)vm->id
+					      << HINT_PPN_BITS) |
 					     ppn);
 			pmap_unlock(&vm->pmap[ppn], v);
 		} else if (s->table[i].ref & SLOT_FRAME) {
@@ -841,6 +859,39 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	return true;
 }
 
+int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+{
+	struct mv_host *h = vm->host;
+	uint8_t *g = page_of(vm, ppn);
+	volatile uint8_t *t;
+	int err;
+
+	/*
+	 * The same mremap() as for a copy, but of the kernel's zero page,
+	 * which costs no frame; then the address is emptied so that the next
+	 * touch faults.  A touch in between reads zeros, as a ballooned page
+	 * must.
+	 */
+	t = mmap(NULL, MV_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		return -errno;
+	(void)t[0];
+	if (mremap((void *)t, MV_PAGE_SIZE, MV_PAGE_SIZE,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, g) == MAP_FAILED) {
+		err = -errno;
+		munmap((void *)t, MV_PAGE_SIZE);
+		return err;
+	}
+	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, false)))
+		retry_pause(vm, "registering a page given up", err);
+	madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
+	pthread_mutex_lock(&h->share.lock);
+	frame_put(h, pmap_payload(v));
+	pthread_mutex_unlock(&h->share.lock);
+	return 0;
+}
+
 /* ---- VMs restored from one RAM image ---- */
 
 /*
@@ -905,7 +956,8 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 				int e;
 
 				while ((e = unshare_page(vm, lo + k)))
-					retry_pause(vm, "unsharing an image page",
+					retry_pause(vm,
+						    "unsharing an image page",
 						    e);
 			} else if (!err) {
 				s->frames[f].refs++;
@@ -950,8 +1002,9 @@ static int image_attach(struct mv_vm *vm)
 		img = &s->images[i];
 		if (img->dev == st.st_dev && img->ino == st.st_ino &&
 		    img->size == (uint64_t)st.st_size &&
-		    img->mtime_ns == (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-					     (uint64_t)st.st_mtim.tv_nsec)
+		    img->mtime_ns ==
+			    (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				    (uint64_t)st.st_mtim.tv_nsec)
 			break;
 	}
 	if (i == s->nimages) {
@@ -966,8 +1019,9 @@ static int image_attach(struct mv_vm *vm)
 			.dev = st.st_dev,
 			.ino = st.st_ino,
 			.size = (uint64_t)st.st_size,
-			.mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-				    (uint64_t)st.st_mtim.tv_nsec,
+			.mtime_ns =
+				(uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				(uint64_t)st.st_mtim.tv_nsec,
 			.base = s->frames_end,
 			.pages = pages,
 		};

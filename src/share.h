@@ -104,6 +104,13 @@ void mv__share_vm_fini(struct mv_vm *vm);
 bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 
 /*
+ * The guest gave up the content of a SHARED page (locked, entry v) through
+ * its balloon: the page is unmapped so that its next touch faults, and its
+ * reference dropped.  0 or -errno (nothing changed).
+ */
+int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v);
+
+/*
  * First touch of n pages from lo of an image VM (locked, UNTOUCHED, their
  * image bytes in buf): maps the image's shared frame over each page that
  * can share one, in runs, and sets frame[i] to its frame (MV_NO_FRAME for

@@ -160,8 +160,9 @@ static void test_write_to_shared_page_stays_in_the_writer(void **state)
 	for (uint64_t p = 0; p < n; p += 2)
 		th_fill(a + p * MV_PAGE_SIZE, 1, p, 1);
 	for (uint64_t p = 0; p < n; p++)
-		assert_true(p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
-				    th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
+		assert_true(
+			p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
+				th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
 	assert_int_equal(bad_common(vm[1]), 0);
 	assert_int_equal(bad_common(vm[2]), 0);
 	th_quiesce(vm[0]);
@@ -293,8 +294,8 @@ static void test_salts_decide_who_shares(void **state)
 	/* an unsalted VM shares only with itself: two equal halves */
 	m = mv_vm_mem(vm[3]);
 	for (uint64_t p = 0; p < npages_of(vm[3]); p++)
-		th_fill(m + p * MV_PAGE_SIZE, COMMON, p % (npages_of(vm[3]) / 2),
-			0);
+		th_fill(m + p * MV_PAGE_SIZE, COMMON,
+			p % (npages_of(vm[3]) / 2), 0);
 	scan_all(vm, 4);
 	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), npages_of(vm[0]));
 	assert_int_equal(in_state(vm[2], MV_PAGE_SHARED), npages_of(vm[2]));
@@ -370,6 +371,45 @@ static void test_pool_write_failure_loses_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_balloon_takes_a_shared_page_from_one_sharer(void **state)
+{
+	struct mv_balloon_msg msg = { .type = MV_BALLOON_MSG_INFLATE,
+				      .num = 2 };
+	struct mv_balloon_reply rep;
+	struct mv_balloon_chan *ch;
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint8_t *a;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	assert_int_equal(mv_vm_page_state(vm[0], 4), MV_PAGE_SHARED);
+	assert_int_equal(mv_vm_balloon_set_target(vm[0], 2 * MV_PAGE_SIZE), 0);
+	assert_int_equal(mv_balloon_open(vm[0], &ch), 0);
+	msg.u.pfns[0] = 4;
+	msg.u.pfns[1] = 5;
+	assert_int_equal(mv_balloon_send(ch, &msg, &rep), 0);
+	assert_int_equal(rep.accepted, 2);
+	assert_int_equal(mv_vm_page_state(vm[0], 4), MV_PAGE_BALLOONED);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_refs, 2 * npages_of(vm[0]) - 2);
+	assert_int_equal(bad_common(vm[1]), 0);
+	/* a guest touching its ballooned page reads zeros, never the frame */
+	a = mv_vm_mem(vm[0]);
+	assert_true(th_is_zero(a + 4 * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	mv_balloon_close(ch);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 static void make_image(char *path, size_t len, uint64_t pages)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -406,9 +446,9 @@ static void test_vms_from_one_image_share_from_first_touch(void **state)
 		m = mv_vm_mem(vm[i]);
 		sum = 0;
 		for (uint64_t p = 0; p < pages; p++)
-			sum += p % 8 == 7 ?
-				       !th_is_zero(m + p * MV_PAGE_SIZE) :
-				       !th_check(m + p * MV_PAGE_SIZE, COMMON, p, 0);
+			sum += p % 8 == 7 ? !th_is_zero(m + p * MV_PAGE_SIZE) :
+					    !th_check(m + p * MV_PAGE_SIZE,
+						      COMMON, p, 0);
 		assert_int_equal(sum, 0);
 		th_quiesce(vm[i]);
 	}
@@ -416,7 +456,8 @@ static void test_vms_from_one_image_share_from_first_touch(void **state)
 	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), pages - pages / 8);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(hs.share_frames, pages - pages / 8);
-	assert_int_equal(hs.consumed_pages, pages - pages / 8 + 2 * (pages / 8));
+	assert_int_equal(hs.consumed_pages,
+			 pages - pages / 8 + 2 * (pages / 8));
 	/* a write is the writer's alone */
 	m = mv_vm_mem(vm[1]);
 	th_fill(m, 9, 0, 0);
@@ -441,6 +482,8 @@ int main(void)
 		cmocka_unit_test(test_salts_decide_who_shares),
 		cmocka_unit_test(test_swap_out_leaves_shared_pages_shared),
 		cmocka_unit_test(test_pool_write_failure_loses_nothing),
+		cmocka_unit_test(
+			test_balloon_takes_a_shared_page_from_one_sharer),
 		cmocka_unit_test(
 			test_vms_from_one_image_share_from_first_touch),
 	};

@@ -25,9 +25,10 @@
 #include "report.h"
 
 /* The final table's columns; the header is printed with the same widths. */
-#define TABLE_HDR "%-12s %7s %8s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define TABLE_HDR \
+	"%-12s %7s %8s %7s %7s %7s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define TABLE_FMT \
-	"%-12s %7.1f %8.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%-12s %7.1f %8.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 static double round1(double v)
 {
@@ -56,8 +57,8 @@ void report_print(FILE *out, const struct run_result *r)
 	uint64_t configured = scenario_vm_memsize_total(r->sc);
 
 	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "CONSUMED", "TCHD",
-		"MCTLSZ", "SWCUR", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s",
-		"UNZIP/s", "OPS/s", "INTEGRITY");
+		"SHRD", "ZERO", "SHRDSVD", "MCTLSZ", "SWCUR", "CACHEUSD",
+		"SWR/s", "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -65,6 +66,8 @@ void report_print(FILE *out, const struct run_result *r)
 			pages_mb(v->st.memsz_pages),
 			pages_mb(v->st.consumed_pages),
 			pages_mb(v->st.touched_pages),
+			pages_mb(v->st.shrd_pages), pages_mb(v->st.zero_pages),
+			pages_mb(v->st.shrdsvd_pages),
 			pages_mb(v->st.mctlsz_pages),
 			pages_mb(v->st.swcur_pages),
 			(double)v->st.zip_used_bytes / (1 << 20), v->swr_mb_s,
@@ -88,6 +91,14 @@ void report_print(FILE *out, const struct run_result *r)
 			0.0,
 		pages_mb(h->reclaim_pages), (unsigned long long)h->alloc_waits,
 		(unsigned long long)h->swap_errors);
+	fprintf(out,
+		"      sharing: %.1f MB saved, %.1f MB in %llu shared frames, %llu COW breaks, %llu pages scanned, table %.1f MB, %llu mappings added\n",
+		pages_mb(h->share_saved_pages), pages_mb(h->share_frames),
+		(unsigned long long)h->share_frames,
+		(unsigned long long)h->cow_breaks,
+		(unsigned long long)h->share_scanned_pages,
+		(double)h->share_table_bytes / (1 << 20),
+		(unsigned long long)h->share_vmas);
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -150,6 +161,15 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "alloc_waits", (double)h->alloc_waits);
 	num(b, o, "reclaimed_mb", round1(pages_mb(h->reclaim_pages)));
 	num(b, o, "swap_errors", (double)h->swap_errors);
+	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
+	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
+	num(b, o, "share_refs", (double)h->share_refs);
+	num(b, o, "share_hints", (double)h->share_hints);
+	num(b, o, "share_table_mb",
+	    round1((double)h->share_table_bytes / (1 << 20)));
+	num(b, o, "share_collisions", (double)h->share_collisions);
+	num(b, o, "share_vmas", (double)h->share_vmas);
+	num(b, o, "cow_breaks", (double)h->cow_breaks);
 	str(b, o, "swapdir", r->swapdir);
 }
 
@@ -183,6 +203,11 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "unzip_mb", round1(pages_mb(v->st.unzip_pages)));
 	num(b, o, "zip_evict_mb", round1(pages_mb(v->st.zip_evict_pages)));
 	num(b, o, "zip_incompressible", (double)v->st.zip_incompressible);
+	num(b, o, "shrd_mb", round1(pages_mb(v->st.shrd_pages)));
+	num(b, o, "zero_mb", round1(pages_mb(v->st.zero_pages)));
+	num(b, o, "shrdsvd_mb", round1(pages_mb(v->st.shrdsvd_pages)));
+	num(b, o, "cow_s", round1(v->cow_s));
+	num(b, o, "share_scan_s", round1(v->scan_s));
 	num(b, o, "mctlsz_mb", round1(pages_mb(v->st.mctlsz_pages)));
 	num(b, o, "mctltgt_mb", round1(pages_mb(v->st.mctltgt_pages)));
 	num(b, o, "mctlmax_mb", round1(pages_mb(v->st.mctlmax_pages)));

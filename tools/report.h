@@ -25,6 +25,8 @@ struct vm_result {
 	double swr_mb_s; /* SWR/s: swap-in rate averaged over the run */
 	double sww_mb_s; /* SWW/s: swap-out rate averaged over the run */
 	double zip_mb_s; /* ZIP/s: compression rate averaged over the run */
+	double cow_s; /* copy-on-write breaks per second */
+	double scan_s; /* pages the share scanner visited per second */
 	double unzip_mb_s; /* UNZIP/s: decompression rate, likewise */
 	double ops_s; /* guest ops per second over the run */
 };

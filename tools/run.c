@@ -50,9 +50,10 @@
 #define EXIT_ENGINE_BUG 3
 
 /* The live line's columns; the header is printed with the same widths. */
-#define LIVE_HDR "%5s %-5s %7s %7s %8s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+#define LIVE_HDR \
+	"%5s %-5s %7s %7s %8s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define LIVE_FMT \
-	"%4.0fs %-5s %7.1f %7.1f %8.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%4.0fs %-5s %7.1f %7.1f %8.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 struct options {
 	const char *scenario; /* file, or NULL for the embedded default */
@@ -241,6 +242,7 @@ static int start_vms(struct run *r)
 		snprintf(cfg.name, sizeof(cfg.name), "%s", v->cfg->name);
 		cfg.memsize_bytes = v->cfg->memsize;
 		cfg.image_path = v->cfg->image;
+		memcpy(cfg.salt, v->cfg->salt, sizeof(cfg.salt));
 		err = mv_vm_create(r->host, &cfg, &v->vm);
 		if (err) {
 			v->vm = NULL;
@@ -330,9 +332,9 @@ static void print_summary(const struct run *r)
 	fprintf(r->out, "  swap files in %s\n", r->cfg.swapdir);
 	if (!r->opt.quiet)
 		fprintf(r->out, "\n" LIVE_HDR, "TIME", "STATE", "FREE",
-			"MINFREE", "CONSUMED", "MCTLSZ", "SWCUR", "CACHEUSD",
-			"SWR/s", "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s",
-			"INTEGRITY");
+			"MINFREE", "CONSUMED", "SHRDSVD", "MCTLSZ", "SWCUR",
+			"CACHEUSD", "SWR/s", "SWW/s", "ZIP/s", "UNZIP/s",
+			"OPS/s", "INTEGRITY");
 	fflush(r->out);
 }
 
@@ -388,11 +390,12 @@ static void live_line(struct run *r, double t, double dt)
 		return;
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
 		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
-		pages_mb(h.consumed_pages), pages_mb(tot.mctlsz_pages),
-		pages_mb(tot.swcur_pages), mb(tot.cacheusd_bytes),
-		pages_mb(tot.swin_pages) / dt, pages_mb(tot.swout_pages) / dt,
-		pages_mb(tot.zip_pages) / dt, pages_mb(tot.unzip_pages) / dt,
-		(double)tot.ops / dt, (unsigned long long)tot.integrity_errors);
+		pages_mb(h.consumed_pages), pages_mb(h.share_saved_pages),
+		pages_mb(tot.mctlsz_pages), pages_mb(tot.swcur_pages),
+		mb(tot.cacheusd_bytes), pages_mb(tot.swin_pages) / dt,
+		pages_mb(tot.swout_pages) / dt, pages_mb(tot.zip_pages) / dt,
+		pages_mb(tot.unzip_pages) / dt, (double)tot.ops / dt,
+		(unsigned long long)tot.integrity_errors);
 	fflush(r->out);
 }
 
@@ -465,6 +468,11 @@ static void collect(struct run *r, bool interrupted)
 			pages_mb(v->st.unzip_pages - vr->start.unzip_pages) /
 			res->duration_s;
 		v->ops_s = (double)v->ops / res->duration_s;
+		v->cow_s = (double)(v->st.cow_breaks - vr->start.cow_breaks) /
+			   res->duration_s;
+		v->scan_s = (double)(v->st.share_scanned_pages -
+				     vr->start.share_scanned_pages) /
+			    res->duration_s;
 	}
 	mv_host_stats(r->host, &res->host);
 }

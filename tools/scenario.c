@@ -419,6 +419,19 @@ static int vm_image(struct parse *p, const char *value)
 	return 0;
 }
 
+static int vm_salt(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	if (!value[0] || strlen(value) >= sizeof(vm->salt))
+		return fail(
+			p,
+			"bad salt '%s' (expected a name of 1 to %zu characters; VMs with the same salt may share pages)",
+			value, sizeof(vm->salt) - 1);
+	snprintf(vm->salt, sizeof(vm->salt), "%s", value);
+	return 0;
+}
+
 static int vm_seed(struct parse *p, const char *value)
 {
 	return set_uint(p, "seed", value, 0, UINT64_MAX, &current_vm(p)->seed);
@@ -526,6 +539,7 @@ static const struct key vm_keys[] = {
 	{ "workload", vm_workload },
 	{ "threads", vm_threads },
 	{ "image", vm_image },
+	{ "salt", vm_salt },
 	{ "seed", vm_seed },
 	{ "think_us", vm_think_us },
 	{ "zipf_s", vm_zipf_s },

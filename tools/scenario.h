@@ -31,6 +31,7 @@ struct sc_vm {
 	enum mvg_kind workload;
 	unsigned threads; /* guest threads, 1..SCENARIO_MAX_THREADS */
 	char *image; /* resolved RAM image path; NULL if none */
+	char salt[MV_NAME_MAX]; /* sched.mem.pshare.salt; "" if unset */
 	uint64_t seed;
 	uint32_t think_us; /* pause between guest ops, microseconds */
 	double zipf_s; /* kvstore skew; 0: the workload's default */

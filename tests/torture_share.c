@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+/*
+ * torture_share.c - page sharing under fire: several VMs whose guest
+ * threads keep writing pages that are often equal across VMs (and often
+ * zero), read and verify them, while a scanner thread merges at full speed,
+ * a reclaimer swaps random pages, and the enforcer swaps on a host too
+ * small for the guests.  Every copy-on-write happens during scans and
+ * reclaim.  A write that showed in another VM, a lost write or a stale
+ * read fails the check.
+ *
+ * Each guest thread owns the pages p with p % THREADS == its index.  A
+ * page's content follows its version: odd versions are the VM's own
+ * (tag, ppn, version) bytes; even ones are content every VM may hold
+ * (COMMON, ppn, version / 2 % 3), or zeros, so that pages keep becoming
+ * shareable and shared pages keep being written.  MV_TORTURE_SECONDS sets
+ * the length of each run (default 6).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+
+#define MiB (1ull << 20)
+#define NVMS 3
+#define THREADS 2
+#define COMMON 77
+
+struct guest {
+	mv_vm *vm;
+	uint64_t tag;
+	unsigned index;
+	uint32_t *version; /* per page, owned by this thread's pages only */
+	atomic_bool *stop;
+	uint64_t ops;
+	uint64_t errors;
+};
+
+static void fill(void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
+{
+	if (ver % 2)
+		th_fill(page, tag, ppn, ver);
+	else if (ver % 8 == 4)
+		memset(page, 0, MV_PAGE_SIZE);
+	else
+		th_fill(page, COMMON, ppn, ver / 2 % 3);
+}
+
+static bool check(const void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
+{
+	if (ver % 2)
+		return th_check(page, tag, ppn, ver);
+	if (ver % 8 == 4 || !ver)
+		return th_is_zero(page);
+	return th_check(page, COMMON, ppn, ver / 2 % 3);
+}
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void *guest_main(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t npages = mv_vm_memsize(g->vm) / MV_PAGE_SIZE, ppn;
+	uint64_t rng = 0x7654321ull * (g->tag * 5 + g->index + 1);
+	uint8_t *m = mv_vm_mem(g->vm), *page;
+
+	while (!atomic_load_explicit(g->stop, memory_order_relaxed)) {
+		ppn = xs(&rng) % npages;
+		ppn -= ppn % THREADS;
+		ppn += g->index;
+		if (ppn >= npages)
+			continue;
+		page = m + ppn * MV_PAGE_SIZE;
+		if (xs(&rng) % 4 == 0) {
+			/* mostly to even versions: shareable content */
+			g->version[ppn] +=
+				xs(&rng) % 4 ? 2 - g->version[ppn] % 2 : 1;
+			fill(page, g->tag, ppn, g->version[ppn]);
+		} else {
+			g->errors += !check(page, g->tag, ppn, g->version[ppn]);
+		}
+		g->ops++;
+	}
+	return NULL;
+}
+
+struct helper {
+	mv_vm **vms;
+	atomic_bool *stop;
+	uint64_t done;
+};
+
+static void *scanner_main(void *arg)
+{
+	struct helper *h = arg;
+	uint64_t merged;
+
+	while (!atomic_load(h->stop))
+		for (int v = 0; v < NVMS; v++) {
+			mv_vm_share_scan(h->vms[v], 64, &merged);
+			h->done += merged;
+		}
+	return NULL;
+}
+
+static void *reclaimer_main(void *arg)
+{
+	struct helper *h = arg;
+	struct timespec ts = { 0, 500000L };
+	uint64_t rng = 17, done;
+
+	while (!atomic_load(h->stop)) {
+		mv_vm_swap_out(h->vms[xs(&rng) % NVMS], 16, &done);
+		h->done += done;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static unsigned seconds(void)
+{
+	const char *s = getenv("MV_TORTURE_SECONDS");
+
+	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
+}
+
+static void torture(unsigned fault_threads, uint64_t host_mib)
+{
+	struct guest g[NVMS][THREADS];
+	uint32_t *version[NVMS];
+	pthread_t gt[NVMS][THREADS], st, rt;
+	struct helper sc, rc;
+	struct mv_settings s;
+	struct mv_host_stats hs;
+	struct mv_vm_stats vs;
+	struct th_host t;
+	mv_vm *vms[NVMS];
+	atomic_bool stop = false;
+	uint64_t npages = 4 * MiB / MV_PAGE_SIZE, errors = 0, ops = 0;
+	uint64_t cow = 0;
+	char name[16], buf[8];
+	uint8_t *m;
+
+	mv_settings_init(&s);
+	snprintf(buf, sizeof(buf), "%u", fault_threads);
+	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", buf), 0);
+	assert_int_equal(mv_settings_set(&s, "Mem.ShareForceSalting", "0"), 0);
+	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	th_host_create(&t, host_mib * MiB, &s);
+	for (int v = 0; v < NVMS; v++) {
+		snprintf(name, sizeof(name), "s%d", v);
+		vms[v] = th_vm_create(&t, name, npages * MV_PAGE_SIZE);
+		version[v] = calloc(npages, sizeof(uint32_t));
+		assert_non_null(version[v]);
+		for (unsigned i = 0; i < THREADS; i++) {
+			g[v][i] = (struct guest){ .vm = vms[v],
+						  .tag = 200 + (uint64_t)v,
+						  .index = i,
+						  .version = version[v],
+						  .stop = &stop };
+			assert_int_equal(pthread_create(&gt[v][i], NULL,
+							guest_main, &g[v][i]),
+					 0);
+		}
+	}
+	sc = (struct helper){ .vms = vms, .stop = &stop };
+	rc = (struct helper){ .vms = vms, .stop = &stop };
+	assert_int_equal(pthread_create(&st, NULL, scanner_main, &sc), 0);
+	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &rc), 0);
+	sleep(seconds());
+	atomic_store(&stop, true);
+	pthread_join(st, NULL);
+	pthread_join(rt, NULL);
+	for (int v = 0; v < NVMS; v++)
+		for (unsigned i = 0; i < THREADS; i++) {
+			pthread_join(gt[v][i], NULL);
+			errors += g[v][i].errors;
+			ops += g[v][i].ops;
+		}
+	for (int v = 0; v < NVMS; v++) {
+		m = mv_vm_mem(vms[v]);
+		for (uint64_t p = 0; p < npages; p++)
+			errors += !check(m + p * MV_PAGE_SIZE,
+					 200 + (uint64_t)v, p, version[v][p]);
+		assert_int_equal(th_presence_mismatches(vms[v]), 0);
+		mv_vm_stats(vms[v], &vs);
+		cow += vs.cow_breaks;
+	}
+	mv_host_stats(t.host, &hs);
+	printf("torture_share(%u fault threads, %llu MiB host): %llu ops, %llu merged, %llu swapped by hand, %llu COW breaks, %llu shared frames now, %llu integrity errors\n",
+	       fault_threads, (unsigned long long)host_mib,
+	       (unsigned long long)ops, (unsigned long long)sc.done,
+	       (unsigned long long)rc.done, (unsigned long long)cow,
+	       (unsigned long long)hs.share_frames, (unsigned long long)errors);
+	assert_int_equal(errors, 0);
+	assert_true(sc.done > 0);
+	assert_true(cow > 0);
+	assert_true(hs.consumed_pages <= hs.memsize_pages);
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_destroy(vms[v]);
+		free(version[v]);
+	}
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(hs.consumed_pages, 0);
+	th_host_destroy(&t);
+}
+
+static void test_torture_share_roomy_host(void **state)
+{
+	(void)state;
+	torture(1, 64);
+}
+
+static void test_torture_share_under_pressure(void **state)
+{
+	(void)state;
+	torture(2, 6);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_torture_share_roomy_host),
+		cmocka_unit_test(test_torture_share_under_pressure),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
