@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "zip", "share",
- * "balloon", "all").  Returns a process exit status. */
+/* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "zip",
+ * "balloon", "cow", "share", "all").  Returns a process exit status. */
 int mv_bench_main(int argc, char **argv);
 
 /* Between the files of bench/: measuring, and the report (bench.c). */

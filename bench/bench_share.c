@@ -992,12 +992,12 @@ static void report_mv(struct bench_report *r, const struct images *im,
 		ratio >= GOAL_SAVED_VS_IDEAL ? "met" : "NOT met");
 	bench_note(
 		r,
-		"memvisor (last trial): %u passes, last merge at %.2f s, converged at %.2f s; %.2f CPU s (%.2f s/GiB scanned; this thread %.2f s); SHRD %" PRIu64
+		"memvisor (medians): last merge at %.2f s, converged at %.2f s, %.2f CPU s, %.2f s/GiB scanned; last trial: %u passes, this thread %.2f of %.2f CPU s, SHRD %" PRIu64
 		", ZERO %" PRIu64 ", %" PRIu64 " shared frames, %" PRIu64
 		" mappings, table %.2f MiB (%.2f%% of guest memory)",
-		mr->passes, mr->final_s, mr->wall_s, mr->cpu_s,
-		s_per_gib(us_per(mr->cpu_s, mr->scanned)), mr->thread_cpu_s,
-		mr->shrd, mr->zero, mr->frames, mr->vmas,
+		med[F_MV_FINAL], med[F_MV_CONV], med[F_MV_CPU_S],
+		s_per_gib(med[F_MV_CPU]), mr->passes, mr->thread_cpu_s,
+		mr->cpu_s, mr->shrd, mr->zero, mr->frames, mr->vmas,
 		(double)mr->table_bytes / (1u << 20),
 		100.0 * (double)mr->table_bytes /
 			((double)im->total * MV_PAGE_SIZE));
