@@ -42,9 +42,9 @@
 #include "memvisor.h"
 
 #define MAX_ROWS 16
-#define MAX_VALUES 24
-#define MAX_NOTES 8
-#define NOTE_MAX 200
+#define MAX_VALUES 40
+#define MAX_NOTES 16
+#define NOTE_MAX 400
 #define MAX_PAGES (1ull << 22) /* 16 GiB of guest memory per VM */
 #define MAX_TRIALS 1000
 #define DEFAULT_TRIALS 5
@@ -93,18 +93,26 @@ struct bench {
 	uint64_t default_pages;
 	int (*run)(struct bench_report *r, uint64_t pages, unsigned trials,
 		   const char *swapdir);
+	/* NULL, or says why `bench all` must skip this one (inputs missing) */
+	int (*missing)(char *msg, size_t len);
 };
 
 static const struct bench benches[] = {
-	{ "fault", 16384, bench_fault },     { "swapin", 16384, bench_swapin },
-	{ "balloon", 65536, bench_balloon }, { "zip", 16384, bench_zip },
-	{ "cow", 4096, bench_cow },
+	{ "fault", 16384, bench_fault, NULL },
+	{ "swapin", 16384, bench_swapin, NULL },
+	{ "balloon", 65536, bench_balloon, NULL },
+	{ "zip", 16384, bench_zip, NULL },
+	{ "cow", 4096, bench_cow, NULL },
+	/* 0 pages: the whole of each guest RAM image */
+	{ "share", 0, bench_share, bench_share_missing },
 };
 
 #define NBENCHES (sizeof(benches) / sizeof(benches[0]))
 
 /* Written before alarm() is armed, read only by the SIGALRM handler. */
 static const char *volatile watch_phase;
+/* Undoes what a benchmark changed outside this process (bench_on_abort). */
+static void (*volatile abort_hook)(void);
 /* The benchmark's swap directory, made by mkdtemp(), removed on any exit. */
 static char swapdir[PATH_MAX];
 
@@ -167,6 +175,8 @@ static void say(const char *s)
 static void watch_expired(int sig)
 {
 	(void)sig;
+	if (abort_hook)
+		abort_hook();
 	/* the swap files in it are unlinked already */
 	rmdir(swapdir);
 	say("memvisor bench: phase \"");
@@ -221,6 +231,16 @@ void bench_row(struct bench_report *r, const char *key, const char *label,
 			   .us = spread_of(us, r->trials) };
 	if (floor_name)
 		w->floor_us = spread_of(floor_us, r->trials);
+}
+
+void bench_on_abort(void (*fn)(void))
+{
+	abort_hook = fn;
+}
+
+void bench_set_pages(struct bench_report *r, uint64_t pages)
+{
+	r->pages = pages;
 }
 
 void bench_value(struct bench_report *r, const char *key, double v)
@@ -349,15 +369,20 @@ static void print_report(const struct bench_report *r)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: memvisor bench fault|swapin|balloon|zip|cow|all [--pages N] [--trials T] [--swapdir DIR] [--json]\n"
+		"usage: memvisor bench fault|swapin|balloon|zip|cow|share|all [--pages N] [--trials T] [--swapdir DIR] [--image PATH]... [--json]\n"
 		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
 		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
 		"  balloon inflate and deflate (GiB/s) vs MADV_DONTNEED of the same pages\n"
 		"  zip     compression cache vs raw LZ4/zstd on a page mix; density; fault-in\n"
 		"  cow     page sharing: merge and copy-on-write costs vs mmap, uffd and kernel COW\n"
+		"  share   page sharing on guest RAM images: saved vs the ideal, CPU vs Linux KSM\n"
+		"          (`bench all` skips it when the images are missing)\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"
+		"  --image PATH   share: a guest RAM image, one VM each; repeat it (default:\n"
+		"                 guest-boot, guest-work, guest-boot from /var/tmp/memvisor-images);\n"
+		"                 --pages N then takes the first N pages of each\n"
 		"  --json         one JSON object on stdout instead of the tables\n",
 		DEFAULT_TRIALS);
 }
@@ -381,6 +406,8 @@ struct opts {
 	uint64_t pages; /* 0: each benchmark's default */
 	uint64_t trials;
 	const char *parent; /* of the temporary swap directory */
+	const char *images[BENCH_SHARE_MAX_IMAGES]; /* --image, in order */
+	unsigned nimages;
 	bool json;
 };
 
@@ -390,6 +417,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "pages", required_argument, NULL, 'p' },
 		{ "trials", required_argument, NULL, 't' },
 		{ "swapdir", required_argument, NULL, 's' },
+		{ "image", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -419,6 +447,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 's':
 			o->parent = optarg;
 			break;
+		case 'i':
+			if (o->nimages == BENCH_SHARE_MAX_IMAGES) {
+				fprintf(stderr,
+					"memvisor bench: at most %u --image\n",
+					BENCH_SHARE_MAX_IMAGES);
+				return -EINVAL;
+			}
+			o->images[o->nimages++] = optarg;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -445,6 +482,7 @@ static int run(unsigned which, const struct opts *o)
 	struct bench_report *r;
 	/* one benchmark: its keys at the top level, as scripts expect */
 	bool nested = which & (which - 1);
+	char why[NOTE_MAX];
 	struct machine m;
 	int err = 0;
 
@@ -462,6 +500,20 @@ static int run(unsigned which, const struct opts *o)
 	for (unsigned i = 0; i < NBENCHES && !err; i++) {
 		if (!(which & 1u << i))
 			continue;
+		/* asked for by name it runs, to say loudly what is missing */
+		if (nested && benches[i].missing &&
+		    benches[i].missing(why, sizeof(why))) {
+			if (o->json) {
+				printf(",\n\"%s\": {\"skipped\": ",
+				       benches[i].name);
+				json_str(why);
+				printf("}");
+			} else {
+				printf("\nmemvisor bench %s: skipped: %s\n",
+				       benches[i].name, why);
+			}
+			continue;
+		}
 		r = calloc(1, sizeof(*r));
 		if (!r) {
 			err = -ENOMEM;
@@ -518,6 +570,8 @@ int mv_bench_main(int argc, char **argv)
 	}
 	if (parse_opts(argc - 1, argv + 1, &o))
 		return 2;
+	if (o.nimages)
+		bench_share_images(o.images, o.nimages);
 	/* absolute: swapin finds the engine's file by its path in /proc */
 	if (!realpath(o.parent, parent) ||
 	    (size_t)snprintf(swapdir, sizeof(swapdir),

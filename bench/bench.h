@@ -11,10 +11,11 @@
 #define MV_BENCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "zip",
- * "balloon", "all").  Returns a process exit status. */
+ * "balloon", "cow", "share", "all").  Returns a process exit status. */
 int mv_bench_main(int argc, char **argv);
 
 /* Between the files of bench/: measuring, and the report (bench.c). */
@@ -27,6 +28,13 @@ void bench_row(struct bench_report *r, const char *key, const char *label,
 	       const double *us, const char *floor_name,
 	       const double *floor_us);
 void bench_value(struct bench_report *r, const char *key, double v);
+/* The pages per VM the report's heading names, when the benchmark decides. */
+void bench_set_pages(struct bench_report *r, uint64_t pages);
+/*
+ * fn (NULL: none) runs when the watchdog gives up, before the process
+ * exits: to undo what a benchmark changed outside it.  Async-signal-safe.
+ */
+void bench_on_abort(void (*fn)(void));
 void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -41,6 +49,14 @@ int bench_balloon(struct bench_report *r, uint64_t pages, unsigned trials,
 		  const char *swapdir);
 int bench_cow(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir);
+/* pages 0: the whole of each image (bench_share.c) */
+int bench_share(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir);
+#define BENCH_SHARE_MAX_IMAGES 8 /* one bit each in the ideal's masks */
+/* The guest RAM images, one VM each, in order; the strings must last. */
+void bench_share_images(const char *const *paths, unsigned n);
+/* 0, or -ENOENT with a sentence in msg on how to make the images. */
+int bench_share_missing(char *msg, size_t len);
 /* The raw userfaultfd round trip (bench_fault.c), a floor for others too. */
 int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 		     const uint8_t *src, double *us);
