@@ -82,7 +82,7 @@
 #include "internal.h"
 #include "uffd.h"
 
-#define SHARE_WINDOW 16 /* pages scanned together before a random jump */
+#define SHARE_WINDOW 64 /* pages scanned together before a random jump */
 /* stage: the window's pages, then pages of other windows hinted by it */
 #define STAGE_BYTES (2 * SHARE_WINDOW * MV_PAGE_SIZE)
 #define SHARE_TICK_MS 100
@@ -392,17 +392,26 @@ static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
 	return ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
-/* Whether the guest got a private copy of the page behind our back. */
-static bool written_in_window(struct mv__share *s, const void *addr)
+/*
+ * Which of n pages from addr the guest got a private copy of behind our
+ * back: bit i of the result for page i (n <= 64), from one pagemap read.
+ */
+static uint64_t written_in_window(struct mv__share *s, const void *addr,
+				  uint64_t n)
 {
-	uint64_t e = 0;
+	uint64_t e[64], mask = 0;
+	size_t len = n * sizeof(e[0]);
 
 	if (s->pagemap_fd < 0 ||
-	    pread(s->pagemap_fd, &e, sizeof(e),
-		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) != sizeof(e))
-		return false;
+	    pread(s->pagemap_fd, e, len,
+		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
+		    (ssize_t)len)
+		return 0;
 	/* present (bit 63) and not a file page (bit 61): an anonymous copy */
-	return (e >> 63 & 1) && !(e >> 61 & 1);
+	for (uint64_t i = 0; i < n; i++)
+		if ((e[i] >> 63 & 1) && !(e[i] >> 61 & 1))
+			mask |= 1ull << i;
+	return mask;
 }
 
 /*
@@ -667,6 +676,39 @@ static void move_out(struct window *w)
 }
 
 /*
+ * Writes the new frames of the window's pairs, one write per run of
+ * consecutive frames (their pages sit in consecutive stage slots).  A pair
+ * whose write fails goes back, its frame with it.
+ */
+static void write_frames(struct window *w)
+{
+	struct mv__share *s = &w->vm->host->share;
+	struct cand *c = w->c;
+	ssize_t got;
+	uint64_t i, j;
+
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind == C_HINT && c[j].kind == C_HINT &&
+		     c[j].frame == c[i].frame + (j - i);
+		     j++)
+			;
+		if (c[i].kind != C_HINT)
+			continue;
+		got = mv__pwrite(s->pool_fd, slot1(w, i),
+				 (j - i) << MV_PAGE_SHIFT,
+				 (off_t)(c[i].frame << MV_PAGE_SHIFT));
+		if (got == (ssize_t)((j - i) << MV_PAGE_SHIFT))
+			continue;
+		for (uint64_t k = i; k < j; k++) {
+			frame_discard(s, c[k].frame);
+			table_set_hint(s, c[k].slot, w->vm, w->lo + k);
+			drop_cand(w, k, true);
+		}
+	}
+}
+
+/*
  * Phase 3: compares bit by bit what was moved out; gives the pairs that
  * match new frames, consecutive where the pairs are, and writes them.
  */
@@ -709,9 +751,7 @@ static void compare(struct window *w, uint8_t *buf)
 				    !frames_room(s, s->frames_end + 1) ?
 			    s->frames_end++ :
 			    frame_alloc(s);
-		if (f == NO_SLOT || frame_write(s, f, slot1(w, i))) {
-			if (f != NO_SLOT)
-				frame_discard(s, f);
+		if (f == NO_SLOT) {
 			table_set_hint(s, c->slot, w->vm, w->lo + i);
 			drop_cand(w, i, true);
 			continue;
@@ -719,6 +759,7 @@ static void compare(struct window *w, uint8_t *buf)
 		s->frames[f] = (struct mv__share_frame){ .salt = salt };
 		c->frame = f;
 	}
+	write_frames(w);
 }
 
 /*
@@ -735,14 +776,17 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 	struct mv__share *s = &vm->host->share;
 	int err;
 
+	uint64_t written;
+
 	if (map_frames(vm, ppn, j - i, c[i].frame)) {
 		for (uint64_t k = i; k < j; k++)
 			mv__reclaim_restore(vm, ppn + (k - i),
 					    hinted ? slot2(w, k) : slot1(w, k));
 		return;
 	}
+	written = written_in_window(s, page_of(vm, ppn), j - i);
 	for (uint64_t k = i; k < j; k++) {
-		if (written_in_window(s, page_of(vm, ppn + (k - i)))) {
+		if (written >> (k - i) & 1) {
 			while ((err = unshare_page(vm, ppn + (k - i))))
 				retry_pause(
 					vm,
@@ -1152,7 +1196,7 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 	struct mv__share *s = &h->share;
 	const struct mv__share_image *img;
 	unsigned done = 0;
-	uint64_t i, j, f;
+	uint64_t i, j, f, written;
 	int err;
 
 	for (i = 0; i < n; i++)
@@ -1174,9 +1218,12 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 		if (frame[i] == MV_NO_FRAME)
 			continue;
 		err = map_frames(vm, lo + i, j - i, frame[i]);
+		written =
+			err ? 0 :
+			      written_in_window(s, page_of(vm, lo + i), j - i);
 		for (uint64_t k = i; k < j; k++) {
 			f = frame[k];
-			if (!err && written_in_window(s, page_of(vm, lo + k))) {
+			if (written >> (k - i) & 1) {
 				/* the guest's own copy is the page now */
 				int e;
 
