@@ -114,6 +114,7 @@ struct mv__sample {
 	uint64_t rng; /* picks the pages */
 	bool measured; /* a period has ended: the averages hold data */
 	uint32_t slow, fast; /* moving averages of the touched permille */
+	uint64_t refaults; /* swap-ins and unzips when the period began */
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;

@@ -19,6 +19,14 @@
  * idle only slowly.  Only PRIVATE pages are sampled: the fraction is of the
  * frames the VM holds, which is what the idle tax charges.
  *
+ * Sampling measures touches per period, so a VM that reclaim keeps
+ * faulting (it touches its pages faster than it gets them back) runs
+ * slowly, touches little, and would look idle, be taxed, and lose more:
+ * a spiral.  Pages it faults back from swap or the compression cache in a
+ * period are touches too, of pages it did not have; so the period's
+ * figure is the larger of the sampled fraction and those refaults as a
+ * fraction of its frames.
+ *
  * Invariants: a SAMPLED page's frame is in its slot and stays charged to
  * the VM (consumed_pages does not change); a slot holds at most one page;
  * only the scheduler thread starts and ends periods, so slots and ppn[] are
@@ -185,13 +193,30 @@ static void start_period(struct mv_vm *vm)
 	}
 }
 
+/* Refaults this period, permille of the frames the VM holds. */
+static uint32_t refault_permille(struct mv_vm *vm)
+{
+	struct mv__sample *s = &vm->sample;
+	uint64_t now = atomic_load(&vm->c.swapin_pages) +
+		       atomic_load(&vm->zc.unzip_pages),
+		 held = atomic_load(&vm->consumed_pages), r;
+
+	r = now - s->refaults;
+	s->refaults = now;
+	if (!held)
+		return r ? PERMILLE : 0;
+	return r >= held ? PERMILLE : (uint32_t)(r * PERMILLE / held);
+}
+
 void mv__sample_period(struct mv_vm *vm)
 {
 	struct mv__sample *s = &vm->sample;
-	uint32_t f;
+	uint32_t f, r = refault_permille(vm);
 
 	if (s->n) {
 		f = end_period(vm);
+		if (r > f)
+			f = r;
 		if (s->measured) {
 			s->fast = mv__sched_average(s->fast, f, FAST_WEIGHT);
 			s->slow = mv__sched_average(s->slow, f, SLOW_WEIGHT);

@@ -360,6 +360,54 @@ static void test_sampling_tells_idle_from_active(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * Touches the first quarter of the VM over and over, each page swapped out
+ * first: a VM that keeps faulting its pages back, as one reclaim takes too
+ * much from does.
+ */
+static void *refault_main(void *arg)
+{
+	struct toucher *t = arg;
+	volatile uint8_t *m = mv_vm_mem(t->vm);
+	uint64_t n = mv_vm_memsize(t->vm) / MV_PAGE_SIZE / 4, sum = 0;
+
+	while (!atomic_load(&t->stop)) {
+		for (uint64_t p = 0; p < n; p++)
+			mv_vm_swap_out_page(t->vm, p);
+		for (uint64_t p = 0; p < n; p++)
+			sum += m[p * MV_PAGE_SIZE];
+	}
+	return (void *)(uintptr_t)sum;
+}
+
+static void test_refaulting_vm_is_not_estimated_idle(void **state)
+{
+	struct toucher busy = { 0 };
+	struct mv_vm_stats st;
+	struct mv_settings s;
+	struct th_host t;
+	pthread_t th;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
+	th_host_create(&t, 128 * MiB, &s);
+	busy.vm = th_vm_create(&t, "refaults", 4 * MiB);
+	th_fill_vm(busy.vm, 3, false);
+	assert_int_equal(pthread_create(&th, NULL, refault_main, &busy), 0);
+	/* periods end at 1, 2, 3, 4 s; the first may catch the thread's start */
+	sleep_ms(4500);
+	assert_int_equal(mv_vm_stats(busy.vm, &st), 0);
+	atomic_store(&busy.stop, true);
+	pthread_join(th, NULL);
+	/* sampling alone sees a quarter touched; the refaults say more */
+	assert_true(st.swapin_pages > 4 * MiB / MV_PAGE_SIZE);
+	assert_true(st.active_permille > 600);
+	assert_int_equal(th_bad_pages(busy.vm, 3, false), 0);
+	mv_vm_destroy(busy.vm);
+	th_host_destroy(&t);
+}
+
 static void test_reclaim_never_takes_a_sampled_page(void **state)
 {
 	struct mv_vm_stats before, after;
@@ -439,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_shares_levels_are_esx_per_mb),
 		cmocka_unit_test(test_vm_settings_out_of_range_are_refused),
 		cmocka_unit_test(test_sampling_tells_idle_from_active),
+		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 	};

@@ -71,10 +71,17 @@ const char scenario_default_text[] =
 	"threads = 1\n"
 	"\n"
 	"; Touches all of its memory once, then sleeps: the best place to take\n"
-	"; memory from.\n"
+	"; memory from, and its owner pays for low shares.\n"
 	"[vm idle]\n"
 	"memsize = 256M\n"
-	"workload = idle\n";
+	"workload = idle\n"
+	"shares = low\n"
+	"\n"
+	"; The scheduler samples active memory every 10 s and rebalances every\n"
+	"; 5 s (ESX: 60 and 15) so that a one-minute run sees the idle VM idle.\n"
+	"[advanced]\n"
+	"Mem.SamplePeriod = 10\n"
+	"Mem.BalancePeriod = 5\n";
 
 enum section_kind { SEC_NONE, SEC_HOST, SEC_VM, SEC_ADVANCED };
 
