@@ -51,7 +51,7 @@
  *
  * Table: open addressing with linear probing, 16 bytes a slot, sized to
  * 9/8 of all guest pages (0.44% of guest memory), backward-shift deletion.
- * Frame metadata: 16 bytes per pool frame.
+ * Frame metadata: 8 bytes per pool frame (salts by index).
  *
  * Invariants: a page is SHARED iff its guest address maps pool frame
  * pmap_payload(entry) through a write-protected private mapping; a frame's
@@ -224,8 +224,9 @@ static int frames_room(struct mv__share *s, uint64_t end)
 
 	if (end <= s->frames_cap)
 		return 0;
+	/* by halves, not doubling: this array is most of the overhead */
 	while (cap < end)
-		cap *= 2;
+		cap += cap / 2;
 	f = realloc(s->frames, cap * sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -256,7 +257,6 @@ static void frame_discard(struct mv__share *s, uint64_t f)
 {
 	fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
-	s->frames[f].salt = 0;
 	free_push(s, f);
 }
 
@@ -298,7 +298,7 @@ static void frame_free(struct mv_host *h, uint64_t f)
 	uint64_t i, hash;
 
 	if (!frame_read(s, f, page)) {
-		hash = hash_page(page, s->frames[f].salt);
+		hash = hash_page(page, s->salts[s->frames[f].salt]);
 		for (i = table_find(s, hash); i != NO_SLOT && s->table[i].ref;
 		     i = next_slot(s, i)) {
 			if (s->table[i].ref == (SLOT_FRAME | f)) {
@@ -622,7 +622,7 @@ static void classify(struct window *w, uint8_t *buf)
 					     ppn);
 		} else if (ref & SLOT_FRAME) {
 			c->frame = ref & ~SLOT_FRAME;
-			if (s->frames[c->frame].salt == vm->sh.salt) {
+			if (s->frames[c->frame].salt == vm->sh.salt_id) {
 				c->kind = C_FRAME;
 				continue;
 			}
@@ -716,6 +716,7 @@ static void compare(struct window *w, uint8_t *buf)
 {
 	struct mv__share *s = &w->vm->host->share;
 	uint64_t salt = w->vm->sh.salt, f;
+
 	struct cand *c;
 	bool same;
 
@@ -756,7 +757,9 @@ static void compare(struct window *w, uint8_t *buf)
 			drop_cand(w, i, true);
 			continue;
 		}
-		s->frames[f] = (struct mv__share_frame){ .salt = salt };
+		s->frames[f] =
+			(struct mv__share_frame){ .salt = w->vm->sh.salt_id &
+							  0xffffff };
 		c->frame = f;
 	}
 	write_frames(w);
@@ -1174,14 +1177,14 @@ static bool image_frame(struct mv_host *h, struct mv_vm *vm, uint64_t f,
 	uint64_t hash;
 
 	if (s->frames[f].refs)
-		return s->frames[f].salt == vm->sh.salt;
+		return s->frames[f].salt == vm->sh.salt_id;
 	if (!mv__frames_reserve(h, 1))
 		return false;
 	if (frame_write(s, f, page)) {
 		mv__frames_release(h, 1);
 		return false;
 	}
-	s->frames[f].salt = vm->sh.salt;
+	s->frames[f].salt = vm->sh.salt_id & 0xffffff;
 	s->nframes++;
 	hash = hash_page(page, vm->sh.salt);
 	if (table_find(s, hash) == NO_SLOT)
@@ -1260,6 +1263,28 @@ static uint64_t salt_of(struct mv_vm *vm, const char *salt)
 	return SALT_OWN | vm->id;
 }
 
+/* The index of salt in the host's list, added if new. */
+static int salt_id(struct mv__share *s, uint64_t salt, uint32_t *id)
+{
+	uint64_t *n;
+
+	for (uint32_t i = 0; i < s->nsalts; i++) {
+		if (s->salts[i] == salt) {
+			*id = i;
+			return 0;
+		}
+	}
+	if (s->nsalts == 1u << 24)
+		return -ENOSPC;
+	n = realloc(s->salts, (s->nsalts + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->salts = n;
+	s->salts[s->nsalts] = salt;
+	*id = s->nsalts++;
+	return 0;
+}
+
 static int image_attach(struct mv_vm *vm)
 {
 	struct mv__share *s = &vm->host->share;
@@ -1270,6 +1295,8 @@ static int image_attach(struct mv_vm *vm)
 
 	if (fstat(vm->image_fd, &st) < 0)
 		return -errno;
+	if (s->nimages == MV_SHARE_MAX_IMAGES)
+		return 0; /* restored privately: the image will not be shared */
 	for (i = 0; i < s->nimages; i++) {
 		img = &s->images[i];
 		if (img->dev == st.st_dev && img->ino == st.st_ino &&
@@ -1327,6 +1354,11 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	if (err)
 		goto fail_stage;
 	pthread_mutex_lock(&s->lock);
+	err = salt_id(s, vm->sh.salt, &vm->sh.salt_id);
+	if (err) {
+		pthread_mutex_unlock(&s->lock);
+		goto fail_stage;
+	}
 	want = (s->guest_pages + vm->npages) / 8 * 9 + 64;
 	err = want > s->table_cap ? table_grow(s, want) : 0;
 	if (!err && vm->image_fd >= 0)
@@ -1470,4 +1502,5 @@ void mv__share_host_fini(struct mv_host *h)
 	free(s->frames);
 	free(s->free_frames);
 	free(s->images);
+	free(s->salts);
 }

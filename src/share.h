@@ -16,12 +16,15 @@
 struct mv_host;
 struct mv_vm;
 
-/* One shared frame: page `index` of the pool memfd. */
+/* One shared frame: page `index` of the pool memfd.  8 bytes, since there
+ * is one per shared frame: the table overhead ESX keeps under 0.5%. */
 struct mv__share_frame {
 	uint32_t refs; /* guest pages mapping it; 0: the frame is free */
-	uint32_t image; /* 1 + index of the RAM image it belongs to, or 0 */
-	uint64_t salt; /* only VMs with this salt may map it */
+	uint32_t salt : 24; /* index in salts[]: only VMs with it may map it */
+	uint32_t image : 8; /* 1 + index of the RAM image it belongs to, or 0 */
 };
+
+#define MV_SHARE_MAX_IMAGES 255
 
 /* A hash table slot: a shared frame, or a hint naming one guest page. */
 struct mv__share_slot {
@@ -53,6 +56,8 @@ struct mv__share {
 	uint64_t guest_pages; /* pages of all VMs; sizes the table */
 	struct mv__share_image *images;
 	uint32_t nimages;
+	uint64_t *salts; /* the salt values frames and VMs refer to by index */
+	uint32_t nsalts;
 	long maps_base; /* mappings in use when the host was created */
 	long maps_max; /* vm.max_map_count */
 	long maps_now; /* mappings counted at the last check */
@@ -73,7 +78,8 @@ struct mv__share {
 /* A VM's part; stage, buf, rng and the pass are protected by host->vms_lock
  * (held by whoever scans), except stage and buf also by share.lock. */
 struct mv__vm_share {
-	uint64_t salt; /* effective salt (Mem.ShareForceSalting) */
+	uint64_t salt; /* effective salt (Mem.ShareForceSalting), seeds hashes */
+	uint32_t salt_id; /* its index in the host's salts[] */
 	uint8_t *stage; /* 2 windows of pages, registered with the VM's uffd */
 	uint8_t *buf; /* a page for the scanner's copies */
 	uint64_t rng; /* xorshift state for the pass order */
