@@ -392,10 +392,14 @@ static enum pmap_origin origin_of(enum mv_page_state s, struct mv_vm *vm)
 
 static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
-	static const char *const origins[] = {
-		"?",	 "zero fill",	  "image",	  "swap-in",
-		"unzip", "given-up fill", "copy on write"
-	};
+	static const char *const origins[] = { "?",
+					       "zero fill",
+					       "image",
+					       "swap-in",
+					       "unzip",
+					       "given-up fill",
+					       "copy on write",
+					       "copy on write in place" };
 	struct mv_vm *vm = ctx->vm;
 	uint64_t o = pmap_payload(v);
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -118,6 +119,20 @@ static int should_fail(enum mv__inject_op op)
 		return 0;
 	atomic_fetch_add(&s->hits, 1);
 	return atomic_load(&s->err);
+}
+
+int mv__mremap_fixed(void *old, void *new_addr, size_t len)
+{
+	int err = should_fail(MV_INJ_MREMAP);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr) ==
+			       MAP_FAILED ?
+		       -1 :
+		       0;
 }
 
 ssize_t mv__pread(int fd, void *buf, size_t len, off_t off)

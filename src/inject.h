@@ -16,6 +16,7 @@ enum mv__inject_op {
 	MV_INJ_FALLOCATE,
 	MV_INJ_ALLOC,
 	MV_INJ_UFFD_COPY,
+	MV_INJ_MREMAP,
 	MV_INJ_NOPS
 };
 
@@ -52,6 +53,8 @@ int mv__fallocate(int fd, off_t off, off_t len);
 struct uffdio_copy;
 int mv__uffd_copy(int uffd, struct uffdio_copy *c);
 void *mv__calloc(size_t n, size_t size);
+/* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
+int mv__mremap_fixed(void *old, void *new_addr, size_t len);
 void *mv__aligned_alloc(size_t align, size_t size);
 
 #endif /* MV_INJECT_H */

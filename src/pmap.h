@@ -52,6 +52,10 @@ enum pmap_origin {
 	PMAP_FROM_ZIP, /* decompressed from the compression cache */
 	PMAP_FROM_GIVEN_UP, /* zero fill of a ballooned or ZERO page */
 	PMAP_FROM_COW, /* copy of a shared page, on a write */
+	PMAP_FROM_COW_IN_PLACE, /* the same, made by the kernel inside the
+				 * shared mapping (share.c): the balloon
+				 * must not drop it, or the shared frame
+				 * would show through */
 };
 
 static inline enum mv_page_state pmap_state(uint64_t v)

@@ -431,8 +431,7 @@ static int unshare_page(struct mv_vm *vm, uint64_t ppn)
 	if (t == MAP_FAILED)
 		return -errno;
 	memcpy(t, g, MV_PAGE_SIZE);
-	if (mremap(t, MV_PAGE_SIZE, MV_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
-		   g) == MAP_FAILED) {
+	if (mv__mremap_fixed(t, g, MV_PAGE_SIZE)) {
 		err = -errno;
 		munmap(t, MV_PAGE_SIZE);
 		return err;
@@ -1102,9 +1101,38 @@ static void *scanner_main(void *arg)
 
 /* ---- copy-on-write ---- */
 
+/*
+ * Copy-on-write when no mapping can be made (mmap and mremap fail with
+ * ENOMEM at vm.max_map_count): the write-protection is lifted and the
+ * kernel copies the page into the shared mapping itself, as private
+ * mappings do; the pool frame is untouched all the same.  The copy lives
+ * in a file mapping, where UFFDIO_MOVE cannot take it, so reclaim,
+ * sampling and sharing pass it by (their moves fail) and the balloon
+ * refuses it (PMAP_FROM_COW_IN_PLACE): it stays resident.
+ */
+static int cow_in_place(struct mv_vm *vm, uint64_t ppn, enum pmap_origin *o)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)page_of(vm, ppn),
+			   .len = MV_PAGE_SIZE },
+		.mode = 0,
+	};
+
+	if (ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
+		return -errno;
+	*o = PMAP_FROM_COW_IN_PLACE;
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: page %llu copied in place on write: vm.max_map_count is reached (raise it, e.g. sysctl -w vm.max_map_count=%ld); the copy stays resident",
+		vm->name, (unsigned long long)ppn,
+		vm->host->share.maps_max * 4);
+	return 0;
+}
+
 bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
 	struct mv_host *h = vm->host;
+	enum pmap_origin origin;
 	int err;
 
 	if (!mv__frames_reserve(h, 1)) {
@@ -1112,7 +1140,10 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 		mv__frames_wait(h);
 		return false;
 	}
+	origin = PMAP_FROM_COW;
 	err = unshare_page(vm, ppn);
+	if (err == -ENOMEM)
+		err = cow_in_place(vm, ppn, &origin);
 	if (err) {
 		mv__frames_release(h, 1);
 		pmap_unlock(&vm->pmap[ppn], v);
@@ -1126,8 +1157,7 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	atomic_fetch_add_explicit(&vm->sh.cow_breaks, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->share.cow_breaks, 1,
 				  memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn],
-		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
+	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_PRIVATE, v, origin));
 	return true;
 }
 
