@@ -80,9 +80,8 @@ static double timed_writes(uint8_t *mem, const uint64_t *order, uint64_t n,
 	return bench_median(samples, (unsigned)n);
 }
 
-static int kernel_floors(const uint8_t *src, const uint64_t *order,
-			 uint64_t n, double *samples, double *kcow,
-			 double *map_us)
+static int kernel_floors(const uint8_t *src, const uint64_t *order, uint64_t n,
+			 double *samples, double *kcow, double *map_us)
 {
 	size_t len = n * MV_PAGE_SIZE;
 	uint8_t *priv, *anon;
@@ -165,7 +164,8 @@ static int engine(uint64_t n, const uint8_t *src, const uint64_t *order,
 	if (merged != 2 * n) {
 		fprintf(stderr,
 			"bench cow: %llu of %llu equal pages merged (expected all)\n",
-			(unsigned long long)merged, (unsigned long long)(2 * n));
+			(unsigned long long)merged,
+			(unsigned long long)(2 * n));
 		err = -EPROTO;
 		goto out;
 	}
@@ -238,12 +238,13 @@ int bench_cow(struct bench_report *r, uint64_t pages, unsigned trials,
 	bench_row(r, "cow_vs_kernel", "  the same, beside the kernel's own COW",
 		  fig[COW], "kernel COW", fig[KCOW]);
 	bench_value(r, "maps_per_shared_page", bench_median(fig[MAPS], trials));
-	bench_note(r,
-		   "%.2f mappings per shared page (both VMs hold the pages in the same order, so neighbours get neighbouring frames and their mappings merge): about %.0f shared pages fit under vm.max_map_count = 65530",
-		   bench_median(fig[MAPS], trials),
-		   65530 / (bench_median(fig[MAPS], trials) > 0 ?
-				    bench_median(fig[MAPS], trials) :
-				    1));
+	bench_note(
+		r,
+		"%.2f mappings per shared page (both VMs hold the pages in the same order, so neighbours get neighbouring frames and their mappings merge): about %.0f shared pages fit under vm.max_map_count = 65530",
+		bench_median(fig[MAPS], trials),
+		65530 / (bench_median(fig[MAPS], trials) > 0 ?
+				 bench_median(fig[MAPS], trials) :
+				 1));
 out:
 	free(src);
 	free(order);

@@ -423,7 +423,7 @@ static int vm_up(uint64_t npages, unsigned cluster, const char *swapdir,
 	int err;
 
 	mv_host_config_init(&hc);
-	/* twice the VM: free memory stays far above minFree, no enforcer */
+	/* twice the VM: free memory stays far above minFree, no reclaim */
 	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;
 	hc.settings.swapin_cluster_pages = cluster;

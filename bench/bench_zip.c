@@ -748,7 +748,7 @@ static int vm_up(const struct mix *m, unsigned cluster, const char *swapdir,
 	int err;
 
 	mv_host_config_init(&hc);
-	/* twice the VM: free memory stays far above minFree, no enforcer */
+	/* twice the VM: free memory stays far above minFree, no reclaim */
 	hc.memsize_bytes = 2 * m->npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;
 	hc.settings.mem_zip_max_pct = 100;

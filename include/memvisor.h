@@ -44,6 +44,8 @@ enum mv_page_state {
 	MV_PAGE_BALLOONED, /* given up by the guest's balloon driver */
 	MV_PAGE_COMPRESSED, /* in the VM's compression cache */
 	MV_PAGE_SWAPPED, /* in the VM's swap file */
+	MV_PAGE_SAMPLED, /* private, taken out for one sampling period to see
+			  * whether the guest touches it */
 	MV_PAGE_NSTATES
 };
 
@@ -128,6 +130,16 @@ void mv_host_destroy(mv_host *host);
 /* A sentence about the last error or warning of this host ("" if none). */
 const char *mv_host_errmsg(const mv_host *host);
 
+/*
+ * Shares, as ESX gives them: low, normal and high are 5, 10 and 20 shares
+ * per MiB of the VM's memsize (mv_shares_for()); any number from 1 to
+ * MV_SHARES_MAX also works.  Under pressure, memory goes to VMs by shares,
+ * less the idle memory tax on memory they do not use (Mem.IdleTax).
+ */
+enum mv_shares_level { MV_SHARES_LOW, MV_SHARES_NORMAL, MV_SHARES_HIGH };
+#define MV_SHARES_MAX 1000000000ull
+uint64_t mv_shares_for(enum mv_shares_level level, uint64_t memsize_bytes);
+
 struct mv_vm_config {
 	char name[MV_NAME_MAX];
 	uint64_t memsize_bytes; /* guest physical memory, multiple of 4 KiB */
@@ -136,11 +148,26 @@ struct mv_vm_config {
 	/* sched.mem.pshare.salt: VMs with equal salts may share pages with
 	 * each other (see Mem.ShareForceSalting); "" if unset */
 	char salt[MV_NAME_MAX];
+	uint64_t shares; /* 0: normal, mv_shares_for(MV_SHARES_NORMAL, ...) */
+	/* machine memory never reclaimed below; 0 none; at most memsize, and
+	 * the reservations of all VMs must fit memsize less minFree */
+	uint64_t reservation_bytes;
+	/* machine memory never given above; 0 none (memsize); at least the
+	 * reservation and at most memsize */
+	uint64_t limit_bytes;
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);
+/* -EINVAL also for shares, reservation or limit out of range (the host
+ * message says which). */
 int mv_vm_create(mv_host *host, const struct mv_vm_config *cfg, mv_vm **out);
 void mv_vm_destroy(mv_vm *vm);
+
+/* Change a running VM's shares, reservation or limit (as in the config,
+ * rounded down to pages); -EINVAL, changing nothing, when out of range. */
+int mv_vm_set_shares(mv_vm *vm, uint64_t shares);
+int mv_vm_set_reservation(mv_vm *vm, uint64_t bytes);
+int mv_vm_set_limit(mv_vm *vm, uint64_t bytes);
 
 /* Guest physical memory: base address and size.  Guest threads touch it. */
 void *mv_vm_mem(const mv_vm *vm);
@@ -271,7 +298,14 @@ struct mv_vm_stats {
 	char name[MV_NAME_MAX];
 	uint64_t memsz_pages; /* MEMSZ: configured guest memory */
 	uint64_t consumed_pages; /* machine frames this VM holds */
-	uint64_t touched_pages; /* TCHD: pages touched at least once */
+	uint64_t touched_pages; /* pages touched at least once */
+	uint64_t active_pages; /* TCHD: active memory estimated by sampling */
+	uint32_t active_permille; /* %ACTV * 10: of the frames the VM holds */
+	uint64_t shares; /* its shares */
+	uint64_t reservation_pages; /* its reservation */
+	uint64_t limit_pages; /* its limit (memsize when none) */
+	uint64_t sztgt_pages; /* SZTGT: what the scheduler wants it to hold */
+	uint64_t swtgt_pages; /* SWTGT: what the scheduler wants swapped */
 	uint64_t state_pages[MV_PAGE_NSTATES]; /* pmap census */
 	uint64_t swcur_pages; /* SWCUR: pages in the swap file */
 	uint64_t swapin_pages; /* pages read back from swap, total */
@@ -309,10 +343,11 @@ struct mv_host_stats {
 	uint64_t consumed_pages; /* frames handed to guests */
 	uint64_t free_pages; /* memsize - consumed */
 	uint64_t minfree_pages; /* minFree by ESXi's tiers */
-	enum mv_mem_state state;
+	enum mv_mem_state state; /* with hysteresis, as the scheduler sees it */
 	uint32_t nvms;
 	uint64_t alloc_waits; /* faults that waited for a free frame */
-	uint64_t reclaim_pages; /* pages reclaimed by the enforcer */
+	uint64_t reclaim_pages; /* pages the scheduler compressed or swapped */
+	uint64_t blocked_waits; /* faults held back in the low state */
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
 			      * the guest touching one cannot proceed; 0 */

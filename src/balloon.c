@@ -33,7 +33,8 @@
  *   SHARED      share.c unmaps it and drops its reference (the shared
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
- * and all become BALLOONED.  Deflate turns BALLOONED
+ *   A SAMPLED page is put back first and taken as PRIVATE (sample.c).
+ * All become BALLOONED.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read
  * zeros through the fault path, never the old bytes and never the RAM
  * image's.  A guest that touches a page still in its balloon gets zeros
@@ -61,11 +62,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
-#ifndef PIDFD_SELF_THREAD_GROUP
-#define PIDFD_SELF_THREAD_GROUP -10001
-#endif
 
 struct item {
 	uint32_t pfn;
@@ -130,38 +126,6 @@ static const char *inflate_refusal(enum mv_page_state s)
 }
 
 /*
- * Asks the kernel to drop the frames of all ranges in one process_madvise()
- * on this process, which flushes the TLB once for all of them (Linux 6.16
- * and later; MADV_DONTNEED through process_madvise and PIDFD_SELF are 6.13
- * and later).  Measured here: a lone 4 KiB MADV_DONTNEED of a present page
- * costs ~75 us, almost all of it the TLB flush of this virtual machine;
- * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
- * ranges, from the first, were dropped whole: the caller drops the rest
- * with madvise(), which is what a kernel without this gets every time.
- */
-static unsigned drop_batch(struct iovec *iov, unsigned n)
-{
-	static atomic_bool unsupported;
-	unsigned done = 0;
-	ssize_t got;
-
-	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
-		return 0;
-	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
-		      (size_t)n, MADV_DONTNEED, 0u);
-	if (got < 0) {
-		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
-		    errno == EPERM)
-			atomic_store_explicit(&unsupported, true,
-					      memory_order_relaxed);
-		return 0;
-	}
-	while (done < n && (size_t)got >= iov[done].iov_len)
-		got -= (ssize_t)iov[done++].iov_len;
-	return done;
-}
-
-/*
  * Drops the frames of the PRIVATE pages among t[0..n) (sorted by ppn), a
  * range per run of neighbours.  A page whose frame could not be dropped is
  * refused and unlocked as it was; its t[].old becomes ~0 so the caller
@@ -187,7 +151,7 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 			.iov_len = (size_t)(k - i) << MV_PAGE_SHIFT,
 		};
 	}
-	done = drop_batch(iov, nruns);
+	done = mv__dontneed_batch(iov, nruns);
 	for (unsigned r = 0; r < nruns; r++) {
 		unsigned pages = (unsigned)(iov[r].iov_len >> MV_PAGE_SHIFT);
 
@@ -288,6 +252,9 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 			continue;
 		}
 		v = pmap_lock(&vm->pmap[it->pfn]);
+		/* sampling must not cost the guest its inflate */
+		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED)
+			mv__sample_unsample_locked(vm, it->pfn, &v);
 		if (inflate)
 			why = inflate_refusal(pmap_state(v));
 		else
@@ -433,6 +400,15 @@ int mv_balloon_get_config(mv_balloon_chan *ch, struct mv_balloon_config *cfg)
 	return 0;
 }
 
+static void set_target_locked(struct mv__balloon *b)
+{
+	uint64_t want = b->requested_pages > b->sched_pages ?
+				b->requested_pages :
+				b->sched_pages;
+
+	b->target_pages = want < b->max_pages ? want : b->max_pages;
+}
+
 int mv_vm_balloon_set_target(mv_vm *vm, uint64_t bytes)
 {
 	struct mv__balloon *b;
@@ -442,11 +418,30 @@ int mv_vm_balloon_set_target(mv_vm *vm, uint64_t bytes)
 	b = &vm->balloon;
 	pthread_mutex_lock(&b->lock);
 	b->requested_pages = bytes >> MV_PAGE_SHIFT;
-	b->target_pages = b->requested_pages < b->max_pages ?
-				  b->requested_pages :
-				  b->max_pages;
+	set_target_locked(b);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+void mv__balloon_set_sched_target(struct mv_vm *vm, uint64_t pages)
+{
+	struct mv__balloon *b = &vm->balloon;
+
+	pthread_mutex_lock(&b->lock);
+	b->sched_pages = pages;
+	set_target_locked(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void mv__balloon_sched_view(struct mv_vm *vm, uint64_t *sched_pages,
+			    uint64_t *actual_pages)
+{
+	struct mv__balloon *b = &vm->balloon;
+
+	pthread_mutex_lock(&b->lock);
+	*sched_pages = b->sched_pages;
+	*actual_pages = atomic_load(&b->actual_pages);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static uint64_t age_ms(const struct timespec *then)

@@ -24,7 +24,9 @@ struct mv__balloon {
 	 */
 	pthread_mutex_t lock;
 	uint64_t requested_pages; /* target as set, before the cap */
-	uint64_t target_pages; /* num_pages: requested, clipped to max */
+	uint64_t sched_pages; /* target the scheduler asks for */
+	/* num_pages: the larger of the two, clipped to max */
+	uint64_t target_pages;
 	bool has_driver; /* a driver holds the channel */
 	uint64_t stats[MV_BALLOON_S_NR]; /* last VIRTIO_BALLOON_S_* values */
 	uint32_t stats_valid; /* bit t: stats[t] was ever reported */
@@ -57,6 +59,13 @@ void mv__balloon_init(struct mv_vm *vm);
 void mv__balloon_fini(struct mv_vm *vm);
 /* vm.c: the MCTL* columns and balloon counters of mv_vm_stats. */
 void mv__balloon_stats(struct mv_vm *vm, struct mv_vm_stats *st);
+/* sched.c: the scheduler's target; the balloon follows the larger of it
+ * and the one set through the API. */
+void mv__balloon_set_sched_target(struct mv_vm *vm, uint64_t pages);
+/* sched.c: the scheduler's target now, and the pages in the balloon */
+void mv__balloon_sched_view(struct mv_vm *vm, uint64_t *sched_pages,
+			    uint64_t *actual_pages);
+
 /*
  * fault.c: the guest touched npages ballooned pages (now being filled with
  * zeros); they leave the balloon and count as violations.

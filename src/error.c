@@ -40,7 +40,7 @@ const char *mv_page_state_name(enum mv_page_state s)
 	static const char *const names[] = { "untouched", "private",
 					     "shared",	  "zero",
 					     "ballooned", "compressed",
-					     "swapped" };
+					     "swapped",	  "sampled" };
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }

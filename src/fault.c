@@ -14,7 +14,16 @@
  *              gave the content up through its balloon;
  *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
- *              wake the faulting thread.
+ *              wake the faulting thread;
+ *   SHARED     a write-protect fault is a write to a shared page: share.c
+ *              gives the writer its own copy; a MISSING fault raced the
+ *              page being mapped, so just wake.
+ * A VM restored from a RAM image shares the image's pages from the first
+ * touch: the first-touch run maps the image's shared frames (share.c) and
+ * copies in only the pages that cannot share one (zeros, another salt).
+ *   SAMPLED    taken out for active-memory sampling: sample.c puts it back.
+ * Before that, a VM above its target waits while the host is in the low
+ * state (sched.c).
  * Frames are reserved from the host before anything is filled; with none
  * free the thread drops its lock and sleeps until reclaim frees some.
  *
@@ -31,7 +40,9 @@
  * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame
  * can never show another VM's or an earlier life's data.  Content that
  * cannot be read (image or swap I/O error) is never replaced by guesswork:
- * the fault is retried, the error counted and reported.
+ * the fault is retried, the error counted and reported.  A page copied in
+ * is PRIVATE: when UFFDIO_COPY fails partway through a run, the pages it
+ * did copy become PRIVATE and only the rest are retried.
  *
  * Lock ordering: pmap entry of the faulting page, then neighbours by
  * trylock, then host->frames_lock (inside mv__frames_*).  Never sleeps for
@@ -187,12 +198,16 @@ static int read_image(struct mv_vm *vm, struct run *r, uint8_t *buf)
 /*
  * UFFDIO_COPY of n pages from lo; the kernel may copy part and ask again.
  * One copy stays within one mapping, and shared pages split the guest's
- * mapping, so a run the kernel refuses is copied page by page.
+ * mapping, so a run the kernel refuses (ENOENT) is copied page by page.
+ * Returns 0, or the error that stopped it, with *copied set to how many
+ * pages, from lo, are in place all the same.
  */
-static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n, uint8_t *buf)
+static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n,
+		      const uint8_t *buf, uint64_t *copied)
 {
 	uint64_t done = 0, len = n << MV_PAGE_SHIFT, step = len;
 	struct uffdio_copy c;
+	int err = 0;
 
 	while (done < len) {
 		c = (struct uffdio_copy){
@@ -201,43 +216,65 @@ static int copy_range(struct mv_vm *vm, uint64_t lo, uint64_t n, uint8_t *buf)
 			.src = (uintptr_t)buf + done,
 			.len = step < len - done ? step : len - done,
 		};
-		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0) {
+		if (mv__uffd_copy(vm->uffd, &c) == 0) {
 			done += c.len;
 			continue;
 		}
-		if (c.copy > 0)
+		if (c.copy > 0) {
 			done += (uint64_t)c.copy;
-		else if (errno == ENOENT && step > MV_PAGE_SIZE)
+		} else if (errno == ENOENT && step > MV_PAGE_SIZE) {
 			step = MV_PAGE_SIZE;
-		else if (errno != EAGAIN && c.copy != -EAGAIN)
-			return -errno;
+		} else if (errno != EAGAIN && c.copy != -EAGAIN) {
+			err = -errno;
+			break;
+		}
 	}
-	return 0;
+	*copied = done >> MV_PAGE_SHIFT;
+	return err;
 }
 
-static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf)
+static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf,
+		   uint64_t *copied)
 {
-	return copy_range(vm, r->lo, r->n, buf);
+	return copy_range(vm, r->lo, r->n, buf, copied);
+}
+
+/*
+ * After a copy that failed partway, the run's first `copied` pages are
+ * present, and a present page must be PRIVATE: left in its old state it
+ * would be refilled over (EEXIST, forever) or never counted.  Gives the
+ * rest back unfilled, with their frames, and shrinks r to the filled part.
+ */
+static void keep_copied(struct mv_vm *vm, struct run *r, uint64_t copied)
+{
+	for (uint64_t i = copied; i < r->n; i++)
+		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
+	mv__frames_release(vm->host, r->n - copied);
+	r->n = copied;
+}
+
+static bool in_run(const struct run *r, uint64_t ppn)
+{
+	return ppn >= r->lo && ppn < r->lo + r->n;
 }
 
 /*
  * First touch of a run of an image VM's pages: those the image's shared
  * frames can serve are mapped to them (share.c), the rest are copied in.
- * Their entries in r->old become what to publish; returns how many were
- * shared (they need no frame of the VM's own).
+ * Each entry in r->old becomes what to publish: SHARED, PRIVATE, or as it
+ * was for a page a failed copy left unfilled.
  */
-static int fill_image(struct mv_vm *vm, struct run *r, uint8_t *buf,
-		      uint64_t *shared)
+static int fill_image(struct mv_vm *vm, struct run *r, const uint8_t *buf)
 {
-	uint64_t frame[MV_MAX_RUN_PAGES], i, j;
-	int err;
+	uint64_t frame[MV_MAX_RUN_PAGES], i, j, copied;
+	int err = 0;
 
-	*shared = mv__share_image_map(vm, r->lo, r->n, buf, frame);
+	mv__share_image_map(vm, r->lo, r->n, buf, frame);
 	for (i = 0; i < r->n; i++)
 		if (frame[i] != MV_NO_FRAME)
 			r->old[i] = pmap_make(MV_PAGE_SHARED, PMAP_TOUCHED,
 					      frame[i]);
-	for (i = 0; i < r->n; i = j) {
+	for (i = 0; i < r->n && !err; i = j) {
 		for (j = i + 1; j < r->n && (frame[j] == MV_NO_FRAME) ==
 						    (frame[i] == MV_NO_FRAME);
 		     j++)
@@ -245,14 +282,32 @@ static int fill_image(struct mv_vm *vm, struct run *r, uint8_t *buf,
 		if (frame[i] != MV_NO_FRAME)
 			continue;
 		err = copy_range(vm, r->lo + i, j - i,
-				 buf + (i << MV_PAGE_SHIFT));
-		if (err)
-			return err;
-		for (uint64_t k = i; k < j; k++)
+				 buf + (i << MV_PAGE_SHIFT), &copied);
+		for (uint64_t k = i; k < i + copied; k++)
 			r->old[k] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
 					      PMAP_FROM_IMAGE);
 	}
-	return 0;
+	return err;
+}
+
+/*
+ * Publishes an image run filled by fill_image(): the PRIVATE pages keep
+ * the frames reserved for them, the rest go back.  Mapping shared frames
+ * wakes nobody, so the whole run is woken.
+ */
+static void publish_image(struct mv_vm *vm, struct run *r)
+{
+	uint64_t private = 0;
+
+	for (uint64_t i = 0; i < r->n; i++)
+	private += pmap_state(r->old[i]) == MV_PAGE_PRIVATE;
+	atomic_fetch_add_explicit(&vm->consumed_pages, private,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, private,
+				  memory_order_relaxed);
+	mv__frames_release(vm->host, r->n - private);
+	unlock_run(vm, r);
+	wake_range(vm, r->lo, r->n);
 }
 
 static void io_backoff(void)
@@ -278,6 +333,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	struct mv_host *h = vm->host;
 	bool ballooned = pmap_state(v) == MV_PAGE_BALLOONED;
 	unsigned window = ballooned ? 1 : h->settings.fault_around_pages, got;
+	uint64_t copied;
 	struct run r;
 	int err;
 
@@ -291,18 +347,15 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	if (r.n < got)
 		mv__frames_release(h, got - r.n);
 	memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT);
-	err = copy_in(vm, &r, ctx->buf);
+	err = copy_in(vm, &r, ctx->buf, &copied);
 	if (err) {
-		unlock_run(vm, &r);
-		mv__frames_release(h, r.n);
+		keep_copied(vm, &r, copied);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
 		mv__host_set_msg(
 			h,
 			"VM %s: cannot fill page %llu with zeros: %s (retrying)",
 			vm->name, (unsigned long long)ppn, strerror(-err));
-		io_backoff();
-		return false;
 	}
 	for (uint64_t i = 0; i < r.n; i++)
 		r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
@@ -314,6 +367,10 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	if (ballooned)
 		mv__balloon_touched(vm, r.n);
 	unlock_run(vm, &r);
+	if (err && !in_run(&r, ppn)) {
+		io_backoff();
+		return false;
+	}
 	return true;
 }
 
@@ -360,6 +417,40 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 }
 
 /*
+ * Makes the filled run r, whose pages were in state s, PRIVATE: frees what
+ * held their content (cache objects, swap slots), counts them, unlocks.
+ */
+static void publish(struct mv_vm *vm, struct run *r, enum mv_page_state s)
+{
+	uint64_t slot = pmap_payload(r->old[0]);
+
+	if (!r->n)
+		return;
+	atomic_fetch_add_explicit(&vm->consumed_pages, r->n,
+				  memory_order_relaxed);
+	for (uint64_t i = 0; i < r->n; i++) {
+		if (s == MV_PAGE_COMPRESSED)
+			mv__zcache_drop(vm, r->lo + i, r->old[i]);
+		r->old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
+				      origin_of(s, vm));
+	}
+	if (s == MV_PAGE_COMPRESSED) {
+		atomic_fetch_add_explicit(&vm->zc.unzip_pages, r->n,
+					  memory_order_relaxed);
+	} else if (s == MV_PAGE_SWAPPED) {
+		mv__swap_free(&vm->swap, slot, (unsigned)r->n);
+		atomic_fetch_sub_explicit(&vm->swcur_pages, r->n,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->c.swapin_pages, r->n,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r->n,
+					  memory_order_relaxed);
+	}
+	unlock_run(vm, r);
+}
+
+/*
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
  */
@@ -367,15 +458,21 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 {
 	struct mv_vm *vm = ctx->vm;
 	struct mv_host *h = vm->host;
-	uint64_t v, slot, shared;
 	unsigned window, got;
 	enum mv_page_state s;
+	uint64_t v, copied;
 	struct run r;
+	bool served;
 	int err;
 
+	mv__sched_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
 		s = pmap_state(v);
+		if (s == MV_PAGE_SAMPLED) {
+			mv__sample_fault(vm, ppn, v);
+			return;
+		}
 		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
 			if (fill_given_up(ctx, ppn, v))
 				return;
@@ -420,7 +517,6 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		if (r.n < got)
 			mv__frames_release(h, got - r.n);
 
-		shared = 0;
 		if (s == MV_PAGE_SWAPPED)
 			err = mv__swap_read(&vm->swap, pmap_payload(r.old[0]),
 					    (unsigned)r.n, ctx->buf);
@@ -430,22 +526,27 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			err = read_image(vm, &r, ctx->buf);
 		else
 			err = (memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT), 0);
-		if (!err && s == MV_PAGE_UNTOUCHED && vm->sh.image >= 0)
-			err = fill_image(vm, &r, ctx->buf, &shared);
-		else if (!err)
-			err = copy_in(vm, &r, ctx->buf);
+		if (!err && s == MV_PAGE_UNTOUCHED && vm->sh.image >= 0) {
+			err = fill_image(vm, &r, ctx->buf);
+			served = pmap_state(r.old[ppn - r.lo]) !=
+				 MV_PAGE_UNTOUCHED;
+			publish_image(vm, &r);
+			if (err)
+				mv__host_set_msg(
+					h,
+					"VM %s: cannot fill page %llu from its image: %s (retrying)",
+					vm->name, (unsigned long long)ppn,
+					strerror(-err));
+			if (served)
+				return;
+			io_backoff();
+			continue;
+		}
+		copied = 0;
+		if (!err)
+			err = copy_in(vm, &r, ctx->buf, &copied);
 		if (err) {
-			/*
-			 * An image run may have been filled in part: pages
-			 * already shared stay SHARED (no frame of the VM's),
-			 * pages already copied stay PRIVATE with their frame.
-			 */
-			for (uint64_t i = slot = 0; i < r.n; i++)
-				slot += pmap_state(r.old[i]) == MV_PAGE_PRIVATE;
-			atomic_fetch_add_explicit(&vm->consumed_pages, slot,
-						  memory_order_relaxed);
-			unlock_run(vm, &r);
-			mv__frames_release(h, r.n - slot);
+			keep_copied(vm, &r, copied);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
 			mv__host_set_msg(
@@ -458,35 +559,12 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				vm->image_fd >= 0 ? "image" :
 						    "zeros",
 				strerror(-err));
+		}
+		publish(vm, &r, s);
+		if (err && !in_run(&r, ppn)) {
 			io_backoff();
 			continue;
 		}
-		atomic_fetch_add_explicit(&vm->consumed_pages, r.n - shared,
-					  memory_order_relaxed);
-		mv__frames_release(h, shared);
-		slot = pmap_payload(r.old[0]);
-		for (uint64_t i = 0; i < r.n && !shared; i++) {
-			if (s == MV_PAGE_COMPRESSED)
-				mv__zcache_drop(vm, r.lo + i, r.old[i]);
-			r.old[i] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
-					     origin_of(s, vm));
-		}
-		if (s == MV_PAGE_COMPRESSED) {
-			atomic_fetch_add_explicit(&vm->zc.unzip_pages, r.n,
-						  memory_order_relaxed);
-		} else if (s == MV_PAGE_SWAPPED) {
-			mv__swap_free(&vm->swap, slot, (unsigned)r.n);
-			atomic_fetch_sub_explicit(&vm->swcur_pages, r.n,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&vm->c.swapin_pages, r.n,
-						  memory_order_relaxed);
-		} else {
-			atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
-						  memory_order_relaxed);
-		}
-		unlock_run(vm, &r);
-		if (shared) /* mmap wakes nobody; UFFDIO_COPY woke the rest */
-			wake_range(vm, r.lo, r.n);
 		return;
 	}
 }

@@ -1,22 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * host.c - machine memory: the budget of frames that guests may hold,
- * minFree, the free-memory state, and the enforcer that swaps when the
- * budget runs out.
+ * host.c - machine memory: the budget of frames that guests may hold and
+ * minFree.  What to do when they run short is the scheduler's (sched.c).
  *
  * Design: every frame behind a guest page is counted in consumed_pages, and
  * a frame is reserved (mv__frames_reserve) before any guest page is filled,
  * so consumption never exceeds the budget, not even for an instant.  A fault
  * that finds no frame free sleeps on frames_freed after dropping its page
- * locks; the enforcer thread swaps random pages of VMs chosen in proportion
- * to what they hold (ESX's random victim policy, host-wide) until free
- * memory is back above minFree, and each release wakes the sleepers.
+ * locks and wakes the scheduler, which reclaims at once; each release wakes
+ * the sleepers.  A reservation that leaves free memory below the hard
+ * state's floor wakes the scheduler too, rather than leave it to its tick.
  *
  * minFree follows ESXi's tiers: 6% of the first 4 GiB, 4% of the next 8,
- * 2% of the next 16, 1% of the rest.  The state is free memory against
- * minFree: high >= 400%, clear >= 100%, soft >= 64%, hard >= 32%, else low.
- * The enforcer is a stand-in for the memory scheduler: it knows only "keep
- * minFree free".  When idle it compacts fragmented compression caches.
+ * 2% of the next 16, 1% of the rest.
  *
  * Invariants: consumed_pages <= memsize_pages at all times; consumed_pages
  * equals the sum of the VMs' consumed_pages whenever no fault or reclaim is
@@ -24,7 +20,7 @@
  *
  * Lock ordering:
  *   vms_lock -> vm->reclaim_lock -> pmap entry locks -> frames_lock
- *   enforcer_lock and msg_lock are leaves, never held with another lock
+ *   sched_lock and msg_lock are leaves, never held with another lock
  *   except msg_lock under pmap entry locks.
  */
 #include <errno.h>
@@ -37,9 +33,9 @@
 #include "inject.h"
 #include "internal.h"
 
-#define ENFORCER_IDLE_MS 50
-#define ENFORCER_STUCK_MS 10
 #define FRAME_WAIT_MS 20
+/* The hard state's floor, percent of minFree: below it the scheduler swaps */
+#define HARD_FLOOR_PCT 64
 
 uint64_t mv_minfree_bytes(uint64_t memsize_bytes)
 {
@@ -95,13 +91,6 @@ static uint64_t free_pages(struct mv_host *h)
 	return h->memsize_pages - atomic_load(&h->consumed_pages);
 }
 
-static void kick_enforcer(struct mv_host *h)
-{
-	pthread_mutex_lock(&h->enforcer_lock);
-	pthread_cond_signal(&h->enforcer_wake);
-	pthread_mutex_unlock(&h->enforcer_lock);
-}
-
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want)
 {
 	uint64_t used = atomic_load(&h->consumed_pages), take;
@@ -114,8 +103,9 @@ unsigned mv__frames_reserve(struct mv_host *h, unsigned want)
 			break;
 	} while (!atomic_compare_exchange_weak(&h->consumed_pages, &used,
 					       used + take));
-	if (h->memsize_pages - used - take < h->minfree_pages)
-		kick_enforcer(h);
+	if ((h->memsize_pages - used - take) * 100 <
+	    h->minfree_pages * HARD_FLOOR_PCT)
+		mv__sched_kick(h);
 	return (unsigned)take;
 }
 
@@ -135,7 +125,7 @@ void mv__frames_wait(struct mv_host *h)
 	struct timespec ts;
 
 	atomic_fetch_add_explicit(&h->alloc_waits, 1, memory_order_relaxed);
-	kick_enforcer(h);
+	mv__sched_kick(h);
 	deadline_ms(&ts, FRAME_WAIT_MS);
 	pthread_mutex_lock(&h->frames_lock);
 	h->frame_waiters++;
@@ -185,103 +175,6 @@ void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm)
 	pthread_mutex_unlock(&h->vms_lock);
 }
 
-/*
- * Swaps one batch from a VM picked with probability proportional to the
- * frames it holds, falling back to the others in list order when it has
- * nothing to give.  Returns pages reclaimed.
- */
-static uint64_t reclaim_batch(struct mv_host *h, uint64_t *rng)
-{
-	uint64_t total = 0, pick, done = 0;
-	struct mv_vm *vm, *first = NULL;
-
-	pthread_mutex_lock(&h->vms_lock);
-	for (vm = h->vms; vm; vm = vm->next)
-		total += atomic_load(&vm->consumed_pages);
-	if (total) {
-		pick = mv__rand(rng) % total;
-		for (vm = h->vms; vm; vm = vm->next) {
-			uint64_t c = atomic_load(&vm->consumed_pages);
-
-			if (pick < c) {
-				first = vm;
-				break;
-			}
-			pick -= c;
-		}
-	}
-	if (first)
-		mv__reclaim_vm(first, MV_RECLAIM_BATCH, &done);
-	for (vm = h->vms; vm && !done; vm = vm->next)
-		if (vm != first)
-			mv__reclaim_vm(vm, MV_RECLAIM_BATCH, &done);
-	pthread_mutex_unlock(&h->vms_lock);
-	return done;
-}
-
-/* Idle time is when fragmented compression caches give frames back. */
-static void compact_caches(struct mv_host *h)
-{
-	struct mv_vm *vm;
-
-	pthread_mutex_lock(&h->vms_lock);
-	for (vm = h->vms; vm; vm = vm->next)
-		mv__zcache_compact(vm);
-	pthread_mutex_unlock(&h->vms_lock);
-}
-
-static bool enforcer_needed(struct mv_host *h)
-{
-	unsigned waiters;
-
-	pthread_mutex_lock(&h->frames_lock);
-	waiters = h->frame_waiters;
-	pthread_mutex_unlock(&h->frames_lock);
-	return waiters || free_pages(h) < h->minfree_pages;
-}
-
-static void *enforcer_main(void *arg)
-{
-	struct mv_host *h = arg;
-	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uintptr_t)h, got;
-	struct timespec ts;
-	bool stuck = false;
-
-	pthread_mutex_lock(&h->enforcer_lock);
-	while (!h->enforcer_stop) {
-		if (!enforcer_needed(h)) {
-			deadline_ms(&ts, ENFORCER_IDLE_MS);
-			if (pthread_cond_timedwait(&h->enforcer_wake,
-						   &h->enforcer_lock,
-						   &ts) == ETIMEDOUT) {
-				pthread_mutex_unlock(&h->enforcer_lock);
-				compact_caches(h);
-				pthread_mutex_lock(&h->enforcer_lock);
-			}
-			continue;
-		}
-		pthread_mutex_unlock(&h->enforcer_lock);
-		got = reclaim_batch(h, &rng);
-		pthread_mutex_lock(&h->enforcer_lock);
-		atomic_fetch_add_explicit(&h->reclaim_pages, got,
-					  memory_order_relaxed);
-		if (got) {
-			stuck = false;
-			continue;
-		}
-		if (!stuck && free_pages(h) == 0)
-			mv__host_set_msg(
-				h,
-				"host out of machine memory and nothing could be swapped out: guests wait (see swap errors)");
-		stuck = true;
-		deadline_ms(&ts, ENFORCER_STUCK_MS);
-		pthread_cond_timedwait(&h->enforcer_wake, &h->enforcer_lock,
-				       &ts);
-	}
-	pthread_mutex_unlock(&h->enforcer_lock);
-	return NULL;
-}
-
 int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 {
 	struct mv_host *h;
@@ -304,33 +197,26 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 			   MV_PAGE_SHIFT;
 	pthread_mutex_init(&h->frames_lock, NULL);
 	pthread_mutex_init(&h->vms_lock, NULL);
-	pthread_mutex_init(&h->enforcer_lock, NULL);
 	pthread_mutex_init(&h->msg_lock, NULL);
+	atomic_store(&h->state, MV_STATE_HIGH);
 	err = mv__cond_init_monotonic(&h->frames_freed);
 	if (err)
 		goto fail_locks;
-	err = mv__cond_init_monotonic(&h->enforcer_wake);
-	if (err)
-		goto fail_frames_cond;
 	err = mv__share_host_init(h);
 	if (err)
-		goto fail_enforcer_cond;
-	err = -pthread_create(&h->enforcer, NULL, enforcer_main, h);
+		goto fail_frames_cond;
+	err = mv__sched_start(h);
 	if (err)
 		goto fail_share;
-	h->enforcer_started = true;
 	*out = h;
 	return 0;
 
 fail_share:
 	mv__share_host_fini(h);
-fail_enforcer_cond:
-	pthread_cond_destroy(&h->enforcer_wake);
 fail_frames_cond:
 	pthread_cond_destroy(&h->frames_freed);
 fail_locks:
 	pthread_mutex_destroy(&h->msg_lock);
-	pthread_mutex_destroy(&h->enforcer_lock);
 	pthread_mutex_destroy(&h->vms_lock);
 	pthread_mutex_destroy(&h->frames_lock);
 	free(h);
@@ -341,34 +227,13 @@ void mv_host_destroy(mv_host *h)
 {
 	if (!h)
 		return;
-	if (h->enforcer_started) {
-		pthread_mutex_lock(&h->enforcer_lock);
-		h->enforcer_stop = true;
-		pthread_cond_signal(&h->enforcer_wake);
-		pthread_mutex_unlock(&h->enforcer_lock);
-		pthread_join(h->enforcer, NULL);
-	}
+	mv__sched_stop(h);
 	mv__share_host_fini(h);
-	pthread_cond_destroy(&h->enforcer_wake);
 	pthread_cond_destroy(&h->frames_freed);
 	pthread_mutex_destroy(&h->msg_lock);
-	pthread_mutex_destroy(&h->enforcer_lock);
 	pthread_mutex_destroy(&h->vms_lock);
 	pthread_mutex_destroy(&h->frames_lock);
 	free(h);
-}
-
-static enum mv_mem_state state_of(uint64_t free, uint64_t minfree)
-{
-	if (!minfree || free >= 4 * minfree)
-		return MV_STATE_HIGH;
-	if (free >= minfree)
-		return MV_STATE_CLEAR;
-	if (free * 100 >= minfree * 64)
-		return MV_STATE_SOFT;
-	if (free * 100 >= minfree * 32)
-		return MV_STATE_HARD;
-	return MV_STATE_LOW;
 }
 
 int mv_host_stats(mv_host *h, struct mv_host_stats *st)
@@ -383,10 +248,11 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->consumed_pages = atomic_load(&h->consumed_pages);
 	st->free_pages = st->memsize_pages - st->consumed_pages;
 	st->minfree_pages = h->minfree_pages;
-	st->state = state_of(st->free_pages, st->minfree_pages);
+	st->state = (enum mv_mem_state)atomic_load(&h->state);
 	st->alloc_waits = atomic_load(&h->alloc_waits);
 	st->reclaim_pages = atomic_load(&h->reclaim_pages);
 	st->lost_pages = atomic_load(&h->lost_pages);
+	st->blocked_waits = atomic_load(&h->blocked_waits);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {

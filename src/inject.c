@@ -9,7 +9,9 @@
  * than the system call itself.
  *
  * Invariants: a failed call has no side effect (it never reaches the
- * kernel), so a caller that handles the error correctly loses nothing.
+ * kernel), so a caller that handles the error correctly loses nothing;
+ * the one exception, UFFDIO_COPY's partial copy, is what the kernel itself
+ * does, so callers must survive it anyway.
  *
  * Lock ordering: none; slots are atomics.  Arming while calls run from other
  * threads is allowed: which concurrent call fails is then up to the race,
@@ -18,11 +20,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "inject.h"
+#include "uffd.h"
 
 struct inject_slot {
 	_Atomic int armed; /* fast check: 0 when nothing scheduled */
@@ -36,6 +41,8 @@ static struct inject_slot slots[MV_INJ_NOPS];
 static _Atomic long fake_max_map_count;
 static _Atomic unsigned long long fake_uffd_missing;
 static _Atomic unsigned long long hash_mask = ~0ull;
+/* errno the next UFFDIO_COPY of this thread fails with, after a partial one */
+static _Thread_local int copy_fails_next;
 
 void mv__inject_fail(enum mv__inject_op op, unsigned nth, unsigned count,
 		     int err)
@@ -155,6 +162,33 @@ int mv__fallocate(int fd, off_t off, off_t len)
 		return -1;
 	}
 	return fallocate(fd, 0, off, len);
+}
+
+int mv__uffd_copy(int uffd, struct uffdio_copy *c)
+{
+	int err = copy_fails_next, partial = !err;
+	struct uffdio_copy first;
+
+	copy_fails_next = 0;
+	if (!err)
+		err = should_fail(MV_INJ_UFFD_COPY);
+	if (!err)
+		return ioctl(uffd, UFFDIO_COPY, c);
+	if (partial && c->len > (uint64_t)sysconf(_SC_PAGESIZE)) {
+		first = *c;
+		first.len = (uint64_t)sysconf(_SC_PAGESIZE);
+		if (ioctl(uffd, UFFDIO_COPY, &first) < 0) {
+			c->copy = first.copy;
+			return -1;
+		}
+		c->copy = first.copy;
+		copy_fails_next = err;
+		errno = EAGAIN;
+		return -1;
+	}
+	c->copy = -err;
+	errno = err;
+	return -1;
 }
 
 void *mv__calloc(size_t n, size_t size)

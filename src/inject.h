@@ -15,6 +15,7 @@ enum mv__inject_op {
 	MV_INJ_PWRITE,
 	MV_INJ_FALLOCATE,
 	MV_INJ_ALLOC,
+	MV_INJ_UFFD_COPY,
 	MV_INJ_NOPS
 };
 
@@ -42,6 +43,14 @@ ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);
 struct iovec;
 ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off);
 int mv__fallocate(int fd, off_t off, off_t len);
+/*
+ * UFFDIO_COPY.  An injected failure is the kernel giving up partway through
+ * a run: a copy of more than one page copies its first page for real and
+ * reports that partial copy (-EAGAIN, .copy = 4096); the same thread's next
+ * copy then fails with err.  A one-page copy just fails with err.
+ */
+struct uffdio_copy;
+int mv__uffd_copy(int uffd, struct uffdio_copy *c);
 void *mv__calloc(size_t n, size_t size);
 void *mv__aligned_alloc(size_t align, size_t size);
 

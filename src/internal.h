@@ -4,6 +4,7 @@
  * Nothing here is API: tests include it to reach inside; users never do.
  *
  * Lock ordering (the whole engine; each file repeats its part):
+ *   host->sched_lock (a leaf: the scheduler drops it before working)
  *   host->vms_lock
  *     -> vm->reclaim_lock, or vm->balloon.lock (never both)
  *       -> pmap entry locks (PMAP_LOCK bits; several only by trylock, or
@@ -29,13 +30,20 @@
 #include "memvisor.h"
 #include "pmap.h"
 #include "share.h"
+#include "sched_policy.h"
 #include "swap.h"
 #include "zcache.h"
 
 #define MV_MAX_FAULT_THREADS 16
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
-#define MV_RECLAIM_BATCH 16 /* pages moved out per reclaim batch */
+/*
+ * Pages moved out per reclaim batch: staging is emptied once per batch, and
+ * each MADV_DONTNEED is a TLB shootdown (docs/BENCHMARKS.md, "Compression")
+ */
+#define MV_RECLAIM_BATCH 64
 #define MV_ERRMSG_MAX 512
+/* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (DESIGN.md) */
+#define MV_SAMPLE_PAGES 100
 
 #define MV_PAGE_SHIFT 12
 
@@ -57,11 +65,17 @@ struct mv_host {
 	uint32_t nvms;
 	_Atomic uint32_t next_vm_id; /* ids for swap file names and seeds */
 
-	pthread_t enforcer; /* the over-budget swapper */
-	pthread_mutex_t enforcer_lock; /* protects enforcer_stop */
-	pthread_cond_t enforcer_wake;
-	bool enforcer_stop;
-	bool enforcer_started;
+	pthread_t sched; /* the memory scheduler (sched.c) */
+	pthread_mutex_t sched_lock; /* protects sched_stop */
+	pthread_cond_t sched_wake;
+	bool sched_stop;
+	bool sched_started;
+	/* free-memory state with hysteresis (enum mv_mem_state); written by
+	 * the scheduler only */
+	_Atomic int state;
+	/* the scheduler found nothing to reclaim: blocked VMs are let through
+	 * rather than wait for memory that will not come */
+	atomic_bool sched_stuck;
 
 	struct mv__share share; /* page sharing: pool, table, scanner */
 
@@ -72,6 +86,7 @@ struct mv_host {
 	_Atomic uint64_t alloc_waits;
 	_Atomic uint64_t reclaim_pages;
 	_Atomic uint64_t lost_pages; /* see mv_host_stats */
+	_Atomic uint64_t blocked_waits; /* see mv_host_stats */
 };
 
 struct mv_vm_counters {
@@ -83,6 +98,34 @@ struct mv_vm_counters {
 	_Atomic uint64_t image_pages;
 	_Atomic uint64_t swap_errors;
 	_Atomic uint64_t fault_errors;
+};
+
+/*
+ * Active-memory sampling (sample.c).  While a page is sampled it lives in
+ * slot i of `area` and its pmap entry is SAMPLED with payload i | origin
+ * << 8; the fault that brings it back counts it touched.
+ */
+struct mv__sample {
+	uint8_t *area; /* MV_SAMPLE_PAGES pages registered with the VM's uffd */
+	/* the rest is the scheduler thread's alone, except touched */
+	uint64_t ppn[MV_SAMPLE_PAGES]; /* sampled this period */
+	unsigned n; /* pages sampled this period */
+	_Atomic unsigned touched; /* of those, faulted back by the guest */
+	uint64_t rng; /* picks the pages */
+	bool measured; /* a period has ended: the averages hold data */
+	uint32_t slow, fast; /* moving averages of the touched permille */
+	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
+	 * is taxed for idleness nobody has seen */
+	_Atomic uint32_t active_permille;
+};
+
+/* A VM's place in the scheduler: set through the API, read by sched.c. */
+struct mv__vm_sched {
+	_Atomic uint64_t shares;
+	_Atomic uint64_t min_pages; /* reservation */
+	_Atomic uint64_t limit_pages; /* npages when unlimited */
+	_Atomic uint64_t sztgt_pages; /* SZTGT, from the last balance */
+	_Atomic uint64_t swtgt_pages; /* SWTGT */
 };
 
 struct mv_vm {
@@ -107,6 +150,8 @@ struct mv_vm {
 	struct mv__balloon balloon; /* balloon target, size and counters */
 	struct mv__zcache zc; /* the VM's compression cache */
 	struct mv__vm_share sh; /* the VM's part in page sharing */
+	struct mv__sample sample; /* active-memory sampling */
+	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -131,6 +176,38 @@ int mv__cond_init_monotonic(pthread_cond_t *c);
 /* vm.c: mappings */
 int mv__map_anon(size_t len, uint8_t **out);
 int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
+struct iovec;
+/* MADV_DONTNEED of n ranges with one TLB flush; returns how many, from the
+ * first, were dropped (the caller madvise()s the rest). */
+unsigned mv__dontneed_batch(struct iovec *iov, unsigned n);
+/* sched.c: the scheduler thread and what the rest asks of it */
+int mv__sched_start(struct mv_host *h);
+void mv__sched_stop(struct mv_host *h);
+/* Wakes the scheduler now: memory is short or a fault waits for a frame. */
+void mv__sched_kick(struct mv_host *h);
+/*
+ * Called by a fault thread holding no lock before it serves a fault: in the
+ * low state a VM above its target waits here until memory frees.
+ */
+void mv__sched_admit(struct mv_vm *vm);
+/* The reservation admission check: -EINVAL if the reservations of all VMs,
+ * with vm's set to min_pages, would not fit the host. */
+int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
+				uint64_t min_pages);
+
+/* sample.c: active-memory sampling */
+int mv__sample_init(struct mv_vm *vm);
+void mv__sample_fini(struct mv_vm *vm);
+/* Ends the period (untouched pages go back) and starts the next one. */
+void mv__sample_period(struct mv_vm *vm);
+/* fault.c: a fault on a SAMPLED page (entry v, locked): puts the page back,
+ * counts it touched, unlocks. */
+void mv__sample_fault(struct mv_vm *vm, uint64_t ppn, uint64_t v);
+/* balloon.c: a SAMPLED page (entry *v, locked) goes back into the guest
+ * uncounted and stays locked; *v becomes its PRIVATE entry. */
+void mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v);
+/* vm.c: the active-memory estimate, permille of the VM's frames */
+uint32_t mv__sample_active_permille(struct mv_vm *vm);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
@@ -140,6 +217,9 @@ void mv__fault_stop(struct mv_vm *vm);
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
 uint64_t mv__rand(uint64_t *state);
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
+/* UFFDIO_MOVE of len pages; how many from the first moved, *err why not all */
+unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
+		      int *err);
 
 /* system.c */
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);

@@ -11,7 +11,8 @@
  *   bit  5     PMAP_TOUCHED: the guest has touched the page at least once
  *   bits 8-63  payload, owned by the state: a compression handle
  *              (COMPRESSED), a swap slot (SWAPPED), a pool frame (SHARED),
- *              or for PRIVATE the
+ *              a sample slot and the PRIVATE payload it had (SAMPLED,
+ *              sample.c), or for PRIVATE the
  *              path that last filled the page (enum pmap_origin), kept
  *              for the one diagnosis that needs it: a PRIVATE page found
  *              unmapped

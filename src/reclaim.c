@@ -65,8 +65,8 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
  * Moves a run of len pages out of the guest; returns how many, from the
  * first, were moved (the kernel may stop early), and *err why not all.
  */
-static unsigned move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
-			 int *err)
+unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
+		      int *err)
 {
 	struct uffdio_move m = { .dst = (uintptr_t)dst,
 				 .src = (uintptr_t)src,
@@ -237,10 +237,9 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		/* victims next to each other in the guest move in one call */
 		for (len = 1; i + len < n && v[i + len].ppn == v[i].ppn + len;)
 			len++;
-		moved = move_run(vm,
-				 vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
-				 vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len,
-				 &err);
+		moved = mv__move_run(
+			vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
+			vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len, &err);
 		if (err && !*errp)
 			*errp = err;
 		for (unsigned j = i; j < i + len; j++) {

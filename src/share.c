@@ -73,6 +73,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -81,7 +82,9 @@
 #include "internal.h"
 #include "uffd.h"
 
-#define SHARE_WINDOW 16 /* pages scanned in order before a random jump */
+#define SHARE_WINDOW 64 /* pages scanned together before a random jump */
+/* stage: the window's pages, then pages of other windows hinted by it */
+#define STAGE_BYTES (2 * SHARE_WINDOW * MV_PAGE_SIZE)
 #define SHARE_TICK_MS 100
 #define SLOT_FRAME (1ull << 63)
 #define SLOT_HINT (1ull << 62)
@@ -333,25 +336,25 @@ static void count_maps_now(struct mv__share *s)
 		return;
 	s->maps_now = used;
 	s->maps_max = max;
-	s->maps_full = used + MAPS_SLACK > max;
+	s->maps_full = used + 2 + MAPS_SLACK > max;
 }
 
 static bool maps_room(struct mv_host *h, unsigned want)
 {
 	struct mv__share *s = &h->share;
+	bool was_full = s->maps_full;
 
 	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	count_maps_now(s);
-	if (!s->maps_full &&
-	    s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
-	if (!s->maps_full)
-		return false;
-	mv__host_set_msg(
-		h,
-		"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs about two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
-		s->maps_now, s->maps_max, s->maps_max * 4);
+	s->maps_full = true;
+	if (!was_full)
+		mv__host_set_msg(
+			h,
+			"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs up to two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
+			s->maps_now, s->maps_max, s->maps_max * 4);
 	return false;
 }
 
@@ -389,17 +392,26 @@ static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
 	return ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
-/* Whether the guest got a private copy of the page behind our back. */
-static bool written_in_window(struct mv__share *s, const void *addr)
+/*
+ * Which of n pages from addr the guest got a private copy of behind our
+ * back: bit i of the result for page i (n <= 64), from one pagemap read.
+ */
+static uint64_t written_in_window(struct mv__share *s, const void *addr,
+				  uint64_t n)
 {
-	uint64_t e = 0;
+	uint64_t e[64], mask = 0;
+	size_t len = n * sizeof(e[0]);
 
 	if (s->pagemap_fd < 0 ||
-	    pread(s->pagemap_fd, &e, sizeof(e),
-		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) != sizeof(e))
-		return false;
+	    pread(s->pagemap_fd, e, len,
+		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
+		    (ssize_t)len)
+		return 0;
 	/* present (bit 63) and not a file page (bit 61): an anonymous copy */
-	return (e >> 63 & 1) && !(e >> 61 & 1);
+	for (uint64_t i = 0; i < n; i++)
+		if ((e[i] >> 63 & 1) && !(e[i] >> 61 & 1))
+			mask |= 1ull << i;
+	return mask;
 }
 
 /*
@@ -464,17 +476,6 @@ static struct mv_vm *vm_by_id(struct mv_host *h, uint32_t id)
 	return NULL;
 }
 
-static int move_out(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
-{
-	struct uffdio_move m = { .dst = (uintptr_t)stage,
-				 .src = (uintptr_t)page_of(vm, ppn),
-				 .len = MV_PAGE_SIZE };
-
-	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
-		return 0;
-	return m.move < 0 ? (int)m.move : -errno;
-}
-
 /* A page moved out whose sharing did not happen goes back, PRIVATE. */
 static void put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint8_t *stage)
 {
@@ -482,209 +483,479 @@ static void put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint8_t *stage)
 	pmap_unlock(&vm->pmap[ppn], v);
 }
 
-/* The page's own frame is no longer needed: it maps a shared frame. */
-static void drop_private(struct mv_vm *vm, uint8_t *stage, bool to_host)
+/* What the scan of one window found for one page. */
+enum cand_kind {
+	C_SKIP, /* not a candidate (busy, not PRIVATE, no match): unlocked */
+	C_ZERO, /* all zero */
+	C_FRAME, /* equal hash to a shared frame */
+	C_HINT, /* equal hash to a hinted page, which is locked too */
+};
+
+struct cand {
+	enum cand_kind kind;
+	uint64_t v; /* entry when locked */
+	uint64_t slot; /* table slot matched (C_FRAME, C_HINT) */
+	uint64_t frame; /* the frame to map, MV_NO_FRAME until known */
+	struct mv_vm *vm2; /* C_HINT: the hinted page's VM */
+	uint64_t ppn2, v2; /* C_HINT: the hinted page, its entry */
+	bool shared1, shared2; /* mapped to the frame: this page, hinted */
+};
+
+/* One window of one VM, and the stage slots its pages move to. */
+struct window {
+	struct mv_vm *vm;
+	uint64_t lo, n; /* pages [lo, lo + n) */
+	struct cand c[SHARE_WINDOW];
+	struct mv_vm *vm2s[SHARE_WINDOW]; /* VMs of hinted pages, once each */
+	unsigned nvm2;
+	uint64_t released; /* frames the host gets back */
+};
+
+/* Stage slot of the window's page i: this VM's pages first, hinted ones
+ * (in their own VM's stage) after. */
+static uint8_t *slot1(struct window *w, uint64_t i)
 {
-	madvise(stage, MV_PAGE_SIZE, MADV_DONTNEED);
-	atomic_fetch_sub_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
-	if (to_host)
-		mv__frames_release(vm->host, 1);
+	return w->vm->sh.stage + (i << MV_PAGE_SHIFT);
+}
+
+static uint8_t *slot2(struct window *w, uint64_t i)
+{
+	return w->c[i].vm2->sh.stage + ((SHARE_WINDOW + i) << MV_PAGE_SHIFT);
+}
+
+static void drop_cand(struct window *w, uint64_t i, bool moved)
+{
+	struct cand *c = &w->c[i];
+
+	if (c->kind == C_HINT) {
+		if (moved)
+			put_back(c->vm2, c->ppn2, c->v2, slot2(w, i));
+		else
+			pmap_unlock(&c->vm2->pmap[c->ppn2], c->v2);
+	}
+	if (moved)
+		put_back(w->vm, w->lo + i, c->v, slot1(w, i));
+	else
+		pmap_unlock(&w->vm->pmap[w->lo + i], c->v);
+	c->kind = C_SKIP;
 }
 
 /*
- * Maps the page (moved out to stage, locked, entry v) to frame f.  Returns
- * 1 when it became SHARED, 0 when it stayed PRIVATE.  The caller counts
- * the reference.
+ * Checks the hinted page of slot i for the window's page i (locked, hash
+ * given): still there, PRIVATE, same hash, same salt.  Locks it and makes
+ * i a C_HINT candidate, or updates the hint and leaves i alone.
  */
-static int commit_share(struct mv_vm *vm, uint64_t ppn, uint64_t v,
-			uint8_t *stage, uint64_t f, bool to_host)
+static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
+		      uint64_t slot, uint8_t *buf)
 {
+	struct mv_vm *vm = w->vm, *vm2;
 	struct mv__share *s = &vm->host->share;
-	int err;
+	struct cand *c = &w->c[i];
+	uint64_t ref = s->table[slot].ref;
 
-	if (map_frames(vm, ppn, 1, f)) {
-		put_back(vm, ppn, v, stage);
-		return 0;
+	vm2 = vm_by_id(vm->host,
+		       (uint32_t)((ref & ~SLOT_HINT) >> HINT_PPN_BITS));
+	c->ppn2 = ref & ((1ull << HINT_PPN_BITS) - 1);
+	if (!vm2 || c->ppn2 >= vm2->npages) {
+		table_set_hint(s, slot, vm, w->lo + i);
+		return false;
 	}
-	if (written_in_window(s, page_of(vm, ppn))) {
-		/*
-		 * A guest store landed between the mmap and the write-protect
-		 * and got its own copy from the kernel: that copy is the
-		 * page now, and keeps the frame the staged copy held.
-		 */
-		while ((err = unshare_page(vm, ppn)))
-			retry_pause(vm, "unsharing a page written while mapped",
-				    err);
-		madvise(stage, MV_PAGE_SIZE, MADV_DONTNEED);
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	drop_private(vm, stage, to_host);
-	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_SHARED, v, f));
-	atomic_fetch_add_explicit(&vm->sh.merged, 1, memory_order_relaxed);
-	return 1;
-}
-
-static int share_zero(struct mv_vm *vm, uint64_t ppn, uint64_t v)
-{
-	uint8_t *stage = vm->sh.stage;
-
-	if (move_out(vm, ppn, stage)) {
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	if (!is_zero(stage)) {
-		put_back(vm, ppn, v, stage);
-		return 0;
-	}
-	drop_private(vm, stage, true);
-	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_ZERO, v, 0));
-	atomic_fetch_add_explicit(&vm->sh.merged, 1, memory_order_relaxed);
-	return 1;
-}
-
-static int share_with_frame(struct mv_vm *vm, uint64_t ppn, uint64_t v,
-			    uint64_t hash, uint64_t f, uint8_t *buf)
-{
-	struct mv__share *s = &vm->host->share;
-	uint8_t *stage = vm->sh.stage;
-
-	if (s->frames[f].salt != vm->sh.salt || move_out(vm, ppn, stage)) {
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	if (frame_read(s, f, buf) || memcmp(stage, buf, MV_PAGE_SIZE)) {
-		if (hash_page(stage, vm->sh.salt) == hash)
-			atomic_fetch_add(&s->collisions, 1);
-		put_back(vm, ppn, v, stage);
-		return 0;
-	}
-	if (!commit_share(vm, ppn, v, stage, f, true))
-		return 0;
-	s->frames[f].refs++;
-	s->nrefs++;
-	return 1;
-}
-
-/*
- * The table holds a hint for this hash at slot i.  If the hinted page is
- * still what it was, the two pages become one frame.
- */
-static int share_with_hint(struct mv_vm *vm, uint64_t ppn, uint64_t v,
-			   uint64_t hash, uint64_t i, uint8_t *buf)
-{
-	struct mv_host *h = vm->host;
-	struct mv__share *s = &h->share;
-	uint64_t ref = s->table[i].ref, ppn2, v2, f;
-	struct mv_vm *vm2 =
-		vm_by_id(h, (uint32_t)((ref & ~SLOT_HINT) >> HINT_PPN_BITS));
-	uint8_t *st1 = vm->sh.stage, *st2;
-	int got;
-
-	ppn2 = ref & ((1ull << HINT_PPN_BITS) - 1);
-	if (!vm2 || ppn2 >= vm2->npages) {
-		table_set_hint(s, i, vm, ppn);
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	if (vm2->sh.salt != vm->sh.salt || (vm2 == vm && ppn2 == ppn) ||
-	    !pmap_trylock(&vm2->pmap[ppn2], &v2)) {
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	if (pmap_state(v2) != MV_PAGE_PRIVATE ||
-	    (peek_page((uint64_t *)buf, (uint64_t *)page_of(vm2, ppn2)),
+	if (vm2->sh.salt != vm->sh.salt ||
+	    (vm2 == vm && c->ppn2 == w->lo + i) ||
+	    !pmap_trylock(&vm2->pmap[c->ppn2], &c->v2))
+		return false;
+	if (pmap_state(c->v2) != MV_PAGE_PRIVATE ||
+	    (peek_page((uint64_t *)buf, (uint64_t *)page_of(vm2, c->ppn2)),
 	     hash_page(buf, vm->sh.salt) != hash)) {
-		table_set_hint(s, i, vm, ppn); /* stale: the newer page */
-		pmap_unlock(&vm2->pmap[ppn2], v2);
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
+		table_set_hint(s, slot, vm, w->lo + i); /* stale */
+		pmap_unlock(&vm2->pmap[c->ppn2], c->v2);
+		return false;
 	}
-	st2 = vm2 == vm ? st1 + MV_PAGE_SIZE : vm2->sh.stage;
-	if (move_out(vm, ppn, st1)) {
-		pmap_unlock(&vm2->pmap[ppn2], v2);
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	if (move_out(vm2, ppn2, st2)) {
-		pmap_unlock(&vm2->pmap[ppn2], v2);
-		put_back(vm, ppn, v, st1);
-		return 0;
-	}
-	f = memcmp(st1, st2, MV_PAGE_SIZE) ? NO_SLOT : frame_alloc(s);
-	if (f == NO_SLOT || frame_write(s, f, st1)) {
-		if (f != NO_SLOT)
-			frame_discard(s, f);
-		else if (hash_page(st1, vm->sh.salt) ==
-			 hash_page(st2, vm->sh.salt))
-			atomic_fetch_add(&s->collisions, 1);
-		table_set_hint(s, i, vm, ppn);
-		put_back(vm2, ppn2, v2, st2);
-		put_back(vm, ppn, v, st1);
-		return 0;
-	}
-	s->frames[f] =
-		(struct mv__share_frame){ .refs = 0, .salt = vm->sh.salt };
-	/*
-	 * The first page to map the frame hands it its private frame (no
-	 * change to the host's count), every later one gives its frame back.
-	 */
-	got = commit_share(vm, ppn, v, st1, f, false);
-	got += commit_share(vm2, ppn2, v2, st2, f, got > 0);
-	if (!got) {
-		frame_discard(s, f);
-		table_set_hint(s, i, vm, ppn);
-		return 0;
-	}
-	s->frames[f].refs = (uint32_t)got;
-	s->nrefs += (uint64_t)got;
-	s->nframes++;
-	s->table[i].ref = SLOT_FRAME | f;
-	s->table_hints--;
-	return got;
+	c->vm2 = vm2;
+	c->kind = C_HINT;
+	for (unsigned k = 0; k < w->nvm2; k++)
+		if (w->vm2s[k] == vm2)
+			return true;
+	w->vm2s[w->nvm2++] = vm2;
+	return true;
 }
 
-/* Scans one page; returns 1 if it became SHARED or ZERO. */
-static int try_share(struct mv_vm *vm, uint64_t ppn, uint8_t *buf)
+/* Phase 1: lock, hash and look up every page of the window. */
+static void classify(struct window *w, uint8_t *buf)
 {
+	struct mv_vm *vm = w->vm;
 	struct mv__share *s = &vm->host->share;
-	uint64_t v, hash, i;
-	int got = 0;
+	uint64_t ppn, hash, slot, ref;
+	struct cand *c;
 
-	if (!pmap_trylock(&vm->pmap[ppn], &v))
-		return 0;
-	if (pmap_state(v) != MV_PAGE_PRIVATE) {
-		pmap_unlock(&vm->pmap[ppn], v);
-		return 0;
-	}
-	atomic_fetch_add_explicit(&vm->sh.scanned, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
-	peek_page((uint64_t *)buf, (uint64_t *)page_of(vm, ppn));
-	pthread_mutex_lock(&s->lock);
-	if (is_zero(buf)) {
-		got = share_zero(vm, ppn, v);
-	} else if (s->maps_full && !maps_room(vm->host, 2)) {
-		pmap_unlock(&vm->pmap[ppn], v);
-	} else {
+	for (uint64_t i = 0; i < w->n; i++) {
+		c = &w->c[i];
+		ppn = w->lo + i;
+		*c = (struct cand){ .kind = C_SKIP, .frame = MV_NO_FRAME };
+		if (!pmap_trylock(&vm->pmap[ppn], &c->v))
+			continue;
+		if (pmap_state(c->v) != MV_PAGE_PRIVATE) {
+			pmap_unlock(&vm->pmap[ppn], c->v);
+			continue;
+		}
+		atomic_fetch_add_explicit(&vm->sh.scanned, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
+		peek_page((uint64_t *)buf, (uint64_t *)page_of(vm, ppn));
+		if (is_zero(buf)) {
+			c->kind = C_ZERO;
+			continue;
+		}
+		if (s->maps_full && !maps_room(vm->host, 2)) {
+			pmap_unlock(&vm->pmap[ppn], c->v);
+			continue;
+		}
 		hash = hash_page(buf, vm->sh.salt);
-		i = table_find(s, hash);
-		if (i == NO_SLOT) {
+		slot = table_find(s, hash);
+		ref = slot == NO_SLOT ? 0 : s->table[slot].ref;
+		c->slot = slot;
+		if (!ref) {
 			table_insert(s, hash,
 				     SLOT_HINT |
 					     ((uint64_t)vm->id
 					      << HINT_PPN_BITS) |
 					     ppn);
-			pmap_unlock(&vm->pmap[ppn], v);
-		} else if (s->table[i].ref & SLOT_FRAME) {
-			got = share_with_frame(vm, ppn, v, hash,
-					       s->table[i].ref & ~SLOT_FRAME,
-					       buf);
-		} else {
-			got = share_with_hint(vm, ppn, v, hash, i, buf);
+		} else if (ref & SLOT_FRAME) {
+			c->frame = ref & ~SLOT_FRAME;
+			if (s->frames[c->frame].salt == vm->sh.salt) {
+				c->kind = C_FRAME;
+				continue;
+			}
+		} else if (take_hint(w, i, hash, slot, buf)) {
+			continue;
+		}
+		pmap_unlock(&vm->pmap[ppn], c->v);
+	}
+}
+
+/*
+ * Phase 2: moves the candidates out of their guests, runs of neighbours
+ * in one UFFDIO_MOVE, so that nothing can change what is compared.
+ */
+static void move_out(struct window *w)
+{
+	uint64_t i, j, moved;
+	struct cand *c = w->c;
+	int err;
+
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[j].kind != C_SKIP && c[i].kind != C_SKIP;
+		     j++)
+			;
+		if (c[i].kind == C_SKIP)
+			continue;
+		moved = mv__move_run(w->vm, slot1(w, i),
+				     page_of(w->vm, w->lo + i),
+				     (unsigned)(j - i), &err);
+		for (uint64_t k = i + moved; k < j; k++)
+			drop_cand(w, k, false);
+	}
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind == C_HINT && c[j].kind == C_HINT &&
+		     c[j].vm2 == c[i].vm2 && c[j].ppn2 == c[i].ppn2 + (j - i);
+		     j++)
+			;
+		if (c[i].kind != C_HINT)
+			continue;
+		moved = mv__move_run(c[i].vm2, slot2(w, i),
+				     page_of(c[i].vm2, c[i].ppn2),
+				     (unsigned)(j - i), &err);
+		for (uint64_t k = i + moved; k < j; k++) {
+			pmap_unlock(&c[k].vm2->pmap[c[k].ppn2], c[k].v2);
+			c[k].kind = C_SKIP;
+			put_back(w->vm, w->lo + k, c[k].v, slot1(w, k));
 		}
 	}
+}
+
+/*
+ * Writes the new frames of the window's pairs, one write per run of
+ * consecutive frames (their pages sit in consecutive stage slots).  A pair
+ * whose write fails goes back, its frame with it.
+ */
+static void write_frames(struct window *w)
+{
+	struct mv__share *s = &w->vm->host->share;
+	struct cand *c = w->c;
+	ssize_t got;
+	uint64_t i, j;
+
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind == C_HINT && c[j].kind == C_HINT &&
+		     c[j].frame == c[i].frame + (j - i);
+		     j++)
+			;
+		if (c[i].kind != C_HINT)
+			continue;
+		got = mv__pwrite(s->pool_fd, slot1(w, i),
+				 (j - i) << MV_PAGE_SHIFT,
+				 (off_t)(c[i].frame << MV_PAGE_SHIFT));
+		if (got == (ssize_t)((j - i) << MV_PAGE_SHIFT))
+			continue;
+		for (uint64_t k = i; k < j; k++) {
+			frame_discard(s, c[k].frame);
+			table_set_hint(s, c[k].slot, w->vm, w->lo + k);
+			drop_cand(w, k, true);
+		}
+	}
+}
+
+/*
+ * Phase 3: compares bit by bit what was moved out; gives the pairs that
+ * match new frames, consecutive where the pairs are, and writes them.
+ */
+static void compare(struct window *w, uint8_t *buf)
+{
+	struct mv__share *s = &w->vm->host->share;
+	uint64_t salt = w->vm->sh.salt, f;
+	struct cand *c;
+	bool same;
+
+	for (uint64_t i = 0; i < w->n; i++) {
+		c = &w->c[i];
+		if (c->kind == C_ZERO)
+			same = is_zero(slot1(w, i));
+		else if (c->kind == C_FRAME)
+			same = !frame_read(s, c->frame, buf) &&
+			       !memcmp(slot1(w, i), buf, MV_PAGE_SIZE);
+		else if (c->kind == C_HINT)
+			same = !memcmp(slot1(w, i), slot2(w, i), MV_PAGE_SIZE);
+		else
+			continue;
+		if (same)
+			continue;
+		if (c->kind != C_ZERO &&
+		    hash_page(slot1(w, i), salt) ==
+			    hash_page(c->kind == C_HINT ? slot2(w, i) : buf,
+				      salt))
+			atomic_fetch_add(&s->collisions, 1);
+		if (c->kind == C_HINT)
+			table_set_hint(s, c->slot, w->vm, w->lo + i);
+		drop_cand(w, i, true);
+	}
+	for (uint64_t i = 0; i < w->n; i++) {
+		c = &w->c[i];
+		if (c->kind != C_HINT)
+			continue;
+		/* the frame after the previous pair's, so mappings merge */
+		f = i && w->c[i - 1].kind == C_HINT &&
+				    w->c[i - 1].frame + 1 == s->frames_end &&
+				    !frames_room(s, s->frames_end + 1) ?
+			    s->frames_end++ :
+			    frame_alloc(s);
+		if (f == NO_SLOT) {
+			table_set_hint(s, c->slot, w->vm, w->lo + i);
+			drop_cand(w, i, true);
+			continue;
+		}
+		s->frames[f] = (struct mv__share_frame){ .salt = salt };
+		c->frame = f;
+	}
+	write_frames(w);
+}
+
+/*
+ * Maps frames over pages [i, j) of the window (this VM's side, or the
+ * hinted side): one mmap for consecutive frames.  Sets shared1/shared2 of
+ * each page that ends up mapping its frame; a page the guest wrote in the
+ * mapping's window keeps its own copy.
+ */
+static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
+{
+	struct cand *c = w->c;
+	struct mv_vm *vm = hinted ? c[i].vm2 : w->vm;
+	uint64_t ppn = hinted ? c[i].ppn2 : w->lo + i;
+	struct mv__share *s = &vm->host->share;
+	int err;
+
+	uint64_t written;
+
+	if (map_frames(vm, ppn, j - i, c[i].frame)) {
+		for (uint64_t k = i; k < j; k++)
+			mv__reclaim_restore(vm, ppn + (k - i),
+					    hinted ? slot2(w, k) : slot1(w, k));
+		return;
+	}
+	written = written_in_window(s, page_of(vm, ppn), j - i);
+	for (uint64_t k = i; k < j; k++) {
+		if (written >> (k - i) & 1) {
+			while ((err = unshare_page(vm, ppn + (k - i))))
+				retry_pause(
+					vm,
+					"unsharing a page written while mapped",
+					err);
+			continue;
+		}
+		if (hinted)
+			c[k].shared2 = true;
+		else
+			c[k].shared1 = true;
+	}
+}
+
+static bool mappable(const struct cand *c)
+{
+	return c->kind == C_FRAME || c->kind == C_HINT;
+}
+
+static bool runs_on(const struct cand *a, const struct cand *b, bool hinted)
+{
+	if (!mappable(a) || !mappable(b) || b->frame != a->frame + 1)
+		return false;
+	if (!hinted)
+		return true;
+	return a->kind == C_HINT && b->kind == C_HINT && b->vm2 == a->vm2 &&
+	       b->ppn2 == a->ppn2 + 1;
+}
+
+/* Phase 4: maps the frames, in runs of consecutive frames. */
+static void map_all(struct window *w)
+{
+	struct cand *c = w->c;
+	uint64_t i, j;
+
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1; j < w->n && runs_on(&c[j - 1], &c[j], false);
+		     j++)
+			;
+		if (mappable(&c[i]))
+			map_side(w, i, j, false);
+	}
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1; j < w->n && runs_on(&c[j - 1], &c[j], true);
+		     j++)
+			;
+		if (c[i].kind == C_HINT)
+			map_side(w, i, j, true);
+	}
+}
+
+/*
+ * The page's own frame (in its stage slot) is no longer needed: it maps
+ * a shared frame, or is ZERO.  to_host: the frame goes back to the host,
+ * rather than to the pool as a new shared frame.
+ */
+static void drop_private(struct window *w, struct mv_vm *vm, bool to_host)
+{
+	atomic_fetch_sub_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	w->released += to_host;
+}
+
+/* Phase 5: publishes every candidate's outcome and counts it. */
+static uint64_t publish(struct window *w)
+{
+	struct mv__share *s = &w->vm->host->share;
+	struct mv_vm *vm = w->vm;
+	uint64_t merged = 0, got;
+	struct cand *c;
+
+	for (uint64_t i = 0; i < w->n; i++) {
+		c = &w->c[i];
+		switch (c->kind) {
+		case C_SKIP:
+			continue;
+		case C_ZERO:
+			drop_private(w, vm, true);
+			pmap_unlock(&vm->pmap[w->lo + i],
+				    pmap_make(MV_PAGE_ZERO, c->v, 0));
+			merged++;
+			continue;
+		case C_FRAME:
+			if (c->shared1) {
+				drop_private(w, vm, true);
+				s->frames[c->frame].refs++;
+				s->nrefs++;
+			}
+			break;
+		case C_HINT:
+			/* the first sharer's frame becomes the pool frame */
+			got = c->shared1 + c->shared2;
+			if (c->shared1)
+				drop_private(w, vm, false);
+			if (c->shared2)
+				drop_private(w, c->vm2, c->shared1);
+			if (!got) {
+				frame_discard(s, c->frame);
+				table_set_hint(s, c->slot, vm, w->lo + i);
+			} else {
+				s->frames[c->frame].refs = (uint32_t)got;
+				s->nrefs += got;
+				s->nframes++;
+				if (!(s->table[c->slot].ref & SLOT_FRAME))
+					s->table_hints--;
+				s->table[c->slot].ref = SLOT_FRAME | c->frame;
+			}
+			pmap_unlock(&c->vm2->pmap[c->ppn2],
+				    c->shared2 ? pmap_make(MV_PAGE_SHARED,
+							   c->v2, c->frame) :
+						 c->v2);
+			merged += c->shared2;
+			break;
+		}
+		pmap_unlock(&vm->pmap[w->lo + i],
+			    c->shared1 ?
+				    pmap_make(MV_PAGE_SHARED, c->v, c->frame) :
+				    c->v);
+		merged += c->shared1;
+	}
+	atomic_fetch_add_explicit(&vm->sh.merged, merged, memory_order_relaxed);
+	return merged;
+}
+
+/*
+ * Empties the stage slots the window used, all VMs in one TLB flush where
+ * the kernel can (they all live in this process).
+ */
+static void free_stages(struct window *w)
+{
+	struct iovec iov[SHARE_WINDOW + 1];
+	unsigned n = 0, done;
+
+	iov[n++] =
+		(struct iovec){ w->vm->sh.stage, SHARE_WINDOW * MV_PAGE_SIZE };
+	for (unsigned k = 0; k < w->nvm2; k++)
+		iov[n++] = (struct iovec){ w->vm2s[k]->sh.stage +
+						   SHARE_WINDOW * MV_PAGE_SIZE,
+					   SHARE_WINDOW * MV_PAGE_SIZE };
+	for (done = mv__dontneed_batch(iov, n); done < n; done++)
+		madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
+}
+
+/*
+ * Scans one window: every PRIVATE page in it is hashed and looked up, and
+ * those that match are merged together, each step for all of them at once
+ * (one move, one mapping per run), since per page system calls and TLB
+ * flushes are what sharing costs.  Pages that are not shared in the end
+ * (put back, or copied on a racing write) keep their frame and stay
+ * PRIVATE.
+ */
+static uint64_t scan_window(struct mv_vm *vm, uint64_t win, uint8_t *buf)
+{
+	struct mv__share *s = &vm->host->share;
+	struct window w = { .vm = vm, .lo = win * SHARE_WINDOW };
+	uint64_t merged;
+
+	w.n = vm->npages - w.lo < SHARE_WINDOW ? vm->npages - w.lo :
+						 SHARE_WINDOW;
+	pthread_mutex_lock(&s->lock);
+	classify(&w, buf);
+	move_out(&w);
+	compare(&w, buf);
+	map_all(&w);
+	/* every moved-out frame is unneeded now: shared, zero or restored */
+	free_stages(&w);
+	merged = publish(&w);
 	pthread_mutex_unlock(&s->lock);
-	return got;
+	mv__frames_release(vm->host, w.released);
+	return merged;
 }
 
 static uint64_t gcd(uint64_t a, uint64_t b)
@@ -698,36 +969,34 @@ static uint64_t gcd(uint64_t a, uint64_t b)
 	return a;
 }
 
-/* Next page of the VM's pass; a new random order when a pass ends. */
-static uint64_t next_ppn(struct mv_vm *vm)
+/* Next window of the VM's pass; a new random order when a pass ends. */
+static uint64_t next_window(struct mv_vm *vm)
 {
 	struct mv__vm_share *sh = &vm->sh;
-	uint64_t win, ppn;
+	uint64_t win;
 
-	if (!sh->pass_pos && !sh->page_in_win) {
+	if (!sh->pass_pos) {
 		sh->pass_start = mv__rand(&sh->rng) % sh->nwin;
 		sh->pass_stride = mv__rand(&sh->rng) % sh->nwin;
 		while (gcd(sh->pass_stride, sh->nwin) != 1)
 			sh->pass_stride++;
 	}
 	win = (sh->pass_start + sh->pass_pos * sh->pass_stride) % sh->nwin;
-	ppn = win * SHARE_WINDOW + sh->page_in_win;
-	if (++sh->page_in_win == SHARE_WINDOW || ppn + 1 >= vm->npages) {
-		sh->page_in_win = 0;
-		if (++sh->pass_pos == sh->nwin)
-			sh->pass_pos = 0;
-	}
-	return ppn;
+	if (++sh->pass_pos == sh->nwin)
+		sh->pass_pos = 0;
+	return win;
 }
 
-/* Caller holds host->vms_lock, which keeps hinted VMs alive. */
+/*
+ * Scans npages pages' worth of windows (rounded up).  Caller holds
+ * host->vms_lock, which keeps hinted VMs alive.
+ */
 static uint64_t scan_vm(struct mv_vm *vm, uint64_t npages)
 {
-	uint8_t *buf = vm->sh.buf;
 	uint64_t merged = 0;
 
-	for (uint64_t k = 0; k < npages; k++)
-		merged += (uint64_t)try_share(vm, next_ppn(vm), buf);
+	for (uint64_t k = 0; k < npages; k += SHARE_WINDOW)
+		merged += scan_window(vm, next_window(vm), vm->sh.buf);
 	return merged;
 }
 
@@ -789,7 +1058,7 @@ static void scan_tick(struct mv_host *h, double seconds)
 		if (rate > st->share_rate_max_pages)
 			rate = st->share_rate_max_pages;
 		vm->sh.credit += rate * scale * seconds;
-		n = (uint64_t)vm->sh.credit;
+		n = (uint64_t)(vm->sh.credit / SHARE_WINDOW) * SHARE_WINDOW;
 		vm->sh.credit -= (double)n;
 		scan_vm(vm, n);
 	}
@@ -927,7 +1196,7 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 	struct mv__share *s = &h->share;
 	const struct mv__share_image *img;
 	unsigned done = 0;
-	uint64_t i, j, f;
+	uint64_t i, j, f, written;
 	int err;
 
 	for (i = 0; i < n; i++)
@@ -949,9 +1218,12 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 		if (frame[i] == MV_NO_FRAME)
 			continue;
 		err = map_frames(vm, lo + i, j - i, frame[i]);
+		written =
+			err ? 0 :
+			      written_in_window(s, page_of(vm, lo + i), j - i);
 		for (uint64_t k = i; k < j; k++) {
 			f = frame[k];
-			if (!err && written_in_window(s, page_of(vm, lo + k))) {
+			if (written >> (k - i) & 1) {
 				/* the guest's own copy is the page now */
 				int e;
 
@@ -1048,11 +1320,10 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	vm->sh.buf = mv__aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
 	if (!vm->sh.buf)
 		return -ENOMEM;
-	err = mv__map_anon(2 * MV_PAGE_SIZE, &vm->sh.stage);
+	err = mv__map_anon(STAGE_BYTES, &vm->sh.stage);
 	if (err)
 		goto fail_buf;
-	err = mv__uffd_register(vm->uffd, vm->sh.stage, 2 * MV_PAGE_SIZE,
-				false);
+	err = mv__uffd_register(vm->uffd, vm->sh.stage, STAGE_BYTES, false);
 	if (err)
 		goto fail_stage;
 	pthread_mutex_lock(&s->lock);
@@ -1062,13 +1333,14 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 		err = image_attach(vm);
 	if (!err)
 		s->guest_pages += vm->npages;
+	count_maps_now(s); /* the VM's own mappings count too */
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto fail_stage;
 	return 0;
 
 fail_stage:
-	munmap(vm->sh.stage, 2 * MV_PAGE_SIZE);
+	munmap(vm->sh.stage, STAGE_BYTES);
 fail_buf:
 	free(vm->sh.buf);
 	return err;
@@ -1097,7 +1369,7 @@ void mv__share_vm_fini(struct mv_vm *vm)
 		s->images[vm->sh.image].users--;
 	s->guest_pages -= vm->npages;
 	pthread_mutex_unlock(&s->lock);
-	munmap(vm->sh.stage, 2 * MV_PAGE_SIZE);
+	munmap(vm->sh.stage, STAGE_BYTES);
 	free(vm->sh.buf);
 }
 

@@ -74,12 +74,11 @@ struct mv__share {
  * (held by whoever scans), except stage and buf also by share.lock. */
 struct mv__vm_share {
 	uint64_t salt; /* effective salt (Mem.ShareForceSalting) */
-	uint8_t *stage; /* 2 pages registered with the VM's userfaultfd */
+	uint8_t *stage; /* 2 windows of pages, registered with the VM's uffd */
 	uint8_t *buf; /* a page for the scanner's copies */
 	uint64_t rng; /* xorshift state for the pass order */
 	uint64_t nwin; /* windows of SHARE_WINDOW pages in the VM */
 	uint64_t pass_start, pass_stride, pass_pos; /* window order this pass */
-	uint32_t page_in_win; /* next page of the current window */
 	double credit; /* pages the scanner may still scan this tick */
 	int image; /* index into the host's images, or -1 */
 

@@ -19,7 +19,7 @@
  * enough its oldest pages go on to the swap file, sixteen at a time in one
  * write (a FIFO threaded through per-ppn links), so that it holds the pages
  * most likely to be wanted again.
- * The enforcer compacts fragmented caches when it is idle.
+ * The scheduler compacts fragmented caches when it is idle.
  *
  * Invariants: a ppn is on the FIFO iff its pmap entry is COMPRESSED, and
  * then its payload is a live handle of this VM's pool; charged_frames equals

@@ -44,7 +44,8 @@ void th_quiesce(mv_vm *vm);
  * an own page present; SHARED: the shared frame or nothing; others:
  * nothing), each checked under its entry lock: must be 0 always. */
 uint64_t th_presence_mismatches(mv_vm *vm);
-/* Waits until the host's enforcer has brought free memory to minFree. */
+/* Waits until the host's scheduler has brought it out of the hard and low
+ * states (free memory at least 64% of minFree), where it stops swapping. */
 void th_settle(mv_host *h);
 
 #endif /* MV_TEST_HELPER_H */

@@ -202,7 +202,9 @@ void th_settle(mv_host *h)
 
 	for (int i = 0; i < 400; i++) {
 		mv_host_stats(h, &st);
-		if (st.free_pages >= st.minfree_pages)
+		/* the state is the scheduler's last verdict; free is now */
+		if (st.state <= MV_STATE_SOFT &&
+		    st.free_pages * 100 >= st.minfree_pages * 64)
 			return;
 		nanosleep(&ts, NULL);
 	}

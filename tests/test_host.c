@@ -166,7 +166,8 @@ static void test_consumption_never_exceeds_budget(void **state)
 	assert_int_equal(w.max_consumed <= 8 * MiB / MV_PAGE_SIZE, 1);
 	th_settle(t.host);
 	mv_host_stats(t.host, &st);
-	assert_true(st.free_pages >= st.minfree_pages);
+	assert_true(st.state <= MV_STATE_SOFT);
+	assert_true(st.free_pages * 100 >= st.minfree_pages * 64);
 	assert_true(st.reclaim_pages > 0);
 	assert_true(st.alloc_waits > 0);
 	mv_vm_destroy(a);

@@ -410,6 +410,65 @@ static void test_balloon_takes_a_shared_page_from_one_sharer(void **state)
 	th_host_destroy(&t);
 }
 
+static long maps_in_use(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int ch;
+
+	assert_non_null(f);
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Pages of b are a's, shuffled, so that no two shared neighbours merge. */
+static void fill_scattered(mv_vm *a, mv_vm *b)
+{
+	uint8_t *ma = mv_vm_mem(a), *mb = mv_vm_mem(b);
+	uint64_t n = npages_of(a);
+
+	fill_common(a);
+	for (uint64_t p = 0; p < n; p++)
+		th_fill(mb + p * MV_PAGE_SIZE, COMMON, (p * 37 + 11) % n, 0);
+	(void)ma;
+}
+
+static void test_sharing_stops_short_of_max_map_count(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[3];
+	long before;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	fill_scattered(vm[0], vm[1]);
+	/* room for 100 more mappings beyond the engine's slack of 1024; the
+	 * limit is read again when a VM is created */
+	mv__inject_max_map_count(maps_in_use() + 64 + 1024 + 100);
+	vm[2] = th_vm_create(&t, "c", 64 * 1024);
+	before = maps_in_use();
+	scan_all(vm, 2);
+	mv_host_stats(t.host, &hs);
+	assert_true(hs.share_refs > 0);
+	assert_true(hs.share_refs < 2 * npages_of(vm[0]));
+	assert_true(maps_in_use() - before <= 64 + 100);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "vm.max_map_count"));
+	assert_int_equal(bad_common(vm[0]), 0);
+	for (uint64_t p = 0; p < npages_of(vm[1]); p++)
+		assert_true(
+			th_check((uint8_t *)mv_vm_mem(vm[1]) + p * MV_PAGE_SIZE,
+				 COMMON, (p * 37 + 11) % npages_of(vm[1]), 0));
+	for (unsigned i = 0; i < 3; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+	mv__inject_reset();
+}
+
 static void make_image(char *path, size_t len, uint64_t pages)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -486,6 +545,7 @@ int main(void)
 			test_balloon_takes_a_shared_page_from_one_sharer),
 		cmocka_unit_test(
 			test_vms_from_one_image_share_from_first_touch),
+		cmocka_unit_test(test_sharing_stops_short_of_max_map_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

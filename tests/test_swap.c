@@ -209,7 +209,7 @@ static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 	(void)state;
 	th_host_create(&t, 8 * MiB, NULL);
 	vm = th_vm_create(&t, "flaky", 16 * MiB);
-	/* twenty swap writes fail while the enforcer reclaims */
+	/* twenty swap writes fail while the scheduler reclaims */
 	mv__inject_fail(MV_INJ_PWRITE, 5, 20, EIO);
 	th_fill_vm(vm, 8, false);
 	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), 20);

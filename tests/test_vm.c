@@ -108,6 +108,38 @@ static void test_fault_around_fills_untouched_neighbours(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_copy_failing_partway_leaves_copied_pages_private(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "partial", 4 * MiB);
+	m = mv_vm_mem(vm);
+	/* the run 16..31 gets its first page, then the kernel says ENOMEM */
+	mv__inject_fail(MV_INJ_UFFD_COPY, 1, 1, ENOMEM);
+	m[16 * MV_PAGE_SIZE] = 1;
+	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_COPY), 1);
+	mv__inject_reset();
+	assert_int_equal(mv_vm_page_state(vm, 16), MV_PAGE_PRIVATE);
+	assert_int_equal(mv_vm_page_state(vm, 17), MV_PAGE_UNTOUCHED);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.fault_errors, 1);
+	assert_int_equal(st.consumed_pages, 1);
+	/* the rest of the run fills as usual */
+	m[31 * MV_PAGE_SIZE] = 2;
+	assert_int_equal(m[16 * MV_PAGE_SIZE], 1);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, 16);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void write_image(const char *path, uint64_t npages)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -312,6 +344,8 @@ int main(void)
 		cmocka_unit_test(
 			test_touch_makes_page_private_and_counts_frames),
 		cmocka_unit_test(test_fault_around_fills_untouched_neighbours),
+		cmocka_unit_test(
+			test_copy_failing_partway_leaves_copied_pages_private),
 		cmocka_unit_test(test_image_loads_lazily_and_exactly),
 		cmocka_unit_test(test_image_larger_than_vm_is_rejected),
 		cmocka_unit_test(test_missing_image_names_the_file),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * torture_reclaim.c - several VMs, several guest threads each, random reads
- * and writes of whole pages with checksums, while the enforcer reclaims on a
+ * and writes of whole pages with checksums, while the scheduler reclaims on a
  * host far too small and a reclaimer thread reclaims random pages on top:
  * into the swap file (random, incompressible pages) or the compression
  * cache and on to swap (compressible pages).
@@ -126,7 +126,7 @@ static void torture(unsigned fault_threads, bool z)
 	struct reclaimer r;
 	struct mv_settings s;
 	struct mv_host_stats hs;
-	struct mv_vm_stats st;
+	struct mv_vm_stats st = { 0 }, vs;
 	struct th_host t;
 	mv_vm *vms[NVMS];
 	atomic_bool stop = false;
@@ -181,8 +181,16 @@ static void torture(unsigned fault_threads, bool z)
 	for (int v = 0; v < NVMS; v++)
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
 	mv_host_stats(t.host, &hs);
-	mv_vm_stats(vms[0], &st);
-	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the enforcer, vm t0 %llu swap-ins %llu unzips, %llu integrity errors\n",
+	/*
+	 * The scheduler reclaims from the VM with the fewest shares per page,
+	 * so which VM's pages go to swap or the cache varies: count them all.
+	 */
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_stats(vms[v], &vs);
+		st.swapin_pages += vs.swapin_pages;
+		st.unzip_pages += vs.unzip_pages;
+	}
+	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the scheduler, all VMs %llu swap-ins %llu unzips, %llu integrity errors\n",
 	       fault_threads, z ? "compressible" : "random",
 	       (unsigned long long)ops, (unsigned long long)r.swapped,
 	       (unsigned long long)hs.reclaim_pages,
@@ -190,9 +198,11 @@ static void torture(unsigned fault_threads, bool z)
 	       (unsigned long long)st.unzip_pages, (unsigned long long)errors);
 	assert_int_equal(errors, 0);
 	assert_true(hs.consumed_pages <= hs.memsize_pages);
-	assert_true(st.swapin_pages > 0);
+	/* compressible pages may all fit the caches: then none hit swap */
 	if (z)
 		assert_true(st.unzip_pages > 0);
+	else
+		assert_true(st.swapin_pages > 0);
 	for (int v = 0; v < NVMS; v++) {
 		mv_vm_destroy(vms[v]);
 		free(version[v]);

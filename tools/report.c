@@ -4,7 +4,9 @@
  *
  * Design: both outputs read the same struct run_result, filled by run.c, so
  * the table and the JSON cannot disagree.  Column and key names are
- * esxtop's (MEMSZ, CONSUMED, TCHD, SWCUR, SWR/s, SWW/s), the keys in lower
+ * esxtop's (MEMSZ, SZTGT, CONSUMED, TCHD, %ACTV, MCTLTGT, SWCUR, SWTGT,
+ * SWR/s, SWW/s); TCHD is, as in esxtop, the active memory estimated by
+ * sampling, not the pages ever touched (touched_mb).  Keys are in lower
  * case with the unit appended (memsz_mb, swr_s), because that is what
  * people who run VMware hosts already read.  Sizes are MiB with one
  * decimal, as esxtop shows them; rates are MiB per second.  Counters that
@@ -26,9 +28,9 @@
 
 /* The final table's columns; the header is printed with the same widths. */
 #define TABLE_HDR \
-	"%-12s %7s %8s %7s %7s %7s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+	"%-12s %7s %7s %8s %7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define TABLE_FMT \
-	"%-12s %7.1f %8.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%-12s %7.1f %7.1f %8.1f %7.1f %5.0f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 static double round1(double v)
 {
@@ -56,20 +58,25 @@ void report_print(FILE *out, const struct run_result *r)
 	const struct mv_host_stats *h = &r->host;
 	uint64_t configured = scenario_vm_memsize_total(r->sc);
 
-	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "CONSUMED", "TCHD",
-		"SHRD", "ZERO", "SHRDSVD", "MCTLSZ", "SWCUR", "CACHEUSD",
-		"SWR/s", "SWW/s", "ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
+	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "SZTGT", "CONSUMED",
+		"TCHD", "%ACTV", "SHRD", "ZERO", "SHRDSVD", "MCTLSZ", "MCTLTGT",
+		"SWCUR", "SWTGT", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s",
+		"UNZIP/s", "OPS/s", "INTEGRITY");
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
 		fprintf(out, TABLE_FMT, v->vm->name,
 			pages_mb(v->st.memsz_pages),
+			pages_mb(v->st.sztgt_pages),
 			pages_mb(v->st.consumed_pages),
-			pages_mb(v->st.touched_pages),
+			pages_mb(v->st.active_pages),
+			v->st.active_permille / 10.0,
 			pages_mb(v->st.shrd_pages), pages_mb(v->st.zero_pages),
 			pages_mb(v->st.shrdsvd_pages),
 			pages_mb(v->st.mctlsz_pages),
+			pages_mb(v->st.mctltgt_pages),
 			pages_mb(v->st.swcur_pages),
+			pages_mb(v->st.swtgt_pages),
 			(double)v->st.zip_used_bytes / (1 << 20), v->swr_mb_s,
 			v->sww_mb_s, v->zip_mb_s, v->unzip_mb_s, v->ops_s,
 			(unsigned long long)v->guest.integrity_errors);
@@ -83,13 +90,14 @@ void report_print(FILE *out, const struct run_result *r)
 		pages_mb(h->free_pages), pages_mb(h->minfree_pages),
 		mv_mem_state_name(h->state));
 	fprintf(out,
-		"      %.1f MB of guest memory on %.1f MB (%.0f%%), %.1f MB reclaimed, %llu waits for a free frame, %llu swap errors\n",
+		"      %.1f MB of guest memory on %.1f MB (%.0f%%), %.1f MB reclaimed, %llu waits for a free frame, %llu faults held in low, %llu swap errors\n",
 		(double)configured / (1 << 20), pages_mb(h->memsize_pages),
 		h->memsize_pages ?
 			100.0 * (double)configured /
 				((double)h->memsize_pages * MV_PAGE_SIZE) :
 			0.0,
 		pages_mb(h->reclaim_pages), (unsigned long long)h->alloc_waits,
+		(unsigned long long)h->blocked_waits,
 		(unsigned long long)h->swap_errors);
 	fprintf(out,
 		"      sharing: %.1f MB saved, %.1f MB in %llu shared frames, %llu COW breaks, %llu pages scanned, table %.1f MB, %llu mappings added\n",
@@ -160,6 +168,7 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	str(b, o, "state", mv_mem_state_name(h->state));
 	num(b, o, "alloc_waits", (double)h->alloc_waits);
 	num(b, o, "reclaimed_mb", round1(pages_mb(h->reclaim_pages)));
+	num(b, o, "blocked_waits", (double)h->blocked_waits);
 	num(b, o, "swap_errors", (double)h->swap_errors);
 	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
 	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
@@ -187,7 +196,14 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "threads", v->vm->threads);
 	num(b, o, "memsz_mb", round1(pages_mb(v->st.memsz_pages)));
 	num(b, o, "consumed_mb", round1(pages_mb(v->st.consumed_pages)));
-	num(b, o, "tchd_mb", round1(pages_mb(v->st.touched_pages)));
+	num(b, o, "shares", (double)v->st.shares);
+	num(b, o, "reservation_mb", round1(pages_mb(v->st.reservation_pages)));
+	num(b, o, "limit_mb", round1(pages_mb(v->st.limit_pages)));
+	num(b, o, "sztgt_mb", round1(pages_mb(v->st.sztgt_pages)));
+	num(b, o, "tchd_mb", round1(pages_mb(v->st.active_pages)));
+	num(b, o, "actv_pct", round1(v->st.active_permille / 10.0));
+	num(b, o, "touched_mb", round1(pages_mb(v->st.touched_pages)));
+	num(b, o, "swtgt_mb", round1(pages_mb(v->st.swtgt_pages)));
 	num(b, o, "swcur_mb", round1(pages_mb(v->st.swcur_pages)));
 	num(b, o, "swr_s", round1(v->swr_mb_s));
 	num(b, o, "sww_s", round1(v->sww_mb_s));

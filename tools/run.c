@@ -243,6 +243,9 @@ static int start_vms(struct run *r)
 		cfg.memsize_bytes = v->cfg->memsize;
 		cfg.image_path = v->cfg->image;
 		memcpy(cfg.salt, v->cfg->salt, sizeof(cfg.salt));
+		cfg.shares = scenario_vm_shares(v->cfg);
+		cfg.reservation_bytes = v->cfg->reservation;
+		cfg.limit_bytes = v->cfg->limit;
 		err = mv_vm_create(r->host, &cfg, &v->vm);
 		if (err) {
 			v->vm = NULL;
@@ -317,6 +320,13 @@ static void print_summary(const struct run *r)
 		fprintf(r->out, "  vm %-16s %8.1f MB  %-8s %2u thread%s",
 			vm->name, mb(vm->memsize), mvg_kind_name(vm->workload),
 			vm->threads, vm->threads == 1 ? "" : "s");
+		fprintf(r->out, "  %llu shares",
+			(unsigned long long)scenario_vm_shares(vm));
+		if (vm->reservation)
+			fprintf(r->out, "  reservation %.1f MB",
+				mb(vm->reservation));
+		if (vm->limit)
+			fprintf(r->out, "  limit %.1f MB", mb(vm->limit));
 		if (vm->balloon)
 			fprintf(r->out, "  balloon driver");
 		if (vm->balloon_target)

@@ -289,15 +289,18 @@ static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
 static int set_uint(struct parse *p, const char *key, const char *value,
 		    uint64_t min, uint64_t max, uint64_t *dst)
 {
-	uint64_t v;
+	uint64_t v = 0;
+	bool bad = uint_value(value, max, &v) || v < min;
 
-	if (uint_value(value, max, &v) || v < min)
+	/* set either way (a failed scenario is discarded whole), so that no
+	 * compiler sees a caller read it unset */
+	*dst = v;
+	if (bad)
 		return fail(
 			p,
 			"bad %s '%s' (expected a whole number from %llu to %llu)",
 			key, value, (unsigned long long)min,
 			(unsigned long long)max);
-	*dst = v;
 	return 0;
 }
 
@@ -528,6 +531,64 @@ static int vm_burst_idle_ms(struct parse *p, const char *value)
 	return err;
 }
 
+static int vm_shares(struct parse *p, const char *value)
+{
+	static const char *const levels[] = { [MV_SHARES_LOW] = "low",
+					      [MV_SHARES_NORMAL] = "normal",
+					      [MV_SHARES_HIGH] = "high" };
+	struct sc_vm *vm = current_vm(p);
+	uint64_t v;
+
+	for (int i = 0; i < (int)(sizeof(levels) / sizeof(levels[0])); i++) {
+		if (!strcasecmp(value, levels[i])) {
+			vm->shares_level = i;
+			return 0;
+		}
+	}
+	if (uint_value(value, MV_SHARES_MAX, &v) || !v)
+		return fail(
+			p,
+			"bad shares '%s' (expected low, normal, high or a whole number from 1 to %llu)",
+			value, MV_SHARES_MAX);
+	vm->shares_level = -1;
+	vm->shares = v;
+	return 0;
+}
+
+/* 0 means none; anything else a size, checked against memsize at the end */
+static int set_optional_size(struct parse *p, const char *key,
+			     const char *value, uint64_t *dst)
+{
+	uint64_t v = 0;
+
+	if (strcmp(value, "0") && size_value(value, &v))
+		return fail(
+			p,
+			"bad %s '%s' (expected 0 or a size with a unit K, M, G or T, e.g. 128M)",
+			key, value);
+	*dst = v;
+	return 0;
+}
+
+static int vm_reservation(struct parse *p, const char *value)
+{
+	return set_optional_size(p, "reservation", value,
+				 &current_vm(p)->reservation);
+}
+
+static int vm_limit(struct parse *p, const char *value)
+{
+	return set_optional_size(p, "limit", value, &current_vm(p)->limit);
+}
+
+uint64_t scenario_vm_shares(const struct sc_vm *vm)
+{
+	if (vm->shares_level < 0)
+		return vm->shares;
+	return mv_shares_for((enum mv_shares_level)vm->shares_level,
+			     vm->memsize);
+}
+
 static const struct key host_keys[] = {
 	{ "memsize", host_memsize },
 	{ "swapdir", host_swapdir },
@@ -549,6 +610,9 @@ static const struct key vm_keys[] = {
 	{ "burst_pct", vm_burst_pct },
 	{ "burst_keep_pct", vm_burst_keep_pct },
 	{ "burst_idle_ms", vm_burst_idle_ms },
+	{ "shares", vm_shares },
+	{ "reservation", vm_reservation },
+	{ "limit", vm_limit },
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -688,6 +752,7 @@ static int open_vm(struct parse *p, const char *name)
 	strcpy(vms[sc->nvms].name, name);
 	vms[sc->nvms].workload = MVG_IDLE;
 	vms[sc->nvms].threads = 1;
+	vms[sc->nvms].shares_level = MV_SHARES_NORMAL;
 	vms[sc->nvms].seed = name_seed(name);
 	vms[sc->nvms].line = p->line;
 	sc->nvms++;
@@ -817,6 +882,13 @@ static int finish(struct parse *p)
 				p, vm->line,
 				"[vm %s] sets burst_* keys but has workload = %s (expected workload = burst, or no burst_* keys)",
 				vm->name, mvg_kind_name(vm->workload));
+		if (vm->reservation > vm->memsize ||
+		    (vm->limit &&
+		     (vm->limit > vm->memsize || vm->limit < vm->reservation)))
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has a reservation or limit out of range (expected reservation <= limit <= memsize)",
+				vm->name);
 		if (vm->balloon && vm->workload != MVG_BURST)
 			return fail_at(
 				p, vm->line,

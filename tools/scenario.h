@@ -43,6 +43,11 @@ struct sc_vm {
 	uint32_t burst_pct;
 	uint32_t burst_keep_pct;
 	uint32_t burst_idle_ms;
+	/* shares = low|normal|high (shares_level) or a number (shares) */
+	int shares_level; /* enum mv_shares_level, or -1 for a number */
+	uint64_t shares;
+	uint64_t reservation; /* bytes; 0: none */
+	uint64_t limit; /* bytes; 0: none */
 	int line; /* of the [vm NAME] header */
 };
 
@@ -80,6 +85,9 @@ int scenario_load_string(const char *text, const char *source,
 			 struct scenario *sc, char *err, size_t errlen);
 int scenario_load_default(struct scenario *sc, char *err, size_t errlen);
 void scenario_free(struct scenario *sc);
+
+/* The shares a VM gets: its level's per-MB figure, or its number. */
+uint64_t scenario_vm_shares(const struct sc_vm *vm);
 
 /* Total guest memory configured, bytes. */
 uint64_t scenario_vm_memsize_total(const struct scenario *sc);

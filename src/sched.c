@@ -1,0 +1,684 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sched.c - the memory scheduler: decides how much machine memory each VM
+ * should hold (its target, SZTGT) and which mechanism takes back the rest,
+ * by the host's free-memory state.  One policy, one thread.
+ *
+ * Design (Waldspurger, OSDI 2002, sections 5-6; ESXi 6+ states):
+ *   - Each VM has shares S, a reservation and a limit.  Targets come from
+ *     min-funding revocation: memory goes to the VMs that pay most for it,
+ *     in shares per page rho = S / (P * (f + k * (1 - f))), where P is what
+ *     the VM holds, f the active fraction sampled (sample.c) and
+ *     k = 1 / (1 - Mem.IdleTax): an idle page costs k times an active one,
+ *     so idle VMs lose memory first.  Targets never go below the
+ *     reservation nor above the limit, and add up to what the host can give:
+ *     memsize less minFree.  Compression cache frames count against the VM
+ *     that owns them (they are in its consumed pages), so they come out of
+ *     its own target; frames held by page sharing, once it lands, are to be
+ *     taken off what the host can give.  Targets are recomputed every
+ *     Mem.BalancePeriod and whenever the state changes.
+ *   - The state (high, clear, soft, hard, low) follows free memory against
+ *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
+ *     ESX: sharing always; in soft the balloon targets of VMs above their
+ *     target grow by what they are above (guest drivers poll them); in hard
+ *     and low, pages are compressed or swapped (reclaim.c) from the VM with
+ *     the lowest rho until the host is back in soft, and balloons stop
+ *     growing; in low, faults of VMs above their target wait
+ *     (mv__sched_admit).  A fault that finds no free frame wakes the
+ *     scheduler, which reclaims at once whatever the state, so no guest
+ *     waits for a balance period.  A VM above its limit is swapped down to
+ *     it in any state; the limit is enforced by reclaim, so a VM can be
+ *     above it for a scheduler tick.
+ *   - The arithmetic and the state machine are pure functions, declared in
+ *     sched_policy.h (not sched.h: that name is the system's), so that
+ *     tests check them without threads.
+ *
+ * Invariants: consumption never exceeds the host's budget (host.c reserves
+ * every frame before it is used); targets are within [reservation, limit];
+ * the reservations of all VMs fit memsize less minFree (checked when set);
+ * a fault held back in low is let through when the scheduler finds nothing
+ * to reclaim, so that no guest waits for memory that cannot come.
+ *
+ * Lock ordering: sched_lock is a leaf (dropped before any work);
+ * vms_lock -> vm->reclaim_lock / vm->balloon.lock / vm->zc.lock (inside the
+ * calls) -> pmap entry locks -> frames_lock.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define SCHED_TICK_MS 50 /* state and limits are looked at this often */
+#define SCHED_STUCK_MS 10 /* retry after finding nothing to reclaim */
+#define ADMIT_WAIT_MS 20 /* a held-back fault looks again this often */
+#define SHARES_PER_MB_LOW 5 /* ESX: low, normal, high = 5, 10, 20 per MB */
+
+/* The pure policy: see sched_policy.h. */
+
+static double tax_k(unsigned tax_pct)
+{
+	return 100.0 / (double)(100 - tax_pct);
+}
+
+static double active_pages(const struct mv__sched_vm *v)
+{
+	return (double)v->alloc_pages * v->active_permille / 1000.0;
+}
+
+double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
+		      unsigned tax_pct)
+{
+	double a = active_pages(v), p = (double)pages;
+
+	if (p <= a)
+		return p;
+	return a + tax_k(tax_pct) * (p - a);
+}
+
+double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
+		     unsigned tax_pct)
+{
+	double c = mv__sched_cost(v, pages, tax_pct);
+
+	return c > 0 ? (double)v->shares / c : HUGE_VAL;
+}
+
+/* The most pages v can hold at `x` cost per share, within its bounds. */
+static uint64_t pages_at(const struct mv__sched_vm *v, double x,
+			 unsigned tax_pct)
+{
+	double c = (double)v->shares * x, a = active_pages(v), p;
+
+	p = c <= a ? c : a + (c - a) / tax_k(tax_pct);
+	if (p >= (double)v->max_pages)
+		p = (double)v->max_pages;
+	if (p <= (double)v->min_pages)
+		return v->min_pages;
+	return (uint64_t)p;
+}
+
+static uint64_t sum_at(const struct mv__sched_vm *v, unsigned n, double x,
+		       unsigned tax_pct)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		sum += pages_at(v + i, x, tax_pct);
+	return sum;
+}
+
+/*
+ * Min-funding revocation takes a page from the VM with the lowest rho
+ * until the targets fit.  Where that ends, every VM not held at a bound
+ * pays the same cost per share x; so instead of revoking page by page, the
+ * largest x whose targets fit is found by bisection (sum_at grows with x).
+ */
+void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
+		       unsigned tax_pct, uint64_t *target)
+{
+	double lo = 0, hi = 0, mid, x;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!v[i].shares)
+			continue;
+		x = mv__sched_cost(v + i, v[i].max_pages, tax_pct) /
+		    (double)v[i].shares;
+		if (x > hi)
+			hi = x;
+	}
+	if (sum_at(v, n, hi, tax_pct) > avail) {
+		/* 64 halvings take a double's range down to its last bit */
+		for (int iter = 0; iter < 64; iter++) {
+			mid = (lo + hi) / 2;
+			if (sum_at(v, n, mid, tax_pct) <= avail)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		hi = lo;
+	}
+	for (unsigned i = 0; i < n; i++)
+		target[i] = pages_at(v + i, hi, tax_pct);
+}
+
+int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
+		     unsigned n, unsigned tax_pct, int pressure)
+{
+	double best = HUGE_VAL, rho;
+	uint64_t over = 0;
+	int pick = -1;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (skip[i] || v[i].alloc_pages <= v[i].max_pages)
+			continue;
+		if (v[i].alloc_pages - v[i].max_pages > over) {
+			over = v[i].alloc_pages - v[i].max_pages;
+			pick = (int)i;
+		}
+	}
+	if (pick >= 0 || !pressure)
+		return pick;
+	for (unsigned i = 0; i < n; i++) {
+		if (skip[i] || v[i].alloc_pages <= v[i].min_pages)
+			continue;
+		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
+		if (pick < 0 || rho < best) {
+			best = rho;
+			pick = (int)i;
+		}
+	}
+	return pick;
+}
+
+/* Lowest free memory of each state, percent of minFree. */
+static const unsigned state_floor_pct[] = {
+	[MV_STATE_HIGH] = 400, [MV_STATE_CLEAR] = 100, [MV_STATE_SOFT] = 64,
+	[MV_STATE_HARD] = 32,  [MV_STATE_LOW] = 0,
+};
+
+enum mv_mem_state mv__sched_state(enum mv_mem_state prev, uint64_t free,
+				  uint64_t minfree)
+{
+	unsigned __int128 f = (unsigned __int128)free * 100;
+	enum mv_mem_state raw = MV_STATE_LOW;
+
+	if (!minfree)
+		return MV_STATE_HIGH;
+	for (int s = MV_STATE_HIGH; s < MV_STATE_LOW; s++) {
+		if (f >= (unsigned __int128)minfree * state_floor_pct[s]) {
+			raw = (enum mv_mem_state)s;
+			break;
+		}
+	}
+	if (raw >= prev)
+		return raw;
+	for (int s = MV_STATE_HIGH; s < (int)prev; s++)
+		if (f >= (unsigned __int128)minfree *
+				 (state_floor_pct[s] + MV__SCHED_HYST_PCT))
+			return (enum mv_mem_state)s;
+	return prev;
+}
+
+unsigned mv__sched_mechanisms(enum mv_mem_state s)
+{
+	switch (s) {
+	case MV_STATE_SOFT:
+		return MV__MECH_SHARE | MV__MECH_BALLOON;
+	case MV_STATE_HARD:
+		return MV__MECH_SHARE | MV__MECH_SWAP;
+	case MV_STATE_LOW:
+		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK;
+	default:
+		return MV__MECH_SHARE;
+	}
+}
+
+uint64_t mv__sched_balloon_target(uint64_t alloc, uint64_t sztgt,
+				  uint64_t actual, uint64_t cur, int can_grow)
+{
+	uint64_t want;
+
+	if (alloc > sztgt)
+		want = actual + (alloc - sztgt);
+	else
+		want = actual > sztgt - alloc ? actual - (sztgt - alloc) : 0;
+	if (!can_grow && want > cur)
+		want = cur;
+	return want;
+}
+
+uint32_t mv__sched_average(uint32_t avg, uint32_t sample, unsigned weight)
+{
+	return (uint32_t)(((uint64_t)avg * (weight - 1) + sample + weight / 2) /
+			  weight);
+}
+
+/* Shares, reservation and limit through the API. */
+
+uint64_t mv_shares_for(enum mv_shares_level level, uint64_t memsize_bytes)
+{
+	uint64_t mb = memsize_bytes >> 20, per = SHARES_PER_MB_LOW, s;
+
+	if (level == MV_SHARES_NORMAL)
+		per *= 2;
+	else if (level == MV_SHARES_HIGH)
+		per *= 4;
+	s = mb * per;
+	if (!s)
+		s = 1;
+	return s < MV_SHARES_MAX ? s : MV_SHARES_MAX;
+}
+
+static uint64_t sum_reservations(struct mv_host *h, struct mv_vm *except)
+{
+	uint64_t sum = 0;
+	struct mv_vm *vm;
+
+	for (vm = h->vms; vm; vm = vm->next)
+		if (vm != except)
+			sum += atomic_load(&vm->sched.min_pages);
+	return sum;
+}
+
+int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
+				uint64_t min_pages)
+{
+	uint64_t room = h->memsize_pages - h->minfree_pages, others;
+
+	pthread_mutex_lock(&h->vms_lock);
+	others = sum_reservations(h, vm);
+	pthread_mutex_unlock(&h->vms_lock);
+	if (others + min_pages <= room)
+		return 0;
+	mv__host_set_msg(
+		h,
+		"VM %s: reservation of %llu MB does not fit: the host has %llu MB less minFree and %llu MB are reserved already",
+		vm->name,
+		(unsigned long long)(min_pages >> (20 - MV_PAGE_SHIFT)),
+		(unsigned long long)(room >> (20 - MV_PAGE_SHIFT)),
+		(unsigned long long)(others >> (20 - MV_PAGE_SHIFT)));
+	return -EINVAL;
+}
+
+int mv_vm_set_shares(mv_vm *vm, uint64_t shares)
+{
+	if (!vm || !shares || shares > MV_SHARES_MAX)
+		return -EINVAL;
+	atomic_store(&vm->sched.shares, shares);
+	return 0;
+}
+
+int mv_vm_set_reservation(mv_vm *vm, uint64_t bytes)
+{
+	uint64_t pages;
+	int err;
+
+	if (!vm)
+		return -EINVAL;
+	pages = bytes >> MV_PAGE_SHIFT;
+	if (pages > atomic_load(&vm->sched.limit_pages)) {
+		mv__host_set_msg(vm->host,
+				 "VM %s: reservation is above the VM's limit",
+				 vm->name);
+		return -EINVAL;
+	}
+	err = mv__sched_check_reservation(vm->host, vm, pages);
+	if (!err)
+		atomic_store(&vm->sched.min_pages, pages);
+	return err;
+}
+
+int mv_vm_set_limit(mv_vm *vm, uint64_t bytes)
+{
+	uint64_t pages;
+
+	if (!vm)
+		return -EINVAL;
+	pages = bytes ? bytes >> MV_PAGE_SHIFT : vm->npages;
+	if (pages > vm->npages || pages < atomic_load(&vm->sched.min_pages)) {
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: limit must be between its reservation and its memsize",
+			vm->name);
+		return -EINVAL;
+	}
+	atomic_store(&vm->sched.limit_pages, pages);
+	mv__sched_kick(vm->host);
+	return 0;
+}
+
+/* The scheduler thread. */
+
+/* What the policy looks at, gathered under vms_lock. */
+struct view {
+	struct mv_vm **vm;
+	struct mv__sched_vm *in;
+	uint64_t *target;
+	unsigned char *skip;
+	unsigned n, cap;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void deadline_ms(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
+static uint64_t free_pages(struct mv_host *h)
+{
+	return h->memsize_pages - atomic_load(&h->consumed_pages);
+}
+
+static unsigned frame_waiters(struct mv_host *h)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&h->frames_lock);
+	n = h->frame_waiters;
+	pthread_mutex_unlock(&h->frames_lock);
+	return n;
+}
+
+static enum mv_mem_state update_state(struct mv_host *h)
+{
+	enum mv_mem_state s;
+
+	s = mv__sched_state((enum mv_mem_state)atomic_load(&h->state),
+			    free_pages(h), h->minfree_pages);
+	atomic_store(&h->state, (int)s);
+	return s;
+}
+
+static void view_free(struct view *w)
+{
+	free(w->vm);
+	free(w->in);
+	free(w->target);
+	free(w->skip);
+}
+
+/* Caller holds vms_lock.  -ENOMEM leaves the view as it was. */
+static int gather(struct mv_host *h, struct view *w)
+{
+	struct mv_vm *vm;
+	unsigned i = 0;
+
+	if (h->nvms > w->cap) {
+		struct view nw = {
+			.vm = calloc(h->nvms, sizeof(*nw.vm)),
+			.in = calloc(h->nvms, sizeof(*nw.in)),
+			.target = calloc(h->nvms, sizeof(*nw.target)),
+			.skip = calloc(h->nvms, sizeof(*nw.skip)),
+			.cap = h->nvms,
+		};
+
+		if (!nw.vm || !nw.in || !nw.target || !nw.skip) {
+			view_free(&nw);
+			return -ENOMEM;
+		}
+		view_free(w);
+		*w = nw;
+	}
+	for (vm = h->vms; vm; vm = vm->next, i++) {
+		w->vm[i] = vm;
+		w->skip[i] = 0;
+		w->in[i] = (struct mv__sched_vm){
+			.shares = atomic_load(&vm->sched.shares),
+			.min_pages = atomic_load(&vm->sched.min_pages),
+			.max_pages = atomic_load(&vm->sched.limit_pages),
+			.alloc_pages = atomic_load(&vm->consumed_pages),
+			.active_permille = mv__sample_active_permille(vm),
+		};
+	}
+	w->n = i;
+	return 0;
+}
+
+static void sample_all(struct mv_host *h)
+{
+	struct mv_vm *vm;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (vm = h->vms; vm; vm = vm->next)
+		mv__sample_period(vm);
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+/* New targets, and the balloon and swap targets that follow from them. */
+static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
+{
+	uint64_t avail = h->memsize_pages - h->minfree_pages, alloc, tgt;
+	unsigned mech = mv__sched_mechanisms(st);
+	uint64_t sched_mctl, actual, swcur;
+	struct mv_vm *vm;
+
+	pthread_mutex_lock(&h->vms_lock);
+	if (gather(h, w)) {
+		pthread_mutex_unlock(&h->vms_lock);
+		return;
+	}
+	mv__sched_targets(w->in, w->n, avail, h->settings.idle_tax_pct,
+			  w->target);
+	for (unsigned i = 0; i < w->n; i++) {
+		vm = w->vm[i];
+		alloc = w->in[i].alloc_pages;
+		tgt = w->target[i];
+		atomic_store(&vm->sched.sztgt_pages, tgt);
+		swcur = atomic_load(&vm->swcur_pages);
+		atomic_store(&vm->sched.swtgt_pages,
+			     swcur + ((mech & MV__MECH_SWAP) && alloc > tgt ?
+					      alloc - tgt :
+					      0));
+		mv__balloon_sched_view(vm, &sched_mctl, &actual);
+		mv__balloon_set_sched_target(
+			vm,
+			mv__sched_balloon_target(alloc, tgt, actual, sched_mctl,
+						 !!(mech & MV__MECH_BALLOON)));
+	}
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+/* Without a view (no memory for one), any VM with pages to give. */
+static uint64_t reclaim_any(struct mv_host *h)
+{
+	uint64_t done = 0;
+	struct mv_vm *vm;
+
+	for (vm = h->vms; vm && !done; vm = vm->next)
+		mv__reclaim_vm(vm, MV_RECLAIM_BATCH, &done);
+	return done;
+}
+
+/*
+ * One batch from the VM the policy picks, or the next if it has nothing
+ * to give.  Caller holds vms_lock.  Returns pages reclaimed.
+ */
+static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
+{
+	uint64_t done = 0, want, floor;
+	int i;
+
+	if (gather(h, w))
+		return pressure ? reclaim_any(h) : 0;
+	while ((i = mv__sched_victim(w->in, w->skip, w->n,
+				     h->settings.idle_tax_pct, pressure)) >=
+	       0) {
+		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
+				w->in[i].max_pages :
+				w->in[i].min_pages;
+		want = w->in[i].alloc_pages - floor;
+		if (want > MV_RECLAIM_BATCH)
+			want = MV_RECLAIM_BATCH;
+		mv__reclaim_vm(w->vm[i], want, &done);
+		if (done)
+			break;
+		w->skip[i] = 1;
+	}
+	return done;
+}
+
+/*
+ * Compresses and swaps while the state calls for it or a fault waits for
+ * a frame, and swaps VMs down to their limits.  Returns false if memory is
+ * short and nothing could be reclaimed.
+ */
+static bool reclaim(struct mv_host *h, struct view *w)
+{
+	uint64_t got, until = now_ms() + SCHED_TICK_MS;
+	enum mv_mem_state st;
+	int pressure = 0;
+
+	/* a tick at most: sampling and balancing must not wait on pressure */
+	while (now_ms() < until) {
+		st = update_state(h);
+		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
+			   frame_waiters(h);
+		pthread_mutex_lock(&h->vms_lock);
+		got = reclaim_batch(h, w, pressure);
+		pthread_mutex_unlock(&h->vms_lock);
+		if (!got)
+			goto nothing;
+		atomic_store(&h->sched_stuck, false);
+		atomic_fetch_add_explicit(&h->reclaim_pages, got,
+					  memory_order_relaxed);
+	}
+	return true;
+nothing:
+	if (!pressure) {
+		atomic_store(&h->sched_stuck, false);
+		return true;
+	}
+	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0)
+		mv__host_set_msg(
+			h,
+			"host out of machine memory and nothing could be swapped out: guests wait (see swap errors)");
+	return false;
+}
+
+/* Idle time is when fragmented compression caches give frames back. */
+static void compact_caches(struct mv_host *h)
+{
+	struct mv_vm *vm;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (vm = h->vms; vm; vm = vm->next)
+		mv__zcache_compact(vm);
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
+static bool needed(struct mv_host *h)
+{
+	enum mv_mem_state s =
+		mv__sched_state((enum mv_mem_state)atomic_load(&h->state),
+				free_pages(h), h->minfree_pages);
+
+	return (mv__sched_mechanisms(s) & MV__MECH_SWAP) || frame_waiters(h);
+}
+
+static void *sched_main(void *arg)
+{
+	struct mv_host *h = arg;
+	uint64_t sample_ms = (uint64_t)h->settings.sample_period_s * 1000;
+	uint64_t balance_ms = (uint64_t)h->settings.balance_period_s * 1000;
+	uint64_t now = now_ms(), next_sample = now + sample_ms;
+	uint64_t next_balance = now;
+	enum mv_mem_state st, balanced = MV_STATE_HIGH;
+	struct view w = { 0 };
+	struct timespec ts;
+	bool ok = true;
+
+	pthread_mutex_lock(&h->sched_lock);
+	while (!h->sched_stop) {
+		pthread_mutex_unlock(&h->sched_lock);
+		now = now_ms();
+		st = update_state(h);
+		if (now >= next_sample) {
+			sample_all(h);
+			next_sample = now + sample_ms;
+		}
+		if (now >= next_balance || st != balanced) {
+			balance(h, &w, st);
+			next_balance = now + balance_ms;
+			balanced = st;
+		}
+		ok = reclaim(h, &w);
+		pthread_mutex_lock(&h->sched_lock);
+		if (h->sched_stop)
+			break;
+		deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
+		if (ok && needed(h))
+			continue;
+		if (!ok)
+			pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,
+					       &ts);
+		else if (pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,
+						&ts) == ETIMEDOUT) {
+			pthread_mutex_unlock(&h->sched_lock);
+			compact_caches(h);
+			pthread_mutex_lock(&h->sched_lock);
+		}
+	}
+	pthread_mutex_unlock(&h->sched_lock);
+	view_free(&w);
+	return NULL;
+}
+
+void mv__sched_kick(struct mv_host *h)
+{
+	pthread_mutex_lock(&h->sched_lock);
+	pthread_cond_signal(&h->sched_wake);
+	pthread_mutex_unlock(&h->sched_lock);
+}
+
+int mv__sched_start(struct mv_host *h)
+{
+	pthread_condattr_t a;
+	int err;
+
+	pthread_mutex_init(&h->sched_lock, NULL);
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	err = -pthread_cond_init(&h->sched_wake, &a);
+	pthread_condattr_destroy(&a);
+	if (err)
+		goto fail_lock;
+	err = -pthread_create(&h->sched, NULL, sched_main, h);
+	if (err)
+		goto fail_cond;
+	h->sched_started = true;
+	return 0;
+
+fail_cond:
+	pthread_cond_destroy(&h->sched_wake);
+fail_lock:
+	pthread_mutex_destroy(&h->sched_lock);
+	return err;
+}
+
+void mv__sched_stop(struct mv_host *h)
+{
+	if (!h->sched_started)
+		return;
+	pthread_mutex_lock(&h->sched_lock);
+	h->sched_stop = true;
+	pthread_cond_signal(&h->sched_wake);
+	pthread_mutex_unlock(&h->sched_lock);
+	pthread_join(h->sched, NULL);
+	pthread_cond_destroy(&h->sched_wake);
+	pthread_mutex_destroy(&h->sched_lock);
+	h->sched_started = false;
+}
+
+void mv__sched_admit(struct mv_vm *vm)
+{
+	struct mv_host *h = vm->host;
+	struct timespec ts;
+
+	while (atomic_load(&h->state) == MV_STATE_LOW &&
+	       !atomic_load(&h->sched_stuck) &&
+	       atomic_load(&vm->consumed_pages) >
+		       atomic_load(&vm->sched.sztgt_pages)) {
+		atomic_fetch_add_explicit(&h->blocked_waits, 1,
+					  memory_order_relaxed);
+		mv__sched_kick(h);
+		deadline_ms(&ts, ADMIT_WAIT_MS);
+		pthread_mutex_lock(&h->frames_lock);
+		h->frame_waiters++;
+		pthread_cond_timedwait(&h->frames_freed, &h->frames_lock, &ts);
+		h->frame_waiters--;
+		pthread_mutex_unlock(&h->frames_lock);
+	}
+}

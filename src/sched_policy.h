@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched_policy.h - the memory scheduler's policy as pure functions (sched.c): the
+ * arithmetic of shares, reservation, limit and the idle memory tax, and the
+ * free-memory state machine.  They take numbers and return numbers, so
+ * tests reach them without threads, VMs or timing.
+ */
+#ifndef MV_SCHED_POLICY_H
+#define MV_SCHED_POLICY_H
+
+#include <stdint.h>
+
+#include "memvisor.h"
+
+/* One VM as the policy sees it. */
+struct mv__sched_vm {
+	uint64_t shares; /* S */
+	uint64_t min_pages; /* reservation: never targeted below */
+	uint64_t max_pages; /* limit, or memsize: never targeted above */
+	uint64_t alloc_pages; /* P: machine frames it holds now */
+	uint32_t active_permille; /* f: estimated active fraction of P */
+};
+
+/*
+ * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
+ * pages count once, idle ones k = 1 / (1 - tax) times (Waldspurger 2002,
+ * section 5.2).  Its active pages are f * P at the VM's current allocation,
+ * held fixed as `pages` varies: reclaim takes idle pages first.
+ */
+double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
+		      unsigned tax_pct);
+
+/*
+ * Shares-per-page ratio rho = S / cost(pages).  The VM with the lowest rho
+ * pays least for its memory and loses it first.
+ */
+double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
+		     unsigned tax_pct);
+
+/*
+ * Allocation targets (SZTGT) by min-funding revocation: the largest
+ * allocation of `avail` pages in which no VM could take a page from
+ * another with a lower rho, each target clamped to [min_pages, max_pages].
+ * The targets add up to at most avail, or to the reservations if those
+ * alone exceed it (admission control keeps that from happening).
+ */
+void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
+		       unsigned tax_pct, uint64_t *target);
+
+/*
+ * The VM to reclaim from: one above its limit first (the most above);
+ * otherwise, if `pressure`, the one with the lowest rho at its current
+ * allocation among those above their reservation.  Entries with
+ * skip[i] set are passed over.  -1 when there is none.
+ */
+int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
+		     unsigned n, unsigned tax_pct, int pressure);
+
+/*
+ * The free-memory state after `prev`, with `free` pages free against
+ * `minfree`.  A worse state is entered as soon as free memory falls below
+ * its threshold; a better one only once free memory is above that state's
+ * threshold by MV__SCHED_HYST_PCT of minFree, so a host hovering at a
+ * threshold does not flip mechanisms on and off with every page.
+ */
+#define MV__SCHED_HYST_PCT 8
+enum mv_mem_state mv__sched_state(enum mv_mem_state prev, uint64_t free,
+				  uint64_t minfree);
+
+/* What runs in a state (ESXi 6+). */
+enum {
+	MV__MECH_SHARE = 1u << 0, /* page sharing: in every state */
+	MV__MECH_BALLOON = 1u << 1, /* balloon targets may grow: soft */
+	MV__MECH_SWAP = 1u << 2, /* compress and swap: hard, low */
+	MV__MECH_BLOCK = 1u << 3, /* VMs above target wait to allocate: low */
+};
+unsigned mv__sched_mechanisms(enum mv_mem_state s);
+
+/*
+ * Balloon target for a VM holding `alloc` frames against target `sztgt`
+ * with `actual` pages ballooned now: enough more to bring it down to its
+ * target, or fewer by what it is below its target.  It grows only if
+ * `can_grow`; otherwise it never rises above `cur`, the target set now.
+ */
+uint64_t mv__sched_balloon_target(uint64_t alloc, uint64_t sztgt,
+				  uint64_t actual, uint64_t cur, int can_grow);
+
+/*
+ * The moving averages of the touched fraction (permille): `avg` after one
+ * more period's `sample`, weighted 1/`weight`.
+ */
+uint32_t mv__sched_average(uint32_t avg, uint32_t sample, unsigned weight);
+
+#endif /* MV_SCHED_POLICY_H */

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_sched.c - the memory scheduler: targets from shares, reservation
+ * and limit, the idle memory tax, the free-memory states with their
+ * hysteresis and mechanisms (pure functions, no threads), then sampling
+ * and limits on a live host.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "internal.h"
+
+#define MiB (1ull << 20)
+
+static struct mv__sched_vm vm_of(uint64_t shares, uint64_t alloc,
+				 uint32_t active_permille)
+{
+	return (struct mv__sched_vm){ .shares = shares,
+				      .min_pages = 0,
+				      .max_pages = 1000,
+				      .alloc_pages = alloc,
+				      .active_permille = active_permille };
+}
+
+static void assert_near(uint64_t got, uint64_t want, uint64_t slack)
+{
+	if (got + slack < want || got > want + slack)
+		fail_msg("%llu is not within %llu of %llu",
+			 (unsigned long long)got, (unsigned long long)slack,
+			 (unsigned long long)want);
+}
+
+static void test_rho_is_shares_per_taxed_page(void **state)
+{
+	struct mv__sched_vm v = vm_of(1000, 400, 250);
+
+	(void)state;
+	/* S / (P * (f + k (1 - f))), k = 1 / (1 - 0.75) = 4 */
+	assert_true(fabs(mv__sched_rho(&v, 400, 75) -
+			 1000.0 / (400 * (0.25 + 4 * 0.75))) < 1e-9);
+	assert_true(fabs(mv__sched_rho(&v, 400, 0) - 1000.0 / 400) < 1e-9);
+}
+
+static void test_targets_are_limits_when_memory_suffices(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
+				     vm_of(10, 500, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	mv__sched_targets(v, 2, 5000, 75, t);
+	assert_int_equal(t[0], 1000);
+	assert_int_equal(t[1], 1000);
+}
+
+static void test_targets_split_by_shares(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(100, 500, 1000),
+				     vm_of(200, 500, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	mv__sched_targets(v, 2, 600, 0, t);
+	assert_near(t[0], 200, 1);
+	assert_near(t[1], 400, 1);
+	assert_true(t[0] + t[1] <= 600);
+}
+
+static void test_target_never_below_reservation(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
+				     vm_of(1000, 500, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	v[0].min_pages = 300;
+	mv__sched_targets(v, 2, 800, 0, t);
+	assert_int_equal(t[0], 300);
+	assert_near(t[1], 500, 1);
+}
+
+static void test_target_never_above_limit(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(1000, 500, 1000),
+				     vm_of(10, 500, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	v[0].max_pages = 100;
+	mv__sched_targets(v, 2, 800, 0, t);
+	assert_int_equal(t[0], 100);
+	assert_near(t[1], 700, 1);
+}
+
+static void test_without_tax_idleness_does_not_matter(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
+	uint64_t t[2];
+
+	(void)state;
+	mv__sched_targets(v, 2, 800, 0, t);
+	assert_near(t[0], 400, 1);
+	assert_near(t[1], 400, 1);
+}
+
+static void test_idle_tax_takes_more_from_idle_vm(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
+	uint64_t t[2];
+
+	(void)state;
+	/* k = 4: idle Sx/4, active 500 + (Sx - 500)/4, sum 800: Sx = 850 */
+	mv__sched_targets(v, 2, 800, 75, t);
+	assert_near(t[1], 212, 1);
+	assert_near(t[0], 587, 1);
+	assert_true(t[0] + t[1] <= 800);
+}
+
+static void test_victim_is_lowest_rho(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
+				     vm_of(10, 500, 100) };
+	unsigned char skip[2] = { 0, 0 };
+
+	(void)state;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), 1);
+	v[1].active_permille = 1000;
+	v[0].shares = 5;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), 0);
+	skip[0] = 1;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), 1);
+}
+
+static void test_victim_skips_vms_at_reservation(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
+	unsigned char skip[2] = { 0, 0 };
+
+	(void)state;
+	v[1].min_pages = 500;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), 0);
+	v[0].min_pages = 500;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), -1);
+}
+
+static void test_vm_above_limit_is_victim_without_pressure(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000), vm_of(10, 500, 0) };
+	unsigned char skip[2] = { 0, 0 };
+
+	(void)state;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 0), -1);
+	v[0].max_pages = 400;
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 0), 0);
+	assert_int_equal(mv__sched_victim(v, skip, 2, 75, 1), 0);
+}
+
+static void test_states_follow_esxi_thresholds(void **state)
+{
+	static const struct {
+		uint64_t free;
+		enum mv_mem_state want;
+	} c[] = {
+		{ 4000, MV_STATE_HIGH },  { 3999, MV_STATE_CLEAR },
+		{ 1000, MV_STATE_CLEAR }, { 999, MV_STATE_SOFT },
+		{ 640, MV_STATE_SOFT },	  { 639, MV_STATE_HARD },
+		{ 320, MV_STATE_HARD },	  { 319, MV_STATE_LOW },
+		{ 0, MV_STATE_LOW },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		assert_int_equal(mv__sched_state(MV_STATE_HIGH, c[i].free,
+						 1000),
+				 c[i].want);
+}
+
+static void test_worse_state_is_entered_at_once(void **state)
+{
+	(void)state;
+	assert_int_equal(mv__sched_state(MV_STATE_HIGH, 10, 1000),
+			 MV_STATE_LOW);
+	assert_int_equal(mv__sched_state(MV_STATE_SOFT, 500, 1000),
+			 MV_STATE_HARD);
+}
+
+static void test_better_state_needs_the_margin(void **state)
+{
+	(void)state;
+	/* soft is left for clear at 100% + 8% of minFree, not at 100% */
+	assert_int_equal(mv__sched_state(MV_STATE_SOFT, 1000, 1000),
+			 MV_STATE_SOFT);
+	assert_int_equal(mv__sched_state(MV_STATE_SOFT, 1079, 1000),
+			 MV_STATE_SOFT);
+	assert_int_equal(mv__sched_state(MV_STATE_SOFT, 1080, 1000),
+			 MV_STATE_CLEAR);
+	assert_int_equal(mv__sched_state(MV_STATE_LOW, 399, 1000),
+			 MV_STATE_LOW);
+	assert_int_equal(mv__sched_state(MV_STATE_LOW, 400, 1000),
+			 MV_STATE_HARD);
+	assert_int_equal(mv__sched_state(MV_STATE_HARD, 719, 1000),
+			 MV_STATE_HARD);
+	assert_int_equal(mv__sched_state(MV_STATE_HARD, 720, 1000),
+			 MV_STATE_SOFT);
+	/* several states at once when free memory jumps */
+	assert_int_equal(mv__sched_state(MV_STATE_LOW, 5000, 1000),
+			 MV_STATE_HIGH);
+}
+
+static void test_mechanisms_by_state(void **state)
+{
+	(void)state;
+	for (int s = MV_STATE_HIGH; s <= MV_STATE_LOW; s++)
+		assert_true(mv__sched_mechanisms(s) & MV__MECH_SHARE);
+	assert_int_equal(mv__sched_mechanisms(MV_STATE_HIGH), MV__MECH_SHARE);
+	assert_int_equal(mv__sched_mechanisms(MV_STATE_CLEAR), MV__MECH_SHARE);
+	assert_int_equal(mv__sched_mechanisms(MV_STATE_SOFT),
+			 MV__MECH_SHARE | MV__MECH_BALLOON);
+	assert_int_equal(mv__sched_mechanisms(MV_STATE_HARD),
+			 MV__MECH_SHARE | MV__MECH_SWAP);
+	assert_int_equal(mv__sched_mechanisms(MV_STATE_LOW),
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK);
+}
+
+static void test_balloon_target_grows_only_when_allowed(void **state)
+{
+	(void)state;
+	/* 100 above target with 20 ballooned: balloon 120 */
+	assert_int_equal(mv__sched_balloon_target(600, 500, 20, 20, 1), 120);
+	assert_int_equal(mv__sched_balloon_target(600, 500, 20, 20, 0), 20);
+}
+
+static void test_balloon_target_shrinks_below_target(void **state)
+{
+	(void)state;
+	assert_int_equal(mv__sched_balloon_target(450, 500, 80, 80, 0), 30);
+	assert_int_equal(mv__sched_balloon_target(300, 500, 80, 80, 1), 0);
+}
+
+static void test_moving_average_moves_by_weight(void **state)
+{
+	(void)state;
+	assert_int_equal(mv__sched_average(1000, 0, 2), 500);
+	assert_int_equal(mv__sched_average(1000, 0, 8), 875);
+	assert_int_equal(mv__sched_average(0, 1000, 8), 125);
+}
+
+static void test_shares_levels_are_esx_per_mb(void **state)
+{
+	(void)state;
+	assert_int_equal(mv_shares_for(MV_SHARES_LOW, 100 * MiB), 500);
+	assert_int_equal(mv_shares_for(MV_SHARES_NORMAL, 100 * MiB), 1000);
+	assert_int_equal(mv_shares_for(MV_SHARES_HIGH, 100 * MiB), 2000);
+}
+
+static void test_vm_settings_out_of_range_are_refused(void **state)
+{
+	struct mv_vm_config cfg;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm, *bad = NULL;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "a", 16 * MiB);
+	assert_int_equal(mv_vm_set_shares(vm, 0), -EINVAL);
+	assert_int_equal(mv_vm_set_shares(vm, MV_SHARES_MAX + 1), -EINVAL);
+	assert_int_equal(mv_vm_set_limit(vm, 32 * MiB), -EINVAL);
+	assert_int_equal(mv_vm_set_reservation(vm, 60 * MiB), -EINVAL);
+	assert_int_equal(mv_vm_set_limit(vm, 8 * MiB), 0);
+	assert_int_equal(mv_vm_set_reservation(vm, 12 * MiB), -EINVAL);
+	assert_int_equal(mv_vm_set_reservation(vm, 4 * MiB), 0);
+	assert_int_equal(mv_vm_set_limit(vm, 2 * MiB), -EINVAL);
+	assert_int_equal(mv_vm_set_shares(vm, 1234), 0);
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	assert_int_equal(st.shares, 1234);
+	assert_int_equal(st.reservation_pages, 4 * MiB / MV_PAGE_SIZE);
+	assert_int_equal(st.limit_pages, 8 * MiB / MV_PAGE_SIZE);
+	/* a second VM whose reservation would not fit beside the first */
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "b");
+	cfg.memsize_bytes = 64 * MiB;
+	cfg.reservation_bytes = 58 * MiB;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &bad), -EINVAL);
+	assert_null(bad);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+struct toucher {
+	mv_vm *vm;
+	atomic_bool stop;
+};
+
+/* Reads every page over and over: a VM whose memory is all active. */
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+	volatile uint8_t *m = mv_vm_mem(t->vm);
+	uint64_t n = mv_vm_memsize(t->vm) / MV_PAGE_SIZE, sum = 0;
+
+	while (!atomic_load(&t->stop))
+		for (uint64_t p = 0; p < n; p++)
+			sum += m[p * MV_PAGE_SIZE];
+	return (void *)(uintptr_t)sum;
+}
+
+static void test_sampling_tells_idle_from_active(void **state)
+{
+	struct mv_vm_stats idle_st, busy_st;
+	struct toucher busy = { 0 };
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *idle;
+	pthread_t th;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
+	th_host_create(&t, 128 * MiB, &s);
+	idle = th_vm_create(&t, "idle", 16 * MiB);
+	busy.vm = th_vm_create(&t, "busy", 16 * MiB);
+	th_fill_vm(idle, 1, false);
+	th_fill_vm(busy.vm, 2, false);
+	assert_int_equal(pthread_create(&th, NULL, touch_main, &busy), 0);
+	/* periods end at 1, 2, 3 s: two measured, the fast average at 1/4 */
+	sleep_ms(3500);
+	assert_int_equal(mv_vm_stats(idle, &idle_st), 0);
+	assert_int_equal(mv_vm_stats(busy.vm, &busy_st), 0);
+	atomic_store(&busy.stop, true);
+	pthread_join(th, NULL);
+	assert_true(idle_st.active_permille < 100);
+	assert_true(busy_st.active_permille > 900);
+	/* a sampled page keeps its frame charged to its VM */
+	assert_true(idle_st.state_pages[MV_PAGE_SAMPLED] > 0);
+	assert_int_equal(idle_st.consumed_pages, 16 * MiB / MV_PAGE_SIZE);
+	assert_int_equal(th_presence_mismatches(idle), 0);
+	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	assert_int_equal(th_bad_pages(busy.vm, 2, false), 0);
+	mv_vm_destroy(idle);
+	mv_vm_destroy(busy.vm);
+	th_host_destroy(&t);
+}
+
+static void test_reclaim_never_takes_a_sampled_page(void **state)
+{
+	struct mv_vm_stats before, after;
+	struct mv_settings s;
+	struct th_host t;
+	uint64_t done;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "a", 4 * MiB);
+	th_fill_vm(vm, 3, false);
+	sleep_ms(1300);
+	assert_int_equal(mv_vm_stats(vm, &before), 0);
+	assert_true(before.state_pages[MV_PAGE_SAMPLED] > 0);
+	assert_int_equal(mv_vm_swap_out(vm, 4 * MiB / MV_PAGE_SIZE, &done), 0);
+	assert_int_equal(mv_vm_stats(vm, &after), 0);
+	/* only a period's end (1 s away) could have put them back */
+	assert_int_equal(after.state_pages[MV_PAGE_PRIVATE], 0);
+	assert_int_equal(after.state_pages[MV_PAGE_SAMPLED],
+			 before.state_pages[MV_PAGE_SAMPLED]);
+	assert_int_equal(th_bad_pages(vm, 3, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_vm_is_swapped_down_to_its_limit(void **state)
+{
+	struct mv_vm_config cfg;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "capped");
+	cfg.memsize_bytes = 16 * MiB;
+	cfg.limit_bytes = 4 * MiB;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
+	th_fill_vm(vm, 4, false);
+	for (int i = 0; i < 200; i++) {
+		mv_vm_stats(vm, &st);
+		if (st.consumed_pages <= st.limit_pages)
+			break;
+		sleep_ms(10);
+	}
+	assert_true(st.consumed_pages <= 4 * MiB / MV_PAGE_SIZE);
+	assert_int_equal(th_bad_pages(vm, 4, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rho_is_shares_per_taxed_page),
+		cmocka_unit_test(test_targets_are_limits_when_memory_suffices),
+		cmocka_unit_test(test_targets_split_by_shares),
+		cmocka_unit_test(test_target_never_below_reservation),
+		cmocka_unit_test(test_target_never_above_limit),
+		cmocka_unit_test(test_without_tax_idleness_does_not_matter),
+		cmocka_unit_test(test_idle_tax_takes_more_from_idle_vm),
+		cmocka_unit_test(test_victim_is_lowest_rho),
+		cmocka_unit_test(test_victim_skips_vms_at_reservation),
+		cmocka_unit_test(
+			test_vm_above_limit_is_victim_without_pressure),
+		cmocka_unit_test(test_states_follow_esxi_thresholds),
+		cmocka_unit_test(test_worse_state_is_entered_at_once),
+		cmocka_unit_test(test_better_state_needs_the_margin),
+		cmocka_unit_test(test_mechanisms_by_state),
+		cmocka_unit_test(test_balloon_target_grows_only_when_allowed),
+		cmocka_unit_test(test_balloon_target_shrinks_below_target),
+		cmocka_unit_test(test_moving_average_moves_by_weight),
+		cmocka_unit_test(test_shares_levels_are_esx_per_mb),
+		cmocka_unit_test(test_vm_settings_out_of_range_are_refused),
+		cmocka_unit_test(test_sampling_tells_idle_from_active),
+		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
+		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
