@@ -53,6 +53,7 @@
  * Lock ordering: none; one thread drives everything.  The signal handlers
  * touch only ksm, whose strings are written before they are installed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -69,7 +70,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <xxhash.h>
 
 #include "bench.h"
@@ -153,6 +153,10 @@ struct knob {
 
 enum { K_RUN, K_PAGES_TO_SCAN, K_SLEEP, K_ZERO, NKNOBS };
 
+/* What stops the process and can be caught: each restores KSM first. */
+static const int ksm_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define NSIGNALS (sizeof(ksm_signals) / sizeof(ksm_signals[0]))
+
 /*
  * Global because signal handlers restore it.  Strings are complete before
  * active is set, and active is cleared before anything is freed.
@@ -160,7 +164,7 @@ enum { K_RUN, K_PAGES_TO_SCAN, K_SLEEP, K_ZERO, NKNOBS };
 static struct {
 	struct knob knobs[NKNOBS];
 	volatile sig_atomic_t active; /* knobs may differ from saved */
-	struct sigaction old[4];
+	struct sigaction old[NSIGNALS];
 } ksm = { .knobs = {
 		  [K_RUN] = { "run", "", "", "1" },
 		  [K_PAGES_TO_SCAN] = { "pages_to_scan", "", "",
@@ -168,8 +172,6 @@ static struct {
 		  [K_SLEEP] = { "sleep_millisecs", "", "", "0" },
 		  [K_ZERO] = { "use_zero_pages", "", "", "1" },
 	  } };
-
-static const int ksm_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
 static const char *paths[BENCH_SHARE_MAX_IMAGES];
 static unsigned npaths;
@@ -734,7 +736,7 @@ static void ksm_arm(void)
 
 	sigemptyset(&sa.sa_mask);
 	bench_on_abort(ksm_restore);
-	for (unsigned i = 0; i < sizeof(ksm_signals) / sizeof(int); i++)
+	for (unsigned i = 0; i < NSIGNALS; i++)
 		sigaction(ksm_signals[i], &sa, &ksm.old[i]);
 	ksm.active = 1;
 }
@@ -742,7 +744,7 @@ static void ksm_arm(void)
 static void ksm_disarm(void)
 {
 	ksm_restore();
-	for (unsigned i = 0; i < sizeof(ksm_signals) / sizeof(int); i++)
+	for (unsigned i = 0; i < NSIGNALS; i++)
 		sigaction(ksm_signals[i], &ksm.old[i], NULL);
 	bench_on_abort(NULL);
 }
