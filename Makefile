@@ -8,7 +8,8 @@
 #   make format    clang-format every source file (check-format: verify)
 #
 # SAN=asan or SAN=tsan builds into build-asan/ or build-tsan/; BUILDDIR=dir
-# picks another build directory.
+# picks another build directory.  TRACE=1 builds into build-trace/ with the
+# per-page history of src/trace.c (debugging only: slower, more memory).
 
 CC      ?= cc
 SAN     ?=
@@ -22,6 +23,10 @@ else ifeq ($(SAN),tsan)
 BUILD   := $(or $(BUILDDIR),build-tsan)
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 OPT     := -O1
+else ifeq ($(TRACE),1)
+BUILD   := $(or $(BUILDDIR),build-trace)
+SANFLAGS := -DMV_TRACE -Wl,--wrap=ioctl,--wrap=madvise,--wrap=syscall
+OPT     := -O2
 else
 BUILD   := $(or $(BUILDDIR),build)
 SANFLAGS :=
@@ -109,6 +114,6 @@ check-format:
 	done; exit $$bad
 
 clean:
-	rm -rf build build-asan build-tsan $(BUILDDIR)
+	rm -rf build build-asan build-tsan build-trace $(BUILDDIR)
 
 -include $(shell find build* -name '*.d' 2>/dev/null)

@@ -418,6 +418,13 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		vm->name, (unsigned long long)ppn,
 		origins[o < sizeof(origins) / sizeof(origins[0]) ? o : 0]);
 	fprintf(stderr, "memvisor: %s\n", mv_host_errmsg(vm->host));
+#ifdef MV_TRACE
+	mv__trace_dump(vm->pmap, ppn);
+	for (uint64_t q = ppn > 2 ? ppn - 2 : 0; q < ppn + 3 && q < vm->npages;
+	     q++)
+		if (q != ppn)
+			mv__trace_dump(vm->pmap, q);
+#endif
 }
 
 /*

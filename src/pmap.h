@@ -118,9 +118,25 @@ static inline bool pmap_trylock(mv_pte *e, uint64_t *old)
 	return true;
 }
 
+#ifdef MV_TRACE
+void mv__trace_pte(mv_pte *p, uint64_t newv, const char *file, int line);
+void mv__trace_vm(uint8_t *mem, mv_pte *pmap, uint64_t npages);
+void mv__trace_vm_gone(uint8_t *mem);
+void mv__trace_dump(mv_pte *pmap, uint64_t ppn);
+#define pmap_unlock(e, v) pmap_unlock_at(e, v, __FILE__, __LINE__)
+#else
+#define pmap_unlock(e, v) pmap_unlock_at(e, v, NULL, 0)
+#endif
 /* Publishes the new value and releases the lock in one store. */
-static inline void pmap_unlock(mv_pte *e, uint64_t v)
+static inline void pmap_unlock_at(mv_pte *e, uint64_t v, const char *file,
+				  int line)
 {
+#ifdef MV_TRACE
+	mv__trace_pte(e, v, file, line);
+#else
+	(void)file;
+	(void)line;
+#endif
 	atomic_store_explicit(e, v & ~PMAP_LOCK, memory_order_release);
 }
 

@@ -266,6 +266,9 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_uffd;
 	}
+#ifdef MV_TRACE
+	mv__trace_vm(vm->mem, vm->pmap, vm->npages);
+#endif
 	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
 	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
 	err = mv__sample_init(vm);
@@ -337,6 +340,9 @@ void mv_vm_destroy(mv_vm *vm)
 	/* first out of the host's list, so the scheduler no longer picks it */
 	mv__host_unlink_vm(vm->host, vm);
 	mv__fault_stop(vm);
+#ifdef MV_TRACE
+	mv__trace_vm_gone(vm->mem);
+#endif
 	mv__share_vm_fini(vm);
 	close(vm->stop_fd);
 	close(vm->uffd);
