@@ -44,6 +44,10 @@ void th_quiesce(mv_vm *vm);
  * an own page present; SHARED: the shared frame or nothing; others:
  * nothing), each checked under its entry lock: must be 0 always. */
 uint64_t th_presence_mismatches(mv_vm *vm);
+/* Empties the kernel's per-CPU LRU batches (move_pages(2) does that on
+ * its way): UFFDIO_MOVE refuses a page still in one (EBUSY), so a test
+ * that needs every page movable calls this after filling them. */
+void th_drain_lru(void);
 /* Waits until the host's scheduler has brought it out of the hard and low
  * states (free memory at least 64% of minFree), where it stops swapping. */
 void th_settle(mv_host *h);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,6 +194,16 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 	}
 	close(fd);
 	return bad;
+}
+
+void th_drain_lru(void)
+{
+	static uint64_t page[MV_PAGE_SIZE / 8] __attribute__((aligned(4096)));
+	void *addr = page;
+	int node = 0, status;
+
+	page[0] = 1;
+	syscall(SYS_move_pages, 0, 1UL, &addr, &node, &status, 0);
 }
 
 void th_settle(mv_host *h)

@@ -67,8 +67,8 @@ static void fill_common(mv_vm *vm)
 
 /*
  * Whole passes over each VM until one merges nothing: hints first, merges
- * after.  More than two when UFFDIO_MOVE refuses pages for a moment (EBUSY
- * for pages just filled, still in the kernel's per-CPU LRU batches).
+ * after.  UFFDIO_MOVE refuses pages just filled while they sit in the
+ * kernel's per-CPU LRU batches (EBUSY), so those are emptied first.
  */
 static uint64_t scan_all(mv_vm **vms, unsigned n)
 {
@@ -76,6 +76,7 @@ static uint64_t scan_all(mv_vm **vms, unsigned n)
 
 	for (unsigned round = 0; round < 2 || (last && round < 8); round++) {
 		last = 0;
+		th_drain_lru();
 		for (unsigned i = 0; i < n; i++) {
 			assert_int_equal(mv_vm_share_scan(vms[i],
 							  npages_of(vms[i]),
