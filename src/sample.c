@@ -67,13 +67,9 @@ static uint8_t *page_addr(struct mv_vm *vm, uint64_t ppn)
 
 static int move(struct mv_vm *vm, void *dst, void *src)
 {
-	struct uffdio_move m = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src,
-				 .len = MV_PAGE_SIZE };
+	int err;
 
-	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
-		return 0;
-	return m.move < 0 ? (int)m.move : -errno;
+	return mv__move_run(vm, dst, src, 1, &err) ? 0 : err;
 }
 
 int mv__sample_init(struct mv_vm *vm)
