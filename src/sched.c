@@ -441,6 +441,7 @@ static void sample_all(struct mv_host *h)
 static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
 {
 	uint64_t avail = h->memsize_pages - h->minfree_pages, alloc, tgt;
+	uint64_t pool = mv__share_frames(h);
 	unsigned mech = mv__sched_mechanisms(st);
 	uint64_t sched_mctl, actual, swcur;
 	struct mv_vm *vm;
@@ -450,6 +451,9 @@ static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
 		pthread_mutex_unlock(&h->vms_lock);
 		return;
 	}
+	/* shared frames are machine memory no VM is charged for, and no
+	 * mechanism reclaims them: what the targets share is the rest */
+	avail = avail > pool ? avail - pool : 0;
 	mv__sched_targets(w->in, w->n, avail, h->settings.idle_tax_pct,
 			  w->target);
 	for (unsigned i = 0; i < w->n; i++) {

@@ -1238,6 +1238,15 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	img = &s->images[vm->sh.image];
+	/*
+	 * A VM alone with its image would only move its pages into the pool,
+	 * where reclaim cannot take them: it fills them privately, and the
+	 * scanner shares them if others come.
+	 */
+	if (img->users < 2) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
 	for (i = 0; i < n && lo + i < img->pages; i++)
 		if (!is_zero(buf + (i << MV_PAGE_SHIFT)) &&
 		    image_frame(h, vm, img->base + lo + i,
@@ -1433,6 +1442,16 @@ void mv__share_vm_fini(struct mv_vm *vm)
 	pthread_mutex_unlock(&s->lock);
 	munmap(vm->sh.stage, STAGE_BYTES);
 	free(vm->sh.buf);
+}
+
+uint64_t mv__share_frames(struct mv_host *h)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&h->share.lock);
+	n = h->share.nframes;
+	pthread_mutex_unlock(&h->share.lock);
+	return n;
 }
 
 uint64_t mv__share_vm_saved(struct mv_vm *vm)

@@ -124,6 +124,9 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 			     const uint8_t *buf, uint64_t *frame);
 
+/* Frames the pool holds now: machine memory no VM is charged for. */
+uint64_t mv__share_frames(struct mv_host *h);
+
 /* SHRDSVD of one VM (its part of the frames saved), and the host's part
  * of struct mv_host_stats. */
 uint64_t mv__share_vm_saved(struct mv_vm *vm);
