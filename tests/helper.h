@@ -44,6 +44,10 @@ void th_quiesce(mv_vm *vm);
  * an own page present; SHARED: the shared frame or nothing; others:
  * nothing), each checked under its entry lock: must be 0 always. */
 uint64_t th_presence_mismatches(mv_vm *vm);
+/* xorshift64: the tortures' random choices. */
+uint64_t th_xs(uint64_t *state);
+/* Length of each torture run: MV_TORTURE_SECONDS, default 6. */
+unsigned th_torture_seconds(void);
 /* Empties the kernel's per-CPU LRU batches (move_pages(2) does that on
  * its way): UFFDIO_MOVE refuses a page still in one (EBUSY), so a test
  * that needs every page movable calls this after filling them. */

@@ -196,6 +196,21 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 	return bad;
 }
 
+uint64_t th_xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+unsigned th_torture_seconds(void)
+{
+	const char *s = getenv("MV_TORTURE_SECONDS");
+
+	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
+}
+
 void th_drain_lru(void)
 {
 	static uint64_t page[MV_PAGE_SIZE / 8] __attribute__((aligned(4096)));

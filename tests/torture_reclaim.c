@@ -56,14 +56,6 @@ static bool check(bool z, const void *page, uint64_t tag, uint64_t ppn,
 		   th_check(page, tag, ppn, ver);
 }
 
-static uint64_t xs(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void *guest_main(void *arg)
 {
 	struct guest *g = arg;
@@ -72,13 +64,13 @@ static void *guest_main(void *arg)
 	uint8_t *m = mv_vm_mem(g->vm), *page;
 
 	while (!atomic_load_explicit(g->stop, memory_order_relaxed)) {
-		ppn = xs(&rng) % npages;
+		ppn = th_xs(&rng) % npages;
 		ppn -= ppn % THREADS;
 		ppn += g->index;
 		if (ppn >= npages)
 			continue;
 		page = m + ppn * MV_PAGE_SIZE;
-		if (xs(&rng) % 2) {
+		if (th_xs(&rng) % 2) {
 			fill(g->z, page, g->tag, ppn, ++g->version[ppn]);
 		} else if (g->version[ppn]) {
 			g->errors += !check(g->z, page, g->tag, ppn,
@@ -104,18 +96,11 @@ static void *reclaimer_main(void *arg)
 	uint64_t rng = 99, done;
 
 	while (!atomic_load(r->stop)) {
-		mv_vm_swap_out(r->vms[xs(&rng) % NVMS], 16, &done);
+		mv_vm_swap_out(r->vms[th_xs(&rng) % NVMS], 16, &done);
 		r->swapped += done;
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
-}
-
-static unsigned seconds(void)
-{
-	const char *s = getenv("MV_TORTURE_SECONDS");
-
-	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
 }
 
 static void torture(unsigned fault_threads, bool z)
@@ -158,7 +143,7 @@ static void torture(unsigned fault_threads, bool z)
 	}
 	r = (struct reclaimer){ .vms = vms, .stop = &stop };
 	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &r), 0);
-	sleep(seconds());
+	sleep(th_torture_seconds());
 	atomic_store(&stop, true);
 	pthread_join(rt, NULL);
 	for (int v = 0; v < NVMS; v++)

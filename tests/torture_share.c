@@ -64,14 +64,6 @@ static bool check(const void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
 	return th_check(page, COMMON, ppn, ver / 2 % 3);
 }
 
-static uint64_t xs(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 static void *guest_main(void *arg)
 {
 	struct guest *g = arg;
@@ -80,16 +72,16 @@ static void *guest_main(void *arg)
 	uint8_t *m = mv_vm_mem(g->vm), *page;
 
 	while (!atomic_load_explicit(g->stop, memory_order_relaxed)) {
-		ppn = xs(&rng) % npages;
+		ppn = th_xs(&rng) % npages;
 		ppn -= ppn % THREADS;
 		ppn += g->index;
 		if (ppn >= npages)
 			continue;
 		page = m + ppn * MV_PAGE_SIZE;
-		if (xs(&rng) % 4 == 0) {
+		if (th_xs(&rng) % 4 == 0) {
 			/* mostly to even versions: shareable content */
 			g->version[ppn] +=
-				xs(&rng) % 4 ? 2 - g->version[ppn] % 2 : 1;
+				th_xs(&rng) % 4 ? 2 - g->version[ppn] % 2 : 1;
 			fill(page, g->tag, ppn, g->version[ppn]);
 		} else {
 			g->errors += !check(page, g->tag, ppn, g->version[ppn]);
@@ -125,18 +117,11 @@ static void *reclaimer_main(void *arg)
 	uint64_t rng = 17, done;
 
 	while (!atomic_load(h->stop)) {
-		mv_vm_swap_out(h->vms[xs(&rng) % NVMS], 16, &done);
+		mv_vm_swap_out(h->vms[th_xs(&rng) % NVMS], 16, &done);
 		h->done += done;
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
-}
-
-static unsigned seconds(void)
-{
-	const char *s = getenv("MV_TORTURE_SECONDS");
-
-	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 6;
 }
 
 static void torture(unsigned fault_threads, uint64_t host_mib)
@@ -182,7 +167,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	rc = (struct helper){ .vms = vms, .stop = &stop };
 	assert_int_equal(pthread_create(&st, NULL, scanner_main, &sc), 0);
 	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &rc), 0);
-	sleep(seconds());
+	sleep(th_torture_seconds());
 	atomic_store(&stop, true);
 	pthread_join(st, NULL);
 	pthread_join(rt, NULL);
