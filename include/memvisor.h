@@ -351,6 +351,9 @@ struct mv_host_stats {
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
 			      * the guest touching one cannot proceed; 0 */
+	/* UFFDIO_MOVE calls whose reported count disagreed with where the
+	 * pages were, caught and corrected; 0 on a sound kernel */
+	uint64_t move_miscounts;
 	uint64_t share_frames; /* frames holding shared pages */
 	uint64_t share_refs; /* guest pages mapping them (SHRD, all VMs) */
 	uint64_t share_saved_pages; /* SHRDSVD: refs - frames + ZERO pages */

@@ -252,6 +252,7 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->alloc_waits = atomic_load(&h->alloc_waits);
 	st->reclaim_pages = atomic_load(&h->reclaim_pages);
 	st->lost_pages = atomic_load(&h->lost_pages);
+	st->move_miscounts = atomic_load(&h->move_miscounts);
 	st->blocked_waits = atomic_load(&h->blocked_waits);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;

@@ -179,6 +179,20 @@ int mv__fallocate(int fd, off_t off, off_t len)
 	return fallocate(fd, 0, off, len);
 }
 
+int mv__uffd_move(int uffd, struct uffdio_move *m)
+{
+	int err;
+
+	if (ioctl(uffd, UFFDIO_MOVE, m) < 0)
+		return -1;
+	err = should_fail(MV_INJ_MOVE_MISCOUNT);
+	if (!err)
+		return 0;
+	m->move = 0;
+	errno = err;
+	return -1;
+}
+
 int mv__uffd_copy(int uffd, struct uffdio_copy *c)
 {
 	int err = copy_fails_next, partial = !err;

@@ -17,6 +17,7 @@ enum mv__inject_op {
 	MV_INJ_ALLOC,
 	MV_INJ_UFFD_COPY,
 	MV_INJ_MREMAP,
+	MV_INJ_MOVE_MISCOUNT,
 	MV_INJ_NOPS
 };
 
@@ -52,6 +53,11 @@ int mv__fallocate(int fd, off_t off, off_t len);
  */
 struct uffdio_copy;
 int mv__uffd_copy(int uffd, struct uffdio_copy *c);
+struct uffdio_move;
+/* UFFDIO_MOVE; MV_INJ_MOVE_MISCOUNT makes a move that succeeded report
+ * failure with nothing moved (err is the errno), as a kernel that
+ * miscounts would. */
+int mv__uffd_move(int uffd, struct uffdio_move *m);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

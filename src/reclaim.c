@@ -24,6 +24,11 @@
  * counted and the host says so.  Frames are released only for pages whose
  * content is safely elsewhere.
  *
+ * The kernel's count of a failed UFFDIO_MOVE is checked against
+ * /proc/self/pagemap (settle_run): trusting a count lower than what moved
+ * would leave a page PRIVATE whose only copy is in staging, about to be
+ * dropped, which is the shape of the lost pages of issue 2.
+ *
  * Lock ordering: vm->reclaim_lock -> pmap entry locks (trylock) ->
  * host->frames_lock.
  */
@@ -32,7 +37,9 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "inject.h"
 #include "internal.h"
 #include "uffd.h"
 
@@ -65,6 +72,62 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
  * Moves a run of len pages out of the guest; returns how many, from the
  * first, were moved (the kernel may stop early), and *err why not all.
  */
+/* Bit i set: page i of the n pages from addr is present (pagemap bit 63). */
+static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
+{
+	uint64_t e[MV_RECLAIM_BATCH], mask = 0;
+	size_t len = (size_t)n * sizeof(e[0]);
+	int fd = vm->host->share.pagemap_fd;
+
+	if (fd < 0 || n > MV_RECLAIM_BATCH ||
+	    pread(fd, e, len, (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
+		    (ssize_t)len)
+		return UINT64_MAX;
+	for (unsigned i = 0; i < n; i++)
+		mask |= (e[i] >> 63 & 1) << i;
+	return mask;
+}
+
+bool mv__page_present(struct mv_vm *vm, const void *addr)
+{
+	return present_mask(vm, addr, 1) & 1;
+}
+
+/*
+ * After a move that stopped with an error, what the kernel reported is
+ * checked against where the pages are: callers trust the count to the
+ * page, and a page moved but counted as not moved would be left marked
+ * PRIVATE while its only copy sits in staging, to be dropped with it.
+ * Pages found moved past the first that was not are moved back, so the
+ * count stays a prefix.  Returns the true count.
+ */
+static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
+			   unsigned len, unsigned moved)
+{
+	uint64_t in_dst = present_mask(vm, dst, len);
+	uint64_t in_src = present_mask(vm, src, len);
+	unsigned k = 0;
+
+	if (in_dst == UINT64_MAX || in_src == UINT64_MAX)
+		return moved;
+	while (k < len && (in_dst >> k & 1) && !(in_src >> k & 1))
+		k++;
+	for (unsigned j = k + 1; j < len; j++)
+		if ((in_dst >> j & 1) && !(in_src >> j & 1))
+			mv__reclaim_restore(
+				vm,
+				(uint64_t)(src - vm->mem) / MV_PAGE_SIZE + j,
+				dst + ((size_t)j << MV_PAGE_SHIFT));
+	if (k != moved) {
+		atomic_fetch_add(&vm->host->move_miscounts, 1);
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: UFFDIO_MOVE reported %u of %u pages moved, %u were (corrected)",
+			vm->name, moved, len, k);
+	}
+	return k;
+}
+
 unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 		      int *err)
 {
@@ -74,7 +137,7 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 	unsigned moved;
 
 	*err = 0;
-	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+	if (mv__uffd_move(vm->uffd, &m) == 0)
 		return len;
 	moved = m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
 	/* one move stays in one mapping, and shared pages split mappings */
@@ -83,6 +146,9 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 			 vm, (uint8_t *)dst + ((size_t)moved << MV_PAGE_SHIFT),
 			 (uint8_t *)src + ((size_t)moved << MV_PAGE_SHIFT))))
 		moved++;
+	if (moved < len && (uint8_t *)src >= vm->mem &&
+	    (uint8_t *)src < vm->mem + (vm->npages << MV_PAGE_SHIFT))
+		moved = settle_run(vm, dst, src, len, moved);
 	return moved;
 }
 
@@ -108,6 +174,9 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 
 	while ((err = move_page(vm, dst, stage)) &&
 	       (err = copy_page(vm, dst, stage))) {
+		/* a move that worked but said it failed leaves stage empty */
+		if (err == -EEXIST && !mv__page_present(vm, stage))
+			break;
 		mv__host_set_msg(
 			vm->host,
 			"VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",

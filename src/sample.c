@@ -127,6 +127,9 @@ static uint64_t put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 			madvise(src, MV_PAGE_SIZE, MADV_DONTNEED);
 			break;
 		}
+		/* a move that worked but said it failed leaves the slot empty */
+		if (errno == EEXIST && !mv__page_present(vm, src))
+			break;
 		mv__host_set_msg(
 			vm->host,
 			"VM %s: cannot put sampled page %llu back: %s (retrying)",

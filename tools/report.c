@@ -170,6 +170,7 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "reclaimed_mb", round1(pages_mb(h->reclaim_pages)));
 	num(b, o, "blocked_waits", (double)h->blocked_waits);
 	num(b, o, "swap_errors", (double)h->swap_errors);
+	num(b, o, "move_miscounts", (double)h->move_miscounts);
 	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
 	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
 	num(b, o, "share_refs", (double)h->share_refs);
