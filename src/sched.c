@@ -577,7 +577,11 @@ static void *sched_main(void *arg)
 	struct mv_host *h = arg;
 	uint64_t sample_ms = (uint64_t)h->settings.sample_period_s * 1000;
 	uint64_t balance_ms = (uint64_t)h->settings.balance_period_s * 1000;
-	uint64_t now = now_ms(), next_sample = now + sample_ms;
+	/* the first period starts a second in, once guests hold pages to
+	 * sample, not a whole period in: until a period ends every VM counts
+	 * as fully active and the idle tax cannot act */
+	uint64_t now = now_ms(),
+		 next_sample = now + (sample_ms < 1000 ? sample_ms : 1000);
 	uint64_t next_balance = now;
 	enum mv_mem_state st, balanced = MV_STATE_HIGH;
 	struct view w = { 0 };
