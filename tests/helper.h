@@ -46,6 +46,16 @@ void th_quiesce(mv_vm *vm);
 uint64_t th_presence_mismatches(mv_vm *vm);
 /* xorshift64: the tortures' random choices. */
 uint64_t th_xs(uint64_t *state);
+/* A thread swapping out 16 random pages of a random VM of vms[0..nvms)
+ * every pause_ns until *stop, counting pages swapped. */
+struct th_swapper {
+	mv_vm **vms;
+	unsigned nvms;
+	long pause_ns;
+	_Atomic bool *stop;
+	uint64_t swapped;
+};
+void *th_swapper_main(void *arg);
 /* Length of each torture run: MV_TORTURE_SECONDS, default 6. */
 unsigned th_torture_seconds(void);
 /* Empties the kernel's per-CPU LRU batches (move_pages(2) does that on

@@ -9,6 +9,7 @@
  * Lock ordering: none.
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -202,6 +203,20 @@ uint64_t th_xs(uint64_t *s)
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
+}
+
+void *th_swapper_main(void *arg)
+{
+	struct th_swapper *w = arg;
+	struct timespec ts = { 0, w->pause_ns };
+	uint64_t rng = 99, done;
+
+	while (!atomic_load(w->stop)) {
+		mv_vm_swap_out(w->vms[th_xs(&rng) % w->nvms], 16, &done);
+		w->swapped += done;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
 }
 
 unsigned th_torture_seconds(void)

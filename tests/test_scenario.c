@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "scenario_expect.h"
+
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
@@ -213,28 +215,6 @@ static void test_fraction_of_a_byte_is_rejected(void **state)
 	(void)state;
 	assert_int_equal(scenario_parse_size("0.1K", &v), -EINVAL);
 	assert_int_equal(v, 7);
-}
-
-/*
- * Parses text as "t.ini" and checks that it is refused, that the message
- * begins with "t.ini:LINE: " and contains what, and that nothing of the
- * scenario is left behind.
- */
-static void expect_error(const char *text, int line, const char *what)
-{
-	struct scenario sc;
-	char err[512], prefix[32];
-
-	assert_int_equal(scenario_load_string(text, "t.ini", &sc, err,
-					      sizeof(err)),
-			 -EINVAL);
-	snprintf(prefix, sizeof(prefix), "t.ini:%d: ", line);
-	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, what))
-		fail_msg("expected \"%s...%s...\", got \"%s\"", prefix, what,
-			 err);
-	assert_int_equal(sc.nvms, 0);
-	assert_null(sc.vms);
-	assert_null(sc.source);
 }
 
 static void test_unknown_key_names_line_and_key(void **state)

@@ -15,21 +15,9 @@
 
 #include <cmocka.h>
 
+#include "scenario_expect.h"
+
 #define MiB (1ull << 20)
-
-static void expect_error(const char *text, int line, const char *what)
-{
-	struct scenario sc;
-	char err[512], prefix[32];
-
-	assert_int_equal(scenario_load_string(text, "t.ini", &sc, err,
-					      sizeof(err)),
-			 -EINVAL);
-	snprintf(prefix, sizeof(prefix), "t.ini:%d: ", line);
-	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, what))
-		fail_msg("expected \"%s...%s...\", got \"%s\"", prefix, what,
-			 err);
-}
 
 static void test_balloon_keys_reach_the_vm(void **state)
 {

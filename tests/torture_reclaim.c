@@ -83,32 +83,12 @@ static void *guest_main(void *arg)
 	return NULL;
 }
 
-struct reclaimer {
-	mv_vm **vms;
-	atomic_bool *stop;
-	uint64_t swapped;
-};
-
-static void *reclaimer_main(void *arg)
-{
-	struct reclaimer *r = arg;
-	struct timespec ts = { 0, 200000L };
-	uint64_t rng = 99, done;
-
-	while (!atomic_load(r->stop)) {
-		mv_vm_swap_out(r->vms[th_xs(&rng) % NVMS], 16, &done);
-		r->swapped += done;
-		nanosleep(&ts, NULL);
-	}
-	return NULL;
-}
-
 static void torture(unsigned fault_threads, bool z)
 {
 	struct guest g[NVMS][THREADS];
 	uint32_t *version[NVMS];
 	pthread_t gt[NVMS][THREADS], rt;
-	struct reclaimer r;
+	struct th_swapper r;
 	struct mv_settings s;
 	struct mv_host_stats hs;
 	struct mv_vm_stats st = { 0 }, vs;
@@ -141,8 +121,10 @@ static void torture(unsigned fault_threads, bool z)
 					 0);
 		}
 	}
-	r = (struct reclaimer){ .vms = vms, .stop = &stop };
-	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &r), 0);
+	r = (struct th_swapper){
+		.vms = vms, .nvms = NVMS, .pause_ns = 200000L, .stop = &stop
+	};
+	assert_int_equal(pthread_create(&rt, NULL, th_swapper_main, &r), 0);
 	sleep(th_torture_seconds());
 	atomic_store(&stop, true);
 	pthread_join(rt, NULL);

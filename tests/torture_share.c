@@ -110,26 +110,13 @@ static void *scanner_main(void *arg)
 	return NULL;
 }
 
-static void *reclaimer_main(void *arg)
-{
-	struct helper *h = arg;
-	struct timespec ts = { 0, 500000L };
-	uint64_t rng = 17, done;
-
-	while (!atomic_load(h->stop)) {
-		mv_vm_swap_out(h->vms[th_xs(&rng) % NVMS], 16, &done);
-		h->done += done;
-		nanosleep(&ts, NULL);
-	}
-	return NULL;
-}
-
 static void torture(unsigned fault_threads, uint64_t host_mib)
 {
 	struct guest g[NVMS][THREADS];
 	uint32_t *version[NVMS];
 	pthread_t gt[NVMS][THREADS], st, rt;
-	struct helper sc, rc;
+	struct helper sc;
+	struct th_swapper rc;
 	struct mv_settings s;
 	struct mv_host_stats hs;
 	struct mv_vm_stats vs;
@@ -164,9 +151,11 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 		}
 	}
 	sc = (struct helper){ .vms = vms, .stop = &stop };
-	rc = (struct helper){ .vms = vms, .stop = &stop };
+	rc = (struct th_swapper){
+		.vms = vms, .nvms = NVMS, .pause_ns = 500000L, .stop = &stop
+	};
 	assert_int_equal(pthread_create(&st, NULL, scanner_main, &sc), 0);
-	assert_int_equal(pthread_create(&rt, NULL, reclaimer_main, &rc), 0);
+	assert_int_equal(pthread_create(&rt, NULL, th_swapper_main, &rc), 0);
 	sleep(th_torture_seconds());
 	atomic_store(&stop, true);
 	pthread_join(st, NULL);
@@ -190,7 +179,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	printf("torture_share(%u fault threads, %llu MiB host): %llu ops, %llu merged, %llu swapped by hand, %llu COW breaks, %llu shared frames now, %llu integrity errors\n",
 	       fault_threads, (unsigned long long)host_mib,
 	       (unsigned long long)ops, (unsigned long long)sc.done,
-	       (unsigned long long)rc.done, (unsigned long long)cow,
+	       (unsigned long long)rc.swapped, (unsigned long long)cow,
 	       (unsigned long long)hs.share_frames, (unsigned long long)errors);
 	assert_int_equal(errors, 0);
 	assert_true(sc.done > 0);
