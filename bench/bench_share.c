@@ -23,8 +23,9 @@
  * one VM per image, with no image_path: each VM is filled as a guest fills
  * its RAM, by writing the image's bytes into guest memory in runs, so every
  * page is PRIVATE and only the scanner can share it.  The background
- * scanner is off (Mem.ShareScanGHz = 0) and salting too (ShareForceSalting
- * = 0, equal salts besides), and this thread calls mv_vm_share_scan() over
+ * scanner is off (Mem.ShareScanGHz = 0), salting too (ShareForceSalting
+ * = 0, equal salts besides) and sampling (SamplePeriod = 0: it would keep
+ * 100 pages of each VM aside, unscanned), and this thread calls mv_vm_share_scan() over
  * the VMs in turn, a chunk each, until a whole pass of every VM merges
  * nothing.  Scanning runs in the caller's thread, so the process's CPU time
  * over that loop (getrusage, all threads: fault threads too) is the cost.
@@ -514,6 +515,9 @@ static int mv_trial(const struct images *im, const char *swapdir,
 	hc.swapdir = swapdir;
 	hc.settings.share_scan_ghz = 0;
 	hc.settings.share_force_salting = 0;
+	/* the scheduler would move 100 pages of each VM aside to sample
+	 * them, and the scanner leaves SAMPLED pages alone */
+	hc.settings.sample_period_s = 0;
 	err = mv_host_create(&hc, &host);
 	if (err)
 		return mv_fail(NULL, "cannot create host", err);

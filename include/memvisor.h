@@ -82,7 +82,8 @@ struct mv_settings {
 	uint32_t mem_zip_max_pct;
 	/* Mem.IdleTax: idle memory tax rate, percent (75) */
 	uint32_t idle_tax_pct;
-	/* Mem.SamplePeriod: active-memory sampling period, seconds (60) */
+	/* Mem.SamplePeriod: active-memory sampling period, seconds (60); 0 turns
+	 * sampling off: every VM then counts as fully active, untaxed */
 	uint32_t sample_period_s;
 	/* Mem.BalancePeriod: scheduler rebalancing period, seconds (15) */
 	uint32_t balance_period_s;

@@ -579,7 +579,8 @@ static void *sched_main(void *arg)
 	uint64_t balance_ms = (uint64_t)h->settings.balance_period_s * 1000;
 	/* the first period starts a second in, once guests hold pages to
 	 * sample, not a whole period in: until a period ends every VM counts
-	 * as fully active and the idle tax cannot act */
+	 * as fully active and the idle tax cannot act; a period of 0 keeps
+	 * it that way for good */
 	uint64_t now = now_ms(),
 		 next_sample = now + (sample_ms < 1000 ? sample_ms : 1000);
 	uint64_t next_balance = now;
@@ -593,7 +594,7 @@ static void *sched_main(void *arg)
 		pthread_mutex_unlock(&h->sched_lock);
 		now = now_ms();
 		st = update_state(h);
-		if (now >= next_sample) {
+		if (sample_ms && now >= next_sample) {
 			sample_all(h);
 			next_sample = now + sample_ms;
 		}

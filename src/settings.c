@@ -36,7 +36,7 @@ static const struct setting table[] = {
 	{ "Mem.CtlMaxPercent", FIELD(ctl_max_pct), 65, 0, 75 },
 	{ "Mem.MemZipMaxPct", FIELD(mem_zip_max_pct), 10, 0, 100 },
 	{ "Mem.IdleTax", FIELD(idle_tax_pct), 75, 0, 99 },
-	{ "Mem.SamplePeriod", FIELD(sample_period_s), 60, 1, 3600 },
+	{ "Mem.SamplePeriod", FIELD(sample_period_s), 60, 0, 3600 },
 	{ "Mem.BalancePeriod", FIELD(balance_period_s), 15, 1, 3600 },
 	{ "Mem.FaultAroundPages", FIELD(fault_around_pages), 16, 1, 64 },
 	{ "Mem.SwapInClusterPages", FIELD(swapin_cluster_pages), 16, 1, 64 },

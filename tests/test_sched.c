@@ -360,6 +360,31 @@ static void test_sampling_tells_idle_from_active(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_sample_period_zero_never_samples(void **state)
+{
+	struct mv_vm_stats st;
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *idle;
+
+	(void)state;
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "0"), 0);
+	th_host_create(&t, 128 * MiB, &s);
+	idle = th_vm_create(&t, "idle", 16 * MiB);
+	th_fill_vm(idle, 1, false);
+	/* past the second at which a first period would have started */
+	sleep_ms(2500);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.state_pages[MV_PAGE_SAMPLED], 0);
+	assert_int_equal(st.state_pages[MV_PAGE_PRIVATE],
+			 16 * MiB / MV_PAGE_SIZE);
+	assert_int_equal(st.active_permille, 1000);
+	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	mv_vm_destroy(idle);
+	th_host_destroy(&t);
+}
+
 /*
  * Touches the first quarter of the VM over and over, each page swapped out
  * first: a VM that keeps faulting its pages back, as one reclaim takes too
@@ -488,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_vm_settings_out_of_range_are_refused),
 		cmocka_unit_test(test_sampling_tells_idle_from_active),
 		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
+		cmocka_unit_test(test_sample_period_zero_never_samples),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 	};
