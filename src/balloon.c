@@ -34,12 +34,15 @@
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
  *   A SAMPLED page is put back first and taken as PRIVATE (sample.c).
- * All become BALLOONED.  Deflate turns BALLOONED
+ * All become BALLOONED, with the inflate's number (b->inflates) as
+ * payload.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read
  * zeros through the fault path, never the old bytes and never the RAM
  * image's.  A guest that touches a page still in its balloon gets zeros
  * too; fault.c reports it here as a violation and the page leaves the
- * balloon.
+ * balloon.  A fault that userfaultfd queued before the inflate (its thread
+ * was woken by a neighbour's fill and went on to free the page) is not a
+ * touch of the balloon; the inflate's number lets fault.c tell it apart.
  *
  * Invariants: actual_pages equals the number of BALLOONED pages whenever
  * no message or fault is between its pmap update and its count update;
@@ -81,6 +84,7 @@ struct job {
 	struct mv_balloon_reply *rep;
 	const char *what; /* "inflate", "deflate", "stats" */
 	bool said; /* the host message names this job's first refusal */
+	uint64_t inflate; /* inflate: its number, the BALLOONED payload */
 };
 
 static void refuse(struct job *j, uint32_t idx, uint64_t val, const char *why)
@@ -186,7 +190,7 @@ static void inflate_locked(struct job *j, struct taken *t, unsigned n)
 		if (pmap_state(t[i].old) == MV_PAGE_COMPRESSED)
 			mv__zcache_drop(vm, t[i].ppn, t[i].old);
 		pmap_unlock(&vm->pmap[t[i].ppn],
-			    pmap_make(MV_PAGE_BALLOONED, t[i].old, 0));
+			    pmap_make(MV_PAGE_BALLOONED, t[i].old, j->inflate));
 		j->rep->accepted++;
 		done++;
 	}
@@ -236,8 +240,11 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 	qsort(items, m->num, sizeof(items[0]), cmp_item);
 
 	pthread_mutex_lock(&b->lock);
-	if (inflate)
+	if (inflate) {
 		room = b->max_pages - atomic_load(&b->actual_pages);
+		/* before any page is locked: see fault.c, stale_balloon_fault */
+		j->inflate = atomic_fetch_add(&b->inflates, 1) + 1;
+	}
 	for (uint32_t k = 0; k < m->num; k++) {
 		struct item *it = &items[k];
 

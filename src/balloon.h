@@ -41,6 +41,14 @@ struct mv__balloon {
 	 */
 	_Atomic uint64_t actual_pages;
 
+	/*
+	 * Inflate messages so far, counted before their pages are locked; a
+	 * BALLOONED entry's payload is the count of the inflate that took it,
+	 * so that fault.c can tell a fault read before that inflate (stale:
+	 * not a touch of the balloon) from a violation.
+	 */
+	_Atomic uint64_t inflates;
+
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t inflated_pages; /* pages taken into the balloon */
 	_Atomic uint64_t deflated_pages; /* pages given back by deflate */

@@ -11,7 +11,8 @@
  *              snapshot);
  *   SWAPPED    read the page back from the VM's swap file;
  *   ZERO, BALLOONED  zeros, never old bytes nor the image's: the guest
- *              gave the content up through its balloon;
+ *              gave the content up through its balloon (a fault read
+ *              before the page was ballooned is stale and only woken);
  *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
  *              wake the faulting thread;
@@ -70,6 +71,7 @@ struct fault_ctx {
 	uint8_t *buf; /* MV_MAX_RUN_PAGES pages, 4 KiB aligned for O_DIRECT */
 	uint64_t spurious_ppn; /* page of the last spurious fault */
 	uint64_t spurious_count; /* spurious faults on it in a row */
+	uint64_t read_inflates; /* vm->balloon.inflates after the last read */
 };
 
 struct run {
@@ -428,6 +430,25 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 }
 
 /*
+ * Whether a fault on a BALLOONED page (entry v) was read before the page
+ * went into the balloon.  Faults are read in batches, so one can wait while
+ * an earlier one's run fills its page and wakes its thread, which may then
+ * free the page to its guest OS and the driver balloon it, all before this
+ * fault is served.  Its touch was of a page the guest owned, not of its
+ * balloon: counting it as a violation would take the page out of the
+ * balloon behind the driver's back (and refuse the driver's deflate of it).
+ * The inflate's number was counted before it locked the page, and
+ * read_inflates after the read, so a larger number means the inflate came
+ * after the fault.  Waking is all a stale fault needs; a thread that does
+ * touch its balloon faults again and is served then.
+ */
+static bool stale_balloon_fault(struct fault_ctx *ctx, uint64_t v)
+{
+	return pmap_state(v) == MV_PAGE_BALLOONED &&
+	       pmap_payload(v) > ctx->read_inflates;
+}
+
+/*
  * Makes the filled run r, whose pages were in state s, PRIVATE: frees what
  * held their content (cache objects, swap slots), counts them, unlocks.
  */
@@ -482,6 +503,13 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		s = pmap_state(v);
 		if (s == MV_PAGE_SAMPLED) {
 			mv__sample_fault(vm, ppn, v);
+			return;
+		}
+		if (stale_balloon_fault(ctx, v)) {
+			pmap_unlock(&vm->pmap[ppn], v);
+			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
+						  memory_order_relaxed);
+			wake(vm, ppn);
 			return;
 		}
 		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
@@ -598,6 +626,7 @@ static void *fault_main(void *arg)
 		n = read(vm->uffd, msgs, sizeof(msgs));
 		if (n < 0)
 			continue; /* EAGAIN: another fault thread took it */
+		ctx->read_inflates = atomic_load(&vm->balloon.inflates);
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;

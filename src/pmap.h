@@ -12,7 +12,8 @@
  *   bits 8-63  payload, owned by the state: a compression handle
  *              (COMPRESSED), a swap slot (SWAPPED), a pool frame (SHARED),
  *              a sample slot and the PRIVATE payload it had (SAMPLED,
- *              sample.c), or for PRIVATE the
+ *              sample.c), the number of the inflate that took a
+ *              BALLOONED page (balloon.c), or for PRIVATE the
  *              path that last filled the page (enum pmap_origin), kept
  *              for the one diagnosis that needs it: a PRIVATE page found
  *              unmapped

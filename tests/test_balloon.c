@@ -558,6 +558,85 @@ static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
 	fx_down(&f);
 }
 
+/* A guest thread's one write, whose fault the test can hold up. */
+static void *touch_main(void *arg)
+{
+	*(volatile uint8_t *)arg = 1;
+	return NULL;
+}
+
+static pthread_t touch(struct fx *f, uint64_t pfn)
+{
+	struct timespec ts = { 0, 100000000L };
+	pthread_t tid;
+
+	assert_int_equal(pthread_create(&tid, NULL, touch_main, page(f, pfn)),
+			 0);
+	nanosleep(&ts, NULL); /* until its fault is queued */
+	return tid;
+}
+
+/*
+ * The fault thread reads faults in batches.  A fault can wait in one while
+ * an earlier fault's run fills its page and wakes its thread, which frees
+ * the page and the driver balloons it, all before the fault is served.
+ * That fault is not a touch of the balloon: no violation, and the page
+ * stays in it.  Here the batch is the faults on Q, X and P (P next to Q, in
+ * its fault-around window), the fault thread is held first on R, so that
+ * they queue up, and then on X, while P is ballooned.
+ */
+static void
+test_a_fault_queued_before_its_page_was_ballooned_is_no_violation(void **state)
+{
+	enum { R = 100, Q = 32, P = 33, X = 200, Z = 300 };
+	struct timespec ms10 = { 0, 10000000L };
+	uint32_t pfn = P;
+	struct mv_balloon_reply rep;
+	struct mv_settings s;
+	pthread_t r, q, x, p, z;
+	uint64_t vr, vx;
+	struct fx f;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.fault_threads = 1;
+	fx_up(&f, &s);
+	assert_int_equal(mv_balloon_open(f.vm, &f.ch), 0);
+	vr = pmap_lock(&f.vm->pmap[R]);
+	vx = pmap_lock(&f.vm->pmap[X]);
+	r = touch(&f, R); /* read alone; the fault thread waits for R */
+	q = touch(&f, Q);
+	x = touch(&f, X);
+	p = touch(&f, P);
+	pmap_unlock(&f.vm->pmap[R], vr);
+	/* R's fault served; the next batch is Q, X, P: Q's run fills P */
+	for (int i = 0; i < 500 && mv_vm_page_state(f.vm, P) != MV_PAGE_PRIVATE;
+	     i++)
+		nanosleep(&ms10, NULL);
+	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_PRIVATE);
+	/* the fault thread waits for X; the guest frees P, the driver takes it */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(rep.accepted, 1);
+	pmap_unlock(&f.vm->pmap[X], vx);
+	pthread_join(r, NULL);
+	pthread_join(q, NULL);
+	pthread_join(x, NULL);
+	pthread_join(p, NULL);
+	/* one fault thread, in order: once Z is served, so is P's fault */
+	z = touch(&f, Z);
+	pthread_join(z, NULL);
+	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_BALLOONED);
+	assert_int_equal(info(&f).violations, 0);
+	assert_int_equal(info(&f).actual_pages, 1);
+	/* the driver can take it back */
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, &pfn, 1, &rep),
+			 0);
+	assert_int_equal(rep.rejected, 0);
+	assert_int_equal(info(&f).errors, 0);
+	fx_down(&f);
+}
+
 static void test_inflate_takes_swapped_pages_and_their_slot(void **state)
 {
 	uint32_t pfn = 11;
@@ -927,6 +1006,8 @@ int main(void)
 			test_deflate_on_oom_gives_the_guest_its_memory_back),
 		cmocka_unit_test(
 			test_touching_a_ballooned_page_reads_zero_and_counts),
+		cmocka_unit_test(
+			test_a_fault_queued_before_its_page_was_ballooned_is_no_violation),
 		cmocka_unit_test(
 			test_inflate_takes_swapped_pages_and_their_slot),
 		cmocka_unit_test(
