@@ -15,7 +15,9 @@
  *              before the page was ballooned is stale and only woken);
  *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
- *              wake the faulting thread;
+ *              wake the faulting thread; a write-protect fault is a write
+ *              that raced the share scanner, which held the page
+ *              write-protected while it compared it: lift the protection;
  *   SHARED     a write-protect fault is a write to a shared page: share.c
  *              gives the writer its own copy; a MISSING fault raced the
  *              page being mapped, so just wake.
@@ -521,6 +523,19 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			if (!mv__share_cow(vm, ppn, v))
 				continue;
 			wake(vm, ppn);
+			return;
+		}
+		if (s == MV_PAGE_PRIVATE && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			/* a write that raced the share scanner: it lifted
+			 * its protection without waking the writer, so that
+			 * only this, the write's own fault, does, and no
+			 * stale fault outlives it to find the page in another
+			 * state (given up to the balloon, say) */
+			mv__uffd_wp(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
+				    MV_PAGE_SIZE, 0);
+			pmap_unlock(&vm->pmap[ppn], v);
+			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
+						  memory_order_relaxed);
 			return;
 		}
 		if (s == MV_PAGE_PRIVATE || s == MV_PAGE_SHARED) {

@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -157,6 +158,17 @@ ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off)
 	return pwrite(fd, buf, len, off);
 }
 
+ssize_t mv__pwrite_guest(int fd, const void *buf, size_t len, off_t off)
+{
+	int err = should_fail(MV_INJ_PWRITE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return syscall(SYS_pwrite64, fd, buf, len, off);
+}
+
 ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
 	int err = should_fail(MV_INJ_PWRITE);
@@ -177,6 +189,19 @@ int mv__fallocate(int fd, off_t off, off_t len)
 		return -1;
 	}
 	return fallocate(fd, 0, off, len);
+}
+
+int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = mode,
+	};
+	int err = should_fail(MV_INJ_UFFD_WP);
+
+	if (err)
+		return -err;
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
 int mv__uffd_move(int uffd, struct uffdio_move *m)

@@ -18,6 +18,7 @@ enum mv__inject_op {
 	MV_INJ_UFFD_COPY,
 	MV_INJ_MREMAP,
 	MV_INJ_MOVE_MISCOUNT,
+	MV_INJ_UFFD_WP,
 	MV_INJ_NOPS
 };
 
@@ -43,6 +44,11 @@ unsigned long long mv__inject_get_hash_mask(void);
 ssize_t mv__pread(int fd, void *buf, size_t len, off_t off);
 ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);
 struct iovec;
+/* pwrite(2) from guest memory that is write-protected meanwhile, by the
+ * system call itself: ThreadSanitizer's pwrite() would check the buffer
+ * against the guest's earlier stores and report the race that the
+ * protection rules out.  Fails as MV_INJ_PWRITE. */
+ssize_t mv__pwrite_guest(int fd, const void *buf, size_t len, off_t off);
 ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off);
 int mv__fallocate(int fd, off_t off, off_t len);
 /*
@@ -58,6 +64,10 @@ struct uffdio_move;
  * failure with nothing moved (err is the errno), as a kernel that
  * miscounts would. */
 int mv__uffd_move(int uffd, struct uffdio_move *m);
+/* UFFDIO_WRITEPROTECT of a range with the kernel's mode bits
+ * (UFFDIO_WRITEPROTECT_MODE_WP to protect, 0 to lift the protection and
+ * wake the range's waiters, MODE_DONTWAKE to lift it only).  0 or -errno. */
+int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

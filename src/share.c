@@ -83,8 +83,6 @@
 #include "uffd.h"
 
 #define SHARE_WINDOW 64 /* pages scanned together before a random jump */
-/* stage: the window's pages, then pages of other windows hinted by it */
-#define STAGE_BYTES (2 * SHARE_WINDOW * MV_PAGE_SIZE)
 #define SHARE_TICK_MS 100
 #define SLOT_FRAME (1ull << 63)
 #define SLOT_HINT (1ull << 62)
@@ -95,36 +93,53 @@
 #define SALT_NAMED (1ull << 62) /* salts from a VM's salt setting */
 #define SALT_OWN (1ull << 63) /* salts of VMs that share with no one */
 
-static const uint8_t zero_page[MV_PAGE_SIZE];
-
 static uint8_t *page_of(struct mv_vm *vm, uint64_t ppn)
 {
 	return vm->mem + (ppn << MV_PAGE_SHIFT);
 }
 
 /*
- * Copies a guest page the guest may be writing at this moment.  The copy
- * is only ever a hint (hash, zero check); what decides is a comparison
- * made after the page was moved out of the guest.  Plain loads, hidden from
- * ThreadSanitizer, which would rightly see a race it cannot know is benign.
+ * Guest pages are read where they are.  Before a page is write-protected
+ * what is read is only a hint (zero check, hash) and may be torn by a
+ * guest write; what decides is a comparison made while the page is
+ * write-protected, so that nothing can change it.  ThreadSanitizer cannot
+ * see the protection (nor the guest thread's fault waiting on it), so these
+ * loads are hidden from it; XXH3 runs in libxxhash, which it does not see.
  */
-__attribute__((no_sanitize("thread"), noinline,
-	       optimize("no-tree-loop-distribute-patterns"))) static void
-peek_page(uint64_t *dst, const volatile uint64_t *src)
+__attribute__((no_sanitize("thread"), noinline)) static bool
+zero_in_place(const uint64_t *p)
 {
-	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++)
-		dst[i] = src[i];
+	uint64_t acc;
+
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i += 8) {
+		acc = 0;
+		for (unsigned k = 0; k < 8; k++)
+			acc |= p[i + k];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+__attribute__((no_sanitize("thread"), noinline)) static bool
+same_in_place(const uint64_t *a, const uint64_t *b)
+{
+	uint64_t diff;
+
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i += 8) {
+		diff = 0;
+		for (unsigned k = 0; k < 8; k++)
+			diff |= a[i + k] ^ b[i + k];
+		if (diff)
+			return false;
+	}
+	return true;
 }
 
 static uint64_t hash_page(const void *p, uint64_t salt)
 {
 	return XXH3_64bits_withSeed(p, MV_PAGE_SIZE, salt) &
 	       mv__inject_get_hash_mask();
-}
-
-static bool is_zero(const void *p)
-{
-	return memcmp(p, zero_page, MV_PAGE_SIZE) == 0;
 }
 
 /* ---- the hash table ---- */
@@ -382,16 +397,6 @@ static int map_fixed(void *addr, size_t len, int fd, uint64_t off)
 	return r == -1 ? -1 : 0;
 }
 
-static int uffd_wp(struct mv_vm *vm, void *addr, size_t len)
-{
-	struct uffdio_writeprotect w = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-
-	return ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
-}
-
 /*
  * Which of n pages from addr the guest got a private copy of behind our
  * back: bit i of the result for page i (n <= 64), from one pagemap read.
@@ -437,7 +442,7 @@ static int unshare_page(struct mv_vm *vm, uint64_t ppn)
 		return err;
 	}
 	/* the page is present, so until this succeeds the guest runs on */
-	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, false)))
+	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, true)))
 		retry_pause(vm, "registering an unshared page", err);
 	return 0;
 }
@@ -460,7 +465,8 @@ static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 	s->maps_now += 2;
 	while ((err = mv__uffd_register(vm->uffd, g, len, true)))
 		retry_pause(vm, "registering a shared page", err);
-	while ((err = uffd_wp(vm, g, len)))
+	while ((err = mv__uffd_wp(vm->uffd, g, len,
+				  UFFDIO_WRITEPROTECT_MODE_WP)))
 		retry_pause(vm, "write-protecting a shared page", err);
 	return 0;
 }
@@ -475,10 +481,18 @@ static struct mv_vm *vm_by_id(struct mv_host *h, uint32_t id)
 	return NULL;
 }
 
-/* A page moved out whose sharing did not happen goes back, PRIVATE. */
-static void put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint8_t *stage)
+/*
+ * A candidate whose sharing did not happen: writable again, and let go,
+ * PRIVATE.  A guest write that faulted on the protection is not woken
+ * here: the fault service wakes it when it serves that fault (fault.c), so
+ * the fault cannot be served later, after the page has moved on to
+ * another state.  Should lifting the protection fail, the fault service
+ * lifts it.
+ */
+static void release(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
-	mv__reclaim_restore(vm, ppn, stage);
+	mv__uffd_wp(vm->uffd, page_of(vm, ppn), MV_PAGE_SIZE,
+		    UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 	pmap_unlock(&vm->pmap[ppn], v);
 }
 
@@ -500,7 +514,7 @@ struct cand {
 	bool shared1, shared2; /* mapped to the frame: this page, hinted */
 };
 
-/* One window of one VM, and the stage slots its pages move to. */
+/* One window of one VM. */
 struct window {
 	struct mv_vm *vm;
 	uint64_t lo, n; /* pages [lo, lo + n) */
@@ -510,32 +524,25 @@ struct window {
 	uint64_t released; /* frames the host gets back */
 };
 
-/* Stage slot of the window's page i: this VM's pages first, hinted ones
- * (in their own VM's stage) after. */
-static uint8_t *slot1(struct window *w, uint64_t i)
+/* The window's page i and its hinted page. */
+static uint8_t *page1(struct window *w, uint64_t i)
 {
-	return w->vm->sh.stage + (i << MV_PAGE_SHIFT);
+	return page_of(w->vm, w->lo + i);
 }
 
-static uint8_t *slot2(struct window *w, uint64_t i)
+static uint8_t *page2(struct window *w, uint64_t i)
 {
-	return w->c[i].vm2->sh.stage + ((SHARE_WINDOW + i) << MV_PAGE_SHIFT);
+	return page_of(w->c[i].vm2, w->c[i].ppn2);
 }
 
-static void drop_cand(struct window *w, uint64_t i, bool moved)
+/* Gives up candidate i: its page, and its hinted page, are let go. */
+static void drop_cand(struct window *w, uint64_t i)
 {
 	struct cand *c = &w->c[i];
 
-	if (c->kind == C_HINT) {
-		if (moved)
-			put_back(c->vm2, c->ppn2, c->v2, slot2(w, i));
-		else
-			pmap_unlock(&c->vm2->pmap[c->ppn2], c->v2);
-	}
-	if (moved)
-		put_back(w->vm, w->lo + i, c->v, slot1(w, i));
-	else
-		pmap_unlock(&w->vm->pmap[w->lo + i], c->v);
+	if (c->kind == C_HINT)
+		release(c->vm2, c->ppn2, c->v2);
+	release(w->vm, w->lo + i, c->v);
 	c->kind = C_SKIP;
 }
 
@@ -545,7 +552,7 @@ static void drop_cand(struct window *w, uint64_t i, bool moved)
  * i a C_HINT candidate, or updates the hint and leaves i alone.
  */
 static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
-		      uint64_t slot, uint8_t *buf)
+		      uint64_t slot)
 {
 	struct mv_vm *vm = w->vm, *vm2;
 	struct mv__share *s = &vm->host->share;
@@ -564,8 +571,7 @@ static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
 	    !pmap_trylock(&vm2->pmap[c->ppn2], &c->v2))
 		return false;
 	if (pmap_state(c->v2) != MV_PAGE_PRIVATE ||
-	    (peek_page((uint64_t *)buf, (uint64_t *)page_of(vm2, c->ppn2)),
-	     hash_page(buf, vm->sh.salt) != hash)) {
+	    hash_page(page_of(vm2, c->ppn2), vm->sh.salt) != hash) {
 		table_set_hint(s, slot, vm, w->lo + i); /* stale */
 		pmap_unlock(&vm2->pmap[c->ppn2], c->v2);
 		return false;
@@ -580,7 +586,7 @@ static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
 }
 
 /* Phase 1: lock, hash and look up every page of the window. */
-static void classify(struct window *w, uint8_t *buf)
+static void classify(struct window *w)
 {
 	struct mv_vm *vm = w->vm;
 	struct mv__share *s = &vm->host->share;
@@ -600,8 +606,7 @@ static void classify(struct window *w, uint8_t *buf)
 		atomic_fetch_add_explicit(&vm->sh.scanned, 1,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
-		peek_page((uint64_t *)buf, (uint64_t *)page_of(vm, ppn));
-		if (is_zero(buf)) {
+		if (zero_in_place((const uint64_t *)page_of(vm, ppn))) {
 			c->kind = C_ZERO;
 			continue;
 		}
@@ -609,7 +614,7 @@ static void classify(struct window *w, uint8_t *buf)
 			pmap_unlock(&vm->pmap[ppn], c->v);
 			continue;
 		}
-		hash = hash_page(buf, vm->sh.salt);
+		hash = hash_page(page_of(vm, ppn), vm->sh.salt);
 		slot = table_find(s, hash);
 		ref = slot == NO_SLOT ? 0 : s->table[slot].ref;
 		c->slot = slot;
@@ -625,7 +630,7 @@ static void classify(struct window *w, uint8_t *buf)
 				c->kind = C_FRAME;
 				continue;
 			}
-		} else if (take_hint(w, i, hash, slot, buf)) {
+		} else if (take_hint(w, i, hash, slot)) {
 			continue;
 		}
 		pmap_unlock(&vm->pmap[ppn], c->v);
@@ -633,27 +638,26 @@ static void classify(struct window *w, uint8_t *buf)
 }
 
 /*
- * Phase 2: moves the candidates out of their guests, runs of neighbours
- * in one UFFDIO_MOVE, so that nothing can change what is compared.
+ * Phase 2: write-protects the candidates where they are, a run of
+ * neighbours per call (one TLB flush a run, where moving them out cost one
+ * a page), so that nothing can change what is compared: a guest write now
+ * faults and waits for the page's lock.  Guest reads go on.
  */
-static void move_out(struct window *w)
+static void protect(struct window *w)
 {
-	uint64_t i, j, moved;
 	struct cand *c = w->c;
-	int err;
+	uint64_t i, j;
 
 	for (i = 0; i < w->n; i = j) {
 		for (j = i + 1;
 		     j < w->n && c[j].kind != C_SKIP && c[i].kind != C_SKIP;
 		     j++)
 			;
-		if (c[i].kind == C_SKIP)
-			continue;
-		moved = mv__move_run(w->vm, slot1(w, i),
-				     page_of(w->vm, w->lo + i),
-				     (unsigned)(j - i), &err);
-		for (uint64_t k = i + moved; k < j; k++)
-			drop_cand(w, k, false);
+		if (c[i].kind != C_SKIP &&
+		    mv__uffd_wp(w->vm->uffd, page1(w, i),
+				(j - i) << MV_PAGE_SHIFT, true))
+			for (uint64_t k = i; k < j; k++)
+				drop_cand(w, k);
 	}
 	for (i = 0; i < w->n; i = j) {
 		for (j = i + 1;
@@ -661,23 +665,19 @@ static void move_out(struct window *w)
 		     c[j].vm2 == c[i].vm2 && c[j].ppn2 == c[i].ppn2 + (j - i);
 		     j++)
 			;
-		if (c[i].kind != C_HINT)
-			continue;
-		moved = mv__move_run(c[i].vm2, slot2(w, i),
-				     page_of(c[i].vm2, c[i].ppn2),
-				     (unsigned)(j - i), &err);
-		for (uint64_t k = i + moved; k < j; k++) {
-			pmap_unlock(&c[k].vm2->pmap[c[k].ppn2], c[k].v2);
-			c[k].kind = C_SKIP;
-			put_back(w->vm, w->lo + k, c[k].v, slot1(w, k));
-		}
+		if (c[i].kind == C_HINT &&
+		    mv__uffd_wp(c[i].vm2->uffd, page2(w, i),
+				(j - i) << MV_PAGE_SHIFT,
+				UFFDIO_WRITEPROTECT_MODE_WP))
+			for (uint64_t k = i; k < j; k++)
+				drop_cand(w, k);
 	}
 }
 
 /*
- * Writes the new frames of the window's pairs, one write per run of
- * consecutive frames (their pages sit in consecutive stage slots).  A pair
- * whose write fails goes back, its frame with it.
+ * Writes the new frames of the window's pairs from this VM's side, one
+ * write per run of consecutive frames (their pages are neighbours).  A
+ * pair whose write fails is let go, its frame with it.
  */
 static void write_frames(struct window *w)
 {
@@ -694,22 +694,22 @@ static void write_frames(struct window *w)
 			;
 		if (c[i].kind != C_HINT)
 			continue;
-		got = mv__pwrite(s->pool_fd, slot1(w, i),
-				 (j - i) << MV_PAGE_SHIFT,
-				 (off_t)(c[i].frame << MV_PAGE_SHIFT));
+		got = mv__pwrite_guest(s->pool_fd, page1(w, i),
+				       (j - i) << MV_PAGE_SHIFT,
+				       (off_t)(c[i].frame << MV_PAGE_SHIFT));
 		if (got == (ssize_t)((j - i) << MV_PAGE_SHIFT))
 			continue;
 		for (uint64_t k = i; k < j; k++) {
 			frame_discard(s, c[k].frame);
 			table_set_hint(s, c[k].slot, w->vm, w->lo + k);
-			drop_cand(w, k, true);
+			drop_cand(w, k);
 		}
 	}
 }
 
 /*
- * Phase 3: compares bit by bit what was moved out; gives the pairs that
- * match new frames, consecutive where the pairs are, and writes them.
+ * Phase 3: compares bit by bit what was write-protected; gives the pairs
+ * that match new frames, consecutive where the pairs are, and writes them.
  */
 static void compare(struct window *w, uint8_t *buf)
 {
@@ -722,24 +722,26 @@ static void compare(struct window *w, uint8_t *buf)
 	for (uint64_t i = 0; i < w->n; i++) {
 		c = &w->c[i];
 		if (c->kind == C_ZERO)
-			same = is_zero(slot1(w, i));
+			same = zero_in_place((const uint64_t *)page1(w, i));
 		else if (c->kind == C_FRAME)
 			same = !frame_read(s, c->frame, buf) &&
-			       !memcmp(slot1(w, i), buf, MV_PAGE_SIZE);
+			       same_in_place((const uint64_t *)page1(w, i),
+					     (const uint64_t *)buf);
 		else if (c->kind == C_HINT)
-			same = !memcmp(slot1(w, i), slot2(w, i), MV_PAGE_SIZE);
+			same = same_in_place((const uint64_t *)page1(w, i),
+					     (const uint64_t *)page2(w, i));
 		else
 			continue;
 		if (same)
 			continue;
 		if (c->kind != C_ZERO &&
-		    hash_page(slot1(w, i), salt) ==
-			    hash_page(c->kind == C_HINT ? slot2(w, i) : buf,
+		    hash_page(page1(w, i), salt) ==
+			    hash_page(c->kind == C_HINT ? page2(w, i) : buf,
 				      salt))
 			atomic_fetch_add(&s->collisions, 1);
 		if (c->kind == C_HINT)
 			table_set_hint(s, c->slot, w->vm, w->lo + i);
-		drop_cand(w, i, true);
+		drop_cand(w, i);
 	}
 	for (uint64_t i = 0; i < w->n; i++) {
 		c = &w->c[i];
@@ -753,7 +755,7 @@ static void compare(struct window *w, uint8_t *buf)
 			    frame_alloc(s);
 		if (f == NO_SLOT) {
 			table_set_hint(s, c->slot, w->vm, w->lo + i);
-			drop_cand(w, i, true);
+			drop_cand(w, i);
 			continue;
 		}
 		s->frames[f] =
@@ -781,9 +783,10 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 	uint64_t written;
 
 	if (map_frames(vm, ppn, j - i, c[i].frame)) {
-		for (uint64_t k = i; k < j; k++)
-			mv__reclaim_restore(vm, ppn + (k - i),
-					    hinted ? slot2(w, k) : slot1(w, k));
+		/* the kernel refuses a mapping (map count, memory) before it
+		 * touches the old one: the pages are still there */
+		mv__uffd_wp(vm->uffd, page_of(vm, ppn),
+			    (j - i) << MV_PAGE_SHIFT, false);
 		return;
 	}
 	written = written_in_window(s, page_of(vm, ppn), j - i);
@@ -841,9 +844,9 @@ static void map_all(struct window *w)
 }
 
 /*
- * The page's own frame (in its stage slot) is no longer needed: it maps
- * a shared frame, or is ZERO.  to_host: the frame goes back to the host,
- * rather than to the pool as a new shared frame.
+ * The page's own frame is gone (replaced by a mapping of a shared frame,
+ * or dropped as ZERO).  to_host: the frame goes back to the host, rather
+ * than to the pool as a new shared frame.
  */
 static void drop_private(struct window *w, struct mv_vm *vm, bool to_host)
 {
@@ -851,7 +854,7 @@ static void drop_private(struct window *w, struct mv_vm *vm, bool to_host)
 	w->released += to_host;
 }
 
-/* Phase 5: publishes every candidate's outcome and counts it. */
+/* Phase 6: publishes every candidate's outcome and counts it. */
 static uint64_t publish(struct window *w)
 {
 	struct mv__share *s = &w->vm->host->share;
@@ -913,20 +916,26 @@ static uint64_t publish(struct window *w)
 }
 
 /*
- * Empties the stage slots the window used, all VMs in one TLB flush where
- * the kernel can (they all live in this process).
+ * Phase 5: gives up the frames of the zero pages, all runs of them in one
+ * TLB flush where the kernel can.  Their next touch faults, and reads
+ * zeros (fault.c).
  */
-static void free_stages(struct window *w)
+static void drop_zeros(struct window *w)
 {
-	struct iovec iov[SHARE_WINDOW + 1];
+	struct iovec iov[SHARE_WINDOW];
+	struct cand *c = w->c;
 	unsigned n = 0, done;
+	uint64_t i, j;
 
-	iov[n++] =
-		(struct iovec){ w->vm->sh.stage, SHARE_WINDOW * MV_PAGE_SIZE };
-	for (unsigned k = 0; k < w->nvm2; k++)
-		iov[n++] = (struct iovec){ w->vm2s[k]->sh.stage +
-						   SHARE_WINDOW * MV_PAGE_SIZE,
-					   SHARE_WINDOW * MV_PAGE_SIZE };
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind == C_ZERO && c[j].kind == C_ZERO;
+		     j++)
+			;
+		if (c[i].kind == C_ZERO)
+			iov[n++] = (struct iovec){ page1(w, i),
+						   (j - i) << MV_PAGE_SHIFT };
+	}
 	for (done = mv__dontneed_batch(iov, n); done < n; done++)
 		madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
 }
@@ -948,12 +957,11 @@ static uint64_t scan_window(struct mv_vm *vm, uint64_t win, uint8_t *buf)
 	w.n = vm->npages - w.lo < SHARE_WINDOW ? vm->npages - w.lo :
 						 SHARE_WINDOW;
 	pthread_mutex_lock(&s->lock);
-	classify(&w, buf);
-	move_out(&w);
+	classify(&w);
+	protect(&w);
 	compare(&w, buf);
 	map_all(&w);
-	/* every moved-out frame is unneeded now: shared, zero or restored */
-	free_stages(&w);
+	drop_zeros(&w);
 	merged = publish(&w);
 	pthread_mutex_unlock(&s->lock);
 	mv__frames_release(vm->host, w.released);
@@ -1185,7 +1193,7 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 		munmap((void *)t, MV_PAGE_SIZE);
 		return err;
 	}
-	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, false)))
+	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, true)))
 		retry_pause(vm, "registering a page given up", err);
 	madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
 	pthread_mutex_lock(&h->share.lock);
@@ -1248,7 +1256,8 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 		return 0;
 	}
 	for (i = 0; i < n && lo + i < img->pages; i++)
-		if (!is_zero(buf + (i << MV_PAGE_SHIFT)) &&
+		if (!zero_in_place(
+			    (const uint64_t *)(buf + (i << MV_PAGE_SHIFT))) &&
 		    image_frame(h, vm, img->base + lo + i,
 				buf + (i << MV_PAGE_SHIFT)))
 			frame[i] = img->base + lo + i;
@@ -1386,17 +1395,11 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	vm->sh.buf = mv__aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
 	if (!vm->sh.buf)
 		return -ENOMEM;
-	err = mv__map_anon(STAGE_BYTES, &vm->sh.stage);
-	if (err)
-		goto fail_buf;
-	err = mv__uffd_register(vm->uffd, vm->sh.stage, STAGE_BYTES, false);
-	if (err)
-		goto fail_stage;
 	pthread_mutex_lock(&s->lock);
 	err = salt_id(s, vm->sh.salt, &vm->sh.salt_id);
 	if (err) {
 		pthread_mutex_unlock(&s->lock);
-		goto fail_stage;
+		goto fail_buf;
 	}
 	want = (s->guest_pages + vm->npages) / 8 * 9 + 64;
 	err = want > s->table_cap ? table_grow(s, want) : 0;
@@ -1407,11 +1410,9 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	count_maps_now(s); /* the VM's own mappings count too */
 	pthread_mutex_unlock(&s->lock);
 	if (err)
-		goto fail_stage;
+		goto fail_buf;
 	return 0;
 
-fail_stage:
-	munmap(vm->sh.stage, STAGE_BYTES);
 fail_buf:
 	free(vm->sh.buf);
 	return err;
@@ -1440,7 +1441,6 @@ void mv__share_vm_fini(struct mv_vm *vm)
 		s->images[vm->sh.image].users--;
 	s->guest_pages -= vm->npages;
 	pthread_mutex_unlock(&s->lock);
-	munmap(vm->sh.stage, STAGE_BYTES);
 	free(vm->sh.buf);
 }
 

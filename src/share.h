@@ -75,12 +75,11 @@ struct mv__share {
 	_Atomic uint64_t cow_breaks;
 };
 
-/* A VM's part; stage, buf, rng and the pass are protected by host->vms_lock
- * (held by whoever scans), except stage and buf also by share.lock. */
+/* A VM's part; buf, rng and the pass are protected by host->vms_lock
+ * (held by whoever scans), buf also by share.lock. */
 struct mv__vm_share {
 	uint64_t salt; /* effective salt (Mem.ShareForceSalting), seeds hashes */
 	uint32_t salt_id; /* its index in the host's salts[] */
-	uint8_t *stage; /* 2 windows of pages, registered with the VM's uffd */
 	uint8_t *buf; /* a page for the scanner's copies */
 	uint64_t rng; /* xorshift state for the pass order */
 	uint64_t nwin; /* windows of SHARE_WINDOW pages in the VM */

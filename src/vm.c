@@ -4,7 +4,9 @@
  * registration with userfaultfd.
  *
  * Design: guest physical memory is one private anonymous mapping of memsize
- * bytes, registered with a per-VM userfaultfd in MISSING mode, with
+ * bytes, registered with a per-VM userfaultfd in MISSING and WP modes
+ * (write-protection is only ever set by the share scanner, on PRIVATE
+ * pages it holds locked while it compares and merges them), with
  * transparent huge pages off (a 2 MiB page would fill 512 guest pages behind
  * the pmap's back).  No page is ever present without the pmap saying
  * PRIVATE: faults fill pages with UFFDIO_COPY, and reclaim takes a page out
@@ -25,7 +27,9 @@
  *                                     13.0-17.8 us/page
  * MOVE is atomic against the guest (a write either lands before the move and
  * is saved, or faults after it and waits for the page lock), needs no
- * write-protect registration, and in batches it is the cheapest.  A memfd
+ * write-protect step per page, and in batches it is the cheapest for taking
+ * pages out one by one.  (Sharing, which replaces whole runs of pages by a
+ * mapping, write-protects a run in one call instead: share.c.)  A memfd
  * backing would let another process serve faults and give MINOR faults for
  * sampling, but shmem has no UFFDIO_MOVE (EINVAL) and allocates a frame for
  * a zero page; those later mechanisms can map memfd-backed frames over
@@ -256,7 +260,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		mv__host_set_msg(h, "VM %s: %s", vm->name, msg);
 		goto fail_staging;
 	}
-	err = mv__uffd_register(vm->uffd, vm->mem, len, false);
+	err = mv__uffd_register(vm->uffd, vm->mem, len, true);
 	if (!err)
 		err = mv__uffd_register(vm->uffd, vm->staging,
 					MV_RECLAIM_BATCH * MV_PAGE_SIZE, false);
