@@ -522,6 +522,7 @@ struct window {
 	struct mv_vm *vm2s[SHARE_WINDOW]; /* VMs of hinted pages, once each */
 	unsigned nvm2;
 	uint64_t released; /* frames the host gets back */
+	uint8_t *buf; /* a page for the scanner's copies */
 };
 
 /* The window's page i and its hinted page. */
@@ -767,8 +768,28 @@ static void compare(struct window *w, uint8_t *buf)
 }
 
 /*
+ * Puts back the content of an emptied page whose frame could not be mapped
+ * (the mapping limit, no memory), copied from that frame, PRIVATE again.
+ */
+static void refill(struct mv_vm *vm, uint64_t ppn, uint64_t f, uint8_t *buf)
+{
+	struct mv__share *s = &vm->host->share;
+	struct uffdio_copy cp = { .dst = (uintptr_t)page_of(vm, ppn),
+				  .src = (uintptr_t)buf,
+				  .len = MV_PAGE_SIZE };
+	int err;
+
+	while ((err = frame_read(s, f, buf)))
+		retry_pause(vm, "reading a frame back", err);
+	while (mv__uffd_copy(vm->uffd, &cp) && errno != EEXIST) {
+		retry_pause(vm, "putting a page back", -errno);
+		cp.copy = 0;
+	}
+}
+
+/*
  * Maps frames over pages [i, j) of the window (this VM's side, or the
- * hinted side): one mmap for consecutive frames.  Sets shared1/shared2 of
+ * hinted side), emptied: one mmap for consecutive frames.  Sets shared1/shared2 of
  * each page that ends up mapping its frame; a page the guest wrote in the
  * mapping's window keeps its own copy.
  */
@@ -783,10 +804,8 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 	uint64_t written;
 
 	if (map_frames(vm, ppn, j - i, c[i].frame)) {
-		/* the kernel refuses a mapping (map count, memory) before it
-		 * touches the old one: the pages are still there */
-		mv__uffd_wp(vm->uffd, page_of(vm, ppn),
-			    (j - i) << MV_PAGE_SHIFT, false);
+		for (uint64_t k = i; k < j; k++)
+			refill(vm, ppn + (k - i), c[k].frame, w->buf);
 		return;
 	}
 	written = written_in_window(s, page_of(vm, ppn), j - i);
@@ -821,7 +840,46 @@ static bool runs_on(const struct cand *a, const struct cand *b, bool hinted)
 	       b->ppn2 == a->ppn2 + 1;
 }
 
-/* Phase 4: maps the frames, in runs of consecutive frames. */
+/*
+ * Phase 4: empties the guest addresses of every page about to map a frame
+ * and of the zero pages, in one process_madvise() on this process: one TLB
+ * flush for the window, both sides and all VMs, where mapping a frame over
+ * a present page flushed once a run.  Nothing can be lost: the pages have
+ * been write-protected since they were compared, and each one's content
+ * is in its frame, or is zeros.  A guest touching one meanwhile faults and
+ * waits for the page's lock.
+ */
+static void empty_pages(struct window *w)
+{
+	struct iovec iov[2 * SHARE_WINDOW];
+	struct cand *c = w->c;
+	unsigned n = 0, done;
+	uint64_t i, j;
+
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind != C_SKIP && c[j].kind != C_SKIP;
+		     j++)
+			;
+		if (c[i].kind != C_SKIP)
+			iov[n++] = (struct iovec){ page1(w, i),
+						   (j - i) << MV_PAGE_SHIFT };
+	}
+	for (i = 0; i < w->n; i = j) {
+		for (j = i + 1;
+		     j < w->n && c[i].kind == C_HINT && c[j].kind == C_HINT &&
+		     c[j].vm2 == c[i].vm2 && c[j].ppn2 == c[i].ppn2 + (j - i);
+		     j++)
+			;
+		if (c[i].kind == C_HINT)
+			iov[n++] = (struct iovec){ page2(w, i),
+						   (j - i) << MV_PAGE_SHIFT };
+	}
+	for (done = mv__dontneed_batch(iov, n); done < n; done++)
+		madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
+}
+
+/* Phase 5: maps the frames, in runs of consecutive frames. */
 static void map_all(struct window *w)
 {
 	struct cand *c = w->c;
@@ -916,31 +974,6 @@ static uint64_t publish(struct window *w)
 }
 
 /*
- * Phase 5: gives up the frames of the zero pages, all runs of them in one
- * TLB flush where the kernel can.  Their next touch faults, and reads
- * zeros (fault.c).
- */
-static void drop_zeros(struct window *w)
-{
-	struct iovec iov[SHARE_WINDOW];
-	struct cand *c = w->c;
-	unsigned n = 0, done;
-	uint64_t i, j;
-
-	for (i = 0; i < w->n; i = j) {
-		for (j = i + 1;
-		     j < w->n && c[i].kind == C_ZERO && c[j].kind == C_ZERO;
-		     j++)
-			;
-		if (c[i].kind == C_ZERO)
-			iov[n++] = (struct iovec){ page1(w, i),
-						   (j - i) << MV_PAGE_SHIFT };
-	}
-	for (done = mv__dontneed_batch(iov, n); done < n; done++)
-		madvise(iov[done].iov_base, iov[done].iov_len, MADV_DONTNEED);
-}
-
-/*
  * Scans one window: every PRIVATE page in it is hashed and looked up, and
  * those that match are merged together, each step for all of them at once
  * (one move, one mapping per run), since per page system calls and TLB
@@ -951,7 +984,7 @@ static void drop_zeros(struct window *w)
 static uint64_t scan_window(struct mv_vm *vm, uint64_t win, uint8_t *buf)
 {
 	struct mv__share *s = &vm->host->share;
-	struct window w = { .vm = vm, .lo = win * SHARE_WINDOW };
+	struct window w = { .vm = vm, .lo = win * SHARE_WINDOW, .buf = buf };
 	uint64_t merged;
 
 	w.n = vm->npages - w.lo < SHARE_WINDOW ? vm->npages - w.lo :
@@ -960,8 +993,8 @@ static uint64_t scan_window(struct mv_vm *vm, uint64_t win, uint8_t *buf)
 	classify(&w);
 	protect(&w);
 	compare(&w, buf);
+	empty_pages(&w);
 	map_all(&w);
-	drop_zeros(&w);
 	merged = publish(&w);
 	pthread_mutex_unlock(&s->lock);
 	mv__frames_release(vm->host, w.released);
