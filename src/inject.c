@@ -191,6 +191,20 @@ int mv__fallocate(int fd, off_t off, off_t len)
 	return fallocate(fd, 0, off, len);
 }
 
+int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off)
+{
+	int err = should_fail(MV_INJ_MMAP);
+	long r;
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	r = syscall(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
+		    MAP_FIXED | MAP_PRIVATE, fd, (long)off);
+	return r == -1 ? -1 : 0;
+}
+
 int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode)
 {
 	struct uffdio_writeprotect w = {

@@ -19,6 +19,7 @@ enum mv__inject_op {
 	MV_INJ_MREMAP,
 	MV_INJ_MOVE_MISCOUNT,
 	MV_INJ_UFFD_WP,
+	MV_INJ_MMAP,
 	MV_INJ_NOPS
 };
 
@@ -68,6 +69,15 @@ int mv__uffd_move(int uffd, struct uffdio_move *m);
  * (UFFDIO_WRITEPROTECT_MODE_WP to protect, 0 to lift the protection and
  * wake the range's waiters, MODE_DONTWAKE to lift it only).  0 or -errno. */
 int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
+/*
+ * mmap(MAP_FIXED | MAP_PRIVATE) of fd at off over guest memory the guest is
+ * using, through the raw system call: the kernel orders the new mapping
+ * with the guest's accesses (a guest thread touching it faults and waits),
+ * which ThreadSanitizer cannot see, and its mmap wrapper would take the
+ * guest's next access for a race with a write made by mmap.  0, or -1 and
+ * errno, with the old mapping in place (MV_INJ_MMAP fails that way).
+ */
+int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

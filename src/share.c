@@ -383,21 +383,6 @@ static void retry_pause(struct mv_vm *vm, const char *what, int err)
 }
 
 /*
- * mmap(MAP_FIXED) over guest memory the guest is using, through the raw
- * system call: the kernel orders the new mapping with the guest's accesses
- * (a guest thread touching it faults and waits for us), which
- * ThreadSanitizer cannot see, and its mmap wrapper would take the guest's
- * next access for a race with a write made by mmap.
- */
-static int map_fixed(void *addr, size_t len, int fd, uint64_t off)
-{
-	long r = syscall(SYS_mmap, addr, len, PROT_READ | PROT_WRITE,
-			 MAP_FIXED | MAP_PRIVATE, fd, (long)off);
-
-	return r == -1 ? -1 : 0;
-}
-
-/*
  * Which of n pages from addr the guest got a private copy of behind our
  * back: bit i of the result for page i (n <= 64), from one pagemap read.
  */
@@ -460,7 +445,7 @@ static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 
 	if (!maps_room(vm->host, 2))
 		return -ENOMEM;
-	if (map_fixed(g, len, s->pool_fd, f << MV_PAGE_SHIFT))
+	if (mv__map_fixed(g, len, s->pool_fd, f << MV_PAGE_SHIFT))
 		return -errno;
 	s->maps_now += 2;
 	while ((err = mv__uffd_register(vm->uffd, g, len, true)))

@@ -67,8 +67,8 @@ static void fill_common(mv_vm *vm)
 
 /*
  * Whole passes over each VM until one merges nothing: hints first, merges
- * after.  UFFDIO_MOVE refuses pages just filled while they sit in the
- * kernel's per-CPU LRU batches (EBUSY), so those are emptied first.
+ * after.  The kernel's per-CPU LRU batches are emptied first, as pages
+ * sitting in them refuse UFFDIO_MOVE (EBUSY) when reclaim runs beside.
  */
 static uint64_t scan_all(mv_vm **vms, unsigned n)
 {
@@ -350,6 +350,74 @@ static void test_swap_out_leaves_shared_pages_shared(void **state)
 	th_host_destroy(&t);
 }
 
+/* A failed write-protection leaves every page PRIVATE, writable, intact. */
+static void test_write_protect_failure_loses_nothing(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	mv__inject_fail(MV_INJ_UFFD_WP, 1, 0, EAGAIN);
+	scan_all(vm, 2);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_WP) > 0);
+	mv__inject_reset();
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(in_state(vm[0], MV_PAGE_PRIVATE), npages_of(vm[0]));
+	assert_int_equal(in_state(vm[1], MV_PAGE_PRIVATE), npages_of(vm[1]));
+	assert_int_equal(bad_common(vm[0]), 0);
+	assert_int_equal(bad_common(vm[1]), 0);
+	/* writable: a guest write goes through (a protected page would
+	 * fault and be served, so this also shows the fault path works) */
+	th_fill(mv_vm_mem(vm[0]), 7, 0, 1);
+	assert_true(th_check(mv_vm_mem(vm[0]), 7, 0, 1));
+	th_fill(mv_vm_mem(vm[0]), COMMON, 0, 0);
+	scan_all(vm, 2);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
+/*
+ * A frame mapping the kernel refuses comes after the pages were emptied:
+ * they are refilled from their frames, PRIVATE, with their bytes.
+ */
+static void test_refused_frame_mapping_loses_nothing(void **state)
+{
+	struct th_host t;
+	mv_vm *vm[2];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 256 * 1024);
+	vm[1] = th_vm_create(&t, "b", 256 * 1024);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	mv__inject_fail(MV_INJ_MMAP, 1, 0, ENOMEM);
+	scan_all(vm, 2);
+	assert_true(mv__inject_hits(MV_INJ_MMAP) > 0);
+	mv__inject_reset();
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), 0);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), 0);
+	assert_int_equal(bad_common(vm[0]), 0);
+	assert_int_equal(bad_common(vm[1]), 0);
+	assert_int_equal(th_presence_mismatches(vm[0]), 0);
+	assert_int_equal(th_presence_mismatches(vm[1]), 0);
+	scan_all(vm, 2);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
+	assert_int_equal(bad_common(vm[1]), 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 static void test_pool_write_failure_loses_nothing(void **state)
 {
 	struct mv_host_stats hs;
@@ -601,6 +669,8 @@ int main(void)
 		cmocka_unit_test(test_salts_decide_who_shares),
 		cmocka_unit_test(test_swap_out_leaves_shared_pages_shared),
 		cmocka_unit_test(test_pool_write_failure_loses_nothing),
+		cmocka_unit_test(test_write_protect_failure_loses_nothing),
+		cmocka_unit_test(test_refused_frame_mapping_loses_nothing),
 		cmocka_unit_test(
 			test_balloon_takes_a_shared_page_from_one_sharer),
 		cmocka_unit_test(
