@@ -233,6 +233,8 @@ static void test_zero_pages_become_zero_without_a_frame(void **state)
 		else
 			th_fill(m + p * MV_PAGE_SIZE, 3, p, 0);
 	}
+	/* one pass only: every page must be published PRIVATE before it */
+	th_quiesce(vm);
 	assert_int_equal(mv_vm_share_scan(vm, n, NULL), 0);
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.zero_pages, n - n / 4);
