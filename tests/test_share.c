@@ -352,100 +352,63 @@ static void test_swap_out_leaves_shared_pages_shared(void **state)
 	th_host_destroy(&t);
 }
 
-/* A failed write-protection leaves every page PRIVATE, writable, intact. */
-static void test_write_protect_failure_loses_nothing(void **state)
+/*
+ * Two VMs of equal pages are scanned while op fails with err: nothing may
+ * be shared, lost or left unwritable, and a scan afterwards shares it all.
+ */
+static void failed_merges_lose_nothing(enum mv__inject_op op, int err)
 {
 	struct mv_host_stats hs;
 	struct th_host t;
 	mv_vm *vm[2];
 
-	(void)state;
 	quiet_host(&t, 0);
 	vm[0] = th_vm_create(&t, "a", 256 * 1024);
 	vm[1] = th_vm_create(&t, "b", 256 * 1024);
 	fill_common(vm[0]);
 	fill_common(vm[1]);
-	mv__inject_fail(MV_INJ_UFFD_WP, 1, 0, EAGAIN);
+	mv__inject_fail(op, 1, 0, err);
 	scan_all(vm, 2);
-	assert_true(mv__inject_hits(MV_INJ_UFFD_WP) > 0);
+	assert_true(mv__inject_hits(op) > 0);
 	mv__inject_reset();
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(hs.share_frames, 0);
-	assert_int_equal(in_state(vm[0], MV_PAGE_PRIVATE), npages_of(vm[0]));
-	assert_int_equal(in_state(vm[1], MV_PAGE_PRIVATE), npages_of(vm[1]));
-	assert_int_equal(bad_common(vm[0]), 0);
-	assert_int_equal(bad_common(vm[1]), 0);
-	/* writable: a guest write goes through (a protected page would
-	 * fault and be served, so this also shows the fault path works) */
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(in_state(vm[i], MV_PAGE_PRIVATE),
+				 npages_of(vm[i]));
+		assert_int_equal(bad_common(vm[i]), 0);
+		assert_int_equal(th_presence_mismatches(vm[i]), 0);
+	}
+	/* writable again: a write goes through (or faults and is served) */
 	th_fill(mv_vm_mem(vm[0]), 7, 0, 1);
 	assert_true(th_check(mv_vm_mem(vm[0]), 7, 0, 1));
 	th_fill(mv_vm_mem(vm[0]), COMMON, 0, 0);
 	scan_all(vm, 2);
 	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
+	assert_int_equal(bad_common(vm[1]), 0);
 	mv_vm_destroy(vm[0]);
 	mv_vm_destroy(vm[1]);
 	th_host_destroy(&t);
 }
 
-/*
- * A frame mapping the kernel refuses comes after the pages were emptied:
- * they are refilled from their frames, PRIVATE, with their bytes.
- */
+static void test_write_protect_failure_loses_nothing(void **state)
+{
+	(void)state;
+	failed_merges_lose_nothing(MV_INJ_UFFD_WP, EAGAIN);
+}
+
+/* The pages were emptied before the mapping: they come back from the
+ * frames. */
 static void test_refused_frame_mapping_loses_nothing(void **state)
 {
-	struct th_host t;
-	mv_vm *vm[2];
-
 	(void)state;
-	quiet_host(&t, 0);
-	vm[0] = th_vm_create(&t, "a", 256 * 1024);
-	vm[1] = th_vm_create(&t, "b", 256 * 1024);
-	fill_common(vm[0]);
-	fill_common(vm[1]);
-	mv__inject_fail(MV_INJ_MMAP, 1, 0, ENOMEM);
-	scan_all(vm, 2);
-	assert_true(mv__inject_hits(MV_INJ_MMAP) > 0);
-	mv__inject_reset();
-	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), 0);
-	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), 0);
-	assert_int_equal(bad_common(vm[0]), 0);
-	assert_int_equal(bad_common(vm[1]), 0);
-	assert_int_equal(th_presence_mismatches(vm[0]), 0);
-	assert_int_equal(th_presence_mismatches(vm[1]), 0);
-	scan_all(vm, 2);
-	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
-	assert_int_equal(bad_common(vm[1]), 0);
-	mv_vm_destroy(vm[0]);
-	mv_vm_destroy(vm[1]);
-	th_host_destroy(&t);
+	failed_merges_lose_nothing(MV_INJ_MMAP, ENOMEM);
 }
 
 static void test_pool_write_failure_loses_nothing(void **state)
 {
-	struct mv_host_stats hs;
-	struct th_host t;
-	mv_vm *vm[2];
-
 	(void)state;
-	quiet_host(&t, 0);
-	vm[0] = th_vm_create(&t, "a", 256 * 1024);
-	vm[1] = th_vm_create(&t, "b", 256 * 1024);
-	fill_common(vm[0]);
-	fill_common(vm[1]);
-	mv__inject_fail(MV_INJ_PWRITE, 1, 0, ENOSPC);
-	scan_all(vm, 2);
-	mv__inject_reset();
-	mv_host_stats(t.host, &hs);
-	assert_int_equal(hs.share_frames, 0);
-	assert_int_equal(in_state(vm[0], MV_PAGE_PRIVATE), npages_of(vm[0]));
-	assert_int_equal(bad_common(vm[0]), 0);
-	assert_int_equal(bad_common(vm[1]), 0);
-	assert_int_equal(th_presence_mismatches(vm[1]), 0);
-	scan_all(vm, 2);
-	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
-	mv_vm_destroy(vm[0]);
-	mv_vm_destroy(vm[1]);
-	th_host_destroy(&t);
+	failed_merges_lose_nothing(MV_INJ_PWRITE, ENOSPC);
 }
 
 static void test_balloon_takes_a_shared_page_from_one_sharer(void **state)
