@@ -9,17 +9,21 @@
  * merge), at the rates of Mem.ShareScanTime, Mem.ShareRateMax and
  * Mem.ShareScanGHz.  A scanned PRIVATE page is hashed (XXH3-64, seeded with
  * the VM's salt) into one host-wide table:
- *   - all-zero: the page is taken out and becomes ZERO, with no frame;
+ *   - all-zero: the page is dropped and becomes ZERO, with no frame;
  *   - no entry: a *hint* naming the page is stored; the page stays
  *     writable and untouched;
  *   - a hint: the hinted page is rehashed in place; if it still matches,
- *     both pages are moved out of their guests (UFFDIO_MOVE, so neither can
- *     change while it is compared), compared bit by bit, copied once into a
- *     new frame of the pool memfd, and both guest pages are mapped to that
- *     frame; the two private frames go back to the host, the pool frame
- *     costs one;
- *   - a shared frame: the page is moved out, compared bit by bit with the
- *     frame and mapped to it; its frame goes back to the host.
+ *     both pages are write-protected where they are (UFFDIO_WRITEPROTECT,
+ *     a run per call, so neither can change while it is compared; guest
+ *     memory is registered in MISSING and WP modes for this), compared bit
+ *     by bit, copied once into a new frame of the pool memfd, emptied, and
+ *     both guest addresses are mapped to that frame; the two private
+ *     frames go back to the host, the pool frame costs one;
+ *   - a shared frame: the page is write-protected, compared bit by bit
+ *     with the frame, emptied and mapped to it; its frame goes back to the
+ *     host.
+ * A window's pages are emptied with one process_madvise(), so a window
+ * costs one TLB flush per write-protected run and one for the emptying.
  * Equal hashes with different bytes (a collision) never merge anything:
  * the bit-by-bit comparison decides, always on content that cannot change.
  *
@@ -59,7 +63,9 @@
  * present in the pool and never written again; every present frame has a
  * table slot.  Pool frames are counted in the host's consumed frames, not
  * in any VM's.  PRIVATE pages are always in anonymous mappings (so that
- * reclaim's UFFDIO_MOVE works on them).
+ * reclaim's UFFDIO_MOVE works on them), and write-protected only while the
+ * scanner holds their lock; it lifts the protection without waking a
+ * writer, whose own fault then does (fault.c).
  *
  * Lock ordering: host->vms_lock -> pmap entry (trylock by the scanner) ->
  * share.lock -> further pmap entries by trylock only -> host->frames_lock.
@@ -433,8 +439,8 @@ static int unshare_page(struct mv_vm *vm, uint64_t ppn)
 }
 
 /*
- * Maps n pool frames from f over the guest pages from ppn (all moved out
- * or never filled, and locked).  0, or -errno with nothing changed.
+ * Maps n pool frames from f over the guest pages from ppn (all emptied or
+ * never filled, and locked).  0, or -errno with nothing changed.
  */
 static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 {
@@ -961,7 +967,7 @@ static uint64_t publish(struct window *w)
 /*
  * Scans one window: every PRIVATE page in it is hashed and looked up, and
  * those that match are merged together, each step for all of them at once
- * (one move, one mapping per run), since per page system calls and TLB
+ * (one write-protection, one mapping per run), since per page system calls and TLB
  * flushes are what sharing costs.  Pages that are not shared in the end
  * (put back, or copied on a racing write) keep their frame and stay
  * PRIVATE.
