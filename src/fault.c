@@ -526,11 +526,12 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			return;
 		}
 		if (s == MV_PAGE_PRIVATE && (flags & UFFD_PAGEFAULT_FLAG_WP)) {
-			/* a write that raced the share scanner: it lifted
-			 * its protection without waking the writer, so that
-			 * only this, the write's own fault, does, and no
-			 * stale fault outlives it to find the page in another
-			 * state (given up to the balloon, say) */
+			/* a write to a page the share scanner protected (a
+			 * candidate let go, or a neighbour of candidates): it
+			 * never wakes the writer, so that only this, the
+			 * write's own fault, does, and no stale fault
+			 * outlives it to find the page in another state
+			 * (given up to the balloon, say) */
 			mv__uffd_wp(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
 				    MV_PAGE_SIZE, 0);
 			pmap_unlock(&vm->pmap[ppn], v);

@@ -14,16 +14,20 @@
  *     writable and untouched;
  *   - a hint: the hinted page is rehashed in place; if it still matches,
  *     both pages are write-protected where they are (UFFDIO_WRITEPROTECT,
- *     a run per call, so neither can change while it is compared; guest
- *     memory is registered in MISSING and WP modes for this), compared bit
+ *     so neither can change while it is compared; guest memory is
+ *     registered in MISSING and WP modes for this), compared bit
  *     by bit, copied once into a new frame of the pool memfd, emptied, and
  *     both guest addresses are mapped to that frame; the two private
  *     frames go back to the host, the pool frame costs one;
  *   - a shared frame: the page is write-protected, compared bit by bit
  *     with the frame, emptied and mapped to it; its frame goes back to the
  *     host.
- * A window's pages are emptied with one process_madvise(), so a window
- * costs one TLB flush per write-protected run and one for the emptying.
+ * TLB flushes are what this costs (each one a hypervisor exit when the
+ * host is itself a guest), so a window of SHARE_WINDOW pages is worked in
+ * as few calls as possible: its candidates are write-protected with one
+ * call per side where one flush of the whole TLB is cheaper than one per
+ * page, the pages between them included, and emptied with one
+ * process_madvise() for both sides and all VMs.
  * Equal hashes with different bytes (a collision) never merge anything:
  * the bit-by-bit comparison decides, always on content that cannot change.
  *
@@ -63,9 +67,12 @@
  * present in the pool and never written again; every present frame has a
  * table slot.  Pool frames are counted in the host's consumed frames, not
  * in any VM's.  PRIVATE pages are always in anonymous mappings (so that
- * reclaim's UFFDIO_MOVE works on them), and write-protected only while the
- * scanner holds their lock; it lifts the protection without waking a
- * writer, whose own fault then does (fault.c).
+ * reclaim's UFFDIO_MOVE works on them).  A PRIVATE page may be
+ * write-protected without anyone holding its lock (a neighbour of
+ * candidates, protected in the same call, or a candidate let go): its
+ * first write faults and the fault service lifts the protection (fault.c).
+ * The scanner never wakes a writer; that fault's service does, so no
+ * fault outlives the page's state.
  *
  * Lock ordering: host->vms_lock -> pmap entry (trylock by the scanner) ->
  * share.lock -> further pmap entries by trylock only -> host->frames_lock.
@@ -88,7 +95,7 @@
 #include "internal.h"
 #include "uffd.h"
 
-#define SHARE_WINDOW 64 /* pages scanned together before a random jump */
+#define SHARE_WINDOW 256 /* pages scanned together before a random jump */
 #define SHARE_TICK_MS 100
 #define SLOT_FRAME (1ull << 63)
 #define SLOT_HINT (1ull << 62)
@@ -510,8 +517,6 @@ struct window {
 	struct mv_vm *vm;
 	uint64_t lo, n; /* pages [lo, lo + n) */
 	struct cand c[SHARE_WINDOW];
-	struct mv_vm *vm2s[SHARE_WINDOW]; /* VMs of hinted pages, once each */
-	unsigned nvm2;
 	uint64_t released; /* frames the host gets back */
 	uint8_t *buf; /* a page for the scanner's copies */
 };
@@ -570,10 +575,6 @@ static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
 	}
 	c->vm2 = vm2;
 	c->kind = C_HINT;
-	for (unsigned k = 0; k < w->nvm2; k++)
-		if (w->vm2s[k] == vm2)
-			return true;
-	w->vm2s[w->nvm2++] = vm2;
 	return true;
 }
 
@@ -629,41 +630,100 @@ static void classify(struct window *w)
 	}
 }
 
+/* A page to write-protect: candidate i of the window, on one side. */
+struct wp_page {
+	struct mv_vm *vm;
+	uint64_t ppn;
+	unsigned i;
+};
+
 /*
- * Phase 2: write-protects the candidates where they are, a run of
- * neighbours per call (one TLB flush a run, where moving them out cost one
- * a page), so that nothing can change what is compared: a guest write now
- * faults and waits for the page's lock.  Guest reads go on.
+ * What one UFFDIO_WRITEPROTECT call over span pages costs, in single-page
+ * TLB flushes.  x86 Linux flushes the changed range page by page up to
+ * tlb_single_page_flush_ceiling (33) pages and the whole TLB beyond it.
+ * Measured here (a paravirtualized guest, where each flush is an exit): a
+ * page 3.7 us, the whole TLB 45 us, so about 12 pages; the call itself
+ * about one (docs/SHARING.md).  Pages of the span that are not candidates
+ * are flushed too, but a range whose changed pages are far apart is
+ * better protected in pieces.
+ */
+#define WP_FLUSH_CEILING 33
+#define WP_FULL_FLUSH 12
+#define WP_SPAN_MAX 512 /* beyond it the walk of the page table counts */
+
+static uint64_t wp_cost(uint64_t span)
+{
+	return 1 + (span <= WP_FLUSH_CEILING ? span : WP_FULL_FLUSH);
+}
+
+static int wp_page_order(const void *a, const void *b)
+{
+	const struct wp_page *x = a, *y = b;
+
+	if (x->vm != y->vm)
+		return x->vm->id < y->vm->id ? -1 : 1;
+	return x->ppn < y->ppn ? -1 : x->ppn > y->ppn;
+}
+
+/*
+ * Write-protects the pages p[0..n) (sorted, by VM then page) in as few
+ * calls as flush less: a group grows by the next run of neighbours while
+ * one call over both costs no more than two.  Pages between them are
+ * protected too; that is allowed (see the invariants above): a write to
+ * such a page faults once and the fault service lifts the protection.
+ * The candidates of a group whose call fails are given up.
+ */
+static void protect_pages(struct window *w, struct wp_page *p, unsigned n)
+{
+	unsigned a, b, e;
+	uint64_t span;
+
+	for (a = 0; a < n; a = b) {
+		for (b = a + 1; b < n; b = e) {
+			for (e = b + 1; e < n && p[e].vm == p[b].vm &&
+					p[e].ppn == p[e - 1].ppn + 1;
+			     e++)
+				;
+			span = p[e - 1].ppn - p[a].ppn + 1;
+			if (p[b].vm != p[a].vm || span > WP_SPAN_MAX ||
+			    wp_cost(span) >
+				    wp_cost(p[b - 1].ppn - p[a].ppn + 1) +
+					    wp_cost(e - b))
+				break;
+		}
+		span = p[b - 1].ppn - p[a].ppn + 1;
+		if (!mv__uffd_wp(p[a].vm->uffd, page_of(p[a].vm, p[a].ppn),
+				 span << MV_PAGE_SHIFT,
+				 UFFDIO_WRITEPROTECT_MODE_WP))
+			continue;
+		for (unsigned k = a; k < b; k++)
+			if (w->c[p[k].i].kind != C_SKIP)
+				drop_cand(w, p[k].i);
+	}
+}
+
+/*
+ * Phase 2: write-protects the candidates where they are, so that nothing
+ * can change what is compared: a guest write now faults and waits for the
+ * page's lock.  Guest reads go on.  The window's own pages first, then
+ * the hinted pages, sorted so that neighbours in their VMs go together.
  */
 static void protect(struct window *w)
 {
-	struct cand *c = w->c;
-	uint64_t i, j;
+	struct wp_page p[SHARE_WINDOW];
+	unsigned n = 0;
 
-	for (i = 0; i < w->n; i = j) {
-		for (j = i + 1;
-		     j < w->n && c[j].kind != C_SKIP && c[i].kind != C_SKIP;
-		     j++)
-			;
-		if (c[i].kind != C_SKIP &&
-		    mv__uffd_wp(w->vm->uffd, page1(w, i),
-				(j - i) << MV_PAGE_SHIFT, true))
-			for (uint64_t k = i; k < j; k++)
-				drop_cand(w, k);
-	}
-	for (i = 0; i < w->n; i = j) {
-		for (j = i + 1;
-		     j < w->n && c[i].kind == C_HINT && c[j].kind == C_HINT &&
-		     c[j].vm2 == c[i].vm2 && c[j].ppn2 == c[i].ppn2 + (j - i);
-		     j++)
-			;
-		if (c[i].kind == C_HINT &&
-		    mv__uffd_wp(c[i].vm2->uffd, page2(w, i),
-				(j - i) << MV_PAGE_SHIFT,
-				UFFDIO_WRITEPROTECT_MODE_WP))
-			for (uint64_t k = i; k < j; k++)
-				drop_cand(w, k);
-	}
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->c[i].kind != C_SKIP)
+			p[n++] = (struct wp_page){ w->vm, w->lo + i, i };
+	protect_pages(w, p, n);
+	n = 0;
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->c[i].kind == C_HINT)
+			p[n++] = (struct wp_page){ w->c[i].vm2, w->c[i].ppn2,
+						   i };
+	qsort(p, n, sizeof(p[0]), wp_page_order);
+	protect_pages(w, p, n);
 }
 
 /*
@@ -790,18 +850,21 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 	struct mv_vm *vm = hinted ? c[i].vm2 : w->vm;
 	uint64_t ppn = hinted ? c[i].ppn2 : w->lo + i;
 	struct mv__share *s = &vm->host->share;
+	uint64_t written = 0;
 	int err;
-
-	uint64_t written;
 
 	if (map_frames(vm, ppn, j - i, c[i].frame)) {
 		for (uint64_t k = i; k < j; k++)
 			refill(vm, ppn + (k - i), c[k].frame, w->buf);
 		return;
 	}
-	written = written_in_window(s, page_of(vm, ppn), j - i);
 	for (uint64_t k = i; k < j; k++) {
-		if (written >> (k - i) & 1) {
+		/* the pagemap is read 64 pages at a time */
+		if ((k - i) % 64 == 0)
+			written = written_in_window(s,
+						    page_of(vm, ppn + (k - i)),
+						    j - k < 64 ? j - k : 64);
+		if (written >> ((k - i) % 64) & 1) {
 			while ((err = unshare_page(vm, ppn + (k - i))))
 				retry_pause(
 					vm,

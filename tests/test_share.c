@@ -185,6 +185,71 @@ static void test_write_to_shared_page_stays_in_the_writer(void **state)
 	th_host_destroy(&t);
 }
 
+/* Bit 57 of /proc/self/pagemap: the page is userfaultfd write-protected. */
+static bool write_protected(const void *page)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &e, sizeof(e),
+			       (off_t)((uintptr_t)page / MV_PAGE_SIZE) * 8),
+			 sizeof(e));
+	close(fd);
+	return e >> 57 & 1;
+}
+
+/*
+ * The scanner write-protects a span of candidates with one call, and the
+ * pages between them with it: they stay PRIVATE, and a guest write to one
+ * faults once, is let through and lands.
+ */
+static void test_pages_protected_beside_candidates_stay_writable(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint64_t n, protected = 0;
+	uint8_t *m[2];
+	mv_vm *vm[2];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	n = npages_of(vm[0]);
+	for (unsigned v = 0; v < 2; v++) {
+		m[v] = mv_vm_mem(vm[v]);
+		for (uint64_t p = 0; p < n; p++)
+			th_fill(m[v] + p * MV_PAGE_SIZE, p % 2 ? 1 + v : COMMON,
+				p, 0);
+	}
+	scan_all(vm, 2);
+	for (unsigned v = 0; v < 2; v++) {
+		assert_int_equal(in_state(vm[v], MV_PAGE_SHARED), n / 2);
+		for (uint64_t p = 1; p < n; p += 2)
+		protected += write_protected(m[v] + p * MV_PAGE_SIZE);
+	}
+	assert_true(protected > 0);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t p = 1; p < n; p += 2)
+			th_fill(m[v] + p * MV_PAGE_SIZE, 1 + v, p, 1);
+	for (unsigned v = 0; v < 2; v++) {
+		for (uint64_t p = 0; p < n; p++)
+			assert_true(p % 2 ? th_check(m[v] + p * MV_PAGE_SIZE,
+						     1 + v, p, 1) :
+					    th_check(m[v] + p * MV_PAGE_SIZE,
+						     COMMON, p, 0));
+		th_quiesce(vm[v]);
+		mv_vm_stats(vm[v], &st);
+		assert_int_equal(st.state_pages[MV_PAGE_PRIVATE], n / 2);
+		assert_int_equal(st.cow_breaks, 0);
+		assert_int_equal(th_presence_mismatches(vm[v]), 0);
+	}
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 static void test_last_sharer_writing_frees_the_frame(void **state)
 {
 	struct mv_host_stats hs;
@@ -627,6 +692,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_equal_pages_of_two_vms_share_one_frame),
 		cmocka_unit_test(test_write_to_shared_page_stays_in_the_writer),
+		cmocka_unit_test(
+			test_pages_protected_beside_candidates_stay_writable),
 		cmocka_unit_test(test_last_sharer_writing_frees_the_frame),
 		cmocka_unit_test(test_zero_pages_become_zero_without_a_frame),
 		cmocka_unit_test(
