@@ -500,6 +500,8 @@ enum cand_kind {
 	C_ZERO, /* all zero */
 	C_FRAME, /* equal hash to a shared frame */
 	C_HINT, /* equal hash to a hinted page, which is locked too */
+	C_PEER, /* equal hash to the hinted page of an earlier C_HINT of the
+		 * window (a third copy): maps that pair's frame */
 };
 
 struct cand {
@@ -509,7 +511,9 @@ struct cand {
 	uint64_t frame; /* the frame to map, MV_NO_FRAME until known */
 	struct mv_vm *vm2; /* C_HINT: the hinted page's VM */
 	uint64_t ppn2, v2; /* C_HINT: the hinted page, its entry */
+	unsigned peer; /* C_PEER: the C_HINT candidate whose frame it maps */
 	bool shared1, shared2; /* mapped to the frame: this page, hinted */
+	bool owned; /* C_HINT: a page's budget has become the new frame's */
 };
 
 /* One window of one VM. */
@@ -578,6 +582,23 @@ static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
 	return true;
 }
 
+/*
+ * A third copy in one window: the hint of slot is already locked as the
+ * hinted page of an earlier candidate, whose frame page i can map too,
+ * rather than wait for the next pass.
+ */
+static bool peer_of(struct window *w, uint64_t i, uint64_t slot)
+{
+	for (uint64_t j = 0; j < i; j++) {
+		if (w->c[j].kind == C_HINT && w->c[j].slot == slot) {
+			w->c[i].kind = C_PEER;
+			w->c[i].peer = (unsigned)j;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Phase 1: lock, hash and look up every page of the window. */
 static void classify(struct window *w)
 {
@@ -623,7 +644,7 @@ static void classify(struct window *w)
 				c->kind = C_FRAME;
 				continue;
 			}
-		} else if (take_hint(w, i, hash, slot)) {
+		} else if (peer_of(w, i, slot) || take_hint(w, i, hash, slot)) {
 			continue;
 		}
 		pmap_unlock(&vm->pmap[ppn], c->v);
@@ -782,11 +803,16 @@ static void compare(struct window *w, uint8_t *buf)
 		else if (c->kind == C_HINT)
 			same = same_in_place((const uint64_t *)page1(w, i),
 					     (const uint64_t *)page2(w, i));
+		else if (c->kind == C_PEER)
+			same = w->c[c->peer].kind == C_HINT &&
+			       same_in_place((const uint64_t *)page1(w, i),
+					     (const uint64_t *)page1(w,
+								     c->peer));
 		else
 			continue;
 		if (same)
 			continue;
-		if (c->kind != C_ZERO &&
+		if ((c->kind == C_FRAME || c->kind == C_HINT) &&
 		    hash_page(page1(w, i), salt) ==
 			    hash_page(c->kind == C_HINT ? page2(w, i) : buf,
 				      salt))
@@ -816,6 +842,15 @@ static void compare(struct window *w, uint8_t *buf)
 		c->frame = f;
 	}
 	write_frames(w);
+	for (uint64_t i = 0; i < w->n; i++) {
+		c = &w->c[i];
+		if (c->kind != C_PEER)
+			continue;
+		if (w->c[c->peer].kind == C_HINT)
+			c->frame = w->c[c->peer].frame;
+		else
+			drop_cand(w, i);
+	}
 }
 
 /*
@@ -881,7 +916,7 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 
 static bool mappable(const struct cand *c)
 {
-	return c->kind == C_FRAME || c->kind == C_HINT;
+	return c->kind == C_FRAME || c->kind == C_HINT || c->kind == C_PEER;
 }
 
 static bool runs_on(const struct cand *a, const struct cand *b, bool hinted)
@@ -966,6 +1001,17 @@ static void drop_private(struct window *w, struct mv_vm *vm, bool to_host)
 	w->released += to_host;
 }
 
+/* How many peers of the window's C_HINT candidate i map its frame. */
+static uint64_t peers_mapped(const struct window *w, uint64_t i)
+{
+	uint64_t n = 0;
+
+	for (uint64_t k = i + 1; k < w->n; k++)
+		n += w->c[k].kind == C_PEER && w->c[k].peer == i &&
+		     w->c[k].shared1;
+	return n;
+}
+
 /* Phase 6: publishes every candidate's outcome and counts it. */
 static uint64_t publish(struct window *w)
 {
@@ -992,19 +1038,30 @@ static uint64_t publish(struct window *w)
 				s->nrefs++;
 			}
 			break;
+		case C_PEER:
+			if (c->shared1) {
+				drop_private(w, vm, w->c[c->peer].owned);
+				w->c[c->peer].owned = true;
+				s->frames[c->frame].refs++;
+				s->nrefs++;
+			}
+			break;
 		case C_HINT:
 			/* the first sharer's frame becomes the pool frame */
-			got = c->shared1 + c->shared2;
+			got = c->shared1 + c->shared2 + peers_mapped(w, i);
 			if (c->shared1)
 				drop_private(w, vm, false);
 			if (c->shared2)
 				drop_private(w, c->vm2, c->shared1);
+			c->owned = c->shared1 || c->shared2;
 			if (!got) {
 				frame_discard(s, c->frame);
 				table_set_hint(s, c->slot, vm, w->lo + i);
 			} else {
-				s->frames[c->frame].refs = (uint32_t)got;
-				s->nrefs += got;
+				/* its peers, later in the window, add theirs */
+				s->frames[c->frame].refs =
+					(uint32_t)(c->shared1 + c->shared2);
+				s->nrefs += c->shared1 + c->shared2;
 				s->nframes++;
 				if (!(s->table[c->slot].ref & SLOT_FRAME))
 					s->table_hints--;

@@ -476,6 +476,60 @@ static void test_pool_write_failure_loses_nothing(void **state)
 	failed_merges_lose_nothing(MV_INJ_PWRITE, ENOSPC);
 }
 
+/*
+ * Pages 0, 1 and 2 of a one-window VM hold the same bytes (the first pair
+ * and a third copy, its peer), the others their own; one pass over it,
+ * with every write to the pool failing if fail.
+ */
+static void three_copies_in_one_pass(bool fail)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint64_t merged;
+	uint8_t *m;
+	mv_vm *vm;
+
+	quiet_host(&t, 0);
+	vm = th_vm_create(&t, "a", 1 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < npages_of(vm); p++)
+		th_fill(m + p * MV_PAGE_SIZE, p < 3 ? 5 : COMMON, p < 3 ? 0 : p,
+			0);
+	th_drain_lru();
+	if (fail)
+		mv__inject_fail(MV_INJ_PWRITE, 1, 0, ENOSPC);
+	assert_int_equal(mv_vm_share_scan(vm, npages_of(vm), &merged), 0);
+	if (fail)
+		assert_true(mv__inject_hits(MV_INJ_PWRITE) > 0);
+	mv__inject_reset();
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(merged, !fail ? 3 : 0);
+	assert_int_equal(hs.share_frames, !fail ? 1 : 0);
+	assert_int_equal(hs.share_refs, !fail ? 3 : 0);
+	assert_int_equal(in_state(vm, MV_PAGE_SHARED), merged);
+	for (uint64_t p = 0; p < npages_of(vm); p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, p < 3 ? 5 : COMMON,
+				     p < 3 ? 0 : p, 0));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(hs.consumed_pages, 0);
+	th_host_destroy(&t);
+}
+
+static void test_three_copies_in_one_window_share_in_one_pass(void **state)
+{
+	(void)state;
+	three_copies_in_one_pass(false);
+}
+
+static void test_a_pair_that_fails_keeps_its_peer_intact(void **state)
+{
+	(void)state;
+	three_copies_in_one_pass(true);
+}
+
 static void test_balloon_takes_a_shared_page_from_one_sharer(void **state)
 {
 	struct mv_balloon_msg msg = { .type = MV_BALLOON_MSG_INFLATE,
@@ -703,6 +757,9 @@ int main(void)
 		cmocka_unit_test(test_pool_write_failure_loses_nothing),
 		cmocka_unit_test(test_write_protect_failure_loses_nothing),
 		cmocka_unit_test(test_refused_frame_mapping_loses_nothing),
+		cmocka_unit_test(
+			test_three_copies_in_one_window_share_in_one_pass),
+		cmocka_unit_test(test_a_pair_that_fails_keeps_its_peer_intact),
 		cmocka_unit_test(
 			test_balloon_takes_a_shared_page_from_one_sharer),
 		cmocka_unit_test(
