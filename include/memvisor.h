@@ -335,7 +335,7 @@ struct mv_vm_stats {
 	uint64_t shrd_pages; /* SHRD: pages mapping a shared frame */
 	uint64_t zero_pages; /* ZERO: pages known all-zero, no frame */
 	uint64_t shrdsvd_pages; /* SHRDSVD: frames saved, this VM's part */
-	uint64_t share_scanned_pages; /* pages the scanner visited, total */
+	uint64_t share_scanned_pages; /* PRIVATE pages the scanner examined */
 	uint64_t cow_breaks; /* writes that broke sharing, total */
 };
 
