@@ -21,7 +21,10 @@
  *     frames go back to the host, the pool frame costs one;
  *   - a shared frame: the page is write-protected, compared bit by bit
  *     with the frame, emptied and mapped to it; its frame goes back to the
- *     host.
+ *     host;
+ *   - a hint an earlier page of the same window has already taken (a
+ *     third copy, a peer): compared with that page and mapped to its
+ *     pair's new frame, in the same pass.
  * TLB flushes are what this costs (each one a hypervisor exit when the
  * host is itself a guest), so a window of SHARE_WINDOW pages is worked in
  * as few calls as possible: its candidates are write-protected with one
