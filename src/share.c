@@ -69,8 +69,9 @@
  * refs is the number of SHARED entries naming it; a frame with refs > 0 is
  * present in the pool and never written again; every present frame has a
  * table slot.  Pool frames are counted in the host's consumed frames, not
- * in any VM's.  PRIVATE pages are always in anonymous mappings (so that
- * reclaim's UFFDIO_MOVE works on them).  A PRIVATE page may be
+ * in any VM's.  PRIVATE pages are in anonymous mappings (so that
+ * reclaim's UFFDIO_MOVE works on them), but for copies made in place at
+ * vm.max_map_count (cow_in_place), which stay resident.  A PRIVATE page may be
  * write-protected without anyone holding its lock (a neighbour of
  * candidates, protected in the same call, or a candidate let go): its
  * first write faults and the fault service lifts the protection (fault.c).
