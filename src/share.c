@@ -71,8 +71,8 @@
  * table slot.  Pool frames are counted in the host's consumed frames, not
  * in any VM's.  PRIVATE pages are in anonymous mappings (so that
  * reclaim's UFFDIO_MOVE works on them), but for copies made in place at
- * vm.max_map_count (cow_in_place), which stay resident.  A PRIVATE page may be
- * write-protected without anyone holding its lock (a neighbour of
+ * vm.max_map_count (cow_in_place), which stay resident.  A PRIVATE page
+ * may be write-protected without anyone holding its lock (a neighbour of
  * candidates, protected in the same call, or a candidate let go): its
  * first write faults and the fault service lifts the protection (fault.c).
  * The scanner never wakes a writer; that fault's service does, so no
