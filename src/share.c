@@ -792,6 +792,7 @@ static void compare(struct window *w, uint8_t *buf)
 {
 	struct mv__share *s = &w->vm->host->share;
 	uint64_t salt = w->vm->sh.salt, f;
+	const uint8_t *other;
 
 	struct cand *c;
 	bool same;
@@ -816,10 +817,15 @@ static void compare(struct window *w, uint8_t *buf)
 			continue;
 		if (same)
 			continue;
-		if ((c->kind == C_FRAME || c->kind == C_HINT) &&
-		    hash_page(page1(w, i), salt) ==
-			    hash_page(c->kind == C_HINT ? page2(w, i) : buf,
-				      salt))
+		/* a peer whose pair fell through was compared with nothing */
+		if (c->kind == C_PEER && w->c[c->peer].kind != C_HINT)
+			other = NULL;
+		else
+			other = c->kind == C_HINT ? page2(w, i) :
+				c->kind == C_PEER ? page1(w, c->peer) :
+						    buf;
+		if (c->kind != C_ZERO && other &&
+		    hash_page(page1(w, i), salt) == hash_page(other, salt))
 			atomic_fetch_add(&s->collisions, 1);
 		if (c->kind == C_HINT)
 			table_set_hint(s, c->slot, w->vm, w->lo + i);
