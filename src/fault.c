@@ -532,11 +532,16 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			 * write's own fault, does, and no stale fault
 			 * outlives it to find the page in another state
 			 * (given up to the balloon, say) */
-			mv__uffd_wp(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
-				    MV_PAGE_SIZE, 0);
+			err = mv__uffd_wp(vm->uffd,
+					  vm->mem + (ppn << MV_PAGE_SHIFT),
+					  MV_PAGE_SIZE, 0);
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
+			/* still protected: the writer is woken to fault
+			 * again, and this is tried again then */
+			if (err)
+				wake(vm, ppn);
 			return;
 		}
 		if (s == MV_PAGE_PRIVATE || s == MV_PAGE_SHARED) {

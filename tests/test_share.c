@@ -202,7 +202,8 @@ static bool write_protected(const void *page)
 /*
  * The scanner write-protects a span of candidates with one call, and the
  * pages between them with it: they stay PRIVATE, and a guest write to one
- * faults once, is let through and lands.
+ * faults, is let through and lands, even when lifting the protection
+ * fails the first time.
  */
 static void test_pages_protected_beside_candidates_stay_writable(void **state)
 {
@@ -230,9 +231,13 @@ static void test_pages_protected_beside_candidates_stay_writable(void **state)
 		protected += write_protected(m[v] + p * MV_PAGE_SIZE);
 	}
 	assert_true(protected > 0);
+	/* the first lift fails: the writer must fault again, not hang */
+	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, EAGAIN);
 	for (unsigned v = 0; v < 2; v++)
 		for (uint64_t p = 1; p < n; p += 2)
 			th_fill(m[v] + p * MV_PAGE_SIZE, 1 + v, p, 1);
+	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
+	mv__inject_reset();
 	for (unsigned v = 0; v < 2; v++) {
 		for (uint64_t p = 0; p < n; p++)
 			assert_true(p % 2 ? th_check(m[v] + p * MV_PAGE_SIZE,
