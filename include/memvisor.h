@@ -364,6 +364,14 @@ struct mv_host_stats {
 	uint64_t share_collisions; /* equal hashes, different bytes */
 	uint64_t share_vmas; /* mappings sharing added, now */
 	uint64_t cow_breaks; /* writes that broke sharing, total */
+	/* sharing stopped short of vm.max_map_count (resumes with room) */
+	uint32_t share_maps_full; /* 0 or 1 */
+	uint64_t share_kept_in_place; /* copies on write made without a new
+				       * mapping, at the limit: stay resident */
+	uint64_t share_lazy_fills; /* pages whose frame could not be mapped
+				    * nor put back: filled on next touch */
+	uint64_t share_errors; /* system calls that kept failing on sharing
+				* paths; the pages were kept safe */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

@@ -544,6 +544,20 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				wake(vm, ppn);
 			return;
 		}
+		if (s == MV_PAGE_SHARED && !(flags & UFFD_PAGEFAULT_FLAG_WP)) {
+			/* a shared page left empty (share.c could neither map
+			 * its frame nor put it back) is filled now */
+			err = mv__share_fill(vm, ppn, v);
+			if (!err) {
+				wake(vm, ppn);
+				return;
+			}
+			if (err == -EAGAIN) {
+				pmap_unlock(&vm->pmap[ppn], v);
+				mv__frames_wait(h);
+				continue;
+			}
+		}
 		if (s == MV_PAGE_PRIVATE || s == MV_PAGE_SHARED) {
 			pmap_unlock(&vm->pmap[ppn], v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,

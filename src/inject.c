@@ -122,6 +122,11 @@ static int should_fail(enum mv__inject_op op)
 	return atomic_load(&s->err);
 }
 
+int mv__inject_check(enum mv__inject_op op)
+{
+	return should_fail(op);
+}
+
 int mv__mremap_fixed(void *old, void *new_addr, size_t len)
 {
 	int err = should_fail(MV_INJ_MREMAP);

@@ -20,6 +20,10 @@ enum mv__inject_op {
 	MV_INJ_MOVE_MISCOUNT,
 	MV_INJ_UFFD_WP,
 	MV_INJ_MMAP,
+	MV_INJ_SHARE_REGISTER, /* share.c: re-registering a remapped page */
+	MV_INJ_SHARE_PAGEMAP, /* share.c: reading /proc/self/pagemap */
+	MV_INJ_SHARE_POPULATE, /* share.c: MADV_POPULATE_WRITE (in place) */
+	MV_INJ_SHARE_MADVISE, /* share.c: other madvise/fallocate calls */
 	MV_INJ_NOPS
 };
 
@@ -41,6 +45,10 @@ long mv__inject_get_max_map_count(void);
  * every page collide with every other. */
 void mv__inject_hash_mask(unsigned long long mask);
 unsigned long long mv__inject_get_hash_mask(void);
+
+/* For calls wrapped at their call site: the errno the next call of op must
+ * fail with (counted as a hit), or 0 to let it through. */
+int mv__inject_check(enum mv__inject_op op);
 
 ssize_t mv__pread(int fd, void *buf, size_t len, off_t off);
 ssize_t mv__pwrite(int fd, const void *buf, size_t len, off_t off);

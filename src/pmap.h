@@ -53,10 +53,8 @@ enum pmap_origin {
 	PMAP_FROM_ZIP, /* decompressed from the compression cache */
 	PMAP_FROM_GIVEN_UP, /* zero fill of a ballooned or ZERO page */
 	PMAP_FROM_COW, /* copy of a shared page, on a write */
-	PMAP_FROM_COW_IN_PLACE, /* the same, made by the kernel inside the
-				 * shared mapping (share.c): the balloon
-				 * must not drop it, or the shared frame
-				 * would show through */
+	PMAP_FROM_COW_IN_PLACE, /* the same, made without a new mapping
+				 * (share.c, at vm.max_map_count): pinned */
 };
 
 static inline enum mv_page_state pmap_state(uint64_t v)
@@ -67,6 +65,18 @@ static inline enum mv_page_state pmap_state(uint64_t v)
 static inline uint64_t pmap_payload(uint64_t v)
 {
 	return v >> PMAP_PAYLOAD_SHIFT;
+}
+
+/*
+ * A PRIVATE page that must stay where it is: a copy share.c made inside a
+ * pool mapping (emptied, it would show that frame's bytes), or one whose
+ * mapping could not be registered (emptied, it would never fault back).
+ * Reclaim, sampling, the balloon and the share scanner pass it by.
+ */
+static inline bool pmap_pinned(uint64_t v)
+{
+	return (v & PMAP_STATE_MASK) == MV_PAGE_PRIVATE &&
+	       pmap_payload(v) == PMAP_FROM_COW_IN_PLACE;
 }
 
 static inline uint64_t pmap_make(enum mv_page_state s, uint64_t flags,

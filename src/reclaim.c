@@ -216,7 +216,8 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 					break;
 				continue;
 			}
-			if (pmap_state(old) != MV_PAGE_PRIVATE) {
+			if (pmap_state(old) != MV_PAGE_PRIVATE ||
+			    pmap_pinned(old)) {
 				pmap_unlock(&vm->pmap[ppn], old);
 				if (started)
 					break;
@@ -236,7 +237,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 {
 	uint64_t old = pmap_lock(&vm->pmap[ppn]);
 
-	if (pmap_state(old) != MV_PAGE_PRIVATE) {
+	if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old)) {
 		pmap_unlock(&vm->pmap[ppn], old);
 		return 0;
 	}

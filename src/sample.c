@@ -179,7 +179,7 @@ static void start_period(struct mv_vm *vm)
 		ppn = mv__rand(&s->rng) % vm->npages;
 		if (!pmap_trylock(&vm->pmap[ppn], &v))
 			continue;
-		if (pmap_state(v) != MV_PAGE_PRIVATE ||
+		if (pmap_state(v) != MV_PAGE_PRIVATE || pmap_pinned(v) ||
 		    move(vm, slot_addr(vm, s->n), page_addr(vm, ppn))) {
 			pmap_unlock(&vm->pmap[ppn], v);
 			continue;

@@ -109,6 +109,19 @@
 #define MAPS_SLACK 1024 /* mappings left for everything else */
 #define SALT_NAMED (1ull << 62) /* salts from a VM's salt setting */
 #define SALT_OWN (1ull << 63) /* salts of VMs that share with no one */
+/*
+ * The payload of a SHARED entry is its frame, with SHARED_EMPTY set for a
+ * page left empty (its frame could be neither mapped nor copied back): its
+ * next touch faults and mv__share_fill fills it.
+ */
+#define SHARED_EMPTY (1ull << 54)
+/* an entry the caller must hold locked */
+#define SHARE_ASSERT_LOCKED(e) ((void)(e))
+
+static uint64_t frame_of(uint64_t v)
+{
+	return pmap_payload(v) & ~SHARED_EMPTY;
+}
 
 static uint8_t *page_of(struct mv_vm *vm, uint64_t ppn)
 {
@@ -284,11 +297,28 @@ static void free_push(struct mv__share *s, uint64_t f)
 	s->free_frames[s->nfree++] = f;
 }
 
+/*
+ * Gives frame f's memory back to the kernel.  Should that fail, the frame
+ * keeps its memory until it is written again (a reused frame is always
+ * written whole first), which is only counted: no content depends on it.
+ */
+static void frame_punch(struct mv__share *s, uint64_t f)
+{
+	int err = mv__inject_check(MV_INJ_SHARE_MADVISE);
+
+	if (!err &&
+	    fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE) < 0)
+		err = errno;
+	if (err)
+		atomic_fetch_add_explicit(&s->punch_errors, 1,
+					  memory_order_relaxed);
+}
+
 /* Returns a scanner frame that never became shared. */
 static void frame_discard(struct mv__share *s, uint64_t f)
 {
-	fallocate(s->pool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
+	frame_punch(s, f);
 	free_push(s, f);
 }
 
@@ -340,9 +370,7 @@ static void frame_free(struct mv_host *h, uint64_t f)
 		}
 	}
 	if (s->frames[f].image)
-		fallocate(s->pool_fd,
-			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(f << MV_PAGE_SHIFT), MV_PAGE_SIZE);
+		frame_punch(s, f);
 	else
 		frame_discard(s, f);
 	s->nframes--;
@@ -360,48 +388,96 @@ static void frame_put(struct mv_host *h, uint64_t f)
 
 /* ---- mappings ---- */
 
-static void count_maps_now(struct mv__share *s)
+/*
+ * Mappings are counted as they are made, never by reading /proc/self/maps
+ * where share.lock is held: that file has a line per mapping, tens of
+ * thousands near the limit (~40 ms to read), and reading it under the lock
+ * once stalled every fault on a shared page.  Each call that can add
+ * mappings adds its worst case (MAPS_PER_CHANGE: a page mapped in the
+ * middle of a mapping splits it in three) to maps_now; merges and unmaps
+ * are not seen, so the count only errs high, and the scanner thread reads
+ * the real count every MAPS_CHECK_MS outside the lock (maps_recount),
+ * which also sees mappings anyone else in the process made.
+ */
+#define MAPS_PER_CHANGE 2
+
+/* Reads the real count without share.lock and stores it under it. */
+static void maps_recount(struct mv__share *s)
 {
 	long used, max;
 
 	if (mv__map_count(&used, &max))
-		return;
+		return; /* no procfs: maps_max stays 0 and nothing is mapped */
+	pthread_mutex_lock(&s->lock);
 	s->maps_now = used;
 	s->maps_max = max;
-	s->maps_full = used + 2 + MAPS_SLACK > max;
+	s->maps_full = used + MAPS_PER_CHANGE + MAPS_SLACK > max;
+	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * Whether want more mappings may be made (share.lock held): MAPS_SLACK
+ * stay for everything else in the process (thread stacks, malloc, the
+ * compression cache).  Reads no file.  The first refusal is said once,
+ * with the sysctl to set.
+ */
 static bool maps_room(struct mv_host *h, unsigned want)
 {
 	struct mv__share *s = &h->share;
-	bool was_full = s->maps_full;
 
-	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
-		return true;
-	count_maps_now(s);
-	if (s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
+	if (!s->maps_full &&
+	    s->maps_now + (long)want + MAPS_SLACK <= s->maps_max)
 		return true;
 	s->maps_full = true;
-	if (!was_full)
+	if (!s->maps_said) {
+		s->maps_said = true;
 		mv__host_set_msg(
 			h,
-			"page sharing stopped: %ld of vm.max_map_count=%ld mappings in use (each shared page costs up to two); raise it, e.g. sysctl -w vm.max_map_count=%ld",
-			s->maps_now, s->maps_max, s->maps_max * 4);
+			"page sharing stopped: about %ld of vm.max_map_count=%ld mappings in use; sharing resumes if mappings are freed; to share more, raise it, e.g. sysctl -w vm.max_map_count=%ld",
+			s->maps_now, s->maps_max,
+			s->maps_max > 0 ? s->maps_max * 4 : 262144);
+	}
 	return false;
 }
 
-static void retry_pause(struct mv_vm *vm, const char *what, int err)
-{
-	struct timespec ts = { 0, 1000000L };
+/*
+ * Bounded retries.  A call that should not fail (registering a mapping
+ * just made, reading the pool) is tried RETRY_MAX more times, 1, 2, 4 ...
+ * 64 ms apart (under half a second in all); then the caller takes its safe
+ * way out, and the failure is counted and said.
+ */
+#define RETRY_MAX 12
 
-	mv__host_set_msg(vm->host, "VM %s: %s failed: %s (retrying)", vm->name,
-			 what, strerror(-err));
+static bool retry(struct mv_vm *vm, const char *what, int err, unsigned *tries)
+{
+	struct timespec ts = { 0, 1000000L << (*tries < 6 ? *tries : 6) };
+
+	if (++*tries > RETRY_MAX) {
+		atomic_fetch_add_explicit(&vm->host->share.errors, 1,
+					  memory_order_relaxed);
+		mv__host_set_msg(vm->host,
+				 "VM %s: %s failed %u times (%s); kept safe",
+				 vm->name, what, RETRY_MAX + 1, strerror(-err));
+		return false;
+	}
 	nanosleep(&ts, NULL);
+	return true;
+}
+
+/* UFFDIO_REGISTER (MISSING | WP) of guest pages just remapped. */
+static int register_pages(struct mv_vm *vm, void *addr, size_t len)
+{
+	int err = mv__inject_check(MV_INJ_SHARE_REGISTER);
+
+	return err ? -err : mv__uffd_register(vm->uffd, addr, len, true);
 }
 
 /*
  * Which of n pages from addr the guest got a private copy of behind our
  * back: bit i of the result for page i (n <= 64), from one pagemap read.
+ * When pagemap cannot be read every page counts as written: the caller
+ * then gives each its own copy of what the guest sees, which is always
+ * right (and never shares a page it cannot check).
  */
 static uint64_t written_in_window(struct mv__share *s, const void *addr,
 				  uint64_t n)
@@ -409,11 +485,14 @@ static uint64_t written_in_window(struct mv__share *s, const void *addr,
 	uint64_t e[64], mask = 0;
 	size_t len = n * sizeof(e[0]);
 
-	if (s->pagemap_fd < 0 ||
+	if (s->pagemap_fd < 0 || mv__inject_check(MV_INJ_SHARE_PAGEMAP) ||
 	    pread(s->pagemap_fd, e, len,
 		  (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
-		    (ssize_t)len)
-		return 0;
+		    (ssize_t)len) {
+		atomic_fetch_add_explicit(&s->pagemap_errors, 1,
+					  memory_order_relaxed);
+		return n == 64 ? ~0ull : (1ull << n) - 1;
+	}
 	/* present (bit 63) and not a file page (bit 61): an anonymous copy */
 	for (uint64_t i = 0; i < n; i++)
 		if ((e[i] >> 63 & 1) && !(e[i] >> 61 & 1))
@@ -423,16 +502,23 @@ static uint64_t written_in_window(struct mv__share *s, const void *addr,
 
 /*
  * Gives the locked SHARED (or just mapped) page at ppn its own anonymous
- * page with the bytes the guest sees now.  The guest address is never
- * without a present page: mremap() replaces the shared mapping with one
- * whose page is already there.
+ * page with the bytes the guest sees now (share.lock held).  The guest
+ * address is never without a present page: mremap() replaces the shared
+ * mapping with one whose page is already there.  0; 1 when the new page
+ * could not be registered with userfaultfd (it is the guest's, present,
+ * but must never be emptied: the caller pins it); or -errno with nothing
+ * changed.
  */
 static int unshare_page(struct mv_vm *vm, uint64_t ppn)
 {
+	struct mv__share *s = &vm->host->share;
 	uint8_t *g = page_of(vm, ppn);
+	unsigned tries = 0;
 	void *t;
 	int err;
 
+	if (!maps_room(vm->host, MAPS_PER_CHANGE))
+		return -ENOMEM;
 	t = mmap(NULL, MV_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (t == MAP_FAILED)
@@ -443,33 +529,106 @@ static int unshare_page(struct mv_vm *vm, uint64_t ppn)
 		munmap(t, MV_PAGE_SIZE);
 		return err;
 	}
+	s->maps_now += MAPS_PER_CHANGE;
 	/* the page is present, so until this succeeds the guest runs on */
-	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, true)))
-		retry_pause(vm, "registering an unshared page", err);
+	while ((err = register_pages(vm, g, MV_PAGE_SIZE)))
+		if (!retry(vm, "registering an unshared page", err, &tries))
+			return 1;
+	return 0;
+}
+
+/*
+ * Gives the locked page at ppn, mapped to a pool frame, the guest's own
+ * copy inside that mapping, with no new mapping (share.lock held): the
+ * protection is lifted without waking anyone and MADV_POPULATE_WRITE has
+ * the kernel copy the frame into a private page, as for any private
+ * mapping (a page the guest already wrote keeps its bytes).  The pool
+ * frame is untouched.  The copy lives in a file mapping, where neither
+ * UFFDIO_MOVE nor an emptied page would work, so it must stay resident:
+ * the caller marks it PMAP_FROM_COW_IN_PLACE, which reclaim, sampling,
+ * the balloon and the scanner pass by.  0, or -errno with the page still
+ * mapping its frame (write-protected again if possible).
+ */
+static int keep_in_place(struct mv_vm *vm, uint64_t ppn)
+{
+	uint8_t *g = page_of(vm, ppn);
+	int err;
+
+	err = mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			  UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+	if (err)
+		return err;
+	err = -mv__inject_check(MV_INJ_SHARE_POPULATE);
+	if (!err && madvise(g, MV_PAGE_SIZE, MADV_POPULATE_WRITE) < 0)
+		err = -errno;
+	if (err)
+		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			    UFFDIO_WRITEPROTECT_MODE_WP);
+	return err;
+}
+
+/*
+ * Gives the locked page at ppn, mapped to a pool frame, the guest's own
+ * copy of what it sees there (share.lock held): in its own mapping where
+ * one can be made, else in place.  *origin tells which.  -errno when
+ * neither worked: nothing changed, and the page still maps its frame.
+ */
+static int own_copy(struct mv_vm *vm, uint64_t ppn, enum pmap_origin *origin)
+{
+	struct mv__share *s = &vm->host->share;
+	int err;
+
+	*origin = PMAP_FROM_COW;
+	err = unshare_page(vm, ppn);
+	if (err == 1)
+		*origin = PMAP_FROM_COW_IN_PLACE;
+	if (err >= 0)
+		return 0;
+	err = keep_in_place(vm, ppn);
+	if (err) {
+		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+		return err;
+	}
+	*origin = PMAP_FROM_COW_IN_PLACE;
+	if (!atomic_fetch_add_explicit(&s->kept_in_place, 1,
+				       memory_order_relaxed))
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: page %llu copied in place on write: no mapping could be made (vm.max_map_count=%ld; raise it, e.g. sysctl -w vm.max_map_count=%ld); such copies stay resident",
+			vm->name, (unsigned long long)ppn, s->maps_max,
+			s->maps_max > 0 ? s->maps_max * 4 : 262144);
 	return 0;
 }
 
 /*
  * Maps n pool frames from f over the guest pages from ppn (all emptied or
- * never filled, and locked).  0, or -errno with nothing changed.
+ * never filled, and locked).  0, or -errno with nothing changed.  Should
+ * registering or protecting the new mapping keep failing, the pages stay
+ * mapped all the same: the mapping is private, so a guest write makes the
+ * guest its own copy (found by written_in_window, or kept unnoticed in
+ * place) and never reaches the frame.
  */
 static int map_frames(struct mv_vm *vm, uint64_t ppn, uint64_t n, uint64_t f)
 {
 	struct mv__share *s = &vm->host->share;
 	uint8_t *g = page_of(vm, ppn);
 	size_t len = n << MV_PAGE_SHIFT;
+	unsigned tries = 0;
 	int err;
 
-	if (!maps_room(vm->host, 2))
+	if (!maps_room(vm->host, MAPS_PER_CHANGE))
 		return -ENOMEM;
 	if (mv__map_fixed(g, len, s->pool_fd, f << MV_PAGE_SHIFT))
 		return -errno;
-	s->maps_now += 2;
-	while ((err = mv__uffd_register(vm->uffd, g, len, true)))
-		retry_pause(vm, "registering a shared page", err);
+	s->maps_now += MAPS_PER_CHANGE;
+	while ((err = register_pages(vm, g, len)))
+		if (!retry(vm, "registering a shared page", err, &tries))
+			return 0;
+	tries = 0;
 	while ((err = mv__uffd_wp(vm->uffd, g, len,
 				  UFFDIO_WRITEPROTECT_MODE_WP)))
-		retry_pause(vm, "write-protecting a shared page", err);
+		if (!retry(vm, "write-protecting a shared page", err, &tries))
+			return 0;
 	return 0;
 }
 
@@ -517,6 +676,7 @@ struct cand {
 	uint64_t ppn2, v2; /* C_HINT: the hinted page, its entry */
 	unsigned peer; /* C_PEER: the C_HINT candidate whose frame it maps */
 	bool shared1, shared2; /* mapped to the frame: this page, hinted */
+	uint64_t empty1, empty2; /* SHARED_EMPTY: left empty, not mapped */
 	bool owned; /* C_HINT: a page's budget has become the new frame's */
 };
 
@@ -617,7 +777,10 @@ static void classify(struct window *w)
 		*c = (struct cand){ .kind = C_SKIP, .frame = MV_NO_FRAME };
 		if (!pmap_trylock(&vm->pmap[ppn], &c->v))
 			continue;
-		if (pmap_state(c->v) != MV_PAGE_PRIVATE) {
+		/* a copy kept in place lives in a pool mapping, where an
+		 * emptied page would show that frame's bytes: never touched */
+		if (pmap_state(c->v) != MV_PAGE_PRIVATE ||
+		    pmap_payload(c->v) == PMAP_FROM_COW_IN_PLACE) {
 			pmap_unlock(&vm->pmap[ppn], c->v);
 			continue;
 		}
@@ -628,7 +791,10 @@ static void classify(struct window *w)
 			c->kind = C_ZERO;
 			continue;
 		}
-		if (s->maps_full && !maps_room(vm->host, 2)) {
+		/* a page that would need a mapping: only with room for
+		 * one, and with pagemap to see the guest's racing writes */
+		if (!maps_room(vm->host, MAPS_PER_CHANGE) ||
+		    s->pagemap_fd < 0) {
 			pmap_unlock(&vm->pmap[ppn], c->v);
 			continue;
 		}
@@ -866,28 +1032,44 @@ static void compare(struct window *w, uint8_t *buf)
 /*
  * Puts back the content of an emptied page whose frame could not be mapped
  * (the mapping limit, no memory), copied from that frame, PRIVATE again.
+ * false when that kept failing: the page is then left empty and SHARED,
+ * holding its frame, and its next touch fills it (mv__share_fill).
  */
-static void refill(struct mv_vm *vm, uint64_t ppn, uint64_t f, uint8_t *buf)
+static bool refill(struct mv_vm *vm, uint64_t ppn, uint64_t f, uint8_t *buf)
 {
 	struct mv__share *s = &vm->host->share;
 	struct uffdio_copy cp = { .dst = (uintptr_t)page_of(vm, ppn),
 				  .src = (uintptr_t)buf,
 				  .len = MV_PAGE_SIZE };
+	unsigned tries = 0;
 	int err;
 
 	while ((err = frame_read(s, f, buf)))
-		retry_pause(vm, "reading a frame back", err);
+		if (!retry(vm, "reading a frame back", err, &tries))
+			return false;
+	tries = 0;
 	while (mv__uffd_copy(vm->uffd, &cp) && errno != EEXIST) {
-		retry_pause(vm, "putting a page back", -errno);
+		if (!retry(vm, "putting a page back", -errno, &tries))
+			return false;
 		cp.copy = 0;
 	}
+	return true;
+}
+
+/* Page k of the window, on one side, is shared from now on. */
+static void mark_shared(struct cand *c, bool hinted)
+{
+	if (hinted)
+		c->shared2 = true;
+	else
+		c->shared1 = true;
 }
 
 /*
  * Maps frames over pages [i, j) of the window (this VM's side, or the
- * hinted side), emptied: one mmap for consecutive frames.  Sets shared1/shared2 of
- * each page that ends up mapping its frame; a page the guest wrote in the
- * mapping's window keeps its own copy.
+ * hinted side), emptied: one mmap for consecutive frames.  Sets
+ * shared1/shared2 of each page that ends up holding its frame; a page the
+ * guest wrote in the mapping's window keeps its own copy.
  */
 static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 {
@@ -895,12 +1077,21 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 	struct mv_vm *vm = hinted ? c[i].vm2 : w->vm;
 	uint64_t ppn = hinted ? c[i].ppn2 : w->lo + i;
 	struct mv__share *s = &vm->host->share;
-	uint64_t written = 0;
-	int err;
+	enum pmap_origin origin;
+	uint64_t written = 0, *v;
 
 	if (map_frames(vm, ppn, j - i, c[i].frame)) {
-		for (uint64_t k = i; k < j; k++)
-			refill(vm, ppn + (k - i), c[k].frame, w->buf);
+		for (uint64_t k = i; k < j; k++) {
+			if (refill(vm, ppn + (k - i), c[k].frame, w->buf))
+				continue;
+			atomic_fetch_add_explicit(&s->lazy_fills, 1,
+						  memory_order_relaxed);
+			mark_shared(&c[k], hinted);
+			if (hinted)
+				c[k].empty2 = SHARED_EMPTY;
+			else
+				c[k].empty1 = SHARED_EMPTY;
+		}
 		return;
 	}
 	for (uint64_t k = i; k < j; k++) {
@@ -909,18 +1100,21 @@ static void map_side(struct window *w, uint64_t i, uint64_t j, bool hinted)
 			written = written_in_window(s,
 						    page_of(vm, ppn + (k - i)),
 						    j - k < 64 ? j - k : 64);
-		if (written >> ((k - i) % 64) & 1) {
-			while ((err = unshare_page(vm, ppn + (k - i))))
-				retry_pause(
-					vm,
-					"unsharing a page written while mapped",
-					err);
+		if (!(written >> ((k - i) % 64) & 1)) {
+			mark_shared(&c[k], hinted);
 			continue;
 		}
-		if (hinted)
-			c[k].shared2 = true;
-		else
-			c[k].shared1 = true;
+		/* a page that cannot get its copy stays mapped: SHARED,
+		 * with the guest's write in place, which the next write's
+		 * fault copies out (mv__share_cow reads what the guest
+		 * sees) */
+		if (own_copy(vm, ppn + (k - i), &origin)) {
+			mark_shared(&c[k], hinted);
+			continue;
+		}
+		v = hinted ? &c[k].v2 : &c[k].v;
+		if (origin == PMAP_FROM_COW_IN_PLACE)
+			*v = pmap_make(MV_PAGE_PRIVATE, *v, origin);
 	}
 }
 
@@ -1078,16 +1272,17 @@ static uint64_t publish(struct window *w)
 				s->table[c->slot].ref = SLOT_FRAME | c->frame;
 			}
 			pmap_unlock(&c->vm2->pmap[c->ppn2],
-				    c->shared2 ? pmap_make(MV_PAGE_SHARED,
-							   c->v2, c->frame) :
-						 c->v2);
+				    c->shared2 ?
+					    pmap_make(MV_PAGE_SHARED, c->v2,
+						      c->frame | c->empty2) :
+					    c->v2);
 			merged += c->shared2;
 			break;
 		}
 		pmap_unlock(&vm->pmap[w->lo + i],
-			    c->shared1 ?
-				    pmap_make(MV_PAGE_SHARED, c->v, c->frame) :
-				    c->v);
+			    c->shared1 ? pmap_make(MV_PAGE_SHARED, c->v,
+						   c->frame | c->empty1) :
+					 c->v);
 		merged += c->shared1;
 	}
 	atomic_fetch_add_explicit(&vm->sh.merged, merged, memory_order_relaxed);
@@ -1235,7 +1430,7 @@ static void *scanner_main(void *arg)
 	struct mv__share *s = &h->share;
 	struct timespec ts;
 	unsigned since_maps = 0;
-	bool stop;
+	bool stop, recount;
 
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1248,11 +1443,12 @@ static void *scanner_main(void *arg)
 		if (!s->scanner_stop)
 			pthread_cond_timedwait(&s->scanner_wake, &s->lock, &ts);
 		stop = s->scanner_stop;
-		if (!stop && (since_maps += SHARE_TICK_MS) >= MAPS_CHECK_MS) {
-			since_maps = 0;
-			count_maps_now(s);
-		}
 		pthread_mutex_unlock(&s->lock);
+		recount = (since_maps += SHARE_TICK_MS) >= MAPS_CHECK_MS;
+		if (!stop && recount) {
+			since_maps = 0;
+			maps_recount(s); /* reads procfs outside the lock */
+		}
 		if (stop)
 			break;
 		if (h->settings.share_scan_ghz)
@@ -1264,61 +1460,42 @@ static void *scanner_main(void *arg)
 /* ---- copy-on-write ---- */
 
 /*
- * Copy-on-write when no mapping can be made (mmap and mremap fail with
- * ENOMEM at vm.max_map_count): the write-protection is lifted and the
- * kernel copies the page into the shared mapping itself, as private
- * mappings do; the pool frame is untouched all the same.  The copy lives
- * in a file mapping, where UFFDIO_MOVE cannot take it, so reclaim,
- * sampling and sharing pass it by (their moves fail) and the balloon
- * refuses it (PMAP_FROM_COW_IN_PLACE): it stays resident.
+ * A write to a SHARED page.  The copy gets its own mapping where one can
+ * be made; at vm.max_map_count it is made in place (keep_in_place), so the
+ * write always goes on: nothing here waits for a mapping.  Should both
+ * fail, nothing changes and the writer is woken: it faults again and is
+ * served then (each attempt bounded, each failure counted).
  */
-static int cow_in_place(struct mv_vm *vm, uint64_t ppn, enum pmap_origin *o)
-{
-	struct uffdio_writeprotect w = {
-		.range = { .start = (uintptr_t)page_of(vm, ppn),
-			   .len = MV_PAGE_SIZE },
-		.mode = 0,
-	};
-
-	if (ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &w) < 0)
-		return -errno;
-	*o = PMAP_FROM_COW_IN_PLACE;
-	mv__host_set_msg(
-		vm->host,
-		"VM %s: page %llu copied in place on write: vm.max_map_count is reached (raise it, e.g. sysctl -w vm.max_map_count=%ld); the copy stays resident",
-		vm->name, (unsigned long long)ppn,
-		vm->host->share.maps_max * 4);
-	return 0;
-}
-
 bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
 	struct mv_host *h = vm->host;
+	struct mv__share *s = &h->share;
 	enum pmap_origin origin;
 	int err;
 
+	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
 	if (!mv__frames_reserve(h, 1)) {
 		pmap_unlock(&vm->pmap[ppn], v);
 		mv__frames_wait(h);
 		return false;
 	}
-	origin = PMAP_FROM_COW;
-	err = unshare_page(vm, ppn);
-	if (err == -ENOMEM)
-		err = cow_in_place(vm, ppn, &origin);
+	pthread_mutex_lock(&s->lock);
+	err = own_copy(vm, ppn, &origin);
+	if (!err)
+		frame_put(h, frame_of(v));
+	pthread_mutex_unlock(&s->lock);
 	if (err) {
 		mv__frames_release(h, 1);
 		pmap_unlock(&vm->pmap[ppn], v);
-		retry_pause(vm, "breaking a shared page on write", err);
-		return false;
+		mv__host_set_msg(
+			h,
+			"VM %s: cannot break sharing of page %llu on write: %s; the writer will fault again",
+			vm->name, (unsigned long long)ppn, strerror(-err));
+		return true;
 	}
-	pthread_mutex_lock(&h->share.lock);
-	frame_put(h, pmap_payload(v));
-	pthread_mutex_unlock(&h->share.lock);
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->sh.cow_breaks, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->share.cow_breaks, 1,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->cow_breaks, 1, memory_order_relaxed);
 	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_PRIVATE, v, origin));
 	return true;
 }
@@ -1326,10 +1503,21 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
 	struct mv_host *h = vm->host;
+	struct mv__share *s = &h->share;
 	uint8_t *g = page_of(vm, ppn);
 	volatile uint8_t *t;
+	unsigned tries = 0;
+	bool room;
 	int err;
 
+	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
+	pthread_mutex_lock(&s->lock);
+	room = maps_room(h, MAPS_PER_CHANGE);
+	if (room)
+		s->maps_now += MAPS_PER_CHANGE;
+	pthread_mutex_unlock(&s->lock);
+	if (!room)
+		return -ENOMEM;
 	/*
 	 * The same mremap() as for a copy, but of the kernel's zero page,
 	 * which costs no frame; then the address is emptied so that the next
@@ -1341,18 +1529,59 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	if (t == MAP_FAILED)
 		return -errno;
 	(void)t[0];
-	if (mremap((void *)t, MV_PAGE_SIZE, MV_PAGE_SIZE,
-		   MREMAP_MAYMOVE | MREMAP_FIXED, g) == MAP_FAILED) {
+	if (mv__mremap_fixed((void *)t, g, MV_PAGE_SIZE)) {
 		err = -errno;
 		munmap((void *)t, MV_PAGE_SIZE);
 		return err;
 	}
-	while ((err = mv__uffd_register(vm->uffd, g, MV_PAGE_SIZE, true)))
-		retry_pause(vm, "registering a page given up", err);
-	madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
-	pthread_mutex_lock(&h->share.lock);
-	frame_put(h, pmap_payload(v));
-	pthread_mutex_unlock(&h->share.lock);
+	/*
+	 * Unregistered, the page would never fault again: it keeps the zero
+	 * page then (emptying it would let the guest's next touch take a
+	 * fresh page unseen), and reads as zeros all the same.
+	 */
+	while ((err = register_pages(vm, g, MV_PAGE_SIZE)))
+		if (!retry(vm, "registering a page given up", err, &tries))
+			break;
+	if (!err && (mv__inject_check(MV_INJ_SHARE_MADVISE) ||
+		     madvise(g, MV_PAGE_SIZE, MADV_DONTNEED) < 0))
+		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+	pthread_mutex_lock(&s->lock);
+	frame_put(h, frame_of(v));
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int mv__share_fill(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+{
+	struct mv_host *h = vm->host;
+	struct mv__share *s = &h->share;
+	uint8_t *buf = vm->sh.buf; /* share.lock is held */
+	struct uffdio_copy cp = { .dst = (uintptr_t)page_of(vm, ppn),
+				  .src = (uintptr_t)buf,
+				  .len = MV_PAGE_SIZE };
+	int err;
+
+	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
+	/* a page mapping its frame faults only on a stale event: nothing
+	 * to do (a copy made now would land inside the pool mapping) */
+	if (!(pmap_payload(v) & SHARED_EMPTY))
+		return -EEXIST;
+	if (!mv__frames_reserve(h, 1))
+		return -EAGAIN;
+	pthread_mutex_lock(&s->lock);
+	err = frame_read(s, frame_of(v), buf);
+	if (!err && mv__uffd_copy(vm->uffd, &cp))
+		err = -errno;
+	if (!err)
+		frame_put(h, frame_of(v));
+	pthread_mutex_unlock(&s->lock);
+	if (err) {
+		mv__frames_release(h, 1);
+		return err; /* -EEXIST: it is mapped after all */
+	}
+	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	pmap_unlock(&vm->pmap[ppn],
+		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
 	return 0;
 }
 
@@ -1391,7 +1620,7 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 	struct mv__share *s = &h->share;
 	const struct mv__share_image *img;
 	unsigned done = 0;
-	uint64_t i, j, f, written;
+	uint64_t i, j, f;
 	int err;
 
 	for (i = 0; i < n; i++)
@@ -1422,21 +1651,18 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 			;
 		if (frame[i] == MV_NO_FRAME)
 			continue;
+		/*
+		 * A guest thread may touch a page of the run as soon as it is
+		 * mapped (its frame is in the pool, so nothing faults), and a
+		 * write then makes it a private copy inside the mapping.  Such
+		 * a page is published SHARED all the same: what the guest sees
+		 * is its content, the copy is write-protected with the rest,
+		 * and the next write's fault copies it out (mv__share_cow).
+		 */
 		err = map_frames(vm, lo + i, j - i, frame[i]);
-		written =
-			err ? 0 :
-			      written_in_window(s, page_of(vm, lo + i), j - i);
 		for (uint64_t k = i; k < j; k++) {
 			f = frame[k];
-			if (written >> (k - i) & 1) {
-				/* the guest's own copy is the page now */
-				int e;
-
-				while ((e = unshare_page(vm, lo + k)))
-					retry_pause(vm,
-						    "unsharing an image page",
-						    e);
-			} else if (!err) {
+			if (!err) {
 				s->frames[f].refs++;
 				s->nrefs++;
 				done++;
@@ -1561,10 +1787,10 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 		err = image_attach(vm);
 	if (!err)
 		s->guest_pages += vm->npages;
-	count_maps_now(s); /* the VM's own mappings count too */
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto fail_buf;
+	maps_recount(s); /* the VM's own mappings count too */
 	return 0;
 
 fail_buf:
@@ -1581,7 +1807,7 @@ void mv__share_vm_fini(struct mv_vm *vm)
 	for (uint64_t p = 0; p < vm->npages; p++) {
 		v = pmap_peek(&vm->pmap[p]);
 		if (pmap_state(v) == MV_PAGE_SHARED)
-			frame_put(vm->host, pmap_payload(v));
+			frame_put(vm->host, frame_of(v));
 	}
 	for (uint64_t i = 0; i < s->table_cap;) {
 		ref = s->table[i].ref;
@@ -1620,7 +1846,7 @@ uint64_t mv__share_vm_saved(struct mv_vm *vm)
 		if (pmap_state(v) == MV_PAGE_ZERO)
 			saved += 1;
 		else if (pmap_state(v) == MV_PAGE_SHARED)
-			saved += 1 - 1.0 / s->frames[pmap_payload(v)].refs;
+			saved += 1 - 1.0 / s->frames[frame_of(v)].refs;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return (uint64_t)(saved + 0.5);
@@ -1636,6 +1862,7 @@ void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st)
 	st->share_hints = s->table_hints;
 	st->share_table_bytes = s->table_cap * sizeof(*s->table) +
 				s->frames_cap * sizeof(*s->frames);
+	st->share_maps_full = s->maps_full;
 	st->share_vmas = s->maps_now > s->maps_base ?
 				 (uint64_t)(s->maps_now - s->maps_base) :
 				 0;
@@ -1644,6 +1871,11 @@ void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st)
 	st->share_scanned_pages = atomic_load(&s->scanned);
 	st->share_collisions = atomic_load(&s->collisions);
 	st->cow_breaks = atomic_load(&s->cow_breaks);
+	st->share_kept_in_place = atomic_load(&s->kept_in_place);
+	st->share_lazy_fills = atomic_load(&s->lazy_fills);
+	st->share_errors = atomic_load(&s->errors) +
+			   atomic_load(&s->pagemap_errors) +
+			   atomic_load(&s->punch_errors);
 }
 
 int mv__share_host_init(struct mv_host *h)
@@ -1662,9 +1894,9 @@ int mv__share_host_init(struct mv_host *h)
 		goto fail_pool;
 	}
 	s->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	count_maps_now(s);
-	s->maps_base = s->maps_now;
 	pthread_mutex_init(&s->lock, NULL);
+	maps_recount(s);
+	s->maps_base = s->maps_now;
 	err = mv__cond_init_monotonic(&s->scanner_wake);
 	if (err)
 		goto fail_lock;

@@ -62,6 +62,7 @@ struct mv__share {
 	long maps_max; /* vm.max_map_count */
 	long maps_now; /* mappings counted at the last check */
 	bool maps_full; /* sharing stopped: too close to max_map_count */
+	bool maps_said; /* the stop was reported */
 
 	pthread_t scanner; /* the background scanner */
 	bool scanner_started;
@@ -73,6 +74,11 @@ struct mv__share {
 	_Atomic uint64_t scanned;
 	_Atomic uint64_t collisions;
 	_Atomic uint64_t cow_breaks;
+	_Atomic uint64_t errors; /* calls that kept failing (kept safe) */
+	_Atomic uint64_t kept_in_place; /* copies made in place (no mapping) */
+	_Atomic uint64_t lazy_fills; /* pages left to fill on next touch */
+	_Atomic uint64_t pagemap_errors; /* unreadable: pages taken as written */
+	_Atomic uint64_t punch_errors; /* frames whose memory stayed */
 };
 
 /* A VM's part; buf, rng and the pass are protected by host->vms_lock
@@ -106,6 +112,16 @@ void mv__share_vm_fini(struct mv_vm *vm);
  * caller must start over (no frame was free).
  */
 bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v);
+
+/*
+ * A missing-page fault on a SHARED page (locked by the caller, entry v):
+ * one whose frame could not be mapped is left empty, SHARED, and filled
+ * here on its next touch with its frame's bytes, PRIVATE.  0 with the
+ * lock released; -EAGAIN (no frame free), -EEXIST (the page is mapped
+ * after all: a stale fault) or another -errno with the lock still held
+ * and nothing changed.
+ */
+int mv__share_fill(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 
 /*
  * The guest gave up the content of a SHARED page (locked, entry v) through

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -686,6 +687,178 @@ static void test_write_at_max_map_count_copies_in_place(void **state)
 	th_host_destroy(&t);
 }
 
+struct writer {
+	mv_vm *vm;
+	uint64_t tag;
+};
+
+static void *write_all(void *arg)
+{
+	struct writer *w = arg;
+	uint8_t *m = mv_vm_mem(w->vm);
+
+	for (uint64_t p = 0; p < npages_of(w->vm); p++)
+		th_fill(m + p * MV_PAGE_SIZE, w->tag, p, 1);
+	return NULL;
+}
+
+/*
+ * At vm.max_map_count every sharer of a frame writes its copy at once, so
+ * the last copy frees the frame while the others' copies are made in
+ * place.  Each page keeps what its VM wrote; none is lost when the frame
+ * goes (a copy in place must be made before the frame's last reference
+ * is dropped, or freeing the frame takes the page with it).
+ */
+static void
+test_writes_of_every_sharer_at_max_map_count_lose_nothing(void **state)
+{
+	struct writer w[2];
+	struct mv_host_stats hs;
+	struct th_host t;
+	pthread_t th[2];
+	mv_vm *vm[3];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	assert_int_equal(in_state(vm[1], MV_PAGE_SHARED), npages_of(vm[1]));
+	/* room for a few mappings only; read again when a VM is created */
+	mv__inject_max_map_count(maps_in_use() + 64 + 1024 + 8);
+	vm[2] = th_vm_create(&t, "c", 64 * 1024);
+	/* and the kernel refuses mappings, as it does at the real limit */
+	mv__inject_fail(MV_INJ_MREMAP, 1, 0, ENOMEM);
+	for (unsigned i = 0; i < 2; i++) {
+		w[i] = (struct writer){ vm[i], 8 + i };
+		assert_int_equal(pthread_create(&th[i], NULL, write_all, &w[i]),
+				 0);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned i = 0; i < 2; i++) {
+		th_quiesce(vm[i]);
+		assert_int_equal(th_presence_mismatches(vm[i]), 0);
+		for (uint64_t p = 0; p < npages_of(vm[i]); p++)
+			assert_true(th_check((uint8_t *)mv_vm_mem(vm[i]) +
+						     p * MV_PAGE_SIZE,
+					     8 + i, p, 1));
+		assert_int_equal(in_state(vm[i], MV_PAGE_PRIVATE),
+				 npages_of(vm[i]));
+	}
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.lost_pages, 0);
+	assert_int_equal(hs.share_frames, 0); /* every frame was freed */
+	assert_true(hs.share_kept_in_place > 0);
+	for (unsigned i = 0; i < 3; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+	mv__inject_reset();
+}
+
+/*
+ * A copy made in place lives in a mapping of its old pool frame.  Once
+ * that frame is freed and reused for other VMs' pages, emptying the copy
+ * (as the scanner does with a zero page) would show those VMs' bytes:
+ * the scanner must pass such copies by.
+ */
+static void test_a_copy_in_place_never_shows_a_reused_frame(void **state)
+{
+	struct th_host t;
+	mv_vm *vm[4];
+	uint8_t *a, *b;
+	uint64_t n;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 64 * 1024);
+	vm[1] = th_vm_create(&t, "b", 64 * 1024);
+	n = npages_of(vm[0]);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	scan_all(vm, 2);
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), n);
+	/* no mapping can be made: every copy on write is made in place */
+	mv__inject_fail(MV_INJ_MREMAP, 1, 0, ENOMEM);
+	a = mv_vm_mem(vm[0]);
+	b = mv_vm_mem(vm[1]);
+	for (uint64_t p = 0; p < n; p++) {
+		memset(a + p * MV_PAGE_SIZE, 0, MV_PAGE_SIZE);
+		th_fill(b + p * MV_PAGE_SIZE, 9, p, 1);
+	}
+	mv__inject_reset();
+	/* the frames are free now; two other VMs share theirs in them */
+	vm[2] = th_vm_create(&t, "c", 64 * 1024);
+	vm[3] = th_vm_create(&t, "d", 64 * 1024);
+	th_fill_vm(vm[2], 5, false);
+	th_fill_vm(vm[3], 5, false);
+	scan_all(vm + 2, 2);
+	assert_int_equal(in_state(vm[3], MV_PAGE_SHARED), n);
+	/* a's zero pages are scanned again */
+	scan_all(vm, 1);
+	for (uint64_t p = 0; p < n; p++) {
+		assert_true(th_is_zero(a + p * MV_PAGE_SIZE));
+		assert_true(th_check(b + p * MV_PAGE_SIZE, 9, p, 1));
+	}
+	assert_int_equal(th_bad_pages(vm[2], 5, false), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		th_quiesce(vm[i]);
+		assert_int_equal(th_presence_mismatches(vm[i]), 0);
+		mv_vm_destroy(vm[i]);
+	}
+	th_host_destroy(&t);
+}
+
+/*
+ * When a merged page's frame can be neither mapped nor copied back (every
+ * retry failed), the page is left empty and SHARED, holding its frame, and
+ * its next touch fills it with its bytes: nothing waits without bound and
+ * nothing is lost.
+ */
+static void test_a_page_that_cannot_be_put_back_is_filled_on_touch(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint64_t n;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 4 * MV_PAGE_SIZE);
+	vm[1] = th_vm_create(&t, "b", 4 * MV_PAGE_SIZE);
+	n = npages_of(vm[0]);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	th_quiesce(vm[0]);
+	th_quiesce(vm[1]);
+	/* no frame can be mapped, and no page put back */
+	mv__inject_fail(MV_INJ_MMAP, 1, 0, ENOMEM);
+	mv__inject_fail(MV_INJ_UFFD_COPY, 1, 0, ENOMEM);
+	scan_all(vm, 2);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_COPY) > 0);
+	mv__inject_reset();
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_lazy_fills, 2 * n);
+	assert_true(hs.share_errors > 0);
+	assert_int_equal(in_state(vm[0], MV_PAGE_SHARED), n);
+	/* the guest reads its bytes back */
+	assert_int_equal(bad_common(vm[0]), 0);
+	assert_int_equal(bad_common(vm[1]), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		th_quiesce(vm[i]);
+		assert_int_equal(in_state(vm[i], MV_PAGE_PRIVATE), n);
+		assert_int_equal(th_presence_mismatches(vm[i]), 0);
+	}
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_frames, 0);
+	assert_int_equal(hs.lost_pages, 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 static void make_image(char *path, size_t len, uint64_t pages)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -771,6 +944,12 @@ int main(void)
 			test_vms_from_one_image_share_from_first_touch),
 		cmocka_unit_test(test_sharing_stops_short_of_max_map_count),
 		cmocka_unit_test(test_write_at_max_map_count_copies_in_place),
+		cmocka_unit_test(
+			test_writes_of_every_sharer_at_max_map_count_lose_nothing),
+		cmocka_unit_test(
+			test_a_copy_in_place_never_shows_a_reused_frame),
+		cmocka_unit_test(
+			test_a_page_that_cannot_be_put_back_is_filled_on_touch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
