@@ -328,7 +328,7 @@ static void test_targets_beyond_the_cap_are_clipped(void **state)
 	assert_int_equal(info(&f).errors, 0);
 	fx_down(&f);
 
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
 	fx_up(&f, &s);
 	set_target_pages(&f, 1000);
@@ -477,7 +477,7 @@ static void test_inflating_beyond_the_cap_is_refused(void **state)
 	unsigned cap = VM_PAGES / 10;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
 	raw_up(&f, &s, 9);
 	for (uint32_t i = 0; i < MV_BALLOON_PFNS_MAX; i++)
@@ -559,21 +559,71 @@ static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
 }
 
 /* A guest thread's one write, whose fault the test can hold up. */
+struct toucher {
+	volatile uint8_t *addr;
+	atomic_int tid;
+	pthread_t th;
+};
+
 static void *touch_main(void *arg)
 {
-	*(volatile uint8_t *)arg = 1;
+	struct toucher *t = arg;
+
+	atomic_store(&t->tid, (int)gettid());
+	*t->addr = 1;
 	return NULL;
 }
 
-static pthread_t touch(struct fx *f, uint64_t pfn)
+/* Its thread is asleep in the kernel: in userfaultfd's queue. */
+static bool fault_queued(void *arg)
 {
-	struct timespec ts = { 0, 100000000L };
-	pthread_t tid;
+	struct toucher *t = arg;
+	int tid = atomic_load(&t->tid);
 
-	assert_int_equal(pthread_create(&tid, NULL, touch_main, page(f, pfn)),
-			 0);
-	nanosleep(&ts, NULL); /* until its fault is queued */
-	return tid;
+	return tid && th_thread_sleeps(tid);
+}
+
+static void touch(struct fx *f, uint64_t pfn, struct toucher *t)
+{
+	t->addr = page(f, pfn);
+	atomic_store(&t->tid, 0);
+	assert_int_equal(pthread_create(&t->th, NULL, touch_main, t), 0);
+}
+
+/* Touches pfn from a new thread and waits until its fault is queued (the
+ * fault thread must be held up, or the thread would be gone). */
+static void touch_queued(struct fx *f, uint64_t pfn, struct toucher *t)
+{
+	touch(f, pfn, t);
+	assert_true(th_wait_until(fault_queued, t, TH_WAIT_MS));
+}
+
+struct faults_seen {
+	mv_vm *vm;
+	uint64_t n;
+};
+
+/* The fault threads have read at least n faults of the VM. */
+static bool faults_read(void *arg)
+{
+	struct faults_seen *w = arg;
+	struct mv_vm_stats st;
+
+	mv_vm_stats(w->vm, &st);
+	return st.faults >= w->n;
+}
+
+struct page_in {
+	mv_vm *vm;
+	uint64_t ppn;
+	int state;
+};
+
+static bool page_in_state(void *arg)
+{
+	struct page_in *w = arg;
+
+	return mv_vm_page_state(w->vm, w->ppn) == w->state;
 }
 
 /*
@@ -589,43 +639,48 @@ static void
 test_a_fault_queued_before_its_page_was_ballooned_is_no_violation(void **state)
 {
 	enum { R = 100, Q = 32, P = 33, X = 200, Z = 300 };
-	struct timespec ms10 = { 0, 10000000L };
 	uint32_t pfn = P;
 	struct mv_balloon_reply rep;
 	struct mv_settings s;
-	pthread_t r, q, x, p, z;
+	struct toucher r, q, x, p, z;
+	struct faults_seen seen;
+	struct page_in filled;
+	struct mv_vm_stats st;
 	uint64_t vr, vx;
 	struct fx f;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	s.fault_threads = 1;
 	fx_up(&f, &s);
 	assert_int_equal(mv_balloon_open(f.vm, &f.ch), 0);
 	vr = pmap_lock(&f.vm->pmap[R]);
 	vx = pmap_lock(&f.vm->pmap[X]);
-	r = touch(&f, R); /* read alone; the fault thread waits for R */
-	q = touch(&f, Q);
-	x = touch(&f, X);
-	p = touch(&f, P);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	/* R is read alone: the fault thread then waits for R's entry */
+	touch_queued(&f, R, &r);
+	seen = (struct faults_seen){ f.vm, st.faults + 1 };
+	assert_true(th_wait_until(faults_read, &seen, TH_WAIT_MS));
+	/* Q, X and P queue up behind it, in that order */
+	touch_queued(&f, Q, &q);
+	touch_queued(&f, X, &x);
+	touch_queued(&f, P, &p);
 	pmap_unlock(&f.vm->pmap[R], vr);
 	/* R's fault served; the next batch is Q, X, P: Q's run fills P */
-	for (int i = 0; i < 500 && mv_vm_page_state(f.vm, P) != MV_PAGE_PRIVATE;
-	     i++)
-		nanosleep(&ms10, NULL);
-	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_PRIVATE);
+	filled = (struct page_in){ f.vm, P, MV_PAGE_PRIVATE };
+	assert_true(th_wait_until(page_in_state, &filled, TH_WAIT_MS));
 	/* the fault thread waits for X; the guest frees P, the driver takes it */
 	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
 			 0);
 	assert_int_equal(rep.accepted, 1);
 	pmap_unlock(&f.vm->pmap[X], vx);
-	pthread_join(r, NULL);
-	pthread_join(q, NULL);
-	pthread_join(x, NULL);
-	pthread_join(p, NULL);
+	pthread_join(r.th, NULL);
+	pthread_join(q.th, NULL);
+	pthread_join(x.th, NULL);
+	pthread_join(p.th, NULL);
 	/* one fault thread, in order: once Z is served, so is P's fault */
-	z = touch(&f, Z);
-	pthread_join(z, NULL);
+	touch(&f, Z, &z);
+	pthread_join(z.th, NULL);
 	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_BALLOONED);
 	assert_int_equal(info(&f).violations, 0);
 	assert_int_equal(info(&f).actual_pages, 1);
@@ -768,14 +823,39 @@ static void test_stopping_the_driver_deflates_everything(void **state)
 	fx_down(&f);
 }
 
+struct burst_watch {
+	struct fx *f;
+	struct mvg_workload *w;
+	uint64_t least;
+};
+
+/*
+ * Watches the burst guest until it has done what the test checks: its
+ * bursts took pages back from the balloon (OOM), and between them the
+ * host got half the VM back.  Records the least consumption seen.
+ */
+static bool burst_gave_back(void *arg)
+{
+	struct burst_watch *b = arg;
+	uint64_t c = vm_consumed(b->f);
+	struct mvg_stats gs;
+
+	mvg_get_stats(b->w, &gs);
+	/* before its first burst the guest holds nothing anyway */
+	if (gs.writes && c < b->least)
+		b->least = c;
+	return gs.ops > VM_PAGES && info(b->f).deflated_pages > 0 &&
+	       b->least <= VM_PAGES / 2 + VM_PAGES / 10;
+}
+
 static void test_burst_guest_gives_its_free_memory_back(void **state)
 {
-	struct timespec ts = { 0, 10000000L };
 	struct mvg_workload *w;
 	struct mv_balloon_info bi;
 	struct mvg_config cfg;
 	struct mvg_stats gs;
-	uint64_t least = VM_PAGES, c;
+	struct burst_watch watch;
+	uint64_t least;
 	struct fx f;
 
 	(void)state;
@@ -792,14 +872,9 @@ static void test_burst_guest_gives_its_free_memory_back(void **state)
 	set_target_pages(&f, VM_PAGES / 2);
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	assert_true(info(&f).has_driver);
-	for (int i = 0; i < 200; i++) {
-		nanosleep(&ts, NULL);
-		c = vm_consumed(&f);
-		mvg_get_stats(w, &gs);
-		/* before its first burst the guest holds nothing anyway */
-		if (gs.writes)
-			least = c < least ? c : least;
-	}
+	watch = (struct burst_watch){ &f, w, VM_PAGES };
+	th_wait_until(burst_gave_back, &watch, TH_WAIT_MS);
+	least = watch.least;
 	assert_int_equal(mvg_stop_and_verify(w, &gs), 0);
 	bi = info(&f);
 	print_message(
@@ -933,6 +1008,7 @@ test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
 	struct cc cc = { 0 };
 	const char *env = getenv("MV_TORTURE_SECONDS");
 	unsigned rounds = (env ? (unsigned)atoi(env) : 3) * 50;
+	uint64_t until;
 
 	(void)state;
 	th_host_create(&t, 24 * MiB, NULL);
@@ -950,10 +1026,18 @@ test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
 				 0);
 	}
 	assert_int_equal(pthread_create(&swapper, NULL, cc_swapper, &cc), 0);
-	for (unsigned r = 0; r < rounds; r++) {
+	/* the test drives the target, every 20 ms, for the run's length and
+	 * then until the balloon and the swapper have both done something */
+	until = th_now_ms() + TH_WAIT_MS;
+	for (unsigned r = 0;; r++) {
 		mv_vm_balloon_set_target(
 			cc.vm, r % 3 == 0 ? 0 : (uint64_t)CC_PAGES * 4096);
 		nanosleep(&ts, NULL);
+		assert_int_equal(mv_vm_balloon_info(cc.vm, &bi), 0);
+		assert_int_equal(mv_vm_stats(cc.vm, &st), 0);
+		if (r >= rounds && ((bi.inflated_pages && st.swapout_pages) ||
+				    th_now_ms() > until))
+			break;
 	}
 	atomic_store(&cc.stop, true);
 	for (unsigned i = 0; i < CC_THREADS; i++)
@@ -1021,5 +1105,5 @@ int main(void)
 			test_guest_threads_driver_and_host_swapping_lose_nothing),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

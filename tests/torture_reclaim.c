@@ -203,5 +203,5 @@ int main(void)
 		cmocka_unit_test(test_torture_compressible_pages),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

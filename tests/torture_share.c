@@ -214,5 +214,5 @@ int main(void)
 		cmocka_unit_test(test_torture_share_under_pressure),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }
