@@ -72,6 +72,9 @@ uint64_t th_now_ms(void);
 /* The thread (a gettid() of this process) is asleep in the kernel, as a
  * guest thread whose fault waits in userfaultfd's queue is. */
 bool th_thread_sleeps(int tid);
+/* Every thread of this process but the caller sleeps (and there is one):
+ * for tests that run guest threads and no host, their threads are idle. */
+bool th_other_threads_sleep(void *unused);
 
 /* Fills a page with bytes determined by (tag, ppn, version). */
 void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);

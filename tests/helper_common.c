@@ -285,6 +285,27 @@ bool th_thread_sleeps(int tid)
 	return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
 }
 
+bool th_other_threads_sleep(void *unused)
+{
+	DIR *dp = opendir("/proc/self/task");
+	int self = (int)gettid(), tid, others = 0;
+	bool all = true;
+	struct dirent *d;
+
+	(void)unused;
+	if (!dp)
+		return false;
+	while (all && (d = readdir(dp))) {
+		tid = atoi(d->d_name);
+		if (tid <= 0 || tid == self)
+			continue;
+		others++;
+		all = th_thread_sleeps(tid);
+	}
+	closedir(dp);
+	return all && others;
+}
+
 bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms)
 {
 	struct timespec ts = { 0, 1000000L };

@@ -170,6 +170,7 @@ static void test_image_loads_lazily_and_exactly(void **state)
 	(void)state;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path);
 	close(fd);
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
@@ -208,6 +209,7 @@ static void test_image_larger_than_vm_is_rejected(void **state)
 	(void)state;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path);
 	close(fd);
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
