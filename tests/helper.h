@@ -116,7 +116,8 @@ unsigned th_torture_seconds(void);
  * that needs every page movable calls this after filling them. */
 void th_drain_lru(void);
 /* Waits until the host's scheduler has brought it out of the hard and low
- * states (free memory at least 64% of minFree), where it stops swapping. */
+ * states (free memory at least 64% of minFree), where it stops swapping;
+ * gives up after TH_WAIT_MS (the caller checks the state). */
 void th_settle(mv_host *h);
 
 #endif /* MV_TEST_HELPER_H */

@@ -435,5 +435,5 @@ static bool settled(void *arg)
 
 void th_settle(mv_host *h)
 {
-	th_wait_until(settled, h, 2000);
+	th_wait_until(settled, h, TH_WAIT_MS);
 }
