@@ -55,6 +55,11 @@ struct CMUnitTest;
 int th_run_group(const char *name, const struct CMUnitTest *tests, size_t n);
 #define th_run_tests(tests) \
 	th_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]))
+/* fn(arg), run by th_teardown before it destroys hosts, the last given
+ * first: a fixture's own clean-up (guest threads, drivers).  arg must
+ * outlive the test's frame (static or heap), and fn must do nothing for
+ * what the test already cleaned up. */
+void th_at_teardown(void (*fn)(void *arg), void *arg);
 /* A file or empty directory th_teardown removes if it still exists (files
  * before directories, the last given first). */
 void th_remove_at_teardown(const char *path);

@@ -135,6 +135,19 @@ static struct {
 } live[TH_MAX_HOSTS];
 static char *paths[TH_MAX_PATHS];
 static unsigned npaths;
+static struct {
+	void (*fn)(void *arg);
+	void *arg;
+} deferred[TH_MAX_PATHS];
+static unsigned ndeferred;
+
+void th_at_teardown(void (*fn)(void *arg), void *arg)
+{
+	assert_true(ndeferred < TH_MAX_PATHS);
+	deferred[ndeferred].fn = fn;
+	deferred[ndeferred].arg = arg;
+	ndeferred++;
+}
 
 static void remember_host(const struct th_host *t)
 {
@@ -188,6 +201,10 @@ int th_teardown(void **state)
 	struct mv_host *h;
 
 	(void)state;
+	while (ndeferred) {
+		ndeferred--;
+		deferred[ndeferred].fn(deferred[ndeferred].arg);
+	}
 	for (unsigned i = 0; i < TH_MAX_HOSTS; i++) {
 		h = live[i].host;
 		if (!h)

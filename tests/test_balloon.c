@@ -44,9 +44,25 @@ struct fx {
 	mv_balloon_chan *ch; /* raw channel, for tests playing the driver */
 };
 
+/* What a test that failed an assert left of its fixture (the host and VM
+ * are th_teardown's); after fx_down, nothing. */
+static void fx_cleanup(void *arg)
+{
+	struct fx *f = arg;
+
+	mvg_balloon_stop(f->drv);
+	mv_balloon_close(f->ch);
+	if (f->os)
+		mvg_os_destroy(f->os);
+	memset(f, 0, sizeof(*f));
+}
+
+/* f is static in each test, so that th_teardown can still reach it after
+ * a failed assert has left the test's frame. */
 static void fx_up(struct fx *f, const struct mv_settings *s)
 {
 	memset(f, 0, sizeof(*f));
+	th_at_teardown(fx_cleanup, f);
 	th_host_create(&f->t, 64 * MiB, s);
 	f->vm = th_vm_create(&f->t, "bal", VM_PAGES * 4096ull);
 	f->mem = mv_vm_mem(f->vm);
@@ -74,6 +90,7 @@ static void fx_down(struct fx *f)
 	mvg_os_destroy(f->os);
 	mv_vm_destroy(f->vm);
 	th_host_destroy(&f->t);
+	memset(f, 0, sizeof(*f));
 }
 
 static uint8_t *page(struct fx *f, uint64_t pfn)
@@ -164,7 +181,7 @@ test_inflate_reclaims_exactly_the_frames_of_free_guest_pages(void **state)
 	uint8_t freed[VM_PAGES] = { 0 };
 	uint64_t nfreed = 0, vm0, host0;
 	struct mvg_balloon_stats ds;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -200,7 +217,7 @@ static void test_guest_os_never_hands_out_a_ballooned_page(void **state)
 	static uint32_t pfns[VM_PAGES];
 	uint32_t chunk[64];
 	uint64_t got = 0;
-	struct fx f;
+	static struct fx f;
 	int n;
 
 	(void)state;
@@ -227,7 +244,7 @@ static void test_deflated_pages_read_zero_not_stale_data(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	uint8_t was[VM_PAGES] = { 0 };
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -269,10 +286,12 @@ static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
 	uint32_t pfns[4] = { 0, 1, 2, 3 };
 	struct mv_balloon_reply rep;
 	struct th_host t;
-	struct fx f = { 0 };
+	static struct fx f;
 	int fd;
 
 	(void)state;
+	memset(&f, 0, sizeof(f));
+	th_at_teardown(fx_cleanup, &f);
 	th_host_create(&t, 64 * MiB, NULL);
 	snprintf(path, sizeof(path), "%s/image", t.swapdir);
 	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
@@ -301,6 +320,7 @@ static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
 	for (uint64_t p = 4; p < 8; p++)
 		assert_true(th_check(page(&f, p), 77, p, 0));
 	mv_balloon_close(f.ch);
+	f.ch = NULL;
 	mv_vm_destroy(f.vm);
 	unlink(path);
 	th_host_destroy(&t);
@@ -310,7 +330,7 @@ static void test_targets_beyond_the_cap_are_clipped(void **state)
 {
 	struct mv_vm_stats st;
 	struct mv_settings s;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -349,7 +369,7 @@ static void test_out_of_range_pfns_are_refused_and_harm_nothing(void **state)
 	uint32_t pfns[] = { 5, VM_PAGES, UINT32_MAX, 6 };
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 4);
@@ -380,7 +400,7 @@ static void test_duplicate_pfns_are_refused_and_harm_nothing(void **state)
 	uint32_t pfns[] = { 7, 7, 8 };
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 5);
@@ -413,7 +433,7 @@ static void test_deflating_pages_not_in_the_balloon_is_refused(void **state)
 {
 	uint32_t pfns[] = { 3, 4 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 6);
@@ -432,7 +452,7 @@ static void test_oversized_and_unknown_messages_are_refused_whole(void **state)
 {
 	struct mv_balloon_msg m = { .type = MV_BALLOON_MSG_INFLATE };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 8);
@@ -473,7 +493,7 @@ static void test_inflating_beyond_the_cap_is_refused(void **state)
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
 	struct mv_settings s;
-	struct fx f;
+	static struct fx f;
 	unsigned cap = VM_PAGES / 10;
 
 	(void)state;
@@ -503,7 +523,7 @@ static void test_deflate_on_oom_gives_the_guest_its_memory_back(void **state)
 	struct mvg_balloon_config cfg;
 	struct mvg_balloon_stats ds;
 	struct mvg_os_stats os;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -539,7 +559,7 @@ static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
 {
 	uint32_t pfn = 9;
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 12);
@@ -647,7 +667,7 @@ test_a_fault_queued_before_its_page_was_ballooned_is_no_violation(void **state)
 	struct page_in filled;
 	struct mv_vm_stats st;
 	uint64_t vr, vx;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	th_settings_quiet(&s);
@@ -698,7 +718,7 @@ static void test_inflate_takes_swapped_pages_and_their_slot(void **state)
 	struct mv_balloon_reply rep;
 	struct mv_vm_stats st;
 	uint8_t taken[VM_PAGES] = { 0 };
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 13);
@@ -731,7 +751,7 @@ static void test_inflate_takes_compressed_pages_out_of_the_cache(void **state)
 	uint32_t pfn = 12;
 	struct mv_balloon_reply rep;
 	struct mv_vm_stats st;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 14);
@@ -759,7 +779,7 @@ static void test_guest_statistics_reach_the_host(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	struct mv_balloon_info bi;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -785,7 +805,7 @@ static void test_one_driver_per_vm_and_its_absence_is_shown(void **state)
 {
 	mv_balloon_chan *other;
 	struct mv_vm_stats st;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -806,7 +826,7 @@ static void test_stopping_the_driver_deflates_everything(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	struct mvg_os_stats os;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -856,7 +876,7 @@ static void test_burst_guest_gives_its_free_memory_back(void **state)
 	struct mvg_stats gs;
 	struct burst_watch watch;
 	uint64_t least;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
