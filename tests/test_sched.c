@@ -301,7 +301,31 @@ static void test_vm_settings_out_of_range_are_refused(void **state)
 struct toucher {
 	mv_vm *vm;
 	atomic_bool stop;
+	pthread_t th;
+	bool running;
 };
+
+/* Stops and joins the toucher's thread if it runs (also th_teardown's, so
+ * that a failed assert does not leave it touching a destroyed VM). */
+static void toucher_stop(void *arg)
+{
+	struct toucher *t = arg;
+
+	if (!t->running)
+		return;
+	atomic_store(&t->stop, true);
+	pthread_join(t->th, NULL);
+	t->running = false;
+}
+
+/* t is static in its test, so that th_teardown can reach it. */
+static void toucher_start(struct toucher *t, mv_vm *vm, void *(*main)(void *))
+{
+	*t = (struct toucher){ .vm = vm };
+	th_at_teardown(toucher_stop, t);
+	assert_int_equal(pthread_create(&t->th, NULL, main, t), 0);
+	t->running = true;
+}
 
 /* Reads every page over and over: a VM whose memory is all active. */
 static void *touch_main(void *arg)
@@ -345,18 +369,17 @@ static void sampling_host(struct th_host *t, uint64_t memsize)
 static void test_sampling_tells_idle_from_active(void **state)
 {
 	struct mv_vm_stats idle_st, busy_st;
-	struct toucher busy = { 0 };
+	static struct toucher busy;
 	struct th_host t;
-	mv_vm *idle;
-	pthread_t th;
+	mv_vm *idle, *vm;
 
 	(void)state;
 	sampling_host(&t, 128 * MiB);
 	idle = th_vm_create(&t, "idle", 16 * MiB);
-	busy.vm = th_vm_create(&t, "busy", 16 * MiB);
 	th_fill_vm(idle, 1, false);
-	th_fill_vm(busy.vm, 2, false);
-	assert_int_equal(pthread_create(&th, NULL, touch_main, &busy), 0);
+	vm = th_vm_create(&t, "busy", 16 * MiB);
+	th_fill_vm(vm, 2, false);
+	toucher_start(&busy, vm, touch_main);
 	/* three periods: two measured, each ended once the busy VM has
 	 * touched every page sampled in it */
 	for (int period = 0; period < 3; period++) {
@@ -369,8 +392,7 @@ static void test_sampling_tells_idle_from_active(void **state)
 	}
 	assert_int_equal(mv_vm_stats(idle, &idle_st), 0);
 	assert_int_equal(mv_vm_stats(busy.vm, &busy_st), 0);
-	atomic_store(&busy.stop, true);
-	pthread_join(th, NULL);
+	toucher_stop(&busy);
 	assert_true(idle_st.active_permille < 100);
 	assert_true(busy_st.active_permille > 900);
 	/* a sampled page keeps its frame charged to its VM */
@@ -489,17 +511,17 @@ static bool refaulted_a_vm(void *arg)
 
 static void test_refaulting_vm_is_not_estimated_idle(void **state)
 {
-	struct toucher busy = { 0 };
+	static struct toucher busy;
 	struct mv_vm_stats st;
 	struct refaults r;
 	struct th_host t;
-	pthread_t th;
+	mv_vm *vm;
 
 	(void)state;
 	sampling_host(&t, 128 * MiB);
-	busy.vm = th_vm_create(&t, "refaults", 4 * MiB);
-	th_fill_vm(busy.vm, 3, false);
-	assert_int_equal(pthread_create(&th, NULL, refault_main, &busy), 0);
+	vm = th_vm_create(&t, "refaults", 4 * MiB);
+	th_fill_vm(vm, 3, false);
+	toucher_start(&busy, vm, refault_main);
 	/* three periods, two measured; each ends once the VM has faulted
 	 * back its size */
 	for (int period = 0; period < 3; period++) {
@@ -511,8 +533,7 @@ static void test_refaulting_vm_is_not_estimated_idle(void **state)
 		mv__sample_period(busy.vm);
 	}
 	assert_int_equal(mv_vm_stats(busy.vm, &st), 0);
-	atomic_store(&busy.stop, true);
-	pthread_join(th, NULL);
+	toucher_stop(&busy);
 	/* sampling alone sees a quarter touched; the refaults say more */
 	assert_true(st.swapin_pages > 4 * MiB / MV_PAGE_SIZE);
 	assert_true(st.active_permille > 600);
