@@ -98,9 +98,14 @@ test: all
 torture: all
 	@scripts/run-tests.sh $(BUILD) $(TORTURES)
 
+# each run goes on whatever the one before found, so that one failure does
+# not hide what the others would find; the status is the worst of them
 sanitize:
-	$(MAKE) SAN=asan test torture
-	$(MAKE) SAN=tsan torture
+	@st=0; \
+	$(MAKE) SAN=asan test || st=1; \
+	$(MAKE) SAN=asan torture || st=1; \
+	$(MAKE) SAN=tsan torture || st=1; \
+	exit $$st
 
 bench: all
 	$(BIN) bench all

@@ -16,7 +16,7 @@
 # Each image is exactly the guest's RAM size; byte N of the file is guest
 # physical byte N (below 3 GiB; qemu's pc machine maps RAM beyond that
 # above 4 GiB, the file staying contiguous).  Use one with memvisor as "image = PATH" in a [vm] section
-# (see scenarios/image-debian.ini and docs/IMAGES.md).
+# (see scenarios/image/debian.ini and docs/IMAGES.md).
 #
 # Default OUTDIR: /var/tmp/memvisor-images (outside the repository: the
 # images are large and never committed).  Also kept there, so that a re-run

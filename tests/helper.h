@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * helper.h - what the engine's tests share: throwaway hosts in temporary
- * swap directories, and page patterns that tell whose page, which page and
- * which version a page holds.
+ * swap directories, quiet settings, waits for a condition with a deadline,
+ * a per-test teardown that cleans up after a failed assert, and page
+ * patterns that tell whose page, which page and which version a page holds.
  */
 #ifndef MV_TEST_HELPER_H
 #define MV_TEST_HELPER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "memvisor.h"
@@ -17,12 +19,67 @@ struct th_host {
 	char swapdir[64];
 };
 
+/*
+ * ESX's defaults with every background mechanism that takes pages on its
+ * own clock turned off: no active-memory sampling (Mem.SamplePeriod = 0,
+ * whose first period would otherwise start a second in and take 100 pages
+ * of each VM out as SAMPLED) and no background share scanner
+ * (Mem.ShareScanGHz = 0; mv_vm_share_scan still scans when a test asks).
+ * Every test that is not about sampling or scanning starts from these, so
+ * that what it counts does not depend on how long it took to get there.
+ */
+void th_settings_quiet(struct mv_settings *s);
+
 /* A host with a budget of memsize bytes, swap files in a fresh directory,
- * and the settings given (NULL: defaults).  Fails the test on error. */
+ * and the settings given (NULL: th_settings_quiet()).  Fails the test on
+ * error.  Until th_host_destroy the host is known to th_teardown. */
 void th_host_create(struct th_host *t, uint64_t memsize,
 		    const struct mv_settings *s);
 void th_host_destroy(struct th_host *t);
 mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize);
+
+/*
+ * Per-test teardown (cmocka_unit_test_teardown(test, th_teardown), or
+ * TH_TEST(test)): a test that failed an assert jumped out past its own
+ * clean-up, so this destroys the VMs and hosts th_host_create made that are
+ * still alive, and removes the swap directories and every path given to
+ * th_remove_at_teardown, so that nothing leaks into the next test.  After a
+ * test that cleaned up after itself it has nothing to do.  Guest threads a
+ * failed test left running are not stopped: its later tests may then fail
+ * too, but the first failure is the one reported.
+ */
+int th_teardown(void **state);
+/* Runs a test file's tests (main's `return th_run_tests(tests);`), each
+ * with th_teardown after it unless it has a teardown of its own. */
+struct CMUnitTest;
+int th_run_group(const char *name, const struct CMUnitTest *tests, size_t n);
+#define th_run_tests(tests) \
+	th_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]))
+/* fn(arg), run by th_teardown before it destroys hosts, the last given
+ * first: a fixture's own clean-up (guest threads, drivers).  arg must
+ * outlive the test's frame (static or heap), and fn must do nothing for
+ * what the test already cleaned up. */
+void th_at_teardown(void (*fn)(void *arg), void *arg);
+/* A file or empty directory th_teardown removes if it still exists (files
+ * before directories, the last given first). */
+void th_remove_at_teardown(const char *path);
+
+/*
+ * Polls cond(arg) about every millisecond until it holds or timeout_ms
+ * have passed; returns its last answer.  Tests synchronise with this,
+ * never by sleeping: a slow machine only makes it wait longer.
+ */
+bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
+/* The limit tests give th_wait_until for things that take well under a
+ * second on an idle machine: generous, for a loaded one. */
+#define TH_WAIT_MS 20000u
+uint64_t th_now_ms(void);
+/* The thread (a gettid() of this process) is asleep in the kernel, as a
+ * guest thread whose fault waits in userfaultfd's queue is. */
+bool th_thread_sleeps(int tid);
+/* Every thread of this process but the caller sleeps (and there is one):
+ * for tests that run guest threads and no host, their threads are idle. */
+bool th_other_threads_sleep(void *unused);
 
 /* Fills a page with bytes determined by (tag, ppn, version). */
 void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
@@ -32,8 +89,9 @@ bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 void th_fill_z(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_check_z(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 bool th_is_zero(const void *page);
-/* Every page of the VM filled with th_fill (or th_fill_z if z), version 0;
- * and how many pages no longer hold exactly that. */
+/* Every page of the VM filled with th_fill (or th_fill_z if z), version 0,
+ * and th_quiesce()d, so that stats read next count every page; and how many
+ * pages no longer hold exactly that. */
 void th_fill_vm(mv_vm *vm, uint64_t tag, bool z);
 uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z);
 /* Waits until no fault of this VM is still being served, so that stats
@@ -63,7 +121,8 @@ unsigned th_torture_seconds(void);
  * that needs every page movable calls this after filling them. */
 void th_drain_lru(void);
 /* Waits until the host's scheduler has brought it out of the hard and low
- * states (free memory at least 64% of minFree), where it stops swapping. */
+ * states (free memory at least 64% of minFree), where it stops swapping;
+ * gives up after TH_WAIT_MS (the caller checks the state). */
 void th_settle(mv_host *h);
 
 #endif /* MV_TEST_HELPER_H */

@@ -6,6 +6,12 @@
  * a page that holds another VM's data, another page's data or an older
  * version of itself fails th_check.
  *
+ * Hosts made by th_host_create are remembered (host pointer and a copy of
+ * the swap directory's name: the test's struct th_host lives in a frame a
+ * failed assert jumped out of) until th_host_destroy, so that th_teardown
+ * can destroy what a failed test left behind.  Tests run one at a time on
+ * the main thread, so the lists need no lock.
+ *
  * Lock ordering: none.
  */
 #include <setjmp.h>
@@ -15,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -86,6 +93,9 @@ void th_fill_vm(mv_vm *vm, uint64_t tag, bool z)
 		else
 			th_fill(m + p * MV_PAGE_SIZE, tag, p, 0);
 	}
+	/* UFFDIO_COPY wakes the guest before its fault thread has counted
+	 * the run: without this, stats read next can miss the last run */
+	th_quiesce(vm);
 }
 
 uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z)
@@ -109,11 +119,135 @@ bool th_is_zero(const void *page)
 	return true;
 }
 
+void th_settings_quiet(struct mv_settings *s)
+{
+	mv_settings_init(s);
+	assert_int_equal(mv_settings_set(s, "Mem.SamplePeriod", "0"), 0);
+	assert_int_equal(mv_settings_set(s, "Mem.ShareScanGHz", "0"), 0);
+}
+
+#define TH_MAX_HOSTS 16
+#define TH_MAX_PATHS 32
+
+static struct {
+	mv_host *host;
+	char swapdir[64];
+} live[TH_MAX_HOSTS];
+static char *paths[TH_MAX_PATHS];
+static unsigned npaths;
+static struct {
+	void (*fn)(void *arg);
+	void *arg;
+} deferred[TH_MAX_PATHS];
+static unsigned ndeferred;
+
+void th_at_teardown(void (*fn)(void *arg), void *arg)
+{
+	assert_true(ndeferred < TH_MAX_PATHS);
+	deferred[ndeferred].fn = fn;
+	deferred[ndeferred].arg = arg;
+	ndeferred++;
+}
+
+static void remember_host(const struct th_host *t)
+{
+	for (unsigned i = 0; i < TH_MAX_HOSTS; i++) {
+		if (!live[i].host) {
+			live[i].host = t->host;
+			memcpy(live[i].swapdir, t->swapdir,
+			       sizeof(live[i].swapdir));
+			return;
+		}
+	}
+	fail_msg("more than %d hosts alive at once", TH_MAX_HOSTS);
+}
+
+static void forget_host(mv_host *h)
+{
+	for (unsigned i = 0; i < TH_MAX_HOSTS; i++)
+		if (live[i].host == h)
+			live[i].host = NULL;
+}
+
+void th_remove_at_teardown(const char *path)
+{
+	assert_true(npaths < TH_MAX_PATHS);
+	paths[npaths] = strdup(path);
+	assert_non_null(paths[npaths]);
+	npaths++;
+}
+
+/* Removes the files in dir (swap files, images a test put there), then dir. */
+static void remove_dir(const char *dir)
+{
+	char path[512];
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (!dp)
+		return;
+	while ((d = readdir(dp))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		unlink(path);
+	}
+	closedir(dp);
+	rmdir(dir);
+}
+
+int th_teardown(void **state)
+{
+	struct mv_host *h;
+
+	(void)state;
+	while (ndeferred) {
+		ndeferred--;
+		deferred[ndeferred].fn(deferred[ndeferred].arg);
+	}
+	for (unsigned i = 0; i < TH_MAX_HOSTS; i++) {
+		h = live[i].host;
+		if (!h)
+			continue;
+		/* VMs unlink themselves from h->vms as they go */
+		while (h->vms)
+			mv_vm_destroy(h->vms);
+		mv_host_destroy(h);
+		remove_dir(live[i].swapdir);
+		live[i].host = NULL;
+	}
+	while (npaths) {
+		char *p = paths[--npaths];
+
+		if (unlink(p) < 0)
+			rmdir(p);
+		free(p);
+	}
+	return 0;
+}
+
+int th_run_group(const char *name, const struct CMUnitTest *tests, size_t n)
+{
+	struct CMUnitTest *all = calloc(n, sizeof(*all));
+	int failed;
+
+	if (!all)
+		return 1;
+	memcpy(all, tests, n * sizeof(*all));
+	for (size_t i = 0; i < n; i++)
+		if (!all[i].teardown_func)
+			all[i].teardown_func = th_teardown;
+	failed = _cmocka_run_group_tests(name, all, n, NULL, NULL);
+	free(all);
+	return failed;
+}
+
 void th_host_create(struct th_host *t, uint64_t memsize,
 		    const struct mv_settings *s)
 {
 	struct mv_host_config cfg;
 	char msg[512];
+	int err;
 
 	assert_int_equal(mv_check_system(msg, sizeof(msg)), 0);
 	snprintf(t->swapdir, sizeof(t->swapdir), "/var/tmp/mvtest.XXXXXX");
@@ -123,13 +257,83 @@ void th_host_create(struct th_host *t, uint64_t memsize,
 	cfg.swapdir = t->swapdir;
 	if (s)
 		cfg.settings = *s;
-	assert_int_equal(mv_host_create(&cfg, &t->host), 0);
+	else
+		th_settings_quiet(&cfg.settings);
+	err = mv_host_create(&cfg, &t->host);
+	if (err) {
+		rmdir(t->swapdir);
+		fail_msg("mv_host_create: %s", mv_strerror(err));
+	}
+	remember_host(t);
 }
 
 void th_host_destroy(struct th_host *t)
 {
+	forget_host(t->host);
 	mv_host_destroy(t->host);
 	rmdir(t->swapdir);
+}
+
+uint64_t th_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool th_thread_sleeps(int tid)
+{
+	char path[64], buf[256], *paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "tid (comm) S ...": the comm may hold spaces and parentheses */
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
+}
+
+bool th_other_threads_sleep(void *unused)
+{
+	DIR *dp = opendir("/proc/self/task");
+	int self = (int)gettid(), tid, others = 0;
+	bool all = true;
+	struct dirent *d;
+
+	(void)unused;
+	if (!dp)
+		return false;
+	while (all && (d = readdir(dp))) {
+		tid = atoi(d->d_name);
+		if (tid <= 0 || tid == self)
+			continue;
+		others++;
+		all = th_thread_sleeps(tid);
+	}
+	closedir(dp);
+	return all && others;
+}
+
+bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms)
+{
+	struct timespec ts = { 0, 1000000L };
+	uint64_t until = th_now_ms() + timeout_ms;
+
+	while (!cond(arg)) {
+		if (th_now_ms() >= until)
+			return cond(arg);
+		nanosleep(&ts, NULL); /* the poll's period, not a guess */
+	}
+	return true;
 }
 
 mv_vm *th_vm_create(struct th_host *t, const char *name, uint64_t memsize)
@@ -236,17 +440,17 @@ void th_drain_lru(void)
 	syscall(SYS_move_pages, 0, 1UL, &addr, &node, &status, 0);
 }
 
-void th_settle(mv_host *h)
+/* The state is the scheduler's last verdict; free is now. */
+static bool settled(void *arg)
 {
-	struct timespec ts = { 0, 5000000L };
 	struct mv_host_stats st;
 
-	for (int i = 0; i < 400; i++) {
-		mv_host_stats(h, &st);
-		/* the state is the scheduler's last verdict; free is now */
-		if (st.state <= MV_STATE_SOFT &&
-		    st.free_pages * 100 >= st.minfree_pages * 64)
-			return;
-		nanosleep(&ts, NULL);
-	}
+	mv_host_stats(arg, &st);
+	return st.state <= MV_STATE_SOFT &&
+	       st.free_pages * 100 >= st.minfree_pages * 64;
+}
+
+void th_settle(mv_host *h)
+{
+	th_wait_until(settled, h, TH_WAIT_MS);
 }

@@ -44,9 +44,25 @@ struct fx {
 	mv_balloon_chan *ch; /* raw channel, for tests playing the driver */
 };
 
+/* What a test that failed an assert left of its fixture (the host and VM
+ * are th_teardown's); after fx_down, nothing. */
+static void fx_cleanup(void *arg)
+{
+	struct fx *f = arg;
+
+	mvg_balloon_stop(f->drv);
+	mv_balloon_close(f->ch);
+	if (f->os)
+		mvg_os_destroy(f->os);
+	memset(f, 0, sizeof(*f));
+}
+
+/* f is static in each test, so that th_teardown can still reach it after
+ * a failed assert has left the test's frame. */
 static void fx_up(struct fx *f, const struct mv_settings *s)
 {
 	memset(f, 0, sizeof(*f));
+	th_at_teardown(fx_cleanup, f);
 	th_host_create(&f->t, 64 * MiB, s);
 	f->vm = th_vm_create(&f->t, "bal", VM_PAGES * 4096ull);
 	f->mem = mv_vm_mem(f->vm);
@@ -74,6 +90,7 @@ static void fx_down(struct fx *f)
 	mvg_os_destroy(f->os);
 	mv_vm_destroy(f->vm);
 	th_host_destroy(&f->t);
+	memset(f, 0, sizeof(*f));
 }
 
 static uint8_t *page(struct fx *f, uint64_t pfn)
@@ -164,7 +181,7 @@ test_inflate_reclaims_exactly_the_frames_of_free_guest_pages(void **state)
 	uint8_t freed[VM_PAGES] = { 0 };
 	uint64_t nfreed = 0, vm0, host0;
 	struct mvg_balloon_stats ds;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -200,7 +217,7 @@ static void test_guest_os_never_hands_out_a_ballooned_page(void **state)
 	static uint32_t pfns[VM_PAGES];
 	uint32_t chunk[64];
 	uint64_t got = 0;
-	struct fx f;
+	static struct fx f;
 	int n;
 
 	(void)state;
@@ -227,7 +244,7 @@ static void test_deflated_pages_read_zero_not_stale_data(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	uint8_t was[VM_PAGES] = { 0 };
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -269,10 +286,12 @@ static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
 	uint32_t pfns[4] = { 0, 1, 2, 3 };
 	struct mv_balloon_reply rep;
 	struct th_host t;
-	struct fx f = { 0 };
+	static struct fx f;
 	int fd;
 
 	(void)state;
+	memset(&f, 0, sizeof(f));
+	th_at_teardown(fx_cleanup, &f);
 	th_host_create(&t, 64 * MiB, NULL);
 	snprintf(path, sizeof(path), "%s/image", t.swapdir);
 	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
@@ -301,6 +320,7 @@ static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
 	for (uint64_t p = 4; p < 8; p++)
 		assert_true(th_check(page(&f, p), 77, p, 0));
 	mv_balloon_close(f.ch);
+	f.ch = NULL;
 	mv_vm_destroy(f.vm);
 	unlink(path);
 	th_host_destroy(&t);
@@ -310,7 +330,7 @@ static void test_targets_beyond_the_cap_are_clipped(void **state)
 {
 	struct mv_vm_stats st;
 	struct mv_settings s;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -328,7 +348,7 @@ static void test_targets_beyond_the_cap_are_clipped(void **state)
 	assert_int_equal(info(&f).errors, 0);
 	fx_down(&f);
 
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
 	fx_up(&f, &s);
 	set_target_pages(&f, 1000);
@@ -349,7 +369,7 @@ static void test_out_of_range_pfns_are_refused_and_harm_nothing(void **state)
 	uint32_t pfns[] = { 5, VM_PAGES, UINT32_MAX, 6 };
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 4);
@@ -380,7 +400,7 @@ static void test_duplicate_pfns_are_refused_and_harm_nothing(void **state)
 	uint32_t pfns[] = { 7, 7, 8 };
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 5);
@@ -413,7 +433,7 @@ static void test_deflating_pages_not_in_the_balloon_is_refused(void **state)
 {
 	uint32_t pfns[] = { 3, 4 };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 6);
@@ -432,7 +452,7 @@ static void test_oversized_and_unknown_messages_are_refused_whole(void **state)
 {
 	struct mv_balloon_msg m = { .type = MV_BALLOON_MSG_INFLATE };
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 8);
@@ -473,11 +493,11 @@ static void test_inflating_beyond_the_cap_is_refused(void **state)
 	uint8_t taken[VM_PAGES] = { 0 };
 	struct mv_balloon_reply rep;
 	struct mv_settings s;
-	struct fx f;
+	static struct fx f;
 	unsigned cap = VM_PAGES / 10;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.CtlMaxPercent", "10"), 0);
 	raw_up(&f, &s, 9);
 	for (uint32_t i = 0; i < MV_BALLOON_PFNS_MAX; i++)
@@ -503,7 +523,7 @@ static void test_deflate_on_oom_gives_the_guest_its_memory_back(void **state)
 	struct mvg_balloon_config cfg;
 	struct mvg_balloon_stats ds;
 	struct mvg_os_stats os;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -539,7 +559,7 @@ static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
 {
 	uint32_t pfn = 9;
 	struct mv_balloon_reply rep;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 12);
@@ -559,21 +579,71 @@ static void test_touching_a_ballooned_page_reads_zero_and_counts(void **state)
 }
 
 /* A guest thread's one write, whose fault the test can hold up. */
+struct toucher {
+	volatile uint8_t *addr;
+	atomic_int tid;
+	pthread_t th;
+};
+
 static void *touch_main(void *arg)
 {
-	*(volatile uint8_t *)arg = 1;
+	struct toucher *t = arg;
+
+	atomic_store(&t->tid, (int)gettid());
+	*t->addr = 1;
 	return NULL;
 }
 
-static pthread_t touch(struct fx *f, uint64_t pfn)
+/* Its thread is asleep in the kernel: in userfaultfd's queue. */
+static bool fault_queued(void *arg)
 {
-	struct timespec ts = { 0, 100000000L };
-	pthread_t tid;
+	struct toucher *t = arg;
+	int tid = atomic_load(&t->tid);
 
-	assert_int_equal(pthread_create(&tid, NULL, touch_main, page(f, pfn)),
-			 0);
-	nanosleep(&ts, NULL); /* until its fault is queued */
-	return tid;
+	return tid && th_thread_sleeps(tid);
+}
+
+static void touch(struct fx *f, uint64_t pfn, struct toucher *t)
+{
+	t->addr = page(f, pfn);
+	atomic_store(&t->tid, 0);
+	assert_int_equal(pthread_create(&t->th, NULL, touch_main, t), 0);
+}
+
+/* Touches pfn from a new thread and waits until its fault is queued (the
+ * fault thread must be held up, or the thread would be gone). */
+static void touch_queued(struct fx *f, uint64_t pfn, struct toucher *t)
+{
+	touch(f, pfn, t);
+	assert_true(th_wait_until(fault_queued, t, TH_WAIT_MS));
+}
+
+struct faults_seen {
+	mv_vm *vm;
+	uint64_t n;
+};
+
+/* The fault threads have read at least n faults of the VM. */
+static bool faults_read(void *arg)
+{
+	struct faults_seen *w = arg;
+	struct mv_vm_stats st;
+
+	mv_vm_stats(w->vm, &st);
+	return st.faults >= w->n;
+}
+
+struct page_in {
+	mv_vm *vm;
+	uint64_t ppn;
+	int state;
+};
+
+static bool page_in_state(void *arg)
+{
+	struct page_in *w = arg;
+
+	return mv_vm_page_state(w->vm, w->ppn) == w->state;
 }
 
 /*
@@ -589,43 +659,48 @@ static void
 test_a_fault_queued_before_its_page_was_ballooned_is_no_violation(void **state)
 {
 	enum { R = 100, Q = 32, P = 33, X = 200, Z = 300 };
-	struct timespec ms10 = { 0, 10000000L };
 	uint32_t pfn = P;
 	struct mv_balloon_reply rep;
 	struct mv_settings s;
-	pthread_t r, q, x, p, z;
+	struct toucher r, q, x, p, z;
+	struct faults_seen seen;
+	struct page_in filled;
+	struct mv_vm_stats st;
 	uint64_t vr, vx;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	s.fault_threads = 1;
 	fx_up(&f, &s);
 	assert_int_equal(mv_balloon_open(f.vm, &f.ch), 0);
 	vr = pmap_lock(&f.vm->pmap[R]);
 	vx = pmap_lock(&f.vm->pmap[X]);
-	r = touch(&f, R); /* read alone; the fault thread waits for R */
-	q = touch(&f, Q);
-	x = touch(&f, X);
-	p = touch(&f, P);
+	assert_int_equal(mv_vm_stats(f.vm, &st), 0);
+	/* R is read alone: the fault thread then waits for R's entry */
+	touch_queued(&f, R, &r);
+	seen = (struct faults_seen){ f.vm, st.faults + 1 };
+	assert_true(th_wait_until(faults_read, &seen, TH_WAIT_MS));
+	/* Q, X and P queue up behind it, in that order */
+	touch_queued(&f, Q, &q);
+	touch_queued(&f, X, &x);
+	touch_queued(&f, P, &p);
 	pmap_unlock(&f.vm->pmap[R], vr);
 	/* R's fault served; the next batch is Q, X, P: Q's run fills P */
-	for (int i = 0; i < 500 && mv_vm_page_state(f.vm, P) != MV_PAGE_PRIVATE;
-	     i++)
-		nanosleep(&ms10, NULL);
-	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_PRIVATE);
+	filled = (struct page_in){ f.vm, P, MV_PAGE_PRIVATE };
+	assert_true(th_wait_until(page_in_state, &filled, TH_WAIT_MS));
 	/* the fault thread waits for X; the guest frees P, the driver takes it */
 	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, &pfn, 1, &rep),
 			 0);
 	assert_int_equal(rep.accepted, 1);
 	pmap_unlock(&f.vm->pmap[X], vx);
-	pthread_join(r, NULL);
-	pthread_join(q, NULL);
-	pthread_join(x, NULL);
-	pthread_join(p, NULL);
+	pthread_join(r.th, NULL);
+	pthread_join(q.th, NULL);
+	pthread_join(x.th, NULL);
+	pthread_join(p.th, NULL);
 	/* one fault thread, in order: once Z is served, so is P's fault */
-	z = touch(&f, Z);
-	pthread_join(z, NULL);
+	touch(&f, Z, &z);
+	pthread_join(z.th, NULL);
 	assert_int_equal(mv_vm_page_state(f.vm, P), MV_PAGE_BALLOONED);
 	assert_int_equal(info(&f).violations, 0);
 	assert_int_equal(info(&f).actual_pages, 1);
@@ -643,7 +718,7 @@ static void test_inflate_takes_swapped_pages_and_their_slot(void **state)
 	struct mv_balloon_reply rep;
 	struct mv_vm_stats st;
 	uint8_t taken[VM_PAGES] = { 0 };
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 13);
@@ -676,7 +751,7 @@ static void test_inflate_takes_compressed_pages_out_of_the_cache(void **state)
 	uint32_t pfn = 12;
 	struct mv_balloon_reply rep;
 	struct mv_vm_stats st;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 14);
@@ -704,7 +779,7 @@ static void test_guest_statistics_reach_the_host(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	struct mv_balloon_info bi;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -730,7 +805,7 @@ static void test_one_driver_per_vm_and_its_absence_is_shown(void **state)
 {
 	mv_balloon_chan *other;
 	struct mv_vm_stats st;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -751,7 +826,7 @@ static void test_stopping_the_driver_deflates_everything(void **state)
 {
 	static uint32_t pfns[VM_PAGES];
 	struct mvg_os_stats os;
-	struct fx f;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -768,15 +843,50 @@ static void test_stopping_the_driver_deflates_everything(void **state)
 	fx_down(&f);
 }
 
+struct burst_watch {
+	struct fx *f;
+	struct mvg_workload *w;
+	uint64_t least;
+};
+
+/*
+ * Watches the burst guest until it has done what the test checks: its
+ * bursts took pages back from the balloon (OOM), and between them the
+ * host got half the VM back.  Records the least consumption seen.
+ */
+static bool burst_gave_back(void *arg)
+{
+	struct burst_watch *b = arg;
+	uint64_t c = vm_consumed(b->f);
+	struct mvg_stats gs;
+
+	mvg_get_stats(b->w, &gs);
+	/* before its first burst the guest holds nothing anyway */
+	if (gs.writes && c < b->least)
+		b->least = c;
+	return gs.ops > VM_PAGES && info(b->f).deflated_pages > 0 &&
+	       b->least <= VM_PAGES / 2 + VM_PAGES / 10;
+}
+
+/* The burst workload a failed assert left running (th_teardown's). */
+static void burst_stop(void *arg)
+{
+	struct mvg_workload **w = arg;
+
+	if (*w)
+		mvg_stop(*w);
+	*w = NULL;
+}
+
 static void test_burst_guest_gives_its_free_memory_back(void **state)
 {
-	struct timespec ts = { 0, 10000000L };
-	struct mvg_workload *w;
+	static struct mvg_workload *w;
 	struct mv_balloon_info bi;
 	struct mvg_config cfg;
 	struct mvg_stats gs;
-	uint64_t least = VM_PAGES, c;
-	struct fx f;
+	struct burst_watch watch;
+	uint64_t least;
+	static struct fx f;
 
 	(void)state;
 	fx_up(&f, NULL);
@@ -791,16 +901,13 @@ static void test_burst_guest_gives_its_free_memory_back(void **state)
 	cfg.balloon_poll_ms = 20;
 	set_target_pages(&f, VM_PAGES / 2);
 	assert_int_equal(mvg_start(&cfg, &w), 0);
+	th_at_teardown(burst_stop, &w);
 	assert_true(info(&f).has_driver);
-	for (int i = 0; i < 200; i++) {
-		nanosleep(&ts, NULL);
-		c = vm_consumed(&f);
-		mvg_get_stats(w, &gs);
-		/* before its first burst the guest holds nothing anyway */
-		if (gs.writes)
-			least = c < least ? c : least;
-	}
+	watch = (struct burst_watch){ &f, w, VM_PAGES };
+	th_wait_until(burst_gave_back, &watch, TH_WAIT_MS);
+	least = watch.least;
 	assert_int_equal(mvg_stop_and_verify(w, &gs), 0);
+	w = NULL;
 	bi = info(&f);
 	print_message(
 		"  %llu ops, balloon inflated %llu deflated %llu pages, least consumed %llu of %u pages\n",
@@ -933,6 +1040,7 @@ test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
 	struct cc cc = { 0 };
 	const char *env = getenv("MV_TORTURE_SECONDS");
 	unsigned rounds = (env ? (unsigned)atoi(env) : 3) * 50;
+	uint64_t until;
 
 	(void)state;
 	th_host_create(&t, 24 * MiB, NULL);
@@ -950,10 +1058,18 @@ test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
 				 0);
 	}
 	assert_int_equal(pthread_create(&swapper, NULL, cc_swapper, &cc), 0);
-	for (unsigned r = 0; r < rounds; r++) {
+	/* the test drives the target, every 20 ms, for the run's length and
+	 * then until the balloon and the swapper have both done something */
+	until = th_now_ms() + TH_WAIT_MS;
+	for (unsigned r = 0;; r++) {
 		mv_vm_balloon_set_target(
 			cc.vm, r % 3 == 0 ? 0 : (uint64_t)CC_PAGES * 4096);
 		nanosleep(&ts, NULL);
+		assert_int_equal(mv_vm_balloon_info(cc.vm, &bi), 0);
+		assert_int_equal(mv_vm_stats(cc.vm, &st), 0);
+		if (r >= rounds && ((bi.inflated_pages && st.swapout_pages) ||
+				    th_now_ms() > until))
+			break;
 	}
 	atomic_store(&cc.stop, true);
 	for (unsigned i = 0; i < CC_THREADS; i++)
@@ -1021,5 +1137,5 @@ int main(void)
 			test_guest_threads_driver_and_host_swapping_lose_nothing),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

@@ -25,6 +25,7 @@
 #include <zstd.h>
 
 #include "guest.h"
+#include "helper.h"
 
 #define PAGE 4096u
 #define MiB (1ull << 20)
@@ -56,46 +57,56 @@ static struct mvg_config config(enum mvg_kind kind, void *mem, uint64_t size,
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return th_now_ms();
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+struct stat_wait {
+	struct mvg_workload *w;
+	size_t field;
+	uint64_t n;
+	uint64_t v;
+};
 
-	nanosleep(&ts, NULL);
+static bool stat_reached(void *arg)
+{
+	struct stat_wait *k = arg;
+	struct mvg_stats st;
+
+	mvg_get_stats(k->w, &st);
+	memcpy(&k->v, (const char *)&st + k->field, sizeof(k->v));
+	return k->v >= k->n;
 }
 
 /* Polls until the stats field at offset field reaches n; fails on timeout. */
 static void wait_stat(struct mvg_workload *w, size_t field, uint64_t n)
 {
-	uint64_t until = now_ms() + WAIT_MS, v;
-	struct mvg_stats st;
+	struct stat_wait k = { w, field, n, 0 };
 
-	do {
-		mvg_get_stats(w, &st);
-		memcpy(&v, (const char *)&st + field, sizeof(v));
-		if (v >= n)
-			return;
-		sleep_ms(1);
-	} while (now_ms() < until);
-	fail_msg("stat at offset %zu stuck at %llu, want %llu", field,
-		 (unsigned long long)v, (unsigned long long)n);
+	if (!th_wait_until(stat_reached, &k, WAIT_MS))
+		fail_msg("stat at offset %zu stuck at %llu, want %llu", field,
+			 (unsigned long long)k.v, (unsigned long long)n);
 }
 
 #define WAIT_STAT(w, name, n) wait_stat(w, offsetof(struct mvg_stats, name), n)
 
-/* Runs a workload for ms milliseconds and returns its verified stats. */
-static void run_clean(const struct mvg_config *cfg, unsigned ms,
-		      struct mvg_stats *st)
+/* Every guest thread of the workload has gone to sleep (no host here). */
+static void wait_idle(void)
+{
+	assert_true(th_wait_until(th_other_threads_sleep, NULL, WAIT_MS));
+}
+
+/*
+ * Runs a workload until it has done at least reads reads and writes
+ * writes, and returns its verified stats.
+ */
+static void run_clean(const struct mvg_config *cfg, uint64_t reads,
+		      uint64_t writes, struct mvg_stats *st)
 {
 	struct mvg_workload *w;
 
 	assert_int_equal(mvg_start(cfg, &w), 0);
-	sleep_ms(ms);
+	WAIT_STAT(w, reads, reads);
+	WAIT_STAT(w, writes, writes);
 	assert_int_equal(mvg_stop_and_verify(w, st), 0);
 	assert_string_equal(st->first_error, "");
 	assert_int_equal(st->integrity_errors, 0);
@@ -111,6 +122,7 @@ static void make_image(char *path, size_t pathlen, uint8_t *data, size_t size)
 	snprintf(path, pathlen, "/tmp/test_guest-image-XXXXXX");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path); /* should the test fail before it does */
 	for (size_t i = 0; i < size; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -204,7 +216,8 @@ static void test_idle_writes_each_page_once(void **state)
 	(void)state;
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, writes, npages);
-	sleep_ms(60);
+	/* asleep once every page is written, and wrote nothing more */
+	wait_idle();
 	mvg_get_stats(w, &st);
 	assert_int_equal(st.writes, npages);
 	assert_int_equal(st.reads, 0);
@@ -225,7 +238,7 @@ static void test_idle_stops_promptly(void **state)
 	(void)state;
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, writes, 64);
-	sleep_ms(100);
+	wait_idle();
 	t0 = now_ms();
 	mvg_stop(w);
 	assert_true(now_ms() - t0 < 500);
@@ -244,7 +257,7 @@ static void test_think_time_does_not_delay_stop(void **state)
 	cfg.think_us = 10 * 1000 * 1000;
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, ops, 2);
-	sleep_ms(50);
+	wait_idle(); /* both threads in their 10 s pause */
 	t0 = now_ms();
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_true(now_ms() - t0 < 500);
@@ -262,9 +275,7 @@ static void test_kvstore_runs_without_integrity_errors(void **state)
 	struct mvg_stats st;
 
 	(void)state;
-	run_clean(&cfg, 300, &st);
-	assert_true(st.reads > 0);
-	assert_true(st.writes > 0);
+	run_clean(&cfg, 3000, 3000, &st);
 	assert_true(st.pages_verified > 0);
 	munmap(mem, size);
 }
@@ -300,8 +311,7 @@ static void test_kvstore_runs_clean_at_any_skew(void **state)
 
 		memset(mem, 0, size);
 		cfg.zipf_s = skews[i];
-		run_clean(&cfg, 100, &st);
-		assert_true(st.writes > 0);
+		run_clean(&cfg, 0, 1000, &st);
 	}
 	munmap(mem, size);
 }
@@ -314,8 +324,7 @@ static void test_kvstore_fits_in_one_page(void **state)
 
 	(void)state;
 	cfg.zipf_s = 0.01;
-	run_clean(&cfg, 100, &st);
-	assert_true(st.writes > 0);
+	run_clean(&cfg, 0, 1000, &st);
 	munmap(mem, PAGE);
 }
 
@@ -327,9 +336,7 @@ static void test_random_runs_without_integrity_errors(void **state)
 	struct mvg_stats st;
 
 	(void)state;
-	run_clean(&cfg, 300, &st);
-	assert_true(st.reads > 0);
-	assert_true(st.writes > 0);
+	run_clean(&cfg, 3000, 3000, &st);
 	assert_true(st.pages_verified >= st.reads);
 	munmap(mem, size);
 }
@@ -345,7 +352,7 @@ static void test_random_pages_are_incompressible(void **state)
 
 	(void)state;
 	assert_non_null(out);
-	run_clean(&cfg, 100, &st);
+	run_clean(&cfg, 0, 1000, &st);
 	for (uint64_t p = 0; p < size / PAGE; p++) {
 		size_t n;
 
@@ -375,7 +382,8 @@ static void test_kvstore_text_values_verify_and_compress(void **state)
 
 	(void)state;
 	cfg.kv_text = true;
-	run_clean(&cfg, 3000, &st);
+	/* enough records that some table pages fill up */
+	run_clean(&cfg, 0, 4 * size / 256, &st);
 	/* a page full of records still fits the compression cache's 2 KiB */
 	for (uint64_t p = 0; p < size / PAGE; p++) {
 		if (memchr(mem + p * PAGE, 0, PAGE) &&
@@ -407,7 +415,7 @@ static void test_image_verifies_every_page_against_file(void **state)
 	cfg.image_path = path;
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, pages_verified, npages);
-	sleep_ms(50);
+	WAIT_STAT(w, writes, 1); /* the working set, after the first pass */
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_string_equal(st.first_error, "");
 	assert_int_equal(st.integrity_errors, 0);
@@ -426,6 +434,7 @@ static void test_image_tail_beyond_file_reads_zero(void **state)
 	uint8_t *mem = guest_mem(size);
 	uint8_t *data = malloc(isize);
 	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 2);
+	struct mvg_workload *w;
 	struct mvg_stats st;
 	char path[64];
 
@@ -434,7 +443,11 @@ static void test_image_tail_beyond_file_reads_zero(void **state)
 	make_image(path, sizeof(path), data, isize);
 	memcpy(mem, data, isize);
 	cfg.image_path = path;
-	run_clean(&cfg, 100, &st);
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, pages_verified, 64); /* the first pass */
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 0);
+	/* and the final one */
 	assert_true(st.pages_verified >= 2 * 64);
 	unlink(path);
 	free(data);
@@ -545,5 +558,5 @@ int main(void)
 		cmocka_unit_test(test_verify_reports_page_lost_to_zero),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "helper.h"
 #include "os.h"
 
 #define NPAGES 256u
@@ -220,11 +221,19 @@ static struct mvg_config burst_config(void *mem, uint64_t size)
 	return cfg;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
+struct reads_or_writes {
+	struct mvg_workload *w;
+	uint64_t reads, writes;
+};
 
-	nanosleep(&ts, NULL);
+/* The workload has done at least k->reads reads and k->writes writes. */
+static bool did(void *arg)
+{
+	struct reads_or_writes *k = arg;
+	struct mvg_stats st;
+
+	mvg_get_stats(k->w, &st);
+	return st.reads >= k->reads && st.writes >= k->writes;
 }
 
 static void test_burst_rounds_verify_clean(void **state)
@@ -233,15 +242,15 @@ static void test_burst_rounds_verify_clean(void **state)
 	struct mvg_config cfg = burst_config(f->mem, NPAGES * 4096ull);
 	struct mvg_workload *w;
 	struct mvg_stats st;
+	struct reads_or_writes rounds;
 	enum mvg_kind k;
 
 	assert_int_equal(mvg_kind_parse("burst", &k), 0);
 	assert_int_equal(k, MVG_BURST);
 	assert_int_equal(mvg_start(&cfg, &w), 0);
-	sleep_ms(300);
-	mvg_get_stats(w, &st);
 	/* several rounds of 85% of memory each */
-	assert_true(st.writes > 3 * NPAGES * 85 / 100);
+	rounds = (struct reads_or_writes){ w, 0, 3 * NPAGES * 85 / 100 + 1 };
+	assert_true(th_wait_until(did, &rounds, TH_WAIT_MS));
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_int_equal(st.integrity_errors, 0);
 	assert_int_equal(st.ops, st.reads + st.writes);
@@ -254,16 +263,16 @@ static void test_burst_reports_a_corrupted_kept_page(void **state)
 	struct mvg_workload *w;
 	struct mvg_stats st;
 	uint64_t share = NPAGES * 85 / 100;
+	struct reads_or_writes round;
 
 	cfg.threads = 1;
 	cfg.burst_idle_ms = 5000;
 	assert_int_equal(mvg_start(&cfg, &w), 0);
-	/* the first round written and verified; page 0 is kept */
-	do {
-		sleep_ms(5);
-		mvg_get_stats(w, &st);
-	} while (st.reads < share);
-	sleep_ms(20);
+	/* the first round written and verified; page 0 is kept, and the
+	 * thread idles for 5 s */
+	round = (struct reads_or_writes){ w, share, 0 };
+	assert_true(th_wait_until(did, &round, TH_WAIT_MS));
+	assert_true(th_wait_until(th_other_threads_sleep, NULL, TH_WAIT_MS));
 	((volatile uint64_t *)f->mem)[100] ^= 1;
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_int_equal(st.integrity_errors, 1);

@@ -188,5 +188,5 @@ int main(void)
 		cmocka_unit_test(test_consumption_never_exceeds_budget),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_scenario.c - scenario files: the embedded default and the shipped
- * files parse, sizes parse exactly, and every malformed scenario is refused
- * with a message that names its line and the problem.
+ * files parse (those in scenarios/ with nothing outside the repository,
+ * those in scenarios/image/ with stand-in images the test makes), sizes
+ * parse exactly, and every malformed scenario is refused with a message
+ * that names its line and the problem.
  */
 
 /*
@@ -14,6 +16,7 @@
 #include "../tools/scenario.c"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "helper.h"
 #include "scenario_expect.h"
 
 #define MiB (1ull << 20)
@@ -115,34 +119,151 @@ static void test_small_ini_parses(void **state)
 	scenario_free(&sc);
 }
 
-static void test_every_shipped_scenario_parses(void **state)
+/*
+ * Calls each(path, name) for every NAME.ini in scenarios/sub (sub "": in
+ * scenarios/ itself); returns how many.
+ */
+static unsigned each_scenario(const char *sub,
+			      void (*each)(const char *path, const char *name))
 {
-	char path[512], err[512], *slash;
+	char path[512], *slash;
 	struct dirent *d;
-	struct scenario sc;
 	unsigned n = 0;
 	DIR *dir;
 
-	(void)state;
-	scenario_path(path, sizeof(path), "");
+	scenario_path(path, sizeof(path), sub);
+	slash = path + strlen(path);
+	if (slash[-1] == '/')
+		*--slash = '\0';
 	dir = opendir(path);
 	assert_non_null(dir);
-	slash = path + strlen(path);
 	while ((d = readdir(dir))) {
 		size_t len = strlen(d->d_name);
 
 		if (len < 4 || strcmp(d->d_name + len - 4, ".ini"))
 			continue;
-		snprintf(slash, sizeof(path) - (size_t)(slash - path), "%s",
+		snprintf(slash, sizeof(path) - (size_t)(slash - path), "/%s",
 			 d->d_name);
-		if (scenario_load_file(path, &sc, err, sizeof(err)))
-			fail_msg("%s", err);
-		scenario_free(&sc);
+		each(path, d->d_name);
 		*slash = '\0';
 		n++;
 	}
 	closedir(dir);
-	assert_true(n >= 2);
+	return n;
+}
+
+/* Parses; needs nothing outside the repository (no RAM image). */
+static void parses_alone(const char *path, const char *name)
+{
+	struct scenario sc;
+	char err[512];
+
+	if (scenario_load_file(path, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (size_t i = 0; i < sc.nvms; i++)
+		if (sc.vms[i].image)
+			fail_msg(
+				"%s: [vm %s] needs the image %s: a scenario that needs one belongs in scenarios/image/",
+				name, sc.vms[i].name, sc.vms[i].image);
+	scenario_free(&sc);
+}
+
+static void test_every_shipped_scenario_parses(void **state)
+{
+	(void)state;
+	assert_true(each_scenario("", parses_alone) >= 2);
+}
+
+static char standin_dir[64];
+
+/*
+ * The value of an "image = VALUE" line (VALUE up to a ';' comment, trimmed)
+ * as [*start, *end), or false for any other line.
+ */
+static bool image_value(const char *line, const char **start, const char **end)
+{
+	const char *v;
+
+	line += strspn(line, " \t");
+	if (strncmp(line, "image", 5))
+		return false;
+	v = line + 5 + strspn(line + 5, " \t");
+	if (*v != '=')
+		return false;
+	v += 1 + strspn(v + 1, " \t");
+	*start = v;
+	*end = v + strcspn(v, ";\n");
+	while (*end > v && ((*end)[-1] == ' ' || (*end)[-1] == '\t'))
+		(*end)--;
+	return true;
+}
+
+/*
+ * Parses an image scenario with every image replaced by a stand-in of the
+ * same file name in standin_dir (made here, one page): the RAM images
+ * themselves are never in the repository, and a test must not need them.
+ */
+static void parses_with_standins(const char *path, const char *name)
+{
+	char *text, *out, *o, err[512], standin[256];
+	const char *line, *v, *end, *base;
+	size_t len, outcap, linelen;
+	unsigned images = 0;
+	struct scenario sc;
+	FILE *f;
+	int fd;
+
+	f = fopen(path, "r");
+	assert_non_null(f);
+	text = calloc(1, 1 << 20);
+	assert_non_null(text);
+	len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	outcap = len * 2 + 4096;
+	out = o = calloc(1, outcap);
+	assert_non_null(out);
+	for (line = text; *line; line += linelen + (line[linelen] == '\n')) {
+		linelen = strcspn(line, "\n");
+
+		if (!image_value(line, &v, &end) || v == end) {
+			o += sprintf(o, "%.*s\n", (int)linelen, line);
+			continue;
+		}
+		for (base = end; base > v && base[-1] != '/'; base--)
+			;
+		snprintf(standin, sizeof(standin), "%s/%.*s", standin_dir,
+			 (int)(end - base), base);
+		fd = open(standin, O_CREAT | O_EXCL | O_WRONLY, 0600);
+		if (fd >= 0) {
+			th_remove_at_teardown(standin);
+			assert_int_equal(ftruncate(fd, MV_PAGE_SIZE), 0);
+			close(fd);
+		}
+		o += sprintf(o, "%.*s%s%.*s\n", (int)(v - line), line, standin,
+			     (int)(line + linelen - end), end);
+		images++;
+	}
+	if (!images)
+		fail_msg("%s names no image: it belongs in scenarios/", name);
+	if (scenario_load_string(out, path, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (size_t i = 0; i < sc.nvms; i++)
+		if (sc.vms[i].image &&
+		    strncmp(sc.vms[i].image, standin_dir, strlen(standin_dir)))
+			fail_msg("%s: [vm %s] image %s is not a stand-in", name,
+				 sc.vms[i].name, sc.vms[i].image);
+	scenario_free(&sc);
+	free(out);
+	free(text);
+}
+
+static void test_every_image_scenario_parses_with_stand_in_images(void **state)
+{
+	(void)state;
+	snprintf(standin_dir, sizeof(standin_dir), "/tmp/mv-standin-XXXXXX");
+	assert_non_null(mkdtemp(standin_dir));
+	th_remove_at_teardown(standin_dir);
+	assert_true(each_scenario("image", parses_with_standins) >= 3);
 }
 
 static void test_sizes_parse_exactly(void **state)
@@ -502,6 +623,8 @@ int main(void)
 			test_embedded_default_overcommits_for_a_minute),
 		cmocka_unit_test(test_small_ini_parses),
 		cmocka_unit_test(test_every_shipped_scenario_parses),
+		cmocka_unit_test(
+			test_every_image_scenario_parses_with_stand_in_images),
 		cmocka_unit_test(test_sizes_parse_exactly),
 		cmocka_unit_test(test_junk_sizes_are_rejected),
 		cmocka_unit_test(test_zero_size_is_rejected),
@@ -538,5 +661,5 @@ int main(void)
 		cmocka_unit_test(test_paths_are_relative_to_the_scenario_file),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

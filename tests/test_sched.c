@@ -298,17 +298,34 @@ static void test_vm_settings_out_of_range_are_refused(void **state)
 	th_host_destroy(&t);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 struct toucher {
 	mv_vm *vm;
 	atomic_bool stop;
+	pthread_t th;
+	bool running;
 };
+
+/* Stops and joins the toucher's thread if it runs (also th_teardown's, so
+ * that a failed assert does not leave it touching a destroyed VM). */
+static void toucher_stop(void *arg)
+{
+	struct toucher *t = arg;
+
+	if (!t->running)
+		return;
+	atomic_store(&t->stop, true);
+	pthread_join(t->th, NULL);
+	t->running = false;
+}
+
+/* t is static in its test, so that th_teardown can reach it. */
+static void toucher_start(struct toucher *t, mv_vm *vm, void *(*main)(void *))
+{
+	*t = (struct toucher){ .vm = vm };
+	th_at_teardown(toucher_stop, t);
+	assert_int_equal(pthread_create(&t->th, NULL, main, t), 0);
+	t->running = true;
+}
 
 /* Reads every page over and over: a VM whose memory is all active. */
 static void *touch_main(void *arg)
@@ -323,30 +340,59 @@ static void *touch_main(void *arg)
 	return (void *)(uintptr_t)sum;
 }
 
+static uint64_t sampled(mv_vm *vm)
+{
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	return st.state_pages[MV_PAGE_SAMPLED];
+}
+
+/* Every page sampled this period has been touched (and put back). */
+static bool all_samples_touched(void *arg)
+{
+	return sampled(arg) == 0;
+}
+
+/*
+ * A host whose scheduler never samples (Mem.SamplePeriod = 0), so that the
+ * test drives the periods itself with mv__sample_period(): each period
+ * lasts exactly until the test has seen what it waits for, however slow
+ * the machine.  The test's thread is then the only one that starts and
+ * ends periods, as sample.c requires.
+ */
+static void sampling_host(struct th_host *t, uint64_t memsize)
+{
+	th_host_create(t, memsize, NULL);
+}
+
 static void test_sampling_tells_idle_from_active(void **state)
 {
 	struct mv_vm_stats idle_st, busy_st;
-	struct toucher busy = { 0 };
-	struct mv_settings s;
+	static struct toucher busy;
 	struct th_host t;
-	mv_vm *idle;
-	pthread_t th;
+	mv_vm *idle, *vm;
 
 	(void)state;
-	mv_settings_init(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
-	th_host_create(&t, 128 * MiB, &s);
+	sampling_host(&t, 128 * MiB);
 	idle = th_vm_create(&t, "idle", 16 * MiB);
-	busy.vm = th_vm_create(&t, "busy", 16 * MiB);
 	th_fill_vm(idle, 1, false);
-	th_fill_vm(busy.vm, 2, false);
-	assert_int_equal(pthread_create(&th, NULL, touch_main, &busy), 0);
-	/* periods end at 1, 2, 3 s: two measured, the fast average at 1/4 */
-	sleep_ms(3500);
+	vm = th_vm_create(&t, "busy", 16 * MiB);
+	th_fill_vm(vm, 2, false);
+	toucher_start(&busy, vm, touch_main);
+	/* three periods: two measured, each ended once the busy VM has
+	 * touched every page sampled in it */
+	for (int period = 0; period < 3; period++) {
+		if (period)
+			assert_true(th_wait_until(all_samples_touched, busy.vm,
+						  TH_WAIT_MS));
+		mv__sample_period(idle);
+		mv__sample_period(busy.vm);
+		assert_true(sampled(idle) > 0);
+	}
 	assert_int_equal(mv_vm_stats(idle, &idle_st), 0);
 	assert_int_equal(mv_vm_stats(busy.vm, &busy_st), 0);
-	atomic_store(&busy.stop, true);
-	pthread_join(th, NULL);
+	toucher_stop(&busy);
 	assert_true(idle_st.active_permille < 100);
 	assert_true(busy_st.active_permille > 900);
 	/* a sampled page keeps its frame charged to its VM */
@@ -360,27 +406,64 @@ static void test_sampling_tells_idle_from_active(void **state)
 	th_host_destroy(&t);
 }
 
+struct balance_seen {
+	mv_vm *vm;
+	uint64_t sztgt;
+};
+
+/* The scheduler has balanced since the VM's limit was set to sztgt. */
+static bool balanced(void *arg)
+{
+	struct balance_seen *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.sztgt_pages == k->sztgt;
+}
+
+/* Sets the VM's limit and waits for a balance that saw it. */
+static void limit_and_balance(mv_vm *vm, uint64_t bytes)
+{
+	struct balance_seen k = { vm, bytes / MV_PAGE_SIZE };
+
+	assert_int_equal(mv_vm_set_limit(vm, bytes), 0);
+	assert_true(th_wait_until(balanced, &k, TH_WAIT_MS));
+}
+
 static void test_sample_period_zero_never_samples(void **state)
 {
 	struct mv_vm_stats st;
 	struct mv_settings s;
 	struct th_host t;
+	uint8_t *m;
 	mv_vm *idle;
 
 	(void)state;
-	mv_settings_init(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "0"), 0);
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.BalancePeriod", "1"), 0);
 	th_host_create(&t, 128 * MiB, &s);
 	idle = th_vm_create(&t, "idle", 16 * MiB);
-	th_fill_vm(idle, 1, false);
-	/* past the second at which a first period would have started */
-	sleep_ms(2500);
+	/* half of it, so that the limits below take nothing */
+	m = mv_vm_mem(idle);
+	for (uint64_t p = 0; p < 8 * MiB / MV_PAGE_SIZE; p++)
+		th_fill(m + p * MV_PAGE_SIZE, 1, p, 0);
+	th_quiesce(idle);
+	/*
+	 * Past the second at which a first period would have started, as the
+	 * scheduler counts: a host in the high state balances once a second
+	 * (Mem.BalancePeriod = 1), so of two balances seen one after the
+	 * other the second came at least a second after the host started,
+	 * and in that round the scheduler looked at sampling first.
+	 */
+	limit_and_balance(idle, 15 * MiB);
+	limit_and_balance(idle, 14 * MiB);
 	assert_int_equal(mv_vm_stats(idle, &st), 0);
 	assert_int_equal(st.state_pages[MV_PAGE_SAMPLED], 0);
 	assert_int_equal(st.state_pages[MV_PAGE_PRIVATE],
-			 16 * MiB / MV_PAGE_SIZE);
+			 8 * MiB / MV_PAGE_SIZE);
 	assert_int_equal(st.active_permille, 1000);
-	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	for (uint64_t p = 0; p < 8 * MiB / MV_PAGE_SIZE; p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, 1, p, 0));
 	mv_vm_destroy(idle);
 	th_host_destroy(&t);
 }
@@ -405,26 +488,52 @@ static void *refault_main(void *arg)
 	return (void *)(uintptr_t)sum;
 }
 
+struct refaults {
+	mv_vm *vm;
+	uint64_t from;
+};
+
+static uint64_t swapins(mv_vm *vm)
+{
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	return st.swapin_pages + st.unzip_pages;
+}
+
+/* The VM has faulted back as many pages as it holds since r->from. */
+static bool refaulted_a_vm(void *arg)
+{
+	struct refaults *r = arg;
+
+	return swapins(r->vm) - r->from >= mv_vm_memsize(r->vm) / MV_PAGE_SIZE;
+}
+
 static void test_refaulting_vm_is_not_estimated_idle(void **state)
 {
-	struct toucher busy = { 0 };
+	static struct toucher busy;
 	struct mv_vm_stats st;
-	struct mv_settings s;
+	struct refaults r;
 	struct th_host t;
-	pthread_t th;
+	mv_vm *vm;
 
 	(void)state;
-	mv_settings_init(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
-	th_host_create(&t, 128 * MiB, &s);
-	busy.vm = th_vm_create(&t, "refaults", 4 * MiB);
-	th_fill_vm(busy.vm, 3, false);
-	assert_int_equal(pthread_create(&th, NULL, refault_main, &busy), 0);
-	/* periods end at 1, 2, 3, 4 s; the first may catch the thread's start */
-	sleep_ms(4500);
+	sampling_host(&t, 128 * MiB);
+	vm = th_vm_create(&t, "refaults", 4 * MiB);
+	th_fill_vm(vm, 3, false);
+	toucher_start(&busy, vm, refault_main);
+	/* three periods, two measured; each ends once the VM has faulted
+	 * back its size */
+	for (int period = 0; period < 3; period++) {
+		if (period) {
+			r = (struct refaults){ busy.vm, swapins(busy.vm) };
+			assert_true(
+				th_wait_until(refaulted_a_vm, &r, TH_WAIT_MS));
+		}
+		mv__sample_period(busy.vm);
+	}
 	assert_int_equal(mv_vm_stats(busy.vm, &st), 0);
-	atomic_store(&busy.stop, true);
-	pthread_join(th, NULL);
+	toucher_stop(&busy);
 	/* sampling alone sees a quarter touched; the refaults say more */
 	assert_true(st.swapin_pages > 4 * MiB / MV_PAGE_SIZE);
 	assert_true(st.active_permille > 600);
@@ -436,29 +545,35 @@ static void test_refaulting_vm_is_not_estimated_idle(void **state)
 static void test_reclaim_never_takes_a_sampled_page(void **state)
 {
 	struct mv_vm_stats before, after;
-	struct mv_settings s;
 	struct th_host t;
 	uint64_t done;
 	mv_vm *vm;
 
 	(void)state;
-	mv_settings_init(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
-	th_host_create(&t, 64 * MiB, &s);
+	sampling_host(&t, 64 * MiB);
 	vm = th_vm_create(&t, "a", 4 * MiB);
 	th_fill_vm(vm, 3, false);
-	sleep_ms(1300);
+	mv__sample_period(vm);
 	assert_int_equal(mv_vm_stats(vm, &before), 0);
 	assert_true(before.state_pages[MV_PAGE_SAMPLED] > 0);
 	assert_int_equal(mv_vm_swap_out(vm, 4 * MiB / MV_PAGE_SIZE, &done), 0);
 	assert_int_equal(mv_vm_stats(vm, &after), 0);
-	/* only a period's end (1 s away) could have put them back */
+	/* only the period's end (the test's to call) puts them back */
 	assert_int_equal(after.state_pages[MV_PAGE_PRIVATE], 0);
 	assert_int_equal(after.state_pages[MV_PAGE_SAMPLED],
 			 before.state_pages[MV_PAGE_SAMPLED]);
 	assert_int_equal(th_bad_pages(vm, 3, false), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
+}
+
+/* The VM holds no more than its limit. */
+static bool within_limit(void *arg)
+{
+	struct mv_vm_stats st;
+
+	mv_vm_stats(arg, &st);
+	return st.consumed_pages <= st.limit_pages;
 }
 
 static void test_vm_is_swapped_down_to_its_limit(void **state)
@@ -476,12 +591,8 @@ static void test_vm_is_swapped_down_to_its_limit(void **state)
 	cfg.limit_bytes = 4 * MiB;
 	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
 	th_fill_vm(vm, 4, false);
-	for (int i = 0; i < 200; i++) {
-		mv_vm_stats(vm, &st);
-		if (st.consumed_pages <= st.limit_pages)
-			break;
-		sleep_ms(10);
-	}
+	assert_true(th_wait_until(within_limit, vm, TH_WAIT_MS));
+	mv_vm_stats(vm, &st);
 	assert_true(st.consumed_pages <= 4 * MiB / MV_PAGE_SIZE);
 	assert_int_equal(th_bad_pages(vm, 4, false), 0);
 	mv_vm_destroy(vm);
@@ -518,5 +629,5 @@ int main(void)
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

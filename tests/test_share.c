@@ -31,8 +31,7 @@ static void quiet_host(struct th_host *t, unsigned salting)
 	struct mv_settings s;
 	char v[8];
 
-	mv_settings_init(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	th_settings_quiet(&s); /* no sampler taking pages mid-test */
 	snprintf(v, sizeof(v), "%u", salting);
 	assert_int_equal(mv_settings_set(&s, "Mem.ShareForceSalting", v), 0);
 	th_host_create(t, 64 * MiB, &s);
@@ -952,5 +951,5 @@ int main(void)
 			test_a_page_that_cannot_be_put_back_is_filled_on_touch),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

@@ -364,5 +364,5 @@ int main(void)
 		cmocka_unit_test(test_full_swapdir_refuses_the_vm_at_start),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

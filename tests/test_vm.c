@@ -65,7 +65,7 @@ static void test_touch_makes_page_private_and_counts_frames(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.FaultAroundPages", "1"), 0);
 	th_host_create(&t, 64 * MiB, &s);
 	vm = th_vm_create(&t, "one", 4 * MiB);
@@ -170,6 +170,7 @@ static void test_image_loads_lazily_and_exactly(void **state)
 	(void)state;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path);
 	close(fd);
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
@@ -208,6 +209,7 @@ static void test_image_larger_than_vm_is_rejected(void **state)
 	(void)state;
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path);
 	close(fd);
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
@@ -357,5 +359,5 @@ int main(void)
 			test_allocation_failures_in_create_leak_nothing),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

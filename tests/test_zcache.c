@@ -171,7 +171,7 @@ static void test_zstd_cache_round_trips(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.ZipAlgorithm", "1"), 0);
 	th_host_create(&t, 64 * MiB, &s);
 	vm = th_vm_create(&t, "zstd", 2 * MiB);
@@ -193,7 +193,7 @@ static void test_disabled_compression_swaps_everything(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	mv_settings_init(&s);
+	th_settings_quiet(&s);
 	assert_int_equal(mv_settings_set(&s, "Mem.MemZipEnable", "0"), 0);
 	th_host_create(&t, 64 * MiB, &s);
 	vm = th_vm_create(&t, "nozip", 2 * MiB);
@@ -242,5 +242,5 @@ int main(void)
 			test_overcommit_with_compressible_memory_stays_exact),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

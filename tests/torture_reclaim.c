@@ -83,6 +83,26 @@ static void *guest_main(void *arg)
 	return NULL;
 }
 
+struct refaults {
+	mv_vm **vms;
+	bool z;
+};
+
+/* Some VM has faulted a page back from where the run put it (for
+ * compressible pages the cache, else swap), as the checks below require. */
+static bool refaulted(void *arg)
+{
+	struct refaults *r = arg;
+	struct mv_vm_stats vs;
+
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_stats(r->vms[v], &vs);
+		if (r->z ? vs.unzip_pages : vs.swapin_pages)
+			return true;
+	}
+	return false;
+}
+
 static void torture(unsigned fault_threads, bool z)
 {
 	struct guest g[NVMS][THREADS];
@@ -94,6 +114,7 @@ static void torture(unsigned fault_threads, bool z)
 	struct mv_vm_stats st = { 0 }, vs;
 	struct th_host t;
 	mv_vm *vms[NVMS];
+	struct refaults rf;
 	atomic_bool stop = false;
 	uint64_t npages = 8 * MiB / MV_PAGE_SIZE, errors = 0, ops = 0;
 	char name[16], buf[8];
@@ -125,7 +146,10 @@ static void torture(unsigned fault_threads, bool z)
 		.vms = vms, .nvms = NVMS, .pause_ns = 200000L, .stop = &stop
 	};
 	assert_int_equal(pthread_create(&rt, NULL, th_swapper_main, &r), 0);
+	/* the run's length, then as long as it takes to have refaulted */
 	sleep(th_torture_seconds());
+	rf = (struct refaults){ vms, z };
+	th_wait_until(refaulted, &rf, TH_WAIT_MS);
 	atomic_store(&stop, true);
 	pthread_join(rt, NULL);
 	for (int v = 0; v < NVMS; v++)
@@ -203,5 +227,5 @@ int main(void)
 		cmocka_unit_test(test_torture_compressible_pages),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }

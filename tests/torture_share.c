@@ -110,6 +110,21 @@ static void *scanner_main(void *arg)
 	return NULL;
 }
 
+/* A write has broken sharing in some VM: pages were merged, and
+ * copy-on-write has run, as the checks below require. */
+static bool cow_broken(void *arg)
+{
+	mv_vm **vms = arg;
+	struct mv_vm_stats vs;
+
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_stats(vms[v], &vs);
+		if (vs.cow_breaks)
+			return true;
+	}
+	return false;
+}
+
 static void torture(unsigned fault_threads, uint64_t host_mib)
 {
 	struct guest g[NVMS][THREADS];
@@ -156,7 +171,9 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	};
 	assert_int_equal(pthread_create(&st, NULL, scanner_main, &sc), 0);
 	assert_int_equal(pthread_create(&rt, NULL, th_swapper_main, &rc), 0);
+	/* the run's length, then as long as it takes to break a share */
 	sleep(th_torture_seconds());
+	th_wait_until(cow_broken, vms, TH_WAIT_MS);
 	atomic_store(&stop, true);
 	pthread_join(st, NULL);
 	pthread_join(rt, NULL);
@@ -214,5 +231,5 @@ int main(void)
 		cmocka_unit_test(test_torture_share_under_pressure),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return th_run_tests(tests);
 }
