@@ -416,12 +416,11 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		return;
 	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
 	atomic_fetch_add(&vm->host->lost_pages, 1);
-	mv__host_set_msg(
-		vm->host,
+	mv__host_event(
+		vm->host, MV_LOG_ERROR,
 		"VM %s: page %llu is PRIVATE in the pmap (last filled by %s) but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
 		vm->name, (unsigned long long)ppn,
 		origins[o < sizeof(origins) / sizeof(origins[0]) ? o : 0]);
-	fprintf(stderr, "memvisor: %s\n", mv_host_errmsg(vm->host));
 #ifdef MV_TRACE
 	mv__trace_dump(vm->pmap, ppn);
 	for (uint64_t q = ppn > 2 ? ppn - 2 : 0; q < ppn + 3 && q < vm->npages;

@@ -42,6 +42,8 @@
  */
 #define MV_RECLAIM_BATCH 64
 #define MV_ERRMSG_MAX 512
+/* Host events queued for the log callback before the oldest are dropped */
+#define MV_LOG_QUEUE 32
 /* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (DESIGN.md) */
 #define MV_SAMPLE_PAGES 100
 
@@ -79,8 +81,20 @@ struct mv_host {
 
 	struct mv__share share; /* page sharing: pool, table, scanner */
 
-	pthread_mutex_t msg_lock; /* protects errmsg */
+	pthread_mutex_t msg_lock; /* protects errmsg and the log queue */
 	char errmsg[MV_ERRMSG_MAX]; /* last error or warning, "" if none */
+	/* host events on their way to the log callback (host.c) */
+	mv_log_fn log; /* immutable; NULL: no queue, no log thread */
+	void *log_arg; /* immutable */
+	struct mv__log_event {
+		enum mv_log_level level;
+		char msg[MV_ERRMSG_MAX];
+	} logq[MV_LOG_QUEUE];
+	unsigned logq_head, logq_n; /* oldest queued, how many */
+	uint64_t log_dropped; /* events dropped since the last delivered */
+	pthread_cond_t log_wake; /* an event was queued, or log_stop set */
+	pthread_t log_thread;
+	bool log_stop;
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t alloc_waits;
@@ -168,7 +182,18 @@ struct mv_vm {
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want);
 void mv__frames_release(struct mv_host *h, uint64_t n);
 void mv__frames_wait(struct mv_host *h);
+/*
+ * The host's message (mv_host_errmsg_copy).  mv__host_set_msg also queues it
+ * for the log callback as a warning, mv__host_event at the level given;
+ * mv__host_api_msg does not: it explains an error an API call returns to
+ * its caller at once.  All three may be called under any engine lock
+ * (msg_lock is a leaf); the callback runs later, on the log thread.
+ */
 void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void mv__host_event(struct mv_host *h, enum mv_log_level level, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+void mv__host_api_msg(struct mv_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
 void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm);

@@ -143,12 +143,12 @@ static int sched_init(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	if (!shares)
 		shares = mv_shares_for(MV_SHARES_NORMAL, cfg->memsize_bytes);
 	if (shares > MV_SHARES_MAX) {
-		mv__host_set_msg(h, "VM %s: more than %llu shares", vm->name,
+		mv__host_api_msg(h, "VM %s: more than %llu shares", vm->name,
 				 MV_SHARES_MAX);
 		return -EINVAL;
 	}
 	if (limit > vm->npages || min > limit) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: the reservation must be at most the limit, and the limit at most memsize",
 			vm->name);
@@ -170,19 +170,19 @@ static int open_image(struct mv_vm *vm, const char *path)
 	vm->image_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (vm->image_fd < 0) {
 		err = -errno;
-		mv__host_set_msg(h, "VM %s: cannot open RAM image %s: %s",
+		mv__host_api_msg(h, "VM %s: cannot open RAM image %s: %s",
 				 vm->name, path, strerror(errno));
 		return err;
 	}
 	if (fstat(vm->image_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mv__host_set_msg(h, "VM %s: RAM image %s is not a regular file",
+		mv__host_api_msg(h, "VM %s: RAM image %s is not a regular file",
 				 vm->name, path);
 		close(vm->image_fd);
 		vm->image_fd = -1;
 		return -EINVAL;
 	}
 	if ((uint64_t)st.st_size > vm->npages << MV_PAGE_SHIFT) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: RAM image %s (%llu bytes) is larger than the VM's memsize (%llu bytes)",
 			vm->name, path, (unsigned long long)st.st_size,
@@ -207,7 +207,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	    strchr(cfg->name, '/'))
 		return -EINVAL;
 	if (!cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: memsize must be a non-zero multiple of 4 KiB",
 			cfg->name);
@@ -215,7 +215,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__check_map_count(VM_MAPS, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "VM %s: %s", cfg->name, msg);
+		mv__host_api_msg(h, "VM %s: %s", cfg->name, msg);
 		return err;
 	}
 	vm = mv__calloc(1, sizeof(*vm));
@@ -247,7 +247,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__map_anon(len, &vm->mem);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
+		mv__host_api_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
 				 (unsigned long long)(len >> 20),
 				 strerror(-err));
 		goto fail_image;
@@ -257,7 +257,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		goto fail_mem;
 	err = mv__uffd_open(&vm->uffd, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "VM %s: %s", vm->name, msg);
+		mv__host_api_msg(h, "VM %s: %s", vm->name, msg);
 		goto fail_staging;
 	}
 	err = mv__uffd_register(vm->uffd, vm->mem, len, true);
@@ -265,7 +265,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		err = mv__uffd_register(vm->uffd, vm->staging,
 					MV_RECLAIM_BATCH * MV_PAGE_SIZE, false);
 	if (err) {
-		mv__host_set_msg(h,
+		mv__host_api_msg(h,
 				 "VM %s: userfaultfd registration failed: %s",
 				 vm->name, strerror(-err));
 		goto fail_uffd;
@@ -277,14 +277,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
 	err = mv__sample_init(vm);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot set up sampling: %s",
+		mv__host_api_msg(h, "VM %s: cannot set up sampling: %s",
 				 vm->name, strerror(-err));
 		goto fail_uffd;
 	}
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "%s", msg);
+		mv__host_api_msg(h, "%s", msg);
 		goto fail_sample;
 	}
 	err = mv__zcache_init(vm);
@@ -300,7 +300,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__fault_start(vm);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot start fault threads: %s",
+		mv__host_api_msg(h, "VM %s: cannot start fault threads: %s",
 				 vm->name, strerror(-err));
 		goto fail_stopfd;
 	}
