@@ -381,6 +381,15 @@ struct mv_vm_stats {
 	uint64_t shrdsvd_pages; /* SHRDSVD: frames saved, this VM's part */
 	uint64_t share_scanned_pages; /* PRIVATE pages the scanner examined */
 	uint64_t cow_breaks; /* writes that broke sharing, total */
+	/* pages the kernel would not let back into the guest after a failed
+	 * swap-out, their content kept by the engine until it does (SAMPLED;
+	 * a touch, the next reclaim or sampling period retries): now, and
+	 * ever */
+	uint64_t parked_pages;
+	uint64_t parked_total;
+	/* put-backs (sampled or parked pages) the kernel refused, each
+	 * retried later, content kept */
+	uint64_t put_back_errors;
 };
 
 struct mv_host_stats {

@@ -66,6 +66,17 @@
 
 #include "internal.h"
 
+/* the message layouts are virtio-balloon's */
+_Static_assert(sizeof(struct mv_balloon_stat) == 10 + 6 &&
+		       offsetof(struct mv_balloon_stat, val) == 8,
+	       "struct mv_balloon_stat is virtio_balloon_stat, padded");
+_Static_assert(sizeof(((struct mv_balloon_reply *)0)->rejected_map) * 8 >=
+		       MV_BALLOON_PFNS_MAX,
+	       "one reply bit per message entry");
+_Static_assert(MV_BALLOON_S_NR * sizeof(struct mv_balloon_stat) <=
+		       sizeof(((struct mv_balloon_msg *)0)->u),
+	       "every statistic fits one message");
+
 struct item {
 	uint32_t pfn;
 	uint32_t idx; /* position in the message, for the reply */
@@ -179,6 +190,8 @@ static void inflate_locked(struct job *j, struct taken *t, unsigned n)
 	struct mv_vm *vm = j->vm;
 	uint64_t freed, swapped = 0, done = 0;
 
+	for (unsigned i = 0; i < n; i++)
+		pmap_assert_locked(&vm->pmap[t[i].ppn]);
 	freed = drop_frames(j, t, n);
 	for (unsigned i = 0; i < n; i++) {
 		if (t[i].old == ~0ull)
@@ -215,7 +228,7 @@ static void deflate_locked(struct job *j, struct taken *t, unsigned n)
 	struct mv_vm *vm = j->vm;
 
 	for (unsigned i = 0; i < n; i++)
-		pmap_unlock(&vm->pmap[t[i].ppn],
+		pmap_unlock(&vm->pmap[t[i].ppn], /* checks the lock */
 			    pmap_make(MV_PAGE_ZERO, t[i].old, 0));
 	j->rep->accepted += n;
 	atomic_fetch_sub_explicit(&vm->balloon.actual_pages, n,
@@ -260,9 +273,11 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 		}
 		v = pmap_lock(&vm->pmap[it->pfn]);
 		/* sampling must not cost the guest its inflate */
-		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED)
-			mv__sample_unsample_locked(vm, it->pfn, &v);
-		if (inflate)
+		why = NULL;
+		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED &&
+		    mv__sample_unsample_locked(vm, it->pfn, &v))
+			why = "the page could not be put back from sampling";
+		else if (inflate)
 			why = inflate_refusal(pmap_state(v));
 		else
 			why = pmap_state(v) == MV_PAGE_BALLOONED ?

@@ -328,8 +328,10 @@ static void io_backoff(void)
  * never as its old bytes nor as the RAM image's: the content was given
  * up.  A ballooned page is filled alone, so one stray touch does not take
  * its neighbours out of the balloon.  Returns false when the caller must
- * start over (no frame was free, or the fill failed), with the lock
- * dropped.
+ * start over (no frame was free), with the lock dropped.  A fill the
+ * kernel refuses is not retried here: after a pause taken with no lock
+ * held, the guest is woken to fault again, and that fresh event retries,
+ * so that this thread keeps serving other faults and can be stopped.
  */
 static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
@@ -341,6 +343,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	struct run r;
 	int err;
 
+	pmap_assert_locked(&vm->pmap[ppn]);
 	got = mv__frames_reserve(h, window);
 	if (!got) {
 		pmap_unlock(&vm->pmap[ppn], v);
@@ -373,7 +376,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	unlock_run(vm, &r);
 	if (err && !in_run(&r, ppn)) {
 		io_backoff();
-		return false;
+		wake(vm, ppn);
 	}
 	return true;
 }

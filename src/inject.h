@@ -20,6 +20,9 @@ enum mv__inject_op {
 	MV_INJ_MOVE_MISCOUNT,
 	MV_INJ_UFFD_WP,
 	MV_INJ_MMAP,
+	MV_INJ_UFFD_MOVE, /* UFFDIO_MOVE refused before it moves anything */
+	MV_INJ_MADVISE,
+	MV_INJ_PROCESS_MADVISE,
 	MV_INJ_NOPS
 };
 
@@ -63,7 +66,8 @@ int mv__uffd_copy(int uffd, struct uffdio_copy *c);
 struct uffdio_move;
 /* UFFDIO_MOVE; MV_INJ_MOVE_MISCOUNT makes a move that succeeded report
  * failure with nothing moved (err is the errno), as a kernel that
- * miscounts would. */
+ * miscounts would; MV_INJ_UFFD_MOVE makes it fail with nothing moved
+ * (m->move = -err), as a kernel that refuses it would. */
 int mv__uffd_move(int uffd, struct uffdio_move *m);
 /* UFFDIO_WRITEPROTECT of a range with the kernel's mode bits
  * (UFFDIO_WRITEPROTECT_MODE_WP to protect, 0 to lift the protection and
@@ -78,6 +82,10 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
  * errno, with the old mapping in place (MV_INJ_MMAP fails that way).
  */
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
+/* madvise(2): 0 or -errno. */
+int mv__madvise(void *addr, size_t len, int advice);
+/* process_madvise(2) of this process: bytes advised, or -1 and errno. */
+ssize_t mv__process_madvise(const struct iovec *iov, size_t n, int advice);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

@@ -46,6 +46,8 @@
 #define MV_LOG_QUEUE 32
 /* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (DESIGN.md) */
 #define MV_SAMPLE_PAGES 100
+/* Park slots per VM (sample.c): one per victim of a reclaim batch */
+#define MV_PARK_PAGES MV_RECLAIM_BATCH
 
 #define MV_PAGE_SHIFT 12
 
@@ -133,6 +135,19 @@ struct mv__sample {
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;
+	/*
+	 * Park slots: pages reclaim took out and could not put back (the
+	 * kernel refused both UFFDIO_MOVE and UFFDIO_COPY) wait here, SAMPLED
+	 * with slot MV_SAMPLE_PAGES + i, until a fault, a later reclaim or
+	 * sampling period, or the balloon puts them back.  Slots are taken
+	 * under reclaim_lock only, and a reclaim batch never has more victims
+	 * than free slots, so a victim always has one.
+	 */
+	uint8_t *park; /* MV_PARK_PAGES pages, not registered with the uffd */
+	_Atomic uint64_t parked; /* bit i: park slot i holds a page */
+	_Atomic uint64_t park_ppn[MV_PARK_PAGES]; /* whose page */
+	_Atomic uint64_t parked_total; /* pages ever parked */
+	_Atomic uint64_t put_back_errors; /* put-backs the kernel refused */
 };
 
 /* A VM's place in the scheduler: set through the API, read by sched.c. */
@@ -228,11 +243,27 @@ void mv__sample_fini(struct mv_vm *vm);
 /* Ends the period (untouched pages go back) and starts the next one. */
 void mv__sample_period(struct mv_vm *vm);
 /* fault.c: a fault on a SAMPLED page (entry v, locked): puts the page back,
- * counts it touched, unlocks. */
+ * counts it touched, unlocks.  If the kernel refuses, the page stays
+ * SAMPLED (its content safe in its slot), the error is counted and the
+ * guest thread woken to fault again: a fresh event retries. */
 void mv__sample_fault(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 /* balloon.c: a SAMPLED page (entry *v, locked) goes back into the guest
- * uncounted and stays locked; *v becomes its PRIVATE entry. */
-void mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v);
+ * uncounted and stays locked; *v becomes its PRIVATE entry.  0, or -errno
+ * with *v unchanged (still SAMPLED) when the kernel refused. */
+int mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v);
+/*
+ * reclaim.c: keeps the content of page ppn (locked, entry v, taken out to
+ * stage and refused back by the kernel) in a free park slot; returns the
+ * SAMPLED entry to publish, or 0 with no slot free (cannot happen while
+ * batches respect mv__sample_park_free()).
+ */
+uint64_t mv__sample_park(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			 const uint8_t *stage);
+/* Free park slots. */
+unsigned mv__sample_park_free(struct mv_vm *vm);
+/* One try to put each parked page back (entries by trylock); bounded, never
+ * sleeps.  Returns pages put back. */
+unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
 

@@ -21,7 +21,10 @@
  * Invariants: a page is SWAPPED only once its whole content is in its slot,
  * whose number is the entry's payload.  If the write fails (full disk, I/O
  * error) the page is moved back into the guest unchanged and stays PRIVATE: the guest keeps its data, the error is
- * counted and the host says so.  Frames are released only for pages whose
+ * counted and the host says so.  If the kernel refuses to put it back
+ * (mv__reclaim_restore, bounded), its content goes to a park slot
+ * (sample.c) and the page is SAMPLED there until it can be; a batch never
+ * has more victims than free park slots.  Frames are released only for pages whose
  * content is safely elsewhere.
  *
  * The kernel's count of a failed UFFDIO_MOVE is checked against
@@ -45,6 +48,8 @@
 
 /* Probes per wanted victim before concluding the VM has few PRIVATE pages */
 #define PROBES_PER_VICTIM 8
+/* MOVE-then-COPY attempts of a restore before its page is parked */
+#define RESTORE_TRIES 3
 
 uint64_t mv__rand(uint64_t *state)
 {
@@ -63,7 +68,7 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
 				 .src = (uintptr_t)src,
 				 .len = MV_PAGE_SIZE };
 
-	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+	if (mv__uffd_move(vm->uffd, &m) == 0)
 		return 0;
 	return m.move < 0 ? (int)m.move : -errno;
 }
@@ -152,37 +157,62 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 	return moved;
 }
 
-static int copy_page(struct mv_vm *vm, void *dst, void *src)
+/* The one-page COPY of a restore (its MOVE is move_page's). */
+static int restore_copy(struct mv_vm *vm, void *dst, void *src)
 {
 	struct uffdio_copy c = { .dst = (uintptr_t)dst,
 				 .src = (uintptr_t)src,
 				 .len = MV_PAGE_SIZE };
 
-	return ioctl(vm->uffd, UFFDIO_COPY, &c) == 0 ? 0 : -errno;
+	return mv__uffd_copy(vm->uffd, &c) == 0 ? 0 : -errno;
 }
 
 /*
- * Puts a page whose swap-out failed back where it was.  Its content exists
- * only in staging now, so giving up is not an option: try MOVE, then COPY,
- * and keep trying while saying so.
+ * Puts a page whose swap-out failed back where it was (its entry locked by
+ * the caller).  Its content exists only in staging now, so giving up is
+ * not an option, and neither is waiting: MOVE, then COPY, RESTORE_TRIES
+ * times; if the kernel refuses them all, the content is copied into a park
+ * slot (sample.c) and the entry, still locked, becomes SAMPLED there, to be
+ * put back by the guest's next touch, the VM's next reclaim or the next
+ * sampling period.  Callers unlock with the entry's current value
+ * (pmap_peek), not the one they locked.  Counted (parked_pages) and
+ * reported as a warning.
  */
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 {
 	uint8_t *dst = vm->mem + (ppn << MV_PAGE_SHIFT);
-	struct timespec ts = { 0, 1000000L };
-	int err;
+	mv_pte *e = &vm->pmap[ppn];
+	uint64_t parked;
+	int err = 0;
 
-	while ((err = move_page(vm, dst, stage)) &&
-	       (err = copy_page(vm, dst, stage))) {
+	pmap_assert_locked(e);
+	for (unsigned i = 0; i < RESTORE_TRIES; i++) {
+		err = move_page(vm, dst, stage);
+		if (!err)
+			return;
+		err = restore_copy(vm, dst, stage);
+		if (!err)
+			return;
 		/* a move that worked but said it failed leaves stage empty */
 		if (err == -EEXIST && !mv__page_present(vm, stage))
-			break;
+			return;
+	}
+	parked = mv__sample_park(vm, ppn, pmap_peek(e) & ~PMAP_LOCK, stage);
+	if (parked) {
+		/* still locked: the caller's unlock publishes it */
+		atomic_store_explicit(e, parked | PMAP_LOCK,
+				      memory_order_relaxed);
 		mv__host_set_msg(
 			vm->host,
-			"VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",
+			"VM %s: cannot put page %llu back after a failed swap-out: %s; its content is kept in a park slot until it can be",
 			vm->name, (unsigned long long)ppn, strerror(-err));
-		nanosleep(&ts, NULL);
+		return;
 	}
+	/* unreachable: a batch never has more victims than free park slots */
+	MV_ASSERT(!"a park slot for every victim");
+	for (struct timespec ts = { 0, 1000000L };
+	     move_page(vm, dst, stage) && restore_copy(vm, dst, stage);)
+		nanosleep(&ts, NULL);
 }
 
 struct victim {
@@ -281,7 +311,9 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 		vm->name, vm->swap.path, strerror(-err), vm->host->swapdir);
 	for (unsigned j = done; j < k; j++) {
 		mv__reclaim_restore(vm, v[idx[j]].ppn, iov[j].iov_base);
-		pmap_unlock(&vm->pmap[v[idx[j]].ppn], v[idx[j]].old);
+		/* PRIVATE as it was, or SAMPLED in a park slot */
+		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
+			    pmap_peek(&vm->pmap[v[idx[j]].ppn]));
 	}
 	return done;
 }
@@ -314,7 +346,9 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		for (unsigned j = i; j < i + len; j++) {
 			stage = vm->staging + ((uint64_t)j << MV_PAGE_SHIFT);
 			if (j - i >= moved) {
-				pmap_unlock(&vm->pmap[v[j].ppn], v[j].old);
+				/* as it was, or parked by settle_run */
+				pmap_unlock(&vm->pmap[v[j].ppn],
+					    pmap_peek(&vm->pmap[v[j].ppn]));
 				continue;
 			}
 			if (!mv__zcache_store(vm, v[j].ppn, stage, v[j].old,
@@ -351,6 +385,14 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 	while (*done < want) {
 		n = want - *done < MV_RECLAIM_BATCH ? (unsigned)(want - *done) :
 						      MV_RECLAIM_BATCH;
+		/* a park slot for every victim whose restore could fail */
+		mv__sample_retry_parked(vm);
+		if (n > mv__sample_park_free(vm))
+			n = mv__sample_park_free(vm);
+		if (!n) {
+			err = -EBUSY;
+			break;
+		}
 		n = pick_random(vm, n, v);
 		if (!n)
 			break;
@@ -384,7 +426,10 @@ int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn)
 	if (!vm || ppn >= vm->npages)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->reclaim_lock);
-	if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
+	mv__sample_retry_parked(vm);
+	if (!mv__sample_park_free(vm))
+		err = -EBUSY;
+	else if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
 		err = 0;
 	else if (!err)
 		err = -EAGAIN;

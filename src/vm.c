@@ -58,11 +58,6 @@
 #include "internal.h"
 #include "uffd.h"
 
-/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
-#ifndef PIDFD_SELF_THREAD_GROUP
-#define PIDFD_SELF_THREAD_GROUP -10001
-#endif
-
 /* VMAs a VM adds: guest memory, staging, sample area, fault thread stacks
  * and guards */
 #define VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
@@ -89,11 +84,17 @@ int mv__map_anon(size_t len, uint8_t **out)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int err;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	/* THP would fill 512 pages on one fault, behind the pmap's back */
-	madvise(p, len, MADV_NOHUGEPAGE);
+	/* THP would fill 512 pages on one fault, behind the pmap's back: a
+	 * mapping that cannot be kept to 4 KiB pages is not used */
+	err = mv__madvise(p, len, MADV_NOHUGEPAGE);
+	if (err) {
+		munmap(p, len);
+		return err;
+	}
 	*out = p;
 	return 0;
 }
@@ -116,8 +117,7 @@ unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
 
 	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
 		return 0;
-	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
-		      (size_t)n, MADV_DONTNEED, 0u);
+	got = mv__process_madvise(iov, (size_t)n, MADV_DONTNEED);
 	if (got < 0) {
 		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
 		    errno == EPERM)
@@ -247,14 +247,18 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__map_anon(len, &vm->mem);
 	if (err) {
-		mv__host_api_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
-				 (unsigned long long)(len >> 20),
-				 strerror(-err));
+		mv__host_api_msg(
+			h, "VM %s: cannot map %llu MiB of 4 KiB pages: %s",
+			vm->name, (unsigned long long)(len >> 20),
+			strerror(-err));
 		goto fail_image;
 	}
 	err = mv__map_anon(MV_RECLAIM_BATCH * MV_PAGE_SIZE, &vm->staging);
-	if (err)
+	if (err) {
+		mv__host_api_msg(h, "VM %s: cannot map its staging area: %s",
+				 vm->name, strerror(-err));
 		goto fail_mem;
+	}
 	err = mv__uffd_open(&vm->uffd, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "VM %s: %s", vm->name, msg);
@@ -446,5 +450,8 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->shrdsvd_pages = mv__share_vm_saved(vm);
 	st->share_scanned_pages = atomic_load(&vm->sh.scanned);
 	st->cow_breaks = atomic_load(&vm->sh.cow_breaks);
+	st->parked_pages = MV_PARK_PAGES - mv__sample_park_free(vm);
+	st->parked_total = atomic_load(&vm->sample.parked_total);
+	st->put_back_errors = atomic_load(&vm->sample.put_back_errors);
 	return 0;
 }
