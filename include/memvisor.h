@@ -226,7 +226,10 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
  * Reclaim: swap out up to npages pages of this VM chosen at random (ESX's
  * victim policy); *done says how many were.  Returns an error only if none
  * could be swapped out for a reason other than there being none to take
- * (e.g. -ENOSPC with the swap directory full: the pages stay in memory).
+ * (e.g. -ENOSPC with the swap directory full: the pages stay in memory;
+ * -EBUSY while pages the kernel would not let back into the guest are
+ * still parked, mv_vm_stats' parked_pages, or the staging area cannot be
+ * emptied: a later call retries).
  */
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */

@@ -64,6 +64,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "internal.h"
 
 /* the message layouts are virtio-balloon's */
@@ -170,8 +171,8 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 	for (unsigned r = 0; r < nruns; r++) {
 		unsigned pages = (unsigned)(iov[r].iov_len >> MV_PAGE_SHIFT);
 
-		if (r < done ||
-		    !madvise(iov[r].iov_base, iov[r].iov_len, MADV_DONTNEED)) {
+		if (r < done || !mv__madvise(iov[r].iov_base, iov[r].iov_len,
+					     MADV_DONTNEED)) {
 			freed += pages;
 			continue;
 		}

@@ -38,6 +38,12 @@
  * Neighbours are taken with trylock only, so batching never waits and never
  * deadlocks against reclaim, which also uses trylock.
  *
+ * A zero fill (and a put-back from a sampling or park slot, sample.c) that
+ * the kernel refuses is not retried in place: the error is counted and
+ * reported, and after a pause with no lock held the guest is woken to
+ * fault again, so each retry is a fresh event and the thread keeps
+ * serving other pages and can be stopped.
+ *
  * Invariants: a page is filled only by the holder of its lock, and only
  * with its own content: zeros, its image bytes, or its own swap slot.  The
  * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame

@@ -186,6 +186,9 @@ struct mv_vm {
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
+	/* MADV_DONTNEED of staging failed: it holds stale pages, and no page
+	 * can be moved in until a retry empties it (reclaim.c) */
+	bool staging_dirty;
 	uint64_t rng; /* xorshift state for random victims */
 
 	_Atomic uint64_t consumed_pages; /* frames this VM holds */

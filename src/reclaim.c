@@ -27,6 +27,10 @@
  * has more victims than free park slots.  Frames are released only for pages whose
  * content is safely elsewhere.
  *
+ * Staging is emptied with one MADV_DONTNEED per batch; if the kernel
+ * refuses, the next batch retries it first and takes no victim until it
+ * works (staged copies are then stale: everything in them is saved).
+ *
  * The kernel's count of a failed UFFDIO_MOVE is checked against
  * /proc/self/pagemap (settle_run): trusting a count lower than what moved
  * would leave a page PRIVATE whose only copy is in staging, about to be
@@ -215,6 +219,45 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 		nanosleep(&ts, NULL);
 }
 
+/*
+ * Drops the staged copies of a batch.  If the kernel refuses, staging
+ * keeps stale pages that would make every later move into it fail, so the
+ * next batch retries first (reclaim_ready) and reclaims nothing until it
+ * works: no content is at stake, only the reclaim.
+ */
+static void empty_staging(struct mv_vm *vm, size_t len)
+{
+	int err = mv__madvise(vm->staging, len, MADV_DONTNEED);
+
+	if (!err)
+		return;
+	vm->staging_dirty = true;
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: cannot empty the reclaim staging area: %s (reclaim of this VM waits until it can)",
+		vm->name, strerror(-err));
+}
+
+/*
+ * Under reclaim_lock, before a batch: the staging area empty, and parked
+ * pages tried once.  Returns how many victims the batch may take (a park
+ * slot for each): 0 when none.
+ */
+static unsigned reclaim_ready(struct mv_vm *vm, unsigned want)
+{
+	unsigned room;
+
+	if (vm->staging_dirty) {
+		if (mv__madvise(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE,
+				MADV_DONTNEED))
+			return 0;
+		vm->staging_dirty = false;
+	}
+	mv__sample_retry_parked(vm);
+	room = mv__sample_park_free(vm);
+	return want < room ? want : room;
+}
+
 struct victim {
 	uint64_t ppn;
 	uint64_t old; /* entry when locked */
@@ -363,7 +406,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	swapped = k ? write_staged(vm, v, idx, k, errp) : 0;
 	ok += swapped;
 	credit += swapped;
-	madvise(vm->staging, (size_t)n << MV_PAGE_SHIFT, MADV_DONTNEED);
+	/* what is left in staging is saved elsewhere, or put back */
+	empty_staging(vm, (size_t)n << MV_PAGE_SHIFT);
 	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->swcur_pages, swapped,
@@ -386,9 +430,7 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 		n = want - *done < MV_RECLAIM_BATCH ? (unsigned)(want - *done) :
 						      MV_RECLAIM_BATCH;
 		/* a park slot for every victim whose restore could fail */
-		mv__sample_retry_parked(vm);
-		if (n > mv__sample_park_free(vm))
-			n = mv__sample_park_free(vm);
+		n = reclaim_ready(vm, n);
 		if (!n) {
 			err = -EBUSY;
 			break;
@@ -426,8 +468,7 @@ int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn)
 	if (!vm || ppn >= vm->npages)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->reclaim_lock);
-	mv__sample_retry_parked(vm);
-	if (!mv__sample_park_free(vm))
+	if (!reclaim_ready(vm, 1))
 		err = -EBUSY;
 	else if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
 		err = 0;

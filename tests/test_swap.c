@@ -342,6 +342,37 @@ static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 	rmdir(dir);
 }
 
+static void
+test_staging_that_cannot_be_emptied_stops_reclaim_unharmed(void **state)
+{
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.sample_period_s = 0;
+	s.share_scan_ghz = 0;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "stage", 1 * MiB);
+	th_fill_vm(vm, 9, false);
+	th_drain_lru();
+	mv__inject_fail(MV_INJ_MADVISE, 1, 1, ENOMEM);
+	assert_int_equal(mv_vm_swap_out_page(vm, 4), 0);
+	assert_int_equal(mv__inject_hits(MV_INJ_MADVISE), 1);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "staging"));
+	/* the retry before the next batch fails too: no batch */
+	mv__inject_fail(MV_INJ_MADVISE, 1, 1, ENOMEM);
+	assert_int_equal(mv_vm_swap_out_page(vm, 5), -EBUSY);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_PRIVATE);
+	mv__inject_reset();
+	assert_int_equal(mv_vm_swap_out_page(vm, 5), 0);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_SWAPPED);
+	assert_int_equal(th_bad_pages(vm, 9, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +393,8 @@ int main(void)
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_read_only_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_full_swapdir_refuses_the_vm_at_start),
+		cmocka_unit_test(
+			test_staging_that_cannot_be_emptied_stops_reclaim_unharmed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
