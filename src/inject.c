@@ -264,6 +264,17 @@ int mv__uffd_copy(int uffd, struct uffdio_copy *c)
 	return -1;
 }
 
+ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off)
+{
+	int err = should_fail(MV_INJ_PAGEMAP);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pread(fd, buf, len, off);
+}
+
 int mv__madvise(void *addr, size_t len, int advice)
 {
 	int err = should_fail(MV_INJ_MADVISE);

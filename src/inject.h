@@ -23,6 +23,7 @@ enum mv__inject_op {
 	MV_INJ_UFFD_MOVE, /* UFFDIO_MOVE refused before it moves anything */
 	MV_INJ_MADVISE,
 	MV_INJ_PROCESS_MADVISE,
+	MV_INJ_PAGEMAP, /* a read of /proc/self/pagemap by reclaim */
 	MV_INJ_NOPS
 };
 
@@ -82,6 +83,8 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
  * errno, with the old mapping in place (MV_INJ_MMAP fails that way).
  */
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
+/* pread(2) of /proc/self/pagemap; fails as MV_INJ_PAGEMAP. */
+ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off);
 /* madvise(2): 0 or -errno. */
 int mv__madvise(void *addr, size_t len, int advice);
 /* process_madvise(2) of this process: bytes advised, or -1 and errno. */

@@ -78,10 +78,10 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
 }
 
 /*
- * Moves a run of len pages out of the guest; returns how many, from the
- * first, were moved (the kernel may stop early), and *err why not all.
+ * Bit i set: page i of the n pages from addr is there, present or swapped
+ * by the kernel (pagemap bits 63 and 62); UINT64_MAX if pagemap cannot be
+ * read, which callers must not take for "not there".
  */
-/* Bit i set: page i of the n pages from addr is present (pagemap bit 63). */
 static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
 {
 	uint64_t e[MV_RECLAIM_BATCH], mask = 0;
@@ -89,11 +89,12 @@ static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
 	int fd = vm->host->share.pagemap_fd;
 
 	if (fd < 0 || n > MV_RECLAIM_BATCH ||
-	    pread(fd, e, len, (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
+	    mv__pagemap_read(fd, e, len,
+			     (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
 		    (ssize_t)len)
 		return UINT64_MAX;
 	for (unsigned i = 0; i < n; i++)
-		mask |= (e[i] >> 63 & 1) << i;
+		mask |= ((e[i] >> 63 | e[i] >> 62) & 1) << i;
 	return mask;
 }
 
@@ -103,12 +104,52 @@ bool mv__page_present(struct mv_vm *vm, const void *addr)
 }
 
 /*
+ * Without pagemap, where pages [moved, len) are is found by moving each
+ * back from dst to src, which only the page itself can make succeed: 0,
+ * it was in dst and is back; EEXIST, src holds it; ENOENT, dst is empty,
+ * so src holds it.  Another error says nothing, and is tried again
+ * (a move back that the kernel miscounts answers ENOENT or EEXIST the
+ * next time).  Every page is then in src: the count is `moved`.  Only if
+ * the kernel refuses every move with another error does a page stay
+ * unknown: reported as an error (see the message).
+ */
+static unsigned probe_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
+			  unsigned len, unsigned moved)
+{
+	int err = 0;
+
+	for (unsigned j = moved; j < len; j++) {
+		size_t off = (size_t)j << MV_PAGE_SHIFT;
+
+		for (unsigned t = 0; t < RESTORE_TRIES; t++) {
+			err = move_page(vm, src + off, dst + off);
+			if (!err || err == -EEXIST || err == -ENOENT)
+				break;
+		}
+		if (err && err != -EEXIST && err != -ENOENT)
+			/* neither pagemap nor the kernel's moves can say, and
+			 * reading an empty staging page would hang: the page
+			 * counts as not moved, and the host says so */
+			mv__host_event(
+				vm->host, MV_LOG_ERROR,
+				"VM %s: cannot tell whether page %llu left the guest (pagemap unreadable, UFFDIO_MOVE failing: %s); it is taken as not moved",
+				vm->name,
+				(unsigned long long)((uint64_t)(src - vm->mem) /
+							     MV_PAGE_SIZE +
+						     j),
+				strerror(-err));
+	}
+	return moved;
+}
+
+/*
  * After a move that stopped with an error, what the kernel reported is
  * checked against where the pages are: callers trust the count to the
  * page, and a page moved but counted as not moved would be left marked
  * PRIVATE while its only copy sits in staging, to be dropped with it.
  * Pages found moved past the first that was not are moved back, so the
- * count stays a prefix.  Returns the true count.
+ * count stays a prefix.  Returns the true count.  When pagemap cannot be
+ * read, the pages past the count are probed back instead (probe_run).
  */
 static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 			   unsigned len, unsigned moved)
@@ -118,7 +159,7 @@ static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 	unsigned k = 0;
 
 	if (in_dst == UINT64_MAX || in_src == UINT64_MAX)
-		return moved;
+		return probe_run(vm, dst, src, len, moved);
 	while (k < len && (in_dst >> k & 1) && !(in_src >> k & 1))
 		k++;
 	for (unsigned j = k + 1; j < len; j++)
@@ -137,6 +178,10 @@ static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 	return k;
 }
 
+/*
+ * Moves a run of len pages out of the guest; returns how many, from the
+ * first, were moved (the kernel may stop early), and *err why not all.
+ */
 unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 		      int *err)
 {
@@ -191,14 +236,23 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 
 	pmap_assert_locked(e);
 	for (unsigned i = 0; i < RESTORE_TRIES; i++) {
+		/* EEXIST: the page is in the guest again (we hold its lock, so
+		 * only an earlier move that said it failed put it there) */
 		err = move_page(vm, dst, stage);
-		if (!err)
+		if (!err || err == -EEXIST)
 			return;
+		if (err == -ENOENT) {
+			/* stage and guest both empty: cannot happen */
+			MV_ASSERT(
+				!"the page is neither staged nor in the guest");
+			mv__host_event(
+				vm->host, MV_LOG_ERROR,
+				"VM %s: page %llu is neither in staging nor in the guest after a failed swap-out (engine bug)",
+				vm->name, (unsigned long long)ppn);
+			return;
+		}
 		err = restore_copy(vm, dst, stage);
-		if (!err)
-			return;
-		/* a move that worked but said it failed leaves stage empty */
-		if (err == -EEXIST && !mv__page_present(vm, stage))
+		if (!err || err == -EEXIST)
 			return;
 	}
 	parked = mv__sample_park(vm, ppn, pmap_peek(e) & ~PMAP_LOCK, stage);

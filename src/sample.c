@@ -200,9 +200,10 @@ static int put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint64_t *e)
 			drop_slot(vm, src);
 			break;
 		}
-		/* a move that worked but said it failed leaves the slot empty */
-		if (err == -EEXIST && !is_park_slot(slot) &&
-		    !mv__page_present(vm, src)) {
+		/* the guest page is there: a move that worked but said it
+		 * failed (we hold the entry's lock: nobody else fills it) */
+		if (err == -EEXIST && !is_park_slot(slot)) {
+			drop_slot(vm, src);
 			err = 0;
 			break;
 		}
