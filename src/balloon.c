@@ -385,7 +385,7 @@ int mv_balloon_open(mv_vm *vm, mv_balloon_chan **out)
 
 	if (!vm || !out)
 		return -EINVAL;
-	ch = calloc(1, sizeof(*ch));
+	ch = mv__calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
 	ch->vm = vm;
