@@ -33,7 +33,10 @@
  *   SHARED      share.c unmaps it and drops its reference (the shared
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
- *   A SAMPLED page is put back first and taken as PRIVATE (sample.c).
+ *   A SAMPLED page is put back first and taken as PRIVATE (sample.c);
+ *   one the kernel will not let back is refused, its content kept.
+ * A page whose frame cannot be dropped (process_madvise, then madvise,
+ * refused) is refused too, and keeps its content.
  * All become BALLOONED, with the inflate's number (b->inflates) as
  * payload.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read

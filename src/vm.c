@@ -8,7 +8,7 @@
  * (write-protection is only ever set by the share scanner, on PRIVATE
  * pages it holds locked while it compares and merges them), with
  * transparent huge pages off (a 2 MiB page would fill 512 guest pages behind
- * the pmap's back).  No page is ever present without the pmap saying
+ * the pmap's back; a VM whose mapping cannot be set so is refused).  No page is ever present without the pmap saying
  * PRIVATE: faults fill pages with UFFDIO_COPY, and reclaim takes a page out
  * with UFFDIO_MOVE into a small staging area registered with the same
  * userfaultfd (the kernel moves only between ranges of one userfaultfd).
