@@ -278,8 +278,6 @@ void mv__fault_stop(struct mv_vm *vm);
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
 uint64_t mv__rand(uint64_t *state);
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
-/* Whether the page at addr is mapped (pagemap); true if that cannot be read */
-bool mv__page_present(struct mv_vm *vm, const void *addr);
 /* UFFDIO_MOVE of len pages; how many from the first moved, *err why not all */
 unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 		      int *err);

@@ -98,11 +98,6 @@ static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
 	return mask;
 }
 
-bool mv__page_present(struct mv_vm *vm, const void *addr)
-{
-	return present_mask(vm, addr, 1) & 1;
-}
-
 /*
  * Without pagemap, where pages [moved, len) are is found by moving each
  * back from dst to src, which only the page itself can make succeed: 0,
