@@ -275,6 +275,15 @@ ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off)
 	return pread(fd, buf, len, off);
 }
 
+int mv__mincore(void *addr, size_t len, unsigned char *vec)
+{
+	int err = should_fail(MV_INJ_MINCORE);
+
+	if (err)
+		return -err;
+	return mincore(addr, len, vec) < 0 ? -errno : 0;
+}
+
 int mv__madvise(void *addr, size_t len, int advice)
 {
 	int err = should_fail(MV_INJ_MADVISE);

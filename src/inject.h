@@ -24,6 +24,7 @@ enum mv__inject_op {
 	MV_INJ_MADVISE,
 	MV_INJ_PROCESS_MADVISE,
 	MV_INJ_PAGEMAP, /* a read of /proc/self/pagemap by reclaim */
+	MV_INJ_MINCORE,
 	MV_INJ_NOPS
 };
 
@@ -85,6 +86,8 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
 /* pread(2) of /proc/self/pagemap; fails as MV_INJ_PAGEMAP. */
 ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off);
+/* mincore(2): 0 or -errno. */
+int mv__mincore(void *addr, size_t len, unsigned char *vec);
 /* madvise(2): 0 or -errno. */
 int mv__madvise(void *addr, size_t len, int advice);
 /* process_madvise(2) of this process: bytes advised, or -1 and errno. */

@@ -102,16 +102,24 @@ static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
  * Without pagemap, where pages [moved, len) are is found by moving each
  * back from dst to src, which only the page itself can make succeed: 0,
  * it was in dst and is back; EEXIST, src holds it; ENOENT, dst is empty,
- * so src holds it.  Another error says nothing, and is tried again
- * (a move back that the kernel miscounts answers ENOENT or EEXIST the
- * next time).  Every page is then in src: the count is `moved`.  Only if
- * the kernel refuses every move with another error does a page stay
- * unknown: reported as an error (see the message).
+ * so src holds it.  Another error says nothing, and is tried again (a
+ * move back that the kernel miscounts answers ENOENT or EEXIST the next
+ * time).  If the kernel refuses every move back with another error,
+ * mincore() decides: a page resident in dst is there (and readable, not a
+ * userfault hole): it extends the count if it follows it, or else restore
+ * puts it back or parks it (only a reclaim run of several pages gets
+ * there, under reclaim_lock).  One that is not resident is taken as not
+ * moved, which only a move the kernel both miscounted and swapped out in
+ * between could contradict; if mincore fails too, the host reports it as
+ * an error.  Returns the true count, a prefix as always.
  */
 static unsigned probe_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 			  unsigned len, unsigned moved)
 {
-	int err = 0;
+	unsigned count = moved;
+	unsigned char in_core;
+	uint64_t ppn;
+	int err = 0, merr;
 
 	for (unsigned j = moved; j < len; j++) {
 		size_t off = (size_t)j << MV_PAGE_SHIFT;
@@ -121,20 +129,32 @@ static unsigned probe_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 			if (!err || err == -EEXIST || err == -ENOENT)
 				break;
 		}
-		if (err && err != -EEXIST && err != -ENOENT)
-			/* neither pagemap nor the kernel's moves can say, and
-			 * reading an empty staging page would hang: the page
-			 * counts as not moved, and the host says so */
+		if (!err || err == -EEXIST || err == -ENOENT)
+			continue; /* in src: the count ends before it */
+		ppn = (uint64_t)(src - vm->mem) / MV_PAGE_SIZE + j;
+		merr = mv__mincore(dst + off, MV_PAGE_SIZE, &in_core);
+		if (!merr && (in_core & 1)) {
+			if (j == count)
+				count++;
+			else
+				mv__reclaim_restore(vm, ppn, dst + off);
+			continue;
+		}
+		if (merr)
 			mv__host_event(
 				vm->host, MV_LOG_ERROR,
-				"VM %s: cannot tell whether page %llu left the guest (pagemap unreadable, UFFDIO_MOVE failing: %s); it is taken as not moved",
-				vm->name,
-				(unsigned long long)((uint64_t)(src - vm->mem) /
-							     MV_PAGE_SIZE +
-						     j),
-				strerror(-err));
+				"VM %s: cannot tell whether page %llu left the guest (pagemap unreadable, UFFDIO_MOVE failing: %s, mincore failing: %s); it is taken as not moved",
+				vm->name, (unsigned long long)ppn,
+				strerror(-err), strerror(-merr));
 	}
-	return moved;
+	if (count != moved) {
+		atomic_fetch_add(&vm->host->move_miscounts, 1);
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: UFFDIO_MOVE reported %u of %u pages moved, %u were (corrected without pagemap)",
+			vm->name, moved, len, count);
+	}
+	return count;
 }
 
 /*

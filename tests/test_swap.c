@@ -97,6 +97,40 @@ static void test_a_miscounted_move_without_pagemap_loses_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_a_miscounted_move_the_kernel_will_not_undo_is_found_by_mincore(
+	void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.sample_period_s = 0;
+	s.share_scan_ghz = 0;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "mincore", 1 * MiB);
+	th_fill_vm(vm, 8, false);
+	th_drain_lru();
+	/* the move out works but says it moved nothing; every move after it
+	 * is refused, and pagemap cannot be read: only mincore can tell */
+	mv__inject_fail(MV_INJ_MOVE_MISCOUNT, 1, 1, EAGAIN);
+	mv__inject_fail(MV_INJ_UFFD_MOVE, 2, 0, ENOMEM);
+	mv__inject_fail(MV_INJ_PAGEMAP, 1, 0, EIO);
+	assert_int_equal(mv_vm_swap_out_page(vm, 9), 0);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_MOVE) >= 3);
+	mv__inject_reset();
+	/* taken as not moved, the page would be PRIVATE and absent here */
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_SWAPPED);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.move_miscounts, 1);
+	assert_int_equal(th_bad_pages(vm, 8, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_swap_slots_are_reused_cycle_after_cycle(void **state)
 {
 	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done;
@@ -421,6 +455,8 @@ int main(void)
 			test_staging_that_cannot_be_emptied_stops_reclaim_unharmed),
 		cmocka_unit_test(
 			test_a_miscounted_move_without_pagemap_loses_nothing),
+		cmocka_unit_test(
+			test_a_miscounted_move_the_kernel_will_not_undo_is_found_by_mincore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
