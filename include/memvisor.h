@@ -420,6 +420,7 @@ struct mv_host_stats {
 	uint64_t share_collisions; /* equal hashes, different bytes */
 	uint64_t share_vmas; /* mappings sharing added, now */
 	uint64_t cow_breaks; /* writes that broke sharing, total */
+	uint64_t parked_pages; /* all VMs' parked_pages (mv_vm_stats), now */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

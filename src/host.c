@@ -431,6 +431,7 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
+		st->parked_pages += MV_PARK_PAGES - mv__sample_park_free(vm);
 		for (uint64_t p = 0; p < vm->npages; p++)
 			st->share_saved_pages +=
 				pmap_state(pmap_peek(&vm->pmap[p])) ==

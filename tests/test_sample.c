@@ -88,6 +88,7 @@ static mv_vm *filled_vm(struct th_host *t, uint64_t tag)
 
 static void test_a_page_that_cannot_be_put_back_is_parked_not_lost(void **state)
 {
+	struct mv_host_stats hs;
 	struct th_host t;
 	uint8_t *m;
 	mv_vm *vm;
@@ -101,6 +102,8 @@ static void test_a_page_that_cannot_be_put_back_is_parked_not_lost(void **state)
 	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_SAMPLED);
 	assert_int_equal(stats(vm).parked_pages, 1);
 	assert_int_equal(stats(vm).parked_total, 1);
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_int_equal(hs.parked_pages, 1);
 	assert_int_equal(stats(vm).swap_errors, 1);
 	assert_non_null(strstr(mv_host_errmsg(t.host), "park slot"));
 	assert_int_equal(th_presence_mismatches(vm), 0);
