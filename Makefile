@@ -10,6 +10,9 @@
 # SAN=asan or SAN=tsan builds into build-asan/ or build-tsan/; BUILDDIR=dir
 # picks another build directory.  TRACE=1 builds into build-trace/ with the
 # per-page history of src/trace.c (debugging only: slower, more memory).
+# DEBUG=1 builds into build-debug/ with the invariants of src/invariant.h
+# (MV_ASSERT, pmap_assert_locked) executing; the sanitizer builds run them
+# too.
 
 CC      ?= cc
 SAN     ?=
@@ -17,16 +20,20 @@ PKGS    := liblz4 libzstd libxxhash inih libcjson ncursesw libmicrohttpd liburin
 
 ifeq ($(SAN),asan)
 BUILD   := $(or $(BUILDDIR),build-asan)
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DMV_DEBUG
 OPT     := -O1
 else ifeq ($(SAN),tsan)
 BUILD   := $(or $(BUILDDIR),build-tsan)
-SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer -DMV_DEBUG
 OPT     := -O1
 else ifeq ($(TRACE),1)
 BUILD   := $(or $(BUILDDIR),build-trace)
 SANFLAGS := -DMV_TRACE -Wl,--wrap=ioctl,--wrap=madvise,--wrap=syscall
 OPT     := -O2
+else ifeq ($(DEBUG),1)
+BUILD   := $(or $(BUILDDIR),build-debug)
+SANFLAGS := -DMV_DEBUG
+OPT     := -O1
 else
 BUILD   := $(or $(BUILDDIR),build)
 SANFLAGS :=
@@ -119,6 +126,6 @@ check-format:
 	done; exit $$bad
 
 clean:
-	rm -rf build build-asan build-tsan build-trace $(BUILDDIR)
+	rm -rf build build-asan build-tsan build-trace build-debug $(BUILDDIR)
 
 -include $(shell find build* -name '*.d' 2>/dev/null)

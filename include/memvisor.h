@@ -10,8 +10,11 @@
  * host runs short, always giving back exactly the bytes that were there.
  *
  * Conventions: every call that can fail returns 0 or a negative errno;
- * mv_strerror() names it, and mv_host_errmsg() holds a sentence saying what
- * went wrong and what to do about it.  Objects are opaque and come in
+ * mv_strerror() names it, and mv_host_errmsg_copy() copies out a sentence
+ * saying what went wrong and what to do about it.  Events of the host's
+ * background threads (a swap-out that failed, sharing stopped at the mapping
+ * limit, a page lost) also go to the log callback of the host's config, if
+ * set; the library itself never prints.  Objects are opaque and come in
  * mv_thing_create()/mv_thing_destroy() pairs.  Statistics are snapshots
  * copied out; nothing returned points into live state except the guest
  * memory itself (mv_vm_mem()).
@@ -107,11 +110,38 @@ struct mv_settings {
 void mv_settings_init(struct mv_settings *s);
 /* Set one tunable by its ESX name ("Mem.ShareScanTime") from a decimal string. */
 int mv_settings_set(struct mv_settings *s, const char *name, const char *value);
+/*
+ * Checks every field against the ranges mv_settings_set() enforces (fields
+ * may also be set directly).  0, or -EINVAL with a sentence in msg (may be
+ * NULL) naming the first bad setting, its value and its range.
+ * mv_host_create() runs this check and refuses invalid settings.
+ */
+int mv_settings_check(const struct mv_settings *s, char *msg, size_t msglen);
+
+/* Log levels of host events, most severe first. */
+enum mv_log_level {
+	MV_LOG_ERROR = 0, /* guest data at risk or lost, or a guest stuck */
+	MV_LOG_WARNING, /* something failed and was handled (retried, kept) */
+	MV_LOG_INFO, /* worth knowing */
+};
+
+/*
+ * A host's log callback: one sentence per event, no newline.  It is called
+ * from a thread of the host's own (never from a fault or reclaim path and
+ * with no engine lock held), one event at a time, in the order the events
+ * happened; it may call any mv_ function except mv_host_destroy() of its
+ * host.  Events are queued; when the queue is full the oldest are dropped,
+ * and the next event delivered says how many were.  mv_host_destroy()
+ * delivers what is queued before it returns.
+ */
+typedef void (*mv_log_fn)(void *arg, enum mv_log_level level, const char *msg);
 
 struct mv_host_config {
 	uint64_t memsize_bytes; /* machine memory budget handed to guests */
 	const char *swapdir; /* directory for per-VM swap files */
 	struct mv_settings settings;
+	mv_log_fn log; /* host events (NULL: none; see mv_host_errmsg_copy) */
+	void *log_arg; /* passed to log */
 };
 
 /* Fills defaults: 1 GiB budget, swapdir /var/tmp/memvisor, ESX settings. */
@@ -125,10 +155,24 @@ void mv_host_config_init(struct mv_host_config *cfg);
  */
 int mv_check_system(char *msg, size_t msglen);
 
+/*
+ * -EINVAL for a bad memsize or swapdir, or settings mv_settings_check()
+ * refuses; the sentence saying which is then mv_host_errmsg_copy(NULL, ...)
+ * of the calling thread.
+ */
 int mv_host_create(const struct mv_host_config *cfg, mv_host **out);
 /* Destroys the host; every VM must have been destroyed first. */
 void mv_host_destroy(mv_host *host);
-/* A sentence about the last error or warning of this host ("" if none). */
+/*
+ * Copies a sentence about the last error or warning of this host ("" if
+ * none) into buf, cut to len - 1 bytes and NUL-terminated; the host's
+ * threads may write a new one at any time, so it is copied under the host's
+ * lock.  host NULL: the calling thread's last mv_host_create() failure.
+ * Returns the sentence's full length (as snprintf), or -EINVAL.
+ */
+int mv_host_errmsg_copy(const mv_host *host, char *buf, size_t len);
+/* The same sentence, copied into a buffer of the calling thread, valid
+ * until that thread's next call of mv_host_errmsg(). */
 const char *mv_host_errmsg(const mv_host *host);
 
 /*
@@ -182,7 +226,10 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
  * Reclaim: swap out up to npages pages of this VM chosen at random (ESX's
  * victim policy); *done says how many were.  Returns an error only if none
  * could be swapped out for a reason other than there being none to take
- * (e.g. -ENOSPC with the swap directory full: the pages stay in memory).
+ * (e.g. -ENOSPC with the swap directory full: the pages stay in memory;
+ * -EBUSY while pages the kernel would not let back into the guest are
+ * still parked, mv_vm_stats' parked_pages, or the staging area cannot be
+ * emptied: a later call retries).
  */
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */
@@ -337,6 +384,15 @@ struct mv_vm_stats {
 	uint64_t shrdsvd_pages; /* SHRDSVD: frames saved, this VM's part */
 	uint64_t share_scanned_pages; /* PRIVATE pages the scanner examined */
 	uint64_t cow_breaks; /* writes that broke sharing, total */
+	/* pages the kernel would not let back into the guest after a failed
+	 * swap-out, their content kept by the engine until it does (SAMPLED;
+	 * a touch, the next reclaim or sampling period retries): now, and
+	 * ever */
+	uint64_t parked_pages;
+	uint64_t parked_total;
+	/* put-backs (sampled or parked pages) the kernel refused, each
+	 * retried later, content kept */
+	uint64_t put_back_errors;
 };
 
 struct mv_host_stats {
@@ -372,6 +428,7 @@ struct mv_host_stats {
 				    * nor put back: filled on next touch */
 	uint64_t share_errors; /* system calls that kept failing on sharing
 				* paths; the pages were kept safe */
+	uint64_t parked_pages; /* all VMs' parked_pages (mv_vm_stats), now */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

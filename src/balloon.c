@@ -33,7 +33,10 @@
  *   SHARED      share.c unmaps it and drops its reference (the shared
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
- *   A SAMPLED page is put back first and taken as PRIVATE (sample.c).
+ *   A SAMPLED page is put back first and taken as PRIVATE (sample.c);
+ *   one the kernel will not let back is refused, its content kept.
+ * A page whose frame cannot be dropped (process_madvise, then madvise,
+ * refused) is refused too, and keeps its content.
  * All become BALLOONED, with the inflate's number (b->inflates) as
  * payload.  Deflate turns BALLOONED
  * into ZERO: the guest gave the content up, so the next touch must read
@@ -64,7 +67,19 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "inject.h"
 #include "internal.h"
+
+/* the message layouts are virtio-balloon's */
+_Static_assert(sizeof(struct mv_balloon_stat) == 10 + 6 &&
+		       offsetof(struct mv_balloon_stat, val) == 8,
+	       "struct mv_balloon_stat is virtio_balloon_stat, padded");
+_Static_assert(sizeof(((struct mv_balloon_reply *)0)->rejected_map) * 8 >=
+		       MV_BALLOON_PFNS_MAX,
+	       "one reply bit per message entry");
+_Static_assert(MV_BALLOON_S_NR * sizeof(struct mv_balloon_stat) <=
+		       sizeof(((struct mv_balloon_msg *)0)->u),
+	       "every statistic fits one message");
 
 struct item {
 	uint32_t pfn;
@@ -159,8 +174,8 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 	for (unsigned r = 0; r < nruns; r++) {
 		unsigned pages = (unsigned)(iov[r].iov_len >> MV_PAGE_SHIFT);
 
-		if (r < done ||
-		    !madvise(iov[r].iov_base, iov[r].iov_len, MADV_DONTNEED)) {
+		if (r < done || !mv__madvise(iov[r].iov_base, iov[r].iov_len,
+					     MADV_DONTNEED)) {
 			freed += pages;
 			continue;
 		}
@@ -179,6 +194,8 @@ static void inflate_locked(struct job *j, struct taken *t, unsigned n)
 	struct mv_vm *vm = j->vm;
 	uint64_t freed, swapped = 0, done = 0;
 
+	for (unsigned i = 0; i < n; i++)
+		pmap_assert_locked(&vm->pmap[t[i].ppn]);
 	freed = drop_frames(j, t, n);
 	for (unsigned i = 0; i < n; i++) {
 		if (t[i].old == ~0ull)
@@ -215,7 +232,7 @@ static void deflate_locked(struct job *j, struct taken *t, unsigned n)
 	struct mv_vm *vm = j->vm;
 
 	for (unsigned i = 0; i < n; i++)
-		pmap_unlock(&vm->pmap[t[i].ppn],
+		pmap_unlock(&vm->pmap[t[i].ppn], /* checks the lock */
 			    pmap_make(MV_PAGE_ZERO, t[i].old, 0));
 	j->rep->accepted += n;
 	atomic_fetch_sub_explicit(&vm->balloon.actual_pages, n,
@@ -260,9 +277,11 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 		}
 		v = pmap_lock(&vm->pmap[it->pfn]);
 		/* sampling must not cost the guest its inflate */
-		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED)
-			mv__sample_unsample_locked(vm, it->pfn, &v);
-		if (inflate)
+		why = NULL;
+		if (inflate && pmap_state(v) == MV_PAGE_SAMPLED &&
+		    mv__sample_unsample_locked(vm, it->pfn, &v))
+			why = "the page could not be put back from sampling";
+		else if (inflate)
 			why = inflate_refusal(pmap_state(v));
 		else
 			why = pmap_state(v) == MV_PAGE_BALLOONED ?
@@ -369,7 +388,7 @@ int mv_balloon_open(mv_vm *vm, mv_balloon_chan **out)
 
 	if (!vm || !out)
 		return -EINVAL;
-	ch = calloc(1, sizeof(*ch));
+	ch = mv__calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
 	ch->vm = vm;

@@ -38,6 +38,12 @@
  * Neighbours are taken with trylock only, so batching never waits and never
  * deadlocks against reclaim, which also uses trylock.
  *
+ * A zero fill (and a put-back from a sampling or park slot, sample.c) that
+ * the kernel refuses is not retried in place: the error is counted and
+ * reported, and after a pause with no lock held the guest is woken to
+ * fault again, so each retry is a fresh event and the thread keeps
+ * serving other pages and can be stopped.
+ *
  * Invariants: a page is filled only by the holder of its lock, and only
  * with its own content: zeros, its image bytes, or its own swap slot.  The
  * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame
@@ -328,8 +334,10 @@ static void io_backoff(void)
  * never as its old bytes nor as the RAM image's: the content was given
  * up.  A ballooned page is filled alone, so one stray touch does not take
  * its neighbours out of the balloon.  Returns false when the caller must
- * start over (no frame was free, or the fill failed), with the lock
- * dropped.
+ * start over (no frame was free), with the lock dropped.  A fill the
+ * kernel refuses is not retried here: after a pause taken with no lock
+ * held, the guest is woken to fault again, and that fresh event retries,
+ * so that this thread keeps serving other faults and can be stopped.
  */
 static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
@@ -341,6 +349,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	struct run r;
 	int err;
 
+	pmap_assert_locked(&vm->pmap[ppn]);
 	got = mv__frames_reserve(h, window);
 	if (!got) {
 		pmap_unlock(&vm->pmap[ppn], v);
@@ -373,7 +382,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	unlock_run(vm, &r);
 	if (err && !in_run(&r, ppn)) {
 		io_backoff();
-		return false;
+		wake(vm, ppn);
 	}
 	return true;
 }
@@ -416,12 +425,11 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		return;
 	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
 	atomic_fetch_add(&vm->host->lost_pages, 1);
-	mv__host_set_msg(
-		vm->host,
+	mv__host_event(
+		vm->host, MV_LOG_ERROR,
 		"VM %s: page %llu is PRIVATE in the pmap (last filled by %s) but not mapped (engine bug: its content is lost); the guest thread touching it cannot proceed",
 		vm->name, (unsigned long long)ppn,
 		origins[o < sizeof(origins) / sizeof(origins[0]) ? o : 0]);
-	fprintf(stderr, "memvisor: %s\n", mv_host_errmsg(vm->host));
 #ifdef MV_TRACE
 	mv__trace_dump(vm->pmap, ppn);
 	for (uint64_t q = ppn > 2 ? ppn - 2 : 0; q < ppn + 3 && q < vm->npages;

@@ -18,10 +18,19 @@
  * equals the sum of the VMs' consumed_pages whenever no fault or reclaim is
  * between its reserve/release and its pmap update.
  *
+ * Messages: errmsg holds the host's last sentence, copied out under
+ * msg_lock (mv_host_errmsg_copy); background events are also queued for
+ * the config's log callback and delivered by a log thread of the host's
+ * own, with no engine lock held, so that a callback can never deadlock the
+ * engine nor slow a fault.  A failed mv_host_create() leaves its sentence
+ * in a buffer of the calling thread.  Settings are checked against
+ * settings.c's table before anything is built.
+ *
  * Lock ordering:
  *   vms_lock -> vm->reclaim_lock -> pmap entry locks -> frames_lock
  *   sched_lock and msg_lock are leaves, never held with another lock
- *   except msg_lock under pmap entry locks.
+ *   except msg_lock under pmap entry locks and share.lock.  The log
+ *   callback runs with no lock held.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,6 +43,8 @@
 #include "internal.h"
 
 #define FRAME_WAIT_MS 20
+/* The log thread's idle wait, re-armed while it has nothing to deliver */
+#define LOG_IDLE_MS 1000
 /* The hard state's floor, percent of minFree: below it the scheduler swaps */
 #define HARD_FLOOR_PCT 64
 
@@ -135,20 +146,151 @@ void mv__frames_wait(struct mv_host *h)
 	pthread_mutex_unlock(&h->frames_lock);
 }
 
+/*
+ * Messages and events.  errmsg is the last sentence, copied out under
+ * msg_lock.  An event is also queued (when the host has a log callback)
+ * and delivered by the log thread, which holds no engine lock while the
+ * callback runs: events are raised under pmap entry locks and share.lock,
+ * and a callback that touched guest memory or called back into the engine
+ * there could deadlock.
+ */
+static void host_vmsg(struct mv_host *h, int level, const char *fmt, va_list ap)
+{
+	struct mv__log_event *e;
+
+	pthread_mutex_lock(&h->msg_lock);
+	vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
+	if (level >= 0 && h->log) {
+		if (h->logq_n == MV_LOG_QUEUE) {
+			h->logq_head = (h->logq_head + 1) % MV_LOG_QUEUE;
+			h->logq_n--;
+			h->log_dropped++;
+		}
+		e = &h->logq[(h->logq_head + h->logq_n++) % MV_LOG_QUEUE];
+		e->level = (enum mv_log_level)level;
+		memcpy(e->msg, h->errmsg, sizeof(e->msg));
+		pthread_cond_signal(&h->log_wake);
+	}
+	pthread_mutex_unlock(&h->msg_lock);
+}
+
 void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
 {
 	va_list ap;
 
-	pthread_mutex_lock(&h->msg_lock);
 	va_start(ap, fmt);
-	vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
+	host_vmsg(h, MV_LOG_WARNING, fmt, ap);
 	va_end(ap);
+}
+
+void mv__host_event(struct mv_host *h, enum mv_log_level level, const char *fmt,
+		    ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	host_vmsg(h, (int)level, fmt, ap);
+	va_end(ap);
+}
+
+void mv__host_api_msg(struct mv_host *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	host_vmsg(h, -1, fmt, ap);
+	va_end(ap);
+}
+
+/* Delivers queued events, one at a time, with msg_lock dropped. */
+static void *log_main(void *arg)
+{
+	struct mv_host *h = arg;
+	char msg[MV_ERRMSG_MAX + 48];
+	enum mv_log_level level;
+	struct timespec ts;
+	uint64_t dropped;
+
+	pthread_mutex_lock(&h->msg_lock);
+	for (;;) {
+		if (!h->logq_n) {
+			if (h->log_stop)
+				break;
+			deadline_ms(&ts, LOG_IDLE_MS);
+			pthread_cond_timedwait(&h->log_wake, &h->msg_lock, &ts);
+			continue;
+		}
+		level = h->logq[h->logq_head].level;
+		dropped = h->log_dropped;
+		h->log_dropped = 0;
+		if (dropped)
+			snprintf(msg, sizeof(msg),
+				 "(%llu earlier events dropped) %s",
+				 (unsigned long long)dropped,
+				 h->logq[h->logq_head].msg);
+		else
+			memcpy(msg, h->logq[h->logq_head].msg,
+			       sizeof(h->logq[0].msg));
+		h->logq_head = (h->logq_head + 1) % MV_LOG_QUEUE;
+		h->logq_n--;
+		pthread_mutex_unlock(&h->msg_lock);
+		h->log(h->log_arg, level, msg);
+		pthread_mutex_lock(&h->msg_lock);
+	}
 	pthread_mutex_unlock(&h->msg_lock);
+	return NULL;
+}
+
+/* Stops the log thread after it has delivered every queued event. */
+static void log_stop(struct mv_host *h)
+{
+	if (!h->log)
+		return;
+	pthread_mutex_lock(&h->msg_lock);
+	h->log_stop = true;
+	pthread_cond_signal(&h->log_wake);
+	pthread_mutex_unlock(&h->msg_lock);
+	pthread_join(h->log_thread, NULL);
+}
+
+/* Why this thread's last mv_host_create() failed (there is no host to
+ * hold it). */
+static _Thread_local char create_msg[MV_ERRMSG_MAX];
+
+static int create_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int create_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(create_msg, sizeof(create_msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int mv_host_errmsg_copy(const mv_host *h, char *buf, size_t len)
+{
+	/* the lock guards errmsg; it is not part of the host's value */
+	struct mv_host *m = (struct mv_host *)h;
+	int n;
+
+	if (!buf || !len)
+		return -EINVAL;
+	if (!h)
+		return snprintf(buf, len, "%s", create_msg);
+	pthread_mutex_lock(&m->msg_lock);
+	n = snprintf(buf, len, "%s", m->errmsg);
+	pthread_mutex_unlock(&m->msg_lock);
+	return n;
 }
 
 const char *mv_host_errmsg(const mv_host *h)
 {
-	return h ? h->errmsg : "";
+	static _Thread_local char copy[MV_ERRMSG_MAX];
+
+	mv_host_errmsg_copy(h, copy, sizeof(copy));
+	return copy;
 }
 
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm)
@@ -177,20 +319,33 @@ void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm)
 
 int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 {
+	char msg[MV_ERRMSG_MAX];
 	struct mv_host *h;
 	int err;
 
-	if (!cfg || !out || !cfg->swapdir || !cfg->swapdir[0])
-		return -EINVAL;
+	create_msg[0] = '\0';
+	if (!cfg || !out)
+		return create_fail(-EINVAL, "no config or no result pointer");
+	if (!cfg->swapdir || !cfg->swapdir[0])
+		return create_fail(-EINVAL, "no swap directory");
 	if (cfg->memsize_bytes < 16 * MV_PAGE_SIZE ||
 	    cfg->memsize_bytes % MV_PAGE_SIZE)
-		return -EINVAL;
+		return create_fail(
+			-EINVAL,
+			"memsize %llu bytes: it must be a multiple of 4 KiB and at least 64 KiB",
+			(unsigned long long)cfg->memsize_bytes);
 	if (strlen(cfg->swapdir) >= sizeof(h->swapdir))
-		return -ENAMETOOLONG;
+		return create_fail(-ENAMETOOLONG,
+				   "swap directory name too long");
+	err = mv_settings_check(&cfg->settings, msg, sizeof(msg));
+	if (err)
+		return create_fail(err, "%s", msg);
 	h = mv__calloc(1, sizeof(*h));
 	if (!h)
-		return -ENOMEM;
+		return create_fail(-ENOMEM, "out of memory for the host");
 	h->settings = cfg->settings;
+	h->log = cfg->log;
+	h->log_arg = cfg->log_arg;
 	strcpy(h->swapdir, cfg->swapdir);
 	h->memsize_pages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
 	h->minfree_pages = mv_minfree_bytes(cfg->memsize_bytes) >>
@@ -202,9 +357,19 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 	err = mv__cond_init_monotonic(&h->frames_freed);
 	if (err)
 		goto fail_locks;
-	err = mv__share_host_init(h);
+	err = mv__cond_init_monotonic(&h->log_wake);
 	if (err)
 		goto fail_frames_cond;
+	if (h->log) {
+		err = -pthread_create(&h->log_thread, NULL, log_main, h);
+		if (err) {
+			create_fail(err, "cannot start the log thread");
+			goto fail_log_cond;
+		}
+	}
+	err = mv__share_host_init(h);
+	if (err)
+		goto fail_log;
 	err = mv__sched_start(h);
 	if (err)
 		goto fail_share;
@@ -213,9 +378,15 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 
 fail_share:
 	mv__share_host_fini(h);
+fail_log:
+	log_stop(h);
+fail_log_cond:
+	pthread_cond_destroy(&h->log_wake);
 fail_frames_cond:
 	pthread_cond_destroy(&h->frames_freed);
 fail_locks:
+	if (!create_msg[0])
+		snprintf(create_msg, sizeof(create_msg), "%s", h->errmsg);
 	pthread_mutex_destroy(&h->msg_lock);
 	pthread_mutex_destroy(&h->vms_lock);
 	pthread_mutex_destroy(&h->frames_lock);
@@ -229,6 +400,8 @@ void mv_host_destroy(mv_host *h)
 		return;
 	mv__sched_stop(h);
 	mv__share_host_fini(h);
+	log_stop(h);
+	pthread_cond_destroy(&h->log_wake);
 	pthread_cond_destroy(&h->frames_freed);
 	pthread_mutex_destroy(&h->msg_lock);
 	pthread_mutex_destroy(&h->vms_lock);
@@ -258,6 +431,7 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
+		st->parked_pages += MV_PARK_PAGES - mv__sample_park_free(vm);
 		for (uint64_t p = 0; p < vm->npages; p++)
 			st->share_saved_pages +=
 				pmap_state(pmap_peek(&vm->pmap[p])) ==

@@ -225,8 +225,13 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode)
 
 int mv__uffd_move(int uffd, struct uffdio_move *m)
 {
-	int err;
+	int err = should_fail(MV_INJ_UFFD_MOVE);
 
+	if (err) {
+		m->move = -err;
+		errno = err;
+		return -1;
+	}
 	if (ioctl(uffd, UFFDIO_MOVE, m) < 0)
 		return -1;
 	err = should_fail(MV_INJ_MOVE_MISCOUNT);
@@ -262,6 +267,52 @@ int mv__uffd_copy(int uffd, struct uffdio_copy *c)
 	c->copy = -err;
 	errno = err;
 	return -1;
+}
+
+ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off)
+{
+	int err = should_fail(MV_INJ_PAGEMAP);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pread(fd, buf, len, off);
+}
+
+int mv__mincore(void *addr, size_t len, unsigned char *vec)
+{
+	int err = should_fail(MV_INJ_MINCORE);
+
+	if (err)
+		return -err;
+	return mincore(addr, len, vec) < 0 ? -errno : 0;
+}
+
+int mv__madvise(void *addr, size_t len, int advice)
+{
+	int err = should_fail(MV_INJ_MADVISE);
+
+	if (err)
+		return -err;
+	return madvise(addr, len, advice) < 0 ? -errno : 0;
+}
+
+/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
+#ifndef PIDFD_SELF_THREAD_GROUP
+#define PIDFD_SELF_THREAD_GROUP -10001
+#endif
+
+ssize_t mv__process_madvise(const struct iovec *iov, size_t n, int advice)
+{
+	int err = should_fail(MV_INJ_PROCESS_MADVISE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov, n,
+		       advice, 0u);
 }
 
 void *mv__calloc(size_t n, size_t size)

@@ -24,6 +24,11 @@ enum mv__inject_op {
 	MV_INJ_SHARE_PAGEMAP, /* share.c: reading /proc/self/pagemap */
 	MV_INJ_SHARE_POPULATE, /* share.c: MADV_POPULATE_WRITE (in place) */
 	MV_INJ_SHARE_MADVISE, /* share.c: other madvise/fallocate calls */
+	MV_INJ_UFFD_MOVE, /* UFFDIO_MOVE refused before it moves anything */
+	MV_INJ_MADVISE,
+	MV_INJ_PROCESS_MADVISE,
+	MV_INJ_PAGEMAP, /* a read of /proc/self/pagemap by reclaim */
+	MV_INJ_MINCORE,
 	MV_INJ_NOPS
 };
 
@@ -71,7 +76,8 @@ int mv__uffd_copy(int uffd, struct uffdio_copy *c);
 struct uffdio_move;
 /* UFFDIO_MOVE; MV_INJ_MOVE_MISCOUNT makes a move that succeeded report
  * failure with nothing moved (err is the errno), as a kernel that
- * miscounts would. */
+ * miscounts would; MV_INJ_UFFD_MOVE makes it fail with nothing moved
+ * (m->move = -err), as a kernel that refuses it would. */
 int mv__uffd_move(int uffd, struct uffdio_move *m);
 /* UFFDIO_WRITEPROTECT of a range with the kernel's mode bits
  * (UFFDIO_WRITEPROTECT_MODE_WP to protect, 0 to lift the protection and
@@ -86,6 +92,14 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
  * errno, with the old mapping in place (MV_INJ_MMAP fails that way).
  */
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
+/* pread(2) of /proc/self/pagemap; fails as MV_INJ_PAGEMAP. */
+ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off);
+/* mincore(2): 0 or -errno. */
+int mv__mincore(void *addr, size_t len, unsigned char *vec);
+/* madvise(2): 0 or -errno. */
+int mv__madvise(void *addr, size_t len, int advice);
+/* process_madvise(2) of this process: bytes advised, or -1 and errno. */
+ssize_t mv__process_madvise(const struct iovec *iov, size_t n, int advice);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

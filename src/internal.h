@@ -42,8 +42,12 @@
  */
 #define MV_RECLAIM_BATCH 64
 #define MV_ERRMSG_MAX 512
+/* Host events queued for the log callback before the oldest are dropped */
+#define MV_LOG_QUEUE 32
 /* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (DESIGN.md) */
 #define MV_SAMPLE_PAGES 100
+/* Park slots per VM (sample.c): one per victim of a reclaim batch */
+#define MV_PARK_PAGES MV_RECLAIM_BATCH
 
 #define MV_PAGE_SHIFT 12
 
@@ -79,8 +83,20 @@ struct mv_host {
 
 	struct mv__share share; /* page sharing: pool, table, scanner */
 
-	pthread_mutex_t msg_lock; /* protects errmsg */
+	pthread_mutex_t msg_lock; /* protects errmsg and the log queue */
 	char errmsg[MV_ERRMSG_MAX]; /* last error or warning, "" if none */
+	/* host events on their way to the log callback (host.c) */
+	mv_log_fn log; /* immutable; NULL: no queue, no log thread */
+	void *log_arg; /* immutable */
+	struct mv__log_event {
+		enum mv_log_level level;
+		char msg[MV_ERRMSG_MAX];
+	} logq[MV_LOG_QUEUE];
+	unsigned logq_head, logq_n; /* oldest queued, how many */
+	uint64_t log_dropped; /* events dropped since the last delivered */
+	pthread_cond_t log_wake; /* an event was queued, or log_stop set */
+	pthread_t log_thread;
+	bool log_stop;
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t alloc_waits;
@@ -119,6 +135,19 @@ struct mv__sample {
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;
+	/*
+	 * Park slots: pages reclaim took out and could not put back (the
+	 * kernel refused both UFFDIO_MOVE and UFFDIO_COPY) wait here, SAMPLED
+	 * with slot MV_SAMPLE_PAGES + i, until a fault, a later reclaim or
+	 * sampling period, or the balloon puts them back.  Slots are taken
+	 * under reclaim_lock only, and a reclaim batch never has more victims
+	 * than free slots, so a victim always has one.
+	 */
+	uint8_t *park; /* MV_PARK_PAGES pages, not registered with the uffd */
+	_Atomic uint64_t parked; /* bit i: park slot i holds a page */
+	_Atomic uint64_t park_ppn[MV_PARK_PAGES]; /* whose page */
+	_Atomic uint64_t parked_total; /* pages ever parked */
+	_Atomic uint64_t put_back_errors; /* put-backs the kernel refused */
 };
 
 /* A VM's place in the scheduler: set through the API, read by sched.c. */
@@ -157,6 +186,9 @@ struct mv_vm {
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
+	/* MADV_DONTNEED of staging failed: it holds stale pages, and no page
+	 * can be moved in until a retry empties it (reclaim.c) */
+	bool staging_dirty;
 	uint64_t rng; /* xorshift state for random victims */
 
 	_Atomic uint64_t consumed_pages; /* frames this VM holds */
@@ -168,7 +200,18 @@ struct mv_vm {
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want);
 void mv__frames_release(struct mv_host *h, uint64_t n);
 void mv__frames_wait(struct mv_host *h);
+/*
+ * The host's message (mv_host_errmsg_copy).  mv__host_set_msg also queues it
+ * for the log callback as a warning, mv__host_event at the level given;
+ * mv__host_api_msg does not: it explains an error an API call returns to
+ * its caller at once.  All three may be called under any engine lock
+ * (msg_lock is a leaf); the callback runs later, on the log thread.
+ */
 void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void mv__host_event(struct mv_host *h, enum mv_log_level level, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+void mv__host_api_msg(struct mv_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
 void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm);
@@ -203,11 +246,27 @@ void mv__sample_fini(struct mv_vm *vm);
 /* Ends the period (untouched pages go back) and starts the next one. */
 void mv__sample_period(struct mv_vm *vm);
 /* fault.c: a fault on a SAMPLED page (entry v, locked): puts the page back,
- * counts it touched, unlocks. */
+ * counts it touched, unlocks.  If the kernel refuses, the page stays
+ * SAMPLED (its content safe in its slot), the error is counted and the
+ * guest thread woken to fault again: a fresh event retries. */
 void mv__sample_fault(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 /* balloon.c: a SAMPLED page (entry *v, locked) goes back into the guest
- * uncounted and stays locked; *v becomes its PRIVATE entry. */
-void mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v);
+ * uncounted and stays locked; *v becomes its PRIVATE entry.  0, or -errno
+ * with *v unchanged (still SAMPLED) when the kernel refused. */
+int mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v);
+/*
+ * reclaim.c: keeps the content of page ppn (locked, entry v, taken out to
+ * stage and refused back by the kernel) in a free park slot; returns the
+ * SAMPLED entry to publish, or 0 with no slot free (cannot happen while
+ * batches respect mv__sample_park_free()).
+ */
+uint64_t mv__sample_park(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			 const uint8_t *stage);
+/* Free park slots. */
+unsigned mv__sample_park_free(struct mv_vm *vm);
+/* One try to put each parked page back (entries by trylock); bounded, never
+ * sleeps.  Returns pages put back. */
+unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
 
@@ -219,8 +278,6 @@ void mv__fault_stop(struct mv_vm *vm);
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
 uint64_t mv__rand(uint64_t *state);
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
-/* Whether the page at addr is mapped (pagemap); true if that cannot be read */
-bool mv__page_present(struct mv_vm *vm, const void *addr);
 /* UFFDIO_MOVE of len pages; how many from the first moved, *err why not all */
 unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 		      int *err);

@@ -23,6 +23,10 @@
  * is free.  A page is present in the guest mapping only if it is PRIVATE
  * or SHARED, and a PRIVATE one always is.
  *
+ * Functions that take an entry locked by their caller say so in their name
+ * or comment and check it with pmap_assert_locked() (invariant.h: debug and
+ * sanitizer builds); pmap_unlock() checks that the entry was locked.
+ *
  * The lock spins briefly and then yields: it is held for at most one disk
  * read or write, and contention on one page is rare (two guest threads
  * faulting the same page, or a fault racing a swap-out).
@@ -36,6 +40,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "invariant.h"
 #include "memvisor.h"
 
 typedef _Atomic uint64_t mv_pte;
@@ -44,6 +49,17 @@ typedef _Atomic uint64_t mv_pte;
 #define PMAP_LOCK (1ull << 4)
 #define PMAP_TOUCHED (1ull << 5)
 #define PMAP_PAYLOAD_SHIFT 8
+#define PMAP_PAYLOAD_BITS (64 - PMAP_PAYLOAD_SHIFT)
+
+_Static_assert(sizeof(mv_pte) == sizeof(uint64_t), "one word per page");
+_Static_assert(MV_PAGE_NSTATES - 1 <= PMAP_STATE_MASK,
+	       "every page state fits the state bits");
+_Static_assert(((PMAP_STATE_MASK | PMAP_LOCK | PMAP_TOUCHED) >>
+		PMAP_PAYLOAD_SHIFT) == 0,
+	       "state, lock and touched bits lie below the payload");
+_Static_assert((PMAP_STATE_MASK & (PMAP_LOCK | PMAP_TOUCHED)) == 0 &&
+		       (PMAP_LOCK & PMAP_TOUCHED) == 0,
+	       "state, lock and touched bits do not overlap");
 
 /* How a PRIVATE page got its frame; the payload of a PRIVATE entry. */
 enum pmap_origin {
@@ -82,6 +98,8 @@ static inline bool pmap_pinned(uint64_t v)
 static inline uint64_t pmap_make(enum mv_page_state s, uint64_t flags,
 				 uint64_t payload)
 {
+	MV_ASSERT((unsigned)s < MV_PAGE_NSTATES);
+	MV_ASSERT(payload >> PMAP_PAYLOAD_BITS == 0);
 	return (uint64_t)s | (flags & PMAP_TOUCHED) |
 	       (payload << PMAP_PAYLOAD_SHIFT);
 }
@@ -129,6 +147,17 @@ static inline bool pmap_trylock(mv_pte *e, uint64_t *old)
 	return true;
 }
 
+/*
+ * Whoever calls a function that takes a locked entry asserts it here (debug
+ * and sanitizer builds): the lock bit says that some thread holds the
+ * entry, which is what the caller's contract promises.
+ */
+static inline void pmap_assert_locked(mv_pte *e)
+{
+	MV_ASSERT(atomic_load_explicit(e, memory_order_relaxed) & PMAP_LOCK);
+	(void)e;
+}
+
 #ifdef MV_TRACE
 void mv__trace_pte(mv_pte *p, uint64_t newv, const char *file, int line);
 void mv__trace_vm(uint8_t *mem, mv_pte *pmap, uint64_t npages);
@@ -148,6 +177,7 @@ static inline void pmap_unlock_at(mv_pte *e, uint64_t v, const char *file,
 	(void)file;
 	(void)line;
 #endif
+	pmap_assert_locked(e);
 	atomic_store_explicit(e, v & ~PMAP_LOCK, memory_order_release);
 }
 

@@ -21,8 +21,15 @@
  * Invariants: a page is SWAPPED only once its whole content is in its slot,
  * whose number is the entry's payload.  If the write fails (full disk, I/O
  * error) the page is moved back into the guest unchanged and stays PRIVATE: the guest keeps its data, the error is
- * counted and the host says so.  Frames are released only for pages whose
+ * counted and the host says so.  If the kernel refuses to put it back
+ * (mv__reclaim_restore, bounded), its content goes to a park slot
+ * (sample.c) and the page is SAMPLED there until it can be; a batch never
+ * has more victims than free park slots.  Frames are released only for pages whose
  * content is safely elsewhere.
+ *
+ * Staging is emptied with one MADV_DONTNEED per batch; if the kernel
+ * refuses, the next batch retries it first and takes no victim until it
+ * works (staged copies are then stale: everything in them is saved).
  *
  * The kernel's count of a failed UFFDIO_MOVE is checked against
  * /proc/self/pagemap (settle_run): trusting a count lower than what moved
@@ -45,6 +52,8 @@
 
 /* Probes per wanted victim before concluding the VM has few PRIVATE pages */
 #define PROBES_PER_VICTIM 8
+/* MOVE-then-COPY attempts of a restore before its page is parked */
+#define RESTORE_TRIES 3
 
 uint64_t mv__rand(uint64_t *state)
 {
@@ -63,16 +72,16 @@ static int move_page(struct mv_vm *vm, void *dst, void *src)
 				 .src = (uintptr_t)src,
 				 .len = MV_PAGE_SIZE };
 
-	if (ioctl(vm->uffd, UFFDIO_MOVE, &m) == 0)
+	if (mv__uffd_move(vm->uffd, &m) == 0)
 		return 0;
 	return m.move < 0 ? (int)m.move : -errno;
 }
 
 /*
- * Moves a run of len pages out of the guest; returns how many, from the
- * first, were moved (the kernel may stop early), and *err why not all.
+ * Bit i set: page i of the n pages from addr is there, present or swapped
+ * by the kernel (pagemap bits 63 and 62); UINT64_MAX if pagemap cannot be
+ * read, which callers must not take for "not there".
  */
-/* Bit i set: page i of the n pages from addr is present (pagemap bit 63). */
 static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
 {
 	uint64_t e[MV_RECLAIM_BATCH], mask = 0;
@@ -80,17 +89,72 @@ static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
 	int fd = vm->host->share.pagemap_fd;
 
 	if (fd < 0 || n > MV_RECLAIM_BATCH ||
-	    pread(fd, e, len, (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
+	    mv__pagemap_read(fd, e, len,
+			     (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
 		    (ssize_t)len)
 		return UINT64_MAX;
 	for (unsigned i = 0; i < n; i++)
-		mask |= (e[i] >> 63 & 1) << i;
+		mask |= ((e[i] >> 63 | e[i] >> 62) & 1) << i;
 	return mask;
 }
 
-bool mv__page_present(struct mv_vm *vm, const void *addr)
+/*
+ * Without pagemap, where pages [moved, len) are is found by moving each
+ * back from dst to src, which only the page itself can make succeed: 0,
+ * it was in dst and is back; EEXIST, src holds it; ENOENT, dst is empty,
+ * so src holds it.  Another error says nothing, and is tried again (a
+ * move back that the kernel miscounts answers ENOENT or EEXIST the next
+ * time).  If the kernel refuses every move back with another error,
+ * mincore() decides: a page resident in dst is there (and readable, not a
+ * userfault hole): it extends the count if it follows it, or else restore
+ * puts it back or parks it (only a reclaim run of several pages gets
+ * there, under reclaim_lock).  One that is not resident is taken as not
+ * moved, which only a move the kernel both miscounted and swapped out in
+ * between could contradict; if mincore fails too, the host reports it as
+ * an error.  Returns the true count, a prefix as always.
+ */
+static unsigned probe_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
+			  unsigned len, unsigned moved)
 {
-	return present_mask(vm, addr, 1) & 1;
+	unsigned count = moved;
+	unsigned char in_core;
+	uint64_t ppn;
+	int err = 0, merr;
+
+	for (unsigned j = moved; j < len; j++) {
+		size_t off = (size_t)j << MV_PAGE_SHIFT;
+
+		for (unsigned t = 0; t < RESTORE_TRIES; t++) {
+			err = move_page(vm, src + off, dst + off);
+			if (!err || err == -EEXIST || err == -ENOENT)
+				break;
+		}
+		if (!err || err == -EEXIST || err == -ENOENT)
+			continue; /* in src: the count ends before it */
+		ppn = (uint64_t)(src - vm->mem) / MV_PAGE_SIZE + j;
+		merr = mv__mincore(dst + off, MV_PAGE_SIZE, &in_core);
+		if (!merr && (in_core & 1)) {
+			if (j == count)
+				count++;
+			else
+				mv__reclaim_restore(vm, ppn, dst + off);
+			continue;
+		}
+		if (merr)
+			mv__host_event(
+				vm->host, MV_LOG_ERROR,
+				"VM %s: cannot tell whether page %llu left the guest (pagemap unreadable, UFFDIO_MOVE failing: %s, mincore failing: %s); it is taken as not moved",
+				vm->name, (unsigned long long)ppn,
+				strerror(-err), strerror(-merr));
+	}
+	if (count != moved) {
+		atomic_fetch_add(&vm->host->move_miscounts, 1);
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: UFFDIO_MOVE reported %u of %u pages moved, %u were (corrected without pagemap)",
+			vm->name, moved, len, count);
+	}
+	return count;
 }
 
 /*
@@ -99,7 +163,8 @@ bool mv__page_present(struct mv_vm *vm, const void *addr)
  * page, and a page moved but counted as not moved would be left marked
  * PRIVATE while its only copy sits in staging, to be dropped with it.
  * Pages found moved past the first that was not are moved back, so the
- * count stays a prefix.  Returns the true count.
+ * count stays a prefix.  Returns the true count.  When pagemap cannot be
+ * read, the pages past the count are probed back instead (probe_run).
  */
 static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 			   unsigned len, unsigned moved)
@@ -109,7 +174,7 @@ static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 	unsigned k = 0;
 
 	if (in_dst == UINT64_MAX || in_src == UINT64_MAX)
-		return moved;
+		return probe_run(vm, dst, src, len, moved);
 	while (k < len && (in_dst >> k & 1) && !(in_src >> k & 1))
 		k++;
 	for (unsigned j = k + 1; j < len; j++)
@@ -128,6 +193,10 @@ static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
 	return k;
 }
 
+/*
+ * Moves a run of len pages out of the guest; returns how many, from the
+ * first, were moved (the kernel may stop early), and *err why not all.
+ */
 unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 		      int *err)
 {
@@ -152,37 +221,110 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 	return moved;
 }
 
-static int copy_page(struct mv_vm *vm, void *dst, void *src)
+/* The one-page COPY of a restore (its MOVE is move_page's). */
+static int restore_copy(struct mv_vm *vm, void *dst, void *src)
 {
 	struct uffdio_copy c = { .dst = (uintptr_t)dst,
 				 .src = (uintptr_t)src,
 				 .len = MV_PAGE_SIZE };
 
-	return ioctl(vm->uffd, UFFDIO_COPY, &c) == 0 ? 0 : -errno;
+	return mv__uffd_copy(vm->uffd, &c) == 0 ? 0 : -errno;
 }
 
 /*
- * Puts a page whose swap-out failed back where it was.  Its content exists
- * only in staging now, so giving up is not an option: try MOVE, then COPY,
- * and keep trying while saying so.
+ * Puts a page whose swap-out failed back where it was (its entry locked by
+ * the caller).  Its content exists only in staging now, so giving up is
+ * not an option, and neither is waiting: MOVE, then COPY, RESTORE_TRIES
+ * times; if the kernel refuses them all, the content is copied into a park
+ * slot (sample.c) and the entry, still locked, becomes SAMPLED there, to be
+ * put back by the guest's next touch, the VM's next reclaim or the next
+ * sampling period.  Callers unlock with the entry's current value
+ * (pmap_peek), not the one they locked.  Counted (parked_pages) and
+ * reported as a warning.
  */
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 {
 	uint8_t *dst = vm->mem + (ppn << MV_PAGE_SHIFT);
-	struct timespec ts = { 0, 1000000L };
-	int err;
+	mv_pte *e = &vm->pmap[ppn];
+	uint64_t parked;
+	int err = 0;
 
-	while ((err = move_page(vm, dst, stage)) &&
-	       (err = copy_page(vm, dst, stage))) {
-		/* a move that worked but said it failed leaves stage empty */
-		if (err == -EEXIST && !mv__page_present(vm, stage))
-			break;
+	pmap_assert_locked(e);
+	for (unsigned i = 0; i < RESTORE_TRIES; i++) {
+		/* EEXIST: the page is in the guest again (we hold its lock, so
+		 * only an earlier move that said it failed put it there) */
+		err = move_page(vm, dst, stage);
+		if (!err || err == -EEXIST)
+			return;
+		if (err == -ENOENT) {
+			/* stage and guest both empty: cannot happen */
+			MV_ASSERT(
+				!"the page is neither staged nor in the guest");
+			mv__host_event(
+				vm->host, MV_LOG_ERROR,
+				"VM %s: page %llu is neither in staging nor in the guest after a failed swap-out (engine bug)",
+				vm->name, (unsigned long long)ppn);
+			return;
+		}
+		err = restore_copy(vm, dst, stage);
+		if (!err || err == -EEXIST)
+			return;
+	}
+	parked = mv__sample_park(vm, ppn, pmap_peek(e) & ~PMAP_LOCK, stage);
+	if (parked) {
+		/* still locked: the caller's unlock publishes it */
+		atomic_store_explicit(e, parked | PMAP_LOCK,
+				      memory_order_relaxed);
 		mv__host_set_msg(
 			vm->host,
-			"VM %s: cannot put page %llu back after a failed swap-out: %s (retrying)",
+			"VM %s: cannot put page %llu back after a failed swap-out: %s; its content is kept in a park slot until it can be",
 			vm->name, (unsigned long long)ppn, strerror(-err));
-		nanosleep(&ts, NULL);
+		return;
 	}
+	/* unreachable: a batch never has more victims than free park slots */
+	MV_ASSERT(!"a park slot for every victim");
+	for (struct timespec ts = { 0, 1000000L };
+	     move_page(vm, dst, stage) && restore_copy(vm, dst, stage);)
+		nanosleep(&ts, NULL);
+}
+
+/*
+ * Drops the staged copies of a batch.  If the kernel refuses, staging
+ * keeps stale pages that would make every later move into it fail, so the
+ * next batch retries first (reclaim_ready) and reclaims nothing until it
+ * works: no content is at stake, only the reclaim.
+ */
+static void empty_staging(struct mv_vm *vm, size_t len)
+{
+	int err = mv__madvise(vm->staging, len, MADV_DONTNEED);
+
+	if (!err)
+		return;
+	vm->staging_dirty = true;
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: cannot empty the reclaim staging area: %s (reclaim of this VM waits until it can)",
+		vm->name, strerror(-err));
+}
+
+/*
+ * Under reclaim_lock, before a batch: the staging area empty, and parked
+ * pages tried once.  Returns how many victims the batch may take (a park
+ * slot for each): 0 when none.
+ */
+static unsigned reclaim_ready(struct mv_vm *vm, unsigned want)
+{
+	unsigned room;
+
+	if (vm->staging_dirty) {
+		if (mv__madvise(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE,
+				MADV_DONTNEED))
+			return 0;
+		vm->staging_dirty = false;
+	}
+	mv__sample_retry_parked(vm);
+	room = mv__sample_park_free(vm);
+	return want < room ? want : room;
 }
 
 struct victim {
@@ -282,7 +424,9 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 		vm->name, vm->swap.path, strerror(-err), vm->host->swapdir);
 	for (unsigned j = done; j < k; j++) {
 		mv__reclaim_restore(vm, v[idx[j]].ppn, iov[j].iov_base);
-		pmap_unlock(&vm->pmap[v[idx[j]].ppn], v[idx[j]].old);
+		/* PRIVATE as it was, or SAMPLED in a park slot */
+		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
+			    pmap_peek(&vm->pmap[v[idx[j]].ppn]));
 	}
 	return done;
 }
@@ -315,7 +459,9 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 		for (unsigned j = i; j < i + len; j++) {
 			stage = vm->staging + ((uint64_t)j << MV_PAGE_SHIFT);
 			if (j - i >= moved) {
-				pmap_unlock(&vm->pmap[v[j].ppn], v[j].old);
+				/* as it was, or parked by settle_run */
+				pmap_unlock(&vm->pmap[v[j].ppn],
+					    pmap_peek(&vm->pmap[v[j].ppn]));
 				continue;
 			}
 			if (!mv__zcache_store(vm, v[j].ppn, stage, v[j].old,
@@ -330,7 +476,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	swapped = k ? write_staged(vm, v, idx, k, errp) : 0;
 	ok += swapped;
 	credit += swapped;
-	madvise(vm->staging, (size_t)n << MV_PAGE_SHIFT, MADV_DONTNEED);
+	/* what is left in staging is saved elsewhere, or put back */
+	empty_staging(vm, (size_t)n << MV_PAGE_SHIFT);
 	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->swcur_pages, swapped,
@@ -352,6 +499,12 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 	while (*done < want) {
 		n = want - *done < MV_RECLAIM_BATCH ? (unsigned)(want - *done) :
 						      MV_RECLAIM_BATCH;
+		/* a park slot for every victim whose restore could fail */
+		n = reclaim_ready(vm, n);
+		if (!n) {
+			err = -EBUSY;
+			break;
+		}
 		n = pick_random(vm, n, v);
 		if (!n)
 			break;
@@ -385,7 +538,9 @@ int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn)
 	if (!vm || ppn >= vm->npages)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->reclaim_lock);
-	if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
+	if (!reclaim_ready(vm, 1))
+		err = -EBUSY;
+	else if (pick_one(vm, ppn, &v) && swap_out_locked(vm, &v, 1, &err) == 1)
 		err = 0;
 	else if (!err)
 		err = -EAGAIN;

@@ -27,12 +27,33 @@
  * figure is the larger of the sampled fraction and those refaults as a
  * fraction of its frames.
  *
- * Invariants: a SAMPLED page's frame is in its slot and stays charged to
- * the VM (consumed_pages does not change); a slot holds at most one page;
- * only the scheduler thread starts and ends periods, so slots and ppn[] are
- * its alone; the entry's lock is held across every move.  Reclaim takes
- * PRIVATE pages only and never sees a SAMPLED one; the balloon puts one
- * back before taking it.
+ * Park slots.  When reclaim cannot put a page back after a failed
+ * swap-out (the kernel refuses UFFDIO_MOVE and UFFDIO_COPY alike), its
+ * content, then only in staging, is copied into a park slot: plain memory
+ * of ours after the sample area, not registered with the userfaultfd, so
+ * that memcpy into it cannot fail.  The page becomes SAMPLED with slot
+ * MV_SAMPLE_PAGES + i, and the same machinery brings it back: a guest
+ * touch faults it in (UFFDIO_COPY from the slot), and each reclaim of the
+ * VM and each sampling period tries the parked pages once (trylock, no
+ * waiting).  A reclaim batch never takes more victims than there are free
+ * park slots, so a victim always has one.
+ *
+ * Bounded: a put-back is tried PUT_BACK_TRIES times, never waiting; if the
+ * kernel still refuses, the page stays SAMPLED in its slot (its content
+ * safe there), the refusal is counted (put_back_errors, and fault_errors
+ * for a fault) and reported, and a later event retries: the faulting guest
+ * is woken to fault again after a pause taken with no lock held; a period
+ * that cannot put all its pages back stays open, and the next period
+ * retries before starting another.
+ *
+ * Invariants: a SAMPLED page's frame is in its slot (or its bytes in its
+ * park slot) and stays charged to the VM (consumed_pages does not
+ * change); a slot holds at most one page; only the scheduler thread starts
+ * and ends periods, so sample slots and ppn[] are its alone; park slots
+ * are taken under reclaim_lock and freed by whoever puts the page back,
+ * under its entry lock; the entry's lock is held across every move.
+ * Reclaim takes PRIVATE pages only and never sees a SAMPLED one; the
+ * balloon puts one back before taking it (and refuses it if it cannot).
  *
  * Lock ordering: pmap entry locks only (trylock when sampling), then
  * host->msg_lock.
@@ -42,6 +63,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "inject.h"
 #include "internal.h"
 #include "uffd.h"
 
@@ -54,6 +76,16 @@
 #define SLOW_WEIGHT 8
 #define PERMILLE 1000
 #define SLOT_MASK 0xffu
+/* Attempts of one put-back before it is left for later */
+#define PUT_BACK_TRIES 3
+/* A guest whose page cannot be put back faults again after this pause */
+#define RETRY_PAUSE_NS 1000000L
+
+_Static_assert(MV_SAMPLE_PAGES + MV_PARK_PAGES <= SLOT_MASK + 1,
+	       "a sample or park slot fits the low byte of a SAMPLED payload");
+_Static_assert(MV_PARK_PAGES <= 64, "one bit per park slot in a word");
+_Static_assert(PMAP_FROM_COW_IN_PLACE < 1ull << (PMAP_PAYLOAD_BITS - 8),
+	       "the PRIVATE origin fits above the slot in a SAMPLED payload");
 
 static uint8_t *slot_addr(struct mv_vm *vm, unsigned slot)
 {
@@ -72,27 +104,39 @@ static int move(struct mv_vm *vm, void *dst, void *src)
 	return mv__move_run(vm, dst, src, 1, &err) ? 0 : err;
 }
 
+static bool is_park_slot(unsigned slot)
+{
+	return slot >= MV_SAMPLE_PAGES;
+}
+
+static uint8_t *park_addr(struct mv_vm *vm, unsigned slot)
+{
+	return vm->sample.park +
+	       ((uint64_t)(slot - MV_SAMPLE_PAGES) << MV_PAGE_SHIFT);
+}
+
 int mv__sample_init(struct mv_vm *vm)
 {
-	void *p = mmap(NULL, MV_SAMPLE_PAGES * MV_PAGE_SIZE,
-		       PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	struct uffdio_register r = {
-		.range = { .start = (uintptr_t)p,
-			   .len = MV_SAMPLE_PAGES * MV_PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
+	size_t area = MV_SAMPLE_PAGES * MV_PAGE_SIZE;
+	size_t park = MV_PARK_PAGES * MV_PAGE_SIZE;
+	uint8_t *p;
 	int err;
 
+	/* one mapping: the sample area, registered with the uffd, then the
+	 * park slots, which are not */
+	p = mmap(NULL, area + park, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	madvise(p, MV_SAMPLE_PAGES * MV_PAGE_SIZE, MADV_NOHUGEPAGE);
-	if (ioctl(vm->uffd, UFFDIO_REGISTER, &r) < 0) {
-		err = -errno;
-		munmap(p, MV_SAMPLE_PAGES * MV_PAGE_SIZE);
+	err = mv__madvise(p, area + park, MADV_NOHUGEPAGE);
+	if (!err)
+		err = mv__uffd_register(vm->uffd, p, area, false);
+	if (err) {
+		munmap(p, area + park);
 		return err;
 	}
 	vm->sample.area = p;
+	vm->sample.park = p + area;
 	vm->sample.rng = 0x9e3779b97f4a7c15ull * (vm->id + 1);
 	atomic_store(&vm->sample.active_permille, PERMILLE);
 	return 0;
@@ -101,71 +145,192 @@ int mv__sample_init(struct mv_vm *vm)
 void mv__sample_fini(struct mv_vm *vm)
 {
 	if (vm->sample.area)
-		munmap(vm->sample.area, MV_SAMPLE_PAGES * MV_PAGE_SIZE);
+		munmap(vm->sample.area,
+		       (MV_SAMPLE_PAGES + MV_PARK_PAGES) * MV_PAGE_SIZE);
 	vm->sample.area = NULL;
+	vm->sample.park = NULL;
+}
+
+/* UFFDIO_COPY of one page: 0 or -errno. */
+static int copy_page(struct mv_vm *vm, void *dst, const void *src)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst,
+				 .src = (uintptr_t)src,
+				 .len = MV_PAGE_SIZE };
+
+	return mv__uffd_copy(vm->uffd, &c) == 0 ? 0 : -errno;
+}
+
+/* The slot no longer holds the page: drop its frame, say so if it stays. */
+static void drop_slot(struct mv_vm *vm, uint8_t *src)
+{
+	int err = mv__madvise(src, MV_PAGE_SIZE, MADV_DONTNEED);
+
+	if (err)
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: cannot drop a sampling slot's frame: %s (the slot stays unused)",
+			vm->name, strerror(-err));
 }
 
 /*
- * Moves the page of a locked SAMPLED entry v back into the guest.  Its
- * content exists only in the slot, so giving up is not an option: MOVE,
- * else COPY and drop the slot's frame (the VM's count is the same either
- * way), and keep trying while saying so.  Returns the PRIVATE entry.
+ * Moves the page of a locked SAMPLED entry v back into the guest, at most
+ * PUT_BACK_TRIES times without waiting.  From a sample slot: MOVE, else
+ * COPY and drop the slot's frame (the VM's count is the same either way);
+ * from a park slot: COPY, and the slot is free again.  Returns 0 with
+ * *e the PRIVATE entry, or -errno with the page still in its slot and the
+ * entry as it was: the content is never given up, the caller retries
+ * later, from a fresh fault or the next period.
  */
-static uint64_t put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v)
+static int put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint64_t *e)
 {
 	unsigned slot = (unsigned)(pmap_payload(v) & SLOT_MASK);
-	struct timespec ts = { 0, 1000000L };
-	uint8_t *dst = page_addr(vm, ppn), *src = slot_addr(vm, slot);
-	struct uffdio_copy c;
-	int err;
+	uint8_t *dst = page_addr(vm, ppn), *src;
+	int err = 0;
 
-	while ((err = move(vm, dst, src))) {
-		c = (struct uffdio_copy){ .dst = (uintptr_t)dst,
-					  .src = (uintptr_t)src,
-					  .len = MV_PAGE_SIZE };
-		if (ioctl(vm->uffd, UFFDIO_COPY, &c) == 0) {
-			madvise(src, MV_PAGE_SIZE, MADV_DONTNEED);
+	pmap_assert_locked(&vm->pmap[ppn]);
+	MV_ASSERT(pmap_state(v) == MV_PAGE_SAMPLED);
+	MV_ASSERT(slot < MV_SAMPLE_PAGES + MV_PARK_PAGES);
+	src = is_park_slot(slot) ? park_addr(vm, slot) : slot_addr(vm, slot);
+	for (unsigned i = 0; i < PUT_BACK_TRIES; i++) {
+		if (!is_park_slot(slot) && !(err = move(vm, dst, src)))
+			break;
+		err = copy_page(vm, dst, src);
+		if (!err) {
+			drop_slot(vm, src);
 			break;
 		}
-		/* a move that worked but said it failed leaves the slot empty */
-		if (errno == EEXIST && !mv__page_present(vm, src))
+		/* the guest page is there: a move that worked but said it
+		 * failed (we hold the entry's lock: nobody else fills it) */
+		if (err == -EEXIST && !is_park_slot(slot)) {
+			drop_slot(vm, src);
+			err = 0;
 			break;
+		}
+	}
+	if (err) {
+		atomic_fetch_add_explicit(&vm->sample.put_back_errors, 1,
+					  memory_order_relaxed);
 		mv__host_set_msg(
 			vm->host,
-			"VM %s: cannot put sampled page %llu back: %s (retrying)",
-			vm->name, (unsigned long long)ppn, strerror(-err));
-		nanosleep(&ts, NULL);
+			"VM %s: cannot put page %llu back from its %s slot: %s (its content is kept there; retrying later)",
+			vm->name, (unsigned long long)ppn,
+			is_park_slot(slot) ? "park" : "sampling",
+			strerror(-err));
+		return err;
 	}
-	return pmap_make(MV_PAGE_PRIVATE, v, pmap_payload(v) >> 8);
+	if (is_park_slot(slot))
+		atomic_fetch_and(&vm->sample.parked,
+				 ~(1ull << (slot - MV_SAMPLE_PAGES)));
+	*e = pmap_make(MV_PAGE_PRIVATE, v, pmap_payload(v) >> 8);
+	return 0;
 }
 
 void mv__sample_fault(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
-	uint64_t e = put_back(vm, ppn, v);
+	unsigned slot = (unsigned)(pmap_payload(v) & SLOT_MASK);
+	struct timespec ts = { 0, RETRY_PAUSE_NS };
+	struct uffdio_range r = { .start = (uintptr_t)page_addr(vm, ppn),
+				  .len = MV_PAGE_SIZE };
+	uint64_t e;
 
-	atomic_fetch_add_explicit(&vm->sample.touched, 1, memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn], e | PMAP_TOUCHED);
+	if (!put_back(vm, ppn, v, &e)) {
+		if (!is_park_slot(slot))
+			atomic_fetch_add_explicit(&vm->sample.touched, 1,
+						  memory_order_relaxed);
+		pmap_unlock(&vm->pmap[ppn], e | PMAP_TOUCHED);
+		return;
+	}
+	/* the content stays in its slot; the guest faults again, and that
+	 * fresh event retries, after a pause taken with no lock held */
+	pmap_unlock(&vm->pmap[ppn], v);
+	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
+	nanosleep(&ts, NULL);
+	ioctl(vm->uffd, UFFDIO_WAKE, &r);
 }
 
-void mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v)
+int mv__sample_unsample_locked(struct mv_vm *vm, uint64_t ppn, uint64_t *v)
 {
-	*v = put_back(vm, ppn, *v);
+	return put_back(vm, ppn, *v, v);
 }
 
-/* Puts back what the guest left alone; returns the touched permille. */
-static uint32_t end_period(struct mv_vm *vm)
+unsigned mv__sample_park_free(struct mv_vm *vm)
+{
+	return MV_PARK_PAGES -
+	       (unsigned)__builtin_popcountll(atomic_load(&vm->sample.parked));
+}
+
+uint64_t mv__sample_park(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			 const uint8_t *stage)
+{
+	uint64_t mask = atomic_load(&vm->sample.parked);
+	unsigned i;
+
+	pmap_assert_locked(&vm->pmap[ppn]);
+	MV_ASSERT(pmap_state(v) == MV_PAGE_PRIVATE);
+	MV_ASSERT(~mask != 0);
+	if (~mask == 0)
+		return 0;
+	i = (unsigned)__builtin_ctzll(~mask);
+	/* a copy in memory of our own: nothing the kernel can refuse */
+	memcpy(vm->sample.park + ((uint64_t)i << MV_PAGE_SHIFT), stage,
+	       MV_PAGE_SIZE);
+	atomic_store(&vm->sample.park_ppn[i], ppn);
+	atomic_fetch_or(&vm->sample.parked, 1ull << i);
+	atomic_fetch_add_explicit(&vm->sample.parked_total, 1,
+				  memory_order_relaxed);
+	return pmap_make(MV_PAGE_SAMPLED, v,
+			 (MV_SAMPLE_PAGES + i) | pmap_payload(v) << 8);
+}
+
+unsigned mv__sample_retry_parked(struct mv_vm *vm)
+{
+	uint64_t mask = atomic_load(&vm->sample.parked), ppn, v, e;
+	unsigned back = 0, i;
+
+	for (; mask; mask &= mask - 1) {
+		i = (unsigned)__builtin_ctzll(mask);
+		ppn = atomic_load(&vm->sample.park_ppn[i]);
+		if (!pmap_trylock(&vm->pmap[ppn], &v))
+			continue; /* someone is at it; next time */
+		if (pmap_state(v) == MV_PAGE_SAMPLED &&
+		    (pmap_payload(v) & SLOT_MASK) == MV_SAMPLE_PAGES + i &&
+		    !put_back(vm, ppn, v, &e)) {
+			v = e;
+			back++;
+		}
+		pmap_unlock(&vm->pmap[ppn], v);
+	}
+	return back;
+}
+
+/*
+ * Puts back what the guest left alone; true when every page is back, with
+ * *permille the touched fraction.  A page the kernel refuses stays in its
+ * slot, and the period stays open: the next call tries again.
+ */
+static bool end_period(struct mv_vm *vm, uint32_t *permille)
 {
 	struct mv__sample *s = &vm->sample;
-	uint64_t v;
+	bool all = true;
+	uint64_t v, e;
 
 	for (unsigned i = 0; i < s->n; i++) {
 		v = pmap_lock(&vm->pmap[s->ppn[i]]);
 		if (pmap_state(v) == MV_PAGE_SAMPLED &&
-		    (pmap_payload(v) & SLOT_MASK) == i)
-			v = put_back(vm, s->ppn[i], v);
+		    (pmap_payload(v) & SLOT_MASK) == i) {
+			if (put_back(vm, s->ppn[i], v, &e))
+				all = false;
+			else
+				v = e;
+		}
 		pmap_unlock(&vm->pmap[s->ppn[i]], v);
 	}
-	return (uint32_t)(atomic_exchange(&s->touched, 0) * PERMILLE / s->n);
+	if (!all)
+		return false;
+	*permille =
+		(uint32_t)(atomic_exchange(&s->touched, 0) * PERMILLE / s->n);
+	return true;
 }
 
 static void start_period(struct mv_vm *vm)
@@ -210,10 +375,13 @@ static uint32_t refault_permille(struct mv_vm *vm)
 void mv__sample_period(struct mv_vm *vm)
 {
 	struct mv__sample *s = &vm->sample;
-	uint32_t f, r = refault_permille(vm);
+	uint32_t f = 0, r;
 
+	mv__sample_retry_parked(vm);
+	if (s->n && !end_period(vm, &f))
+		return; /* slots still in use: the period stays open */
+	r = refault_permille(vm);
 	if (s->n) {
-		f = end_period(vm);
 		if (r > f)
 			f = r;
 		if (s->measured) {

@@ -7,12 +7,18 @@
  * drift apart.  Values are whole decimal numbers.
  *
  * Invariants: a struct mv_settings filled by mv_settings_init() and changed
- * only through mv_settings_set() holds in-range values only.
+ * only through mv_settings_set() holds in-range values only.  A caller may
+ * also set fields directly, so mv_host_create() checks every field against
+ * the same table (mv_settings_check()) and refuses the host otherwise: the
+ * engine divides by some of them (Mem.SwapRunPages, Mem.FaultAroundPages)
+ * and reads only settings that passed this check.  Every field of struct
+ * mv_settings has a row (a static assertion counts them).
  *
  * Lock ordering: none; settings are copied into a host at creation.
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,12 +27,13 @@
 
 struct setting {
 	const char *name; /* ESX advanced-setting name */
+	const char *field; /* its field in struct mv_settings */
 	size_t offset; /* of the uint32_t field in struct mv_settings */
 	uint32_t def; /* ESX's default */
 	uint32_t min, max; /* accepted range, inclusive */
 };
 
-#define FIELD(f) offsetof(struct mv_settings, f)
+#define FIELD(f) #f, offsetof(struct mv_settings, f)
 
 static const struct setting table[] = {
 	{ "Mem.ShareScanTime", FIELD(share_scan_time_min), 60, 1, 600 },
@@ -46,6 +53,11 @@ static const struct setting table[] = {
 	{ "Mem.MemZipEnable", FIELD(mem_zip_enable), 1, 0, 1 },
 	{ "Mem.ZipAlgorithm", FIELD(zip_algorithm), 0, 0, 1 },
 };
+
+/* every field has its row: none escapes mv_settings_check() */
+_Static_assert(sizeof(table) / sizeof(table[0]) * sizeof(uint32_t) ==
+		       sizeof(struct mv_settings),
+	       "each uint32_t field of struct mv_settings needs a table row");
 
 static uint32_t *field(struct mv_settings *s, const struct setting *t)
 {
@@ -83,4 +95,29 @@ int mv_settings_set(struct mv_settings *s, const char *name, const char *value)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int mv_settings_check(const struct mv_settings *s, char *msg, size_t msglen)
+{
+	const struct setting *t;
+	uint32_t v;
+
+	if (msg && msglen)
+		msg[0] = '\0';
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		t = &table[i];
+		v = *(const uint32_t *)((const char *)s + t->offset);
+		if (v >= t->min && v <= t->max)
+			continue;
+		if (msg && msglen)
+			snprintf(
+				msg, msglen,
+				"setting %s (struct mv_settings.%s) is %lu; it must be from %lu to %lu",
+				t->name, t->field, (unsigned long)v,
+				(unsigned long)t->min, (unsigned long)t->max);
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -115,8 +115,6 @@
  * next touch faults and mv__share_fill fills it.
  */
 #define SHARED_EMPTY (1ull << 54)
-/* an entry the caller must hold locked */
-#define SHARE_ASSERT_LOCKED(e) ((void)(e))
 
 static uint64_t frame_of(uint64_t v)
 {
@@ -1473,7 +1471,7 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	enum pmap_origin origin;
 	int err;
 
-	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
+	pmap_assert_locked(&vm->pmap[ppn]);
 	if (!mv__frames_reserve(h, 1)) {
 		pmap_unlock(&vm->pmap[ppn], v);
 		mv__frames_wait(h);
@@ -1510,7 +1508,7 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	bool room;
 	int err;
 
-	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
+	pmap_assert_locked(&vm->pmap[ppn]);
 	pthread_mutex_lock(&s->lock);
 	room = maps_room(h, MAPS_PER_CHANGE);
 	if (room)
@@ -1561,7 +1559,7 @@ int mv__share_fill(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 				  .len = MV_PAGE_SIZE };
 	int err;
 
-	SHARE_ASSERT_LOCKED(&vm->pmap[ppn]);
+	pmap_assert_locked(&vm->pmap[ppn]);
 	/* a page mapping its frame faults only on a stale event: nothing
 	 * to do (a copy made now would land inside the pool mapping) */
 	if (!(pmap_payload(v) & SHARED_EMPTY))

@@ -8,7 +8,7 @@
  * (write-protection is only ever set by the share scanner, on PRIVATE
  * pages it holds locked while it compares and merges them), with
  * transparent huge pages off (a 2 MiB page would fill 512 guest pages behind
- * the pmap's back).  No page is ever present without the pmap saying
+ * the pmap's back; a VM whose mapping cannot be set so is refused).  No page is ever present without the pmap saying
  * PRIVATE: faults fill pages with UFFDIO_COPY, and reclaim takes a page out
  * with UFFDIO_MOVE into a small staging area registered with the same
  * userfaultfd (the kernel moves only between ranges of one userfaultfd).
@@ -58,11 +58,6 @@
 #include "internal.h"
 #include "uffd.h"
 
-/* Linux 6.13's name for "the calling process" where a pidfd is expected. */
-#ifndef PIDFD_SELF_THREAD_GROUP
-#define PIDFD_SELF_THREAD_GROUP -10001
-#endif
-
 /* VMAs a VM adds: guest memory, staging, sample area, fault thread stacks
  * and guards */
 #define VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
@@ -89,11 +84,17 @@ int mv__map_anon(size_t len, uint8_t **out)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int err;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	/* THP would fill 512 pages on one fault, behind the pmap's back */
-	madvise(p, len, MADV_NOHUGEPAGE);
+	/* THP would fill 512 pages on one fault, behind the pmap's back: a
+	 * mapping that cannot be kept to 4 KiB pages is not used */
+	err = mv__madvise(p, len, MADV_NOHUGEPAGE);
+	if (err) {
+		munmap(p, len);
+		return err;
+	}
 	*out = p;
 	return 0;
 }
@@ -116,8 +117,7 @@ unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
 
 	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
 		return 0;
-	got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov,
-		      (size_t)n, MADV_DONTNEED, 0u);
+	got = mv__process_madvise(iov, (size_t)n, MADV_DONTNEED);
 	if (got < 0) {
 		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
 		    errno == EPERM)
@@ -143,12 +143,12 @@ static int sched_init(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	if (!shares)
 		shares = mv_shares_for(MV_SHARES_NORMAL, cfg->memsize_bytes);
 	if (shares > MV_SHARES_MAX) {
-		mv__host_set_msg(h, "VM %s: more than %llu shares", vm->name,
+		mv__host_api_msg(h, "VM %s: more than %llu shares", vm->name,
 				 MV_SHARES_MAX);
 		return -EINVAL;
 	}
 	if (limit > vm->npages || min > limit) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: the reservation must be at most the limit, and the limit at most memsize",
 			vm->name);
@@ -170,19 +170,19 @@ static int open_image(struct mv_vm *vm, const char *path)
 	vm->image_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (vm->image_fd < 0) {
 		err = -errno;
-		mv__host_set_msg(h, "VM %s: cannot open RAM image %s: %s",
+		mv__host_api_msg(h, "VM %s: cannot open RAM image %s: %s",
 				 vm->name, path, strerror(errno));
 		return err;
 	}
 	if (fstat(vm->image_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		mv__host_set_msg(h, "VM %s: RAM image %s is not a regular file",
+		mv__host_api_msg(h, "VM %s: RAM image %s is not a regular file",
 				 vm->name, path);
 		close(vm->image_fd);
 		vm->image_fd = -1;
 		return -EINVAL;
 	}
 	if ((uint64_t)st.st_size > vm->npages << MV_PAGE_SHIFT) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: RAM image %s (%llu bytes) is larger than the VM's memsize (%llu bytes)",
 			vm->name, path, (unsigned long long)st.st_size,
@@ -207,7 +207,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	    strchr(cfg->name, '/'))
 		return -EINVAL;
 	if (!cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			h,
 			"VM %s: memsize must be a non-zero multiple of 4 KiB",
 			cfg->name);
@@ -215,7 +215,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__check_map_count(VM_MAPS, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "VM %s: %s", cfg->name, msg);
+		mv__host_api_msg(h, "VM %s: %s", cfg->name, msg);
 		return err;
 	}
 	vm = mv__calloc(1, sizeof(*vm));
@@ -247,17 +247,21 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__map_anon(len, &vm->mem);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot map %llu MiB: %s", vm->name,
-				 (unsigned long long)(len >> 20),
-				 strerror(-err));
+		mv__host_api_msg(
+			h, "VM %s: cannot map %llu MiB of 4 KiB pages: %s",
+			vm->name, (unsigned long long)(len >> 20),
+			strerror(-err));
 		goto fail_image;
 	}
 	err = mv__map_anon(MV_RECLAIM_BATCH * MV_PAGE_SIZE, &vm->staging);
-	if (err)
+	if (err) {
+		mv__host_api_msg(h, "VM %s: cannot map its staging area: %s",
+				 vm->name, strerror(-err));
 		goto fail_mem;
+	}
 	err = mv__uffd_open(&vm->uffd, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "VM %s: %s", vm->name, msg);
+		mv__host_api_msg(h, "VM %s: %s", vm->name, msg);
 		goto fail_staging;
 	}
 	err = mv__uffd_register(vm->uffd, vm->mem, len, true);
@@ -265,7 +269,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		err = mv__uffd_register(vm->uffd, vm->staging,
 					MV_RECLAIM_BATCH * MV_PAGE_SIZE, false);
 	if (err) {
-		mv__host_set_msg(h,
+		mv__host_api_msg(h,
 				 "VM %s: userfaultfd registration failed: %s",
 				 vm->name, strerror(-err));
 		goto fail_uffd;
@@ -277,14 +281,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
 	err = mv__sample_init(vm);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot set up sampling: %s",
+		mv__host_api_msg(h, "VM %s: cannot set up sampling: %s",
 				 vm->name, strerror(-err));
 		goto fail_uffd;
 	}
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
-		mv__host_set_msg(h, "%s", msg);
+		mv__host_api_msg(h, "%s", msg);
 		goto fail_sample;
 	}
 	err = mv__zcache_init(vm);
@@ -300,7 +304,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	}
 	err = mv__fault_start(vm);
 	if (err) {
-		mv__host_set_msg(h, "VM %s: cannot start fault threads: %s",
+		mv__host_api_msg(h, "VM %s: cannot start fault threads: %s",
 				 vm->name, strerror(-err));
 		goto fail_stopfd;
 	}
@@ -446,5 +450,8 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->shrdsvd_pages = mv__share_vm_saved(vm);
 	st->share_scanned_pages = atomic_load(&vm->sh.scanned);
 	st->cow_breaks = atomic_load(&vm->sh.cow_breaks);
+	st->parked_pages = MV_PARK_PAGES - mv__sample_park_free(vm);
+	st->parked_total = atomic_load(&vm->sample.parked_total);
+	st->put_back_errors = atomic_load(&vm->sample.put_back_errors);
 	return 0;
 }

@@ -38,6 +38,13 @@
 
 #include "inject.h"
 #include "internal.h"
+#include "zip.h"
+#include "zpool.h"
+
+_Static_assert(MV_ZPOOL_HANDLE_BITS <= PMAP_PAYLOAD_BITS,
+	       "a compression handle fits a pmap entry's payload");
+_Static_assert(MV_ZIP_MAX_BYTES <= MV_ZPOOL_MAX_OBJ,
+	       "every compressed page fits a pool object");
 
 #define ZC_NIL UINT32_MAX
 /* Oldest entries tried per eviction before giving up (they may be busy) */
@@ -206,6 +213,7 @@ int mv__zcache_store(struct mv_vm *vm, uint64_t ppn, const void *page,
 	uint64_t handle, now, grown, avail, need, got;
 	int len, err, round = 0;
 
+	pmap_assert_locked(&vm->pmap[ppn]);
 	if (!zc->pool)
 		return -ENOSPC;
 	len = mv__zip_compress(zc->algo, page, z, sizeof(z));
@@ -268,6 +276,7 @@ void mv__zcache_drop(struct mv_vm *vm, uint64_t ppn, uint64_t entry)
 {
 	struct mv__zcache *zc = &vm->zc;
 
+	pmap_assert_locked(&vm->pmap[ppn]);
 	pthread_mutex_lock(&zc->lock);
 	fifo_del(zc, ppn);
 	mv__zpool_free(zc->pool, pmap_payload(entry));

@@ -72,6 +72,16 @@
 #define INDEX_BITS 32
 #define HT_MIN 256u
 
+/* the packed fields below hold what is put in them */
+_Static_assert(MAX_SPAN_FRAMES *MV_ZPOOL_FRAME_SIZE / GRAN < SLOT_NIL,
+	       "a slot number and SLOT_NIL fit a span's uint16_t fields");
+_Static_assert(MV_ZPOOL_MAX_OBJ <= 0xffffu, "an object's size fits uint16_t");
+_Static_assert(NGROUPS + 1 <= 0xffu, "a group number fits uint8_t");
+_Static_assert(NSTEPS <= 0xffu, "a class index fits uint8_t");
+_Static_assert(INDEX_BITS + 24 <= MV_ZPOOL_HANDLE_BITS &&
+		       GEN_MASK == (1u << 24) - 1,
+	       "index and generation fit the handle's bits");
+
 /* A run of frames holding one class's slots; all of it under zp->lock. */
 struct span {
 	struct span *prev; /* neighbours on its class's groups[group] list */

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "helper.h"
+#include "inject.h"
 #include "internal.h"
 #include "os.h"
 
@@ -1098,6 +1099,53 @@ test_guest_threads_driver_and_host_swapping_lose_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void
+test_inflate_drops_frames_by_madvise_when_process_madvise_fails(void **state)
+{
+	uint32_t pfns[] = { 10, 11, 12, 20, 21 };
+	uint8_t taken[VM_PAGES] = { 0 };
+	struct mv_balloon_reply rep;
+	static struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 4);
+	mv__inject_fail(MV_INJ_PROCESS_MADVISE, 1, 0, ENOMEM);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 5, &rep),
+			 0);
+	assert_int_equal(mv__inject_hits(MV_INJ_PROCESS_MADVISE), 1);
+	mv__inject_reset();
+	assert_int_equal(rep.accepted, 5);
+	assert_int_equal(vm_consumed(&f), VM_PAGES - 5);
+	for (unsigned i = 0; i < 5; i++)
+		taken[pfns[i]] = 1;
+	assert_intact(&f, 4, taken);
+	fx_down(&f);
+}
+
+static void
+test_inflate_whose_frames_cannot_be_dropped_is_refused_unharmed(void **state)
+{
+	uint32_t pfns[] = { 10, 11, 12, 20 };
+	struct mv_balloon_reply rep;
+	static struct fx f;
+
+	(void)state;
+	raw_up(&f, NULL, 4);
+	mv__inject_fail(MV_INJ_PROCESS_MADVISE, 1, 0, ENOMEM);
+	mv__inject_fail(MV_INJ_MADVISE, 1, 0, ENOMEM);
+	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 4, &rep),
+			 0);
+	assert_true(mv__inject_hits(MV_INJ_MADVISE) >= 2);
+	mv__inject_reset();
+	assert_int_equal(rep.accepted, 0);
+	assert_int_equal(rep.rejected, 4);
+	assert_int_equal(info(&f).actual_pages, 0);
+	assert_int_equal(info(&f).errors, 4);
+	assert_int_equal(vm_consumed(&f), VM_PAGES);
+	assert_intact(&f, 4, NULL);
+	fx_down(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1135,6 +1183,10 @@ int main(void)
 		cmocka_unit_test(test_burst_guest_gives_its_free_memory_back),
 		cmocka_unit_test(
 			test_guest_threads_driver_and_host_swapping_lose_nothing),
+		cmocka_unit_test(
+			test_inflate_drops_frames_by_madvise_when_process_madvise_fails),
+		cmocka_unit_test(
+			test_inflate_whose_frames_cannot_be_dropped_is_refused_unharmed),
 	};
 
 	return th_run_tests(tests);

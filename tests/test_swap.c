@@ -73,6 +73,64 @@ static void test_a_move_the_kernel_miscounts_loses_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void test_a_miscounted_move_without_pagemap_loses_nothing(void **state)
+{
+	uint64_t npages = 1 * MiB / MV_PAGE_SIZE, done = 0;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "nopagemap", 1 * MiB);
+	th_fill_vm(vm, 7, false);
+	th_drain_lru();
+	/* every move that works says it moved nothing, and pagemap, which
+	 * would tell, cannot be read: "not there" would drop the pages */
+	mv__inject_fail(MV_INJ_MOVE_MISCOUNT, 1, 0, EAGAIN);
+	mv__inject_fail(MV_INJ_PAGEMAP, 1, 0, EIO);
+	mv_vm_swap_out(vm, npages, &done);
+	assert_true(mv__inject_hits(MV_INJ_PAGEMAP) > 0);
+	mv__inject_reset();
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	assert_int_equal(th_bad_pages(vm, 7, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_a_miscounted_move_the_kernel_will_not_undo_is_found_by_mincore(
+	void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.sample_period_s = 0;
+	s.share_scan_ghz = 0;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "mincore", 1 * MiB);
+	th_fill_vm(vm, 8, false);
+	th_drain_lru();
+	/* the move out works but says it moved nothing; every move after it
+	 * is refused, and pagemap cannot be read: only mincore can tell */
+	mv__inject_fail(MV_INJ_MOVE_MISCOUNT, 1, 1, EAGAIN);
+	mv__inject_fail(MV_INJ_UFFD_MOVE, 2, 0, ENOMEM);
+	mv__inject_fail(MV_INJ_PAGEMAP, 1, 0, EIO);
+	assert_int_equal(mv_vm_swap_out_page(vm, 9), 0);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_MOVE) >= 3);
+	mv__inject_reset();
+	/* taken as not moved, the page would be PRIVATE and absent here */
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	assert_int_equal(mv_vm_page_state(vm, 9), MV_PAGE_SWAPPED);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.move_miscounts, 1);
+	assert_int_equal(th_bad_pages(vm, 8, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_swap_slots_are_reused_cycle_after_cycle(void **state)
 {
 	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done;
@@ -342,6 +400,37 @@ static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 	rmdir(dir);
 }
 
+static void
+test_staging_that_cannot_be_emptied_stops_reclaim_unharmed(void **state)
+{
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.sample_period_s = 0;
+	s.share_scan_ghz = 0;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "stage", 1 * MiB);
+	th_fill_vm(vm, 9, false);
+	th_drain_lru();
+	mv__inject_fail(MV_INJ_MADVISE, 1, 1, ENOMEM);
+	assert_int_equal(mv_vm_swap_out_page(vm, 4), 0);
+	assert_int_equal(mv__inject_hits(MV_INJ_MADVISE), 1);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "staging"));
+	/* the retry before the next batch fails too: no batch */
+	mv__inject_fail(MV_INJ_MADVISE, 1, 1, ENOMEM);
+	assert_int_equal(mv_vm_swap_out_page(vm, 5), -EBUSY);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_PRIVATE);
+	mv__inject_reset();
+	assert_int_equal(mv_vm_swap_out_page(vm, 5), 0);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_SWAPPED);
+	assert_int_equal(th_bad_pages(vm, 9, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +451,12 @@ int main(void)
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_read_only_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_full_swapdir_refuses_the_vm_at_start),
+		cmocka_unit_test(
+			test_staging_that_cannot_be_emptied_stops_reclaim_unharmed),
+		cmocka_unit_test(
+			test_a_miscounted_move_without_pagemap_loses_nothing),
+		cmocka_unit_test(
+			test_a_miscounted_move_the_kernel_will_not_undo_is_found_by_mincore),
 	};
 
 	return th_run_tests(tests);

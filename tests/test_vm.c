@@ -5,12 +5,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -338,6 +340,96 @@ static void test_allocation_failures_in_create_leak_nothing(void **state)
 	th_host_destroy(&t);
 }
 
+static void
+test_memory_that_cannot_be_kept_to_small_pages_is_refused(void **state)
+{
+	struct mv_vm_config cfg;
+	struct th_host t;
+	mv_vm *vm = NULL;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	cfg.memsize_bytes = 1 * MiB;
+	/* MADV_NOHUGEPAGE of guest memory, staging, the sample area */
+	for (unsigned nth = 1; nth <= 3; nth++) {
+		mv__inject_fail(MV_INJ_MADVISE, nth, 1, EINVAL);
+		assert_int_equal(mv_vm_create(t.host, &cfg, &vm), -EINVAL);
+		assert_null(vm);
+		assert_int_equal(mv__inject_hits(MV_INJ_MADVISE), 1);
+		mv__inject_reset();
+	}
+	assert_non_null(strstr(mv_host_errmsg(t.host), "VM vm"));
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+struct zero_reader {
+	const uint8_t *page;
+	bool zero;
+};
+
+static void *read_zero_main(void *arg)
+{
+	struct zero_reader *z = arg;
+
+	z->zero = th_is_zero(z->page);
+	return NULL;
+}
+
+static bool fault_errors_reach_3(mv_vm *vm)
+{
+	struct mv_vm_stats st;
+
+	mv_vm_stats(vm, &st);
+	return st.fault_errors >= 3;
+}
+
+static void
+test_a_zero_fill_the_kernel_refuses_is_retried_by_fresh_faults(void **state)
+{
+	struct timespec ts = { 0, 1000000L };
+	struct zero_reader z = { 0 };
+	struct mv_vm_stats st;
+	struct mv_settings s;
+	struct th_host t;
+	uint64_t merged, faults;
+	pthread_t th;
+	uint8_t *m;
+	mv_vm *vm;
+	int i;
+
+	(void)state;
+	mv_settings_init(&s);
+	s.sample_period_s = 0;
+	s.share_scan_ghz = 0;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "zero", 1 * MiB);
+	m = mv_vm_mem(vm);
+	m[5 * MV_PAGE_SIZE] = 0; /* first touch: a PRIVATE page of zeros */
+	assert_int_equal(mv_vm_share_scan(vm, 256, &merged), 0);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_ZERO);
+	mv_vm_stats(vm, &st);
+	faults = st.faults;
+	mv__inject_fail(MV_INJ_UFFD_COPY, 1, 0, ENOMEM);
+	z.page = m + 5 * MV_PAGE_SIZE;
+	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
+	for (i = 0; i < 10000 && !fault_errors_reach_3(vm); i++)
+		nanosleep(&ts, NULL);
+	assert_true(fault_errors_reach_3(vm));
+	/* each failure gave its event up and the guest faulted afresh;
+	 * before, one event was retried in place, forever */
+	mv_vm_stats(vm, &st);
+	assert_true(st.faults >= faults + 3);
+	mv__inject_reset();
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(z.zero);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_PRIVATE);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +449,10 @@ int main(void)
 			test_kernel_without_uffdio_move_is_a_clear_error),
 		cmocka_unit_test(
 			test_allocation_failures_in_create_leak_nothing),
+		cmocka_unit_test(
+			test_memory_that_cannot_be_kept_to_small_pages_is_refused),
+		cmocka_unit_test(
+			test_a_zero_fill_the_kernel_refuses_is_retried_by_fresh_faults),
 	};
 
 	return th_run_tests(tests);

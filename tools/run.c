@@ -188,9 +188,10 @@ static void where(const struct run *r, int line, char *buf, size_t len)
 
 static void lib_error(const struct run *r, int line, const char *what, int err)
 {
-	const char *msg = r->host ? mv_host_errmsg(r->host) : "";
-	char at[PATH_MAX + 16];
+	char at[PATH_MAX + 16], msg[512];
 
+	/* with no host: why mv_host_create() failed */
+	mv_host_errmsg_copy(r->host, msg, sizeof(msg));
 	where(r, line, at, sizeof(at));
 	fprintf(stderr, "memvisor: %s%s: %s\n", at, what, mv_strerror(err));
 	/* The library's sentence says what to do; it gets its own line. */
@@ -198,15 +199,17 @@ static void lib_error(const struct run *r, int line, const char *what, int err)
 		fprintf(stderr, "memvisor: %s\n", msg);
 }
 
-/* A host message is news when it changed since it was last shown. */
-static void show_host_msg(struct run *r)
+/* The host's log callback (its own thread): each event once, repeats of
+ * the last one left out. */
+static void host_log(void *arg, enum mv_log_level level, const char *msg)
 {
-	const char *msg = mv_host_errmsg(r->host);
+	struct run *r = arg;
 
-	if (!msg[0] || !strcmp(msg, r->host_msg))
+	if (!strcmp(msg, r->host_msg))
 		return;
 	snprintf(r->host_msg, sizeof(r->host_msg), "%s", msg);
-	fprintf(stderr, "memvisor: host: %s\n", msg);
+	fprintf(stderr, "memvisor: host%s: %s\n",
+		level == MV_LOG_ERROR ? " error" : "", msg);
 }
 
 static int start_host(struct run *r)
@@ -219,6 +222,8 @@ static int start_host(struct run *r)
 	if (r->sc.host.swapdir)
 		r->cfg.swapdir = r->sc.host.swapdir;
 	r->cfg.settings = r->sc.settings;
+	r->cfg.log = host_log;
+	r->cfg.log_arg = r;
 	err = mv_host_create(&r->cfg, &r->host);
 	if (err) {
 		r->host = NULL;
@@ -395,7 +400,6 @@ static void live_line(struct run *r, double t, double dt)
 
 	for (size_t i = 0; i < r->sc.nvms; i++)
 		add_vm(&r->vms[i], &tot);
-	show_host_msg(r);
 	if (r->opt.quiet || mv_host_stats(r->host, &h))
 		return;
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
@@ -516,7 +520,6 @@ static void verify(struct run *r)
 				(unsigned long long)v->guest.pages_verified);
 		fflush(r->out);
 	}
-	show_host_msg(r);
 }
 
 /* The table and the JSON report; returns the exit status. */
@@ -585,7 +588,7 @@ static void *lost_page_watch(void *arg)
 			fprintf(stderr,
 				"memvisor: engine bug: %llu guest page(s) lost: %s\nmemvisor: a guest thread is stuck on it; aborting the run\n",
 				(unsigned long long)hs.lost_pages,
-				mv_host_errmsg(r->host));
+				mv_host_errmsg(r->host)); /* a thread's copy */
 			_exit(EXIT_ENGINE_BUG);
 		}
 		nanosleep(&ts, NULL);
