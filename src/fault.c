@@ -537,8 +537,8 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 			vm->host,
 			"VM %s: page %llu cannot be read back from %s: %s (%d tries), and cannot be poisoned: %s; it is kept and tried again when touched",
 			vm->name, (unsigned long long)ppn,
-			swapped ? "swap" : "its image", strerror(-err), IO_TRIES,
-			strerror(-perr));
+			swapped ? "swap" : "its image", strerror(-err),
+			IO_TRIES, strerror(-perr));
 		return;
 	}
 	mv__host_set_msg(

@@ -143,8 +143,8 @@ static void shrink_overrun(struct mv_host *h)
 	while (over) {
 		used = atomic_load(&h->consumed_pages);
 		want = used > h->memsize_pages ? used - h->memsize_pages : 0;
-		if (want >= over ||
-		    atomic_compare_exchange_weak(&h->overrun_pages, &over, want))
+		if (want >= over || atomic_compare_exchange_weak(
+					    &h->overrun_pages, &over, want))
 			break;
 	}
 }
@@ -182,8 +182,8 @@ static bool grant_overrun(struct mv_host *h)
 	       MV_MAX_RUN_PAGES;
 	atomic_fetch_add_explicit(&h->overrun_grants, 1, memory_order_relaxed);
 	max = atomic_load(&h->overrun_max_pages);
-	while (over > max && !atomic_compare_exchange_weak(
-				     &h->overrun_max_pages, &max, over))
+	while (over > max &&
+	       !atomic_compare_exchange_weak(&h->overrun_max_pages, &max, over))
 		;
 	mv__host_set_msg(
 		h,

@@ -287,8 +287,7 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 			vm->host,
 			"VM %s: swap file %s paused after %llu failed write(s), last: %s; the pages stay in memory and reclaim uses other means (free space in swapdir %s)",
 			vm->name, vm->swap.path,
-			(unsigned long long)atomic_load(
-				&vm->swap.write_errors),
+			(unsigned long long)atomic_load(&vm->swap.write_errors),
 			strerror(-err), vm->host->swapdir);
 	else
 		mv__host_set_msg(

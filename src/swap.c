@@ -102,9 +102,10 @@ static int check_dir(int dirfd, const char *dir, char *msg, size_t msglen)
 		return -errno;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(msg, msglen,
-			 "swap directory %s is not a directory (set swapdir to a writable directory)",
-			 dir);
+		snprintf(
+			msg, msglen,
+			"swap directory %s is not a directory (set swapdir to a writable directory)",
+			dir);
 		return -ENOTDIR;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {
@@ -170,8 +171,8 @@ static int open_file(struct mv__swap *s, int dirfd, const char *dir,
 	fd = open_unnamed(s, dirfd, flags);
 	/* EOPNOTSUPP, EISDIR, ENOENT: no O_TMPFILE in this filesystem or
 	 * kernel; EINVAL may be O_DIRECT, which the caller handles */
-	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
-		       errno == ENOENT))
+	if (fd < 0 &&
+	    (errno == EOPNOTSUPP || errno == EISDIR || errno == ENOENT))
 		fd = open_named(s, dirfd, dir, vmname, flags);
 	return fd;
 }
@@ -329,8 +330,7 @@ int mv__swap_discard(struct mv__swap *s)
 	free(zeros);
 	if (end && mv__fdatasync(s->fd) < 0 && !err)
 		err = -errno;
-	if (mv__punch_hole(s->fd, 0, (off_t)(s->npages << MV_PAGE_SHIFT)) <
-		    0 &&
+	if (mv__punch_hole(s->fd, 0, (off_t)(s->npages << MV_PAGE_SHIFT)) < 0 &&
 	    errno != EOPNOTSUPP && !err)
 		err = -errno;
 	return err;

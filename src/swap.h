@@ -38,7 +38,8 @@ struct mv__swap {
 	_Atomic uint64_t paused_until;
 	_Atomic int last_err; /* the error that paused it, negative errno */
 	_Atomic uint64_t write_errors; /* writes failed after their retries */
-	_Atomic uint64_t write_retries; /* attempts that failed and were retried */
+	_Atomic uint64_t
+		write_retries; /* attempts that failed and were retried */
 };
 
 struct iovec;

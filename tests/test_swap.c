@@ -5,6 +5,8 @@
  * unwritable, full or failing loses nothing and says so.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,14 +15,32 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "helper.h"
 #include "inject.h"
+#include "swap.h"
 
 #define MiB (1ull << 20)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The pause between two looks of a poll with a deadline. */
+static void poll_pause_ms(unsigned ms)
+{
+	struct timespec ts = { 0, (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
 
 static void test_swapped_pages_come_back_exactly(void **state)
 {
@@ -199,29 +219,112 @@ static void test_full_swap_disk_keeps_the_page_and_says_so(void **state)
 	struct mv_vm_stats st;
 	struct mv_host_stats hs;
 	struct th_host t;
+	uint64_t deadline;
 	uint8_t *m;
 	mv_vm *vm;
+	int err;
 
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	vm = th_vm_create(&t, "full", 1 * MiB);
 	m = mv_vm_mem(vm);
 	th_fill(m + 7 * MV_PAGE_SIZE, 4, 7, 2);
+	/* one failure is retried and is no error at all */
 	mv__inject_fail(MV_INJ_PWRITE, 1, 1, ENOSPC);
-	assert_int_equal(mv_vm_swap_out_page(vm, 7), -ENOSPC);
-	mv__inject_reset();
-	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_PRIVATE);
+	assert_int_equal(mv_vm_swap_out_page(vm, 7), 0);
 	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 4, 7, 2));
+	mv__inject_reset();
+	/* a disk that stays full: the write gives up after its tries */
+	th_fill(m + 8 * MV_PAGE_SIZE, 4, 8, 2);
+	mv__inject_fail(MV_INJ_PWRITE, 1, 0, ENOSPC);
+	assert_int_equal(mv_vm_swap_out_page(vm, 8), -ENOSPC);
+	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), MV_SWAP_WRITE_TRIES);
+	assert_int_equal(mv_vm_page_state(vm, 8), MV_PAGE_PRIVATE);
+	assert_true(th_check(m + 8 * MV_PAGE_SIZE, 4, 8, 2));
 	assert_non_null(strstr(mv_host_errmsg(t.host), "stay in memory"));
 	mv_vm_stats(vm, &st);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(st.swap_errors, 1);
 	assert_int_equal(hs.swap_errors, 1);
-	assert_int_equal(st.consumed_pages, 16);
-	/* once the disk has room again the same page swaps fine */
-	assert_int_equal(mv_vm_swap_out_page(vm, 7), 0);
+	assert_int_equal(st.swap_write_errors, 1);
+	assert_int_equal(st.swap_paused, 1);
+	/* paused: the next swap-out fails at once, without touching the disk */
+	assert_int_equal(mv_vm_swap_out_page(vm, 8), -ENOSPC);
+	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), MV_SWAP_WRITE_TRIES);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "paused"));
+	mv__inject_reset();
+	/* once the disk has room again and the pause is over, it swaps */
+	deadline = now_ms() + 10000;
+	while ((err = mv_vm_swap_out_page(vm, 8)) == -ENOSPC &&
+	       now_ms() < deadline)
+		poll_pause_ms(10);
+	assert_int_equal(err, 0);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.swap_paused, 0);
+	assert_int_equal(st.consumed_pages, 15); /* 7 came back when checked */
 	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 4, 7, 2));
+	assert_true(th_check(m + 8 * MV_PAGE_SIZE, 4, 8, 2));
 	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+struct filler {
+	mv_vm *vm;
+	uint64_t tag;
+	_Atomic bool done;
+};
+
+static void *filler_main(void *arg)
+{
+	struct filler *f = arg;
+
+	th_fill_vm(f->vm, f->tag, false);
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+/*
+ * A guest filling a VM twice the host's size while every swap write fails:
+ * before, it waited for frames for ever; it must finish, over the budget,
+ * counted, with every byte.
+ */
+static void test_guest_finishes_when_every_swap_write_fails(void **state)
+{
+	struct filler f = { .tag = 8 };
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint64_t deadline;
+	pthread_t th;
+
+	(void)state;
+	th_host_create(&t, 8 * MiB, NULL);
+	f.vm = th_vm_create(&t, "dead", 16 * MiB);
+	mv__inject_fail(MV_INJ_PWRITE, 1, 0, EIO);
+	assert_int_equal(pthread_create(&th, NULL, filler_main, &f), 0);
+	deadline = now_ms() + 30000;
+	while (!atomic_load(&f.done) && now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&f.done)) {
+		fprintf(stderr, "the guest still waits after 30 s: %s\n",
+			mv_host_errmsg(t.host));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	assert_true(mv__inject_hits(MV_INJ_PWRITE) >= MV_SWAP_WRITE_TRIES);
+	mv__inject_reset();
+	assert_int_equal(th_bad_pages(f.vm, 8, false), 0);
+	mv_vm_stats(f.vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_true(st.swap_write_errors >= 1);
+	assert_true(st.swap_errors >= 1);
+	assert_true(hs.overrun_grants > 0);
+	assert_true(hs.overrun_max_pages > 0);
+	assert_true(hs.consumed_pages <= hs.memsize_pages + hs.overrun_pages);
+	mv_vm_destroy(f.vm);
+	mv_host_stats(t.host, &hs);
+	/* the allowance went back with the frames */
+	assert_int_equal(hs.overrun_pages, 0);
 	th_host_destroy(&t);
 }
 
@@ -234,14 +337,15 @@ static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 	(void)state;
 	th_host_create(&t, 8 * MiB, NULL);
 	vm = th_vm_create(&t, "flaky", 16 * MiB);
-	/* twenty swap writes fail while the scheduler reclaims */
+	/* twenty swap write attempts fail while the scheduler reclaims */
 	mv__inject_fail(MV_INJ_PWRITE, 5, 20, EIO);
 	th_fill_vm(vm, 8, false);
-	assert_int_equal(mv__inject_hits(MV_INJ_PWRITE), 20);
+	assert_true(mv__inject_hits(MV_INJ_PWRITE) >= MV_SWAP_WRITE_TRIES);
 	mv__inject_reset();
 	assert_int_equal(th_bad_pages(vm, 8, false), 0);
 	mv_vm_stats(vm, &st);
-	assert_true(st.swap_errors >= 20);
+	assert_true(st.swap_errors >= 1);
+	assert_true(st.swap_write_errors >= 1);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -336,7 +440,8 @@ static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 	}
 	assert_int_equal(create_vm_in(dir, 8 * MiB, msg, sizeof(msg)), -ENOSPC);
 	assert_non_null(strstr(msg, "cannot hold"));
-	assert_non_null(strstr(msg, "MiB free"));
+	assert_non_null(strstr(msg, "needs 8 MiB"));
+	assert_non_null(strstr(msg, "MiB were free"));
 	assert_int_equal(create_vm_in(dir, 512 * 1024, msg, sizeof(msg)), 0);
 	umount(dir);
 	rmdir(dir);
@@ -356,6 +461,8 @@ int main(void)
 			test_full_swap_disk_keeps_the_page_and_says_so),
 		cmocka_unit_test(
 			test_failing_swap_disk_under_pressure_loses_nothing),
+		cmocka_unit_test(
+			test_guest_finishes_when_every_swap_write_fails),
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
 		cmocka_unit_test(
 			test_a_move_the_kernel_miscounts_loses_nothing),
