@@ -5,6 +5,8 @@
  * unwritable, full or failing loses nothing and says so.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <setjmp.h>
@@ -375,6 +377,161 @@ static void test_swap_read_errors_retry_without_loss(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A touch of a page from a thread of its own, which reports whether it
+ * read the page or took SIGBUS there: a touch that waits for ever must
+ * be a test failure, not a hung test.
+ */
+struct toucher {
+	volatile uint8_t *addr;
+	_Atomic int result; /* 0 still waiting, 1 read, 2 SIGBUS at addr */
+	void *bus_addr;
+};
+
+static _Thread_local sigjmp_buf touch_jmp;
+static _Thread_local struct toucher *touching;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	touching->bus_addr = si->si_addr;
+	siglongjmp(touch_jmp, 1);
+}
+
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	touching = t;
+	if (sigsetjmp(touch_jmp, 1)) {
+		atomic_store(&t->result, 2);
+		return NULL;
+	}
+	(void)t->addr[0];
+	atomic_store(&t->result, 1);
+	return NULL;
+}
+
+/* Touches addr; returns 1 (read), 2 (SIGBUS at addr) or aborts after 20 s. */
+static int touch(void *addr, mv_host *h)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+				.sa_flags = SA_SIGINFO },
+			 old;
+	struct toucher t = { .addr = addr };
+	uint64_t deadline = now_ms() + 20000;
+	pthread_t th;
+
+	sigaction(SIGBUS, &sa, &old);
+	assert_int_equal(pthread_create(&th, NULL, toucher_main, &t), 0);
+	while (!atomic_load(&t.result) && now_ms() < deadline)
+		poll_pause_ms(5);
+	if (!atomic_load(&t.result)) {
+		fprintf(stderr, "a touch still waits after 20 s: %s\n",
+			mv_host_errmsg(h));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	sigaction(SIGBUS, &old, NULL);
+	if (atomic_load(&t.result) == 2)
+		assert_ptr_equal(t.bus_addr, addr);
+	return atomic_load(&t.result);
+}
+
+static void
+test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint64_t t0;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "rdead", 1 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < 4; p++)
+		th_fill(m + p * MV_PAGE_SIZE, 6, p, 0);
+	for (uint64_t p = 0; p < 4; p++)
+		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	t0 = now_ms();
+	assert_int_equal(touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
+	assert_true(now_ms() - t0 < 5000);
+	mv__inject_reset();
+	th_quiesce(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unreadable_pages, 1);
+	assert_int_equal(st.first_unreadable_ppn, 2);
+	assert_int_equal(st.unreadable_err, -EIO);
+	assert_true(st.fault_errors >= 2);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.unreadable_pages, 1);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "page 2 is unreadable"));
+	/* kept where it was, never guessed: still SWAPPED in its slot, and
+	 * a second touch fails the same way without reading anything */
+	assert_int_equal(mv_vm_page_state(vm, 2), MV_PAGE_SWAPPED);
+	assert_int_equal(st.swcur_pages, 4);
+	assert_int_equal(touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
+	/* its neighbours, in the same run of slots, come back whole */
+	for (uint64_t p = 0; p < 4; p++)
+		if (p != 2)
+			assert_true(th_check(m + p * MV_PAGE_SIZE, 6, p, 0));
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unreadable_pages, 1);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void
+test_persistent_image_read_error_fails_the_page_in_bounded_time(void **state)
+{
+	struct mv_vm_config cfg;
+	uint8_t buf[MV_PAGE_SIZE];
+	struct mv_vm_stats st;
+	struct th_host t;
+	char path[128];
+	uint8_t *m;
+	mv_vm *vm;
+	int fd;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	snprintf(path, sizeof(path), "%s/image", t.swapdir);
+	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < 32; p++) {
+		th_fill(buf, 77, p, 0);
+		assert_int_equal(write(fd, buf, sizeof(buf)), sizeof(buf));
+	}
+	close(fd);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "imgdead");
+	cfg.memsize_bytes = 1 * MiB;
+	cfg.image_path = path;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
+	m = mv_vm_mem(vm);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	assert_int_equal(touch(m + 5 * MV_PAGE_SIZE, t.host), 2);
+	mv__inject_reset();
+	th_quiesce(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unreadable_pages, 1);
+	assert_int_equal(st.first_unreadable_ppn, 5);
+	assert_int_equal(st.unreadable_err, -EIO);
+	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_UNTOUCHED);
+	assert_non_null(strstr(mv_host_errmsg(t.host), "image"));
+	for (uint64_t p = 0; p < 32; p++)
+		if (p != 5)
+			assert_true(th_check(m + p * MV_PAGE_SIZE, 77, p, 0));
+	mv_vm_destroy(vm);
+	unlink(path);
+	th_host_destroy(&t);
+}
+
 static int create_vm_in(const char *swapdir, uint64_t vmsize, char *msg,
 			size_t msglen)
 {
@@ -464,6 +621,10 @@ int main(void)
 		cmocka_unit_test(
 			test_guest_finishes_when_every_swap_write_fails),
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
+		cmocka_unit_test(
+			test_persistent_swap_read_error_fails_the_page_in_bounded_time),
+		cmocka_unit_test(
+			test_persistent_image_read_error_fails_the_page_in_bounded_time),
 		cmocka_unit_test(
 			test_a_move_the_kernel_miscounts_loses_nothing),
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
