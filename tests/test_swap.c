@@ -4,6 +4,7 @@
  * exactly, frames are zeroed between VMs, and a swap directory that is
  * unwritable, full or failing loses nothing and says so.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -604,6 +607,217 @@ static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 	rmdir(dir);
 }
 
+static unsigned dir_entries(const char *dir)
+{
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static void test_swapdir_others_can_write_is_refused_unless_sticky(void **state)
+{
+	char dir[] = "/var/tmp/mvmode.XXXXXX", msg[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), -EPERM);
+	assert_non_null(strstr(msg, dir));
+	assert_non_null(strstr(msg, "not sticky"));
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), -EPERM);
+	assert_non_null(strstr(msg, "group"));
+	/* as /tmp: anyone may write, nobody may replace another's file */
+	assert_int_equal(chmod(dir, 01777), 0);
+	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), 0);
+	assert_int_equal(dir_entries(dir), 0);
+	rmdir(dir);
+}
+
+static void test_swapdir_of_another_user_is_refused(void **state)
+{
+	char dir[] = "/var/tmp/mvowner.XXXXXX", msg[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if (geteuid() != 0 || chown(dir, 65534, 65534) < 0) {
+		rmdir(dir);
+		skip(); /* needs root to give a directory away */
+	}
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), -EPERM);
+	assert_non_null(strstr(msg, "belongs to user 65534"));
+	rmdir(dir);
+}
+
+/* While a VM runs, its swap file has no name anybody could open. */
+static void test_swap_file_has_no_name_while_the_vm_runs(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "anon", 1 * MiB);
+	assert_int_equal(dir_entries(t.swapdir), 0);
+	th_fill_vm(vm, 3, false);
+	assert_int_equal(mv_vm_swap_out_page(vm, 9), 0);
+	assert_int_equal(th_bad_pages(vm, 3, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/* Without O_TMPFILE, a random name is made, O_EXCL, and unlinked. */
+static void test_swap_file_without_tmpfile_gets_a_random_name(void **state)
+{
+	struct mv__swap a, b;
+	char dir[] = "/var/tmp/mvname.XXXXXX", msg[256];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* open #1 is the directory, #2 the O_TMPFILE */
+	mv__inject_fail(MV_INJ_OPEN, 2, 1, EOPNOTSUPP);
+	assert_int_equal(mv__swap_open(&a, dir, "vm", 1, 16, false, msg,
+				       sizeof(msg)),
+			 0);
+	mv__inject_fail(MV_INJ_OPEN, 2, 1, EOPNOTSUPP);
+	assert_int_equal(mv__swap_open(&b, dir, "vm", 1, 16, false, msg,
+				       sizeof(msg)),
+			 0);
+	mv__inject_reset();
+	assert_false(a.unnamed);
+	/* same VM name, same id, same process: still two different names */
+	assert_non_null(strstr(a.path, "/vm-"));
+	assert_string_not_equal(a.path, b.path);
+	assert_int_equal(dir_entries(dir), 0);
+	mv__swap_close(&a);
+	mv__swap_close(&b);
+	rmdir(dir);
+}
+
+/*
+ * A filesystem that runs out partway through the preallocation keeps what
+ * it gave (ext4 does): it must go back at once, and the message must say
+ * what was free before, not the nothing left after.
+ */
+static void test_failed_preallocation_gives_the_space_back(void **state)
+{
+	char dir[] = "/var/tmp/mvprea.XXXXXX", msg[512], *p;
+	struct statvfs before, after;
+	unsigned long long said, had;
+	struct mv__swap s;
+	int64_t freed;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(statvfs(dir, &before), 0);
+	if ((uint64_t)before.f_bavail * before.f_frsize < 1024 * MiB) {
+		rmdir(dir);
+		skip(); /* room for the 256 MiB this takes, and to spare */
+	}
+	mv__inject_fallocate_partial((off_t)(256 * MiB));
+	mv__inject_fail(MV_INJ_FALLOCATE, 1, 1, ENOSPC);
+	assert_int_equal(mv__swap_open(&s, dir, "big", 1, 512 * MiB / 4096,
+				       false, msg, sizeof(msg)),
+			 -ENOSPC);
+	assert_int_equal(mv__inject_hits(MV_INJ_FALLOCATE), 1);
+	mv__inject_reset();
+	assert_int_equal(statvfs(dir, &after), 0);
+	/* within 64 MiB of before: others use the same disk meanwhile */
+	freed = ((int64_t)after.f_bavail - (int64_t)before.f_bavail) *
+		(int64_t)before.f_frsize;
+	assert_true(freed > -(int64_t)(64 * MiB));
+	/* the free space said is the one before, not what was left after
+	 * 256 MiB were taken (others use the disk too: within 64 MiB) */
+	p = strstr(msg, "needs 512 MiB, ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "needs 512 MiB, %llu MiB were free", &said),
+			 1);
+	had = (uint64_t)before.f_bavail * before.f_frsize >> 20;
+	assert_true(said + 64 > had && said < had + 64);
+	assert_int_equal(dir_entries(dir), 0);
+	rmdir(dir);
+}
+
+static uint64_t blocks_of(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return (uint64_t)st.st_blocks;
+}
+
+/* What swap ever held is zeroed and the blocks handed back. */
+static void test_discard_zeroes_and_punches_what_swap_held(void **state)
+{
+	char dir[] = "/var/tmp/mvdisc.XXXXXX", msg[256];
+	uint8_t *page = aligned_alloc(MV_PAGE_SIZE, 8 * MV_PAGE_SIZE);
+	struct iovec iov[8];
+	uint64_t slots[8];
+	struct mv__swap s;
+	int err;
+
+	(void)state;
+	assert_non_null(page);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(mv__swap_open(&s, dir, "disc", 1, 64, true, msg,
+				       sizeof(msg)),
+			 0);
+	for (unsigned i = 0; i < 8; i++) {
+		th_fill(page + i * MV_PAGE_SIZE, 21, i, 0);
+		iov[i] =
+			(struct iovec){ page + i * MV_PAGE_SIZE, MV_PAGE_SIZE };
+	}
+	assert_int_equal(mv__swap_put(&s, iov, 8, slots, &err), 8);
+	/* read back: each freed, so the next put reuses nothing of it */
+	for (unsigned i = 0; i < 8; i++) {
+		assert_int_equal(mv__swap_read(&s, slots[i], 1, page), 0);
+		assert_true(th_check(page, 21, i, 0));
+		mv__swap_free(&s, slots[i], 1);
+	}
+	assert_true(s.hwm >= 8);
+	assert_int_equal(mv__swap_discard(&s), 0);
+	/* the same descriptor, before close: zeros everywhere, no blocks */
+	for (uint64_t sl = 0; sl < s.npages; sl += 8) {
+		assert_int_equal(mv__swap_read(&s, sl, 8, page), 0);
+		for (unsigned i = 0; i < 8; i++)
+			assert_true(th_is_zero(page + i * MV_PAGE_SIZE));
+	}
+	assert_int_equal(blocks_of(s.fd), 0);
+	/* and close discards too: it zeroes and punches on its way */
+	assert_int_equal(mv__swap_put(&s, iov, 1, slots, &err), 1);
+	mv__inject_fail(MV_INJ_PUNCH, 1, 0, EIO);
+	mv__swap_close(&s);
+	assert_int_equal(mv__inject_hits(MV_INJ_PUNCH), 1);
+	mv__inject_reset();
+	free(page);
+	rmdir(dir);
+}
+
+static void test_vm_destroy_discards_its_swap(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "gone", 1 * MiB);
+	th_fill_vm(vm, 4, false);
+	assert_int_equal(mv_vm_swap_out_page(vm, 3), 0);
+	/* a punch that fails shows that destroy tried to */
+	mv__inject_fail(MV_INJ_PUNCH, 1, 0, EIO);
+	mv_vm_destroy(vm);
+	assert_int_equal(mv__inject_hits(MV_INJ_PUNCH), 1);
+	mv__inject_reset();
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -630,6 +844,17 @@ int main(void)
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_read_only_swapdir_is_a_clear_error),
 		cmocka_unit_test(test_full_swapdir_refuses_the_vm_at_start),
+		cmocka_unit_test(
+			test_swapdir_others_can_write_is_refused_unless_sticky),
+		cmocka_unit_test(test_swapdir_of_another_user_is_refused),
+		cmocka_unit_test(test_swap_file_has_no_name_while_the_vm_runs),
+		cmocka_unit_test(
+			test_swap_file_without_tmpfile_gets_a_random_name),
+		cmocka_unit_test(
+			test_failed_preallocation_gives_the_space_back),
+		cmocka_unit_test(
+			test_discard_zeroes_and_punches_what_swap_held),
+		cmocka_unit_test(test_vm_destroy_discards_its_swap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
