@@ -52,6 +52,8 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -134,6 +136,7 @@ struct gthread {
 	_Atomic uint64_t writes; /* write operations completed */
 	_Atomic uint64_t verified; /* bytes compared with expected content */
 	_Atomic uint64_t errors; /* comparisons that failed */
+	_Atomic uint64_t memory_errors; /* of those, touches that took SIGBUS */
 	struct mvg_workload *w; /* the workload this thread belongs to */
 	pthread_t tid; /* valid while running */
 	bool running; /* tid is a thread not yet joined */
@@ -167,6 +170,9 @@ struct mvg_workload {
 	uint64_t image_size; /* MVG_IMAGE: bytes; later pages read as zero */
 	pthread_mutex_t err_lock; /* serialises the first write of first_error */
 	char first_error[160]; /* first mismatch any thread saw, "" if none */
+	/* per page, 1 once a touch took SIGBUS (the host could not read it
+	 * back): written by the page's thread, read after joins */
+	uint8_t *bad;
 	struct gthread *threads; /* cfg.threads of them */
 	struct mvg_burst *burst; /* MVG_BURST: all of the above is unused */
 };
@@ -394,6 +400,78 @@ static void report(struct gthread *g, uint64_t ppn, size_t off, uint8_t want,
  * counts it and, if it is the first anywhere, describes its first byte;
  * fmt says what was expected there and is formatted only then.
  */
+/*
+ * Memory errors.  A page the host cannot read back (a swap or image read
+ * that keeps failing) is poisoned: touching it raises SIGBUS at its
+ * address, as failed RAM does on a real machine.  A guest access is
+ * armed: the handler jumps back to it, the page is marked bad, counted as
+ * an integrity error and described, and never touched again (writes to it
+ * are dropped, reads skipped), so the thread goes on and the final
+ * verification names every unreadable page instead of dying or hanging.
+ * SIGBUS outside an armed access goes to whatever handled it before.
+ */
+static _Thread_local sigjmp_buf bus_jmp;
+static _Thread_local volatile sig_atomic_t bus_armed;
+static struct sigaction bus_old;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	if (bus_armed) {
+		bus_armed = 0;
+		siglongjmp(bus_jmp, 1);
+	}
+	if ((bus_old.sa_flags & SA_SIGINFO) && bus_old.sa_sigaction)
+		bus_old.sa_sigaction(sig, si, uc);
+	else if (bus_old.sa_handler != SIG_DFL && bus_old.sa_handler != SIG_IGN)
+		bus_old.sa_handler(sig);
+	else
+		signal(SIGBUS, SIG_DFL); /* the access, repeated, kills */
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+				/* not blocked in the handler: the jump out
+				 * leaves the mask as the access found it */
+				.sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &bus_old);
+}
+
+static void memory_error(struct gthread *g, uint64_t ppn)
+{
+	struct mvg_workload *w = g->w;
+
+	w->bad[ppn] = 1;
+	pthread_mutex_lock(&w->err_lock);
+	if (!w->first_error[0])
+		snprintf(
+			w->first_error, sizeof(w->first_error),
+			"%s: ppn %llu: memory error (SIGBUS): the host could not read the page back",
+			w->ops->name, (unsigned long long)ppn);
+	pthread_mutex_unlock(&w->err_lock);
+	bump(&g->memory_errors, 1);
+	bump(&g->errors, 1);
+}
+
+/* Runs stmt, an access to page ppn, unless the page is bad; a SIGBUS
+ * during it marks the page bad instead.  Locals stmt changes must not be
+ * read after a jump (they are not). */
+#define GUARDED(g, ppn, stmt)                     \
+	do {                                      \
+		if ((g)->w->bad[ppn])             \
+			break;                    \
+		if (sigsetjmp(bus_jmp, 0)) {      \
+			memory_error((g), (ppn)); \
+			break;                    \
+		}                                 \
+		bus_armed = 1;                    \
+		stmt;                             \
+		bus_armed = 0;                    \
+	} while (0)
+
 static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 		  size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
@@ -406,9 +484,13 @@ static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 	char what[64];
 	va_list ap;
 	size_t i;
+	volatile int same = 1;
 
+	GUARDED(g, ppn, same = !memcmp(got, good, len));
+	if (g->w->bad[ppn])
+		return; /* counted once, when it took SIGBUS */
 	bump(&g->verified, len);
-	if (!memcmp(got, good, len))
+	if (same)
 		return;
 	/* bounded: a page changing under us must not run the scan off */
 	for (i = 0; i + 1 < len && got[i] == good[i]; i++)
@@ -483,8 +565,11 @@ static void write_page(struct gthread *g, uint64_t ppn)
 	struct mvg_workload *w = g->w;
 	uint32_t v = next_version(w->version[ppn]);
 
-	fill_words((uint64_t *)page_at(w, ppn), GPAGE_WORDS,
-		   stream_key(w->cfg.seed, STREAM_PAGE, ppn, v));
+	GUARDED(g, ppn,
+		fill_words((uint64_t *)page_at(w, ppn), GPAGE_WORDS,
+			   stream_key(w->cfg.seed, STREAM_PAGE, ppn, v)));
+	if (w->bad[ppn])
+		return; /* a page the guest cannot use keeps its version */
 	w->version[ppn] = v;
 	bump(&g->writes, 1);
 }
@@ -654,8 +739,11 @@ static void kv_op(struct gthread *g)
 	}
 	v = next_version(g->key_version[key]);
 	kv_make(g, key, v, &rec);
-	memcpy(page_at(g->w, kv_slot_ppn(g, slot)) + kv_slot_off(slot), &rec,
-	       sizeof(rec));
+	GUARDED(g, kv_slot_ppn(g, slot),
+		memcpy(page_at(g->w, kv_slot_ppn(g, slot)) + kv_slot_off(slot),
+		       &rec, sizeof(rec)));
+	if (g->w->bad[kv_slot_ppn(g, slot)])
+		return; /* the record stays where it was */
 	g->slot_key[slot] = (uint32_t)(key + 1);
 	g->key_version[key] = v;
 	bump(&g->writes, 1);
@@ -879,6 +967,12 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 		if (err)
 			goto fail_lock;
 	}
+	pthread_once(&bus_once, install_sigbus);
+	w->bad = calloc(w->npages, 1);
+	if (!w->bad) {
+		err = -ENOMEM;
+		goto fail_image;
+	}
 	if (cfg->kind != MVG_KVSTORE) {
 		w->version = calloc(w->npages, sizeof(*w->version));
 		if (!w->version) {
@@ -915,6 +1009,7 @@ fail_threads:
 fail_version:
 	free(w->version);
 fail_image:
+	free(w->bad);
 	if (w->image_fd >= 0)
 		close(w->image_fd);
 fail_lock:
@@ -928,6 +1023,7 @@ static void destroy(struct mvg_workload *w)
 {
 	free_threads(w);
 	free(w->version);
+	free(w->bad);
 	if (w->image_fd >= 0)
 		close(w->image_fd);
 	pthread_mutex_destroy(&w->err_lock);
@@ -967,6 +1063,7 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 		st->writes += peek(&g->writes);
 		verified += peek(&g->verified);
 		st->integrity_errors += peek(&g->errors);
+		st->memory_errors += peek(&g->memory_errors);
 	}
 	st->ops = st->reads + st->writes;
 	st->pages_verified = verified >> GPAGE_SHIFT;

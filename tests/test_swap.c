@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "guest.h"
 #include "helper.h"
 #include "inject.h"
 #include "swap.h"
@@ -535,6 +536,80 @@ test_persistent_image_read_error_fails_the_page_in_bounded_time(void **state)
 	th_host_destroy(&t);
 }
 
+struct verifier {
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	int err;
+	_Atomic bool done;
+};
+
+static void *verifier_main(void *arg)
+{
+	struct verifier *v = arg;
+
+	v->err = mvg_stop_and_verify(v->w, &v->st);
+	atomic_store(&v->done, true);
+	return NULL;
+}
+
+/*
+ * A guest's final verification over pages the host cannot read back: it
+ * used to hang on the first; it must end, naming them, with the rest
+ * verified.
+ */
+static void test_verification_names_unreadable_pages_and_ends(void **state)
+{
+	uint64_t npages = 1 * MiB / MV_PAGE_SIZE, deadline;
+	struct mvg_config cfg = { .kind = MVG_IDLE, .threads = 2, .seed = 7 };
+	struct verifier v = { 0 };
+	struct mvg_stats gs;
+	struct mv_vm_stats st;
+	struct th_host t;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "verif", 1 * MiB);
+	cfg.mem = mv_vm_mem(vm);
+	cfg.memsize = 1 * MiB;
+	assert_int_equal(mvg_start(&cfg, &v.w), 0);
+	deadline = now_ms() + 20000;
+	do {
+		mvg_get_stats(v.w, &gs);
+	} while (gs.writes < npages && now_ms() < deadline &&
+		 (poll_pause_ms(5), 1));
+	assert_int_equal(gs.writes, npages);
+	assert_int_equal(mv_vm_swap_out_page(vm, 10), 0);
+	assert_int_equal(mv_vm_swap_out_page(vm, 200), 0);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	assert_int_equal(pthread_create(&th, NULL, verifier_main, &v), 0);
+	deadline = now_ms() + 30000;
+	while (!atomic_load(&v.done) && now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&v.done)) {
+		fprintf(stderr, "verification still runs after 30 s: %s\n",
+			mv_host_errmsg(t.host));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	mv__inject_reset();
+	assert_int_equal(v.st.memory_errors, 2);
+	assert_int_equal(v.st.integrity_errors, 2);
+	assert_non_null(strstr(v.st.first_error, "memory error"));
+	assert_true(strstr(v.st.first_error, "ppn 10:") ||
+		    strstr(v.st.first_error, "ppn 200:"));
+	/* every other page was read back and matched */
+	assert_int_equal(v.st.pages_verified, npages - 2);
+	th_quiesce(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unreadable_pages, 2);
+	assert_int_equal(mv_vm_page_state(vm, 10), MV_PAGE_SWAPPED);
+	assert_int_equal(mv_vm_page_state(vm, 200), MV_PAGE_SWAPPED);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static int create_vm_in(const char *swapdir, uint64_t vmsize, char *msg,
 			size_t msglen)
 {
@@ -839,6 +914,8 @@ int main(void)
 			test_persistent_swap_read_error_fails_the_page_in_bounded_time),
 		cmocka_unit_test(
 			test_persistent_image_read_error_fails_the_page_in_bounded_time),
+		cmocka_unit_test(
+			test_verification_names_unreadable_pages_and_ends),
 		cmocka_unit_test(
 			test_a_move_the_kernel_miscounts_loses_nothing),
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
