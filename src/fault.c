@@ -523,12 +523,6 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	pmap_unlock(&vm->pmap[ppn], v);
 	if (perr == -EEXIST)
 		return; /* another fault on it gave up first */
-	if (atomic_compare_exchange_strong(&vm->c.unreadable_pages, &none, 1)) {
-		atomic_store(&vm->c.first_unreadable_ppn, ppn);
-		atomic_store(&vm->c.unreadable_err, err);
-	} else {
-		atomic_fetch_add(&vm->c.unreadable_pages, 1);
-	}
 	if (perr) {
 		/* the guest thread cannot be told: it faults again, and the
 		 * page is tried again, a bounded time each round */
@@ -540,6 +534,12 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 			swapped ? "swap" : "its image", strerror(-err),
 			IO_TRIES, strerror(-perr));
 		return;
+	}
+	if (atomic_compare_exchange_strong(&vm->c.unreadable_pages, &none, 1)) {
+		atomic_store(&vm->c.first_unreadable_ppn, ppn);
+		atomic_store(&vm->c.unreadable_err, err);
+	} else {
+		atomic_fetch_add(&vm->c.unreadable_pages, 1);
 	}
 	mv__host_set_msg(
 		vm->host,

@@ -490,6 +490,36 @@ test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
 	th_host_destroy(&t);
 }
 
+/* A page that cannot be poisoned yet is tried again, never filled. */
+static void
+test_unreadable_page_that_cannot_be_poisoned_is_tried_again(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "nopoison", 1 * MiB);
+	m = mv_vm_mem(vm);
+	th_fill(m, 6, 0, 0);
+	assert_int_equal(mv_vm_swap_out_page(vm, 0), 0);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	mv__inject_fail(MV_INJ_UFFD_POISON, 1, 1, ENOMEM);
+	assert_int_equal(touch(m, t.host), 2);
+	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_POISON), 1);
+	/* two rounds of tries: the page was read 2 * 7 times */
+	assert_true(mv__inject_hits(MV_INJ_PREAD) >= 14);
+	mv__inject_reset();
+	th_quiesce(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.unreadable_pages, 1);
+	assert_int_equal(mv_vm_page_state(vm, 0), MV_PAGE_SWAPPED);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void
 test_persistent_image_read_error_fails_the_page_in_bounded_time(void **state)
 {
@@ -912,6 +942,8 @@ int main(void)
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
 		cmocka_unit_test(
 			test_persistent_swap_read_error_fails_the_page_in_bounded_time),
+		cmocka_unit_test(
+			test_unreadable_page_that_cannot_be_poisoned_is_tried_again),
 		cmocka_unit_test(
 			test_persistent_image_read_error_fails_the_page_in_bounded_time),
 		cmocka_unit_test(
