@@ -31,7 +31,12 @@
  * Every read is a full comparison with the expected bytes; on a mismatch the
  * first differing byte is described (page, offset, expected, got) and
  * counted, and the workload carries on, because a memory manager that
- * loses one page should be shown losing all the pages it loses.
+ * loses one page should be shown losing all the pages it loses.  A page
+ * the host could not read back raises SIGBUS when touched (memvisor
+ * poisons it rather than guess its content): every access to guest memory
+ * is armed (GUARDED), so the page is counted as a memory error, described,
+ * and never touched again, and the thread, or the final verification,
+ * carries on over the others.
  *
  * Invariants:
  *  - a page, its shadow version and a table slot's shadow are written only
