@@ -477,6 +477,38 @@ static void memory_error(struct gthread *g, uint64_t ppn)
 		bus_armed = 0;                    \
 	} while (0)
 
+/* memcmp of len bytes of page ppn with good: 0 same, 1 different, -1 the
+ * page is bad (now or before) */
+static __attribute__((noinline)) int guest_cmp(struct gthread *g, uint64_t ppn,
+					       const uint8_t *got,
+					       const uint8_t *good, size_t len)
+{
+	volatile int r = -1;
+
+	GUARDED(g, ppn, r = !!memcmp(got, good, len));
+	return g->w->bad[ppn] ? -1 : r;
+}
+
+static __attribute__((noinline)) void fill_page(uint64_t *dst, uint64_t key)
+{
+	fill_words(dst, GPAGE_WORDS, key);
+}
+
+/* Page ppn filled with the word stream of key, unless it is bad. */
+static __attribute__((noinline)) void guest_fill(struct gthread *g,
+						 uint64_t ppn, uint64_t key)
+{
+	GUARDED(g, ppn, fill_page((uint64_t *)page_at(g->w, ppn), key));
+}
+
+/* len bytes of src to page ppn at off, unless it is bad. */
+static __attribute__((noinline)) void guest_copy(struct gthread *g,
+						 uint64_t ppn, size_t off,
+						 const void *src, size_t len)
+{
+	GUARDED(g, ppn, memcpy(page_at(g->w, ppn) + off, src, len));
+}
+
 static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 		  size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
@@ -489,13 +521,12 @@ static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 	char what[64];
 	va_list ap;
 	size_t i;
-	volatile int same = 1;
+	int same = guest_cmp(g, ppn, got, good, len);
 
-	GUARDED(g, ppn, same = !memcmp(got, good, len));
-	if (g->w->bad[ppn])
+	if (same < 0)
 		return; /* counted once, when it took SIGBUS */
 	bump(&g->verified, len);
-	if (same)
+	if (!same)
 		return;
 	/* bounded: a page changing under us must not run the scan off */
 	for (i = 0; i + 1 < len && got[i] == good[i]; i++)
@@ -570,9 +601,7 @@ static void write_page(struct gthread *g, uint64_t ppn)
 	struct mvg_workload *w = g->w;
 	uint32_t v = next_version(w->version[ppn]);
 
-	GUARDED(g, ppn,
-		fill_words((uint64_t *)page_at(w, ppn), GPAGE_WORDS,
-			   stream_key(w->cfg.seed, STREAM_PAGE, ppn, v)));
+	guest_fill(g, ppn, stream_key(w->cfg.seed, STREAM_PAGE, ppn, v));
 	if (w->bad[ppn])
 		return; /* a page the guest cannot use keeps its version */
 	w->version[ppn] = v;
@@ -744,9 +773,8 @@ static void kv_op(struct gthread *g)
 	}
 	v = next_version(g->key_version[key]);
 	kv_make(g, key, v, &rec);
-	GUARDED(g, kv_slot_ppn(g, slot),
-		memcpy(page_at(g->w, kv_slot_ppn(g, slot)) + kv_slot_off(slot),
-		       &rec, sizeof(rec)));
+	guest_copy(g, kv_slot_ppn(g, slot), kv_slot_off(slot), &rec,
+		   sizeof(rec));
 	if (g->w->bad[kv_slot_ppn(g, slot)])
 		return; /* the record stays where it was */
 	g->slot_key[slot] = (uint32_t)(key + 1);

@@ -155,7 +155,11 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 		return;
 	atomic_fetch_sub(&h->consumed_pages, n);
 	shrink_overrun(h);
-	atomic_store_explicit(&h->starved_since_ms, 0, memory_order_relaxed);
+	/* frames under the budget again end the starvation; frames given
+	 * back over it (a run reserved larger than it grew) do not */
+	if (free_pages(h))
+		atomic_store_explicit(&h->starved_since_ms, 0,
+				      memory_order_relaxed);
 	pthread_mutex_lock(&h->frames_lock);
 	if (h->frame_waiters)
 		pthread_cond_broadcast(&h->frames_freed);
