@@ -520,21 +520,25 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 
 	perr = mv__uffd_poison(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
 			       MV_PAGE_SIZE);
-	pmap_unlock(&vm->pmap[ppn], v);
-	if (perr == -EEXIST)
+	if (perr == -EEXIST) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		wake(vm, ppn);
 		return; /* another fault on it gave up first */
+	}
 	if (perr) {
 		/* the guest thread cannot be told: it faults again, and the
 		 * page is tried again, a bounded time each round */
-		wake(vm, ppn);
 		mv__host_set_msg(
 			vm->host,
 			"VM %s: page %llu cannot be read back from %s: %s (%d tries), and cannot be poisoned: %s; it is kept and tried again when touched",
 			vm->name, (unsigned long long)ppn,
 			swapped ? "swap" : "its image", strerror(-err),
 			IO_TRIES, strerror(-perr));
+		pmap_unlock(&vm->pmap[ppn], v);
+		wake(vm, ppn);
 		return;
 	}
+	/* counted and said before the guest thread is woken to its SIGBUS */
 	if (atomic_compare_exchange_strong(&vm->c.unreadable_pages, &none, 1)) {
 		atomic_store(&vm->c.first_unreadable_ppn, ppn);
 		atomic_store(&vm->c.unreadable_err, err);
@@ -547,6 +551,8 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		vm->name, (unsigned long long)ppn, swapped ? "swap" : "image",
 		IO_TRIES, IO_RETRY_MS * ((1 << (IO_TRIES - 1)) - 1),
 		strerror(-err));
+	pmap_unlock(&vm->pmap[ppn], v);
+	wake(vm, ppn);
 }
 
 /*

@@ -252,6 +252,7 @@ int mv__uffd_poison(int uffd, void *addr, size_t len)
 {
 	struct uffdio_poison p = {
 		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_POISON_MODE_DONTWAKE,
 	};
 	int err = should_fail(MV_INJ_UFFD_POISON);
 

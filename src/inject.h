@@ -66,8 +66,9 @@ int mv__ftruncate(int fd, off_t len);
 /* fallocate(PUNCH_HOLE | KEEP_SIZE): the blocks go back to the filesystem */
 int mv__punch_hole(int fd, off_t off, off_t len);
 int mv__fdatasync(int fd);
-/* UFFDIO_POISON of a range: a touch of it raises SIGBUS, as a memory error
- * would, and its waiters are woken to take it.  0 or -errno. */
+/* UFFDIO_POISON of a range, without waking its waiters (the caller wakes
+ * them once it has said why): a touch of it raises SIGBUS, as a memory
+ * error would.  0 or -errno. */
 int mv__uffd_poison(int uffd, void *addr, size_t len);
 /*
  * UFFDIO_COPY.  An injected failure is the kernel giving up partway through

@@ -36,6 +36,7 @@ struct uffdio_move {
 
 #ifndef UFFDIO_POISON
 #define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
 struct uffdio_poison {
 	struct uffdio_range range;
 	__u64 mode;
