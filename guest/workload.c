@@ -34,7 +34,7 @@
  * loses one page should be shown losing all the pages it loses.  A page
  * the host could not read back raises SIGBUS when touched (memvisor
  * poisons it rather than guess its content): every access to guest memory
- * is armed (GUARDED), so the page is counted as a memory error, described,
+ * is guarded (guarded.c), so the page is counted as a memory error, described,
  * and never touched again, and the thread, or the final verification,
  * carries on over the others.
  *
@@ -57,8 +57,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -73,6 +71,7 @@
 #include <xxhash.h>
 
 #include "guest.h"
+#include "guarded.h"
 #include "os.h"
 
 #define GPAGE_SHIFT 12
@@ -406,45 +405,12 @@ static void report(struct gthread *g, uint64_t ppn, size_t off, uint8_t want,
  * fmt says what was expected there and is formatted only then.
  */
 /*
- * Memory errors.  A page the host cannot read back (a swap or image read
- * that keeps failing) is poisoned: touching it raises SIGBUS at its
- * address, as failed RAM does on a real machine.  A guest access is
- * armed: the handler jumps back to it, the page is marked bad, counted as
- * an integrity error and described, and never touched again (writes to it
- * are dropped, reads skipped), so the thread goes on and the final
- * verification names every unreadable page instead of dying or hanging.
- * SIGBUS outside an armed access goes to whatever handled it before.
+ * Memory errors: a page the host could not read back raises SIGBUS when
+ * touched (guarded.c).  The page is marked bad, counted as an integrity
+ * error and described, and never touched again (writes to it are dropped,
+ * reads skipped), so the thread goes on and the final verification names
+ * every unreadable page instead of dying or hanging.
  */
-static _Thread_local sigjmp_buf bus_jmp;
-static _Thread_local volatile sig_atomic_t bus_armed;
-static struct sigaction bus_old;
-static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	if (bus_armed) {
-		bus_armed = 0;
-		siglongjmp(bus_jmp, 1);
-	}
-	if ((bus_old.sa_flags & SA_SIGINFO) && bus_old.sa_sigaction)
-		bus_old.sa_sigaction(sig, si, uc);
-	else if (bus_old.sa_handler != SIG_DFL && bus_old.sa_handler != SIG_IGN)
-		bus_old.sa_handler(sig);
-	else
-		signal(SIGBUS, SIG_DFL); /* the access, repeated, kills */
-}
-
-static void install_sigbus(void)
-{
-	struct sigaction sa = { .sa_sigaction = on_sigbus,
-				/* not blocked in the handler: the jump out
-				 * leaves the mask as the access found it */
-				.sa_flags = SA_SIGINFO | SA_NODEFER };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &bus_old);
-}
-
 static void memory_error(struct gthread *g, uint64_t ppn)
 {
 	struct mvg_workload *w = g->w;
@@ -461,52 +427,49 @@ static void memory_error(struct gthread *g, uint64_t ppn)
 	bump(&g->errors, 1);
 }
 
-/* Runs stmt, an access to page ppn, unless the page is bad; a SIGBUS
- * during it marks the page bad instead.  Locals stmt changes must not be
- * read after a jump (they are not). */
-#define GUARDED(g, ppn, stmt)                     \
-	do {                                      \
-		if ((g)->w->bad[ppn])             \
-			break;                    \
-		if (sigsetjmp(bus_jmp, 0)) {      \
-			memory_error((g), (ppn)); \
-			break;                    \
-		}                                 \
-		bus_armed = 1;                    \
-		stmt;                             \
-		bus_armed = 0;                    \
-	} while (0)
-
 /* memcmp of len bytes of page ppn with good: 0 same, 1 different, -1 the
  * page is bad (now or before) */
-static __attribute__((noinline)) int guest_cmp(struct gthread *g, uint64_t ppn,
-					       const uint8_t *got,
-					       const uint8_t *good, size_t len)
+static int guest_cmp(struct gthread *g, uint64_t ppn, const uint8_t *got,
+		     const uint8_t *good, size_t len)
 {
-	volatile int r = -1;
+	int r;
 
-	GUARDED(g, ppn, r = !!memcmp(got, good, len));
-	return g->w->bad[ppn] ? -1 : r;
+	if (g->w->bad[ppn])
+		return -1;
+	r = mvg_guarded_cmp(got, good, len);
+	if (r < 0)
+		memory_error(g, ppn);
+	return r < 0 ? -1 : r;
 }
 
-static __attribute__((noinline)) void fill_page(uint64_t *dst, uint64_t key)
+struct fill {
+	uint64_t *dst;
+	uint64_t key;
+};
+
+static void do_fill(void *arg)
 {
-	fill_words(dst, GPAGE_WORDS, key);
+	struct fill *f = arg;
+
+	fill_words(f->dst, GPAGE_WORDS, f->key);
 }
 
 /* Page ppn filled with the word stream of key, unless it is bad. */
-static __attribute__((noinline)) void guest_fill(struct gthread *g,
-						 uint64_t ppn, uint64_t key)
+static void guest_fill(struct gthread *g, uint64_t ppn, uint64_t key)
 {
-	GUARDED(g, ppn, fill_page((uint64_t *)page_at(g->w, ppn), key));
+	struct fill f = { (uint64_t *)page_at(g->w, ppn), key };
+
+	if (!g->w->bad[ppn] && mvg_guarded(do_fill, &f))
+		memory_error(g, ppn);
 }
 
 /* len bytes of src to page ppn at off, unless it is bad. */
-static __attribute__((noinline)) void guest_copy(struct gthread *g,
-						 uint64_t ppn, size_t off,
-						 const void *src, size_t len)
+static void guest_copy(struct gthread *g, uint64_t ppn, size_t off,
+		       const void *src, size_t len)
 {
-	GUARDED(g, ppn, memcpy(page_at(g->w, ppn) + off, src, len));
+	if (!g->w->bad[ppn] &&
+	    mvg_guarded_copy(page_at(g->w, ppn) + off, src, len))
+		memory_error(g, ppn);
 }
 
 static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
@@ -1000,7 +963,7 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 		if (err)
 			goto fail_lock;
 	}
-	pthread_once(&bus_once, install_sigbus);
+	mvg_guarded_init();
 	w->bad = calloc(w->npages, 1);
 	if (!w->bad) {
 		err = -ENOMEM;
@@ -1117,6 +1080,7 @@ int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
 		return err;
 	}
 	halt(w);
+	mvg_guarded_init();
 	/* each partition in parallel, as faults on a big VM are slow */
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];

@@ -640,6 +640,65 @@ static void test_verification_names_unreadable_pages_and_ends(void **state)
 	th_host_destroy(&t);
 }
 
+/* The same for the burst workload, whose pages pass between threads. */
+static void
+test_burst_verification_names_unreadable_pages_and_ends(void **state)
+{
+	uint64_t npages = 1 * MiB / MV_PAGE_SIZE, deadline, bad[2];
+	struct mvg_config cfg = { .kind = MVG_BURST,
+				  .threads = 2,
+				  .seed = 9,
+				  .burst_pct = 80,
+				  .burst_keep_pct = 100,
+				  .burst_idle_ms = 50 };
+	struct verifier v = { 0 };
+	struct mvg_stats gs;
+	struct th_host t;
+	unsigned nbad = 0;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "vburst", 1 * MiB);
+	cfg.mem = mv_vm_mem(vm);
+	cfg.memsize = 1 * MiB;
+	assert_int_equal(mvg_start(&cfg, &v.w), 0);
+	/* every page it takes is written once, then kept */
+	deadline = now_ms() + 20000;
+	do {
+		mvg_get_stats(v.w, &gs);
+	} while (gs.writes < npages * 8 / 10 - 2 && now_ms() < deadline &&
+		 (poll_pause_ms(5), 1));
+	assert_true(gs.writes >= npages * 8 / 10 - 2);
+	for (uint64_t p = 0; p < npages && nbad < 2; p += 37)
+		if (mv_vm_page_state(vm, p) == MV_PAGE_PRIVATE &&
+		    mv_vm_swap_out_page(vm, p) == 0)
+			bad[nbad++] = p;
+	assert_int_equal(nbad, 2);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	assert_int_equal(pthread_create(&th, NULL, verifier_main, &v), 0);
+	deadline = now_ms() + 30000;
+	while (!atomic_load(&v.done) && now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&v.done)) {
+		fprintf(stderr, "verification still runs after 30 s: %s\n",
+			mv_host_errmsg(t.host));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	mv__inject_reset();
+	/* the guest may have met them itself before it was stopped: each
+	 * counts once either way */
+	assert_int_equal(v.st.memory_errors, 2);
+	assert_int_equal(v.st.integrity_errors, 2);
+	assert_non_null(strstr(v.st.first_error, "memory error"));
+	assert_int_equal(mv_vm_page_state(vm, bad[0]), MV_PAGE_SWAPPED);
+	assert_int_equal(mv_vm_page_state(vm, bad[1]), MV_PAGE_SWAPPED);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static int create_vm_in(const char *swapdir, uint64_t vmsize, char *msg,
 			size_t msglen)
 {
@@ -948,6 +1007,8 @@ int main(void)
 			test_persistent_image_read_error_fails_the_page_in_bounded_time),
 		cmocka_unit_test(
 			test_verification_names_unreadable_pages_and_ends),
+		cmocka_unit_test(
+			test_burst_verification_names_unreadable_pages_and_ends),
 		cmocka_unit_test(
 			test_a_move_the_kernel_miscounts_loses_nothing),
 		cmocka_unit_test(test_unusable_swapdir_is_a_clear_error),
