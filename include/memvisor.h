@@ -183,6 +183,9 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
  * victim policy); *done says how many were.  Returns an error only if none
  * could be swapped out for a reason other than there being none to take
  * (e.g. -ENOSPC with the swap directory full: the pages stay in memory).
+ * A write is tried 3 times; after one that still fails, the VM's swap file
+ * is paused (250 ms, doubling up to 8 s while failures go on; swap_paused
+ * in mv_vm_stats) and swap-outs fail at once with that error meanwhile.
  */
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */
