@@ -13,8 +13,9 @@
  * handled it before (by default, the process ends).
  *
  * Invariants: the jump buffer and the armed flag are the thread's own; the
- * handler runs with SIGBUS unblocked (SA_NODEFER), so jumping out of it
- * leaves the thread's mask as the access found it.
+ * handler runs with SIGBUS unblocked (SA_NODEFER), and after a jump out of
+ * it SIGBUS is unblocked again in any case (a sanitizer's handler, which
+ * calls ours, blocks it), so every later memory error is caught too.
  *
  * Lock ordering: none.
  */
@@ -61,8 +62,17 @@ void mvg_guarded_init(void)
 
 int mvg_guarded(void (*fn)(void *), void *arg)
 {
-	if (sigsetjmp(bus_jmp, 0))
+	sigset_t bus;
+
+	if (sigsetjmp(bus_jmp, 0)) {
+		/* the jump skipped the handler's return: SIGBUS may still be
+		 * blocked (a sanitizer's own handler blocks it), and the next
+		 * one would then kill the process */
+		sigemptyset(&bus);
+		sigaddset(&bus, SIGBUS);
+		pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
 		return -EFAULT;
+	}
 	bus_armed = 1;
 	fn(arg);
 	bus_armed = 0;
