@@ -28,6 +28,7 @@
 #include "guest.h"
 #include "helper.h"
 #include "inject.h"
+#include "internal.h"
 #include "swap.h"
 
 #define MiB (1ull << 20)
@@ -699,6 +700,68 @@ test_burst_verification_names_unreadable_pages_and_ends(void **state)
 	th_host_destroy(&t);
 }
 
+struct admitter {
+	struct mv_vm *vm;
+	_Atomic bool done;
+};
+
+static void *admitter_main(void *arg)
+{
+	struct admitter *a = arg;
+
+	mv__sched_admit(a->vm);
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+/*
+ * The low state's gate holds a fault of a VM above its target while the
+ * scheduler reclaims; if reclaim makes progress elsewhere but never for
+ * it (its swap failing), the fault must still go through in bounded time.
+ * A host stuck in low with the scheduler not stuck, built by hand.
+ */
+static void
+test_admission_gate_lets_a_fault_through_in_bounded_time(void **state)
+{
+	struct mv_host *h = calloc(1, sizeof(*h));
+	struct mv_vm *vm = calloc(1, sizeof(*vm));
+	struct admitter a = { .vm = vm };
+	uint64_t t0, deadline;
+	pthread_t th;
+
+	(void)state;
+	assert_non_null(h);
+	assert_non_null(vm);
+	pthread_mutex_init(&h->frames_lock, NULL);
+	pthread_mutex_init(&h->sched_lock, NULL);
+	assert_int_equal(mv__cond_init_monotonic(&h->frames_freed), 0);
+	assert_int_equal(mv__cond_init_monotonic(&h->sched_wake), 0);
+	atomic_store(&h->state, MV_STATE_LOW);
+	atomic_store(&h->sched_stuck, false);
+	vm->host = h;
+	atomic_store(&vm->consumed_pages, 100);
+	atomic_store(&vm->sched.sztgt_pages, 10);
+	t0 = now_ms();
+	assert_int_equal(pthread_create(&th, NULL, admitter_main, &a), 0);
+	deadline = t0 + 20000;
+	while (!atomic_load(&a.done) && now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&a.done)) {
+		fprintf(stderr, "a fault still waits at the gate after 20 s\n");
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	assert_true(now_ms() - t0 < 5000);
+	assert_int_equal(atomic_load(&h->admit_overruns), 1);
+	assert_true(atomic_load(&h->blocked_waits) > 0);
+	pthread_cond_destroy(&h->frames_freed);
+	pthread_cond_destroy(&h->sched_wake);
+	pthread_mutex_destroy(&h->frames_lock);
+	pthread_mutex_destroy(&h->sched_lock);
+	free(vm);
+	free(h);
+}
+
 static int create_vm_in(const char *swapdir, uint64_t vmsize, char *msg,
 			size_t msglen)
 {
@@ -998,6 +1061,8 @@ int main(void)
 			test_failing_swap_disk_under_pressure_loses_nothing),
 		cmocka_unit_test(
 			test_guest_finishes_when_every_swap_write_fails),
+		cmocka_unit_test(
+			test_admission_gate_lets_a_fault_through_in_bounded_time),
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),
 		cmocka_unit_test(
 			test_persistent_swap_read_error_fails_the_page_in_bounded_time),
