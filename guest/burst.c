@@ -21,6 +21,9 @@
  * version), word 511 an XXH3 checksum of the rest.  A read is compared in
  * full with the expected bytes; the checksum lets a mismatch say whose
  * content it found (another page's, an older version, zeros, garbage).
+ * Pages are read and written through guarded.c: a page the host could not
+ * read back (SIGBUS) is counted as a memory error, described, and never
+ * touched again by any thread, so the run and its verification go on.
  *
  * Invariants: a page is in a thread's held[] iff the guest OS handed it to
  * that thread and it was not freed since; only that thread touches it, and
@@ -42,6 +45,7 @@
 
 #include <xxhash.h>
 
+#include "guarded.h"
 #include "os.h"
 
 #define GPAGE_SIZE 4096u
@@ -57,6 +61,7 @@ struct bthread {
 	_Atomic uint64_t reads; /* pages verified while running */
 	_Atomic uint64_t writes; /* pages written */
 	_Atomic uint64_t errors; /* pages that did not match */
+	_Atomic uint64_t memory_errors; /* of those, touches that took SIGBUS */
 	_Atomic uint64_t short_allocs; /* rounds the guest OS fell short */
 	struct mvg_burst *b;
 	pthread_t tid;
@@ -77,6 +82,9 @@ struct mvg_burst {
 	atomic_bool stop;
 	pthread_mutex_t err_lock; /* serialises the first write of first_error */
 	char first_error[160]; /* the first mismatch, "" if none */
+	/* per pfn, 1 once a touch took SIGBUS (guarded.c): never touched
+	 * again, whichever thread holds it later */
+	_Atomic unsigned char *bad;
 	struct bthread *threads; /* cfg.threads of them */
 };
 
@@ -153,16 +161,61 @@ static void report(struct bthread *t, uint32_t pfn, uint32_t v,
 	bump(&t->errors, 1);
 }
 
+static bool is_bad(struct mvg_burst *b, uint32_t pfn)
+{
+	return atomic_load_explicit(&b->bad[pfn], memory_order_relaxed);
+}
+
+/* A touch of pfn took SIGBUS: the host could not read it back. */
+static void memory_error(struct bthread *t, uint32_t pfn)
+{
+	struct mvg_burst *b = t->b;
+
+	atomic_store_explicit(&b->bad[pfn], 1, memory_order_relaxed);
+	pthread_mutex_lock(&b->err_lock);
+	if (!b->first_error[0])
+		snprintf(
+			b->first_error, sizeof(b->first_error),
+			"burst: pfn %u: memory error (SIGBUS): the host could not read the page back",
+			pfn);
+	pthread_mutex_unlock(&b->err_lock);
+	bump(&t->memory_errors, 1);
+	bump(&t->errors, 1);
+}
+
 static void check(struct bthread *t, uint64_t i)
 {
 	const uint64_t *got = mvg_os_page(t->b->os, t->held[i]);
+	int r;
 
-	if (!t->ver[i])
+	if (!t->ver[i] || is_bad(t->b, t->held[i]))
 		return;
 	make_page(t->buf, t->b->cfg.seed, t->held[i], t->ver[i]);
-	if (memcmp(got, t->buf, GPAGE_SIZE))
+	r = mvg_guarded_cmp(got, t->buf, GPAGE_SIZE);
+	if (r < 0) {
+		memory_error(t, t->held[i]);
+		return;
+	}
+	if (r)
 		report(t, t->held[i], t->ver[i], got);
 	bump(&t->reads, 1);
+}
+
+/* Writes version v of held[i]; a bad page is left alone, unversioned. */
+static void write_held(struct bthread *t, uint64_t i, uint32_t v)
+{
+	struct mvg_burst *b = t->b;
+	uint32_t pfn = t->held[i];
+
+	t->ver[i] = 0;
+	if (is_bad(b, pfn))
+		return;
+	make_page(t->buf, b->cfg.seed, pfn, v);
+	if (mvg_guarded_copy(mvg_os_page(b->os, pfn), t->buf, GPAGE_SIZE)) {
+		memory_error(t, pfn);
+		return;
+	}
+	t->ver[i] = v;
 }
 
 /* Sleeps ns, looking at the stop flag at least every NAP_NS. */
@@ -213,9 +266,7 @@ static void *burst_main(void *arg)
 			check(t, i);
 		grow(t);
 		for (uint64_t i = 0; i < t->n && !stopping(b); i++) {
-			make_page(mvg_os_page(b->os, t->held[i]), b->cfg.seed,
-				  t->held[i], round);
-			t->ver[i] = round;
+			write_held(t, i, round);
 			bump(&t->writes, 1);
 			nap(b, (uint64_t)b->cfg.think_us * 1000);
 		}
@@ -269,6 +320,7 @@ static void destroy(struct mvg_burst *b)
 		free(b->threads[i].buf);
 	}
 	free(b->threads);
+	free((void *)b->bad);
 	mvg_os_destroy(b->os);
 	pthread_mutex_destroy(&b->err_lock);
 	free(b);
@@ -315,6 +367,12 @@ int mvg_burst_start(const struct mvg_config *cfg, struct mvg_burst **out)
 	err = mvg_os_create(cfg->mem, cfg->memsize, &b->os);
 	if (err)
 		goto fail;
+	mvg_guarded_init();
+	b->bad = calloc(cfg->memsize / GPAGE_SIZE, sizeof(*b->bad));
+	if (!b->bad) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		err = thread_init(b, &b->threads[i], i);
 		if (err)
@@ -353,6 +411,7 @@ void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st)
 		st->reads += peek(&b->threads[i].reads);
 		st->writes += peek(&b->threads[i].writes);
 		st->integrity_errors += peek(&b->threads[i].errors);
+		st->memory_errors += peek(&b->threads[i].memory_errors);
 	}
 	st->ops = st->reads + st->writes;
 	st->pages_verified = st->reads;
@@ -372,6 +431,7 @@ int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final)
 {
 	atomic_store(&b->stop, true);
 	join_all(b);
+	mvg_guarded_init();
 	for (unsigned i = 0; i < b->cfg.threads; i++) {
 		struct bthread *t = &b->threads[i];
 

@@ -55,6 +55,10 @@ struct mvg_stats {
 	uint64_t writes;
 	uint64_t pages_verified; /* page-sized verifications done */
 	uint64_t integrity_errors; /* reads that did not match */
+	/* of those, pages whose touch raised SIGBUS: the host could not read
+	 * them back (memvisor's unreadable_pages); each counted once, never
+	 * touched again, and named in first_error if first */
+	uint64_t memory_errors;
 	char first_error[160]; /* description of the first mismatch, "" if none */
 };
 

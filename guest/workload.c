@@ -31,7 +31,12 @@
  * Every read is a full comparison with the expected bytes; on a mismatch the
  * first differing byte is described (page, offset, expected, got) and
  * counted, and the workload carries on, because a memory manager that
- * loses one page should be shown losing all the pages it loses.
+ * loses one page should be shown losing all the pages it loses.  A page
+ * the host could not read back raises SIGBUS when touched (memvisor
+ * poisons it rather than guess its content): every access to guest memory
+ * is guarded (guarded.c), so the page is counted as a memory error, described,
+ * and never touched again, and the thread, or the final verification,
+ * carries on over the others.
  *
  * Invariants:
  *  - a page, its shadow version and a table slot's shadow are written only
@@ -66,6 +71,7 @@
 #include <xxhash.h>
 
 #include "guest.h"
+#include "guarded.h"
 #include "os.h"
 
 #define GPAGE_SHIFT 12
@@ -134,6 +140,7 @@ struct gthread {
 	_Atomic uint64_t writes; /* write operations completed */
 	_Atomic uint64_t verified; /* bytes compared with expected content */
 	_Atomic uint64_t errors; /* comparisons that failed */
+	_Atomic uint64_t memory_errors; /* of those, touches that took SIGBUS */
 	struct mvg_workload *w; /* the workload this thread belongs to */
 	pthread_t tid; /* valid while running */
 	bool running; /* tid is a thread not yet joined */
@@ -167,6 +174,9 @@ struct mvg_workload {
 	uint64_t image_size; /* MVG_IMAGE: bytes; later pages read as zero */
 	pthread_mutex_t err_lock; /* serialises the first write of first_error */
 	char first_error[160]; /* first mismatch any thread saw, "" if none */
+	/* per page, 1 once a touch took SIGBUS (the host could not read it
+	 * back): written by the page's thread, read after joins */
+	uint8_t *bad;
 	struct gthread *threads; /* cfg.threads of them */
 	struct mvg_burst *burst; /* MVG_BURST: all of the above is unused */
 };
@@ -394,6 +404,74 @@ static void report(struct gthread *g, uint64_t ppn, size_t off, uint8_t want,
  * counts it and, if it is the first anywhere, describes its first byte;
  * fmt says what was expected there and is formatted only then.
  */
+/*
+ * Memory errors: a page the host could not read back raises SIGBUS when
+ * touched (guarded.c).  The page is marked bad, counted as an integrity
+ * error and described, and never touched again (writes to it are dropped,
+ * reads skipped), so the thread goes on and the final verification names
+ * every unreadable page instead of dying or hanging.
+ */
+static void memory_error(struct gthread *g, uint64_t ppn)
+{
+	struct mvg_workload *w = g->w;
+
+	w->bad[ppn] = 1;
+	pthread_mutex_lock(&w->err_lock);
+	if (!w->first_error[0])
+		snprintf(
+			w->first_error, sizeof(w->first_error),
+			"%s: ppn %llu: memory error (SIGBUS): the host could not read the page back",
+			w->ops->name, (unsigned long long)ppn);
+	pthread_mutex_unlock(&w->err_lock);
+	bump(&g->memory_errors, 1);
+	bump(&g->errors, 1);
+}
+
+/* memcmp of len bytes of page ppn with good: 0 same, 1 different, -1 the
+ * page is bad (now or before) */
+static int guest_cmp(struct gthread *g, uint64_t ppn, const uint8_t *got,
+		     const uint8_t *good, size_t len)
+{
+	int r;
+
+	if (g->w->bad[ppn])
+		return -1;
+	r = mvg_guarded_cmp(got, good, len);
+	if (r < 0)
+		memory_error(g, ppn);
+	return r < 0 ? -1 : r;
+}
+
+struct fill {
+	uint64_t *dst;
+	uint64_t key;
+};
+
+static void do_fill(void *arg)
+{
+	struct fill *f = arg;
+
+	fill_words(f->dst, GPAGE_WORDS, f->key);
+}
+
+/* Page ppn filled with the word stream of key, unless it is bad. */
+static void guest_fill(struct gthread *g, uint64_t ppn, uint64_t key)
+{
+	struct fill f = { (uint64_t *)page_at(g->w, ppn), key };
+
+	if (!g->w->bad[ppn] && mvg_guarded(do_fill, &f))
+		memory_error(g, ppn);
+}
+
+/* len bytes of src to page ppn at off, unless it is bad. */
+static void guest_copy(struct gthread *g, uint64_t ppn, size_t off,
+		       const void *src, size_t len)
+{
+	if (!g->w->bad[ppn] &&
+	    mvg_guarded_copy(page_at(g->w, ppn) + off, src, len))
+		memory_error(g, ppn);
+}
+
 static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 		  size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
@@ -406,9 +484,12 @@ static void check(struct gthread *g, uint64_t ppn, size_t off, const void *want,
 	char what[64];
 	va_list ap;
 	size_t i;
+	int same = guest_cmp(g, ppn, got, good, len);
 
+	if (same < 0)
+		return; /* counted once, when it took SIGBUS */
 	bump(&g->verified, len);
-	if (!memcmp(got, good, len))
+	if (!same)
 		return;
 	/* bounded: a page changing under us must not run the scan off */
 	for (i = 0; i + 1 < len && got[i] == good[i]; i++)
@@ -483,8 +564,9 @@ static void write_page(struct gthread *g, uint64_t ppn)
 	struct mvg_workload *w = g->w;
 	uint32_t v = next_version(w->version[ppn]);
 
-	fill_words((uint64_t *)page_at(w, ppn), GPAGE_WORDS,
-		   stream_key(w->cfg.seed, STREAM_PAGE, ppn, v));
+	guest_fill(g, ppn, stream_key(w->cfg.seed, STREAM_PAGE, ppn, v));
+	if (w->bad[ppn])
+		return; /* a page the guest cannot use keeps its version */
 	w->version[ppn] = v;
 	bump(&g->writes, 1);
 }
@@ -654,8 +736,10 @@ static void kv_op(struct gthread *g)
 	}
 	v = next_version(g->key_version[key]);
 	kv_make(g, key, v, &rec);
-	memcpy(page_at(g->w, kv_slot_ppn(g, slot)) + kv_slot_off(slot), &rec,
-	       sizeof(rec));
+	guest_copy(g, kv_slot_ppn(g, slot), kv_slot_off(slot), &rec,
+		   sizeof(rec));
+	if (g->w->bad[kv_slot_ppn(g, slot)])
+		return; /* the record stays where it was */
 	g->slot_key[slot] = (uint32_t)(key + 1);
 	g->key_version[key] = v;
 	bump(&g->writes, 1);
@@ -879,6 +963,12 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 		if (err)
 			goto fail_lock;
 	}
+	mvg_guarded_init();
+	w->bad = calloc(w->npages, 1);
+	if (!w->bad) {
+		err = -ENOMEM;
+		goto fail_image;
+	}
 	if (cfg->kind != MVG_KVSTORE) {
 		w->version = calloc(w->npages, sizeof(*w->version));
 		if (!w->version) {
@@ -915,6 +1005,7 @@ fail_threads:
 fail_version:
 	free(w->version);
 fail_image:
+	free(w->bad);
 	if (w->image_fd >= 0)
 		close(w->image_fd);
 fail_lock:
@@ -928,6 +1019,7 @@ static void destroy(struct mvg_workload *w)
 {
 	free_threads(w);
 	free(w->version);
+	free(w->bad);
 	if (w->image_fd >= 0)
 		close(w->image_fd);
 	pthread_mutex_destroy(&w->err_lock);
@@ -967,6 +1059,7 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 		st->writes += peek(&g->writes);
 		verified += peek(&g->verified);
 		st->integrity_errors += peek(&g->errors);
+		st->memory_errors += peek(&g->memory_errors);
 	}
 	st->ops = st->reads + st->writes;
 	st->pages_verified = verified >> GPAGE_SHIFT;
@@ -987,6 +1080,7 @@ int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
 		return err;
 	}
 	halt(w);
+	mvg_guarded_init();
 	/* each partition in parallel, as faults on a big VM are slow */
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];

@@ -230,6 +230,9 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
  * -EBUSY while pages the kernel would not let back into the guest are
  * still parked, mv_vm_stats' parked_pages, or the staging area cannot be
  * emptied: a later call retries).
+ * A write is tried 3 times; after one that still fails, the VM's swap file
+ * is paused (250 ms, doubling up to 8 s while failures go on; swap_paused
+ * in mv_vm_stats) and swap-outs fail at once with that error meanwhile.
  */
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done);
 /* Swap out exactly page ppn if it is PRIVATE (for tests and tools). */
@@ -364,6 +367,14 @@ struct mv_vm_stats {
 	uint64_t image_pages; /* pages filled from the RAM image */
 	uint64_t swap_errors; /* swap-out attempts that failed (page kept) */
 	uint64_t fault_errors; /* faults that could not be served */
+	uint64_t swap_write_errors; /* swap writes that failed all their tries */
+	uint32_t swap_paused; /* 1 while the swap file rests after one */
+	/* pages whose content could not be read back (persistent swap or image
+	 * read error): kept where it was (slot, image), never replaced; a guest
+	 * touch of one raises SIGBUS at its address, as a memory error would */
+	uint64_t unreadable_pages;
+	uint64_t first_unreadable_ppn; /* the first of them, if any */
+	int32_t unreadable_err; /* why, -errno (0 if none) */
 	uint64_t mctlsz_pages; /* MCTLSZ: pages in the balloon */
 	uint64_t mctltgt_pages; /* MCTLTGT: the balloon's target */
 	uint64_t mctlmax_pages; /* MCTLMAX: most the balloon may take */
@@ -411,6 +422,15 @@ struct mv_host_stats {
 	/* UFFDIO_MOVE calls whose reported count disagreed with where the
 	 * pages were, caught and corrected; 0 on a sound kernel */
 	uint64_t move_miscounts;
+	uint64_t unreadable_pages; /* see mv_vm_stats, all VMs */
+	/* frames guests hold over the budget: when faults waited and nothing
+	 * could be reclaimed (swap failing), they were let through rather
+	 * than wait for ever; 0 unless reclamation failed */
+	uint64_t overrun_pages; /* now */
+	uint64_t overrun_max_pages; /* the most at once */
+	uint64_t overrun_grants; /* faults let over the budget */
+	uint64_t admit_overruns; /* faults let through the low state's gate
+				  * after waiting its longest */
 	uint64_t share_frames; /* frames holding shared pages */
 	uint64_t share_refs; /* guest pages mapping them (SHRD, all VMs) */
 	uint64_t share_saved_pages; /* SHRDSVD: refs - frames + ZERO pages */

@@ -49,7 +49,14 @@
  * whole page is always written (UFFDIO_COPY copies 4 KiB), so a fresh frame
  * can never show another VM's or an earlier life's data.  Content that
  * cannot be read (image or swap I/O error) is never replaced by guesswork:
- * the fault is retried, the error counted and reported.  A page copied in
+ * the read is retried, page alone, IO_TRIES times over 630 ms, each error
+ * counted and reported; then the page is declared unreadable: its entry
+ * stays as it was (SWAPPED keeps its slot), the VM counts it
+ * (unreadable_pages, the first page and its error in mv_vm_stats), and the
+ * page is poisoned (UFFDIO_POISON) so that the waiting guest thread, and
+ * every later touch, takes SIGBUS at the page's address, as on a machine
+ * whose memory failed: a VMM would turn that into a machine check for its
+ * guest.  No thread waits on a read for ever, and nothing reads as zeros.  A page copied in
  * is PRIVATE: when UFFDIO_COPY fails partway through a run, the pages it
  * did copy become PRIVATE and only the rest are retried.
  *
@@ -71,6 +78,9 @@
 
 #define FAULT_MSGS 16
 #define IO_RETRY_MS 10
+/* Reads of a page's content before it is declared unreadable: 10 ms
+ * apart, doubling, 630 ms in all */
+#define IO_TRIES 7
 /* Spurious faults in a row on one page that mean it is not mapped at all */
 #define SPURIOUS_LIMIT 100000
 
@@ -492,6 +502,67 @@ static void publish(struct mv_vm *vm, struct run *r, enum mv_page_state s)
 	unlock_run(vm, r);
 }
 
+static void io_backoff_n(unsigned tries)
+{
+	long ms = (long)IO_RETRY_MS << (tries - 1);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * The content of ppn (locked, entry v, state s: SWAPPED or an image VM's
+ * UNTOUCHED) could not be read IO_TRIES times.  It is not replaced by
+ * anything: the entry stays as it is (a swapped page keeps its slot, so a
+ * later reader of the file could still try) and the page is poisoned, so
+ * the guest thread waiting for it, and any later touch, gets SIGBUS at its
+ * address, as on a real machine whose memory failed; the VM counts the
+ * page unreadable.  Unlocks ppn.
+ */
+static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
+			       int err)
+{
+	bool swapped = pmap_state(v) == MV_PAGE_SWAPPED;
+	uint64_t none = 0;
+	int perr;
+
+	perr = mv__uffd_poison(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
+			       MV_PAGE_SIZE);
+	if (perr == -EEXIST) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		wake(vm, ppn);
+		return; /* another fault on it gave up first */
+	}
+	if (perr) {
+		/* the guest thread cannot be told: it faults again, and the
+		 * page is tried again, a bounded time each round */
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: page %llu cannot be read back from %s: %s (%d tries), and cannot be poisoned: %s; it is kept and tried again when touched",
+			vm->name, (unsigned long long)ppn,
+			swapped ? "swap" : "its image", strerror(-err),
+			IO_TRIES, strerror(-perr));
+		pmap_unlock(&vm->pmap[ppn], v);
+		wake(vm, ppn);
+		return;
+	}
+	/* counted and said before the guest thread is woken to its SIGBUS */
+	if (atomic_compare_exchange_strong(&vm->c.unreadable_pages, &none, 1)) {
+		atomic_store(&vm->c.first_unreadable_ppn, ppn);
+		atomic_store(&vm->c.unreadable_err, err);
+	} else {
+		atomic_fetch_add(&vm->c.unreadable_pages, 1);
+	}
+	mv__host_set_msg(
+		vm->host,
+		"VM %s: page %llu is unreadable: %s read failed %d times over %d ms: %s; its content is kept there, never guessed, and a guest touch of it raises SIGBUS (a memory error)",
+		vm->name, (unsigned long long)ppn, swapped ? "swap" : "image",
+		IO_TRIES, IO_RETRY_MS * ((1 << (IO_TRIES - 1)) - 1),
+		strerror(-err));
+	pmap_unlock(&vm->pmap[ppn], v);
+	wake(vm, ppn);
+}
+
 /*
  * Serves one fault on ppn.  Returns when the faulting thread has been woken
  * (or, for an error that cannot be retried, has been reported).
@@ -503,8 +574,9 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	unsigned window, got;
 	enum mv_page_state s;
 	uint64_t v, copied;
+	unsigned io_tries = 0;
 	struct run r;
-	bool served;
+	bool served, io;
 	int err;
 
 	mv__sched_admit(vm);
@@ -589,6 +661,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		window = s == MV_PAGE_UNTOUCHED ?
 				 h->settings.fault_around_pages :
 				 h->settings.swapin_cluster_pages;
+		if (io_tries)
+			window = 1; /* after a read error: this page alone */
 		got = mv__frames_reserve(h, window);
 		if (!got) {
 			pmap_unlock(&vm->pmap[ppn], v);
@@ -608,6 +682,29 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			err = read_image(vm, &r, ctx->buf);
 		else
 			err = (memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT), 0);
+		io = err && (s == MV_PAGE_SWAPPED ||
+			     (s == MV_PAGE_UNTOUCHED && vm->image_fd >= 0));
+		if (io) {
+			/* the content is where it was: retried a bounded
+			 * time, then given up on, never guessed; from the
+			 * second try on, the run is this page alone */
+			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+						  memory_order_relaxed);
+			mv__frames_release(h, r.n);
+			if (++io_tries >= IO_TRIES && r.n == 1) {
+				give_up_unreadable(vm, ppn, r.old[0], err);
+				return;
+			}
+			unlock_run(vm, &r);
+			mv__host_set_msg(
+				h,
+				"VM %s: cannot fill page %llu from %s: %s (retrying, %u of %d tries)",
+				vm->name, (unsigned long long)ppn,
+				s == MV_PAGE_SWAPPED ? "swap" : "image",
+				strerror(-err), io_tries, IO_TRIES);
+			io_backoff_n(io_tries);
+			continue;
+		}
 		if (!err && s == MV_PAGE_UNTOUCHED && vm->sh.image >= 0) {
 			err = fill_image(vm, &r, ctx->buf);
 			served = pmap_state(r.old[ppn - r.lo]) !=

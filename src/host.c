@@ -14,7 +14,15 @@
  * minFree follows ESXi's tiers: 6% of the first 4 GiB, 4% of the next 8,
  * 2% of the next 16, 1% of the rest.
  *
- * Invariants: consumed_pages <= memsize_pages at all times; consumed_pages
+ * When faults have waited OVERRUN_AFTER_MS with no frame released and the
+ * scheduler finds nothing to reclaim (every swap file failing, nothing
+ * compressible), memory that cannot come is not waited for: the budget
+ * grows by a run of frames at a time (overrun_pages), counted and said,
+ * and shrinks back as frames return.  A real host would be overcommitting
+ * its RAM then; the alternative is guests that never run again.
+ *
+ * Invariants: consumed_pages <= memsize_pages + overrun_pages at all times
+ * (overrun_pages is 0 unless reclamation failed); consumed_pages
  * equals the sum of the VMs' consumed_pages whenever no fault or reclaim is
  * between its reserve/release and its pmap update.
  *
@@ -45,6 +53,11 @@
 #define FRAME_WAIT_MS 20
 /* The log thread's idle wait, re-armed while it has nothing to deliver */
 #define LOG_IDLE_MS 1000
+/*
+ * Faults that have waited this long with no frame released, while the
+ * scheduler finds nothing to reclaim, are let over the budget
+ */
+#define OVERRUN_AFTER_MS 500
 /* The hard state's floor, percent of minFree: below it the scheduler swaps */
 #define HARD_FLOOR_PCT 64
 
@@ -97,27 +110,54 @@ int mv__cond_init_monotonic(pthread_cond_t *c)
 	return -err;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Free frames under the budget; 0 while guests hold more (overrun). */
 static uint64_t free_pages(struct mv_host *h)
 {
-	return h->memsize_pages - atomic_load(&h->consumed_pages);
+	uint64_t used = atomic_load(&h->consumed_pages);
+
+	return used < h->memsize_pages ? h->memsize_pages - used : 0;
 }
 
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want)
 {
-	uint64_t used = atomic_load(&h->consumed_pages), take;
+	uint64_t used = atomic_load(&h->consumed_pages), take, limit;
 
 	do {
-		take = h->memsize_pages - used;
+		limit = h->memsize_pages + atomic_load(&h->overrun_pages);
+		take = used < limit ? limit - used : 0;
 		if (take > want)
 			take = want;
 		if (!take)
 			break;
 	} while (!atomic_compare_exchange_weak(&h->consumed_pages, &used,
 					       used + take));
-	if ((h->memsize_pages - used - take) * 100 <
-	    h->minfree_pages * HARD_FLOOR_PCT)
+	if (used + take >= h->memsize_pages ||
+	    (h->memsize_pages - used - take) * 100 <
+		    h->minfree_pages * HARD_FLOOR_PCT)
 		mv__sched_kick(h);
 	return (unsigned)take;
+}
+
+/* The overrun allowance follows consumption back down as frames return. */
+static void shrink_overrun(struct mv_host *h)
+{
+	uint64_t over = atomic_load(&h->overrun_pages), used, want;
+
+	while (over) {
+		used = atomic_load(&h->consumed_pages);
+		want = used > h->memsize_pages ? used - h->memsize_pages : 0;
+		if (want >= over || atomic_compare_exchange_weak(
+					    &h->overrun_pages, &over, want))
+			break;
+	}
 }
 
 void mv__frames_release(struct mv_host *h, uint64_t n)
@@ -125,10 +165,47 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 	if (!n)
 		return;
 	atomic_fetch_sub(&h->consumed_pages, n);
+	shrink_overrun(h);
+	/* frames under the budget again end the starvation; frames given
+	 * back over it (a run reserved larger than it grew) do not */
+	if (free_pages(h))
+		atomic_store_explicit(&h->starved_since_ms, 0,
+				      memory_order_relaxed);
 	pthread_mutex_lock(&h->frames_lock);
 	if (h->frame_waiters)
 		pthread_cond_broadcast(&h->frames_freed);
 	pthread_mutex_unlock(&h->frames_lock);
+}
+
+/*
+ * Faults have waited OVERRUN_AFTER_MS with no frame released and the
+ * scheduler finds nothing to reclaim: memory that cannot come is not
+ * waited for.  The budget grows by one run for the caller's next reserve;
+ * it is counted, said, and given back as frames return.
+ */
+static bool grant_overrun(struct mv_host *h)
+{
+	uint64_t now = now_ms(), since = 0, over, max;
+
+	if (!atomic_load(&h->sched_stuck) || free_pages(h))
+		return false;
+	if (atomic_compare_exchange_strong(&h->starved_since_ms, &since, now))
+		return false; /* the wait starts now */
+	if (now - since < OVERRUN_AFTER_MS)
+		return false;
+	over = atomic_fetch_add(&h->overrun_pages, MV_MAX_RUN_PAGES) +
+	       MV_MAX_RUN_PAGES;
+	atomic_fetch_add_explicit(&h->overrun_grants, 1, memory_order_relaxed);
+	max = atomic_load(&h->overrun_max_pages);
+	while (over > max &&
+	       !atomic_compare_exchange_weak(&h->overrun_max_pages, &max, over))
+		;
+	mv__host_set_msg(
+		h,
+		"host over its memory budget by %llu MiB: faults waited %llu ms and nothing could be reclaimed (see swap errors); guests proceed rather than wait for ever",
+		(unsigned long long)(over >> (20 - MV_PAGE_SHIFT)),
+		(unsigned long long)(now - since));
+	return true;
 }
 
 void mv__frames_wait(struct mv_host *h)
@@ -136,6 +213,8 @@ void mv__frames_wait(struct mv_host *h)
 	struct timespec ts;
 
 	atomic_fetch_add_explicit(&h->alloc_waits, 1, memory_order_relaxed);
+	if (grant_overrun(h))
+		return;
 	mv__sched_kick(h);
 	deadline_ms(&ts, FRAME_WAIT_MS);
 	pthread_mutex_lock(&h->frames_lock);
@@ -419,7 +498,9 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->memsize_pages = h->memsize_pages;
 	st->consumed_pages = atomic_load(&h->consumed_pages);
-	st->free_pages = st->memsize_pages - st->consumed_pages;
+	st->free_pages = st->consumed_pages < st->memsize_pages ?
+				 st->memsize_pages - st->consumed_pages :
+				 0;
 	st->minfree_pages = h->minfree_pages;
 	st->state = (enum mv_mem_state)atomic_load(&h->state);
 	st->alloc_waits = atomic_load(&h->alloc_waits);
@@ -427,11 +508,16 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->lost_pages = atomic_load(&h->lost_pages);
 	st->move_miscounts = atomic_load(&h->move_miscounts);
 	st->blocked_waits = atomic_load(&h->blocked_waits);
+	st->overrun_pages = atomic_load(&h->overrun_pages);
+	st->overrun_max_pages = atomic_load(&h->overrun_max_pages);
+	st->overrun_grants = atomic_load(&h->overrun_grants);
+	st->admit_overruns = atomic_load(&h->admit_overruns);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
 		st->parked_pages += MV_PARK_PAGES - mv__sample_park_free(vm);
+		st->unreadable_pages += atomic_load(&vm->c.unreadable_pages);
 		for (uint64_t p = 0; p < vm->npages; p++)
 			st->share_saved_pages +=
 				pmap_state(pmap_peek(&vm->pmap[p])) ==

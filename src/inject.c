@@ -10,8 +10,9 @@
  *
  * Invariants: a failed call has no side effect (it never reaches the
  * kernel), so a caller that handles the error correctly loses nothing;
- * the one exception, UFFDIO_COPY's partial copy, is what the kernel itself
- * does, so callers must survive it anyway.
+ * the exceptions, UFFDIO_COPY's partial copy and fallocate's partial
+ * allocation (when asked for), are what the kernel itself does, so callers
+ * must survive them anyway.
  *
  * Lock ordering: none; slots are atomics.  Arming while calls run from other
  * threads is allowed: which concurrent call fails is then up to the race,
@@ -43,6 +44,7 @@ static struct inject_slot slots[MV_INJ_NOPS];
 static _Atomic long fake_max_map_count;
 static _Atomic unsigned long long fake_uffd_missing;
 static _Atomic unsigned long long hash_mask = ~0ull;
+static _Atomic long long fallocate_partial;
 /* errno the next UFFDIO_COPY of this thread fails with, after a partial one */
 static _Thread_local int copy_fails_next;
 
@@ -71,6 +73,12 @@ void mv__inject_reset(void)
 	atomic_store(&fake_max_map_count, 0);
 	atomic_store(&fake_uffd_missing, 0);
 	atomic_store(&hash_mask, ~0ull);
+	atomic_store(&fallocate_partial, 0);
+}
+
+void mv__inject_fallocate_partial(off_t bytes)
+{
+	atomic_store(&fallocate_partial, (long long)bytes);
 }
 
 void mv__inject_hash_mask(unsigned long long mask)
@@ -188,12 +196,74 @@ ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off)
 int mv__fallocate(int fd, off_t off, off_t len)
 {
 	int err = should_fail(MV_INJ_FALLOCATE);
+	off_t part;
+
+	if (err) {
+		part = (off_t)atomic_load(&fallocate_partial);
+		if (part > 0)
+			(void)!fallocate(fd, 0, off, part < len ? part : len);
+		errno = err;
+		return -1;
+	}
+	return fallocate(fd, 0, off, len);
+}
+
+int mv__openat(int dirfd, const char *path, int flags, unsigned mode)
+{
+	int err = should_fail(MV_INJ_OPEN);
 
 	if (err) {
 		errno = err;
 		return -1;
 	}
-	return fallocate(fd, 0, off, len);
+	return openat(dirfd, path, flags, (mode_t)mode);
+}
+
+int mv__ftruncate(int fd, off_t len)
+{
+	int err = should_fail(MV_INJ_FTRUNCATE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return ftruncate(fd, len);
+}
+
+int mv__punch_hole(int fd, off_t off, off_t len)
+{
+	int err = should_fail(MV_INJ_PUNCH);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+			 len);
+}
+
+int mv__fdatasync(int fd)
+{
+	int err = should_fail(MV_INJ_FSYNC);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+int mv__uffd_poison(int uffd, void *addr, size_t len)
+{
+	struct uffdio_poison p = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_POISON_MODE_DONTWAKE,
+	};
+	int err = should_fail(MV_INJ_UFFD_POISON);
+
+	if (err)
+		return -err;
+	return ioctl(uffd, UFFDIO_POISON, &p) < 0 ? -errno : 0;
 }
 
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off)

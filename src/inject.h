@@ -29,6 +29,11 @@ enum mv__inject_op {
 	MV_INJ_PROCESS_MADVISE,
 	MV_INJ_PAGEMAP, /* a read of /proc/self/pagemap by reclaim */
 	MV_INJ_MINCORE,
+	MV_INJ_OPEN, /* mv__openat */
+	MV_INJ_FTRUNCATE,
+	MV_INJ_PUNCH, /* fallocate(PUNCH_HOLE) */
+	MV_INJ_FSYNC, /* fdatasync */
+	MV_INJ_UFFD_POISON,
 	MV_INJ_NOPS
 };
 
@@ -65,6 +70,19 @@ struct iovec;
 ssize_t mv__pwrite_guest(int fd, const void *buf, size_t len, off_t off);
 ssize_t mv__pwritev(int fd, const struct iovec *iov, int n, off_t off);
 int mv__fallocate(int fd, off_t off, off_t len);
+/* An injected MV_INJ_FALLOCATE failure first allocates this many bytes for
+ * real (0: none), as a filesystem that runs out partway through does. */
+void mv__inject_fallocate_partial(off_t bytes);
+/* openat(2); 0 <= fd or -1 and errno. */
+int mv__openat(int dirfd, const char *path, int flags, unsigned mode);
+int mv__ftruncate(int fd, off_t len);
+/* fallocate(PUNCH_HOLE | KEEP_SIZE): the blocks go back to the filesystem */
+int mv__punch_hole(int fd, off_t off, off_t len);
+int mv__fdatasync(int fd);
+/* UFFDIO_POISON of a range, without waking its waiters (the caller wakes
+ * them once it has said why): a touch of it raises SIGBUS, as a memory
+ * error would.  0 or -errno. */
+int mv__uffd_poison(int uffd, void *addr, size_t len);
 /*
  * UFFDIO_COPY.  An injected failure is the kernel giving up partway through
  * a run: a copy of more than one page copies its first page for real and

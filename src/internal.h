@@ -104,6 +104,14 @@ struct mv_host {
 	_Atomic uint64_t lost_pages; /* see mv_host_stats */
 	_Atomic uint64_t move_miscounts; /* see mv_host_stats */
 	_Atomic uint64_t blocked_waits; /* see mv_host_stats */
+
+	/* over-budget frames (host.c): see mv_host_stats */
+	_Atomic uint64_t overrun_pages;
+	_Atomic uint64_t overrun_max_pages;
+	_Atomic uint64_t overrun_grants;
+	_Atomic uint64_t admit_overruns;
+	/* CLOCK_MONOTONIC ms since faults wait with no frame released, 0 */
+	_Atomic uint64_t starved_since_ms;
 };
 
 struct mv_vm_counters {
@@ -115,6 +123,10 @@ struct mv_vm_counters {
 	_Atomic uint64_t image_pages;
 	_Atomic uint64_t swap_errors;
 	_Atomic uint64_t fault_errors;
+	/* pages that could not be read back; see mv_vm_stats */
+	_Atomic uint64_t unreadable_pages;
+	_Atomic uint64_t first_unreadable_ppn;
+	_Atomic int unreadable_err;
 };
 
 /*

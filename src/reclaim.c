@@ -20,12 +20,18 @@
  *
  * Invariants: a page is SWAPPED only once its whole content is in its slot,
  * whose number is the entry's payload.  If the write fails (full disk, I/O
- * error) the page is moved back into the guest unchanged and stays PRIVATE: the guest keeps its data, the error is
- * counted and the host says so.  If the kernel refuses to put it back
- * (mv__reclaim_restore, bounded), its content goes to a park slot
- * (sample.c) and the page is SAMPLED there until it can be; a batch never
- * has more victims than free park slots.  Frames are released only for pages whose
- * content is safely elsewhere.
+ * error) after its retries (swap.c), the page is moved back into the guest
+ * unchanged and stays PRIVATE: the guest keeps its data, the error is
+ * counted (swap_errors per page, swap_write_errors per write) and the host
+ * says so.  If the kernel refuses to put it back (mv__reclaim_restore,
+ * bounded), its content goes to a park slot (sample.c) and the page is
+ * SAMPLED there until it can be; a batch never has more victims than free
+ * park slots.  The swap file is then paused for a while (swap.c), during
+ * which a batch's incompressible victims go straight back: the scheduler
+ * finds nothing to take from this VM and moves on to others; if no VM has
+ * anything to give, faults are let through over budget (host.c), so no
+ * guest waits for a disk that does not write.  Frames are released only
+ * for pages whose content is safely elsewhere.
  *
  * Staging is emptied with one MADV_DONTNEED per batch; if the kernel
  * refuses, the next batch retries it first and takes no victim until it
@@ -398,6 +404,7 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 {
 	struct iovec iov[MV_RECLAIM_BATCH];
 	uint64_t slots[MV_RECLAIM_BATCH];
+	bool paused = !mv__swap_usable(&vm->swap);
 	unsigned done;
 	int err;
 
@@ -418,10 +425,19 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 		*errp = err;
 	atomic_fetch_add_explicit(&vm->c.swap_errors, k - done,
 				  memory_order_relaxed);
-	mv__host_set_msg(
-		vm->host,
-		"VM %s: swap-out to %s failed: %s; the pages stay in memory (free space in swapdir %s)",
-		vm->name, vm->swap.path, strerror(-err), vm->host->swapdir);
+	if (paused)
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: swap file %s paused after %llu failed write(s), last: %s; the pages stay in memory and reclaim uses other means (free space in swapdir %s)",
+			vm->name, vm->swap.path,
+			(unsigned long long)atomic_load(&vm->swap.write_errors),
+			strerror(-err), vm->host->swapdir);
+	else
+		mv__host_set_msg(
+			vm->host,
+			"VM %s: swap-out to %s failed %d times: %s; the pages stay in memory and the swap file is paused (free space in swapdir %s)",
+			vm->name, vm->swap.path, MV_SWAP_WRITE_TRIES,
+			strerror(-err), vm->host->swapdir);
 	for (unsigned j = done; j < k; j++) {
 		mv__reclaim_restore(vm, v[idx[j]].ppn, iov[j].iov_base);
 		/* PRIVATE as it was, or SAMPLED in a park slot */

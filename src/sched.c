@@ -37,7 +37,8 @@
  * every frame before it is used); targets are within [reservation, limit];
  * the reservations of all VMs fit memsize less minFree (checked when set);
  * a fault held back in low is let through when the scheduler finds nothing
- * to reclaim, so that no guest waits for memory that cannot come.
+ * to reclaim, or after ADMIT_MAX_MS at most (counted in admit_overruns),
+ * so that no guest waits for memory that cannot come.
  *
  * Lock ordering: sched_lock is a leaf (dropped before any work);
  * vms_lock -> vm->reclaim_lock / vm->balloon.lock / vm->zc.lock (inside the
@@ -54,6 +55,7 @@
 #define SCHED_TICK_MS 50 /* state and limits are looked at this often */
 #define SCHED_STUCK_MS 10 /* retry after finding nothing to reclaim */
 #define ADMIT_WAIT_MS 20 /* a held-back fault looks again this often */
+#define ADMIT_MAX_MS 1000 /* and is let through after this long, counted */
 #define SHARES_PER_MB_LOW 5 /* ESX: low, normal, high = 5, 10, 20 per MB */
 
 /* The pure policy: see sched_policy.h. */
@@ -359,7 +361,10 @@ static void deadline_ms(struct timespec *ts, unsigned ms)
 
 static uint64_t free_pages(struct mv_host *h)
 {
-	return h->memsize_pages - atomic_load(&h->consumed_pages);
+	uint64_t used = atomic_load(&h->consumed_pages);
+
+	/* 0 while guests hold frames over the budget (host.c) */
+	return used < h->memsize_pages ? h->memsize_pages - used : 0;
 }
 
 static unsigned frame_waiters(struct mv_host *h)
@@ -548,7 +553,7 @@ nothing:
 	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0)
 		mv__host_set_msg(
 			h,
-			"host out of machine memory and nothing could be swapped out: guests wait (see swap errors)");
+			"host out of machine memory and nothing could be swapped out (see swap errors): faults wait, then go over the budget");
 	return false;
 }
 
@@ -675,11 +680,21 @@ void mv__sched_admit(struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
 	struct timespec ts;
+	uint64_t until = 0;
 
 	while (atomic_load(&h->state) == MV_STATE_LOW &&
 	       !atomic_load(&h->sched_stuck) &&
 	       atomic_load(&vm->consumed_pages) >
 		       atomic_load(&vm->sched.sztgt_pages)) {
+		if (!until) {
+			until = now_ms() + ADMIT_MAX_MS;
+		} else if (now_ms() >= until) {
+			/* reclaim makes no headway for this VM: waiting
+			 * longer would only stall its guest */
+			atomic_fetch_add_explicit(&h->admit_overruns, 1,
+						  memory_order_relaxed);
+			return;
+		}
 		atomic_fetch_add_explicit(&h->blocked_waits, 1,
 					  memory_order_relaxed);
 		mv__sched_kick(h);

@@ -34,4 +34,15 @@ struct uffdio_move {
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated; /* bytes poisoned, or -errno */
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
 #endif /* MV_UFFD_H */

@@ -431,6 +431,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->image_pages = atomic_load(&vm->c.image_pages);
 	st->swap_errors = atomic_load(&vm->c.swap_errors);
 	st->fault_errors = atomic_load(&vm->c.fault_errors);
+	st->swap_write_errors = atomic_load(&vm->swap.write_errors);
+	st->swap_paused = !mv__swap_usable(&vm->swap);
+	st->unreadable_pages = atomic_load(&vm->c.unreadable_pages);
+	st->first_unreadable_ppn = atomic_load(&vm->c.first_unreadable_ppn);
+	st->unreadable_err = atomic_load(&vm->c.unreadable_err);
 	mv__balloon_stats(vm, st);
 	mv__zcache_stats(vm, &zs);
 	st->zip_cached_pages = zs.pages;
