@@ -78,6 +78,7 @@ struct mvg_burst {
 	pthread_mutex_t err_lock; /* serialises the first write of first_error */
 	char first_error[160]; /* the first mismatch, "" if none */
 	struct bthread *threads; /* cfg.threads of them */
+	const atomic_bool *cancel; /* ends a verification early; NULL: never */
 };
 
 static uint64_t splitmix(uint64_t *x)
@@ -235,9 +236,14 @@ static void *burst_main(void *arg)
 static void *verify_main(void *arg)
 {
 	struct bthread *t = arg;
+	const atomic_bool *cancel = t->b->cancel;
 
-	for (uint64_t i = 0; i < t->n; i++)
+	for (uint64_t i = 0; i < t->n; i++) {
+		if (cancel &&
+		    atomic_load_explicit(cancel, memory_order_relaxed))
+			break;
 		check(t, i);
+	}
 	return NULL;
 }
 
@@ -361,17 +367,28 @@ void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st)
 	pthread_mutex_unlock(&b->err_lock);
 }
 
-void mvg_burst_stop(struct mvg_burst *b)
+void mvg_burst_request_stop(struct mvg_burst *b)
+{
+	atomic_store(&b->stop, true);
+}
+
+void mvg_burst_halt(struct mvg_burst *b)
 {
 	atomic_store(&b->stop, true);
 	join_all(b);
+}
+
+void mvg_burst_stop(struct mvg_burst *b)
+{
+	mvg_burst_halt(b);
 	destroy(b);
 }
 
-int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final)
+int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
+		     struct mvg_stats *final)
 {
-	atomic_store(&b->stop, true);
-	join_all(b);
+	mvg_burst_halt(b);
+	b->cancel = cancel;
 	for (unsigned i = 0; i < b->cfg.threads; i++) {
 		struct bthread *t = &b->threads[i];
 
@@ -383,6 +400,5 @@ int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final)
 	join_all(b);
 	if (final)
 		mvg_burst_get_stats(b, final);
-	destroy(b);
-	return 0;
+	return cancel && atomic_load(cancel) ? -ECANCELED : 0;
 }
