@@ -26,7 +26,8 @@
  * that thread and it was not freed since; only that thread touches it, and
  * ver[] records the version last written (0: allocated, not yet written),
  * so plain accesses are race-free and every held page can be verified at
- * any time.  Counters are written by their thread only (release stores)
+ * any time.  The final verification checks its caller's cancel flag
+ * between pages.  Counters are written by their thread only (release stores)
  * and read with acquire loads, as in workload.c.
  *
  * Lock ordering: err_lock is a leaf; guest OS and driver locks are taken

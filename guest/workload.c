@@ -44,7 +44,14 @@
  *    workload's back);
  *  - the stop flag is checked between operations and at least every
  *    NAP_NS while sleeping, so stopping takes at most one operation plus
- *    NAP_NS.
+ *    NAP_NS;
+ *  - the final verification runs only after every guest thread was joined,
+ *    and checks its caller's cancel flag between pages, so cancelling it
+ *    takes at most one page (or, for kvstore, one page of records).
+ *
+ * A caller ending many workloads tells them all to stop before waiting for
+ * any (mvg_request_stop, then mvg_halt), so that no guest still runs while
+ * another is verified, and may verify them on threads of its own.
  *
  * Lock ordering: err_lock only, a leaf; nothing else is taken under it.
  */

@@ -12,9 +12,19 @@
  * decimal, as esxtop shows them; rates are MiB per second.  Counters that
  * are not sizes (ops, faults, errors) are plain integers.
  *
+ * The JSON file is replaced whole or not at all: the text goes to a
+ * temporary file in the same directory, which is synced and renamed over
+ * the old one, so a reader, or a run killed half way, never leaves a
+ * truncated report, and a failed write leaves the earlier report as it was.
+ * A target that is not a regular file (a pipe, /dev/stdout) is written in
+ * place, since renaming over it would replace the device.  The path is
+ * checked before the run by making and removing a file in its directory.
+ * A run that failed has "exit_status" and "error", and, if it never got to
+ * run the guests, nothing else but the scenario.
+ *
  * Invariants: an integrity error is never left out of either output: the
  * table is followed by each VM's first mismatch, and the JSON carries the
- * same text.
+ * same text; "error" is there exactly when "exit_status" is not 0.
  *
  * Lock ordering: none; this runs after every guest thread has stopped.
  */
