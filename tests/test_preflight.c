@@ -72,8 +72,9 @@ static void test_sharing_vms_count_two_mappings_per_page(void **state)
 	(void)state;
 	load(&sc, "[vm a]\nmemsize = 4M\n[vm b]\nmemsize = 8M\n");
 	assert_int_equal(mv_vm_maps_bound(4 * MiB, 1) - base, 2 * 1024);
+	/* and a stack and guard for each of the two guest threads */
 	assert_int_equal(preflight_guest_maps(&sc, &sharing),
-			 2 * base + 2 * (1024 + 2048));
+			 2 * base + 2 * (1024 + 2048) + 2 * 2);
 	assert_int_equal(sharing, 2);
 	scenario_free(&sc);
 }
@@ -88,7 +89,7 @@ test_vms_page_sharing_cannot_reach_count_their_own_only(void **state)
 	(void)state;
 	load(&sc,
 	     "[vm a]\nmemsize = 4M\n[vm b]\nmemsize = 8M\n[advanced]\nMem.ShareScanGHz = 0\n");
-	assert_int_equal(preflight_guest_maps(&sc, &sharing), 2 * base);
+	assert_int_equal(preflight_guest_maps(&sc, &sharing), 2 * base + 2 * 2);
 	assert_int_equal(sharing, 0);
 	scenario_free(&sc);
 }

@@ -7,7 +7,8 @@
  * is kept apart from judging and printing, which take the measurements as
  * numbers, so that tests can give any machine.  The mapping figure is the
  * library's documented upper bound (mv_vm_maps_bound(): two mappings per
- * guest page page sharing can reach, plus each VM's own), never a guess at
+ * guest page that page sharing can reach, plus each VM's own), plus a stack
+ * and a guard for each of the command's guest threads, never a guess at
  * what sharing will find; the sysctl printed is the limit that lets sharing
  * never stop, and the text says that at a lower limit sharing stops safely
  * instead of failing.  Page sharing reaches a VM when the background
@@ -33,8 +34,10 @@ uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms)
 	int sharing = sc->settings.share_scan_ghz > 0;
 	uint64_t total = 0;
 
+	/* the command's guest threads add a stack and its guard each */
 	for (size_t i = 0; i < sc->nvms; i++)
-		total += mv_vm_maps_bound(sc->vms[i].memsize, sharing);
+		total += mv_vm_maps_bound(sc->vms[i].memsize, sharing) +
+			 2 * (uint64_t)sc->vms[i].threads;
 	*sharing_vms = sharing ? sc->nvms : 0;
 	return total;
 }
@@ -77,7 +80,7 @@ int preflight_print(const struct scenario *sc, const struct preflight *pf,
 	}
 	if (pf->sharing_vms)
 		fprintf(info,
-			"  mappings: the guests may need up to %llu (an upper bound: 2 per guest page that page sharing can reach, in %zu VM%s, plus each VM's own)",
+			"  mappings: the guests may need up to %llu (an upper bound: 2 per guest page that page sharing can reach, in %zu VM%s, plus each VM's own and its threads')",
 			(unsigned long long)pf->guest_maps, pf->sharing_vms,
 			pf->sharing_vms == 1 ? "" : "s");
 	else

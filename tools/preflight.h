@@ -24,7 +24,8 @@ struct preflight {
 };
 
 /* The guests' mapping bound: mv_vm_maps_bound() summed over the VMs, a VM
- * counting its pages only when page sharing can reach it. */
+ * counting its pages only when page sharing can reach it, and two for each
+ * guest thread (its stack and guard page). */
 uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms);
 
 /* Measures this machine for sc. */

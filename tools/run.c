@@ -109,6 +109,7 @@ struct run {
 	struct options opt; /* from the command line */
 	struct scenario sc; /* what runs */
 	bool have_sc; /* sc was read */
+	struct preflight pf; /* this machine, measured before the host */
 	struct mv_host_config cfg; /* the host as created */
 	mv_host *host; /* NULL until created */
 	struct vm_run *vms; /* sc.nvms of them */
@@ -376,7 +377,6 @@ static void print_summary(const struct run *r)
 {
 	const struct scenario *sc = &r->sc;
 	uint64_t total = scenario_vm_memsize_total(sc);
-	struct preflight pf;
 
 	fprintf(r->out,
 		"memvisor run: %s: %zu VM%s with %.1f MB of guest memory on a %.1f MB host (%.0f%%), minFree %.1f MB, %u s\n",
@@ -410,8 +410,7 @@ static void print_summary(const struct run *r)
 		fprintf(r->out, "  [advanced] %s = %s\n", sc->advanced[i].name,
 			sc->advanced[i].value);
 	fprintf(r->out, "  swap files in %s\n", r->cfg.swapdir);
-	preflight_measure(sc, &pf);
-	preflight_print(sc, &pf, r->out, stderr);
+	preflight_print(sc, &r->pf, r->out, stderr);
 	if (!r->opt.quiet)
 		fprintf(r->out, "\n" LIVE_HDR, "TIME", "STATE", "FREE",
 			"MINFREE", "CONSUMED", "SHRDSVD", "MCTLSZ", "SWCUR",
@@ -895,6 +894,8 @@ int run_main(int argc, char **argv)
 	}
 	if (load_scenario(&r))
 		goto out;
+	/* before the host and VMs, whose own mappings the bound includes */
+	preflight_measure(&r.sc, &r.pf);
 	r.vms = calloc(r.sc.nvms, sizeof(*r.vms));
 	r.res.vms = calloc(r.sc.nvms, sizeof(*r.res.vms));
 	if (!r.vms || !r.res.vms) {
