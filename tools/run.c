@@ -37,8 +37,10 @@
  * verified with zero integrity errors and no signal interrupted the run;
  * the first error recorded is the one the report gives.
  *
- * Lock ordering: report_lock only, a leaf: it guards the results the
- * verifier threads store and the JSON the lost-page watch may write.
+ * Lock ordering: report_lock only, a leaf: it guards what the report is
+ * made of (the results the verifier threads store, the stage a signal
+ * interrupted, the first error) against the lost-page watch, which may
+ * write the report from its own thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -682,8 +684,10 @@ static void verify_all(struct run *r)
 			fprintf(stderr,
 				"\nmemvisor: %s: ending the verification early; the report follows (again to end at once)\n",
 				strsignal(sig));
+			pthread_mutex_lock(&r->report_lock);
 			r->interrupted = STAGE_VERIFY;
 			r->signal = sig;
+			pthread_mutex_unlock(&r->report_lock);
 			atomic_store(&r->cancel, true);
 			clock_gettime(CLOCK_MONOTONIC, &cancel_t0);
 		} else if (sig > 0) {
@@ -911,11 +915,11 @@ int run_main(int argc, char **argv)
 	print_summary(&r);
 	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
 	sig = watch(&r);
+	pthread_mutex_lock(&r.report_lock);
 	if (sig) {
 		r.interrupted = STAGE_RUN;
 		r.signal = sig;
 	}
-	pthread_mutex_lock(&r.report_lock);
 	collect(&r);
 	pthread_mutex_unlock(&r.report_lock);
 	verify_all(&r);
