@@ -277,6 +277,25 @@ static void test_sigint_during_verification_finishes_the_report(void **state)
 	cJSON_Delete(root);
 }
 
+static void
+test_two_signals_during_verification_still_leave_a_report(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root;
+
+	scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	wait_output(f, "reading back every page");
+	kill(f->pid, SIGTERM);
+	kill(f->pid, SIGINT);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 4);
+	assert_string_equal(jstr(root, "interrupted_during"), "verification");
+	cJSON_Delete(root);
+}
+
 static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 {
 	struct fixture *f = *state;
@@ -381,7 +400,7 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 	start(f, "run", ini, "--json", f->json, NULL);
 	wait_output(f, "reading back every page");
 	/* one VM after another while the others ran took about 10 minutes */
-	assert_int_equal(wait_exit_within(f, 30000), 0);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
 	root = report(f);
 	assert_int_equal(jnum(root, "unverified_vms"), 0);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "vms")),
@@ -411,6 +430,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_sigint_during_verification_finishes_the_report),
+		T(test_two_signals_during_verification_still_leave_a_report),
 		T(test_sigint_during_the_run_verifies_and_exits_4),
 		T(test_killed_run_leaves_the_earlier_report_whole),
 		T(test_vm_that_cannot_start_still_gets_a_report),
