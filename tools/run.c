@@ -30,7 +30,9 @@
  * The report always arrives: whatever stops the run after the arguments
  * were read (a bad scenario, a VM that cannot start, integrity errors, a
  * signal, a lost page) writes the JSON with the exit status and the error,
- * replacing the earlier file whole or not at all (report.c).
+ * replacing the earlier file whole or not at all (report.c).  After a run,
+ * it is written before the teardown, which cannot change the verdict; the
+ * table for people is printed after it.
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
@@ -132,6 +134,8 @@ struct run {
 	atomic_bool cancel; /* tells the verifications to end early */
 	atomic_size_t next_verify; /* the next VM a verifier takes */
 	atomic_size_t verified; /* VMs whose verification ended */
+	bool json_written; /* the report was written (or tried) */
+	bool json_failed; /* and could not be */
 };
 
 void run_usage(FILE *out)
@@ -760,7 +764,7 @@ static void finish_result(struct run *r)
 		res->exit_status = EXIT_INTERRUPTED;
 		snprintf(
 			r->verdict, sizeof(r->verdict),
-			"interrupted by %s during the final verification: %u of %zu VMs not verified to the end (every page read back matched)",
+			"interrupted by %s during the final verification: %u of %zu VMs not verified to the end (every page read back so far matched)",
 			sig_name(r->signal), res->unverified, r->sc.nvms);
 	} else if (r->interrupted == STAGE_RUN) {
 		res->exit_status = EXIT_INTERRUPTED;
@@ -772,6 +776,9 @@ static void finish_result(struct run *r)
 		res->exit_status = 0;
 		r->verdict[0] = '\0';
 	}
+	/* the JSON cannot say this; the exit status can */
+	if (!res->exit_status && r->json_failed)
+		res->exit_status = EXIT_BAD_INPUT;
 	res->error = r->verdict;
 }
 
@@ -784,9 +791,11 @@ static void write_report(struct run *r)
 		return;
 	if (report_write_json(&r->json, &r->res, err, sizeof(err))) {
 		fprintf(stderr, "memvisor: %s\n", err);
+		r->json_failed = true;
 		if (!r->res.exit_status)
 			r->res.exit_status = EXIT_BAD_INPUT;
 	}
+	r->json_written = true;
 }
 
 static int load_scenario(struct run *r)
@@ -927,6 +936,12 @@ int run_main(int argc, char **argv)
 		atomic_store(&r.watch_stop, true);
 		pthread_join(watcher, NULL);
 	}
+	/* Before the teardown, which cannot change the verdict, so that not
+	 * even a teardown that never ended could keep the report back. */
+	pthread_mutex_lock(&r.report_lock);
+	finish_result(&r);
+	write_report(&r);
+	pthread_mutex_unlock(&r.report_lock);
 out_workloads:
 	for (size_t i = 0; i < r.sc.nvms; i++)
 		if (r.vms[i].w)
@@ -948,7 +963,8 @@ out:
 		report_print(r.out, &r.res);
 		fflush(r.out);
 	}
-	write_report(&r);
+	if (!r.json_written)
+		write_report(&r);
 	ret = r.res.exit_status;
 	pthread_mutex_unlock(&r.report_lock);
 	report_json_target_free(&r.json);
