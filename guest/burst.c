@@ -29,7 +29,8 @@
  * that thread and it was not freed since; only that thread touches it, and
  * ver[] records the version last written (0: allocated, not yet written),
  * so plain accesses are race-free and every held page can be verified at
- * any time.  Counters are written by their thread only (release stores)
+ * any time.  The final verification checks its caller's cancel flag
+ * between pages.  Counters are written by their thread only (release stores)
  * and read with acquire loads, as in workload.c.
  *
  * Lock ordering: err_lock is a leaf; guest OS and driver locks are taken
@@ -86,6 +87,7 @@ struct mvg_burst {
 	 * again, whichever thread holds it later */
 	_Atomic unsigned char *bad;
 	struct bthread *threads; /* cfg.threads of them */
+	const atomic_bool *cancel; /* ends a verification early; NULL: never */
 };
 
 static uint64_t splitmix(uint64_t *x)
@@ -286,9 +288,14 @@ static void *burst_main(void *arg)
 static void *verify_main(void *arg)
 {
 	struct bthread *t = arg;
+	const atomic_bool *cancel = t->b->cancel;
 
-	for (uint64_t i = 0; i < t->n; i++)
+	for (uint64_t i = 0; i < t->n; i++) {
+		if (cancel &&
+		    atomic_load_explicit(cancel, memory_order_relaxed))
+			break;
 		check(t, i);
+	}
 	return NULL;
 }
 
@@ -420,18 +427,29 @@ void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st)
 	pthread_mutex_unlock(&b->err_lock);
 }
 
-void mvg_burst_stop(struct mvg_burst *b)
+void mvg_burst_request_stop(struct mvg_burst *b)
+{
+	atomic_store(&b->stop, true);
+}
+
+void mvg_burst_halt(struct mvg_burst *b)
 {
 	atomic_store(&b->stop, true);
 	join_all(b);
+}
+
+void mvg_burst_stop(struct mvg_burst *b)
+{
+	mvg_burst_halt(b);
 	destroy(b);
 }
 
-int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final)
+int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
+		     struct mvg_stats *final)
 {
-	atomic_store(&b->stop, true);
-	join_all(b);
+	mvg_burst_halt(b);
 	mvg_guarded_init();
+	b->cancel = cancel;
 	for (unsigned i = 0; i < b->cfg.threads; i++) {
 		struct bthread *t = &b->threads[i];
 
@@ -443,6 +461,5 @@ int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final)
 	join_all(b);
 	if (final)
 		mvg_burst_get_stats(b, final);
-	destroy(b);
-	return 0;
+	return cancel && atomic_load(cancel) ? -ECANCELED : 0;
 }

@@ -12,6 +12,7 @@
 #ifndef MV_GUEST_H
 #define MV_GUEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -78,5 +79,19 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st);
  * verifies it: the end-of-run proof that no byte was lost.  Adds to
  * integrity_errors.  Call instead of, not after, mvg_stop(); it frees w. */
 int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final);
+
+/*
+ * For a caller ending many workloads: mvg_request_stop() asks the guest
+ * threads to stop and returns at once, so that every workload can be told
+ * before any is waited for; mvg_halt() stops them and waits until they have
+ * (both may be repeated).  mvg_verify() halts w and verifies it like
+ * mvg_stop_and_verify() but keeps w, for mvg_stop() to free; if *cancel
+ * (NULL: never) becomes true it stops early and returns -ECANCELED, final
+ * then counting only what was checked.  A workload is verified once.
+ */
+void mvg_request_stop(struct mvg_workload *w);
+void mvg_halt(struct mvg_workload *w);
+int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
+	       struct mvg_stats *final);
 
 #endif /* MV_GUEST_H */

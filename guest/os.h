@@ -105,8 +105,11 @@ void mvg_balloon_stop(struct mvg_balloon *b);
 struct mvg_burst;
 
 int mvg_burst_start(const struct mvg_config *cfg, struct mvg_burst **out);
+void mvg_burst_request_stop(struct mvg_burst *b);
+void mvg_burst_halt(struct mvg_burst *b);
 void mvg_burst_stop(struct mvg_burst *b);
+int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
+		     struct mvg_stats *final);
 void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st);
-int mvg_burst_stop_and_verify(struct mvg_burst *b, struct mvg_stats *final);
 
 #endif /* MV_GUEST_OS_H */

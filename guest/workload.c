@@ -49,7 +49,14 @@
  *    workload's back);
  *  - the stop flag is checked between operations and at least every
  *    NAP_NS while sleeping, so stopping takes at most one operation plus
- *    NAP_NS.
+ *    NAP_NS;
+ *  - the final verification runs only after every guest thread was joined,
+ *    and checks its caller's cancel flag between pages, so cancelling it
+ *    takes at most one page (or, for kvstore, one page of records).
+ *
+ * A caller ending many workloads tells them all to stop before waiting for
+ * any (mvg_request_stop, then mvg_halt), so that no guest still runs while
+ * another is verified, and may verify them on threads of its own.
  *
  * Lock ordering: err_lock only, a leaf; nothing else is taken under it.
  */
@@ -179,6 +186,7 @@ struct mvg_workload {
 	uint8_t *bad;
 	struct gthread *threads; /* cfg.threads of them */
 	struct mvg_burst *burst; /* MVG_BURST: all of the above is unused */
+	const atomic_bool *cancel; /* ends a verification early; NULL: never */
 };
 
 static const uint8_t zero_page[GPAGE_SIZE];
@@ -340,6 +348,13 @@ static uint8_t *page_at(const struct mvg_workload *w, uint64_t ppn)
 static bool stopping(struct mvg_workload *w)
 {
 	return atomic_load_explicit(&w->stop, memory_order_relaxed);
+}
+
+/* The final verification was asked to end early. */
+static bool cancelled(const struct mvg_workload *w)
+{
+	return w->cancel &&
+	       atomic_load_explicit(w->cancel, memory_order_relaxed);
 }
 
 static void bump(_Atomic uint64_t *c, uint64_t n)
@@ -606,7 +621,7 @@ static int written_verify(struct gthread *g)
 {
 	int err;
 
-	for (uint64_t ppn = g->lo; ppn < g->hi; ppn++) {
+	for (uint64_t ppn = g->lo; ppn < g->hi && !cancelled(g->w); ppn++) {
 		if (!g->w->version[ppn])
 			continue;
 		err = check_page(g, ppn);
@@ -649,7 +664,7 @@ static int image_verify(struct gthread *g)
 {
 	int err;
 
-	for (uint64_t ppn = g->lo; ppn < g->hi; ppn++) {
+	for (uint64_t ppn = g->lo; ppn < g->hi && !cancelled(g->w); ppn++) {
 		err = check_page(g, ppn);
 		if (err)
 			return err;
@@ -757,7 +772,7 @@ static int kv_run(struct gthread *g)
 /* Checks every table page holding a record, empty slots included. */
 static int kv_verify(struct gthread *g)
 {
-	for (uint64_t first = 0; first < g->kv_slots;
+	for (uint64_t first = 0; first < g->kv_slots && !cancelled(g->w);
 	     first += KV_RECS_PER_PAGE) {
 		bool used = false;
 
@@ -1068,19 +1083,38 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 	pthread_mutex_unlock(&w->err_lock);
 }
 
-int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
+void mvg_request_stop(struct mvg_workload *w)
+{
+	if (!w)
+		return;
+	if (w->burst)
+		mvg_burst_request_stop(w->burst);
+	else
+		atomic_store_explicit(&w->stop, true, memory_order_relaxed);
+}
+
+void mvg_halt(struct mvg_workload *w)
+{
+	if (!w)
+		return;
+	if (w->burst)
+		mvg_burst_halt(w->burst);
+	else
+		halt(w);
+}
+
+int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
+	       struct mvg_stats *final)
 {
 	int err = 0;
 
 	if (!w)
 		return -EINVAL;
-	if (w->burst) {
-		err = mvg_burst_stop_and_verify(w->burst, final);
-		free(w);
-		return err;
-	}
+	if (w->burst)
+		return mvg_burst_verify(w->burst, cancel, final);
 	halt(w);
 	mvg_guarded_init();
+	w->cancel = cancel;
 	/* each partition in parallel, as faults on a big VM are slow */
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];
@@ -1093,7 +1127,19 @@ int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
 	join_all(w);
 	for (unsigned i = 0; i < w->cfg.threads && !err; i++)
 		err = w->threads[i].io_err;
+	if (!err && cancelled(w))
+		err = -ECANCELED;
 	mvg_get_stats(w, final);
-	destroy(w);
+	return err;
+}
+
+int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)
+{
+	int err;
+
+	if (!w)
+		return -EINVAL;
+	err = mvg_verify(w, NULL, final);
+	mvg_stop(w);
 	return err;
 }

@@ -156,6 +156,20 @@ void mv_host_config_init(struct mv_host_config *cfg);
 int mv_check_system(char *msg, size_t msglen);
 
 /*
+ * Mappings (VMAs, limited by vm.max_map_count) a VM of memsize_bytes may
+ * need, at most: a few of its own, plus two per guest page when page
+ * sharing can reach it (sharing non-zero: Mem.ShareScanGHz is above 0 or
+ * the VMM calls mv_vm_share_scan()).  An upper bound: neighbouring shared
+ * pages need fewer.  At the limit sharing stops safely, nothing fails; this
+ * many lets it never stop for lack of mappings.
+ */
+uint64_t mv_vm_maps_bound(uint64_t memsize_bytes, int sharing);
+/* vm.max_map_count (*max), the mappings this process uses now (*used) and
+ * those memvisor leaves free for the process's own use (*reserve).  0, or
+ * -ENOENT when procfs cannot tell. */
+int mv_map_count(long *used, long *max, long *reserve);
+
+/*
  * -EINVAL for a bad memsize or swapdir, or settings mv_settings_check()
  * refuses; the sentence saying which is then mv_host_errmsg_copy(NULL, ...)
  * of the calling thread.

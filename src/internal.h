@@ -35,6 +35,11 @@
 #include "zcache.h"
 
 #define MV_MAX_FAULT_THREADS 16
+/* Mappings (VMAs) a VM adds: guest memory, staging, sample area, fault
+ * thread stacks and guards (vm.c, maps.c) */
+#define MV_VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
+/* Mappings left free for the process's own use (system.c, maps.c) */
+#define MV_MAP_COUNT_SLACK 256
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
 /*
  * Pages moved out per reclaim batch: staging is emptied once per batch, and

@@ -27,7 +27,7 @@
 #define UFFD_FEATURES_NEEDED \
 	(UFFD_FEATURE_MOVE | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 /* Mappings left free for the process's own use beyond what we ask for. */
-#define MAP_COUNT_SLACK 256
+#define MAP_COUNT_SLACK MV_MAP_COUNT_SLACK
 
 int mv__uffd_open(int *fd, char *msg, size_t msglen)
 {

@@ -58,9 +58,8 @@
 #include "internal.h"
 #include "uffd.h"
 
-/* VMAs a VM adds: guest memory, staging, sample area, fault thread stacks
- * and guards */
-#define VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
+/* VMAs a VM adds (internal.h) */
+#define VM_MAPS MV_VM_MAPS
 
 void mv_vm_config_init(struct mv_vm_config *cfg)
 {

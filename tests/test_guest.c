@@ -10,6 +10,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -534,6 +535,64 @@ static void test_verify_reports_page_lost_to_zero(void **state)
 	munmap(mem, size);
 }
 
+static void test_verify_keeps_the_workload_for_stop(void **state)
+{
+	uint64_t size = 2 * MiB, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, npages);
+	assert_int_equal(mvg_verify(w, NULL, &st), 0);
+	assert_int_equal(st.pages_verified, npages);
+	assert_int_equal(st.integrity_errors, 0);
+	mvg_stop(w);
+	munmap(mem, size);
+}
+
+static void test_cancelled_verify_returns_ecanceled(void **state)
+{
+	uint64_t size = 2 * MiB, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	atomic_bool cancel;
+
+	(void)state;
+	atomic_init(&cancel, true);
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, writes, npages);
+	assert_int_equal(mvg_verify(w, &cancel, &st), -ECANCELED);
+	assert_int_equal(st.pages_verified, 0);
+	mvg_stop(w);
+	munmap(mem, size);
+}
+
+static void test_halted_workload_does_no_more_ops(void **state)
+{
+	uint64_t size = 1 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats a, b;
+
+	(void)state;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, ops, 100);
+	mvg_request_stop(w);
+	mvg_halt(w);
+	mvg_get_stats(w, &a);
+	assert_int_equal(mvg_verify(w, NULL, &b), 0);
+	assert_int_equal(a.ops, b.ops);
+	assert_int_equal(b.integrity_errors, 0);
+	mvg_stop(w);
+	munmap(mem, size);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +613,9 @@ int main(void)
 		cmocka_unit_test(test_image_tail_beyond_file_reads_zero),
 		cmocka_unit_test(
 			test_image_reports_byte_that_differs_from_file),
+		cmocka_unit_test(test_verify_keeps_the_workload_for_stop),
+		cmocka_unit_test(test_cancelled_verify_returns_ecanceled),
+		cmocka_unit_test(test_halted_workload_does_no_more_ops),
 		cmocka_unit_test(test_verify_reports_corrupted_byte),
 		cmocka_unit_test(test_verify_reports_page_lost_to_zero),
 	};

@@ -20,6 +20,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -417,14 +418,28 @@ static void test_duplicate_vm_names_both_lines(void **state)
 		     "VM 'a' is defined twice (first at line 1");
 }
 
-static void test_bad_advanced_setting_names_line_and_setting(void **state)
+static void test_unknown_advanced_setting_says_the_name_is_wrong(void **state)
 {
 	(void)state;
 	expect_error("[vm a]\nmemsize = 1M\n[advanced]\nMem.Bogus = 1\n", 4,
-		     "Mem.Bogus = 1 is not accepted");
+		     "unknown setting 'Mem.Bogus' in [advanced]");
+}
+
+static void
+test_bad_advanced_value_says_the_value_is_wrong_and_its_range(void **state)
+{
+	(void)state;
 	expect_error(
 		"[vm a]\nmemsize = 1M\n[advanced]\nMem.ShareForceSalting = 7\n",
-		4, "Mem.ShareForceSalting = 7 is not accepted");
+		4,
+		"bad value '7' for Mem.ShareForceSalting (expected a whole number from 0 to 2)");
+	expect_error(
+		"[vm a]\nmemsize = 1M\n[advanced]\nMem.ShareScanTime = 0\n", 4,
+		"bad value '0' for Mem.ShareScanTime (expected a whole number from 1 to 600)");
+	expect_error(
+		"[vm a]\nmemsize = 1M\n[advanced]\nMem.ShareRateMax = lots\n",
+		4,
+		"bad value 'lots' for Mem.ShareRateMax (expected a whole number from 1 to 16777216)");
 }
 
 static void test_advanced_settings_reach_the_settings(void **state)
@@ -585,6 +600,95 @@ static void test_missing_file_is_reported(void **state)
 	assert_non_null(strstr(err, "/nonexistent/x.ini: cannot open"));
 }
 
+/* Writes len bytes of text to a new file in a new directory. */
+static void write_temp(char *dir, char *path, size_t pathlen, const char *text,
+		       size_t len)
+{
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, pathlen, "%s/s.ini", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_nul_byte_is_refused_naming_its_line(void **state)
+{
+	static const char text[] = "[vm a]\nmemsize = 1M\nthreads = 1\0junk\n";
+	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	struct scenario sc;
+
+	(void)state;
+	write_temp(dir, path, sizeof(path), text, sizeof(text) - 1);
+	assert_int_equal(scenario_load_file(path, &sc, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, ":3: line has a NUL byte"));
+	assert_null(sc.vms);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_long_run_of_nul_bytes_is_refused_at_once(void **state)
+{
+	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	static char zeros[1 << 16];
+	struct scenario sc;
+
+	(void)state;
+	write_temp(dir, path, sizeof(path), zeros, sizeof(zeros));
+	assert_int_equal(scenario_load_file(path, &sc, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, ":1: line has a NUL byte"));
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_device_is_refused_before_reading(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	/* Read as text, /dev/zero never ends: the alarm fails a hang. */
+	alarm(20);
+	assert_int_equal(scenario_load_file("/dev/zero", &sc, err, sizeof(err)),
+			 -EINVAL);
+	alarm(0);
+	assert_non_null(strstr(err, "/dev/zero: is a character device"));
+	assert_null(sc.source);
+}
+
+static void test_pipe_is_refused_without_waiting_for_a_writer(void **state)
+{
+	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	struct scenario sc;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo.ini", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(20);
+	assert_int_equal(scenario_load_file(path, &sc, err, sizeof(err)),
+			 -EINVAL);
+	alarm(0);
+	assert_non_null(strstr(err, "fifo.ini: is a pipe"));
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_directory_is_refused(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(scenario_load_file("/tmp", &sc, err, sizeof(err)),
+			 -EISDIR);
+	assert_non_null(strstr(err, "/tmp: is a directory"));
+}
+
 static void test_paths_are_relative_to_the_scenario_file(void **state)
 {
 	char dir[] = "/tmp/mv-scenario-XXXXXX", ini[64], img[64], want[64];
@@ -641,7 +745,9 @@ int main(void)
 		cmocka_unit_test(test_no_vms_is_refused),
 		cmocka_unit_test(test_duplicate_vm_names_both_lines),
 		cmocka_unit_test(
-			test_bad_advanced_setting_names_line_and_setting),
+			test_unknown_advanced_setting_says_the_name_is_wrong),
+		cmocka_unit_test(
+			test_bad_advanced_value_says_the_value_is_wrong_and_its_range),
 		cmocka_unit_test(test_advanced_settings_reach_the_settings),
 		cmocka_unit_test(test_bad_workload_names_line_and_choices),
 		cmocka_unit_test(test_image_workload_without_image_is_refused),
@@ -658,6 +764,12 @@ int main(void)
 		cmocka_unit_test(test_indented_keys_are_keys),
 		cmocka_unit_test(test_vm_defaults),
 		cmocka_unit_test(test_missing_file_is_reported),
+		cmocka_unit_test(test_nul_byte_is_refused_naming_its_line),
+		cmocka_unit_test(test_long_run_of_nul_bytes_is_refused_at_once),
+		cmocka_unit_test(test_device_is_refused_before_reading),
+		cmocka_unit_test(
+			test_pipe_is_refused_without_waiting_for_a_writer),
+		cmocka_unit_test(test_directory_is_refused),
 		cmocka_unit_test(test_paths_are_relative_to_the_scenario_file),
 	};
 

@@ -8,16 +8,21 @@
  * process, and it does so by returning from main.
  *
  * Invariants: exit status 2 for a command line that names nothing runnable,
- * as for every other kind of bad input; help and version exit 0.
+ * as for every other kind of bad input; help and version exit 0; check
+ * exits 2 when the system cannot run memvisor or the scenario is bad, and
+ * 0 otherwise, warnings included.
  *
  * Lock ordering: none; no threads exist here.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
 #include "memvisor.h"
+#include "preflight.h"
 #include "run.h"
+#include "scenario.h"
 
 #define MEMVISOR_VERSION "0.1.0"
 
@@ -33,21 +38,54 @@ static void usage(FILE *out)
 		"  bench NAME [ARGS]\n"
 		"            microbenchmarks, each figure beside its floor\n"
 		"            (NAME: fault, swapin, ..., all; `memvisor bench` lists them)\n"
-		"  check     say whether this kernel and process can run memvisor\n"
+		"  check [SCENARIO]\n"
+		"            say whether this kernel and process can run memvisor, and\n"
+		"            what the scenario (default: the embedded one) needs here:\n"
+		"            physical memory, and mappings (vm.max_map_count)\n"
 		"  version   print the version\n"
 		"  help      print this text\n");
 }
 
-static int check(void)
+/*
+ * `memvisor check [SCENARIO]`: the system, then the scenario (the embedded
+ * default without one) against this machine: physical memory and the
+ * mappings its guests may need.  Warnings do not change the exit status.
+ */
+static int check(int argc, char **argv)
 {
-	char msg[512];
+	const char *path = argc > 1 ? argv[1] : NULL;
+	char msg[512], err[PATH_MAX + 512];
+	struct scenario sc;
+	struct preflight pf;
+	int status = 0, ret;
 
-	if (mv_check_system(msg, sizeof(msg))) {
-		fprintf(stderr, "memvisor: %s\n", msg);
+	if (argc > 2) {
+		fprintf(stderr,
+			"memvisor check: one scenario at a time ('%s' and '%s' given)\n",
+			argv[1], argv[2]);
 		return 2;
 	}
-	printf("OK: this system can run memvisor\n");
-	return 0;
+	if (mv_check_system(msg, sizeof(msg))) {
+		fprintf(stderr, "memvisor: %s\n", msg);
+		status = 2;
+	} else {
+		printf("OK: this system can run memvisor\n");
+	}
+	ret = path ? scenario_load_file(path, &sc, err, sizeof(err)) :
+		     scenario_load_default(&sc, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "memvisor: %s\n", err);
+		return 2;
+	}
+	printf("scenario %s: %zu VM%s with %.1f MB of guest memory on a %.1f MB host\n",
+	       sc.source, sc.nvms, sc.nvms == 1 ? "" : "s",
+	       (double)scenario_vm_memsize_total(&sc) / (1 << 20),
+	       (double)sc.host.memsize / (1 << 20));
+	fflush(stdout);
+	preflight_measure(&sc, &pf);
+	preflight_print(&sc, &pf, stdout, stderr);
+	scenario_free(&sc);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -63,7 +101,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "bench"))
 		return mv_bench_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
-		return check();
+		return check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("memvisor %s\n", MEMVISOR_VERSION);
 		return 0;

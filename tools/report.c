@@ -12,15 +12,29 @@
  * decimal, as esxtop shows them; rates are MiB per second.  Counters that
  * are not sizes (ops, faults, errors) are plain integers.
  *
+ * The JSON file is replaced whole or not at all: the text goes to a
+ * temporary file in the same directory, which is synced and renamed over
+ * the old one, so a reader, or a run killed half way, never leaves a
+ * truncated report, and a failed write leaves the earlier report as it was.
+ * A target that is not a regular file (a pipe, /dev/stdout) is written in
+ * place, since renaming over it would replace the device.  The path is
+ * checked before the run by making and removing a file in its directory.
+ * A run that failed has "exit_status" and "error", and, if it never got to
+ * run the guests, nothing else but the scenario.
+ *
  * Invariants: an integrity error is never left out of either output: the
  * table is followed by each VM's first mismatch, and the JSON carries the
- * same text.
+ * same text; "error" is there exactly when "exit_status" is not 0.
  *
  * Lock ordering: none; this runs after every guest thread has stopped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -119,12 +133,23 @@ void report_print(FILE *out, const struct run_result *r)
 			fprintf(out,
 				"VM %s: the final verification could not run: %s\n",
 				v->vm->name, strerror(-v->verify_err));
+		else if (!v->verified)
+			fprintf(out,
+				"VM %s: not verified to the end (interrupted)\n",
+				v->vm->name);
 	}
 	if (r->integrity_errors || r->verify_failures)
 		fprintf(out, "FAILED: %llu integrity errors%s\n",
 			(unsigned long long)r->integrity_errors,
 			r->verify_failures ? ", and not every VM was verified" :
 					     "");
+	else if (r->unverified)
+		fprintf(out,
+			"INTERRUPTED: %u of %zu VMs not verified to the end; every page read back so far matched\n",
+			r->unverified, r->sc->nvms);
+	else if (r->interrupted)
+		fprintf(out,
+			"INTERRUPTED: the run was cut short, but every page read back as written\n");
 	else
 		fprintf(out, "OK: every page read back as written\n");
 }
@@ -170,6 +195,7 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "reclaimed_mb", round1(pages_mb(h->reclaim_pages)));
 	num(b, o, "blocked_waits", (double)h->blocked_waits);
 	num(b, o, "swap_errors", (double)h->swap_errors);
+	num(b, o, "lost_pages", (double)h->lost_pages);
 	num(b, o, "move_miscounts", (double)h->move_miscounts);
 	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
 	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
@@ -238,6 +264,8 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "ops_s", round1(v->ops_s));
 	num(b, o, "integrity_errors", (double)v->guest.integrity_errors);
 	num(b, o, "pages_verified", (double)v->guest.pages_verified);
+	if (!cJSON_AddBoolToObject(o, "verified", v->verified))
+		b->failed = true;
 	if (v->guest.first_error[0])
 		str(b, o, "first_error", v->guest.first_error);
 	if (v->verify_err)
@@ -253,43 +281,215 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 		    round1(pages_mb(v->st.state_pages[s])));
 }
 
-int report_write_json(FILE *f, const char *path, const struct run_result *r,
-		      char *err, size_t errlen)
+/* The report as text (cJSON_free() it), NULL when out of memory. */
+static char *json_text(const struct run_result *r)
 {
 	struct builder b = { .failed = false };
 	cJSON *root = cJSON_CreateObject(), *vms;
 	char *text = NULL;
-	int ret = -ENOMEM;
 
 	if (!root)
-		goto out_nomem;
-	str(&b, root, "scenario", r->sc->source);
-	num(&b, root, "duration_s", round1(r->duration_s));
-	if (r->interrupted && !cJSON_AddTrueToObject(root, "interrupted"))
-		b.failed = true;
-	add_host(&b, root, r);
-	vms = cJSON_AddArrayToObject(root, "vms");
-	if (!vms)
-		goto out_nomem;
-	for (size_t i = 0; i < r->sc->nvms; i++)
-		add_vm(&b, vms, &r->vms[i]);
-	num(&b, root, "integrity_errors", (double)r->integrity_errors);
-	if (b.failed)
-		goto out_nomem;
-	text = cJSON_Print(root);
-	if (!text)
-		goto out_nomem;
-	ret = 0;
-	if (fputs(text, f) == EOF || fputc('\n', f) == EOF || fflush(f)) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot write %s: %s", path,
-			 strerror(errno));
+		return NULL;
+	str(&b, root, "scenario",
+	    r->sc ? r->sc->source :
+		    (r->scenario_name ? r->scenario_name :
+					SCENARIO_DEFAULT_NAME));
+	num(&b, root, "exit_status", r->exit_status);
+	if (r->error && r->error[0])
+		str(&b, root, "error", r->error);
+	if (r->interrupted) {
+		if (!cJSON_AddTrueToObject(root, "interrupted"))
+			b.failed = true;
+		if (r->interrupted_during)
+			str(&b, root, "interrupted_during",
+			    r->interrupted_during);
+		if (r->signal) {
+			const char *abbrev = sigabbrev_np(r->signal);
+			char name[24];
+
+			snprintf(name, sizeof(name), "SIG%s",
+				 abbrev ? abbrev : "?");
+			str(&b, root, "signal", name);
+		}
 	}
-	goto out;
-out_nomem:
-	snprintf(err, errlen, "cannot build the JSON report: out of memory");
-out:
-	cJSON_free(text);
+	if (r->have_stats && r->sc) {
+		num(&b, root, "duration_s", round1(r->duration_s));
+		add_host(&b, root, r);
+		vms = cJSON_AddArrayToObject(root, "vms");
+		if (!vms)
+			b.failed = true;
+		for (size_t i = 0; vms && i < r->sc->nvms; i++)
+			add_vm(&b, vms, &r->vms[i]);
+		num(&b, root, "integrity_errors", (double)r->integrity_errors);
+		num(&b, root, "unverified_vms", r->unverified);
+	}
+	if (!b.failed)
+		text = cJSON_Print(root);
 	cJSON_Delete(root);
+	return text;
+}
+
+static int write_all(int fd, const char *text, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		text += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The text in a temporary file beside t->path, renamed over it once it is
+ * complete and on disk; on any failure the temporary file is removed. */
+static int replace_file(const struct report_target *t, const char *text,
+			size_t len)
+{
+	char *tmp;
+	int fd, ret;
+
+	if (asprintf(&tmp, "%s/.memvisor-report-XXXXXX", t->dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		free(tmp);
+		return ret;
+	}
+	ret = write_all(fd, text, len);
+	if (!ret && (fchmod(fd, t->mode) || fsync(fd)))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, t->path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+int report_write_json(const struct report_target *t, const struct run_result *r,
+		      char *err, size_t errlen)
+{
+	char *text = json_text(r), *full = NULL;
+	int fd, ret;
+
+	if (!text || asprintf(&full, "%s\n", text) < 0) {
+		cJSON_free(text);
+		snprintf(err, errlen,
+			 "cannot build the JSON report: out of memory");
+		return -ENOMEM;
+	}
+	cJSON_free(text);
+	if (!t->path) {
+		ret = fputs(full, stdout) == EOF || fflush(stdout) ? -errno : 0;
+	} else if (t->in_place) {
+		fd = open(t->path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+		ret = fd < 0 ? -errno : write_all(fd, full, strlen(full));
+		if (fd >= 0 && close(fd) && !ret)
+			ret = -errno;
+	} else {
+		ret = replace_file(t, full, strlen(full));
+	}
+	if (ret)
+		snprintf(err, errlen, "cannot write the JSON report %s: %s%s",
+			 t->path ? t->path : "to standard output",
+			 strerror(-ret),
+			 t->path && !t->in_place ?
+				 " (any earlier report there is unchanged)" :
+				 "");
+	free(full);
+	return ret;
+}
+
+void report_json_target_free(struct report_target *t)
+{
+	free(t->path);
+	free(t->dir);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Whether a new file can be made in dir: made and removed at once. */
+static int probe_dir(const char *dir)
+{
+	char *tmp;
+	int fd, ret = 0;
+
+	if (asprintf(&tmp, "%s/.memvisor-report-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+	} else {
+		close(fd);
+		unlink(tmp);
+	}
+	free(tmp);
+	return ret;
+}
+
+int report_json_prepare(const char *arg, struct report_target *t, char *err,
+			size_t errlen)
+{
+	struct stat st;
+	mode_t mask;
+	char *slash;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	if (!strcmp(arg, "-"))
+		return 0;
+	/* a link is followed, so that its target is what gets replaced */
+	t->path = realpath(arg, NULL);
+	if (!t->path && errno == ENOENT && lstat(arg, &st))
+		t->path = strdup(arg);
+	if (!t->path) {
+		ret = errno == ENOENT ? -ENOENT : -errno;
+		snprintf(err, errlen, "--json %s: %s%s", arg, strerror(-ret),
+			 ret == -ENOENT ? " (a link to a missing file)" : "");
+		goto fail;
+	}
+	mask = umask(0);
+	umask(mask);
+	t->mode = 0666 & ~mask;
+	if (!stat(t->path, &st)) {
+		if (S_ISDIR(st.st_mode)) {
+			ret = -EISDIR;
+			snprintf(
+				err, errlen,
+				"--json %s: is a directory (expected a file name)",
+				arg);
+			goto fail;
+		}
+		t->in_place = !S_ISREG(st.st_mode);
+		t->mode = st.st_mode & 07777;
+	}
+	slash = strrchr(t->path, '/');
+	t->dir = !slash		  ? strdup(".") :
+		 slash == t->path ? strdup("/") :
+				    strndup(t->path, (size_t)(slash - t->path));
+	if (!t->dir) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "--json %s: out of memory", arg);
+		goto fail;
+	}
+	ret = t->in_place ? 0 : probe_dir(t->dir);
+	if (ret) {
+		snprintf(err, errlen,
+			 "--json %s: cannot create a file in %s: %s", arg,
+			 t->dir, strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	report_json_target_free(t);
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "guest.h"
 #include "memvisor.h"
@@ -21,7 +22,8 @@ struct vm_result {
 	struct mv_vm_stats st; /* at the end of the timed run */
 	uint64_t ops; /* guest ops completed in the timed run */
 	struct mvg_stats guest; /* after the final verification */
-	int verify_err; /* mvg_stop_and_verify()'s result */
+	int verify_err; /* mvg_verify()'s result, but for -ECANCELED */
+	bool verified; /* the final verification ran to its end */
 	double swr_mb_s; /* SWR/s: swap-in rate averaged over the run */
 	double sww_mb_s; /* SWW/s: swap-out rate averaged over the run */
 	double zip_mb_s; /* ZIP/s: compression rate averaged over the run */
@@ -32,14 +34,36 @@ struct vm_result {
 };
 
 struct run_result {
-	const struct scenario *sc;
+	const struct scenario *sc; /* NULL if it could not be read */
+	const char *scenario_name; /* as given, for when sc is NULL */
 	const char *swapdir; /* where the swap files went */
+	bool have_stats; /* the guests ran: the fields below are filled */
 	double duration_s; /* how long the workloads actually ran */
 	bool interrupted; /* stopped early by a signal */
+	/* "run" or "verification": what the signal interrupted; NULL */
+	const char *interrupted_during;
+	int signal; /* the signal that interrupted the run, 0 if none */
 	struct mv_host_stats host; /* at the end of the timed run */
 	struct vm_result *vms; /* one per sc->vms, same order */
 	uint64_t integrity_errors; /* all VMs */
 	unsigned verify_failures; /* VMs whose final check could not run */
+	unsigned unverified; /* VMs whose final check a signal cut short */
+	int exit_status; /* of the run, as the process will exit */
+	const char *error; /* why exit_status is not 0; "" when it is */
+};
+
+/*
+ * Where the JSON report goes, settled before the run: stdout, a file that
+ * is replaced whole (written to a temporary file in its directory, then
+ * renamed over it, so that a reader never sees half a report and an
+ * earlier report stays until a complete new one replaces it), or something
+ * that is not a regular file (a pipe, /dev/stdout), written in place.
+ */
+struct report_target {
+	char *path; /* resolved (symbolic links followed); NULL: stdout */
+	char *dir; /* its directory, for the temporary file */
+	bool in_place; /* not a regular file: opened and written */
+	mode_t mode; /* of the new file: the old one's, or 0666 & ~umask */
 };
 
 static inline double pages_mb(uint64_t pages)
@@ -50,10 +74,18 @@ static inline double pages_mb(uint64_t pages)
 /* The final per-VM table, the host line, and every integrity error. */
 void report_print(FILE *out, const struct run_result *r);
 
-/* Writes the JSON report to f, opened by the caller on path before the run
- * so that a bad path fails at once, not after it.  0 or -errno, with a
- * sentence in err. */
-int report_write_json(FILE *f, const char *path, const struct run_result *r,
+/* Checks before the run that a report can be written at arg ("-":
+ * stdout), so that a typo does not cost a whole run: the directory must
+ * exist and take a new file.  Nothing existing is changed.  0 or -errno,
+ * with a sentence in err.  Call before any thread exists (it reads the
+ * umask). */
+int report_json_prepare(const char *arg, struct report_target *t, char *err,
+			size_t errlen);
+void report_json_target_free(struct report_target *t);
+
+/* Writes the JSON report to t; on failure the file there is as it was.
+ * 0 or -errno, with a sentence in err. */
+int report_write_json(const struct report_target *t, const struct run_result *r,
 		      char *err, size_t errlen);
 
 #endif /* MV_TOOL_REPORT_H */

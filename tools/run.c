@@ -3,31 +3,50 @@
  * run.c - `memvisor run`: a scenario from start to verdict.
  *
  * Design: everything that can be refused is refused before anything runs:
- * the arguments, the kernel (mv_check_system), the scenario, and the JSON
- * path, which is opened up front so that a typo does not cost a whole run.
+ * the arguments, the JSON path (checked to take a new file, so that a typo
+ * does not cost a whole run), the kernel (mv_check_system), the scenario.
  * Then the host, the VMs and their workloads are started in that order and
  * torn down in reverse by one goto ladder, whatever step failed.  SIGINT and
  * SIGTERM are blocked before the first thread exists, so every library and
  * guest thread inherits the mask and the main thread alone takes them, in
- * sigtimedwait(), which is also its one-second clock: an interrupted run
- * still stops the guests, verifies every page and reports.  Rates come from
- * differences of the library's cumulative counters: the last second for the
- * live line, the whole timed run for the final table.  The final stats are
- * taken when the timed run ends, before the verification, whose read-back
- * of every page would otherwise show up as swap-in traffic; they are
- * printed after the teardown, so that the verdict is the last line even
- * when destroying VMs is slow.  With --json - the JSON owns stdout and
- * everything meant for people goes to stderr, so the output can be piped.
+ * sigtimedwait(), which is also its clock: during the timed run a signal
+ * ends it early, and the guests are still verified and reported on; during
+ * the final verification a signal cancels what is left of it (a second one,
+ * or the verification not stopping within CANCEL_GRACE_S, writes the report
+ * and ends the process at once).  The signals stay blocked to the end, so
+ * none can kill the run between the verification and the report.
+ *
+ * The verification first stops every workload (all are told, then all are
+ * waited for), so that no guest competes with it, then verifies the VMs in
+ * parallel on a few threads.  Rates come from differences of the library's
+ * cumulative counters: the last second for the live line, the whole timed
+ * run for the final table.  The final stats are taken when the timed run
+ * ends, before the verification, whose read-back of every page would
+ * otherwise show up as swap-in traffic; they are printed after the
+ * teardown, so that the verdict is the last line even when destroying VMs
+ * is slow.  With --json - the JSON owns stdout and everything meant for
+ * people goes to stderr, so the output can be piped.
+ *
+ * The report always arrives: whatever stops the run after the arguments
+ * were read (a bad scenario, a VM that cannot start, integrity errors, a
+ * signal, a lost page) writes the JSON with the exit status and the error,
+ * replacing the earlier file whole or not at all (report.c).  After a run,
+ * it is written before the teardown, which cannot change the verdict; the
+ * table for people is printed after it.
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
- * verified with zero integrity errors.
+ * verified with zero integrity errors and no signal interrupted the run;
+ * the first error recorded is the one the report gives.
  *
- * Lock ordering: none; the main thread only reads snapshots from the
- * library and the guests.
+ * Lock ordering: report_lock only, a leaf: it guards what the report is
+ * made of (the results the verifier threads store, the stage a signal
+ * interrupted, the first error) against the lost-page watch, which may
+ * write the report from its own thread.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +60,7 @@
 
 #include "guest.h"
 #include "memvisor.h"
+#include "preflight.h"
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
@@ -48,6 +68,14 @@
 #define EXIT_INTEGRITY 1
 #define EXIT_BAD_INPUT 2
 #define EXIT_ENGINE_BUG 3
+#define EXIT_INTERRUPTED 4
+
+/* How long cancelled verifications get to notice before the report is
+ * written without them and the process ends. */
+#define CANCEL_GRACE_S 10
+/* How often the main thread looks at verifications while it waits. */
+#define VERIFY_POLL_MS 100
+#define MAX_VERIFIERS 8
 
 /* The live line's columns; the header is printed with the same widths. */
 #define LIVE_HDR \
@@ -66,20 +94,30 @@ struct options {
 struct vm_run {
 	const struct sc_vm *cfg; /* its [vm NAME] section */
 	mv_vm *vm; /* NULL until created */
-	struct mvg_workload *w; /* NULL until started, and once verified */
+	struct mvg_workload *w; /* NULL until started */
 	struct mv_vm_stats start; /* when the timed run began */
 	struct mv_vm_stats last; /* at the previous live line */
 	uint64_t last_ops; /* guest ops at the previous live line */
 	bool error_shown; /* its first integrity error was printed */
+	/* under report_lock: its verification ended, how long it took, and
+	 * whether its line was printed */
+	bool verify_done;
+	double verify_s;
+	bool verify_shown;
 };
+
+/* What a signal interrupted. */
+enum stage { STAGE_NONE, STAGE_RUN, STAGE_VERIFY };
 
 struct run {
 	struct options opt; /* from the command line */
 	struct scenario sc; /* what runs */
+	bool have_sc; /* sc was read */
+	struct preflight pf; /* this machine, measured before the host */
 	struct mv_host_config cfg; /* the host as created */
 	mv_host *host; /* NULL until created */
 	struct vm_run *vms; /* sc.nvms of them */
-	FILE *json; /* opened before the run */
+	struct report_target json; /* where the JSON goes, if opt.json */
 	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
 	sigset_t stop_signals; /* SIGINT, SIGTERM: end the timed run early */
 	sigset_t old_mask; /* the mask before they were blocked */
@@ -87,6 +125,17 @@ struct run {
 	struct run_result res; /* filled at the end, printed after teardown */
 	char host_msg[512]; /* the host message last shown */
 	atomic_bool watch_stop; /* tells lost_page_watch to end */
+	int status; /* of a failure to start, 0 if none */
+	char error[1024]; /* the first error, "" if none */
+	char verdict[1024]; /* the report's error text */
+	enum stage interrupted; /* what a signal cut short */
+	int signal; /* that signal */
+	pthread_mutex_t report_lock; /* a leaf: res, verify_* and the JSON */
+	atomic_bool cancel; /* tells the verifications to end early */
+	atomic_size_t next_verify; /* the next VM a verifier takes */
+	atomic_size_t verified; /* VMs whose verification ended */
+	bool json_written; /* the report was written (or tried) */
+	bool json_failed; /* and could not be */
 };
 
 void run_usage(FILE *out)
@@ -99,8 +148,15 @@ void run_usage(FILE *out)
 		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
 		"                   and the rest goes to stderr)\n"
 		"  -q, --quiet      no live line every second\n"
-		"exit status: 0 all pages verified, 1 integrity errors, 2 bad input or system,\n"
-		"             3 the engine lost a page (a bug; the run is aborted)\n");
+		"exit status: 0 every page verified, and no signal cut the run short\n"
+		"             1 integrity errors, or a VM that could not be verified\n"
+		"             2 bad input, a system that cannot run memvisor, a VM that\n"
+		"               could not start, or a JSON report that could not be written\n"
+		"             3 the engine lost a page (a bug; the run is aborted)\n"
+		"             4 interrupted by SIGINT or SIGTERM: the guests were stopped\n"
+		"               early or not every VM was verified to the end\n"
+		"the JSON report is written whatever the outcome (with \"exit_status\" and\n"
+		"\"error\"), replacing FILE whole or not at all\n");
 }
 
 static double since(const struct timespec *t0)
@@ -186,17 +242,37 @@ static void where(const struct run *r, int line, char *buf, size_t len)
 		snprintf(buf, len, "%s: ", r->sc.source);
 }
 
-static void lib_error(const struct run *r, int line, const char *what, int err)
+/* Records the first error for the report, and prints every one. */
+__attribute__((format(printf, 3, 4))) static void
+run_fail(struct run *r, int status, const char *fmt, ...)
+{
+	char msg[sizeof(r->error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "memvisor: %s\n", msg);
+	if (!r->status) {
+		r->status = status;
+		snprintf(r->error, sizeof(r->error), "%s", msg);
+	}
+}
+
+static void lib_error(struct run *r, int line, const char *what, int err)
 {
 	char at[PATH_MAX + 16], msg[512];
 
 	/* with no host: why mv_host_create() failed */
 	mv_host_errmsg_copy(r->host, msg, sizeof(msg));
 	where(r, line, at, sizeof(at));
-	fprintf(stderr, "memvisor: %s%s: %s\n", at, what, mv_strerror(err));
+	run_fail(r, EXIT_BAD_INPUT, "%s%s: %s", at, what, mv_strerror(err));
 	/* The library's sentence says what to do; it gets its own line. */
-	if (msg[0])
+	if (msg[0]) {
 		fprintf(stderr, "memvisor: %s\n", msg);
+		if (strlen(r->error) + strlen(msg) + 3 < sizeof(r->error))
+			strcat(strcat(r->error, ": "), msg);
+	}
 }
 
 /* The host's log callback (its own thread): each event once, repeats of
@@ -298,10 +374,10 @@ static int start_workloads(struct run *r)
 		if (err) {
 			v->w = NULL;
 			where(r, v->cfg->line, at, sizeof(at));
-			fprintf(stderr,
-				"memvisor: %scannot start the %s workload on VM %s: %s\n",
-				at, mvg_kind_name(cfg.kind), v->cfg->name,
-				strerror(-err));
+			run_fail(r, EXIT_BAD_INPUT,
+				 "%scannot start the %s workload on VM %s: %s",
+				 at, mvg_kind_name(cfg.kind), v->cfg->name,
+				 strerror(-err));
 			return err;
 		}
 	}
@@ -345,6 +421,7 @@ static void print_summary(const struct run *r)
 		fprintf(r->out, "  [advanced] %s = %s\n", sc->advanced[i].name,
 			sc->advanced[i].value);
 	fprintf(r->out, "  swap files in %s\n", r->cfg.swapdir);
+	preflight_print(sc, &r->pf, r->out, stderr);
 	if (!r->opt.quiet)
 		fprintf(r->out, "\n" LIVE_HDR, "TIME", "STATE", "FREE",
 			"MINFREE", "CONSUMED", "SHRDSVD", "MCTLSZ", "SWCUR",
@@ -413,8 +490,8 @@ static void live_line(struct run *r, double t, double dt)
 	fflush(r->out);
 }
 
-/* The timed run.  Returns true if a signal ended it early. */
-static bool watch(struct run *r)
+/* The timed run.  Returns the signal that ended it early, or 0. */
+static int watch(struct run *r)
 {
 	unsigned duration = r->sc.host.duration_s, tick = 0;
 	double t, prev = 0, left;
@@ -439,7 +516,7 @@ static bool watch(struct run *r)
 				fprintf(stderr,
 					"\nmemvisor: %s: stopping the guests early\n",
 					strsignal(sig));
-				return true;
+				return sig;
 			}
 			if (errno == EINTR)
 				continue;
@@ -449,18 +526,17 @@ static bool watch(struct run *r)
 		live_line(r, tick, t - prev);
 		prev = t;
 	}
-	return false;
+	return 0;
 }
 
-/* The end-of-run stats, taken before the verification disturbs them. */
-static void collect(struct run *r, bool interrupted)
+/* The end-of-run stats, taken before the verification disturbs them.
+ * Called with report_lock held. */
+static void collect(struct run *r)
 {
 	struct run_result *res = &r->res;
 	struct mvg_stats g;
 
-	res->sc = &r->sc;
 	res->swapdir = r->cfg.swapdir;
-	res->interrupted = interrupted;
 	res->duration_s = since(&r->t0);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_result *v = &res->vms[i];
@@ -472,6 +548,7 @@ static void collect(struct run *r, bool interrupted)
 			v->st = vr->last;
 		mvg_get_stats(vr->w, &g);
 		v->ops = g.ops;
+		v->guest = g;
 		in = pages_mb(v->st.swapin_pages - vr->start.swapin_pages);
 		out = pages_mb(v->st.swapout_pages - vr->start.swapout_pages);
 		v->swr_mb_s = in / res->duration_s;
@@ -489,54 +566,239 @@ static void collect(struct run *r, bool interrupted)
 			    res->duration_s;
 	}
 	mv_host_stats(r->host, &res->host);
+	res->have_stats = true;
 }
 
-/* Stops each workload and has it read back everything it wrote. */
-static void verify(struct run *r)
+/* Every workload is told to stop before any is waited for, so that the
+ * last one is not still running while the first are verified. */
+static void halt_all(struct run *r)
 {
-	struct run_result *res = &r->res;
-	struct timespec t;
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		mvg_request_stop(r->vms[i].w);
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		mvg_halt(r->vms[i].w);
+}
 
-	/* A second Ctrl-C now ends the process instead of waiting. */
-	pthread_sigmask(SIG_SETMASK, &r->old_mask, NULL);
+/* A verifier thread: takes the next VM not yet verified until none is
+ * left.  After a cancel, the VMs it takes are left unverified. */
+static void *verifier(void *arg)
+{
+	struct run *r = arg;
+	struct timespec t;
+	struct mvg_stats g;
+	size_t i;
+	int err;
+
+	while ((i = atomic_fetch_add(&r->next_verify, 1)) < r->sc.nvms) {
+		struct vm_result *v = &r->res.vms[i];
+		struct vm_run *vr = &r->vms[i];
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (atomic_load(&r->cancel)) {
+			mvg_get_stats(vr->w, &g);
+			err = -ECANCELED;
+		} else {
+			err = mvg_verify(vr->w, &r->cancel, &g);
+		}
+		pthread_mutex_lock(&r->report_lock);
+		v->guest = g;
+		v->verified = !err;
+		v->verify_err = err == -ECANCELED ? 0 : err;
+		vr->verify_s = since(&t);
+		vr->verify_done = true;
+		pthread_mutex_unlock(&r->report_lock);
+		atomic_fetch_add(&r->verified, 1);
+	}
+	return NULL;
+}
+
+/* Prints the line of each VM whose verification ended since last time. */
+static void show_verified(struct run *r)
+{
+	pthread_mutex_lock(&r->report_lock);
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_result *v = &r->res.vms[i];
+		struct vm_run *vr = &r->vms[i];
+
+		if (!vr->verify_done || vr->verify_shown)
+			continue;
+		vr->verify_shown = true;
+		if (r->opt.quiet)
+			continue;
+		if (v->verified || v->verify_err)
+			fprintf(r->out,
+				"  %-16s read back in %5.1f s: %llu integrity errors (%llu page checks in the whole run)\n",
+				vr->cfg->name, vr->verify_s,
+				(unsigned long long)v->guest.integrity_errors,
+				(unsigned long long)v->guest.pages_verified);
+		else
+			fprintf(r->out,
+				"  %-16s not verified to the end (interrupted): %llu integrity errors so far\n",
+				vr->cfg->name,
+				(unsigned long long)v->guest.integrity_errors);
+	}
+	pthread_mutex_unlock(&r->report_lock);
+	fflush(r->out);
+}
+
+static void write_report(struct run *r);
+static void finish_result(struct run *r);
+
+/* The verification did not end after a cancel: the report is written with
+ * what is known, and the process ends without waiting any longer. */
+static void abandon(struct run *r, const char *why)
+{
+	fprintf(stderr,
+		"memvisor: %s: writing the report and ending without waiting\n",
+		why);
+	pthread_mutex_lock(&r->report_lock);
+	finish_result(r);
+	write_report(r);
+	_exit(r->res.exit_status);
+}
+
+/*
+ * Verifies every VM on a few threads while the main thread takes signals:
+ * the first cancels what is left of the verification, a second (or a
+ * verification still running CANCEL_GRACE_S later) ends the process with
+ * the report written.
+ */
+static void verify_all(struct run *r)
+{
+	struct timespec poll = { 0, VERIFY_POLL_MS * 1000000L }, cancel_t0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = ncpu < 2 ? 2 : (size_t)ncpu, started = 0;
+	pthread_t tids[MAX_VERIFIERS];
+	int sig;
+
+	if (n > MAX_VERIFIERS)
+		n = MAX_VERIFIERS;
+	if (n > r->sc.nvms)
+		n = r->sc.nvms;
 	if (!r->opt.quiet)
 		fprintf(r->out,
 			"\nstopping the guests and reading back every page they wrote:\n");
 	fflush(r->out);
-	for (size_t i = 0; i < r->sc.nvms; i++) {
-		struct vm_result *v = &res->vms[i];
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		v->verify_err = mvg_stop_and_verify(r->vms[i].w, &v->guest);
-		r->vms[i].w = NULL;
-		res->integrity_errors += v->guest.integrity_errors;
-		if (v->verify_err)
-			res->verify_failures++;
-		if (!r->opt.quiet)
-			fprintf(r->out,
-				"  %-16s read back in %5.1f s: %llu integrity errors (%llu page checks in the whole run)\n",
-				v->vm->name, since(&t),
-				(unsigned long long)v->guest.integrity_errors,
-				(unsigned long long)v->guest.pages_verified);
-		fflush(r->out);
+	halt_all(r);
+	for (size_t i = 0; i < n; i++)
+		if (!pthread_create(&tids[started], NULL, verifier, r))
+			started++;
+	if (!started)
+		verifier(r);
+	while (atomic_load(&r->verified) < r->sc.nvms) {
+		sig = sigtimedwait(&r->stop_signals, NULL, &poll);
+		show_verified(r);
+		if (sig > 0 && !atomic_load(&r->cancel)) {
+			fprintf(stderr,
+				"\nmemvisor: %s: ending the verification early; the report follows (again to end at once)\n",
+				strsignal(sig));
+			pthread_mutex_lock(&r->report_lock);
+			r->interrupted = STAGE_VERIFY;
+			r->signal = sig;
+			pthread_mutex_unlock(&r->report_lock);
+			atomic_store(&r->cancel, true);
+			clock_gettime(CLOCK_MONOTONIC, &cancel_t0);
+		} else if (sig > 0) {
+			abandon(r, strsignal(sig));
+		}
+		if (atomic_load(&r->cancel) &&
+		    since(&cancel_t0) > CANCEL_GRACE_S)
+			abandon(r, "the verification did not stop");
 	}
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	show_verified(r);
 }
 
-/* The table and the JSON report; returns the exit status. */
-static int report(struct run *r)
+static const char *sig_name(int sig)
+{
+	return sig == SIGINT  ? "SIGINT" :
+	       sig == SIGTERM ? "SIGTERM" :
+				"a signal";
+}
+
+/* The exit status and the report's error text, from everything known.
+ * Called with report_lock held. */
+static void finish_result(struct run *r)
 {
 	struct run_result *res = &r->res;
-	char err[PATH_MAX + 64];
+	const struct vm_result *first = NULL, *failed = NULL;
 
-	report_print(r->out, res);
-	fflush(r->out);
-	if (r->json &&
-	    report_write_json(r->json, r->opt.json, res, err, sizeof(err))) {
-		fprintf(stderr, "memvisor: %s\n", err);
-		return res->integrity_errors ? EXIT_INTEGRITY : EXIT_BAD_INPUT;
+	res->integrity_errors = 0;
+	res->verify_failures = 0;
+	res->unverified = 0;
+	for (size_t i = 0; res->have_stats && i < r->sc.nvms; i++) {
+		const struct vm_result *v = &res->vms[i];
+
+		res->integrity_errors += v->guest.integrity_errors;
+		if (v->guest.integrity_errors && !first)
+			first = v;
+		if (v->verify_err) {
+			res->verify_failures++;
+			if (!failed)
+				failed = v;
+		} else if (!v->verified) {
+			res->unverified++;
+		}
 	}
-	return res->integrity_errors || res->verify_failures ? EXIT_INTEGRITY :
-							       0;
+	res->sc = r->have_sc ? &r->sc : NULL;
+	res->scenario_name = r->opt.scenario;
+	res->interrupted = r->interrupted != STAGE_NONE;
+	res->interrupted_during = r->interrupted == STAGE_RUN ? "run" :
+				  r->interrupted == STAGE_VERIFY ?
+								"verification" :
+								NULL;
+	res->signal = r->signal;
+	if (r->status) {
+		res->exit_status = r->status;
+		snprintf(r->verdict, sizeof(r->verdict), "%s", r->error);
+	} else if (first) {
+		res->exit_status = EXIT_INTEGRITY;
+		snprintf(r->verdict, sizeof(r->verdict),
+			 "%llu integrity errors; the first in VM %s: %s",
+			 (unsigned long long)res->integrity_errors,
+			 first->vm->name, first->guest.first_error);
+	} else if (failed) {
+		res->exit_status = EXIT_INTEGRITY;
+		snprintf(r->verdict, sizeof(r->verdict),
+			 "VM %s: the final verification could not run: %s",
+			 failed->vm->name, strerror(-failed->verify_err));
+	} else if (r->interrupted == STAGE_VERIFY) {
+		res->exit_status = EXIT_INTERRUPTED;
+		snprintf(
+			r->verdict, sizeof(r->verdict),
+			"interrupted by %s during the final verification: %u of %zu VMs not verified to the end (every page read back so far matched)",
+			sig_name(r->signal), res->unverified, r->sc.nvms);
+	} else if (r->interrupted == STAGE_RUN) {
+		res->exit_status = EXIT_INTERRUPTED;
+		snprintf(
+			r->verdict, sizeof(r->verdict),
+			"interrupted by %s after %.1f s of the timed run (every page was still verified)",
+			sig_name(r->signal), res->duration_s);
+	} else {
+		res->exit_status = 0;
+		r->verdict[0] = '\0';
+	}
+	/* the JSON cannot say this; the exit status can */
+	if (!res->exit_status && r->json_failed)
+		res->exit_status = EXIT_BAD_INPUT;
+	res->error = r->verdict;
+}
+
+/* The JSON report, if one was asked for.  Called with report_lock held. */
+static void write_report(struct run *r)
+{
+	char err[PATH_MAX + 128];
+
+	if (!r->opt.json)
+		return;
+	if (report_write_json(&r->json, &r->res, err, sizeof(err))) {
+		fprintf(stderr, "memvisor: %s\n", err);
+		r->json_failed = true;
+		if (!r->res.exit_status)
+			r->res.exit_status = EXIT_BAD_INPUT;
+	}
+	r->json_written = true;
 }
 
 static int load_scenario(struct run *r)
@@ -550,23 +812,24 @@ static int load_scenario(struct run *r)
 	else
 		ret = scenario_load_default(&r->sc, err, sizeof(err));
 	if (ret) {
-		fprintf(stderr, "memvisor: %s\n", err);
+		run_fail(r, EXIT_BAD_INPUT, "%s", err);
 		return ret;
 	}
+	r->have_sc = true;
 	if (r->opt.duration_s)
 		r->sc.host.duration_s = r->opt.duration_s;
 	return 0;
 }
 
-static int open_json(struct run *r)
+static int prepare_json(struct run *r)
 {
+	char err[PATH_MAX + 128];
+
 	if (!r->opt.json)
 		return 0;
-	r->json = strcmp(r->opt.json, "-") ? fopen(r->opt.json, "w") : stdout;
-	if (!r->json) {
-		fprintf(stderr, "memvisor: cannot write %s: %s\n", r->opt.json,
-			strerror(errno));
-		return -errno;
+	if (report_json_prepare(r->opt.json, &r->json, err, sizeof(err))) {
+		fprintf(stderr, "memvisor: %s\n", err);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -574,7 +837,8 @@ static int open_json(struct run *r)
 /*
  * A guest thread touching a page the engine lost (mv_host_stats'
  * lost_pages) can never proceed, nor be joined: the run could only hang.
- * This thread notices and ends the process with a clear message instead.
+ * This thread notices, writes the report with what it knows, and ends the
+ * process with a clear message instead.
  */
 static void *lost_page_watch(void *arg)
 {
@@ -588,7 +852,18 @@ static void *lost_page_watch(void *arg)
 			fprintf(stderr,
 				"memvisor: engine bug: %llu guest page(s) lost: %s\nmemvisor: a guest thread is stuck on it; aborting the run\n",
 				(unsigned long long)hs.lost_pages,
-				mv_host_errmsg(r->host)); /* a thread's copy */
+				mv_host_errmsg(r->host));
+			pthread_mutex_lock(&r->report_lock);
+			if (!r->res.have_stats)
+				collect(r);
+			r->res.host.lost_pages = hs.lost_pages;
+			r->status = EXIT_ENGINE_BUG;
+			snprintf(r->error, sizeof(r->error),
+				 "engine bug: %llu guest page(s) lost: %s",
+				 (unsigned long long)hs.lost_pages,
+				 mv_host_errmsg(r->host));
+			finish_result(r);
+			write_report(r);
 			_exit(EXIT_ENGINE_BUG);
 		}
 		nanosleep(&ts, NULL);
@@ -596,74 +871,109 @@ static void *lost_page_watch(void *arg)
 	return NULL;
 }
 
+/* A signal that came after the verification (during the teardown) is
+ * taken here, so that it cannot end the process before the report. */
+static void drain_signals(struct run *r)
+{
+	struct timespec zero = { 0, 0 };
+	int sig;
+
+	while ((sig = sigtimedwait(&r->stop_signals, NULL, &zero)) > 0)
+		fprintf(stderr,
+			"memvisor: %s while shutting down: finishing the report\n",
+			strsignal(sig));
+}
+
 int run_main(int argc, char **argv)
 {
-	struct run r = { .json = NULL };
+	struct run r = { .status = 0 };
 	char msg[512];
-	int status = EXIT_BAD_INPUT, ret;
-	bool done = false, watching;
+	bool watching = false;
 	pthread_t watcher;
+	int ret, sig;
 
 	ret = parse_args(&r.opt, argc, argv);
 	if (ret)
 		return ret < 0 ? 0 : ret;
 	r.out = r.opt.json && !strcmp(r.opt.json, "-") ? stderr : stdout;
-	if (mv_check_system(msg, sizeof(msg))) {
-		fprintf(stderr, "memvisor: %s\n", msg);
+	/* before any thread: it reads the umask */
+	if (prepare_json(&r))
 		return EXIT_BAD_INPUT;
-	}
-	if (load_scenario(&r))
-		return EXIT_BAD_INPUT;
-	r.vms = calloc(r.sc.nvms, sizeof(*r.vms));
-	r.res.vms = calloc(r.sc.nvms, sizeof(*r.res.vms));
-	if (!r.vms || !r.res.vms) {
-		fprintf(stderr, "memvisor: out of memory\n");
-		goto out_scenario;
-	}
-	if (open_json(&r))
-		goto out_vms_array;
+	pthread_mutex_init(&r.report_lock, NULL);
 	sigemptyset(&r.stop_signals);
 	sigaddset(&r.stop_signals, SIGINT);
 	sigaddset(&r.stop_signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &r.stop_signals, &r.old_mask);
+	if (mv_check_system(msg, sizeof(msg))) {
+		run_fail(&r, EXIT_BAD_INPUT, "%s", msg);
+		goto out;
+	}
+	if (load_scenario(&r))
+		goto out;
+	/* before the host and VMs, whose own mappings the bound includes */
+	preflight_measure(&r.sc, &r.pf);
+	r.vms = calloc(r.sc.nvms, sizeof(*r.vms));
+	r.res.vms = calloc(r.sc.nvms, sizeof(*r.res.vms));
+	if (!r.vms || !r.res.vms) {
+		run_fail(&r, EXIT_BAD_INPUT, "out of memory");
+		goto out;
+	}
 	if (start_host(&r))
-		goto out_signals;
+		goto out_vms;
 	if (start_vms(&r))
 		goto out_vms;
 	if (start_workloads(&r))
 		goto out_workloads;
 	print_summary(&r);
 	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
-	collect(&r, watch(&r));
-	verify(&r);
-	done = true;
+	sig = watch(&r);
+	pthread_mutex_lock(&r.report_lock);
+	if (sig) {
+		r.interrupted = STAGE_RUN;
+		r.signal = sig;
+	}
+	collect(&r);
+	pthread_mutex_unlock(&r.report_lock);
+	verify_all(&r);
 	if (watching) {
 		atomic_store(&r.watch_stop, true);
 		pthread_join(watcher, NULL);
 	}
+	/* Before the teardown, which cannot change the verdict, so that not
+	 * even a teardown that never ended could keep the report back. */
+	pthread_mutex_lock(&r.report_lock);
+	finish_result(&r);
+	write_report(&r);
+	pthread_mutex_unlock(&r.report_lock);
 out_workloads:
 	for (size_t i = 0; i < r.sc.nvms; i++)
 		if (r.vms[i].w)
 			mvg_stop(r.vms[i].w);
 out_vms:
-	if (done && !r.opt.quiet)
+	if (r.res.have_stats && !r.opt.quiet)
 		fprintf(r.out, "shutting down the VMs...\n");
 	fflush(r.out);
-	for (size_t i = r.sc.nvms; i-- > 0;)
+	for (size_t i = r.sc.nvms; r.vms && i-- > 0;)
 		if (r.vms[i].vm)
 			mv_vm_destroy(r.vms[i].vm);
 	mv_host_destroy(r.host);
-out_signals:
-	pthread_sigmask(SIG_SETMASK, &r.old_mask, NULL);
+out:
+	drain_signals(&r);
+	pthread_mutex_lock(&r.report_lock);
+	finish_result(&r);
 	/* After the teardown, so the verdict is the last thing printed. */
-	if (done)
-		status = report(&r);
-	if (r.json && r.json != stdout)
-		fclose(r.json);
-out_vms_array:
+	if (r.res.have_stats) {
+		report_print(r.out, &r.res);
+		fflush(r.out);
+	}
+	if (!r.json_written)
+		write_report(&r);
+	ret = r.res.exit_status;
+	pthread_mutex_unlock(&r.report_lock);
+	report_json_target_free(&r.json);
 	free(r.res.vms);
 	free(r.vms);
-out_scenario:
 	scenario_free(&r.sc);
-	return status;
+	pthread_mutex_destroy(&r.report_lock);
+	return ret;
 }

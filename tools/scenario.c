@@ -16,7 +16,12 @@
  * keys in messages, so the two cannot drift.  Checks that need a whole
  * section (memsize present, image for the image workload, at least one VM)
  * run once the text is read.  Paths in a file are relative to the file's
- * directory, so a scenario can be run from anywhere.
+ * directory, so a scenario can be run from anywhere.  Only a regular file is
+ * read (a device or a pipe may never end), and the reader takes a line a
+ * byte at a time so that a NUL byte is refused with its line instead of
+ * hiding the rest of the line from the length check.  An [advanced] line
+ * the library refuses is told apart, through the library's own answers, as
+ * an unknown name or a value out of the setting's range, which is given.
  *
  * Invariants: only the first error is reported, and the reader stops at it;
  * a loader returns either a complete, valid scenario or an empty one, never
@@ -26,6 +31,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -35,6 +41,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -655,6 +662,58 @@ static int set_key(struct parse *p, const struct key *keys, size_t n,
 		    expected);
 }
 
+static bool setting_accepts(const char *name, uint64_t v)
+{
+	struct mv_settings s;
+	char buf[24];
+
+	mv_settings_init(&s);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	return !mv_settings_set(&s, name, buf);
+}
+
+/*
+ * Whether the library knows setting name, and the range it accepts, found
+ * through mv_settings_set() alone so that the library's table stays the
+ * only authority.  A range is contiguous: one accepted value is looked for
+ * (0, 1, then powers of two), and its ends are found by bisection from it.
+ */
+static bool setting_range(const char *name, uint32_t *min, uint32_t *max)
+{
+	uint64_t lo, hi, mid, in = UINT64_MAX;
+
+	for (int k = -1; k < 32 && in == UINT64_MAX; k++)
+		if (setting_accepts(name, k < 0 ? 0 : 1ull << k))
+			in = k < 0 ? 0 : 1ull << k;
+	if (in == UINT64_MAX && setting_accepts(name, UINT32_MAX))
+		in = UINT32_MAX;
+	if (in == UINT64_MAX)
+		return false;
+	/* lowest accepted: lo refused, hi accepted */
+	lo = 0;
+	hi = in;
+	if (setting_accepts(name, 0))
+		hi = 0;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		if (setting_accepts(name, mid))
+			hi = mid;
+		else
+			lo = mid;
+	}
+	*min = (uint32_t)hi;
+	/* highest accepted: lo accepted, hi refused */
+	for (lo = in, hi = (uint64_t)UINT32_MAX + 1; hi - lo > 1;) {
+		mid = lo + (hi - lo) / 2;
+		if (setting_accepts(name, mid))
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*max = (uint32_t)lo;
+	return true;
+}
+
 static int set_advanced(struct parse *p, const char *name, const char *value)
 {
 	struct scenario *sc = p->sc;
@@ -666,11 +725,19 @@ static int set_advanced(struct parse *p, const char *name, const char *value)
 				p,
 				"%s is set twice in [advanced] (first at line %d; expected each setting once)",
 				name, sc->advanced[i].line);
-	if (mv_settings_set(&sc->settings, name, value))
+	if (mv_settings_set(&sc->settings, name, value)) {
+		uint32_t min, max;
+
+		if (!setting_range(name, &min, &max))
+			return fail(
+				p,
+				"unknown setting '%s' in [advanced] (expected an ESX setting name such as Mem.ShareScanTime; docs/SCENARIOS.md lists them)",
+				name);
 		return fail(
 			p,
-			"%s = %s is not accepted: unknown setting, or value out of its range (expected an ESX setting name with a whole number, e.g. Mem.ShareScanTime = 60; see docs/SCENARIOS.md)",
-			name, value);
+			"bad value '%s' for %s (expected a whole number from %u to %u)",
+			value, name, min, max);
+	}
 	a = realloc(sc->advanced, (sc->nadvanced + 1) * sizeof(*a));
 	if (!a)
 		return fail_nomem(p);
@@ -805,6 +872,30 @@ static int open_section(struct parse *p, char *header)
 }
 
 /*
+ * One line of the file into buf (at most cap bytes, NUL-terminated), read
+ * byte by byte so that a NUL byte is seen: fgets() would stop the string
+ * at it, hiding the rest of the line from the length check, and a file of
+ * NULs (/dev/zero) would then never end.  Returns the bytes read, 0 at the
+ * end of the file; *nul is set if the line held a NUL byte.
+ */
+static size_t file_line(FILE *f, char *buf, size_t cap, bool *nul)
+{
+	size_t n = 0;
+	int ch;
+
+	*nul = false;
+	while (n < cap && (ch = getc(f)) != EOF) {
+		if (!ch)
+			*nul = true;
+		buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/*
  * inih's fgets-like reader.  Returning NULL ends the parse, which is how
  * the first error stops it.
  */
@@ -812,16 +903,20 @@ static char *read_line(char *buf, int size, void *stream)
 {
 	struct parse *p = stream;
 	size_t n, cap = (size_t)size - 1;
-	bool more;
+	bool more, nul = false;
 	char *s, *end, header[128];
+	int ch;
 
 	if (p->err || size < 4)
 		return NULL;
 	if (p->f) {
-		if (!fgets(buf, size, p->f))
+		n = file_line(p->f, buf, cap, &nul);
+		if (!n)
 			return NULL;
-		n = strlen(buf);
-		more = !feof(p->f);
+		ch = getc(p->f);
+		more = ch != EOF;
+		if (more)
+			ungetc(ch, p->f);
 	} else {
 		if (!*p->text)
 			return NULL;
@@ -833,6 +928,11 @@ static char *read_line(char *buf, int size, void *stream)
 		more = *p->text != '\0';
 	}
 	p->line++;
+	if (nul) {
+		fail(p,
+		     "line has a NUL byte (expected a text file of [section] and key = value lines)");
+		return NULL;
+	}
 	if (n == cap && buf[n - 1] != '\n' && more) {
 		fail(p, "line is too long (expected at most %zu characters)",
 		     cap - 2);
@@ -982,19 +1082,38 @@ int scenario_load_default(struct scenario *sc, char *err, size_t errlen)
 				    SCENARIO_DEFAULT_NAME, sc, err, errlen);
 }
 
-int scenario_load_file(const char *path, struct scenario *sc, char *err,
-		       size_t errlen)
+/* What a file that is not a scenario is, for the message refusing it. */
+static const char *file_kind(mode_t mode)
 {
-	struct parse p = {
-		.sc = sc, .file = path, .msg = err, .msglen = errlen
-	};
-	const char *slash = strrchr(path, '/');
-	struct stat st;
-	int ret;
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return "a directory";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFIFO:
+		return "a pipe";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "not a regular file";
+	}
+}
 
-	scenario_init(sc);
-	p.f = fopen(path, "r");
-	if (!p.f) {
+/*
+ * Opens a scenario file, refusing anything but a regular file before a byte
+ * is read: a device such as /dev/zero never ends, and a pipe could keep the
+ * run waiting for a writer.  O_NONBLOCK makes the open of a FIFO return at
+ * once, so that fstat() can refuse it.
+ */
+static int open_scenario(const char *path, FILE **f, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
 		ret = -errno;
 		snprintf(
 			err, errlen,
@@ -1002,12 +1121,47 @@ int scenario_load_file(const char *path, struct scenario *sc, char *err,
 			path, strerror(-ret));
 		return ret;
 	}
-	if (fstat(fileno(p.f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen,
-			 "%s: is a directory (expected a scenario file)", path);
-		ret = -EISDIR;
-		goto out_close;
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		snprintf(
+			err, errlen,
+			"%s: cannot read: %s (expected a readable scenario file)",
+			path, strerror(-ret));
+		goto fail;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen,
+			 "%s: is %s (expected a scenario file, a regular file)",
+			 path, file_kind(st.st_mode));
+		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+	    !(*f = fdopen(fd, "r"))) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+			 strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+int scenario_load_file(const char *path, struct scenario *sc, char *err,
+		       size_t errlen)
+{
+	struct parse p = {
+		.sc = sc, .file = path, .msg = err, .msglen = errlen
+	};
+	const char *slash = strrchr(path, '/');
+	int ret;
+
+	scenario_init(sc);
+	ret = open_scenario(path, &p.f, err, errlen);
+	if (ret)
+		return ret;
 	if (slash) {
 		p.basedir = strndup(path,
 				    slash == path ? 1 : (size_t)(slash - path));

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_preflight.c - what `memvisor check` and the start of `memvisor run`
+ * say about a scenario on a machine: the mapping bound of its guests, the
+ * exact sysctl when vm.max_map_count is below it, and a host larger than
+ * physical memory.  The machine is given as numbers, so any can be tested.
+ */
+#include "../tools/preflight.c"
+#include "../tools/scenario.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+static void load(struct scenario *sc, const char *text)
+{
+	char err[512];
+
+	if (scenario_load_string(text, "t.ini", sc, err, sizeof(err)))
+		fail_msg("%s", err);
+}
+
+/* What preflight_print() writes to info and warn, as two strings. */
+struct printed {
+	char *info, *warn;
+	size_t ninfo, nwarn;
+	int warnings;
+};
+
+static void print(const struct scenario *sc, const struct preflight *pf,
+		  struct printed *out)
+{
+	FILE *info = open_memstream(&out->info, &out->ninfo);
+	FILE *warn = open_memstream(&out->warn, &out->nwarn);
+
+	assert_non_null(info);
+	assert_non_null(warn);
+	out->warnings = preflight_print(sc, pf, info, warn);
+	fclose(info);
+	fclose(warn);
+}
+
+static void printed_free(struct printed *out)
+{
+	free(out->info);
+	free(out->warn);
+}
+
+/* A machine with plenty of memory and mappings unless a test says not. */
+static struct preflight machine(const struct scenario *sc)
+{
+	struct preflight pf = { .phys_bytes = 64 * GiB,
+				.map_max = 1 << 30,
+				.map_used = 100,
+				.map_reserve = 256 };
+
+	pf.guest_maps = preflight_guest_maps(sc, &pf.sharing_vms);
+	return pf;
+}
+
+static void test_sharing_vms_count_two_mappings_per_page(void **state)
+{
+	uint64_t base = mv_vm_maps_bound(0, 0);
+	struct scenario sc;
+	size_t sharing;
+
+	(void)state;
+	load(&sc, "[vm a]\nmemsize = 4M\n[vm b]\nmemsize = 8M\n");
+	assert_int_equal(mv_vm_maps_bound(4 * MiB, 1) - base, 2 * 1024);
+	/* and a stack and guard for each of the two guest threads */
+	assert_int_equal(preflight_guest_maps(&sc, &sharing),
+			 2 * base + 2 * (1024 + 2048) + 2 * 2);
+	assert_int_equal(sharing, 2);
+	scenario_free(&sc);
+}
+
+static void
+test_vms_page_sharing_cannot_reach_count_their_own_only(void **state)
+{
+	uint64_t base = mv_vm_maps_bound(0, 0);
+	struct scenario sc;
+	size_t sharing;
+
+	(void)state;
+	load(&sc,
+	     "[vm a]\nmemsize = 4M\n[vm b]\nmemsize = 8M\n[advanced]\nMem.ShareScanGHz = 0\n");
+	assert_int_equal(preflight_guest_maps(&sc, &sharing), 2 * base + 2 * 2);
+	assert_int_equal(sharing, 0);
+	scenario_free(&sc);
+}
+
+static void test_low_limit_gets_the_exact_sysctl(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+	char want[96];
+
+	(void)state;
+	load(&sc, "[vm a]\nmemsize = 1G\n");
+	pf = machine(&sc);
+	pf.map_max = 65530;
+	print(&sc, &pf, &out);
+	snprintf(want, sizeof(want), "sysctl -w vm.max_map_count=%llu",
+		 (unsigned long long)(pf.guest_maps + 100 + 256));
+	assert_non_null(strstr(out.warn, want));
+	assert_non_null(strstr(out.warn, "stops safely"));
+	assert_int_equal(out.warnings, 1);
+	assert_non_null(strstr(out.info, "an upper bound"));
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+static void test_enough_mappings_get_no_sysctl(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+
+	(void)state;
+	load(&sc, "[vm a]\nmemsize = 1G\n");
+	pf = machine(&sc);
+	print(&sc, &pf, &out);
+	assert_null(strstr(out.warn, "sysctl"));
+	assert_int_equal(out.warnings, 0);
+	assert_non_null(strstr(out.info, "the guests may need up to"));
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+static void test_unknown_limit_gets_no_sysctl(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+
+	(void)state;
+	load(&sc, "[vm a]\nmemsize = 1G\n");
+	pf = machine(&sc);
+	pf.map_max = -1;
+	pf.map_used = -1;
+	print(&sc, &pf, &out);
+	assert_int_equal(out.warnings, 0);
+	assert_non_null(strstr(out.info, "unknown"));
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+static void test_host_larger_than_physical_memory_is_warned(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+
+	(void)state;
+	load(&sc, "[host]\nmemsize = 8G\n[vm a]\nmemsize = 1M\n");
+	pf = machine(&sc);
+	pf.phys_bytes = 4 * GiB;
+	print(&sc, &pf, &out);
+	assert_non_null(strstr(out.warn, "more than this machine's"));
+	assert_int_equal(out.warnings, 1);
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+static void test_host_within_physical_memory_is_not_warned(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+
+	(void)state;
+	load(&sc, "[host]\nmemsize = 4G\n[vm a]\nmemsize = 1M\n");
+	pf = machine(&sc);
+	pf.phys_bytes = 4 * GiB;
+	print(&sc, &pf, &out);
+	assert_int_equal(out.nwarn, 0);
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sharing_vms_count_two_mappings_per_page),
+		cmocka_unit_test(
+			test_vms_page_sharing_cannot_reach_count_their_own_only),
+		cmocka_unit_test(test_low_limit_gets_the_exact_sysctl),
+		cmocka_unit_test(test_enough_mappings_get_no_sysctl),
+		cmocka_unit_test(test_unknown_limit_gets_no_sysctl),
+		cmocka_unit_test(
+			test_host_larger_than_physical_memory_is_warned),
+		cmocka_unit_test(
+			test_host_within_physical_memory_is_not_warned),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

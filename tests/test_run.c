@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_run.c - `memvisor run` as a user meets it, by running the built
+ * command (build/memvisor, beside this test's directory): the report
+ * arrives whatever ends the run, a signal during the final verification
+ * finishes the report, an interrupted run exits 4, a run killed outright
+ * leaves an earlier report whole, many small VMs are verified in seconds,
+ * and `memvisor check` names the sysctl a scenario needs.
+ *
+ * Every wait polls the command's output or its exit with a deadline; none
+ * sleeps to let something happen.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+/* Longest a step may take on a loaded machine before it counts as hung. */
+#define STEP_MS 60000
+#define POLL_MS 20
+
+struct fixture {
+	char dir[64]; /* a fresh directory under /var/tmp (swap files too) */
+	char bin[PATH_MAX + 16]; /* the memvisor command */
+	char out[128]; /* its stdout and stderr */
+	char json[128]; /* its --json report */
+	pid_t pid; /* running, or 0 */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = { 0, (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char self[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (!f)
+		return -1;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	/* build/tests/test_run -> build/memvisor */
+	slash = strrchr(self, '/');
+	*slash = '\0';
+	snprintf(f->bin, sizeof(f->bin), "%s/../memvisor", self);
+	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-run-test-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
+	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static void put(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	char *buf = calloc(1, 1 << 20);
+	size_t n = 0;
+
+	assert_non_null(buf);
+	if (fp) {
+		n = fread(buf, 1, (1 << 20) - 1, fp);
+		fclose(fp);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* A scenario file in the fixture's directory, its swap files there too. */
+static void scenario(struct fixture *f, const char *name, const char *body,
+		     char *path, size_t len)
+{
+	char *text;
+
+	snprintf(path, len, "%s/%s", f->dir, name);
+	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
+			     body) > 0);
+	put(path, text);
+	free(text);
+}
+
+/* Starts memvisor with args (NULL-terminated), output to f->out. */
+static void start(struct fixture *f, ...)
+{
+	posix_spawn_file_actions_t fa;
+	char *argv[16];
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = f->bin;
+	va_start(ap, f);
+	while (n < 15 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(posix_spawn_file_actions_addopen(
+				 &fa, 1, f->out, O_WRONLY | O_CREAT | O_TRUNC,
+				 0644),
+			 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
+	assert_int_equal(posix_spawn(&f->pid, f->bin, &fa, NULL, argv, environ),
+			 0);
+	posix_spawn_file_actions_destroy(&fa);
+}
+
+/* Waits until the output holds what; fails if the command ends first. */
+static void wait_output(struct fixture *f, const char *what)
+{
+	uint64_t until = now_ms() + STEP_MS;
+	char *text;
+	int status;
+
+	for (;;) {
+		text = slurp(f->out);
+		if (strstr(text, what)) {
+			free(text);
+			return;
+		}
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("memvisor ended before printing '%s':\n%s",
+				 what, text);
+		}
+		free(text);
+		if (now_ms() > until)
+			fail_msg("no '%s' from memvisor in %d ms", what,
+				 STEP_MS);
+		nap_ms(POLL_MS);
+	}
+}
+
+/* Waits for the command to end within ms; returns its exit status. */
+static int wait_exit_within(struct fixture *f, unsigned ms)
+{
+	uint64_t until = now_ms() + ms;
+	int status;
+
+	while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
+		if (now_ms() > until) {
+			char *text = slurp(f->out);
+
+			fail_msg("memvisor still running after %u ms:\n%s", ms,
+				 text);
+		}
+		nap_ms(POLL_MS);
+	}
+	f->pid = 0;
+	if (!WIFEXITED(status))
+		fail_msg("memvisor died of signal %d",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return WEXITSTATUS(status);
+}
+
+static cJSON *report(struct fixture *f)
+{
+	char *text = slurp(f->json);
+	cJSON *root = cJSON_Parse(text);
+
+	if (!root)
+		fail_msg("the report is not JSON: '%s'", text);
+	free(text);
+	return root;
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	if (!s)
+		fail_msg("no string '%s' in the report", key);
+	return s;
+}
+
+static double jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("no number '%s' in the report", key);
+	return cJSON_GetNumberValue(v);
+}
+
+/* Two small VMs that run until stopped. */
+static const char small[] = "memsize = 64M\nduration = 600\n"
+			    "[vm a]\nmemsize = 8M\nworkload = random\n"
+			    "[vm b]\nmemsize = 8M\nworkload = idle\n";
+
+/*
+ * One idle VM of 256M on a 32M host, pages read back one by one from swap
+ * files (no compression, no clustering): its final verification takes
+ * seconds, so a signal sent when it starts arrives while it runs.
+ */
+static const char slow_verify[] =
+	"memsize = 32M\nduration = 2\n"
+	"[vm big]\nmemsize = 256M\nworkload = idle\nthreads = 4\n"
+	"[advanced]\nMem.MemZipEnable = 0\nMem.SwapInClusterPages = 1\n"
+	"Mem.FaultAroundPages = 1\n";
+
+static void test_sigint_during_verification_finishes_the_report(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root, *vm;
+
+	scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	wait_output(f, "reading back every page");
+	kill(f->pid, SIGINT);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 4);
+	assert_string_equal(jstr(root, "interrupted_during"), "verification");
+	assert_string_equal(jstr(root, "signal"), "SIGINT");
+	assert_non_null(strstr(jstr(root, "error"), "interrupted by SIGINT"));
+	vm = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "vms"), 0);
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(vm, "verified")));
+	assert_int_equal(jnum(vm, "integrity_errors"), 0);
+	cJSON_Delete(root);
+}
+
+static void
+test_two_signals_during_verification_still_leave_a_report(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root;
+
+	scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	wait_output(f, "reading back every page");
+	kill(f->pid, SIGTERM);
+	kill(f->pid, SIGINT);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 4);
+	assert_string_equal(jstr(root, "interrupted_during"), "verification");
+	cJSON_Delete(root);
+}
+
+static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], *text;
+	cJSON *root, *vms;
+
+	scenario(f, "small.ini", small, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	/* the live line's header: the timed run is about to begin */
+	wait_output(f, "INTEGRITY");
+	kill(f->pid, SIGINT);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
+	text = slurp(f->out);
+	assert_non_null(strstr(text, "mappings:"));
+	free(text);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 4);
+	assert_string_equal(jstr(root, "interrupted_during"), "run");
+	vms = cJSON_GetObjectItem(root, "vms");
+	assert_int_equal(cJSON_GetArraySize(vms), 2);
+	for (int i = 0; i < 2; i++)
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(
+			cJSON_GetArrayItem(vms, i), "verified")));
+	assert_int_equal(jnum(root, "integrity_errors"), 0);
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "host"),
+					    "lost_pages"));
+	cJSON_Delete(root);
+}
+
+static void test_killed_run_leaves_the_earlier_report_whole(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], *text;
+
+	put(f->json, "{\"earlier\": true}\n");
+	scenario(f, "small.ini", small, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	wait_output(f, "INTEGRITY");
+	kill(f->pid, SIGKILL);
+	waitpid(f->pid, NULL, 0);
+	f->pid = 0;
+	text = slurp(f->json);
+	assert_string_equal(text, "{\"earlier\": true}\n");
+	free(text);
+}
+
+static void test_vm_that_cannot_start_still_gets_a_report(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root;
+
+	put(f->json, "{\"earlier\": true}\n");
+	/* all of the host reserved: more than memsize less minFree */
+	scenario(f, "reserved.ini",
+		 "memsize = 64M\n[vm a]\nmemsize = 64M\nreservation = 64M\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	assert_int_equal(wait_exit_within(f, STEP_MS), 2);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(jstr(root, "error"), "cannot create VM a"));
+	assert_null(cJSON_GetObjectItem(root, "earlier"));
+	cJSON_Delete(root);
+}
+
+static void test_dev_zero_is_refused_at_once_with_a_report(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *root;
+
+	start(f, "run", "/dev/zero", "--json", f->json, NULL);
+	assert_int_equal(wait_exit_within(f, 10000), 2);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(jstr(root, "error"),
+			       "/dev/zero: is a character device"));
+	cJSON_Delete(root);
+}
+
+/* 200 VMs of 1 MiB (the issue's case) end within the deadline once the
+ * verification starts: the workloads are stopped first. */
+static void test_many_small_vms_are_verified_in_seconds(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], vm[64];
+	size_t len = 0;
+	char *body = NULL;
+	FILE *m = open_memstream(&body, &len);
+	cJSON *root;
+
+	assert_non_null(m);
+	fputs("memsize = 512M\nduration = 1\n", m);
+	for (int i = 0; i < 200; i++) {
+		snprintf(vm, sizeof(vm),
+			 "[vm v%d]\nmemsize = 1M\nworkload = random\n", i);
+		fputs(vm, m);
+	}
+	assert_int_equal(fclose(m), 0);
+	scenario(f, "many.ini", body, ini, sizeof(ini));
+	free(body);
+	start(f, "run", ini, "--json", f->json, NULL);
+	wait_output(f, "reading back every page");
+	/* one VM after another while the others ran took about 10 minutes */
+	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
+	root = report(f);
+	assert_int_equal(jnum(root, "unverified_vms"), 0);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "vms")),
+			 200);
+	cJSON_Delete(root);
+}
+
+static void test_check_names_the_sysctl_a_scenario_needs(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], *text;
+
+	/* 4T of guest memory needs more mappings than any kernel allows */
+	scenario(f, "huge.ini", "memsize = 64T\n[vm a]\nmemsize = 4T\n", ini,
+		 sizeof(ini));
+	start(f, "check", ini, NULL);
+	assert_int_equal(wait_exit_within(f, 10000), 0);
+	text = slurp(f->out);
+	assert_non_null(strstr(text, "sysctl -w vm.max_map_count="));
+	assert_non_null(strstr(text, "an upper bound"));
+	assert_non_null(strstr(text, "physical memory"));
+	free(text);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_sigint_during_verification_finishes_the_report),
+		T(test_two_signals_during_verification_still_leave_a_report),
+		T(test_sigint_during_the_run_verifies_and_exits_4),
+		T(test_killed_run_leaves_the_earlier_report_whole),
+		T(test_vm_that_cannot_start_still_gets_a_report),
+		T(test_dev_zero_is_refused_at_once_with_a_report),
+		T(test_many_small_vms_are_verified_in_seconds),
+		T(test_check_names_the_sysctl_a_scenario_needs),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
