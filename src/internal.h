@@ -302,6 +302,8 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 /* system.c */
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);
 int mv__map_count(long *used, long *max);
+/* How many times /proc/self/maps was read (for tests). */
+unsigned long mv__map_count_reads(void);
 int mv__uffd_open(int *fd, char *msg, size_t msglen);
 
 #endif /* MV_INTERNAL_H */

@@ -16,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "helper.h"
 #include "inject.h"
+#include "internal.h"
 
 #define MiB (1ull << 20)
 #define COMMON 77 /* tag of content every VM holds */
@@ -633,6 +635,49 @@ static void test_sharing_stops_short_of_max_map_count(void **state)
 	mv__inject_reset();
 }
 
+/*
+ * At the limit the scanner keeps going without reading /proc/self/maps
+ * (tens of thousands of lines, ~40 ms) for its windows: once that read
+ * was made for every page while share.lock was held, and every
+ * copy-on-write fault and statistics call waited behind it.  Only the
+ * scanner thread's recount, every 2 s, may read it.
+ */
+static void test_scanning_at_max_map_count_never_rereads_the_maps(void **state)
+{
+	struct timespec t0, t1;
+	struct mv_host_stats hs;
+	struct th_host t;
+	unsigned long reads;
+	double seconds;
+	mv_vm *vm[3];
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "a", 1 * MiB);
+	vm[1] = th_vm_create(&t, "b", 1 * MiB);
+	fill_scattered(vm[0], vm[1]);
+	mv__inject_max_map_count(maps_in_use() + 64 + 1024 + 20);
+	vm[2] = th_vm_create(&t, "c", 64 * 1024);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	reads = mv__map_count_reads();
+	for (unsigned pass = 0; pass < 4; pass++)
+		scan_all(vm, 2);
+	reads = mv__map_count_reads() - reads;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	seconds = (double)(t1.tv_sec - t0.tv_sec) +
+		  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.share_maps_full, 1);
+	assert_true(hs.share_refs > 0);
+	/* the background recount only: one per 2 s, and one to spare */
+	assert_true(reads <= (unsigned long)(seconds / 2) + 2);
+	assert_int_equal(bad_common(vm[0]), 0);
+	for (unsigned i = 0; i < 3; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+	mv__inject_reset();
+}
+
 static void test_write_at_max_map_count_copies_in_place(void **state)
 {
 	struct mv_balloon_msg msg = { .type = MV_BALLOON_MSG_INFLATE,
@@ -943,6 +988,8 @@ int main(void)
 			test_vms_from_one_image_share_from_first_touch),
 		cmocka_unit_test(test_sharing_stops_short_of_max_map_count),
 		cmocka_unit_test(test_write_at_max_map_count_copies_in_place),
+		cmocka_unit_test(
+			test_scanning_at_max_map_count_never_rereads_the_maps),
 		cmocka_unit_test(
 			test_writes_of_every_sharer_at_max_map_count_lose_nothing),
 		cmocka_unit_test(
