@@ -1472,6 +1472,17 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	int err;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
+	/* an empty page (a protection marker left when it was emptied) has
+	 * nothing to copy through the guest address: it is filled instead */
+	if (pmap_payload(v) & SHARED_EMPTY) {
+		err = mv__share_fill(vm, ppn, v);
+		if (!err)
+			return true;
+		pmap_unlock(&vm->pmap[ppn], v);
+		if (err == -EAGAIN)
+			mv__frames_wait(h);
+		return err != -EAGAIN;
+	}
 	if (!mv__frames_reserve(h, 1)) {
 		pmap_unlock(&vm->pmap[ppn], v);
 		mv__frames_wait(h);
