@@ -33,6 +33,9 @@ struct mvg_config {
 	uint64_t memsize; /* bytes, multiple of 4096 */
 	unsigned threads; /* guest threads (>= 1) */
 	const char *image_path; /* MVG_IMAGE: the image the VM started from */
+	/* MVG_IMAGE: 1 + percent of working-set operations that write
+	 * (0: 30) */
+	uint32_t image_write_pct1;
 	uint64_t seed; /* for reproducible runs */
 	double zipf_s; /* MVG_KVSTORE skew (default 0.99 when 0) */
 	bool kv_text; /* MVG_KVSTORE values are text-like (compressible)

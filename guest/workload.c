@@ -635,6 +635,9 @@ static int image_run(struct gthread *g)
 {
 	uint64_t wss =
 		(g->hi - g->lo + IMAGE_WSS_STRIDE - 1) / IMAGE_WSS_STRIDE;
+	uint32_t write_pct = g->w->cfg.image_write_pct1 ?
+				     g->w->cfg.image_write_pct1 - 1 :
+				     100 - IMAGE_READ_PCT;
 	int err;
 
 	for (uint64_t ppn = g->lo; ppn < g->hi && !stopping(g->w); ppn++) {
@@ -647,7 +650,7 @@ static int image_run(struct gthread *g)
 		uint64_t ppn =
 			g->lo + IMAGE_WSS_STRIDE * rng_below(&g->rng, wss);
 
-		if (rng_below(&g->rng, 100) < IMAGE_READ_PCT) {
+		if (rng_below(&g->rng, 100) >= write_pct) {
 			err = read_page(g, ppn);
 			if (err)
 				return err;

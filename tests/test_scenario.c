@@ -482,6 +482,36 @@ static void test_burst_keys_need_the_burst_workload(void **state)
 		"[vm a] sets burst_* keys but has workload = kvstore");
 }
 
+static void test_write_pct_needs_the_image_workload(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nworkload = random\nwrite_pct = 0\n",
+		     1, "[vm a] sets write_pct but has workload = random");
+	expect_error("[vm a]\nmemsize = 1M\nwrite_pct = 101\n", 3, "write_pct");
+}
+
+static void test_write_pct_reaches_the_image_workload(void **state)
+{
+	char text[256], err[512], img[] = "/tmp/mv-wpct-XXXXXX";
+	struct scenario sc;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(img);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	close(fd);
+	snprintf(
+		text, sizeof(text),
+		"[vm a]\nmemsize = 1M\nworkload = image\nimage = %s\nwrite_pct = 0\n",
+		img);
+	if (scenario_load_string(text, "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.vms[0].write_pct1, 1); /* 0%, set */
+	scenario_free(&sc);
+	unlink(img);
+}
+
 static void test_balloon_needs_the_burst_workload(void **state)
 {
 	(void)state;
@@ -752,6 +782,8 @@ int main(void)
 		cmocka_unit_test(test_bad_workload_names_line_and_choices),
 		cmocka_unit_test(test_image_workload_without_image_is_refused),
 		cmocka_unit_test(test_burst_keys_need_the_burst_workload),
+		cmocka_unit_test(test_write_pct_needs_the_image_workload),
+		cmocka_unit_test(test_write_pct_reaches_the_image_workload),
 		cmocka_unit_test(test_balloon_needs_the_burst_workload),
 		cmocka_unit_test(test_missing_image_file_is_refused),
 		cmocka_unit_test(test_threads_out_of_range_are_refused),

@@ -370,6 +370,7 @@ static int start_workloads(struct run *r)
 		cfg.burst_pct = v->cfg->burst_pct;
 		cfg.burst_keep_pct = v->cfg->burst_keep_pct;
 		cfg.burst_idle_ms = v->cfg->burst_idle_ms;
+		cfg.image_write_pct1 = v->cfg->write_pct1;
 		err = mvg_start(&cfg, &v->w);
 		if (err) {
 			v->w = NULL;

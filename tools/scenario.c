@@ -535,6 +535,16 @@ static int vm_burst_keep_pct(struct parse *p, const char *value)
 	return err;
 }
 
+static int vm_write_pct(struct parse *p, const char *value)
+{
+	uint64_t v;
+	int err = set_uint(p, "write_pct", value, 0, 100, &v);
+
+	if (!err)
+		current_vm(p)->write_pct1 = (uint32_t)v + 1;
+	return err;
+}
+
 static int vm_burst_idle_ms(struct parse *p, const char *value)
 {
 	uint64_t v;
@@ -624,6 +634,7 @@ static const struct key vm_keys[] = {
 	{ "burst_pct", vm_burst_pct },
 	{ "burst_keep_pct", vm_burst_keep_pct },
 	{ "burst_idle_ms", vm_burst_idle_ms },
+	{ "write_pct", vm_write_pct },
 	{ "shares", vm_shares },
 	{ "reservation", vm_reservation },
 	{ "limit", vm_limit },
@@ -988,6 +999,11 @@ static int finish(struct parse *p)
 			return fail_at(
 				p, vm->line,
 				"[vm %s] sets burst_* keys but has workload = %s (expected workload = burst, or no burst_* keys)",
+				vm->name, mvg_kind_name(vm->workload));
+		if (vm->write_pct1 && vm->workload != MVG_IMAGE)
+			return fail_at(
+				p, vm->line,
+				"[vm %s] sets write_pct but has workload = %s (expected workload = image, or no write_pct)",
 				vm->name, mvg_kind_name(vm->workload));
 		if (vm->reservation > vm->memsize ||
 		    (vm->limit &&

@@ -43,6 +43,9 @@ struct sc_vm {
 	uint32_t burst_pct;
 	uint32_t burst_keep_pct;
 	uint32_t burst_idle_ms;
+	/* image workload: percent of working-set operations that write,
+	 * 1 + the value (0: the workload's default) */
+	uint32_t write_pct1;
 	/* shares = low|normal|high (shares_level) or a number (shares) */
 	int shares_level; /* enum mv_shares_level, or -1 for a number */
 	uint64_t shares;
