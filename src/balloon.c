@@ -150,6 +150,15 @@ static const char *inflate_refusal(enum mv_page_state s)
  * refused and unlocked as it was; its t[].old becomes ~0 so the caller
  * skips it.  Returns frames dropped.
  */
+/* A page the balloon must empty: one with a frame, or a ZERO page mapping
+ * the kernel's zero page (fault.c), which must fault again once ballooned. */
+static bool present(uint64_t v)
+{
+	return pmap_state(v) == MV_PAGE_PRIVATE ||
+	       (pmap_state(v) == MV_PAGE_ZERO &&
+		pmap_payload(v) == PMAP_ZERO_MAPPED);
+}
+
 static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 {
 	struct mv_vm *vm = j->vm;
@@ -159,10 +168,10 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 
 	for (unsigned i = 0; i < n; i = k) {
 		k = i + 1;
-		if (pmap_state(t[i].old) != MV_PAGE_PRIVATE)
+		if (!present(t[i].old))
 			continue;
 		while (k < n && t[k].ppn == t[k - 1].ppn + 1 &&
-		       pmap_state(t[k].old) == MV_PAGE_PRIVATE)
+		       present(t[k].old))
 			k++;
 		first[nruns] = i;
 		iov[nruns++] = (struct iovec){
@@ -176,7 +185,9 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 
 		if (r < done || !mv__madvise(iov[r].iov_base, iov[r].iov_len,
 					     MADV_DONTNEED)) {
-			freed += pages;
+			for (unsigned i = first[r]; i < first[r] + pages; i++)
+				freed += pmap_state(t[i].old) ==
+					 MV_PAGE_PRIVATE;
 			continue;
 		}
 		for (unsigned i = first[r]; i < first[r] + pages; i++) {

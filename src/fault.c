@@ -69,6 +69,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,13 +115,17 @@ static void wake(struct mv_vm *vm, uint64_t ppn)
 
 /*
  * Whether a neighbour (entry old) can join a run whose page next to it has
- * entry edge: same state, and for swapped pages the slot right after (dir
+ * entry edge: same state (a ZERO page only if not present), and for swapped
+ * pages the slot right after (dir
  * 1) or before (dir -1) the edge's, so one pread reads them all.
  */
 static bool joins(enum mv_page_state s, uint64_t old, uint64_t edge, int dir)
 {
 	if (pmap_state(old) != s)
 		return false;
+	/* a ZERO page mapping the zero page is present: no fill over it */
+	if (s == MV_PAGE_ZERO)
+		return pmap_payload(old) != PMAP_ZERO_MAPPED;
 	if (s != MV_PAGE_SWAPPED)
 		return true;
 	return pmap_payload(old) == pmap_payload(edge) + (uint64_t)(int64_t)dir;
@@ -398,6 +404,99 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 }
 
 /*
+ * A read of a ZERO page (locked, entry v, not present) maps the kernel's
+ * shared zero page there and write-protects it: the page reads as zeros
+ * and stays ZERO, with no frame, as ESX maps its zero frame; its first
+ * write faults (zero_write).  Before, every read gave the page (and its
+ * fault-around neighbours) a frame of zeros, and a read-mostly guest undid
+ * the scanner's work as fast as it was done.  false when the page could
+ * not be mapped so: the caller fills it as before.
+ */
+static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
+{
+	struct mv_vm *vm = ctx->vm;
+	uint8_t *g = vm->mem + (ppn << MV_PAGE_SHIFT);
+	struct uffdio_zeropage z = {
+		.range = { .start = (uintptr_t)g, .len = MV_PAGE_SIZE },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	int err;
+
+	pmap_assert_locked(&vm->pmap[ppn]);
+	err = mv__inject_check(MV_INJ_UFFD_ZEROPAGE);
+	if (!err && ioctl(vm->uffd, UFFDIO_ZEROPAGE, &z) < 0)
+		err = errno;
+	if (err && err != EEXIST)
+		return false;
+	if (mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			UFFDIO_WRITEPROTECT_MODE_WP)) {
+		/* unprotected, a write would go unseen: take it away again,
+		 * and the caller fills the page with a frame as before */
+		if (!mv__madvise(g, MV_PAGE_SIZE, MADV_DONTNEED))
+			return false;
+		/* still mapped: ZERO_MAPPED all the same (a write makes the
+		 * guest its own page unseen; nothing empties such a page but
+		 * the balloon, once the guest gave it up) */
+		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+					  memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&vm->c.zero_maps, 1, memory_order_relaxed);
+	pmap_unlock(&vm->pmap[ppn],
+		    pmap_make(MV_PAGE_ZERO, v, PMAP_ZERO_MAPPED));
+	wake(vm, ppn);
+	return true;
+}
+
+/*
+ * The first write to a ZERO page mapped to the zero page (locked, entry
+ * v): the protection is lifted without a wake and MADV_POPULATE_WRITE has
+ * the kernel copy the zero page into a new page of the VM's own, PRIVATE
+ * from then on.  Returns false, with the lock dropped, when the caller
+ * must start over (no frame was free).
+ */
+static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
+{
+	struct mv_vm *vm = ctx->vm;
+	struct mv_host *h = vm->host;
+	uint8_t *g = vm->mem + (ppn << MV_PAGE_SHIFT);
+	int err;
+
+	pmap_assert_locked(&vm->pmap[ppn]);
+	if (!mv__frames_reserve(h, 1)) {
+		pmap_unlock(&vm->pmap[ppn], v);
+		mv__frames_wait(h);
+		return false;
+	}
+	err = mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			  UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+	if (!err)
+		err = mv__madvise(g, MV_PAGE_SIZE, MADV_POPULATE_WRITE);
+	if (err) {
+		/* still the zero page: protected again, the writer faults
+		 * again once woken (after a pause, no lock held) */
+		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			    UFFDIO_WRITEPROTECT_MODE_WP);
+		mv__frames_release(h, 1);
+		pmap_unlock(&vm->pmap[ppn], v);
+		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+					  memory_order_relaxed);
+		mv__host_set_msg(
+			h, "VM %s: cannot give zero page %llu a frame: %s",
+			vm->name, (unsigned long long)ppn, strerror(-err));
+		io_backoff();
+		wake(vm, ppn);
+		return true;
+	}
+	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
+				  memory_order_relaxed);
+	pmap_unlock(&vm->pmap[ppn],
+		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
+	wake(vm, ppn);
+	return true;
+}
+
+/*
  * A PRIVATE page is present, so a fault on it is a race another fault
  * thread won, and waking is all it needs.  A PRIVATE page that keeps
  * faulting is not present: the pmap lies, its content is gone, and the
@@ -594,6 +693,25 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			wake(vm, ppn);
 			return;
 		}
+		if (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED) {
+			/* present: a write (or a stale read) */
+			if (!(flags & UFFD_PAGEFAULT_FLAG_WP)) {
+				pmap_unlock(&vm->pmap[ppn], v);
+				atomic_fetch_add_explicit(
+					&vm->c.faults_spurious, 1,
+					memory_order_relaxed);
+				wake(vm, ppn);
+				return;
+			}
+			if (zero_write(ctx, ppn, v))
+				return;
+			continue;
+		}
+		if (s == MV_PAGE_ZERO &&
+		    !(flags &
+		      (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP)) &&
+		    zero_read(ctx, ppn, v))
+			return;
 		if (s == MV_PAGE_ZERO || s == MV_PAGE_BALLOONED) {
 			if (fill_given_up(ctx, ppn, v))
 				return;

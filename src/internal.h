@@ -125,6 +125,7 @@ struct mv_vm_counters {
 	_Atomic uint64_t faults;
 	_Atomic uint64_t faults_spurious;
 	_Atomic uint64_t fault_fill_pages;
+	_Atomic uint64_t zero_maps; /* reads of ZERO pages served frameless */
 	_Atomic uint64_t image_pages;
 	_Atomic uint64_t swap_errors;
 	_Atomic uint64_t fault_errors;

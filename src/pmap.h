@@ -84,6 +84,14 @@ static inline uint64_t pmap_payload(uint64_t v)
 }
 
 /*
+ * Payload of a ZERO entry whose guest address maps the kernel's shared
+ * zero page, read-only and write-protected (a read of a ZERO page, fault.c):
+ * it reads as zeros without a frame, and its first write faults.  A ZERO
+ * entry with payload 0 is not present.
+ */
+#define PMAP_ZERO_MAPPED 1
+
+/*
  * A PRIVATE page that must stay where it is: a copy share.c made inside a
  * pool mapping (emptied, it would show that frame's bytes), or one whose
  * mapping could not be registered (emptied, it would never fault back).

@@ -363,10 +363,14 @@ void th_quiesce(mv_vm *vm)
  * PRIVATE: present, an anonymous page (pagemap bit 61 clear).  SHARED:
  * the pool frame (bit 61 set) or not faulted in yet.  Others: absent.
  */
-static bool presence_agrees(enum mv_page_state s, uint64_t pm)
+static bool presence_agrees(uint64_t v, uint64_t pm)
 {
+	enum mv_page_state s = pmap_state(v);
 	bool present = pm >> 63 & 1, file = pm >> 61 & 1;
 
+	/* a read ZERO page maps the kernel's zero page */
+	if (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED)
+		return true;
 	if (s == MV_PAGE_PRIVATE)
 		return present && !file;
 	if (s == MV_PAGE_SHARED)
@@ -388,7 +392,7 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 				       (off_t)(va / MV_PAGE_SIZE * 8)),
 				 sizeof(pm));
 		pmap_unlock(&vm->pmap[p], v);
-		if (!presence_agrees(pmap_state(v), pm)) {
+		if (!presence_agrees(v, pm)) {
 			if (!bad)
 				fprintf(stderr, "vm %s page %llu: %s but %s\n",
 					vm->name, (unsigned long long)p,

@@ -286,6 +286,84 @@ static void test_last_sharer_writing_frees_the_frame(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A read of a ZERO page is answered with the kernel's zero page: the page
+ * stays ZERO and takes no frame (a read-mostly guest would otherwise undo
+ * the scanner's work as fast as it is done); its first write gives it a
+ * frame and the written bytes, and its neighbours stay ZERO.
+ */
+static void test_a_read_of_a_zero_page_takes_no_frame(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+	uint64_t n, consumed;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm = th_vm_create(&t, "z", 64 * 1024);
+	n = npages_of(vm);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < n; p++)
+		m[p * MV_PAGE_SIZE] = 1;
+	for (uint64_t p = 0; p < n; p++)
+		m[p * MV_PAGE_SIZE] = 0;
+	th_quiesce(vm);
+	scan_all(&vm, 1);
+	assert_int_equal(in_state(vm, MV_PAGE_ZERO), n);
+	mv_vm_stats(vm, &st);
+	consumed = st.consumed_pages;
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(th_is_zero((const void *)(m + p * MV_PAGE_SIZE)));
+	th_quiesce(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, consumed);
+	assert_int_equal(st.zero_maps, n);
+	assert_int_equal(in_state(vm, MV_PAGE_ZERO), n);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	/* a write to a mapped zero page faults and gets its own frame */
+	m[3 * MV_PAGE_SIZE + 5] = 42;
+	th_quiesce(vm);
+	assert_int_equal(m[3 * MV_PAGE_SIZE + 5], 42);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	assert_int_equal(in_state(vm, MV_PAGE_ZERO), n - 1);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, consumed + 1);
+	assert_true(th_is_zero((const void *)(m + 4 * MV_PAGE_SIZE)));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/* When the kernel refuses the zero page, the read is served as before,
+ * with a frame of zeros. */
+static void test_a_zero_page_read_the_kernel_refuses_gets_a_frame(void **state)
+{
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm = th_vm_create(&t, "z", 64 * 1024);
+	m = mv_vm_mem(vm);
+	m[0] = 1;
+	m[0] = 0;
+	th_quiesce(vm);
+	scan_all(&vm, 1);
+	assert_int_equal(mv_vm_page_state(vm, 0), MV_PAGE_ZERO);
+	mv__inject_fail(MV_INJ_UFFD_ZEROPAGE, 1, 0, ENOMEM);
+	assert_true(th_is_zero((const void *)m));
+	th_quiesce(vm);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_ZEROPAGE) > 0);
+	mv__inject_reset();
+	assert_int_equal(mv_vm_page_state(vm, 0), MV_PAGE_PRIVATE);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_zero_pages_become_zero_without_a_frame(void **state)
 {
 	struct mv_vm_stats st;
@@ -994,6 +1072,9 @@ int main(void)
 			test_writes_of_every_sharer_at_max_map_count_lose_nothing),
 		cmocka_unit_test(
 			test_a_copy_in_place_never_shows_a_reused_frame),
+		cmocka_unit_test(test_a_read_of_a_zero_page_takes_no_frame),
+		cmocka_unit_test(
+			test_a_zero_page_read_the_kernel_refuses_gets_a_frame),
 		cmocka_unit_test(
 			test_a_page_that_cannot_be_put_back_is_filled_on_touch),
 	};
