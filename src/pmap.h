@@ -20,8 +20,9 @@
  *
  * Invariants: only the holder of PMAP_LOCK changes an entry; the state says
  * where the page's content is, and the content is there whenever the lock
- * is free.  A page is present in the guest mapping only if it is PRIVATE
- * or SHARED, and a PRIVATE one always is.
+ * is free.  A page is present in the guest mapping only if it is PRIVATE,
+ * SHARED, or ZERO with payload PMAP_ZERO_MAPPED (the kernel's zero page,
+ * write-protected), and a PRIVATE one always is.
  *
  * Functions that take an entry locked by their caller say so in their name
  * or comment and check it with pmap_assert_locked() (invariant.h: debug and
