@@ -378,6 +378,9 @@ struct mv_vm_stats {
 	uint64_t faults; /* userfaultfd events served */
 	uint64_t faults_spurious; /* events for pages already present */
 	uint64_t fault_fill_pages; /* pages filled by first-touch faults */
+	/* reads of ZERO pages answered with the kernel's zero page (no frame;
+	 * the page stays ZERO until written) */
+	uint64_t zero_maps;
 	uint64_t image_pages; /* pages filled from the RAM image */
 	uint64_t swap_errors; /* swap-out attempts that failed (page kept) */
 	uint64_t fault_errors; /* faults that could not be served */
