@@ -206,6 +206,15 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "share_collisions", (double)h->share_collisions);
 	num(b, o, "share_vmas", (double)h->share_vmas);
 	num(b, o, "cow_breaks", (double)h->cow_breaks);
+	num(b, o, "share_maps_full", (double)h->share_maps_full);
+	num(b, o, "share_kept_in_place", (double)h->share_kept_in_place);
+	num(b, o, "share_lazy_fills", (double)h->share_lazy_fills);
+	num(b, o, "share_errors", (double)h->share_errors);
+	num(b, o, "unreadable_pages", (double)h->unreadable_pages);
+	num(b, o, "overrun_max_mb", round1(pages_mb(h->overrun_max_pages)));
+	num(b, o, "overrun_grants", (double)h->overrun_grants);
+	num(b, o, "admit_overruns", (double)h->admit_overruns);
+	num(b, o, "parked_pages", (double)h->parked_pages);
 	str(b, o, "swapdir", r->swapdir);
 }
 
@@ -249,6 +258,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "shrd_mb", round1(pages_mb(v->st.shrd_pages)));
 	num(b, o, "zero_mb", round1(pages_mb(v->st.zero_pages)));
 	num(b, o, "shrdsvd_mb", round1(pages_mb(v->st.shrdsvd_pages)));
+	num(b, o, "zero_maps", (double)v->st.zero_maps);
+	num(b, o, "swap_write_errors", (double)v->st.swap_write_errors);
+	num(b, o, "unreadable_pages", (double)v->st.unreadable_pages);
+	num(b, o, "parked_total", (double)v->st.parked_total);
 	num(b, o, "cow_s", round1(v->cow_s));
 	num(b, o, "share_scan_s", round1(v->scan_s));
 	num(b, o, "mctlsz_mb", round1(pages_mb(v->st.mctlsz_pages)));
