@@ -300,9 +300,8 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 				      "not in the balloon";
 		if (!why && inflate && n >= room)
 			why = "the balloon is at Mem.CtlMaxPercent of the VM";
-		if (!why && inflate && pmap_state(v) == MV_PAGE_PRIVATE &&
-		    pmap_payload(v) == PMAP_FROM_COW_IN_PLACE)
-			why = "the page is a private copy inside a shared mapping (vm.max_map_count was reached), which cannot be dropped";
+		if (!why && inflate && pmap_pinned(v))
+			why = "the page is pinned: a copy made inside a shared mapping (vm.max_map_count was reached), which cannot be dropped";
 		if (!why && inflate && pmap_state(v) == MV_PAGE_SHARED &&
 		    mv__share_give_up(vm, it->pfn, v))
 			why = "the shared page could not be unmapped";

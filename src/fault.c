@@ -409,42 +409,60 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * and stays ZERO, with no frame, as ESX maps its zero frame; its first
  * write faults (zero_write).  Before, every read gave the page (and its
  * fault-around neighbours) a frame of zeros, and a read-mostly guest undid
- * the scanner's work as fast as it was done.  false when the page could
- * not be mapped so: the caller fills it as before.
+ * the scanner's work as fast as it was done.  Neighbours in the same state
+ * are mapped with it, two calls for the run, as fills are.  false, with
+ * ppn still locked and the neighbours let go, when ppn could not be
+ * mapped so: the caller fills it as before.
  */
 static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
 	struct mv_vm *vm = ctx->vm;
-	uint8_t *g = vm->mem + (ppn << MV_PAGE_SHIFT);
-	struct uffdio_zeropage z = {
-		.range = { .start = (uintptr_t)g, .len = MV_PAGE_SIZE },
-		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
-	};
+	unsigned window = vm->host->settings.fault_around_pages;
+	struct uffdio_zeropage z;
+	uint64_t mapped, me;
+	struct run r;
+	uint8_t *g;
 	int err;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
+	grow_run(vm, ppn, v, window, window, &r);
+	g = vm->mem + (r.lo << MV_PAGE_SHIFT);
+	z = (struct uffdio_zeropage){
+		.range = { .start = (uintptr_t)g, .len = r.n << MV_PAGE_SHIFT },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
 	err = mv__inject_check(MV_INJ_UFFD_ZEROPAGE);
 	if (!err && ioctl(vm->uffd, UFFDIO_ZEROPAGE, &z) < 0)
 		err = errno;
-	if (err && err != EEXIST)
-		return false;
-	if (mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
-			UFFDIO_WRITEPROTECT_MODE_WP)) {
-		/* unprotected, a write would go unseen: take it away again,
-		 * and the caller fills the page with a frame as before */
-		if (!mv__madvise(g, MV_PAGE_SIZE, MADV_DONTNEED))
-			return false;
-		/* still mapped: ZERO_MAPPED all the same (a write makes the
-		 * guest its own page unseen; nothing empties such a page but
-		 * the balloon, once the guest gave it up) */
+	/* on an error, the kernel's count of what it did map, if any */
+	mapped = !err		? r.n :
+		 z.zeropage > 0 ? (uint64_t)z.zeropage >> MV_PAGE_SHIFT :
+				  0;
+	if (mapped && mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
+				  UFFDIO_WRITEPROTECT_MODE_WP)) {
+		/* unprotected, a write would go unseen: take them away again,
+		 * and they are filled with frames as before */
+		if (!mv__madvise(g, mapped << MV_PAGE_SHIFT, MADV_DONTNEED))
+			mapped = 0;
+		/* else still mapped: ZERO_MAPPED all the same (a write makes
+		 * the guest its own page unseen; nothing empties such a page
+		 * but the balloon, once the guest gave it up) */
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
 	}
-	atomic_fetch_add_explicit(&vm->c.zero_maps, 1, memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn],
-		    pmap_make(MV_PAGE_ZERO, v, PMAP_ZERO_MAPPED));
-	wake(vm, ppn);
-	return true;
+	me = ppn - r.lo;
+	for (uint64_t i = 0; i < r.n; i++) {
+		if (i < mapped)
+			r.old[i] = pmap_make(MV_PAGE_ZERO, r.old[i],
+					     PMAP_ZERO_MAPPED);
+		if (i != me || i < mapped)
+			pmap_unlock(&vm->pmap[r.lo + i], r.old[i]);
+	}
+	atomic_fetch_add_explicit(&vm->c.zero_maps, mapped,
+				  memory_order_relaxed);
+	if (mapped)
+		wake_range(vm, r.lo, mapped);
+	return me < mapped;
 }
 
 /*
