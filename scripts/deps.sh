@@ -4,8 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config clang liblz4-dev libzstd-dev libxxhash-dev
-      libinih-dev libcjson-dev libcmocka-dev libncurses-dev libmicrohttpd-dev
-      liburing-dev)
+      libinih-dev libcjson-dev libcmocka-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
