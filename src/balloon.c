@@ -191,7 +191,7 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 			continue;
 		}
 		for (unsigned i = first[r]; i < first[r] + pages; i++) {
-			pmap_unlock(&vm->pmap[t[i].ppn], t[i].old);
+			pmap_unlock(vm, t[i].ppn, t[i].old);
 			refuse(j, t[i].idx, t[i].ppn,
 			       "the frame could not be dropped (madvise failed)");
 			t[i].old = ~0ull;
@@ -217,7 +217,7 @@ static void inflate_locked(struct job *j, struct taken *t, unsigned n)
 		}
 		if (pmap_state(t[i].old) == MV_PAGE_COMPRESSED)
 			mv__zcache_drop(vm, t[i].ppn, t[i].old);
-		pmap_unlock(&vm->pmap[t[i].ppn],
+		pmap_unlock(vm, t[i].ppn,
 			    pmap_make(MV_PAGE_BALLOONED, t[i].old, j->inflate));
 		j->rep->accepted++;
 		done++;
@@ -243,7 +243,7 @@ static void deflate_locked(struct job *j, struct taken *t, unsigned n)
 	struct mv_vm *vm = j->vm;
 
 	for (unsigned i = 0; i < n; i++)
-		pmap_unlock(&vm->pmap[t[i].ppn], /* checks the lock */
+		pmap_unlock(vm, t[i].ppn, /* checks the lock */
 			    pmap_make(MV_PAGE_ZERO, t[i].old, 0));
 	j->rep->accepted += n;
 	atomic_fetch_sub_explicit(&vm->balloon.actual_pages, n,
@@ -306,7 +306,7 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 		    mv__share_give_up(vm, it->pfn, v))
 			why = "the shared page could not be unmapped";
 		if (why) {
-			pmap_unlock(&vm->pmap[it->pfn], v);
+			pmap_unlock(vm, it->pfn, v);
 			refuse(j, it->idx, it->pfn, why);
 			continue;
 		}

@@ -154,7 +154,7 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		if (!pmap_trylock(&vm->pmap[p], &old))
 			break;
 		if (!joins(s, old, r->old[r->n - 1], 1)) {
-			pmap_unlock(&vm->pmap[p], old);
+			pmap_unlock(vm, p, old);
 			break;
 		}
 		r->old[r->n++] = old;
@@ -165,7 +165,7 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		if (!pmap_trylock(&vm->pmap[p], &old))
 			break;
 		if (!joins(s, old, r->old[0], -1)) {
-			pmap_unlock(&vm->pmap[p], old);
+			pmap_unlock(vm, p, old);
 			break;
 		}
 		memmove(&r->old[1], &r->old[0], r->n * sizeof(r->old[0]));
@@ -178,7 +178,7 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 static void unlock_run(struct mv_vm *vm, struct run *r)
 {
 	for (uint64_t i = 0; i < r->n; i++)
-		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
+		pmap_unlock(vm, r->lo + i, r->old[i]);
 }
 
 static int unzip_run(struct mv_vm *vm, struct run *r, uint8_t *buf)
@@ -274,7 +274,7 @@ static int copy_in(struct mv_vm *vm, struct run *r, uint8_t *buf,
 static void keep_copied(struct mv_vm *vm, struct run *r, uint64_t copied)
 {
 	for (uint64_t i = copied; i < r->n; i++)
-		pmap_unlock(&vm->pmap[r->lo + i], r->old[i]);
+		pmap_unlock(vm, r->lo + i, r->old[i]);
 	mv__frames_release(vm->host, r->n - copied);
 	r->n = copied;
 }
@@ -368,7 +368,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	pmap_assert_locked(&vm->pmap[ppn]);
 	got = mv__frames_reserve(h, window);
 	if (!got) {
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		mv__frames_wait(h);
 		return false;
 	}
@@ -456,7 +456,7 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 			r.old[i] = pmap_make(MV_PAGE_ZERO, r.old[i],
 					     PMAP_ZERO_MAPPED);
 		if (i != me || i < mapped)
-			pmap_unlock(&vm->pmap[r.lo + i], r.old[i]);
+			pmap_unlock(vm, r.lo + i, r.old[i]);
 	}
 	atomic_fetch_add_explicit(&vm->c.zero_maps, mapped,
 				  memory_order_relaxed);
@@ -481,7 +481,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 
 	pmap_assert_locked(&vm->pmap[ppn]);
 	if (!mv__frames_reserve(h, 1)) {
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		mv__frames_wait(h);
 		return false;
 	}
@@ -495,7 +495,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
 			    UFFDIO_WRITEPROTECT_MODE_WP);
 		mv__frames_release(h, 1);
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
 		mv__host_set_msg(
@@ -508,8 +508,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
 				  memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn],
-		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
+	pmap_unlock(vm, ppn, pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
 	wake(vm, ppn);
 	return true;
 }
@@ -646,7 +645,7 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	perr = mv__uffd_poison(vm->uffd, vm->mem + (ppn << MV_PAGE_SHIFT),
 			       MV_PAGE_SIZE);
 	if (perr == -EEXIST) {
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		wake(vm, ppn);
 		return; /* another fault on it gave up first */
 	}
@@ -659,7 +658,7 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 			vm->name, (unsigned long long)ppn,
 			swapped ? "swap" : "its image", strerror(-err),
 			IO_TRIES, strerror(-perr));
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		wake(vm, ppn);
 		return;
 	}
@@ -676,7 +675,7 @@ static void give_up_unreadable(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 		vm->name, (unsigned long long)ppn, swapped ? "swap" : "image",
 		IO_TRIES, IO_RETRY_MS * ((1 << (IO_TRIES - 1)) - 1),
 		strerror(-err));
-	pmap_unlock(&vm->pmap[ppn], v);
+	pmap_unlock(vm, ppn, v);
 	wake(vm, ppn);
 }
 
@@ -705,7 +704,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			return;
 		}
 		if (stale_balloon_fault(ctx, v)) {
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
 			wake(vm, ppn);
@@ -714,7 +713,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		if (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED) {
 			/* present: a write (or a stale read) */
 			if (!(flags & UFFD_PAGEFAULT_FLAG_WP)) {
-				pmap_unlock(&vm->pmap[ppn], v);
+				pmap_unlock(vm, ppn, v);
 				atomic_fetch_add_explicit(
 					&vm->c.faults_spurious, 1,
 					memory_order_relaxed);
@@ -751,7 +750,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			err = mv__uffd_wp(vm->uffd,
 					  vm->mem + (ppn << MV_PAGE_SHIFT),
 					  MV_PAGE_SIZE, 0);
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
 			/* still protected: the writer is woken to fault
@@ -769,13 +768,13 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				return;
 			}
 			if (err == -EAGAIN) {
-				pmap_unlock(&vm->pmap[ppn], v);
+				pmap_unlock(vm, ppn, v);
 				mv__frames_wait(h);
 				continue;
 			}
 		}
 		if (s == MV_PAGE_PRIVATE || s == MV_PAGE_SHARED) {
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
 						  memory_order_relaxed);
 			spurious_guard(ctx, ppn, v);
@@ -784,7 +783,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		}
 		if (s != MV_PAGE_UNTOUCHED && s != MV_PAGE_SWAPPED &&
 		    s != MV_PAGE_COMPRESSED) {
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
 			mv__host_set_msg(
@@ -801,7 +800,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			window = 1; /* after a read error: this page alone */
 		got = mv__frames_reserve(h, window);
 		if (!got) {
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			mv__frames_wait(h);
 			continue;
 		}

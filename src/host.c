@@ -518,10 +518,8 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
 		st->parked_pages += MV_PARK_PAGES - mv__sample_park_free(vm);
 		st->unreadable_pages += atomic_load(&vm->c.unreadable_pages);
-		for (uint64_t p = 0; p < vm->npages; p++)
-			st->share_saved_pages +=
-				pmap_state(pmap_peek(&vm->pmap[p])) ==
-				MV_PAGE_ZERO;
+		st->share_saved_pages += atomic_load_explicit(
+			&vm->census.pages[MV_PAGE_ZERO], memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&h->vms_lock);
 	zero = st->share_saved_pages;

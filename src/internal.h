@@ -186,6 +186,7 @@ struct mv_vm {
 	uint8_t *mem; /* guest physical memory; immutable */
 	uint64_t npages; /* immutable */
 	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
+	struct mv__pmap_census census; /* pmap entries by state (pmap.h) */
 
 	int uffd; /* userfaultfd covering mem and staging */
 	int stop_fd; /* eventfd that tells fault threads to exit */

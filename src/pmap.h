@@ -167,18 +167,67 @@ static inline void pmap_assert_locked(mv_pte *e)
 	(void)e;
 }
 
+/*
+ * The census of a pmap: how many entries are in each state and how many have
+ * PMAP_TOUCHED, kept on every store that changes them, so that statistics
+ * read counters instead of walking every entry.  Only the holder of an
+ * entry's lock changes it (pmap_unlock, pmap_store_locked), so each change is
+ * counted exactly once; readers see each counter exact, and the set of them
+ * at most a few in-flight changes apart.  tests/ check it against a walk.
+ */
+struct mv__pmap_census {
+	_Atomic uint64_t pages[MV_PAGE_NSTATES];
+	_Atomic uint64_t touched;
+};
+
+static inline void pmap_census_move(struct mv__pmap_census *c, uint64_t from,
+				    uint64_t to)
+{
+	if (pmap_state(from) != pmap_state(to)) {
+		atomic_fetch_sub_explicit(&c->pages[pmap_state(from)], 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->pages[pmap_state(to)], 1,
+					  memory_order_relaxed);
+	}
+	if ((from ^ to) & PMAP_TOUCHED) {
+		if (to & PMAP_TOUCHED)
+			atomic_fetch_add_explicit(&c->touched, 1,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_sub_explicit(&c->touched, 1,
+						  memory_order_relaxed);
+	}
+}
+
 #ifdef MV_TRACE
 void mv__trace_pte(mv_pte *p, uint64_t newv, const char *file, int line);
 void mv__trace_vm(uint8_t *mem, mv_pte *pmap, uint64_t npages);
 void mv__trace_vm_gone(uint8_t *mem);
 void mv__trace_dump(mv_pte *pmap, uint64_t ppn);
-#define pmap_unlock(e, v) pmap_unlock_at(e, v, __FILE__, __LINE__)
+#define MV__HERE __FILE__, __LINE__
 #else
-#define pmap_unlock(e, v) pmap_unlock_at(e, v, NULL, 0)
+#define MV__HERE NULL, 0
 #endif
-/* Publishes the new value and releases the lock in one store. */
-static inline void pmap_unlock_at(mv_pte *e, uint64_t v, const char *file,
-				  int line)
+/*
+ * Publishes v as the entry of page ppn of vm (any struct with pmap and
+ * census) and releases the lock in one store.
+ */
+#define pmap_unlock(vm, ppn, v) \
+	pmap_unlock_at(&(vm)->pmap[ppn], &(vm)->census, v, MV__HERE)
+/* Changes a locked entry without releasing it (the next unlock publishes). */
+#define pmap_store_locked(vm, ppn, v) \
+	pmap_store_locked_at(&(vm)->pmap[ppn], &(vm)->census, v)
+
+static inline void pmap_store_locked_at(mv_pte *e, struct mv__pmap_census *c,
+					uint64_t v)
+{
+	pmap_assert_locked(e);
+	pmap_census_move(c, atomic_load_explicit(e, memory_order_relaxed), v);
+	atomic_store_explicit(e, v | PMAP_LOCK, memory_order_relaxed);
+}
+
+static inline void pmap_unlock_at(mv_pte *e, struct mv__pmap_census *c,
+				  uint64_t v, const char *file, int line)
 {
 #ifdef MV_TRACE
 	mv__trace_pte(e, v, file, line);
@@ -187,6 +236,7 @@ static inline void pmap_unlock_at(mv_pte *e, uint64_t v, const char *file,
 	(void)line;
 #endif
 	pmap_assert_locked(e);
+	pmap_census_move(c, atomic_load_explicit(e, memory_order_relaxed), v);
 	atomic_store_explicit(e, v & ~PMAP_LOCK, memory_order_release);
 }
 

@@ -279,8 +279,7 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 	parked = mv__sample_park(vm, ppn, pmap_peek(e) & ~PMAP_LOCK, stage);
 	if (parked) {
 		/* still locked: the caller's unlock publishes it */
-		atomic_store_explicit(e, parked | PMAP_LOCK,
-				      memory_order_relaxed);
+		pmap_store_locked(vm, ppn, parked);
 		mv__host_set_msg(
 			vm->host,
 			"VM %s: cannot put page %llu back after a failed swap-out: %s; its content is kept in a park slot until it can be",
@@ -366,7 +365,7 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 			}
 			if (pmap_state(old) != MV_PAGE_PRIVATE ||
 			    pmap_pinned(old)) {
-				pmap_unlock(&vm->pmap[ppn], old);
+				pmap_unlock(vm, ppn, old);
 				if (started)
 					break;
 				continue;
@@ -386,7 +385,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 	uint64_t old = pmap_lock(&vm->pmap[ppn]);
 
 	if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old)) {
-		pmap_unlock(&vm->pmap[ppn], old);
+		pmap_unlock(vm, ppn, old);
 		return 0;
 	}
 	out->ppn = ppn;
@@ -415,7 +414,7 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 	}
 	done = mv__swap_put(&vm->swap, iov, k, slots, &err);
 	for (unsigned j = 0; j < done; j++)
-		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
+		pmap_unlock(vm, v[idx[j]].ppn,
 			    pmap_make(MV_PAGE_SWAPPED, v[idx[j]].old,
 				      slots[j]));
 	if (done == k)
@@ -441,7 +440,7 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 	for (unsigned j = done; j < k; j++) {
 		mv__reclaim_restore(vm, v[idx[j]].ppn, iov[j].iov_base);
 		/* PRIVATE as it was, or SAMPLED in a park slot */
-		pmap_unlock(&vm->pmap[v[idx[j]].ppn],
+		pmap_unlock(vm, v[idx[j]].ppn,
 			    pmap_peek(&vm->pmap[v[idx[j]].ppn]));
 	}
 	return done;
@@ -476,13 +475,13 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			stage = vm->staging + ((uint64_t)j << MV_PAGE_SHIFT);
 			if (j - i >= moved) {
 				/* as it was, or parked by settle_run */
-				pmap_unlock(&vm->pmap[v[j].ppn],
+				pmap_unlock(vm, v[j].ppn,
 					    pmap_peek(&vm->pmap[v[j].ppn]));
 				continue;
 			}
 			if (!mv__zcache_store(vm, v[j].ppn, stage, v[j].old,
 					      &entry, &credit)) {
-				pmap_unlock(&vm->pmap[v[j].ppn], entry);
+				pmap_unlock(vm, v[j].ppn, entry);
 				ok++;
 				continue;
 			}

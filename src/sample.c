@@ -238,12 +238,12 @@ void mv__sample_fault(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 		if (!is_park_slot(slot))
 			atomic_fetch_add_explicit(&vm->sample.touched, 1,
 						  memory_order_relaxed);
-		pmap_unlock(&vm->pmap[ppn], e | PMAP_TOUCHED);
+		pmap_unlock(vm, ppn, e | PMAP_TOUCHED);
 		return;
 	}
 	/* the content stays in its slot; the guest faults again, and that
 	 * fresh event retries, after a pause taken with no lock held */
-	pmap_unlock(&vm->pmap[ppn], v);
+	pmap_unlock(vm, ppn, v);
 	atomic_fetch_add_explicit(&vm->c.fault_errors, 1, memory_order_relaxed);
 	nanosleep(&ts, NULL);
 	ioctl(vm->uffd, UFFDIO_WAKE, &r);
@@ -299,7 +299,7 @@ unsigned mv__sample_retry_parked(struct mv_vm *vm)
 			v = e;
 			back++;
 		}
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 	}
 	return back;
 }
@@ -324,7 +324,7 @@ static bool end_period(struct mv_vm *vm, uint32_t *permille)
 			else
 				v = e;
 		}
-		pmap_unlock(&vm->pmap[s->ppn[i]], v);
+		pmap_unlock(vm, s->ppn[i], v);
 	}
 	if (!all)
 		return false;
@@ -346,11 +346,11 @@ static void start_period(struct mv_vm *vm)
 			continue;
 		if (pmap_state(v) != MV_PAGE_PRIVATE || pmap_pinned(v) ||
 		    move(vm, slot_addr(vm, s->n), page_addr(vm, ppn))) {
-			pmap_unlock(&vm->pmap[ppn], v);
+			pmap_unlock(vm, ppn, v);
 			continue;
 		}
 		s->ppn[s->n] = ppn;
-		pmap_unlock(&vm->pmap[ppn],
+		pmap_unlock(vm, ppn,
 			    pmap_make(MV_PAGE_SAMPLED, v,
 				      s->n | pmap_payload(v) << 8));
 		s->n++;

@@ -652,7 +652,7 @@ static void release(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 {
 	mv__uffd_wp(vm->uffd, page_of(vm, ppn), MV_PAGE_SIZE,
 		    UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
-	pmap_unlock(&vm->pmap[ppn], v);
+	pmap_unlock(vm, ppn, v);
 }
 
 /* What the scan of one window found for one page. */
@@ -736,7 +736,7 @@ static bool take_hint(struct window *w, uint64_t i, uint64_t hash,
 	if (pmap_state(c->v2) != MV_PAGE_PRIVATE ||
 	    hash_page(page_of(vm2, c->ppn2), vm->sh.salt) != hash) {
 		table_set_hint(s, slot, vm, w->lo + i); /* stale */
-		pmap_unlock(&vm2->pmap[c->ppn2], c->v2);
+		pmap_unlock(vm2, c->ppn2, c->v2);
 		return false;
 	}
 	c->vm2 = vm2;
@@ -779,7 +779,7 @@ static void classify(struct window *w)
 		 * emptied page would show that frame's bytes: never touched */
 		if (pmap_state(c->v) != MV_PAGE_PRIVATE ||
 		    pmap_payload(c->v) == PMAP_FROM_COW_IN_PLACE) {
-			pmap_unlock(&vm->pmap[ppn], c->v);
+			pmap_unlock(vm, ppn, c->v);
 			continue;
 		}
 		atomic_fetch_add_explicit(&vm->sh.scanned, 1,
@@ -793,7 +793,7 @@ static void classify(struct window *w)
 		 * one, and with pagemap to see the guest's racing writes */
 		if (!maps_room(vm->host, MAPS_PER_CHANGE) ||
 		    s->pagemap_fd < 0) {
-			pmap_unlock(&vm->pmap[ppn], c->v);
+			pmap_unlock(vm, ppn, c->v);
 			continue;
 		}
 		hash = hash_page(page_of(vm, ppn), vm->sh.salt);
@@ -815,7 +815,7 @@ static void classify(struct window *w)
 		} else if (peer_of(w, i, slot) || take_hint(w, i, hash, slot)) {
 			continue;
 		}
-		pmap_unlock(&vm->pmap[ppn], c->v);
+		pmap_unlock(vm, ppn, c->v);
 	}
 }
 
@@ -1229,7 +1229,7 @@ static uint64_t publish(struct window *w)
 			continue;
 		case C_ZERO:
 			drop_private(w, vm, true);
-			pmap_unlock(&vm->pmap[w->lo + i],
+			pmap_unlock(vm, w->lo + i,
 				    pmap_make(MV_PAGE_ZERO, c->v, 0));
 			merged++;
 			continue;
@@ -1269,7 +1269,7 @@ static uint64_t publish(struct window *w)
 					s->table_hints--;
 				s->table[c->slot].ref = SLOT_FRAME | c->frame;
 			}
-			pmap_unlock(&c->vm2->pmap[c->ppn2],
+			pmap_unlock(c->vm2, c->ppn2,
 				    c->shared2 ?
 					    pmap_make(MV_PAGE_SHARED, c->v2,
 						      c->frame | c->empty2) :
@@ -1277,7 +1277,7 @@ static uint64_t publish(struct window *w)
 			merged += c->shared2;
 			break;
 		}
-		pmap_unlock(&vm->pmap[w->lo + i],
+		pmap_unlock(vm, w->lo + i,
 			    c->shared1 ? pmap_make(MV_PAGE_SHARED, c->v,
 						   c->frame | c->empty1) :
 					 c->v);
@@ -1478,13 +1478,13 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 		err = mv__share_fill(vm, ppn, v);
 		if (!err)
 			return true;
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		if (err == -EAGAIN)
 			mv__frames_wait(h);
 		return err != -EAGAIN;
 	}
 	if (!mv__frames_reserve(h, 1)) {
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		mv__frames_wait(h);
 		return false;
 	}
@@ -1495,7 +1495,7 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	pthread_mutex_unlock(&s->lock);
 	if (err) {
 		mv__frames_release(h, 1);
-		pmap_unlock(&vm->pmap[ppn], v);
+		pmap_unlock(vm, ppn, v);
 		mv__host_set_msg(
 			h,
 			"VM %s: cannot break sharing of page %llu on write: %s; the writer will fault again",
@@ -1505,7 +1505,7 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->sh.cow_breaks, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->cow_breaks, 1, memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn], pmap_make(MV_PAGE_PRIVATE, v, origin));
+	pmap_unlock(vm, ppn, pmap_make(MV_PAGE_PRIVATE, v, origin));
 	return true;
 }
 
@@ -1589,8 +1589,7 @@ int mv__share_fill(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 		return err; /* -EEXIST: it is mapped after all */
 	}
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
-	pmap_unlock(&vm->pmap[ppn],
-		    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
+	pmap_unlock(vm, ppn, pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
 	return 0;
 }
 

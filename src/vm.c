@@ -239,6 +239,8 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		err = -ENOMEM;
 		goto fail_vm;
 	}
+	/* calloc: every entry UNTOUCHED (0), none touched */
+	atomic_store(&vm->census.pages[MV_PAGE_UNTOUCHED], vm->npages);
 	if (cfg->image_path) {
 		err = open_image(vm, cfg->image_path);
 		if (err)
@@ -394,25 +396,24 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
 	 * must see the state its touch caused.
 	 */
 	v = pmap_lock(&vm->pmap[ppn]);
-	pmap_unlock(&vm->pmap[ppn], v);
+	pmap_unlock(vm, ppn, v);
 	return (int)pmap_state(v);
 }
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 {
 	struct mv__zcache_stats zs;
-	uint64_t v;
 
 	if (!vm || !st)
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 	memcpy(st->name, vm->name, sizeof(st->name));
 	st->memsz_pages = vm->npages;
-	for (uint64_t p = 0; p < vm->npages; p++) {
-		v = pmap_peek(&vm->pmap[p]);
-		st->state_pages[pmap_state(v)]++;
-		st->touched_pages += !!(v & PMAP_TOUCHED);
-	}
+	for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
+		st->state_pages[s] = atomic_load_explicit(&vm->census.pages[s],
+							  memory_order_relaxed);
+	st->touched_pages =
+		atomic_load_explicit(&vm->census.touched, memory_order_relaxed);
 	st->consumed_pages = atomic_load(&vm->consumed_pages);
 	st->active_permille = mv__sample_active_permille(vm);
 	st->active_pages = st->consumed_pages * st->active_permille / 1000;

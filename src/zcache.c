@@ -181,7 +181,7 @@ static unsigned evict_oldest(struct mv_vm *vm)
 		iov[n].iov_len = MV_PAGE_SIZE;
 		if (pmap_state(v) != MV_PAGE_COMPRESSED ||
 		    mv__zcache_load(vm, v, iov[n].iov_base)) {
-			pmap_unlock(&vm->pmap[p], v);
+			pmap_unlock(vm, p, v);
 			continue;
 		}
 		ppn[n] = p;
@@ -190,12 +190,12 @@ static unsigned evict_oldest(struct mv_vm *vm)
 	done = n ? mv__swap_put(&vm->swap, iov, n, slots, &err) : 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (i >= done) {
-			pmap_unlock(&vm->pmap[ppn[i]], old[i]);
+			pmap_unlock(vm, ppn[i], old[i]);
 			continue;
 		}
 		fifo_del(zc, ppn[i]);
 		mv__zpool_free(zc->pool, pmap_payload(old[i]));
-		pmap_unlock(&vm->pmap[ppn[i]],
+		pmap_unlock(vm, ppn[i],
 			    pmap_make(MV_PAGE_SWAPPED, old[i], slots[i]));
 	}
 	atomic_fetch_add(&vm->swcur_pages, done);

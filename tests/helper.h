@@ -101,6 +101,10 @@ void th_quiesce(mv_vm *vm);
 /* Pages whose pmap state and presence in the mapping disagree (PRIVATE:
  * an own page present; SHARED: the shared frame or nothing; others:
  * nothing), each checked under its entry lock: must be 0 always. */
+/* Counters that differ from a walk of the VM's pmap, and keep differing for
+ * 5 s (changes in flight settle): the pages per state and the touched
+ * pages mv_vm_stats reports (printed). */
+uint64_t th_census_mismatches(mv_vm *vm);
 uint64_t th_presence_mismatches(mv_vm *vm);
 /* xorshift64: the tortures' random choices. */
 uint64_t th_xs(uint64_t *state);

@@ -391,7 +391,7 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 		assert_int_equal(pread(fd, &pm, sizeof(pm),
 				       (off_t)(va / MV_PAGE_SIZE * 8)),
 				 sizeof(pm));
-		pmap_unlock(&vm->pmap[p], v);
+		pmap_unlock(vm, p, v);
 		if (!presence_agrees(v, pm)) {
 			if (!bad)
 				fprintf(stderr, "vm %s page %llu: %s but %s\n",
@@ -403,6 +403,52 @@ uint64_t th_presence_mismatches(mv_vm *vm)
 	}
 	close(fd);
 	return bad;
+}
+
+static uint64_t census_diff(mv_vm *vm, bool print)
+{
+	uint64_t walk[MV_PAGE_NSTATES] = { 0 }, touched = 0, bad = 0, v;
+	struct mv_vm_stats st;
+
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		v = pmap_peek(&vm->pmap[p]);
+		walk[pmap_state(v)]++;
+		touched += !!(v & PMAP_TOUCHED);
+	}
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
+		if (st.state_pages[s] != walk[s]) {
+			if (print)
+				fprintf(stderr,
+					"vm %s: %s pages: counted %llu, walked %llu\n",
+					vm->name, mv_page_state_name(s),
+					(unsigned long long)st.state_pages[s],
+					(unsigned long long)walk[s]);
+			bad++;
+		}
+	if (st.touched_pages != touched) {
+		if (print)
+			fprintf(stderr,
+				"vm %s: touched pages: counted %llu, walked %llu\n",
+				vm->name, (unsigned long long)st.touched_pages,
+				(unsigned long long)touched);
+		bad++;
+	}
+	return bad;
+}
+
+static bool census_agrees(void *vm)
+{
+	return census_diff(vm, false) == 0;
+}
+
+uint64_t th_census_mismatches(mv_vm *vm)
+{
+	/* the scheduler may still be changing a page or two: a true mismatch
+	 * is one that lasts */
+	if (th_wait_until(census_agrees, vm, 5000))
+		return 0;
+	return census_diff(vm, true);
 }
 
 uint64_t th_xs(uint64_t *s)

@@ -51,9 +51,13 @@ static void assert_stopped_only_in_debug_builds(int status)
 
 static void unlock_an_unlocked_entry(void)
 {
-	mv_pte e = pmap_make(MV_PAGE_PRIVATE, 0, PMAP_FROM_ZEROS);
+	struct {
+		mv_pte pmap[1];
+		struct mv__pmap_census census;
+	} one = { .pmap = { pmap_make(MV_PAGE_PRIVATE, 0, PMAP_FROM_ZEROS) },
+		  .census = { .pages[MV_PAGE_PRIVATE] = 1 } };
 
-	pmap_unlock(&e, pmap_peek(&e));
+	pmap_unlock(&one, 0, pmap_peek(&one.pmap[0]));
 }
 
 static void make_an_entry_with_too_large_a_payload(void)
@@ -83,14 +87,18 @@ static void test_a_payload_too_large_stops_a_debug_build(void **state)
 
 static void test_a_locked_entry_passes_its_check(void **state)
 {
-	mv_pte e = pmap_make(MV_PAGE_PRIVATE, 0, PMAP_FROM_ZEROS);
+	struct {
+		mv_pte pmap[1];
+		struct mv__pmap_census census;
+	} one = { .pmap = { pmap_make(MV_PAGE_PRIVATE, 0, PMAP_FROM_ZEROS) },
+		  .census = { .pages[MV_PAGE_PRIVATE] = 1 } };
 	uint64_t v;
 
 	(void)state;
-	v = pmap_lock(&e);
-	pmap_assert_locked(&e);
-	pmap_unlock(&e, v);
-	assert_int_equal(pmap_peek(&e) & PMAP_LOCK, 0);
+	v = pmap_lock(&one.pmap[0]);
+	pmap_assert_locked(&one.pmap[0]);
+	pmap_unlock(&one, 0, v);
+	assert_int_equal(pmap_peek(&one.pmap[0]) & PMAP_LOCK, 0);
 }
 
 static void test_assert_evaluates_only_in_debug_builds(void **state)

@@ -169,8 +169,11 @@ static void torture(unsigned fault_threads, bool z)
 					  !th_is_zero(m + p * MV_PAGE_SIZE);
 	}
 	/* present in the mapping iff PRIVATE, or a fault would be lost */
-	for (int v = 0; v < NVMS; v++)
+	for (int v = 0; v < NVMS; v++) {
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
+		/* the statistics' counters agree with a walk of the pmap */
+		assert_int_equal(th_census_mismatches(vms[v]), 0);
+	}
 	mv_host_stats(t.host, &hs);
 	/*
 	 * The scheduler reclaims from the VM with the fewest shares per page,

@@ -189,6 +189,8 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 			errors += !check(m + p * MV_PAGE_SIZE,
 					 200 + (uint64_t)v, p, version[v][p]);
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
+		/* the statistics' counters agree with a walk of the pmap */
+		assert_int_equal(th_census_mismatches(vms[v]), 0);
 		mv_vm_stats(vms[v], &vs);
 		cow += vs.cow_breaks;
 	}
