@@ -745,12 +745,16 @@ int report_html_file(const char *in, const char *out, char *err, size_t errlen)
 	}
 	root = cJSON_ParseWithLength(text, len);
 	if (!root || !cJSON_IsObject(root)) {
-		const char *at = cJSON_GetErrorPtr();
+		const char *at = root ? NULL : cJSON_GetErrorPtr();
+		char near[24] = "";
 
+		/* what follows the error, on one line */
+		for (size_t i = 0; at && at[i] && i < sizeof(near) - 1; i++)
+			near[i] = (unsigned char)at[i] < ' ' ? ' ' : at[i];
 		snprintf(err, errlen,
-			 "%s is not a run JSON (not a JSON object%s%.20s%s)",
-			 in, root || !at ? "" : "; the error is near '",
-			 root || !at ? "" : at, root || !at ? "" : "'");
+			 "%s is not a run JSON (not a JSON object%s%s%s)", in,
+			 near[0] ? "; the error is near '" : "", near,
+			 near[0] ? "'" : "");
 		cJSON_Delete(root);
 		free(text);
 		return -EINVAL;

@@ -82,7 +82,7 @@ void svg_tick_label(double v, double step, char *buf, size_t len)
 	const char *suffix = "";
 	int decimals;
 
-	if (step >= 1e6 - 1e-6) {
+	if (step >= 1e5 - 1e-6) {
 		v /= 1e6;
 		step /= 1e6;
 		suffix = "M";
