@@ -4,16 +4,17 @@
  *
  * Design: the page is built from the run JSON alone (read with cJSON), so
  * any report, kept or sent, can be drawn later.  It needs the per-second
- * "series" (series.c, whose key tables it reads by) and shows:
+ * "series" (series.c, whose key tables it reads by) and shows, in order:
  *   - the host's free memory against minFree, over bands for the
  *     free-memory states (high >= 400% of minFree, clear >= 100%, soft >=
  *     64%, hard >= 32%, low below) and a strip with the state the
- *     scheduler was in;
+ *     scheduler was in; its axis leaves out the first sample (all free,
+ *     before the guests ran), drawn at the top if higher;
+ *   - for each VM, its memory by page state as stacked areas that add up
+ *     to its memsize, with the scheduler's target (SZTGT) over them;
  *   - the reclaim rates of all VMs together (swap-out and -in, compression
  *     and decompression, balloon inflation and deflation, MB/s), and each
  *     VM's guest ops per second;
- *   - for each VM, its memory by page state as stacked areas that add up
- *     to its memsize, with the scheduler's target (SZTGT) over them;
  *   - the end-of-run table, the columns of `memvisor run`'s.
  * Rates are a sample's count over the time since the sample before, so a
  * merged sample (a long run) shows the average over what it covers.  The
@@ -234,7 +235,14 @@ static void rh_free_plot(FILE *out, const struct rh_series *s, const double *x,
 
 	for (size_t i = 0; i < s->n; i++)
 		tmp[i] = s->host[SH_FREE][i] * s->page_size / MIB;
-	ymax = svg_nice_max(fmax(rh_max(tmp, s->n), 4.6 * minfree), 6);
+	/* The first sample (t = 0, before the guests touched their memory)
+	 * would squash the rest: the axis is for the run, and a value above
+	 * it is drawn at its top. */
+	ymax = svg_nice_max(fmax(s->n > 1 ? rh_max(tmp + 1, s->n - 1) : tmp[0],
+				 4.6 * minfree),
+			    6);
+	for (size_t i = 0; i < s->n; i++)
+		tmp[i] = fmin(tmp[i], ymax);
 	svg_plot_init(&p, PLOT_W, PLOT_H, x[s->n - 1], ymax);
 	svg_begin(out, &p, "host-free",
 		  "Host: free memory against minFree, by free-memory state",
@@ -249,7 +257,7 @@ static void rh_free_plot(FILE *out, const struct rh_series *s, const double *x,
 	 * above the data area */
 	fprintf(out,
 		"<text class=\"strip\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">state</text>\n",
-		p.left - 6, p.top - 6);
+		p.left - 6, p.top - 4);
 	for (size_t i = 0; i < s->n; i++) {
 		double x0 = svg_map(&p.x, i ? x[i - 1] : 0);
 		double x1 = svg_map(&p.x, x[i]);
@@ -259,7 +267,7 @@ static void rh_free_plot(FILE *out, const struct rh_series *s, const double *x,
 			continue;
 		fprintf(out,
 			"<rect class=\"state\" data-state=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"8\" fill=\"%s\"/>\n",
-			state_names[st], x0, p.top - 13, fmax(x1 - x0, 0.5),
+			state_names[st], x0, p.top - 12, fmax(x1 - x0, 0.5),
 			strip_colors[st]);
 	}
 	svg_line(out, &p, s->n, x, tmp, "#1f4e96", 2.2, false, "free");
@@ -473,7 +481,8 @@ static void rh_table(FILE *out, const cJSON *root)
 {
 	const cJSON *vms = cJSON_GetObjectItemCaseSensitive(root, "vms"), *v;
 
-	fputs("<table class=\"end\">\n<thead><tr><th>NAME</th>", out);
+	fputs("<div style=\"overflow-x:auto\"><table class=\"end\">\n<thead><tr><th>NAME</th>",
+	      out);
 	for (size_t c = 0; c < sizeof(columns) / sizeof(columns[0]); c++)
 		fprintf(out, "<th>%s</th>", columns[c].head);
 	fputs("</tr></thead>\n<tbody>\n", out);
@@ -499,7 +508,7 @@ static void rh_table(FILE *out, const cJSON *root)
 		}
 		fputs("</tr>\n", out);
 	}
-	fputs("</tbody>\n</table>\n", out);
+	fputs("</tbody>\n</table></div>\n", out);
 }
 
 static double rh_num(const cJSON *o, const char *key)
@@ -511,18 +520,18 @@ static double rh_num(const cJSON *o, const char *key)
 
 static const char css[] =
 	"body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
-	"margin:24px auto;max-width:1040px;color:#222;background:#fafafa}"
+	"margin:24px auto;max-width:1100px;color:#222;background:#fafafa}"
 	"h1{font-size:22px;margin:0 0 4px}"
 	"h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}"
-	"p{margin:4px 0}.meta{color:#555}"
+	"p{margin:4px 0}.meta{color:#555;font-size:14px}"
 	".verdict{font-weight:600;padding:6px 10px;border-radius:4px;display:inline-block;margin-top:8px}"
 	".ok{background:#e2f2dc;color:#1d5e20}.bad{background:#f6c9c9;color:#7a1010}"
 	"svg.plot{display:block;margin:10px 0;background:#fff;border:1px solid #ddd;border-radius:4px}"
 	"svg.plot text{font-size:12px;font-family:inherit}"
 	"svg.plot .title{font-size:14px;font-weight:600}"
 	"svg.plot .axislabel{fill:#444}"
-	"table.end{border-collapse:collapse;font-size:12px;background:#fff;font-variant-numeric:tabular-nums}"
-	"table.end th,table.end td{border:1px solid #ddd;padding:3px 6px;text-align:right}"
+	"table.end{border-collapse:collapse;font-size:11px;background:#fff;font-variant-numeric:tabular-nums}"
+	"table.end th,table.end td{border:1px solid #ddd;padding:2px 4px;text-align:right}"
 	"table.end th{background:#f0f0f0}table.end td.name{text-align:left;font-weight:600}"
 	"footer{margin-top:24px;color:#777;font-size:12px}";
 
@@ -593,15 +602,16 @@ int report_html_write(const cJSON *root, FILE *out, char *err, size_t errlen)
 	rh_head(out, root, &s);
 	fputs("<h2>Host</h2>\n", out);
 	rh_free_plot(out, &s, x, &tu, a);
+	fputs("<h2>VMs</h2>\n", out);
+	for (size_t v = 0; v < s.nvms; v++)
+		rh_vm_plot(out, &s, v, x, &tu, a, b);
+	fputs("<h2>Reclaim and work</h2>\n", out);
 	rh_reclaim_plot(out, &s, x, &tu, rates);
 	if (rh_ops_plot(out, &s, x, &tu, a)) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	fputs("<h2>VMs</h2>\n", out);
-	for (size_t v = 0; v < s.nvms; v++)
-		rh_vm_plot(out, &s, v, x, &tu, a, b);
 	fputs("<h2>End of the run</h2>\n", out);
 	rh_table(out, root);
 	host = cJSON_GetObjectItemCaseSensitive(root, "host");
