@@ -3,22 +3,24 @@
 # with headless Chromium, to check how the page looks and for the README.
 #
 #   scripts/report-screenshot.sh [RUN.json | SCENARIO.ini] [-o OUT.png]
-#                                [--duration S] [--height PX] [--width PX]
+#            [--duration S] [--width PX] [--height PX] [--scale F]
 #
 # RUN.json: a report of `memvisor run --json`; SCENARIO.ini: run it first
-# (--duration S shortens it); neither: run the embedded default scenario.
-# The page goes beside the picture (OUT.html).  --height crops the picture
-# to its top PX pixels (default: the whole page).  Debian's chromium package
+# (--duration S shortens it), its JSON kept as OUT.json; neither: run the
+# embedded default scenario.  The page goes beside the picture (OUT.html).
+# The window is PX wide (1200); --height crops the picture to its top PX
+# pixels (default: the whole page); --scale draws it F times as large
+# (0.75: a smaller file, for the README).  Debian's chromium package
 # is installed if missing (as root, or through sudo), as scripts/deps.sh
 # does for the build; it is not needed by `make test`.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MEMVISOR:-$root/build/memvisor}
-input= out=report.png duration= height= width=1100
+input= out=report.png duration= height= width=1200 scale=1
 
 usage() {
-	sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 while (($#)); do
@@ -27,6 +29,7 @@ while (($#)); do
 	--duration) duration=${2:?--duration needs seconds}; shift 2 ;;
 	--height) height=${2:?--height needs pixels}; shift 2 ;;
 	--width) width=${2:?--width needs pixels}; shift 2 ;;
+	--scale) scale=${2:?--scale needs a factor}; shift 2 ;;
 	-h | --help) usage ;;
 	-*) echo "report-screenshot: unknown option $1" >&2; usage ;;
 	*) [[ -z $input ]] || { echo "report-screenshot: one input at a time" >&2; exit 2; }
@@ -45,7 +48,7 @@ trap 'rm -rf "$work"' EXIT
 
 json=$input
 if [[ $input != *.json ]]; then
-	json=$work/run.json
+	json=${out%.png}.json
 	args=(run)
 	[[ -n $input ]] && args+=("$input")
 	[[ -n $duration ]] && args+=(--duration "$duration")
@@ -73,18 +76,20 @@ if [[ -z $chromium ]]; then
 fi
 
 if [[ -z $height ]]; then
-	# the whole page: the heading, each plot (300 px and its margins), the
-	# table (a row per VM) and the footer
+	# the whole page: the heading, each plot (1000x300, scaled to the
+	# page's width of at most 1180 px, and its margins), the table (a row
+	# per VM) and the footer
 	plots=$(grep -c '<svg ' "$html")
 	rows=$(grep -c '<tr><td class="name">' "$html")
-	height=$((240 + plots * 322 + 60 + rows * 26 + 120))
+	body=$((width - 20 < 1180 ? width - 20 : 1180))
+	height=$((240 + plots * (300 * body / 1000 + 24) + 60 + rows * 24 + 120))
 fi
 
 # root cannot use Chromium's sandbox; the page is our own file, no scripts
 sandbox=()
 ((EUID == 0)) && sandbox=(--no-sandbox)
 if ! timeout 120 "$chromium" --headless "${sandbox[@]}" --disable-gpu \
-	--hide-scrollbars --force-device-scale-factor=1 \
+	--hide-scrollbars --force-device-scale-factor="$scale" \
 	--window-size="$width,$height" --screenshot="$work/shot.png" \
 	"file://$(realpath "$html")" >"$work/chromium.log" 2>&1 || [[ ! -s $work/shot.png ]]; then
 	cat "$work/chromium.log" >&2
@@ -92,4 +97,4 @@ if ! timeout 120 "$chromium" --headless "${sandbox[@]}" --disable-gpu \
 	exit 1
 fi
 mv "$work/shot.png" "$out"
-echo "report-screenshot: wrote $out ($(($(stat -c %s "$out") / 1024)) KB, ${width}x$height) and $html"
+echo "report-screenshot: wrote $out ($(($(stat -c %s "$out") / 1024)) KB, window ${width}x$height at scale $scale) and $html"

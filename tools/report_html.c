@@ -257,7 +257,7 @@ static void rh_free_plot(FILE *out, const struct rh_series *s, const double *x,
 	 * above the data area */
 	fprintf(out,
 		"<text class=\"strip\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">state</text>\n",
-		p.left - 6, p.top - 4);
+		p.left - 6, p.top - 8);
 	for (size_t i = 0; i < s->n; i++) {
 		double x0 = svg_map(&p.x, i ? x[i - 1] : 0);
 		double x1 = svg_map(&p.x, x[i]);
@@ -267,7 +267,7 @@ static void rh_free_plot(FILE *out, const struct rh_series *s, const double *x,
 			continue;
 		fprintf(out,
 			"<rect class=\"state\" data-state=\"%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"8\" fill=\"%s\"/>\n",
-			state_names[st], x0, p.top - 12, fmax(x1 - x0, 0.5),
+			state_names[st], x0, p.top - 16, fmax(x1 - x0, 0.5),
 			strip_colors[st]);
 	}
 	svg_line(out, &p, s->n, x, tmp, "#1f4e96", 2.2, false, "free");
@@ -520,13 +520,13 @@ static double rh_num(const cJSON *o, const char *key)
 
 static const char css[] =
 	"body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
-	"margin:24px auto;max-width:1100px;color:#222;background:#fafafa}"
+	"margin:24px auto;max-width:1180px;color:#222;background:#fafafa}"
 	"h1{font-size:22px;margin:0 0 4px}"
 	"h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}"
 	"p{margin:4px 0}.meta{color:#555;font-size:14px}"
 	".verdict{font-weight:600;padding:6px 10px;border-radius:4px;display:inline-block;margin-top:8px}"
 	".ok{background:#e2f2dc;color:#1d5e20}.bad{background:#f6c9c9;color:#7a1010}"
-	"svg.plot{display:block;margin:10px 0;background:#fff;border:1px solid #ddd;border-radius:4px}"
+	"svg.plot{display:block;margin:10px 0;width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:4px}"
 	"svg.plot text{font-size:12px;font-family:inherit}"
 	"svg.plot .title{font-size:14px;font-weight:600}"
 	"svg.plot .axislabel{fill:#444}"
