@@ -494,20 +494,31 @@ static void live_line(struct run *r, double t, double dt)
 	fflush(r->out);
 }
 
-/* A sample of the time series: the host now, and the VMs as the live line
- * last read them (at t = 0, as the timed run began). */
+/* A sample of the time series: the host and the VMs now.  The stats are
+ * read before report_lock is taken, which stays a leaf. */
 static void sample(struct run *r, double t)
 {
+	struct mv_vm_stats *st = calloc(r->sc.nvms, sizeof(*st));
+	uint64_t *ops = calloc(r->sc.nvms, sizeof(*ops));
 	struct mv_host_stats h;
+	struct mvg_stats g;
 
-	if (mv_host_stats(r->host, &h))
-		return;
-	pthread_mutex_lock(&r->report_lock);
-	series_begin(&r->series, t, &h);
-	for (size_t i = 0; i < r->sc.nvms; i++)
-		series_vm(&r->series, i, &r->vms[i].last, r->vms[i].last_ops);
-	series_end(&r->series);
-	pthread_mutex_unlock(&r->report_lock);
+	if (st && ops && !mv_host_stats(r->host, &h)) {
+		for (size_t i = 0; i < r->sc.nvms; i++) {
+			if (mv_vm_stats(r->vms[i].vm, &st[i]))
+				st[i] = r->vms[i].last;
+			mvg_get_stats(r->vms[i].w, &g);
+			ops[i] = g.ops;
+		}
+		pthread_mutex_lock(&r->report_lock);
+		series_begin(&r->series, t, &h);
+		for (size_t i = 0; i < r->sc.nvms; i++)
+			series_vm(&r->series, i, &st[i], ops[i]);
+		series_end(&r->series);
+		pthread_mutex_unlock(&r->report_lock);
+	}
+	free(st);
+	free(ops);
 }
 
 /* The timed run.  Returns the signal that ended it early, or 0. */

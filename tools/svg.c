@@ -29,7 +29,7 @@
  * right for the legend, top for the title, bottom for the x axis. */
 #define MARGIN_LEFT 72.0
 #define MARGIN_RIGHT 190.0
-#define MARGIN_TOP 40.0
+#define MARGIN_TOP 46.0
 #define MARGIN_BOTTOM 46.0
 #define X_TICKS 10
 #define Y_TICKS 6
@@ -92,8 +92,10 @@ void svg_tick_label(double v, double step, char *buf, size_t len)
 		suffix = "k";
 	}
 	decimals = step >= 1 - 1e-9 ? 0 : (int)ceil(-log10(step) - 1e-9);
-	if (fabs(v) < step / 1e6)
-		v = 0; /* no "-0" */
+	if (fabs(v) < step / 1e6) {
+		snprintf(buf, len, "0"); /* no "-0", no "0k" */
+		return;
+	}
 	snprintf(buf, len, "%.*f%s", decimals, v, suffix);
 }
 
