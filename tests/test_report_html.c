@@ -388,6 +388,48 @@ static void test_series_merges_pairs_and_keeps_every_count(void **state)
 	series_free(&s);
 }
 
+static void test_a_week_of_seconds_stays_bounded(void **state)
+{
+	const unsigned week = 7 * 24 * 3600;
+	struct mv_host_stats h;
+	struct mv_vm_stats st[2];
+	struct series s;
+	uint64_t swapout = 0;
+	cJSON *root;
+	char *text;
+
+	(void)state;
+	assert_int_equal(series_init(&s, 2, 0), 0);
+	host_tick(&h, 0);
+	for (unsigned j = 0; j <= week; j++) {
+		series_begin(&s, j, &h);
+		for (size_t i = 0; i < 2; i++) {
+			if (j % 64 == 0)
+				vm_tick(&st[i], i, j % 9);
+			st[i].swapout_pages = 40ull * j;
+			series_vm(&s, i, &st[i], j);
+		}
+		series_end(&s);
+	}
+	assert_true(series_samples(&s) >= SERIES_MAX_SAMPLES / 2);
+	assert_true(series_samples(&s) <= SERIES_MAX_SAMPLES);
+	assert_int_equal(s.stride, 512);
+	for (size_t j = 0; j < s.n; j++)
+		swapout += vm_at(&s, 1, j)[SV_SWAPOUT];
+	if (s.pend_ticks)
+		swapout += s.pend_vm[SV_NKEYS + SV_SWAPOUT];
+	assert_int_equal(swapout, 40ull * week);
+	root = cJSON_CreateObject();
+	assert_int_equal(series_to_json(&s, root), 0);
+	text = cJSON_Print(root);
+	assert_non_null(text);
+	/* some hundred KB per VM, not a week of seconds */
+	assert_true(strlen(text) < 512 * 1024);
+	cJSON_free(text);
+	cJSON_Delete(root);
+	series_free(&s);
+}
+
 static void test_page_has_one_svg_per_plot(void **state)
 {
 	struct fixture *f = *state;
@@ -758,6 +800,7 @@ int main(void)
 		T(test_area_is_top_edge_then_bottom_edge_reversed),
 		T(test_series_has_a_sample_per_tick_and_counts_per_second),
 		T(test_series_merges_pairs_and_keeps_every_count),
+		T(test_a_week_of_seconds_stays_bounded),
 		T(test_page_has_one_svg_per_plot),
 		T(test_stacked_areas_add_up_to_memsize_at_every_point),
 		T(test_free_memory_plot_has_the_state_bands),
