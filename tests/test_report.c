@@ -13,6 +13,7 @@
  */
 #include "../tools/report.c"
 #include "../tools/scenario.c"
+#include "../tools/series.c"
 
 #include <dirent.h>
 #include <setjmp.h>

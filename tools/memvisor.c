@@ -21,6 +21,7 @@
 #include "bench.h"
 #include "memvisor.h"
 #include "preflight.h"
+#include "report_html.h"
 #include "run.h"
 #include "scenario.h"
 
@@ -35,6 +36,11 @@ static void usage(FILE *out)
 		"  run [SCENARIO] [--duration S] [--json FILE] [--quiet]\n"
 		"            run a scenario (default: the embedded one) and verify\n"
 		"            every page the guests wrote; see docs/SCENARIOS.md\n"
+		"  report RUN.json [-o FILE]\n"
+		"            one self-contained HTML page with plots over time (memory\n"
+		"            by state per VM, host free memory and states, reclaim\n"
+		"            rates, ops/s) and the end-of-run table, from the JSON of\n"
+		"            `memvisor run --json RUN.json`; see docs/REPORT.md\n"
 		"  bench NAME [ARGS]\n"
 		"            microbenchmarks, each figure beside its floor\n"
 		"            (NAME: fault, swapin, ..., all; `memvisor bench` lists them)\n"
@@ -98,6 +104,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return run_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return report_html_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
 		return mv_bench_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
@@ -110,6 +118,8 @@ int main(int argc, char **argv)
 	    !strcmp(cmd, "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "run"))
 			run_usage(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "report"))
+			report_html_usage(stdout);
 		else
 			usage(stdout);
 		return 0;

@@ -25,6 +25,8 @@
  * Invariants: an integrity error is never left out of either output: the
  * table is followed by each VM's first mismatch, and the JSON carries the
  * same text; "error" is there exactly when "exit_status" is not 0.
+ * The per-second "series" (series.c) comes after the totals, so that a
+ * reader of the file sees the verdict first.
  *
  * Lock ordering: none; this runs after every guest thread has stopped.
  */
@@ -335,6 +337,8 @@ static char *json_text(const struct run_result *r)
 			add_vm(&b, vms, &r->vms[i]);
 		num(&b, root, "integrity_errors", (double)r->integrity_errors);
 		num(&b, root, "unverified_vms", r->unverified);
+		if (r->series && series_to_json(r->series, root))
+			b.failed = true;
 	}
 	if (!b.failed)
 		text = cJSON_Print(root);

@@ -16,6 +16,7 @@
 #include "guest.h"
 #include "memvisor.h"
 #include "scenario.h"
+#include "series.h"
 
 struct vm_result {
 	const struct sc_vm *vm; /* as configured */
@@ -45,6 +46,7 @@ struct run_result {
 	int signal; /* the signal that interrupted the run, 0 if none */
 	struct mv_host_stats host; /* at the end of the timed run */
 	struct vm_result *vms; /* one per sc->vms, same order */
+	const struct series *series; /* per second, for plots; NULL: none */
 	uint64_t integrity_errors; /* all VMs */
 	unsigned verify_failures; /* VMs whose final check could not run */
 	unsigned unverified; /* VMs whose final check a signal cut short */

@@ -20,7 +20,8 @@
  * waited for), so that no guest competes with it, then verifies the VMs in
  * parallel on a few threads.  Rates come from differences of the library's
  * cumulative counters: the last second for the live line, the whole timed
- * run for the final table.  The final stats are taken when the timed run
+ * run for the final table; each second's stats also go to the time series
+ * (series.c) the JSON carries for `memvisor report`.  The final stats are taken when the timed run
  * ends, before the verification, whose read-back of every page would
  * otherwise show up as swap-in traffic; they are printed after the
  * teardown, so that the verdict is the last line even when destroying VMs
@@ -64,6 +65,7 @@
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
+#include "series.h"
 
 #define EXIT_INTEGRITY 1
 #define EXIT_BAD_INPUT 2
@@ -123,6 +125,7 @@ struct run {
 	sigset_t old_mask; /* the mask before they were blocked */
 	struct timespec t0; /* the timed run began */
 	struct run_result res; /* filled at the end, printed after teardown */
+	struct series series; /* per second, under report_lock (series.c) */
 	char host_msg[512]; /* the host message last shown */
 	atomic_bool watch_stop; /* tells lost_page_watch to end */
 	int status; /* of a failure to start, 0 if none */
@@ -491,6 +494,33 @@ static void live_line(struct run *r, double t, double dt)
 	fflush(r->out);
 }
 
+/* A sample of the time series: the host and the VMs now.  The stats are
+ * read before report_lock is taken, which stays a leaf. */
+static void sample(struct run *r, double t)
+{
+	struct mv_vm_stats *st = calloc(r->sc.nvms, sizeof(*st));
+	uint64_t *ops = calloc(r->sc.nvms, sizeof(*ops));
+	struct mv_host_stats h;
+	struct mvg_stats g;
+
+	if (st && ops && !mv_host_stats(r->host, &h)) {
+		for (size_t i = 0; i < r->sc.nvms; i++) {
+			if (mv_vm_stats(r->vms[i].vm, &st[i]))
+				st[i] = r->vms[i].last;
+			mvg_get_stats(r->vms[i].w, &g);
+			ops[i] = g.ops;
+		}
+		pthread_mutex_lock(&r->report_lock);
+		series_begin(&r->series, t, &h);
+		for (size_t i = 0; i < r->sc.nvms; i++)
+			series_vm(&r->series, i, &st[i], ops[i]);
+		series_end(&r->series);
+		pthread_mutex_unlock(&r->report_lock);
+	}
+	free(st);
+	free(ops);
+}
+
 /* The timed run.  Returns the signal that ended it early, or 0. */
 static int watch(struct run *r)
 {
@@ -506,6 +536,7 @@ static int watch(struct run *r)
 		v->last = v->start;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	sample(r, 0);
 	while (tick < duration) {
 		left = tick + 1 - since(&r->t0);
 		if (left > 0) {
@@ -525,6 +556,7 @@ static int watch(struct run *r)
 		tick++;
 		t = since(&r->t0);
 		live_line(r, tick, t - prev);
+		sample(r, t);
 		prev = t;
 	}
 	return 0;
@@ -915,10 +947,11 @@ int run_main(int argc, char **argv)
 	preflight_measure(&r.sc, &r.pf);
 	r.vms = calloc(r.sc.nvms, sizeof(*r.vms));
 	r.res.vms = calloc(r.sc.nvms, sizeof(*r.res.vms));
-	if (!r.vms || !r.res.vms) {
+	if (!r.vms || !r.res.vms || series_init(&r.series, r.sc.nvms, 0)) {
 		run_fail(&r, EXIT_BAD_INPUT, "out of memory");
 		goto out;
 	}
+	r.res.series = &r.series;
 	if (start_host(&r))
 		goto out_vms;
 	if (start_vms(&r))
@@ -972,6 +1005,7 @@ out:
 	ret = r.res.exit_status;
 	pthread_mutex_unlock(&r.report_lock);
 	report_json_target_free(&r.json);
+	series_free(&r.series);
 	free(r.res.vms);
 	free(r.vms);
 	scenario_free(&r.sc);
