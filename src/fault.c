@@ -695,7 +695,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served, io;
 	int err;
 
-	mv__sched_admit(vm);
+	mv__budget_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
 		s = pmap_state(v);

@@ -32,6 +32,7 @@
 #include "share.h"
 #include "sched_policy.h"
 #include "swap.h"
+#include "util.h"
 #include "zcache.h"
 
 #define MV_MAX_FAULT_THREADS 16
@@ -117,6 +118,9 @@ struct mv_host {
 	_Atomic uint64_t admit_overruns;
 	/* CLOCK_MONOTONIC ms since faults wait with no frame released, 0 */
 	_Atomic uint64_t starved_since_ms;
+	/* what the budget calls when memory runs short: installed by the
+	 * scheduler (budget.c) */
+	void (*_Atomic pressure_hook)(struct mv_host *h);
 };
 
 struct mv_vm_counters {
@@ -215,16 +219,26 @@ struct mv_vm {
 	struct mv_vm_counters c;
 };
 
-/* host.c: the frame budget */
+/* budget.c: the frame budget and the admission gate */
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want);
 void mv__frames_release(struct mv_host *h, uint64_t n);
 void mv__frames_wait(struct mv_host *h);
 /*
- * The host's message (mv_host_errmsg_copy).  mv__host_set_msg also queues it
- * for the log callback as a warning, mv__host_event at the level given;
- * mv__host_api_msg does not: it explains an error an API call returns to
- * its caller at once.  All three may be called under any engine lock
- * (msg_lock is a leaf); the callback runs later, on the log thread.
+ * Called by a fault thread holding no lock before it serves a fault: in the
+ * low state a VM above its target waits here until memory frees.
+ */
+void mv__budget_admit(struct mv_vm *vm);
+/* fn is called (with no lock held) when memory runs short or a fault waits
+ * for a frame; NULL removes it. */
+void mv__budget_set_pressure_hook(struct mv_host *h,
+				  void (*fn)(struct mv_host *h));
+
+/*
+ * msg.c: the host's message (mv_host_errmsg_copy).  mv__host_set_msg also
+ * queues it for the log callback as a warning, mv__host_event at the level
+ * given; mv__host_api_msg does not: it explains an error an API call
+ * returns to its caller at once.  All three may be called under any engine
+ * lock (msg_lock is a leaf); the callback runs later, on the log thread.
  */
 void mv__host_set_msg(struct mv_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -232,28 +246,17 @@ void mv__host_event(struct mv_host *h, enum mv_log_level level, const char *fmt,
 		    ...) __attribute__((format(printf, 3, 4)));
 void mv__host_api_msg(struct mv_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The log thread (none without a callback): 0 or -errno. */
+int mv__log_start(struct mv_host *h);
+void mv__log_stop(struct mv_host *h);
+
+/* host.c: the VM list */
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
 void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm);
 
-int mv__cond_init_monotonic(pthread_cond_t *c);
-
-/* vm.c: mappings */
-int mv__map_anon(size_t len, uint8_t **out);
-int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
-struct iovec;
-/* MADV_DONTNEED of n ranges with one TLB flush; returns how many, from the
- * first, were dropped (the caller madvise()s the rest). */
-unsigned mv__dontneed_batch(struct iovec *iov, unsigned n);
 /* sched.c: the scheduler thread and what the rest asks of it */
 int mv__sched_start(struct mv_host *h);
 void mv__sched_stop(struct mv_host *h);
-/* Wakes the scheduler now: memory is short or a fault waits for a frame. */
-void mv__sched_kick(struct mv_host *h);
-/*
- * Called by a fault thread holding no lock before it serves a fault: in the
- * low state a VM above its target waits here until memory frees.
- */
-void mv__sched_admit(struct mv_vm *vm);
 /* The reservation admission check: -EINVAL if the reservations of all VMs,
  * with vm's set to min_pages, would not fit the host. */
 int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
@@ -295,13 +298,40 @@ void mv__fault_stop(struct mv_vm *vm);
 
 /* reclaim.c: swap-out */
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);
-uint64_t mv__rand(uint64_t *state);
 void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage);
-/* UFFDIO_MOVE of len pages; how many from the first moved, *err why not all */
-unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
-		      int *err);
 
-/* system.c */
+/*
+ * move.c: UFFDIO_MOVE of len pages (len <= 64) from src to dst; returns how
+ * many from the first moved, *err why not all.  Bit j of *strays: page j
+ * was found moved past the count (a miscounted move): the caller, who
+ * holds its lock, puts it back.
+ */
+unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
+		      int *err, uint64_t *strays);
+/* UFFDIO_MOVE, UFFDIO_COPY of one page: 0 or -errno. */
+int mv__move_page(struct mv_vm *vm, void *dst, void *src);
+int mv__copy_page(struct mv_vm *vm, void *dst, const void *src);
+enum mv__put_back {
+	MV__PUT_MOVED, /* src is empty now */
+	MV__PUT_COPIED, /* src still holds a copy */
+	MV__PUT_THERE, /* dst was already filled; src still holds a copy */
+};
+/*
+ * Puts the page at src back at guest address dst (entry locked by the
+ * caller): MOVE (if may_move), else COPY, `tries` times, never waiting.
+ * 0 with *how, or the last -errno (-ENOENT: a move found neither side
+ * holding the page).
+ */
+int mv__put_back_page(struct mv_vm *vm, void *dst, void *src, bool may_move,
+		      unsigned tries, enum mv__put_back *how);
+
+/* system.c: the kernel interfaces */
+int mv__map_anon(size_t len, uint8_t **out);
+int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
+struct iovec;
+/* MADV_DONTNEED of n ranges with one TLB flush; returns how many, from the
+ * first, were dropped (the caller madvise()s the rest). */
+unsigned mv__dontneed_batch(struct iovec *iov, unsigned n);
 int mv__check_map_count(unsigned extra_maps, char *msg, size_t msglen);
 int mv__map_count(long *used, long *max);
 /* How many times /proc/self/maps was read (for tests). */

@@ -61,182 +61,6 @@
 /* MOVE-then-COPY attempts of a restore before its page is parked */
 #define RESTORE_TRIES 3
 
-uint64_t mv__rand(uint64_t *state)
-{
-	uint64_t x = *state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*state = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
-
-static int move_page(struct mv_vm *vm, void *dst, void *src)
-{
-	struct uffdio_move m = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src,
-				 .len = MV_PAGE_SIZE };
-
-	if (mv__uffd_move(vm->uffd, &m) == 0)
-		return 0;
-	return m.move < 0 ? (int)m.move : -errno;
-}
-
-/*
- * Bit i set: page i of the n pages from addr is there, present or swapped
- * by the kernel (pagemap bits 63 and 62); UINT64_MAX if pagemap cannot be
- * read, which callers must not take for "not there".
- */
-static uint64_t present_mask(struct mv_vm *vm, const void *addr, unsigned n)
-{
-	uint64_t e[MV_RECLAIM_BATCH], mask = 0;
-	size_t len = (size_t)n * sizeof(e[0]);
-	int fd = vm->host->share.pagemap_fd;
-
-	if (fd < 0 || n > MV_RECLAIM_BATCH ||
-	    mv__pagemap_read(fd, e, len,
-			     (off_t)((uintptr_t)addr >> MV_PAGE_SHIFT) * 8) !=
-		    (ssize_t)len)
-		return UINT64_MAX;
-	for (unsigned i = 0; i < n; i++)
-		mask |= ((e[i] >> 63 | e[i] >> 62) & 1) << i;
-	return mask;
-}
-
-/*
- * Without pagemap, where pages [moved, len) are is found by moving each
- * back from dst to src, which only the page itself can make succeed: 0,
- * it was in dst and is back; EEXIST, src holds it; ENOENT, dst is empty,
- * so src holds it.  Another error says nothing, and is tried again (a
- * move back that the kernel miscounts answers ENOENT or EEXIST the next
- * time).  If the kernel refuses every move back with another error,
- * mincore() decides: a page resident in dst is there (and readable, not a
- * userfault hole): it extends the count if it follows it, or else restore
- * puts it back or parks it (only a reclaim run of several pages gets
- * there, under reclaim_lock).  One that is not resident is taken as not
- * moved, which only a move the kernel both miscounted and swapped out in
- * between could contradict; if mincore fails too, the host reports it as
- * an error.  Returns the true count, a prefix as always.
- */
-static unsigned probe_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
-			  unsigned len, unsigned moved)
-{
-	unsigned count = moved;
-	unsigned char in_core;
-	uint64_t ppn;
-	int err = 0, merr;
-
-	for (unsigned j = moved; j < len; j++) {
-		size_t off = (size_t)j << MV_PAGE_SHIFT;
-
-		for (unsigned t = 0; t < RESTORE_TRIES; t++) {
-			err = move_page(vm, src + off, dst + off);
-			if (!err || err == -EEXIST || err == -ENOENT)
-				break;
-		}
-		if (!err || err == -EEXIST || err == -ENOENT)
-			continue; /* in src: the count ends before it */
-		ppn = (uint64_t)(src - vm->mem) / MV_PAGE_SIZE + j;
-		merr = mv__mincore(dst + off, MV_PAGE_SIZE, &in_core);
-		if (!merr && (in_core & 1)) {
-			if (j == count)
-				count++;
-			else
-				mv__reclaim_restore(vm, ppn, dst + off);
-			continue;
-		}
-		if (merr)
-			mv__host_event(
-				vm->host, MV_LOG_ERROR,
-				"VM %s: cannot tell whether page %llu left the guest (pagemap unreadable, UFFDIO_MOVE failing: %s, mincore failing: %s); it is taken as not moved",
-				vm->name, (unsigned long long)ppn,
-				strerror(-err), strerror(-merr));
-	}
-	if (count != moved) {
-		atomic_fetch_add(&vm->host->move_miscounts, 1);
-		mv__host_set_msg(
-			vm->host,
-			"VM %s: UFFDIO_MOVE reported %u of %u pages moved, %u were (corrected without pagemap)",
-			vm->name, moved, len, count);
-	}
-	return count;
-}
-
-/*
- * After a move that stopped with an error, what the kernel reported is
- * checked against where the pages are: callers trust the count to the
- * page, and a page moved but counted as not moved would be left marked
- * PRIVATE while its only copy sits in staging, to be dropped with it.
- * Pages found moved past the first that was not are moved back, so the
- * count stays a prefix.  Returns the true count.  When pagemap cannot be
- * read, the pages past the count are probed back instead (probe_run).
- */
-static unsigned settle_run(struct mv_vm *vm, uint8_t *dst, uint8_t *src,
-			   unsigned len, unsigned moved)
-{
-	uint64_t in_dst = present_mask(vm, dst, len);
-	uint64_t in_src = present_mask(vm, src, len);
-	unsigned k = 0;
-
-	if (in_dst == UINT64_MAX || in_src == UINT64_MAX)
-		return probe_run(vm, dst, src, len, moved);
-	while (k < len && (in_dst >> k & 1) && !(in_src >> k & 1))
-		k++;
-	for (unsigned j = k + 1; j < len; j++)
-		if ((in_dst >> j & 1) && !(in_src >> j & 1))
-			mv__reclaim_restore(
-				vm,
-				(uint64_t)(src - vm->mem) / MV_PAGE_SIZE + j,
-				dst + ((size_t)j << MV_PAGE_SHIFT));
-	if (k != moved) {
-		atomic_fetch_add(&vm->host->move_miscounts, 1);
-		mv__host_set_msg(
-			vm->host,
-			"VM %s: UFFDIO_MOVE reported %u of %u pages moved, %u were (corrected)",
-			vm->name, moved, len, k);
-	}
-	return k;
-}
-
-/*
- * Moves a run of len pages out of the guest; returns how many, from the
- * first, were moved (the kernel may stop early), and *err why not all.
- */
-unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
-		      int *err)
-{
-	struct uffdio_move m = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src,
-				 .len = (uint64_t)len << MV_PAGE_SHIFT };
-	unsigned moved;
-
-	*err = 0;
-	if (mv__uffd_move(vm->uffd, &m) == 0)
-		return len;
-	moved = m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
-	/* one move stays in one mapping, and shared pages split mappings */
-	while (moved < len &&
-	       !(*err = move_page(
-			 vm, (uint8_t *)dst + ((size_t)moved << MV_PAGE_SHIFT),
-			 (uint8_t *)src + ((size_t)moved << MV_PAGE_SHIFT))))
-		moved++;
-	if (moved < len && (uint8_t *)src >= vm->mem &&
-	    (uint8_t *)src < vm->mem + (vm->npages << MV_PAGE_SHIFT))
-		moved = settle_run(vm, dst, src, len, moved);
-	return moved;
-}
-
-/* The one-page COPY of a restore (its MOVE is move_page's). */
-static int restore_copy(struct mv_vm *vm, void *dst, void *src)
-{
-	struct uffdio_copy c = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src,
-				 .len = MV_PAGE_SIZE };
-
-	return mv__uffd_copy(vm->uffd, &c) == 0 ? 0 : -errno;
-}
-
 /*
  * Puts a page whose swap-out failed back where it was (its entry locked by
  * the caller).  Its content exists only in staging now, so giving up is
@@ -252,29 +76,22 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 {
 	uint8_t *dst = vm->mem + (ppn << MV_PAGE_SHIFT);
 	mv_pte *e = &vm->pmap[ppn];
+	enum mv__put_back how;
 	uint64_t parked;
-	int err = 0;
+	int err;
 
 	pmap_assert_locked(e);
-	for (unsigned i = 0; i < RESTORE_TRIES; i++) {
-		/* EEXIST: the page is in the guest again (we hold its lock, so
-		 * only an earlier move that said it failed put it there) */
-		err = move_page(vm, dst, stage);
-		if (!err || err == -EEXIST)
-			return;
-		if (err == -ENOENT) {
-			/* stage and guest both empty: cannot happen */
-			MV_ASSERT(
-				!"the page is neither staged nor in the guest");
-			mv__host_event(
-				vm->host, MV_LOG_ERROR,
-				"VM %s: page %llu is neither in staging nor in the guest after a failed swap-out (engine bug)",
-				vm->name, (unsigned long long)ppn);
-			return;
-		}
-		err = restore_copy(vm, dst, stage);
-		if (!err || err == -EEXIST)
-			return;
+	err = mv__put_back_page(vm, dst, stage, true, RESTORE_TRIES, &how);
+	if (!err)
+		return;
+	if (err == -ENOENT) {
+		/* stage and guest both empty: cannot happen */
+		MV_ASSERT(!"the page is neither staged nor in the guest");
+		mv__host_event(
+			vm->host, MV_LOG_ERROR,
+			"VM %s: page %llu is neither in staging nor in the guest after a failed swap-out (engine bug)",
+			vm->name, (unsigned long long)ppn);
+		return;
 	}
 	parked = mv__sample_park(vm, ppn, pmap_peek(e) & ~PMAP_LOCK, stage);
 	if (parked) {
@@ -289,7 +106,7 @@ void mv__reclaim_restore(struct mv_vm *vm, uint64_t ppn, uint8_t *stage)
 	/* unreachable: a batch never has more victims than free park slots */
 	MV_ASSERT(!"a park slot for every victim");
 	for (struct timespec ts = { 0, 1000000L };
-	     move_page(vm, dst, stage) && restore_copy(vm, dst, stage);)
+	     mv__move_page(vm, dst, stage) && mv__copy_page(vm, dst, stage);)
 		nanosleep(&ts, NULL);
 }
 
@@ -458,7 +275,7 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	struct mv_host *h = vm->host;
 	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped, moved;
 	int64_t credit = 0; /* frames freed for the host, net of the cache */
-	uint64_t entry;
+	uint64_t entry, strays;
 	uint8_t *stage;
 	int err;
 
@@ -468,13 +285,21 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			len++;
 		moved = mv__move_run(
 			vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
-			vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len, &err);
+			vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len, &err,
+			&strays);
 		if (err && !*errp)
 			*errp = err;
+		/* found moved past the count: back into the guest (or parked) */
+		for (unsigned j = 0; j < len; j++)
+			if (strays >> j & 1)
+				mv__reclaim_restore(vm, v[i + j].ppn,
+						    vm->staging +
+							    ((uint64_t)(i + j)
+							     << MV_PAGE_SHIFT));
 		for (unsigned j = i; j < i + len; j++) {
 			stage = vm->staging + ((uint64_t)j << MV_PAGE_SHIFT);
 			if (j - i >= moved) {
-				/* as it was, or parked by settle_run */
+				/* as it was, or parked by mv__reclaim_restore */
 				pmap_unlock(vm, v[j].ppn,
 					    pmap_peek(&vm->pmap[v[j].ppn]));
 				continue;

@@ -99,9 +99,11 @@ static uint8_t *page_addr(struct mv_vm *vm, uint64_t ppn)
 
 static int move(struct mv_vm *vm, void *dst, void *src)
 {
+	uint64_t strays;
 	int err;
 
-	return mv__move_run(vm, dst, src, 1, &err) ? 0 : err;
+	/* one page: nothing can be found moved past the count */
+	return mv__move_run(vm, dst, src, 1, &err, &strays) ? 0 : err;
 }
 
 static bool is_park_slot(unsigned slot)
@@ -151,16 +153,6 @@ void mv__sample_fini(struct mv_vm *vm)
 	vm->sample.park = NULL;
 }
 
-/* UFFDIO_COPY of one page: 0 or -errno. */
-static int copy_page(struct mv_vm *vm, void *dst, const void *src)
-{
-	struct uffdio_copy c = { .dst = (uintptr_t)dst,
-				 .src = (uintptr_t)src,
-				 .len = MV_PAGE_SIZE };
-
-	return mv__uffd_copy(vm->uffd, &c) == 0 ? 0 : -errno;
-}
-
 /* The slot no longer holds the page: drop its frame, say so if it stays. */
 static void drop_slot(struct mv_vm *vm, uint8_t *src)
 {
@@ -186,28 +178,22 @@ static int put_back(struct mv_vm *vm, uint64_t ppn, uint64_t v, uint64_t *e)
 {
 	unsigned slot = (unsigned)(pmap_payload(v) & SLOT_MASK);
 	uint8_t *dst = page_addr(vm, ppn), *src;
-	int err = 0;
+	enum mv__put_back how;
+	int err;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
 	MV_ASSERT(pmap_state(v) == MV_PAGE_SAMPLED);
 	MV_ASSERT(slot < MV_SAMPLE_PAGES + MV_PARK_PAGES);
 	src = is_park_slot(slot) ? park_addr(vm, slot) : slot_addr(vm, slot);
-	for (unsigned i = 0; i < PUT_BACK_TRIES; i++) {
-		if (!is_park_slot(slot) && !(err = move(vm, dst, src)))
-			break;
-		err = copy_page(vm, dst, src);
-		if (!err) {
-			drop_slot(vm, src);
-			break;
-		}
-		/* the guest page is there: a move that worked but said it
-		 * failed (we hold the entry's lock: nobody else fills it) */
-		if (err == -EEXIST && !is_park_slot(slot)) {
-			drop_slot(vm, src);
-			err = 0;
-			break;
-		}
-	}
+	err = mv__put_back_page(vm, dst, src, !is_park_slot(slot),
+				PUT_BACK_TRIES, &how);
+	/* THERE: the guest page is there: a move that worked but said it
+	 * failed (we hold the entry's lock: nobody else fills it); from a
+	 * park slot, which no move touches, it cannot be, and is refused */
+	if (!err && how == MV__PUT_THERE && is_park_slot(slot))
+		err = -EEXIST;
+	else if (!err && how != MV__PUT_MOVED && !is_park_slot(slot))
+		drop_slot(vm, src);
 	if (err) {
 		atomic_fetch_add_explicit(&vm->sample.put_back_errors, 1,
 					  memory_order_relaxed);
@@ -385,8 +371,8 @@ void mv__sample_period(struct mv_vm *vm)
 		if (r > f)
 			f = r;
 		if (s->measured) {
-			s->fast = mv__sched_average(s->fast, f, FAST_WEIGHT);
-			s->slow = mv__sched_average(s->slow, f, SLOW_WEIGHT);
+			s->fast = mv__moving_average(s->fast, f, FAST_WEIGHT);
+			s->slow = mv__moving_average(s->slow, f, SLOW_WEIGHT);
 		} else {
 			s->fast = s->slow = f;
 			s->measured = true;

@@ -54,204 +54,15 @@
 
 #define SCHED_TICK_MS 50 /* state and limits are looked at this often */
 #define SCHED_STUCK_MS 10 /* retry after finding nothing to reclaim */
-#define ADMIT_WAIT_MS 20 /* a held-back fault looks again this often */
-#define ADMIT_MAX_MS 1000 /* and is let through after this long, counted */
-#define SHARES_PER_MB_LOW 5 /* ESX: low, normal, high = 5, 10, 20 per MB */
-
-/* The pure policy: see sched_policy.h. */
-
-static double tax_k(unsigned tax_pct)
-{
-	return 100.0 / (double)(100 - tax_pct);
-}
-
-static double active_pages(const struct mv__sched_vm *v)
-{
-	return (double)v->alloc_pages * v->active_permille / 1000.0;
-}
-
-double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
-		      unsigned tax_pct)
-{
-	double a = active_pages(v), p = (double)pages;
-
-	if (p <= a)
-		return p;
-	return a + tax_k(tax_pct) * (p - a);
-}
-
-double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
-		     unsigned tax_pct)
-{
-	double c = mv__sched_cost(v, pages, tax_pct);
-
-	return c > 0 ? (double)v->shares / c : HUGE_VAL;
-}
-
-/* The most pages v can hold at `x` cost per share, within its bounds. */
-static uint64_t pages_at(const struct mv__sched_vm *v, double x,
-			 unsigned tax_pct)
-{
-	double c = (double)v->shares * x, a = active_pages(v), p;
-
-	p = c <= a ? c : a + (c - a) / tax_k(tax_pct);
-	if (p >= (double)v->max_pages)
-		p = (double)v->max_pages;
-	if (p <= (double)v->min_pages)
-		return v->min_pages;
-	return (uint64_t)p;
-}
-
-static uint64_t sum_at(const struct mv__sched_vm *v, unsigned n, double x,
-		       unsigned tax_pct)
-{
-	uint64_t sum = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		sum += pages_at(v + i, x, tax_pct);
-	return sum;
-}
-
-/*
- * Min-funding revocation takes a page from the VM with the lowest rho
- * until the targets fit.  Where that ends, every VM not held at a bound
- * pays the same cost per share x; so instead of revoking page by page, the
- * largest x whose targets fit is found by bisection (sum_at grows with x).
- */
-void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
-		       unsigned tax_pct, uint64_t *target)
-{
-	double lo = 0, hi = 0, mid, x;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (!v[i].shares)
-			continue;
-		x = mv__sched_cost(v + i, v[i].max_pages, tax_pct) /
-		    (double)v[i].shares;
-		if (x > hi)
-			hi = x;
-	}
-	if (sum_at(v, n, hi, tax_pct) > avail) {
-		/* 64 halvings take a double's range down to its last bit */
-		for (int iter = 0; iter < 64; iter++) {
-			mid = (lo + hi) / 2;
-			if (sum_at(v, n, mid, tax_pct) <= avail)
-				lo = mid;
-			else
-				hi = mid;
-		}
-		hi = lo;
-	}
-	for (unsigned i = 0; i < n; i++)
-		target[i] = pages_at(v + i, hi, tax_pct);
-}
-
-int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
-		     unsigned n, unsigned tax_pct, int pressure)
-{
-	double best = HUGE_VAL, rho;
-	uint64_t over = 0;
-	int pick = -1;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (skip[i] || v[i].alloc_pages <= v[i].max_pages)
-			continue;
-		if (v[i].alloc_pages - v[i].max_pages > over) {
-			over = v[i].alloc_pages - v[i].max_pages;
-			pick = (int)i;
-		}
-	}
-	if (pick >= 0 || !pressure)
-		return pick;
-	for (unsigned i = 0; i < n; i++) {
-		if (skip[i] || v[i].alloc_pages <= v[i].min_pages)
-			continue;
-		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
-		if (pick < 0 || rho < best) {
-			best = rho;
-			pick = (int)i;
-		}
-	}
-	return pick;
-}
-
-/* Lowest free memory of each state, percent of minFree. */
-static const unsigned state_floor_pct[] = {
-	[MV_STATE_HIGH] = 400, [MV_STATE_CLEAR] = 100, [MV_STATE_SOFT] = 64,
-	[MV_STATE_HARD] = 32,  [MV_STATE_LOW] = 0,
-};
-
-enum mv_mem_state mv__sched_state(enum mv_mem_state prev, uint64_t free,
-				  uint64_t minfree)
-{
-	unsigned __int128 f = (unsigned __int128)free * 100;
-	enum mv_mem_state raw = MV_STATE_LOW;
-
-	if (!minfree)
-		return MV_STATE_HIGH;
-	for (int s = MV_STATE_HIGH; s < MV_STATE_LOW; s++) {
-		if (f >= (unsigned __int128)minfree * state_floor_pct[s]) {
-			raw = (enum mv_mem_state)s;
-			break;
-		}
-	}
-	if (raw >= prev)
-		return raw;
-	for (int s = MV_STATE_HIGH; s < (int)prev; s++)
-		if (f >= (unsigned __int128)minfree *
-				 (state_floor_pct[s] + MV__SCHED_HYST_PCT))
-			return (enum mv_mem_state)s;
-	return prev;
-}
-
-unsigned mv__sched_mechanisms(enum mv_mem_state s)
-{
-	switch (s) {
-	case MV_STATE_SOFT:
-		return MV__MECH_SHARE | MV__MECH_BALLOON;
-	case MV_STATE_HARD:
-		return MV__MECH_SHARE | MV__MECH_SWAP;
-	case MV_STATE_LOW:
-		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK;
-	default:
-		return MV__MECH_SHARE;
-	}
-}
-
-uint64_t mv__sched_balloon_target(uint64_t alloc, uint64_t sztgt,
-				  uint64_t actual, uint64_t cur, int can_grow)
-{
-	uint64_t want;
-
-	if (alloc > sztgt)
-		want = actual + (alloc - sztgt);
-	else
-		want = actual > sztgt - alloc ? actual - (sztgt - alloc) : 0;
-	if (!can_grow && want > cur)
-		want = cur;
-	return want;
-}
-
-uint32_t mv__sched_average(uint32_t avg, uint32_t sample, unsigned weight)
-{
-	return (uint32_t)(((uint64_t)avg * (weight - 1) + sample + weight / 2) /
-			  weight);
-}
 
 /* Shares, reservation and limit through the API. */
 
-uint64_t mv_shares_for(enum mv_shares_level level, uint64_t memsize_bytes)
+/* The budget's pressure hook: wakes the scheduler now. */
+static void sched_kick(struct mv_host *h)
 {
-	uint64_t mb = memsize_bytes >> 20, per = SHARES_PER_MB_LOW, s;
-
-	if (level == MV_SHARES_NORMAL)
-		per *= 2;
-	else if (level == MV_SHARES_HIGH)
-		per *= 4;
-	s = mb * per;
-	if (!s)
-		s = 1;
-	return s < MV_SHARES_MAX ? s : MV_SHARES_MAX;
+	pthread_mutex_lock(&h->sched_lock);
+	pthread_cond_signal(&h->sched_wake);
+	pthread_mutex_unlock(&h->sched_lock);
 }
 
 static uint64_t sum_reservations(struct mv_host *h, struct mv_vm *except)
@@ -328,7 +139,7 @@ int mv_vm_set_limit(mv_vm *vm, uint64_t bytes)
 		return -EINVAL;
 	}
 	atomic_store(&vm->sched.limit_pages, pages);
-	mv__sched_kick(vm->host);
+	sched_kick(vm->host);
 	return 0;
 }
 
@@ -342,22 +153,6 @@ struct view {
 	unsigned char *skip;
 	unsigned n, cap;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void deadline_ms(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	ts->tv_sec += ms / 1000 + ts->tv_nsec / 1000000000L;
-	ts->tv_nsec %= 1000000000L;
-}
 
 static uint64_t free_pages(struct mv_host *h)
 {
@@ -526,12 +321,12 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
  */
 static bool reclaim(struct mv_host *h, struct view *w)
 {
-	uint64_t got, until = now_ms() + SCHED_TICK_MS;
+	uint64_t got, until = mv__now_ms() + SCHED_TICK_MS;
 	enum mv_mem_state st;
 	int pressure = 0;
 
 	/* a tick at most: sampling and balancing must not wait on pressure */
-	while (now_ms() < until) {
+	while (mv__now_ms() < until) {
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
@@ -586,7 +381,7 @@ static void *sched_main(void *arg)
 	 * sample, not a whole period in: until a period ends every VM counts
 	 * as fully active and the idle tax cannot act; a period of 0 keeps
 	 * it that way for good */
-	uint64_t now = now_ms(),
+	uint64_t now = mv__now_ms(),
 		 next_sample = now + (sample_ms < 1000 ? sample_ms : 1000);
 	uint64_t next_balance = now;
 	enum mv_mem_state st, balanced = MV_STATE_HIGH;
@@ -597,7 +392,7 @@ static void *sched_main(void *arg)
 	pthread_mutex_lock(&h->sched_lock);
 	while (!h->sched_stop) {
 		pthread_mutex_unlock(&h->sched_lock);
-		now = now_ms();
+		now = mv__now_ms();
 		st = update_state(h);
 		if (sample_ms && now >= next_sample) {
 			sample_all(h);
@@ -612,7 +407,7 @@ static void *sched_main(void *arg)
 		pthread_mutex_lock(&h->sched_lock);
 		if (h->sched_stop)
 			break;
-		deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
+		mv__deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
 		if (ok && needed(h))
 			continue;
 		if (!ok)
@@ -630,29 +425,19 @@ static void *sched_main(void *arg)
 	return NULL;
 }
 
-void mv__sched_kick(struct mv_host *h)
-{
-	pthread_mutex_lock(&h->sched_lock);
-	pthread_cond_signal(&h->sched_wake);
-	pthread_mutex_unlock(&h->sched_lock);
-}
-
 int mv__sched_start(struct mv_host *h)
 {
-	pthread_condattr_t a;
 	int err;
 
 	pthread_mutex_init(&h->sched_lock, NULL);
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	err = -pthread_cond_init(&h->sched_wake, &a);
-	pthread_condattr_destroy(&a);
+	err = mv__cond_init_monotonic(&h->sched_wake);
 	if (err)
 		goto fail_lock;
 	err = -pthread_create(&h->sched, NULL, sched_main, h);
 	if (err)
 		goto fail_cond;
 	h->sched_started = true;
+	mv__budget_set_pressure_hook(h, sched_kick);
 	return 0;
 
 fail_cond:
@@ -666,6 +451,7 @@ void mv__sched_stop(struct mv_host *h)
 {
 	if (!h->sched_started)
 		return;
+	mv__budget_set_pressure_hook(h, NULL);
 	pthread_mutex_lock(&h->sched_lock);
 	h->sched_stop = true;
 	pthread_cond_signal(&h->sched_wake);
@@ -674,35 +460,4 @@ void mv__sched_stop(struct mv_host *h)
 	pthread_cond_destroy(&h->sched_wake);
 	pthread_mutex_destroy(&h->sched_lock);
 	h->sched_started = false;
-}
-
-void mv__sched_admit(struct mv_vm *vm)
-{
-	struct mv_host *h = vm->host;
-	struct timespec ts;
-	uint64_t until = 0;
-
-	while (atomic_load(&h->state) == MV_STATE_LOW &&
-	       !atomic_load(&h->sched_stuck) &&
-	       atomic_load(&vm->consumed_pages) >
-		       atomic_load(&vm->sched.sztgt_pages)) {
-		if (!until) {
-			until = now_ms() + ADMIT_MAX_MS;
-		} else if (now_ms() >= until) {
-			/* reclaim makes no headway for this VM: waiting
-			 * longer would only stall its guest */
-			atomic_fetch_add_explicit(&h->admit_overruns, 1,
-						  memory_order_relaxed);
-			return;
-		}
-		atomic_fetch_add_explicit(&h->blocked_waits, 1,
-					  memory_order_relaxed);
-		mv__sched_kick(h);
-		deadline_ms(&ts, ADMIT_WAIT_MS);
-		pthread_mutex_lock(&h->frames_lock);
-		h->frame_waiters++;
-		pthread_cond_timedwait(&h->frames_freed, &h->frames_lock, &ts);
-		h->frame_waiters--;
-		pthread_mutex_unlock(&h->frames_lock);
-	}
 }

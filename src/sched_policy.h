@@ -85,10 +85,4 @@ unsigned mv__sched_mechanisms(enum mv_mem_state s);
 uint64_t mv__sched_balloon_target(uint64_t alloc, uint64_t sztgt,
 				  uint64_t actual, uint64_t cur, int can_grow);
 
-/*
- * The moving averages of the touched fraction (permille): `avg` after one
- * more period's `sample`, weighted 1/`weight`.
- */
-uint32_t mv__sched_average(uint32_t avg, uint32_t sample, unsigned weight);
-
 #endif /* MV_SCHED_POLICY_H */

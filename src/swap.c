@@ -73,19 +73,12 @@
 
 #include "inject.h"
 #include "internal.h"
+#include "util.h"
 
 /* Attempts at a name that is not taken, when there is no O_TMPFILE */
 #define NAME_TRIES 16
 /* Zeros written per call by mv__swap_discard */
 #define DISCARD_CHUNK (1u << 20)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /*
  * The directory must not let anyone else replace or read our files: owned
@@ -427,7 +420,7 @@ bool mv__swap_usable(struct mv__swap *s)
 {
 	uint64_t until = atomic_load(&s->paused_until);
 
-	return !until || now_ms() >= until;
+	return !until || mv__now_ms() >= until;
 }
 
 /* A write failed all its tries: count it and pause the file. */
@@ -442,7 +435,7 @@ static void write_failed(struct mv__swap *s, int err)
 	s->pause_ms = pause * 2 < MV_SWAP_PAUSE_MAX_MS ? pause * 2 :
 							 MV_SWAP_PAUSE_MAX_MS;
 	pthread_mutex_unlock(&s->lock);
-	atomic_store(&s->paused_until, now_ms() + pause);
+	atomic_store(&s->paused_until, mv__now_ms() + pause);
 }
 
 static void write_worked(struct mv__swap *s)

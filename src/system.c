@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * system.c - what memvisor needs from the kernel, checked before it is
- * needed, with a sentence saying how to fix what is missing.
+ * system.c - the kernel interfaces: what memvisor needs from the kernel,
+ * checked before it is needed with a sentence saying how to fix what is
+ * missing (userfaultfd and its features, vm.max_map_count), and the calls
+ * every mechanism makes on its mappings (userfaultfd registration,
+ * anonymous mappings kept to 4 KiB pages, MADV_DONTNEED of many ranges
+ * with one TLB flush).  Platform layer: calls nothing of the engine but
+ * the failure-injection wrappers (inject.c).
  *
  * Design: userfaultfd is opened through the syscall (as root, or with
  * vm.unprivileged_userfaultfd=1) and asked for UFFD_FEATURE_MOVE, which
@@ -18,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -144,4 +151,65 @@ int mv_check_system(char *msg, size_t msglen)
 		return err;
 	close(fd);
 	return mv__check_map_count(64, msg, msglen);
+}
+
+int mv__uffd_register(int uffd, void *addr, size_t len, bool wp)
+{
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+	};
+
+	return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
+}
+
+int mv__map_anon(size_t len, uint8_t **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int err;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	/* THP would fill 512 pages on one fault, behind the pmap's back: a
+	 * mapping that cannot be kept to 4 KiB pages is not used */
+	err = mv__madvise(p, len, MADV_NOHUGEPAGE);
+	if (err) {
+		munmap(p, len);
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+/*
+ * Asks the kernel to drop the frames of all ranges in one process_madvise()
+ * on this process, which flushes the TLB once for all of them (Linux 6.16
+ * and later; MADV_DONTNEED through process_madvise and PIDFD_SELF are 6.13
+ * and later).  Measured here: a lone 4 KiB MADV_DONTNEED of a present page
+ * costs ~75 us, almost all of it the TLB flush of this virtual machine;
+ * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
+ * ranges, from the first, were dropped whole: the caller drops the rest
+ * with madvise(), which is what a kernel without this gets every time.
+ */
+unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
+{
+	static atomic_bool unsupported;
+	unsigned done = 0;
+	ssize_t got;
+
+	if (n < 2 || atomic_load_explicit(&unsupported, memory_order_relaxed))
+		return 0;
+	got = mv__process_madvise(iov, (size_t)n, MADV_DONTNEED);
+	if (got < 0) {
+		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
+		    errno == EPERM)
+			atomic_store_explicit(&unsupported, true,
+					      memory_order_relaxed);
+		return 0;
+	}
+	while (done < n && (size_t)got >= iov[done].iov_len)
+		got -= (ssize_t)iov[done++].iov_len;
+	return done;
 }

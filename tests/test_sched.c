@@ -251,9 +251,9 @@ static void test_balloon_target_shrinks_below_target(void **state)
 static void test_moving_average_moves_by_weight(void **state)
 {
 	(void)state;
-	assert_int_equal(mv__sched_average(1000, 0, 2), 500);
-	assert_int_equal(mv__sched_average(1000, 0, 8), 875);
-	assert_int_equal(mv__sched_average(0, 1000, 8), 125);
+	assert_int_equal(mv__moving_average(1000, 0, 2), 500);
+	assert_int_equal(mv__moving_average(1000, 0, 8), 875);
+	assert_int_equal(mv__moving_average(0, 1000, 8), 125);
 }
 
 static void test_shares_levels_are_esx_per_mb(void **state)

@@ -767,7 +767,7 @@ static void *admitter_main(void *arg)
 {
 	struct admitter *a = arg;
 
-	mv__sched_admit(a->vm);
+	mv__budget_admit(a->vm);
 	atomic_store(&a->done, true);
 	return NULL;
 }

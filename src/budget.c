@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+/*
+ * budget.c - machine memory: the budget of frames that guests may hold,
+ * and the admission of faults in the low state.  Budget layer: the
+ * mechanisms ask it "may I take N frames" (mv__frames_reserve), tell it "I
+ * gave back N frames" (mv__frames_release), wait on it
+ * (mv__frames_wait), and pass its gate (mv__budget_admit) with the target
+ * the scheduler set; it calls nothing above it.  When memory runs short it
+ * wakes the scheduler through the hook the scheduler installed
+ * (mv__budget_set_pressure_hook), as Linux shrinkers register, so the
+ * budget never calls up into the policy layer.
+ *
+ * Design: every frame behind a guest page, and every frame of page
+ * sharing's pool, is counted in consumed_pages, and a frame is reserved
+ * before any guest page is filled, so consumption never exceeds the
+ * budget, not even for an instant.  A fault that finds no frame free
+ * sleeps on frames_freed after dropping its page locks and wakes the
+ * scheduler, which reclaims at once; each release wakes the sleepers.  A
+ * reservation that leaves free memory below the hard state's floor wakes
+ * the scheduler too, rather than leave it to its tick.
+ *
+ * When faults have waited OVERRUN_AFTER_MS with no frame released and the
+ * scheduler finds nothing to reclaim (every swap file failing, nothing
+ * compressible), memory that cannot come is not waited for: the budget
+ * grows by a run of frames at a time (overrun_pages), counted and said,
+ * and shrinks back as frames return.  A real host would be overcommitting
+ * its RAM then; the alternative is guests that never run again.
+ *
+ * Admission: in the low state a VM above its target waits before its
+ * fault is served (ADMIT_WAIT_MS at a time, at most ADMIT_MAX_MS), so that
+ * reclaim can catch up; a scheduler that found nothing to reclaim
+ * (sched_stuck) lets everyone through.
+ *
+ * Invariants: consumed_pages <= memsize_pages + overrun_pages at all times
+ * (overrun_pages is 0 unless reclamation failed); consumed_pages equals
+ * the sum of the VMs' consumed_pages plus the share pool's frames whenever
+ * no fault, reclaim or merge is between its reserve/release and its pmap
+ * update.  Every wait here is bounded.
+ */
+#include "internal.h"
+
+#define FRAME_WAIT_MS 20
+/*
+ * Faults that have waited this long with no frame released, while the
+ * scheduler finds nothing to reclaim, are let over the budget
+ */
+#define OVERRUN_AFTER_MS 500
+/* The hard state's floor, percent of minFree: below it the scheduler swaps */
+#define HARD_FLOOR_PCT 64
+#define ADMIT_WAIT_MS 20 /* a held-back fault looks again this often */
+#define ADMIT_MAX_MS 1000 /* and is let through after this long, counted */
+
+void mv__budget_set_pressure_hook(struct mv_host *h,
+				  void (*fn)(struct mv_host *h))
+{
+	atomic_store_explicit(&h->pressure_hook, fn, memory_order_release);
+}
+
+/* Memory is short, or a fault waits for a frame: tell the scheduler. */
+static void budget_pressure(struct mv_host *h)
+{
+	void (*fn)(struct mv_host *) =
+		atomic_load_explicit(&h->pressure_hook, memory_order_acquire);
+
+	if (fn)
+		fn(h);
+}
+
+/* Free frames under the budget; 0 while guests hold more (overrun). */
+static uint64_t free_pages(struct mv_host *h)
+{
+	uint64_t used = atomic_load(&h->consumed_pages);
+
+	return used < h->memsize_pages ? h->memsize_pages - used : 0;
+}
+
+unsigned mv__frames_reserve(struct mv_host *h, unsigned want)
+{
+	uint64_t used = atomic_load(&h->consumed_pages), take, limit;
+
+	do {
+		limit = h->memsize_pages + atomic_load(&h->overrun_pages);
+		take = used < limit ? limit - used : 0;
+		if (take > want)
+			take = want;
+		if (!take)
+			break;
+	} while (!atomic_compare_exchange_weak(&h->consumed_pages, &used,
+					       used + take));
+	if (used + take >= h->memsize_pages ||
+	    (h->memsize_pages - used - take) * 100 <
+		    h->minfree_pages * HARD_FLOOR_PCT)
+		budget_pressure(h);
+	return (unsigned)take;
+}
+
+/* The overrun allowance follows consumption back down as frames return. */
+static void shrink_overrun(struct mv_host *h)
+{
+	uint64_t over = atomic_load(&h->overrun_pages), used, want;
+
+	while (over) {
+		used = atomic_load(&h->consumed_pages);
+		want = used > h->memsize_pages ? used - h->memsize_pages : 0;
+		if (want >= over || atomic_compare_exchange_weak(
+					    &h->overrun_pages, &over, want))
+			break;
+	}
+}
+
+void mv__frames_release(struct mv_host *h, uint64_t n)
+{
+	if (!n)
+		return;
+	atomic_fetch_sub(&h->consumed_pages, n);
+	shrink_overrun(h);
+	/* frames under the budget again end the starvation; frames given
+	 * back over it (a run reserved larger than it grew) do not */
+	if (free_pages(h))
+		atomic_store_explicit(&h->starved_since_ms, 0,
+				      memory_order_relaxed);
+	pthread_mutex_lock(&h->frames_lock);
+	if (h->frame_waiters)
+		pthread_cond_broadcast(&h->frames_freed);
+	pthread_mutex_unlock(&h->frames_lock);
+}
+
+/*
+ * Faults have waited OVERRUN_AFTER_MS with no frame released and the
+ * scheduler finds nothing to reclaim: memory that cannot come is not
+ * waited for.  The budget grows by one run for the caller's next reserve;
+ * it is counted, said, and given back as frames return.
+ */
+static bool grant_overrun(struct mv_host *h)
+{
+	uint64_t now = mv__now_ms(), since = 0, over, max;
+
+	if (!atomic_load(&h->sched_stuck) || free_pages(h))
+		return false;
+	if (atomic_compare_exchange_strong(&h->starved_since_ms, &since, now))
+		return false; /* the wait starts now */
+	if (now - since < OVERRUN_AFTER_MS)
+		return false;
+	over = atomic_fetch_add(&h->overrun_pages, MV_MAX_RUN_PAGES) +
+	       MV_MAX_RUN_PAGES;
+	atomic_fetch_add_explicit(&h->overrun_grants, 1, memory_order_relaxed);
+	max = atomic_load(&h->overrun_max_pages);
+	while (over > max &&
+	       !atomic_compare_exchange_weak(&h->overrun_max_pages, &max, over))
+		;
+	mv__host_set_msg(
+		h,
+		"host over its memory budget by %llu MiB: faults waited %llu ms and nothing could be reclaimed (see swap errors); guests proceed rather than wait for ever",
+		(unsigned long long)(over >> (20 - MV_PAGE_SHIFT)),
+		(unsigned long long)(now - since));
+	return true;
+}
+
+void mv__frames_wait(struct mv_host *h)
+{
+	struct timespec ts;
+
+	atomic_fetch_add_explicit(&h->alloc_waits, 1, memory_order_relaxed);
+	if (grant_overrun(h))
+		return;
+	budget_pressure(h);
+	mv__deadline_ms(&ts, FRAME_WAIT_MS);
+	pthread_mutex_lock(&h->frames_lock);
+	h->frame_waiters++;
+	if (!free_pages(h))
+		pthread_cond_timedwait(&h->frames_freed, &h->frames_lock, &ts);
+	h->frame_waiters--;
+	pthread_mutex_unlock(&h->frames_lock);
+}
+
+void mv__budget_admit(struct mv_vm *vm)
+{
+	struct mv_host *h = vm->host;
+	struct timespec ts;
+	uint64_t until = 0;
+
+	while (atomic_load(&h->state) == MV_STATE_LOW &&
+	       !atomic_load(&h->sched_stuck) &&
+	       atomic_load(&vm->consumed_pages) >
+		       atomic_load(&vm->sched.sztgt_pages)) {
+		if (!until) {
+			until = mv__now_ms() + ADMIT_MAX_MS;
+		} else if (mv__now_ms() >= until) {
+			/* reclaim makes no headway for this VM: waiting
+			 * longer would only stall its guest */
+			atomic_fetch_add_explicit(&h->admit_overruns, 1,
+						  memory_order_relaxed);
+			return;
+		}
+		atomic_fetch_add_explicit(&h->blocked_waits, 1,
+					  memory_order_relaxed);
+		budget_pressure(h);
+		mv__deadline_ms(&ts, ADMIT_WAIT_MS);
+		pthread_mutex_lock(&h->frames_lock);
+		h->frame_waiters++;
+		pthread_cond_timedwait(&h->frames_freed, &h->frames_lock, &ts);
+		h->frame_waiters--;
+		pthread_mutex_unlock(&h->frames_lock);
+	}
+}
