@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config clang liblz4-dev libzstd-dev libxxhash-dev
-      libinih-dev libcjson-dev libcmocka-dev)
+      libinih-dev libcjson-dev libcmocka-dev libncurses-dev libmicrohttpd-dev
+      tmux)
 
 missing=()
 for p in "${pkgs[@]}"; do
