@@ -477,10 +477,11 @@ static void start_live(struct fixture *f, const char *ini, int width,
 {
 	char *out;
 
-	out = sh("tmux -S '%s' -f /dev/null new-session -d -s live -x %d -y %d "
-		 "\"trap true INT TERM; '%s' run '%s' --live; "
-		 "echo \\$? > '%s'; exec sleep 3600\" 2>&1; echo rc=$?",
-		 f->sock, width, height, f->bin, ini, f->status);
+	out = sh(
+		"env -u TMUX tmux -S '%s' -f /dev/null new-session -d -s live -x %d -y %d "
+		"\"trap true INT TERM; '%s' run '%s' --live; "
+		"echo \\$? > '%s'; exec sleep 3600\" 2>&1; echo rc=$?",
+		f->sock, width, height, f->bin, ini, f->status);
 	f->server = true;
 	if (!strstr(out, "rc=0"))
 		fail_msg("tmux new-session failed (is tmux installed?): %s",

@@ -27,6 +27,17 @@
  * is slow.  With --json - the JSON owns stdout and everything meant for
  * people goes to stderr, so the output can be piped.
  *
+ * --live and --metrics read a snapshot (snap.c) that the main thread alone
+ * takes, once a second of the timed run, and hands to the screen
+ * (live.c, its own thread) and the server (metrics.c, libmicrohttpd's
+ * thread): neither calls into the engine.  The server starts before the
+ * host, so that a port in use fails the run before any guest starts.  The
+ * screen replaces the live line during the timed run only; `q` on it
+ * makes its thread send SIGUSR1 to the main thread (blocked everywhere,
+ * like SIGINT and SIGTERM, and taken only from this process), which ends
+ * the timed run as asked, not as an interruption.  The host's messages go
+ * to the screen while it is up, not over it.
+ *
  * The report always arrives: whatever stops the run after the arguments
  * were read (a bad scenario, a VM that cannot start, integrity errors, a
  * signal, a lost page) writes the JSON with the exit status and the error,
@@ -36,13 +47,17 @@
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
- * verified with zero integrity errors and no signal interrupted the run;
+ * verified with zero integrity errors and no signal interrupted the run
+ * (`q` on the live screen is not an interruption); the terminal is given
+ * back (live_stop) before anything else is printed after the screen;
  * the first error recorded is the one the report gives.
  *
  * Lock ordering: report_lock only, a leaf: it guards what the report is
  * made of (the results the verifier threads store, the stage a signal
  * interrupted, the first error) against the lost-page watch, which may
- * write the report from its own thread.
+ * write the report from its own thread.  The screen's and the server's
+ * locks (live.c, metrics.c) are leaves inside those files, never taken
+ * with report_lock held.
  */
 #include <errno.h>
 #include <getopt.h>
