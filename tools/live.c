@@ -8,7 +8,9 @@
  * a snapshot a second with live_update(), which only copies it under the
  * screen's mutex; the thread waits for a key at most POLL_MS at a time,
  * then redraws when a key, a resize (KEY_RESIZE: SIGWINCH is unblocked in
- * this thread alone, so the signal interrupts its wait) or a new snapshot
+ * this thread alone, so the signal interrupts its wait, and so is SIGTSTP,
+ * so that ncurses' ^Z handler, which gives the terminal back before the
+ * process stops, runs in the thread that owns the terminal) or a new snapshot
  * asks for it.  The lines come from live_view.c; this file only places
  * them.  `q` calls the owner's on_quit once; ending the run is the
  * owner's business (run.c sends its main thread a signal), and the owner
@@ -137,6 +139,7 @@ static void *screen_main(void *arg)
 
 	sigemptyset(&winch);
 	sigaddset(&winch, SIGWINCH);
+	sigaddset(&winch, SIGTSTP);
 	pthread_sigmask(SIG_UNBLOCK, &winch, NULL);
 	if (snap_init(&mine, l->snap.nvms))
 		mine.nvms = 0;

@@ -76,9 +76,9 @@ int live_check_terminal(char *err, size_t len);
 /* For snapshots of nvms VMs.  NULL if out of memory. */
 struct live *live_create(size_t nvms);
 /* Takes the terminal and starts the screen's thread, which calls
- * on_quit(arg) once when `q` is pressed.  Signals other than SIGWINCH
- * should be blocked in the caller (the thread inherits its mask and
- * unblocks SIGWINCH for itself).  0, or -1 with a sentence in err. */
+ * on_quit(arg) once when `q` is pressed.  SIGWINCH and SIGTSTP should be
+ * blocked in every other thread (the screen's unblocks them for itself, so
+ * that ncurses' handlers run there).  0, or -1 with a sentence in err. */
 int live_start(struct live *l, void (*on_quit)(void *), void *arg, char *err,
 	       size_t len);
 /* Publishes a snapshot; the screen shows it at once.  Never blocks for

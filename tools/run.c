@@ -494,8 +494,10 @@ struct totals {
 	uint64_t integrity_errors; /* since the start */
 };
 
-static void add_vm(struct vm_run *v, struct totals *t)
+static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 {
+	char msg[256];
+
 	struct mv_vm_stats st;
 	struct mvg_stats g;
 
@@ -515,8 +517,11 @@ static void add_vm(struct vm_run *v, struct totals *t)
 	v->last_ops = g.ops;
 	/* Shown the moment it is seen, not only in the final table. */
 	if (g.integrity_errors && !v->error_shown) {
-		fprintf(stderr, "memvisor: INTEGRITY ERROR in VM %s: %s\n",
-			v->cfg->name, g.first_error);
+		snprintf(msg, sizeof(msg), "INTEGRITY ERROR in VM %s: %s",
+			 v->cfg->name, g.first_error);
+		/* on the live screen if it is up, not over it */
+		if (!live_message(r->live, msg))
+			fprintf(stderr, "memvisor: %s\n", msg);
 		v->error_shown = true;
 	}
 }
@@ -552,7 +557,7 @@ static void live_line(struct run *r, double t, double dt)
 	struct mv_host_stats h;
 
 	for (size_t i = 0; i < r->sc.nvms; i++)
-		add_vm(&r->vms[i], &tot);
+		add_vm(r, &r->vms[i], &tot);
 	if (r->opt.quiet || r->opt.live || mv_host_stats(r->host, &h))
 		return;
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
@@ -1051,6 +1056,7 @@ int run_main(int argc, char **argv)
 		sigemptyset(&screen);
 		sigaddset(&screen, SIGUSR1);
 		sigaddset(&screen, SIGWINCH);
+		sigaddset(&screen, SIGTSTP);
 		pthread_sigmask(SIG_BLOCK, &screen, NULL);
 	}
 	r.main_thread = pthread_self();
