@@ -18,13 +18,16 @@
 #include "../tools/live_view.c"
 #include "../tools/snap.c"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -350,6 +353,7 @@ struct fixture {
 	char status[96]; /* the shell writes memvisor's exit status here */
 	char out[96]; /* for runs without tmux */
 	bool server; /* a tmux server was started */
+	pid_t pid; /* a run started without tmux, or 0 */
 };
 
 static uint64_t now_ms(void)
@@ -419,6 +423,10 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	char *out;
 
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
 	if (f->server) {
 		out = sh("tmux -S '%s' kill-server 2>&1", f->sock);
 		free(out);
@@ -472,21 +480,30 @@ static void scenario(struct fixture *f, const char *body, char *path,
  * with its default disposition and the shell outlives it to write the
  * exit status; then the pane stays, for its content to be read.
  */
-static void start_live(struct fixture *f, const char *ini, int width,
+static void start_pane(struct fixture *f, const char *args, int width,
 		       int height)
 {
 	char *out;
 
 	out = sh(
 		"env -u TMUX tmux -S '%s' -f /dev/null new-session -d -s live -x %d -y %d "
-		"\"trap true INT TERM; '%s' run '%s' --live; "
+		"\"trap true INT TERM; '%s' %s; "
 		"echo \\$? > '%s'; exec sleep 3600\" 2>&1; echo rc=$?",
-		f->sock, width, height, f->bin, ini, f->status);
+		f->sock, width, height, f->bin, args, f->status);
 	f->server = true;
 	if (!strstr(out, "rc=0"))
 		fail_msg("tmux new-session failed (is tmux installed?): %s",
 			 out);
 	free(out);
+}
+
+static void start_live(struct fixture *f, const char *ini, int width,
+		       int height)
+{
+	char args[256];
+
+	snprintf(args, sizeof(args), "run '%s' --live", ini);
+	start_pane(f, args, width, height);
 }
 
 /* The pane as it shows now (history: with what scrolled off). */
@@ -653,38 +670,131 @@ static void test_ctrl_c_on_the_live_screen_gives_the_terminal_back(void **state)
 	free(text);
 }
 
-static void test_live_without_a_terminal_is_refused_with_status_2(void **state)
+/* memvisor with args (NULL-terminated), not in tmux: output to f->out. */
+static void spawn(struct fixture *f, ...)
 {
-	struct fixture *f = *state;
-	char run[] = "run", live[] = "--live";
-	char *argv[] = { f->bin, run, live, NULL };
 	posix_spawn_file_actions_t fa;
-	uint64_t until = now_ms() + STEP_MS;
-	int status;
-	pid_t pid;
-	char *text;
+	char *argv[16];
+	va_list ap;
+	int n = 0;
 
+	argv[n++] = f->bin;
+	va_start(ap, f);
+	while (n < 15 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
 	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
 	assert_int_equal(posix_spawn_file_actions_addopen(
 				 &fa, 1, f->out, O_WRONLY | O_CREAT | O_TRUNC,
 				 0644),
 			 0);
 	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
-	assert_int_equal(posix_spawn(&pid, f->bin, &fa, NULL, argv, environ),
+	assert_int_equal(posix_spawn(&f->pid, f->bin, &fa, NULL, argv, environ),
 			 0);
 	posix_spawn_file_actions_destroy(&fa);
-	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (now_ms() > until) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			fail_msg("memvisor run --live did not end");
-		}
+}
+
+/* Waits for the spawned command to end; its exit status. */
+static int wait_spawned(struct fixture *f)
+{
+	uint64_t until = now_ms() + STEP_MS;
+	int status;
+
+	while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
+		if (now_ms() > until)
+			fail_msg("memvisor did not end in %d ms", STEP_MS);
 		nap_ms(POLL_MS);
 	}
+	f->pid = 0;
 	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 2);
+	return WEXITSTATUS(status);
+}
+
+/* Waits for the spawned command's output to hold what; returns it. */
+static char *wait_output(struct fixture *f, const char *what)
+{
+	uint64_t until = now_ms() + STEP_MS;
+	char *text;
+
+	for (;;) {
+		text = slurp(f->out);
+		if (strstr(text, what))
+			return text;
+		if (now_ms() > until)
+			fail_msg("no '%s' in %d ms:\n%s", what, STEP_MS, text);
+		free(text);
+		nap_ms(POLL_MS);
+	}
+}
+
+static void test_live_without_a_terminal_is_refused_with_status_2(void **state)
+{
+	struct fixture *f = *state;
+	char run[] = "run", live[] = "--live";
+	char *text;
+
+	spawn(f, run, live, NULL);
+	assert_int_equal(wait_spawned(f), 2);
 	text = slurp(f->out);
 	assert_non_null(strstr(text, "--live needs a terminal"));
+	free(text);
+}
+
+static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
+{
+	struct fixture *f = *state;
+	char ini[128], run[] = "run", opt[] = "--metrics", port0[] = "0";
+	char args[64], *text, *at;
+	unsigned port;
+
+	scenario(f, two_vms, ini, sizeof(ini));
+	spawn(f, run, ini, opt, port0, NULL);
+	text = wait_output(f, "/metrics (and /healthz)");
+	at = strstr(text, "metrics: http://127.0.0.1:");
+	assert_non_null(at);
+	port = (unsigned)atoi(at + strlen("metrics: http://127.0.0.1:"));
+	free(text);
+	snprintf(args, sizeof(args), "top %u", port);
+	start_pane(f, args, 200, 40);
+	snprintf(args, sizeof(args), "memvisor top :%u ", port);
+	text = wait_pane(f, args, "live.ini  ", "PMEM  /MB:", "\nzeta ",
+			 "\nalpha ", NULL);
+	assert_true(strstr(text, "\nzeta ") < strstr(text, "\nalpha "));
+	free(text);
+	keys(f, "N");
+	text = wait_pane(f, "sort NAME", NULL);
+	assert_true(strstr(text, "\nalpha ") < strstr(text, "\nzeta "));
+	free(text);
+	keys(f, "q");
+	assert_int_equal(wait_status(f), 0);
+	assert_int_equal(alternate_screen_on(f), 0);
+	/* leaving top left the run alone */
+	assert_int_equal(waitpid(f->pid, NULL, WNOHANG), 0);
+	kill(f->pid, SIGINT);
+	assert_int_equal(wait_spawned(f), 4);
+}
+
+static void test_top_with_no_metrics_at_the_port_exits_2(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char top[] = "top", port[16], *text;
+
+	/* a port that takes connections and never answers */
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	spawn(f, top, port, NULL);
+	assert_int_equal(wait_spawned(f), 2);
+	close(fd);
+	text = slurp(f->out);
+	assert_non_null(strstr(text, "memvisor top: no metrics at"));
+	assert_non_null(strstr(text, "--metrics"));
 	free(text);
 }
 
@@ -708,6 +818,8 @@ int main(void)
 		T(test_live_screen_follows_a_resize),
 		T(test_ctrl_c_on_the_live_screen_gives_the_terminal_back),
 		T(test_live_without_a_terminal_is_refused_with_status_2),
+		T(test_top_shows_a_run_serving_metrics_and_q_leaves_it),
+		T(test_top_with_no_metrics_at_the_port_exits_2),
 	};
 #undef S
 #undef T

@@ -577,6 +577,56 @@ static void test_vm_names_are_escaped_in_label_values(void **state)
 	free(text);
 }
 
+/* memvisor top reads the text back: what it shows is what was served */
+static void test_the_text_reads_back_into_the_same_snapshot(void **state)
+{
+	struct snap *s = *state, back;
+	char *text;
+
+	snprintf(s->scenario, sizeof(s->scenario), "odd \"name\" \\ here");
+	snprintf(s->vms[1].name, sizeof(s->vms[1].name), "w{e} b\"");
+	s->vms[0].st.state_pages[MV_PAGE_PRIVATE] = 300;
+	s->vms[0].st.state_pages[MV_PAGE_SHARED] = 20;
+	s->vms[0].st.active_permille = 455;
+	s->vms[0].st.balloon_driver = 1;
+	s->vms[1].st.zip_used_bytes = 12345;
+	s->vms[1].integrity_errors = 2;
+	s->host.share_saved_pages = 77;
+	s->host.reclaim_pages = 99;
+	text = format(s);
+	snap_init(&back, 0);
+	assert_int_equal(metrics_read(text, &back), 0);
+	assert_string_equal(back.scenario, s->scenario);
+	assert_float_equal(back.t_s, 5, 0);
+	assert_int_equal(back.duration_s, 60);
+	assert_int_equal(back.host.memsize_pages, s->host.memsize_pages);
+	assert_int_equal(back.host.free_pages, s->host.free_pages);
+	assert_int_equal(back.host.state, MV_STATE_HARD);
+	assert_int_equal(back.host.share_saved_pages, 77);
+	assert_int_equal(back.host.reclaim_pages, 99);
+	assert_int_equal(back.nvms, 2);
+	assert_string_equal(back.vms[0].name, "db");
+	assert_string_equal(back.vms[1].name, "w{e} b\"");
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(back.vms[i].st.consumed_pages,
+				 s->vms[i].st.consumed_pages);
+		assert_int_equal(back.vms[i].st.swapin_pages,
+				 s->vms[i].st.swapin_pages);
+		assert_int_equal(back.vms[i].ops, s->vms[i].ops);
+		assert_memory_equal(back.vms[i].st.state_pages,
+				    s->vms[i].st.state_pages,
+				    sizeof(s->vms[i].st.state_pages));
+	}
+	assert_int_equal(snap_grant_pages(&back.vms[0].st), 320);
+	assert_int_equal(back.vms[0].st.active_permille, 455);
+	assert_int_equal(back.vms[0].st.balloon_driver, 1);
+	assert_int_equal(back.vms[1].st.zip_used_bytes, 12345);
+	assert_int_equal(back.vms[1].integrity_errors, 2);
+	assert_int_equal(metrics_read("hello world\n", &back), -EINVAL);
+	snap_free(&back);
+	free(text);
+}
+
 static void test_addresses_default_to_loopback(void **state)
 {
 	struct sockaddr_storage ss;
@@ -1017,6 +1067,7 @@ int main(void)
 		S(test_every_family_has_help_and_type_and_parses),
 		S(test_counters_end_in_total_and_gauges_do_not),
 		S(test_vm_names_are_escaped_in_label_values),
+		S(test_the_text_reads_back_into_the_same_snapshot),
 		S(test_addresses_default_to_loopback),
 		S(test_server_answers_503_until_the_first_snapshot),
 		S(test_server_listens_on_loopback_only_by_default),

@@ -141,8 +141,7 @@ static void *screen_main(void *arg)
 	sigaddset(&winch, SIGWINCH);
 	sigaddset(&winch, SIGTSTP);
 	pthread_sigmask(SIG_UNBLOCK, &winch, NULL);
-	if (snap_init(&mine, l->snap.nvms))
-		mine.nvms = 0;
+	snap_init(&mine, 0);
 	while (!atomic_load(&l->stop)) {
 		ch = getch();
 		switch (ch) {

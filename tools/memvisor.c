@@ -23,6 +23,7 @@
 #include "preflight.h"
 #include "run.h"
 #include "scenario.h"
+#include "top.h"
 
 #define MEMVISOR_VERSION "0.1.0"
 
@@ -39,6 +40,9 @@ static void usage(FILE *out)
 		"            --live: a full-screen view like esxtop's memory panel,\n"
 		"            --metrics: Prometheus metrics on 127.0.0.1:PORT/metrics\n"
 		"            (docs/LIVE.md); `memvisor help run` lists every option\n"
+		"  top [[ADDR:]PORT]\n"
+		"            the --live screen of a run serving --metrics (default\n"
+		"            127.0.0.1:9100), from another terminal; q leaves it\n"
 		"  bench NAME [ARGS]\n"
 		"            microbenchmarks, each figure beside its floor\n"
 		"            (NAME: fault, swapin, ..., all; `memvisor bench` lists them)\n"
@@ -106,6 +110,8 @@ int main(int argc, char **argv)
 		return mv_bench_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "top"))
+		return top_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("memvisor %s\n", MEMVISOR_VERSION);
 		return 0;
@@ -114,6 +120,8 @@ int main(int argc, char **argv)
 	    !strcmp(cmd, "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "run"))
 			run_usage(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "top"))
+			top_usage(stdout);
 		else
 			usage(stdout);
 		return 0;

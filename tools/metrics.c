@@ -298,6 +298,11 @@ int metrics_format(const struct snap *s, FILE *out)
 	const struct mv_host_stats *h = &s->host;
 	const uint64_t page = MV_PAGE_SIZE;
 
+	family(out, "memvisor_run_info", "gauge",
+	       "The scenario running (always 1; the name is the label).");
+	fputs("memvisor_run_info{scenario=\"", out);
+	put_escaped(out, s->scenario, true);
+	fputs("\"} 1\n", out);
 	host_f(out, "memvisor_run_elapsed_seconds", "gauge",
 	       "Seconds the timed run has been going.", s->t_s);
 	host_u64(out, "memvisor_run_planned_seconds", "gauge",
@@ -372,6 +377,232 @@ int metrics_format(const struct snap *s, FILE *out)
 		}
 	}
 	return ferror(out) ? -1 : 0;
+}
+
+/* ---- reading the text back (memvisor top) ------------------------------ */
+
+/* The value of label `name` in "{a=\"x\",b=\"y\"}" at s, unescaped into
+ * out; false if it has none. */
+static bool label_value(const char *s, const char *name, char *out, size_t len)
+{
+	size_t nlen = strlen(name), o = 0;
+
+	while (*s && *s != '}') {
+		bool match;
+
+		if (*s == '{' || *s == ',') {
+			s++;
+			continue;
+		}
+		match = !strncmp(s, name, nlen) && s[nlen] == '=';
+		s = strchr(s, '"');
+		if (!s)
+			return false;
+		for (s++; *s && *s != '"'; s++) {
+			char c = *s;
+
+			if (c == '\\' && s[1]) {
+				s++;
+				c = *s == 'n' ? '\n' : *s;
+			}
+			if (match && o + 1 < len)
+				out[o++] = c;
+		}
+		if (match) {
+			out[o] = '\0';
+			return true;
+		}
+		if (*s)
+			s++;
+	}
+	return false;
+}
+
+/* The snapshot's VM called name, added if new; NULL if out of memory. */
+static struct snap_vm *vm_named(struct snap *s, const char *name)
+{
+	struct snap_vm *vms;
+
+	for (size_t i = 0; i < s->nvms; i++)
+		if (!strcmp(s->vms[i].name, name))
+			return &s->vms[i];
+	vms = realloc(s->vms, (s->nvms + 1) * sizeof(*vms));
+	if (!vms)
+		return NULL;
+	s->vms = vms;
+	memset(&vms[s->nvms], 0, sizeof(*vms));
+	snprintf(vms[s->nvms].name, sizeof(vms[s->nvms].name), "%s", name);
+	vms[s->nvms].have = true;
+	snprintf(vms[s->nvms].st.name, sizeof(vms[s->nvms].st.name), "%s",
+		 name);
+	return &vms[s->nvms++];
+}
+
+static void read_host(struct snap *s, const char *name, double v,
+		      const char *labels)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		bool bytes;
+	} host[] = {
+#define H(n, f, b) { "memvisor_host_" n, offsetof(struct mv_host_stats, f), b }
+		H("memory_bytes", memsize_pages, true),
+		H("consumed_bytes", consumed_pages, true),
+		H("free_bytes", free_pages, true),
+		H("minfree_bytes", minfree_pages, true),
+		H("shared_frames_bytes", share_frames, true),
+		H("shared_saved_bytes", share_saved_pages, true),
+		H("overrun_bytes", overrun_pages, true),
+		H("lost_pages", lost_pages, false),
+		H("reclaimed_pages_total", reclaim_pages, false),
+		H("alloc_waits_total", alloc_waits, false),
+		H("blocked_waits_total", blocked_waits, false),
+		H("swap_errors_total", swap_errors, false),
+		H("share_scanned_pages_total", share_scanned_pages, false),
+		H("cow_breaks_total", cow_breaks, false),
+#undef H
+	};
+	uint64_t u = v > 0 ? (uint64_t)v : 0;
+
+	if (!strcmp(name, "memvisor_run_info")) {
+		label_value(labels, "scenario", s->scenario,
+			    sizeof(s->scenario));
+		return;
+	}
+	if (!strcmp(name, "memvisor_run_elapsed_seconds")) {
+		s->t_s = v;
+		return;
+	}
+	if (!strcmp(name, "memvisor_run_planned_seconds")) {
+		s->duration_s = (unsigned)u;
+		return;
+	}
+	if (!strcmp(name, "memvisor_host_state")) {
+		s->host.state = (enum mv_mem_state)u;
+		s->have_host = true;
+		return;
+	}
+	for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) {
+		if (strcmp(name, host[i].name))
+			continue;
+		*(uint64_t *)((char *)&s->host + host[i].off) =
+			host[i].bytes ? u / MV_PAGE_SIZE : u;
+		s->have_host = true;
+		return;
+	}
+}
+
+static void read_vm(struct snap *s, const char *name, double v,
+		    const char *labels)
+{
+	uint64_t u = v > 0 ? (uint64_t)v : 0;
+	char vm[MV_NAME_MAX], state[32];
+	struct snap_vm *sv;
+
+	if (!label_value(labels, "vm", vm, sizeof(vm)))
+		return;
+	if (!strcmp(name, "memvisor_vm_pages")) {
+		if (!label_value(labels, "state", state, sizeof(state)))
+			return;
+		for (int st = 0; st < MV_PAGE_NSTATES; st++)
+			if (!strcmp(state, mv_page_state_name(
+						   (enum mv_page_state)st))) {
+				sv = vm_named(s, vm);
+				if (sv)
+					sv->st.state_pages[st] = u;
+			}
+		return;
+	}
+	for (size_t f = 0; f < sizeof(vm_families) / sizeof(vm_families[0]);
+	     f++) {
+		const struct vm_family *fam = &vm_families[f];
+		uint64_t *field;
+
+		if (strcmp(name, fam->name))
+			continue;
+		sv = vm_named(s, vm);
+		if (!sv)
+			return;
+		field = (uint64_t *)((char *)&sv->st + fam->off);
+		switch (fam->kind) {
+		case V_PAGES:
+			*field = u / MV_PAGE_SIZE;
+			break;
+		case V_U64:
+		case V_BYTES:
+			*field = u;
+			break;
+		case V_GRANT: /* from the page census */
+			break;
+		case V_ACTIVE_RATIO:
+			sv->st.active_permille = (uint32_t)(v * 1000 + 0.5);
+			break;
+		case V_DRIVER:
+			sv->st.balloon_driver = u ? 1 : 0;
+			break;
+		case V_OPS:
+			sv->ops = u;
+			break;
+		case V_INTEGRITY:
+			sv->integrity_errors = u;
+			break;
+		}
+		return;
+	}
+}
+
+int metrics_read(const char *text, struct snap *s)
+{
+	char name[128], labels[512];
+	const char *p = text, *nl, *sp;
+	size_t n;
+	double v;
+	char *end;
+
+	snap_free(s);
+	snap_init(s, 0);
+	for (; *p; p = nl ? nl + 1 : p + strlen(p)) {
+		nl = strchr(p, '\n');
+		if (*p == '#' || *p == '\n')
+			continue;
+		n = strcspn(p, "{ \n");
+		if (!n || n >= sizeof(name) || (p[n] != '{' && p[n] != ' '))
+			return -EINVAL;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		labels[0] = '\0';
+		sp = p + n;
+		if (*sp == '{') {
+			/* the closing brace outside the quotes */
+			const char *close = sp + 1;
+			bool quoted = false;
+
+			for (; *close && *close != '\n'; close++) {
+				if (quoted && *close == '\\' && close[1])
+					close++;
+				else if (*close == '"')
+					quoted = !quoted;
+				else if (!quoted && *close == '}')
+					break;
+			}
+			if (*close != '}' ||
+			    (size_t)(close - sp + 1) >= sizeof(labels))
+				return -EINVAL;
+			memcpy(labels, sp, (size_t)(close - sp + 1));
+			labels[close - sp + 1] = '\0';
+			sp = close + 1;
+		}
+		v = strtod(sp, &end);
+		if (end == sp)
+			return -EINVAL;
+		if (!strncmp(name, "memvisor_vm_", 12))
+			read_vm(s, name, v, labels);
+		else
+			read_host(s, name, v, labels);
+	}
+	s->seq = 1;
+	return s->have_host ? 0 : -EINVAL;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,

@@ -30,6 +30,13 @@ int metrics_parse_addr(const char *arg, struct sockaddr_storage *ss,
  * -1 if out could not take it all. */
 int metrics_format(const struct snap *s, FILE *out);
 
+/* Reads text that metrics_format() wrote (memvisor top) back into s
+ * (snap_init()ed; its VMs are replaced by those in the text, in their
+ * order).  The rates are left 0, GRANT comes from the page census.  0, or
+ * -EINVAL if the text is not memvisor's metrics (s then holds what was
+ * read), -ENOMEM. */
+int metrics_read(const char *text, struct snap *s);
+
 struct metrics;
 
 /* Binds and listens on arg (as metrics_parse_addr() reads it) and starts

@@ -40,16 +40,21 @@ void snap_free(struct snap *s)
 	s->nvms = 0;
 }
 
-void snap_copy(struct snap *dst, const struct snap *src)
+int snap_copy(struct snap *dst, const struct snap *src)
 {
 	struct snap_vm *vms = dst->vms;
-	size_t n = dst->nvms < src->nvms ? dst->nvms : src->nvms;
 
+	if (dst->nvms != src->nvms) {
+		vms = calloc(src->nvms ? src->nvms : 1, sizeof(*vms));
+		if (!vms)
+			return -ENOMEM;
+		free(dst->vms);
+	}
 	*dst = *src;
 	dst->vms = vms;
-	dst->nvms = n;
-	if (n)
-		memcpy(vms, src->vms, n * sizeof(*vms));
+	if (src->nvms)
+		memcpy(vms, src->vms, src->nvms * sizeof(*vms));
+	return 0;
 }
 
 static double rate_mb(uint64_t now, uint64_t before, double dt)

@@ -55,8 +55,9 @@ struct snap_totals {
 /* Allocates nvms VMs, zeroed.  0 or -ENOMEM. */
 int snap_init(struct snap *s, size_t nvms);
 void snap_free(struct snap *s);
-/* dst must have been snap_init()ed with src's nvms. */
-void snap_copy(struct snap *dst, const struct snap *src);
+/* Makes dst a copy of src, its vms array resized to src's if they differ
+ * (dst must have been snap_init()ed).  0, or -ENOMEM with dst unchanged. */
+int snap_copy(struct snap *dst, const struct snap *src);
 
 /* Records a VM's stats taken at t_s: the rates are the differences from
  * what it recorded before, over the time between (0 the first time, and
