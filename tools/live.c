@@ -3,8 +3,8 @@
  * live.c - the live screen's terminal side: ncurses, keys, resizes.
  *
  * Design: one thread of its own owns the terminal from live_start() to
- * live_stop(); no other thread calls ncurses in between (live_start() and
- * the thread's own end call it before and after).  The run loop publishes
+ * live_stop(); no other thread calls ncurses in between (live_start()
+ * before it exists, live_stop() after joining it).  The run loop publishes
  * a snapshot a second with live_update(), which only copies it under the
  * screen's mutex; the thread waits for a key at most POLL_MS at a time,
  * then redraws when a key, a resize (KEY_RESIZE: SIGWINCH is unblocked in

@@ -18,6 +18,10 @@
  * has one HELP and one TYPE line before its samples; VM names are label
  * values, escaped (\\, \", \n).
  *
+ * metrics_read() is the inverse, for `memvisor top`: it reads this text
+ * back into a snapshot through the same family table, so the two cannot
+ * drift apart unnoticed (test_metrics checks the round trip).
+ *
  * Invariants: /metrics never serves a partly formatted text (the pointer
  * is swapped whole); /healthz answers 200 "ok" while the server runs;
  * the server's thread holds only text_lock, a leaf, and only to copy.
