@@ -496,10 +496,9 @@ struct totals {
 
 static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 {
-	char msg[256];
-
 	struct mv_vm_stats st;
 	struct mvg_stats g;
+	char msg[256];
 
 	if (mv_vm_stats(v->vm, &st))
 		st = v->last;
