@@ -5,8 +5,10 @@
  * the width, VMs that do not fit counted), rates from counter deltas, and
  * the real screen in a detached tmux session: it appears, a sort key
  * reorders the rows, `h` shows the help line, a resize is followed, `q`
- * ends the run with its table and exit 0, and ^C ends it with the terminal
- * given back.  Without a terminal --live is refused with status 2.
+ * ends the run with its table and exit 0, and ^C or SIGTERM ends it with
+ * the terminal given back.  Without a terminal --live is refused with
+ * status 2.  `memvisor top` shows a run serving --metrics and leaves it
+ * running on `q`, and exits 2 when nothing serves metrics.
  *
  * The tmux tests run their own tmux server on a socket in a fresh
  * directory, and every wait polls `tmux capture-pane` (or a file) with a
@@ -728,6 +730,44 @@ static char *wait_output(struct fixture *f, const char *what)
 	}
 }
 
+/* The pid of the command the pane's shell runs (its only child). */
+static pid_t pane_child(struct fixture *f)
+{
+	char *out = sh("tmux -S '%s' display-message -p -t live "
+		       "'#{pane_pid}'",
+		       f->sock);
+	char path[64], *text;
+	int shell = atoi(out);
+	pid_t child;
+
+	free(out);
+	assert_true(shell > 0);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", shell, shell);
+	text = slurp(path);
+	child = (pid_t)atoi(text);
+	free(text);
+	assert_true(child > 0);
+	return child;
+}
+
+static void
+test_sigterm_on_the_live_screen_gives_the_terminal_back(void **state)
+{
+	struct fixture *f = *state;
+	char ini[128], *text;
+
+	scenario(f, two_vms, ini, sizeof(ini));
+	start_live(f, ini, 200, 40);
+	free(wait_pane(f, "PMEM  /MB:", "\nzeta ", NULL));
+	assert_int_equal(kill(pane_child(f), SIGTERM), 0);
+	assert_int_equal(wait_status(f), 4);
+	assert_int_equal(alternate_screen_on(f), 0);
+	text = pane(f, true);
+	assert_non_null(strstr(text, "Terminated: stopping the guests early"));
+	assert_non_null(strstr(text, "every page read back as written"));
+	free(text);
+}
+
 static void test_live_without_a_terminal_is_refused_with_status_2(void **state)
 {
 	struct fixture *f = *state;
@@ -817,6 +857,7 @@ int main(void)
 		T(test_live_screen_sorts_shows_help_and_q_ends_the_run),
 		T(test_live_screen_follows_a_resize),
 		T(test_ctrl_c_on_the_live_screen_gives_the_terminal_back),
+		T(test_sigterm_on_the_live_screen_gives_the_terminal_back),
 		T(test_live_without_a_terminal_is_refused_with_status_2),
 		T(test_top_shows_a_run_serving_metrics_and_q_leaves_it),
 		T(test_top_with_no_metrics_at_the_port_exits_2),

@@ -5,8 +5,9 @@
  * sample's family has HELP and TYPE before it, names and labels are valid,
  * label values escaped, counters end in _total, values parse as floats, no
  * series twice), which is itself shown to reject malformed text; the
- * address forms; the server (503 before the first snapshot, the text
- * after, /healthz, 404); loopback by default; and a real run served on a
+ * address forms; the text read back (memvisor top); the server (503
+ * before the first snapshot, the text after, /healthz, 404, a stuck
+ * scraper blocking nothing); loopback by default; and a real run served on a
  * free port, with a port in use or a bad address refused with status 2
  * before any guest starts.
  *
@@ -672,6 +673,8 @@ static void test_addresses_default_to_loopback(void **state)
 	}
 }
 
+static uint64_t now_ms(void);
+
 /* ---- HTTP over a plain socket ------------------------------------------- */
 
 /* GET path from 127.0.0.1:port; the status (0 if no answer), the body in
@@ -772,6 +775,44 @@ static void test_server_answers_503_until_the_first_snapshot(void **state)
 	metrics_stop(m);
 	/* stopped: nobody listens there any more */
 	assert_int_equal(http_get(port, "/healthz", &body), 0);
+}
+
+/* A scraper that sends half a request and waits holds no lock the run
+ * loop needs, nor the server: publishing and other scrapes go on. */
+static void test_a_stuck_scraper_blocks_neither_publish_nor_others(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct snap *s = *state;
+	struct metrics *m;
+	char err[256], *body;
+	uint64_t t0;
+	unsigned port;
+	int fd;
+
+	assert_int_equal(metrics_start("0", &m, err, sizeof(err)), 0);
+	port = url_port(metrics_url(m));
+	metrics_publish(m, s);
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, "GET /met", 8), 8);
+	t0 = now_ms();
+	for (int i = 0; i < 100; i++) {
+		s->host.free_pages = (uint64_t)i;
+		metrics_publish(m, s);
+	}
+	/* a hundred publishes are a matter of milliseconds, even on a
+	 * loaded machine; a lock held by the stuck scrape would be the 10 s
+	 * of its timeout */
+	assert_true(now_ms() - t0 < 5000);
+	assert_int_equal(http_get(port, "/metrics", &body), 200);
+	assert_int_equal(parse_exposition(body, &parsed), 0);
+	assert_float_equal(value_of(&parsed, "memvisor_host_free_bytes", ""),
+			   99.0 * MV_PAGE_SIZE, 0);
+	free(body);
+	close(fd);
+	metrics_stop(m);
 }
 
 static void test_server_listens_on_loopback_only_by_default(void **state)
@@ -1070,6 +1111,7 @@ int main(void)
 		S(test_the_text_reads_back_into_the_same_snapshot),
 		S(test_addresses_default_to_loopback),
 		S(test_server_answers_503_until_the_first_snapshot),
+		S(test_a_stuck_scraper_blocks_neither_publish_nor_others),
 		S(test_server_listens_on_loopback_only_by_default),
 		S(test_port_in_use_is_a_clear_error),
 		T(test_run_serves_every_vm_on_a_free_loopback_port),
