@@ -109,7 +109,9 @@ void snap_totals(const struct snap *s, struct snap_totals *t)
 		t->swtgt_pages += v->st.swtgt_pages;
 		t->mctlsz_pages += v->st.mctlsz_pages;
 		t->mctltgt_pages += v->st.mctltgt_pages;
-		t->mctlmax_pages += v->st.mctlmax_pages;
+		/* as esxtop: what balloons could take, where a driver is */
+		if (v->st.balloon_driver)
+			t->mctlmax_pages += v->st.mctlmax_pages;
 		t->zip_cached_pages += v->st.zip_cached_pages;
 		t->zip_saved_bytes += v->st.zip_saved_bytes;
 		t->zip_used_bytes += v->st.zip_used_bytes;
