@@ -6,8 +6,8 @@
  * the real screen in a detached tmux session: it appears, a sort key
  * reorders the rows, `h` shows the help line, a resize is followed, `q`
  * ends the run with its table and exit 0, and ^C or SIGTERM ends it with
- * the terminal given back.  Without a terminal --live is refused with
- * status 2.  `memvisor top` shows a run serving --metrics and leaves it
+ * the terminal given back.  Without a terminal, or on one that cannot
+ * place the cursor, --live is refused with status 2.  `memvisor top` shows a run serving --metrics and leaves it
  * running on `q`, and exits 2 when nothing serves metrics.
  *
  * The tmux tests run their own tmux server on a socket in a fresh
@@ -488,16 +488,16 @@ static void scenario(struct fixture *f, const char *body, char *path,
  * with its default disposition and the shell outlives it to write the
  * exit status; then the pane stays, for its content to be read.
  */
-static void start_pane(struct fixture *f, const char *args, int width,
-		       int height)
+static void start_pane(struct fixture *f, const char *env, const char *args,
+		       int width, int height)
 {
 	char *out;
 
 	out = sh(
 		"env -u TMUX tmux -S '%s' -f /dev/null new-session -d -s live -x %d -y %d "
-		"\"trap true INT TERM; '%s' %s; "
+		"\"trap true INT TERM; %s'%s' %s; "
 		"echo \\$? > '%s'; exec sleep 3600\" 2>&1; echo rc=$?",
-		f->sock, width, height, f->bin, args, f->status);
+		f->sock, width, height, env, f->bin, args, f->status);
 	f->server = true;
 	if (!strstr(out, "rc=0"))
 		fail_msg("tmux new-session failed (is tmux installed?): %s",
@@ -511,7 +511,7 @@ static void start_live(struct fixture *f, const char *ini, int width,
 	char args[256];
 
 	snprintf(args, sizeof(args), "run '%s' --live", ini);
-	start_pane(f, args, width, height);
+	start_pane(f, "", args, width, height);
 }
 
 /* The pane as it shows now (history: with what scrolled off). */
@@ -787,6 +787,21 @@ static void test_live_without_a_terminal_is_refused_with_status_2(void **state)
 	free(text);
 }
 
+static void
+test_live_on_a_terminal_that_cannot_place_the_cursor_exits_2(void **state)
+{
+	struct fixture *f = *state;
+	char ini[128], args[256], *text;
+
+	scenario(f, two_vms, ini, sizeof(ini));
+	snprintf(args, sizeof(args), "run '%s' --live", ini);
+	start_pane(f, "TERM=dumb ", args, 100, 20);
+	assert_int_equal(wait_status(f), 2);
+	text = pane(f, true);
+	assert_non_null(strstr(text, "cannot place the cursor"));
+	free(text);
+}
+
 static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 {
 	struct fixture *f = *state;
@@ -802,7 +817,7 @@ static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 	port = (unsigned)atoi(at + strlen("metrics: http://127.0.0.1:"));
 	free(text);
 	snprintf(args, sizeof(args), "top %u", port);
-	start_pane(f, args, 200, 40);
+	start_pane(f, "", args, 200, 40);
 	snprintf(args, sizeof(args), "memvisor top :%u ", port);
 	text = wait_pane(f, args, "live.ini  ", "PMEM  /MB:", "\nzeta ",
 			 "\nalpha ", NULL);
@@ -865,6 +880,7 @@ int main(void)
 		T(test_ctrl_c_on_the_live_screen_gives_the_terminal_back),
 		T(test_sigterm_on_the_live_screen_gives_the_terminal_back),
 		T(test_live_without_a_terminal_is_refused_with_status_2),
+		T(test_live_on_a_terminal_that_cannot_place_the_cursor_exits_2),
 		T(test_top_shows_a_run_serving_metrics_and_q_leaves_it),
 		T(test_top_with_no_metrics_at_the_port_exits_2),
 	};

@@ -60,6 +60,7 @@ struct live {
 
 int live_check_terminal(char *err, size_t len)
 {
+	const char *cup;
 	int rc;
 
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
@@ -73,6 +74,15 @@ int live_check_terminal(char *err, size_t len)
 			err, len,
 			"--live: the terminal type '%s' is not known here (set TERM)",
 			getenv("TERM") ? getenv("TERM") : "");
+		return -1;
+	}
+	cup = tigetstr("cup");
+	if (!cup || cup == (char *)-1) {
+		snprintf(
+			err, len,
+			"--live: the terminal type '%s' cannot place the cursor",
+			getenv("TERM") ? getenv("TERM") : "");
+		del_curterm(cur_term);
 		return -1;
 	}
 	/* setupterm() made cur_term; newterm() makes its own */

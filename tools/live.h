@@ -71,7 +71,8 @@ size_t live_render(const struct snap *s, const struct live_view *v, int width,
 struct live;
 
 /* Whether the screen can run here: stdin and stdout are terminals and
- * $TERM is known.  0, or -1 with a sentence in err. */
+ * $TERM is known and can place the cursor.  0, or -1 with a sentence in
+ * err. */
 int live_check_terminal(char *err, size_t len);
 /* For snapshots of nvms VMs.  NULL if out of memory. */
 struct live *live_create(size_t nvms);
