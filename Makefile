@@ -16,7 +16,7 @@
 
 CC      ?= cc
 SAN     ?=
-PKGS    := liblz4 libzstd libxxhash inih libcjson cmocka
+PKGS    := liblz4 libzstd libxxhash inih libcjson cmocka ncursesw libmicrohttpd
 
 ifeq ($(SAN),asan)
 BUILD   := $(or $(BUILDDIR),build-asan)

@@ -3,8 +3,11 @@
 # Runs apt-get as root, or through sudo; otherwise says exactly what to run.
 set -euo pipefail
 
+# libncurses-dev: run --live and top; libmicrohttpd-dev: run --metrics;
+# tmux: tests/test_live.c drives the live screen in a detached session
 pkgs=(build-essential pkg-config clang liblz4-dev libzstd-dev libxxhash-dev
-      libinih-dev libcjson-dev libcmocka-dev)
+      libinih-dev libcjson-dev libcmocka-dev libncurses-dev libmicrohttpd-dev
+      tmux)
 
 missing=()
 for p in "${pkgs[@]}"; do

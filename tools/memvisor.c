@@ -24,6 +24,7 @@
 #include "report_html.h"
 #include "run.h"
 #include "scenario.h"
+#include "top.h"
 
 #define MEMVISOR_VERSION "0.1.0"
 
@@ -33,9 +34,16 @@ static void usage(FILE *out)
 		"usage: memvisor COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
-		"  run [SCENARIO] [--duration S] [--json FILE] [--quiet]\n"
+		"  run [SCENARIO] [--duration S] [--json FILE] [--quiet] [--live]\n"
+		"      [--metrics [ADDR:]PORT]\n"
 		"            run a scenario (default: the embedded one) and verify\n"
-		"            every page the guests wrote; see docs/SCENARIOS.md\n"
+		"            every page the guests wrote; see docs/SCENARIOS.md;\n"
+		"            --live: a full-screen view like esxtop's memory panel,\n"
+		"            --metrics: Prometheus metrics on 127.0.0.1:PORT/metrics\n"
+		"            (docs/LIVE.md); `memvisor help run` lists every option\n"
+		"  top [[ADDR:]PORT]\n"
+		"            the --live screen of a run serving --metrics (default\n"
+		"            127.0.0.1:9100), from another terminal; q leaves it\n"
 		"  report RUN.json [-o FILE]\n"
 		"            one self-contained HTML page with plots over time (memory\n"
 		"            by state per VM, host free memory and states, reclaim\n"
@@ -110,6 +118,8 @@ int main(int argc, char **argv)
 		return mv_bench_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "top"))
+		return top_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("memvisor %s\n", MEMVISOR_VERSION);
 		return 0;
@@ -120,6 +130,8 @@ int main(int argc, char **argv)
 			run_usage(stdout);
 		else if (argc > 2 && !strcmp(argv[2], "report"))
 			report_html_usage(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "top"))
+			top_usage(stdout);
 		else
 			usage(stdout);
 		return 0;

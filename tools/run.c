@@ -28,6 +28,17 @@
  * is slow.  With --json - the JSON owns stdout and everything meant for
  * people goes to stderr, so the output can be piped.
  *
+ * --live and --metrics read a snapshot (snap.c) that the main thread alone
+ * takes, once a second of the timed run, and hands to the screen
+ * (live.c, its own thread) and the server (metrics.c, libmicrohttpd's
+ * thread): neither calls into the engine.  The server starts before the
+ * host, so that a port in use fails the run before any guest starts.  The
+ * screen replaces the live line during the timed run only; `q` on it
+ * makes its thread send SIGUSR1 to the main thread (blocked everywhere,
+ * like SIGINT and SIGTERM, and taken only from this process), which ends
+ * the timed run as asked, not as an interruption.  The host's messages go
+ * to the screen while it is up, not over it.
+ *
  * The report always arrives: whatever stops the run after the arguments
  * were read (a bad scenario, a VM that cannot start, integrity errors, a
  * signal, a lost page) writes the JSON with the exit status and the error,
@@ -37,13 +48,17 @@
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
- * verified with zero integrity errors and no signal interrupted the run;
+ * verified with zero integrity errors and no signal interrupted the run
+ * (`q` on the live screen is not an interruption); the terminal is given
+ * back (live_stop) before anything else is printed after the screen;
  * the first error recorded is the one the report gives.
  *
  * Lock ordering: report_lock only, a leaf: it guards what the report is
  * made of (the results the verifier threads store, the stage a signal
  * interrupted, the first error) against the lost-page watch, which may
- * write the report from its own thread.
+ * write the report from its own thread.  The screen's and the server's
+ * locks (live.c, metrics.c) are leaves inside those files, never taken
+ * with report_lock held.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -60,12 +75,15 @@
 #include <unistd.h>
 
 #include "guest.h"
+#include "live.h"
 #include "memvisor.h"
+#include "metrics.h"
 #include "preflight.h"
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
 #include "series.h"
+#include "snap.h"
 
 #define EXIT_INTEGRITY 1
 #define EXIT_BAD_INPUT 2
@@ -90,6 +108,8 @@ struct options {
 	unsigned duration_s; /* 0: the scenario's */
 	const char *json; /* report path, "-" for stdout, NULL for none */
 	bool quiet; /* no live lines */
+	bool live; /* the full-screen view (live.c) instead of live lines */
+	const char *metrics; /* --metrics ADDR:PORT, NULL for none */
 };
 
 /* One VM and its guest workload. */
@@ -139,18 +159,33 @@ struct run {
 	atomic_size_t verified; /* VMs whose verification ended */
 	bool json_written; /* the report was written (or tried) */
 	bool json_failed; /* and could not be */
+	/* --live and --metrics: the snapshot published each second (main
+	 * thread only), the screen, the server, and `q` pressed */
+	struct snap snap;
+	struct live *live;
+	struct metrics *metrics;
+	pthread_t main_thread;
+	bool quit_live;
 };
 
 void run_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]\n"
+		"                    [--live] [--metrics [ADDR:]PORT]\n"
 		"  SCENARIO         an INI scenario file (default: the embedded one,\n"
 		"                   3 VMs with 768 MB on a 512 MB host for 60 s)\n"
 		"  -d, --duration S run the workloads for S seconds instead\n"
 		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
 		"                   and the rest goes to stderr)\n"
 		"  -q, --quiet      no live line every second\n"
+		"  -l, --live       a full-screen view like esxtop's memory panel\n"
+		"                   instead of the live line (keys: M G T S B C O N\n"
+		"                   sort, h help, q end the run early; see docs/LIVE.md)\n"
+		"  -m, --metrics [ADDR:]PORT\n"
+		"                   serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+		"                   and /healthz while the run goes on (ADDR defaults\n"
+		"                   to 127.0.0.1; PORT 0 picks a free port)\n"
 		"exit status: 0 every page verified, and no signal cut the run short\n"
 		"             1 integrity errors, or a VM that could not be verified\n"
 		"             2 bad input, a system that cannot run memvisor, a VM that\n"
@@ -182,6 +217,8 @@ static int parse_args(struct options *o, int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "live", no_argument, NULL, 'l' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -191,7 +228,8 @@ static int parse_args(struct options *o, int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":d:j:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:j:qlm:h", longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'd':
 			errno = 0;
@@ -210,6 +248,12 @@ static int parse_args(struct options *o, int argc, char **argv)
 			break;
 		case 'q':
 			o->quiet = true;
+			break;
+		case 'l':
+			o->live = true;
+			break;
+		case 'm':
+			o->metrics = optarg;
 			break;
 		case 'h':
 			run_usage(stdout);
@@ -233,6 +277,11 @@ static int parse_args(struct options *o, int argc, char **argv)
 		return EXIT_BAD_INPUT;
 	}
 	o->scenario = optind < argc ? argv[optind] : NULL;
+	if (o->live && o->json && !strcmp(o->json, "-")) {
+		fprintf(stderr,
+			"memvisor run: --live takes the terminal; --json - would write into it (give --json a file)\n");
+		return EXIT_BAD_INPUT;
+	}
 	return 0;
 }
 
@@ -287,6 +336,8 @@ static void host_log(void *arg, enum mv_log_level level, const char *msg)
 	if (!strcmp(msg, r->host_msg))
 		return;
 	snprintf(r->host_msg, sizeof(r->host_msg), "%s", msg);
+	if (live_message(r->live, msg))
+		return;
 	fprintf(stderr, "memvisor: host%s: %s\n",
 		level == MV_LOG_ERROR ? " error" : "", msg);
 }
@@ -426,7 +477,7 @@ static void print_summary(const struct run *r)
 			sc->advanced[i].value);
 	fprintf(r->out, "  swap files in %s\n", r->cfg.swapdir);
 	preflight_print(sc, &r->pf, r->out, stderr);
-	if (!r->opt.quiet)
+	if (!r->opt.quiet && !r->opt.live)
 		fprintf(r->out, "\n" LIVE_HDR, "TIME", "STATE", "FREE",
 			"MINFREE", "CONSUMED", "SHRDSVD", "MCTLSZ", "SWCUR",
 			"CACHEUSD", "SWR/s", "SWW/s", "ZIP/s", "UNZIP/s",
@@ -446,10 +497,11 @@ struct totals {
 	uint64_t integrity_errors; /* since the start */
 };
 
-static void add_vm(struct vm_run *v, struct totals *t)
+static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 {
 	struct mv_vm_stats st;
 	struct mvg_stats g;
+	char msg[256];
 
 	if (mv_vm_stats(v->vm, &st))
 		st = v->last;
@@ -467,10 +519,37 @@ static void add_vm(struct vm_run *v, struct totals *t)
 	v->last_ops = g.ops;
 	/* Shown the moment it is seen, not only in the final table. */
 	if (g.integrity_errors && !v->error_shown) {
-		fprintf(stderr, "memvisor: INTEGRITY ERROR in VM %s: %s\n",
-			v->cfg->name, g.first_error);
+		snprintf(msg, sizeof(msg), "INTEGRITY ERROR in VM %s: %s",
+			 v->cfg->name, g.first_error);
+		/* on the live screen if it is up, not over it */
+		if (!live_message(r->live, msg))
+			fprintf(stderr, "memvisor: %s\n", msg);
 		v->error_shown = true;
 	}
+}
+
+/* The snapshot the live screen and the metrics show, taken each second of
+ * the timed run; rates come from the one before (snap.c). */
+static void publish(struct run *r, double t)
+{
+	struct mv_vm_stats st;
+	struct mvg_stats g;
+
+	if (!r->live && !r->metrics)
+		return;
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		if (mv_vm_stats(r->vms[i].vm, &st))
+			continue;
+		mvg_get_stats(r->vms[i].w, &g);
+		snap_vm_update(&r->snap.vms[i], &st, g.ops, g.integrity_errors,
+			       t);
+	}
+	if (!mv_host_stats(r->host, &r->snap.host))
+		r->snap.have_host = true;
+	r->snap.t_s = t;
+	r->snap.seq++;
+	live_update(r->live, &r->snap);
+	metrics_publish(r->metrics, &r->snap);
 }
 
 /* One live line: the host, then the VMs' totals over the last second. */
@@ -480,8 +559,8 @@ static void live_line(struct run *r, double t, double dt)
 	struct mv_host_stats h;
 
 	for (size_t i = 0; i < r->sc.nvms; i++)
-		add_vm(&r->vms[i], &tot);
-	if (r->opt.quiet || mv_host_stats(r->host, &h))
+		add_vm(r, &r->vms[i], &tot);
+	if (r->opt.quiet || r->opt.live || mv_host_stats(r->host, &h))
 		return;
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
 		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
@@ -527,6 +606,8 @@ static int watch(struct run *r)
 	unsigned duration = r->sc.host.duration_s, tick = 0;
 	double t, prev = 0, left;
 	struct timespec timeout;
+	sigset_t wait_for = r->stop_signals;
+	siginfo_t info;
 	int sig;
 
 	for (size_t i = 0; i < r->sc.nvms; i++) {
@@ -537,14 +618,26 @@ static int watch(struct run *r)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	sample(r, 0);
+	/* `q` on the live screen: its thread signals this one (on_quit) */
+	if (r->live)
+		sigaddset(&wait_for, SIGUSR1);
+	publish(r, 0);
 	while (tick < duration) {
 		left = tick + 1 - since(&r->t0);
 		if (left > 0) {
 			timeout.tv_sec = (time_t)left;
 			timeout.tv_nsec =
 				(long)((left - (double)timeout.tv_sec) * 1e9);
-			sig = sigtimedwait(&r->stop_signals, NULL, &timeout);
+			sig = sigtimedwait(&wait_for, &info, &timeout);
+			if (sig == SIGUSR1) {
+				/* from another process: not the screen's */
+				if (info.si_pid != getpid())
+					continue;
+				r->quit_live = true;
+				return 0;
+			}
 			if (sig > 0) {
+				live_stop(r->live);
 				fprintf(stderr,
 					"\nmemvisor: %s: stopping the guests early\n",
 					strsignal(sig));
@@ -557,6 +650,7 @@ static int watch(struct run *r)
 		t = since(&r->t0);
 		live_line(r, tick, t - prev);
 		sample(r, t);
+		publish(r, t);
 		prev = t;
 	}
 	return 0;
@@ -882,6 +976,7 @@ static void *lost_page_watch(void *arg)
 	while (!atomic_load(&r->watch_stop)) {
 		mv_host_stats(r->host, &hs);
 		if (hs.lost_pages) {
+			live_stop(r->live);
 			fprintf(stderr,
 				"memvisor: engine bug: %llu guest page(s) lost: %s\nmemvisor: a guest thread is stuck on it; aborting the run\n",
 				(unsigned long long)hs.lost_pages,
@@ -917,6 +1012,50 @@ static void drain_signals(struct run *r)
 			strsignal(sig));
 }
 
+/* `q` on the live screen (its thread): ends the timed run as a signal
+ * would, but as asked for, not as an interruption. */
+static void quit_from_live(void *arg)
+{
+	struct run *r = arg;
+
+	pthread_kill(r->main_thread, SIGUSR1);
+}
+
+/*
+ * --metrics and --live, once the scenario is known and before any guest
+ * starts: a port in use or a bad address ends the run here, with status 2.
+ */
+static int prepare_views(struct run *r)
+{
+	char err[256];
+
+	if (snap_init(&r->snap, r->sc.nvms)) {
+		run_fail(r, EXIT_BAD_INPUT, "out of memory");
+		return -1;
+	}
+	snprintf(r->snap.scenario, sizeof(r->snap.scenario), "%s",
+		 r->sc.source);
+	r->snap.duration_s = r->sc.host.duration_s;
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		snprintf(r->snap.vms[i].name, sizeof(r->snap.vms[i].name), "%s",
+			 r->sc.vms[i].name);
+	if (r->opt.metrics) {
+		if (metrics_start(r->opt.metrics, &r->metrics, err,
+				  sizeof(err))) {
+			run_fail(r, EXIT_BAD_INPUT, "%s", err);
+			return -1;
+		}
+		fprintf(r->out, "metrics: %s (and /healthz)\n",
+			metrics_url(r->metrics));
+		fflush(r->out);
+	}
+	if (r->opt.live && !(r->live = live_create(r->sc.nvms))) {
+		run_fail(r, EXIT_BAD_INPUT, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int run_main(int argc, char **argv)
 {
 	struct run r = { .status = 0 };
@@ -928,6 +1067,10 @@ int run_main(int argc, char **argv)
 	ret = parse_args(&r.opt, argc, argv);
 	if (ret)
 		return ret < 0 ? 0 : ret;
+	if (r.opt.live && live_check_terminal(msg, sizeof(msg))) {
+		fprintf(stderr, "memvisor run: %s\n", msg);
+		return EXIT_BAD_INPUT;
+	}
 	r.out = r.opt.json && !strcmp(r.opt.json, "-") ? stderr : stdout;
 	/* before any thread: it reads the umask */
 	if (prepare_json(&r))
@@ -937,11 +1080,24 @@ int run_main(int argc, char **argv)
 	sigaddset(&r.stop_signals, SIGINT);
 	sigaddset(&r.stop_signals, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &r.stop_signals, &r.old_mask);
+	if (r.opt.live) {
+		/* for the screen's thread alone (live.c), and its `q` */
+		sigset_t screen;
+
+		sigemptyset(&screen);
+		sigaddset(&screen, SIGUSR1);
+		sigaddset(&screen, SIGWINCH);
+		sigaddset(&screen, SIGTSTP);
+		pthread_sigmask(SIG_BLOCK, &screen, NULL);
+	}
+	r.main_thread = pthread_self();
 	if (mv_check_system(msg, sizeof(msg))) {
 		run_fail(&r, EXIT_BAD_INPUT, "%s", msg);
 		goto out;
 	}
 	if (load_scenario(&r))
+		goto out;
+	if (prepare_views(&r))
 		goto out;
 	/* before the host and VMs, whose own mappings the bound includes */
 	preflight_measure(&r.sc, &r.pf);
@@ -960,7 +1116,19 @@ int run_main(int argc, char **argv)
 		goto out_workloads;
 	print_summary(&r);
 	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
+	if (r.live &&
+	    live_start(r.live, quit_from_live, &r, msg, sizeof(msg))) {
+		/* r.live stays (the host's log thread may look at it), down */
+		fprintf(stderr, "memvisor: %s; showing the live line instead\n",
+			msg);
+		r.opt.live = false;
+	}
 	sig = watch(&r);
+	live_stop(r.live);
+	if (r.quit_live)
+		fprintf(r.out,
+			"memvisor: the run was ended from the live screen after %.1f s\n",
+			since(&r.t0));
 	pthread_mutex_lock(&r.report_lock);
 	if (sig) {
 		r.interrupted = STAGE_RUN;
@@ -992,6 +1160,10 @@ out_vms:
 			mv_vm_destroy(r.vms[i].vm);
 	mv_host_destroy(r.host);
 out:
+	metrics_stop(r.metrics);
+	live_destroy(r.live);
+	r.live = NULL;
+	snap_free(&r.snap);
 	drain_signals(&r);
 	pthread_mutex_lock(&r.report_lock);
 	finish_result(&r);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.h - `memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]`:
- * starts a scenario's host, VMs and guest workloads, shows a live line per
- * second, then verifies every page and prints the final table.
+ * run.h - `memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]
+ * [--live] [--metrics [ADDR:]PORT]`: starts a scenario's host, VMs and guest
+ * workloads, shows a live line per second (or the live screen, live.h, and
+ * serves metrics, metrics.h), then verifies every page and prints the
+ * final table.
  */
 #ifndef MV_TOOL_RUN_H
 #define MV_TOOL_RUN_H
