@@ -17,7 +17,8 @@
  *                         version, so a page that comes back as another
  *                         page, an older version or zero is caught.
  *                         Version 0 means "never written by the workload":
- *                         zero, or for image the image file's bytes.
+ *                         zero, or the image file's bytes for a VM
+ *                         started from an image (idle and random too).
  *   kvstore               per thread an open-addressing hash table (linear
  *                         probing, no deletes) of 256-byte records over 90%
  *                         of its pages, with one version per key and one
@@ -833,6 +834,9 @@ static int check_config(const struct mvg_config *cfg)
 		return -EINVAL;
 	if (cfg->kind == MVG_IMAGE && !cfg->image_path)
 		return -EINVAL;
+	/* its empty slots must read as zero */
+	if (cfg->kind == MVG_KVSTORE && cfg->image_path)
+		return -EINVAL;
 	return 0;
 }
 
@@ -976,7 +980,7 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 	err = -pthread_mutex_init(&w->err_lock, NULL);
 	if (err)
 		goto fail_free;
-	if (cfg->kind == MVG_IMAGE) {
+	if (cfg->image_path) {
 		err = open_image(w, cfg->image_path);
 		if (err)
 			goto fail_lock;
@@ -1134,6 +1138,34 @@ int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
 		err = -ECANCELED;
 	mvg_get_stats(w, final);
 	return err;
+}
+
+uint64_t mvg_verify_pages(struct mvg_workload *w)
+{
+	uint64_t n = 0;
+
+	if (!w)
+		return 0;
+	if (w->burst)
+		return mvg_burst_verify_pages(w->burst);
+	halt(w);
+	for (unsigned i = 0; i < w->cfg.threads; i++) {
+		struct gthread *g = &w->threads[i];
+
+		if (w->cfg.kind == MVG_IMAGE) {
+			n += g->hi - g->lo;
+		} else if (w->cfg.kind == MVG_KVSTORE) {
+			for (uint64_t s = 0; s < g->kv_slots; s++)
+				if (g->slot_key[s]) {
+					n++;
+					s |= KV_RECS_PER_PAGE - 1;
+				}
+		} else {
+			for (uint64_t ppn = g->lo; ppn < g->hi; ppn++)
+				n += w->version[ppn] != 0;
+		}
+	}
+	return n;
 }
 
 int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)

@@ -58,9 +58,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "genimage.h"
 #include "guest.h"
 #include "memvisor.h"
 #include "preflight.h"
+#include "progress.h"
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
@@ -117,6 +119,8 @@ struct run {
 	struct mv_host_config cfg; /* the host as created */
 	mv_host *host; /* NULL until created */
 	struct vm_run *vms; /* sc.nvms of them */
+	struct gen_images gi; /* the images made for image = generated */
+	struct progress verify_progress; /* of the final verification */
 	struct report_target json; /* where the JSON goes, if opt.json */
 	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
 	sigset_t stop_signals; /* SIGINT, SIGTERM: end the timed run early */
@@ -288,6 +292,17 @@ static void host_log(void *arg, enum mv_log_level level, const char *msg)
 		level == MV_LOG_ERROR ? " error" : "", msg);
 }
 
+static int generate_images(struct run *r)
+{
+	char err[PATH_MAX + 256];
+	int ret = gen_images_make(&r->sc, &r->gi, r->out, r->opt.quiet, err,
+				  sizeof(err));
+
+	if (ret)
+		run_fail(r, EXIT_BAD_INPUT, "%s", err);
+	return ret;
+}
+
 static int start_host(struct run *r)
 {
 	char what[64];
@@ -414,7 +429,11 @@ static void print_summary(const struct run *r)
 		if (vm->balloon_target)
 			fprintf(r->out, "  balloon target %.1f MB",
 				mb(vm->balloon_target));
-		if (vm->image)
+		if (vm->image_generated)
+			fprintf(r->out, "  image generated (os %s, seed %llu)",
+				vm->image_spec.os,
+				(unsigned long long)vm->image_spec.seed);
+		else if (vm->image)
 			fprintf(r->out, "  image %s", vm->image);
 		fprintf(r->out, "\n");
 	}
@@ -626,6 +645,7 @@ static void show_verified(struct run *r)
 		vr->verify_shown = true;
 		if (r->opt.quiet)
 			continue;
+		progress_clear(&r->verify_progress);
 		if (v->verified || v->verify_err)
 			fprintf(r->out,
 				"  %-16s read back in %5.1f s: %llu integrity errors (%llu page checks in the whole run)\n",
@@ -649,6 +669,7 @@ static void finish_result(struct run *r);
  * what is known, and the process ends without waiting any longer. */
 static void abandon(struct run *r, const char *why)
 {
+	progress_clear(&r->verify_progress);
 	fprintf(stderr,
 		"memvisor: %s: writing the report and ending without waiting\n",
 		why);
@@ -656,6 +677,21 @@ static void abandon(struct run *r, const char *why)
 	finish_result(r);
 	write_report(r);
 	_exit(r->res.exit_status);
+}
+
+/* How far the verification is: pages read back since it began (base)
+ * against the pages it will read (total). */
+static void verify_progress(struct run *r, uint64_t base, uint64_t total)
+{
+	uint64_t done = 0;
+	struct mvg_stats g;
+
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		done += g.pages_verified;
+	}
+	progress_update(&r->verify_progress,
+			(done > base ? done - base : 0) << 12, total << 12);
 }
 
 /*
@@ -670,6 +706,8 @@ static void verify_all(struct run *r)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t n = ncpu < 2 ? 2 : (size_t)ncpu, started = 0;
 	pthread_t tids[MAX_VERIFIERS];
+	uint64_t base = 0, total = 0;
+	struct mvg_stats g;
 	int sig;
 
 	if (n > MAX_VERIFIERS)
@@ -681,6 +719,12 @@ static void verify_all(struct run *r)
 			"\nstopping the guests and reading back every page they wrote:\n");
 	fflush(r->out);
 	halt_all(r);
+	progress_init(&r->verify_progress, r->out, r->opt.quiet, "verifying");
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		base += g.pages_verified;
+		total += mvg_verify_pages(r->vms[i].w);
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!pthread_create(&tids[started], NULL, verifier, r))
 			started++;
@@ -689,6 +733,7 @@ static void verify_all(struct run *r)
 	while (atomic_load(&r->verified) < r->sc.nvms) {
 		sig = sigtimedwait(&r->stop_signals, NULL, &poll);
 		show_verified(r);
+		verify_progress(r, base, total);
 		if (sig > 0 && !atomic_load(&r->cancel)) {
 			fprintf(stderr,
 				"\nmemvisor: %s: ending the verification early; the report follows (again to end at once)\n",
@@ -709,6 +754,7 @@ static void verify_all(struct run *r)
 	for (size_t i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	show_verified(r);
+	progress_clear(&r->verify_progress);
 }
 
 static const char *sig_name(int sig)
@@ -919,7 +965,7 @@ int run_main(int argc, char **argv)
 		run_fail(&r, EXIT_BAD_INPUT, "out of memory");
 		goto out;
 	}
-	if (start_host(&r))
+	if (generate_images(&r) || start_host(&r))
 		goto out_vms;
 	if (start_vms(&r))
 		goto out_vms;
@@ -958,6 +1004,7 @@ out_vms:
 		if (r.vms[i].vm)
 			mv_vm_destroy(r.vms[i].vm);
 	mv_host_destroy(r.host);
+	gen_images_free(&r.gi);
 out:
 	drain_signals(&r);
 	pthread_mutex_lock(&r.report_lock);

@@ -53,6 +53,7 @@
 #define MAX_THINK_US 10000000u
 #define MAX_ZIPF_S 10.0
 #define MAX_BURST_IDLE_MS 3600000u
+#define DEFAULT_IMAGE_OS "linux"
 
 /* Kept word for word in scenarios/default.ini; a test holds them equal. */
 const char scenario_default_text[] =
@@ -419,6 +420,12 @@ static int vm_image(struct parse *p, const char *value)
 	struct stat st;
 	int err;
 
+	/* made by memvisor at the start of the run (a file so named is
+	 * ./generated) */
+	if (!strcmp(value, "generated")) {
+		vm->image_generated = true;
+		return 0;
+	}
 	err = set_path(p, "image", value, &vm->image);
 	if (err)
 		return err;
@@ -433,6 +440,99 @@ static int vm_image(struct parse *p, const char *value)
 			p,
 			"image %s is not a regular file (expected the path of a RAM image file)",
 			vm->image);
+	return 0;
+}
+
+static bool name_ok(const char *name);
+
+static void image_key_seen(struct parse *p)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	if (!vm->image_keys_line)
+		vm->image_keys_line = p->line;
+}
+
+static int vm_image_os(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	if (!value[0] || strlen(value) >= sizeof(vm->image_spec.os) ||
+	    !name_ok(value))
+		return fail(
+			p,
+			"bad image_os '%s' (expected a name of 1 to %zu letters, digits, '-', '_' or '.'; VMs with the same image_os have the same common pages)",
+			value, sizeof(vm->image_spec.os) - 1);
+	snprintf(vm->image_spec.os, sizeof(vm->image_spec.os), "%s", value);
+	return 0;
+}
+
+static int vm_image_seed(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	vm->image_seed_set = true;
+	return set_uint(p, "image_seed", value, 0, UINT64_MAX,
+			&vm->image_spec.seed);
+}
+
+#define IMAGE_MIX_EXPECTED \
+	"expected zero N, common N, private N and optionally text N, in percent, e.g. image_mix = zero 66, common 23, private 11, text 50"
+
+/*
+ * "zero 66, common 23, private 11, text 50": zero, common and private are
+ * percentages of the pages and add up to 100; text, a percentage of the
+ * non-zero pages, may be left out (its default stays).
+ */
+static int vm_image_mix(struct parse *p, const char *value)
+{
+	static const char *const names[] = { "zero", "common", "private",
+					     "text" };
+	struct mvg_image_mix *mix = &current_vm(p)->image_spec.mix;
+	uint32_t *dst[] = { &mix->zero_pct, &mix->common_pct, &mix->private_pct,
+			    &mix->text_pct };
+	char buf[256], *save = NULL, *part, *num;
+	unsigned seen = 0;
+	uint64_t v;
+	size_t i;
+
+	image_key_seen(p);
+	if (strlen(value) >= sizeof(buf))
+		return fail(p, "image_mix is too long (%s)",
+			    IMAGE_MIX_EXPECTED);
+	strcpy(buf, value);
+	for (part = strtok_r(buf, ",", &save); part;
+	     part = strtok_r(NULL, ",", &save)) {
+		part = trim(part);
+		num = part + strcspn(part, " \t");
+		if (*num)
+			*num++ = '\0';
+		num = trim(num);
+		if (*num && num[strlen(num) - 1] == '%')
+			num[strlen(num) - 1] = '\0';
+		for (i = 0; i < 4 && strcasecmp(part, names[i]); i++)
+			;
+		if (i == 4 || uint_value(num, 100, &v))
+			return fail(p, "bad image_mix part '%s%s%s' (%s)", part,
+				    *num ? " " : "", num, IMAGE_MIX_EXPECTED);
+		if (seen & (1u << i))
+			return fail(p, "image_mix gives %s twice (%s)",
+				    names[i], IMAGE_MIX_EXPECTED);
+		seen |= 1u << i;
+		*dst[i] = (uint32_t)v;
+	}
+	for (i = 0; i < 3; i++)
+		if (!(seen & (1u << i)))
+			return fail(p, "image_mix has no %s (%s)", names[i],
+				    IMAGE_MIX_EXPECTED);
+	if (mix->zero_pct + mix->common_pct + mix->private_pct != 100)
+		return fail(
+			p,
+			"image_mix zero %u + common %u + private %u is %u%% (expected the three to add up to 100)",
+			mix->zero_pct, mix->common_pct, mix->private_pct,
+			mix->zero_pct + mix->common_pct + mix->private_pct);
 	return 0;
 }
 
@@ -624,6 +724,9 @@ static const struct key vm_keys[] = {
 	{ "workload", vm_workload },
 	{ "threads", vm_threads },
 	{ "image", vm_image },
+	{ "image_os", vm_image_os },
+	{ "image_seed", vm_image_seed },
+	{ "image_mix", vm_image_mix },
 	{ "salt", vm_salt },
 	{ "seed", vm_seed },
 	{ "think_us", vm_think_us },
@@ -655,7 +758,7 @@ static void key_list(const struct key *keys, size_t n, char *buf, size_t len)
 static int set_key(struct parse *p, const struct key *keys, size_t n,
 		   const char *section, const char *name, const char *value)
 {
-	char expected[160];
+	char expected[320];
 
 	for (size_t i = 0; i < n; i++) {
 		if (strcasecmp(name, keys[i].name))
@@ -839,6 +942,10 @@ static int open_vm(struct parse *p, const char *name)
 	vms[sc->nvms].threads = 1;
 	vms[sc->nvms].shares_level = MV_SHARES_NORMAL;
 	vms[sc->nvms].seed = name_seed(name);
+	snprintf(vms[sc->nvms].image_spec.os,
+		 sizeof(vms[sc->nvms].image_spec.os), "%s", DEFAULT_IMAGE_OS);
+	vms[sc->nvms].image_spec.mix =
+		(struct mvg_image_mix)MVG_IMAGE_MIX_DEFAULT;
 	vms[sc->nvms].line = p->line;
 	sc->nvms++;
 	p->sec = SEC_VM;
@@ -988,11 +1095,31 @@ static int finish(struct parse *p)
 				p, vm->line,
 				"[vm %s] has no memsize (expected memsize = SIZE, e.g. 256M)",
 				vm->name);
-		if (vm->workload == MVG_IMAGE && !vm->image)
+		if (vm->workload == MVG_IMAGE && !vm->image &&
+		    !vm->image_generated)
 			return fail_at(
 				p, vm->line,
-				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from)",
+				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from, or image = generated)",
 				vm->name);
+		if (vm->image_keys_line && !vm->image_generated)
+			return fail_at(
+				p, vm->image_keys_line,
+				"[vm %s] sets image_os, image_seed or image_mix but has no image = generated (expected image = generated, or no image_* keys)",
+				vm->name);
+		if ((vm->image || vm->image_generated) &&
+		    (vm->workload == MVG_KVSTORE || vm->workload == MVG_BURST))
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has an image but workload = %s, %s (expected workload = image, idle or random on an image)",
+				vm->name, mvg_kind_name(vm->workload),
+				vm->workload == MVG_KVSTORE ?
+					"which expects its table in zeroed memory" :
+					"whose guest OS takes all memory as free and never reads the image");
+		if (vm->image_generated) {
+			vm->image_spec.size = vm->memsize;
+			if (!vm->image_seed_set)
+				vm->image_spec.seed = vm->seed;
+		}
 		if ((vm->burst_pct || vm->burst_keep_pct ||
 		     vm->burst_idle_ms) &&
 		    vm->workload != MVG_BURST)
