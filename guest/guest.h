@@ -19,7 +19,8 @@
 struct mv_vm;
 
 enum mvg_kind {
-	MVG_IDLE, /* touches every page once (writes a pattern), then sleeps */
+	MVG_IDLE, /* touches every page once (writes a pattern; on an image:
+		   * reads and checks it), then sleeps */
 	MVG_KVSTORE, /* hash table over most of memory, Zipf reads and writes */
 	MVG_RANDOM, /* incompressible data, uniform random rewrites and reads */
 	MVG_IMAGE, /* restored VM: verify every page once vs image, then a WSS */

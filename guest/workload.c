@@ -587,10 +587,20 @@ static void write_page(struct gthread *g, uint64_t ppn)
 	bump(&g->writes, 1);
 }
 
+/* On an image, the touch is a read (the VM restored, then left idle), so
+ * that the image's pages stay what they are. */
 static int idle_run(struct gthread *g)
 {
+	int err;
+
 	for (uint64_t ppn = g->lo; ppn < g->hi && !stopping(g->w); ppn++) {
-		write_page(g, ppn);
+		if (g->w->image_fd >= 0) {
+			err = read_page(g, ppn);
+			if (err)
+				return err;
+		} else {
+			write_page(g, ppn);
+		}
 		think(g);
 	}
 	while (!stopping(g->w))
@@ -630,6 +640,14 @@ static int written_verify(struct gthread *g)
 			return err;
 	}
 	return 0;
+}
+
+static int image_verify(struct gthread *g);
+
+/* On an image every page is checked, as for the image workload. */
+static int idle_verify(struct gthread *g)
+{
+	return g->w->image_fd >= 0 ? image_verify(g) : written_verify(g);
 }
 
 static int image_run(struct gthread *g)
@@ -789,7 +807,7 @@ static int kv_verify(struct gthread *g)
 }
 
 static const struct kind_ops kinds[MVG_NKINDS] = {
-	[MVG_IDLE] = { "idle", idle_run, written_verify },
+	[MVG_IDLE] = { "idle", idle_run, idle_verify },
 	[MVG_KVSTORE] = { "kvstore", kv_run, kv_verify },
 	[MVG_RANDOM] = { "random", random_run, written_verify },
 	[MVG_IMAGE] = { "image", image_run, image_verify },
@@ -1152,7 +1170,8 @@ uint64_t mvg_verify_pages(struct mvg_workload *w)
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];
 
-		if (w->cfg.kind == MVG_IMAGE) {
+		if (w->cfg.kind == MVG_IMAGE ||
+		    (w->cfg.kind == MVG_IDLE && w->image_fd >= 0)) {
 			n += g->hi - g->lo;
 		} else if (w->cfg.kind == MVG_KVSTORE) {
 			for (uint64_t s = 0; s < g->kv_slots; s++)

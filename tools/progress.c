@@ -6,7 +6,8 @@
  * erase to the end of the line) at most five times a second, and taken
  * off (progress_clear) before anything else is printed, so that other
  * lines never land in the middle of it.  Elsewhere (a pipe, a log file)
- * a plain line is printed every PLAIN_EVERY_S seconds, never more often.
+ * a plain line is printed every PLAIN_EVERY_S seconds, the first after
+ * that long, so that work done in a moment prints none.
  * Nothing at all with --quiet.  The percentage is capped at 100: the
  * totals of some work are estimates made before it starts.
  *
@@ -29,6 +30,9 @@ void progress_init(struct progress *p, FILE *out, bool quiet, const char *what)
 	if (p->out)
 		p->tty = isatty(fileno(p->out));
 	p->every_s = p->tty ? TTY_EVERY_S : PLAIN_EVERY_S;
+	/* a plain line only for work that lasts: the first after every_s */
+	clock_gettime(CLOCK_MONOTONIC, &p->last);
+	p->started = !p->tty;
 }
 
 void progress_format(char *buf, size_t len, const char *what,
