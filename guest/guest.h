@@ -62,6 +62,11 @@ struct mvg_stats {
 	uint64_t reads;
 	uint64_t writes;
 	uint64_t pages_verified; /* page-sized verifications done */
+	/* a VM started from an image (image, or idle on one) first reads
+	 * and checks every page, as a restore loads it: load_pages pages,
+	 * loaded_pages of them done so far; both 0 without an image */
+	uint64_t load_pages;
+	uint64_t loaded_pages;
 	uint64_t integrity_errors; /* reads that did not match */
 	/* of those, pages whose touch raised SIGBUS: the host could not read
 	 * them back (memvisor's unreadable_pages); each counted once, never

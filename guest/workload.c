@@ -149,6 +149,7 @@ struct gthread {
 	_Atomic uint64_t verified; /* bytes compared with expected content */
 	_Atomic uint64_t errors; /* comparisons that failed */
 	_Atomic uint64_t memory_errors; /* of those, touches that took SIGBUS */
+	_Atomic uint64_t loaded; /* pages of the first pass over an image */
 	struct mvg_workload *w; /* the workload this thread belongs to */
 	pthread_t tid; /* valid while running */
 	bool running; /* tid is a thread not yet joined */
@@ -598,6 +599,7 @@ static int idle_run(struct gthread *g)
 			err = read_page(g, ppn);
 			if (err)
 				return err;
+			bump(&g->loaded, 1);
 		} else {
 			write_page(g, ppn);
 		}
@@ -663,6 +665,7 @@ static int image_run(struct gthread *g)
 		err = read_page(g, ppn);
 		if (err)
 			return err;
+		bump(&g->loaded, 1);
 		think(g);
 	}
 	while (!stopping(g->w)) {
@@ -905,6 +908,7 @@ static int thread_init(struct mvg_workload *w, struct gthread *g, unsigned i)
 	atomic_init(&g->writes, 0);
 	atomic_init(&g->verified, 0);
 	atomic_init(&g->errors, 0);
+	atomic_init(&g->loaded, 0);
 	g->w = w;
 	g->idx = i;
 	g->lo = w->npages * i / w->cfg.threads;
@@ -1100,7 +1104,11 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 		verified += peek(&g->verified);
 		st->integrity_errors += peek(&g->errors);
 		st->memory_errors += peek(&g->memory_errors);
+		st->loaded_pages += peek(&g->loaded);
 	}
+	if (w->image_fd >= 0 &&
+	    (w->cfg.kind == MVG_IMAGE || w->cfg.kind == MVG_IDLE))
+		st->load_pages = w->npages;
 	st->ops = st->reads + st->writes;
 	st->pages_verified = verified >> GPAGE_SHIFT;
 	pthread_mutex_lock(&w->err_lock);

@@ -417,6 +417,9 @@ static void test_image_verifies_every_page_against_file(void **state)
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, pages_verified, npages);
 	WAIT_STAT(w, writes, 1); /* the working set, after the first pass */
+	/* the first pass says how far the load of the image is */
+	WAIT_STAT(w, loaded_pages, npages);
+	WAIT_STAT(w, load_pages, npages);
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_string_equal(st.first_error, "");
 	assert_int_equal(st.integrity_errors, 0);
@@ -506,6 +509,9 @@ static void test_idle_on_an_image_reads_every_page_and_keeps_it(void **state)
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, reads, npages);
 	mvg_halt(w);
+	mvg_get_stats(w, &st);
+	assert_int_equal(st.load_pages, npages);
+	assert_int_equal(st.loaded_pages, npages);
 	assert_int_equal(mvg_verify_pages(w), npages);
 	assert_int_equal(mvg_verify(w, NULL, &st), 0);
 	mvg_stop(w);

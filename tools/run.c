@@ -121,6 +121,8 @@ struct run {
 	struct vm_run *vms; /* sc.nvms of them */
 	struct gen_images gi; /* the images made for image = generated */
 	struct progress verify_progress; /* of the final verification */
+	struct progress load_progress; /* of the VMs' first pass over images */
+	bool loaded; /* that first pass ended (or there is none) */
 	struct report_target json; /* where the JSON goes, if opt.json */
 	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
 	sigset_t stop_signals; /* SIGINT, SIGTERM: end the timed run early */
@@ -499,6 +501,7 @@ static void live_line(struct run *r, double t, double dt)
 		add_vm(&r->vms[i], &tot);
 	if (r->opt.quiet || mv_host_stats(r->host, &h))
 		return;
+	progress_clear(&r->load_progress);
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
 		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
 		pages_mb(h.consumed_pages), pages_mb(h.share_saved_pages),
@@ -508,6 +511,32 @@ static void live_line(struct run *r, double t, double dt)
 		pages_mb(tot.unzip_pages) / dt, (double)tot.ops / dt,
 		(unsigned long long)tot.integrity_errors);
 	fflush(r->out);
+}
+
+/* How far the VMs started from images are in reading them (a restore's
+ * load), under the live line; once, when all have, how long it took. */
+static void load_progress(struct run *r, double t)
+{
+	uint64_t done = 0, total = 0;
+	struct mvg_stats g;
+
+	if (r->loaded)
+		return;
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		done += g.loaded_pages;
+		total += g.load_pages;
+	}
+	if (done < total) {
+		progress_update(&r->load_progress, done << 12, total << 12);
+		return;
+	}
+	r->loaded = true;
+	progress_clear(&r->load_progress);
+	if (total && !r->opt.quiet)
+		fprintf(r->out,
+			"images loaded: every page of %llu MB read and checked in %.0f s\n",
+			(unsigned long long)(total >> 8), t);
 }
 
 /* The timed run.  Returns the signal that ended it early, or 0. */
@@ -524,6 +553,8 @@ static int watch(struct run *r)
 		mv_vm_stats(v->vm, &v->start);
 		v->last = v->start;
 	}
+	progress_init(&r->load_progress, r->out, r->opt.quiet,
+		      "loading images");
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	while (tick < duration) {
 		left = tick + 1 - since(&r->t0);
@@ -544,6 +575,7 @@ static int watch(struct run *r)
 		tick++;
 		t = since(&r->t0);
 		live_line(r, tick, t - prev);
+		load_progress(r, tick);
 		prev = t;
 	}
 	return 0;
@@ -714,6 +746,7 @@ static void verify_all(struct run *r)
 		n = MAX_VERIFIERS;
 	if (n > r->sc.nvms)
 		n = r->sc.nvms;
+	progress_clear(&r->load_progress);
 	if (!r->opt.quiet)
 		fprintf(r->out,
 			"\nstopping the guests and reading back every page they wrote:\n");
