@@ -22,9 +22,10 @@
  *
  * Zero pages are never written: the file is made with ftruncate and stays
  * sparse there, as cp --sparse=always leaves a real image.  The image goes
- * in a memory file (memfd) that the engine and the guest workload open by
- * its /proc/self/fd path: the engine then keys sharing on that one file
- * as on a real one, and nothing reaches the disk.
+ * in a file without a name, a memory file (memfd) or one in a directory
+ * (O_TMPFILE) for images too large for memory, that the engine and the
+ * guest workload open by its /proc/self/fd path: the engine then keys
+ * sharing on that one file as on a real one, and nothing is left behind.
  *
  * Invariants: the same spec always gives the same bytes (the page mix,
  * positions and content depend on nothing else); no generated non-zero
@@ -35,6 +36,7 @@
  * Lock ordering: none; no shared state.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,13 +223,13 @@ int mvg_image_write(const struct mvg_image_spec *spec, int fd,
 			}
 			done += (uint64_t)n;
 		}
-		if (progress && end * PAGE_SIZE_ >= next) {
-			progress(arg, end * PAGE_SIZE_, spec->size);
+		if (!err && progress && end * PAGE_SIZE_ >= next) {
+			err = progress(arg, end * PAGE_SIZE_, spec->size);
 			next = end * PAGE_SIZE_ + PROGRESS_BYTES;
 		}
 	}
 	if (!err && progress)
-		progress(arg, spec->size, spec->size);
+		err = progress(arg, spec->size, spec->size);
 out:
 	free(buf);
 	free(text);
@@ -235,16 +237,40 @@ out:
 	return err;
 }
 
-int mvg_image_create(const struct mvg_image_spec *spec, int *fd,
-		     mvg_image_progress *progress, void *arg)
+uint64_t mvg_image_nonzero_bytes(const struct mvg_image_spec *spec)
+{
+	return spec->size / 100 * (100 - spec->mix.zero_pct);
+}
+
+/* A file in dir with no name: O_TMPFILE, or a name unlinked at once. */
+static int unnamed_file(const char *dir)
+{
+	char *path;
+	int f, err;
+
+	f = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (f >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return f < 0 ? -errno : f;
+	if (asprintf(&path, "%s/memvisor-image-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	f = mkostemp(path, O_CLOEXEC);
+	err = f < 0 ? -errno : 0;
+	if (f >= 0)
+		unlink(path);
+	free(path);
+	return f < 0 ? err : f;
+}
+
+int mvg_image_create(const struct mvg_image_spec *spec, const char *dir,
+		     int *fd, mvg_image_progress *progress, void *arg)
 {
 	char name[MVG_IMAGE_OS_MAX + 16];
 	int f, err;
 
 	snprintf(name, sizeof(name), "memvisor-image-%s", spec->os);
-	f = memfd_create(name, MFD_CLOEXEC);
+	f = dir ? unnamed_file(dir) : memfd_create(name, MFD_CLOEXEC);
 	if (f < 0)
-		return -errno;
+		return dir ? f : -errno;
 	err = mvg_image_write(spec, f, progress, arg);
 	if (err) {
 		close(f);

@@ -68,8 +68,9 @@ void mvg_image_layout(const struct mvg_image_spec *spec, uint8_t *cls,
 void mvg_image_page(const struct mvg_image_spec *spec, uint64_t ppn,
 		    enum mvg_image_page cls, bool text, void *page);
 
-/* Called now and then while an image is written: bytes done of total. */
-typedef void mvg_image_progress(void *arg, uint64_t done, uint64_t total);
+/* Called now and then while an image is written: bytes done of total.
+ * Returns 0 to go on, or a -errno that stops the writing with it. */
+typedef int mvg_image_progress(void *arg, uint64_t done, uint64_t total);
 
 /*
  * Writes spec's image to fd from offset 0 (sized to spec->size with
@@ -80,11 +81,17 @@ int mvg_image_write(const struct mvg_image_spec *spec, int fd,
 		    mvg_image_progress *progress, void *arg);
 
 /*
- * The image in a new memory file (memfd_create, close-on-exec), readable
- * by path as /proc/self/fd/N for as long as *fd stays open: nothing on
- * disk, nothing left behind.  0 or -errno.
+ * The image in a new file without a name, readable by path as
+ * /proc/self/fd/N for as long as *fd stays open, gone when it is closed
+ * (nothing left behind, even after a crash): with dir NULL a memory file
+ * (memfd_create), else a file in dir (O_TMPFILE, or where the filesystem
+ * has none a file unlinked at once).  Close-on-exec.  0 or -errno.
  */
-int mvg_image_create(const struct mvg_image_spec *spec, int *fd,
-		     mvg_image_progress *progress, void *arg);
+int mvg_image_create(const struct mvg_image_spec *spec, const char *dir,
+		     int *fd, mvg_image_progress *progress, void *arg);
+
+/* Bytes of spec's image that are not zero pages, about (from the mix):
+ * what the file will hold. */
+uint64_t mvg_image_nonzero_bytes(const struct mvg_image_spec *spec);
 
 #endif /* MV_GUEST_IMAGE_H */

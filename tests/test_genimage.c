@@ -9,7 +9,9 @@
  */
 /* the tool's sources first: cmocka.h defines fail(), as scenario.c does */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,8 +59,9 @@ static void test_one_file_per_distinct_image(void **state)
 
 	(void)state;
 	load(&sc, four_vms);
-	assert_int_equal(
-		gen_images_make(&sc, &gi, NULL, true, err, sizeof(err)), 0);
+	assert_int_equal(gen_images_make(&sc, &gi, NULL, NULL, true, err,
+					 sizeof(err)),
+			 0);
 	assert_int_equal(gi.n, 2);
 	assert_non_null(sc.vms[0].image);
 	/* clones: the same file, which the engine then shares */
@@ -83,8 +86,9 @@ static void test_vm_image_path_reads_as_the_image(void **state)
 
 	(void)state;
 	load(&sc, four_vms);
-	assert_int_equal(
-		gen_images_make(&sc, &gi, NULL, true, err, sizeof(err)), 0);
+	assert_int_equal(gen_images_make(&sc, &gi, NULL, NULL, true, err,
+					 sizeof(err)),
+			 0);
 	fd = open(sc.vms[2].image, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(lseek(fd, 0, SEEK_END), 4 << 20);
@@ -112,8 +116,8 @@ static void test_a_run_says_what_it_made(void **state)
 	(void)state;
 	assert_non_null(f);
 	load(&sc, four_vms);
-	assert_int_equal(gen_images_make(&sc, &gi, f, false, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+		gen_images_make(&sc, &gi, NULL, f, false, err, sizeof(err)), 0);
 	rewind(f);
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = '\0';
@@ -134,11 +138,39 @@ static void test_no_generated_image_makes_nothing(void **state)
 	(void)state;
 	assert_non_null(f);
 	load(&sc, "[vm a]\nmemsize = 4M\n");
-	assert_int_equal(gen_images_make(&sc, &gi, f, false, err, sizeof(err)),
-			 0);
+	assert_int_equal(
+		gen_images_make(&sc, &gi, NULL, f, false, err, sizeof(err)), 0);
 	assert_int_equal(gi.n, 0);
 	assert_int_equal(ftell(f), 0);
 	fclose(f);
+	scenario_free(&sc);
+}
+
+/* A SIGINT waiting (blocked, as during a run) stops the generation. */
+static void test_pending_sigint_stops_the_generation(void **state)
+{
+	struct timespec zero = { 0, 0 };
+	struct gen_images gi;
+	struct scenario sc;
+	sigset_t set, old;
+	char err[256];
+
+	(void)state;
+	load(&sc, four_vms);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+	assert_int_equal(raise(SIGINT), 0);
+	assert_int_equal(gen_images_make(&sc, &gi, NULL, NULL, true, err,
+					 sizeof(err)),
+			 -EINTR);
+	assert_int_equal(sigtimedwait(&set, NULL, &zero), SIGINT);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	assert_non_null(strstr(
+		err,
+		"t.ini:1: interrupted while generating the guest image of VM a"));
+	assert_null(sc.vms[0].image);
+	gen_images_free(&gi);
 	scenario_free(&sc);
 }
 
@@ -149,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_vm_image_path_reads_as_the_image),
 		cmocka_unit_test(test_a_run_says_what_it_made),
 		cmocka_unit_test(test_no_generated_image_makes_nothing),
+		cmocka_unit_test(test_pending_sigint_stops_the_generation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

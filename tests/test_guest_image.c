@@ -10,6 +10,7 @@
  * Lock ordering: none.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -209,7 +210,7 @@ static void test_created_image_holds_every_page(void **state)
 
 	(void)state;
 	assert_true(cls && text);
-	assert_int_equal(mvg_image_create(&s, &fd, NULL, NULL), 0);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, NULL, NULL), 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, s.size);
 	mvg_image_layout(&s, cls, text);
@@ -235,7 +236,7 @@ struct progress_seen {
 	uint64_t calls, last, total;
 };
 
-static void on_progress(void *arg, uint64_t done, uint64_t total)
+static int on_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct progress_seen *p = arg;
 
@@ -243,6 +244,7 @@ static void on_progress(void *arg, uint64_t done, uint64_t total)
 	p->calls++;
 	p->last = done;
 	p->total = total;
+	return 0;
 }
 
 static void test_writing_reports_progress_to_the_end(void **state)
@@ -252,10 +254,60 @@ static void test_writing_reports_progress_to_the_end(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(mvg_image_create(&s, &fd, on_progress, &p), 0);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, on_progress, &p), 0);
 	assert_true(p.calls >= 2);
 	assert_int_equal(p.last, s.size);
 	assert_int_equal(p.total, s.size);
+	close(fd);
+}
+
+static int stop_at_once(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	(void)done;
+	(void)total;
+	return -EINTR;
+}
+
+static void test_progress_can_stop_the_writing(void **state)
+{
+	struct mvg_image_spec s = spec("debian", 7, 64 * MiB);
+	int fd = -1;
+
+	(void)state;
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, stop_at_once, NULL),
+			 -EINTR);
+	assert_int_equal(fd, -1);
+}
+
+/* An image in a directory is a file without a name: nothing is left. */
+static void test_image_in_a_directory_leaves_no_file(void **state)
+{
+	struct mvg_image_spec s = spec("debian", 7, 4 * MiB);
+	char dir[] = "/tmp/test_guest_image-XXXXXX", path[64];
+	uint8_t cls[1024], got[PAGE], want[PAGE];
+	bool text[1024];
+	int fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	th_remove_at_teardown(dir);
+	assert_int_equal(mvg_image_create(&s, dir, &fd, NULL, NULL), 0);
+	assert_int_equal(rmdir(dir), 0); /* empty */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	mvg_image_layout(&s, cls, text);
+	for (unsigned i = 0; i < 1024; i++) {
+		if (cls[i] == MVG_IMAGE_ZERO)
+			continue;
+		assert_int_equal(pread(fd, got, PAGE, i * (off_t)PAGE), PAGE);
+		mvg_image_page(&s, i, cls[i], text[i], want);
+		assert_memory_equal(got, want, PAGE);
+	}
+	/* the engine and the guest open it by that path */
+	fd2 = open(path, O_RDONLY);
+	assert_true(fd2 >= 0);
+	assert_int_equal(pread(fd2, got, PAGE, 0), PAGE);
+	close(fd2);
 	close(fd);
 }
 
@@ -266,12 +318,12 @@ static void test_bad_mix_or_size_is_refused(void **state)
 
 	(void)state;
 	s.mix.zero_pct = 50; /* 50 + 23 + 11 */
-	assert_int_equal(mvg_image_create(&s, &fd, NULL, NULL), -EINVAL);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, NULL, NULL), -EINVAL);
 	s = spec("debian", 7, 1 * MiB + 1);
-	assert_int_equal(mvg_image_create(&s, &fd, NULL, NULL), -EINVAL);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, NULL, NULL), -EINVAL);
 	s = spec("debian", 7, 1 * MiB);
 	s.mix.text_pct = 101;
-	assert_int_equal(mvg_image_create(&s, &fd, NULL, NULL), -EINVAL);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, NULL, NULL), -EINVAL);
 	assert_int_equal(fd, -1);
 }
 
@@ -295,7 +347,7 @@ static void test_vms_restored_from_one_generated_image_share_it(void **state)
 
 	(void)state;
 	assert_true(cls && text);
-	assert_int_equal(mvg_image_create(&s, &fd, NULL, NULL), 0);
+	assert_int_equal(mvg_image_create(&s, NULL, &fd, NULL, NULL), 0);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	mvg_image_layout(&s, cls, text);
 	th_host_create(&t, 64 * MiB, NULL);
@@ -342,6 +394,8 @@ int main(void)
 			test_text_pages_compress_and_binary_pages_do_not),
 		cmocka_unit_test(test_created_image_holds_every_page),
 		cmocka_unit_test(test_writing_reports_progress_to_the_end),
+		cmocka_unit_test(test_progress_can_stop_the_writing),
+		cmocka_unit_test(test_image_in_a_directory_leaves_no_file),
 		cmocka_unit_test(test_bad_mix_or_size_is_refused),
 		cmocka_unit_test(
 			test_vms_restored_from_one_generated_image_share_it),

@@ -10,8 +10,13 @@
  * its pages from the first touch, as VMs restored from one real image do.
  * VMs of one os with different seeds get different files; their common
  * pages are equal, and page sharing finds them as it finds any equal
- * pages.  Making the images is the first long step of a run, so it shows
- * its progress (progress.c) over all of them together.
+ * pages.  The files hold the non-zero pages outside the host's budget,
+ * as a real image's pages sit in the page cache; when they would take
+ * more than a quarter of the memory available they go to unnamed files in
+ * the swap directory instead, whose pages the kernel can drop.  Making
+ * the images is the first long step of a run, so it shows its progress
+ * (progress.c) over all of them together, and a SIGINT or SIGTERM (held
+ * pending by the run) stops it.
  *
  * Invariants: a VM's image is set only once its file is complete; every
  * file made is in gi, so that it is closed whatever fails later.
@@ -19,14 +24,20 @@
  * Lock ordering: none; called from the main thread before any VM exists.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "genimage.h"
 #include "progress.h"
+
+/* Images whose pages would take more than 1/MEMORY_SHARE of the memory
+ * available go to files in the swap directory instead of memory. */
+#define MEMORY_SHARE 4
 
 struct gen_progress {
 	struct progress p;
@@ -34,12 +45,34 @@ struct gen_progress {
 	uint64_t total; /* bytes of all of them */
 };
 
-static void on_progress(void *arg, uint64_t done, uint64_t total)
+/* Shows how far it is; a SIGINT or SIGTERM waiting (they are blocked
+ * during a run) stops it. */
+static int on_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct gen_progress *g = arg;
+	sigset_t pending;
 
 	(void)total;
 	progress_update(&g->p, g->before + done, g->total);
+	if (!sigpending(&pending) && (sigismember(&pending, SIGINT) == 1 ||
+				      sigismember(&pending, SIGTERM) == 1))
+		return -EINTR;
+	return 0;
+}
+
+/* MemAvailable of /proc/meminfo, bytes; 0 if unknown. */
+static uint64_t mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (uint64_t)kb << 10;
 }
 
 static double since(const struct timespec *t0)
@@ -71,10 +104,13 @@ static const struct sc_vm *made_before(const struct scenario *sc, size_t i)
 	return NULL;
 }
 
-int gen_images_make(struct scenario *sc, struct gen_images *gi, FILE *out,
-		    bool quiet, char *err, size_t errlen)
+int gen_images_make(struct scenario *sc, struct gen_images *gi,
+		    const char *disk_dir, FILE *out, bool quiet, char *err,
+		    size_t errlen)
 {
 	struct gen_progress g = { 0 };
+	const char *dir = NULL;
+	uint64_t nonzero = 0, avail;
 	struct timespec t0;
 	int *fds, fd, ret;
 
@@ -87,11 +123,25 @@ int gen_images_make(struct scenario *sc, struct gen_images *gi, FILE *out,
 			dup = sc->vms[j].image_generated &&
 			      same_image(&sc->vms[j].image_spec,
 					 &sc->vms[i].image_spec);
-		if (sc->vms[i].image_generated && !dup)
+		if (sc->vms[i].image_generated && !dup) {
 			g.total += sc->vms[i].image_spec.size;
+			nonzero +=
+				mvg_image_nonzero_bytes(&sc->vms[i].image_spec);
+		}
 	}
 	if (!g.total)
 		return 0;
+	avail = mem_available();
+	if (disk_dir && avail && nonzero > avail / MEMORY_SHARE) {
+		dir = disk_dir;
+		if (mkdir(dir, 0700) && errno != EEXIST) {
+			snprintf(
+				err, errlen,
+				"%s: cannot make %s for the generated guest images: %s",
+				sc->source, dir, strerror(errno));
+			return -errno;
+		}
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	progress_init(&g.p, out, quiet, "generating guest images");
 	for (size_t i = 0; i < sc->nvms; i++) {
@@ -111,7 +161,7 @@ int gen_images_make(struct scenario *sc, struct gen_images *gi, FILE *out,
 				goto fail;
 			}
 			gi->fds = fds;
-			ret = mvg_image_create(&vm->image_spec, &fd,
+			ret = mvg_image_create(&vm->image_spec, dir, &fd,
 					       on_progress, &g);
 			if (ret)
 				goto fail;
@@ -129,17 +179,28 @@ int gen_images_make(struct scenario *sc, struct gen_images *gi, FILE *out,
 		continue;
 fail:
 		progress_clear(&g.p);
-		snprintf(err, errlen,
-			 "%s:%d: cannot generate the guest image of VM %s: %s",
-			 sc->source, vm->line, vm->name, strerror(-ret));
+		if (ret == -EINTR)
+			snprintf(
+				err, errlen,
+				"%s:%d: interrupted while generating the guest image of VM %s",
+				sc->source, vm->line, vm->name);
+		else
+			snprintf(
+				err, errlen,
+				"%s:%d: cannot generate the guest image of VM %s%s%s: %s",
+				sc->source, vm->line, vm->name,
+				dir ? " in " : "", dir ? dir : "",
+				strerror(-ret));
 		return ret;
 	}
 	progress_clear(&g.p);
 	if (!quiet && out) {
 		fprintf(out,
-			"generated %zu guest image%s (%llu MB) in %.1f s\n",
+			"generated %zu guest image%s (%llu MB) in %.1f s%s%s%s\n",
 			gi->n, gi->n == 1 ? "" : "s",
-			(unsigned long long)(g.total >> 20), since(&t0));
+			(unsigned long long)(g.total >> 20), since(&t0),
+			dir ? ", in unnamed files in " : "", dir ? dir : "",
+			dir ? " (too large to keep in memory)" : "");
 		fflush(out);
 	}
 	return 0;

@@ -296,12 +296,18 @@ static void host_log(void *arg, enum mv_log_level level, const char *msg)
 
 static int generate_images(struct run *r)
 {
-	char err[PATH_MAX + 256];
-	int ret = gen_images_make(&r->sc, &r->gi, r->out, r->opt.quiet, err,
-				  sizeof(err));
+	char err[2 * PATH_MAX + 256];
+	struct mv_host_config cfg;
+	int ret;
 
+	mv_host_config_init(&cfg);
+	ret = gen_images_make(&r->sc, &r->gi,
+			      r->sc.host.swapdir ? r->sc.host.swapdir :
+						   cfg.swapdir,
+			      r->out, r->opt.quiet, err, sizeof(err));
 	if (ret)
-		run_fail(r, EXIT_BAD_INPUT, "%s", err);
+		run_fail(r, ret == -EINTR ? EXIT_INTERRUPTED : EXIT_BAD_INPUT,
+			 "%s", err);
 	return ret;
 }
 
