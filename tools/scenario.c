@@ -487,7 +487,7 @@ static int vm_image(struct parse *p, const char *value)
 	if (stat(vm->image, &st) < 0)
 		return fail(
 			p,
-			"image %s: %s (expected the path of a RAM image file)",
+			"image %s: %s (expected the path of a RAM image file, or generated)",
 			vm->image, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return fail(
