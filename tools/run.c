@@ -5,8 +5,11 @@
  * Design: everything that can be refused is refused before anything runs:
  * the arguments, the JSON path (checked to take a new file, so that a typo
  * does not cost a whole run), the kernel (mv_check_system), the scenario.
- * Then the host, the VMs and their workloads are started in that order and
- * torn down in reverse by one goto ladder, whatever step failed.  SIGINT and
+ * Then the generated guest images (genimage.c), the host, the VMs and
+ * their workloads are made in that order and torn down in reverse by one
+ * goto ladder, whatever step failed.  The long steps say how far they are
+ * (progress.c): making the images, the VMs' first read of their images
+ * (under the live line) and the final verification.  SIGINT and
  * SIGTERM are blocked before the first thread exists, so every library and
  * guest thread inherits the mask and the main thread alone takes them, in
  * sigtimedwait(), which is also its clock: during the timed run a signal
