@@ -15,7 +15,10 @@
  * table of keys; the tables give both the setters and the list of expected
  * keys in messages, so the two cannot drift.  Checks that need a whole
  * section (memsize present, image for the image workload, at least one VM)
- * run once the text is read.  Paths in a file are relative to the file's
+ * run once the text is read.  "image = generated" names no file: the
+ * image is made when the run starts (genimage.c) from the image_* keys,
+ * whose defaults (os "linux", the measured mix, the VM's seed) are set
+ * here.  Paths in a file are relative to the file's
  * directory, so a scenario can be run from anywhere.  Only a regular file is
  * read (a device or a pipe may never end), and the reader takes a line a
  * byte at a time so that a NUL byte is refused with its line instead of
