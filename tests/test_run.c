@@ -459,6 +459,14 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 		fail_msg("a mechanism did nothing:\n%s", text);
 	}
 	cJSON_Delete(root);
+	/* what was generated, and how far the VMs were in loading it: a
+	 * plain line 5 s in if they had not finished, or when they had */
+	text = slurp(f->out);
+	assert_non_null(strstr(text, "generated 3 guest images (416 MB)"));
+	if (!strstr(text, "loading images: ") &&
+	    !strstr(text, "images loaded: every page of 576 MB"))
+		fail_msg("no progress of the image loading:\n%s", text);
+	free(text);
 }
 
 static void test_check_names_the_sysctl_a_scenario_needs(void **state)
