@@ -133,7 +133,9 @@ static void fill_text(char *out, uint64_t key)
 		size_t len = 0;
 		unsigned nw = 3 + (unsigned)(splitmix(&key) % 6);
 
-		for (unsigned i = 0; i < nw; i++) {
+		phrases[p][0] = '\0';
+		for (unsigned i = 0; i < nw && len < sizeof(phrases[p]) - 1;
+		     i++) {
 			const char *word = words[splitmix(&key) % NWORDS];
 
 			len += (size_t)snprintf(phrases[p] + len,
@@ -142,7 +144,7 @@ static void fill_text(char *out, uint64_t key)
 		}
 	}
 	while (n < PAGE_SIZE_) {
-		char line[160];
+		char line[256];
 
 		r = splitmix(&key);
 		w = (size_t)snprintf(line, sizeof(line), "%s [%llu]: %s %llu\n",
@@ -150,6 +152,8 @@ static void fill_text(char *out, uint64_t key)
 				     (unsigned long long)((r >> 8) % 100000),
 				     phrases[(r >> 32) % NPHRASES],
 				     (unsigned long long)((r >> 40) % 1000));
+		if (w > sizeof(line) - 1)
+			w = sizeof(line) - 1; /* cut by snprintf */
 		if (w > PAGE_SIZE_ - n)
 			w = PAGE_SIZE_ - n;
 		memcpy(out + n, line, w);
