@@ -651,7 +651,30 @@ static void test_image_keys_need_a_generated_image(void **state)
 		"[vm a]\nmemsize = 1M\nworkload = idle\n"
 		"image_os = debian\n",
 		4,
-		"[vm a] sets image_os, image_seed or image_mix but has no image = generated");
+		"[vm a] sets image_os, image_size, image_seed or image_mix but has no image = generated");
+}
+
+static void test_image_size_is_at_most_memsize(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nimage = generated\n"
+		"image_size = 2M\n",
+		1,
+		"[vm a] has an image_size above its memsize (expected image_size <= memsize)");
+	expect_error(
+		"[vm a]\nmemsize = 1M\nimage = generated\n"
+		"image_size = 1.001K\n",
+		4, "image_size '1.001K' is not a whole number of 4 KiB pages");
+	if (scenario_load_string("[vm a]\nmemsize = 8M\nimage = generated\n"
+				 "image_size = 2M\n",
+				 "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.vms[0].image_spec.size, 2 * MiB);
+	scenario_free(&sc);
 }
 
 static void test_image_under_kvstore_or_burst_is_refused(void **state)
@@ -942,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_bad_image_mix_parts_are_refused),
 		cmocka_unit_test(test_bad_image_os_is_refused),
 		cmocka_unit_test(test_image_keys_need_a_generated_image),
+		cmocka_unit_test(test_image_size_is_at_most_memsize),
 		cmocka_unit_test(test_image_under_kvstore_or_burst_is_refused),
 		cmocka_unit_test(test_missing_image_file_is_refused),
 		cmocka_unit_test(test_threads_out_of_range_are_refused),

@@ -330,7 +330,8 @@ static int uint_value(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
+static int set_size_of(struct parse *p, const char *key, const char *value,
+		       uint64_t *dst)
 {
 	uint64_t v = 0;
 	int err = size_value(value, &v);
@@ -338,13 +339,13 @@ static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
 	if (err == -ERANGE)
 		return fail(
 			p,
-			"memsize '%s' is too large (expected less than 16777216T)",
-			value);
+			"%s '%s' is too large (expected less than 16777216T)",
+			key, value);
 	if (err == -EDOM || (!err && v % MV_PAGE_SIZE))
 		return fail(
 			p,
-			"memsize '%s' is not a whole number of 4 KiB pages (expected a multiple of 4K, e.g. 512M or 1.5G)",
-			value);
+			"%s '%s' is not a whole number of 4 KiB pages (expected a multiple of 4K, e.g. 512M or 1.5G)",
+			key, value);
 	if (err)
 		return fail(
 			p,
@@ -352,10 +353,15 @@ static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
 			value);
 	if (!v)
 		return fail(
-			p,
-			"memsize is zero (expected a size above zero, e.g. 512M)");
+			p, "%s is zero (expected a size above zero, e.g. 512M)",
+			key);
 	*dst = v;
 	return 0;
+}
+
+static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
+{
+	return set_size_of(p, "memsize", value, dst);
 }
 
 static int set_uint(struct parse *p, const char *key, const char *value,
@@ -523,6 +529,14 @@ static int vm_image_os(struct parse *p, const char *value)
 			value, sizeof(vm->image_spec.os) - 1);
 	snprintf(vm->image_spec.os, sizeof(vm->image_spec.os), "%s", value);
 	return 0;
+}
+
+static int vm_image_size(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	return set_size_of(p, "image_size", value, &vm->image_spec.size);
 }
 
 static int vm_image_seed(struct parse *p, const char *value)
@@ -782,6 +796,7 @@ static const struct key vm_keys[] = {
 	{ "threads", vm_threads },
 	{ "image", vm_image },
 	{ "image_os", vm_image_os },
+	{ "image_size", vm_image_size },
 	{ "image_seed", vm_image_seed },
 	{ "image_mix", vm_image_mix },
 	{ "salt", vm_salt },
@@ -1161,7 +1176,7 @@ static int finish(struct parse *p)
 		if (vm->image_keys_line && !vm->image_generated)
 			return fail_at(
 				p, vm->image_keys_line,
-				"[vm %s] sets image_os, image_seed or image_mix but has no image = generated (expected image = generated, or no image_* keys)",
+				"[vm %s] sets image_os, image_size, image_seed or image_mix but has no image = generated (expected image = generated, or no image_* keys)",
 				vm->name);
 		if ((vm->image || vm->image_generated) &&
 		    (vm->workload == MVG_KVSTORE || vm->workload == MVG_BURST))
@@ -1173,7 +1188,13 @@ static int finish(struct parse *p)
 					"which expects its table in zeroed memory" :
 					"whose guest OS takes all memory as free and never reads the image");
 		if (vm->image_generated) {
-			vm->image_spec.size = vm->memsize;
+			if (vm->image_spec.size > vm->memsize)
+				return fail_at(
+					p, vm->line,
+					"[vm %s] has an image_size above its memsize (expected image_size <= memsize)",
+					vm->name);
+			if (!vm->image_spec.size)
+				vm->image_spec.size = vm->memsize;
 			if (!vm->image_seed_set)
 				vm->image_spec.seed = vm->seed;
 		}

@@ -33,12 +33,12 @@ struct sc_vm {
 	unsigned threads; /* guest threads, 1..SCENARIO_MAX_THREADS */
 	char *image; /* resolved RAM image path; NULL if none */
 	/* image = generated: the image is made at the start of the run
-	 * (image.h) from image_spec (os, seed, mix; size: memsize), and
-	 * image is then set to the path of the file that holds it */
+	 * (image.h) from image_spec (os, seed, mix, size: image_size or
+	 * memsize), and image is then set to the path of the file holding it */
 	bool image_generated;
 	struct mvg_image_spec image_spec;
 	bool image_seed_set; /* image_seed given; else the VM's seed */
-	int image_keys_line; /* of the first image_os/seed/mix key, 0: none */
+	int image_keys_line; /* of the first image_* key, 0: none */
 	char salt[MV_NAME_MAX]; /* sched.mem.pshare.salt; "" if unset */
 	uint64_t seed;
 	uint32_t think_us; /* pause between guest ops, microseconds */
