@@ -463,3 +463,13 @@ int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
 		mvg_burst_get_stats(b, final);
 	return cancel && atomic_load(cancel) ? -ECANCELED : 0;
 }
+
+uint64_t mvg_burst_verify_pages(struct mvg_burst *b)
+{
+	uint64_t n = 0;
+
+	mvg_burst_halt(b);
+	for (unsigned i = 0; i < b->cfg.threads; i++)
+		n += b->threads[i].n;
+	return n;
+}

@@ -19,7 +19,8 @@
 struct mv_vm;
 
 enum mvg_kind {
-	MVG_IDLE, /* touches every page once (writes a pattern), then sleeps */
+	MVG_IDLE, /* touches every page once (writes a pattern; on an image:
+		   * reads and checks it), then sleeps */
 	MVG_KVSTORE, /* hash table over most of memory, Zipf reads and writes */
 	MVG_RANDOM, /* incompressible data, uniform random rewrites and reads */
 	MVG_IMAGE, /* restored VM: verify every page once vs image, then a WSS */
@@ -32,7 +33,10 @@ struct mvg_config {
 	void *mem; /* guest physical memory */
 	uint64_t memsize; /* bytes, multiple of 4096 */
 	unsigned threads; /* guest threads (>= 1) */
-	const char *image_path; /* MVG_IMAGE: the image the VM started from */
+	/* the image the VM started from: needed by MVG_IMAGE; idle and
+	 * random compare pages they never wrote with it; kvstore refuses
+	 * one, burst ignores it */
+	const char *image_path;
 	/* MVG_IMAGE: 1 + percent of working-set operations that write
 	 * (0: 30) */
 	uint32_t image_write_pct1;
@@ -58,6 +62,11 @@ struct mvg_stats {
 	uint64_t reads;
 	uint64_t writes;
 	uint64_t pages_verified; /* page-sized verifications done */
+	/* a VM started from an image (image, or idle on one) first reads
+	 * and checks every page, as a restore loads it: load_pages pages,
+	 * loaded_pages of them done so far; both 0 without an image */
+	uint64_t load_pages;
+	uint64_t loaded_pages;
 	uint64_t integrity_errors; /* reads that did not match */
 	/* of those, pages whose touch raised SIGBUS: the host could not read
 	 * them back (memvisor's unreadable_pages); each counted once, never
@@ -96,5 +105,11 @@ void mvg_request_stop(struct mvg_workload *w);
 void mvg_halt(struct mvg_workload *w);
 int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
 	       struct mvg_stats *final);
+/*
+ * Halts w (as mvg_halt()) and returns how many pages mvg_verify() will
+ * read back, so that a caller can say how far a verification is: the
+ * pages_verified it adds to mvg_stats go from 0 to about this.
+ */
+uint64_t mvg_verify_pages(struct mvg_workload *w);
 
 #endif /* MV_GUEST_H */

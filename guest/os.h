@@ -111,5 +111,6 @@ void mvg_burst_stop(struct mvg_burst *b);
 int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
 		     struct mvg_stats *final);
 void mvg_burst_get_stats(struct mvg_burst *b, struct mvg_stats *st);
+uint64_t mvg_burst_verify_pages(struct mvg_burst *b);
 
 #endif /* MV_GUEST_OS_H */

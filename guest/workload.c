@@ -17,7 +17,8 @@
  *                         version, so a page that comes back as another
  *                         page, an older version or zero is caught.
  *                         Version 0 means "never written by the workload":
- *                         zero, or for image the image file's bytes.
+ *                         zero, or the image file's bytes for a VM
+ *                         started from an image (idle and random too).
  *   kvstore               per thread an open-addressing hash table (linear
  *                         probing, no deletes) of 256-byte records over 90%
  *                         of its pages, with one version per key and one
@@ -148,6 +149,7 @@ struct gthread {
 	_Atomic uint64_t verified; /* bytes compared with expected content */
 	_Atomic uint64_t errors; /* comparisons that failed */
 	_Atomic uint64_t memory_errors; /* of those, touches that took SIGBUS */
+	_Atomic uint64_t loaded; /* pages of the first pass over an image */
 	struct mvg_workload *w; /* the workload this thread belongs to */
 	pthread_t tid; /* valid while running */
 	bool running; /* tid is a thread not yet joined */
@@ -586,10 +588,21 @@ static void write_page(struct gthread *g, uint64_t ppn)
 	bump(&g->writes, 1);
 }
 
+/* On an image, the touch is a read (the VM restored, then left idle), so
+ * that the image's pages stay what they are. */
 static int idle_run(struct gthread *g)
 {
+	int err;
+
 	for (uint64_t ppn = g->lo; ppn < g->hi && !stopping(g->w); ppn++) {
-		write_page(g, ppn);
+		if (g->w->image_fd >= 0) {
+			err = read_page(g, ppn);
+			if (err)
+				return err;
+			bump(&g->loaded, 1);
+		} else {
+			write_page(g, ppn);
+		}
 		think(g);
 	}
 	while (!stopping(g->w))
@@ -631,6 +644,14 @@ static int written_verify(struct gthread *g)
 	return 0;
 }
 
+static int image_verify(struct gthread *g);
+
+/* On an image every page is checked, as for the image workload. */
+static int idle_verify(struct gthread *g)
+{
+	return g->w->image_fd >= 0 ? image_verify(g) : written_verify(g);
+}
+
 static int image_run(struct gthread *g)
 {
 	uint64_t wss =
@@ -644,6 +665,7 @@ static int image_run(struct gthread *g)
 		err = read_page(g, ppn);
 		if (err)
 			return err;
+		bump(&g->loaded, 1);
 		think(g);
 	}
 	while (!stopping(g->w)) {
@@ -788,7 +810,7 @@ static int kv_verify(struct gthread *g)
 }
 
 static const struct kind_ops kinds[MVG_NKINDS] = {
-	[MVG_IDLE] = { "idle", idle_run, written_verify },
+	[MVG_IDLE] = { "idle", idle_run, idle_verify },
 	[MVG_KVSTORE] = { "kvstore", kv_run, kv_verify },
 	[MVG_RANDOM] = { "random", random_run, written_verify },
 	[MVG_IMAGE] = { "image", image_run, image_verify },
@@ -832,6 +854,9 @@ static int check_config(const struct mvg_config *cfg)
 	if (cfg->kind == MVG_KVSTORE && most > KV_MAX_PAGES)
 		return -EINVAL;
 	if (cfg->kind == MVG_IMAGE && !cfg->image_path)
+		return -EINVAL;
+	/* its empty slots must read as zero */
+	if (cfg->kind == MVG_KVSTORE && cfg->image_path)
 		return -EINVAL;
 	return 0;
 }
@@ -883,6 +908,7 @@ static int thread_init(struct mvg_workload *w, struct gthread *g, unsigned i)
 	atomic_init(&g->writes, 0);
 	atomic_init(&g->verified, 0);
 	atomic_init(&g->errors, 0);
+	atomic_init(&g->loaded, 0);
 	g->w = w;
 	g->idx = i;
 	g->lo = w->npages * i / w->cfg.threads;
@@ -976,7 +1002,7 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 	err = -pthread_mutex_init(&w->err_lock, NULL);
 	if (err)
 		goto fail_free;
-	if (cfg->kind == MVG_IMAGE) {
+	if (cfg->image_path) {
 		err = open_image(w, cfg->image_path);
 		if (err)
 			goto fail_lock;
@@ -1078,7 +1104,11 @@ void mvg_get_stats(struct mvg_workload *w, struct mvg_stats *st)
 		verified += peek(&g->verified);
 		st->integrity_errors += peek(&g->errors);
 		st->memory_errors += peek(&g->memory_errors);
+		st->loaded_pages += peek(&g->loaded);
 	}
+	if (w->image_fd >= 0 &&
+	    (w->cfg.kind == MVG_IMAGE || w->cfg.kind == MVG_IDLE))
+		st->load_pages = w->npages;
 	st->ops = st->reads + st->writes;
 	st->pages_verified = verified >> GPAGE_SHIFT;
 	pthread_mutex_lock(&w->err_lock);
@@ -1134,6 +1164,35 @@ int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
 		err = -ECANCELED;
 	mvg_get_stats(w, final);
 	return err;
+}
+
+uint64_t mvg_verify_pages(struct mvg_workload *w)
+{
+	uint64_t n = 0;
+
+	if (!w)
+		return 0;
+	if (w->burst)
+		return mvg_burst_verify_pages(w->burst);
+	halt(w);
+	for (unsigned i = 0; i < w->cfg.threads; i++) {
+		struct gthread *g = &w->threads[i];
+
+		if (w->cfg.kind == MVG_IMAGE ||
+		    (w->cfg.kind == MVG_IDLE && w->image_fd >= 0)) {
+			n += g->hi - g->lo;
+		} else if (w->cfg.kind == MVG_KVSTORE) {
+			for (uint64_t s = 0; s < g->kv_slots; s++)
+				if (g->slot_key[s]) {
+					n++;
+					s |= KV_RECS_PER_PAGE - 1;
+				}
+		} else {
+			for (uint64_t ppn = g->lo; ppn < g->hi; ppn++)
+				n += w->version[ppn] != 0;
+		}
+	}
+	return n;
 }
 
 int mvg_stop_and_verify(struct mvg_workload *w, struct mvg_stats *final)

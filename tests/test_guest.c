@@ -417,6 +417,9 @@ static void test_image_verifies_every_page_against_file(void **state)
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, pages_verified, npages);
 	WAIT_STAT(w, writes, 1); /* the working set, after the first pass */
+	/* the first pass says how far the load of the image is */
+	WAIT_STAT(w, loaded_pages, npages);
+	WAIT_STAT(w, load_pages, npages);
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
 	assert_string_equal(st.first_error, "");
 	assert_int_equal(st.integrity_errors, 0);
@@ -482,6 +485,139 @@ static void test_image_reports_byte_that_differs_from_file(void **state)
 	assert_string_equal(st.first_error, want);
 	unlink(path);
 	free(data);
+	munmap(mem, size);
+}
+
+/* On an image, idle reads and checks every page instead of writing it,
+ * so the image stays as it was, and the final verification checks every
+ * page against the image. */
+static void test_idle_on_an_image_reads_every_page_and_keeps_it(void **state)
+{
+	uint64_t size = 64 * PAGE, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char path[64];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, size);
+	memcpy(mem, data, size);
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, reads, npages);
+	mvg_halt(w);
+	mvg_get_stats(w, &st);
+	assert_int_equal(st.load_pages, npages);
+	assert_int_equal(st.loaded_pages, npages);
+	assert_int_equal(mvg_verify_pages(w), npages);
+	assert_int_equal(mvg_verify(w, NULL, &st), 0);
+	mvg_stop(w);
+	assert_int_equal(st.writes, 0);
+	assert_int_equal(st.integrity_errors, 0);
+	assert_int_equal(st.pages_verified, 2 * npages);
+	assert_memory_equal(mem, data, size);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+static void test_idle_on_an_image_reports_a_changed_page(void **state)
+{
+	uint64_t size = 64 * PAGE, npages = size / PAGE;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 1);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	char path[64], want[160];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, size);
+	memcpy(mem, data, size);
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	WAIT_STAT(w, reads, npages);
+	wait_idle();
+	mem[30 * PAGE + 7] ^= 0xff;
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 1);
+	snprintf(want, sizeof(want),
+		 "idle: ppn 30 offset 7: expected 0x%02x got 0x%02x (image)",
+		 data[30 * PAGE + 7], (uint8_t)(data[30 * PAGE + 7] ^ 0xff));
+	assert_string_equal(st.first_error, want);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+/* random on an image: a page it never wrote must read as the image's. */
+static void
+test_random_on_an_image_checks_unwritten_pages_against_it(void **state)
+{
+	uint64_t size = 256 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	uint8_t *data = malloc(size);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 2);
+	struct mvg_stats st;
+	char path[64];
+
+	(void)state;
+	assert_non_null(data);
+	make_image(path, sizeof(path), data, size);
+	memcpy(mem, data, size);
+	cfg.image_path = path;
+	run_clean(&cfg, 200, 200, &st);
+	unlink(path);
+	free(data);
+	munmap(mem, size);
+}
+
+static void test_kvstore_refuses_an_image(void **state)
+{
+	uint64_t size = 16 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	uint8_t data[PAGE];
+	struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 1);
+	struct mvg_workload *w;
+	char path[64];
+
+	(void)state;
+	make_image(path, sizeof(path), data, sizeof(data));
+	cfg.image_path = path;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	unlink(path);
+	munmap(mem, size);
+}
+
+/* What mvg_verify_pages() announces is what the verification reads. */
+static void test_verify_pages_is_what_verify_reads(void **state)
+{
+	static const enum mvg_kind kinds[] = { MVG_IDLE, MVG_RANDOM,
+					       MVG_KVSTORE };
+	uint64_t size = 128 * PAGE, want;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_workload *w;
+	struct mvg_stats before, after;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct mvg_config cfg = config(kinds[k], mem, size, 2);
+
+		memset(mem, 0, size);
+		assert_int_equal(mvg_start(&cfg, &w), 0);
+		WAIT_STAT(w, writes, 64);
+		want = mvg_verify_pages(w);
+		assert_true(want > 0 && want <= 128);
+		mvg_get_stats(w, &before);
+		assert_int_equal(mvg_verify(w, NULL, &after), 0);
+		mvg_stop(w);
+		assert_int_equal(after.pages_verified - before.pages_verified,
+				 want);
+	}
 	munmap(mem, size);
 }
 
@@ -611,6 +747,13 @@ int main(void)
 		cmocka_unit_test(test_kvstore_text_values_verify_and_compress),
 		cmocka_unit_test(test_image_verifies_every_page_against_file),
 		cmocka_unit_test(test_image_tail_beyond_file_reads_zero),
+		cmocka_unit_test(
+			test_idle_on_an_image_reads_every_page_and_keeps_it),
+		cmocka_unit_test(test_idle_on_an_image_reports_a_changed_page),
+		cmocka_unit_test(
+			test_random_on_an_image_checks_unwritten_pages_against_it),
+		cmocka_unit_test(test_kvstore_refuses_an_image),
+		cmocka_unit_test(test_verify_pages_is_what_verify_reads),
 		cmocka_unit_test(
 			test_image_reports_byte_that_differs_from_file),
 		cmocka_unit_test(test_verify_keeps_the_workload_for_stop),

@@ -89,8 +89,31 @@ static void test_embedded_default_matches_default_ini(void **state)
 	scenario_free(&file);
 }
 
-static void test_embedded_default_overcommits_for_a_minute(void **state)
+static void test_embedded_default_is_default_ini_word_for_word(void **state)
 {
+	char path[512], *text;
+	size_t len = strlen(scenario_default_text);
+	FILE *f;
+
+	(void)state;
+	scenario_path(path, sizeof(path), "default.ini");
+	f = fopen(path, "r");
+	assert_non_null(f);
+	text = calloc(1, len + 2);
+	assert_non_null(text);
+	/* one byte more than the embedded text: a longer file shows */
+	assert_int_equal(fread(text, 1, len + 1, f), len);
+	assert_string_equal(text, scenario_default_text);
+	free(text);
+	fclose(f);
+}
+
+/* The default shows every mechanism: VMs of one operating system on
+ * generated images (two clones and one booted on its own), a busy VM, a
+ * burst VM with a balloon driver, an idle VM, overcommitted, a minute. */
+static void test_embedded_default_has_every_kind_of_vm(void **state)
+{
+	unsigned debian = 0, clones = 0, balloon = 0, idle = 0, busy = 0;
 	struct scenario sc;
 	char err[512];
 
@@ -99,9 +122,27 @@ static void test_embedded_default_overcommits_for_a_minute(void **state)
 	assert_int_equal(sc.host.memsize, 512 * MiB);
 	assert_true(scenario_vm_memsize_total(&sc) > sc.host.memsize);
 	assert_int_equal(sc.host.duration_s, 60);
-	assert_int_equal(sc.nvms, 3);
-	assert_int_equal(sc.vms[0].workload, MVG_KVSTORE);
-	assert_int_equal(sc.vms[0].threads, 2);
+	for (size_t i = 0; i < sc.nvms; i++) {
+		const struct sc_vm *vm = &sc.vms[i];
+
+		if (vm->image_generated &&
+		    !strcmp(vm->image_spec.os, "debian") &&
+		    !strcmp(vm->salt, "debian"))
+			debian++;
+		if (vm->image_generated && vm->image_seed_set &&
+		    vm->image_spec.seed == 1)
+			clones++;
+		balloon += vm->workload == MVG_BURST && vm->balloon;
+		idle += vm->workload == MVG_IDLE &&
+			vm->shares_level == MV_SHARES_LOW;
+		busy += vm->workload == MVG_KVSTORE;
+		assert_null(vm->image); /* no file needed */
+	}
+	assert_int_equal(debian, 4);
+	assert_int_equal(clones, 2);
+	assert_int_equal(balloon, 1);
+	assert_int_equal(idle, 1);
+	assert_int_equal(busy, 1);
 	scenario_free(&sc);
 }
 
@@ -519,6 +560,136 @@ static void test_balloon_needs_the_burst_workload(void **state)
 		     1, "[vm a] has balloon = on but workload = random");
 }
 
+static void test_generated_image_takes_its_keys(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	if (scenario_load_string(
+		    "[vm a]\nmemsize = 8M\nworkload = image\nimage = generated\n"
+		    "image_os = fedora-40\nimage_seed = 42\n"
+		    "image_mix = private 10%, zero 70, common 20, text 30\n",
+		    "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(sc.vms[0].image_generated);
+	assert_null(sc.vms[0].image); /* made when the run starts */
+	assert_string_equal(sc.vms[0].image_spec.os, "fedora-40");
+	assert_int_equal(sc.vms[0].image_spec.seed, 42);
+	assert_int_equal(sc.vms[0].image_spec.size, 8 * MiB);
+	assert_int_equal(sc.vms[0].image_spec.mix.zero_pct, 70);
+	assert_int_equal(sc.vms[0].image_spec.mix.common_pct, 20);
+	assert_int_equal(sc.vms[0].image_spec.mix.private_pct, 10);
+	assert_int_equal(sc.vms[0].image_spec.mix.text_pct, 30);
+	scenario_free(&sc);
+}
+
+static void test_generated_image_defaults_follow_the_measured_mix(void **state)
+{
+	const struct mvg_image_mix want = MVG_IMAGE_MIX_DEFAULT;
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	if (scenario_load_string("[vm a]\nmemsize = 1M\nworkload = image\n"
+				 "image = generated\nseed = 9\n"
+				 "[vm b]\nmemsize = 1M\nimage = generated\n",
+				 "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_string_equal(sc.vms[0].image_spec.os, "linux");
+	/* the VM's seed: VMs with different names differ in private pages */
+	assert_int_equal(sc.vms[0].image_spec.seed, 9);
+	assert_true(sc.vms[1].image_spec.seed != 9);
+	assert_memory_equal(&sc.vms[0].image_spec.mix, &want, sizeof(want));
+	assert_int_equal(want.zero_pct + want.common_pct + want.private_pct,
+			 100);
+	scenario_free(&sc);
+}
+
+static void test_image_mix_not_adding_up_to_100_is_refused(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nimage = generated\n"
+		"image_mix = zero 60, common 23, private 11\n",
+		4,
+		"image_mix zero 60 + common 23 + private 11 is 94% (expected the three to add up to 100)");
+}
+
+static void test_bad_image_mix_parts_are_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_mix = zero 66, shared 23, private 11\n",
+		     4, "bad image_mix part 'shared 23' (expected zero N,");
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_mix = zero 66, common 234, private 11\n",
+		     4, "bad image_mix part 'common 234'");
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_mix = zero 66, zero 23, private 11\n",
+		     4, "image_mix gives zero twice");
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_mix = zero 66, common 34\n",
+		     4, "image_mix has no private");
+}
+
+static void test_bad_image_os_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_os = deb ian\n",
+		     4, "bad image_os 'deb ian'");
+	expect_error("[vm a]\nmemsize = 1M\nimage = generated\n"
+		     "image_seed = -1\n",
+		     4, "bad image_seed '-1'");
+}
+
+static void test_image_keys_need_a_generated_image(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nworkload = idle\n"
+		"image_os = debian\n",
+		4,
+		"[vm a] sets image_os, image_size, image_seed or image_mix but has no image = generated");
+}
+
+static void test_image_size_is_at_most_memsize(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nimage = generated\n"
+		"image_size = 2M\n",
+		1,
+		"[vm a] has an image_size above its memsize (expected image_size <= memsize)");
+	expect_error(
+		"[vm a]\nmemsize = 1M\nimage = generated\n"
+		"image_size = 1.001K\n",
+		4, "image_size '1.001K' is not a whole number of 4 KiB pages");
+	if (scenario_load_string("[vm a]\nmemsize = 8M\nimage = generated\n"
+				 "image_size = 2M\n",
+				 "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.vms[0].image_spec.size, 2 * MiB);
+	scenario_free(&sc);
+}
+
+static void test_image_under_kvstore_or_burst_is_refused(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nmemsize = 1M\nworkload = kvstore\n"
+		"image = generated\n",
+		1,
+		"[vm a] has an image but workload = kvstore, which expects its table in zeroed memory");
+	expect_error("[vm a]\nmemsize = 1M\nworkload = burst\n"
+		     "image = generated\n",
+		     1, "[vm a] has an image but workload = burst");
+}
+
 static void test_missing_image_file_is_refused(void **state)
 {
 	(void)state;
@@ -754,7 +925,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_embedded_default_matches_default_ini),
 		cmocka_unit_test(
-			test_embedded_default_overcommits_for_a_minute),
+			test_embedded_default_is_default_ini_word_for_word),
+		cmocka_unit_test(test_embedded_default_has_every_kind_of_vm),
 		cmocka_unit_test(test_small_ini_parses),
 		cmocka_unit_test(test_every_shipped_scenario_parses),
 		cmocka_unit_test(
@@ -785,6 +957,16 @@ int main(void)
 		cmocka_unit_test(test_write_pct_needs_the_image_workload),
 		cmocka_unit_test(test_write_pct_reaches_the_image_workload),
 		cmocka_unit_test(test_balloon_needs_the_burst_workload),
+		cmocka_unit_test(test_generated_image_takes_its_keys),
+		cmocka_unit_test(
+			test_generated_image_defaults_follow_the_measured_mix),
+		cmocka_unit_test(
+			test_image_mix_not_adding_up_to_100_is_refused),
+		cmocka_unit_test(test_bad_image_mix_parts_are_refused),
+		cmocka_unit_test(test_bad_image_os_is_refused),
+		cmocka_unit_test(test_image_keys_need_a_generated_image),
+		cmocka_unit_test(test_image_size_is_at_most_memsize),
+		cmocka_unit_test(test_image_under_kvstore_or_burst_is_refused),
 		cmocka_unit_test(test_missing_image_file_is_refused),
 		cmocka_unit_test(test_threads_out_of_range_are_refused),
 		cmocka_unit_test(test_bad_duration_is_refused),

@@ -5,8 +5,11 @@
  * Design: everything that can be refused is refused before anything runs:
  * the arguments, the JSON path (checked to take a new file, so that a typo
  * does not cost a whole run), the kernel (mv_check_system), the scenario.
- * Then the host, the VMs and their workloads are started in that order and
- * torn down in reverse by one goto ladder, whatever step failed.  SIGINT and
+ * Then the generated guest images (genimage.c), the host, the VMs and
+ * their workloads are made in that order and torn down in reverse by one
+ * goto ladder, whatever step failed.  The long steps say how far they are
+ * (progress.c): making the images, the VMs' first read of their images
+ * (under the live line) and the final verification.  SIGINT and
  * SIGTERM are blocked before the first thread exists, so every library and
  * guest thread inherits the mask and the main thread alone takes them, in
  * sigtimedwait(), which is also its clock: during the timed run a signal
@@ -74,11 +77,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "genimage.h"
 #include "guest.h"
 #include "live.h"
 #include "memvisor.h"
 #include "metrics.h"
 #include "preflight.h"
+#include "progress.h"
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
@@ -139,6 +144,10 @@ struct run {
 	struct mv_host_config cfg; /* the host as created */
 	mv_host *host; /* NULL until created */
 	struct vm_run *vms; /* sc.nvms of them */
+	struct gen_images gi; /* the images made for image = generated */
+	struct progress verify_progress; /* of the final verification */
+	struct progress load_progress; /* of the VMs' first pass over images */
+	bool loaded; /* that first pass ended (or there is none) */
 	struct report_target json; /* where the JSON goes, if opt.json */
 	FILE *out; /* for people: stdout, or stderr when the JSON goes there */
 	sigset_t stop_signals; /* SIGINT, SIGTERM: end the timed run early */
@@ -174,7 +183,7 @@ void run_usage(FILE *out)
 		"usage: memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]\n"
 		"                    [--live] [--metrics [ADDR:]PORT]\n"
 		"  SCENARIO         an INI scenario file (default: the embedded one,\n"
-		"                   3 VMs with 768 MB on a 512 MB host for 60 s)\n"
+		"                   6 VMs with 896 MB on a 512 MB host for 60 s)\n"
 		"  -d, --duration S run the workloads for S seconds instead\n"
 		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
 		"                   and the rest goes to stderr)\n"
@@ -342,6 +351,23 @@ static void host_log(void *arg, enum mv_log_level level, const char *msg)
 		level == MV_LOG_ERROR ? " error" : "", msg);
 }
 
+static int generate_images(struct run *r)
+{
+	char err[2 * PATH_MAX + 256];
+	struct mv_host_config cfg;
+	int ret;
+
+	mv_host_config_init(&cfg);
+	ret = gen_images_make(&r->sc, &r->gi,
+			      r->sc.host.swapdir ? r->sc.host.swapdir :
+						   cfg.swapdir,
+			      r->out, r->opt.quiet, err, sizeof(err));
+	if (ret)
+		run_fail(r, ret == -EINTR ? EXIT_INTERRUPTED : EXIT_BAD_INPUT,
+			 "%s", err);
+	return ret;
+}
+
 static int start_host(struct run *r)
 {
 	char what[64];
@@ -468,7 +494,11 @@ static void print_summary(const struct run *r)
 		if (vm->balloon_target)
 			fprintf(r->out, "  balloon target %.1f MB",
 				mb(vm->balloon_target));
-		if (vm->image)
+		if (vm->image_generated)
+			fprintf(r->out, "  image generated (os %s, seed %llu)",
+				vm->image_spec.os,
+				(unsigned long long)vm->image_spec.seed);
+		else if (vm->image)
 			fprintf(r->out, "  image %s", vm->image);
 		fprintf(r->out, "\n");
 	}
@@ -562,6 +592,7 @@ static void live_line(struct run *r, double t, double dt)
 		add_vm(r, &r->vms[i], &tot);
 	if (r->opt.quiet || r->opt.live || mv_host_stats(r->host, &h))
 		return;
+	progress_clear(&r->load_progress);
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
 		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
 		pages_mb(h.consumed_pages), pages_mb(h.share_saved_pages),
@@ -600,6 +631,39 @@ static void sample(struct run *r, double t)
 	free(ops);
 }
 
+/* How far the VMs started from images are in reading them (a restore's
+ * load), under the live line; once, when all have, how long it took. */
+static void load_progress(struct run *r, double t)
+{
+	uint64_t done = 0, total = 0;
+	struct mvg_stats g;
+
+	if (r->loaded)
+		return;
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		done += g.loaded_pages;
+		total += g.load_pages;
+	}
+	if (done < total) {
+		progress_update(&r->load_progress, done << 12, total << 12);
+		return;
+	}
+	r->loaded = true;
+	progress_clear(&r->load_progress);
+	if (total && !r->opt.quiet) {
+		char msg[128];
+
+		snprintf(
+			msg, sizeof(msg),
+			"images loaded: every page of %llu MB read and checked in %.0f s",
+			(unsigned long long)(total >> 8), t);
+		/* on the live screen's message line while it is up */
+		if (!live_message(r->live, msg))
+			fprintf(r->out, "%s\n", msg);
+	}
+}
+
 /* The timed run.  Returns the signal that ended it early, or 0. */
 static int watch(struct run *r)
 {
@@ -616,6 +680,8 @@ static int watch(struct run *r)
 		mv_vm_stats(v->vm, &v->start);
 		v->last = v->start;
 	}
+	progress_init(&r->load_progress, r->out, r->opt.quiet || r->opt.live,
+		      "loading images");
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
 	sample(r, 0);
 	/* `q` on the live screen: its thread signals this one (on_quit) */
@@ -651,6 +717,7 @@ static int watch(struct run *r)
 		live_line(r, tick, t - prev);
 		sample(r, t);
 		publish(r, t);
+		load_progress(r, tick);
 		prev = t;
 	}
 	return 0;
@@ -752,6 +819,7 @@ static void show_verified(struct run *r)
 		vr->verify_shown = true;
 		if (r->opt.quiet)
 			continue;
+		progress_clear(&r->verify_progress);
 		if (v->verified || v->verify_err)
 			fprintf(r->out,
 				"  %-16s read back in %5.1f s: %llu integrity errors (%llu page checks in the whole run)\n",
@@ -775,6 +843,7 @@ static void finish_result(struct run *r);
  * what is known, and the process ends without waiting any longer. */
 static void abandon(struct run *r, const char *why)
 {
+	progress_clear(&r->verify_progress);
 	fprintf(stderr,
 		"memvisor: %s: writing the report and ending without waiting\n",
 		why);
@@ -782,6 +851,21 @@ static void abandon(struct run *r, const char *why)
 	finish_result(r);
 	write_report(r);
 	_exit(r->res.exit_status);
+}
+
+/* How far the verification is: pages read back since it began (base)
+ * against the pages it will read (total). */
+static void verify_progress(struct run *r, uint64_t base, uint64_t total)
+{
+	uint64_t done = 0;
+	struct mvg_stats g;
+
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		done += g.pages_verified;
+	}
+	progress_update(&r->verify_progress,
+			(done > base ? done - base : 0) << 12, total << 12);
 }
 
 /*
@@ -796,17 +880,26 @@ static void verify_all(struct run *r)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t n = ncpu < 2 ? 2 : (size_t)ncpu, started = 0;
 	pthread_t tids[MAX_VERIFIERS];
+	uint64_t base = 0, total = 0;
+	struct mvg_stats g;
 	int sig;
 
 	if (n > MAX_VERIFIERS)
 		n = MAX_VERIFIERS;
 	if (n > r->sc.nvms)
 		n = r->sc.nvms;
+	progress_clear(&r->load_progress);
 	if (!r->opt.quiet)
 		fprintf(r->out,
 			"\nstopping the guests and reading back every page they wrote:\n");
 	fflush(r->out);
 	halt_all(r);
+	progress_init(&r->verify_progress, r->out, r->opt.quiet, "verifying");
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		mvg_get_stats(r->vms[i].w, &g);
+		base += g.pages_verified;
+		total += mvg_verify_pages(r->vms[i].w);
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!pthread_create(&tids[started], NULL, verifier, r))
 			started++;
@@ -815,6 +908,7 @@ static void verify_all(struct run *r)
 	while (atomic_load(&r->verified) < r->sc.nvms) {
 		sig = sigtimedwait(&r->stop_signals, NULL, &poll);
 		show_verified(r);
+		verify_progress(r, base, total);
 		if (sig > 0 && !atomic_load(&r->cancel)) {
 			fprintf(stderr,
 				"\nmemvisor: %s: ending the verification early; the report follows (again to end at once)\n",
@@ -835,6 +929,7 @@ static void verify_all(struct run *r)
 	for (size_t i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
 	show_verified(r);
+	progress_clear(&r->verify_progress);
 }
 
 static const char *sig_name(int sig)
@@ -1108,7 +1203,7 @@ int run_main(int argc, char **argv)
 		goto out;
 	}
 	r.res.series = &r.series;
-	if (start_host(&r))
+	if (generate_images(&r) || start_host(&r))
 		goto out_vms;
 	if (start_vms(&r))
 		goto out_vms;
@@ -1159,6 +1254,7 @@ out_vms:
 		if (r.vms[i].vm)
 			mv_vm_destroy(r.vms[i].vm);
 	mv_host_destroy(r.host);
+	gen_images_free(&r.gi);
 out:
 	metrics_stop(r.metrics);
 	live_destroy(r.live);

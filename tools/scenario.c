@@ -15,7 +15,10 @@
  * table of keys; the tables give both the setters and the list of expected
  * keys in messages, so the two cannot drift.  Checks that need a whole
  * section (memsize present, image for the image workload, at least one VM)
- * run once the text is read.  Paths in a file are relative to the file's
+ * run once the text is read.  "image = generated" names no file: the
+ * image is made when the run starts (genimage.c) from the image_* keys,
+ * whose defaults (os "linux", the measured mix, the VM's seed) are set
+ * here.  Paths in a file are relative to the file's
  * directory, so a scenario can be run from anywhere.  Only a regular file is
  * read (a device or a pipe may never end), and the reader takes a line a
  * byte at a time so that a NUL byte is refused with its line instead of
@@ -53,42 +56,97 @@
 #define MAX_THINK_US 10000000u
 #define MAX_ZIPF_S 10.0
 #define MAX_BURST_IDLE_MS 3600000u
+#define DEFAULT_IMAGE_OS "linux"
 
 /* Kept word for word in scenarios/default.ini; a test holds them equal. */
 const char scenario_default_text[] =
-	"; memvisor's default scenario: three VMs with 768 MiB of guest memory\n"
-	"; on a host with 512 MiB of machine memory (150% overcommitted), so the\n"
-	"; host has to swap to keep them all running.\n"
+	"; memvisor's default scenario: six VMs with 896 MiB of guest memory on a\n"
+	"; host with 512 MiB of machine memory (175% overcommitted), for a minute.\n"
+	"; It shows every mechanism at work: zero pages and page sharing between\n"
+	"; VMs that run the same operating system, ballooning, the idle memory\n"
+	"; tax, compression and, as the last resort, swapping.  At the end every\n"
+	"; page is read back and checked.\n"
 	"\n"
 	"[host]\n"
 	"memsize = 512M\n"
 	"duration = 60\n"
 	"\n"
-	"; A key-value store: Zipf-distributed reads and writes over most of its\n"
-	"; memory, so it has a hot set worth keeping resident.\n"
-	"[vm kvstore]\n"
-	"memsize = 320M\n"
+	"; Three VMs of one Linux distribution.  Their RAM is a guest image that\n"
+	"; memvisor generates with the page mix measured on booted Linux guests:\n"
+	"; two thirds zero pages; of the rest, two thirds the same in every VM of\n"
+	"; the distribution (kernel, libraries) and a third the VM's own.  web1\n"
+	"; and web2 are clones of one template (the same image_seed), so they\n"
+	"; share the image's pages from the first touch; app booted on its own,\n"
+	"; and the share scanner finds what it has in common with them, and every\n"
+	"; VM's zero pages.  VMs share pages only with VMs of the same salt.  Each\n"
+	"; reads its memory once, then keeps reading a quarter of it, writing now\n"
+	"; and then.\n"
+	"[vm web1]\n"
+	"memsize = 160M\n"
+	"workload = image\n"
+	"image = generated\n"
+	"image_os = debian\n"
+	"image_seed = 1\n"
+	"salt = debian\n"
+	"write_pct = 2\n"
+	"think_us = 100\n"
+	"\n"
+	"[vm web2]\n"
+	"memsize = 160M\n"
+	"workload = image\n"
+	"image = generated\n"
+	"image_os = debian\n"
+	"image_seed = 1\n"
+	"salt = debian\n"
+	"write_pct = 2\n"
+	"think_us = 100\n"
+	"\n"
+	"[vm app]\n"
+	"memsize = 128M\n"
+	"workload = image\n"
+	"image = generated\n"
+	"image_os = debian\n"
+	"salt = debian\n"
+	"write_pct = 2\n"
+	"think_us = 100\n"
+	"\n"
+	"; A busy key-value store: Zipf-distributed reads and writes of text-like\n"
+	"; values; its high shares keep its memory resident.\n"
+	"[vm busy]\n"
+	"memsize = 128M\n"
 	"workload = kvstore\n"
-	"threads = 2\n"
+	"kv_values = text\n"
+	"shares = high\n"
 	"\n"
-	"; Incompressible data rewritten and read back uniformly at random.\n"
-	"[vm random]\n"
+	"; Takes most of its memory for a burst, gives all but a tenth back to its\n"
+	"; guest OS, and idles for 4 s.  Its balloon driver hands the pages the\n"
+	"; guest does not use to the host when the host runs short.\n"
+	"[vm burst]\n"
 	"memsize = 192M\n"
-	"workload = random\n"
-	"threads = 1\n"
+	"workload = burst\n"
+	"balloon = on\n"
+	"burst_idle_ms = 4000\n"
 	"\n"
-	"; Touches all of its memory once, then sleeps: the best place to take\n"
-	"; memory from, and its owner pays for low shares.\n"
+	"; A VM of the same distribution that booted and sits idle: the idle\n"
+	"; memory tax gives most of its memory to the others; its text-like pages\n"
+	"; are compressed, the rest swapped.\n"
 	"[vm idle]\n"
-	"memsize = 256M\n"
+	"memsize = 128M\n"
 	"workload = idle\n"
+	"image = generated\n"
+	"image_os = debian\n"
+	"salt = debian\n"
 	"shares = low\n"
 	"\n"
 	"; The scheduler samples active memory every 10 s and rebalances every\n"
-	"; 5 s (ESX: 60 and 15) so that a one-minute run sees the idle VM idle.\n"
+	"; 5 s, and the share scanner covers each VM in a minute, with CPU enough\n"
+	"; for all of them (ESX: 60 s, 15 s, an hour, 4), so that one minute\n"
+	"; shows it all.\n"
 	"[advanced]\n"
 	"Mem.SamplePeriod = 10\n"
-	"Mem.BalancePeriod = 5\n";
+	"Mem.BalancePeriod = 5\n"
+	"Mem.ShareScanTime = 1\n"
+	"Mem.ShareScanGHz = 32\n";
 
 enum section_kind { SEC_NONE, SEC_HOST, SEC_VM, SEC_ADVANCED };
 
@@ -272,7 +330,8 @@ static int uint_value(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
+static int set_size_of(struct parse *p, const char *key, const char *value,
+		       uint64_t *dst)
 {
 	uint64_t v = 0;
 	int err = size_value(value, &v);
@@ -280,13 +339,13 @@ static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
 	if (err == -ERANGE)
 		return fail(
 			p,
-			"memsize '%s' is too large (expected less than 16777216T)",
-			value);
+			"%s '%s' is too large (expected less than 16777216T)",
+			key, value);
 	if (err == -EDOM || (!err && v % MV_PAGE_SIZE))
 		return fail(
 			p,
-			"memsize '%s' is not a whole number of 4 KiB pages (expected a multiple of 4K, e.g. 512M or 1.5G)",
-			value);
+			"%s '%s' is not a whole number of 4 KiB pages (expected a multiple of 4K, e.g. 512M or 1.5G)",
+			key, value);
 	if (err)
 		return fail(
 			p,
@@ -294,10 +353,15 @@ static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
 			value);
 	if (!v)
 		return fail(
-			p,
-			"memsize is zero (expected a size above zero, e.g. 512M)");
+			p, "%s is zero (expected a size above zero, e.g. 512M)",
+			key);
 	*dst = v;
 	return 0;
+}
+
+static int set_memsize(struct parse *p, const char *value, uint64_t *dst)
+{
+	return set_size_of(p, "memsize", value, dst);
 }
 
 static int set_uint(struct parse *p, const char *key, const char *value,
@@ -419,6 +483,12 @@ static int vm_image(struct parse *p, const char *value)
 	struct stat st;
 	int err;
 
+	/* made by memvisor at the start of the run (a file so named is
+	 * ./generated) */
+	if (!strcmp(value, "generated")) {
+		vm->image_generated = true;
+		return 0;
+	}
 	err = set_path(p, "image", value, &vm->image);
 	if (err)
 		return err;
@@ -426,13 +496,114 @@ static int vm_image(struct parse *p, const char *value)
 	if (stat(vm->image, &st) < 0)
 		return fail(
 			p,
-			"image %s: %s (expected the path of a RAM image file)",
+			"image %s: %s (expected the path of a RAM image file, or generated)",
 			vm->image, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return fail(
 			p,
 			"image %s is not a regular file (expected the path of a RAM image file)",
 			vm->image);
+	return 0;
+}
+
+static bool name_ok(const char *name);
+
+static void image_key_seen(struct parse *p)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	if (!vm->image_keys_line)
+		vm->image_keys_line = p->line;
+}
+
+static int vm_image_os(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	if (!value[0] || strlen(value) >= sizeof(vm->image_spec.os) ||
+	    !name_ok(value))
+		return fail(
+			p,
+			"bad image_os '%s' (expected a name of 1 to %zu letters, digits, '-', '_' or '.'; VMs with the same image_os have the same common pages)",
+			value, sizeof(vm->image_spec.os) - 1);
+	snprintf(vm->image_spec.os, sizeof(vm->image_spec.os), "%s", value);
+	return 0;
+}
+
+static int vm_image_size(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	return set_size_of(p, "image_size", value, &vm->image_spec.size);
+}
+
+static int vm_image_seed(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	image_key_seen(p);
+	vm->image_seed_set = true;
+	return set_uint(p, "image_seed", value, 0, UINT64_MAX,
+			&vm->image_spec.seed);
+}
+
+#define IMAGE_MIX_EXPECTED \
+	"expected zero N, common N, private N and optionally text N, in percent, e.g. image_mix = zero 66, common 23, private 11, text 50"
+
+/*
+ * "zero 66, common 23, private 11, text 50": zero, common and private are
+ * percentages of the pages and add up to 100; text, a percentage of the
+ * non-zero pages, may be left out (its default stays).
+ */
+static int vm_image_mix(struct parse *p, const char *value)
+{
+	static const char *const names[] = { "zero", "common", "private",
+					     "text" };
+	struct mvg_image_mix *mix = &current_vm(p)->image_spec.mix;
+	uint32_t *dst[] = { &mix->zero_pct, &mix->common_pct, &mix->private_pct,
+			    &mix->text_pct };
+	char buf[256], *save = NULL, *part, *num;
+	unsigned seen = 0;
+	uint64_t v;
+	size_t i;
+
+	image_key_seen(p);
+	if (strlen(value) >= sizeof(buf))
+		return fail(p, "image_mix is too long (%s)",
+			    IMAGE_MIX_EXPECTED);
+	strcpy(buf, value);
+	for (part = strtok_r(buf, ",", &save); part;
+	     part = strtok_r(NULL, ",", &save)) {
+		part = trim(part);
+		num = part + strcspn(part, " \t");
+		if (*num)
+			*num++ = '\0';
+		num = trim(num);
+		if (*num && num[strlen(num) - 1] == '%')
+			num[strlen(num) - 1] = '\0';
+		for (i = 0; i < 4 && strcasecmp(part, names[i]); i++)
+			;
+		if (i == 4 || uint_value(num, 100, &v))
+			return fail(p, "bad image_mix part '%s%s%s' (%s)", part,
+				    *num ? " " : "", num, IMAGE_MIX_EXPECTED);
+		if (seen & (1u << i))
+			return fail(p, "image_mix gives %s twice (%s)",
+				    names[i], IMAGE_MIX_EXPECTED);
+		seen |= 1u << i;
+		*dst[i] = (uint32_t)v;
+	}
+	for (i = 0; i < 3; i++)
+		if (!(seen & (1u << i)))
+			return fail(p, "image_mix has no %s (%s)", names[i],
+				    IMAGE_MIX_EXPECTED);
+	if (mix->zero_pct + mix->common_pct + mix->private_pct != 100)
+		return fail(
+			p,
+			"image_mix zero %u + common %u + private %u is %u%% (expected the three to add up to 100)",
+			mix->zero_pct, mix->common_pct, mix->private_pct,
+			mix->zero_pct + mix->common_pct + mix->private_pct);
 	return 0;
 }
 
@@ -624,6 +795,10 @@ static const struct key vm_keys[] = {
 	{ "workload", vm_workload },
 	{ "threads", vm_threads },
 	{ "image", vm_image },
+	{ "image_os", vm_image_os },
+	{ "image_size", vm_image_size },
+	{ "image_seed", vm_image_seed },
+	{ "image_mix", vm_image_mix },
 	{ "salt", vm_salt },
 	{ "seed", vm_seed },
 	{ "think_us", vm_think_us },
@@ -655,7 +830,7 @@ static void key_list(const struct key *keys, size_t n, char *buf, size_t len)
 static int set_key(struct parse *p, const struct key *keys, size_t n,
 		   const char *section, const char *name, const char *value)
 {
-	char expected[160];
+	char expected[320];
 
 	for (size_t i = 0; i < n; i++) {
 		if (strcasecmp(name, keys[i].name))
@@ -839,6 +1014,10 @@ static int open_vm(struct parse *p, const char *name)
 	vms[sc->nvms].threads = 1;
 	vms[sc->nvms].shares_level = MV_SHARES_NORMAL;
 	vms[sc->nvms].seed = name_seed(name);
+	snprintf(vms[sc->nvms].image_spec.os,
+		 sizeof(vms[sc->nvms].image_spec.os), "%s", DEFAULT_IMAGE_OS);
+	vms[sc->nvms].image_spec.mix =
+		(struct mvg_image_mix)MVG_IMAGE_MIX_DEFAULT;
 	vms[sc->nvms].line = p->line;
 	sc->nvms++;
 	p->sec = SEC_VM;
@@ -988,11 +1167,37 @@ static int finish(struct parse *p)
 				p, vm->line,
 				"[vm %s] has no memsize (expected memsize = SIZE, e.g. 256M)",
 				vm->name);
-		if (vm->workload == MVG_IMAGE && !vm->image)
+		if (vm->workload == MVG_IMAGE && !vm->image &&
+		    !vm->image_generated)
 			return fail_at(
 				p, vm->line,
-				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from)",
+				"[vm %s] has workload = image but no image (expected image = PATH of the RAM image it starts from, or image = generated)",
 				vm->name);
+		if (vm->image_keys_line && !vm->image_generated)
+			return fail_at(
+				p, vm->image_keys_line,
+				"[vm %s] sets image_os, image_size, image_seed or image_mix but has no image = generated (expected image = generated, or no image_* keys)",
+				vm->name);
+		if ((vm->image || vm->image_generated) &&
+		    (vm->workload == MVG_KVSTORE || vm->workload == MVG_BURST))
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has an image but workload = %s, %s (expected workload = image, idle or random on an image)",
+				vm->name, mvg_kind_name(vm->workload),
+				vm->workload == MVG_KVSTORE ?
+					"which expects its table in zeroed memory" :
+					"whose guest OS takes all memory as free and never reads the image");
+		if (vm->image_generated) {
+			if (vm->image_spec.size > vm->memsize)
+				return fail_at(
+					p, vm->line,
+					"[vm %s] has an image_size above its memsize (expected image_size <= memsize)",
+					vm->name);
+			if (!vm->image_spec.size)
+				vm->image_spec.size = vm->memsize;
+			if (!vm->image_seed_set)
+				vm->image_spec.seed = vm->seed;
+		}
 		if ((vm->burst_pct || vm->burst_keep_pct ||
 		     vm->burst_idle_ms) &&
 		    vm->workload != MVG_BURST)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "guest.h"
+#include "image.h"
 #include "memvisor.h"
 
 /* Name under which the embedded default appears in messages. */
@@ -31,6 +32,13 @@ struct sc_vm {
 	enum mvg_kind workload;
 	unsigned threads; /* guest threads, 1..SCENARIO_MAX_THREADS */
 	char *image; /* resolved RAM image path; NULL if none */
+	/* image = generated: the image is made at the start of the run
+	 * (image.h) from image_spec (os, seed, mix, size: image_size or
+	 * memsize), and image is then set to the path of the file holding it */
+	bool image_generated;
+	struct mvg_image_spec image_spec;
+	bool image_seed_set; /* image_seed given; else the VM's seed */
+	int image_keys_line; /* of the first image_* key, 0: none */
 	char salt[MV_NAME_MAX]; /* sched.mem.pshare.salt; "" if unset */
 	uint64_t seed;
 	uint32_t think_us; /* pause between guest ops, microseconds */
@@ -72,7 +80,8 @@ struct scenario {
 	size_t nvms;
 };
 
-/* The embedded default: overcommits a 512 MiB host with 768 MiB of VMs. */
+/* The embedded default: overcommits a 512 MiB host with 896 MiB of VMs,
+ * every mechanism at work (scenarios/default.ini, word for word). */
 extern const char scenario_default_text[];
 
 /*
