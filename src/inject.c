@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -74,6 +76,7 @@ void mv__inject_reset(void)
 	atomic_store(&fake_uffd_missing, 0);
 	atomic_store(&hash_mask, ~0ull);
 	atomic_store(&fallocate_partial, 0);
+	mv__inject_resume();
 }
 
 void mv__inject_fallocate_partial(off_t bytes)
@@ -112,11 +115,70 @@ long mv__inject_get_max_map_count(void)
 }
 
 /* Returns the errno this call must fail with, or 0 to let it through. */
+/*
+ * A pause: the next call of pause_op waits (at most PAUSE_MAX_MS) until the
+ * test resumes it, so that a test can look at the engine while a thread is
+ * inside that call (which locks it holds there).
+ */
+#define PAUSE_MAX_MS 10000
+static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic int pause_op = -1;
+static unsigned pause_waiting;
+static bool pause_resumed;
+
+void mv__inject_pause(enum mv__inject_op op)
+{
+	pthread_mutex_lock(&pause_lock);
+	pause_resumed = false;
+	pthread_mutex_unlock(&pause_lock);
+	atomic_store(&pause_op, (int)op);
+}
+
+bool mv__inject_paused(void)
+{
+	bool p;
+
+	pthread_mutex_lock(&pause_lock);
+	p = pause_waiting > 0;
+	pthread_mutex_unlock(&pause_lock);
+	return p;
+}
+
+void mv__inject_resume(void)
+{
+	atomic_store(&pause_op, -1);
+	pthread_mutex_lock(&pause_lock);
+	pause_resumed = true;
+	pthread_cond_broadcast(&pause_cond);
+	pthread_mutex_unlock(&pause_lock);
+}
+
+static void maybe_pause(enum mv__inject_op op)
+{
+	int want = (int)op;
+	struct timespec ts;
+
+	if (atomic_load_explicit(&pause_op, memory_order_relaxed) != want ||
+	    !atomic_compare_exchange_strong(&pause_op, &want, -1))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += PAUSE_MAX_MS / 1000;
+	pthread_mutex_lock(&pause_lock);
+	pause_waiting++;
+	while (!pause_resumed &&
+	       pthread_cond_timedwait(&pause_cond, &pause_lock, &ts) == 0)
+		;
+	pause_waiting--;
+	pthread_mutex_unlock(&pause_lock);
+}
+
 static int should_fail(enum mv__inject_op op)
 {
 	struct inject_slot *s = &slots[op];
 	long left;
 
+	maybe_pause(op);
 	if (!atomic_load_explicit(&s->armed, memory_order_relaxed))
 		return 0;
 	if (atomic_fetch_sub(&s->countdown, 1) > 0)

@@ -8,6 +8,7 @@
 #define MV_INJECT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 enum mv__inject_op {
@@ -56,6 +57,13 @@ long mv__inject_get_max_map_count(void);
  * every page collide with every other. */
 void mv__inject_hash_mask(unsigned long long mask);
 unsigned long long mv__inject_get_hash_mask(void);
+
+/* The next call of op waits inside the wrapper, before the call, until
+ * mv__inject_resume() (or 10 s); mv__inject_paused() says whether a thread
+ * waits there now. */
+void mv__inject_pause(enum mv__inject_op op);
+bool mv__inject_paused(void);
+void mv__inject_resume(void);
 
 /* For calls wrapped at their call site: the errno the next call of op must
  * fail with (counted as a hit), or 0 to let it through. */

@@ -184,6 +184,9 @@ struct mv__vm_sched {
 struct mv_vm {
 	struct mv_host *host; /* immutable */
 	struct mv_vm *next; /* host->vms list; protected by host->vms_lock */
+	/* pins by the scheduler, taken under vms_lock while the VM is on the
+	 * list: mv_vm_destroy waits for them to go (sched.c, reclaim_batch) */
+	_Atomic unsigned sched_refs;
 	char name[MV_NAME_MAX]; /* immutable */
 	uint32_t id; /* immutable; seeds victim choice */
 

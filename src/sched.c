@@ -288,15 +288,29 @@ static uint64_t reclaim_any(struct mv_host *h)
 
 /*
  * One batch from the VM the policy picks, or the next if it has nothing
- * to give.  Caller holds vms_lock.  Returns pages reclaimed.
+ * to give.  Returns pages reclaimed.  The view is gathered under vms_lock
+ * and each VM in it pinned (sched_refs), so that the batch itself, with
+ * its disk writes, runs without vms_lock: VM creation and destruction,
+ * statistics and the share scanner never wait for a disk.  A VM being
+ * destroyed waits for its pin to go (mv_vm_destroy), which is one batch.
+ * Only when the view cannot grow (no memory) does the batch fall back to
+ * reclaim_any under vms_lock.
  */
 static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
 {
 	uint64_t done = 0, want, floor;
 	int i;
 
-	if (gather(h, w))
-		return pressure ? reclaim_any(h) : 0;
+	pthread_mutex_lock(&h->vms_lock);
+	if (gather(h, w)) {
+		done = pressure ? reclaim_any(h) : 0;
+		pthread_mutex_unlock(&h->vms_lock);
+		return done;
+	}
+	for (unsigned k = 0; k < w->n; k++)
+		atomic_fetch_add_explicit(&w->vm[k]->sched_refs, 1,
+					  memory_order_acquire);
+	pthread_mutex_unlock(&h->vms_lock);
 	while ((i = mv__sched_victim(w->in, w->skip, w->n,
 				     h->settings.idle_tax_pct, pressure)) >=
 	       0) {
@@ -311,14 +325,12 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
 			break;
 		w->skip[i] = 1;
 	}
+	for (unsigned k = 0; k < w->n; k++)
+		atomic_fetch_sub_explicit(&w->vm[k]->sched_refs, 1,
+					  memory_order_release);
 	return done;
 }
 
-/*
- * Compresses and swaps while the state calls for it or a fault waits for
- * a frame, and swaps VMs down to their limits.  Returns false if memory is
- * short and nothing could be reclaimed.
- */
 static bool reclaim(struct mv_host *h, struct view *w)
 {
 	uint64_t got, until = mv__now_ms() + SCHED_TICK_MS;
@@ -330,9 +342,7 @@ static bool reclaim(struct mv_host *h, struct view *w)
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
-		pthread_mutex_lock(&h->vms_lock);
 		got = reclaim_batch(h, w, pressure);
-		pthread_mutex_unlock(&h->vms_lock);
 		if (!got)
 			goto nothing;
 		atomic_store(&h->sched_stuck, false);

@@ -285,8 +285,13 @@ void mv_vm_destroy(mv_vm *vm)
 {
 	if (!vm)
 		return;
-	/* first out of the host's list, so the scheduler no longer picks it */
+	/* first out of the host's list, so the scheduler no longer picks it,
+	 * then the scheduler's pin gone: a reclaim batch in flight on this VM
+	 * ends (bounded: its swap writes are) with fault threads still here */
 	mv__host_unlink_vm(vm->host, vm);
+	for (struct timespec ts = { 0, 1000000L };
+	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
+		nanosleep(&ts, NULL);
 	mv__fault_stop(vm);
 #ifdef MV_TRACE
 	mv__trace_vm_gone(vm->mem);

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "helper.h"
+#include "inject.h"
 #include "internal.h"
 
 #define MiB (1ull << 20)
@@ -599,6 +600,63 @@ static void test_vm_is_swapped_down_to_its_limit(void **state)
 	th_host_destroy(&t);
 }
 
+struct filler {
+	mv_vm *vm;
+	pthread_t th;
+};
+
+static void *fill_main(void *arg)
+{
+	th_fill_vm(((struct filler *)arg)->vm, 5, false);
+	return NULL;
+}
+
+static bool swap_write_paused(void *unused)
+{
+	(void)unused;
+	return mv__inject_paused();
+}
+
+/*
+ * The scheduler's swap writes run without vms_lock: while one is held
+ * inside its pwrite, the host's statistics (which take vms_lock) and a new
+ * VM (linked under it) go ahead.  Before, the whole batch ran under
+ * vms_lock and both waited for the disk.
+ */
+static void test_swap_writes_hold_no_host_lock(void **state)
+{
+	struct mv_vm_config cfg;
+	struct mv_host_stats hs;
+	struct filler f;
+	struct th_host t;
+	mv_vm *vm, *other;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "capped");
+	cfg.memsize_bytes = 16 * MiB;
+	cfg.limit_bytes = 4 * MiB;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
+	mv__inject_pause(MV_INJ_PWRITE);
+	f.vm = vm;
+	assert_int_equal(pthread_create(&f.th, NULL, fill_main, &f), 0);
+	assert_true(th_wait_until(swap_write_paused, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	snprintf(cfg.name, sizeof(cfg.name), "other");
+	cfg.limit_bytes = 0;
+	assert_int_equal(mv_vm_create(t.host, &cfg, &other), 0);
+	mv_vm_destroy(other);
+	/* all of that while the swap write was still held */
+	assert_true(mv__inject_paused());
+	mv__inject_resume();
+	assert_int_equal(pthread_join(f.th, NULL), 0);
+	assert_true(th_wait_until(within_limit, vm, TH_WAIT_MS));
+	assert_int_equal(th_bad_pages(vm, 5, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -627,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_sample_period_zero_never_samples),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
+		cmocka_unit_test(test_swap_writes_hold_no_host_lock),
 	};
 
 	return th_run_tests(tests);
