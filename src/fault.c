@@ -467,16 +467,25 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 
 /*
  * The first write to a ZERO page mapped to the zero page (locked, entry
- * v): the protection is lifted without a wake and MADV_POPULATE_WRITE has
- * the kernel copy the zero page into a new page of the VM's own, PRIVATE
- * from then on.  Returns false, with the lock dropped, when the caller
- * must start over (no frame was free).
+ * v): the zero page's entry is dropped (MADV_DONTNEED) and a page of zeros
+ * of the VM's own copied in (UFFDIO_COPY, which wakes the writer), PRIVATE
+ * from then on.  Neither call can raise a userfault: a fault thread must
+ * never wait on its own userfaultfd.  (Lifting the protection and having
+ * the kernel copy the zero page with MADV_POPULATE_WRITE, as before, did:
+ * the share scanner write-protects whole runs, pages between its
+ * candidates included, and a run that took this page in between the lift
+ * and the populate turned the populate into a write-protect fault on this
+ * very thread, which hung the VM.)  Returns false, with the lock dropped,
+ * when the caller must start over (no frame was free).
  */
 static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
 	struct mv_vm *vm = ctx->vm;
 	struct mv_host *h = vm->host;
 	uint8_t *g = vm->mem + (ppn << MV_PAGE_SHIFT);
+	struct uffdio_copy c = { .dst = (uintptr_t)g,
+				 .src = (uintptr_t)ctx->buf,
+				 .len = MV_PAGE_SIZE };
 	int err;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
@@ -485,15 +494,17 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		mv__frames_wait(h);
 		return false;
 	}
-	err = mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
-			  UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
-	if (!err)
-		err = mv__madvise(g, MV_PAGE_SIZE, MADV_POPULATE_WRITE);
+	err = mv__madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
+	if (!err) {
+		/* no longer mapped: a ZERO page like any other from here */
+		v = pmap_make(MV_PAGE_ZERO, v, 0);
+		memset(ctx->buf, 0, MV_PAGE_SIZE);
+		err = mv__uffd_copy(vm->uffd, &c) ? -errno : 0;
+	}
 	if (err) {
-		/* still the zero page: protected again, the writer faults
-		 * again once woken (after a pause, no lock held) */
-		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
-			    UFFDIO_WRITEPROTECT_MODE_WP);
+		/* still ZERO (mapped to the zero page if the drop failed):
+		 * the writer faults again once woken (after a pause, no lock
+		 * held), and that fresh event retries */
 		mv__frames_release(h, 1);
 		pmap_unlock(vm, ppn, v);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,

@@ -19,6 +19,8 @@
 
 #include "helper.h"
 #include "inject.h"
+#include "internal.h"
+#include "uffd.h"
 
 #define MiB (1ull << 20)
 
@@ -439,9 +441,156 @@ test_a_zero_fill_the_kernel_refuses_is_retried_by_fresh_faults(void **state)
 	th_host_destroy(&t);
 }
 
+/* A 16-page VM whose pages are all ZERO and mapped to the kernel's zero
+ * page (read once after the scanner found them zero). */
+static mv_vm *read_zero_vm(struct th_host *t)
+{
+	struct mv_settings s;
+	volatile uint8_t *m;
+	uint64_t merged;
+	mv_vm *vm;
+
+	th_settings_quiet(&s);
+	th_host_create(t, 64 * MiB, &s);
+	vm = th_vm_create(t, "zw", 16 * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	for (unsigned p = 0; p < 16; p++)
+		m[p * MV_PAGE_SIZE] = 0;
+	for (unsigned i = 0;
+	     i < 1000 && mv_vm_page_state(vm, 3) != MV_PAGE_ZERO; i++)
+		assert_int_equal(mv_vm_share_scan(vm, 16, &merged), 0);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_ZERO);
+	assert_true(th_is_zero((const void *)(m + 3 * MV_PAGE_SIZE)));
+	th_quiesce(vm);
+	assert_int_equal(pmap_payload(pmap_peek(&vm->pmap[3])),
+			 PMAP_ZERO_MAPPED);
+	return vm;
+}
+
+struct zero_writer {
+	volatile uint8_t *byte;
+	atomic_bool done;
+};
+
+static void *zero_write_main(void *arg)
+{
+	struct zero_writer *w = arg;
+
+	*w->byte = 42;
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+static bool zero_written(void *arg)
+{
+	return atomic_load(&((struct zero_writer *)arg)->done);
+}
+
+static bool madvise_paused(void *unused)
+{
+	(void)unused;
+	return mv__inject_paused();
+}
+
+/*
+ * The first write to a read ZERO page is served without any call that can
+ * fault on the VM's own userfaultfd: here the page is write-protected
+ * again (as a share scanner protecting a run around it would) while the
+ * fault thread is about to give it a frame, and the write still lands.
+ * Before, the service lifted the protection and had MADV_POPULATE_WRITE
+ * copy the zero page; protected again in between, that populate raised a
+ * write-protect fault on the fault thread itself, and the VM hung.
+ */
+static void
+test_a_write_to_a_read_zero_page_never_faults_on_its_server(void **state)
+{
+	struct zero_writer w = { 0 };
+	struct uffdio_writeprotect wp;
+	struct th_host t;
+	uint8_t *m;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	vm = read_zero_vm(&t);
+	m = mv_vm_mem(vm);
+	mv__inject_pause(MV_INJ_MADVISE);
+	w.byte = m + 3 * MV_PAGE_SIZE + 7;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(madvise_paused, NULL, TH_WAIT_MS));
+	wp = (struct uffdio_writeprotect){
+		.range = { .start = (uintptr_t)m, .len = 16 * MV_PAGE_SIZE },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	assert_int_equal(ioctl(vm->uffd, UFFDIO_WRITEPROTECT, &wp), 0);
+	mv__inject_resume();
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(m[3 * MV_PAGE_SIZE + 7], 42);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	assert_true(th_is_zero(m + 4 * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * A first write to a read ZERO page that the kernel refuses (the drop of
+ * the zero page, or the copy of a page of zeros) is counted, loses
+ * nothing, and is retried by the writer's next fault.
+ */
+static void zero_write_refused(enum mv__inject_op op)
+{
+	struct zero_writer w = { 0 };
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	pthread_t th;
+	mv_vm *vm;
+
+	vm = read_zero_vm(&t);
+	m = mv_vm_mem(vm);
+	mv__inject_fail(op, 1, 1, ENOMEM);
+	w.byte = m + 3 * MV_PAGE_SIZE + 7;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(mv__inject_hits(op), 1);
+	mv__inject_reset();
+	mv_vm_stats(vm, &st);
+	assert_true(st.fault_errors >= 1);
+	assert_int_equal(m[3 * MV_PAGE_SIZE + 7], 42);
+	for (unsigned i = 0; i < MV_PAGE_SIZE; i++)
+		if (i != 7)
+			assert_int_equal(m[3 * MV_PAGE_SIZE + i], 0);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	assert_true(th_is_zero(m + 2 * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+static void test_a_zero_page_drop_the_kernel_refuses_is_retried(void **state)
+{
+	(void)state;
+	zero_write_refused(MV_INJ_MADVISE);
+}
+
+static void test_a_zero_page_copy_the_kernel_refuses_is_retried(void **state)
+{
+	(void)state;
+	zero_write_refused(MV_INJ_UFFD_COPY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_a_write_to_a_read_zero_page_never_faults_on_its_server),
+		cmocka_unit_test(
+			test_a_zero_page_drop_the_kernel_refuses_is_retried),
+		cmocka_unit_test(
+			test_a_zero_page_copy_the_kernel_refuses_is_retried),
 		cmocka_unit_test(test_first_touch_reads_zero),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
 		cmocka_unit_test(
