@@ -52,12 +52,11 @@
  * actual_pages <= max_pages; a page is never BALLOONED and present in the
  * guest mapping at once.
  *
- * Lock ordering:
- *   vm->balloon.lock -> pmap entry locks (ascending ppn) ->
- *   vm->zc.lock, vm->swap.lock, host->share.lock, host->frames_lock,
- *   host->msg_lock
- *   Never held together with vm->reclaim_lock; fault threads reach this
- *   file holding a pmap entry lock and take no lock here.
+ * Locks (order: internal.h): vm->balloon.lock, then pmap entry locks in
+ *   ascending ppn, then under them vm->zc.lock, vm->swap.lock,
+ *   host->share.lock, host->frames_lock, host->msg_lock.  Never held with
+ *   vm->reclaim_lock; fault threads reach this file holding a pmap entry
+ *   lock and take no lock here.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -36,6 +36,10 @@
  * the sum of the VMs' consumed_pages plus the share pool's frames whenever
  * no fault, reclaim or merge is between its reserve/release and its pmap
  * update.  Every wait here is bounded.
+ *
+ * Locks (order: internal.h): frames_lock (the sleepers), under pmap entry
+ * locks or none; nothing else.  The pressure hook is called with no lock
+ * held but the caller's.
  */
 #include "internal.h"
 

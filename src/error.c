@@ -2,7 +2,7 @@
 /*
  * error.c - names for errors and states, for messages and reports.
  *
- * Lock ordering: none; everything here is constant.
+ * Locks: none; everything here is constant.
  */
 #include <errno.h>
 #include <string.h>

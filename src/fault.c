@@ -60,9 +60,11 @@
  * is PRIVATE: when UFFDIO_COPY fails partway through a run, the pages it
  * did copy become PRIVATE and only the rest are retried.
  *
- * Lock ordering: pmap entry of the faulting page, then neighbours by
- * trylock, then host->frames_lock (inside mv__frames_*).  Never sleeps for
- * frames holding a pmap lock.
+ * Locks (order: internal.h): the faulting page's pmap entry, neighbours
+ * by trylock, then host->share.lock, vm->zc.lock, vm->swap.lock,
+ * host->frames_lock (inside mv__frames_*), host->msg_lock.  Never sleeps
+ * for frames holding a pmap lock, and never makes a call that can fault
+ * on its own userfaultfd.
  */
 #include <errno.h>
 #include <poll.h>

@@ -12,6 +12,9 @@
  *
  * Invariants: the VM list changes only under vms_lock; a VM is on it from
  * the end of its creation to the start of its destruction.
+ *
+ * Locks (order: internal.h): vms_lock for the list and the statistics'
+ * totals, briefly; what the layers below take.
  */
 #include <errno.h>
 #include <stdarg.h>

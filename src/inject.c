@@ -14,7 +14,7 @@
  * allocation (when asked for), are what the kernel itself does, so callers
  * must survive them anyway.
  *
- * Lock ordering: none; slots are atomics.  Arming while calls run from other
+ * Locks: none but pause_lock (tests only, a leaf); slots are atomics.  Arming while calls run from other
  * threads is allowed: which concurrent call fails is then up to the race,
  * and hits say how many did.
  */

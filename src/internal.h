@@ -3,19 +3,32 @@
  * internal.h - the engine's own structures and the calls between its files.
  * Nothing here is API: tests include it to reach inside; users never do.
  *
- * Lock ordering (the whole engine; each file repeats its part):
- *   host->sched_lock (a leaf: the scheduler drops it before working)
- *   host->vms_lock
- *     -> vm->reclaim_lock, or vm->balloon.lock (never both)
- *       -> pmap entry locks (PMAP_LOCK bits; several only by trylock, or
- *          in ascending ppn order)
- *         -> vm->zc.lock (takes further pmap entries by trylock only)
- *           -> zpool lock (a leaf)
- *         -> host->share.lock (further pmap entries by trylock only)
- *         -> host->frames_lock
- *         -> host->msg_lock
- *   A fault thread never sleeps waiting for frames while it holds a pmap
- *   entry lock: reclaim needs those locks to make frames free.
+ * Lock order: the one rule for the whole engine (each file's header says
+ * which of these it takes, never another order).  A lock may be taken
+ * while holding only locks above it in this list:
+ *
+ *   host->sched_lock          a leaf: the scheduler drops it before working
+ *   host->vms_lock            the VM list; held to gather, never across
+ *                             disk I/O (the scheduler pins VMs instead)
+ *     vm->reclaim_lock        staging and victims; or vm->balloon.lock,
+ *     vm->balloon.lock        never both
+ *       pmap entry locks      PMAP_LOCK bits; a second one only by trylock
+ *                             or in ascending ppn order (balloon)
+ *         vm->zc.lock         the compression cache; further pmap entries
+ *                             by trylock only
+ *           zpool lock        a leaf
+ *         host->share.lock    the share table and pool; further pmap
+ *                             entries by trylock only
+ *         vm->swap.lock       slot allocation; a leaf
+ *         host->frames_lock   the budget's sleepers
+ *         host->msg_lock      messages and the log queue; a leaf, taken
+ *                             under any of the above
+ *
+ * A fault thread never sleeps waiting for frames while it holds a pmap
+ * entry lock: reclaim needs those locks to make frames free.  The log
+ * callback runs on its own thread with no lock held.  Nothing in the
+ * engine waits on a lock held across a system call that can fault on a
+ * userfaultfd: a fault thread must never wait on its own userfaultfd.
  */
 #ifndef MV_INTERNAL_H
 #define MV_INTERNAL_H

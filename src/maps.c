@@ -16,7 +16,7 @@
  *
  * Invariants: none; arithmetic and the procfs reads of system.c.
  *
- * Lock ordering: none.
+ * Locks: none.
  */
 #include <errno.h>
 

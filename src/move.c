@@ -19,6 +19,9 @@
  * Invariants: the count mv__move_run returns is a prefix: pages [0, count)
  * are in dst, the rest in src or named in *strays; every entry of a page
  * in flight is locked by the caller; nothing here waits.
+ *
+ * Locks (order: internal.h): none of its own; callers hold the entries of
+ * the pages in flight; host->msg_lock for messages.
  */
 #include <errno.h>
 #include <string.h>

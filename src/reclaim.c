@@ -42,8 +42,9 @@
  * would leave a page PRIVATE whose only copy is in staging, about to be
  * dropped, which is the shape of the lost pages of issue 2.
  *
- * Lock ordering: vm->reclaim_lock -> pmap entry locks (trylock) ->
- * host->frames_lock.
+ * Locks (order: internal.h): vm->reclaim_lock, pmap entry locks
+ * (trylock), then vm->zc.lock, vm->swap.lock, host->frames_lock,
+ * host->msg_lock.  Never vms_lock: the scheduler calls in without it.
  */
 #include <errno.h>
 #include <string.h>

@@ -5,8 +5,9 @@
  * VM are made to fault on their next touch, and the fraction the guest
  * touched before the period ends estimates how much of its memory it uses.
  *
- * Design: guest memory is anonymous and registered for MISSING faults only
- * (vm.c has why), so there are no MINOR faults to invalidate a page with.
+ * Design: guest memory is anonymous, registered for MISSING and WP faults
+ * (vm.c has why); anonymous memory has no MINOR faults to invalidate a
+ * page with, and write-protection would see writes only, not reads.
  * Instead a sampled PRIVATE page is taken out of the guest with
  * UFFDIO_MOVE into slot i of the VM's sample area (registered with the same
  * userfaultfd, as reclaim's staging area is) and its entry becomes SAMPLED
@@ -55,8 +56,8 @@
  * Reclaim takes PRIVATE pages only and never sees a SAMPLED one; the
  * balloon puts one back before taking it (and refuses it if it cannot).
  *
- * Lock ordering: pmap entry locks only (trylock when sampling), then
- * host->msg_lock.
+ * Locks (order: internal.h): pmap entry locks only (trylock when
+ * sampling), then host->msg_lock.
  */
 #include <errno.h>
 #include <string.h>

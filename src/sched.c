@@ -40,9 +40,10 @@
  * to reclaim, or after ADMIT_MAX_MS at most (counted in admit_overruns),
  * so that no guest waits for memory that cannot come.
  *
- * Lock ordering: sched_lock is a leaf (dropped before any work);
- * vms_lock -> vm->reclaim_lock / vm->balloon.lock / vm->zc.lock (inside the
- * calls) -> pmap entry locks -> frames_lock.
+ * Locks (order: internal.h): sched_lock, a leaf, dropped before any work;
+ * vms_lock to gather a view or sample and balance (no disk I/O under it:
+ * the VMs of a reclaim view are pinned and the batch runs without it),
+ * then whatever the mechanisms it calls take.
  */
 #include <errno.h>
 #include <math.h>

@@ -12,6 +12,8 @@
  * Invariants: targets lie within [reservation, limit] and add up to at
  * most what is available; the state machine enters a worse state at once
  * and a better one only MV__SCHED_HYST_PCT of minFree above its floor.
+ *
+ * Locks: none.
  */
 #include <math.h>
 #include <stdlib.h>

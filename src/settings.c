@@ -14,7 +14,7 @@
  * and reads only settings that passed this check.  Every field of struct
  * mv_settings has a row (a static assertion counts them).
  *
- * Lock ordering: none; settings are copied into a host at creation.
+ * Locks: none; settings are copied into a host at creation.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -56,7 +56,8 @@
  * pages in memory and free the slots.  hwm never decreases.  Every system
  * call here goes through inject.h.
  *
- * Lock ordering: s->lock is a leaf, taken under pmap entry locks.
+ * Locks (order: internal.h): s->lock, a leaf, taken under pmap entry
+ * locks.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
  * a handful now, and page sharing will need about two per shared page, so
  * the count in use is compared with the limit before each VM is created.
  *
- * Lock ordering: none.
+ * Locks: none.
  */
 #include <errno.h>
 #include <stdatomic.h>

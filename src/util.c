@@ -8,6 +8,8 @@
  * wall-clock step can neither stretch nor cut a wait); the generator's
  * state is never 0 (xorshift would stay 0), which its callers' seeds
  * guarantee.
+ *
+ * Locks: none.
  */
 #include <time.h>
 

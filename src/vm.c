@@ -5,11 +5,15 @@
  *
  * Design: guest physical memory is one private anonymous mapping of memsize
  * bytes, registered with a per-VM userfaultfd in MISSING and WP modes
- * (write-protection is only ever set by the share scanner, on PRIVATE
- * pages it holds locked while it compares and merges them), with
- * transparent huge pages off (a 2 MiB page would fill 512 guest pages behind
- * the pmap's back; a VM whose mapping cannot be set so is refused).  No page is ever present without the pmap saying
- * PRIVATE: faults fill pages with UFFDIO_COPY, and reclaim takes a page out
+ * (write-protection is set by the share scanner on runs of pages around
+ * the PRIVATE candidates it compares, the pages between them included, and
+ * by the fault service on shared pages and on ZERO pages it maps to the
+ * kernel's zero page; a write to a protected PRIVATE page faults once and
+ * is let through), with transparent huge pages off (a 2 MiB page would
+ * fill 512 guest pages behind the pmap's back; a VM whose mapping cannot
+ * be set so is refused).  A page is present only as pmap.h says (PRIVATE,
+ * SHARED, or ZERO mapped to the zero page): faults fill pages with
+ * UFFDIO_COPY, and reclaim takes a page out
  * with UFFDIO_MOVE into a small staging area registered with the same
  * userfaultfd (the kernel moves only between ranges of one userfaultfd).
  * Active-memory sampling moves pages out and back the same way, through
@@ -39,8 +43,9 @@
  * its entry lock; consumed_pages counts the PRIVATE and SAMPLED pages, the
  * compression cache's frames, and frames reserved by a fault in flight.
  *
- * Lock ordering: host->vms_lock -> vm->reclaim_lock -> pmap entry locks ->
- * host->frames_lock.
+ * Locks (order: internal.h): host->vms_lock to link and unlink (briefly);
+ * pmap entry locks for a page's state; mv_vm_destroy waits, with no lock
+ * held, for the scheduler's pin.
  */
 #include <errno.h>
 #include <fcntl.h>

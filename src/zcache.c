@@ -26,10 +26,10 @@
  * the pool's frames whenever zc->lock is free; the pool never holds more
  * than its cap.
  *
- * Lock ordering: pmap entry locks -> zc->lock -> zpool lock (a leaf) and
- * host->frames_lock.  Under zc->lock other pmap entries are taken only by
- * trylock (eviction), so a fault holding an entry and waiting for zc->lock
- * cannot deadlock with it.
+ * Locks (order: internal.h): pmap entry locks -> zc->lock -> zpool lock
+ * (a leaf), vm->swap.lock and host->frames_lock.  Under zc->lock other
+ * pmap entries are taken only by trylock (eviction), so a fault holding an
+ * entry and waiting for zc->lock cannot deadlock with it.
  */
 #include <errno.h>
 #include <stdlib.h>

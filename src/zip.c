@@ -32,7 +32,7 @@
  * Invariants: a thread's contexts are reached only through its own
  * thread-specific slot, so they need no lock.
  *
- * Lock ordering: none; nothing here takes a lock after the one-time
+ * Locks: none; nothing here takes a lock after the one-time
  * creation of the thread-specific key.
  */
 #include <errno.h>

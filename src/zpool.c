@@ -48,7 +48,7 @@
  *   - stored, objects, frames, and each class's slots and inuse are the sums
  *     of what the spans and live entries hold.
  *
- * Lock ordering: zp->lock is a leaf.  Nothing called with it held takes
+ * Locks (order: internal.h): zp->lock is a leaf.  Nothing called with it held takes
  * another lock (malloc aside), so callers may hold pmap entry locks or any
  * engine lock when they call in.  Compaction drops it after each span it
  * works on, so a fault waits for at most one span's worth of moves.
