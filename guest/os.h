@@ -7,7 +7,7 @@
  *
  * The hypervisor cannot see the free list: a page an application freed is
  * still a used frame to the host until the balloon driver hands it over.
- * This is the situation ballooning exists for (DESIGN.md, Ballooning).
+ * This is the situation ballooning exists for (docs/DESIGN.md, Mechanisms).
  */
 #ifndef MV_GUEST_OS_H
 #define MV_GUEST_OS_H

@@ -36,7 +36,7 @@ typedef struct mv_host mv_host;
 typedef struct mv_vm mv_vm;
 
 /*
- * Page states of the pmap (DESIGN.md).  Every transition keeps the page's
+ * Page states of the pmap (docs/DESIGN.md).  Every transition keeps the page's
  * content exactly.
  */
 enum mv_page_state {

@@ -30,7 +30,7 @@
  * Frames are reserved from the host before anything is filled; with none
  * free the thread drops its lock and sleeps until reclaim frees some.
  *
- * Batching is where the speed is (DESIGN.md: 16 pages per UFFDIO_COPY cost
+ * Batching is where the speed is (docs/BENCHMARKS.md: 16 pages per UFFDIO_COPY cost
  * a fifth of one at a time).  A first-touch fault fills the run of
  * UNTOUCHED neighbours inside its aligned window of Mem.FaultAroundPages
  * pages; a swap-in reads the run of SWAPPED neighbours inside its window of

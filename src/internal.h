@@ -63,7 +63,7 @@
 #define MV_ERRMSG_MAX 512
 /* Host events queued for the log callback before the oldest are dropped */
 #define MV_LOG_QUEUE 32
-/* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (DESIGN.md) */
+/* Pages sampled per VM and Mem.SamplePeriod: ESX's figure (docs/DESIGN.md) */
 #define MV_SAMPLE_PAGES 100
 /* Park slots per VM (sample.c): one per victim of a reclaim batch */
 #define MV_PARK_PAGES MV_RECLAIM_BATCH
