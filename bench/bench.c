@@ -105,6 +105,8 @@ static const struct bench benches[] = {
 	{ "cow", 4096, bench_cow, NULL },
 	/* 0 pages: the whole of each guest RAM image */
 	{ "share", 0, bench_share, bench_share_missing },
+	/* 262144 pages: 1 GiB, far beyond the TLB's reach with 4 KiB pages */
+	{ "lpage", 262144, bench_lpage, NULL },
 };
 
 #define NBENCHES (sizeof(benches) / sizeof(benches[0]))
@@ -369,7 +371,7 @@ static void print_report(const struct bench_report *r)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: memvisor bench fault|swapin|balloon|zip|cow|share|all [--pages N] [--trials T] [--swapdir DIR] [--image PATH]... [--json]\n"
+		"usage: memvisor bench fault|swapin|balloon|zip|cow|share|lpage|all [--pages N] [--trials T] [--swapdir DIR] [--image PATH]... [--json]\n"
 		"  fault   first-touch fault service vs the raw userfaultfd round trip\n"
 		"  swapin  swap-in and swap-out vs raw pread/pwrite of the same swap file\n"
 		"  balloon inflate and deflate (GiB/s) vs MADV_DONTNEED of the same pages\n"
@@ -377,6 +379,7 @@ static void usage(FILE *f)
 		"  cow     page sharing: merge and copy-on-write costs vs mmap, uffd and kernel COW\n"
 		"  share   page sharing on guest RAM images: saved vs the ideal, CPU vs Linux KSM\n"
 		"          (`bench all` skips it when the images are missing)\n"
+		"  lpage   random access over 1 GiB with and without 2 MiB large pages (ops/s)\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"

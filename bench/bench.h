@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* argv[0] is "bench"; argv[1] names the benchmark ("fault", "swapin", "zip",
- * "balloon", "cow", "share", "all").  Returns a process exit status. */
+ * "balloon", "cow", "share", "lpage", "all").  Returns a process exit status. */
 int mv_bench_main(int argc, char **argv);
 
 /* Between the files of bench/: measuring, and the report (bench.c). */
@@ -51,6 +51,9 @@ int bench_cow(struct bench_report *r, uint64_t pages, unsigned trials,
 	      const char *swapdir);
 /* pages 0: the whole of each image (bench_share.c) */
 int bench_share(struct bench_report *r, uint64_t pages, unsigned trials,
+		const char *swapdir);
+/* random access with and without large pages (bench_lpage.c) */
+int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir);
 #define BENCH_SHARE_MAX_IMAGES 8 /* one bit each in the ideal's masks */
 /* The guest RAM images, one VM each, in order; the strings must last. */
