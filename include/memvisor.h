@@ -105,6 +105,10 @@ struct mv_settings {
 	uint32_t mem_zip_enable;
 	/* Mem.ZipAlgorithm: 0 LZ4, 1 zstd level 1 (0) */
 	uint32_t zip_algorithm;
+	/* Mem.AllocGuestLargePage: back fully resident 2 MiB regions of guest
+	 * memory with 2 MiB large pages, broken up under memory pressure
+	 * (1; docs/LARGEPAGES.md) */
+	uint32_t alloc_guest_large_page;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -214,6 +218,9 @@ struct mv_vm_config {
 	/* machine memory never given above; 0 none (memsize); at least the
 	 * reservation and at most memsize */
 	uint64_t limit_bytes;
+	/* 1: never back this VM with large pages, whatever
+	 * Mem.AllocGuestLargePage says (0: as the host says) */
+	uint32_t large_pages_off;
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);
@@ -259,6 +266,20 @@ int mv_vm_swap_out_page(mv_vm *vm, uint64_t ppn);
  * *merged (may be NULL) gets the pages that became SHARED or ZERO.
  */
 int mv_vm_share_scan(mv_vm *vm, uint64_t npages, uint64_t *merged);
+
+/*
+ * Large pages (docs/LARGEPAGES.md), now, in the caller's thread: every
+ * aligned 2 MiB region of the VM whose 512 pages are all resident and
+ * private becomes one 2 MiB page (*regions, may be NULL, gets how many);
+ * -EOPNOTSUPP when large pages are off for the VM.  The scheduler does the
+ * same in the background in the high state, and breaks them up under
+ * pressure.  mv_vm_lpage_break breaks every large page of the VM into
+ * 4 KiB pages, content kept.  mv_vm_page_large: 1 if page ppn lies in a
+ * large page, 0 if not, -EINVAL out of range.
+ */
+int mv_vm_lpage_collapse(mv_vm *vm, uint64_t *regions);
+int mv_vm_lpage_break(mv_vm *vm, uint64_t *regions);
+int mv_vm_page_large(mv_vm *vm, uint64_t ppn);
 
 /*
  * Ballooning.  A driver inside the guest gives back pages its guest OS is
@@ -421,6 +442,10 @@ struct mv_vm_stats {
 	/* put-backs (sampled or parked pages) the kernel refused, each
 	 * retried later, content kept */
 	uint64_t put_back_errors;
+	uint64_t lpage_pages; /* pages backed by 2 MiB large pages now */
+	uint64_t lpage_collapses; /* large pages made, total */
+	uint64_t lpage_breaks; /* large pages broken up, total */
+	uint64_t lpage_collapse_errors; /* collapses the kernel refused */
 };
 
 struct mv_host_stats {
@@ -466,6 +491,9 @@ struct mv_host_stats {
 	uint64_t share_errors; /* system calls that kept failing on sharing
 				* paths; the pages were kept safe */
 	uint64_t parked_pages; /* all VMs' parked_pages (mv_vm_stats), now */
+	uint64_t lpage_pages; /* pages backed by large pages, all VMs, now */
+	uint64_t lpage_collapses; /* large pages made, total */
+	uint64_t lpage_breaks; /* large pages broken up, total */
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

@@ -301,6 +301,10 @@ static void pfns(struct job *j, const struct mv_balloon_msg *m, bool inflate)
 			why = "the balloon is at Mem.CtlMaxPercent of the VM";
 		if (!why && inflate && pmap_pinned(v))
 			why = "the page is pinned: a copy made inside a shared mapping (vm.max_map_count was reached), which cannot be dropped";
+		/* a page of a large region: the region is broken first, so
+		 * that dropping this page frees its frame (lpage.c) */
+		if (!why && inflate && pmap_state(v) == MV_PAGE_PRIVATE)
+			mv__lpage_break_locked(vm, it->pfn);
 		if (!why && inflate && pmap_state(v) == MV_PAGE_SHARED &&
 		    mv__share_give_up(vm, it->pfn, v))
 			why = "the shared page could not be unmapped";

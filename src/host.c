@@ -233,12 +233,16 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->overrun_max_pages = atomic_load(&h->overrun_max_pages);
 	st->overrun_grants = atomic_load(&h->overrun_grants);
 	st->admit_overruns = atomic_load(&h->admit_overruns);
+	st->lpage_collapses = atomic_load(&h->lpage_collapses);
+	st->lpage_breaks = atomic_load(&h->lpage_breaks);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {
 		st->swap_errors += atomic_load(&vm->c.swap_errors);
 		st->parked_pages += MV_PARK_PAGES - mv__sample_park_free(vm);
 		st->unreadable_pages += atomic_load(&vm->c.unreadable_pages);
+		st->lpage_pages +=
+			atomic_load(&vm->lp.regions) * MV_LPAGE_PAGES;
 		st->share_saved_pages += atomic_load_explicit(
 			&vm->census.pages[MV_PAGE_ZERO], memory_order_relaxed);
 	}

@@ -36,6 +36,7 @@ enum mv__inject_op {
 	MV_INJ_FSYNC, /* fdatasync */
 	MV_INJ_UFFD_POISON,
 	MV_INJ_UFFD_ZEROPAGE, /* fault.c: a read of a ZERO page */
+	MV_INJ_LPAGE, /* system.c: a large-page collapse or split */
 	MV_INJ_NOPS
 };
 

@@ -123,6 +123,9 @@ struct mv_host {
 	_Atomic uint64_t lost_pages; /* see mv_host_stats */
 	_Atomic uint64_t move_miscounts; /* see mv_host_stats */
 	_Atomic uint64_t blocked_waits; /* see mv_host_stats */
+	_Atomic uint64_t lpage_collapses; /* large pages made, all VMs */
+	_Atomic uint64_t lpage_breaks; /* large pages broken, all VMs */
+	_Atomic uint64_t lpage_regions; /* large pages now, all VMs */
 
 	/* over-budget frames (host.c): see mv_host_stats */
 	_Atomic uint64_t overrun_pages;
@@ -185,6 +188,26 @@ struct mv__sample {
 	_Atomic uint64_t put_back_errors; /* put-backs the kernel refused */
 };
 
+/*
+ * Large pages (lpage.c): bit r of `large` says that the 512 pages of the
+ * aligned 2 MiB region r are backed by one 2 MiB page.  Set only by a
+ * collapse holding all 512 entry locks, cleared only by a break holding at
+ * least one; so the bit read under a page's lock holds while it is held.
+ * NULL when large pages are off for the VM.
+ */
+#define MV_LPAGE_PAGES 512
+struct mv__lpage {
+	_Atomic uint64_t *large; /* one bit per region; NULL: off */
+	/* bit r: region r was resident and private at the last pass */
+	_Atomic uint64_t *seen;
+	uint64_t nregions; /* whole 2 MiB regions; immutable */
+	uint64_t rng; /* picks where breaks start; scheduler only */
+	_Atomic uint64_t regions; /* large now */
+	_Atomic uint64_t collapses; /* total */
+	_Atomic uint64_t breaks; /* total */
+	_Atomic uint64_t collapse_errors; /* collapses the kernel refused */
+};
+
 /* A VM's place in the scheduler: set through the API, read by sched.c. */
 struct mv__vm_sched {
 	_Atomic uint64_t shares;
@@ -222,6 +245,7 @@ struct mv_vm {
 	struct mv__vm_share sh; /* the VM's part in page sharing */
 	struct mv__sample sample; /* active-memory sampling */
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
+	struct mv__lpage lp; /* large pages */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -341,6 +365,34 @@ enum mv__put_back {
 int mv__put_back_page(struct mv_vm *vm, void *dst, void *src, bool may_move,
 		      unsigned tries, enum mv__put_back *how);
 
+/* lpage.c: large pages.  0, or -ENOMEM; enabled false: never large. */
+int mv__lpage_init(struct mv_vm *vm, bool enabled);
+void mv__lpage_fini(struct mv_vm *vm);
+/* Whether page ppn lies in a large region (exact while its entry is
+ * locked by the caller). */
+static inline bool mv__lpage_is_large(const struct mv_vm *vm, uint64_t ppn)
+{
+	uint64_t r = ppn / MV_LPAGE_PAGES;
+
+	return vm->lp.large && r < vm->lp.nregions &&
+	       (atomic_load_explicit(&vm->lp.large[r / 64],
+				     memory_order_relaxed) >>
+			(r % 64) &
+		1);
+}
+/*
+ * Breaks the large region holding ppn into 512 small pages, content kept;
+ * the caller holds ppn's entry lock (or that of any page of the region).
+ * true if it was large and this call broke it.
+ */
+bool mv__lpage_break_locked(struct mv_vm *vm, uint64_t ppn);
+/* Breaks up to max large regions of the VM (the caller holds no entry
+ * lock); returns how many. */
+unsigned mv__lpage_break_some(struct mv_vm *vm, unsigned max);
+/* One collapse pass over the VM: collapses up to max regions found
+ * resident and private on this pass and the one before; returns how many. */
+unsigned mv__lpage_pass(struct mv_vm *vm, unsigned max);
+
 /* system.c: the kernel interfaces */
 int mv__map_anon(size_t len, uint8_t **out);
 int mv__uffd_register(int uffd, void *addr, size_t len, bool wp);
@@ -353,5 +405,10 @@ int mv__map_count(long *used, long *max);
 /* How many times /proc/self/maps was read (for tests). */
 unsigned long mv__map_count_reads(void);
 int mv__uffd_open(int *fd, char *msg, size_t msglen);
+/* The aligned 2 MiB at addr (of a mapping from mv__map_anon) becomes one
+ * huge page, content kept: 0 or -errno (docs/LARGEPAGES.md). */
+int mv__lpage_sys_collapse(void *addr);
+/* The huge page at addr becomes 512 small pages, content kept. */
+int mv__lpage_sys_split(void *addr);
 
 #endif /* MV_INTERNAL_H */

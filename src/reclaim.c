@@ -42,6 +42,12 @@
  * would leave a page PRIVATE whose only copy is in staging, about to be
  * dropped, which is the shape of the lost pages of issue 2.
  *
+ * Pages of a large region (lpage.c) are taken only once it is broken: the
+ * scheduler's reclaim passes them by (the scheduler breaks regions under
+ * pressure first), the API's swap-out calls break the region themselves;
+ * so a victim is always a small page and staging's MADV_DONTNEED frees
+ * exactly its frames.
+ *
  * Locks (order: internal.h): vm->reclaim_lock, pmap entry locks
  * (trylock), then vm->zc.lock, vm->swap.lock, host->frames_lock,
  * host->msg_lock.  Never vms_lock: the scheduler calls in without it.
@@ -155,8 +161,25 @@ struct victim {
 	uint64_t old; /* entry when locked */
 };
 
+/*
+ * Whether the locked PRIVATE page ppn may be a victim: a page of a large
+ * region only once the region is broken (lpage.c), which the scheduler
+ * does first under pressure (sched.c), idle VMs first; asked through the
+ * API (may_break), reclaim breaks it itself.
+ */
+static bool small_or_broken(struct mv_vm *vm, uint64_t ppn, bool may_break)
+{
+	if (!mv__lpage_is_large(vm, ppn))
+		return true;
+	if (!may_break)
+		return false;
+	mv__lpage_break_locked(vm, ppn);
+	return true;
+}
+
 /* Locks up to `want` PRIVATE pages at random; returns how many. */
-static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
+static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
+			    bool may_break)
 {
 	unsigned n = 0, probes = want * PROBES_PER_VICTIM, run_max;
 	uint64_t ppn, end, old;
@@ -182,7 +205,8 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out)
 				continue;
 			}
 			if (pmap_state(old) != MV_PAGE_PRIVATE ||
-			    pmap_pinned(old)) {
+			    pmap_pinned(old) ||
+			    !small_or_broken(vm, ppn, may_break)) {
 				pmap_unlock(vm, ppn, old);
 				if (started)
 					break;
@@ -206,6 +230,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 		pmap_unlock(vm, ppn, old);
 		return 0;
 	}
+	small_or_broken(vm, ppn, true);
 	out->ppn = ppn;
 	out->old = old;
 	return 1;
@@ -329,7 +354,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	return ok;
 }
 
-int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
+static int reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done,
+		      bool may_break)
 {
 	struct victim v[MV_RECLAIM_BATCH];
 	unsigned n, got;
@@ -346,7 +372,7 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 			err = -EBUSY;
 			break;
 		}
-		n = pick_random(vm, n, v);
+		n = pick_random(vm, n, v, may_break);
 		if (!n)
 			break;
 		got = swap_out_locked(vm, v, n, &err);
@@ -360,6 +386,11 @@ int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 	return err ? err : -EAGAIN;
 }
 
+int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
+{
+	return reclaim_vm(vm, want, done, false);
+}
+
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done)
 {
 	uint64_t dummy;
@@ -367,7 +398,7 @@ int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done)
 
 	if (!vm)
 		return -EINVAL;
-	err = mv__reclaim_vm(vm, npages, done ? done : &dummy);
+	err = reclaim_vm(vm, npages, done ? done : &dummy, true);
 	return err == -EAGAIN ? 0 : err;
 }
 

@@ -18,7 +18,10 @@
  * fraction feeds a slow and a fast moving average; the estimate is the
  * larger, so that a VM becoming busy is believed at once and one going
  * idle only slowly.  Only PRIVATE pages are sampled: the fraction is of the
- * frames the VM holds, which is what the idle tax charges.
+ * frames the VM holds, which is what the idle tax charges.  Pages of large
+ * regions (lpage.c) are not: moving one out would break its 2 MiB page; a
+ * VM whose every page is large keeps its last estimate until some are
+ * broken.
  *
  * Sampling measures touches per period, so a VM that reclaim keeps
  * faulting (it touches its pages faster than it gets them back) runs
@@ -331,7 +334,10 @@ static void start_period(struct mv_vm *vm)
 		ppn = mv__rand(&s->rng) % vm->npages;
 		if (!pmap_trylock(&vm->pmap[ppn], &v))
 			continue;
+		/* a page of a large region is not moved out: that would
+		 * break it (lpage.c) */
 		if (pmap_state(v) != MV_PAGE_PRIVATE || pmap_pinned(v) ||
+		    mv__lpage_is_large(vm, ppn) ||
 		    move(vm, slot_addr(vm, s->n), page_addr(vm, ppn))) {
 			pmap_unlock(vm, ppn, v);
 			continue;

@@ -29,6 +29,12 @@
  *     waits for a balance period.  A VM above its limit is swapped down to
  *     it in any state; the limit is enforced by reclaim, so a VM can be
  *     above it for a scheduler tick.
+ *   - Large pages (lpage.c): in the high state, once per Mem.BalancePeriod,
+ *     2 MiB regions found resident and private on two passes in a row are
+ *     collapsed, a few per VM; in soft, hard and low (or when a fault waits
+ *     for a frame) the large pages of the VMs above their target are broken
+ *     first, the most idle VM first, so that every other mechanism finds
+ *     small pages; if reclaim then finds nothing, any VM's are broken.
  *   - The arithmetic and the state machine are pure functions, declared in
  *     sched_policy.h (not sched.h: that name is the system's), so that
  *     tests check them without threads.
@@ -55,6 +61,10 @@
 
 #define SCHED_TICK_MS 50 /* state and limits are looked at this often */
 #define SCHED_STUCK_MS 10 /* retry after finding nothing to reclaim */
+/* Large pages broken per tick at most: 64 MiB, ~10 ms of splitting */
+#define LPAGE_BREAKS_PER_TICK 32
+/* Large pages made per VM and Mem.BalancePeriod at most (~1 ms each) */
+#define LPAGE_COLLAPSES_PER_PASS 8
 
 /* Shares, reservation and limit through the API. */
 
@@ -332,18 +342,111 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
 	return done;
 }
 
+/* A fresh view whose VMs are pinned (see reclaim_batch); false without
+ * one (no memory). */
+static bool pin_view(struct mv_host *h, struct view *w)
+{
+	pthread_mutex_lock(&h->vms_lock);
+	if (gather(h, w)) {
+		pthread_mutex_unlock(&h->vms_lock);
+		return false;
+	}
+	for (unsigned k = 0; k < w->n; k++)
+		atomic_fetch_add_explicit(&w->vm[k]->sched_refs, 1,
+					  memory_order_acquire);
+	pthread_mutex_unlock(&h->vms_lock);
+	return true;
+}
+
+static void unpin_view(struct view *w)
+{
+	for (unsigned k = 0; k < w->n; k++)
+		atomic_fetch_sub_explicit(&w->vm[k]->sched_refs, 1,
+					  memory_order_release);
+}
+
+enum break_mode {
+	BREAK_LIMIT, /* VMs above their limit only (any state) */
+	BREAK_TARGET, /* VMs above their target or limit (soft, hard, low) */
+	BREAK_ANY, /* reclaim found nothing small: every VM */
+};
+
+/*
+ * Under pressure, large pages go first (ESX: "large pages are broken
+ * before swapping"): those of the VMs above their target (or limit), the
+ * most idle first, as many as cover what each is above, so that sharing,
+ * the balloon, compression and swapping find small pages.  BREAK_ANY:
+ * reclaim found nothing at all, so every VM counts as above a target of
+ * 0.  Returns regions broken.
+ */
+static uint64_t break_large(struct mv_host *h, struct view *w,
+			    enum break_mode mode)
+{
+	uint64_t total = 0, *large, *out, tgt, lim;
+
+	if (!atomic_load(&h->lpage_regions))
+		return 0;
+	if (!pin_view(h, w))
+		return 0;
+	large = calloc(w->n ? w->n : 1, sizeof(*large));
+	out = calloc(w->n ? w->n : 1, sizeof(*out));
+	if (large && out) {
+		for (unsigned i = 0; i < w->n; i++) {
+			tgt = atomic_load(&w->vm[i]->sched.sztgt_pages);
+			lim = w->in[i].max_pages;
+			w->target[i] = mode == BREAK_ANY   ? 0 :
+				       mode == BREAK_LIMIT ? lim :
+				       tgt < lim	   ? tgt :
+							     lim;
+			large[i] = atomic_load(&w->vm[i]->lp.regions);
+		}
+		mv__sched_lpage_breaks(w->in, w->target, large, w->n,
+				       LPAGE_BREAKS_PER_TICK, out);
+		for (unsigned i = 0; i < w->n; i++)
+			total += mv__lpage_break_some(w->vm[i],
+						      (unsigned)out[i]);
+	}
+	free(large);
+	free(out);
+	unpin_view(w);
+	return total;
+}
+
+/*
+ * In the high state, once per Mem.BalancePeriod: each VM's regions found
+ * resident and private on this pass and the last become large pages, a
+ * few per VM (a collapse copies 2 MiB), stopping as soon as a fault waits
+ * for a frame.
+ */
+static void collapse_pass(struct mv_host *h, struct view *w)
+{
+	if (!h->settings.alloc_guest_large_page || !pin_view(h, w))
+		return;
+	for (unsigned i = 0; i < w->n && !frame_waiters(h); i++)
+		mv__lpage_pass(w->vm[i], LPAGE_COLLAPSES_PER_PASS);
+	unpin_view(w);
+}
+
 static bool reclaim(struct mv_host *h, struct view *w)
 {
 	uint64_t got, until = mv__now_ms() + SCHED_TICK_MS;
 	enum mv_mem_state st;
 	int pressure = 0;
 
+	st = update_state(h);
+	break_large(h, w,
+		    mv__sched_lpage_breaks_in(st) || frame_waiters(h) ?
+			    BREAK_TARGET :
+			    BREAK_LIMIT);
 	/* a tick at most: sampling and balancing must not wait on pressure */
 	while (mv__now_ms() < until) {
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
 		got = reclaim_batch(h, w, pressure);
+		/* nothing small left to take: break more, then try again */
+		if (!got && pressure && break_large(h, w, BREAK_ANY))
+			continue;
 		if (!got)
 			goto nothing;
 		atomic_store(&h->sched_stuck, false);
@@ -394,7 +497,7 @@ static void *sched_main(void *arg)
 	 * it that way for good */
 	uint64_t now = mv__now_ms(),
 		 next_sample = now + (sample_ms < 1000 ? sample_ms : 1000);
-	uint64_t next_balance = now;
+	uint64_t next_balance = now, next_lpage = now;
 	enum mv_mem_state st, balanced = MV_STATE_HIGH;
 	struct view w = { 0 };
 	struct timespec ts;
@@ -413,6 +516,10 @@ static void *sched_main(void *arg)
 			balance(h, &w, st);
 			next_balance = now + balance_ms;
 			balanced = st;
+		}
+		if (mv__sched_lpage_collapses(st) && now >= next_lpage) {
+			collapse_pass(h, &w);
+			next_lpage = now + balance_ms;
 		}
 		ok = reclaim(h, &w);
 		pthread_mutex_lock(&h->sched_lock);

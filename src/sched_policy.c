@@ -208,3 +208,40 @@ uint64_t mv_shares_for(enum mv_shares_level level, uint64_t memsize_bytes)
 		s = 1;
 	return s < MV_SHARES_MAX ? s : MV_SHARES_MAX;
 }
+
+uint64_t mv__sched_lpage_breaks(const struct mv__sched_vm *in,
+				const uint64_t *target, const uint64_t *large,
+				unsigned n, uint64_t budget, uint64_t *out)
+{
+	uint64_t total = 0, above, want, best_above = 0;
+	int best;
+
+	for (unsigned i = 0; i < n; i++)
+		out[i] = 0;
+	for (;;) {
+		best = -1;
+		for (unsigned i = 0; i < n; i++) {
+			if (out[i] || !large[i] ||
+			    in[i].alloc_pages <= target[i])
+				continue;
+			above = in[i].alloc_pages - target[i];
+			if (best < 0 ||
+			    in[i].active_permille < in[best].active_permille ||
+			    (in[i].active_permille ==
+				     in[best].active_permille &&
+			     above > best_above)) {
+				best = (int)i;
+				best_above = above;
+			}
+		}
+		if (best < 0 || total >= budget)
+			return total;
+		want = (best_above + MV_LPAGE_PAGES - 1) / MV_LPAGE_PAGES;
+		if (want > large[best])
+			want = large[best];
+		if (want > budget - total)
+			want = budget - total;
+		out[best] = want;
+		total += want;
+	}
+}

@@ -8,6 +8,7 @@
 #ifndef MV_SCHED_POLICY_H
 #define MV_SCHED_POLICY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "memvisor.h"
@@ -75,6 +76,30 @@ enum {
 	MV__MECH_BLOCK = 1u << 3, /* VMs above target wait to allocate: low */
 };
 unsigned mv__sched_mechanisms(enum mv_mem_state s);
+
+/*
+ * Large pages (lpage.c): made only in the high state, broken in soft, hard
+ * and low (and whenever a fault waits for a frame), before any other
+ * mechanism takes a small page.
+ */
+static inline bool mv__sched_lpage_collapses(enum mv_mem_state s)
+{
+	return s == MV_STATE_HIGH;
+}
+static inline bool mv__sched_lpage_breaks_in(enum mv_mem_state s)
+{
+	return s == MV_STATE_SOFT || s == MV_STATE_HARD || s == MV_STATE_LOW;
+}
+/*
+ * Large pages to break under pressure, out[i] regions of 2 MiB for VM i:
+ * only VMs above target[i], the most idle first (lowest active fraction;
+ * ties: the one furthest above its target), each as many regions as cover
+ * what it is above, at most large[i] (its large regions), `budget` in all.
+ * Returns the total.
+ */
+uint64_t mv__sched_lpage_breaks(const struct mv__sched_vm *in,
+				const uint64_t *target, const uint64_t *large,
+				unsigned n, uint64_t budget, uint64_t *out);
 
 /*
  * Balloon target for a VM holding `alloc` frames against target `sztgt`

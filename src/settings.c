@@ -52,6 +52,7 @@ static const struct setting table[] = {
 	{ "Mem.SwapRunPages", FIELD(swap_run_pages), 16, 1, 16 },
 	{ "Mem.MemZipEnable", FIELD(mem_zip_enable), 1, 0, 1 },
 	{ "Mem.ZipAlgorithm", FIELD(zip_algorithm), 0, 0, 1 },
+	{ "Mem.AllocGuestLargePage", FIELD(alloc_guest_large_page), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

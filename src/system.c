@@ -4,8 +4,9 @@
  * checked before it is needed with a sentence saying how to fix what is
  * missing (userfaultfd and its features, vm.max_map_count), and the calls
  * every mechanism makes on its mappings (userfaultfd registration,
- * anonymous mappings kept to 4 KiB pages, MADV_DONTNEED of many ranges
- * with one TLB flush).  Platform layer: calls nothing of the engine but
+ * anonymous mappings kept to 4 KiB pages but 2 MiB aligned, MADV_DONTNEED
+ * of many ranges with one TLB flush), and the collapse and split of a 2 MiB
+ * large page (docs/LARGEPAGES.md).  Platform layer: calls nothing of the engine but
  * the failure-injection wrappers (inject.c).
  *
  * Design: userfaultfd is opened through the syscall (as root, or with
@@ -164,23 +165,83 @@ int mv__uffd_register(int uffd, void *addr, size_t len, bool wp)
 	return ioctl(uffd, UFFDIO_REGISTER, &r) < 0 ? -errno : 0;
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; Debian 12's headers lack it */
+#endif
+#define HUGE_BYTES ((size_t)MV_LPAGE_PAGES << MV_PAGE_SHIFT)
+
 int mv__map_anon(size_t len, uint8_t **out)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/* 2 MiB aligned when it can hold a 2 MiB page, so that its aligned
+	 * regions can become large pages (lpage.c) */
+	size_t extra = len >= HUGE_BYTES ? HUGE_BYTES : 0;
+	uint8_t *p = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *a;
 	int err;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	/* THP would fill 512 pages on one fault, behind the pmap's back: a
-	 * mapping that cannot be kept to 4 KiB pages is not used */
-	err = mv__madvise(p, len, MADV_NOHUGEPAGE);
+	a = p;
+	if (extra) {
+		a = (uint8_t *)(((uintptr_t)p + HUGE_BYTES - 1) &
+				~(uintptr_t)(HUGE_BYTES - 1));
+		if (a > p)
+			munmap(p, (size_t)(a - p));
+		if (p + extra > a)
+			munmap(a + len, (size_t)(p + extra - a));
+	}
+	/* THP would fill 512 pages on one fault, behind the pmap's back, and
+	 * khugepaged would collapse ranges on its own: a mapping that cannot
+	 * be kept to 4 KiB pages is not used; large pages are made only by
+	 * mv__lpage_sys_collapse, region by region */
+	err = mv__madvise(a, len, MADV_NOHUGEPAGE);
 	if (err) {
-		munmap(p, len);
+		munmap(a, len);
 		return err;
 	}
-	*out = p;
+	*out = a;
 	return 0;
+}
+
+/*
+ * MADV_COLLAPSE refuses a MADV_NOHUGEPAGE mapping, and a MADV_HUGEPAGE one
+ * would be khugepaged's to collapse whenever it likes; so the region alone
+ * is MADV_HUGEPAGE for the length of the collapse, and MADV_NOHUGEPAGE
+ * again after it (the mapping splits around it and merges back: measured,
+ * no mapping is left over).  The flag is not looked at while a huge page
+ * exists, only when one is made.
+ */
+int mv__lpage_sys_collapse(void *addr)
+{
+	int err = mv__inject_check(MV_INJ_LPAGE);
+
+	if (err)
+		return -err;
+	if (madvise(addr, HUGE_BYTES, MADV_HUGEPAGE) < 0)
+		return -errno;
+	err = madvise(addr, HUGE_BYTES, MADV_COLLAPSE) < 0 ? -errno : 0;
+	/* cannot fail for want of a mapping: it merges, never splits; if it
+	 * does fail, mv__lpage_sys_split sets it again */
+	madvise(addr, HUGE_BYTES, MADV_NOHUGEPAGE);
+	return err;
+}
+
+/*
+ * MADV_COLD of the first 4 KiB page of the huge page: the kernel splits a
+ * large folio only partly covered by the range into small pages, all still
+ * mapped, the content kept (a write meanwhile waits on a migration entry
+ * and lands); it only moves the page on the inactive list otherwise.  The
+ * region is set MADV_NOHUGEPAGE first, in case a collapse could not.
+ */
+int mv__lpage_sys_split(void *addr)
+{
+	int err = mv__inject_check(MV_INJ_LPAGE);
+
+	if (err)
+		return -err;
+	madvise(addr, HUGE_BYTES, MADV_NOHUGEPAGE);
+	return madvise(addr, MV_PAGE_SIZE, MADV_COLD) < 0 ? -errno : 0;
 }
 
 /*

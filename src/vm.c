@@ -224,11 +224,16 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 #endif
 	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
 	vm->rng = 0x2545f4914f6cdd1dull * (vm->id + 1);
+	err = mv__lpage_init(vm, h->settings.alloc_guest_large_page &&
+					 !cfg->large_pages_off);
+	if (err)
+		goto fail_uffd;
+	vm->lp.rng = 0x9e3779b97f4a7c15ull * (vm->id + 1);
 	err = mv__sample_init(vm);
 	if (err) {
 		mv__host_api_msg(h, "VM %s: cannot set up sampling: %s",
 				 vm->name, strerror(-err));
-		goto fail_uffd;
+		goto fail_lpage;
 	}
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
@@ -268,6 +273,8 @@ fail_swap:
 	mv__swap_close(&vm->swap);
 fail_sample:
 	mv__sample_fini(vm);
+fail_lpage:
+	mv__lpage_fini(vm);
 fail_uffd:
 	close(vm->uffd);
 fail_staging:
@@ -307,6 +314,7 @@ void mv_vm_destroy(mv_vm *vm)
 	mv__sample_fini(vm);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
 	munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
+	mv__lpage_fini(vm);
 	mv__zcache_fini(vm);
 	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
 	mv__swap_close(&vm->swap);
@@ -408,5 +416,9 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->parked_pages = MV_PARK_PAGES - mv__sample_park_free(vm);
 	st->parked_total = atomic_load(&vm->sample.parked_total);
 	st->put_back_errors = atomic_load(&vm->sample.put_back_errors);
+	st->lpage_pages = atomic_load(&vm->lp.regions) * MV_LPAGE_PAGES;
+	st->lpage_collapses = atomic_load(&vm->lp.collapses);
+	st->lpage_breaks = atomic_load(&vm->lp.breaks);
+	st->lpage_collapse_errors = atomic_load(&vm->lp.collapse_errors);
 	return 0;
 }

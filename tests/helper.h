@@ -24,7 +24,9 @@ struct th_host {
  * own clock turned off: no active-memory sampling (Mem.SamplePeriod = 0,
  * whose first period would otherwise start a second in and take 100 pages
  * of each VM out as SAMPLED) and no background share scanner
- * (Mem.ShareScanGHz = 0; mv_vm_share_scan still scans when a test asks).
+ * (Mem.ShareScanGHz = 0; mv_vm_share_scan still scans when a test asks),
+ * and no large pages (Mem.AllocGuestLargePage = 0: the scheduler would
+ * collapse regions found resident on two passes in a row).
  * Every test that is not about sampling or scanning starts from these, so
  * that what it counts does not depend on how long it took to get there.
  */

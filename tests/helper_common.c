@@ -124,6 +124,7 @@ void th_settings_quiet(struct mv_settings *s)
 	mv_settings_init(s);
 	assert_int_equal(mv_settings_set(s, "Mem.SamplePeriod", "0"), 0);
 	assert_int_equal(mv_settings_set(s, "Mem.ShareScanGHz", "0"), 0);
+	assert_int_equal(mv_settings_set(s, "Mem.AllocGuestLargePage", "0"), 0);
 }
 
 #define TH_MAX_HOSTS 16
