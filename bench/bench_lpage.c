@@ -211,6 +211,7 @@ static int plain_map(uint64_t pages, bool huge, uint8_t **out, void **base,
 
 struct trial {
 	double us[NFIG], misses[NFIG], huge_pct[NFIG];
+	double collapse_us; /* per 2 MiB region, memvisor */
 };
 
 static int plain_run(uint64_t pages, bool huge, int tlb, uint64_t *seed,
@@ -233,17 +234,76 @@ static int plain_run(uint64_t pages, bool huge, int tlb, uint64_t *seed,
 	return err;
 }
 
+/*
+ * The same workload on a memvisor VM's guest memory: a host with room for
+ * it, sampling and the share scanner off (they would take pages out of
+ * the regions), a VM with large pages off or one whose regions are all
+ * collapsed after the guest has touched every page.
+ */
+static int engine_run(uint64_t pages, bool large, const char *swapdir, int tlb,
+		      uint64_t *seed, struct trial *t)
+{
+	enum figure f = large ? MV_LARGE : MV_SMALL;
+	struct mv_host_config hc;
+	struct mv_vm_config vc;
+	struct mv_vm_stats st;
+	mv_host *host = NULL;
+	mv_vm *vm = NULL;
+	uint64_t regions = 0, t0;
+	uint8_t *mem;
+	int err;
+
+	mv_host_config_init(&hc);
+	hc.memsize_bytes = pages * MV_PAGE_SIZE + (256ull << 20);
+	hc.swapdir = swapdir;
+	mv_settings_set(&hc.settings, "Mem.SamplePeriod", "0");
+	mv_settings_set(&hc.settings, "Mem.ShareScanGHz", "0");
+	err = mv_host_create(&hc, &host);
+	if (err)
+		return err;
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "%s", large ? "large" : "small");
+	vc.memsize_bytes = pages * MV_PAGE_SIZE;
+	vc.large_pages_off = !large;
+	err = mv_vm_create(host, &vc, &vm);
+	if (err)
+		goto out;
+	mem = mv_vm_mem(vm);
+	fill(mem, pages);
+	if (large) {
+		t0 = bench_now_ns();
+		/* a region still in a per-CPU LRU batch is refused once */
+		for (int i = 0; i < 3 && !err; i++) {
+			err = mv_vm_lpage_collapse(vm, &regions);
+			if (!err && mv_vm_stats(vm, &st) == 0 &&
+			    st.lpage_pages == pages)
+				break;
+		}
+		if (err)
+			goto out;
+		t->collapse_us = (double)(bench_now_ns() - t0) / 1e3 /
+				 (double)(pages / HUGE_PAGES);
+	}
+	t->huge_pct[f] = 100.0 * (double)huge_kb(mem) * 1024 /
+			 (double)(pages * MV_PAGE_SIZE);
+	t->us[f] = workload(mem, pages, seed, tlb, &t->misses[f]);
+	err = verify(fig_name[f], mem, pages, OPS);
+out:
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+	return err;
+}
+
 int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir)
 {
 	double fig[NFIG][trials], miss[NFIG][trials], pct[NFIG][trials];
-	double ops[NFIG], m[NFIG], hp[NFIG];
+	double ops[NFIG], m[NFIG], hp[NFIG], coll[trials];
 	uint64_t seed = SEED;
 	struct trial t;
 	int tlb, tlb_err, err = 0;
-	unsigned nfig = 2;
+	unsigned nfig = NFIG;
 
-	(void)swapdir;
 	pages -= pages % HUGE_PAGES;
 	if (!pages)
 		pages = HUGE_PAGES;
@@ -256,6 +316,12 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		err = plain_run(pages, false, tlb, &seed, &t);
 		if (!err)
 			err = plain_run(pages, true, tlb, &seed, &t);
+		bench_watch("random access, memvisor guest memory", 4 * pages);
+		if (!err)
+			err = engine_run(pages, false, swapdir, tlb, &seed, &t);
+		if (!err)
+			err = engine_run(pages, true, swapdir, tlb, &seed, &t);
+		coll[k] = t.collapse_us;
 		for (unsigned f = 0; f < nfig; f++) {
 			fig[f][k] = t.us[f];
 			miss[f][k] = t.misses[f];
@@ -275,6 +341,17 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		  fig[PLAIN_SMALL], NULL, NULL);
 	bench_row(r, "plain_thp", "plain memory, THP, per 1000 ops",
 		  fig[PLAIN_HUGE], "plain 4 KiB", fig[PLAIN_SMALL]);
+	bench_row(r, "mv_small", "memvisor guest, 4 KiB pages, per 1000 ops",
+		  fig[MV_SMALL], "plain 4 KiB", fig[PLAIN_SMALL]);
+	bench_row(r, "mv_large", "memvisor guest, large pages, per 1000 ops",
+		  fig[MV_LARGE], "memvisor 4 KiB", fig[MV_SMALL]);
+	bench_row(r, "mv_large_vs_thp", "  the same, beside plain THP",
+		  fig[MV_LARGE], "plain THP", fig[PLAIN_HUGE]);
+	bench_value(r, "speedup", ops[MV_LARGE] / ops[MV_SMALL]);
+	bench_value(r, "mv_small_ops", ops[MV_SMALL]);
+	bench_value(r, "mv_large_ops", ops[MV_LARGE]);
+	bench_value(r, "mv_large_huge_pct", hp[MV_LARGE]);
+	bench_value(r, "collapse_us", bench_median(coll, trials));
 	bench_value(r, "plain_small_ops", ops[PLAIN_SMALL]);
 	bench_value(r, "plain_thp_ops", ops[PLAIN_HUGE]);
 	bench_value(r, "plain_speedup", ops[PLAIN_HUGE] / ops[PLAIN_SMALL]);
@@ -286,6 +363,14 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		OPS, pages * MV_PAGE_SIZE >> 20, ops[PLAIN_SMALL] / 1e6,
 		ops[PLAIN_HUGE] / 1e6, hp[PLAIN_HUGE],
 		ops[PLAIN_HUGE] / ops[PLAIN_SMALL]);
+	bench_note(
+		r,
+		"memvisor guest memory: %.2f Mops/s with 4 KiB pages, %.2f with large pages (%.0f%% of it huge): speedup x%.2f; a collapse cost %.0f us per 2 MiB",
+		ops[MV_SMALL] / 1e6, ops[MV_LARGE] / 1e6, hp[MV_LARGE],
+		ops[MV_LARGE] / ops[MV_SMALL], bench_median(coll, trials));
+	bench_note(
+		r,
+		"hosts with sampling and the share scanner off, so that no page of a region is out when it is collapsed or timed");
 	if (tlb < 0)
 		bench_note(
 			r,
