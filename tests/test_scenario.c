@@ -560,6 +560,23 @@ static void test_balloon_needs_the_burst_workload(void **state)
 		     1, "[vm a] has balloon = on but workload = random");
 }
 
+static void test_large_pages_key_turns_them_off_for_one_vm(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	if (scenario_load_string("[vm a]\nmemsize = 4M\nlarge_pages = off\n"
+				 "[vm b]\nmemsize = 4M\nlarge_pages = on\n",
+				 "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(sc.vms[0].large_pages_off);
+	assert_false(sc.vms[1].large_pages_off);
+	scenario_free(&sc);
+	expect_error("[vm a]\nmemsize = 1M\nlarge_pages = maybe\n", 3,
+		     "bad large_pages 'maybe' (expected on or off)");
+}
+
 static void test_generated_image_takes_its_keys(void **state)
 {
 	struct scenario sc;
@@ -957,6 +974,8 @@ int main(void)
 		cmocka_unit_test(test_write_pct_needs_the_image_workload),
 		cmocka_unit_test(test_write_pct_reaches_the_image_workload),
 		cmocka_unit_test(test_balloon_needs_the_burst_workload),
+		cmocka_unit_test(
+			test_large_pages_key_turns_them_off_for_one_vm),
 		cmocka_unit_test(test_generated_image_takes_its_keys),
 		cmocka_unit_test(
 			test_generated_image_defaults_follow_the_measured_mix),

@@ -250,6 +250,10 @@ static const struct vm_family {
 	  "Page faults served." },
 	{ "memvisor_vm_cow_breaks_total", "counter", V_U64, ST(cow_breaks),
 	  "Writes that broke the sharing of a page." },
+	{ "memvisor_vm_large_page_bytes", "gauge", V_PAGES, ST(lpage_pages),
+	  "Guest memory backed by 2 MiB large pages." },
+	{ "memvisor_vm_large_page_breaks_total", "counter", V_U64,
+	  ST(lpage_breaks), "Large pages broken up into 4 KiB pages." },
 	{ "memvisor_vm_share_scanned_pages_total", "counter", V_U64,
 	  ST(share_scanned_pages),
 	  "Private pages the sharing scanner examined." },
@@ -465,6 +469,8 @@ static void read_host(struct snap *s, const char *name, double v,
 		H("swap_errors_total", swap_errors, false),
 		H("share_scanned_pages_total", share_scanned_pages, false),
 		H("cow_breaks_total", cow_breaks, false),
+		H("large_page_bytes", lpage_pages, true),
+		H("large_page_breaks_total", lpage_breaks, false),
 #undef H
 	};
 	uint64_t u = v > 0 ? (uint64_t)v : 0;

@@ -44,9 +44,9 @@
 
 /* The final table's columns; the header is printed with the same widths. */
 #define TABLE_HDR \
-	"%-12s %7s %7s %8s %7s %5s %7s %7s %7s %7s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
+	"%-12s %7s %7s %8s %7s %5s %7s %7s %7s %7s %7s %7s %7s %7s %8s %6s %6s %6s %7s %9s %9s\n"
 #define TABLE_FMT \
-	"%-12s %7.1f %7.1f %8.1f %7.1f %5.0f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
+	"%-12s %7.1f %7.1f %8.1f %7.1f %5.0f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %7.1f %8.1f %6.1f %6.1f %6.1f %7.1f %9.0f %9llu\n"
 
 static double round1(double v)
 {
@@ -75,9 +75,9 @@ void report_print(FILE *out, const struct run_result *r)
 	uint64_t configured = scenario_vm_memsize_total(r->sc);
 
 	fprintf(out, "\n" TABLE_HDR, "NAME", "MEMSZ", "SZTGT", "CONSUMED",
-		"TCHD", "%ACTV", "SHRD", "ZERO", "SHRDSVD", "MCTLSZ", "MCTLTGT",
-		"SWCUR", "SWTGT", "CACHEUSD", "SWR/s", "SWW/s", "ZIP/s",
-		"UNZIP/s", "OPS/s", "INTEGRITY");
+		"TCHD", "%ACTV", "SHRD", "ZERO", "SHRDSVD", "LPAGE", "MCTLSZ",
+		"MCTLTGT", "SWCUR", "SWTGT", "CACHEUSD", "SWR/s", "SWW/s",
+		"ZIP/s", "UNZIP/s", "OPS/s", "INTEGRITY");
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -89,6 +89,7 @@ void report_print(FILE *out, const struct run_result *r)
 			v->st.active_permille / 10.0,
 			pages_mb(v->st.shrd_pages), pages_mb(v->st.zero_pages),
 			pages_mb(v->st.shrdsvd_pages),
+			pages_mb(v->st.lpage_pages),
 			pages_mb(v->st.mctlsz_pages),
 			pages_mb(v->st.mctltgt_pages),
 			pages_mb(v->st.swcur_pages),
@@ -123,6 +124,11 @@ void report_print(FILE *out, const struct run_result *r)
 		(unsigned long long)h->share_scanned_pages,
 		(double)h->share_table_bytes / (1 << 20),
 		(unsigned long long)h->share_vmas);
+	fprintf(out,
+		"      large pages: %.1f MB backed by 2 MiB pages now, %llu made, %llu broken up\n",
+		pages_mb(h->lpage_pages),
+		(unsigned long long)h->lpage_collapses,
+		(unsigned long long)h->lpage_breaks);
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -217,6 +223,9 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "overrun_grants", (double)h->overrun_grants);
 	num(b, o, "admit_overruns", (double)h->admit_overruns);
 	num(b, o, "parked_pages", (double)h->parked_pages);
+	num(b, o, "lpage_mb", round1(pages_mb(h->lpage_pages)));
+	num(b, o, "lpage_collapses", (double)h->lpage_collapses);
+	num(b, o, "lpage_breaks", (double)h->lpage_breaks);
 	str(b, o, "swapdir", r->swapdir);
 }
 
@@ -260,6 +269,9 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "shrd_mb", round1(pages_mb(v->st.shrd_pages)));
 	num(b, o, "zero_mb", round1(pages_mb(v->st.zero_pages)));
 	num(b, o, "shrdsvd_mb", round1(pages_mb(v->st.shrdsvd_pages)));
+	num(b, o, "lpage_mb", round1(pages_mb(v->st.lpage_pages)));
+	num(b, o, "lpage_collapses", (double)v->st.lpage_collapses);
+	num(b, o, "lpage_breaks", (double)v->st.lpage_breaks);
 	num(b, o, "zero_maps", (double)v->st.zero_maps);
 	num(b, o, "swap_write_errors", (double)v->st.swap_write_errors);
 	num(b, o, "unreadable_pages", (double)v->st.unreadable_pages);

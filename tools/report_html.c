@@ -464,6 +464,7 @@ static const struct {
 	{ "SHRD", "shrd_mb", 1 },
 	{ "ZERO", "zero_mb", 1 },
 	{ "SHRDSVD", "shrdsvd_mb", 1 },
+	{ "LPAGE", "lpage_mb", 1 },
 	{ "MCTLSZ", "mctlsz_mb", 1 },
 	{ "MCTLTGT", "mctltgt_mb", 1 },
 	{ "SWCUR", "swcur_mb", 1 },

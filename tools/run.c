@@ -407,6 +407,7 @@ static int start_vms(struct run *r)
 		cfg.shares = scenario_vm_shares(v->cfg);
 		cfg.reservation_bytes = v->cfg->reservation;
 		cfg.limit_bytes = v->cfg->limit;
+		cfg.large_pages_off = v->cfg->large_pages_off;
 		err = mv_vm_create(r->host, &cfg, &v->vm);
 		if (err) {
 			v->vm = NULL;

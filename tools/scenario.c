@@ -672,6 +672,15 @@ static int vm_balloon(struct parse *p, const char *value)
 	return 0;
 }
 
+static int vm_large_pages(struct parse *p, const char *value)
+{
+	if (strcasecmp(value, "on") && strcasecmp(value, "off"))
+		return fail(p, "bad large_pages '%s' (expected on or off)",
+			    value);
+	current_vm(p)->large_pages_off = !strcasecmp(value, "off");
+	return 0;
+}
+
 static int vm_balloon_target(struct parse *p, const char *value)
 {
 	uint64_t v = 0;
@@ -813,6 +822,7 @@ static const struct key vm_keys[] = {
 	{ "shares", vm_shares },
 	{ "reservation", vm_reservation },
 	{ "limit", vm_limit },
+	{ "large_pages", vm_large_pages },
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))

@@ -59,6 +59,9 @@ struct sc_vm {
 	uint64_t shares;
 	uint64_t reservation; /* bytes; 0: none */
 	uint64_t limit; /* bytes; 0: none */
+	/* large_pages = off: never backed by 2 MiB pages (Mem.AllocGuestLargePage
+	 * decides otherwise) */
+	bool large_pages_off;
 	int line; /* of the [vm NAME] header */
 };
 
