@@ -15,8 +15,8 @@
  *     left small): the floor and peer, what Linux alone gives;
  *   - memvisor guest memory, a VM with large pages off and one whose
  *     regions the engine collapsed (mv_vm_lpage_collapse()).
- * Each trial measures every figure once, interleaved, and the report has
- * medians; `speedup` is memvisor's large over small ops/s (and
+ * Each trial measures every figure once, interleaved (odd trials in the
+ * reverse order), and the report has medians; `speedup` is memvisor's large over small ops/s (and
  * `plain_speedup` Linux's own).  dTLB load misses are counted per
  * operation with perf_event_open (the counters `perf stat` reads) where the
  * machine has them; in a virtual machine without a PMU the report says
@@ -312,15 +312,19 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 	tlb_err = tlb < 0 ? errno : 0;
 	for (unsigned k = 0; k < trials && !err; k++) {
 		memset(&t, 0, sizeof(t));
-		bench_watch("random access, plain memory", 2 * pages);
-		err = plain_run(pages, false, tlb, &seed, &t);
-		if (!err)
-			err = plain_run(pages, true, tlb, &seed, &t);
-		bench_watch("random access, memvisor guest memory", 4 * pages);
-		if (!err)
-			err = engine_run(pages, false, swapdir, tlb, &seed, &t);
-		if (!err)
-			err = engine_run(pages, true, swapdir, tlb, &seed, &t);
+		/* odd trials in the reverse order, so that what runs
+		 * first (or after what) is not always the same figure */
+		for (unsigned j = 0; j < NFIG && !err; j++) {
+			unsigned f = k % 2 ? NFIG - 1 - j : j;
+
+			bench_watch("random access", 4 * pages);
+			if (f == PLAIN_SMALL || f == PLAIN_HUGE)
+				err = plain_run(pages, f == PLAIN_HUGE, tlb,
+						&seed, &t);
+			else
+				err = engine_run(pages, f == MV_LARGE, swapdir,
+						 tlb, &seed, &t);
+		}
 		coll[k] = t.collapse_us;
 		for (unsigned f = 0; f < nfig; f++) {
 			fig[f][k] = t.us[f];
