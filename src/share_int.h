@@ -126,10 +126,11 @@ void mv__share_frame_adopt(struct mv__share *s, uint64_t f,
  * slot and recycles it.
  */
 bool mv__share_frame_drop(struct mv__share *s, uint64_t f);
-/* Frames from pays for, of salt index salt (UINT32_MAX: any), are paid
- * by to (NULL: nobody) from now on. */
-void mv__share_frames_pass(struct mv__share *s, struct mv__vm_share *from,
-			   struct mv__vm_share *to, uint32_t salt);
+/* At most max frames from pays for, of salt index salt (UINT32_MAX:
+ * any), are paid by to (NULL: nobody) from now on; returns how many. */
+uint64_t mv__share_frames_pass(struct mv__share *s, struct mv__vm_share *from,
+			       struct mv__vm_share *to, uint32_t salt,
+			       uint64_t max);
 
 /* ---- share_cow.c ---- */
 

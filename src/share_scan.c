@@ -341,6 +341,25 @@ fail_buf:
 	return err;
 }
 
+/* SHARED + ZERO pages - frames paid for: SHRDSVD, below 0 only while the
+ * VM pays for frames it no longer maps (share_table.c, "Ownership"). */
+static int64_t share_margin_signed(struct mv_vm *vm)
+{
+	return (int64_t)(atomic_load_explicit(&vm->census.pages[MV_PAGE_SHARED],
+					      memory_order_relaxed) +
+			 atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
+					      memory_order_relaxed)) -
+	       (int64_t)atomic_load_explicit(&vm->sh.frames_owned,
+					     memory_order_relaxed);
+}
+
+static uint64_t share_margin(struct mv_vm *vm)
+{
+	int64_t m = share_margin_signed(vm);
+
+	return m > 0 ? (uint64_t)m : 0;
+}
+
 void mv__share_vm_fini(struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
@@ -358,13 +377,18 @@ void mv__share_vm_fini(struct mv_vm *vm)
 	pthread_mutex_lock(&h->vms_lock);
 	pthread_mutex_lock(&s->lock);
 	/* the frames it paid for that others still map: only VMs with their
-	 * salt can map them; NULL (none left, which refs > 0 rules out)
-	 * rather than a dangling owner */
+	 * salt can map them; each takes what it can pay for without going
+	 * below 0, the first the rest; NULL (none left, which refs > 0 rules
+	 * out) rather than a dangling owner */
 	for (o = h->vms; o; o = o->next)
 		if (o != vm)
-			mv__share_frames_pass(s, &vm->sh, &o->sh,
-					      o->sh.salt_id);
-	mv__share_frames_pass(s, &vm->sh, NULL, UINT32_MAX);
+			mv__share_frames_pass(s, &vm->sh, &o->sh, o->sh.salt_id,
+					      share_margin(o));
+	for (o = h->vms; o; o = o->next)
+		if (o != vm)
+			mv__share_frames_pass(s, &vm->sh, &o->sh, o->sh.salt_id,
+					      UINT64_MAX);
+	mv__share_frames_pass(s, &vm->sh, NULL, UINT32_MAX, UINT64_MAX);
 	mv__share_table_drop_hints(s, vm->id);
 	if (vm->sh.image >= 0)
 		s->images[vm->sh.image].users--;
@@ -388,16 +412,7 @@ uint64_t mv__share_frames(struct mv_host *h)
 
 uint64_t mv__share_vm_saved(struct mv_vm *vm)
 {
-	uint64_t pages, owned;
-
-	pages = atomic_load_explicit(&vm->census.pages[MV_PAGE_SHARED],
-				     memory_order_relaxed) +
-		atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
-				     memory_order_relaxed);
-	owned = atomic_load_explicit(&vm->sh.frames_owned,
-				     memory_order_relaxed);
-	/* below 0 only while it pays for frames it no longer maps */
-	return pages > owned ? pages - owned : 0;
+	return share_margin(vm);
 }
 
 void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st)

@@ -34,9 +34,9 @@
  * figure, exactly, at every moment.  The owner is the VM that last took a
  * reference to the frame (mv__share_frame_take) or was last seen mapping
  * it by the scanner (mv__share_frame_adopt); a frame's last reference
- * takes its charge with it; a VM being destroyed passes its frames to a
- * VM with their salt (mv__share_frames_pass), since only such VMs can map
- * them.  So an owner maps its frame unless it has since written (or given
+ * takes its charge with it; a VM being destroyed passes its frames to VMs
+ * with their salt (mv__share_frames_pass), since only such VMs can map
+ * them, each up to what it can pay without going below 0.  So an owner maps its frame unless it has since written (or given
  * up) every copy it had: then it keeps paying until the scanner next sees
  * another sharer's page, or the frame dies.  Meanwhile its own figure is
  * low (floored at 0, share_scan.c) and the others' high by as much.
@@ -284,14 +284,21 @@ bool mv__share_frame_drop(struct mv__share *s, uint64_t f)
 	return true;
 }
 
-void mv__share_frames_pass(struct mv__share *s, struct mv__vm_share *from,
-			   struct mv__vm_share *to, uint32_t salt)
+uint64_t mv__share_frames_pass(struct mv__share *s, struct mv__vm_share *from,
+			       struct mv__vm_share *to, uint32_t salt,
+			       uint64_t max)
 {
+	uint64_t n = 0;
+
 	for (uint64_t f = 0;
-	     f < s->frames_end &&
+	     f < s->frames_end && n < max &&
 	     atomic_load_explicit(&from->frames_owned, memory_order_relaxed);
-	     f++)
+	     f++) {
 		if (s->frames[f].owner == from &&
-		    (salt == UINT32_MAX || s->frames[f].salt == salt))
+		    (salt == UINT32_MAX || s->frames[f].salt == salt)) {
 			frame_owner_set(&s->frames[f], to);
+			n++;
+		}
+	}
+	return n;
 }

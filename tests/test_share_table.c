@@ -380,10 +380,11 @@ static void test_a_leaving_owner_passes_frames_only_to_its_salt(void **state)
 		s.frames[f].salt = f % 2;
 		mv__share_frame_take(&s, f, &gone, 1);
 	}
-	mv__share_frames_pass(&s, &gone, &same, 1);
+	assert_int_equal(mv__share_frames_pass(&s, &gone, &same, 1, 1), 1);
+	assert_int_equal(mv__share_frames_pass(&s, &gone, &same, 1, 5), 1);
 	assert_int_equal(atomic_load(&same.frames_owned), 2);
 	assert_int_equal(atomic_load(&gone.frames_owned), 2);
-	mv__share_frames_pass(&s, &gone, &other, 0);
+	mv__share_frames_pass(&s, &gone, &other, 0, UINT64_MAX);
 	assert_int_equal(atomic_load(&other.frames_owned), 2);
 	assert_int_equal(atomic_load(&gone.frames_owned), 0);
 	for (unsigned f = 0; f < 4; f++)
