@@ -49,14 +49,16 @@
  * Short critical sections: the calls here hold the page's lock, which is
  * what keeps the guest page still, and a reference to its frame, which
  * keeps the frame's content; share.lock is taken only to count mappings
- * and to change the frame's metadata, and no system call is made under it
- * but two: the punch of an image frame freed (image_map reaches an image
- * frame by its index, and refills it once its refs reach 0: a punch after
- * that would empty the new content) and the first write of an image frame
- * (until its refs count the mapping VM, another VM would find it unfilled
- * and fill it too).  A frame's hash, needed to find its slot when its last
- * reference goes, is read without the lock: a frame still mapped never
- * changes.
+ * and to change the frame's metadata.  No system call is made under it
+ * but three, which cannot move out: the punch of an image frame freed
+ * (image_map reaches an image frame by its index, and refills it once its
+ * refs reach 0: a punch after that would empty the new content), the
+ * first write of an image frame (until its refs count the mapping VM,
+ * another VM would find it unfilled and fill it too), and, rarely, the
+ * read of a frame whose last reference went unforeseen (another sharer
+ * left between the two looks of mv__share_frame_put: the frame's hash,
+ * needed to find its slot, is otherwise read before, without the lock,
+ * while the page still maps the frame and its content cannot change).
  *
  * Invariants: a page is SHARED iff its guest address maps pool frame
  * pmap_payload(entry) through a write-protected private mapping (or is
@@ -200,7 +202,7 @@ int mv__share_pool_write(struct mv__share *s, uint64_t f, const void *page)
  * keeps its memory until it is written again (a reused frame is always
  * written whole first), which is only counted: no content depends on it.
  */
-static void pool_frame_punch(struct mv__share *s, uint64_t f)
+void mv__share_frame_punch(struct mv__share *s, uint64_t f)
 {
 	int err = mv__inject_check(MV_INJ_SHARE_MADVISE);
 
@@ -211,17 +213,6 @@ static void pool_frame_punch(struct mv__share *s, uint64_t f)
 	if (err)
 		atomic_fetch_add_explicit(&s->punch_errors, 1,
 					  memory_order_relaxed);
-}
-
-/*
- * Under share.lock (the merge pipeline holds it): the frame is off the
- * free list and in no slot, so nobody else can reach it, but the pipeline
- * would have to drop and retake the lock to punch it outside.
- */
-void mv__share_frame_discard(struct mv__share *s, uint64_t f)
-{
-	pool_frame_punch(s, f);
-	mv__share_frame_recycle(s, f);
 }
 
 void mv__share_frame_put(struct mv_vm *vm, uint64_t f)
@@ -256,11 +247,11 @@ void mv__share_frame_put(struct mv_vm *vm, uint64_t f)
 		mv__share_table_unlink_frame(s, hash, f);
 	image = s->frames[f].image;
 	if (image)
-		pool_frame_punch(s, f); /* under the lock: see the top */
+		mv__share_frame_punch(s, f); /* under the lock: see the top */
 	pthread_mutex_unlock(&s->lock);
 	if (!image) {
 		/* refs 0, no slot, not on the free list: nobody reaches it */
-		pool_frame_punch(s, f);
+		mv__share_frame_punch(s, f);
 		pthread_mutex_lock(&s->lock);
 		mv__share_frame_recycle(s, f);
 		pthread_mutex_unlock(&s->lock);

@@ -147,8 +147,10 @@ bool mv__share_retry(struct mv_vm *vm, const char *what, int err,
 /* Pool frame I/O; 0 or -errno. */
 int mv__share_pool_read(struct mv__share *s, uint64_t f, void *page);
 int mv__share_pool_write(struct mv__share *s, uint64_t f, const void *page);
-/* Returns a scanner frame that never became shared (share.lock held). */
-void mv__share_frame_discard(struct mv__share *s, uint64_t f);
+/* Gives frame f's memory back to the kernel (a failure is only counted:
+ * a frame is written whole before reuse).  Takes no lock: the caller
+ * makes sure nobody else can reach f. */
+void mv__share_frame_punch(struct mv__share *s, uint64_t f);
 /* Drops a reference of vm's locked page to f (share.lock NOT held); frees
  * the frame (slot, memory, budget) with its last one. */
 void mv__share_frame_put(struct mv_vm *vm, uint64_t f);

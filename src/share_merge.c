@@ -53,21 +53,24 @@
  * put back from the frame, or left empty SHARED holding it (share_cow.c
  * fills it on touch).
  *
- * share.lock is held for the whole window, system calls included
- * (write-protection, pool writes, madvise, mmap).  Not for the candidates'
- * pages (their locks, taken by trylock, keep them still) but for what the
- * window refers to in the host's structures between its steps: the slots
- * it matched (indices, which a deletion elsewhere would shift), the frames
- * of its C_FRAME candidates (which a copy-on-write elsewhere could free
- * and recycle), and the mapping count.  Dropping it between the steps
- * would need a reference held on each matched frame and slots found again
- * by hash; the faults that wait meanwhile are those on shared pages of the
- * host (copy-on-write takes share.lock only briefly, share_cow.c).
+ * share.lock is held only where the window reads or changes the host's
+ * structures: classify (the table, the frames' metadata), the allocation
+ * of new frames, and publish; no system call is made under it.  Between
+ * them the window keeps what it refers to by other means: the candidates'
+ * pages by their locks (taken by trylock in classify), the frame of each
+ * C_FRAME candidate by a reference of its own (taken in classify, given
+ * to the page in publish or dropped after it), its new frames by being
+ * the only one to know them (off the free list, in no slot until
+ * publish), and the slots it matched by their hashes, which find them
+ * again wherever deletions elsewhere have shifted them (only the scanner
+ * changes hints, one window at a time under host->vms_lock).  So a frame's
+ * refs also counts, for the length of a window, the scanner's reference.
  *
  * Lock ordering: host->vms_lock (held by the caller: hinted VMs stay
- * alive) -> pmap entries of the window (trylock) -> share.lock -> hinted
- * pmap entries (trylock only) -> host->frames_lock (after share.lock is
- * released).
+ * alive) -> pmap entries (the window's and hinted ones, by trylock only,
+ * under share.lock in classify; held after it is dropped) -> share.lock
+ * (taken again with them held, as the fault path does) ->
+ * host->frames_lock (after share.lock is released).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -94,17 +97,6 @@ pages_same_in_place(const void *a_, const void *b_)
 			return false;
 	}
 	return true;
-}
-
-/* Counts the mappings a change may add, if there is room (share.lock
- * held). */
-static bool maps_count(struct mv_host *h)
-{
-	bool room = mv__share_maps_room(h, MV_SHARE_MAPS_PER_CHANGE);
-
-	if (room)
-		h->share.maps_now += MV_SHARE_MAPS_PER_CHANGE;
-	return room;
 }
 
 /*
@@ -170,7 +162,9 @@ enum cand_kind {
 struct cand {
 	enum cand_kind kind;
 	uint64_t v; /* entry when locked */
-	uint64_t slot; /* table slot matched (C_FRAME, C_HINT) */
+	uint64_t hash; /* the page's hash: finds its slot again */
+	uint64_t slot; /* table slot matched (C_FRAME, C_HINT), while the
+			* window holds share.lock in classify */
 	uint64_t frame; /* the frame to map, MV_NO_FRAME until known */
 	struct mv_vm *vm2; /* C_HINT: the hinted page's VM */
 	uint64_t ppn2, v2; /* C_HINT: the hinted page, its entry */
@@ -178,6 +172,8 @@ struct cand {
 	bool shared1, shared2; /* mapped to the frame: this page, hinted */
 	uint64_t empty1, empty2; /* MV_SHARE_EMPTY: left empty, not mapped */
 	bool owned; /* C_HINT: a page's budget has become the new frame's */
+	bool pinned; /* C_FRAME: the window holds a reference to frame */
+	bool rehint; /* C_HINT given up: its slot names this page again */
 };
 
 /* One window of one VM. */
@@ -187,6 +183,8 @@ struct window {
 	struct cand c[MV_SHARE_WINDOW];
 	uint64_t released; /* frames the host gets back */
 	uint8_t *buf; /* a page for the scanner's copies */
+	uint64_t discard[MV_SHARE_WINDOW]; /* new frames that stay unshared */
+	unsigned ndiscard;
 };
 
 /* The window's page i and its hinted page. */
@@ -200,11 +198,19 @@ static uint8_t *window_hinted_page(struct window *w, uint64_t i)
 	return mv__share_page(w->c[i].vm2, w->c[i].ppn2);
 }
 
-/* Slot of candidate i names the window's page i again. */
+/* Slot of candidate i names the window's page i again (in classify,
+ * share.lock held). */
 static void window_hint_again(struct window *w, uint64_t i)
 {
 	mv__share_table_set_hint(&w->vm->host->share, w->c[i].slot,
 				 mv__share_hint(w->vm->id, w->lo + i));
+}
+
+/* The same after classify: done in window_publish, under share.lock,
+ * where the slot is found again by its hash. */
+static void window_rehint(struct window *w, uint64_t i)
+{
+	w->c[i].rehint = true;
 }
 
 /* Gives up candidate i: its page, and its hinted page, are let go. */
@@ -333,12 +339,23 @@ static void window_classify(struct window *w)
 		slot = mv__share_table_find(s, hash);
 		ref = slot == MV_SHARE_NO_SLOT ? 0 : s->table[slot].ref;
 		c->slot = slot;
+		c->hash = hash;
 		if (!ref) {
 			mv__share_table_insert(s, hash,
 					       mv__share_hint(vm->id, ppn));
 		} else if (ref & MV_SHARE_SLOT_FRAME) {
 			c->frame = ref & ~MV_SHARE_SLOT_FRAME;
-			if (s->frames[c->frame].salt == vm->sh.salt_id) {
+			/* a slot whose frame lost its last reference
+			 * unread (share_cow.c) matches nothing */
+			if (s->frames[c->frame].salt == vm->sh.salt_id &&
+			    s->frames[c->frame].refs) {
+				/* held, its owner unchanged, until publish:
+				 * the frame stays while share.lock is
+				 * dropped */
+				mv__share_frame_take(s, c->frame,
+						     s->frames[c->frame].owner,
+						     1);
+				c->pinned = true;
 				c->kind = C_FRAME;
 				continue;
 			}
@@ -472,8 +489,8 @@ static void window_write_frames(struct window *w)
 		if (got == (ssize_t)((j - i) << MV_PAGE_SHIFT))
 			continue;
 		for (uint64_t k = i; k < j; k++) {
-			mv__share_frame_discard(s, c[k].frame);
-			window_hint_again(w, k);
+			w->discard[w->ndiscard++] = c[k].frame;
+			window_rehint(w, k);
 			window_drop_candidate(w, k);
 		}
 	}
@@ -521,26 +538,32 @@ static void window_compare(struct window *w, uint8_t *buf)
 			    mv__share_hash(other, salt))
 			atomic_fetch_add(&s->collisions, 1);
 		if (c->kind == C_HINT)
-			window_hint_again(w, i);
+			window_rehint(w, i);
 		window_drop_candidate(w, i);
 	}
+	pthread_mutex_lock(&s->lock);
 	for (uint64_t i = 0; i < w->n; i++) {
 		c = &w->c[i];
 		if (c->kind != C_HINT)
 			continue;
 		/* the frame after the previous pair's, so mappings merge */
-		f = i && w->c[i - 1].kind == C_HINT ?
+		f = i && w->c[i - 1].kind == C_HINT &&
+				    w->c[i - 1].frame != MV_NO_FRAME ?
 			    mv__share_frame_alloc_after(s, w->c[i - 1].frame) :
 			    mv__share_frame_alloc(s);
-		if (f == MV_SHARE_NO_SLOT) {
-			window_hint_again(w, i);
-			window_drop_candidate(w, i);
-			continue;
-		}
+		if (f == MV_SHARE_NO_SLOT)
+			continue; /* let go below, without the lock */
 		s->frames[f] =
 			(struct mv__share_frame){ .salt = w->vm->sh.salt_id &
 							  0xffffff };
 		c->frame = f;
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (uint64_t i = 0; i < w->n; i++) {
+		if (w->c[i].kind == C_HINT && w->c[i].frame == MV_NO_FRAME) {
+			window_rehint(w, i);
+			window_drop_candidate(w, i);
+		}
 	}
 	window_write_frames(w);
 	for (uint64_t i = 0; i < w->n; i++) {
@@ -608,7 +631,7 @@ static void window_map_run(struct window *w, uint64_t i, uint64_t j,
 	uint64_t written = 0, *v;
 	int err = -ENOMEM;
 
-	if (maps_count(vm->host))
+	if (mv__share_maps_take(vm->host, MV_SHARE_MAPS_PER_CHANGE))
 		err = mv__share_map_frames(vm, ppn, j - i, c[i].frame);
 	if (err) {
 		for (uint64_t k = i; k < j; k++) {
@@ -639,8 +662,11 @@ static void window_map_run(struct window *w, uint64_t i, uint64_t j,
 		 * with the guest's write in place, which the next write's
 		 * fault copies out (mv__share_cow reads what the guest
 		 * sees) */
-		if (mv__share_own_copy(vm, ppn + (k - i), maps_count(vm->host),
-				       &origin)) {
+		if (mv__share_own_copy(
+			    vm, ppn + (k - i),
+			    mv__share_maps_take(vm->host,
+						MV_SHARE_MAPS_PER_CHANGE),
+			    &origin)) {
 			candidate_mark_shared(&c[k], hinted);
 			continue;
 		}
@@ -752,7 +778,41 @@ static uint64_t window_peers_mapped(const struct window *w, uint64_t i)
 	return n;
 }
 
-/* Step 6: publishes every candidate's outcome and counts it. */
+/* The slot of candidate i (found by its hash) names its new frame. */
+static void window_slot_set_frame(struct window *w, uint64_t i)
+{
+	struct mv__share *s = &w->vm->host->share;
+	uint64_t slot = mv__share_table_find(s, w->c[i].hash);
+
+	if (slot != MV_SHARE_NO_SLOT &&
+	    !(s->table[slot].ref & MV_SHARE_SLOT_FRAME))
+		mv__share_table_set_frame(s, slot, w->c[i].frame);
+}
+
+/*
+ * The slot of a candidate given up (found by its hash) names its page
+ * again, as it named a hinted page the window has let go.  Only the
+ * scanner changes hints, and only VMs the scanner keeps alive are hinted,
+ * so a hint found by the hash is the candidate's.
+ */
+static void window_slots_rehint(struct window *w)
+{
+	struct mv__share *s = &w->vm->host->share;
+	uint64_t slot;
+
+	for (uint64_t i = 0; i < w->n; i++) {
+		if (!w->c[i].rehint)
+			continue;
+		slot = mv__share_table_find(s, w->c[i].hash);
+		if (slot != MV_SHARE_NO_SLOT &&
+		    (s->table[slot].ref & MV_SHARE_SLOT_HINT))
+			mv__share_table_set_hint(
+				s, slot, mv__share_hint(w->vm->id, w->lo + i));
+	}
+}
+
+/* Step 6: publishes every candidate's outcome and counts it (share.lock
+ * held). */
 static uint64_t window_publish(struct window *w)
 {
 	struct mv__share *s = &w->vm->host->share;
@@ -773,8 +833,10 @@ static uint64_t window_publish(struct window *w)
 			continue;
 		case C_FRAME:
 			if (c->shared1) {
+				/* the window's reference becomes the page's */
 				window_drop_private(w, vm, true);
-				mv__share_frame_take(s, c->frame, &vm->sh, 1);
+				mv__share_frame_adopt(s, c->frame, &vm->sh);
+				c->pinned = false;
 			}
 			break;
 		case C_PEER:
@@ -794,15 +856,15 @@ static uint64_t window_publish(struct window *w)
 				window_drop_private(w, c->vm2, c->shared1);
 			c->owned = c->shared1 || c->shared2;
 			if (!got) {
-				mv__share_frame_discard(s, c->frame);
-				window_hint_again(w, i);
+				w->discard[w->ndiscard++] = c->frame;
+				c->rehint = true;
 			} else {
 				/* its peers, later in the window, add theirs */
 				mv__share_frame_take(s, c->frame, &c->vm2->sh,
 						     c->shared2);
 				mv__share_frame_take(s, c->frame, &vm->sh,
 						     c->shared1);
-				mv__share_table_set_frame(s, c->slot, c->frame);
+				window_slot_set_frame(w, i);
 			}
 			pmap_unlock(c->vm2, c->ppn2,
 				    c->shared2 ?
@@ -818,8 +880,31 @@ static uint64_t window_publish(struct window *w)
 					 c->v);
 		merged += c->shared1;
 	}
+	window_slots_rehint(w);
 	atomic_fetch_add_explicit(&vm->sh.merged, merged, memory_order_relaxed);
 	return merged;
+}
+
+/*
+ * After publishing, without share.lock: frames made for pairs that did
+ * not share are punched and recycled, and the references the window held
+ * on frames it did not map are dropped (the last one frees its frame).
+ */
+static void window_let_go(struct window *w)
+{
+	struct mv__share *s = &w->vm->host->share;
+
+	for (unsigned k = 0; k < w->ndiscard; k++)
+		mv__share_frame_punch(s, w->discard[k]);
+	if (w->ndiscard) {
+		pthread_mutex_lock(&s->lock);
+		for (unsigned k = 0; k < w->ndiscard; k++)
+			mv__share_frame_recycle(s, w->discard[k]);
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (uint64_t i = 0; i < w->n; i++)
+		if (w->c[i].pinned)
+			mv__share_frame_put(w->vm, w->c[i].frame);
 }
 
 /*
@@ -840,12 +925,15 @@ uint64_t mv__share_scan_window(struct mv_vm *vm, uint64_t win, uint8_t *buf)
 						    MV_SHARE_WINDOW;
 	pthread_mutex_lock(&s->lock);
 	window_classify(&w);
+	pthread_mutex_unlock(&s->lock);
 	window_protect(&w);
-	window_compare(&w, buf);
+	window_compare(&w, buf); /* takes share.lock to allocate frames */
 	window_empty(&w);
 	window_map(&w);
+	pthread_mutex_lock(&s->lock);
 	merged = window_publish(&w);
 	pthread_mutex_unlock(&s->lock);
+	window_let_go(&w);
 	mv__frames_release(vm->host, w.released);
 	return merged;
 }
