@@ -111,6 +111,10 @@ struct mv__vm_share {
 	/* pool frames this VM pays for (owner above): changed under
 	 * share.lock, read without it */
 	_Atomic uint64_t frames_owned;
+	/* held by the scanner while it write-protects a span of the VM's
+	 * pages, and by whoever lifts a page's protection to populate it
+	 * (mv__share_wp_lock): a leaf, taken with pmap entries held */
+	pthread_mutex_t wp_lock;
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t scanned;
@@ -159,6 +163,19 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v);
  */
 unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 			     const uint8_t *buf, uint64_t *frame);
+
+/*
+ * The scanner write-protects spans of a VM's pages, the pages between its
+ * candidates included, whoever holds their locks (a write to one faults
+ * and is let through).  A thread that lifts a page's protection and then
+ * populates it for writing (MADV_POPULATE_WRITE) must not see the span's
+ * protection land in between: its own populate would raise a userfault
+ * that only a fault thread can serve, and a fault thread doing this would
+ * wait for itself.  Such a lift-and-populate holds this lock; so does the
+ * scanner around each span.  Takes nothing else; held briefly.
+ */
+void mv__share_wp_lock(struct mv_vm *vm);
+void mv__share_wp_unlock(struct mv_vm *vm);
 
 /* Frames the pool holds now: machine memory no VM is charged for. */
 uint64_t mv__share_frames(struct mv_host *h);

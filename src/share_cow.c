@@ -105,6 +105,16 @@ mv__share_page_is_zero(const void *page)
 	return true;
 }
 
+void mv__share_wp_lock(struct mv_vm *vm)
+{
+	pthread_mutex_lock(&vm->sh.wp_lock);
+}
+
+void mv__share_wp_unlock(struct mv_vm *vm)
+{
+	pthread_mutex_unlock(&vm->sh.wp_lock);
+}
+
 /* ---- mapping count ---- */
 
 /*
@@ -311,16 +321,20 @@ static int page_copy_in_place(struct mv_vm *vm, uint64_t ppn)
 	uint8_t *g = mv__share_page(vm, ppn);
 	int err;
 
+	/* no span protection may land between the lift and the populate */
+	mv__share_wp_lock(vm);
 	err = mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
 			  UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 	if (err)
-		return err;
+		goto out;
 	err = -mv__inject_check(MV_INJ_SHARE_POPULATE);
 	if (!err && madvise(g, MV_PAGE_SIZE, MADV_POPULATE_WRITE) < 0)
 		err = -errno;
 	if (err)
 		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
 			    UFFDIO_WRITEPROTECT_MODE_WP);
+out:
+	mv__share_wp_unlock(vm);
 	return err;
 }
 

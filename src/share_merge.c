@@ -414,6 +414,7 @@ static void wp_pages_protect(struct window *w, struct wp_page *p, unsigned n)
 {
 	unsigned a, b, e;
 	uint64_t span;
+	int err;
 
 	for (a = 0; a < n; a = b) {
 		for (b = a + 1; b < n; b = e) {
@@ -429,9 +430,14 @@ static void wp_pages_protect(struct window *w, struct wp_page *p, unsigned n)
 				break;
 		}
 		span = p[b - 1].ppn - p[a].ppn + 1;
-		if (!mv__uffd_wp(
-			    p[a].vm->uffd, mv__share_page(p[a].vm, p[a].ppn),
-			    span << MV_PAGE_SHIFT, UFFDIO_WRITEPROTECT_MODE_WP))
+		/* not between another thread's lift and populate (share.h) */
+		mv__share_wp_lock(p[a].vm);
+		err = mv__uffd_wp(p[a].vm->uffd,
+				  mv__share_page(p[a].vm, p[a].ppn),
+				  span << MV_PAGE_SHIFT,
+				  UFFDIO_WRITEPROTECT_MODE_WP);
+		mv__share_wp_unlock(p[a].vm);
+		if (!err)
 			continue;
 		for (unsigned k = a; k < b; k++)
 			if (w->c[p[k].i].kind != C_SKIP)

@@ -318,6 +318,7 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	vm->sh.buf = mv__aligned_alloc(MV_PAGE_SIZE, MV_PAGE_SIZE);
 	if (!vm->sh.buf)
 		return -ENOMEM;
+	pthread_mutex_init(&vm->sh.wp_lock, NULL);
 	pthread_mutex_lock(&s->lock);
 	err = salt_index(s, vm->sh.salt, &vm->sh.salt_id);
 	if (err) {
@@ -337,6 +338,7 @@ int mv__share_vm_init(struct mv_vm *vm, const char *salt)
 	return 0;
 
 fail_buf:
+	pthread_mutex_destroy(&vm->sh.wp_lock);
 	free(vm->sh.buf);
 	return err;
 }
@@ -395,6 +397,7 @@ void mv__share_vm_fini(struct mv_vm *vm)
 	s->guest_pages -= vm->npages;
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_unlock(&h->vms_lock);
+	pthread_mutex_destroy(&vm->sh.wp_lock);
 	free(vm->sh.buf);
 }
 
