@@ -485,15 +485,20 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		mv__frames_wait(h);
 		return false;
 	}
+	/* no scanner span may protect it again before the populate, which
+	 * would then fault to this very thread (share.h) */
+	mv__share_wp_lock(vm);
 	err = mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
 			  UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 	if (!err)
 		err = mv__madvise(g, MV_PAGE_SIZE, MADV_POPULATE_WRITE);
+	if (err)
+		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			    UFFDIO_WRITEPROTECT_MODE_WP);
+	mv__share_wp_unlock(vm);
 	if (err) {
 		/* still the zero page: protected again, the writer faults
 		 * again once woken (after a pause, no lock held) */
-		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
-			    UFFDIO_WRITEPROTECT_MODE_WP);
 		mv__frames_release(h, 1);
 		pmap_unlock(vm, ppn, v);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
