@@ -31,7 +31,9 @@ struct mv__vm_share;
  * is one per pool frame (0.39% of the memory the pool holds), with the
  * table the overhead ESX keeps under 0.5%. */
 struct mv__share_frame {
-	uint32_t refs; /* guest pages mapping it; 0: the frame is free */
+	/* guest pages mapping it (and, while a scanner window compares a
+	 * page with it, the window's); 0: the frame is free */
+	uint32_t refs;
 	uint32_t salt : 24; /* index in salts[]: only VMs with it may map it */
 	uint32_t image : 8; /* 1 + index of the RAM image it belongs to, or 0 */
 	/* the VM that pays for it in SHRDSVD (share_table.c); NULL iff
@@ -96,8 +98,9 @@ struct mv__share {
 	_Atomic uint64_t punch_errors; /* frames whose memory stayed */
 };
 
-/* A VM's part; buf, rng and the pass are protected by host->vms_lock
- * (held by whoever scans) and share.lock. */
+/* A VM's part; buf, rng, credit and the pass are protected by
+ * host->vms_lock (held by whoever scans); salt, salt_id, nwin and image are
+ * set before the VM is linked and never change. */
 struct mv__vm_share {
 	uint64_t salt; /* effective salt (Mem.ShareForceSalting), seeds hashes */
 	uint32_t salt_id; /* its index in the host's salts[] */
