@@ -21,6 +21,14 @@ int mv_bench_main(int argc, char **argv);
 /* Between the files of bench/: measuring, and the report (bench.c). */
 struct bench_report;
 uint64_t bench_now_ns(void);
+/*
+ * A host config for a benchmark: ESX's defaults with what it does not
+ * measure switched off (active-memory sampling, whose periods take 100
+ * pages of each VM aside; the background share scanner), so that a loaded
+ * machine cannot change what is counted.
+ */
+struct mv_host_config;
+void bench_host_config(struct mv_host_config *hc);
 double bench_median(double *v, unsigned n);
 void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
 void bench_watch(const char *phase, uint64_t pages);

@@ -160,7 +160,7 @@ static int engine_up(struct engine *e, uint64_t npages, const char *swapdir)
 
 	memset(e, 0, sizeof(*e));
 	e->npages = npages;
-	mv_host_config_init(&hc);
+	bench_host_config(&hc);
 	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;
 	e->cap = npages * hc.settings.ctl_max_pct / 100;

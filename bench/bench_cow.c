@@ -134,10 +134,9 @@ static int engine(uint64_t n, const uint8_t *src, const uint64_t *order,
 	uint8_t *m;
 	int err;
 
-	mv_host_config_init(&hc);
+	bench_host_config(&hc);
 	hc.memsize_bytes = 4 * n * MV_PAGE_SIZE + (64ull << 20);
 	hc.swapdir = swapdir;
-	mv_settings_set(&hc.settings, "Mem.ShareScanGHz", "0");
 	mv_settings_set(&hc.settings, "Mem.ShareForceSalting", "0");
 	err = mv_host_create(&hc, &host);
 	if (err)

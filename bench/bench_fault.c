@@ -311,7 +311,7 @@ static int engine_run(uint64_t npages, unsigned fault_around,
 	mv_vm *vm;
 	int err;
 
-	mv_host_config_init(&hc);
+	bench_host_config(&hc);
 	/* twice the VM: free memory stays far above minFree, no reclaim */
 	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;

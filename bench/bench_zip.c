@@ -747,7 +747,7 @@ static int vm_up(const struct mix *m, unsigned cluster, const char *swapdir,
 	struct mv_vm_config vc;
 	int err;
 
-	mv_host_config_init(&hc);
+	bench_host_config(&hc);
 	/* twice the VM: free memory stays far above minFree, no reclaim */
 	hc.memsize_bytes = 2 * m->npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;

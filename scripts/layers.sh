@@ -3,9 +3,11 @@
 # goes to the same layer or a lower one, and no files call each other in a
 # circle.  docs/ARCHITECTURE.md draws the layers; this table is the rule.
 #
-#   scripts/layers.sh [--table FILE] OBJDIR
+#   scripts/layers.sh [--table FILE] OBJDIR|LIB.a
 #
-# OBJDIR holds the engine's objects (build/src).  FILE, if given, replaces
+# OBJDIR holds the engine's objects, or LIB.a is the engine's library
+# (build/libmemvisor.a: made afresh from the current sources, so an object
+# left behind by a deleted source cannot count).  FILE, if given, replaces
 # the table below: lines "LAYER FILE..." (tests use it).  Exits 0 when the
 # layers hold, 1 with one line per broken rule, 2 on bad usage or a missing
 # tool.  An object the table does not name is an error too: a new file
@@ -16,14 +18,14 @@ set -euo pipefail
 read -r -d '' TABLE <<'EOF' || true
 0 inject system util msg move error trace
 1 budget
-2 fault reclaim sample balloon zcache zpool zip swap share share_table share_merge share_cow lpage
+2 fault reclaim sample balloon zcache zpool zip swap share_table share_merge share_cow lpage
 3 sched sched_policy share_scan
 4 host vm maps settings
 EOF
 NAMES=(platform budget mechanisms policy API)
 
 usage() {
-	echo "usage: $0 [--table FILE] OBJDIR" >&2
+	echo "usage: $0 [--table FILE] OBJDIR|LIB.a" >&2
 	exit 2
 }
 
@@ -33,10 +35,18 @@ if [[ ${1:-} == --table ]]; then
 	table=$(cat "$2")
 	shift 2
 fi
-[[ $# -eq 1 && -d $1 ]] || usage
+[[ $# -eq 1 && (-d $1 || $1 == *.a && -f $1) ]] || usage
 dir=$1
 command -v nm >/dev/null || { echo "layers: nm not found (binutils)" >&2; exit 2; }
 command -v tsort >/dev/null || { echo "layers: tsort not found (coreutils)" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [[ -f $dir ]]; then
+	lib=$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")
+	mkdir "$work/objs"
+	(cd "$work/objs" && ar x "$lib") || { echo "layers: cannot read $dir" >&2; exit 2; }
+	dir=$work/objs
+fi
 
 declare -A layer
 while read -r l files; do
@@ -48,8 +58,6 @@ shopt -s nullglob
 objs=("$dir"/*.o)
 ((${#objs[@]})) || { echo "layers: no objects in $dir" >&2; exit 2; }
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 bad=0
 for o in "${objs[@]}"; do
 	f=$(basename "$o" .o)

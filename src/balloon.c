@@ -30,7 +30,7 @@
  *   SWAPPED     its swap slot is freed: nothing will read it again;
  *   COMPRESSED  its object leaves the compression cache, which gives
  *               back the frames its pool shrinks by;
- *   SHARED      share.c unmaps it and drops its reference (the shared
+ *   SHARED      share_cow.c unmaps it and drops its reference (the shared
  *               frame goes back to the host with its last sharer);
  *   UNTOUCHED, ZERO  there is no frame to free;
  *   A SAMPLED page is put back first and taken as PRIVATE (sample.c);

@@ -18,11 +18,11 @@
  *              wake the faulting thread; a write-protect fault is a write
  *              that raced the share scanner, which held the page
  *              write-protected while it compared it: lift the protection;
- *   SHARED     a write-protect fault is a write to a shared page: share.c
+ *   SHARED     a write-protect fault is a write to a shared page: share_cow.c
  *              gives the writer its own copy; a MISSING fault raced the
  *              page being mapped, so just wake.
  * A VM restored from a RAM image shares the image's pages from the first
- * touch: the first-touch run maps the image's shared frames (share.c) and
+ * touch: the first-touch run maps the image's shared frames (share_cow.c) and
  * copies in only the pages that cannot share one (zeros, another salt).
  *   SAMPLED    taken out for active-memory sampling: sample.c puts it back.
  * Before that, a VM above its target waits while the host is in the low
@@ -288,7 +288,7 @@ static bool in_run(const struct run *r, uint64_t ppn)
 
 /*
  * First touch of a run of an image VM's pages: those the image's shared
- * frames can serve are mapped to them (share.c), the rest are copied in.
+ * frames can serve are mapped to them (share_cow.c), the rest are copied in.
  * Each entry in r->old becomes what to publish: SHARED, PRIVATE, or as it
  * was for a page a failed copy left unfilled.
  */
@@ -773,7 +773,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			return;
 		}
 		if (s == MV_PAGE_SHARED && !(flags & UFFD_PAGEFAULT_FLAG_WP)) {
-			/* a shared page left empty (share.c could neither map
+			/* a shared page left empty (share_cow.c could neither map
 			 * its frame nor put it back) is filled now */
 			err = mv__share_fill(vm, ppn, v);
 			if (!err) {

@@ -21,10 +21,10 @@ enum mv__inject_op {
 	MV_INJ_MOVE_MISCOUNT,
 	MV_INJ_UFFD_WP,
 	MV_INJ_MMAP,
-	MV_INJ_SHARE_REGISTER, /* share.c: re-registering a remapped page */
-	MV_INJ_SHARE_PAGEMAP, /* share.c: reading /proc/self/pagemap */
-	MV_INJ_SHARE_POPULATE, /* share.c: MADV_POPULATE_WRITE (in place) */
-	MV_INJ_SHARE_MADVISE, /* share.c: other madvise/fallocate calls */
+	MV_INJ_SHARE_REGISTER, /* share_cow.c: re-registering a remapped page */
+	MV_INJ_SHARE_PAGEMAP, /* share_merge.c: reading /proc/self/pagemap */
+	MV_INJ_SHARE_POPULATE, /* share_cow.c: MADV_POPULATE_WRITE (in place) */
+	MV_INJ_SHARE_MADVISE, /* share_*.c: other madvise/fallocate calls */
 	MV_INJ_UFFD_MOVE, /* UFFDIO_MOVE refused before it moves anything */
 	MV_INJ_MADVISE,
 	MV_INJ_PROCESS_MADVISE,

@@ -19,6 +19,10 @@
  *           zpool lock        a leaf
  *         host->share.lock    the share table and pool; further pmap
  *                             entries by trylock only
+ *         vm->sh.wp_lock      a leaf: keeps the share scanner's span
+ *                             write-protection from landing between a
+ *                             protection lifted and MADV_POPULATE_WRITE
+ *                             (a copy made in place, share_cow.c)
  *         vm->swap.lock       slot allocation; a leaf
  *         host->frames_lock   the budget's sleepers
  *         host->msg_lock      messages and the log queue; a leaf, taken

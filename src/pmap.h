@@ -71,7 +71,7 @@ enum pmap_origin {
 	PMAP_FROM_GIVEN_UP, /* zero fill of a ballooned or ZERO page */
 	PMAP_FROM_COW, /* copy of a shared page, on a write */
 	PMAP_FROM_COW_IN_PLACE, /* the same, made without a new mapping
-				 * (share.c, at vm.max_map_count): pinned */
+				 * (share_cow.c, at vm.max_map_count): pinned */
 };
 
 static inline enum mv_page_state pmap_state(uint64_t v)
@@ -93,7 +93,7 @@ static inline uint64_t pmap_payload(uint64_t v)
 #define PMAP_ZERO_MAPPED 1
 
 /*
- * A PRIVATE page that must stay where it is: a copy share.c made inside a
+ * A PRIVATE page that must stay where it is: a copy share_cow.c made inside a
  * pool mapping (emptied, it would show that frame's bytes), or one whose
  * mapping could not be registered (emptied, it would never fault back).
  * Reclaim, sampling, the balloon and the share scanner pass it by.

@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * share.h - transparent page sharing: the host's pool of shared frames, its
- * hash table, the scanner, and each VM's part (salt, pass, staging pages).
+ * share.h - transparent page sharing as the rest of the engine sees it: the
+ * host's part (pool of shared frames, hash table, scanner), each VM's part
+ * (salt, scan pass, scratch page, counters), and the entry points the fault
+ * path, the balloon, VM setup and statistics call.  What the four files of
+ * sharing call between themselves is in share_int.h:
+ *   share_table.c  the host table, pool-frame metadata and free list
+ *   share_cow.c    copy-on-write, fill, give-up, image mapping, and the
+ *                  kernel calls on guest pages and pool frames
+ *   share_merge.c  the window merge pipeline
+ *   share_scan.c   the scanner thread and its pacing, salts, setup,
+ *                  statistics (docs/SHARING.md)
  */
 #ifndef MV_SHARE_H
 #define MV_SHARE_H
@@ -16,12 +25,20 @@
 struct mv_host;
 struct mv_vm;
 
-/* One shared frame: page `index` of the pool memfd.  8 bytes, since there
- * is one per shared frame: the table overhead ESX keeps under 0.5%. */
+struct mv__vm_share;
+
+/* One shared frame: page `index` of the pool memfd.  16 bytes, since there
+ * is one per pool frame (0.39% of the memory the pool holds), with the
+ * table the overhead ESX keeps under 0.5%. */
 struct mv__share_frame {
-	uint32_t refs; /* guest pages mapping it; 0: the frame is free */
+	/* guest pages mapping it (and, while a scanner window compares a
+	 * page with it, the window's); 0: the frame is free */
+	uint32_t refs;
 	uint32_t salt : 24; /* index in salts[]: only VMs with it may map it */
 	uint32_t image : 8; /* 1 + index of the RAM image it belongs to, or 0 */
+	/* the VM that pays for it in SHRDSVD (share_table.c); NULL iff
+	 * refs == 0 */
+	struct mv__vm_share *owner;
 };
 
 #define MV_SHARE_MAX_IMAGES 255
@@ -81,17 +98,26 @@ struct mv__share {
 	_Atomic uint64_t punch_errors; /* frames whose memory stayed */
 };
 
-/* A VM's part; buf, rng and the pass are protected by host->vms_lock
- * (held by whoever scans), buf also by share.lock. */
+/* A VM's part; buf, rng, credit and the pass are protected by
+ * host->vms_lock (held by whoever scans); salt, salt_id, nwin and image are
+ * set before the VM is linked and never change. */
 struct mv__vm_share {
 	uint64_t salt; /* effective salt (Mem.ShareForceSalting), seeds hashes */
 	uint32_t salt_id; /* its index in the host's salts[] */
-	uint8_t *buf; /* a page for the scanner's copies */
+	uint8_t *buf; /* a page for the scanner's copies (scanner only) */
 	uint64_t rng; /* xorshift state for the pass order */
 	uint64_t nwin; /* windows of SHARE_WINDOW pages in the VM */
 	uint64_t pass_start, pass_stride, pass_pos; /* window order this pass */
 	double credit; /* pages the scanner may still scan this tick */
 	int image; /* index into the host's images, or -1 */
+
+	/* pool frames this VM pays for (owner above): changed under
+	 * share.lock, read without it */
+	_Atomic uint64_t frames_owned;
+	/* held by the scanner while it write-protects a span of the VM's
+	 * pages, and by whoever lifts a page's protection to populate it
+	 * (mv__share_wp_lock): a leaf, taken with pmap entries held */
+	pthread_mutex_t wp_lock;
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t scanned;
@@ -101,9 +127,11 @@ struct mv__vm_share {
 
 int mv__share_host_init(struct mv_host *h);
 void mv__share_host_fini(struct mv_host *h);
-/* Before the VM is linked into the host: salt, staging, table room, image */
+/* Before the VM is linked into the host: salt, scratch page, table room,
+ * image */
 int mv__share_vm_init(struct mv_vm *vm, const char *salt);
-/* After it is unlinked: drops its references and hints. */
+/* After it is unlinked: drops its references and hints, and passes the
+ * frames it pays for to a VM that may map them. */
 void mv__share_vm_fini(struct mv_vm *vm);
 
 /*
@@ -139,11 +167,25 @@ int mv__share_give_up(struct mv_vm *vm, uint64_t ppn, uint64_t v);
 unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 			     const uint8_t *buf, uint64_t *frame);
 
+/*
+ * The scanner write-protects spans of a VM's pages, the pages between its
+ * candidates included, whoever holds their locks (a write to one faults
+ * and is let through).  A thread that lifts a page's protection and then
+ * populates it for writing (MADV_POPULATE_WRITE) must not see the span's
+ * protection land in between: its own populate would raise a userfault
+ * that only a fault thread can serve, and a fault thread doing this would
+ * wait for itself.  Such a lift-and-populate holds this lock; so does the
+ * scanner around each span.  Takes nothing else; held briefly.
+ */
+void mv__share_wp_lock(struct mv_vm *vm);
+void mv__share_wp_unlock(struct mv_vm *vm);
+
 /* Frames the pool holds now: machine memory no VM is charged for. */
 uint64_t mv__share_frames(struct mv_host *h);
 
-/* SHRDSVD of one VM (its part of the frames saved), and the host's part
- * of struct mv_host_stats. */
+/* SHRDSVD of one VM (its part of the frames saved: SHARED + ZERO pages -
+ * frames it pays for; O(1), no lock), and the host's part of struct
+ * mv_host_stats. */
 uint64_t mv__share_vm_saved(struct mv_vm *vm);
 struct mv_host_stats;
 void mv__share_host_stats(struct mv_host *h, struct mv_host_stats *st);

@@ -33,7 +33,7 @@
  * is saved, or faults after it and waits for the page lock), needs no
  * write-protect step per page, and in batches it is the cheapest for taking
  * pages out one by one.  (Sharing, which replaces whole runs of pages by a
- * mapping, write-protects a run in one call instead: share.c.)  A memfd
+ * mapping, write-protects a run in one call instead: share_merge.c.)  A memfd
  * backing would let another process serve faults and give MINOR faults for
  * sampling, but shmem has no UFFDIO_MOVE (EINVAL) and allocates a frame for
  * a zero page; those later mechanisms can map memfd-backed frames over

@@ -131,4 +131,24 @@ void th_drain_lru(void);
  * gives up after TH_WAIT_MS (the caller checks the state). */
 void th_settle(mv_host *h);
 
+/* Files and processes for the tests of the memvisor command. */
+/* A pause inside a poll with a deadline (never instead of one). */
+void th_nap_ms(unsigned ms);
+/* The whole file, NUL-terminated, malloc'd ("" if it cannot be read). */
+char *th_slurp(const char *path);
+/* Writes text to path (fails the test if it cannot). */
+void th_put(const char *path, const char *text);
+/* The memvisor command beside this test binary's directory. */
+void th_memvisor_bin(char *buf, size_t len);
+
+/* helper_proc.c: bin with argv, stdout and stderr to the file out. */
+#include <stdarg.h>
+#include <sys/types.h>
+pid_t th_spawnv(const char *bin, const char *out, char *const argv[]);
+/* The same with the arguments after bin from ap, up to a NULL. */
+pid_t th_spawn_va(const char *bin, const char *out, va_list ap);
+/* Waits for *pid to exit within ms (fails the test, showing out, if it
+ * does not, or if it died of a signal); its exit status; *pid becomes 0. */
+int th_wait_exit(pid_t *pid, const char *out, unsigned ms);
+
 #endif /* MV_TEST_HELPER_H */

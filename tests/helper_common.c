@@ -505,3 +505,53 @@ void th_settle(mv_host *h)
 {
 	th_wait_until(settled, h, TH_WAIT_MS);
 }
+
+void th_nap_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+char *th_slurp(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n = 0, cap = 1 << 16, got;
+	char *buf = malloc(cap);
+
+	assert_non_null(buf);
+	while (fp && (got = fread(buf + n, 1, cap - 1 - n, fp)) > 0) {
+		n += got;
+		if (n == cap - 1) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+	}
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	return buf;
+}
+
+void th_put(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+void th_memvisor_bin(char *buf, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	/* BUILD/tests/test_x -> BUILD/memvisor */
+	*strrchr(self, '/') = '\0';
+	assert_true((size_t)snprintf(buf, len, "%s/../memvisor", self) < len);
+}

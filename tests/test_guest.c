@@ -56,11 +56,6 @@ static struct mvg_config config(enum mvg_kind kind, void *mem, uint64_t size,
 	return cfg;
 }
 
-static uint64_t now_ms(void)
-{
-	return th_now_ms();
-}
-
 struct stat_wait {
 	struct mvg_workload *w;
 	size_t field;
@@ -240,9 +235,9 @@ static void test_idle_stops_promptly(void **state)
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, writes, 64);
 	wait_idle();
-	t0 = now_ms();
+	t0 = th_now_ms();
 	mvg_stop(w);
-	assert_true(now_ms() - t0 < 500);
+	assert_true(th_now_ms() - t0 < 500);
 	munmap(mem, 64 * PAGE);
 }
 
@@ -259,9 +254,9 @@ static void test_think_time_does_not_delay_stop(void **state)
 	assert_int_equal(mvg_start(&cfg, &w), 0);
 	WAIT_STAT(w, ops, 2);
 	wait_idle(); /* both threads in their 10 s pause */
-	t0 = now_ms();
+	t0 = th_now_ms();
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
-	assert_true(now_ms() - t0 < 500);
+	assert_true(th_now_ms() - t0 < 500);
 	/* one op per thread before the long pause */
 	assert_int_equal(st.ops, 2);
 	assert_int_equal(st.integrity_errors, 0);

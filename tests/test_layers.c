@@ -21,7 +21,7 @@
 #include "helper.h"
 
 static char script[PATH_MAX + 64];
-static char objdir[PATH_MAX + 64]; /* the engine's objects: BUILD/src */
+static char objdir[PATH_MAX + 64]; /* the engine: BUILD/libmemvisor.a */
 
 /* The build directory is the test binary's grandparent; the script is in
  * the source tree, which make runs the tests from. */
@@ -36,7 +36,7 @@ static void find_paths(void)
 	slash = strrchr(self, '/');
 	assert_non_null(slash);
 	*slash = '\0'; /* BUILD/tests */
-	snprintf(objdir, sizeof(objdir), "%s/../src", self);
+	snprintf(objdir, sizeof(objdir), "%s/../libmemvisor.a", self);
 	snprintf(script, sizeof(script), "scripts/layers.sh");
 	if (access(script, X_OK))
 		snprintf(script, sizeof(script), "%s/../../scripts/layers.sh",

@@ -17,6 +17,7 @@
 
 /* The screen's text and the snapshot are part of the command, not of a
  * library the Makefile links into tests, so they are compiled in here. */
+#include "helper.h"
 #include "../tools/live_view.c"
 #include "../tools/snap.c"
 
@@ -364,36 +365,13 @@ struct fixture {
 	pid_t pid; /* a run started without tmux, or 0 */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = { 0, (long)ms * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char self[PATH_MAX];
-	ssize_t n;
 
 	if (!f)
 		return -1;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -1;
-	self[n] = '\0';
-	/* build/tests/test_live -> build/memvisor */
-	*strrchr(self, '/') = '\0';
-	snprintf(f->bin, sizeof(f->bin), "%s/../memvisor", self);
+	th_memvisor_bin(f->bin, sizeof(f->bin));
 	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-live-test-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
@@ -454,21 +432,6 @@ static void put_file(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf = calloc(1, 1 << 16);
-	size_t n = 0;
-
-	assert_non_null(buf);
-	if (fp) {
-		n = fread(buf, 1, (1 << 16) - 1, fp);
-		fclose(fp);
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 /* A scenario file in the fixture's directory, its swap files there too. */
 static void scenario(struct fixture *f, const char *body, char *path,
 		     size_t len)
@@ -525,7 +488,7 @@ static char *pane(struct fixture *f, bool history)
  * returns the pane's text then. */
 static char *wait_pane(struct fixture *f, ...)
 {
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	const char *what;
 	char *text;
 	va_list ap;
@@ -541,12 +504,12 @@ static char *wait_pane(struct fixture *f, ...)
 		va_end(ap);
 		if (all)
 			return text;
-		if (now_ms() > until)
+		if (th_now_ms() > until)
 			fail_msg(
 				"the pane did not show what was awaited in %d ms:\n%s",
 				STEP_MS, text);
 		free(text);
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 }
 
@@ -558,24 +521,24 @@ static void keys(struct fixture *f, const char *k)
 /* Waits for the shell in the pane to record memvisor's exit status. */
 static int wait_status(struct fixture *f)
 {
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	char *text;
 	int st;
 
 	for (;;) {
-		text = slurp(f->status);
+		text = th_slurp(f->status);
 		if (strchr(text, '\n')) {
 			st = atoi(text);
 			free(text);
 			return st;
 		}
 		free(text);
-		if (now_ms() > until) {
+		if (th_now_ms() > until) {
 			text = pane(f, true);
 			fail_msg("memvisor still running after %d ms:\n%s",
 				 STEP_MS, text);
 		}
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 }
 
@@ -681,58 +644,33 @@ static void test_ctrl_c_on_the_live_screen_gives_the_terminal_back(void **state)
 /* memvisor with args (NULL-terminated), not in tmux: output to f->out. */
 static void spawn(struct fixture *f, ...)
 {
-	posix_spawn_file_actions_t fa;
-	char *argv[16];
 	va_list ap;
-	int n = 0;
 
-	argv[n++] = f->bin;
 	va_start(ap, f);
-	while (n < 15 && (argv[n] = va_arg(ap, char *)))
-		n++;
+	f->pid = th_spawn_va(f->bin, f->out, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(
-				 &fa, 1, f->out, O_WRONLY | O_CREAT | O_TRUNC,
-				 0644),
-			 0);
-	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
-	assert_int_equal(posix_spawn(&f->pid, f->bin, &fa, NULL, argv, environ),
-			 0);
-	posix_spawn_file_actions_destroy(&fa);
 }
 
 /* Waits for the spawned command to end; its exit status. */
 static int wait_spawned(struct fixture *f)
 {
-	uint64_t until = now_ms() + STEP_MS;
-	int status;
-
-	while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
-		if (now_ms() > until)
-			fail_msg("memvisor did not end in %d ms", STEP_MS);
-		nap_ms(POLL_MS);
-	}
-	f->pid = 0;
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
+	return th_wait_exit(&f->pid, f->out, STEP_MS);
 }
 
 /* Waits for the spawned command's output to hold what; returns it. */
 static char *wait_output(struct fixture *f, const char *what)
 {
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	char *text;
 
 	for (;;) {
-		text = slurp(f->out);
+		text = th_slurp(f->out);
 		if (strstr(text, what))
 			return text;
-		if (now_ms() > until)
+		if (th_now_ms() > until)
 			fail_msg("no '%s' in %d ms:\n%s", what, STEP_MS, text);
 		free(text);
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 }
 
@@ -749,7 +687,7 @@ static pid_t pane_child(struct fixture *f)
 	free(out);
 	assert_true(shell > 0);
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", shell, shell);
-	text = slurp(path);
+	text = th_slurp(path);
 	child = (pid_t)atoi(text);
 	free(text);
 	assert_true(child > 0);
@@ -782,7 +720,7 @@ static void test_live_without_a_terminal_is_refused_with_status_2(void **state)
 
 	spawn(f, run, live, NULL);
 	assert_int_equal(wait_spawned(f), 2);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "--live needs a terminal"));
 	free(text);
 }
@@ -853,7 +791,7 @@ static void test_top_with_no_metrics_at_the_port_exits_2(void **state)
 	spawn(f, top, port, NULL);
 	assert_int_equal(wait_spawned(f), 2);
 	close(fd);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "memvisor top: no metrics at"));
 	assert_non_null(strstr(text, "--metrics"));
 	free(text);

@@ -17,6 +17,7 @@
 
 /* The endpoint and the snapshot are part of the command, not of a library
  * the Makefile links into tests, so they are compiled in here. */
+#include "helper.h"
 #include "../tools/metrics.c"
 #include "../tools/snap.c"
 
@@ -673,8 +674,6 @@ static void test_addresses_default_to_loopback(void **state)
 	}
 }
 
-static uint64_t now_ms(void);
-
 /* ---- HTTP over a plain socket ------------------------------------------- */
 
 /* GET path from 127.0.0.1:port; the status (0 if no answer), the body in
@@ -797,7 +796,7 @@ static void test_a_stuck_scraper_blocks_neither_publish_nor_others(void **state)
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(write(fd, "GET /met", 8), 8);
-	t0 = now_ms();
+	t0 = th_now_ms();
 	for (int i = 0; i < 100; i++) {
 		s->host.free_pages = (uint64_t)i;
 		metrics_publish(m, s);
@@ -805,7 +804,7 @@ static void test_a_stuck_scraper_blocks_neither_publish_nor_others(void **state)
 	/* a hundred publishes are a matter of milliseconds, even on a
 	 * loaded machine; a lock held by the stuck scrape would be the 10 s
 	 * of its timeout */
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(th_now_ms() - t0 < 5000);
 	assert_int_equal(http_get(port, "/metrics", &body), 200);
 	assert_int_equal(parse_exposition(body, &parsed), 0);
 	assert_float_equal(value_of(&parsed, "memvisor_host_free_bytes", ""),
@@ -860,35 +859,13 @@ struct fixture {
 	pid_t pid;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = { 0, (long)ms * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char self[PATH_MAX];
-	ssize_t n;
 
 	if (!f)
 		return -1;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -1;
-	self[n] = '\0';
-	*strrchr(self, '/') = '\0';
-	snprintf(f->bin, sizeof(f->bin), "%s/../memvisor", self);
+	th_memvisor_bin(f->bin, sizeof(f->bin));
 	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-metrics-test-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
@@ -914,21 +891,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf = calloc(1, 1 << 16);
-	size_t n = 0;
-
-	assert_non_null(buf);
-	if (fp) {
-		n = fread(buf, 1, (1 << 16) - 1, fp);
-		fclose(fp);
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 static void scenario(struct fixture *f, const char *body, char *path,
 		     size_t len)
 {
@@ -946,29 +908,20 @@ static void start(struct fixture *f, const char *ini, const char *metrics)
 	char run[] = "run", opt[] = "--metrics", js[] = "--json";
 	char *argv[] = { f->bin,	  run, (char *)ini, opt,
 			 (char *)metrics, js,  f->json,	    NULL };
-	posix_spawn_file_actions_t fa;
 
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(
-				 &fa, 1, f->out, O_WRONLY | O_CREAT | O_TRUNC,
-				 0644),
-			 0);
-	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
-	assert_int_equal(posix_spawn(&f->pid, f->bin, &fa, NULL, argv, environ),
-			 0);
-	posix_spawn_file_actions_destroy(&fa);
+	f->pid = th_spawnv(f->bin, f->out, argv);
 }
 
 /* Waits for "metrics: URL" in the output; returns the port. */
 static unsigned wait_url(struct fixture *f)
 {
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	char *text, *at;
 	unsigned port;
 	int status;
 
 	for (;;) {
-		text = slurp(f->out);
+		text = th_slurp(f->out);
 		at = strstr(text, "metrics: http://127.0.0.1:");
 		if (at && strchr(at, '\n')) {
 			port = (unsigned)atoi(
@@ -982,25 +935,15 @@ static unsigned wait_url(struct fixture *f)
 				 text);
 		}
 		free(text);
-		if (now_ms() > until)
+		if (th_now_ms() > until)
 			fail_msg("no metrics URL in %d ms", STEP_MS);
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 }
 
 static int wait_exit(struct fixture *f)
 {
-	uint64_t until = now_ms() + STEP_MS;
-	int status;
-
-	while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
-		if (now_ms() > until)
-			fail_msg("memvisor still running after %d ms", STEP_MS);
-		nap_ms(POLL_MS);
-	}
-	f->pid = 0;
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
+	return th_wait_exit(&f->pid, f->out, STEP_MS);
 }
 
 static const char two_vms[] = "memsize = 64M\nduration = 600\n"
@@ -1010,7 +953,7 @@ static const char two_vms[] = "memsize = 64M\nduration = 600\n"
 static void test_run_serves_every_vm_on_a_free_loopback_port(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	char ini[128], *body = NULL;
 	unsigned port;
 	int st;
@@ -1032,10 +975,10 @@ static void test_run_serves_every_vm_on_a_free_loopback_port(void **state)
 			assert_int_equal(st, 503);
 		}
 		free(body);
-		if (now_ms() > until)
+		if (th_now_ms() > until)
 			fail_msg("no consumed memory for VM db in %d ms",
 				 STEP_MS);
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 	assert_true(value_of(&parsed, "memvisor_vm_memsize_bytes", "vm=web") ==
 		    8 << 20);
@@ -1070,12 +1013,12 @@ static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 	start(f, ini, port);
 	assert_int_equal(wait_exit(f), 2);
 	close(fd);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "in use"));
 	/* no guest ran: the summary of the run never came */
 	assert_null(strstr(text, "VMs with"));
 	free(text);
-	text = slurp(f->json);
+	text = th_slurp(f->json);
 	root = cJSON_Parse(text);
 	assert_non_null(root);
 	assert_non_null(
@@ -1093,7 +1036,7 @@ static void test_run_with_a_bad_address_exits_2(void **state)
 	scenario(f, two_vms, ini, sizeof(ini));
 	start(f, ini, "nowhere:9100");
 	assert_int_equal(wait_exit(f), 2);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "not a numeric address"));
 	assert_null(strstr(text, "VMs with"));
 	free(text);

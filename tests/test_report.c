@@ -11,6 +11,8 @@
  * library the Makefile links into tests, so they are compiled in here, as
  * test_scenario.c does.
  */
+#include "helper.h"
+#include "../tools/files.c"
 #include "../tools/report.c"
 #include "../tools/scenario.c"
 #include "../tools/series.c"
@@ -81,29 +83,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf = calloc(1, 1 << 20);
-	size_t n;
-
-	assert_non_null(fp);
-	assert_non_null(buf);
-	n = fread(buf, 1, (1 << 20) - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-	return buf;
-}
-
-static void put(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	fputs(text, fp);
-	assert_int_equal(fclose(fp), 0);
-}
-
 /* Entries of dir other than . and .. */
 static int entries(const char *dir)
 {
@@ -129,7 +108,7 @@ static cJSON *write_and_parse(struct fixture *f)
 	if (report_write_json(&t, &f->res, err, sizeof(err)))
 		fail_msg("%s", err);
 	report_json_target_free(&t);
-	text = slurp(f->path);
+	text = th_slurp(f->path);
 	root = cJSON_Parse(text);
 	free(text);
 	assert_non_null(root);
@@ -142,7 +121,7 @@ static void test_report_replaces_an_earlier_one_by_rename(void **state)
 	struct stat before, after;
 	cJSON *root;
 
-	put(f->path, "{\"earlier\": true}\n");
+	th_put(f->path, "{\"earlier\": true}\n");
 	assert_int_equal(stat(f->path, &before), 0);
 	root = write_and_parse(f);
 	assert_int_equal(stat(f->path, &after), 0);
@@ -161,7 +140,7 @@ static void test_report_keeps_the_mode_of_the_file_it_replaces(void **state)
 	struct stat st;
 	cJSON *root;
 
-	put(f->path, "{}\n");
+	th_put(f->path, "{}\n");
 	assert_int_equal(chmod(f->path, 0640), 0);
 	root = write_and_parse(f);
 	assert_int_equal(stat(f->path, &st), 0);
@@ -176,7 +155,7 @@ static void test_failed_write_keeps_the_earlier_report(void **state)
 	struct report_target t;
 	char err[512], *text;
 
-	put(f->path, "{\"earlier\": true}\n");
+	th_put(f->path, "{\"earlier\": true}\n");
 	assert_int_equal(report_json_prepare(f->path, &t, err, sizeof(err)), 0);
 	/* files may not grow past 64 bytes: the report cannot be written */
 	signal(SIGXFSZ, SIG_IGN);
@@ -188,7 +167,7 @@ static void test_failed_write_keeps_the_earlier_report(void **state)
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	signal(SIGXFSZ, SIG_DFL);
 	assert_non_null(strstr(err, "earlier report there is unchanged"));
-	text = slurp(f->path);
+	text = th_slurp(f->path);
 	assert_string_equal(text, "{\"earlier\": true}\n");
 	free(text);
 	assert_int_equal(entries(f->dir), 1);
@@ -314,9 +293,9 @@ static void test_checking_the_path_changes_nothing(void **state)
 	struct report_target t;
 	char err[512], *text;
 
-	put(f->path, "{\"earlier\": true}\n");
+	th_put(f->path, "{\"earlier\": true}\n");
 	assert_int_equal(report_json_prepare(f->path, &t, err, sizeof(err)), 0);
-	text = slurp(f->path);
+	text = th_slurp(f->path);
 	assert_string_equal(text, "{\"earlier\": true}\n");
 	free(text);
 	assert_int_equal(entries(f->dir), 1);
@@ -346,7 +325,7 @@ static void test_link_is_followed_and_its_target_replaced(void **state)
 	char link[128], err[512], *text;
 	struct stat st;
 
-	put(f->path, "{}\n");
+	th_put(f->path, "{}\n");
 	snprintf(link, sizeof(link), "%s/latest.json", f->dir);
 	assert_int_equal(symlink("report.json", link), 0);
 	assert_int_equal(report_json_prepare(link, &t, err, sizeof(err)), 0);
@@ -354,7 +333,7 @@ static void test_link_is_followed_and_its_target_replaced(void **state)
 	report_json_target_free(&t);
 	assert_int_equal(lstat(link, &st), 0);
 	assert_true(S_ISLNK(st.st_mode));
-	text = slurp(f->path);
+	text = th_slurp(f->path);
 	assert_non_null(strstr(text, "\"vms\""));
 	free(text);
 }

@@ -17,6 +17,8 @@
 
 /* The report tools are part of the command, not of a library the Makefile
  * links into tests, so they are compiled in here, as test_report.c does. */
+#include "helper.h"
+#include "../tools/files.c"
 #include "../tools/report.c"
 #include "../tools/report_html.c"
 #include "../tools/scenario.c"
@@ -169,15 +171,6 @@ static char *slurp(const char *path)
 	if (rh_slurp(path, &text, &len))
 		fail_msg("cannot read %s", path);
 	return text;
-}
-
-static void put(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	fputs(text, fp);
-	assert_int_equal(fclose(fp), 0);
 }
 
 /* Entries of dir other than . and .. */
@@ -591,7 +584,7 @@ static void test_text_that_is_not_json_exits_2(void **state)
 	struct fixture *f = *state;
 	char err[512];
 
-	put(f->json, "TIME STATE FREE\n  1s high 12.0\n");
+	th_put(f->json, "TIME STATE FREE\n  1s high 12.0\n");
 	assert_int_equal(report_html_file(f->json, f->html, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "not a run JSON"));
@@ -605,10 +598,10 @@ test_json_without_the_series_exits_2_and_keeps_the_old_page(void **state)
 	struct fixture *f = *state;
 	char err[512], *text;
 
-	put(f->html, "earlier page");
+	th_put(f->html, "earlier page");
 	/* a run that never got to run its guests has no series */
-	put(f->json, "{\"scenario\": \"x.ini\", \"exit_status\": 2, "
-		     "\"error\": \"cannot create the host\"}");
+	th_put(f->json, "{\"scenario\": \"x.ini\", \"exit_status\": 2, "
+			"\"error\": \"cannot create the host\"}");
 	assert_int_equal(report_html_file(f->json, f->html, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "no time series"));
@@ -637,7 +630,7 @@ static void test_truncated_series_is_refused_naming_the_key(void **state)
 	cJSON_DeleteItemFromArray(cJSON_GetObjectItem(vm, "swapped_pages"), 0);
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
-	put(f->json, text);
+	th_put(f->json, text);
 	cJSON_free(text);
 	assert_int_equal(report_html_file(f->json, f->html, err, sizeof(err)),
 			 -EINVAL);
@@ -672,20 +665,12 @@ static void test_default_output_is_beside_the_input(void **state)
 	assert_int_equal(access(f->html, R_OK), 0);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Runs the built memvisor with args; its exit status, within STEP_MS. */
 static int spawn_memvisor(const char *out, const char *const *args)
 {
 	posix_spawn_file_actions_t fa;
 	char self[PATH_MAX], bin[PATH_MAX + 16], *argv[12];
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	struct timespec nap = { 0, POLL_MS * 1000000L };
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int status, k = 0;
@@ -708,7 +693,7 @@ static int spawn_memvisor(const char *out, const char *const *args)
 	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (now_ms() > until) {
+		if (th_now_ms() > until) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			fail_msg("memvisor %s still running after %d ms",
@@ -736,7 +721,7 @@ static void test_real_run_has_a_sample_per_second_that_adds_up(void **state)
 			 "[vm r]\nmemsize = 16M\nworkload = random\n"
 			 "[vm i]\nmemsize = 16M\nworkload = idle\n",
 			 f->dir) > 0);
-	put(ini, text);
+	th_put(ini, text);
 	free(text);
 	if (spawn_memvisor(out, (const char *[]){ "run", ini, "--json", f->json,
 						  "--quiet", NULL })) {

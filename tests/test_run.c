@@ -31,6 +31,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "helper.h"
+
 /* Longest a step may take on a loaded machine before it counts as hung. */
 #define STEP_MS 60000
 #define POLL_MS 20
@@ -43,38 +45,13 @@ struct fixture {
 	pid_t pid; /* running, or 0 */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = { 0, (long)ms * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char self[PATH_MAX];
-	ssize_t n;
-	char *slash;
 
 	if (!f)
 		return -1;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return -1;
-	self[n] = '\0';
-	/* build/tests/test_run -> build/memvisor */
-	slash = strrchr(self, '/');
-	*slash = '\0';
-	snprintf(f->bin, sizeof(f->bin), "%s/../memvisor", self);
+	th_memvisor_bin(f->bin, sizeof(f->bin));
 	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-run-test-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
@@ -100,30 +77,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void put(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	fputs(text, fp);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf = calloc(1, 1 << 20);
-	size_t n = 0;
-
-	assert_non_null(buf);
-	if (fp) {
-		n = fread(buf, 1, (1 << 20) - 1, fp);
-		fclose(fp);
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 /* A scenario file in the fixture's directory, its swap files there too. */
 static void scenario(struct fixture *f, const char *name, const char *body,
 		     char *path, size_t len)
@@ -133,44 +86,29 @@ static void scenario(struct fixture *f, const char *name, const char *body,
 	snprintf(path, len, "%s/%s", f->dir, name);
 	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
 			     body) > 0);
-	put(path, text);
+	th_put(path, text);
 	free(text);
 }
 
 /* Starts memvisor with args (NULL-terminated), output to f->out. */
 static void start(struct fixture *f, ...)
 {
-	posix_spawn_file_actions_t fa;
-	char *argv[16];
 	va_list ap;
-	int n = 0;
 
-	argv[n++] = f->bin;
 	va_start(ap, f);
-	while (n < 15 && (argv[n] = va_arg(ap, char *)))
-		n++;
+	f->pid = th_spawn_va(f->bin, f->out, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_addopen(
-				 &fa, 1, f->out, O_WRONLY | O_CREAT | O_TRUNC,
-				 0644),
-			 0);
-	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
-	assert_int_equal(posix_spawn(&f->pid, f->bin, &fa, NULL, argv, environ),
-			 0);
-	posix_spawn_file_actions_destroy(&fa);
 }
 
 /* Waits until the output holds what; fails if the command ends first. */
 static void wait_output(struct fixture *f, const char *what)
 {
-	uint64_t until = now_ms() + STEP_MS;
+	uint64_t until = th_now_ms() + STEP_MS;
 	char *text;
 	int status;
 
 	for (;;) {
-		text = slurp(f->out);
+		text = th_slurp(f->out);
 		if (strstr(text, what)) {
 			free(text);
 			return;
@@ -181,38 +119,22 @@ static void wait_output(struct fixture *f, const char *what)
 				 what, text);
 		}
 		free(text);
-		if (now_ms() > until)
+		if (th_now_ms() > until)
 			fail_msg("no '%s' from memvisor in %d ms", what,
 				 STEP_MS);
-		nap_ms(POLL_MS);
+		th_nap_ms(POLL_MS);
 	}
 }
 
 /* Waits for the command to end within ms; returns its exit status. */
 static int wait_exit_within(struct fixture *f, unsigned ms)
 {
-	uint64_t until = now_ms() + ms;
-	int status;
-
-	while (waitpid(f->pid, &status, WNOHANG) != f->pid) {
-		if (now_ms() > until) {
-			char *text = slurp(f->out);
-
-			fail_msg("memvisor still running after %u ms:\n%s", ms,
-				 text);
-		}
-		nap_ms(POLL_MS);
-	}
-	f->pid = 0;
-	if (!WIFEXITED(status))
-		fail_msg("memvisor died of signal %d",
-			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-	return WEXITSTATUS(status);
+	return th_wait_exit(&f->pid, f->out, ms);
 }
 
 static cJSON *report(struct fixture *f)
 {
-	char *text = slurp(f->json);
+	char *text = th_slurp(f->json);
 	cJSON *root = cJSON_Parse(text);
 
 	if (!root)
@@ -308,7 +230,7 @@ static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 	wait_output(f, "INTEGRITY");
 	kill(f->pid, SIGINT);
 	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "mappings:"));
 	free(text);
 	root = report(f);
@@ -330,14 +252,14 @@ static void test_killed_run_leaves_the_earlier_report_whole(void **state)
 	struct fixture *f = *state;
 	char ini[160], *text;
 
-	put(f->json, "{\"earlier\": true}\n");
+	th_put(f->json, "{\"earlier\": true}\n");
 	scenario(f, "small.ini", small, ini, sizeof(ini));
 	start(f, "run", ini, "--json", f->json, NULL);
 	wait_output(f, "INTEGRITY");
 	kill(f->pid, SIGKILL);
 	waitpid(f->pid, NULL, 0);
 	f->pid = 0;
-	text = slurp(f->json);
+	text = th_slurp(f->json);
 	assert_string_equal(text, "{\"earlier\": true}\n");
 	free(text);
 }
@@ -348,7 +270,7 @@ static void test_vm_that_cannot_start_still_gets_a_report(void **state)
 	char ini[160];
 	cJSON *root;
 
-	put(f->json, "{\"earlier\": true}\n");
+	th_put(f->json, "{\"earlier\": true}\n");
 	/* all of the host reserved: more than memsize less minFree */
 	scenario(f, "reserved.ini",
 		 "memsize = 64M\n[vm a]\nmemsize = 64M\nreservation = 64M\n",
@@ -435,7 +357,7 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 	snprintf(src, sizeof(src), "%s", __FILE__);
 	*strrchr(src, '/') = '\0';
 	strcat(src, "/../scenarios/default.ini");
-	text = slurp(src);
+	text = th_slurp(src);
 	host = strstr(text, "[host]\n");
 	assert_non_null(host);
 	/* scenario() puts its own [host] line, with the swap directory */
@@ -455,13 +377,13 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 	      vms_sum(root, "mctlsz_mb") > 0 &&
 	      vms_sum(root, "cacheusd_mb") > 0 &&
 	      vms_sum(root, "swcur_mb") > 0)) {
-		text = slurp(f->json);
+		text = th_slurp(f->json);
 		fail_msg("a mechanism did nothing:\n%s", text);
 	}
 	cJSON_Delete(root);
 	/* what was generated, and how far the VMs were in loading it: a
 	 * plain line 5 s in if they had not finished, or when they had */
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "generated 3 guest images (416 MB)"));
 	if (!strstr(text, "loading images: ") &&
 	    !strstr(text, "images loaded: every page of 576 MB"))
@@ -479,7 +401,7 @@ static void test_check_names_the_sysctl_a_scenario_needs(void **state)
 		 sizeof(ini));
 	start(f, "check", ini, NULL);
 	assert_int_equal(wait_exit_within(f, 10000), 0);
-	text = slurp(f->out);
+	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "sysctl -w vm.max_map_count="));
 	assert_non_null(strstr(text, "an upper bound"));
 	assert_non_null(strstr(text, "physical memory"));

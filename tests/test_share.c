@@ -187,6 +187,95 @@ static void test_write_to_shared_page_stays_in_the_writer(void **state)
 	th_host_destroy(&t);
 }
 
+/* The VMs' SHRDSVD added up, and the host's figure. */
+static void saved_sums(struct th_host *t, mv_vm **vm, unsigned n, uint64_t *vms,
+		       uint64_t *host)
+{
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+
+	*vms = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (!vm[i])
+			continue;
+		mv_vm_stats(vm[i], &st);
+		*vms += st.shrdsvd_pages;
+	}
+	mv_host_stats(t->host, &hs);
+	*host = hs.share_saved_pages;
+}
+
+/* A whole pass over every VM (two passes' worth: one starts anywhere). */
+static void scan_pass(mv_vm **vm, unsigned n)
+{
+	th_drain_lru();
+	for (unsigned i = 0; i < n; i++)
+		if (vm[i])
+			assert_int_equal(mv_vm_share_scan(vm[i],
+							  2 * npages_of(vm[i]),
+							  NULL),
+					 0);
+}
+
+/*
+ * Each VM's SHRDSVD is counted as pages change (no walk), and the VMs'
+ * figures add up to the host's (refs - frames + ZERO pages): after
+ * merging, after copy-on-write breaks in two VMs once the scanner has
+ * been by, and after a VM is destroyed.
+ */
+static void test_the_vms_saved_pages_add_up_to_the_hosts(void **state)
+{
+	struct th_host t;
+	uint64_t n, vms, host, nz;
+	mv_vm *vm[3];
+	uint8_t *m;
+
+	(void)state;
+	quiet_host(&t, 0);
+	for (unsigned i = 0; i < 3; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "v%u", i);
+		vm[i] = th_vm_create(&t, name, 1 * MiB);
+		fill_common(vm[i]);
+		m = mv_vm_mem(vm[i]);
+		for (uint64_t p = 0; p < npages_of(vm[i]); p += 8)
+			memset(m + p * MV_PAGE_SIZE, 0, MV_PAGE_SIZE);
+	}
+	n = npages_of(vm[0]);
+	nz = n - n / 8; /* pages that are not zero, in each VM */
+	scan_all(vm, 3);
+	saved_sums(&t, vm, 3, &vms, &host);
+	assert_int_equal(host, 2 * nz + 3 * (n / 8));
+	assert_int_equal(vms, host);
+
+	/* the last VM scanned took every frame last; both it and the first
+	 * write half their copies */
+	for (unsigned i = 0; i < 3; i += 2) {
+		m = mv_vm_mem(vm[i]);
+		for (uint64_t p = 1; p < n; p += 2)
+			th_fill(m + p * MV_PAGE_SIZE, 100 + i, p, 1);
+		th_quiesce(vm[i]);
+	}
+	scan_pass(vm, 3);
+	saved_sums(&t, vm, 3, &vms, &host);
+	/* odd pages shared by v1 alone now: they save nothing */
+	assert_int_equal(host, 2 * (nz - n / 2) + 3 * (n / 8));
+	assert_int_equal(vms, host);
+
+	mv_vm_destroy(vm[0]);
+	vm[0] = NULL;
+	saved_sums(&t, vm, 3, &vms, &host);
+	assert_int_equal(host, (nz - n / 2) + 2 * (n / 8));
+	assert_int_equal(vms, host);
+	scan_pass(vm, 3);
+	saved_sums(&t, vm, 3, &vms, &host);
+	assert_int_equal(vms, host);
+	for (unsigned i = 1; i < 3; i++)
+		mv_vm_destroy(vm[i]);
+	th_host_destroy(&t);
+}
+
 /* Bit 57 of /proc/self/pagemap: the page is userfaultfd write-protected. */
 static bool write_protected(const void *page)
 {
@@ -1051,6 +1140,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_equal_pages_of_two_vms_share_one_frame),
 		cmocka_unit_test(test_write_to_shared_page_stays_in_the_writer),
+		cmocka_unit_test(test_the_vms_saved_pages_add_up_to_the_hosts),
 		cmocka_unit_test(
 			test_pages_protected_beside_candidates_stay_writable),
 		cmocka_unit_test(test_last_sharer_writing_frees_the_frame),

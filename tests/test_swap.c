@@ -33,14 +33,6 @@
 
 #define MiB (1ull << 20)
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The pause between two looks of a poll with a deadline. */
 static void poll_pause_ms(unsigned ms)
 {
@@ -319,9 +311,9 @@ static void test_full_swap_disk_keeps_the_page_and_says_so(void **state)
 	assert_non_null(strstr(mv_host_errmsg(t.host), "paused"));
 	mv__inject_reset();
 	/* once the disk has room again and the pause is over, it swaps */
-	deadline = now_ms() + 10000;
+	deadline = th_now_ms() + 10000;
 	while ((err = mv_vm_swap_out_page(vm, 8)) == -ENOSPC &&
-	       now_ms() < deadline)
+	       th_now_ms() < deadline)
 		poll_pause_ms(10);
 	assert_int_equal(err, 0);
 	mv_vm_stats(vm, &st);
@@ -367,8 +359,8 @@ static void test_guest_finishes_when_every_swap_write_fails(void **state)
 	f.vm = th_vm_create(&t, "dead", 16 * MiB);
 	mv__inject_fail(MV_INJ_PWRITE, 1, 0, EIO);
 	assert_int_equal(pthread_create(&th, NULL, filler_main, &f), 0);
-	deadline = now_ms() + 30000;
-	while (!atomic_load(&f.done) && now_ms() < deadline)
+	deadline = th_now_ms() + 30000;
+	while (!atomic_load(&f.done) && th_now_ms() < deadline)
 		poll_pause_ms(10);
 	if (!atomic_load(&f.done)) {
 		fprintf(stderr, "the guest still waits after 30 s: %s\n",
@@ -483,12 +475,12 @@ static int touch(void *addr, mv_host *h)
 				.sa_flags = SA_SIGINFO },
 			 old;
 	struct toucher t = { .addr = addr };
-	uint64_t deadline = now_ms() + 20000;
+	uint64_t deadline = th_now_ms() + 20000;
 	pthread_t th;
 
 	sigaction(SIGBUS, &sa, &old);
 	assert_int_equal(pthread_create(&th, NULL, toucher_main, &t), 0);
-	while (!atomic_load(&t.result) && now_ms() < deadline)
+	while (!atomic_load(&t.result) && th_now_ms() < deadline)
 		poll_pause_ms(5);
 	if (!atomic_load(&t.result)) {
 		fprintf(stderr, "a touch still waits after 20 s: %s\n",
@@ -521,9 +513,9 @@ test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
 	for (uint64_t p = 0; p < 4; p++)
 		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
-	t0 = now_ms();
+	t0 = th_now_ms();
 	assert_int_equal(touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(th_now_ms() - t0 < 5000);
 	mv__inject_reset();
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
@@ -663,18 +655,18 @@ static void test_verification_names_unreadable_pages_and_ends(void **state)
 	cfg.mem = mv_vm_mem(vm);
 	cfg.memsize = 1 * MiB;
 	assert_int_equal(mvg_start(&cfg, &v.w), 0);
-	deadline = now_ms() + 20000;
+	deadline = th_now_ms() + 20000;
 	do {
 		mvg_get_stats(v.w, &gs);
-	} while (gs.writes < npages && now_ms() < deadline &&
+	} while (gs.writes < npages && th_now_ms() < deadline &&
 		 (poll_pause_ms(5), 1));
 	assert_int_equal(gs.writes, npages);
 	assert_int_equal(mv_vm_swap_out_page(vm, 10), 0);
 	assert_int_equal(mv_vm_swap_out_page(vm, 200), 0);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
 	assert_int_equal(pthread_create(&th, NULL, verifier_main, &v), 0);
-	deadline = now_ms() + 30000;
-	while (!atomic_load(&v.done) && now_ms() < deadline)
+	deadline = th_now_ms() + 30000;
+	while (!atomic_load(&v.done) && th_now_ms() < deadline)
 		poll_pause_ms(10);
 	if (!atomic_load(&v.done)) {
 		fprintf(stderr, "verification still runs after 30 s: %s\n",
@@ -724,10 +716,10 @@ test_burst_verification_names_unreadable_pages_and_ends(void **state)
 	cfg.memsize = 1 * MiB;
 	assert_int_equal(mvg_start(&cfg, &v.w), 0);
 	/* every page it takes is written once, then kept */
-	deadline = now_ms() + 20000;
+	deadline = th_now_ms() + 20000;
 	do {
 		mvg_get_stats(v.w, &gs);
-	} while (gs.writes < npages * 8 / 10 - 2 && now_ms() < deadline &&
+	} while (gs.writes < npages * 8 / 10 - 2 && th_now_ms() < deadline &&
 		 (poll_pause_ms(5), 1));
 	assert_true(gs.writes >= npages * 8 / 10 - 2);
 	for (uint64_t p = 0; p < npages && nbad < 2; p += 37)
@@ -737,8 +729,8 @@ test_burst_verification_names_unreadable_pages_and_ends(void **state)
 	assert_int_equal(nbad, 2);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
 	assert_int_equal(pthread_create(&th, NULL, verifier_main, &v), 0);
-	deadline = now_ms() + 30000;
-	while (!atomic_load(&v.done) && now_ms() < deadline)
+	deadline = th_now_ms() + 30000;
+	while (!atomic_load(&v.done) && th_now_ms() < deadline)
 		poll_pause_ms(10);
 	if (!atomic_load(&v.done)) {
 		fprintf(stderr, "verification still runs after 30 s: %s\n",
@@ -799,17 +791,17 @@ test_admission_gate_lets_a_fault_through_in_bounded_time(void **state)
 	vm->host = h;
 	atomic_store(&vm->consumed_pages, 100);
 	atomic_store(&vm->sched.sztgt_pages, 10);
-	t0 = now_ms();
+	t0 = th_now_ms();
 	assert_int_equal(pthread_create(&th, NULL, admitter_main, &a), 0);
 	deadline = t0 + 20000;
-	while (!atomic_load(&a.done) && now_ms() < deadline)
+	while (!atomic_load(&a.done) && th_now_ms() < deadline)
 		poll_pause_ms(10);
 	if (!atomic_load(&a.done)) {
 		fprintf(stderr, "a fault still waits at the gate after 20 s\n");
 		abort(); /* its thread cannot be joined: end the binary */
 	}
 	pthread_join(th, NULL);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(th_now_ms() - t0 < 5000);
 	assert_int_equal(atomic_load(&h->admit_overruns), 1);
 	assert_true(atomic_load(&h->blocked_waits) > 0);
 	pthread_cond_destroy(&h->frames_freed);

@@ -139,7 +139,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	mv_vm *vms[NVMS];
 	atomic_bool stop = false;
 	uint64_t npages = 4 * MiB / MV_PAGE_SIZE, errors = 0, ops = 0;
-	uint64_t cow = 0;
+	uint64_t cow = 0, saved;
 	char name[16], buf[8];
 	uint8_t *m;
 
@@ -194,7 +194,18 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 		mv_vm_stats(vms[v], &vs);
 		cow += vs.cow_breaks;
 	}
+	/* once the scanner has been by every page, the VMs' parts of the
+	 * sharing's savings add up to the host's (docs/SHARING.md) */
+	th_drain_lru();
+	for (int v = 0; v < NVMS; v++)
+		assert_int_equal(mv_vm_share_scan(vms[v], 2 * npages, NULL), 0);
+	saved = 0;
+	for (int v = 0; v < NVMS; v++) {
+		mv_vm_stats(vms[v], &vs);
+		saved += vs.shrdsvd_pages;
+	}
 	mv_host_stats(t.host, &hs);
+	assert_int_equal(saved, hs.share_saved_pages);
 	printf("torture_share(%u fault threads, %llu MiB host): %llu ops, %llu merged, %llu swapped by hand, %llu COW breaks, %llu shared frames now, %llu integrity errors\n",
 	       fault_threads, (unsigned long long)host_mib,
 	       (unsigned long long)ops, (unsigned long long)sc.done,

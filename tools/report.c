@@ -40,6 +40,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "files.h"
 #include "report.h"
 
 /* The final table's columns; the header is printed with the same widths. */
@@ -358,53 +359,6 @@ static char *json_text(const struct run_result *r)
 	return text;
 }
 
-static int write_all(int fd, const char *text, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, text, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* The text in a temporary file beside t->path, renamed over it once it is
- * complete and on disk; on any failure the temporary file is removed. */
-static int replace_file(const struct report_target *t, const char *text,
-			size_t len)
-{
-	char *tmp;
-	int fd, ret;
-
-	if (asprintf(&tmp, "%s/.memvisor-report-XXXXXX", t->dir) < 0)
-		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		free(tmp);
-		return ret;
-	}
-	ret = write_all(fd, text, len);
-	if (!ret && (fchmod(fd, t->mode) || fsync(fd)))
-		ret = -errno;
-	if (close(fd) && !ret)
-		ret = -errno;
-	if (!ret && rename(tmp, t->path))
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
 int report_write_json(const struct report_target *t, const struct run_result *r,
 		      char *err, size_t errlen)
 {
@@ -422,11 +376,12 @@ int report_write_json(const struct report_target *t, const struct run_result *r,
 		ret = fputs(full, stdout) == EOF || fflush(stdout) ? -errno : 0;
 	} else if (t->in_place) {
 		fd = open(t->path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
-		ret = fd < 0 ? -errno : write_all(fd, full, strlen(full));
+		ret = fd < 0 ? -errno : file_write_all(fd, full, strlen(full));
 		if (fd >= 0 && close(fd) && !ret)
 			ret = -errno;
 	} else {
-		ret = replace_file(t, full, strlen(full));
+		ret = file_replace(t->dir, t->path, ".memvisor-report", t->mode,
+				   full, strlen(full));
 	}
 	if (ret)
 		snprintf(err, errlen, "cannot write the JSON report %s: %s%s",

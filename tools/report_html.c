@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "memvisor.h"
 #include "report_html.h"
 #include "series.h"
@@ -638,58 +639,23 @@ out:
 	return ret;
 }
 
-static int rh_write_all(int fd, const char *text, size_t len)
-{
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, text, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* text to path, whole or not at all: a temporary file beside it, synced,
  * then renamed over it. */
 static int rh_replace(const char *path, const char *text, size_t len)
 {
 	const char *slash = strrchr(path, '/');
-	char *tmp;
+	char *dir;
 	mode_t mask;
-	int fd, ret;
+	int ret;
 
-	if (!slash)
-		ret = asprintf(&tmp, ".memvisor-html-XXXXXX");
-	else
-		ret = asprintf(&tmp, "%.*s/.memvisor-html-XXXXXX",
-			       (int)(slash - path), path);
-	if (ret < 0)
+	dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+	if (!dir)
 		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		free(tmp);
-		return ret;
-	}
 	mask = umask(0);
 	umask(mask);
-	ret = rh_write_all(fd, text, len);
-	if (!ret && (fchmod(fd, 0666 & ~mask) || fsync(fd)))
-		ret = -errno;
-	if (close(fd) && !ret)
-		ret = -errno;
-	if (!ret && rename(tmp, path))
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
-	free(tmp);
+	ret = file_replace(slash == path ? "/" : dir, path, ".memvisor-html",
+			   0666 & ~mask, text, len);
+	free(dir);
 	return ret;
 }
 
