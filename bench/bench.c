@@ -123,6 +123,9 @@ void bench_host_config(struct mv_host_config *hc)
 	mv_host_config_init(hc);
 	hc->settings.sample_period_s = 0;
 	hc->settings.share_scan_ghz = 0;
+	/* the scheduler would collapse regions resident for two balance
+	 * periods: bench lpage turns it back on, on its own terms */
+	hc->settings.alloc_guest_large_page = 0;
 }
 
 uint64_t bench_now_ns(void)

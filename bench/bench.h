@@ -24,8 +24,9 @@ uint64_t bench_now_ns(void);
 /*
  * A host config for a benchmark: ESX's defaults with what it does not
  * measure switched off (active-memory sampling, whose periods take 100
- * pages of each VM aside; the background share scanner), so that a loaded
- * machine cannot change what is counted.
+ * pages of each VM aside; the background share scanner; large pages, which
+ * the scheduler would make of regions resident long enough), so that a
+ * loaded machine cannot change what is counted.
  */
 struct mv_host_config;
 void bench_host_config(struct mv_host_config *hc);

@@ -253,11 +253,11 @@ static int engine_run(uint64_t pages, bool large, const char *swapdir, int tlb,
 	uint8_t *mem;
 	int err;
 
-	mv_host_config_init(&hc);
+	bench_host_config(&hc);
 	hc.memsize_bytes = pages * MV_PAGE_SIZE + (256ull << 20);
 	hc.swapdir = swapdir;
-	mv_settings_set(&hc.settings, "Mem.SamplePeriod", "0");
-	mv_settings_set(&hc.settings, "Mem.ShareScanGHz", "0");
+	/* made now, by mv_vm_lpage_collapse, not by the scheduler later */
+	hc.settings.alloc_guest_large_page = 1;
 	err = mv_host_create(&hc, &host);
 	if (err)
 		return err;

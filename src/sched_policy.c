@@ -213,7 +213,7 @@ uint64_t mv__sched_lpage_breaks(const struct mv__sched_vm *in,
 				const uint64_t *target, const uint64_t *large,
 				unsigned n, uint64_t budget, uint64_t *out)
 {
-	uint64_t total = 0, above, want, best_above = 0;
+	uint64_t total = 0, above, small, want, best_need = 0;
 	int best;
 
 	for (unsigned i = 0; i < n; i++)
@@ -224,19 +224,27 @@ uint64_t mv__sched_lpage_breaks(const struct mv__sched_vm *in,
 			if (out[i] || !large[i] ||
 			    in[i].alloc_pages <= target[i])
 				continue;
+			/* what its small pages cannot cover */
 			above = in[i].alloc_pages - target[i];
+			small = in[i].alloc_pages > large[i] * MV_LPAGE_PAGES ?
+					in[i].alloc_pages -
+						large[i] * MV_LPAGE_PAGES :
+					0;
+			if (above <= small)
+				continue;
+			above -= small;
 			if (best < 0 ||
 			    in[i].active_permille < in[best].active_permille ||
 			    (in[i].active_permille ==
 				     in[best].active_permille &&
-			     above > best_above)) {
+			     above > best_need)) {
 				best = (int)i;
-				best_above = above;
+				best_need = above;
 			}
 		}
 		if (best < 0 || total >= budget)
 			return total;
-		want = (best_above + MV_LPAGE_PAGES - 1) / MV_LPAGE_PAGES;
+		want = (best_need + MV_LPAGE_PAGES - 1) / MV_LPAGE_PAGES;
 		if (want > large[best])
 			want = large[best];
 		if (want > budget - total)

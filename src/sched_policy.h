@@ -92,9 +92,11 @@ static inline bool mv__sched_lpage_breaks_in(enum mv_mem_state s)
 }
 /*
  * Large pages to break under pressure, out[i] regions of 2 MiB for VM i:
- * only VMs above target[i], the most idle first (lowest active fraction;
- * ties: the one furthest above its target), each as many regions as cover
- * what it is above, at most large[i] (its large regions), `budget` in all.
+ * only VMs above target[i] by more than their small pages (those not in
+ * its large[i] regions) can give, the most idle first (lowest active
+ * fraction; ties: the one needing most), each as many regions as cover the
+ * rest, at most large[i], `budget` in all.  So a VM is not broken up again
+ * every tick while reclaim takes the small pages an earlier break made.
  * Returns the total.
  */
 uint64_t mv__sched_lpage_breaks(const struct mv__sched_vm *in,

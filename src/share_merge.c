@@ -42,6 +42,15 @@
  * anonymous gets its own copy of its (newer) bytes at once.  A pagemap that
  * cannot be read counts every page as written: never "nothing written".
  *
+ * Large pages (lpage.c): a page of a large region is hashed and its hint
+ * stored, as ESX hashes the small pages of its large pages, but it is
+ * never a candidate, on either side: it is not write-protected, emptied or
+ * mapped over, so sharing never splits a large page; once the scheduler
+ * breaks the region under pressure, its hints find their peers.  A
+ * protection call never spans two 2 MiB regions of a VM with large pages:
+ * the region of a locked candidate cannot be collapsed, so the pages
+ * between candidates of one region are never part of a large page.
+ *
  * Invariants: a PRIVATE page may be write-protected without anyone holding
  * its lock (a neighbour of candidates, protected in the same call, or a
  * candidate let go): its first write faults and the fault service lifts
@@ -247,6 +256,12 @@ static bool window_take_hint(struct window *w, uint64_t i, uint64_t hash,
 	    (vm2 == vm && c->ppn2 == w->lo + i) ||
 	    !pmap_trylock(&vm2->pmap[c->ppn2], &c->v2))
 		return false;
+	/* a hinted page inside a large page stays a hint until its region
+	 * is broken (lpage.c) */
+	if (mv__lpage_is_large(vm2, c->ppn2)) {
+		pmap_unlock(vm2, c->ppn2, c->v2);
+		return false;
+	}
 	if (pmap_state(c->v2) != MV_PAGE_PRIVATE ||
 	    mv__share_hash(mv__share_page(vm2, c->ppn2), vm->sh.salt) != hash) {
 		window_hint_again(w, i); /* stale */
@@ -299,6 +314,25 @@ static void window_adopt(struct window *w, uint64_t v)
 		mv__share_frame_adopt(s, mv__share_frame_of(v), &w->vm->sh);
 }
 
+/*
+ * A page of a large region (locked, under share.lock): its hash goes into
+ * the table as a hint when the table has nothing under it, so that an
+ * equal page scanned later finds it; nothing else happens to it.
+ */
+static void window_hint_large(struct window *w, uint64_t ppn)
+{
+	struct mv_vm *vm = w->vm;
+	struct mv__share *s = &vm->host->share;
+	const uint8_t *page = mv__share_page(vm, ppn);
+	uint64_t hash;
+
+	if (mv__share_page_is_zero(page))
+		return;
+	hash = mv__share_hash(page, vm->sh.salt);
+	if (mv__share_table_find(s, hash) == MV_SHARE_NO_SLOT)
+		mv__share_table_insert(s, hash, mv__share_hint(vm->id, ppn));
+}
+
 /* Step 1: lock, hash and look up every page of the window. */
 static void window_classify(struct window *w)
 {
@@ -324,6 +358,12 @@ static void window_classify(struct window *w)
 		atomic_fetch_add_explicit(&vm->sh.scanned, 1,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
+		/* inside a large page: a hint only, never a candidate */
+		if (mv__lpage_is_large(vm, ppn)) {
+			window_hint_large(w, ppn);
+			pmap_unlock(vm, ppn, c->v);
+			continue;
+		}
 		if (mv__share_page_is_zero(mv__share_page(vm, ppn))) {
 			c->kind = C_ZERO;
 			continue;
@@ -424,6 +464,9 @@ static void wp_pages_protect(struct window *w, struct wp_page *p, unsigned n)
 				;
 			span = p[e - 1].ppn - p[a].ppn + 1;
 			if (p[b].vm != p[a].vm || span > WP_SPAN_MAX ||
+			    (p[a].vm->lp.large &&
+			     p[e - 1].ppn / MV_LPAGE_PAGES !=
+				     p[a].ppn / MV_LPAGE_PAGES) ||
 			    wp_cost(span) >
 				    wp_cost(p[b - 1].ppn - p[a].ppn + 1) +
 					    wp_cost(e - b))

@@ -319,7 +319,8 @@ static void test_balloon_inflate_breaks_the_region_first(void **state)
 
 static void test_policy_breaks_the_most_idle_vm_first(void **state)
 {
-	/* three VMs above target by 3, 1 and 5 regions; VM 1 the most idle */
+	/* three VMs above target by 3, 1 and 5 regions, VM 1 the most idle;
+	 * VM 2 has 3 regions of small pages, the others none */
 	struct mv__sched_vm in[4] = {
 		{ .alloc_pages = 10 * RPAGES, .active_permille = 900 },
 		{ .alloc_pages = 10 * RPAGES, .active_permille = 100 },
@@ -328,11 +329,11 @@ static void test_policy_breaks_the_most_idle_vm_first(void **state)
 	};
 	uint64_t target[4] = { 7 * RPAGES, 9 * RPAGES, 5 * RPAGES,
 			       10 * RPAGES };
-	uint64_t large[4] = { 8, 8, 2, 8 }, out[4];
+	uint64_t large[4] = { 10, 10, 7, 10 }, out[4];
 
 	(void)state;
-	/* budget 4: VM 3 is at its target; VM 1 (1 region) then VM 2 (its
-	 * 2 large ones, though 5 above) then 1 of VM 0's 3 */
+	/* budget 4: VM 3 is at its target; VM 1 (1 region) then VM 2 (2:
+	 * its small pages cover 3 of the 5) then 1 of VM 0's 3 */
 	assert_int_equal(mv__sched_lpage_breaks(in, target, large, 4, 4, out),
 			 4);
 	assert_int_equal(out[3], 0);
@@ -344,6 +345,12 @@ static void test_policy_breaks_the_most_idle_vm_first(void **state)
 			 1);
 	assert_int_equal(out[1], 1);
 	assert_int_equal(out[0] + out[2] + out[3], 0);
+	/* small pages enough for what it is above: nothing to break */
+	large[0] = 7;
+	large[1] = 9;
+	large[2] = 5;
+	assert_int_equal(mv__sched_lpage_breaks(in, target, large, 4, 32, out),
+			 0);
 }
 
 static bool at_or_below_limit(void *arg)
@@ -415,6 +422,66 @@ static void test_host_pressure_breaks_large_pages(void **state)
 	th_host_destroy(&t);
 }
 
+static mv_vm *salted_vm(struct th_host *t, const char *name)
+{
+	struct mv_vm_config vc;
+	mv_vm *vm;
+
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "%s", name);
+	snprintf(vc.salt, sizeof(vc.salt), "same");
+	vc.memsize_bytes = 4 * MiB;
+	assert_int_equal(mv_vm_create(t->host, &vc, &vm), 0);
+	return vm;
+}
+
+static void test_sharing_never_maps_a_frame_into_a_large_page(void **state)
+{
+	const uint64_t pages = 4 * MiB / MV_PAGE_SIZE;
+	struct mv_host_stats hs;
+	uint64_t merged = 0, all = 0;
+	struct th_host t;
+	mv_vm *a, *b;
+
+	(void)state;
+	lpage_host(&t, 64 * MiB);
+	a = salted_vm(&t, "a");
+	b = salted_vm(&t, "b");
+	/* the same bytes in both VMs, page for page */
+	th_fill_vm(a, TAG, false);
+	th_fill_vm(b, TAG, false);
+	collapse_all(a, 2);
+	/* a's pages become hints, b's match them: and still nothing merges */
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(mv_vm_share_scan(a, pages, &merged), 0);
+		all += merged;
+		assert_int_equal(mv_vm_share_scan(b, pages, &merged), 0);
+		all += merged;
+	}
+	assert_int_equal(all, 0);
+	assert_true(stats(a).share_scanned_pages >= pages);
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_true(hs.share_hints > 0);
+	assert_int_equal(stats(a).state_pages[MV_PAGE_PRIVATE], pages);
+	assert_int_equal(stats(a).lpage_pages, pages);
+	assert_int_equal(huge_kb(a), 4096);
+	/* broken up, the same pages do share */
+	assert_int_equal(mv_vm_lpage_break(a, NULL), 0);
+	all = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(mv_vm_share_scan(a, pages, &merged), 0);
+		all += merged;
+		assert_int_equal(mv_vm_share_scan(b, pages, &merged), 0);
+		all += merged;
+	}
+	assert_true(all > 0);
+	assert_int_equal(th_bad_pages(a, TAG, false), 0);
+	assert_int_equal(th_bad_pages(b, TAG, false), 0);
+	mv_vm_destroy(a);
+	mv_vm_destroy(b);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +499,8 @@ int main(void)
 		cmocka_unit_test(
 			test_scheduler_breaks_before_it_swaps_a_vm_down),
 		cmocka_unit_test(test_host_pressure_breaks_large_pages),
+		cmocka_unit_test(
+			test_sharing_never_maps_a_frame_into_a_large_page),
 	};
 
 	return th_run_tests(tests);
