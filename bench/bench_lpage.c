@@ -9,7 +9,9 @@
  * (1 GiB by default) is hundreds of times the TLB's reach with 4 KiB pages
  * (about 1536 entries: 6 MiB) and about the reach with 2 MiB pages
  * (1024-2048 entries: 2-4 GiB).  The figure is ops/s over a fixed number
- * of operations.  It is measured on:
+ * of operations; a second, dependent run on the same memory chains each
+ * access to the value the last one read, so that the CPU cannot overlap
+ * page walks and misses (chase_speedup).  It is measured on:
  *   - plain memory, 4 KiB pages (MADV_NOHUGEPAGE) and transparent huge
  *     pages (MADV_HUGEPAGE, then MADV_COLLAPSE for any range the faults
  *     left small): the floor and peer, what Linux alone gives;
@@ -57,6 +59,8 @@
 #define HUGE_SIZE (2ull << 20)
 #define HUGE_PAGES (HUGE_SIZE / MV_PAGE_SIZE)
 #define OPS ((uint64_t)8000000) /* operations per timed run */
+/* operations of the dependent run: each waits for the last one's load */
+#define CHASE_OPS ((uint64_t)2000000)
 #define SEED 0x6c70616765ull
 
 enum figure { PLAIN_SMALL, PLAIN_HUGE, MV_SMALL, MV_LARGE, NFIG };
@@ -92,13 +96,18 @@ static uint64_t xs(uint64_t *s)
 
 /*
  * The workload: OPS increments of random words (never a page's first word,
- * which holds its number).  Returns us per operation; *misses gets the
- * dTLB load misses per operation (or -1 without a counter).
+ * which holds its number), independent of each other, so that the CPU
+ * overlaps their misses; or (chase) CHASE_OPS increments where the next
+ * word's address depends on the value just read, so that each waits for
+ * the last one's page walk and cache miss.  Returns us per 1000
+ * operations; *misses gets the dTLB load misses per operation (or -1
+ * without a counter).
  */
 static double workload(uint8_t *mem, uint64_t pages, uint64_t *seed, int tlb,
-		       double *misses)
+		       double *misses, bool chase)
 {
 	uint64_t words = pages * (MV_PAGE_SIZE / 8), w, t0, count = 0;
+	uint64_t n = chase ? CHASE_OPS : OPS, prev = 0;
 	volatile uint64_t *m = (volatile uint64_t *)mem;
 
 	if (tlb >= 0) {
@@ -106,19 +115,28 @@ static double workload(uint8_t *mem, uint64_t pages, uint64_t *seed, int tlb,
 		ioctl(tlb, PERF_EVENT_IOC_ENABLE, 0);
 	}
 	t0 = bench_now_ns();
-	for (uint64_t i = 0; i < OPS; i++) {
-		w = xs(seed) % words;
-		w |= (w & (MV_PAGE_SIZE / 8 - 1)) == 0; /* not word 0 */
-		m[w] = m[w] + 1;
+	if (chase) {
+		for (uint64_t i = 0; i < n; i++) {
+			w = (xs(seed) ^ prev) % words;
+			w |= (w & (MV_PAGE_SIZE / 8 - 1)) == 0;
+			prev = m[w];
+			m[w] = prev + 1;
+		}
+	} else {
+		for (uint64_t i = 0; i < n; i++) {
+			w = xs(seed) % words;
+			w |= (w & (MV_PAGE_SIZE / 8 - 1)) == 0; /* not word 0 */
+			m[w] = m[w] + 1;
+		}
 	}
 	t0 = bench_now_ns() - t0;
 	*misses = -1;
 	if (tlb >= 0) {
 		ioctl(tlb, PERF_EVENT_IOC_DISABLE, 0);
 		if (read(tlb, &count, sizeof(count)) == sizeof(count))
-			*misses = (double)count / (double)OPS;
+			*misses = (double)count / (double)n;
 	}
-	return (double)t0 / (double)OPS; /* ns per op = us per 1000 ops */
+	return (double)t0 / (double)n; /* ns per op = us per 1000 ops */
 }
 
 /* Each page's first word is its number; the rest zeros. */
@@ -211,6 +229,7 @@ static int plain_map(uint64_t pages, bool huge, uint8_t **out, void **base,
 
 struct trial {
 	double us[NFIG], misses[NFIG], huge_pct[NFIG];
+	double chase_us[NFIG], chase_misses[NFIG]; /* the dependent run */
 	double collapse_us; /* per 2 MiB region, memvisor */
 };
 
@@ -228,8 +247,10 @@ static int plain_run(uint64_t pages, bool huge, int tlb, uint64_t *seed,
 		return err;
 	t->huge_pct[f] = 100.0 * (double)huge_kb(mem) * 1024 /
 			 (double)(pages * MV_PAGE_SIZE);
-	t->us[f] = workload(mem, pages, seed, tlb, &t->misses[f]);
-	err = verify(fig_name[f], mem, pages, OPS);
+	t->us[f] = workload(mem, pages, seed, tlb, &t->misses[f], false);
+	t->chase_us[f] =
+		workload(mem, pages, seed, tlb, &t->chase_misses[f], true);
+	err = verify(fig_name[f], mem, pages, OPS + CHASE_OPS);
 	munmap(base, len);
 	return err;
 }
@@ -286,8 +307,10 @@ static int engine_run(uint64_t pages, bool large, const char *swapdir, int tlb,
 	}
 	t->huge_pct[f] = 100.0 * (double)huge_kb(mem) * 1024 /
 			 (double)(pages * MV_PAGE_SIZE);
-	t->us[f] = workload(mem, pages, seed, tlb, &t->misses[f]);
-	err = verify(fig_name[f], mem, pages, OPS);
+	t->us[f] = workload(mem, pages, seed, tlb, &t->misses[f], false);
+	t->chase_us[f] =
+		workload(mem, pages, seed, tlb, &t->chase_misses[f], true);
+	err = verify(fig_name[f], mem, pages, OPS + CHASE_OPS);
 out:
 	mv_vm_destroy(vm);
 	mv_host_destroy(host);
@@ -298,6 +321,7 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir)
 {
 	double fig[NFIG][trials], miss[NFIG][trials], pct[NFIG][trials];
+	double chase[NFIG][trials], cmiss[NFIG][trials], cops[NFIG], cm[NFIG];
 	double ops[NFIG], m[NFIG], hp[NFIG], coll[trials];
 	uint64_t seed = SEED;
 	struct trial t;
@@ -329,6 +353,8 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		for (unsigned f = 0; f < nfig; f++) {
 			fig[f][k] = t.us[f];
 			miss[f][k] = t.misses[f];
+			chase[f][k] = t.chase_us[f];
+			cmiss[f][k] = t.chase_misses[f];
 			pct[f][k] = t.huge_pct[f];
 		}
 	}
@@ -339,6 +365,8 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 	for (unsigned f = 0; f < nfig; f++) {
 		ops[f] = 1e9 / bench_median(fig[f], trials);
 		m[f] = bench_median(miss[f], trials);
+		cops[f] = 1e9 / bench_median(chase[f], trials);
+		cm[f] = bench_median(cmiss[f], trials);
 		hp[f] = bench_median(pct[f], trials);
 	}
 	bench_row(r, "plain_small", "plain memory, 4 KiB pages, per 1000 ops",
@@ -351,7 +379,20 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		  fig[MV_LARGE], "memvisor 4 KiB", fig[MV_SMALL]);
 	bench_row(r, "mv_large_vs_thp", "  the same, beside plain THP",
 		  fig[MV_LARGE], "plain THP", fig[PLAIN_HUGE]);
+	bench_row(r, "plain_small_chase",
+		  "dependent: plain memory, 4 KiB pages, per 1000",
+		  chase[PLAIN_SMALL], NULL, NULL);
+	bench_row(r, "plain_thp_chase",
+		  "dependent: plain memory, THP, per 1000", chase[PLAIN_HUGE],
+		  "plain 4 KiB", chase[PLAIN_SMALL]);
+	bench_row(r, "mv_small_chase", "dependent: memvisor, 4 KiB, per 1000",
+		  chase[MV_SMALL], "plain 4 KiB", chase[PLAIN_SMALL]);
+	bench_row(r, "mv_large_chase", "dependent: memvisor, large, per 1000",
+		  chase[MV_LARGE], "memvisor 4 KiB", chase[MV_SMALL]);
 	bench_value(r, "speedup", ops[MV_LARGE] / ops[MV_SMALL]);
+	bench_value(r, "chase_speedup", cops[MV_LARGE] / cops[MV_SMALL]);
+	bench_value(r, "plain_chase_speedup",
+		    cops[PLAIN_HUGE] / cops[PLAIN_SMALL]);
 	bench_value(r, "mv_small_ops", ops[MV_SMALL]);
 	bench_value(r, "mv_large_ops", ops[MV_LARGE]);
 	bench_value(r, "mv_large_huge_pct", hp[MV_LARGE]);
@@ -374,6 +415,13 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 		ops[MV_LARGE] / ops[MV_SMALL], bench_median(coll, trials));
 	bench_note(
 		r,
+		"dependent accesses (%" PRIu64
+		" per run, each address from the value read before): plain %.2f -> %.2f Mops/s (x%.2f), memvisor %.2f -> %.2f Mops/s (x%.2f)",
+		CHASE_OPS, cops[PLAIN_SMALL] / 1e6, cops[PLAIN_HUGE] / 1e6,
+		cops[PLAIN_HUGE] / cops[PLAIN_SMALL], cops[MV_SMALL] / 1e6,
+		cops[MV_LARGE] / 1e6, cops[MV_LARGE] / cops[MV_SMALL]);
+	bench_note(
+		r,
 		"hosts with sampling and the share scanner off, so that no page of a region is out when it is collapsed or timed");
 	if (tlb < 0)
 		bench_note(
@@ -382,7 +430,9 @@ int bench_lpage(struct bench_report *r, uint64_t pages, unsigned trials,
 			strerror(tlb_err));
 	else
 		for (unsigned f = 0; f < nfig; f++)
-			bench_note(r, "dTLB load misses per op, %s: %.3f",
-				   fig_name[f], m[f]);
+			bench_note(
+				r,
+				"dTLB load misses per op, %s: %.3f (dependent: %.3f)",
+				fig_name[f], m[f], cm[f]);
 	return 0;
 }
