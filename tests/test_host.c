@@ -458,7 +458,10 @@ static void test_consumption_never_exceeds_budget(void **state)
 	assert_true(st.state <= MV_STATE_SOFT);
 	assert_true(st.free_pages * 100 >= st.minfree_pages * 64);
 	assert_true(st.reclaim_pages > 0);
-	assert_true(st.alloc_waits > 0);
+	/* the budget was reached: guests took memory until reclaim had to
+	 * start (whether a fault also had to wait for a frame depends on how
+	 * fast reclaim kept up, which a busy machine decides) */
+	assert_true(w.max_consumed + st.minfree_pages >= st.memsize_pages);
 	mv_vm_destroy(a);
 	mv_vm_destroy(b);
 	th_host_destroy(&t);
