@@ -24,9 +24,10 @@
  * that sees it set must break the region (mv__lpage_break_locked) or pass
  * the page by before it moves, drops, protects or maps over it.  Every
  * page of a large region is PRIVATE.  Reclaim by the scheduler and
- * sampling pass large regions by, the share scanner only hashes their
- * pages as hints (share_merge.c); the balloon and the explicit swap-out
- * calls break them first.  The kernel may split a large
+ * sampling pass large regions by; the share scanner only hashes their
+ * pages as hints in the high state, and below it breaks a region whose
+ * page matches another (share_merge.c); the balloon and the explicit
+ * swap-out calls break them first.  The kernel may split a large
  * page on its own (it never merges one back behind us: the mapping stays
  * MADV_NOHUGEPAGE outside a collapse), so the bit says "memvisor made it
  * large and has not broken it"; every operation memvisor makes on a small

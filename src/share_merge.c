@@ -45,8 +45,11 @@
  * Large pages (lpage.c): a page of a large region is hashed and its hint
  * stored, as ESX hashes the small pages of its large pages, but it is
  * never a candidate, on either side: it is not write-protected, emptied or
- * mapped over, so sharing never splits a large page; once the scheduler
- * breaks the region under pressure, its hints find their peers.  A
+ * mapped over, so sharing never splits a large page in the high state;
+ * once the scheduler breaks a region under pressure its pages are
+ * candidates, and below the high state a small page whose match is a hint
+ * inside another large region breaks that region (mv__lpage_break_locked,
+ * one MADV_COLD under share.lock: it cannot fault) and merges with it.  A
  * protection call never spans two 2 MiB regions of a VM with large pages:
  * the region of a locked candidate cannot be collapsed, so the pages
  * between candidates of one region are never part of a large page.
@@ -256,11 +259,21 @@ static bool window_take_hint(struct window *w, uint64_t i, uint64_t hash,
 	    (vm2 == vm && c->ppn2 == w->lo + i) ||
 	    !pmap_trylock(&vm2->pmap[c->ppn2], &c->v2))
 		return false;
-	/* a hinted page inside a large page stays a hint until its region
-	 * is broken (lpage.c) */
+	/* a hinted page inside a large page: in the high state it stays a
+	 * hint; below it, a small page matching it is worth more than the
+	 * large page, and the region is broken now (ESX breaks large pages
+	 * to share their small ones once memory is no longer plentiful) */
 	if (mv__lpage_is_large(vm2, c->ppn2)) {
-		pmap_unlock(vm2, c->ppn2, c->v2);
-		return false;
+		bool high = atomic_load_explicit(&vm->host->state,
+						 memory_order_relaxed) ==
+			    MV_STATE_HIGH;
+
+		if (!high)
+			mv__lpage_break_locked(vm2, c->ppn2);
+		if (high || mv__lpage_is_large(vm2, c->ppn2)) {
+			pmap_unlock(vm2, c->ppn2, c->v2);
+			return false;
+		}
 	}
 	if (pmap_state(c->v2) != MV_PAGE_PRIVATE ||
 	    mv__share_hash(mv__share_page(vm2, c->ppn2), vm->sh.salt) != hash) {
@@ -319,6 +332,31 @@ static void window_adopt(struct window *w, uint64_t v)
  * the table as a hint when the table has nothing under it, so that an
  * equal page scanned later finds it; nothing else happens to it.
  */
+/*
+ * A page of a large region (locked) whose hash some other page or a
+ * shared frame already has: below the high state the region is broken
+ * (mv__lpage_break_locked, one MADV_COLD: it cannot fault) so that the page
+ * can be shared.  True if the page is small now.
+ */
+static bool window_break_large_match(struct window *w, uint64_t ppn)
+{
+	struct mv_vm *vm = w->vm;
+	struct mv__share *s = &vm->host->share;
+	const uint8_t *page = mv__share_page(vm, ppn);
+	uint64_t slot;
+
+	if (atomic_load_explicit(&vm->host->state, memory_order_relaxed) ==
+		    MV_STATE_HIGH ||
+	    mv__share_page_is_zero(page))
+		return false;
+	slot = mv__share_table_find(s, mv__share_hash(page, vm->sh.salt));
+	if (slot == MV_SHARE_NO_SLOT ||
+	    s->table[slot].ref == mv__share_hint(vm->id, ppn))
+		return false;
+	mv__lpage_break_locked(vm, ppn);
+	return !mv__lpage_is_large(vm, ppn);
+}
+
 static void window_hint_large(struct window *w, uint64_t ppn)
 {
 	struct mv_vm *vm = w->vm;
@@ -359,7 +397,8 @@ static void window_classify(struct window *w)
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->scanned, 1, memory_order_relaxed);
 		/* inside a large page: a hint only, never a candidate */
-		if (mv__lpage_is_large(vm, ppn)) {
+		if (mv__lpage_is_large(vm, ppn) &&
+		    !window_break_large_match(w, ppn)) {
 			window_hint_large(w, ppn);
 			pmap_unlock(vm, ppn, c->v);
 			continue;

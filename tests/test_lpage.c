@@ -482,6 +482,56 @@ static void test_sharing_never_maps_a_frame_into_a_large_page(void **state)
 	th_host_destroy(&t);
 }
 
+static bool below_high(void *host)
+{
+	struct mv_host_stats hs;
+
+	return !mv_host_stats(host, &hs) && hs.state != MV_STATE_HIGH;
+}
+
+/*
+ * Below the high state a large page whose small pages match others is
+ * broken by the share scanner so that they share (ESX breaks large pages
+ * once memory is no longer plentiful): both VMs' regions collapsed, the
+ * host in clear (no reclaim, so nothing else breaks them), and the scans
+ * merge pages and break regions, every byte kept.
+ */
+static void
+test_below_high_matching_large_pages_are_broken_and_shared(void **state)
+{
+	const uint64_t pages = 4 * MiB / MV_PAGE_SIZE;
+	uint64_t merged = 0, all = 0;
+	struct th_host t;
+	mv_vm *a, *b;
+
+	(void)state;
+	/* 8 MiB of guests on 10 MiB: free below 400% of minFree, above it */
+	lpage_host(&t, 10 * MiB);
+	a = salted_vm(&t, "a");
+	b = salted_vm(&t, "b");
+	th_fill_vm(a, TAG, false);
+	th_fill_vm(b, TAG, false);
+	collapse_all(a, 2);
+	collapse_all(b, 2);
+	assert_true(th_wait_until(below_high, t.host, TH_WAIT_MS));
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(mv_vm_share_scan(a, pages, &merged), 0);
+		all += merged;
+		assert_int_equal(mv_vm_share_scan(b, pages, &merged), 0);
+		all += merged;
+	}
+	assert_true(all > 0);
+	assert_true(stats(a).lpage_breaks + stats(b).lpage_breaks > 0);
+	assert_true(stats(a).shrd_pages > 0);
+	assert_int_equal(th_bad_pages(a, TAG, false), 0);
+	assert_int_equal(th_bad_pages(b, TAG, false), 0);
+	assert_int_equal(th_presence_mismatches(a), 0);
+	assert_int_equal(th_presence_mismatches(b), 0);
+	mv_vm_destroy(a);
+	mv_vm_destroy(b);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +551,8 @@ int main(void)
 		cmocka_unit_test(test_host_pressure_breaks_large_pages),
 		cmocka_unit_test(
 			test_sharing_never_maps_a_frame_into_a_large_page),
+		cmocka_unit_test(
+			test_below_high_matching_large_pages_are_broken_and_shared),
 	};
 
 	return th_run_tests(tests);
