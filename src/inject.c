@@ -355,12 +355,31 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
+/* The page size of the moves MV_INJ_MOVE_HOLE makes */
+#define INJECT_PAGE 4096u
+
 int mv__uffd_move(int uffd, struct uffdio_move *m)
 {
 	int err = should_fail(MV_INJ_UFFD_MOVE);
 
 	if (err) {
 		m->move = -err;
+		errno = err;
+		return -1;
+	}
+	if (m->len >= 3 * INJECT_PAGE &&
+	    (err = should_fail(MV_INJ_MOVE_HOLE))) {
+		/* the first page and the third on, one by one; the second
+		 * stays where it was */
+		for (__u64 off = 0; off < m->len; off += INJECT_PAGE) {
+			struct uffdio_move one = { .dst = m->dst + off,
+						   .src = m->src + off,
+						   .len = INJECT_PAGE };
+
+			if (off != INJECT_PAGE)
+				ioctl(uffd, UFFDIO_MOVE, &one);
+		}
+		m->move = INJECT_PAGE;
 		errno = err;
 		return -1;
 	}

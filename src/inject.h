@@ -37,6 +37,9 @@ enum mv__inject_op {
 	MV_INJ_UFFD_POISON,
 	MV_INJ_UFFD_ZEROPAGE, /* fault.c: a read of a ZERO page */
 	MV_INJ_LPAGE, /* system.c: a large-page collapse or split */
+	/* a UFFDIO_MOVE of 3 pages or more moves all but its second page and
+	 * reports one page moved: pages past the count were moved (strays) */
+	MV_INJ_MOVE_HOLE,
 	MV_INJ_NOPS
 };
 
