@@ -109,6 +109,10 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
+	/* Mem.ReclaimPolicy: which pages reclaim takes: 0 random runs (ESX's
+	 * policy), 1 the coldest first, by fault history and sampling (1;
+	 * docs/ARCHITECTURE.md, "Victims") */
+	uint32_t reclaim_policy;
 };
 
 void mv_settings_init(struct mv_settings *s);

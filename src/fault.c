@@ -708,6 +708,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served, io;
 	int err;
 
+	/* the guest wants this page: warm for reclaim's clock (cold.c) */
+	mv__cold_touch(&vm->cold, ppn);
 	mv__budget_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "balloon.h"
+#include "cold.h"
 #include "memvisor.h"
 #include "pmap.h"
 #include "share.h"
@@ -250,6 +251,7 @@ struct mv_vm {
 	struct mv__sample sample; /* active-memory sampling */
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
+	struct mv__cold cold; /* heat per page, reclaim's clock (cold.c) */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -339,6 +341,11 @@ uint32_t mv__sample_active_permille(struct mv_vm *vm);
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
 void mv__fault_stop(struct mv_vm *vm);
+
+/* cold.c: heat bytes for Mem.ReclaimPolicy cold (none for random): 0 or
+ * -ENOMEM */
+int mv__cold_init(struct mv_vm *vm, unsigned policy);
+void mv__cold_fini(struct mv_vm *vm);
 
 /* reclaim.c: swap-out */
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);

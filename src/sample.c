@@ -309,10 +309,13 @@ static bool end_period(struct mv_vm *vm, uint32_t *permille)
 		v = pmap_lock(&vm->pmap[s->ppn[i]]);
 		if (pmap_state(v) == MV_PAGE_SAMPLED &&
 		    (pmap_payload(v) & SLOT_MASK) == i) {
-			if (put_back(vm, s->ppn[i], v, &e))
+			if (put_back(vm, s->ppn[i], v, &e)) {
 				all = false;
-			else
+			} else {
 				v = e;
+				/* untouched for a period: cold (cold.c) */
+				mv__cold_forget(&vm->cold, s->ppn[i]);
+			}
 		}
 		pmap_unlock(vm, s->ppn[i], v);
 	}
