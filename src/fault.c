@@ -36,7 +36,9 @@
  * pages; a swap-in reads the run of SWAPPED neighbours inside its window of
  * Mem.SwapInClusterPages with one pread, since page p lives in slot p.
  * Neighbours are taken with trylock only, so batching never waits and never
- * deadlocks against reclaim, which also uses trylock.
+ * deadlocks against reclaim, which also uses trylock.  Only the page the
+ * fault is for is marked warm for reclaim's victim choice (cold.c): the
+ * neighbours a run brings along stay as cold as they were.
  *
  * A zero fill (and a put-back from a sampling or park slot, sample.c) that
  * the kernel refuses is not retried in place: the error is counted and

@@ -31,6 +31,9 @@
  * figure is the larger of the sampled fraction and those refaults as a
  * fraction of its frames.
  *
+ * A page that goes back untouched at the end of its period is marked cold
+ * for reclaim's victim choice (cold.c): a whole period unused.
+ *
  * Park slots.  When reclaim cannot put a page back after a failed
  * swap-out (the kernel refuses UFFDIO_MOVE and UFFDIO_COPY alike), its
  * content, then only in staging, is copied into a park slot: plain memory
