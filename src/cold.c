@@ -28,12 +28,15 @@
  *
  * What it does not see: touches of a resident page (no fault).  The
  * kernel keeps the accessed bits, and user space reads them per page only
- * through idle page tracking, which this kernel lacks; DAMON's sysfs
- * interface reports them per region, and the workloads whose hot pages
- * are scattered (a hash table, every fourth page of an image) have no
- * cold region to find; soft-dirty and PAGEMAP_SCAN see writes only (most
- * touches are reads) and UFFD_FEATURE_WP_ASYNC would undo page sharing's
- * write protection.  A page used but resident for long is therefore taken
+ * through idle page tracking, which the development kernel lacks
+ * (CONFIG_IDLE_PAGE_TRACKING unset, no MGLRU).  DAMON reports them per
+ * region, and there only for physical addresses: the kernel is built
+ * without its vaddr operations (avail_operations lists paddr alone), its
+ * one kdamond is already running, and the workloads whose hot pages are
+ * scattered (a hash table, every fourth page of an image) have no cold
+ * region to find anyway.  Soft-dirty and PAGEMAP_SCAN see writes only
+ * (most touches are reads), and UFFD_FEATURE_WP_ASYNC would undo page
+ * sharing's write protection.  A page used but resident for long is therefore taken
  * after MV_COLD_HOT passes and comes back on its next touch, warm again:
  * the cost of the policy's blindness is one refault per page per
  * MV_COLD_HOT + 1 passes, against the random policy's refaults of every

@@ -238,7 +238,7 @@ static bool raced_enough(void *arg)
 
 	for (unsigned i = 0; i < r->n; i++)
 		ops += atomic_load(&r->g[i].ops);
-	return ops >= 200000 && r->w->swapped >= 4096 &&
+	return ops >= 20000 && r->w->swapped >= 2048 &&
 	       atomic_load(&r->vm->cold.cold_victims) >= 4096;
 }
 
