@@ -118,10 +118,12 @@ void bl_run_totals(struct bl_run *r)
 		double w = v->killed ? 0 : v->ops_s;
 
 		r->total_ops_s += v->ops_s;
-		if (w < r->worst_ops_s)
+		if (w < r->worst_ops_s && !v->idle)
 			r->worst_ops_s = w;
 		r->integrity_errors += v->integrity_errors;
 	}
+	if (isinf(r->worst_ops_s))
+		r->worst_ops_s = 0;
 }
 
 /* ---- cases ---- */
@@ -828,7 +830,7 @@ int bench_linux_main(int argc, char **argv)
 		u.release, sysconf(_SC_NPROCESSORS_ONLN), load, x.o.rounds,
 		x.o.rounds == 1 ? "" : "s", x.o.duration_s);
 	fprintf(x.out,
-		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them\n",
+		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0)\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])

@@ -40,6 +40,9 @@ struct bl_vm_result {
 	double ops_s;
 	uint64_t integrity_errors;
 	bool killed; /* did not finish: OOM-killed or died */
+	/* an idle workload touches its memory once and sleeps: its ops/s
+	 * say nothing of throughput, so it is never the worst VM */
+	bool idle;
 };
 
 /* One run of one configuration of one case. */
@@ -56,7 +59,8 @@ struct bl_run {
 	uint64_t overhead_bytes; /* ceiling: the harness's own memory */
 };
 
-/* Sums ops/s, finds the worst VM (a killed VM counts 0), counts errors. */
+/* Sums ops/s, finds the worst VM (a killed VM counts 0; idle VMs are
+ * left out), counts errors. */
 void bl_run_totals(struct bl_run *r);
 
 /* ---- arithmetic (bench_linux.c) ---- */

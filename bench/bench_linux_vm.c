@@ -314,6 +314,7 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 		struct bl_vm_result *v = &r->vms[i];
 
 		snprintf(v->name, sizeof(v->name), "%s", sc->vms[i].name);
+		v->idle = sc->vms[i].workload == MVG_IDLE;
 		v->ops_s =
 			atomic_load(&slots[i].state) >= 2 ?
 				slots[i].ops_s :
@@ -391,12 +392,16 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 	cJSON_ArrayForEach(v, vms)
 	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+		const cJSON *kind =
+			cJSON_GetObjectItemCaseSensitive(v, "workload");
 
 		if (i == BL_MAX_VMS)
 			break;
 		snprintf(r->vms[i].name, sizeof(r->vms[i].name), "%s",
 			 cJSON_IsString(name) ? name->valuestring : "?");
 		r->vms[i].ops_s = jnum(v, "ops_s");
+		r->vms[i].idle = cJSON_IsString(kind) &&
+				 !strcmp(kind->valuestring, "idle");
 		r->vms[i].integrity_errors =
 			(uint64_t)jnum(v, "integrity_errors");
 		/* the swap file and the compression cache: as zswap counts */
