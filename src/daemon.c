@@ -285,6 +285,11 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 		return;
 	}
 	if (initial) {
+		if (c->grant < MIN_GRANT) {
+			refuse(d, c, ENOMEM,
+			       "the host has no memory for another VM now");
+			return;
+		}
 		send_grant(c, MV_PROTO_WELCOME, c->grant);
 	} else if (changed) {
 		/* while a smaller grant waits for its ack, the agent is told
@@ -352,13 +357,15 @@ static void on_hello(struct mv_daemon *d, struct conn *c,
 		return;
 	}
 	c->hello = true;
+	d->st.agents++;
 	memcpy(c->qmp, hm->qmp_path, sizeof(c->qmp));
 	c->agent_consumed = hm->consumed_bytes >> MV_PAGE_SHIFT;
 	pthread_mutex_lock(&c->vm->remote->lock);
 	c->vm->remote->stats.consumed_pages = c->agent_consumed;
 	pthread_mutex_unlock(&c->vm->remote->lock);
 	grant_update(d, c, true);
-	d->st.agents++;
+	if (c->closing)
+		return; /* refused: closed with its VM, as a VMM gone */
 	mv__host_event(
 		d->host, MV_LOG_INFO,
 		"daemon: VM %s (pid %d, %llu MiB) connected, granted %llu MiB",

@@ -459,6 +459,35 @@ static void assert_host_is(const struct mv_host_stats *before)
 	assert_int_equal(hs.consumed_pages, before->consumed_pages);
 }
 
+static void test_a_hello_the_host_cannot_grant_is_refused(void **state)
+{
+	struct mv__proto_msg m = hello("full");
+	struct mv_host_stats before;
+	uint8_t buf[MV_PROTO_MAX];
+	uint64_t grant;
+	int fd, n;
+
+	(void)state;
+	fx_up(NULL);
+	/* a VM the size of the host, holding it all: granted all of it */
+	m.u.hello.memsize_bytes = HOST_BYTES;
+	m.u.hello.consumed_bytes = HOST_BYTES;
+	fd = cl_connect();
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_WELCOME);
+	grant = m.u.grant.grant_bytes;
+	assert_int_equal(grant, HOST_BYTES);
+	host_stats(&before);
+	/* nothing left for the next one */
+	m = hello("late");
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	assert_host_is(&before);
+	cl_close(fd);
+	fx_down();
+}
+
 static void test_bad_headers_get_an_error_and_change_nothing(void **state)
 {
 	struct mv__proto_msg m = hello("zeta");
@@ -737,6 +766,7 @@ int main(void)
 			test_a_grown_then_smaller_grant_is_released_on_its_ack),
 		cmocka_unit_test(
 			test_a_grant_never_takes_the_host_below_minfree),
+		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
 		cmocka_unit_test(
 			test_balloon_target_goes_to_the_agent_and_the_hook),
 		cmocka_unit_test(
