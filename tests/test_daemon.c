@@ -10,7 +10,9 @@
  * closed), changes nothing in the host, and leaves other agents served.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -755,6 +757,73 @@ static void test_a_live_daemon_socket_is_not_taken_over(void **state)
 	fx_down();
 }
 
+/* `memvisor daemon` (tools/daemon.c) as a process: an agent of this
+ * process is granted memory by it and shows in its status line; SIGTERM
+ * stops it with status 0, and the agent runs on inside its grant. */
+static bool agent_connected(void *arg)
+{
+	struct mv_agent_info info;
+
+	assert_int_equal(mv_agent_info(arg, &info), 0);
+	return info.connected;
+}
+
+static bool agent_lost_daemon(void *arg)
+{
+	return !agent_connected(arg);
+}
+
+static char tool_out[128];
+static bool tool_says(void *arg)
+{
+	char *text = th_slurp(tool_out);
+	bool yes = strstr(text, arg) != NULL;
+
+	free(text);
+	return yes;
+}
+
+static void test_memvisor_daemon_command_serves_agents(void **state)
+{
+	char bin[PATH_MAX + 16];
+	struct mv_agent_info info;
+	static char cmd[] = "daemon", o_sock[] = "--socket",
+		    o_mem[] = "--memsize", mem[] = "64M",
+		    o_swap[] = "--swapdir", o_int[] = "--interval", one[] = "1",
+		    vm_seen[] = "toolvm pid";
+	char *argv[] = { bin,	 cmd,	 o_sock, fx.path, o_mem, mem,
+			 o_swap, fx.dir, o_int,	 one,	  NULL };
+	struct th_host t;
+	mv_agent *a;
+	mv_vm *vm;
+	pid_t pid;
+
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/mvdaemon.XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.path, sizeof(fx.path), "%s/sock", fx.dir);
+	snprintf(tool_out, sizeof(tool_out), "%s/out.txt", fx.dir);
+	th_remove_at_teardown(fx.dir);
+	th_remove_at_teardown(fx.path);
+	th_remove_at_teardown(tool_out);
+	th_memvisor_bin(bin, sizeof(bin));
+	pid = th_spawnv(bin, tool_out, argv);
+	th_host_create(&t, HOST_BYTES, NULL);
+	vm = th_vm_create(&t, "toolvm", VM_BYTES);
+	assert_int_equal(mv_agent_create(t.host, vm, fx.path, &a), 0);
+	assert_true(th_wait_until(agent_connected, a, TH_WAIT_MS));
+	assert_true(th_wait_until(tool_says, vm_seen, TH_WAIT_MS));
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(th_wait_exit(&pid, tool_out, TH_WAIT_MS), 0);
+	assert_true(th_wait_until(agent_lost_daemon, a, TH_WAIT_MS));
+	assert_int_equal(mv_agent_info(a, &info), 0);
+	assert_int_equal(info.budget_bytes, info.grant_bytes);
+	mv_agent_destroy(a);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,6 +848,7 @@ int main(void)
 		cmocka_unit_test(
 			test_fuzzed_messages_get_an_error_and_lose_nothing),
 		cmocka_unit_test(test_a_live_daemon_socket_is_not_taken_over),
+		cmocka_unit_test(test_memvisor_daemon_command_serves_agents),
 	};
 
 	return th_run_tests(tests);
