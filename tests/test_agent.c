@@ -412,25 +412,34 @@ static void test_agent_killed_daemon_takes_its_grant_back(void **state)
 	th_host_destroy(&dt);
 }
 
+/* written by the host's log thread, read by the test's */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char logged[4][512];
 static unsigned nlogged;
 static void log_fn(void *arg, enum mv_log_level level, const char *msg)
 {
 	(void)arg;
 	(void)level;
+	pthread_mutex_lock(&log_lock);
 	if (nlogged < 4)
 		snprintf(logged[nlogged++], sizeof(logged[0]), "%s", msg);
+	pthread_mutex_unlock(&log_lock);
 }
 
 static bool said_unreachable(void *arg)
 {
-	(void)arg;
-	return nlogged > 0;
+	bool yes;
+
+	pthread_mutex_lock(&log_lock);
+	yes = nlogged > 0 && strstr(logged[0], (const char *)arg);
+	pthread_mutex_unlock(&log_lock);
+	return yes;
 }
 
 static void test_no_daemon_runs_unmanaged_at_once(void **state)
 {
 	struct mv_host_config cfg;
+	static char unmanaged[] = "runs unmanaged";
 	struct mv_vm_config vcfg;
 	struct mv_agent_info info;
 	struct mv_host_stats hs;
@@ -442,7 +451,9 @@ static void test_no_daemon_runs_unmanaged_at_once(void **state)
 
 	(void)state;
 	setup_dir();
+	pthread_mutex_lock(&log_lock);
 	nlogged = 0;
+	pthread_mutex_unlock(&log_lock);
 	mv_host_config_init(&cfg);
 	cfg.memsize_bytes = 2 * VM_BYTES;
 	cfg.swapdir = dir;
@@ -456,8 +467,7 @@ static void test_no_daemon_runs_unmanaged_at_once(void **state)
 	t0 = th_now_ms();
 	assert_int_equal(mv_agent_create(h, vm, sock_path, &a), 0);
 	assert_true(th_now_ms() - t0 < 1000);
-	assert_true(th_wait_until(said_unreachable, NULL, TH_WAIT_MS));
-	assert_non_null(strstr(logged[0], "unmanaged"));
+	assert_true(th_wait_until(said_unreachable, unmanaged, TH_WAIT_MS));
 	/* the VM runs on the host's own budget, every page its own */
 	mem = mv_vm_mem(vm);
 	for (uint64_t i = 0; i < VM_PAGES; i++)

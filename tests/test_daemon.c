@@ -392,6 +392,8 @@ static void test_a_grant_never_takes_the_host_below_minfree(void **state)
 	fx_down();
 }
 
+/* written by the daemon's thread, read by the test's */
+static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t hook_calls, hook_memsize, hook_balloon;
 static char hook_vm[MV_NAME_MAX];
 static void hook(void *arg, const char *vm, const char *qmp, uint64_t memsize,
@@ -399,26 +401,36 @@ static void hook(void *arg, const char *vm, const char *qmp, uint64_t memsize,
 {
 	(void)arg;
 	(void)qmp;
+	pthread_mutex_lock(&hook_lock);
 	snprintf(hook_vm, sizeof(hook_vm), "%s", vm);
 	hook_memsize = memsize;
 	hook_balloon = balloon;
 	hook_calls++;
+	pthread_mutex_unlock(&hook_lock);
 }
 
 static bool hook_has_balloon(void *arg)
 {
-	return hook_balloon == *(uint64_t *)arg;
+	bool yes;
+
+	pthread_mutex_lock(&hook_lock);
+	yes = hook_balloon == *(uint64_t *)arg;
+	pthread_mutex_unlock(&hook_lock);
+	return yes;
 }
 
 static void test_balloon_target_goes_to_the_agent_and_the_hook(void **state)
 {
 	struct mv__proto_msg m;
-	uint64_t grant, want = 4 * MiB;
+	uint64_t grant, want = 4 * MiB, memsize;
+	char name[MV_NAME_MAX];
 	int fd;
 
 	(void)state;
 	fx_up(NULL);
+	pthread_mutex_lock(&hook_lock);
 	hook_calls = hook_balloon = 0;
+	pthread_mutex_unlock(&hook_lock);
 	mv_daemon_set_balloon_hook(fx.d, hook, NULL);
 	fd = cl_agent("eps", &grant);
 	assert_int_equal(mv_vm_balloon_set_target(remote_vm("eps"), want), 0);
@@ -427,8 +439,12 @@ static void test_balloon_target_goes_to_the_agent_and_the_hook(void **state)
 	while (m.u.grant.balloon_bytes != want);
 	assert_int_equal(m.type, MV_PROTO_GRANT);
 	assert_true(th_wait_until(hook_has_balloon, &want, TH_WAIT_MS));
-	assert_string_equal(hook_vm, "eps");
-	assert_int_equal(hook_memsize, VM_BYTES);
+	pthread_mutex_lock(&hook_lock);
+	snprintf(name, sizeof(name), "%s", hook_vm);
+	memsize = hook_memsize;
+	pthread_mutex_unlock(&hook_lock);
+	assert_string_equal(name, "eps");
+	assert_int_equal(memsize, VM_BYTES);
 	cl_close(fd);
 	fx_down();
 }
