@@ -499,6 +499,103 @@ struct mv_host_stats {
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);
 int mv_host_stats(mv_host *host, struct mv_host_stats *st);
 
+/*
+ * The host daemon and its agents (docs/PROTOCOL.md).  A daemon owns a
+ * host's budget and scheduler for VMs whose memory lives in other
+ * processes (VMMs): each VMM runs an agent that says HELLO over the
+ * daemon's Unix socket, and becomes a remote VM of the daemon's host,
+ * scheduled like any VM (shares, reservation, limit, idle tax) from the
+ * statistics its agent reports.  The scheduler's target for it becomes its
+ * grant: the frames the daemon holds for it in the host's budget, and the
+ * budget of the agent's own host.  A VMM that dies, or closes its socket,
+ * gives its grant back at once.  Only processes of the daemon's own user
+ * (or root) may connect.
+ */
+typedef struct mv_daemon mv_daemon;
+
+/*
+ * Listens on socket_path (a stale socket file there is replaced; a live
+ * daemon there: -EADDRINUSE) with a thread of its own; remote VMs join
+ * host, beside any VMs of this process.  0 or -errno, the sentence in
+ * mv_host_errmsg(host).
+ */
+int mv_daemon_create(mv_host *host, const char *socket_path, mv_daemon **out);
+/* Closes every agent's connection (their grants return), removes the
+ * socket.  Before mv_host_destroy. */
+void mv_daemon_destroy(mv_daemon *d);
+
+/*
+ * Called from the daemon's thread, with no lock held, when the scheduler's
+ * balloon target of a remote VM changes: QEMU's balloon is driven through
+ * its QMP socket (qmp_path, as the agent's HELLO gave it; "" when none).
+ * It must return promptly (bounded waits): the daemon serves its agents
+ * between calls.
+ */
+typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
+				     const char *qmp_path,
+				     uint64_t memsize_bytes,
+				     uint64_t balloon_bytes);
+void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
+				void *arg);
+
+struct mv_daemon_stats {
+	uint32_t agents; /* connected agents that said HELLO */
+	uint64_t accepted; /* connections accepted, total */
+	uint64_t refused; /* closed for a bad message, credentials, time out
+			   * or too many connections, total */
+	uint64_t msgs; /* messages received and accepted, total */
+	uint64_t errors; /* protocol errors answered with ERROR, total */
+	uint64_t grants; /* GRANT messages sent, total */
+	uint64_t lost; /* agents whose VMM died or closed without BYE */
+	uint64_t grant_pages; /* frames held for agents' grants now */
+};
+int mv_daemon_stats(mv_daemon *d, struct mv_daemon_stats *st);
+
+/* One remote VM: mv_vm_stats' figures (its agent's report, with this
+ * host's targets), and what the daemon knows of its VMM. */
+struct mv_daemon_vm {
+	struct mv_vm_stats stats;
+	uint32_t pid;
+	uint64_t grant_pages; /* frames its grant holds in the host */
+	char qmp_path[108];
+};
+/* Up to max remote VMs into vms (NULL if max is 0); *n gets how many
+ * there are (may exceed max). */
+int mv_daemon_vms(mv_daemon *d, struct mv_daemon_vm *vms, unsigned max,
+		  unsigned *n);
+
+/*
+ * The agent: the client of a daemon, inside a VMM, for one VM of a host of
+ * its own (the host's budget follows the daemon's grant: the agent lowers
+ * it and waits for reclaim before it acknowledges a smaller grant).  It
+ * sends HELLO (the VM's name, memsize, shares, reservation, limit, this
+ * process's pid, and $MEMVISOR_QMP as the QMP path) and then the VM's
+ * statistics periodically, from a thread of its own; it applies grants
+ * and balloon targets (mv_vm_balloon_set_target).  socket_path NULL or a
+ * daemon that cannot be reached: the agent says so in the host's log and
+ * the VM runs unmanaged on the host's own budget (no overcommit) while it
+ * retries with bounded backoff.  A daemon that goes away: the VM stays
+ * inside its last grant and the agent reconnects.  mv_agent_create never
+ * waits for the daemon.  Destroy the agent before its VM.
+ */
+typedef struct mv_agent mv_agent;
+int mv_agent_create(mv_host *host, mv_vm *vm, const char *socket_path,
+		    mv_agent **out);
+void mv_agent_destroy(mv_agent *a);
+
+struct mv_agent_info {
+	uint32_t connected; /* 1 while a daemon has welcomed it */
+	uint64_t grant_bytes; /* the last grant (0: none yet) */
+	uint64_t budget_bytes; /* the host's budget now */
+	uint64_t balloon_bytes; /* the last balloon target received */
+	uint64_t welcomes; /* WELCOMEs received, total */
+	uint64_t grants; /* grants applied, total */
+	uint64_t acks; /* GRANT_ACKs sent, total */
+	uint64_t stats_sent; /* STATS sent, total */
+	uint64_t failures; /* connections that failed or ended, total */
+};
+int mv_agent_info(mv_agent *a, struct mv_agent_info *info);
+
 /* minFree for a budget, by ESXi's tiers (6/4/2/1 %). */
 uint64_t mv_minfree_bytes(uint64_t memsize_bytes);
 const char *mv_mem_state_name(enum mv_mem_state s);

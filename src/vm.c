@@ -39,6 +39,9 @@
  * a zero page; those later mechanisms can map memfd-backed frames over
  * single pages of this mapping where they need them.
  *
+ * A remote VM (mv__vm_create_remote, for daemon.c) has none of this: only
+ * its place in the VM list and the scheduler, and the agent's figures.
+ *
  * Invariants: mem and npages never change; pmap[ppn] is changed only under
  * its entry lock; consumed_pages counts the PRIVATE and SAMPLED pages, the
  * compression cache's frames, and frames reserved by a fault in flight.
@@ -293,10 +296,76 @@ fail_vm:
 	return err;
 }
 
+int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
+			 uint32_t pid, struct mv_vm **out)
+{
+	struct mv_vm *vm;
+	int err;
+
+	if (!cfg->name[0] || !memchr(cfg->name, '\0', sizeof(cfg->name)) ||
+	    !cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE)
+		return -EINVAL;
+	vm = mv__calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->remote = mv__calloc(1, sizeof(*vm->remote));
+	if (!vm->remote) {
+		free(vm);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&vm->remote->lock, NULL);
+	vm->remote->pid = pid;
+	vm->host = h;
+	memcpy(vm->name, cfg->name, sizeof(vm->name));
+	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
+	vm->image_fd = -1;
+	vm->uffd = -1;
+	vm->stop_fd = -1;
+	vm->swap.fd = -1;
+	/* no salt any shared frame carries (share_table.c keeps 24 bits):
+	 * a VM destroyed never passes its shared frames to a remote one */
+	vm->sh.salt_id = UINT32_MAX - 1;
+	pthread_mutex_init(&vm->reclaim_lock, NULL);
+	mv__balloon_init(vm);
+	atomic_store(&vm->sample.active_permille, 1000);
+	err = sched_init(vm, cfg);
+	if (err) {
+		mv__balloon_fini(vm);
+		pthread_mutex_destroy(&vm->reclaim_lock);
+		pthread_mutex_destroy(&vm->remote->lock);
+		free(vm->remote);
+		free(vm);
+		return err;
+	}
+	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
+	mv__host_link_vm(h, vm);
+	*out = vm;
+	return 0;
+}
+
+/* A remote VM: out of the list, unpinned, its grant's frames given back. */
+static void destroy_remote(struct mv_vm *vm)
+{
+	mv__host_unlink_vm(vm->host, vm);
+	for (struct timespec ts = { 0, 1000000L };
+	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
+		nanosleep(&ts, NULL);
+	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
+	mv__balloon_fini(vm);
+	pthread_mutex_destroy(&vm->reclaim_lock);
+	pthread_mutex_destroy(&vm->remote->lock);
+	free(vm->remote);
+	free(vm);
+}
+
 void mv_vm_destroy(mv_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->remote) {
+		destroy_remote(vm);
+		return;
+	}
 	/* first out of the host's list, so the scheduler no longer picks it,
 	 * then the scheduler's pin gone: a reclaim batch in flight on this VM
 	 * ends (bounded: its swap writes are) with fault threads still here */
@@ -357,12 +426,36 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
 	return (int)pmap_state(v);
 }
 
+/* A remote VM: its agent's last report, with this host's view of its
+ * place in the scheduler and its balloon target. */
+static int remote_stats(struct mv_vm *vm, struct mv_vm_stats *st)
+{
+	uint64_t mctlsz;
+
+	pthread_mutex_lock(&vm->remote->lock);
+	*st = vm->remote->stats;
+	pthread_mutex_unlock(&vm->remote->lock);
+	memcpy(st->name, vm->name, sizeof(st->name));
+	st->memsz_pages = vm->npages;
+	st->shares = atomic_load(&vm->sched.shares);
+	st->reservation_pages = atomic_load(&vm->sched.min_pages);
+	st->limit_pages = atomic_load(&vm->sched.limit_pages);
+	st->sztgt_pages = atomic_load(&vm->sched.sztgt_pages);
+	st->swtgt_pages = atomic_load(&vm->sched.swtgt_pages);
+	mctlsz = st->mctlsz_pages;
+	mv__balloon_stats(vm, st);
+	st->mctlsz_pages = mctlsz;
+	return 0;
+}
+
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 {
 	struct mv__zcache_stats zs;
 
 	if (!vm || !st)
 		return -EINVAL;
+	if (vm->remote)
+		return remote_stats(vm, st);
 	memset(st, 0, sizeof(*st));
 	memcpy(st->name, vm->name, sizeof(st->name));
 	st->memsz_pages = vm->npages;
