@@ -38,7 +38,8 @@
  * it and destroys the VM (the bytes are going away); a mapping over it
  * destroys the VM, which puts every page back, and the RAM is plain
  * memory from then on.  At exit nothing is done: the process's end frees
- * everything, swap files included (they have no name).
+ * everything, swap files included (they have no name); the VM's figures
+ * are logged.
  *
  * Failure: any failure to attach (no userfaultfd, a bad setting, a swap
  * directory that cannot be used) leaves the RAM as QEMU mapped it, plain
@@ -421,6 +422,17 @@ static void detach_if_over(uintptr_t a, uint64_t len, bool gone,
 	pthread_rwlock_wrlock(&vm_lock);
 	if (overlaps_ram(a, len))
 		detach_locked(gone, why);
+	pthread_rwlock_unlock(&vm_lock);
+}
+
+/* At exit: the VM's figures into the log, nothing else (the process's
+ * end frees the rest; its other threads may still be touching RAM). */
+__attribute__((destructor)) static void preload_fini(void)
+{
+	if (pthread_rwlock_tryrdlock(&vm_lock))
+		return;
+	if (vm)
+		say_stats("process exit");
 	pthread_rwlock_unlock(&vm_lock);
 }
 
