@@ -402,11 +402,13 @@ static void test_a_discarded_page_of_an_image_vm_reads_zeros(void **state)
 }
 
 /*
- * Guest threads write and verify pages of their own half while others'
- * range is discarded again and again, a reclaimer swaps pages of both
- * halves out, and a toucher reads the discarded half: the kept half loses
- * nothing, a discarded page reads either its last pattern or zeros, and
- * the pmap agrees with the mapping at the end.
+ * A guest thread writes and verifies the pages of one half while the
+ * other half is discarded again and again, a toucher writes and reads
+ * words in that half, a reclaimer swaps pages of both halves out, and the
+ * host samples (every second) and a thread scans for sharing at the
+ * same time: the kept half loses nothing, a
+ * discarded page reads either its last word or zeros, and the pmap agrees
+ * with the mapping and the census with a walk at the end.
  */
 struct race {
 	mv_vm *vm;
@@ -469,12 +471,23 @@ static void *toucher_main(void *arg)
 	return NULL;
 }
 
-static bool keeper_went_round(void *arg)
+static void *sharer_main(void *arg)
 {
 	struct race *r = arg;
 
+	while (!atomic_load(&r->stop))
+		mv_vm_share_scan(r->vm, 64, NULL);
+	return NULL;
+}
+
+static bool keeper_went_round(void *arg)
+{
+	struct race *r = arg;
+	struct mv_vm_stats st;
+
 	return atomic_load(&r->rounds) >= 20 &&
-	       atomic_load(&r->touches) >= 20000;
+	       atomic_load(&r->touches) >= 20000 && !mv_vm_stats(r->vm, &st) &&
+	       st.share_scanned_pages > 0;
 }
 
 static void test_discards_race_faults_and_reclaim_without_loss(void **state)
@@ -482,10 +495,11 @@ static void test_discards_race_faults_and_reclaim_without_loss(void **state)
 	static struct race r;
 	uint64_t len = 4 * MiB, half;
 	_Atomic bool stop_swap = false;
-	pthread_t keeper, toucher, swapper;
+	pthread_t keeper, toucher, swapper, sharer;
 	struct th_swapper sw = { .nvms = 1,
 				 .pause_ns = 200000,
 				 .stop = &stop_swap };
+	struct mv_settings s;
 	struct th_host t;
 	mv_vm *vm;
 	int busy = 0;
@@ -495,7 +509,12 @@ static void test_discards_race_faults_and_reclaim_without_loss(void **state)
 	r.m = vmm_map(len);
 	r.npages = len / MV_PAGE_SIZE;
 	half = r.npages / 2;
-	th_host_create(&t, 64 * MiB, NULL);
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.SamplePeriod", "1"), 0);
+	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	assert_int_equal(mv_settings_set(&s, "Mem.AllocGuestLargePage", "0"),
+			 0);
+	th_host_create(&t, 64 * MiB, &s);
 	assert_int_equal(attach(&t, "race", r.m, len, &vm), 0);
 	r.vm = vm;
 	sw.vms = &r.vm;
@@ -503,6 +522,7 @@ static void test_discards_race_faults_and_reclaim_without_loss(void **state)
 	assert_int_equal(pthread_create(&toucher, NULL, toucher_main, &r), 0);
 	assert_int_equal(pthread_create(&swapper, NULL, th_swapper_main, &sw),
 			 0);
+	assert_int_equal(pthread_create(&sharer, NULL, sharer_main, &r), 0);
 	for (uint64_t i = 0, end = th_now_ms() + TH_WAIT_MS;
 	     !keeper_went_round(&r) && th_now_ms() < end; i++) {
 		uint64_t lo = half + (i * 37) % half, n = 1 + i % 48;
@@ -517,6 +537,7 @@ static void test_discards_race_faults_and_reclaim_without_loss(void **state)
 	pthread_join(keeper, NULL);
 	pthread_join(toucher, NULL);
 	pthread_join(swapper, NULL);
+	pthread_join(sharer, NULL);
 	assert_true(keeper_went_round(&r));
 	assert_int_equal(atomic_load(&r.bad), 0);
 	assert_int_equal(busy, 0);
