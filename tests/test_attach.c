@@ -344,6 +344,50 @@ test_discard_frees_swap_slots_cache_entries_and_shared_pages(void **state)
 	munmap(m, len);
 }
 
+/* A discard inside a large page breaks it first: only the discarded
+ * pages lose their frames. */
+static void
+test_a_discard_inside_a_large_page_frees_only_its_pages(void **state)
+{
+	uint64_t len = 4 * MiB, npages = len / MV_PAGE_SIZE, regions = 0;
+	uint8_t *res = vmm_map(len + 2 * MiB), *m;
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	m = (uint8_t *)(((uintptr_t)res + 2 * MiB - 1) & ~(2 * MiB - 1));
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.AllocGuestLargePage", "1"),
+			 0);
+	th_host_create(&t, 64 * MiB, &s);
+	assert_int_equal(attach(&t, "large", m, len, &vm), 0);
+	th_fill_vm(vm, TAG, false);
+	th_drain_lru();
+	assert_int_equal(mv_vm_lpage_collapse(vm, &regions), 0);
+	assert_int_equal(regions, 2);
+	assert_int_equal(
+		mv_vm_discard(vm, 100 * MV_PAGE_SIZE, 16 * MV_PAGE_SIZE), 0);
+	st = stats_of(vm);
+	assert_int_equal(st.lpage_breaks, 1);
+	assert_int_equal(st.lpage_pages, 512);
+	assert_int_equal(st.consumed_pages, npages - 16);
+	assert_int_equal(st.discard_frames_freed, 16);
+	for (uint64_t p = 0; p < npages; p++) {
+		uint8_t *g = m + p * MV_PAGE_SIZE;
+
+		if (p >= 100 && p < 116)
+			assert_true(th_is_zero(g));
+		else
+			assert_true(th_check(g, TAG, p, 0));
+	}
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	munmap(res, len + 2 * MiB);
+}
+
 static void test_discard_refuses_ranges_outside_the_vm(void **state)
 {
 	uint64_t len = 1 * MiB;
@@ -567,6 +611,8 @@ int main(void)
 			test_discard_frees_frames_and_the_pages_read_zeros),
 		cmocka_unit_test(
 			test_discard_frees_swap_slots_cache_entries_and_shared_pages),
+		cmocka_unit_test(
+			test_a_discard_inside_a_large_page_frees_only_its_pages),
 		cmocka_unit_test(test_discard_refuses_ranges_outside_the_vm),
 		cmocka_unit_test(
 			test_a_discarded_page_of_an_image_vm_reads_zeros),
