@@ -159,6 +159,37 @@ static void test_sampled_pages_left_untouched_go_first(void **state)
 }
 
 /*
+ * A page the guest asks for again soon after reclaim took it is in use:
+ * it stays through more passes of the hand than pages faulted on once.
+ */
+static void
+test_a_page_wanted_back_soon_after_it_was_taken_stays_longest(void **state)
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done = 0;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	host(&t, 64 * MiB, "1", "1");
+	vm = th_vm_create(&t, "back", npages * MV_PAGE_SIZE);
+	th_fill_vm(vm, 7, false); /* one fault each: all equally warm */
+	th_drain_lru();
+	assert_int_equal(mv_vm_swap_out_page(vm, 7), 0);
+	m = mv_vm_mem(vm);
+	assert_true(th_check(m + 7 * MV_PAGE_SIZE, 7, 7, 0)); /* faults back */
+	th_quiesce(vm);
+	th_drain_lru();
+	assert_int_equal(mv_vm_swap_out(vm, npages - 1, &done), 0);
+	assert_int_equal(done, npages - 1);
+	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_PRIVATE);
+	assert_int_equal(atomic_load(&vm->cold.fallback_victims), 0);
+	assert_int_equal(th_bad_pages(vm, 7, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
  * A VM whose every page the guest just faulted on: the clock's pass is
  * bounded, and the batch is made up at random rather than coming back
  * empty.
@@ -304,6 +335,8 @@ int main(void)
 		cmocka_unit_test(test_random_policy_takes_pages_the_guest_uses),
 		cmocka_unit_test(test_random_policy_keeps_no_heat),
 		cmocka_unit_test(test_sampled_pages_left_untouched_go_first),
+		cmocka_unit_test(
+			test_a_page_wanted_back_soon_after_it_was_taken_stays_longest),
 		cmocka_unit_test(
 			test_all_warm_vm_still_gives_pages_in_a_bounded_pass),
 		cmocka_unit_test(
