@@ -53,8 +53,8 @@
 #include "scenario.h"
 
 #define MIB ((uint64_t)1 << 20)
-#define DEFAULT_ROUNDS 2
-#define DEFAULT_DURATION_S 20
+#define BL_DEFAULT_ROUNDS 2
+#define BL_DEFAULT_DURATION_S 20
 #define MAX_DURATION_S 3600
 /* Beyond the measured overhead: what the kernel charges a cgroup that
  * the measurement does not see (slab, the processes' own text). */
@@ -203,7 +203,7 @@ static void usage(FILE *f)
 		"  --swapdir DIR  where the swap file and the work files go\n"
 		"                 (default /var/tmp/memvisor, memvisor's own)\n"
 		"  --json         {\"cases\": [...]} on stdout instead of the tables\n",
-		DEFAULT_ROUNDS, DEFAULT_DURATION_S);
+		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
 
 static int num_arg(const char *s, unsigned min, unsigned max, unsigned *out)
@@ -237,8 +237,8 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 	};
 	int c;
 
-	*o = (struct bl_opts){ .rounds = DEFAULT_ROUNDS,
-			       .duration_s = DEFAULT_DURATION_S,
+	*o = (struct bl_opts){ .rounds = BL_DEFAULT_ROUNDS,
+			       .duration_s = BL_DEFAULT_DURATION_S,
 			       .swapdir = "/var/tmp/memvisor" };
 	optind = 0;
 	opterr = 0;
@@ -557,6 +557,16 @@ static bool config_ran(const struct case_result *cr, enum bl_config c)
 	return false;
 }
 
+/* Why a configuration has no figures. */
+static const char *not_run_why(const struct case_result *cr, enum bl_config c)
+{
+	if (cr->skipped[c][0])
+		return cr->skipped[c];
+	if (cr->nruns[c])
+		return cr->runs[c][0].why;
+	return bl_stop ? "interrupted before it ran" : "not asked for";
+}
+
 static void print_case(const struct ctx *x, const struct case_result *cr)
 {
 	char a[32], b[32];
@@ -570,9 +580,7 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	       "out MB", "errors");
 	for (int c = 0; c < BL_NCONFIGS; c++) {
 		if (!config_ran(cr, c)) {
-			const char *why = cr->skipped[c][0] ? cr->skipped[c] :
-					  cr->nruns[c] ? cr->runs[c][0].why :
-							 "not asked for";
+			const char *why = not_run_why(cr, c);
 
 			printf("  %-20s skipped: %s\n", config_label(c), why);
 			continue;
@@ -668,11 +676,8 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 			break;
 		cJSON_AddBoolToObject(co, "ran", config_ran(cr, c));
 		if (!config_ran(cr, c)) {
-			cJSON_AddStringToObject(
-				co, "skipped",
-				cr->skipped[c][0] ? cr->skipped[c] :
-				cr->nruns[c]	  ? cr->runs[c][0].why :
-						    "not asked for");
+			cJSON_AddStringToObject(co, "skipped",
+						not_run_why(cr, c));
 			continue;
 		}
 		cJSON_AddNumberToObject(co, "ops_s", cr->total[c]);
@@ -769,8 +774,6 @@ static int leftovers(struct ctx *x, char *msg, size_t len)
 		n, n == 1 ? "" : "s");
 	return 0;
 }
-
-const char *bl_zswap_note(void);
 
 static void probe(struct ctx *x)
 {

@@ -128,6 +128,8 @@ int bl_swap_probe(enum bl_config kind, char *msg, size_t len);
 int bl_swap_setup(struct bl_swap *s, enum bl_config kind, const char *dir,
 		  uint64_t bytes, char *msg, size_t len);
 void bl_swap_teardown(struct bl_swap *s);
+/* What the zswap peer runs with, for the report. */
+const char *bl_zswap_note(void);
 
 /* Pages swapped in and out, system wide (/proc/vmstat, zswap included). */
 void bl_vmstat_swap(uint64_t *in_pages, uint64_t *out_pages);

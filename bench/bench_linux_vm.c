@@ -48,7 +48,7 @@
 
 #define PAGE 4096
 #define LOAD_CHUNK (1u << 20)
-#define POLL_MS 50
+#define VM_POLL_MS 50
 /* Verification reads every page back; from swap on a busy disk it may
  * take this long plus a second per 20 MB of guest memory. */
 #define VERIFY_BASE_S 120
@@ -306,7 +306,7 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 				}
 			break;
 		}
-		usleep(POLL_MS * 1000);
+		usleep(VM_POLL_MS * 1000);
 	}
 	r->nvms = (unsigned)n;
 	r->duration_s = deadline - t0;
@@ -487,7 +487,7 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 				 log);
 			return -ETIMEDOUT;
 		}
-		usleep(POLL_MS * 1000);
+		usleep(VM_POLL_MS * 1000);
 	}
 	text = slurp(json);
 	if (!text) {
