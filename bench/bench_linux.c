@@ -321,6 +321,7 @@ struct case_result {
 	double total[BL_NCONFIGS], worst[BL_NCONFIGS];
 	double vm[BL_NCONFIGS][BL_MAX_VMS];
 	double in_mb[BL_NCONFIGS], out_mb[BL_NCONFIGS];
+	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
 	uint64_t oom[BL_NCONFIGS], errors[BL_NCONFIGS];
 	enum bl_config best, best_worst; /* by total; by worst VM */
 };
@@ -335,7 +336,8 @@ struct ctx {
 static void medians(struct case_result *cr)
 {
 	double t[BL_MAX_ROUNDS], w[BL_MAX_ROUNDS], in[BL_MAX_ROUNDS],
-		out[BL_MAX_ROUNDS], v[BL_MAX_ROUNDS];
+		out[BL_MAX_ROUNDS], v[BL_MAX_ROUNDS], cu[BL_MAX_ROUNDS],
+		cs[BL_MAX_ROUNDS];
 	double best = -1, best_w = -1;
 
 	cr->best = cr->best_worst = BL_NCONFIGS;
@@ -353,12 +355,16 @@ static void medians(struct case_result *cr)
 			w[n] = r->worst_ops_s;
 			in[n] = (double)r->swapin_bytes / MIB;
 			out[n] = (double)r->swapout_bytes / MIB;
+			cu[n] = r->cpu_user;
+			cs[n] = r->cpu_sys;
 			n++;
 		}
 		cr->total[c] = bl_median(t, n);
 		cr->worst[c] = bl_median(w, n);
 		cr->in_mb[c] = bl_median(in, n);
 		cr->out_mb[c] = bl_median(out, n);
+		cr->cpu_user[c] = bl_median(cu, n);
+		cr->cpu_sys[c] = bl_median(cs, n);
 		for (unsigned k = 0; k < cr->nvms; k++) {
 			unsigned m = 0;
 
@@ -557,6 +563,12 @@ static bool config_ran(const struct case_result *cr, enum bl_config c)
 	return false;
 }
 
+/* CPU time (user + system) per guest operation, in microseconds. */
+static double cpu_us_per_op(const struct case_result *cr, enum bl_config c)
+{
+	return bl_ratio((cr->cpu_user[c] + cr->cpu_sys[c]) * 1e6, cr->total[c]);
+}
+
 /* Why a configuration has no figures. */
 static const char *not_run_why(const struct case_result *cr, enum bl_config c)
 {
@@ -575,9 +587,9 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	       cr->def->name, cr->desc, x->o.duration_s, x->o.rounds);
 	printf("  cgroup limit %.0f MiB = budget + %.0f MiB harness overhead\n",
 	       (double)cr->limit / MIB, (double)cr->overhead / MIB);
-	printf("  %-20s %10s %10s %9s %9s %5s %9s %9s %6s\n", "configuration",
-	       "total", "worst VM", "memvisor", "(worst)", "OOM", "in MB",
-	       "out MB", "errors");
+	printf("  %-20s %10s %10s %9s %9s %5s %9s %9s %6s %5s %5s %7s\n",
+	       "configuration", "total", "worst VM", "memvisor", "(worst)",
+	       "OOM", "in MB", "out MB", "errors", "user", "sys", "us/op");
 	for (int c = 0; c < BL_NCONFIGS; c++) {
 		if (!config_ran(cr, c)) {
 			const char *why = not_run_why(cr, c);
@@ -594,8 +606,10 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 			printf("%8.2fx %8.2fx",
 			       bl_ratio(cr->total[BL_MEMVISOR], cr->total[c]),
 			       bl_ratio(cr->worst[BL_MEMVISOR], cr->worst[c]));
-		printf(" %5" PRIu64 " %9.0f %9.0f %6" PRIu64 "\n", cr->oom[c],
-		       cr->in_mb[c], cr->out_mb[c], cr->errors[c]);
+		printf(" %5" PRIu64 " %9.0f %9.0f %6" PRIu64
+		       " %5.2f %5.2f %7.2f\n",
+		       cr->oom[c], cr->in_mb[c], cr->out_mb[c], cr->errors[c],
+		       cr->cpu_user[c], cr->cpu_sys[c], cpu_us_per_op(cr, c));
 	}
 	printf("  per VM (ops/s):");
 	for (unsigned k = 0; k < cr->nvms; k++) {
@@ -687,6 +701,10 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 					(double)cr->errors[c]);
 		cJSON_AddNumberToObject(co, "swapin_mb", cr->in_mb[c]);
 		cJSON_AddNumberToObject(co, "swapout_mb", cr->out_mb[c]);
+		cJSON_AddNumberToObject(co, "cpu_user_cores", cr->cpu_user[c]);
+		cJSON_AddNumberToObject(co, "cpu_sys_cores", cr->cpu_sys[c]);
+		cJSON_AddNumberToObject(co, "cpu_us_per_op",
+					cpu_us_per_op(cr, c));
 		arr = cJSON_AddArrayToObject(co, "runs_ops_s");
 		for (unsigned i = 0; arr && i < cr->nruns[c]; i++)
 			cJSON_AddItemToArray(
@@ -833,7 +851,7 @@ int bench_linux_main(int argc, char **argv)
 		u.release, sysconf(_SC_NPROCESSORS_ONLN), load, x.o.rounds,
 		x.o.rounds == 1 ? "" : "s", x.o.duration_s);
 	fprintf(x.out,
-		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0)\n",
+		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0); user/sys: CPU cores the VMs' processes used from the run's first second to its end, us/op: that CPU per guest operation\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])

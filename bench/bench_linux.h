@@ -57,6 +57,11 @@ struct bl_run {
 	uint64_t integrity_errors;
 	uint64_t swapin_bytes, swapout_bytes;
 	uint64_t overhead_bytes; /* ceiling: the harness's own memory */
+	/* CPU the VMs' processes used in the timed phase (from its first
+	 * second to its end), in cores: user (the guests' work, and
+	 * memvisor's own service in user space) and system (the kernel:
+	 * faults, userfaultfd, reclaim, swap, compression for zswap/zram) */
+	double cpu_user, cpu_sys;
 };
 
 /* Sums ops/s, finds the worst VM (a killed VM counts 0; idle VMs are
