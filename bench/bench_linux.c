@@ -202,7 +202,8 @@ static void usage(FILE *f)
 		"  --duration S   seconds per run (default %d)\n"
 		"  --swapdir DIR  where the swap file and the work files go\n"
 		"                 (default /var/tmp/memvisor, memvisor's own)\n"
-		"  --json         {\"cases\": [...]} on stdout instead of the tables\n",
+		"  --json         {\"cases\": [...]} on stdout instead of the tables\n"
+		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
 		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
 

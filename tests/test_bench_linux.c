@@ -263,6 +263,25 @@ static void test_run_report_gives_ops_swap_traffic_and_idle_vms(void **state)
 	assert_non_null(strstr(msg, "bad"));
 }
 
+static void test_cpu_window_opens_and_closes_on_run_seconds(void **state)
+{
+	struct cpu_watch w = { 0 };
+
+	(void)state;
+	cpu_line(&w, getpid(), " TIME STATE    FREE", 10);
+	cpu_line(&w, getpid(), "  vm kv1  24.0 MB", 10);
+	assert_true(w.ta == 0);
+	cpu_line(&w, getpid(), "loading 50%\r   1s high     10.4", 10);
+	assert_true(w.ta > 0);
+	assert_true(w.tb == 0);
+	cpu_line(&w, getpid(), "  10s high     10.4", 10);
+	assert_true(w.tb >= w.ta);
+	/* past the run's end: verification, not measured */
+	w.tb = 0;
+	cpu_line(&w, getpid(), "  11s high     10.4", 10);
+	assert_true(w.tb == 0);
+}
+
 /* ---- the state file on a fake tree ---- */
 
 struct tree {
@@ -534,6 +553,8 @@ int main(void)
 			test_case_json_has_every_field_and_consistent_ratios),
 		cmocka_unit_test(
 			test_run_report_gives_ops_swap_traffic_and_idle_vms),
+		cmocka_unit_test(
+			test_cpu_window_opens_and_closes_on_run_seconds),
 		cmocka_unit_test_setup_teardown(
 			test_state_file_undoes_settings_and_cgroup_newest_first,
 			tree_setup, tree_teardown),
