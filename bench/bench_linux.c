@@ -323,6 +323,7 @@ struct case_result {
 	double vm[BL_NCONFIGS][BL_MAX_VMS];
 	double in_mb[BL_NCONFIGS], out_mb[BL_NCONFIGS];
 	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
+	double zram_mb; /* the most zram held outside the cgroup, a round */
 	uint64_t oom[BL_NCONFIGS], errors[BL_NCONFIGS];
 	enum bl_config best, best_worst; /* by total; by worst VM */
 };
@@ -349,6 +350,8 @@ static void medians(struct case_result *cr)
 			const struct bl_run *r = &cr->runs[c][i];
 
 			cr->oom[c] += r->oom_kills;
+			if ((double)r->zram_peak_bytes / MIB > cr->zram_mb)
+				cr->zram_mb = (double)r->zram_peak_bytes / MIB;
 			cr->errors[c] += r->integrity_errors;
 			if (!r->ran)
 				continue;
@@ -394,7 +397,7 @@ static void run_config(struct ctx *x, struct case_result *cr,
 {
 	struct bl_run *r = &cr->runs[c][cr->nruns[c]++];
 	struct bl_cgroup cg = { 0 };
-	struct bl_swap sw;
+	struct bl_swap sw = { .zram = -1 };
 	char msg[BL_MSG] = "";
 	uint64_t in0, out0, in1, out1;
 	int ret = 0;
@@ -427,6 +430,8 @@ static void run_config(struct ctx *x, struct case_result *cr,
 		bl_vmstat_swap(&in1, &out1);
 		if (cg.path[0])
 			r->oom_kills = bl_cgroup_oom_kills(&cg);
+		if (c == BL_ZRAM)
+			r->zram_peak_bytes = bl_zram_peak(&sw);
 		r->swapin_bytes = (in1 - in0) * 4096;
 		r->swapout_bytes = (out1 - out0) * 4096;
 		bl_state_undo(stderr);
@@ -612,6 +617,9 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 		       cr->oom[c], cr->in_mb[c], cr->out_mb[c], cr->errors[c],
 		       cr->cpu_user[c], cr->cpu_sys[c], cpu_us_per_op(cr, c));
 	}
+	if (config_ran(cr, BL_ZRAM))
+		printf("  zram held up to %.0f MiB of compressed pages outside the cgroup's limit (the kernel does not charge them to it)\n",
+		       cr->zram_mb);
 	printf("  per VM (ops/s):");
 	for (unsigned k = 0; k < cr->nvms; k++) {
 		printf("\n    %-8s", cr->vm_names[k]);
@@ -706,6 +714,9 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		cJSON_AddNumberToObject(co, "cpu_sys_cores", cr->cpu_sys[c]);
 		cJSON_AddNumberToObject(co, "cpu_us_per_op",
 					cpu_us_per_op(cr, c));
+		if (c == BL_ZRAM)
+			cJSON_AddNumberToObject(co, "zram_outside_budget_mb",
+						cr->zram_mb);
 		arr = cJSON_AddArrayToObject(co, "runs_ops_s");
 		for (unsigned i = 0; arr && i < cr->nruns[c]; i++)
 			cJSON_AddItemToArray(

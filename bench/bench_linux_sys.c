@@ -671,6 +671,24 @@ void bl_swap_teardown(struct bl_swap *s)
 	bl_state_undo(stderr);
 }
 
+uint64_t bl_zram_peak(const struct bl_swap *s)
+{
+	char path[600], line[256];
+	unsigned long long v[5];
+
+	if (s->zram < 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/sys/block/zram%d/mm_stat", bl_sys_root,
+		 s->zram);
+	/* orig_data_size compr_data_size mem_used_total mem_limit
+	 * mem_used_max ... */
+	if (sys_read_line(path, line, sizeof(line)) ||
+	    sscanf(line, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4]) != 5)
+		return 0;
+	return v[4];
+}
+
 void bl_vmstat_swap(uint64_t *in_pages, uint64_t *out_pages)
 {
 	char path[600];
