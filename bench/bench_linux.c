@@ -745,35 +745,39 @@ static void on_signal(int sig)
 	bl_stop = 1;
 }
 
-/* Removes the files of a work directory left by an earlier run. */
-static int work_dir(struct ctx *x, char *msg, size_t len)
+/* Removes the files in the work directory (this run's, or an earlier
+ * run's left behind). */
+static void empty_dir(const char *dir)
 {
 	struct dirent *e;
 	char p[PATH_MAX + 300];
-	DIR *d;
+	DIR *d = opendir(dir);
 
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int work_dir(struct ctx *x, char *msg, size_t len)
+{
 	mkdir(x->o.swapdir, 0700);
-	if (strlen(x->o.swapdir) <= 400)
-		snprintf(x->dir, sizeof(x->dir), "%.400s/memvisor-bench-linux",
-			 x->o.swapdir);
 	if (strlen(x->o.swapdir) > 400) {
 		snprintf(msg, len, "--swapdir too long");
 		return -ENAMETOOLONG;
 	}
+	snprintf(x->dir, sizeof(x->dir), "%.400s/memvisor-bench-linux",
+		 x->o.swapdir);
 	if (mkdir(x->dir, 0700) && errno != EEXIST) {
 		snprintf(msg, len, "cannot make %.448s: %s", x->dir,
 			 strerror(errno));
 		return -errno;
 	}
-	d = opendir(x->dir);
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", x->dir, e->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
+	empty_dir(x->dir);
 	return 0;
 }
 
@@ -887,6 +891,7 @@ int bench_linux_main(int argc, char **argv)
 		n++;
 	}
 	bl_cleanup();
+	empty_dir(x.dir);
 	rmdir(x.dir);
 	if (x.o.json) {
 		cJSON *root = cJSON_CreateObject(), *arr;

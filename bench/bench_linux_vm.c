@@ -535,6 +535,25 @@ static void cpu_watch(struct cpu_watch *w, pid_t pid, const char *log,
 	fclose(f);
 }
 
+/* ": " and the log's first line that says what went wrong, or "". */
+static void log_error(const char *log, char *out, size_t len)
+{
+	char line[256];
+	FILE *f = fopen(log, "re");
+
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "memvisor", 8) || !strstr(line, ": ") ||
+		    !strncmp(line, "memvisor run: ", 14))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(out, len, ": %s", line);
+		break;
+	}
+	if (f)
+		fclose(f);
+}
+
 int bl_run_memvisor(const char *scenario_file, const char *dir,
 		    unsigned duration_s, struct bl_run *r, char *msg,
 		    size_t len)
@@ -545,7 +564,7 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	int status = 0, ret, fd;
 	bool signalled = false;
 	struct cpu_watch cw = { 0 };
-	char *text;
+	char *text, why[300];
 
 	memset(r, 0, sizeof(*r));
 	snprintf(json, sizeof(json), "%s/memvisor-run.json", dir);
@@ -599,9 +618,7 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 		if (now_s() > limit) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			snprintf(msg, len,
-				 "memvisor run did not end in time (see %s)",
-				 log);
+			snprintf(msg, len, "memvisor run did not end in time");
 			return -ETIMEDOUT;
 		}
 		usleep(VM_POLL_MS * 1000);
@@ -628,8 +645,9 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	/* exit 1 is integrity errors, counted; anything else failed */
 	if (!ret && WIFEXITED(status) && WEXITSTATUS(status) > 1) {
 		r->ran = false;
-		snprintf(msg, len, "memvisor run exited %d (see %s)",
-			 WEXITSTATUS(status), log);
+		log_error(log, why, sizeof(why));
+		snprintf(msg, len, "memvisor run exited %d%s",
+			 WEXITSTATUS(status), why);
 		return -EIO;
 	}
 	return ret;
