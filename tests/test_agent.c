@@ -486,6 +486,55 @@ static void test_no_daemon_runs_unmanaged_at_once(void **state)
 	mv_host_destroy(h);
 }
 
+/* The budget layer's part (mv__budget_set_memsize): a host whose budget
+ * shrinks below what its VM holds reclaims down to it, content kept; one
+ * that grows lets the VM hold more at once. */
+static mv_host *budget_host;
+static bool within_budget(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	assert_int_equal(mv_host_stats(budget_host, &hs), 0);
+	return hs.consumed_pages <= hs.memsize_pages;
+}
+
+static void test_a_budget_shrunk_at_run_time_is_reclaimed_down_to(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint8_t *mem;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 2 * VM_BYTES, NULL);
+	budget_host = t.host;
+	vm = th_vm_create(&t, "shrinks", VM_BYTES);
+	mem = mv_vm_mem(vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG, i, 0);
+	mv__budget_set_memsize(t.host, VM_PAGES / 4,
+			       mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	assert_true(th_wait_until(within_budget, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_int_equal(hs.memsize_pages, VM_PAGES / 4);
+	assert_int_equal(hs.minfree_pages,
+			 mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	/* every page reads back, through the smaller budget */
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_true(within_budget(NULL));
+	/* grown again: the whole VM fits, nothing more is swapped */
+	mv__budget_set_memsize(t.host, 2 * VM_PAGES,
+			       mv_minfree_bytes(2 * VM_BYTES) >> 12);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_true(hs.consumed_pages >= VM_PAGES);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +543,8 @@ int main(void)
 			test_daemon_killed_agent_keeps_its_grant_and_reconnects),
 		cmocka_unit_test(test_agent_killed_daemon_takes_its_grant_back),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
+		cmocka_unit_test(
+			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),
 	};
 
 	return th_run_tests(tests);
