@@ -633,11 +633,15 @@ static void *daemon_main(void *arg)
 		n = d->nconns;
 		for (k = 0; k < n; k++) {
 			polled[k] = d->conns[k];
+			/* a closing connection is read no more: polling
+			 * it for input would spin until it is closed */
 			pfd[2 + k] = (struct pollfd){
 				.fd = polled[k]->fd,
-				.events = (short)(POLLIN |
-						  (polled[k]->outlen ? POLLOUT :
-								       0)),
+				.events =
+					(short)((polled[k]->closing ? 0 :
+								      POLLIN) |
+						(polled[k]->outlen ? POLLOUT :
+								     0)),
 			};
 		}
 		pthread_mutex_unlock(&d->lock);
@@ -647,10 +651,16 @@ static void *daemon_main(void *arg)
 			break;
 		pthread_mutex_lock(&d->lock);
 		for (k = 0; k < n; k++) {
-			if (pfd[2 + k].revents & POLLOUT)
+			short ev = pfd[2 + k].revents;
+
+			if (ev & POLLOUT)
 				flush(polled[k]);
-			if (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR))
+			if (polled[k]->closing) {
+				if (ev & (POLLHUP | POLLERR))
+					polled[k]->dead = true;
+			} else if (ev & (POLLIN | POLLHUP | POLLERR)) {
 				on_readable(d, polled[k]);
+			}
 		}
 		for (k = 0; k < 8 && (pfd[1].revents & POLLIN); k++) {
 			unsigned before = d->nconns;

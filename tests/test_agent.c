@@ -538,9 +538,10 @@ static void test_a_budget_shrunk_at_run_time_is_reclaimed_down_to(void **state)
 /*
  * The scheduler treats a remote VM like any VM: a host shared by a VM of
  * this process and an agent's VM, both holding all their pages, more than
- * the host has: the scheduler's targets split it, the local VM is
- * reclaimed to its target, and the remote VM's grant follows its target
- * down (its agent reclaims and acknowledges).
+ * the host has, the local VM with ten times the shares: the scheduler
+ * gives the local VM all it asks and the remote VM the rest, and the
+ * remote VM's grant follows its target down (its agent reclaims and
+ * acknowledges).
  */
 static struct mv_vm *local_vm;
 static bool grant_follows_target(void *arg)
@@ -568,6 +569,11 @@ static void test_remote_grant_follows_the_scheduler_target(void **state)
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
 	th_host_create(&dt, 2 * VM_BYTES, NULL);
 	local_vm = th_vm_create(&dt, "local", VM_BYTES);
+	/* ten times the remote VM's shares: the remote one is squeezed */
+	assert_int_equal(mv_vm_set_shares(local_vm,
+					  10 * mv_shares_for(MV_SHARES_NORMAL,
+							     VM_BYTES)),
+			 0);
 	mem = mv_vm_mem(local_vm);
 	for (uint64_t i = 0; i < VM_PAGES; i++)
 		th_fill(mem + (i << 12), TAG + 1, i, 0);
@@ -581,7 +587,7 @@ static void test_remote_grant_follows_the_scheduler_target(void **state)
 		(unsigned long long)remote.stats.sztgt_pages,
 		(unsigned long long)remote.grant_pages,
 		(unsigned long long)remote.stats.consumed_pages);
-	assert_true(ls.sztgt_pages < VM_PAGES);
+	assert_int_equal(ls.sztgt_pages, VM_PAGES);
 	r = ask(&kid, 'v');
 	assert_int_equal(r.bad_pages, 0);
 	assert_true(r.host_memsize <= remote.stats.sztgt_pages);
