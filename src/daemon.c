@@ -865,3 +865,20 @@ int mv_daemon_vms(mv_daemon *d, struct mv_daemon_vm *vms, unsigned max,
 	*n = i;
 	return 0;
 }
+
+int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st)
+{
+	int err = -ENOENT;
+
+	if (!d || !name || !st)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < d->nconns && err; k++) {
+		struct conn *c = d->conns[k];
+
+		if (c->hello && !c->dead && !strcmp(c->vm->name, name))
+			err = mv_vm_stats(c->vm, st);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return err;
+}

@@ -282,6 +282,7 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 static void test_agent_stats_appear_in_its_vm_stats(void **state)
 {
 	struct mv__proto_msg m = stats_msg(700);
+	struct mv_vm_stats st;
 	struct mv_daemon_vm v;
 	uint64_t grant;
 	unsigned n;
@@ -299,6 +300,11 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	assert_int_equal(v.stats.zero_pages, 45);
 	assert_int_equal(v.stats.active_pages, 350);
 	assert_int_equal(v.stats.state_pages[MV_PAGE_PRIVATE], 700);
+	/* by name, as memvisor run asks for a QEMU guest's */
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
+	assert_int_equal(st.consumed_pages, 700);
+	assert_int_equal(st.memsz_pages, VM_PAGES);
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "nobody", &st), -ENOENT);
 	cl_close(fd);
 	fx_down();
 }
