@@ -20,10 +20,11 @@
  * connection that has not said HELLO after HELLO_MS is dropped; at most
  * MAX_CONNS are open.
  *
- * Grants.  A remote VM's grant follows, each tick, the smallest of the
- * scheduler's target for it (SZTGT), its limit, and what its agent last
- * said it holds plus a headroom (an eighth of its memsize), never below
- * its reservation.  A larger grant is reserved from the budget at once
+ * Grants.  A remote VM's grant follows, each tick, what its agent last
+ * said it holds plus a headroom (an eighth of its memsize), never above
+ * its limit, never grown above the scheduler's target for it (SZTGT),
+ * and, in the states where the host is short (soft, hard, low), cut down
+ * to that target; never below its reservation (grant_want).  A larger grant is reserved from the budget at once
  * (mv__frames_reserve, never waiting), leaving minFree free unless the
  * agent is already near its grant, and sent; a smaller one (by STEP or
  * more) is sent and its frames kept until the agent acknowledges it
@@ -219,7 +220,18 @@ static uint64_t reserve(struct mv_host *h, uint64_t n)
 }
 
 /* The grant the VM should have now (pages). */
-static uint64_t grant_want(struct conn *c)
+/*
+ * The grant the VM should have now (pages): what it holds plus headroom,
+ * never above its limit nor grown above its target.  In the states where
+ * the host is short (soft, hard, low) it is cut down to the target, which
+ * makes its agent compress and swap what its balloon has not given back
+ * by then.  A local VM is not swapped in soft, only ballooned; but the
+ * scheduler cannot reclaim a remote VM itself (its victim choice passes it
+ * over), so a remote VM above its target that kept its grant in soft would
+ * leave the host short until the local VMs were swapped for it.  In high
+ * and clear the grant only follows what the VM holds.
+ */
+static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 {
 	struct mv_vm *vm = c->vm;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
@@ -227,9 +239,15 @@ static uint64_t grant_want(struct conn *c)
 		 lim = atomic_load(&vm->sched.limit_pages),
 		 min = atomic_load(&vm->sched.min_pages);
 	uint64_t want = c->agent_consumed + head;
+	unsigned mech = mv__sched_mechanisms(
+		(enum mv_mem_state)atomic_load(&d->host->state));
 
-	if (want > tgt)
-		want = tgt;
+	if (mech & (MV__MECH_BALLOON | MV__MECH_SWAP)) {
+		if (want > tgt)
+			want = tgt;
+	} else if (want > c->grant && want > tgt) {
+		want = tgt > c->grant ? tgt : c->grant;
+	}
 	if (want > lim)
 		want = lim;
 	if (want < min)
@@ -250,7 +268,7 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	struct mv_vm *vm = c->vm;
 	uint64_t step = vm->npages / 64 > MIN_GRANT ? vm->npages / 64 :
 						      MIN_GRANT;
-	uint64_t want = grant_want(c), room, add, floor, free;
+	uint64_t want = grant_want(d, c), room, add, floor, free;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
 	struct mv_vm_stats bs;
 	bool changed = false, needy;

@@ -328,6 +328,7 @@ static void test_agent_process_shrinks_to_a_smaller_grant(void **state)
 	/* it said it held all its pages: granted them, and its budget
 	 * follows */
 	assert_int_equal(remote.grant_pages, VM_PAGES);
+	assert_true(th_wait_until(kid_connected, &kid, TH_WAIT_MS));
 	r = ask(&kid, 'i');
 	before = r.vm_consumed;
 	assert_true(before >= VM_PAGES - VM_PAGES / 16);
