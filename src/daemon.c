@@ -24,10 +24,11 @@
  * said it holds plus a headroom (an eighth of its memsize), never above
  * its limit, never grown above the scheduler's target for it (SZTGT),
  * and, in the states where the host is short (soft, hard, low), cut down
- * to that target; never below its reservation (grant_want).  A larger grant is reserved from the budget at once
- * (mv__frames_reserve, never waiting), leaving minFree free unless the
- * agent is already near its grant, and sent; a smaller one (by STEP or
- * more) is sent and its frames kept until the agent acknowledges it
+ * to that target; never below its reservation (grant_want).  A larger
+ * grant is reserved from the budget at once (mv__frames_reserve, never
+ * waiting), leaving minFree free unless the agent is already near its
+ * grant, and sent; a smaller one (by a 64th of its memsize or more) is
+ * sent and its frames kept until the agent acknowledges it
  * (GRANT_ACK: it holds no more), then released.  So the frames held for
  * every remote VM are always at least what its agent may use.  A VMM that
  * dies (EOF, ECONNRESET, or its pid gone) has its remote VM destroyed:
@@ -41,8 +42,8 @@
  * poll's, bounded by TICK_MS; a peer's bytes never change the host except
  * through a well-formed message on a connection that passed the checks.
  *
- * Locks: d->lock (a leaf above every engine lock) guards the connection
- * table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
+ * Locks: d->lock, taken before any engine lock and never under one,
+ * guards the connection table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
  * it serves connections (non-blocking I/O only), never across poll or the
  * balloon hook.
  */
