@@ -40,7 +40,8 @@ typedef struct mv_vm mv_vm;
  * content exactly.
  */
 enum mv_page_state {
-	MV_PAGE_UNTOUCHED = 0, /* never touched: reads as zero (or image) */
+	MV_PAGE_UNTOUCHED = 0, /* never touched, or discarded by the VMM
+				* (mv_vm_discard): reads as zero (or image) */
 	MV_PAGE_PRIVATE, /* backed by its own machine frame */
 	MV_PAGE_SHARED, /* read-only view of a refcounted shared frame */
 	MV_PAGE_ZERO, /* known all-zero, no frame */
@@ -221,6 +222,18 @@ struct mv_vm_config {
 	/* 1: never back this VM with large pages, whatever
 	 * Mem.AllocGuestLargePage says (0: as the host says) */
 	uint32_t large_pages_off;
+	/*
+	 * Attach (docs/VMM.md): NULL, the VM maps its own guest memory; else
+	 * the caller's existing private anonymous read/write mapping of
+	 * memsize_bytes at this address (4 KiB aligned; large pages only if
+	 * it is 2 MiB aligned), which becomes the VM's guest memory.  Pages
+	 * already written (present, or in the kernel's swap) are adopted as
+	 * they are, PRIVATE.  The VM never unmaps it; the caller keeps it
+	 * mapped until mv_vm_destroy(), which puts every page's content back
+	 * into it (swapped, compressed, shared, sampled pages) and leaves it
+	 * mapped, unregistered, plain memory again.  No image_path with it.
+	 */
+	void *mem;
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);
@@ -228,6 +241,24 @@ void mv_vm_config_init(struct mv_vm_config *cfg);
  * message says which). */
 int mv_vm_create(mv_host *host, const struct mv_vm_config *cfg, mv_vm **out);
 void mv_vm_destroy(mv_vm *vm);
+
+/*
+ * The VMM dropped the guest pages [offset, offset + len) (balloon
+ * inflation, free page reporting: what madvise(MADV_DONTNEED) means for
+ * anonymous memory): their frames, compression cache entries, swap slots
+ * and shared references are freed at once, and each page reads as zeros
+ * on its next touch (UNTOUCHED; ZERO for a VM with a RAM image).  Safe
+ * against guest touches, reclaim, sampling and sharing running at the
+ * same time (page locks).  Never call madvise(MADV_DONTNEED) on an
+ * attached VM's memory yourself: the engine would not know the frames
+ * are gone.  offset and len are multiples of 4 KiB inside the VM
+ * (-EINVAL otherwise).  0, or -EBUSY when some pages could not be
+ * dropped (a page the kernel would not let back from sampling, a copy
+ * pinned inside a shared mapping): those keep their content and the rest
+ * are dropped.  Counted in mv_vm_stats' discard_pages and
+ * discard_frames_freed, never in the balloon's MCTLSZ.
+ */
+int mv_vm_discard(mv_vm *vm, uint64_t offset, uint64_t len);
 
 /* Change a running VM's shares, reservation or limit (as in the config,
  * rounded down to pages); -EINVAL, changing nothing, when out of range. */
@@ -446,6 +477,13 @@ struct mv_vm_stats {
 	uint64_t lpage_collapses; /* large pages made, total */
 	uint64_t lpage_breaks; /* large pages broken up, total */
 	uint64_t lpage_collapse_errors; /* collapses the kernel refused */
+	/* mv_vm_discard: pages that held content (a frame, a cache entry, a
+	 * swap slot, a shared reference) when the VMM dropped them, and the
+	 * frames that gave back to the host at once, totals */
+	uint64_t discard_pages;
+	uint64_t discard_frames_freed;
+	uint64_t adopted_pages; /* attach: pages already written, adopted */
+	uint32_t attached; /* 1: guest memory is the VMM's (cfg.mem) */
 };
 
 struct mv_host_stats {

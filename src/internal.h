@@ -162,6 +162,9 @@ struct mv_vm_counters {
 	_Atomic uint64_t unreadable_pages;
 	_Atomic uint64_t first_unreadable_ppn;
 	_Atomic int unreadable_err;
+	/* mv_vm_discard (attach.c): see mv_vm_stats */
+	_Atomic uint64_t discard_pages;
+	_Atomic uint64_t discard_frames_freed;
 };
 
 /*
@@ -254,6 +257,10 @@ struct mv_vm {
 
 	uint8_t *mem; /* guest physical memory; immutable */
 	uint64_t npages; /* immutable */
+	/* mem is the VMM's mapping (cfg.mem, attach.c): never unmapped, its
+	 * content put back at destroy; immutable */
+	bool attached;
+	uint64_t adopted_pages; /* pages written before the attach; immutable */
 	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
 	struct mv__pmap_census census; /* pmap entries by state (pmap.h) */
 
@@ -405,6 +412,18 @@ enum mv__put_back {
  */
 int mv__put_back_page(struct mv_vm *vm, void *dst, void *src, bool may_move,
 		      unsigned tries, enum mv__put_back *how);
+
+/*
+ * attach.c: a VMM's own mapping as guest memory.  Before registration:
+ * checks that [mem, mem + len) is one private anonymous read/write
+ * mapping, keeps it to 4 KiB pages, and adopts the pages already written
+ * as PRIVATE (frames reserved from the host: -ENOMEM when the budget
+ * cannot hold them); msg says what is wrong.  At destroy, with the fault
+ * threads stopped and the uffd still open: every page whose content is
+ * elsewhere (swap, cache, sampling, a shared frame) is put back.
+ */
+int mv__attach_prepare(struct mv_vm *vm, char *msg, size_t msglen);
+void mv__attach_restore(struct mv_vm *vm);
 
 /* lpage.c: large pages.  0, or -ENOMEM; enabled false: never large. */
 int mv__lpage_init(struct mv_vm *vm, bool enabled);

@@ -4,7 +4,8 @@
  * registration with userfaultfd.
  *
  * Design: guest physical memory is one private anonymous mapping of memsize
- * bytes, registered with a per-VM userfaultfd in MISSING and WP modes
+ * bytes (the VM's own, or the VMM's when attached: cfg.mem, attach.c),
+ * registered with a per-VM userfaultfd in MISSING and WP modes
  * (write-protection is set by the share scanner on runs of pages around
  * the PRIVATE candidates it compares, the pages between them included, and
  * by the fault service on shared pages and on ZERO pages it maps to the
@@ -159,6 +160,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 			cfg->name);
 		return -EINVAL;
 	}
+	if (cfg->mem &&
+	    ((uintptr_t)cfg->mem % MV_PAGE_SIZE || cfg->image_path)) {
+		mv__host_api_msg(
+			h,
+			"VM %s: attached memory must be 4 KiB aligned and cannot have a RAM image",
+			cfg->name);
+		return -EINVAL;
+	}
 	err = mv__check_map_count(VM_MAPS, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "VM %s: %s", cfg->name, msg);
@@ -193,7 +202,18 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		if (err)
 			goto fail_pmap;
 	}
-	err = mv__map_anon(len, &vm->mem);
+	if (cfg->mem) {
+		vm->mem = cfg->mem;
+		vm->attached = true;
+		err = mv__attach_prepare(vm, msg, sizeof(msg));
+		if (err) {
+			mv__host_api_msg(h, "VM %s: cannot attach: %s",
+					 vm->name, msg);
+			goto fail_image;
+		}
+	} else {
+		err = mv__map_anon(len, &vm->mem);
+	}
 	if (err) {
 		mv__host_api_msg(
 			h, "VM %s: cannot map %llu MiB of 4 KiB pages: %s",
@@ -283,7 +303,12 @@ fail_uffd:
 fail_staging:
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
 fail_mem:
-	munmap(vm->mem, len);
+	/* an attached mapping stays as it was: the adopted pages' content
+	 * is untouched, only their frames go back to the budget */
+	if (vm->attached)
+		mv__frames_release(h, atomic_load(&vm->consumed_pages));
+	else
+		munmap(vm->mem, len);
 fail_image:
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
@@ -374,6 +399,10 @@ void mv_vm_destroy(mv_vm *vm)
 	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
 		nanosleep(&ts, NULL);
 	mv__fault_stop(vm);
+	/* the VMM keeps its mapping: every page's content goes back into
+	 * it while the uffd can still fill pages */
+	if (vm->attached)
+		mv__attach_restore(vm);
 #ifdef MV_TRACE
 	mv__trace_vm_gone(vm->mem);
 #endif
@@ -382,7 +411,8 @@ void mv_vm_destroy(mv_vm *vm)
 	close(vm->uffd);
 	mv__sample_fini(vm);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
-	munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
+	if (!vm->attached)
+		munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
 	mv__lpage_fini(vm);
 	mv__zcache_fini(vm);
 	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
@@ -513,5 +543,9 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->lpage_collapses = atomic_load(&vm->lp.collapses);
 	st->lpage_breaks = atomic_load(&vm->lp.breaks);
 	st->lpage_collapse_errors = atomic_load(&vm->lp.collapse_errors);
+	st->discard_pages = atomic_load(&vm->c.discard_pages);
+	st->discard_frames_freed = atomic_load(&vm->c.discard_frames_freed);
+	st->adopted_pages = vm->adopted_pages;
+	st->attached = vm->attached;
 	return 0;
 }
