@@ -601,6 +601,9 @@ struct mv_daemon_vm {
  * there are (may exceed max). */
 int mv_daemon_vms(mv_daemon *d, struct mv_daemon_vm *vms, unsigned max,
 		  unsigned *n);
+/* The remote VM named name: 0, or -ENOENT while no agent of that name is
+ * connected (a VMM still starting, or gone). */
+int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st);
 
 /*
  * The agent: the client of a daemon, inside a VMM, for one VM of a host of

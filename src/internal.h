@@ -7,6 +7,7 @@
  * which of these it takes, never another order).  A lock may be taken
  * while holding only locks above it in this list:
  *
+ *   daemon->lock              daemon.c: its connections; above all others
  *   host->sched_lock          a leaf: the scheduler drops it before working
  *   host->vms_lock            the VM list; held to gather, never across
  *                             disk I/O (the scheduler pins VMs instead)
@@ -27,6 +28,7 @@
  *         host->frames_lock   the budget's sleepers
  *         host->msg_lock      messages and the log queue; a leaf, taken
  *                             under any of the above
+ *         vm->remote->lock    a remote VM's last report; a leaf
  *
  * A fault thread never sleeps waiting for frames while it holds a pmap
  * entry lock: reclaim needs those locks to make frames free.  The log
