@@ -109,6 +109,10 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
+	/* Mem.DemandHeadroomPct: a VM measured to use less than it holds gets
+	 * a target of at most its active memory plus this percent of it; the
+	 * rest goes to the VMs that need it (25, 0-1000) */
+	uint32_t demand_headroom_pct;
 };
 
 void mv_settings_init(struct mv_settings *s);

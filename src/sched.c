@@ -17,6 +17,15 @@
  *     its own target; frames held by page sharing, once it lands, are to be
  *     taken off what the host can give.  Targets are recomputed every
  *     Mem.BalancePeriod and whenever the state changes.
+ *   - Demand caps (ESX): a VM measured to use less than it holds has a
+ *     target of at most its active memory plus Mem.DemandHeadroomPct of
+ *     it (never below its reservation), and what that leaves goes to the
+ *     others by their shares; under pressure such a VM is reclaimed from
+ *     first, down to its demand, before any victim is chosen by rho.  So
+ *     an idle VM ends with nothing but its reservation (and what reclaim
+ *     cannot take: its sampled pages and compression cache).  A VM using
+ *     all it holds, or not yet measured, is not capped: the sampler sees
+ *     only the pages a VM holds, never how many more it would use.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their
@@ -233,6 +242,7 @@ static int gather(struct mv_host *h, struct view *w)
 			.alloc_pages = atomic_load(&vm->consumed_pages),
 			.active_permille = mv__sample_active_permille(vm),
 		};
+		mv__sched_demand(&w->in[i], h->settings.demand_headroom_pct);
 	}
 	w->n = i;
 	return 0;

@@ -51,15 +51,41 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
 	return c > 0 ? (double)v->shares / c : HUGE_VAL;
 }
 
+void mv__sched_demand(struct mv__sched_vm *v, unsigned headroom_pct)
+{
+	unsigned __int128 d = (unsigned __int128)v->alloc_pages *
+			      v->active_permille * (100 + headroom_pct) /
+			      (1000 * 100);
+
+	/* f * (1 + headroom) < 1: it holds more than it uses (with no
+	 * pages at all, by its last estimate) */
+	v->capped = (uint64_t)v->active_permille * (100 + headroom_pct) <
+		    1000 * 100;
+	v->demand_pages = v->capped ? (uint64_t)d : 0;
+}
+
+/* Most pages v may be given: its limit, or its demand if capped (but never
+ * less than its reservation). */
+static uint64_t ceiling(const struct mv__sched_vm *v)
+{
+	uint64_t c = v->max_pages;
+
+	if (v->capped && v->demand_pages < c)
+		c = v->demand_pages > v->min_pages ? v->demand_pages :
+						     v->min_pages;
+	return c;
+}
+
 /* The most pages v can hold at `x` cost per share, within its bounds. */
 static uint64_t pages_at(const struct mv__sched_vm *v, double x,
 			 unsigned tax_pct)
 {
 	double c = (double)v->shares * x, a = active_pages(v), p;
+	uint64_t top = ceiling(v);
 
 	p = c <= a ? c : a + (c - a) / tax_k(tax_pct);
-	if (p >= (double)v->max_pages)
-		p = (double)v->max_pages;
+	if (p >= (double)top)
+		p = (double)top;
 	if (p <= (double)v->min_pages)
 		return v->min_pages;
 	return (uint64_t)p;
@@ -89,7 +115,7 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 	for (unsigned i = 0; i < n; i++) {
 		if (!v[i].shares)
 			continue;
-		x = mv__sched_cost(v + i, v[i].max_pages, tax_pct) /
+		x = mv__sched_cost(v + i, ceiling(v + i), tax_pct) /
 		    (double)v[i].shares;
 		if (x > hi)
 			hi = x;
@@ -125,6 +151,19 @@ int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		}
 	}
 	if (pick >= 0 || !pressure)
+		return pick;
+	/* memory a VM holds beyond its demand goes first: it is not used */
+	for (unsigned i = 0; i < n; i++) {
+		if (skip[i] || !v[i].capped ||
+		    v[i].alloc_pages <= v[i].min_pages ||
+		    v[i].alloc_pages <= v[i].demand_pages)
+			continue;
+		if (v[i].alloc_pages - v[i].demand_pages > over) {
+			over = v[i].alloc_pages - v[i].demand_pages;
+			pick = (int)i;
+		}
+	}
+	if (pick >= 0)
 		return pick;
 	for (unsigned i = 0; i < n; i++) {
 		if (skip[i] || v[i].alloc_pages <= v[i].min_pages)

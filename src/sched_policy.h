@@ -20,7 +20,24 @@ struct mv__sched_vm {
 	uint64_t max_pages; /* limit, or memsize: never targeted above */
 	uint64_t alloc_pages; /* P: machine frames it holds now */
 	uint32_t active_permille; /* f: estimated active fraction of P */
+	/*
+	 * Demand cap (mv__sched_demand): when `capped`, the VM's target is at
+	 * most max(min_pages, demand_pages), and it is reclaimed from first
+	 * while it holds more.  Not capped (zero-initialised): shares alone.
+	 */
+	bool capped;
+	uint64_t demand_pages;
 };
+
+/*
+ * A VM's demand cap (ESX: active memory plus headroom): its active pages
+ * f * P plus `headroom_pct` percent of them.  Sets v->capped and
+ * v->demand_pages.  Only a VM measured to hold more than that is capped:
+ * one using all it holds (within the headroom), or not yet measured (f is
+ * 1000 until a sampling period ends), may need more than the sampler can
+ * see, which only ever samples the pages a VM holds, so it is not capped.
+ */
+void mv__sched_demand(struct mv__sched_vm *v, unsigned headroom_pct);
 
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
@@ -41,17 +58,21 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
 /*
  * Allocation targets (SZTGT) by min-funding revocation: the largest
  * allocation of `avail` pages in which no VM could take a page from
- * another with a lower rho, each target clamped to [min_pages, max_pages].
- * The targets add up to at most avail, or to the reservations if those
- * alone exceed it (admission control keeps that from happening).
+ * another with a lower rho, each target clamped to [min_pages, max_pages]
+ * and, for a capped VM, to at most its demand (never below min_pages):
+ * what the cap leaves goes to the others, as shares say.  The targets add
+ * up to at most avail, or to the reservations if those alone exceed it
+ * (admission control keeps that from happening).
  */
 void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 		       unsigned tax_pct, uint64_t *target);
 
 /*
  * The VM to reclaim from: one above its limit first (the most above);
- * otherwise, if `pressure`, the one with the lowest rho at its current
- * allocation among those above their reservation.  Entries with
+ * otherwise, if `pressure`, a capped VM holding more than its demand (the
+ * most above it, while above its reservation: memory it does not use),
+ * then the one with the lowest rho at its current allocation among those
+ * above their reservation.  Entries with
  * skip[i] set are passed over.  -1 when there is none.
  */
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
