@@ -450,6 +450,14 @@ struct mv_vm_stats {
 	uint64_t lpage_collapses; /* large pages made, total */
 	uint64_t lpage_breaks; /* large pages broken up, total */
 	uint64_t lpage_collapse_errors; /* collapses the kernel refused */
+	/* adaptive swap-in (reads back from swap or the compression cache):
+	 * runs read, faults that continued a recent run (its neighbours were
+	 * used) and those that did not, and the window now, in pages (1 to
+	 * Mem.SwapInClusterPages) */
+	uint64_t swapin_runs;
+	uint64_t swapin_ra_hits;
+	uint64_t swapin_ra_misses;
+	uint32_t swapin_window;
 };
 
 struct mv_host_stats {
