@@ -20,8 +20,9 @@
  *   - Demand caps (ESX): a VM measured to use less than it holds has a
  *     target of at most its active memory plus Mem.DemandHeadroomPct of
  *     it (never below its reservation), and what that leaves goes to the
- *     others by their shares; under pressure such a VM is reclaimed from
- *     first, down to its demand, before any victim is chosen by rho.  So
+ *     others by their shares; under pressure such VMs are reclaimed from
+ *     first (the lowest rho first), down to their demand, before any
+ *     other victim is chosen by rho.  So
  *     an idle VM ends with nothing but its reservation (and what reclaim
  *     cannot take: its sampled pages and compression cache).  A VM using
  *     all it holds, or not yet measured, is not capped: the sampler sees

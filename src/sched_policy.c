@@ -152,14 +152,16 @@ int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 	}
 	if (pick >= 0 || !pressure)
 		return pick;
-	/* memory a VM holds beyond its demand goes first: it is not used */
+	/* memory a VM holds beyond its demand goes first, as it is not
+	 * used: the lowest rho among the VMs holding some */
 	for (unsigned i = 0; i < n; i++) {
 		if (skip[i] || !v[i].capped ||
 		    v[i].alloc_pages <= v[i].min_pages ||
 		    v[i].alloc_pages <= v[i].demand_pages)
 			continue;
-		if (v[i].alloc_pages - v[i].demand_pages > over) {
-			over = v[i].alloc_pages - v[i].demand_pages;
+		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
+		if (pick < 0 || rho < best) {
+			best = rho;
 			pick = (int)i;
 		}
 	}

@@ -69,10 +69,10 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 
 /*
  * The VM to reclaim from: one above its limit first (the most above);
- * otherwise, if `pressure`, a capped VM holding more than its demand (the
- * most above it, while above its reservation: memory it does not use),
- * then the one with the lowest rho at its current allocation among those
- * above their reservation.  Entries with
+ * otherwise, if `pressure`, the one with the lowest rho at its current
+ * allocation among the capped VMs holding more than their demand (memory
+ * they do not use) and above their reservation, then among all those above
+ * their reservation.  Entries with
  * skip[i] set are passed over.  -1 when there is none.
  */
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,

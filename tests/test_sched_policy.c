@@ -179,22 +179,29 @@ test_idle_vm_is_driven_to_its_floor_and_busy_vms_get_it(void **state)
 	assert_int_equal(alloc[2], 450);
 }
 
-static void test_victim_is_the_vm_most_above_its_demand_first(void **state)
+static void test_victim_is_a_vm_above_its_demand_first_by_rho(void **state)
 {
-	/* 1 has the lowest rho, but 0 holds 400 pages it does not use */
+	/* 1 has the lowest rho but uses all it holds; 0 and 2 hold pages
+	 * they do not use, 0 more of them, 2 at a lower rho */
 	struct mv__sched_vm v[3] = { vm_of(1000, 500, 100),
 				     vm_of(10, 500, 1000),
-				     vm_of(1000, 500, 500) };
+				     vm_of(100, 500, 500) };
 	unsigned char skip[3] = { 0 };
 
 	(void)state;
-	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 1), 0);
-	skip[0] = 1;
+	assert_true(v[0].alloc_pages - v[0].demand_pages >
+		    v[2].alloc_pages - v[2].demand_pages);
 	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 1), 2);
 	skip[2] = 1;
+	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 1), 0);
+	skip[0] = 1;
+	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 1), 1);
+	/* a VM down to its demand is chosen by rho like any other */
+	memset(skip, 0, sizeof(skip));
+	v[2].alloc_pages = v[2].demand_pages;
+	v[0].alloc_pages = v[0].demand_pages;
 	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 1), 1);
 	/* without pressure, nothing below its limit is a victim */
-	memset(skip, 0, sizeof(skip));
 	assert_int_equal(mv__sched_victim(v, skip, 3, TAX, 0), -1);
 }
 
@@ -253,7 +260,7 @@ int main(void)
 		cmocka_unit_test(
 			test_idle_vm_is_driven_to_its_floor_and_busy_vms_get_it),
 		cmocka_unit_test(
-			test_victim_is_the_vm_most_above_its_demand_first),
+			test_victim_is_a_vm_above_its_demand_first_by_rho),
 		cmocka_unit_test(
 			test_victim_above_limit_comes_before_one_above_demand),
 		cmocka_unit_test(
