@@ -174,6 +174,9 @@ struct mv__sample {
 	bool measured; /* a period has ended: the averages hold data */
 	uint32_t slow, fast; /* moving averages of the touched permille */
 	uint64_t refaults; /* swap-ins and unzips when the period began */
+	/* demand: active pages when the period began, and the VM's fills
+	 * (swap-ins, unzips, first touches) then */
+	uint64_t active_base, base_fills;
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;
@@ -367,6 +370,10 @@ unsigned mv__sample_park_free(struct mv_vm *vm);
 unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
+/* The VM's demand in pages: active pages at the last period's end plus
+ * the pages it filled since; UINT64_MAX until a period has been measured.
+ * Scheduler thread only. */
+uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);

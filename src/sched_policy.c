@@ -51,16 +51,14 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
 	return c > 0 ? (double)v->shares / c : HUGE_VAL;
 }
 
-void mv__sched_demand(struct mv__sched_vm *v, unsigned headroom_pct)
+void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
+		      unsigned headroom_pct)
 {
-	unsigned __int128 d = (unsigned __int128)v->alloc_pages *
-			      v->active_permille * (100 + headroom_pct) /
-			      (1000 * 100);
+	unsigned __int128 d =
+		(unsigned __int128)active * (100 + headroom_pct) / 100;
 
-	/* f * (1 + headroom) < 1: it holds more than it uses (with no
-	 * pages at all, by its last estimate) */
-	v->capped = (uint64_t)v->active_permille * (100 + headroom_pct) <
-		    1000 * 100;
+	/* a measured VM using nothing is capped even holding nothing */
+	v->capped = active != UINT64_MAX && (d < v->alloc_pages || d == 0);
 	v->demand_pages = v->capped ? (uint64_t)d : 0;
 }
 
@@ -135,6 +133,27 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 		target[i] = pages_at(v + i, hi, tax_pct);
 }
 
+int mv__sched_idle_victim(const struct mv__sched_vm *v,
+			  const unsigned char *skip, unsigned n,
+			  unsigned tax_pct)
+{
+	double best = HUGE_VAL, rho;
+	int pick = -1;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (skip[i] || !v[i].capped ||
+		    v[i].alloc_pages <= v[i].min_pages ||
+		    v[i].alloc_pages <= v[i].demand_pages)
+			continue;
+		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
+		if (pick < 0 || rho < best) {
+			best = rho;
+			pick = (int)i;
+		}
+	}
+	return pick;
+}
+
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		     unsigned n, unsigned tax_pct, int pressure)
 {
@@ -152,19 +171,8 @@ int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 	}
 	if (pick >= 0 || !pressure)
 		return pick;
-	/* memory a VM holds beyond its demand goes first, as it is not
-	 * used: the lowest rho among the VMs holding some */
-	for (unsigned i = 0; i < n; i++) {
-		if (skip[i] || !v[i].capped ||
-		    v[i].alloc_pages <= v[i].min_pages ||
-		    v[i].alloc_pages <= v[i].demand_pages)
-			continue;
-		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
-		if (pick < 0 || rho < best) {
-			best = rho;
-			pick = (int)i;
-		}
-	}
+	/* memory a VM holds beyond its demand goes first: it is not used */
+	pick = mv__sched_idle_victim(v, skip, n, tax_pct);
 	if (pick >= 0)
 		return pick;
 	for (unsigned i = 0; i < n; i++) {
@@ -212,11 +220,12 @@ unsigned mv__sched_mechanisms(enum mv_mem_state s)
 {
 	switch (s) {
 	case MV_STATE_SOFT:
-		return MV__MECH_SHARE | MV__MECH_BALLOON;
+		return MV__MECH_SHARE | MV__MECH_BALLOON | MV__MECH_IDLE;
 	case MV_STATE_HARD:
-		return MV__MECH_SHARE | MV__MECH_SWAP;
+		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_IDLE;
 	case MV_STATE_LOW:
-		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK;
+		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK |
+		       MV__MECH_IDLE;
 	default:
 		return MV__MECH_SHARE;
 	}

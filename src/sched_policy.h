@@ -30,14 +30,16 @@ struct mv__sched_vm {
 };
 
 /*
- * A VM's demand cap (ESX: active memory plus headroom): its active pages
- * f * P plus `headroom_pct` percent of them.  Sets v->capped and
- * v->demand_pages.  Only a VM measured to hold more than that is capped:
- * one using all it holds (within the headroom), or not yet measured (f is
- * 1000 until a sampling period ends), may need more than the sampler can
- * see, which only ever samples the pages a VM holds, so it is not capped.
+ * A VM's demand cap (ESX: active memory plus headroom): `active` pages
+ * (sampling's estimate as a count, plus what the VM filled since; see
+ * mv__sample_demand_pages) plus `headroom_pct` percent of them.  Sets
+ * v->capped and v->demand_pages.  Only a VM that holds more than that is
+ * capped; one using all it holds (within the headroom), or not yet
+ * measured (active UINT64_MAX), may need more than sampling can see,
+ * which only ever samples the pages a VM holds, so it is not.
  */
-void mv__sched_demand(struct mv__sched_vm *v, unsigned headroom_pct);
+void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
+		      unsigned headroom_pct);
 
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
@@ -77,6 +79,14 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
  */
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		     unsigned n, unsigned tax_pct, int pressure);
+/*
+ * The VM whose memory above its demand cap goes first: the lowest rho
+ * among the capped VMs holding more than their demand and above their
+ * reservation (skip[i] set: passed over).  -1 when there is none.
+ */
+int mv__sched_idle_victim(const struct mv__sched_vm *v,
+			  const unsigned char *skip, unsigned n,
+			  unsigned tax_pct);
 
 /*
  * The free-memory state after `prev`, with `free` pages free against
@@ -95,6 +105,10 @@ enum {
 	MV__MECH_BALLOON = 1u << 1, /* balloon targets may grow: soft */
 	MV__MECH_SWAP = 1u << 2, /* compress and swap: hard, low */
 	MV__MECH_BLOCK = 1u << 3, /* VMs above target wait to allocate: low */
+	/* memory above a VM's demand cap is compressed or swapped: soft,
+	 * hard, low (not ESX's: a VM with no balloon driver would keep its
+	 * idle memory through soft) */
+	MV__MECH_IDLE = 1u << 4,
 };
 unsigned mv__sched_mechanisms(enum mv_mem_state s);
 

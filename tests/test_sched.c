@@ -227,11 +227,12 @@ static void test_mechanisms_by_state(void **state)
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HIGH), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_CLEAR), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_SOFT),
-			 MV__MECH_SHARE | MV__MECH_BALLOON);
+			 MV__MECH_SHARE | MV__MECH_BALLOON | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HARD),
-			 MV__MECH_SHARE | MV__MECH_SWAP);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_LOW),
-			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK |
+				 MV__MECH_IDLE);
 }
 
 static void test_balloon_target_grows_only_when_allowed(void **state)

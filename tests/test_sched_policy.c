@@ -31,7 +31,7 @@ static struct mv__sched_vm vm_of(uint64_t shares, uint64_t alloc,
 				  .alloc_pages = alloc,
 				  .active_permille = active_permille };
 
-	mv__sched_demand(&v, HEADROOM);
+	mv__sched_demand(&v, alloc * active_permille / 1000, HEADROOM);
 	return v;
 }
 
@@ -53,9 +53,14 @@ test_vm_using_less_than_it_holds_is_capped_at_active_plus_headroom(void **state)
 	/* 160 active pages and 25% of them */
 	assert_true(v.capped);
 	assert_int_equal(v.demand_pages, 200);
-	v = vm_of(100, 800, 200);
-	mv__sched_demand(&v, 100);
+	mv__sched_demand(&v, 160, 100);
 	assert_int_equal(v.demand_pages, 320);
+	/* what it holds does not move its demand: reclaim taking pages
+	 * leaves the cap where it was */
+	v.alloc_pages = 400;
+	mv__sched_demand(&v, 160, HEADROOM);
+	assert_true(v.capped);
+	assert_int_equal(v.demand_pages, 200);
 }
 
 static void test_vm_using_all_it_holds_or_unmeasured_is_not_capped(void **state)
@@ -63,7 +68,9 @@ static void test_vm_using_all_it_holds_or_unmeasured_is_not_capped(void **state)
 	struct mv__sched_vm v;
 
 	(void)state;
-	v = vm_of(100, 800, 1000); /* not yet measured, or fully active */
+	v = vm_of(100, 800, 1000); /* fully active */
+	assert_false(v.capped);
+	mv__sched_demand(&v, UINT64_MAX, HEADROOM); /* not yet measured */
 	assert_false(v.capped);
 	/* 80% active with 25% headroom is all it holds */
 	v = vm_of(100, 800, 800);
@@ -105,7 +112,7 @@ static void test_capped_target_is_never_below_reservation(void **state)
 
 	(void)state;
 	v[0].min_pages = 150;
-	mv__sched_demand(&v[0], HEADROOM);
+	mv__sched_demand(&v[0], 0, HEADROOM);
 	assert_true(v[0].capped);
 	assert_int_equal(v[0].demand_pages, 0);
 	mv__sched_targets(v, 2, 1000, TAX, t);
@@ -143,28 +150,24 @@ static void test_without_a_cap_targets_are_as_before(void **state)
 
 /*
  * Balance rounds as the scheduler runs them: each VM uses a fixed number
- * of pages; its active fraction is that over what it holds, as sampling
- * measures it (a VM holding nothing keeps its last estimate: there is
- * nothing to sample); reclaim brings a VM down to its target, and a VM
- * grows only by touching what it uses, up to its target.
+ * of pages, and sampling finds it active on what it uses of what it
+ * holds; reclaim brings a VM down to its target, and a VM grows only by
+ * touching what it uses, up to its target.
  */
 static void
 test_idle_vm_is_driven_to_its_floor_and_busy_vms_get_it(void **state)
 {
 	const uint64_t uses[3] = { 0, 450, 450 }; /* idle, busy, busy */
 	uint64_t alloc[3] = { 300, 300, 300 }, t[3] = { 0 };
-	uint32_t f[3] = { 1000, 1000, 1000 };
 	struct mv__sched_vm v[3];
 
 	(void)state;
 	for (int round = 0; round < 20; round++) {
 		for (unsigned i = 0; i < 3; i++) {
-			if (alloc[i])
-				f[i] = uses[i] >= alloc[i] ?
-					       1000 :
-					       (uint32_t)(uses[i] * 1000 /
-							  alloc[i]);
-			v[i] = vm_of(i ? 1000 : 500, alloc[i], f[i]);
+			v[i] = vm_of(i ? 1000 : 500, alloc[i], 1000);
+			mv__sched_demand(
+				&v[i], uses[i] < alloc[i] ? uses[i] : alloc[i],
+				HEADROOM);
 		}
 		mv__sched_targets(v, 3, 900, TAX, t);
 		assert_true(sum(t, 3) <= 900);
