@@ -176,7 +176,7 @@ struct mv__sample {
 	uint64_t refaults; /* swap-ins and unzips when the period began */
 	/* demand: active pages when the period began, and the VM's fills
 	 * (swap-ins, unzips, first touches) then */
-	uint64_t active_base, base_fills;
+	_Atomic uint64_t active_base, base_fills;
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;

@@ -387,7 +387,9 @@ uint64_t mv__sample_demand_pages(struct mv_vm *vm)
 
 	if (!s->measured)
 		return UINT64_MAX;
-	return s->active_base + (now > s->base_fills ? now - s->base_fills : 0);
+	uint64_t base = atomic_load(&s->base_fills);
+
+	return atomic_load(&s->active_base) + (now > base ? now - base : 0);
 }
 
 void mv__sample_period(struct mv_vm *vm)
@@ -413,9 +415,10 @@ void mv__sample_period(struct mv_vm *vm)
 			     s->fast > s->slow ? s->fast : s->slow);
 	}
 	/* the demand estimate restarts from the frames active now */
-	s->active_base = atomic_load(&vm->consumed_pages) *
-			 atomic_load(&s->active_permille) / PERMILLE;
-	s->base_fills = fills(vm);
+	atomic_store(&s->active_base, atomic_load(&vm->consumed_pages) *
+					      atomic_load(&s->active_permille) /
+					      PERMILLE);
+	atomic_store(&s->base_fills, fills(vm));
 	start_period(vm);
 }
 

@@ -408,6 +408,59 @@ static void test_sampling_tells_idle_from_active(void **state)
 	th_host_destroy(&t);
 }
 
+struct private_below {
+	mv_vm *vm;
+	uint64_t pages;
+};
+
+static bool private_at_most(void *arg)
+{
+	struct private_below *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.state_pages[MV_PAGE_PRIVATE] <= k->pages;
+}
+
+/*
+ * A VM measured idle is capped at its demand, 0: a busy VM's pressure
+ * takes all its private pages, not only down to where its taxed cost per
+ * share meets the busy VM's (with these shares about a twelfth of what the
+ * busy VM holds, 900 pages, before demand caps).
+ */
+static void test_vm_measured_idle_is_reclaimed_to_its_floor(void **state)
+{
+	static struct toucher busy;
+	struct private_below k;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *idle, *vm;
+
+	(void)state;
+	sampling_host(&t, 48 * MiB);
+	idle = th_vm_create(&t, "idle", 16 * MiB);
+	th_fill_vm(idle, 1, false);
+	/* one period, in which nobody touches it: measured idle */
+	mv__sample_period(idle);
+	mv__sample_period(idle);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.active_permille, 0);
+	/* more than the host: it always needs memory */
+	vm = th_vm_create(&t, "busy", 48 * MiB);
+	th_fill_vm(vm, 2, false);
+	toucher_start(&busy, vm, touch_main);
+	k = (struct private_below){ idle, 64 };
+	assert_true(th_wait_until(private_at_most, &k, TH_WAIT_MS));
+	toucher_stop(&busy);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.sztgt_pages, 0);
+	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	assert_int_equal(th_bad_pages(vm, 2, false), 0);
+	mv_vm_destroy(idle);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 struct balance_seen {
 	mv_vm *vm;
 	uint64_t sztgt;
@@ -685,6 +738,8 @@ int main(void)
 		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
 		cmocka_unit_test(test_sample_period_zero_never_samples),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
+		cmocka_unit_test(
+			test_vm_measured_idle_is_reclaimed_to_its_floor),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 		cmocka_unit_test(test_swap_writes_hold_no_host_lock),
 	};
