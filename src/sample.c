@@ -383,12 +383,11 @@ static uint64_t fills(struct mv_vm *vm)
 uint64_t mv__sample_demand_pages(struct mv_vm *vm)
 {
 	struct mv__sample *s = &vm->sample;
-	uint64_t now = fills(vm);
+	uint64_t now = fills(vm), base = atomic_load(&s->base_fills);
 
+	/* a remote VM is never measured here: its agent samples */
 	if (!s->measured)
 		return UINT64_MAX;
-	uint64_t base = atomic_load(&s->base_fills);
-
 	return atomic_load(&s->active_base) + (now > base ? now - base : 0);
 }
 
@@ -397,6 +396,8 @@ void mv__sample_period(struct mv_vm *vm)
 	struct mv__sample *s = &vm->sample;
 	uint32_t f = 0, r;
 
+	if (vm->remote) /* its agent samples (daemon.c) */
+		return;
 	mv__sample_retry_parked(vm);
 	if (s->n && !end_period(vm, &f))
 		return; /* slots still in use: the period stays open */
