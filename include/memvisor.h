@@ -110,6 +110,10 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
+	/* Mem.DemandHeadroomPct: a VM measured to use less than it holds gets
+	 * a target of at most its active memory plus this percent of it; the
+	 * rest goes to the VMs that need it (25, 0-1000) */
+	uint32_t demand_headroom_pct;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -484,6 +488,14 @@ struct mv_vm_stats {
 	uint64_t discard_frames_freed;
 	uint64_t adopted_pages; /* attach: pages already written, adopted */
 	uint32_t attached; /* 1: guest memory is the VMM's (cfg.mem) */
+	/* adaptive swap-in (reads back from swap or the compression cache):
+	 * runs read, faults that continued a recent run (its neighbours were
+	 * used) and those that did not, and the window now, in pages (1 to
+	 * Mem.SwapInClusterPages) */
+	uint64_t swapin_runs;
+	uint64_t swapin_ra_hits;
+	uint64_t swapin_ra_misses;
+	uint32_t swapin_window;
 };
 
 struct mv_host_stats {

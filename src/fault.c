@@ -33,8 +33,11 @@
  * Batching is where the speed is (docs/BENCHMARKS.md: 16 pages per UFFDIO_COPY cost
  * a fifth of one at a time).  A first-touch fault fills the run of
  * UNTOUCHED neighbours inside its aligned window of Mem.FaultAroundPages
- * pages; a swap-in reads the run of SWAPPED neighbours inside its window of
- * Mem.SwapInClusterPages with one pread, since page p lives in slot p.
+ * pages; a swap-in reads the run of SWAPPED neighbours inside its window
+ * with one pread, since page p lives in slot p.  A read-back's window (swap
+ * or compression cache) adapts per VM, up to Mem.SwapInClusterPages: it
+ * grows while the guest goes on to use what reads bring and shrinks to one
+ * page for random access (readahead.c).
  * Neighbours are taken with trylock only, so batching never waits and never
  * deadlocks against reclaim, which also uses trylock.
  *
@@ -701,7 +704,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 {
 	struct mv_vm *vm = ctx->vm;
 	struct mv_host *h = vm->host;
-	unsigned window, got;
+	unsigned window, got, ra_win = 0, ra_stream = 0;
 	enum mv_page_state s;
 	uint64_t v, copied;
 	unsigned io_tries = 0;
@@ -807,9 +810,14 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				mv_page_state_name(s));
 			return;
 		}
+		/* a read-back's window adapts (readahead.c), once a fault */
+		if (s != MV_PAGE_UNTOUCHED && !ra_win)
+			ra_win = mv__ra_window(vm, ppn,
+					       h->settings.swapin_cluster_pages,
+					       &ra_stream);
 		window = s == MV_PAGE_UNTOUCHED ?
 				 h->settings.fault_around_pages :
-				 h->settings.swapin_cluster_pages;
+				 ra_win;
 		if (io_tries)
 			window = 1; /* after a read error: this page alone */
 		got = mv__frames_reserve(h, window);
@@ -888,6 +896,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 						    "zeros",
 				strerror(-err));
 		}
+		if (s != MV_PAGE_UNTOUCHED)
+			mv__ra_record(vm, ra_stream, r.lo, r.n, ra_win);
 		publish(vm, &r, s);
 		if (err && !in_run(&r, ppn)) {
 			io_backoff();

@@ -182,6 +182,9 @@ struct mv__sample {
 	bool measured; /* a period has ended: the averages hold data */
 	uint32_t slow, fast; /* moving averages of the touched permille */
 	uint64_t refaults; /* swap-ins and unzips when the period began */
+	/* demand: active pages when the period began, and the VM's fills
+	 * (swap-ins, unzips, first touches) then */
+	_Atomic uint64_t active_base, base_fills;
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;
@@ -218,6 +221,24 @@ struct mv__lpage {
 	_Atomic uint64_t collapses; /* total */
 	_Atomic uint64_t breaks; /* total */
 	_Atomic uint64_t collapse_errors; /* collapses the kernel refused */
+};
+
+/*
+ * Adaptive swap-in (readahead.c): the window of a read-back fault (a
+ * SWAPPED or COMPRESSED page), by whether earlier reads were used.
+ * Relaxed atomics, no lock: a heuristic.
+ */
+#define MV_RA_STREAMS 8
+struct mv__ra {
+	/* pages the next fault that is no hit reads (0: not yet, the max) */
+	_Atomic unsigned window;
+	_Atomic uint64_t
+		end[MV_RA_STREAMS]; /* page after a recent run; 0 none */
+	_Atomic unsigned win[MV_RA_STREAMS]; /* the window it was read with */
+	_Atomic unsigned next; /* the stream slot a miss takes */
+	_Atomic uint64_t hits; /* faults that continued a recent run */
+	_Atomic uint64_t misses; /* faults that did not */
+	_Atomic uint64_t runs; /* runs read back */
 };
 
 /* A VM's place in the scheduler: set through the API, read by sched.c. */
@@ -279,6 +300,7 @@ struct mv_vm {
 	struct mv__sample sample; /* active-memory sampling */
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
+	struct mv__ra ra; /* adaptive swap-in */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -350,6 +372,19 @@ void mv__sched_stop(struct mv_host *h);
 int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 				uint64_t min_pages);
 
+/*
+ * readahead.c: adaptive swap-in.  mv__ra_window gives the window (1 to
+ * max) for a read-back fault on ppn, counts it a hit (it continues a
+ * recent run) or a miss, and sets *stream for mv__ra_record, which notes
+ * the run [lo, lo + n) that fault read with that window.  mv__ra_current
+ * is the VM's window now (its statistics).
+ */
+unsigned mv__ra_window(struct mv_vm *vm, uint64_t ppn, unsigned max,
+		       unsigned *stream);
+void mv__ra_record(struct mv_vm *vm, unsigned stream, uint64_t lo, uint64_t n,
+		   unsigned window);
+unsigned mv__ra_current(struct mv_vm *vm, unsigned max);
+
 /* sample.c: active-memory sampling */
 int mv__sample_init(struct mv_vm *vm);
 void mv__sample_fini(struct mv_vm *vm);
@@ -379,6 +414,10 @@ unsigned mv__sample_park_free(struct mv_vm *vm);
 unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
+/* The VM's demand in pages: active pages at the last period's end plus
+ * the pages it filled since; UINT64_MAX until a period has been measured.
+ * Scheduler thread only. */
+uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);

@@ -17,6 +17,17 @@
  *     its own target; frames held by page sharing, once it lands, are to be
  *     taken off what the host can give.  Targets are recomputed every
  *     Mem.BalancePeriod and whenever the state changes.
+ *   - Demand caps (ESX): a VM's demand is its active pages as a count
+ *     (mv__sample_demand_pages) plus Mem.DemandHeadroomPct of them; a VM
+ *     holding more has a target of at most that (never below its
+ *     reservation), and what that leaves goes to the others by their
+ *     shares.  Its memory above the cap is reclaimed before any other
+ *     victim is chosen by rho (the lowest rho first): in hard and low, and
+ *     in soft too, there only down to the cap (MV__MECH_IDLE), so an idle
+ *     VM ends with nothing but its reservation (and what reclaim cannot
+ *     take: its sampled pages and compression cache).  A VM using all it
+ *     holds, or not yet measured, is not capped: the sampler sees only
+ *     the pages a VM holds, never how many more it would use.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their
@@ -233,6 +244,8 @@ static int gather(struct mv_host *h, struct view *w)
 			.alloc_pages = atomic_load(&vm->consumed_pages),
 			.active_permille = mv__sample_active_permille(vm),
 		};
+		mv__sched_demand(&w->in[i], mv__sample_demand_pages(vm),
+				 h->settings.demand_headroom_pct);
 	}
 	w->n = i;
 	return 0;
@@ -307,9 +320,39 @@ static uint64_t reclaim_any(struct mv_host *h)
  * Only when the view cannot grow (no memory) does the batch fall back to
  * reclaim_any under vms_lock.
  */
-static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
+/*
+ * The next victim of a view: as the policy says under `pressure`; with
+ * none and `idle` (soft state), a VM holding more than its demand cap, and
+ * then only down to its cap (*floor).
+ */
+static int pick_victim(struct mv_host *h, struct view *w, int pressure,
+		       bool idle, uint64_t *floor)
 {
-	uint64_t done = 0, want, floor;
+	unsigned tax = h->settings.idle_tax_pct;
+	int i = mv__sched_victim(w->in, w->skip, w->n, tax, pressure);
+	const struct mv__sched_vm *v;
+
+	if (i < 0 && idle && !pressure) {
+		i = mv__sched_idle_victim(w->in, w->skip, w->n, tax);
+		if (i >= 0) {
+			v = &w->in[i];
+			*floor = v->demand_pages > v->min_pages ?
+					 v->demand_pages :
+					 v->min_pages;
+			return i;
+		}
+	}
+	if (i >= 0)
+		*floor = w->in[i].alloc_pages > w->in[i].max_pages ?
+				 w->in[i].max_pages :
+				 w->in[i].min_pages;
+	return i;
+}
+
+static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure,
+			      bool idle)
+{
+	uint64_t done = 0, want, floor = 0;
 	int i;
 
 	pthread_mutex_lock(&h->vms_lock);
@@ -322,12 +365,7 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
 		atomic_fetch_add_explicit(&w->vm[k]->sched_refs, 1,
 					  memory_order_acquire);
 	pthread_mutex_unlock(&h->vms_lock);
-	while ((i = mv__sched_victim(w->in, w->skip, w->n,
-				     h->settings.idle_tax_pct, pressure)) >=
-	       0) {
-		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
-				w->in[i].max_pages :
-				w->in[i].min_pages;
+	while ((i = pick_victim(h, w, pressure, idle, &floor)) >= 0) {
 		want = w->in[i].alloc_pages - floor;
 		if (want > MV_RECLAIM_BATCH)
 			want = MV_RECLAIM_BATCH;
@@ -443,7 +481,8 @@ static bool reclaim(struct mv_host *h, struct view *w)
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
-		got = reclaim_batch(h, w, pressure);
+		got = reclaim_batch(h, w, pressure,
+				    mv__sched_mechanisms(st) & MV__MECH_IDLE);
 		/* nothing small left to take: break more, then try again */
 		if (!got && pressure && break_large(h, w, BREAK_ANY))
 			continue;

@@ -53,6 +53,8 @@ static const struct setting table[] = {
 	{ "Mem.MemZipEnable", FIELD(mem_zip_enable), 1, 0, 1 },
 	{ "Mem.ZipAlgorithm", FIELD(zip_algorithm), 0, 0, 1 },
 	{ "Mem.AllocGuestLargePage", FIELD(alloc_guest_large_page), 1, 0, 1 },
+	/* not ESX's: percent of a VM's active memory, see sched_policy.h */
+	{ "Mem.DemandHeadroomPct", FIELD(demand_headroom_pct), 25, 0, 1000 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

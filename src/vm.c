@@ -517,6 +517,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->unreadable_pages = atomic_load(&vm->c.unreadable_pages);
 	st->first_unreadable_ppn = atomic_load(&vm->c.first_unreadable_ppn);
 	st->unreadable_err = atomic_load(&vm->c.unreadable_err);
+	st->swapin_runs = atomic_load(&vm->ra.runs);
+	st->swapin_ra_hits = atomic_load(&vm->ra.hits);
+	st->swapin_ra_misses = atomic_load(&vm->ra.misses);
+	st->swapin_window =
+		mv__ra_current(vm, vm->host->settings.swapin_cluster_pages);
 	mv__balloon_stats(vm, st);
 	mv__zcache_stats(vm, &zs);
 	st->zip_cached_pages = zs.pages;

@@ -227,11 +227,12 @@ static void test_mechanisms_by_state(void **state)
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HIGH), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_CLEAR), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_SOFT),
-			 MV__MECH_SHARE | MV__MECH_BALLOON);
+			 MV__MECH_SHARE | MV__MECH_BALLOON | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HARD),
-			 MV__MECH_SHARE | MV__MECH_SWAP);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_LOW),
-			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK |
+				 MV__MECH_IDLE);
 }
 
 static void test_balloon_target_grows_only_when_allowed(void **state)
@@ -404,6 +405,59 @@ static void test_sampling_tells_idle_from_active(void **state)
 	assert_int_equal(th_bad_pages(busy.vm, 2, false), 0);
 	mv_vm_destroy(idle);
 	mv_vm_destroy(busy.vm);
+	th_host_destroy(&t);
+}
+
+struct private_below {
+	mv_vm *vm;
+	uint64_t pages;
+};
+
+static bool private_at_most(void *arg)
+{
+	struct private_below *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.state_pages[MV_PAGE_PRIVATE] <= k->pages;
+}
+
+/*
+ * A VM measured idle is capped at its demand, 0: a busy VM's pressure
+ * takes all its private pages, not only down to where its taxed cost per
+ * share meets the busy VM's (with these shares about a twelfth of what the
+ * busy VM holds, 900 pages, before demand caps).
+ */
+static void test_vm_measured_idle_is_reclaimed_to_its_floor(void **state)
+{
+	static struct toucher busy;
+	struct private_below k;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *idle, *vm;
+
+	(void)state;
+	sampling_host(&t, 48 * MiB);
+	idle = th_vm_create(&t, "idle", 16 * MiB);
+	th_fill_vm(idle, 1, false);
+	/* one period, in which nobody touches it: measured idle */
+	mv__sample_period(idle);
+	mv__sample_period(idle);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.active_permille, 0);
+	/* more than the host: it always needs memory */
+	vm = th_vm_create(&t, "busy", 48 * MiB);
+	th_fill_vm(vm, 2, false);
+	toucher_start(&busy, vm, touch_main);
+	k = (struct private_below){ idle, 64 };
+	assert_true(th_wait_until(private_at_most, &k, TH_WAIT_MS));
+	toucher_stop(&busy);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.sztgt_pages, 0);
+	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	assert_int_equal(th_bad_pages(vm, 2, false), 0);
+	mv_vm_destroy(idle);
+	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
 
@@ -684,6 +738,8 @@ int main(void)
 		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
 		cmocka_unit_test(test_sample_period_zero_never_samples),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
+		cmocka_unit_test(
+			test_vm_measured_idle_is_reclaimed_to_its_floor),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 		cmocka_unit_test(test_swap_writes_hold_no_host_lock),
 	};
