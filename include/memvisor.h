@@ -114,6 +114,10 @@ struct mv_settings {
 	 * a target of at most its active memory plus this percent of it; the
 	 * rest goes to the VMs that need it (25, 0-1000) */
 	uint32_t demand_headroom_pct;
+	/* Mem.ReclaimPolicy: which pages reclaim takes: 0 random runs (ESX's
+	 * policy), 1 the coldest first, by fault history and sampling (1;
+	 * docs/ARCHITECTURE.md, "Victims") */
+	uint32_t reclaim_policy;
 };
 
 void mv_settings_init(struct mv_settings *s);

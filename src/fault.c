@@ -39,7 +39,9 @@
  * grows while the guest goes on to use what reads bring and shrinks to one
  * page for random access (readahead.c).
  * Neighbours are taken with trylock only, so batching never waits and never
- * deadlocks against reclaim, which also uses trylock.
+ * deadlocks against reclaim, which also uses trylock.  Only the page the
+ * fault is for is marked warm for reclaim's victim choice (cold.c): the
+ * neighbours a run brings along stay as cold as they were.
  *
  * A zero fill (and a put-back from a sampling or park slot, sample.c) that
  * the kernel refuses is not retried in place: the error is counted and
@@ -712,6 +714,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served, io;
 	int err;
 
+	/* the guest wants this page: warm for reclaim's clock (cold.c) */
+	mv__cold_touch(&vm->cold, ppn);
 	mv__budget_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);

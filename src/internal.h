@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "balloon.h"
+#include "cold.h"
 #include "memvisor.h"
 #include "pmap.h"
 #include "share.h"
@@ -301,6 +302,7 @@ struct mv_vm {
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
 	struct mv__ra ra; /* adaptive swap-in */
+	struct mv__cold cold; /* heat per page, reclaim's clock (cold.c) */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -422,6 +424,11 @@ uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
 void mv__fault_stop(struct mv_vm *vm);
+
+/* cold.c: heat bytes for Mem.ReclaimPolicy cold (none for random): 0 or
+ * -ENOMEM */
+int mv__cold_init(struct mv_vm *vm, unsigned policy);
+void mv__cold_fini(struct mv_vm *vm);
 
 /* reclaim.c: swap-out */
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);

@@ -3,11 +3,16 @@
  * reclaim.c - swap-out: choose victim pages, save their content, free their
  * frames.  The other direction from fault.c, kept apart from it.
  *
- * Design: victims are chosen at random, ESX's policy: it needs no access
- * tracking and cannot be fooled by a guest that touches pages in a pattern
- * the hypervisor would mispredict.  A batch of up to MV_RECLAIM_BATCH
- * victims is locked (trylock only: a page someone is busy with is not a good
- * victim anyway), each is taken out of the guest with UFFDIO_MOVE into the
+ * Design: victims are chosen by Mem.ReclaimPolicy: 1 (the default) the
+ * coldest first, by a clock over per-page heat that faults and sampling
+ * keep (cold.c has the design and why), falling back to random pages when
+ * the clock finds too few in its bounded pass; 0 at random, ESX's policy,
+ * which needs no access tracking and cannot be fooled by a guest that
+ * touches pages in a pattern the hypervisor would mispredict, but takes a
+ * page the guest uses as readily as one it does not.  A batch of up to
+ * MV_RECLAIM_BATCH victims is locked (trylock only: a page someone is busy
+ * with is not a good victim anyway), each is taken out of the guest with
+ * UFFDIO_MOVE into the
  * VM's staging area, kept in the VM's compression cache if it compresses to
  * 2 KiB or less (zcache.c); the rest are written to consecutive swap slots
  * with one vectored write (swap.c has why), and the staging area is
@@ -65,6 +70,9 @@
 
 /* Probes per wanted victim before concluding the VM has few PRIVATE pages */
 #define PROBES_PER_VICTIM 8
+/* Entries the cold policy's clock hand passes per wanted victim, at most,
+ * before the rest of a batch is taken at random (cold.c) */
+#define SCAN_PER_VICTIM 256
 /* MOVE-then-COPY attempts of a restore before its page is parked */
 #define RESTORE_TRIES 3
 
@@ -221,6 +229,67 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
 	return n;
 }
 
+/*
+ * Locks up to `want` cold PRIVATE pages (Mem.ReclaimPolicy 1, cold.c): the
+ * VM's clock hand passes pages in order, takes those at heat 0 and cools
+ * the others by one step; at most SCAN_PER_VICTIM entries per wanted
+ * victim (and MV_COLD_HOT + 1 passes over the VM), then the rest of the
+ * batch is taken at random, so a VM whose pages are all warm still gives
+ * what the random policy would.  Cold neighbours come out in ppn order:
+ * a run of them moves in one call.  Returns how many.
+ */
+static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
+			  bool may_break)
+{
+	struct mv__cold *c = &vm->cold;
+	uint64_t budget = (uint64_t)want * SCAN_PER_VICTIM, ppn, old, passed;
+	unsigned n = 0, more;
+
+	if (budget > (MV_COLD_HOT + 1) * vm->npages)
+		budget = (MV_COLD_HOT + 1) * vm->npages;
+	for (passed = 0; n < want && passed < budget; passed++) {
+		ppn = c->hand;
+		c->hand = ppn + 1 < vm->npages ? ppn + 1 : 0;
+		old = pmap_peek(&vm->pmap[ppn]);
+		/* only a page that could be a victim is aged */
+		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
+		    (old & PMAP_LOCK) ||
+		    (!may_break && mv__lpage_is_large(vm, ppn)) ||
+		    !mv__cold_pass(c, ppn) ||
+		    !pmap_trylock(&vm->pmap[ppn], &old))
+			continue;
+		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
+		    !small_or_broken(vm, ppn, may_break)) {
+			pmap_unlock(vm, ppn, old);
+			continue;
+		}
+		out[n].ppn = ppn;
+		out[n].old = old;
+		n++;
+	}
+	atomic_fetch_add_explicit(&c->scanned, passed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->cold_victims, n, memory_order_relaxed);
+	if (n == want)
+		return n;
+	more = pick_random(vm, want - n, out + n, may_break);
+	atomic_fetch_add_explicit(&c->fallback_victims, more,
+				  memory_order_relaxed);
+	return n + more;
+}
+
+/* Locks up to `want` victims by the host's Mem.ReclaimPolicy. */
+static unsigned pick_victims(struct mv_vm *vm, unsigned want,
+			     struct victim *out, bool may_break)
+{
+	unsigned n = vm->cold.heat ? pick_cold(vm, want, out, may_break) :
+				     pick_random(vm, want, out, may_break);
+
+	/* a victim comes back warm only if the guest asks for it */
+	for (unsigned i = 0; i < n; i++)
+		mv__cold_forget(&vm->cold, out[i].ppn);
+	return n;
+}
+
 /* Locks `ppn` if it is PRIVATE. */
 static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 {
@@ -231,6 +300,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 		return 0;
 	}
 	small_or_broken(vm, ppn, true);
+	mv__cold_forget(&vm->cold, ppn);
 	out->ppn = ppn;
 	out->old = old;
 	return 1;
@@ -372,7 +442,7 @@ static int reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done,
 			err = -EBUSY;
 			break;
 		}
-		n = pick_random(vm, n, v, may_break);
+		n = pick_victims(vm, n, v, may_break);
 		if (!n)
 			break;
 		got = swap_out_locked(vm, v, n, &err);

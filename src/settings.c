@@ -55,6 +55,8 @@ static const struct setting table[] = {
 	{ "Mem.AllocGuestLargePage", FIELD(alloc_guest_large_page), 1, 0, 1 },
 	/* not ESX's: percent of a VM's active memory, see sched_policy.h */
 	{ "Mem.DemandHeadroomPct", FIELD(demand_headroom_pct), 25, 0, 1000 },
+	/* not ESX's (random): the cold policy measured better (cold.c) */
+	{ "Mem.ReclaimPolicy", FIELD(reclaim_policy), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

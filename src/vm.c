@@ -258,11 +258,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_lpage;
 	}
+	err = mv__cold_init(vm, h->settings.reclaim_policy);
+	if (err)
+		goto fail_sample;
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "%s", msg);
-		goto fail_sample;
+		goto fail_cold;
 	}
 	err = mv__zcache_init(vm);
 	if (err)
@@ -294,6 +297,8 @@ fail_zcache:
 	mv__zcache_fini(vm);
 fail_swap:
 	mv__swap_close(&vm->swap);
+fail_cold:
+	mv__cold_fini(vm);
 fail_sample:
 	mv__sample_fini(vm);
 fail_lpage:
@@ -420,6 +425,7 @@ void mv_vm_destroy(mv_vm *vm)
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
 	free(vm->pmap);
+	mv__cold_fini(vm);
 	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
