@@ -41,7 +41,7 @@
 #include "bench.h"
 #include "memvisor.h"
 
-#define MAX_ROWS 16
+#define MAX_ROWS 32
 #define MAX_VALUES 40
 #define MAX_NOTES 16
 #define NOTE_MAX 400
