@@ -96,6 +96,10 @@ struct mv_settings {
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
+	/* Mem.ReclaimPerVM: each VM reclaims in its own thread, the
+	 * scheduler only decides (1, 0-1); 0: the scheduler's thread
+	 * reclaims, one VM at a time */
+	uint32_t reclaim_per_vm;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
 	/* Mem.SwapRunPages: victims are random runs of up to this many

@@ -8,6 +8,8 @@
  * while holding only locks above it in this list:
  *
  *   host->sched_lock          a leaf: the scheduler drops it before working
+ *   vm->rc.lock               a leaf: a VM's reclaim thread's request
+ *                             (sched.c), never held across the work
  *   host->vms_lock            the VM list; held to gather, never across
  *                             disk I/O (the scheduler pins VMs instead)
  *     vm->reclaim_lock        staging and victims; or vm->balloon.lock,
@@ -95,6 +97,9 @@ struct mv_host {
 	pthread_t sched; /* the memory scheduler (sched.c) */
 	pthread_mutex_t sched_lock; /* protects sched_stop */
 	pthread_cond_t sched_wake;
+	/* reclaim requests the VMs' reclaim threads have finished: the
+	 * scheduler waits for it to move (sched.c) */
+	_Atomic uint64_t reclaim_gen;
 	bool sched_stop;
 	bool sched_started;
 	/* free-memory state with hysteresis (enum mv_mem_state); written by
@@ -221,6 +226,25 @@ struct mv__vm_sched {
 	_Atomic uint64_t swtgt_pages; /* SWTGT */
 };
 
+/*
+ * A VM's reclaim thread (sched.c, Mem.ReclaimPerVM): the scheduler asks it
+ * for pages and goes on to other VMs while it works, so that reclaim runs
+ * per VM, concurrently, and one VM's slow swap write holds no other VM.
+ */
+struct mv__reclaimer {
+	pthread_t thread;
+	bool started; /* immutable once the VM is linked */
+	pthread_mutex_t lock; /* protects the fields below */
+	pthread_cond_t wake; /* a request, or stop */
+	uint64_t want; /* pages asked for, not yet taken up; 0: none */
+	unsigned tick; /* the scheduler's tick that asked */
+	bool busy; /* a request is asked or running */
+	bool stop;
+	unsigned empty_tick; /* the last tick whose request found nothing */
+	_Atomic uint64_t pages; /* reclaimed by this thread, in all */
+	_Atomic uint64_t requests; /* requests served, in all */
+};
+
 struct mv_vm {
 	struct mv_host *host; /* immutable */
 	struct mv_vm *next; /* host->vms list; protected by host->vms_lock */
@@ -250,6 +274,8 @@ struct mv_vm {
 	struct mv__sample sample; /* active-memory sampling */
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
+
+	struct mv__reclaimer rc; /* the VM's reclaim thread (sched.c) */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -305,6 +331,11 @@ void mv__sched_stop(struct mv_host *h);
  * with vm's set to min_pages, would not fit the host. */
 int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 				uint64_t min_pages);
+/* The VM's reclaim thread (none with Mem.ReclaimPerVM = 0): started before
+ * the VM is linked, stopped once it is unlinked and unpinned (it finishes
+ * the batch it is in).  0 or -errno. */
+int mv__reclaimer_start(struct mv_vm *vm);
+void mv__reclaimer_stop(struct mv_vm *vm);
 
 /* sample.c: active-memory sampling */
 int mv__sample_init(struct mv_vm *vm);

@@ -45,7 +45,8 @@
  *
  * Locks (order: internal.h): host->vms_lock to link and unlink (briefly);
  * pmap entry locks for a page's state; mv_vm_destroy waits, with no lock
- * held, for the scheduler's pin.
+ * held, for the scheduler's pin, then stops the VM's reclaim thread (it
+ * ends its batch) before the fault threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -258,11 +259,20 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_stopfd;
 	}
+	err = mv__reclaimer_start(vm);
+	if (err) {
+		mv__host_api_msg(h,
+				 "VM %s: cannot start its reclaim thread: %s",
+				 vm->name, strerror(-err));
+		goto fail_faults;
+	}
 	/* last: from here on the scheduler may pick it, so it must be whole */
 	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
 
+fail_faults:
+	mv__fault_stop(vm);
 fail_stopfd:
 	close(vm->stop_fd);
 fail_share:
@@ -304,6 +314,9 @@ void mv_vm_destroy(mv_vm *vm)
 	for (struct timespec ts = { 0, 1000000L };
 	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
 		nanosleep(&ts, NULL);
+	/* its reclaim thread ends the batch it is in (bounded), then the
+	 * fault threads, which that batch's victims may be waiting on */
+	mv__reclaimer_stop(vm);
 	mv__fault_stop(vm);
 #ifdef MV_TRACE
 	mv__trace_vm_gone(vm->mem);
