@@ -177,10 +177,10 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	}
 }
 
+/* Publishes r->old as the run's entries: the census once per run. */
 static void unlock_run(struct mv_vm *vm, struct run *r)
 {
-	for (uint64_t i = 0; i < r->n; i++)
-		pmap_unlock(vm, r->lo + i, r->old[i]);
+	pmap_unlock_run(vm, r->lo, r->n, r->old);
 }
 
 static int unzip_run(struct mv_vm *vm, struct run *r, uint8_t *buf)

@@ -56,8 +56,11 @@
 
 #define MV_MAX_FAULT_THREADS 16
 /* Mappings (VMAs) a VM adds: guest memory, staging, sample area, fault
- * thread stacks and guards (vm.c, maps.c) */
-#define MV_VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
+ * thread stacks and guards, its reclaim thread's (vm.c, maps.c) */
+#define MV_VM_MAPS (12 + 2 * MV_MAX_FAULT_THREADS)
+/* Counters written by every fault start a cache line of their own, so that
+ * their writes do not evict what every fault only reads (mem, pmap). */
+#define MV_CACHELINE 64
 /* Mappings left free for the process's own use (system.c, maps.c) */
 #define MV_MAP_COUNT_SLACK 256
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
@@ -83,11 +86,13 @@ struct mv_host {
 	uint64_t minfree_pages; /* ESXi tiers of memsize; immutable */
 
 	/* frames handed to guests; changed only by frames_reserve/release */
-	_Atomic uint64_t consumed_pages;
+	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages;
 
-	pthread_mutex_t frames_lock; /* protects the two fields below */
+	_Alignas(MV_CACHELINE) pthread_mutex_t frames_lock; /* the sleepers */
 	pthread_cond_t frames_freed; /* signalled when frames are released */
-	unsigned frame_waiters; /* faults asleep waiting for a frame */
+	/* faults asleep waiting for a frame: changed under frames_lock, read
+	 * without it by a release that wakes nobody when it is 0 */
+	_Atomic unsigned frame_waiters;
 
 	pthread_mutex_t vms_lock; /* protects vms and nvms */
 	struct mv_vm *vms; /* list of VMs, newest first */
@@ -97,6 +102,9 @@ struct mv_host {
 	pthread_t sched; /* the memory scheduler (sched.c) */
 	pthread_mutex_t sched_lock; /* protects sched_stop */
 	pthread_cond_t sched_wake;
+	/* the scheduler has been kicked and has not looked yet: further kicks
+	 * need not take sched_lock (sched.c) */
+	_Alignas(MV_CACHELINE) atomic_bool sched_kicked;
 	/* reclaim requests the VMs' reclaim threads have finished: the
 	 * scheduler waits for it to move (sched.c) */
 	_Atomic uint64_t reclaim_gen;
@@ -129,6 +137,8 @@ struct mv_host {
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t alloc_waits;
 	_Atomic uint64_t reclaim_pages;
+	_Atomic uint64_t reclaim_flushes; /* see mv_host_stats */
+	_Atomic uint64_t reclaim_moved_pages;
 	_Atomic uint64_t lost_pages; /* see mv_host_stats */
 	_Atomic uint64_t move_miscounts; /* see mv_host_stats */
 	_Atomic uint64_t blocked_waits; /* see mv_host_stats */
@@ -257,9 +267,10 @@ struct mv_vm {
 	uint8_t *mem; /* guest physical memory; immutable */
 	uint64_t npages; /* immutable */
 	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
-	struct mv__pmap_census census; /* pmap entries by state (pmap.h) */
+	/* pmap entries by state (pmap.h); written by every fault */
+	_Alignas(MV_CACHELINE) struct mv__pmap_census census;
 
-	int uffd; /* userfaultfd covering mem and staging */
+	_Alignas(MV_CACHELINE) int uffd; /* covering mem and staging */
 	int stop_fd; /* eventfd that tells fault threads to exit */
 	pthread_t fault_threads[MV_MAX_FAULT_THREADS];
 	unsigned nfault_threads;
@@ -284,7 +295,7 @@ struct mv_vm {
 	bool staging_dirty;
 	uint64_t rng; /* xorshift state for random victims */
 
-	_Atomic uint64_t consumed_pages; /* frames this VM holds */
+	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages; /* frames held */
 	_Atomic uint64_t swcur_pages; /* pages in the swap file */
 	struct mv_vm_counters c;
 };

@@ -80,9 +80,21 @@
 /* The budget's pressure hook: wakes the scheduler now. */
 static void sched_kick(struct mv_host *h)
 {
+	/* under pressure every fault's reservation kicks: one kick until
+	 * the scheduler has looked is enough (it clears the flag under
+	 * sched_lock before it sleeps, and does not sleep if it was set) */
+	if (atomic_exchange(&h->sched_kicked, true))
+		return;
 	pthread_mutex_lock(&h->sched_lock);
 	pthread_cond_signal(&h->sched_wake);
 	pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* Under sched_lock, before a wait: whether a kick came since the last
+ * look (and the wait must not start). */
+static bool sched_kicked(struct mv_host *h)
+{
+	return atomic_exchange(&h->sched_kicked, false);
 }
 
 static uint64_t sum_reservations(struct mv_host *h, struct mv_vm *except)
@@ -184,12 +196,7 @@ static uint64_t free_pages(struct mv_host *h)
 
 static unsigned frame_waiters(struct mv_host *h)
 {
-	unsigned n;
-
-	pthread_mutex_lock(&h->frames_lock);
-	n = h->frame_waiters;
-	pthread_mutex_unlock(&h->frames_lock);
-	return n;
+	return atomic_load(&h->frame_waiters);
 }
 
 static enum mv_mem_state update_state(struct mv_host *h)
@@ -634,7 +641,8 @@ static void dispatch_wait(struct mv_host *h, uint64_t gen)
 
 	mv__deadline_ms(&ts, SCHED_STUCK_MS);
 	pthread_mutex_lock(&h->sched_lock);
-	if (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop)
+	if (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
+	    !sched_kicked(h))
 		pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts);
 	pthread_mutex_unlock(&h->sched_lock);
 }
@@ -799,6 +807,10 @@ static void *sched_main(void *arg)
 			break;
 		mv__deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
 		if (ok && needed(h))
+			continue;
+		/* a kick since the last look: look again (stuck, wait
+		 * anyway: a fault kicks on every try) */
+		if (sched_kicked(h) && ok)
 			continue;
 		if (!ok)
 			pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,
