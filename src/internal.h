@@ -56,8 +56,9 @@
 
 #define MV_MAX_FAULT_THREADS 16
 /* Mappings (VMAs) a VM adds: guest memory, staging, sample area, fault
- * thread stacks and guards, its reclaim thread's (vm.c, maps.c) */
-#define MV_VM_MAPS (12 + 2 * MV_MAX_FAULT_THREADS)
+ * thread stacks and guards and their stop page, its reclaim thread's
+ * (vm.c, fault.c, maps.c) */
+#define MV_VM_MAPS (13 + 2 * MV_MAX_FAULT_THREADS)
 /* Counters written by every fault start a cache line of their own, so that
  * their writes do not evict what every fault only reads (mem, pmap). */
 #define MV_CACHELINE 64
@@ -271,7 +272,10 @@ struct mv_vm {
 	_Alignas(MV_CACHELINE) struct mv__pmap_census census;
 
 	_Alignas(MV_CACHELINE) int uffd; /* covering mem and staging */
-	int stop_fd; /* eventfd that tells fault threads to exit */
+	/* one page registered with uffd, touched to stop the fault threads,
+	 * which block in read() (fault.c) */
+	uint8_t *fault_stop_page;
+	_Atomic unsigned fault_live; /* fault threads not yet stopped */
 	pthread_t fault_threads[MV_MAX_FAULT_THREADS];
 	unsigned nfault_threads;
 

@@ -53,7 +53,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -172,7 +171,6 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
 	vm->image_fd = -1;
 	vm->uffd = -1;
-	vm->stop_fd = -1;
 	vm->swap.fd = -1;
 	len = vm->npages << MV_PAGE_SHIFT;
 	pthread_mutex_init(&vm->reclaim_lock, NULL);
@@ -250,16 +248,11 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	err = mv__share_vm_init(vm, cfg->salt);
 	if (err)
 		goto fail_zcache;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
-		err = -errno;
-		goto fail_share;
-	}
 	err = mv__fault_start(vm);
 	if (err) {
 		mv__host_api_msg(h, "VM %s: cannot start fault threads: %s",
 				 vm->name, strerror(-err));
-		goto fail_stopfd;
+		goto fail_share;
 	}
 	err = mv__reclaimer_start(vm);
 	if (err) {
@@ -275,8 +268,6 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 
 fail_faults:
 	mv__fault_stop(vm);
-fail_stopfd:
-	close(vm->stop_fd);
 fail_share:
 	mv__share_vm_fini(vm);
 fail_zcache:
@@ -324,7 +315,6 @@ void mv_vm_destroy(mv_vm *vm)
 	mv__trace_vm_gone(vm->mem);
 #endif
 	mv__share_vm_fini(vm);
-	close(vm->stop_fd);
 	close(vm->uffd);
 	mv__sample_fini(vm);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
