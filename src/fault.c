@@ -557,7 +557,8 @@ static void spurious_guard(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 					       "unzip",
 					       "given-up fill",
 					       "copy on write",
-					       "copy on write in place" };
+					       "copy on write in place",
+					       "adopted at attach" };
 	struct mv_vm *vm = ctx->vm;
 	uint64_t o = pmap_payload(v);
 

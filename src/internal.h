@@ -83,8 +83,11 @@
 struct mv_host {
 	struct mv_settings settings; /* immutable after create */
 	char swapdir[PATH_MAX]; /* immutable after create */
-	uint64_t memsize_pages; /* machine memory budget; immutable */
-	uint64_t minfree_pages; /* ESXi tiers of memsize; immutable */
+	/* machine memory budget, and minFree by ESXi's tiers of it: fixed
+	 * unless an agent (agent.c) follows its daemon's grant through
+	 * mv__budget_set_memsize */
+	_Atomic uint64_t memsize_pages;
+	_Atomic uint64_t minfree_pages;
 
 	/* frames handed to guests; changed only by frames_reserve/release */
 	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages;
@@ -173,6 +176,9 @@ struct mv_vm_counters {
 	_Atomic uint64_t unreadable_pages;
 	_Atomic uint64_t first_unreadable_ppn;
 	_Atomic int unreadable_err;
+	/* mv_vm_discard (attach.c): see mv_vm_stats */
+	_Atomic uint64_t discard_pages;
+	_Atomic uint64_t discard_frames_freed;
 };
 
 /*
@@ -256,8 +262,25 @@ struct mv__reclaimer {
 	_Atomic uint64_t requests; /* requests served, in all */
 };
 
+/*
+ * A remote VM (daemon.c): a VM whose memory lives in another process, a
+ * VMM with an agent (agent.c), and which this host only schedules.  It has
+ * no mapping, pmap, fault threads, swap file or share state; the
+ * mechanisms pass it over (vm->remote set).  Its consumed_pages are the
+ * frames its grant holds in this host's budget; its active estimate is the
+ * agent's (sample.active_permille, written by the daemon); mv_vm_stats
+ * reports the agent's last figures.
+ */
+struct mv__remote {
+	pthread_mutex_t lock; /* protects stats */
+	struct mv_vm_stats stats; /* the agent's last report */
+	uint32_t pid; /* the VMM's process; immutable */
+};
+
 struct mv_vm {
 	struct mv_host *host; /* immutable */
+	/* NULL for a VM of this process; immutable */
+	struct mv__remote *remote;
 	struct mv_vm *next; /* host->vms list; protected by host->vms_lock */
 	/* pins by the scheduler, taken under vms_lock while the VM is on the
 	 * list: mv_vm_destroy waits for them to go (sched.c, reclaim_batch) */
@@ -267,6 +290,10 @@ struct mv_vm {
 
 	uint8_t *mem; /* guest physical memory; immutable */
 	uint64_t npages; /* immutable */
+	/* mem is the VMM's mapping (cfg.mem, attach.c): never unmapped, its
+	 * content put back at destroy; immutable */
+	bool attached;
+	uint64_t adopted_pages; /* pages written before the attach; immutable */
 	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
 	/* pmap entries by state (pmap.h); written by every fault */
 	_Alignas(MV_CACHELINE) struct mv__pmap_census census;
@@ -313,6 +340,15 @@ void mv__frames_wait(struct mv_host *h);
  * low state a VM above its target waits here until memory frees.
  */
 void mv__budget_admit(struct mv_vm *vm);
+/*
+ * A new budget of pages (at least 16) and its minFree (mv_minfree_bytes,
+ * below pages): an agent's host follows its grant.
+ * Growing wakes faults waiting for frames; shrinking below what guests
+ * hold wakes the scheduler, which reclaims down to it (the caller waits
+ * for consumed_pages to fall, bounded, before it says the grant is kept).
+ */
+void mv__budget_set_memsize(struct mv_host *h, uint64_t pages,
+			    uint64_t minfree);
 /* fn is called (with no lock held) when memory runs short or a fault waits
  * for a frame; NULL removes it. */
 void mv__budget_set_pressure_hook(struct mv_host *h,
@@ -334,6 +370,12 @@ void mv__host_api_msg(struct mv_host *h, const char *fmt, ...)
 /* The log thread (none without a callback): 0 or -errno. */
 int mv__log_start(struct mv_host *h);
 void mv__log_stop(struct mv_host *h);
+
+/* vm.c: a remote VM (struct mv__remote) on host h, scheduled with cfg's
+ * shares, reservation and limit; mv_vm_destroy destroys it and gives its
+ * frames back.  0, or -EINVAL/-ENOMEM (the host message says why). */
+int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
+			 uint32_t pid, struct mv_vm **out);
 
 /* host.c: the VM list */
 void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm);
@@ -414,6 +456,18 @@ enum mv__put_back {
  */
 int mv__put_back_page(struct mv_vm *vm, void *dst, void *src, bool may_move,
 		      unsigned tries, enum mv__put_back *how);
+
+/*
+ * attach.c: a VMM's own mapping as guest memory.  Before registration:
+ * checks that [mem, mem + len) is one private anonymous read/write
+ * mapping, keeps it to 4 KiB pages, and adopts the pages already written
+ * as PRIVATE (frames reserved from the host: -ENOMEM when the budget
+ * cannot hold them); msg says what is wrong.  At destroy, with the fault
+ * threads stopped and the uffd still open: every page whose content is
+ * elsewhere (swap, cache, sampling, a shared frame) is put back.
+ */
+int mv__attach_prepare(struct mv_vm *vm, char *msg, size_t msglen);
+void mv__attach_restore(struct mv_vm *vm);
 
 /* lpage.c: large pages.  0, or -ENOMEM; enabled false: never large. */
 int mv__lpage_init(struct mv_vm *vm, bool enabled);

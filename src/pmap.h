@@ -72,6 +72,7 @@ enum pmap_origin {
 	PMAP_FROM_COW, /* copy of a shared page, on a write */
 	PMAP_FROM_COW_IN_PLACE, /* the same, made without a new mapping
 				 * (share_cow.c, at vm.max_map_count): pinned */
+	PMAP_FROM_ADOPTED, /* written by the VMM before the attach (attach.c) */
 };
 
 static inline enum mv_page_state pmap_state(uint64_t v)

@@ -418,6 +418,10 @@ static int reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done,
 
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 {
+	if (vm->remote) { /* its agent reclaims, to its grant (daemon.c) */
+		*done = 0;
+		return 0;
+	}
 	return reclaim_vm(vm, want, done, false);
 }
 

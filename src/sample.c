@@ -370,6 +370,8 @@ void mv__sample_period(struct mv_vm *vm)
 	struct mv__sample *s = &vm->sample;
 	uint32_t f = 0, r;
 
+	if (vm->remote) /* its agent samples (daemon.c) */
+		return;
 	mv__sample_retry_parked(vm);
 	if (s->n && !end_period(vm, &f))
 		return; /* slots still in use: the period stays open */
