@@ -97,6 +97,10 @@ struct mv_settings {
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
+	/* Mem.ReclaimPerVM: each VM reclaims in its own thread, the
+	 * scheduler only decides (1, 0-1); 0: the scheduler's thread
+	 * reclaims, one VM at a time */
+	uint32_t reclaim_per_vm;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
 	/* Mem.SwapRunPages: victims are random runs of up to this many
@@ -511,6 +515,11 @@ struct mv_host_stats {
 	uint32_t nvms;
 	uint64_t alloc_waits; /* faults that waited for a free frame */
 	uint64_t reclaim_pages; /* pages the scheduler compressed or swapped */
+	/* calls that flush TLBs to take pages out, by any reclaim: one
+	 * UFFDIO_MOVE per run of neighbours, one MADV_DONTNEED of staging per
+	 * batch (reclaim_flushes / pages taken out is the cost per page) */
+	uint64_t reclaim_flushes;
+	uint64_t reclaim_moved_pages; /* pages those calls took out */
 	uint64_t blocked_waits; /* faults held back in the low state */
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
