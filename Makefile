@@ -57,7 +57,9 @@ LDLIBS  = $(PKGLIBS) -lm -pthread $(SANFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*.c))
 GUEST_SRC := $(sort $(wildcard guest/*.c))
-TOOL_SRC  := $(sort $(wildcard tools/*.c) $(wildcard bench/*.c))
+# tools/preload.c is the LD_PRELOAD library, never part of the binary
+PRELOAD_SRC := tools/preload.c
+TOOL_SRC  := $(filter-out $(PRELOAD_SRC),$(sort $(wildcard tools/*.c) $(wildcard bench/*.c)))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TORT_SRC  := $(sort $(wildcard tests/torture_*.c))
 TEST_HELP := $(sort $(wildcard tests/helper_*.c))
@@ -67,6 +69,11 @@ GUESTLIB  := $(BUILD)/libmvguest.a
 BIN       := $(BUILD)/memvisor
 TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TORTURES  := $(TORT_SRC:tests/%.c=$(BUILD)/tests/%)
+# libmemvisor-preload.so (docs/VMM.md): the engine and the interposers,
+# position independent, in build/pic/; not in sanitizer builds (a
+# sanitized library cannot be preloaded into an unsanitized QEMU)
+PRELOAD   := $(if $(SAN),,$(BUILD)/libmemvisor-preload.so)
+PRELOAD_WRAP := -Wl,--wrap=mmap,--wrap=mmap64,--wrap=madvise,--wrap=munmap
 
 .SECONDARY:
 .PHONY: all deps run test torture sanitize bench format check-format clean guest
@@ -79,7 +86,7 @@ GUEST_KERNEL := $(GUESTDIR)/kernel/version
 GUEST_INIT   := $(GUESTDIR)/mvguest
 GUEST_INITRD := $(GUESTDIR)/initrd.img
 
-all: deps $(BIN) $(TESTS) $(TORTURES) guest
+all: deps $(BIN) $(TESTS) $(TORTURES) $(PRELOAD) guest
 
 deps:
 	@scripts/deps.sh
@@ -88,6 +95,18 @@ $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALLCFLAGS) $(PKGCFLAGS) -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (pic)"
+	@$(CC) $(ALLCFLAGS) -fPIC $(PKGCFLAGS) -c $< -o $@
+
+$(BUILD)/libmemvisor-preload.so: $(PRELOAD_SRC:%.c=$(BUILD)/pic/%.o) \
+		$(LIB_SRC:%.c=$(BUILD)/pic/%.o) tools/preload.map
+	@echo "  LINK    $@"
+	@$(CC) $(ALLCFLAGS) -shared -fPIC -o $@ $(filter %.o,$^) \
+		-Wl,--version-script=tools/preload.map $(PRELOAD_WRAP) \
+		-Wl,-z,defs $(LDLIBS) -ldl
 
 $(LIB): $(LIB_SRC:%.c=$(BUILD)/%.o)
 	@rm -f $@

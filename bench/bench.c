@@ -39,9 +39,10 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_linux.h"
 #include "memvisor.h"
 
-#define MAX_ROWS 16
+#define MAX_ROWS 32
 #define MAX_VALUES 40
 #define MAX_NOTES 16
 #define NOTE_MAX 400
@@ -390,6 +391,8 @@ static void usage(FILE *f)
 		"  share   page sharing on guest RAM images: saved vs the ideal, CPU vs Linux KSM\n"
 		"          (`bench all` skips it when the images are missing)\n"
 		"  lpage   random access over 1 GiB with and without 2 MiB large pages (ops/s)\n"
+		"  linux   the same workloads under memvisor and in a memory cgroup with swap,\n"
+		"          zswap, zram (root; not in `all`): `memvisor bench linux --help`\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"
@@ -566,6 +569,9 @@ int mv_bench_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* its own options, cases and report (bench_linux.c) */
+	if (!strcmp(argv[1], "linux"))
+		return bench_linux_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "all"))
 		which = (1u << NBENCHES) - 1;
 	for (unsigned i = 0; i < NBENCHES; i++)
