@@ -38,6 +38,11 @@
  * guest waits for a disk that does not write.  Frames are released only
  * for pages whose content is safely elsewhere.
  *
+ * Each UFFDIO_MOVE and each MADV_DONTNEED flushes the TLBs of every CPU
+ * the guest runs on, so a batch's victims are moved in address order,
+ * neighbours in one call, and the host counts the calls per page
+ * (reclaim_flushes).
+ *
  * Staging is emptied with one MADV_DONTNEED per batch; if the kernel
  * refuses, the next batch retries it first and takes no victim until it
  * works (staged copies are then stale: everything in them is saved).
@@ -364,6 +369,24 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 }
 
 /*
+ * Victims in address order, so that neighbours picked apart (two windows
+ * side by side, or a victim choice that is not in address order) move in
+ * one UFFDIO_MOVE: each call is a TLB flush on every CPU the guest runs on.
+ */
+static void sort_victims(struct victim *v, unsigned n)
+{
+	struct victim x;
+	unsigned j;
+
+	for (unsigned i = 1; i < n; i++) {
+		x = v[i];
+		for (j = i; j > 0 && v[j - 1].ppn > x.ppn; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/*
  * Takes the locked victims out of the guest: each into the compression
  * cache if it compresses well enough, the rest into the swap file with as
  * few writes as possible.  Returns pages taken; *errp gets the first error.
@@ -375,10 +398,11 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	struct mv_host *h = vm->host;
 	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped, moved;
 	int64_t credit = 0; /* frames freed for the host, net of the cache */
-	uint64_t entry, strays;
+	uint64_t entry, strays, flushes = 1, moved_pages = 0;
 	uint8_t *stage;
 	int err;
 
+	sort_victims(v, n);
 	for (unsigned i = 0, len; i < n; i += len) {
 		/* victims next to each other in the guest move in one call */
 		for (len = 1; i + len < n && v[i + len].ppn == v[i].ppn + len;)
@@ -387,6 +411,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
 			vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len, &err,
 			&strays);
+		flushes++;
+		moved_pages += moved;
 		if (err && !*errp)
 			*errp = err;
 		/* found moved past the count: back into the guest (or parked) */
@@ -418,6 +444,10 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	credit += swapped;
 	/* what is left in staging is saved elsewhere, or put back */
 	empty_staging(vm, (size_t)n << MV_PAGE_SHIFT);
+	atomic_fetch_add_explicit(&h->reclaim_flushes, flushes,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->reclaim_moved_pages, moved_pages,
+				  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->swcur_pages, swapped,
