@@ -809,6 +809,28 @@ static int work_dir(struct ctx *x, char *msg, size_t len)
 	return 0;
 }
 
+/* Is pid a `memvisor bench linux` (not a process that reused the pid)? */
+static bool is_bench_linux(pid_t pid)
+{
+	char path[64], buf[512];
+	bool bench = false, linux_ = false;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+		bench |= !strcmp(buf + i, "bench");
+		linux_ |= bench && !strcmp(buf + i, "linux");
+	}
+	return linux_;
+}
+
 /* Refuses when another bench linux owns the state file; else undoes what
  * a killed one left. */
 static int leftovers(struct ctx *x, char *msg, size_t len)
@@ -823,7 +845,7 @@ static int leftovers(struct ctx *x, char *msg, size_t len)
 	if (fgets(line, sizeof(line), f) && !strncmp(line, "owner\t", 6))
 		pid = strtol(line + 6, NULL, 10);
 	fclose(f);
-	if (pid > 0 && pid != getpid() && !kill((pid_t)pid, 0)) {
+	if (pid > 0 && pid != getpid() && is_bench_linux((pid_t)pid)) {
 		snprintf(
 			msg, len,
 			"another memvisor bench linux (pid %ld) is running (%.300s)",
