@@ -488,7 +488,7 @@ static int load_case(struct ctx *x, const struct case_def *d,
 	f = fopen(ini_path, "we");
 	if (!f || fputs(text, f) == EOF || fclose(f)) {
 		free(text);
-		snprintf(msg, mlen, "cannot write %s", ini_path);
+		snprintf(msg, mlen, "cannot write %.900s", ini_path);
 		return -EIO;
 	}
 	ret = scenario_load_string(text, ini_path, sc, msg, mlen);
