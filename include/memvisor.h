@@ -40,7 +40,8 @@ typedef struct mv_vm mv_vm;
  * content exactly.
  */
 enum mv_page_state {
-	MV_PAGE_UNTOUCHED = 0, /* never touched: reads as zero (or image) */
+	MV_PAGE_UNTOUCHED = 0, /* never touched, or discarded by the VMM
+				* (mv_vm_discard): reads as zero (or image) */
 	MV_PAGE_PRIVATE, /* backed by its own machine frame */
 	MV_PAGE_SHARED, /* read-only view of a refcounted shared frame */
 	MV_PAGE_ZERO, /* known all-zero, no frame */
@@ -96,6 +97,10 @@ struct mv_settings {
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
+	/* Mem.ReclaimPerVM: each VM reclaims in its own thread, the
+	 * scheduler only decides (1, 0-1); 0: the scheduler's thread
+	 * reclaims, one VM at a time */
+	uint32_t reclaim_per_vm;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
 	/* Mem.SwapRunPages: victims are random runs of up to this many
@@ -109,6 +114,14 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
+	/* Mem.DemandHeadroomPct: a VM measured to use less than it holds gets
+	 * a target of at most its active memory plus this percent of it; the
+	 * rest goes to the VMs that need it (25, 0-1000) */
+	uint32_t demand_headroom_pct;
+	/* Mem.ReclaimPolicy: which pages reclaim takes: 0 random runs (ESX's
+	 * policy), 1 the coldest first, by fault history and sampling (1;
+	 * docs/ARCHITECTURE.md, "Victims") */
+	uint32_t reclaim_policy;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -221,6 +234,18 @@ struct mv_vm_config {
 	/* 1: never back this VM with large pages, whatever
 	 * Mem.AllocGuestLargePage says (0: as the host says) */
 	uint32_t large_pages_off;
+	/*
+	 * Attach (docs/VMM.md): NULL, the VM maps its own guest memory; else
+	 * the caller's existing private anonymous read/write mapping of
+	 * memsize_bytes at this address (4 KiB aligned; large pages only if
+	 * it is 2 MiB aligned), which becomes the VM's guest memory.  Pages
+	 * already written (present, or in the kernel's swap) are adopted as
+	 * they are, PRIVATE.  The VM never unmaps it; the caller keeps it
+	 * mapped until mv_vm_destroy(), which puts every page's content back
+	 * into it (swapped, compressed, shared, sampled pages) and leaves it
+	 * mapped, unregistered, plain memory again.  No image_path with it.
+	 */
+	void *mem;
 };
 
 void mv_vm_config_init(struct mv_vm_config *cfg);
@@ -228,6 +253,24 @@ void mv_vm_config_init(struct mv_vm_config *cfg);
  * message says which). */
 int mv_vm_create(mv_host *host, const struct mv_vm_config *cfg, mv_vm **out);
 void mv_vm_destroy(mv_vm *vm);
+
+/*
+ * The VMM dropped the guest pages [offset, offset + len) (balloon
+ * inflation, free page reporting: what madvise(MADV_DONTNEED) means for
+ * anonymous memory): their frames, compression cache entries, swap slots
+ * and shared references are freed at once, and each page reads as zeros
+ * on its next touch (UNTOUCHED; ZERO for a VM with a RAM image).  Safe
+ * against guest touches, reclaim, sampling and sharing running at the
+ * same time (page locks).  Never call madvise(MADV_DONTNEED) on an
+ * attached VM's memory yourself: the engine would not know the frames
+ * are gone.  offset and len are multiples of 4 KiB inside the VM
+ * (-EINVAL otherwise).  0, or -EBUSY when some pages could not be
+ * dropped (a page the kernel would not let back from sampling, a copy
+ * pinned inside a shared mapping): those keep their content and the rest
+ * are dropped.  Counted in mv_vm_stats' discard_pages and
+ * discard_frames_freed, never in the balloon's MCTLSZ.
+ */
+int mv_vm_discard(mv_vm *vm, uint64_t offset, uint64_t len);
 
 /* Change a running VM's shares, reservation or limit (as in the config,
  * rounded down to pages); -EINVAL, changing nothing, when out of range. */
@@ -446,6 +489,21 @@ struct mv_vm_stats {
 	uint64_t lpage_collapses; /* large pages made, total */
 	uint64_t lpage_breaks; /* large pages broken up, total */
 	uint64_t lpage_collapse_errors; /* collapses the kernel refused */
+	/* mv_vm_discard: pages that held content (a frame, a cache entry, a
+	 * swap slot, a shared reference) when the VMM dropped them, and the
+	 * frames that gave back to the host at once, totals */
+	uint64_t discard_pages;
+	uint64_t discard_frames_freed;
+	uint64_t adopted_pages; /* attach: pages already written, adopted */
+	uint32_t attached; /* 1: guest memory is the VMM's (cfg.mem) */
+	/* adaptive swap-in (reads back from swap or the compression cache):
+	 * runs read, faults that continued a recent run (its neighbours were
+	 * used) and those that did not, and the window now, in pages (1 to
+	 * Mem.SwapInClusterPages) */
+	uint64_t swapin_runs;
+	uint64_t swapin_ra_hits;
+	uint64_t swapin_ra_misses;
+	uint32_t swapin_window;
 };
 
 struct mv_host_stats {
@@ -457,6 +515,11 @@ struct mv_host_stats {
 	uint32_t nvms;
 	uint64_t alloc_waits; /* faults that waited for a free frame */
 	uint64_t reclaim_pages; /* pages the scheduler compressed or swapped */
+	/* calls that flush TLBs to take pages out, by any reclaim: one
+	 * UFFDIO_MOVE per run of neighbours, one MADV_DONTNEED of staging per
+	 * batch (reclaim_flushes / pages taken out is the cost per page) */
+	uint64_t reclaim_flushes;
+	uint64_t reclaim_moved_pages; /* pages those calls took out */
 	uint64_t blocked_waits; /* faults held back in the low state */
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,
@@ -498,6 +561,106 @@ struct mv_host_stats {
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);
 int mv_host_stats(mv_host *host, struct mv_host_stats *st);
+
+/*
+ * The host daemon and its agents (docs/PROTOCOL.md).  A daemon owns a
+ * host's budget and scheduler for VMs whose memory lives in other
+ * processes (VMMs): each VMM runs an agent that says HELLO over the
+ * daemon's Unix socket, and becomes a remote VM of the daemon's host,
+ * scheduled like any VM (shares, reservation, limit, idle tax) from the
+ * statistics its agent reports.  The scheduler's target for it becomes its
+ * grant: the frames the daemon holds for it in the host's budget, and the
+ * budget of the agent's own host.  A VMM that dies, or closes its socket,
+ * gives its grant back at once.  Only processes of the daemon's own user
+ * (or root) may connect.
+ */
+typedef struct mv_daemon mv_daemon;
+
+/*
+ * Listens on socket_path (a stale socket file there is replaced; a live
+ * daemon there: -EADDRINUSE) with a thread of its own; remote VMs join
+ * host, beside any VMs of this process.  0 or -errno, the sentence in
+ * mv_host_errmsg(host).
+ */
+int mv_daemon_create(mv_host *host, const char *socket_path, mv_daemon **out);
+/* Closes every agent's connection (their grants return), removes the
+ * socket.  Before mv_host_destroy. */
+void mv_daemon_destroy(mv_daemon *d);
+
+/*
+ * Called from the daemon's thread, with no lock held, when the scheduler's
+ * balloon target of a remote VM changes: QEMU's balloon is driven through
+ * its QMP socket (qmp_path, as the agent's HELLO gave it; "" when none).
+ * It must return promptly (bounded waits): the daemon serves its agents
+ * between calls.
+ */
+typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
+				     const char *qmp_path,
+				     uint64_t memsize_bytes,
+				     uint64_t balloon_bytes);
+void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
+				void *arg);
+
+struct mv_daemon_stats {
+	uint32_t agents; /* connected agents that said HELLO */
+	uint64_t accepted; /* connections accepted, total */
+	uint64_t refused; /* closed for a bad message, credentials, time out
+			   * or too many connections, total */
+	uint64_t msgs; /* messages received and accepted, total */
+	uint64_t errors; /* protocol errors answered with ERROR, total */
+	uint64_t grants; /* GRANT messages sent, total */
+	uint64_t lost; /* agents whose VMM died or closed without BYE */
+	uint64_t grant_pages; /* frames held for agents' grants now */
+};
+int mv_daemon_stats(mv_daemon *d, struct mv_daemon_stats *st);
+
+/* One remote VM: mv_vm_stats' figures (its agent's report, with this
+ * host's targets), and what the daemon knows of its VMM. */
+struct mv_daemon_vm {
+	struct mv_vm_stats stats;
+	uint32_t pid;
+	uint64_t grant_pages; /* frames its grant holds in the host */
+	char qmp_path[108];
+};
+/* Up to max remote VMs into vms (NULL if max is 0); *n gets how many
+ * there are (may exceed max). */
+int mv_daemon_vms(mv_daemon *d, struct mv_daemon_vm *vms, unsigned max,
+		  unsigned *n);
+/* The remote VM named name: 0, or -ENOENT while no agent of that name is
+ * connected (a VMM still starting, or gone). */
+int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st);
+
+/*
+ * The agent: the client of a daemon, inside a VMM, for one VM of a host of
+ * its own (the host's budget follows the daemon's grant: the agent lowers
+ * it and waits for reclaim before it acknowledges a smaller grant).  It
+ * sends HELLO (the VM's name, memsize, shares, reservation, limit, this
+ * process's pid, and $MEMVISOR_QMP as the QMP path) and then the VM's
+ * statistics periodically, from a thread of its own; it applies grants
+ * and balloon targets (mv_vm_balloon_set_target).  socket_path NULL or a
+ * daemon that cannot be reached: the agent says so in the host's log and
+ * the VM runs unmanaged on the host's own budget (no overcommit) while it
+ * retries with bounded backoff.  A daemon that goes away: the VM stays
+ * inside its last grant and the agent reconnects.  mv_agent_create never
+ * waits for the daemon.  Destroy the agent before its VM.
+ */
+typedef struct mv_agent mv_agent;
+int mv_agent_create(mv_host *host, mv_vm *vm, const char *socket_path,
+		    mv_agent **out);
+void mv_agent_destroy(mv_agent *a);
+
+struct mv_agent_info {
+	uint32_t connected; /* 1 while a daemon has welcomed it */
+	uint64_t grant_bytes; /* the last grant (0: none yet) */
+	uint64_t budget_bytes; /* the host's budget now */
+	uint64_t balloon_bytes; /* the last balloon target received */
+	uint64_t welcomes; /* WELCOMEs received, total */
+	uint64_t grants; /* grants applied, total */
+	uint64_t acks; /* GRANT_ACKs sent, total */
+	uint64_t stats_sent; /* STATS sent, total */
+	uint64_t failures; /* connections that failed or ended, total */
+};
+int mv_agent_info(mv_agent *a, struct mv_agent_info *info);
 
 /* minFree for a budget, by ESXi's tiers (6/4/2/1 %). */
 uint64_t mv_minfree_bytes(uint64_t memsize_bytes);

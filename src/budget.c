@@ -31,8 +31,14 @@
  * reclaim can catch up; a scheduler that found nothing to reclaim
  * (sched_stuck) lets everyone through.
  *
+ * The budget of an agent's host (agent.c) follows the grant of its daemon
+ * (mv__budget_set_memsize): a smaller one leaves guests above it until the
+ * scheduler, woken at once, has reclaimed down to it; meanwhile no frame
+ * is handed out.
+ *
  * Invariants: consumed_pages <= memsize_pages + overrun_pages at all times
- * (overrun_pages is 0 unless reclamation failed); consumed_pages equals
+ * (overrun_pages is 0 unless reclamation failed), except after the budget
+ * shrank, until reclaim catches up; consumed_pages equals
  * the sum of the VMs' consumed_pages plus the share pool's frames whenever
  * no fault, reclaim or merge is between its reserve/release and its pmap
  * update.  Every wait here is bounded.
@@ -68,6 +74,27 @@ static void budget_pressure(struct mv_host *h)
 
 	if (fn)
 		fn(h);
+}
+
+void mv__budget_set_memsize(struct mv_host *h, uint64_t pages, uint64_t minfree)
+{
+	uint64_t old = atomic_load(&h->memsize_pages);
+
+	if (pages < 16 || minfree >= pages || pages == old)
+		return;
+	/* minFree stays below memsize for a reader between the two stores */
+	if (pages < old) {
+		atomic_store(&h->minfree_pages, minfree);
+		atomic_store(&h->memsize_pages, pages);
+		budget_pressure(h);
+		return;
+	}
+	atomic_store(&h->memsize_pages, pages);
+	atomic_store(&h->minfree_pages, minfree);
+	pthread_mutex_lock(&h->frames_lock);
+	if (h->frame_waiters)
+		pthread_cond_broadcast(&h->frames_freed);
+	pthread_mutex_unlock(&h->frames_lock);
 }
 
 /* Free frames under the budget; 0 while guests hold more (overrun). */
@@ -123,6 +150,16 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 	if (free_pages(h))
 		atomic_store_explicit(&h->starved_since_ms, 0,
 				      memory_order_relaxed);
+	/*
+	 * No sleeper, no lock: a fault about to sleep counts itself in
+	 * frame_waiters before it looks at free memory, and this release
+	 * changed consumed_pages before it looks at frame_waiters (both
+	 * sequentially consistent), so either it sees our frames or we see
+	 * it.  Every release used to take frames_lock, a lock all fault
+	 * threads of all VMs share, even with nobody asleep.
+	 */
+	if (!atomic_load(&h->frame_waiters))
+		return;
 	pthread_mutex_lock(&h->frames_lock);
 	if (h->frame_waiters)
 		pthread_cond_broadcast(&h->frames_freed);

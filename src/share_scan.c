@@ -115,6 +115,8 @@ static uint64_t vm_scan(struct mv_vm *vm, uint64_t npages)
 {
 	uint64_t merged = 0;
 
+	if (vm->remote) /* its agent shares its pages (daemon.c) */
+		return 0;
 	for (uint64_t k = 0; k < npages; k += MV_SHARE_WINDOW)
 		merged += mv__share_scan_window(vm, pass_next_window(vm),
 						vm->sh.buf);

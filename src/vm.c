@@ -4,7 +4,8 @@
  * registration with userfaultfd.
  *
  * Design: guest physical memory is one private anonymous mapping of memsize
- * bytes, registered with a per-VM userfaultfd in MISSING and WP modes
+ * bytes (the VM's own, or the VMM's when attached: cfg.mem, attach.c),
+ * registered with a per-VM userfaultfd in MISSING and WP modes
  * (write-protection is set by the share scanner on runs of pages around
  * the PRIVATE candidates it compares, the pages between them included, and
  * by the fault service on shared pages and on ZERO pages it maps to the
@@ -39,20 +40,23 @@
  * a zero page; those later mechanisms can map memfd-backed frames over
  * single pages of this mapping where they need them.
  *
+ * A remote VM (mv__vm_create_remote, for daemon.c) has none of this: only
+ * its place in the VM list and the scheduler, and the agent's figures.
+ *
  * Invariants: mem and npages never change; pmap[ppn] is changed only under
  * its entry lock; consumed_pages counts the PRIVATE and SAMPLED pages, the
  * compression cache's frames, and frames reserved by a fault in flight.
  *
  * Locks (order: internal.h): host->vms_lock to link and unlink (briefly);
  * pmap entry locks for a page's state; mv_vm_destroy waits, with no lock
- * held, for the scheduler's pin.
+ * held, for the scheduler's pin, then stops the VM's reclaim thread (it
+ * ends its batch) before the fault threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -156,20 +160,29 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 			cfg->name);
 		return -EINVAL;
 	}
+	if (cfg->mem &&
+	    ((uintptr_t)cfg->mem % MV_PAGE_SIZE || cfg->image_path)) {
+		mv__host_api_msg(
+			h,
+			"VM %s: attached memory must be 4 KiB aligned and cannot have a RAM image",
+			cfg->name);
+		return -EINVAL;
+	}
 	err = mv__check_map_count(VM_MAPS, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "VM %s: %s", cfg->name, msg);
 		return err;
 	}
-	vm = mv__calloc(1, sizeof(*vm));
+	/* aligned: its hot counters have cache lines of their own */
+	vm = mv__aligned_alloc(MV_CACHELINE, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
+	memset(vm, 0, sizeof(*vm));
 	vm->host = h;
 	memcpy(vm->name, cfg->name, sizeof(vm->name));
 	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
 	vm->image_fd = -1;
 	vm->uffd = -1;
-	vm->stop_fd = -1;
 	vm->swap.fd = -1;
 	len = vm->npages << MV_PAGE_SHIFT;
 	pthread_mutex_init(&vm->reclaim_lock, NULL);
@@ -190,7 +203,18 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		if (err)
 			goto fail_pmap;
 	}
-	err = mv__map_anon(len, &vm->mem);
+	if (cfg->mem) {
+		vm->mem = cfg->mem;
+		vm->attached = true;
+		err = mv__attach_prepare(vm, msg, sizeof(msg));
+		if (err) {
+			mv__host_api_msg(h, "VM %s: cannot attach: %s",
+					 vm->name, msg);
+			goto fail_image;
+		}
+	} else {
+		err = mv__map_anon(len, &vm->mem);
+	}
 	if (err) {
 		mv__host_api_msg(
 			h, "VM %s: cannot map %llu MiB of 4 KiB pages: %s",
@@ -235,11 +259,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_lpage;
 	}
+	err = mv__cold_init(vm, h->settings.reclaim_policy);
+	if (err)
+		goto fail_sample;
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "%s", msg);
-		goto fail_sample;
+		goto fail_cold;
 	}
 	err = mv__zcache_init(vm);
 	if (err)
@@ -247,30 +274,34 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	err = mv__share_vm_init(vm, cfg->salt);
 	if (err)
 		goto fail_zcache;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
-		err = -errno;
-		goto fail_share;
-	}
 	err = mv__fault_start(vm);
 	if (err) {
 		mv__host_api_msg(h, "VM %s: cannot start fault threads: %s",
 				 vm->name, strerror(-err));
-		goto fail_stopfd;
+		goto fail_share;
+	}
+	err = mv__reclaimer_start(vm);
+	if (err) {
+		mv__host_api_msg(h,
+				 "VM %s: cannot start its reclaim thread: %s",
+				 vm->name, strerror(-err));
+		goto fail_faults;
 	}
 	/* last: from here on the scheduler may pick it, so it must be whole */
 	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
 
-fail_stopfd:
-	close(vm->stop_fd);
+fail_faults:
+	mv__fault_stop(vm);
 fail_share:
 	mv__share_vm_fini(vm);
 fail_zcache:
 	mv__zcache_fini(vm);
 fail_swap:
 	mv__swap_close(&vm->swap);
+fail_cold:
+	mv__cold_fini(vm);
 fail_sample:
 	mv__sample_fini(vm);
 fail_lpage:
@@ -280,7 +311,12 @@ fail_uffd:
 fail_staging:
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
 fail_mem:
-	munmap(vm->mem, len);
+	/* an attached mapping stays as it was: the adopted pages' content
+	 * is untouched, only their frames go back to the budget */
+	if (vm->attached)
+		mv__frames_release(h, atomic_load(&vm->consumed_pages));
+	else
+		munmap(vm->mem, len);
 fail_image:
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
@@ -293,10 +329,76 @@ fail_vm:
 	return err;
 }
 
+int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
+			 uint32_t pid, struct mv_vm **out)
+{
+	struct mv_vm *vm;
+	int err;
+
+	if (!cfg->name[0] || !memchr(cfg->name, '\0', sizeof(cfg->name)) ||
+	    !cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE)
+		return -EINVAL;
+	vm = mv__aligned_alloc(MV_CACHELINE, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	memset(vm, 0, sizeof(*vm));
+	vm->remote = mv__calloc(1, sizeof(*vm->remote));
+	if (!vm->remote) {
+		free(vm);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&vm->remote->lock, NULL);
+	vm->remote->pid = pid;
+	vm->host = h;
+	memcpy(vm->name, cfg->name, sizeof(vm->name));
+	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
+	vm->image_fd = -1;
+	vm->uffd = -1;
+	vm->swap.fd = -1;
+	/* no salt any shared frame carries (share_table.c keeps 24 bits):
+	 * a VM destroyed never passes its shared frames to a remote one */
+	vm->sh.salt_id = UINT32_MAX - 1;
+	pthread_mutex_init(&vm->reclaim_lock, NULL);
+	mv__balloon_init(vm);
+	atomic_store(&vm->sample.active_permille, 1000);
+	err = sched_init(vm, cfg);
+	if (err) {
+		mv__balloon_fini(vm);
+		pthread_mutex_destroy(&vm->reclaim_lock);
+		pthread_mutex_destroy(&vm->remote->lock);
+		free(vm->remote);
+		free(vm);
+		return err;
+	}
+	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
+	mv__host_link_vm(h, vm);
+	*out = vm;
+	return 0;
+}
+
+/* A remote VM: out of the list, unpinned, its grant's frames given back. */
+static void destroy_remote(struct mv_vm *vm)
+{
+	mv__host_unlink_vm(vm->host, vm);
+	for (struct timespec ts = { 0, 1000000L };
+	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
+		nanosleep(&ts, NULL);
+	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
+	mv__balloon_fini(vm);
+	pthread_mutex_destroy(&vm->reclaim_lock);
+	pthread_mutex_destroy(&vm->remote->lock);
+	free(vm->remote);
+	free(vm);
+}
+
 void mv_vm_destroy(mv_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->remote) {
+		destroy_remote(vm);
+		return;
+	}
 	/* first out of the host's list, so the scheduler no longer picks it,
 	 * then the scheduler's pin gone: a reclaim batch in flight on this VM
 	 * ends (bounded: its swap writes are) with fault threads still here */
@@ -304,16 +406,23 @@ void mv_vm_destroy(mv_vm *vm)
 	for (struct timespec ts = { 0, 1000000L };
 	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
 		nanosleep(&ts, NULL);
+	/* its reclaim thread ends the batch it is in (bounded), then the
+	 * fault threads, which that batch's victims may be waiting on */
+	mv__reclaimer_stop(vm);
 	mv__fault_stop(vm);
+	/* the VMM keeps its mapping: every page's content goes back into
+	 * it while the uffd can still fill pages */
+	if (vm->attached)
+		mv__attach_restore(vm);
 #ifdef MV_TRACE
 	mv__trace_vm_gone(vm->mem);
 #endif
 	mv__share_vm_fini(vm);
-	close(vm->stop_fd);
 	close(vm->uffd);
 	mv__sample_fini(vm);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
-	munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
+	if (!vm->attached)
+		munmap(vm->mem, vm->npages << MV_PAGE_SHIFT);
 	mv__lpage_fini(vm);
 	mv__zcache_fini(vm);
 	mv__frames_release(vm->host, atomic_load(&vm->consumed_pages));
@@ -321,6 +430,7 @@ void mv_vm_destroy(mv_vm *vm)
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
 	free(vm->pmap);
+	mv__cold_fini(vm);
 	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
@@ -357,12 +467,36 @@ int mv_vm_page_state(mv_vm *vm, uint64_t ppn)
 	return (int)pmap_state(v);
 }
 
+/* A remote VM: its agent's last report, with this host's view of its
+ * place in the scheduler and its balloon target. */
+static int remote_stats(struct mv_vm *vm, struct mv_vm_stats *st)
+{
+	uint64_t mctlsz;
+
+	pthread_mutex_lock(&vm->remote->lock);
+	*st = vm->remote->stats;
+	pthread_mutex_unlock(&vm->remote->lock);
+	memcpy(st->name, vm->name, sizeof(st->name));
+	st->memsz_pages = vm->npages;
+	st->shares = atomic_load(&vm->sched.shares);
+	st->reservation_pages = atomic_load(&vm->sched.min_pages);
+	st->limit_pages = atomic_load(&vm->sched.limit_pages);
+	st->sztgt_pages = atomic_load(&vm->sched.sztgt_pages);
+	st->swtgt_pages = atomic_load(&vm->sched.swtgt_pages);
+	mctlsz = st->mctlsz_pages;
+	mv__balloon_stats(vm, st);
+	st->mctlsz_pages = mctlsz;
+	return 0;
+}
+
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 {
 	struct mv__zcache_stats zs;
 
 	if (!vm || !st)
 		return -EINVAL;
+	if (vm->remote)
+		return remote_stats(vm, st);
 	memset(st, 0, sizeof(*st));
 	memcpy(st->name, vm->name, sizeof(st->name));
 	st->memsz_pages = vm->npages;
@@ -394,6 +528,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->unreadable_pages = atomic_load(&vm->c.unreadable_pages);
 	st->first_unreadable_ppn = atomic_load(&vm->c.first_unreadable_ppn);
 	st->unreadable_err = atomic_load(&vm->c.unreadable_err);
+	st->swapin_runs = atomic_load(&vm->ra.runs);
+	st->swapin_ra_hits = atomic_load(&vm->ra.hits);
+	st->swapin_ra_misses = atomic_load(&vm->ra.misses);
+	st->swapin_window =
+		mv__ra_current(vm, vm->host->settings.swapin_cluster_pages);
 	mv__balloon_stats(vm, st);
 	mv__zcache_stats(vm, &zs);
 	st->zip_cached_pages = zs.pages;
@@ -420,5 +559,9 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->lpage_collapses = atomic_load(&vm->lp.collapses);
 	st->lpage_breaks = atomic_load(&vm->lp.breaks);
 	st->lpage_collapse_errors = atomic_load(&vm->lp.collapse_errors);
+	st->discard_pages = atomic_load(&vm->c.discard_pages);
+	st->discard_frames_freed = atomic_load(&vm->c.discard_frames_freed);
+	st->adopted_pages = vm->adopted_pages;
+	st->attached = vm->attached;
 	return 0;
 }

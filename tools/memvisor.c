@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "daemon.h"
 #include "memvisor.h"
 #include "preflight.h"
 #include "report_html.h"
@@ -52,6 +53,10 @@ static void usage(FILE *out)
 		"  bench NAME [ARGS]\n"
 		"            microbenchmarks, each figure beside its floor\n"
 		"            (NAME: fault, swapin, ..., all; `memvisor bench` lists them)\n"
+		"  daemon --socket PATH --memsize SIZE\n"
+		"            a host daemon: VMMs running memvisor's agent (QEMU\n"
+		"            with libmemvisor-preload.so) get their memory from it;\n"
+		"            see docs/PROTOCOL.md and `memvisor help daemon`\n"
 		"  check [SCENARIO]\n"
 		"            say whether this kernel and process can run memvisor, and\n"
 		"            what the scenario (default: the embedded one) needs here:\n"
@@ -120,6 +125,8 @@ int main(int argc, char **argv)
 		return check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "top"))
 		return top_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "daemon"))
+		return daemon_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("memvisor %s\n", MEMVISOR_VERSION);
 		return 0;
@@ -132,6 +139,8 @@ int main(int argc, char **argv)
 			report_html_usage(stdout);
 		else if (argc > 2 && !strcmp(argv[2], "top"))
 			top_usage(stdout);
+		else if (argc > 2 && !strcmp(argv[2], "daemon"))
+			daemon_usage(stdout);
 		else
 			usage(stdout);
 		return 0;

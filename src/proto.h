@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto.h - the daemon protocol (proto.c, docs/PROTOCOL.md): the messages
+ * a host daemon (daemon.c) and the agents inside VMMs (agent.c) exchange
+ * over a Unix stream socket, as C structures, and their encoding.  Pure
+ * encoding and decoding: no I/O, no state.
+ *
+ * On the wire every message is a 16-byte header (magic, version, type,
+ * body length, a reserved word that must be 0) and a fixed-size body for
+ * its type, all little-endian.  The decoder checks everything a peer
+ * controls (magic, version, type, length, each field's range, strings
+ * terminated) and names the first thing wrong in a sentence.
+ */
+#ifndef MV_PROTO_H
+#define MV_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memvisor.h"
+
+#define MV_PROTO_MAGIC 0x3150564du /* "MVP1" as little-endian bytes */
+#define MV_PROTO_VERSION 1u
+#define MV_PROTO_HDR 16u
+#define MV_PROTO_PATH_MAX 108u /* sun_path */
+#define MV_PROTO_ERRMSG_MAX 120u
+/* The largest message (header and body) of this version. */
+#define MV_PROTO_MAX 512u
+/* Guest memory a HELLO may declare: 16 TiB */
+#define MV_PROTO_MEMSIZE_MAX (16ull << 40)
+
+enum mv__proto_type {
+	MV_PROTO_HELLO = 1, /* agent -> daemon: who the VM is */
+	MV_PROTO_WELCOME, /* daemon -> agent: accepted, the first grant */
+	MV_PROTO_GRANT, /* daemon -> agent: a new grant */
+	MV_PROTO_STATS, /* agent -> daemon: the VM's statistics */
+	MV_PROTO_GRANT_ACK, /* agent -> daemon: it holds no more than a grant */
+	MV_PROTO_BYE, /* either way: closing on purpose */
+	MV_PROTO_ERROR, /* either way: what was wrong; then the sender closes */
+	MV_PROTO_NTYPES
+};
+
+struct mv__proto_hello {
+	char name[MV_NAME_MAX]; /* non-empty, NUL-terminated, no '/' */
+	uint64_t memsize_bytes; /* multiple of 4 KiB, 64 KiB..16 TiB */
+	uint64_t shares; /* 0: normal; at most MV_SHARES_MAX */
+	uint64_t reservation_bytes; /* at most limit (memsize if 0) */
+	uint64_t limit_bytes; /* 0: memsize; else at most memsize */
+	uint64_t consumed_bytes; /* frames the VM holds now, <= memsize */
+	uint32_t pid; /* the VMM's process; must be the socket's peer */
+	uint32_t flags; /* 0 in this version */
+	char qmp_path[MV_PROTO_PATH_MAX]; /* QEMU's QMP socket, "" if none */
+};
+
+/* WELCOME and GRANT carry the same fields */
+struct mv__proto_grant {
+	uint64_t seq; /* grants are numbered from 1 on each connection */
+	uint64_t grant_bytes; /* machine memory the VM may hold */
+	uint64_t target_bytes; /* the scheduler's target for it (SZTGT) */
+	uint64_t balloon_bytes; /* its balloon target (MCTLTGT) */
+	uint32_t period_ms; /* how often to send STATS, 10..60000 */
+	uint32_t vm_id; /* the daemon's number for the VM */
+};
+
+struct mv__proto_stats {
+	uint64_t consumed_pages;
+	uint64_t touched_pages;
+	uint64_t active_pages;
+	uint64_t swcur_pages;
+	uint64_t swapin_pages;
+	uint64_t swapout_pages;
+	uint64_t zip_cached_pages;
+	uint64_t zip_used_bytes;
+	uint64_t zip_saved_bytes;
+	uint64_t zip_pages;
+	uint64_t unzip_pages;
+	uint64_t shrd_pages;
+	uint64_t zero_pages;
+	uint64_t shrdsvd_pages;
+	uint64_t mctlsz_pages;
+	uint64_t mctltgt_pages;
+	uint64_t faults;
+	uint64_t fault_errors;
+	uint64_t swap_errors;
+	uint64_t unreadable_pages;
+	uint64_t cow_breaks;
+	uint64_t lpage_pages;
+	uint64_t state_pages[MV_PAGE_NSTATES];
+	uint64_t budget_pages; /* the agent's local budget now */
+	uint32_t active_permille; /* of consumed_pages, 0..1000 */
+	uint32_t flags; /* 0 in this version */
+};
+
+struct mv__proto_ack {
+	uint64_t seq; /* the grant acknowledged */
+	uint64_t grant_bytes; /* its size, as received */
+	uint64_t consumed_bytes; /* what the VM holds now, <= grant */
+};
+
+struct mv__proto_bye {
+	uint32_t reason; /* 0 in this version */
+};
+
+struct mv__proto_error {
+	int32_t code; /* a positive errno value */
+	char msg[MV_PROTO_ERRMSG_MAX]; /* NUL-terminated sentence */
+};
+
+struct mv__proto_msg {
+	uint16_t type; /* enum mv__proto_type */
+	union {
+		struct mv__proto_hello hello;
+		struct mv__proto_grant grant; /* WELCOME, GRANT */
+		struct mv__proto_stats stats;
+		struct mv__proto_ack ack;
+		struct mv__proto_bye bye;
+		struct mv__proto_error error;
+	} u;
+};
+
+/* Body bytes of a type on the wire; 0 for an unknown type. */
+size_t mv__proto_body_len(unsigned type);
+const char *mv__proto_type_name(unsigned type);
+
+/*
+ * Encodes m into buf (cap bytes): the message's length, or -EINVAL (a
+ * type or field this version cannot send) or -ENOSPC.  The encoder runs
+ * the decoder's checks too, so no peer is ever sent what it must refuse.
+ */
+int mv__proto_encode(const struct mv__proto_msg *m, uint8_t *buf, size_t cap);
+
+/*
+ * Decodes the first message of buf (len bytes received so far): 0 with
+ * *used its length; -EAGAIN when more bytes are needed (only ever while
+ * the bytes so far could still begin a valid message: a bad header is
+ * refused as soon as its 16 bytes are in); otherwise a negative errno
+ * (-EPROTO bad magic or reserved word, -EPROTONOSUPPORT version, -EBADMSG
+ * unknown type or wrong length, -ERANGE a field out of range, -EINVAL a
+ * bad string) with a sentence in err (errlen bytes, may be 0).
+ */
+int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
+		     size_t *used, char *err, size_t errlen);
+
+#endif /* MV_PROTO_H */

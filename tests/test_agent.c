@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_agent.c - the agent (src/agent.c) against a real daemon: an agent
+ * in a forked child (a separate process with a VM of its own memory, its
+ * pages written with patterns) is granted memory, shrinks to a smaller
+ * grant (its consumption really falls, its pages intact) and reports
+ * statistics that show in the daemon's host; when its daemon is killed it
+ * keeps its VM running inside the last grant and reconnects to a new
+ * daemon; when its process is killed the daemon takes the grant back; with
+ * no daemon it runs unmanaged, at once.
+ *
+ * Children are forked before the parent makes any thread, and talk to it
+ * over a socketpair: one command byte, one fixed report back.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "internal.h"
+
+#define MiB (1ull << 20)
+#define VM_BYTES (32 * MiB)
+#define VM_PAGES (VM_BYTES >> 12)
+#define TAG 0xa6e47ull
+#define ASK_MS 60000
+
+struct report {
+	struct mv_agent_info info;
+	uint64_t vm_consumed; /* pages */
+	uint64_t host_consumed;
+	uint64_t host_memsize;
+	uint64_t bad_pages; /* after a verify; else 0 */
+	int err; /* setup failure in the child, -errno */
+};
+
+struct child {
+	pid_t pid;
+	int fd; /* the parent's end */
+};
+
+static char dir[64], sock_path[96];
+static struct child kids[2];
+
+static void kill_kids(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < 2; i++) {
+		if (kids[i].pid > 0) {
+			kill(kids[i].pid, SIGKILL);
+			waitpid(kids[i].pid, NULL, 0);
+		}
+		if (kids[i].fd > 0)
+			close(kids[i].fd);
+		kids[i].pid = 0;
+		kids[i].fd = 0;
+	}
+}
+
+static void setup_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/var/tmp/mvagent.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
+	th_remove_at_teardown(dir);
+	th_remove_at_teardown(sock_path);
+	th_at_teardown(kill_kids, NULL);
+}
+
+/* ---- the children (no cmocka in them: they report or exit) ---- */
+
+static mv_host *child_host(uint64_t bytes)
+{
+	struct mv_host_config cfg;
+	mv_host *h = NULL;
+
+	mv_host_config_init(&cfg);
+	cfg.memsize_bytes = bytes;
+	cfg.swapdir = dir;
+	th_settings_quiet(&cfg.settings);
+	return mv_host_create(&cfg, &h) ? NULL : h;
+}
+
+static void serve(int fd, mv_host *h, mv_vm *vm, mv_agent *a)
+{
+	volatile uint8_t *mem = mv_vm_mem(vm);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct report r;
+	char cmd;
+
+	for (;;) {
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		if (read(fd, &cmd, 1) != 1 || cmd == 'q')
+			break;
+		memset(&r, 0, sizeof(r));
+		if (cmd == 'v')
+			for (uint64_t i = 0; i < VM_PAGES; i++)
+				r.bad_pages += !th_check(
+					(const void *)(mem + (i << 12)), TAG, i,
+					0);
+		mv_agent_info(a, &r.info);
+		r.vm_consumed = atomic_load(&vm->consumed_pages);
+		r.host_consumed = atomic_load(&h->consumed_pages);
+		r.host_memsize = atomic_load(&h->memsize_pages);
+		if (write(fd, &r, sizeof(r)) != sizeof(r))
+			break;
+	}
+	mv_agent_destroy(a);
+	mv_vm_destroy(vm);
+	mv_host_destroy(h);
+}
+
+/* An agent process: a host of host_bytes, a VM of VM_BYTES all written. */
+static void agent_child(int fd, uint64_t host_bytes)
+{
+	struct mv_vm_config cfg;
+	struct report r = { 0 };
+	mv_host *h = child_host(host_bytes);
+	mv_agent *a = NULL;
+	mv_vm *vm = NULL;
+	uint8_t *mem;
+
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "kid%d", (int)getpid());
+	cfg.memsize_bytes = VM_BYTES;
+	r.err = h ? mv_vm_create(h, &cfg, &vm) : -ENOMEM;
+	if (!r.err) {
+		mem = mv_vm_mem(vm);
+		for (uint64_t i = 0; i < VM_PAGES; i++)
+			th_fill(mem + (i << 12), TAG, i, 0);
+		r.err = mv_agent_create(h, vm, sock_path, &a);
+	}
+	if (write(fd, &r, sizeof(r)) != sizeof(r) || r.err)
+		_exit(1);
+	serve(fd, h, vm, a);
+	_exit(0);
+}
+
+/* A daemon process: a host and a daemon on sock_path, until killed. */
+static void daemon_child(int fd)
+{
+	struct report r = { 0 };
+	mv_host *h = child_host(256 * MiB);
+	mv_daemon *d = NULL;
+	char cmd;
+
+	r.err = h ? mv_daemon_create(h, sock_path, &d) : -ENOMEM;
+	if (write(fd, &r, sizeof(r)) != sizeof(r) || r.err)
+		_exit(1);
+	while (read(fd, &cmd, 1) == 1 && cmd != 'q')
+		;
+	mv_daemon_destroy(d);
+	mv_host_destroy(h);
+	_exit(0);
+}
+
+static struct child spawn(unsigned slot, void (*fn)(int fd, uint64_t arg),
+			  uint64_t arg)
+{
+	struct report r;
+	int sv[2];
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		fn(sv[1], arg);
+		_exit(0);
+	}
+	close(sv[1]);
+	kids[slot] = (struct child){ .pid = pid, .fd = sv[0] };
+	/* its setup report */
+	assert_int_equal(read(sv[0], &r, sizeof(r)), (ssize_t)sizeof(r));
+	assert_int_equal(r.err, 0);
+	return kids[slot];
+}
+
+static void agent_fn(int fd, uint64_t host_bytes)
+{
+	agent_child(fd, host_bytes);
+}
+
+static void daemon_fn(int fd, uint64_t unused)
+{
+	(void)unused;
+	daemon_child(fd);
+}
+
+static struct report ask(struct child *c, char cmd)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	struct report r;
+
+	assert_int_equal(write(c->fd, &cmd, 1), 1);
+	assert_int_equal(poll(&p, 1, ASK_MS), 1);
+	assert_int_equal(read(c->fd, &r, sizeof(r)), (ssize_t)sizeof(r));
+	return r;
+}
+
+static void reap(struct child *c, int sig)
+{
+	int st;
+
+	if (sig)
+		kill(c->pid, sig);
+	else
+		assert_int_equal(write(c->fd, "q", 1), 1);
+	assert_int_equal(waitpid(c->pid, &st, 0), c->pid);
+	if (!sig)
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(c->fd);
+	c->pid = 0;
+	c->fd = 0;
+}
+
+/* ---- the parent's daemon ---- */
+
+static struct th_host dt;
+static mv_daemon *daemon_;
+
+static void daemon_down(void *arg)
+{
+	(void)arg;
+	mv_daemon_destroy(daemon_);
+	daemon_ = NULL;
+}
+
+static void daemon_up(uint64_t bytes)
+{
+	th_host_create(&dt, bytes, NULL);
+	assert_int_equal(mv_daemon_create(dt.host, sock_path, &daemon_), 0);
+	th_at_teardown(daemon_down, NULL);
+}
+
+static struct mv_daemon_vm remote;
+static bool remote_seen(void *arg)
+{
+	unsigned n;
+
+	(void)arg;
+	assert_int_equal(mv_daemon_vms(daemon_, &remote, 1, &n), 0);
+	return n == 1;
+}
+
+static struct mv_vm *remote_vm(void)
+{
+	struct mv_vm *vm;
+
+	pthread_mutex_lock(&dt.host->vms_lock);
+	vm = dt.host->vms;
+	pthread_mutex_unlock(&dt.host->vms_lock);
+	assert_non_null(vm);
+	assert_non_null(vm->remote);
+	return vm;
+}
+
+static uint64_t want_pages;
+static bool remote_shrunk(void *arg)
+{
+	struct mv_host_stats hs;
+
+	remote_seen(arg);
+	assert_int_equal(mv_host_stats(dt.host, &hs), 0);
+	return remote.grant_pages == want_pages &&
+	       hs.consumed_pages == want_pages &&
+	       remote.stats.consumed_pages <= want_pages;
+}
+
+static bool kid_connected(void *arg)
+{
+	return ask(arg, 'i').info.connected;
+}
+
+static bool kid_disconnected(void *arg)
+{
+	struct report r = ask(arg, 'i');
+
+	return !r.info.connected && r.info.failures > 0;
+}
+
+static bool kid_welcomed_twice(void *arg)
+{
+	struct report r = ask(arg, 'i');
+
+	return r.info.connected && r.info.welcomes == 2;
+}
+
+static bool host_empty(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	assert_int_equal(mv_host_stats(dt.host, &hs), 0);
+	return hs.consumed_pages == 0 && hs.nvms == 0;
+}
+
+/* ---- tests ---- */
+
+static void test_agent_process_shrinks_to_a_smaller_grant(void **state)
+{
+	struct child kid;
+	struct report r;
+	uint64_t before;
+
+	(void)state;
+	setup_dir();
+	/* its own budget is twice its VM: unmanaged, it would hold it all */
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(remote_seen, NULL, TH_WAIT_MS));
+	/* it said it held all its pages: granted them, and its budget
+	 * follows */
+	assert_int_equal(remote.grant_pages, VM_PAGES);
+	assert_true(th_wait_until(kid_connected, &kid, TH_WAIT_MS));
+	r = ask(&kid, 'i');
+	before = r.vm_consumed;
+	assert_true(before >= VM_PAGES - VM_PAGES / 16);
+	assert_int_equal(r.info.grant_bytes, VM_BYTES);
+	assert_int_equal(r.host_memsize, VM_PAGES);
+	/* a limit of half: the grant follows, the child reclaims, acks, and
+	 * only then the frames come back */
+	assert_int_equal(mv_vm_set_limit(remote_vm(), VM_BYTES / 2), 0);
+	want_pages = VM_PAGES / 2;
+	assert_true(th_wait_until(remote_shrunk, NULL, TH_WAIT_MS));
+	r = ask(&kid, 'v');
+	assert_int_equal(r.bad_pages, 0);
+	assert_int_equal(r.host_memsize, VM_PAGES / 2);
+	assert_true(r.host_consumed <= VM_PAGES / 2);
+	assert_true(r.info.acks >= 1);
+	/* what it reported shows in the daemon's host */
+	assert_true(remote_seen(NULL));
+	print_message(
+		"child held %llu pages, then %llu (swapped %llu, compressed %llu), %llu acks\n",
+		(unsigned long long)before,
+		(unsigned long long)remote.stats.consumed_pages,
+		(unsigned long long)remote.stats.swapout_pages,
+		(unsigned long long)remote.stats.zip_pages,
+		(unsigned long long)r.info.acks);
+	assert_true(remote.stats.swapout_pages + remote.stats.zip_pages > 0);
+	assert_true(remote.stats.consumed_pages < before);
+	reap(&kid, 0);
+	assert_true(th_wait_until(host_empty, NULL, TH_WAIT_MS));
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
+static void
+test_daemon_killed_agent_keeps_its_grant_and_reconnects(void **state)
+{
+	struct child kid, dmn;
+	struct report r;
+	uint64_t grant;
+
+	(void)state;
+	setup_dir();
+	dmn = spawn(1, daemon_fn, 0);
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_true(th_wait_until(kid_connected, &kid, TH_WAIT_MS));
+	r = ask(&kid, 'i');
+	grant = r.info.grant_bytes;
+	assert_true(grant > 0);
+	reap(&dmn, SIGKILL);
+	assert_true(th_wait_until(kid_disconnected, &kid, TH_WAIT_MS));
+	/* running, inside its last grant, its pages intact */
+	r = ask(&kid, 'v');
+	assert_int_equal(r.bad_pages, 0);
+	assert_int_equal(r.host_memsize << 12, grant);
+	assert_true(r.host_consumed << 12 <= grant);
+	/* a new daemon on the same path: it comes back */
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(kid_welcomed_twice, &kid, TH_WAIT_MS));
+	assert_true(th_wait_until(remote_seen, NULL, TH_WAIT_MS));
+	reap(&kid, 0);
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
+static void test_agent_killed_daemon_takes_its_grant_back(void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_daemon_stats ds;
+	struct child kid;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(remote_seen, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(dt.host, &hs), 0);
+	assert_true(hs.consumed_pages >= VM_PAGES / 2);
+	reap(&kid, SIGKILL);
+	assert_true(th_wait_until(host_empty, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_stats(daemon_, &ds), 0);
+	assert_int_equal(ds.lost, 1);
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
+/* written by the host's log thread, read by the test's */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char logged[4][512];
+static unsigned nlogged;
+static void log_fn(void *arg, enum mv_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	pthread_mutex_lock(&log_lock);
+	if (nlogged < 4)
+		snprintf(logged[nlogged++], sizeof(logged[0]), "%s", msg);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static bool said_unreachable(void *arg)
+{
+	bool yes;
+
+	pthread_mutex_lock(&log_lock);
+	yes = nlogged > 0 && strstr(logged[0], (const char *)arg);
+	pthread_mutex_unlock(&log_lock);
+	return yes;
+}
+
+static void test_no_daemon_runs_unmanaged_at_once(void **state)
+{
+	struct mv_host_config cfg;
+	static char unmanaged[] = "runs unmanaged";
+	struct mv_vm_config vcfg;
+	struct mv_agent_info info;
+	struct mv_host_stats hs;
+	mv_host *h;
+	mv_vm *vm;
+	mv_agent *a;
+	uint64_t t0;
+	uint8_t *mem;
+
+	(void)state;
+	setup_dir();
+	pthread_mutex_lock(&log_lock);
+	nlogged = 0;
+	pthread_mutex_unlock(&log_lock);
+	mv_host_config_init(&cfg);
+	cfg.memsize_bytes = 2 * VM_BYTES;
+	cfg.swapdir = dir;
+	cfg.log = log_fn;
+	th_settings_quiet(&cfg.settings);
+	assert_int_equal(mv_host_create(&cfg, &h), 0);
+	mv_vm_config_init(&vcfg);
+	snprintf(vcfg.name, sizeof(vcfg.name), "solo");
+	vcfg.memsize_bytes = VM_BYTES;
+	assert_int_equal(mv_vm_create(h, &vcfg, &vm), 0);
+	t0 = th_now_ms();
+	assert_int_equal(mv_agent_create(h, vm, sock_path, &a), 0);
+	assert_true(th_now_ms() - t0 < 1000);
+	assert_true(th_wait_until(said_unreachable, unmanaged, TH_WAIT_MS));
+	/* the VM runs on the host's own budget, every page its own */
+	mem = mv_vm_mem(vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG, i, 0);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_int_equal(mv_agent_info(a, &info), 0);
+	assert_int_equal(info.connected, 0);
+	assert_int_equal(info.grant_bytes, 0);
+	assert_int_equal(info.budget_bytes, 2 * VM_BYTES);
+	assert_int_equal(mv_host_stats(h, &hs), 0);
+	assert_int_equal(hs.memsize_pages, 2 * VM_PAGES);
+	assert_int_equal(hs.swap_errors, 0);
+	mv_agent_destroy(a);
+	mv_vm_destroy(vm);
+	mv_host_destroy(h);
+}
+
+/* The budget layer's part (mv__budget_set_memsize): a host whose budget
+ * shrinks below what its VM holds reclaims down to it, content kept; one
+ * that grows lets the VM hold more at once. */
+static mv_host *budget_host;
+static bool within_budget(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	assert_int_equal(mv_host_stats(budget_host, &hs), 0);
+	return hs.consumed_pages <= hs.memsize_pages;
+}
+
+static void test_a_budget_shrunk_at_run_time_is_reclaimed_down_to(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint8_t *mem;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 2 * VM_BYTES, NULL);
+	budget_host = t.host;
+	vm = th_vm_create(&t, "shrinks", VM_BYTES);
+	mem = mv_vm_mem(vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG, i, 0);
+	mv__budget_set_memsize(t.host, VM_PAGES / 4,
+			       mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	assert_true(th_wait_until(within_budget, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_int_equal(hs.memsize_pages, VM_PAGES / 4);
+	assert_int_equal(hs.minfree_pages,
+			 mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	/* every page reads back, through the smaller budget */
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_true(within_budget(NULL));
+	/* grown again: the whole VM fits, nothing more is swapped */
+	mv__budget_set_memsize(t.host, 2 * VM_PAGES,
+			       mv_minfree_bytes(2 * VM_BYTES) >> 12);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_true(hs.consumed_pages >= VM_PAGES);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * The scheduler treats a remote VM like any VM: a host shared by a VM of
+ * this process and an agent's VM, both holding all their pages, more than
+ * the host has, the local VM with ten times the shares: the scheduler
+ * gives the local VM all it asks and the remote VM the rest, and the
+ * remote VM's grant follows its target down (its agent reclaims and
+ * acknowledges).
+ */
+static struct mv_vm *local_vm;
+static bool grant_follows_target(void *arg)
+{
+	struct mv_host_stats hs;
+	uint64_t tgt;
+
+	remote_seen(arg);
+	assert_int_equal(mv_host_stats(dt.host, &hs), 0);
+	tgt = remote.stats.sztgt_pages;
+	return tgt < VM_PAGES && remote.grant_pages <= tgt &&
+	       remote.grant_pages + VM_PAGES / 64 > tgt &&
+	       hs.consumed_pages <= hs.memsize_pages;
+}
+
+static void test_remote_grant_follows_the_scheduler_target(void **state)
+{
+	struct mv_vm_stats ls;
+	struct child kid;
+	struct report r;
+	uint8_t *mem;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	th_host_create(&dt, 2 * VM_BYTES, NULL);
+	local_vm = th_vm_create(&dt, "local", VM_BYTES);
+	/* ten times the remote VM's shares: the remote one is squeezed */
+	assert_int_equal(mv_vm_set_shares(local_vm,
+					  10 * mv_shares_for(MV_SHARES_NORMAL,
+							     VM_BYTES)),
+			 0);
+	mem = mv_vm_mem(local_vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG + 1, i, 0);
+	assert_int_equal(mv_daemon_create(dt.host, sock_path, &daemon_), 0);
+	th_at_teardown(daemon_down, NULL);
+	assert_true(th_wait_until(grant_follows_target, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_vm_stats(local_vm, &ls), 0);
+	print_message(
+		"targets: local %llu, remote %llu (grant %llu, holds %llu)\n",
+		(unsigned long long)ls.sztgt_pages,
+		(unsigned long long)remote.stats.sztgt_pages,
+		(unsigned long long)remote.grant_pages,
+		(unsigned long long)remote.stats.consumed_pages);
+	assert_int_equal(ls.sztgt_pages, VM_PAGES);
+	r = ask(&kid, 'v');
+	assert_int_equal(r.bad_pages, 0);
+	assert_true(r.host_memsize <= remote.stats.sztgt_pages);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG + 1, i, 0));
+	reap(&kid, 0);
+	daemon_down(NULL);
+	mv_vm_destroy(local_vm);
+	th_host_destroy(&dt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agent_process_shrinks_to_a_smaller_grant),
+		cmocka_unit_test(
+			test_remote_grant_follows_the_scheduler_target),
+		cmocka_unit_test(
+			test_daemon_killed_agent_keeps_its_grant_and_reconnects),
+		cmocka_unit_test(test_agent_killed_daemon_takes_its_grant_back),
+		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
+		cmocka_unit_test(
+			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),
+	};
+
+	return th_run_tests(tests);
+}

@@ -1,0 +1,931 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_daemon.c - the host daemon (src/daemon.c), spoken to by raw socket
+ * clients of this process as an agent, a buggy one or a hostile one
+ * would: HELLO makes a remote VM that holds its grant in the host's
+ * budget, STATS show in its statistics, a smaller grant is released only
+ * on its acknowledgement, a closed connection gives the grant back, the
+ * balloon target goes to the hook, and every bad, fuzzed, truncated,
+ * oversized or partial message is answered with ERROR (or the connection
+ * closed), changes nothing in the host, and leaves other agents served.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "internal.h"
+#include "proto.h"
+
+#define MiB (1ull << 20)
+#define HOST_BYTES (64 * MiB)
+#define VM_BYTES (32 * MiB)
+#define VM_PAGES (VM_BYTES >> 12)
+#define RECV_MS 10000
+
+struct fx {
+	struct th_host t;
+	mv_daemon *d;
+	char dir[64];
+	char path[96];
+};
+
+static struct fx fx;
+
+static void fx_cleanup(void *arg)
+{
+	struct fx *f = arg;
+
+	mv_daemon_destroy(f->d);
+	f->d = NULL;
+}
+
+static void fx_up(const struct mv_settings *s)
+{
+	memset(&fx, 0, sizeof(fx));
+	th_host_create(&fx.t, HOST_BYTES, s);
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/mvdaemon.XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.path, sizeof(fx.path), "%s/sock", fx.dir);
+	th_remove_at_teardown(fx.dir);
+	th_remove_at_teardown(fx.path);
+	assert_int_equal(mv_daemon_create(fx.t.host, fx.path, &fx.d), 0);
+	th_at_teardown(fx_cleanup, &fx);
+}
+
+static void fx_down(void)
+{
+	fx_cleanup(&fx);
+	th_host_destroy(&fx.t);
+}
+
+/* ---- a raw client ---- */
+
+static int cl_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	strcpy(sa.sun_path, fx.path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void cl_write(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void cl_send(int fd, const struct mv__proto_msg *m)
+{
+	uint8_t buf[MV_PROTO_MAX];
+	int n = mv__proto_encode(m, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	cl_write(fd, buf, (size_t)n);
+}
+
+/* Per-fd bytes received but not yet decoded (one client at a time per
+ * test needs no more than a few). */
+static struct {
+	int fd;
+	uint8_t buf[2 * MV_PROTO_MAX];
+	size_t len;
+} rx[8];
+
+static void *rx_of(int fd, size_t **len)
+{
+	for (unsigned i = 0; i < 8; i++)
+		if (rx[i].fd == fd && rx[i].len) {
+			*len = &rx[i].len;
+			return rx[i].buf;
+		}
+	for (unsigned i = 0; i < 8; i++)
+		if (!rx[i].len) {
+			rx[i].fd = fd;
+			*len = &rx[i].len;
+			return rx[i].buf;
+		}
+	fail_msg("too many clients with unread bytes");
+	return NULL;
+}
+
+/* The next message from the daemon: 0, -ETIMEDOUT, or -ECONNRESET (EOF,
+ * the daemon closed). */
+static int cl_recv(int fd, struct mv__proto_msg *m, unsigned ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t until = th_now_ms() + ms;
+	size_t *len, used;
+	uint8_t *buf = rx_of(fd, &len);
+	ssize_t n;
+	int e;
+
+	for (;;) {
+		e = mv__proto_decode(buf, *len, m, &used, NULL, 0);
+		if (e == 0) {
+			memmove(buf, buf + used, *len - used);
+			*len -= used;
+			return 0;
+		}
+		assert_int_equal(e, -EAGAIN); /* the daemon sends no garbage */
+		if (th_now_ms() >= until)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf + *len, 2 * MV_PROTO_MAX - *len, 0);
+		if (n <= 0) {
+			*len = 0;
+			return -ECONNRESET;
+		}
+		*len += (size_t)n;
+	}
+}
+
+static void cl_close(int fd)
+{
+	size_t *len;
+
+	rx_of(fd, &len);
+	*len = 0;
+	close(fd);
+}
+
+static struct mv__proto_msg hello(const char *name)
+{
+	struct mv__proto_msg m = { .type = MV_PROTO_HELLO };
+
+	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "%s", name);
+	m.u.hello.memsize_bytes = VM_BYTES;
+	m.u.hello.pid = (uint32_t)getpid();
+	return m;
+}
+
+/* Connects, says HELLO, returns the WELCOME's grant in *grant. */
+static int cl_agent(const char *name, uint64_t *grant)
+{
+	struct mv__proto_msg m = hello(name);
+	int fd = cl_connect();
+
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_WELCOME);
+	*grant = m.u.grant.grant_bytes >> 12;
+	return fd;
+}
+
+static void host_stats(struct mv_host_stats *hs)
+{
+	assert_int_equal(mv_host_stats(fx.t.host, hs), 0);
+}
+
+static struct mv_vm *remote_vm(const char *name)
+{
+	struct mv_vm *vm, *found = NULL;
+
+	pthread_mutex_lock(&fx.t.host->vms_lock);
+	for (vm = fx.t.host->vms; vm; vm = vm->next)
+		if (vm->remote && !strcmp(vm->name, name))
+			found = vm;
+	pthread_mutex_unlock(&fx.t.host->vms_lock);
+	return found;
+}
+
+static struct mv__proto_msg stats_msg(uint64_t consumed)
+{
+	struct mv__proto_msg m = { .type = MV_PROTO_STATS };
+
+	m.u.stats.consumed_pages = consumed;
+	m.u.stats.active_pages = consumed / 2;
+	m.u.stats.active_permille = 500;
+	m.u.stats.swcur_pages = 123;
+	m.u.stats.zero_pages = 45;
+	m.u.stats.state_pages[MV_PAGE_PRIVATE] = consumed;
+	return m;
+}
+
+/* ---- conditions ---- */
+
+static uint64_t want_consumed;
+static bool host_consumed_is(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	host_stats(&hs);
+	return hs.consumed_pages == want_consumed;
+}
+
+static const char *want_name;
+static uint64_t want_vm_consumed;
+static bool vm_reports(void *arg)
+{
+	struct mv_daemon_vm v[4];
+	unsigned n;
+
+	(void)arg;
+	assert_int_equal(mv_daemon_vms(fx.d, v, 4, &n), 0);
+	for (unsigned i = 0; i < n && i < 4; i++)
+		if (!strcmp(v[i].stats.name, want_name) &&
+		    v[i].stats.consumed_pages == want_vm_consumed)
+			return true;
+	return false;
+}
+
+/* ---- tests ---- */
+
+static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
+{
+	struct mv_host_stats hs;
+	struct mv_daemon_stats ds;
+	struct mv_daemon_vm v;
+	uint64_t grant;
+	unsigned n;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("alpha", &grant);
+	/* what it holds (nothing) plus headroom: an eighth of its memsize */
+	assert_int_equal(grant, VM_PAGES / 8);
+	host_stats(&hs);
+	assert_int_equal(hs.nvms, 1);
+	assert_int_equal(hs.consumed_pages, grant);
+	assert_int_equal(mv_daemon_vms(fx.d, &v, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v.stats.name, "alpha");
+	assert_int_equal(v.stats.memsz_pages, VM_PAGES);
+	assert_int_equal(v.pid, (uint32_t)getpid());
+	assert_int_equal(v.grant_pages, grant);
+	assert_int_equal(mv_daemon_stats(fx.d, &ds), 0);
+	assert_int_equal(ds.agents, 1);
+	assert_int_equal(ds.grant_pages, grant);
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_agent_stats_appear_in_its_vm_stats(void **state)
+{
+	struct mv__proto_msg m = stats_msg(700);
+	struct mv_vm_stats st;
+	struct mv_daemon_vm v;
+	uint64_t grant;
+	unsigned n;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("beta", &grant);
+	cl_send(fd, &m);
+	want_name = "beta";
+	want_vm_consumed = 700;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vms(fx.d, &v, 1, &n), 0);
+	assert_int_equal(v.stats.swcur_pages, 123);
+	assert_int_equal(v.stats.zero_pages, 45);
+	assert_int_equal(v.stats.active_pages, 350);
+	assert_int_equal(v.stats.state_pages[MV_PAGE_PRIVATE], 700);
+	/* by name, as memvisor run asks for a QEMU guest's */
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
+	assert_int_equal(st.consumed_pages, 700);
+	assert_int_equal(st.memsz_pages, VM_PAGES);
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "nobody", &st), -ENOENT);
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_a_closed_connection_gives_the_grant_back(void **state)
+{
+	struct mv_daemon_stats ds;
+	struct mv_host_stats hs;
+	uint64_t grant;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("gamma", &grant);
+	host_stats(&hs);
+	assert_int_equal(hs.consumed_pages, grant);
+	cl_close(fd); /* as a VMM that dies */
+	want_consumed = 0;
+	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	host_stats(&hs);
+	assert_int_equal(hs.nvms, 0);
+	assert_int_equal(mv_daemon_stats(fx.d, &ds), 0);
+	assert_int_equal(ds.lost, 1);
+	assert_int_equal(ds.agents, 0);
+	fx_down();
+}
+
+static void test_a_grown_then_smaller_grant_is_released_on_its_ack(void **state)
+{
+	struct mv__proto_msg m = stats_msg(6000), ack;
+	struct mv_host_stats hs;
+	uint64_t grant, big;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("delta", &grant);
+	/* it holds 6000 pages: the grant grows to cover them and headroom */
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_GRANT);
+	big = m.u.grant.grant_bytes >> 12;
+	assert_int_equal(big, VM_PAGES < 6000 + VM_PAGES / 8 ?
+				      VM_PAGES :
+				      6000 + VM_PAGES / 8);
+	want_consumed = big;
+	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	/* then 100: a smaller grant, whose frames stay held until acked */
+	m = stats_msg(100);
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_GRANT);
+	assert_int_equal(m.u.grant.grant_bytes >> 12, 100 + VM_PAGES / 8);
+	host_stats(&hs);
+	assert_int_equal(hs.consumed_pages, big);
+	ack.type = MV_PROTO_GRANT_ACK;
+	ack.u.ack = (struct mv__proto_ack){
+		.seq = m.u.grant.seq,
+		.grant_bytes = m.u.grant.grant_bytes,
+		.consumed_bytes = 100 << 12,
+	};
+	cl_send(fd, &ack);
+	want_consumed = 100 + VM_PAGES / 8;
+	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_a_grant_never_takes_the_host_below_minfree(void **state)
+{
+	struct mv__proto_msg m;
+	struct mv_host_stats hs;
+	uint64_t g1, g2;
+	int a, b;
+
+	(void)state;
+	fx_up(NULL);
+	a = cl_agent("big1", &g1);
+	b = cl_agent("big2", &g2);
+	/* each says it holds 1000 pages: their headroom is speculative,
+	 * and no grant eats into minFree for it */
+	m = stats_msg(1000);
+	cl_send(a, &m);
+	cl_send(b, &m);
+	want_name = "big2";
+	want_vm_consumed = 1000;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	host_stats(&hs);
+	assert_true(hs.free_pages >= hs.minfree_pages);
+	cl_close(a);
+	cl_close(b);
+	fx_down();
+}
+
+/* written by the daemon's thread, read by the test's */
+static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t hook_calls, hook_memsize, hook_balloon;
+static char hook_vm[MV_NAME_MAX];
+static void hook(void *arg, const char *vm, const char *qmp, uint64_t memsize,
+		 uint64_t balloon)
+{
+	(void)arg;
+	(void)qmp;
+	pthread_mutex_lock(&hook_lock);
+	snprintf(hook_vm, sizeof(hook_vm), "%s", vm);
+	hook_memsize = memsize;
+	hook_balloon = balloon;
+	hook_calls++;
+	pthread_mutex_unlock(&hook_lock);
+}
+
+static bool hook_has_balloon(void *arg)
+{
+	bool yes;
+
+	pthread_mutex_lock(&hook_lock);
+	yes = hook_balloon == *(uint64_t *)arg;
+	pthread_mutex_unlock(&hook_lock);
+	return yes;
+}
+
+static void test_balloon_target_goes_to_the_agent_and_the_hook(void **state)
+{
+	struct mv__proto_msg m;
+	uint64_t grant, want = 4 * MiB, memsize;
+	char name[MV_NAME_MAX];
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	pthread_mutex_lock(&hook_lock);
+	hook_calls = hook_balloon = 0;
+	pthread_mutex_unlock(&hook_lock);
+	mv_daemon_set_balloon_hook(fx.d, hook, NULL);
+	fd = cl_agent("eps", &grant);
+	assert_int_equal(mv_vm_balloon_set_target(remote_vm("eps"), want), 0);
+	do
+		assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	while (m.u.grant.balloon_bytes != want);
+	assert_int_equal(m.type, MV_PROTO_GRANT);
+	assert_true(th_wait_until(hook_has_balloon, &want, TH_WAIT_MS));
+	pthread_mutex_lock(&hook_lock);
+	snprintf(name, sizeof(name), "%s", hook_vm);
+	memsize = hook_memsize;
+	pthread_mutex_unlock(&hook_lock);
+	assert_string_equal(name, "eps");
+	assert_int_equal(memsize, VM_BYTES);
+	cl_close(fd);
+	fx_down();
+}
+
+/* Sends bytes on a fresh connection: the daemon answers ERROR (if
+ * expect_error) and closes; returns whether an ERROR came. */
+static bool refused(const void *bytes, size_t len, bool close_after)
+{
+	struct mv__proto_msg m;
+	bool error = false;
+	int fd = cl_connect(), e;
+
+	cl_write(fd, bytes, len);
+	if (close_after)
+		shutdown(fd, SHUT_WR);
+	while ((e = cl_recv(fd, &m, RECV_MS)) == 0)
+		if (m.type == MV_PROTO_ERROR)
+			error = true;
+	assert_int_equal(e, -ECONNRESET); /* closed, in bounded time */
+	cl_close(fd);
+	return error;
+}
+
+static void assert_host_is(const struct mv_host_stats *before)
+{
+	struct mv_host_stats hs;
+
+	host_stats(&hs);
+	assert_int_equal(hs.nvms, before->nvms);
+	assert_int_equal(hs.consumed_pages, before->consumed_pages);
+}
+
+static void test_a_hello_the_host_cannot_grant_is_refused(void **state)
+{
+	struct mv__proto_msg m = hello("full");
+	struct mv_host_stats before;
+	uint8_t buf[MV_PROTO_MAX];
+	uint64_t grant;
+	int fd, n;
+
+	(void)state;
+	fx_up(NULL);
+	/* a VM the size of the host, holding it all: granted all of it */
+	m.u.hello.memsize_bytes = HOST_BYTES;
+	m.u.hello.consumed_bytes = HOST_BYTES;
+	fd = cl_connect();
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_WELCOME);
+	grant = m.u.grant.grant_bytes;
+	assert_int_equal(grant, HOST_BYTES);
+	host_stats(&before);
+	/* nothing left for the next one */
+	m = hello("late");
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	assert_host_is(&before);
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_bad_headers_get_an_error_and_change_nothing(void **state)
+{
+	struct mv__proto_msg m = hello("zeta");
+	uint8_t buf[MV_PROTO_MAX];
+	struct mv_host_stats before;
+	int n;
+
+	(void)state;
+	fx_up(NULL);
+	host_stats(&before);
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	buf[0] = 'X';
+	assert_true(refused(buf, 1, false)); /* judged at its first byte */
+	buf[0] = 'M';
+	buf[4] = 9; /* version */
+	assert_true(refused(buf, MV_PROTO_HDR, false));
+	buf[4] = 1;
+	buf[10] = 0x10; /* 1 MiB body: refused without it */
+	assert_true(refused(buf, MV_PROTO_HDR, false));
+	buf[10] = 0;
+	m = stats_msg(1); /* STATS before HELLO */
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	m = hello("zeta");
+	m.type = MV_PROTO_GRANT; /* a daemon's message */
+	m.u.grant = (struct mv__proto_grant){ .seq = 1,
+					      .grant_bytes = MiB,
+					      .period_ms = 100 };
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	assert_host_is(&before);
+	fx_down();
+}
+
+static void test_bad_hellos_are_refused_and_change_nothing(void **state)
+{
+	struct mv__proto_msg m;
+	struct mv_host_stats before;
+	uint8_t buf[MV_PROTO_MAX];
+	uint64_t grant;
+	int n, fd;
+
+	(void)state;
+	fx_up(NULL);
+	host_stats(&before);
+	m = hello("eta");
+	m.u.hello.pid = (uint32_t)getppid(); /* not the peer */
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	m = hello("eta");
+	m.u.hello.reservation_bytes = HOST_BYTES - MiB; /* does not fit */
+	m.u.hello.memsize_bytes = HOST_BYTES;
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	assert_host_is(&before);
+	/* a second VM of the same name */
+	fd = cl_agent("eta", &grant);
+	host_stats(&before);
+	m = hello("eta");
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	assert_true(refused(buf, (size_t)n, false));
+	assert_host_is(&before);
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_partial_and_truncated_messages(void **state)
+{
+	struct mv__proto_msg m = hello("theta");
+	uint8_t buf[MV_PROTO_MAX];
+	struct mv_host_stats before;
+	struct pollfd p;
+	int n, fd;
+
+	(void)state;
+	fx_up(NULL);
+	host_stats(&before);
+	n = mv__proto_encode(&m, buf, sizeof(buf));
+	/* truncated, then the peer goes: closed, nothing made */
+	assert_false(refused(buf, (size_t)n - 1, true));
+	assert_host_is(&before);
+	/* one byte at a time, each read on its own: served all the same */
+	fd = cl_connect();
+	for (int i = 0; i < n; i++) {
+		cl_write(fd, buf + i, 1);
+		p = (struct pollfd){ .fd = fd, .events = POLLIN };
+		/* the daemon answers nothing before the last byte */
+		if (i < n - 1)
+			assert_int_equal(poll(&p, 1, 1), 0);
+	}
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_WELCOME);
+	cl_close(fd);
+	fx_down();
+}
+
+static void test_a_connection_without_hello_is_closed_in_time(void **state)
+{
+	struct mv__proto_msg m;
+	struct mv_daemon_stats ds;
+	uint64_t t0;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	t0 = th_now_ms();
+	fd = cl_connect();
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_ERROR);
+	assert_int_equal(m.u.error.code, ETIMEDOUT);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), -ECONNRESET);
+	assert_true(th_now_ms() - t0 < RECV_MS);
+	assert_int_equal(mv_daemon_stats(fx.d, &ds), 0);
+	assert_int_equal(ds.refused, 1);
+	cl_close(fd);
+	fx_down();
+}
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* A valid message of a type an agent may send, for mutating. */
+static int valid_bytes(uint64_t *seed, uint8_t *buf, const char *name)
+{
+	static const unsigned types[] = { MV_PROTO_HELLO,     MV_PROTO_STATS,
+					  MV_PROTO_GRANT_ACK, MV_PROTO_BYE,
+					  MV_PROTO_ERROR,     MV_PROTO_GRANT };
+	struct mv__proto_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = (uint16_t)types[xs(seed) % 6];
+	switch (m.type) {
+	case MV_PROTO_HELLO:
+		m = hello(name);
+		break;
+	case MV_PROTO_STATS:
+		m = stats_msg(xs(seed) % (2 * VM_PAGES));
+		break;
+	case MV_PROTO_GRANT_ACK:
+		m.u.ack = (struct mv__proto_ack){ .seq = 1 + xs(seed) % 3,
+						  .grant_bytes = MiB };
+		break;
+	case MV_PROTO_ERROR:
+		m.u.error.code = EIO;
+		strcpy(m.u.error.msg, "fuzz");
+		break;
+	case MV_PROTO_GRANT:
+		m.u.grant = (struct mv__proto_grant){ .seq = 1,
+						      .grant_bytes = MiB,
+						      .period_ms = 100 };
+		break;
+	}
+	return mv__proto_encode(&m, buf, MV_PROTO_MAX);
+}
+
+static size_t mutate(uint64_t *seed, uint8_t *buf, size_t len)
+{
+	for (unsigned k = 0, flips = 1 + xs(seed) % 4; k < flips; k++) {
+		size_t at = xs(seed) % len;
+
+		if (xs(seed) & 1)
+			buf[at] ^= (uint8_t)(1u << (xs(seed) % 8));
+		else
+			buf[at] = (uint8_t)xs(seed);
+	}
+	if (xs(seed) % 4 == 0)
+		len = 1 + xs(seed) % len;
+	return len;
+}
+
+static struct mv_host_stats fuzz_before;
+static bool host_back(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	host_stats(&hs);
+	return hs.nvms == fuzz_before.nvms &&
+	       hs.consumed_pages == fuzz_before.consumed_pages;
+}
+
+/*
+ * Thousands of seeded cases: mutated valid messages and random bytes on a
+ * fresh connection, and mutated messages after a valid HELLO.  Whatever
+ * the local decoder refuses, the daemon answers with ERROR; every
+ * connection is closed in bounded time; afterwards the host is as it was;
+ * an agent connected throughout is still served.
+ */
+static void test_fuzzed_messages_get_an_error_and_lose_nothing(void **state)
+{
+	uint8_t buf[MV_PROTO_MAX + 64];
+	struct mv__proto_msg m, out;
+	uint64_t seed = 0xf00dfeedull, grant;
+	unsigned cases = 0, errors = 0, missed = 0;
+	char name[MV_NAME_MAX];
+	size_t len, used;
+	int steady, fd, e;
+
+	(void)state;
+	fx_up(NULL);
+	steady = cl_agent("steady", &grant);
+	host_stats(&fuzz_before);
+	for (unsigned i = 0; i < 6000; i++, cases++) {
+		if (i % 3 == 2) { /* random bytes */
+			len = 1 + xs(&seed) % sizeof(buf);
+			for (size_t k = 0; k < len; k++)
+				buf[k] = (uint8_t)xs(&seed);
+		} else {
+			len = (size_t)valid_bytes(&seed, buf, "fuzz");
+			len = mutate(&seed, buf, len);
+		}
+		e = mv__proto_decode(buf, len, &out, &used, NULL, 0);
+		if (e == 0 && out.type == MV_PROTO_HELLO)
+			continue; /* a valid HELLO: not a bad message */
+		if (refused(buf, len, e == -EAGAIN))
+			errors++;
+		else if (e != -EAGAIN)
+			missed++; /* refused locally, yet no ERROR came */
+		if (i % 100 == 0)
+			assert_true(th_wait_until(host_back, NULL, TH_WAIT_MS));
+	}
+	/* after a HELLO: whatever comes, closing gives the grant back */
+	for (unsigned i = 0; i < 1000; i++, cases++) {
+		snprintf(name, sizeof(name), "f%u", i);
+		fd = cl_agent(name, &grant);
+		len = (size_t)valid_bytes(&seed, buf, name);
+		len = mutate(&seed, buf, len);
+		cl_write(fd, buf, len);
+		shutdown(fd, SHUT_WR);
+		while ((e = cl_recv(fd, &m, RECV_MS)) == 0)
+			errors += m.type == MV_PROTO_ERROR;
+		assert_int_equal(e, -ECONNRESET);
+		cl_close(fd);
+		assert_true(th_wait_until(host_back, NULL, TH_WAIT_MS));
+	}
+	print_message("%u cases, %u answered with ERROR\n", cases, errors);
+	assert_int_equal(missed, 0);
+	assert_true(errors > cases / 2);
+	/* the agent connected throughout is served still */
+	m = stats_msg(42);
+	cl_send(steady, &m);
+	want_name = "steady";
+	want_vm_consumed = 42;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	cl_close(steady);
+	fx_down();
+}
+
+static void test_a_live_daemon_socket_is_not_taken_over(void **state)
+{
+	mv_daemon *other = NULL;
+
+	(void)state;
+	fx_up(NULL);
+	assert_int_equal(mv_daemon_create(fx.t.host, fx.path, &other),
+			 -EADDRINUSE);
+	/* once that daemon is gone, a new one takes the path */
+	fx_cleanup(&fx);
+	assert_int_equal(mv_daemon_create(fx.t.host, fx.path, &fx.d), 0);
+	fx_down();
+}
+
+/* `memvisor daemon` (tools/daemon.c) as a process: an agent of this
+ * process is granted memory by it and shows in its status line; SIGTERM
+ * stops it with status 0, and the agent runs on inside its grant. */
+static bool agent_connected(void *arg)
+{
+	struct mv_agent_info info;
+
+	assert_int_equal(mv_agent_info(arg, &info), 0);
+	return info.connected;
+}
+
+static bool agent_lost_daemon(void *arg)
+{
+	return !agent_connected(arg);
+}
+
+static char tool_out[128];
+static bool tool_says(void *arg)
+{
+	char *text = th_slurp(tool_out);
+	bool yes = strstr(text, arg) != NULL;
+
+	free(text);
+	return yes;
+}
+
+static void test_memvisor_daemon_command_serves_agents(void **state)
+{
+	char bin[PATH_MAX + 16];
+	struct mv_agent_info info;
+	static char cmd[] = "daemon", o_sock[] = "--socket",
+		    o_mem[] = "--memsize", mem[] = "64M",
+		    o_swap[] = "--swapdir", o_int[] = "--interval", one[] = "1",
+		    vm_seen[] = "toolvm pid";
+	char *argv[] = { bin,	 cmd,	 o_sock, fx.path, o_mem, mem,
+			 o_swap, fx.dir, o_int,	 one,	  NULL };
+	struct th_host t;
+	mv_agent *a;
+	mv_vm *vm;
+	pid_t pid;
+
+	(void)state;
+	memset(&fx, 0, sizeof(fx));
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/mvdaemon.XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.path, sizeof(fx.path), "%s/sock", fx.dir);
+	snprintf(tool_out, sizeof(tool_out), "%s/out.txt", fx.dir);
+	th_remove_at_teardown(fx.dir);
+	th_remove_at_teardown(fx.path);
+	th_remove_at_teardown(tool_out);
+	th_memvisor_bin(bin, sizeof(bin));
+	pid = th_spawnv(bin, tool_out, argv);
+	th_host_create(&t, HOST_BYTES, NULL);
+	vm = th_vm_create(&t, "toolvm", VM_BYTES);
+	assert_int_equal(mv_agent_create(t.host, vm, fx.path, &a), 0);
+	assert_true(th_wait_until(agent_connected, a, TH_WAIT_MS));
+	assert_true(th_wait_until(tool_says, vm_seen, TH_WAIT_MS));
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(th_wait_exit(&pid, tool_out, TH_WAIT_MS), 0);
+	assert_true(th_wait_until(agent_lost_daemon, a, TH_WAIT_MS));
+	assert_int_equal(mv_agent_info(a, &info), 0);
+	assert_int_equal(info.budget_bytes, info.grant_bytes);
+	mv_agent_destroy(a);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * A VMM that dies while another process still holds its socket (a child
+ * it forked): no EOF comes, but its pid is gone, and the daemon, looking
+ * at it, takes the grant back.  The child only makes system calls and
+ * encodes (no allocation) after the fork: this process has threads.
+ */
+static void
+test_a_vmm_gone_with_its_socket_still_open_loses_its_grant(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mv_host_stats hs;
+	int hold[2], st;
+	pid_t pid;
+
+	(void)state;
+	fx_up(NULL);
+	strcpy(sa.sun_path, fx.path);
+	assert_int_equal(pipe(hold), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mv__proto_msg m = hello("orphan");
+		uint8_t buf[MV_PROTO_MAX];
+		char c;
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), n;
+
+		close(hold[1]);
+		m.u.hello.pid = (uint32_t)getpid();
+		n = mv__proto_encode(&m, buf, sizeof(buf));
+		if (fd < 0 || n <= 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    write(fd, buf, (size_t)n) != n || read(fd, buf, 16) != 16)
+			_exit(1);
+		if (fork() == 0) { /* holds the socket until the test ends */
+			while (read(hold[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(hold[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	want_consumed = 0;
+	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	host_stats(&hs);
+	assert_int_equal(hs.nvms, 0);
+	close(hold[1]);
+	fx_down();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_hello_makes_a_remote_vm_holding_its_grant),
+		cmocka_unit_test(test_agent_stats_appear_in_its_vm_stats),
+		cmocka_unit_test(test_a_closed_connection_gives_the_grant_back),
+		cmocka_unit_test(
+			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),
+		cmocka_unit_test(
+			test_a_grown_then_smaller_grant_is_released_on_its_ack),
+		cmocka_unit_test(
+			test_a_grant_never_takes_the_host_below_minfree),
+		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
+		cmocka_unit_test(
+			test_balloon_target_goes_to_the_agent_and_the_hook),
+		cmocka_unit_test(
+			test_bad_headers_get_an_error_and_change_nothing),
+		cmocka_unit_test(
+			test_bad_hellos_are_refused_and_change_nothing),
+		cmocka_unit_test(test_partial_and_truncated_messages),
+		cmocka_unit_test(
+			test_a_connection_without_hello_is_closed_in_time),
+		cmocka_unit_test(
+			test_fuzzed_messages_get_an_error_and_lose_nothing),
+		cmocka_unit_test(test_a_live_daemon_socket_is_not_taken_over),
+		cmocka_unit_test(test_memvisor_daemon_command_serves_agents),
+	};
+
+	return th_run_tests(tests);
+}
