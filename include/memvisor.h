@@ -495,7 +495,7 @@ struct mv_vm_stats {
 	uint64_t swapin_runs;
 	uint64_t swapin_ra_hits;
 	uint64_t swapin_ra_misses;
-	uint32_t swapin_window;
+	uint64_t swapin_window;
 };
 
 struct mv_host_stats {
