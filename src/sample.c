@@ -38,6 +38,9 @@
  * holds would, and a VM waking up counts what it touches at once, not a
  * period later.
  *
+ * A page that goes back untouched at the end of its period is marked cold
+ * for reclaim's victim choice (cold.c): a whole period unused.
+ *
  * Park slots.  When reclaim cannot put a page back after a failed
  * swap-out (the kernel refuses UFFDIO_MOVE and UFFDIO_COPY alike), its
  * content, then only in staging, is copied into a park slot: plain memory
@@ -316,10 +319,13 @@ static bool end_period(struct mv_vm *vm, uint32_t *permille)
 		v = pmap_lock(&vm->pmap[s->ppn[i]]);
 		if (pmap_state(v) == MV_PAGE_SAMPLED &&
 		    (pmap_payload(v) & SLOT_MASK) == i) {
-			if (put_back(vm, s->ppn[i], v, &e))
+			if (put_back(vm, s->ppn[i], v, &e)) {
 				all = false;
-			else
+			} else {
 				v = e;
+				/* untouched for a period: cold (cold.c) */
+				mv__cold_forget(&vm->cold, s->ppn[i]);
+			}
 		}
 		pmap_unlock(vm, s->ppn[i], v);
 	}

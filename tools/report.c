@@ -206,6 +206,8 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "swap_errors", (double)h->swap_errors);
 	num(b, o, "lost_pages", (double)h->lost_pages);
 	num(b, o, "move_miscounts", (double)h->move_miscounts);
+	num(b, o, "reclaim_flushes", (double)h->reclaim_flushes);
+	num(b, o, "reclaim_moved_mb", round1(pages_mb(h->reclaim_moved_pages)));
 	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
 	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
 	num(b, o, "share_refs", (double)h->share_refs);
