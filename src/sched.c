@@ -624,14 +624,16 @@ static unsigned reclaimers_busy(struct view *w)
  * take them one after the other.  The policy's first choice is asked if
  * its thread is idle; while it is busy, the next VMs are asked only if
  * they are above their target (or limit): the ones the policy would come
- * to anyway, and not one that merely has the next lowest rho.  Returns
+ * to anyway, and not one that merely has the next lowest rho.  Victims
+ * and floors are pick_victim's (with `idle`, soft: memory above demand
+ * caps, down to the caps).  Returns
  * requests made; *busy gets the requests in flight after it (0 and 0:
  * nothing to take from anyone this tick).
  */
 static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
-			       unsigned tick, unsigned *busy)
+			       bool idle, unsigned tick, unsigned *busy)
 {
-	uint64_t want, floor, tgt;
+	uint64_t want, floor = 0, tgt;
 	unsigned asked = 0;
 	bool first = true;
 	int i;
@@ -641,9 +643,7 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 		return 0;
 	for (unsigned k = 0; k < w->n; k++)
 		w->skip[k] = !w->vm[k]->rc.started;
-	while ((i = mv__sched_victim(w->in, w->skip, w->n,
-				     h->settings.idle_tax_pct, pressure)) >=
-	       0) {
+	while ((i = pick_victim(h, w, pressure, idle, &floor)) >= 0) {
 		w->skip[i] = 1;
 		if (!reclaimer_idle(w->vm[i], tick)) {
 			first = false;
@@ -654,9 +654,6 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 			tgt = w->in[i].max_pages;
 		if (!first && w->in[i].alloc_pages <= tgt)
 			continue;
-		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
-				w->in[i].max_pages :
-				w->in[i].min_pages;
 		want = w->in[i].alloc_pages - floor;
 		if (want > MV_RECLAIM_BATCH)
 			want = MV_RECLAIM_BATCH;
@@ -713,7 +710,9 @@ static bool reclaim_per_vm(struct mv_host *h, struct view *w)
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
-		asked = dispatch_round(h, w, pressure, tick, &busy);
+		asked = dispatch_round(h, w, pressure,
+				       mv__sched_mechanisms(st) & MV__MECH_IDLE,
+				       tick, &busy);
 		if (!asked && !busy) {
 			/* nothing small left to take: break more, then try
 			 * again, this time with every VM */
