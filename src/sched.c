@@ -465,6 +465,7 @@ static void *reclaimer_main(void *arg)
 	struct timespec ts;
 	unsigned tick;
 
+	pthread_setname_np(pthread_self(), "mv-reclaim"); /* for perf, top */
 	pthread_mutex_lock(&rc->lock);
 	for (;;) {
 		/* idle: bounded waits, so a lost signal costs a second */
@@ -783,6 +784,7 @@ static void *sched_main(void *arg)
 	struct timespec ts;
 	bool ok = true;
 
+	pthread_setname_np(pthread_self(), "mv-sched"); /* for perf, top */
 	pthread_mutex_lock(&h->sched_lock);
 	while (!h->sched_stop) {
 		pthread_mutex_unlock(&h->sched_lock);
