@@ -503,6 +503,7 @@ static void *reclaimer_main(void *arg)
 	struct timespec ts;
 	unsigned tick;
 
+	pthread_setname_np(pthread_self(), "mv-reclaim"); /* for perf, top */
 	pthread_mutex_lock(&rc->lock);
 	for (;;) {
 		/* idle: bounded waits, so a lost signal costs a second */
@@ -533,8 +534,12 @@ static void *reclaimer_main(void *arg)
 		if (!done)
 			rc->empty_tick = tick;
 		pthread_mutex_unlock(&rc->lock);
+		/* not sched_kick(): a fault's kick may have set the flag, and
+		 * the scheduler, waiting for this, would not hear it */
+		pthread_mutex_lock(&h->sched_lock);
 		atomic_fetch_add(&h->reclaim_gen, 1);
-		sched_kick(h);
+		pthread_cond_broadcast(&h->sched_wake);
+		pthread_mutex_unlock(&h->sched_lock);
 		pthread_mutex_lock(&rc->lock);
 	}
 	pthread_mutex_unlock(&rc->lock);
@@ -667,8 +672,10 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 }
 
 /*
- * Waits (a few ms at most) for a reclaim thread to finish a request, a
- * fault to ask for memory, or the scheduler to be stopped.
+ * Waits (SCHED_STUCK_MS at most) for a reclaim thread to finish a request,
+ * or the scheduler to be stopped.  Faults' kicks do not end it: while
+ * every thread it could ask is busy, another look finds nothing new, and
+ * under pressure every fault kicks.
  */
 static void dispatch_wait(struct mv_host *h, uint64_t gen)
 {
@@ -676,9 +683,10 @@ static void dispatch_wait(struct mv_host *h, uint64_t gen)
 
 	mv__deadline_ms(&ts, SCHED_STUCK_MS);
 	pthread_mutex_lock(&h->sched_lock);
-	if (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
-	    !sched_kicked(h))
-		pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts);
+	while (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
+	       pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts) !=
+		       ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&h->sched_lock);
 }
 
@@ -821,6 +829,7 @@ static void *sched_main(void *arg)
 	struct timespec ts;
 	bool ok = true;
 
+	pthread_setname_np(pthread_self(), "mv-sched"); /* for perf, top */
 	pthread_mutex_lock(&h->sched_lock);
 	while (!h->sched_stop) {
 		pthread_mutex_unlock(&h->sched_lock);
