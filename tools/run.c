@@ -463,11 +463,27 @@ static int start_vms(struct run *r)
  * reported to the daemon (-ENOENT while none has). */
 static int vm_stats(struct run *r, struct vm_run *v, struct mv_vm_stats *st)
 {
-	if (v->cfg && v->cfg->vmm_qemu)
-		return r->daemon ?
-			       mv_daemon_vm_stats(r->daemon, v->cfg->name, st) :
-			       -ENOENT;
-	return mv_vm_stats(v->vm, st);
+	uint64_t actual;
+	int ret;
+
+	if (!v->cfg || !v->cfg->vmm_qemu)
+		return mv_vm_stats(v->vm, st);
+	ret = r->daemon ? mv_daemon_vm_stats(r->daemon, v->cfg->name, st) :
+			  -ENOENT;
+	if (ret)
+		return ret;
+	/* the balloon is QEMU's (a balloon device is always there): its
+	 * size is the guest's RAM less what QEMU says the guest has */
+	pthread_mutex_lock(&v->qmp_lock);
+	if (v->qemu && qemu_qmp(v->qemu) &&
+	    !qmp_query_balloon(qemu_qmp(v->qemu), &actual, 500)) {
+		st->balloon_driver = 1;
+		st->mctlsz_pages = actual < v->cfg->memsize ?
+					   (v->cfg->memsize - actual) >> 12 :
+					   0;
+	}
+	pthread_mutex_unlock(&v->qmp_lock);
+	return 0;
 }
 
 /* The scheduler's balloon target for a QEMU guest, through its QMP (the
