@@ -277,7 +277,8 @@ static void test_test_guest_verifies_its_memory_and_powers_off(void **state)
 	if (qemu_missing())
 		skip();
 	b = boot_prepare("console=ttyS0 quiet panic=-1 mvguest.fill_pct=60 "
-			 "mvguest.rounds=2 mvguest.pause_ms=500",
+			 "mvguest.rounds=2 mvguest.pause_ms=500 "
+			 "mvguest.zero_pct=20 mvguest.text_pct=30",
 			 NULL);
 	boot_start(b);
 	if (qemu_wait(b->vm, BOOT_MS, &status))
