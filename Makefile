@@ -6,6 +6,8 @@
 #   make sanitize  unit + torture tests under ASan+UBSan, torture under TSan
 #   make bench     the benchmarks, each figure beside its floor
 #   make format    clang-format every source file (check-format: verify)
+#   make guest     the real test guest for QEMU (build/guest: Debian's cloud
+#                  kernel, an initramfs with guest/linux/mvguest.c as /init)
 #
 # SAN=asan or SAN=tsan builds into build-asan/ or build-tsan/; BUILDDIR=dir
 # picks another build directory.  TRACE=1 builds into build-trace/ with the
@@ -74,10 +76,17 @@ PRELOAD   := $(if $(SAN),,$(BUILD)/libmemvisor-preload.so)
 PRELOAD_WRAP := -Wl,--wrap=mmap,--wrap=mmap64,--wrap=madvise,--wrap=munmap
 
 .SECONDARY:
-.PHONY: all deps run test torture sanitize bench format check-format clean
+.PHONY: all deps run test torture sanitize bench format check-format clean guest
 .DEFAULT_GOAL := all
 
-all: deps $(BIN) $(TESTS) $(TORTURES) $(PRELOAD)
+# The real test guest is the same for every build variant, so it lives in
+# build/guest whatever BUILD is; tools/qemu.c finds it there by default.
+GUESTDIR     := build/guest
+GUEST_KERNEL := $(GUESTDIR)/kernel/version
+GUEST_INIT   := $(GUESTDIR)/mvguest
+GUEST_INITRD := $(GUESTDIR)/initrd.img
+
+all: deps $(BIN) $(TESTS) $(TORTURES) $(PRELOAD) guest
 
 deps:
 	@scripts/deps.sh
@@ -114,6 +123,23 @@ $(BIN): $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELP:%.c=$(BUILD)/%.o) $(GUESTLIB) $(LIB)
 	@echo "  LINK    $@"
 	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+guest: $(GUEST_INITRD) $(GUEST_KERNEL)
+
+$(GUEST_KERNEL): scripts/guest-kernel.sh | deps
+	@scripts/guest-kernel.sh $(GUESTDIR)/kernel
+
+$(GUEST_INIT): guest/linux/mvguest.c | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (static, guest)"
+	@$(CC) -static -O2 $(WARN) -std=gnu11 -D_GNU_SOURCE -o $@ $<
+
+$(GUEST_INITRD): $(GUEST_INIT) $(GUEST_KERNEL) scripts/guest-initramfs.sh
+	@echo "  CPIO    $@"
+	@scripts/guest-initramfs.sh $@ $(GUEST_INIT) $(GUESTDIR)/kernel
+
+$(BUILD)/tools/qemu.o $(BUILD)/tests/test_qemu.o: \
+	ALLCFLAGS += -DMV_GUEST_DIR='"$(CURDIR)/$(GUESTDIR)"'
 
 run: all
 	$(BIN) run

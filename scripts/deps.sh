@@ -4,10 +4,11 @@
 set -euo pipefail
 
 # libncurses-dev: run --live and top; libmicrohttpd-dev: run --metrics;
-# tmux: tests/test_live.c drives the live screen in a detached session
+# tmux: tests/test_live.c drives the live screen in a detached session;
+# qemu-system-x86, cpio: the real test guest (scripts/guest-*.sh, tools/qemu.c)
 pkgs=(build-essential pkg-config clang liblz4-dev libzstd-dev libxxhash-dev
       libinih-dev libcjson-dev libcmocka-dev libncurses-dev libmicrohttpd-dev
-      tmux)
+      tmux qemu-system-x86 cpio)
 
 missing=()
 for p in "${pkgs[@]}"; do

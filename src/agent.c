@@ -339,7 +339,7 @@ static void try_connect(struct mv_agent *a)
 		a->said_unreachable = true;
 		mv__host_event(
 			a->host, MV_LOG_WARNING,
-			"agent: VM %s cannot reach the daemon at %s (%s): it runs unmanaged, on its host's own budget of %llu MiB, and the agent retries",
+			"agent: VM %s cannot reach the daemon at %s (%s): it runs unmanaged within its host's budget of %llu MiB, and the agent retries",
 			a->vm->name, a->path, strerror(errno),
 			(unsigned long long)(atomic_load(
 						     &a->host->memsize_pages) >>

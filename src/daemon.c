@@ -20,13 +20,15 @@
  * connection that has not said HELLO after HELLO_MS is dropped; at most
  * MAX_CONNS are open.
  *
- * Grants.  A remote VM's grant follows, each tick, the smallest of the
- * scheduler's target for it (SZTGT), its limit, and what its agent last
- * said it holds plus a headroom (an eighth of its memsize), never below
- * its reservation.  A larger grant is reserved from the budget at once
- * (mv__frames_reserve, never waiting), leaving minFree free unless the
- * agent is already near its grant, and sent; a smaller one (by STEP or
- * more) is sent and its frames kept until the agent acknowledges it
+ * Grants.  A remote VM's grant follows, each tick, what its agent last
+ * said it holds plus a headroom (an eighth of its memsize), never above
+ * its limit, never grown above the scheduler's target for it (SZTGT),
+ * and, in the states where the host is short (soft, hard, low), cut down
+ * to that target; never below its reservation (grant_want).  A larger
+ * grant is reserved from the budget at once (mv__frames_reserve, never
+ * waiting), leaving minFree free unless the agent is already near its
+ * grant, and sent; a smaller one (by a 64th of its memsize or more) is
+ * sent and its frames kept until the agent acknowledges it
  * (GRANT_ACK: it holds no more), then released.  So the frames held for
  * every remote VM are always at least what its agent may use.  A VMM that
  * dies (EOF, ECONNRESET, or its pid gone) has its remote VM destroyed:
@@ -40,8 +42,8 @@
  * poll's, bounded by TICK_MS; a peer's bytes never change the host except
  * through a well-formed message on a connection that passed the checks.
  *
- * Locks: d->lock (a leaf above every engine lock) guards the connection
- * table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
+ * Locks: d->lock, taken before any engine lock and never under one,
+ * guards the connection table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
  * it serves connections (non-blocking I/O only), never across poll or the
  * balloon hook.
  */
@@ -219,7 +221,18 @@ static uint64_t reserve(struct mv_host *h, uint64_t n)
 }
 
 /* The grant the VM should have now (pages). */
-static uint64_t grant_want(struct conn *c)
+/*
+ * The grant the VM should have now (pages): what it holds plus headroom,
+ * never above its limit nor grown above its target.  In the states where
+ * the host is short (soft, hard, low) it is cut down to the target, which
+ * makes its agent compress and swap what its balloon has not given back
+ * by then.  A local VM is not swapped in soft, only ballooned; but the
+ * scheduler cannot reclaim a remote VM itself (its victim choice passes it
+ * over), so a remote VM above its target that kept its grant in soft would
+ * leave the host short until the local VMs were swapped for it.  In high
+ * and clear the grant only follows what the VM holds.
+ */
+static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 {
 	struct mv_vm *vm = c->vm;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
@@ -227,9 +240,15 @@ static uint64_t grant_want(struct conn *c)
 		 lim = atomic_load(&vm->sched.limit_pages),
 		 min = atomic_load(&vm->sched.min_pages);
 	uint64_t want = c->agent_consumed + head;
+	unsigned mech = mv__sched_mechanisms(
+		(enum mv_mem_state)atomic_load(&d->host->state));
 
-	if (want > tgt)
-		want = tgt;
+	if (mech & (MV__MECH_BALLOON | MV__MECH_SWAP)) {
+		if (want > tgt)
+			want = tgt;
+	} else if (want > c->grant && want > tgt) {
+		want = tgt > c->grant ? tgt : c->grant;
+	}
 	if (want > lim)
 		want = lim;
 	if (want < min)
@@ -250,7 +269,7 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	struct mv_vm *vm = c->vm;
 	uint64_t step = vm->npages / 64 > MIN_GRANT ? vm->npages / 64 :
 						      MIN_GRANT;
-	uint64_t want = grant_want(c), room, add, floor, free;
+	uint64_t want = grant_want(d, c), room, add, floor, free;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
 	struct mv_vm_stats bs;
 	bool changed = false, needy;
@@ -633,11 +652,15 @@ static void *daemon_main(void *arg)
 		n = d->nconns;
 		for (k = 0; k < n; k++) {
 			polled[k] = d->conns[k];
+			/* a closing connection is read no more: polling
+			 * it for input would spin until it is closed */
 			pfd[2 + k] = (struct pollfd){
 				.fd = polled[k]->fd,
-				.events = (short)(POLLIN |
-						  (polled[k]->outlen ? POLLOUT :
-								       0)),
+				.events =
+					(short)((polled[k]->closing ? 0 :
+								      POLLIN) |
+						(polled[k]->outlen ? POLLOUT :
+								     0)),
 			};
 		}
 		pthread_mutex_unlock(&d->lock);
@@ -647,10 +670,16 @@ static void *daemon_main(void *arg)
 			break;
 		pthread_mutex_lock(&d->lock);
 		for (k = 0; k < n; k++) {
-			if (pfd[2 + k].revents & POLLOUT)
+			short ev = pfd[2 + k].revents;
+
+			if (ev & POLLOUT)
 				flush(polled[k]);
-			if (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR))
+			if (polled[k]->closing) {
+				if (ev & (POLLHUP | POLLERR))
+					polled[k]->dead = true;
+			} else if (ev & (POLLIN | POLLHUP | POLLERR)) {
 				on_readable(d, polled[k]);
+			}
 		}
 		for (k = 0; k < 8 && (pfd[1].revents & POLLIN); k++) {
 			unsigned before = d->nconns;
@@ -854,4 +883,21 @@ int mv_daemon_vms(mv_daemon *d, struct mv_daemon_vm *vms, unsigned max,
 	pthread_mutex_unlock(&d->lock);
 	*n = i;
 	return 0;
+}
+
+int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st)
+{
+	int err = -ENOENT;
+
+	if (!d || !name || !st)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < d->nconns && err; k++) {
+		struct conn *c = d->conns[k];
+
+		if (c->hello && !c->dead && !strcmp(c->vm->name, name))
+			err = mv_vm_stats(c->vm, st);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return err;
 }

@@ -328,6 +328,7 @@ static void test_agent_process_shrinks_to_a_smaller_grant(void **state)
 	/* it said it held all its pages: granted them, and its budget
 	 * follows */
 	assert_int_equal(remote.grant_pages, VM_PAGES);
+	assert_true(th_wait_until(kid_connected, &kid, TH_WAIT_MS));
 	r = ask(&kid, 'i');
 	before = r.vm_consumed;
 	assert_true(before >= VM_PAGES - VM_PAGES / 16);
@@ -486,14 +487,131 @@ static void test_no_daemon_runs_unmanaged_at_once(void **state)
 	mv_host_destroy(h);
 }
 
+/* The budget layer's part (mv__budget_set_memsize): a host whose budget
+ * shrinks below what its VM holds reclaims down to it, content kept; one
+ * that grows lets the VM hold more at once. */
+static mv_host *budget_host;
+static bool within_budget(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	assert_int_equal(mv_host_stats(budget_host, &hs), 0);
+	return hs.consumed_pages <= hs.memsize_pages;
+}
+
+static void test_a_budget_shrunk_at_run_time_is_reclaimed_down_to(void **state)
+{
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint8_t *mem;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 2 * VM_BYTES, NULL);
+	budget_host = t.host;
+	vm = th_vm_create(&t, "shrinks", VM_BYTES);
+	mem = mv_vm_mem(vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG, i, 0);
+	mv__budget_set_memsize(t.host, VM_PAGES / 4,
+			       mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	assert_true(th_wait_until(within_budget, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_int_equal(hs.memsize_pages, VM_PAGES / 4);
+	assert_int_equal(hs.minfree_pages,
+			 mv_minfree_bytes(VM_BYTES / 4) >> 12);
+	/* every page reads back, through the smaller budget */
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_true(within_budget(NULL));
+	/* grown again: the whole VM fits, nothing more is swapped */
+	mv__budget_set_memsize(t.host, 2 * VM_PAGES,
+			       mv_minfree_bytes(2 * VM_BYTES) >> 12);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG, i, 0));
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_true(hs.consumed_pages >= VM_PAGES);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * The scheduler treats a remote VM like any VM: a host shared by a VM of
+ * this process and an agent's VM, both holding all their pages, more than
+ * the host has, the local VM with ten times the shares: the scheduler
+ * gives the local VM all it asks and the remote VM the rest, and the
+ * remote VM's grant follows its target down (its agent reclaims and
+ * acknowledges).
+ */
+static struct mv_vm *local_vm;
+static bool grant_follows_target(void *arg)
+{
+	struct mv_host_stats hs;
+	uint64_t tgt;
+
+	remote_seen(arg);
+	assert_int_equal(mv_host_stats(dt.host, &hs), 0);
+	tgt = remote.stats.sztgt_pages;
+	return tgt < VM_PAGES && remote.grant_pages <= tgt &&
+	       remote.grant_pages + VM_PAGES / 64 > tgt &&
+	       hs.consumed_pages <= hs.memsize_pages;
+}
+
+static void test_remote_grant_follows_the_scheduler_target(void **state)
+{
+	struct mv_vm_stats ls;
+	struct child kid;
+	struct report r;
+	uint8_t *mem;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	th_host_create(&dt, 2 * VM_BYTES, NULL);
+	local_vm = th_vm_create(&dt, "local", VM_BYTES);
+	/* ten times the remote VM's shares: the remote one is squeezed */
+	assert_int_equal(mv_vm_set_shares(local_vm,
+					  10 * mv_shares_for(MV_SHARES_NORMAL,
+							     VM_BYTES)),
+			 0);
+	mem = mv_vm_mem(local_vm);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		th_fill(mem + (i << 12), TAG + 1, i, 0);
+	assert_int_equal(mv_daemon_create(dt.host, sock_path, &daemon_), 0);
+	th_at_teardown(daemon_down, NULL);
+	assert_true(th_wait_until(grant_follows_target, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_vm_stats(local_vm, &ls), 0);
+	print_message(
+		"targets: local %llu, remote %llu (grant %llu, holds %llu)\n",
+		(unsigned long long)ls.sztgt_pages,
+		(unsigned long long)remote.stats.sztgt_pages,
+		(unsigned long long)remote.grant_pages,
+		(unsigned long long)remote.stats.consumed_pages);
+	assert_int_equal(ls.sztgt_pages, VM_PAGES);
+	r = ask(&kid, 'v');
+	assert_int_equal(r.bad_pages, 0);
+	assert_true(r.host_memsize <= remote.stats.sztgt_pages);
+	for (uint64_t i = 0; i < VM_PAGES; i++)
+		assert_true(th_check(mem + (i << 12), TAG + 1, i, 0));
+	reap(&kid, 0);
+	daemon_down(NULL);
+	mv_vm_destroy(local_vm);
+	th_host_destroy(&dt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_process_shrinks_to_a_smaller_grant),
 		cmocka_unit_test(
+			test_remote_grant_follows_the_scheduler_target),
+		cmocka_unit_test(
 			test_daemon_killed_agent_keeps_its_grant_and_reconnects),
 		cmocka_unit_test(test_agent_killed_daemon_takes_its_grant_back),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
+		cmocka_unit_test(
+			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),
 	};
 
 	return th_run_tests(tests);

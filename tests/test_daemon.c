@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -281,6 +282,7 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 static void test_agent_stats_appear_in_its_vm_stats(void **state)
 {
 	struct mv__proto_msg m = stats_msg(700);
+	struct mv_vm_stats st;
 	struct mv_daemon_vm v;
 	uint64_t grant;
 	unsigned n;
@@ -298,6 +300,11 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	assert_int_equal(v.stats.zero_pages, 45);
 	assert_int_equal(v.stats.active_pages, 350);
 	assert_int_equal(v.stats.state_pages[MV_PAGE_PRIVATE], 700);
+	/* by name, as memvisor run asks for a QEMU guest's */
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
+	assert_int_equal(st.consumed_pages, 700);
+	assert_int_equal(st.memsz_pages, VM_PAGES);
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "nobody", &st), -ENOENT);
 	cl_close(fd);
 	fx_down();
 }
@@ -840,6 +847,57 @@ static void test_memvisor_daemon_command_serves_agents(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A VMM that dies while another process still holds its socket (a child
+ * it forked): no EOF comes, but its pid is gone, and the daemon, looking
+ * at it, takes the grant back.  The child only makes system calls and
+ * encodes (no allocation) after the fork: this process has threads.
+ */
+static void
+test_a_vmm_gone_with_its_socket_still_open_loses_its_grant(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mv_host_stats hs;
+	int hold[2], st;
+	pid_t pid;
+
+	(void)state;
+	fx_up(NULL);
+	strcpy(sa.sun_path, fx.path);
+	assert_int_equal(pipe(hold), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mv__proto_msg m = hello("orphan");
+		uint8_t buf[MV_PROTO_MAX];
+		char c;
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0), n;
+
+		close(hold[1]);
+		m.u.hello.pid = (uint32_t)getpid();
+		n = mv__proto_encode(&m, buf, sizeof(buf));
+		if (fd < 0 || n <= 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    write(fd, buf, (size_t)n) != n || read(fd, buf, 16) != 16)
+			_exit(1);
+		if (fork() == 0) { /* holds the socket until the test ends */
+			while (read(hold[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+		_exit(0);
+	}
+	close(hold[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	want_consumed = 0;
+	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	host_stats(&hs);
+	assert_int_equal(hs.nvms, 0);
+	close(hold[1]);
+	fx_down();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -847,6 +905,8 @@ int main(void)
 			test_hello_makes_a_remote_vm_holding_its_grant),
 		cmocka_unit_test(test_agent_stats_appear_in_its_vm_stats),
 		cmocka_unit_test(test_a_closed_connection_gives_the_grant_back),
+		cmocka_unit_test(
+			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),
 		cmocka_unit_test(
 			test_a_grown_then_smaller_grant_is_released_on_its_ack),
 		cmocka_unit_test(

@@ -577,6 +577,53 @@ static void test_large_pages_key_turns_them_off_for_one_vm(void **state)
 		     "bad large_pages 'maybe' (expected on or off)");
 }
 
+static void test_qemu_vm_takes_its_keys_relative_to_the_file(void **state)
+{
+	char dir[] = "/tmp/mv-scenario-XXXXXX", ini[64], k[64];
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(ini, sizeof(ini), "%s/q.ini", dir);
+	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
+	th_put(k, "");
+	th_put(ini, "[vm q]\nvmm = qemu\nmemsize = 256M\nkernel = vmlinuz\n"
+		    "append = console=ttyS0 mvguest.rounds=1\n"
+		    "qemu_args = -S 'a b'\n[vm t]\nmemsize = 4M\n");
+	if (scenario_load_file(ini, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(sc.vms[0].vmm_qemu);
+	assert_string_equal(sc.vms[0].kernel, k);
+	assert_null(sc.vms[0].initrd);
+	assert_string_equal(sc.vms[0].append, "console=ttyS0 mvguest.rounds=1");
+	assert_string_equal(sc.vms[0].qemu_args, "-S 'a b'");
+	assert_false(sc.vms[1].vmm_qemu);
+	scenario_free(&sc);
+	unlink(ini);
+	unlink(k);
+	rmdir(dir);
+}
+
+static void test_qemu_vm_refuses_what_it_cannot_use(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 64M\nvmm = xen\n", 3,
+		     "bad vmm 'xen' (expected threads or qemu)");
+	expect_error(
+		"[vm a]\nvmm = qemu\nmemsize = 64M\nworkload = random\n", 4,
+		"[vm a] has vmm = qemu but sets workload, which only guest threads take");
+	expect_error("[vm a]\nmemsize = 64M\nappend = quiet\n", 3,
+		     "[vm a] sets append but is not a QEMU guest");
+	expect_error("[vm a]\nvmm = qemu\nmemsize = 1536K\n", 1,
+		     "memsize that is not whole MiB");
+	expect_error(
+		"[vm a]\nvmm = qemu\nmemsize = 64M\nkernel = /nonexistent/vmlinuz\n",
+		4, "kernel /nonexistent/vmlinuz: No such file");
+	expect_error("[vm a]\nvmm = qemu\nmemsize = 64M\nqemu_args = -S 'x\n",
+		     4, "qemu_args has an unterminated ' quote");
+}
+
 static void test_generated_image_takes_its_keys(void **state)
 {
 	struct scenario sc;
@@ -1004,6 +1051,9 @@ int main(void)
 			test_pipe_is_refused_without_waiting_for_a_writer),
 		cmocka_unit_test(test_directory_is_refused),
 		cmocka_unit_test(test_paths_are_relative_to_the_scenario_file),
+		cmocka_unit_test(
+			test_qemu_vm_takes_its_keys_relative_to_the_file),
+		cmocka_unit_test(test_qemu_vm_refuses_what_it_cannot_use),
 	};
 
 	return th_run_tests(tests);

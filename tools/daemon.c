@@ -16,7 +16,6 @@
  * Invariants: exit status 0 after a signal, 2 on bad input or a daemon that
  * could not start; nothing is printed to stdout but the status lines.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,35 +49,6 @@ static void log_stderr(void *arg, enum mv_log_level level, const char *msg)
 	(void)arg;
 	fprintf(stderr, "memvisor daemon: %s: %s\n",
 		level <= MV_LOG_INFO ? names[level] : "?", msg);
-}
-
-int daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st)
-{
-	struct mv_daemon_vm *v;
-	unsigned n, cap = 16;
-	int err = -ENOENT;
-
-	for (;;) {
-		v = calloc(cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		if (mv_daemon_vms(d, v, cap, &n)) {
-			free(v);
-			return -EINVAL;
-		}
-		if (n <= cap)
-			break;
-		free(v);
-		cap = n;
-	}
-	for (unsigned i = 0; i < n; i++)
-		if (!strcmp(v[i].stats.name, name)) {
-			*st = v[i].stats;
-			err = 0;
-			break;
-		}
-	free(v);
-	return err;
 }
 
 static void status_line(mv_host *h, mv_daemon *d)

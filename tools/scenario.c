@@ -681,6 +681,73 @@ static int vm_large_pages(struct parse *p, const char *value)
 	return 0;
 }
 
+static int vm_vmm(struct parse *p, const char *value)
+{
+	if (strcasecmp(value, "threads") && strcasecmp(value, "qemu"))
+		return fail(p, "bad vmm '%s' (expected threads or qemu)",
+			    value);
+	current_vm(p)->vmm_qemu = !strcasecmp(value, "qemu");
+	return 0;
+}
+
+static int vm_qemu_file(struct parse *p, const char *key, const char *value,
+			char **dst)
+{
+	struct stat st;
+	int err = set_path(p, key, value, dst);
+
+	if (err)
+		return err;
+	if (stat(*dst, &st) < 0)
+		return fail(p, "%s %s: %s (expected the path of a file)", key,
+			    *dst, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(p, "%s %s is not a regular file", key, *dst);
+	return 0;
+}
+
+static int vm_kernel(struct parse *p, const char *value)
+{
+	return vm_qemu_file(p, "kernel", value, &current_vm(p)->kernel);
+}
+
+static int vm_initrd(struct parse *p, const char *value)
+{
+	return vm_qemu_file(p, "initrd", value, &current_vm(p)->initrd);
+}
+
+static int vm_append(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	if (!*value)
+		return fail(
+			p,
+			"append is empty (expected the guest kernel's command line)");
+	free(vm->append);
+	vm->append = strdup(value);
+	return vm->append ? 0 : fail_nomem(p);
+}
+
+static int vm_qemu_args(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+	char open = 0;
+
+	/* split at blanks when QEMU starts; quotes must close */
+	for (const char *c = value; *c; c++)
+		if (open ? *c == open : (*c == '\'' || *c == '"'))
+			open = open ? 0 : *c;
+	if (open)
+		return fail(
+			p,
+			"qemu_args has an unterminated %c quote (expected arguments separated by blanks, '...' or \"...\" keeping blanks)",
+			open);
+	free(vm->qemu_args);
+	vm->qemu_args = strdup(value);
+	return vm->qemu_args ? 0 : fail_nomem(p);
+}
+
 static int vm_balloon_target(struct parse *p, const char *value)
 {
 	uint64_t v = 0;
@@ -823,7 +890,42 @@ static const struct key vm_keys[] = {
 	{ "reservation", vm_reservation },
 	{ "limit", vm_limit },
 	{ "large_pages", vm_large_pages },
+	{ "vmm", vm_vmm },
+	{ "kernel", vm_kernel },
+	{ "initrd", vm_initrd },
+	{ "append", vm_append },
+	{ "qemu_args", vm_qemu_args },
 };
+
+/* Keys only guest threads take (a QEMU guest runs its own program), and
+ * keys only a QEMU guest takes. */
+static const char *const thread_only_keys[] = {
+	"workload",	  "threads",	 "image",	   "image_os",
+	"image_size",	  "image_seed",	 "image_mix",	   "salt",
+	"think_us",	  "zipf_s",	 "kv_values",	   "balloon",
+	"balloon_target", "burst_pct",	 "burst_keep_pct", "burst_idle_ms",
+	"write_pct",	  "large_pages",
+};
+static const char *const qemu_only_keys[] = { "kernel", "initrd", "append",
+					      "qemu_args" };
+
+static void note_vm_key(struct parse *p, const char *name)
+{
+	struct sc_vm *vm = current_vm(p);
+
+	for (size_t i = 0;
+	     i < sizeof(thread_only_keys) / sizeof(thread_only_keys[0]); i++)
+		if (!strcmp(name, thread_only_keys[i]) && !vm->thread_key) {
+			vm->thread_key = thread_only_keys[i];
+			vm->thread_key_line = p->line;
+		}
+	for (size_t i = 0;
+	     i < sizeof(qemu_only_keys) / sizeof(qemu_only_keys[0]); i++)
+		if (!strcmp(name, qemu_only_keys[i]) && !vm->qemu_key) {
+			vm->qemu_key = qemu_only_keys[i];
+			vm->qemu_key_line = p->line;
+		}
+}
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -851,6 +953,8 @@ static int set_key(struct parse *p, const struct key *keys, size_t n,
 				"%s is set twice in %s (expected each key once)",
 				keys[i].name, section);
 		p->seen |= 1u << i;
+		if (keys == vm_keys)
+			note_vm_key(p, keys[i].name);
 		return keys[i].set(p, value);
 	}
 	key_list(keys, n, expected, sizeof(expected));
@@ -1177,6 +1281,21 @@ static int finish(struct parse *p)
 				p, vm->line,
 				"[vm %s] has no memsize (expected memsize = SIZE, e.g. 256M)",
 				vm->name);
+		if (vm->vmm_qemu && vm->thread_key)
+			return fail_at(
+				p, vm->thread_key_line,
+				"[vm %s] has vmm = qemu but sets %s, which only guest threads take (expected memsize, seed, shares, reservation, limit, kernel, initrd, append or qemu_args)",
+				vm->name, vm->thread_key);
+		if (!vm->vmm_qemu && vm->qemu_key)
+			return fail_at(
+				p, vm->qemu_key_line,
+				"[vm %s] sets %s but is not a QEMU guest (expected vmm = qemu with it)",
+				vm->name, vm->qemu_key);
+		if (vm->vmm_qemu && vm->memsize % (1u << 20))
+			return fail_at(
+				p, vm->line,
+				"[vm %s] has vmm = qemu and a memsize that is not whole MiB (expected a multiple of 1M: QEMU's -m)",
+				vm->name);
 		if (vm->workload == MVG_IMAGE && !vm->image &&
 		    !vm->image_generated)
 			return fail_at(
@@ -1249,8 +1368,13 @@ static void scenario_init(struct scenario *sc)
 
 void scenario_free(struct scenario *sc)
 {
-	for (size_t i = 0; i < sc->nvms; i++)
+	for (size_t i = 0; i < sc->nvms; i++) {
 		free(sc->vms[i].image);
+		free(sc->vms[i].kernel);
+		free(sc->vms[i].initrd);
+		free(sc->vms[i].append);
+		free(sc->vms[i].qemu_args);
+	}
 	for (size_t i = 0; i < sc->nadvanced; i++) {
 		free(sc->advanced[i].name);
 		free(sc->advanced[i].value);

@@ -62,6 +62,14 @@ struct sc_vm {
 	/* large_pages = off: never backed by 2 MiB pages (Mem.AllocGuestLargePage
 	 * decides otherwise) */
 	bool large_pages_off;
+	/* vmm = qemu: a real guest under QEMU (tools/qemu.c) instead of guest
+	 * threads; kernel and initrd resolved (NULL: the test guest the
+	 * project builds), append and qemu_args as written (NULL: none) */
+	bool vmm_qemu;
+	char *kernel, *initrd, *append, *qemu_args;
+	/* the first key set that only one kind of VM takes, and its line */
+	const char *thread_key, *qemu_key;
+	int thread_key_line, qemu_key_line;
 	int line; /* of the [vm NAME] header */
 };
 
