@@ -47,8 +47,10 @@ static struct pboot *pboot_start(const char *append, uint64_t budget_mib)
 	ssize_t n;
 
 	memset(&b, 0, sizeof(b));
-	if (resolve_binary(QEMU_DEFAULT_BINARY, k, sizeof(k)))
+	if (resolve_binary(QEMU_DEFAULT_BINARY, k, sizeof(k))) {
+		printf("skipped: no %s here\n", QEMU_DEFAULT_BINARY);
 		skip();
+	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	assert_true(n > 0);
 	self[n] = '\0';
@@ -56,8 +58,12 @@ static struct pboot *pboot_start(const char *append, uint64_t budget_mib)
 	assert_true((size_t)snprintf(b.so, sizeof(b.so),
 				     "%s/../libmemvisor-preload.so",
 				     self) < sizeof(b.so));
-	if (access(b.so, R_OK))
+	if (access(b.so, R_OK)) {
+		/* a sanitized library cannot be preloaded into QEMU */
+		printf("skipped: no %s (sanitizer builds make no preload library)\n",
+		       b.so);
 		skip();
+	}
 	assert_int_equal(qemu_guest_paths(k, sizeof(k), i, sizeof(i)), 0);
 	if (access(k, R_OK) || access(i, R_OK))
 		fail_msg("the test guest is not built (%s, %s): run make guest",
