@@ -20,15 +20,18 @@
  * connection that has not said HELLO after HELLO_MS is dropped; at most
  * MAX_CONNS are open.
  *
- * Grants.  A remote VM's grant follows, each tick, what its agent last
- * said it holds plus a headroom (an eighth of its memsize), never above
- * its limit, never grown above the scheduler's target for it (SZTGT),
- * and, in the states where the host is short (soft, hard, low), cut down
- * to that target; never below its reservation (grant_want).  A larger
- * grant is reserved from the budget at once (mv__frames_reserve, never
- * waiting), leaving minFree free unless the agent is already near its
- * grant, and sent; a smaller one (by a 64th of its memsize or more) is
- * sent and its frames kept until the agent acknowledges it
+ * Grants.  A remote VM's grant is, in the high state, the scheduler's
+ * target for it (SZTGT), as far as that leaves the host high, kept there
+ * (speculative); otherwise what its agent last said it holds plus a
+ * headroom (an eighth of its memsize; twice its grant while it holds
+ * nearly all of that, so that a guest touching its memory is not held
+ * back one headroom per report), never grown above its target, and in
+ * the states where the host is short (soft, hard, low) cut down to that
+ * target (grant_want); never above its limit nor below its reservation.
+ * A larger grant is reserved from the budget at once (mv__frames_reserve,
+ * never waiting), leaving minFree free unless the agent is already near
+ * its grant, and sent; a smaller one (by a 64th of its memsize or more)
+ * is sent and its frames kept until the agent acknowledges it
  * (GRANT_ACK: it holds no more), then released.  So the frames held for
  * every remote VM are always at least what its agent may use.  A VMM that
  * dies (EOF, ECONNRESET, or its pid gone) has its remote VM destroyed:
@@ -243,6 +246,11 @@ static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 	unsigned mech = mv__sched_mechanisms(
 		(enum mv_mem_state)atomic_load(&d->host->state));
 
+	/* a VM that has used its headroom grows fast: a guest touching its
+	 * memory outruns one headroom per report */
+	if (c->grant && c->agent_consumed + head / 2 >= c->grant &&
+	    want < 2 * c->grant)
+		want = 2 * c->grant;
 	if (mech & (MV__MECH_BALLOON | MV__MECH_SWAP)) {
 		if (want > tgt)
 			want = tgt;
@@ -259,6 +267,22 @@ static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 }
 
 /*
+ * The grant a VM may hold speculatively (pages): in the high state, where
+ * the host has memory to spare, the scheduler's target (or limit), as the
+ * team design has it; 0 in any other state, where grants follow what VMs
+ * hold.
+ */
+static uint64_t speculative(struct mv_daemon *d, struct conn *c)
+{
+	uint64_t tgt = atomic_load(&c->vm->sched.sztgt_pages),
+		 lim = atomic_load(&c->vm->sched.limit_pages);
+
+	if (atomic_load(&d->host->state) != MV_STATE_HIGH)
+		return 0;
+	return tgt < lim ? tgt : lim;
+}
+
+/*
  * One look at a remote VM's grant and balloon target: a larger grant is
  * reserved and sent now; a smaller one is sent and released on its ack.
  * initial: the WELCOME (always sent, whatever could be reserved).
@@ -269,8 +293,9 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	struct mv_vm *vm = c->vm;
 	uint64_t step = vm->npages / 64 > MIN_GRANT ? vm->npages / 64 :
 						      MIN_GRANT;
-	uint64_t want = grant_want(d, c), room, add, floor, free;
+	uint64_t want = grant_want(d, c), keep = want, room, add, floor, free;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
+	uint64_t spec = speculative(d, c);
 	struct mv_vm_stats bs;
 	bool changed = false, needy;
 
@@ -296,9 +321,29 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 				changed = true;
 			}
 		}
-	} else if (want + step <= c->grant && !c->pending_seq) {
-		c->pending = want;
-		send_grant(c, MV_PROTO_GRANT, want);
+	}
+	/* in the high state a grant is what the scheduler targets, as far as
+	 * that leaves the host high, and it is kept there */
+	if (spec > c->grant && !c->pending_seq) {
+		free = host_free(h);
+		floor = atomic_load(&h->minfree_pages) *
+			(400 + MV__SCHED_HYST_PCT) / 100;
+		room = free > floor ? free - floor : 0;
+		add = spec - c->grant < room ? spec - c->grant : room;
+		if (initial || add >= step || (add && c->grant + add == spec)) {
+			add = reserve(h, add);
+			if (add) {
+				c->grant += add;
+				atomic_store(&vm->consumed_pages, c->grant);
+				changed = true;
+			}
+		}
+	}
+	if (spec > keep)
+		keep = spec < c->grant ? spec : c->grant;
+	if (keep + step <= c->grant && !c->pending_seq) {
+		c->pending = keep;
+		send_grant(c, MV_PROTO_GRANT, keep);
 		c->pending_seq = c->seq;
 		d->st.grants++;
 		return;
@@ -490,6 +535,8 @@ static void on_msg(struct mv_daemon *d, struct conn *c,
 		return;
 	case MV_PROTO_STATS:
 		on_stats(d, c, &m->u.stats);
+		if (!c->closing)
+			grant_update(d, c, false);
 		return;
 	case MV_PROTO_GRANT_ACK:
 		on_ack(d, c, &m->u.ack);

@@ -261,8 +261,9 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 	(void)state;
 	fx_up(NULL);
 	fd = cl_agent("alpha", &grant);
-	/* what it holds (nothing) plus headroom: an eighth of its memsize */
-	assert_int_equal(grant, VM_PAGES / 8);
+	/* the host is in the high state with room to stay there: granted
+	 * the scheduler's target, all its memsize */
+	assert_int_equal(grant, VM_PAGES);
 	host_stats(&hs);
 	assert_int_equal(hs.nvms, 1);
 	assert_int_equal(hs.consumed_pages, grant);
@@ -332,34 +333,76 @@ static void test_a_closed_connection_gives_the_grant_back(void **state)
 	fx_down();
 }
 
-static void test_a_grown_then_smaller_grant_is_released_on_its_ack(void **state)
+/* A VM of this process holding 13008 pages of the 16384: the host is out
+ * of the high state (free below 4 x minFree), in clear. */
+static mv_vm *fill_local(void)
 {
-	struct mv__proto_msg m = stats_msg(6000), ack;
+	mv_vm *vm = th_vm_create(&fx.t, "local", 13312ull << 12);
+	volatile uint8_t *mem = mv_vm_mem(vm);
 	struct mv_host_stats hs;
-	uint64_t grant, big;
+
+	for (uint64_t p = 0; p < 13008; p += 16)
+		mem[p << 12] = 1;
+	th_quiesce(vm);
+	host_stats(&hs);
+	assert_int_equal(hs.consumed_pages, 13008);
+	return vm;
+}
+
+static bool host_clear(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	host_stats(&hs);
+	return hs.state == MV_STATE_CLEAR;
+}
+
+static uint64_t want_grant;
+static bool grant_is(void *arg)
+{
+	struct mv_daemon_stats ds;
+
+	(void)arg;
+	assert_int_equal(mv_daemon_stats(fx.d, &ds), 0);
+	return ds.grant_pages == want_grant;
+}
+
+/*
+ * Out of the high state a grant follows what its agent holds: it grows to
+ * cover it and a headroom of an eighth of the VM, and when the VM holds
+ * less a smaller grant is sent, whose frames the host gets back only on
+ * its acknowledgement.
+ */
+static void test_a_grant_follows_use_and_shrinks_on_its_ack(void **state)
+{
+	struct mv__proto_msg m = stats_msg(1200), ack;
+	uint64_t grant;
+	mv_vm *local;
 	int fd;
 
 	(void)state;
 	fx_up(NULL);
+	local = fill_local();
+	assert_true(th_wait_until(host_clear, NULL, TH_WAIT_MS));
 	fd = cl_agent("delta", &grant);
-	/* it holds 6000 pages: the grant grows to cover them and headroom */
+	assert_int_equal(grant, VM_PAGES / 8); /* holds nothing yet */
 	cl_send(fd, &m);
 	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
 	assert_int_equal(m.type, MV_PROTO_GRANT);
-	big = m.u.grant.grant_bytes >> 12;
-	assert_int_equal(big, VM_PAGES < 6000 + VM_PAGES / 8 ?
-				      VM_PAGES :
-				      6000 + VM_PAGES / 8);
-	want_consumed = big;
-	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	assert_int_equal(m.u.grant.grant_bytes >> 12, 1200 + VM_PAGES / 8);
+	want_grant = 1200 + VM_PAGES / 8;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
+	assert_true(host_clear(NULL));
 	/* then 100: a smaller grant, whose frames stay held until acked */
 	m = stats_msg(100);
 	cl_send(fd, &m);
 	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
 	assert_int_equal(m.type, MV_PROTO_GRANT);
 	assert_int_equal(m.u.grant.grant_bytes >> 12, 100 + VM_PAGES / 8);
-	host_stats(&hs);
-	assert_int_equal(hs.consumed_pages, big);
+	assert_true(grant_is(NULL));
+	want_consumed = 13008 + want_grant;
+	assert_true(host_consumed_is(NULL));
 	ack.type = MV_PROTO_GRANT_ACK;
 	ack.u.ack = (struct mv__proto_ack){
 		.seq = m.u.grant.seq,
@@ -367,8 +410,48 @@ static void test_a_grown_then_smaller_grant_is_released_on_its_ack(void **state)
 		.consumed_bytes = 100 << 12,
 	};
 	cl_send(fd, &ack);
-	want_consumed = 100 + VM_PAGES / 8;
+	want_grant = 100 + VM_PAGES / 8;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
+	want_consumed = 13008 + want_grant;
 	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	cl_close(fd);
+	mv_vm_destroy(local);
+	fx_down();
+}
+
+/*
+ * In the high state a grant is the scheduler's target and is kept there
+ * whatever the VM holds; a lower limit makes it smaller, released on the
+ * acknowledgement.
+ */
+static void test_in_the_high_state_a_grant_is_the_target(void **state)
+{
+	struct mv__proto_msg m = stats_msg(100), ack;
+	uint64_t grant;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("eta2", &grant);
+	assert_int_equal(grant, VM_PAGES);
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, 200), -ETIMEDOUT); /* kept */
+	want_grant = VM_PAGES;
+	assert_true(grant_is(NULL));
+	assert_int_equal(mv_vm_set_limit(remote_vm("eta2"), VM_BYTES / 4), 0);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_GRANT);
+	assert_int_equal(m.u.grant.grant_bytes, VM_BYTES / 4);
+	assert_true(grant_is(NULL)); /* held until acked */
+	ack.type = MV_PROTO_GRANT_ACK;
+	ack.u.ack = (struct mv__proto_ack){
+		.seq = m.u.grant.seq,
+		.grant_bytes = m.u.grant.grant_bytes,
+		.consumed_bytes = 100 << 12,
+	};
+	cl_send(fd, &ack);
+	want_grant = VM_PAGES / 4;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
 	cl_close(fd);
 	fx_down();
 }
@@ -908,7 +991,8 @@ int main(void)
 		cmocka_unit_test(
 			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),
 		cmocka_unit_test(
-			test_a_grown_then_smaller_grant_is_released_on_its_ack),
+			test_a_grant_follows_use_and_shrinks_on_its_ack),
+		cmocka_unit_test(test_in_the_high_state_a_grant_is_the_target),
 		cmocka_unit_test(
 			test_a_grant_never_takes_the_host_below_minfree),
 		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
