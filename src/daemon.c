@@ -491,6 +491,14 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);
+	/* the pages in its balloon, for the scheduler's balloon target: the
+	 * agent's count (a driver of libmemvisor's channel; a QEMU guest's
+	 * balloon is not counted there) */
+	pthread_mutex_lock(&vm->balloon.lock);
+	atomic_store(&vm->balloon.actual_pages, s->mctlsz_pages < vm->npages ?
+							s->mctlsz_pages :
+							vm->npages);
+	pthread_mutex_unlock(&vm->balloon.lock);
 	/* the scheduler weighs what the VM holds here, its grant: the
 	 * agent's active pages as a fraction of that */
 	active = c->grant ? s->active_pages * 1000 / c->grant : 1000;

@@ -283,6 +283,7 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 static void test_agent_stats_appear_in_its_vm_stats(void **state)
 {
 	struct mv__proto_msg m = stats_msg(700);
+	struct mv_balloon_info bi;
 	struct mv_vm_stats st;
 	struct mv_daemon_vm v;
 	uint64_t grant;
@@ -292,6 +293,7 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	(void)state;
 	fx_up(NULL);
 	fd = cl_agent("beta", &grant);
+	m.u.stats.mctlsz_pages = 300;
 	cl_send(fd, &m);
 	want_name = "beta";
 	want_vm_consumed = 700;
@@ -301,6 +303,10 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	assert_int_equal(v.stats.zero_pages, 45);
 	assert_int_equal(v.stats.active_pages, 350);
 	assert_int_equal(v.stats.state_pages[MV_PAGE_PRIVATE], 700);
+	/* its balloon, as the scheduler sees it */
+	assert_int_equal(v.stats.mctlsz_pages, 300);
+	assert_int_equal(mv_vm_balloon_info(remote_vm("beta"), &bi), 0);
+	assert_int_equal(bi.actual_pages, 300);
 	/* by name, as memvisor run asks for a QEMU guest's */
 	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
 	assert_int_equal(st.consumed_pages, 700);
