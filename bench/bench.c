@@ -42,7 +42,7 @@
 #include "bench_linux.h"
 #include "memvisor.h"
 
-#define MAX_ROWS 16
+#define MAX_ROWS 32
 #define MAX_VALUES 40
 #define MAX_NOTES 16
 #define NOTE_MAX 400

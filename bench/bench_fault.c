@@ -17,6 +17,11 @@
  * every figure once, floors and engine interleaved, so the noise of a
  * virtual machine falls on all of them; the report has medians.
  *
+ * Then the scaling figures: T = 1, 2, 4, 8 guest threads each write their
+ * own contiguous slice of N fresh pages, started together, timed wall
+ * clock over the whole; the kernel's first touch the same way, and
+ * memvisor with Mem.FaultAroundPages 16 and Mem.FaultThreads 1 and 2.
+ *
  * Only the guest's loop is timed: creating hosts and VMs, and checking what
  * the guest sees afterwards, are not.  After every engine run each page must
  * read as zeros plus the guest's byte and the VM's counters must add up, or
@@ -377,6 +382,222 @@ static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
 	return err;
 }
 
+/*
+ * Guest threads (the issue's scaling question): T threads each write one
+ * byte to each page of their own contiguous slice of the N pages, in
+ * address order, started together; us/page is the wall time from the start
+ * to the last thread's end, over N.  The kernel's first touch is timed the
+ * same way on plain anonymous memory, and memvisor with the default
+ * Mem.FaultAroundPages (16) and 1 or 2 fault threads.
+ */
+#define MT_MAX 8
+static const unsigned mt_guests[] = { 1, 2, 4, 8 };
+#define MT_NG (sizeof(mt_guests) / sizeof(mt_guests[0]))
+#define MT_NF 2 /* Mem.FaultThreads 1 and 2 */
+/* keys and labels are literals (bench.c) */
+static const char *const mt_kernel_key[MT_NG] = { "kernel_t1", "kernel_t2",
+						  "kernel_t4", "kernel_t8" };
+static const char *const mt_kernel_label[MT_NG] = {
+	"kernel first touch, 1 guest thread",
+	"kernel first touch, 2 guest threads",
+	"kernel first touch, 4 guest threads",
+	"kernel first touch, 8 guest threads"
+};
+static const char *const mt_key[MT_NF][MT_NG] = {
+	{ "fault16_t1_f1", "fault16_t2_f1", "fault16_t4_f1", "fault16_t8_f1" },
+	{ "fault16_t1_f2", "fault16_t2_f2", "fault16_t4_f2", "fault16_t8_f2" }
+};
+static const char *const mt_ratio_key[MT_NF][MT_NG] = {
+	{ "ratio_t1_f1", "ratio_t2_f1", "ratio_t4_f1", "ratio_t8_f1" },
+	{ "ratio_t1_f2", "ratio_t2_f2", "ratio_t4_f2", "ratio_t8_f2" }
+};
+static const char *const mt_label[MT_NF][MT_NG] = {
+	{ "memvisor, 1 guest thread, 1 fault thread",
+	  "memvisor, 2 guest threads, 1 fault thread",
+	  "memvisor, 4 guest threads, 1 fault thread",
+	  "memvisor, 8 guest threads, 1 fault thread" },
+	{ "memvisor, 1 guest thread, 2 fault threads",
+	  "memvisor, 2 guest threads, 2 fault threads",
+	  "memvisor, 4 guest threads, 2 fault threads",
+	  "memvisor, 8 guest threads, 2 fault threads" }
+};
+
+struct mt_start {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool go;
+};
+
+struct mt_guest {
+	uint8_t *mem;
+	uint64_t lo, hi;
+	struct mt_start *start;
+};
+
+static void *mt_main(void *arg)
+{
+	struct mt_guest *g = arg;
+	volatile uint8_t *m = g->mem;
+
+	pthread_mutex_lock(&g->start->lock);
+	while (!g->start->go)
+		pthread_cond_wait(&g->start->cond, &g->start->lock);
+	pthread_mutex_unlock(&g->start->lock);
+	for (uint64_t ppn = g->lo; ppn < g->hi; ppn++)
+		m[ppn * MV_PAGE_SIZE] = TOUCH_BYTE(ppn);
+	return NULL;
+}
+
+/* t guest threads over npages of mem: 0 and us/page (wall), or -errno. */
+static int mt_touch(uint8_t *mem, uint64_t npages, unsigned t, double *us)
+{
+	struct mt_start start = { PTHREAD_MUTEX_INITIALIZER,
+				  PTHREAD_COND_INITIALIZER, false };
+	struct mt_guest g[MT_MAX];
+	pthread_t th[MT_MAX];
+	unsigned n;
+	uint64_t t0;
+	int err = 0;
+
+	for (n = 0; n < t; n++) {
+		g[n] = (struct mt_guest){ .mem = mem,
+					  .lo = npages * n / t,
+					  .hi = npages * (n + 1) / t,
+					  .start = &start };
+		err = -pthread_create(&th[n], NULL, mt_main, &g[n]);
+		if (err)
+			break;
+	}
+	t0 = bench_now_ns();
+	pthread_mutex_lock(&start.lock);
+	start.go = true;
+	pthread_cond_broadcast(&start.cond);
+	pthread_mutex_unlock(&start.lock);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	*us = (double)(bench_now_ns() - t0) / 1e3 / (double)npages;
+	return err;
+}
+
+static int mt_kernel(uint64_t npages, unsigned t, double *us)
+{
+	uint8_t *mem;
+	int err;
+
+	err = map_pages(npages, &mem);
+	if (err)
+		return err;
+	err = mt_touch(mem, npages, t, us);
+	munmap(mem, npages * MV_PAGE_SIZE);
+	return err;
+}
+
+static int mt_engine(uint64_t npages, unsigned t, unsigned fault_threads,
+		     const char *swapdir, double *us)
+{
+	struct mv_host_config hc;
+	struct mv_vm_config vc;
+	double fpp;
+	mv_host *host;
+	mv_vm *vm;
+	int err;
+
+	bench_host_config(&hc);
+	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
+	hc.swapdir = swapdir;
+	hc.settings.fault_threads = fault_threads;
+	err = mv_host_create(&hc, &host);
+	if (err) {
+		fprintf(stderr,
+			"memvisor bench fault: cannot create host: %s\n",
+			mv_strerror(err));
+		return err;
+	}
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "bench-fault-mt");
+	vc.memsize_bytes = npages * MV_PAGE_SIZE;
+	err = mv_vm_create(host, &vc, &vm);
+	if (err) {
+		fprintf(stderr, "memvisor bench fault: cannot create VM: %s\n",
+			mv_host_errmsg(host));
+		goto out_host;
+	}
+	bench_watch("memvisor, guest threads", npages);
+	err = mt_touch(mv_vm_mem(vm), npages, t, us);
+	bench_watch(NULL, 0);
+	if (!err)
+		err = check_pages(mv_vm_mem(vm), npages,
+				  "memvisor, guest threads");
+	if (!err)
+		err = check_stats(vm, npages, "memvisor, guest threads", &fpp);
+	mv_vm_destroy(vm);
+out_host:
+	mv_host_destroy(host);
+	return err;
+}
+
+/* One trial of the guest-thread figures: kern[g], mv[f][g]. */
+static int mt_trial(uint64_t npages, const char *swapdir, double *kern,
+		    double mv[MT_NF][MT_NG])
+{
+	int err = 0;
+
+	for (unsigned g = 0; g < MT_NG && !err; g++) {
+		err = mt_kernel(npages, mt_guests[g], &kern[g]);
+		for (unsigned f = 0; f < MT_NF && !err; f++)
+			err = mt_engine(npages, mt_guests[g], f + 1, swapdir,
+					&mv[f][g]);
+	}
+	return err;
+}
+
+/* The guest-thread figures: rows and notes. */
+static int mt_report(struct bench_report *r, uint64_t npages, unsigned trials,
+		     const char *swapdir)
+{
+	double *s = calloc((size_t)trials * MT_NG * (1 + MT_NF), sizeof(*s));
+	double kern[MT_NG], mv[MT_NF][MT_NG], med[1 + MT_NF][MT_NG];
+	int err = 0;
+
+	if (!s)
+		return -ENOMEM;
+	/* s[(k * MT_NG + g) * trials + t], k = 0 kernel, 1 + f memvisor */
+	for (unsigned t = 0; t < trials && !err; t++) {
+		err = mt_trial(npages, swapdir, kern, mv);
+		for (unsigned g = 0; g < MT_NG && !err; g++) {
+			s[(0 * MT_NG + g) * trials + t] = kern[g];
+			for (unsigned f = 0; f < MT_NF; f++)
+				s[((1 + f) * MT_NG + g) * trials + t] =
+					mv[f][g];
+		}
+	}
+	if (err)
+		goto out;
+	for (unsigned k = 0; k < 1 + MT_NF; k++)
+		for (unsigned g = 0; g < MT_NG; g++)
+			med[k][g] = bench_median(s + (k * MT_NG + g) * trials,
+						 trials);
+	for (unsigned g = 0; g < MT_NG; g++) {
+		bench_row(r, mt_kernel_key[g], mt_kernel_label[g],
+			  s + g * trials, NULL, NULL);
+		for (unsigned f = 0; f < MT_NF; f++) {
+			bench_row(r, mt_key[f][g], mt_label[f][g],
+				  s + ((1 + f) * MT_NG + g) * trials, "kernel",
+				  s + g * trials);
+			bench_value(r, mt_ratio_key[f][g],
+				    med[1 + f][g] / med[0][g]);
+		}
+		bench_note(
+			r,
+			"%u guest thread(s): memvisor / kernel first touch %.2fx with 1 fault thread, %.2fx with 2",
+			mt_guests[g], med[1][g] / med[0][g],
+			med[2][g] / med[0][g]);
+	}
+out:
+	free(s);
+	return err;
+}
+
 int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir)
 {
@@ -447,7 +668,7 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		r,
 		"uffd events per page (last trial): FaultAroundPages=1 %.3f, =16 address order %.3f, =16 random order %.3f",
 		fpp[MV1_SEQ], fpp[MV16_SEQ], fpp[MV16_RAND]);
-	err = 0;
+	err = mt_report(r, pages, trials, swapdir);
 out:
 	free(src);
 	free(order);

@@ -53,8 +53,8 @@
 #include "scenario.h"
 
 #define MIB ((uint64_t)1 << 20)
-#define DEFAULT_ROUNDS 2
-#define DEFAULT_DURATION_S 20
+#define BL_DEFAULT_ROUNDS 2
+#define BL_DEFAULT_DURATION_S 20
 #define MAX_DURATION_S 3600
 /* Beyond the measured overhead: what the kernel charges a cgroup that
  * the measurement does not see (slab, the processes' own text). */
@@ -202,8 +202,9 @@ static void usage(FILE *f)
 		"  --duration S   seconds per run (default %d)\n"
 		"  --swapdir DIR  where the swap file and the work files go\n"
 		"                 (default /var/tmp/memvisor, memvisor's own)\n"
-		"  --json         {\"cases\": [...]} on stdout instead of the tables\n",
-		DEFAULT_ROUNDS, DEFAULT_DURATION_S);
+		"  --json         {\"cases\": [...]} on stdout instead of the tables\n"
+		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
+		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
 
 static int num_arg(const char *s, unsigned min, unsigned max, unsigned *out)
@@ -237,8 +238,8 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 	};
 	int c;
 
-	*o = (struct bl_opts){ .rounds = DEFAULT_ROUNDS,
-			       .duration_s = DEFAULT_DURATION_S,
+	*o = (struct bl_opts){ .rounds = BL_DEFAULT_ROUNDS,
+			       .duration_s = BL_DEFAULT_DURATION_S,
 			       .swapdir = "/var/tmp/memvisor" };
 	optind = 0;
 	opterr = 0;
@@ -321,6 +322,8 @@ struct case_result {
 	double total[BL_NCONFIGS], worst[BL_NCONFIGS];
 	double vm[BL_NCONFIGS][BL_MAX_VMS];
 	double in_mb[BL_NCONFIGS], out_mb[BL_NCONFIGS];
+	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
+	double zram_mb; /* the most zram held outside the cgroup, a round */
 	uint64_t oom[BL_NCONFIGS], errors[BL_NCONFIGS];
 	enum bl_config best, best_worst; /* by total; by worst VM */
 };
@@ -335,7 +338,8 @@ struct ctx {
 static void medians(struct case_result *cr)
 {
 	double t[BL_MAX_ROUNDS], w[BL_MAX_ROUNDS], in[BL_MAX_ROUNDS],
-		out[BL_MAX_ROUNDS], v[BL_MAX_ROUNDS];
+		out[BL_MAX_ROUNDS], v[BL_MAX_ROUNDS], cu[BL_MAX_ROUNDS],
+		cs[BL_MAX_ROUNDS];
 	double best = -1, best_w = -1;
 
 	cr->best = cr->best_worst = BL_NCONFIGS;
@@ -346,6 +350,8 @@ static void medians(struct case_result *cr)
 			const struct bl_run *r = &cr->runs[c][i];
 
 			cr->oom[c] += r->oom_kills;
+			if ((double)r->zram_peak_bytes / MIB > cr->zram_mb)
+				cr->zram_mb = (double)r->zram_peak_bytes / MIB;
 			cr->errors[c] += r->integrity_errors;
 			if (!r->ran)
 				continue;
@@ -353,12 +359,16 @@ static void medians(struct case_result *cr)
 			w[n] = r->worst_ops_s;
 			in[n] = (double)r->swapin_bytes / MIB;
 			out[n] = (double)r->swapout_bytes / MIB;
+			cu[n] = r->cpu_user;
+			cs[n] = r->cpu_sys;
 			n++;
 		}
 		cr->total[c] = bl_median(t, n);
 		cr->worst[c] = bl_median(w, n);
 		cr->in_mb[c] = bl_median(in, n);
 		cr->out_mb[c] = bl_median(out, n);
+		cr->cpu_user[c] = bl_median(cu, n);
+		cr->cpu_sys[c] = bl_median(cs, n);
 		for (unsigned k = 0; k < cr->nvms; k++) {
 			unsigned m = 0;
 
@@ -387,7 +397,7 @@ static void run_config(struct ctx *x, struct case_result *cr,
 {
 	struct bl_run *r = &cr->runs[c][cr->nruns[c]++];
 	struct bl_cgroup cg = { 0 };
-	struct bl_swap sw;
+	struct bl_swap sw = { .zram = -1 };
 	char msg[BL_MSG] = "";
 	uint64_t in0, out0, in1, out1;
 	int ret = 0;
@@ -420,6 +430,8 @@ static void run_config(struct ctx *x, struct case_result *cr,
 		bl_vmstat_swap(&in1, &out1);
 		if (cg.path[0])
 			r->oom_kills = bl_cgroup_oom_kills(&cg);
+		if (c == BL_ZRAM)
+			r->zram_peak_bytes = bl_zram_peak(&sw);
 		r->swapin_bytes = (in1 - in0) * 4096;
 		r->swapout_bytes = (out1 - out0) * 4096;
 		bl_state_undo(stderr);
@@ -557,6 +569,22 @@ static bool config_ran(const struct case_result *cr, enum bl_config c)
 	return false;
 }
 
+/* CPU time (user + system) per guest operation, in microseconds. */
+static double cpu_us_per_op(const struct case_result *cr, enum bl_config c)
+{
+	return bl_ratio((cr->cpu_user[c] + cr->cpu_sys[c]) * 1e6, cr->total[c]);
+}
+
+/* Why a configuration has no figures. */
+static const char *not_run_why(const struct case_result *cr, enum bl_config c)
+{
+	if (cr->skipped[c][0])
+		return cr->skipped[c];
+	if (cr->nruns[c])
+		return cr->runs[c][0].why;
+	return bl_stop ? "interrupted before it ran" : "not asked for";
+}
+
 static void print_case(const struct ctx *x, const struct case_result *cr)
 {
 	char a[32], b[32];
@@ -565,14 +593,12 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	       cr->def->name, cr->desc, x->o.duration_s, x->o.rounds);
 	printf("  cgroup limit %.0f MiB = budget + %.0f MiB harness overhead\n",
 	       (double)cr->limit / MIB, (double)cr->overhead / MIB);
-	printf("  %-20s %10s %10s %9s %9s %5s %9s %9s %6s\n", "configuration",
-	       "total", "worst VM", "memvisor", "(worst)", "OOM", "in MB",
-	       "out MB", "errors");
+	printf("  %-20s %10s %10s %9s %9s %5s %9s %9s %6s %5s %5s %7s\n",
+	       "configuration", "total", "worst VM", "memvisor", "(worst)",
+	       "OOM", "in MB", "out MB", "errors", "user", "sys", "us/op");
 	for (int c = 0; c < BL_NCONFIGS; c++) {
 		if (!config_ran(cr, c)) {
-			const char *why = cr->skipped[c][0] ? cr->skipped[c] :
-					  cr->nruns[c] ? cr->runs[c][0].why :
-							 "not asked for";
+			const char *why = not_run_why(cr, c);
 
 			printf("  %-20s skipped: %s\n", config_label(c), why);
 			continue;
@@ -586,9 +612,14 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 			printf("%8.2fx %8.2fx",
 			       bl_ratio(cr->total[BL_MEMVISOR], cr->total[c]),
 			       bl_ratio(cr->worst[BL_MEMVISOR], cr->worst[c]));
-		printf(" %5" PRIu64 " %9.0f %9.0f %6" PRIu64 "\n", cr->oom[c],
-		       cr->in_mb[c], cr->out_mb[c], cr->errors[c]);
+		printf(" %5" PRIu64 " %9.0f %9.0f %6" PRIu64
+		       " %5.2f %5.2f %7.2f\n",
+		       cr->oom[c], cr->in_mb[c], cr->out_mb[c], cr->errors[c],
+		       cr->cpu_user[c], cr->cpu_sys[c], cpu_us_per_op(cr, c));
 	}
+	if (config_ran(cr, BL_ZRAM))
+		printf("  zram held up to %.0f MiB of compressed pages outside the cgroup's limit (the kernel does not charge them to it)\n",
+		       cr->zram_mb);
 	printf("  per VM (ops/s):");
 	for (unsigned k = 0; k < cr->nvms; k++) {
 		printf("\n    %-8s", cr->vm_names[k]);
@@ -668,11 +699,8 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 			break;
 		cJSON_AddBoolToObject(co, "ran", config_ran(cr, c));
 		if (!config_ran(cr, c)) {
-			cJSON_AddStringToObject(
-				co, "skipped",
-				cr->skipped[c][0] ? cr->skipped[c] :
-				cr->nruns[c]	  ? cr->runs[c][0].why :
-						    "not asked for");
+			cJSON_AddStringToObject(co, "skipped",
+						not_run_why(cr, c));
 			continue;
 		}
 		cJSON_AddNumberToObject(co, "ops_s", cr->total[c]);
@@ -682,6 +710,13 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 					(double)cr->errors[c]);
 		cJSON_AddNumberToObject(co, "swapin_mb", cr->in_mb[c]);
 		cJSON_AddNumberToObject(co, "swapout_mb", cr->out_mb[c]);
+		cJSON_AddNumberToObject(co, "cpu_user_cores", cr->cpu_user[c]);
+		cJSON_AddNumberToObject(co, "cpu_sys_cores", cr->cpu_sys[c]);
+		cJSON_AddNumberToObject(co, "cpu_us_per_op",
+					cpu_us_per_op(cr, c));
+		if (c == BL_ZRAM)
+			cJSON_AddNumberToObject(co, "zram_outside_budget_mb",
+						cr->zram_mb);
 		arr = cJSON_AddArrayToObject(co, "runs_ops_s");
 		for (unsigned i = 0; arr && i < cr->nruns[c]; i++)
 			cJSON_AddItemToArray(
@@ -710,35 +745,39 @@ static void on_signal(int sig)
 	bl_stop = 1;
 }
 
-/* Removes the files of a work directory left by an earlier run. */
-static int work_dir(struct ctx *x, char *msg, size_t len)
+/* Removes the files in the work directory (this run's, or an earlier
+ * run's left behind). */
+static void empty_dir(const char *dir)
 {
 	struct dirent *e;
 	char p[PATH_MAX + 300];
-	DIR *d;
+	DIR *d = opendir(dir);
 
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int work_dir(struct ctx *x, char *msg, size_t len)
+{
 	mkdir(x->o.swapdir, 0700);
-	if (strlen(x->o.swapdir) <= 400)
-		snprintf(x->dir, sizeof(x->dir), "%.400s/memvisor-bench-linux",
-			 x->o.swapdir);
 	if (strlen(x->o.swapdir) > 400) {
 		snprintf(msg, len, "--swapdir too long");
 		return -ENAMETOOLONG;
 	}
+	snprintf(x->dir, sizeof(x->dir), "%.400s/memvisor-bench-linux",
+		 x->o.swapdir);
 	if (mkdir(x->dir, 0700) && errno != EEXIST) {
 		snprintf(msg, len, "cannot make %.448s: %s", x->dir,
 			 strerror(errno));
 		return -errno;
 	}
-	d = opendir(x->dir);
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", x->dir, e->d_name);
-		unlink(p);
-	}
-	if (d)
-		closedir(d);
+	empty_dir(x->dir);
 	return 0;
 }
 
@@ -769,8 +808,6 @@ static int leftovers(struct ctx *x, char *msg, size_t len)
 		n, n == 1 ? "" : "s");
 	return 0;
 }
-
-const char *bl_zswap_note(void);
 
 static void probe(struct ctx *x)
 {
@@ -830,7 +867,7 @@ int bench_linux_main(int argc, char **argv)
 		u.release, sysconf(_SC_NPROCESSORS_ONLN), load, x.o.rounds,
 		x.o.rounds == 1 ? "" : "s", x.o.duration_s);
 	fprintf(x.out,
-		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0)\n",
+		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0); user/sys: CPU cores the VMs' processes used from the run's first second to its end, us/op: that CPU per guest operation\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])
@@ -854,6 +891,7 @@ int bench_linux_main(int argc, char **argv)
 		n++;
 	}
 	bl_cleanup();
+	empty_dir(x.dir);
 	rmdir(x.dir);
 	if (x.o.json) {
 		cJSON *root = cJSON_CreateObject(), *arr;

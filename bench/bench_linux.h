@@ -57,6 +57,14 @@ struct bl_run {
 	uint64_t integrity_errors;
 	uint64_t swapin_bytes, swapout_bytes;
 	uint64_t overhead_bytes; /* ceiling: the harness's own memory */
+	/* CPU the VMs' processes used in the timed phase (from its first
+	 * second to its end), in cores: user (the guests' work, and
+	 * memvisor's own service in user space) and system (the kernel:
+	 * faults, userfaultfd, reclaim, swap, compression for zswap/zram) */
+	double cpu_user, cpu_sys;
+	/* zram: the most memory its compressed pages took, which the kernel
+	 * does not charge to the cgroup (outside the budget) */
+	uint64_t zram_peak_bytes;
 };
 
 /* Sums ops/s, finds the worst VM (a killed VM counts 0; idle VMs are
@@ -128,6 +136,10 @@ int bl_swap_probe(enum bl_config kind, char *msg, size_t len);
 int bl_swap_setup(struct bl_swap *s, enum bl_config kind, const char *dir,
 		  uint64_t bytes, char *msg, size_t len);
 void bl_swap_teardown(struct bl_swap *s);
+/* zram's mem_used_max (mm_stat), bytes; 0 when there is none. */
+uint64_t bl_zram_peak(const struct bl_swap *s);
+/* What the zswap peer runs with, for the report. */
+const char *bl_zswap_note(void);
 
 /* Pages swapped in and out, system wide (/proc/vmstat, zswap included). */
 void bl_vmstat_swap(uint64_t *in_pages, uint64_t *out_pages);

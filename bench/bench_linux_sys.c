@@ -41,7 +41,7 @@
 #define PAGE 4096
 /* A cgroup whose processes were killed empties in well under this. */
 #define CGROUP_EMPTY_MS 10000
-#define POLL_MS 20
+#define CG_POLL_MS 20
 
 char bl_sys_root[256] = "";
 char bl_state_path[512] = "/run/memvisor-bench-linux.state";
@@ -59,7 +59,7 @@ static void sleep_ms(unsigned ms)
 }
 
 /* The first line of a file, without its newline; 0 or -errno. */
-static int read_line(const char *path, char *buf, size_t len)
+static int sys_read_line(const char *path, char *buf, size_t len)
 {
 	FILE *f = fopen(path, "re");
 
@@ -148,8 +148,8 @@ static void cgroup_remove(const char *path)
 		if (f)
 			fclose(f);
 		if (any) {
-			sleep_ms(POLL_MS);
-			waited += POLL_MS;
+			sleep_ms(CG_POLL_MS);
+			waited += CG_POLL_MS;
 		}
 	} while (any && waited < CGROUP_EMPTY_MS);
 	/* a fake tree in tests holds files: only the control files */
@@ -250,7 +250,7 @@ static int set_param(const char *rel, const char *value)
 	int ret;
 
 	sys_path(path, sizeof(path), rel);
-	ret = read_line(path, old, sizeof(old));
+	ret = sys_read_line(path, old, sizeof(old));
 	if (ret)
 		return ret;
 	/* zswap's compressor and zram's algorithm read "[a] b c" */
@@ -279,7 +279,7 @@ static int cgroup_v2_base(char *base, size_t len)
 	for (unsigned i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s%s/cgroup.controllers",
 			 bl_sys_root, mounts[i]);
-		if (read_line(path, line, sizeof(line)))
+		if (sys_read_line(path, line, sizeof(line)))
 			continue;
 		for (char *s = strtok(line, " "); s; s = strtok(NULL, " "))
 			if (!strcmp(s, "memory")) {
@@ -331,7 +331,7 @@ int bl_cgroup_create(struct bl_cgroup *cg, uint64_t limit, unsigned swappiness,
 		snprintf(path, sizeof(path), "%s/cgroup.subtree_control", base);
 		char line[512] = "";
 
-		read_line(path, line, sizeof(line));
+		sys_read_line(path, line, sizeof(line));
 		if (!strstr(line, "memory")) {
 			if (bl_state_add("file", path, "-memory"))
 				return -EIO;
@@ -422,7 +422,7 @@ uint64_t bl_cgroup_peak(const struct bl_cgroup *cg)
 
 	snprintf(path, sizeof(path), "%s/%s", cg->path,
 		 cg->v2 ? "memory.peak" : "memory.max_usage_in_bytes");
-	if (read_line(path, line, sizeof(line)))
+	if (sys_read_line(path, line, sizeof(line)))
 		return 0;
 	return strtoull(line, NULL, 10);
 }
@@ -496,8 +496,6 @@ int bl_swap_probe(enum bl_config kind, char *msg, size_t len)
 	return 0;
 }
 
-/* What the zswap peer runs with, for the report. */
-const char *bl_zswap_note(void);
 const char *bl_zswap_note(void)
 {
 	return crypto_has("lz4") ?
@@ -563,7 +561,7 @@ static int zram_setup(struct bl_swap *s, const char *dir, uint64_t bytes,
 	int ret, fd, n;
 
 	sys_path(path, sizeof(path), "/sys/class/zram-control/hot_add");
-	if ((ret = read_line(path, line, sizeof(line)))) {
+	if ((ret = sys_read_line(path, line, sizeof(line)))) {
 		snprintf(msg, len, "cannot add a zram device (%s): %s", path,
 			 strerror(-ret));
 		return ret;
@@ -591,7 +589,7 @@ static int zram_setup(struct bl_swap *s, const char *dir, uint64_t bytes,
 	if (!exists(s->file)) {
 		snprintf(path, sizeof(path), "%s/sys/block/zram%d/dev",
 			 bl_sys_root, n);
-		if (read_line(path, line, sizeof(line)) ||
+		if (sys_read_line(path, line, sizeof(line)) ||
 		    sscanf(line, "%u:%u", &maj, &min) != 2) {
 			snprintf(msg, len, "cannot read %s", path);
 			return -EIO;
@@ -671,6 +669,24 @@ void bl_swap_teardown(struct bl_swap *s)
 {
 	(void)s;
 	bl_state_undo(stderr);
+}
+
+uint64_t bl_zram_peak(const struct bl_swap *s)
+{
+	char path[600], line[256];
+	unsigned long long v[5];
+
+	if (s->zram < 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/sys/block/zram%d/mm_stat", bl_sys_root,
+		 s->zram);
+	/* orig_data_size compr_data_size mem_used_total mem_limit
+	 * mem_used_max ... */
+	if (sys_read_line(path, line, sizeof(line)) ||
+	    sscanf(line, "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4]) != 5)
+		return 0;
+	return v[4];
 }
 
 void bl_vmstat_swap(uint64_t *in_pages, uint64_t *out_pages)

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@
 
 #define PAGE 4096
 #define LOAD_CHUNK (1u << 20)
-#define POLL_MS 50
+#define VM_POLL_MS 50
 /* Verification reads every page back; from swap on a busy disk it may
  * take this long plus a second per 20 MB of guest memory. */
 #define VERIFY_BASE_S 120
@@ -63,6 +64,7 @@ struct slot {
 	double ops_s;
 	uint64_t integrity_errors;
 	uint64_t overhead_bytes;
+	double cpu_user, cpu_sys; /* cores, in the timed phase */
 	int err; /* -errno of a failed start */
 	char first_error[160];
 };
@@ -83,6 +85,11 @@ static void sleep_until(double t)
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
+}
+
+static double tv_s(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
 static bool zero_page(const uint64_t *p)
@@ -164,7 +171,9 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 {
 	struct mvg_workload *w = NULL;
 	struct mvg_config cfg;
+	struct rusage ru0 = { 0 }, ru1;
 	struct mvg_stats st;
+	double ta = 0;
 	uint8_t *mem;
 	int ret;
 
@@ -207,14 +216,26 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 		_exit(1);
 	}
 	atomic_store(&s->state, 1);
+	/* the CPU window opens a second in, as memvisor's (cpu_of_run) */
 	for (double t = now_s(); t < deadline; t = now_s()) {
 		sleep_until(t + 1 < deadline ? t + 1 : deadline);
 		mvg_get_stats(w, &st);
 		atomic_store(&s->ops, st.ops);
+		if (!ta && now_s() >= t0 + 1) {
+			ta = now_s();
+			getrusage(RUSAGE_SELF, &ru0);
+		}
 	}
 	mvg_get_stats(w, &st);
 	s->ops_s = (double)st.ops / (now_s() - t0);
 	atomic_store(&s->ops, st.ops);
+	getrusage(RUSAGE_SELF, &ru1);
+	if (ta && now_s() > ta) {
+		s->cpu_user = (tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime)) /
+			      (now_s() - ta);
+		s->cpu_sys = (tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime)) /
+			     (now_s() - ta);
+	}
 	s->overhead_bytes = overhead(mem, vm->memsize);
 	atomic_store(&s->state, 2);
 	mvg_stop_and_verify(w, &st);
@@ -306,7 +327,7 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 				}
 			break;
 		}
-		usleep(POLL_MS * 1000);
+		usleep(VM_POLL_MS * 1000);
 	}
 	r->nvms = (unsigned)n;
 	r->duration_s = deadline - t0;
@@ -321,6 +342,8 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 				(double)atomic_load(&slots[i].ops) / duration_s;
 		v->integrity_errors = slots[i].integrity_errors;
 		r->overhead_bytes += slots[i].overhead_bytes;
+		r->cpu_user += slots[i].cpu_user;
+		r->cpu_sys += slots[i].cpu_sys;
 		if (slots[i].integrity_errors && !msg[0])
 			snprintf(msg, len, "VM %s: %s", v->name,
 				 slots[i].first_error);
@@ -422,6 +445,115 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 	return 0;
 }
 
+/*
+ * The CPU `memvisor run` uses in its timed phase, all its threads: read
+ * from /proc/PID/stat when its per-second line for second 1 appears (a),
+ * and for the last second of the run (b).
+ */
+struct cpu_watch {
+	long off; /* of the log read so far */
+	char part[512]; /* a line not yet whole */
+	double ta, ua, sa, tb, ub, sb;
+};
+
+static bool proc_cpu(pid_t pid, double *user, double *sys)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* after the command name in parentheses: state is field 3, utime
+	 * and stime are 14 and 15 */
+	if (!p || !(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+		   &st) != 2)
+		return false;
+	*user = (double)ut / (double)sysconf(_SC_CLK_TCK);
+	*sys = (double)st / (double)sysconf(_SC_CLK_TCK);
+	return true;
+}
+
+static void cpu_line(struct cpu_watch *w, pid_t pid, const char *line,
+		     unsigned duration_s)
+{
+	const char *cr = strrchr(line, '\r');
+	double t, u, s;
+	char c;
+
+	if (cr) /* a progress line it cleared */
+		line = cr + 1;
+	if (sscanf(line, "%lf%c", &t, &c) != 2 || c != 's' || t < 1 ||
+	    t > duration_s || !proc_cpu(pid, &u, &s))
+		return;
+	if (!w->ta) {
+		w->ta = now_s();
+		w->ua = u;
+		w->sa = s;
+	} else {
+		w->tb = now_s();
+		w->ub = u;
+		w->sb = s;
+	}
+}
+
+static void cpu_watch(struct cpu_watch *w, pid_t pid, const char *log,
+		      unsigned duration_s)
+{
+	char buf[4096], *nl, *line;
+	size_t n, have;
+	FILE *f = fopen(log, "re");
+
+	if (!f)
+		return;
+	if (fseek(f, w->off, SEEK_SET)) {
+		fclose(f);
+		return;
+	}
+	while ((n = fread(buf, 1, sizeof(buf) - 1, f)) > 0) {
+		buf[n] = '\0';
+		w->off += (long)n;
+		line = buf;
+		while ((nl = strchr(line, '\n'))) {
+			*nl = '\0';
+			have = strlen(w->part);
+			snprintf(w->part + have, sizeof(w->part) - have, "%s",
+				 line);
+			cpu_line(w, pid, w->part, duration_s);
+			w->part[0] = '\0';
+			line = nl + 1;
+		}
+		have = strlen(w->part);
+		snprintf(w->part + have, sizeof(w->part) - have, "%s", line);
+	}
+	fclose(f);
+}
+
+/* ": " and the log's first line that says what went wrong, or "". */
+static void log_error(const char *log, char *out, size_t len)
+{
+	char line[256];
+	FILE *f = fopen(log, "re");
+
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "memvisor", 8) || !strstr(line, ": ") ||
+		    !strncmp(line, "memvisor run: ", 14))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(out, len, ": %s", line);
+		break;
+	}
+	if (f)
+		fclose(f);
+}
+
 int bl_run_memvisor(const char *scenario_file, const char *dir,
 		    unsigned duration_s, struct bl_run *r, char *msg,
 		    size_t len)
@@ -431,7 +563,8 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	pid_t pid;
 	int status = 0, ret, fd;
 	bool signalled = false;
-	char *text;
+	struct cpu_watch cw = { 0 };
+	char *text, why[300];
 
 	memset(r, 0, sizeof(*r));
 	snprintf(json, sizeof(json), "%s/memvisor-run.json", dir);
@@ -453,20 +586,23 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
+		/* not --quiet: its per-second lines time the CPU window */
 		if (scenario_file)
 			execl("/proc/self/exe", "memvisor", "run",
 			      scenario_file, "--duration", dur, "--json", json,
-			      "--quiet", (char *)NULL);
+			      (char *)NULL);
 		else
 			execl("/proc/self/exe", "memvisor", "run", "--duration",
-			      dur, "--json", json, "--quiet", (char *)NULL);
+			      dur, "--json", json, (char *)NULL);
 		_exit(127);
 	}
 	/* generating images, the run, verifying: generous, but bounded */
 	limit = now_s() + duration_s + 2 * VERIFY_BASE_S + 300;
 	for (;;) {
-		pid_t p = waitpid(pid, &status, WNOHANG);
+		pid_t p;
 
+		cpu_watch(&cw, pid, log, duration_s);
+		p = waitpid(pid, &status, WNOHANG);
 		if (p == pid)
 			break;
 		if (p < 0 && errno != EINTR) {
@@ -482,12 +618,10 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 		if (now_s() > limit) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			snprintf(msg, len,
-				 "memvisor run did not end in time (see %s)",
-				 log);
+			snprintf(msg, len, "memvisor run did not end in time");
 			return -ETIMEDOUT;
 		}
-		usleep(POLL_MS * 1000);
+		usleep(VM_POLL_MS * 1000);
 	}
 	text = slurp(json);
 	if (!text) {
@@ -499,6 +633,10 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	}
 	ret = bl_parse_run_json(text, r, msg, len);
 	free(text);
+	if (cw.tb > cw.ta) {
+		r->cpu_user = (cw.ub - cw.ua) / (cw.tb - cw.ta);
+		r->cpu_sys = (cw.sb - cw.sa) / (cw.tb - cw.ta);
+	}
 	if (!ret && bl_stop) {
 		r->ran = false;
 		snprintf(msg, len, "interrupted");
@@ -507,8 +645,9 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	/* exit 1 is integrity errors, counted; anything else failed */
 	if (!ret && WIFEXITED(status) && WEXITSTATUS(status) > 1) {
 		r->ran = false;
-		snprintf(msg, len, "memvisor run exited %d (see %s)",
-			 WEXITSTATUS(status), log);
+		log_error(log, why, sizeof(why));
+		snprintf(msg, len, "memvisor run exited %d%s",
+			 WEXITSTATUS(status), why);
 		return -EIO;
 	}
 	return ret;

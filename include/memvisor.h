@@ -97,6 +97,10 @@ struct mv_settings {
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
+	/* Mem.ReclaimPerVM: each VM reclaims in its own thread, the
+	 * scheduler only decides (1, 0-1); 0: the scheduler's thread
+	 * reclaims, one VM at a time */
+	uint32_t reclaim_per_vm;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
 	/* Mem.SwapRunPages: victims are random runs of up to this many
@@ -110,6 +114,14 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
+	/* Mem.DemandHeadroomPct: a VM measured to use less than it holds gets
+	 * a target of at most its active memory plus this percent of it; the
+	 * rest goes to the VMs that need it (25, 0-1000) */
+	uint32_t demand_headroom_pct;
+	/* Mem.ReclaimPolicy: which pages reclaim takes: 0 random runs (ESX's
+	 * policy), 1 the coldest first, by fault history and sampling (1;
+	 * docs/ARCHITECTURE.md, "Victims") */
+	uint32_t reclaim_policy;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -484,6 +496,14 @@ struct mv_vm_stats {
 	uint64_t discard_frames_freed;
 	uint64_t adopted_pages; /* attach: pages already written, adopted */
 	uint32_t attached; /* 1: guest memory is the VMM's (cfg.mem) */
+	/* adaptive swap-in (reads back from swap or the compression cache):
+	 * runs read, faults that continued a recent run (its neighbours were
+	 * used) and those that did not, and the window now, in pages (1 to
+	 * Mem.SwapInClusterPages) */
+	uint64_t swapin_runs;
+	uint64_t swapin_ra_hits;
+	uint64_t swapin_ra_misses;
+	uint32_t swapin_window;
 };
 
 struct mv_host_stats {
@@ -495,6 +515,11 @@ struct mv_host_stats {
 	uint32_t nvms;
 	uint64_t alloc_waits; /* faults that waited for a free frame */
 	uint64_t reclaim_pages; /* pages the scheduler compressed or swapped */
+	/* calls that flush TLBs to take pages out, by any reclaim: one
+	 * UFFDIO_MOVE per run of neighbours, one MADV_DONTNEED of staging per
+	 * batch (reclaim_flushes / pages taken out is the cost per page) */
+	uint64_t reclaim_flushes;
+	uint64_t reclaim_moved_pages; /* pages those calls took out */
 	uint64_t blocked_waits; /* faults held back in the low state */
 	uint64_t swap_errors; /* failed swap-outs, all VMs */
 	uint64_t lost_pages; /* PRIVATE pages found unmapped: an engine bug,

@@ -150,6 +150,16 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 	if (free_pages(h))
 		atomic_store_explicit(&h->starved_since_ms, 0,
 				      memory_order_relaxed);
+	/*
+	 * No sleeper, no lock: a fault about to sleep counts itself in
+	 * frame_waiters before it looks at free memory, and this release
+	 * changed consumed_pages before it looks at frame_waiters (both
+	 * sequentially consistent), so either it sees our frames or we see
+	 * it.  Every release used to take frames_lock, a lock all fault
+	 * threads of all VMs share, even with nobody asleep.
+	 */
+	if (!atomic_load(&h->frame_waiters))
+		return;
 	pthread_mutex_lock(&h->frames_lock);
 	if (h->frame_waiters)
 		pthread_cond_broadcast(&h->frames_freed);

@@ -4,7 +4,13 @@
  * guest pages, by what the pmap says each page holds.
  *
  * Design: each VM has Mem.FaultThreads threads reading its userfaultfd (the
- * kernel hands each event to one reader).  A fault on page p locks pmap[p]
+ * kernel hands each event to one reader).  They block in read(), not in
+ * poll(): a poll() woke every thread for each event, and all but one then
+ * read nothing; a blocking reader that loses sleeps on in the kernel.  They
+ * are stopped through the VM's stop page, registered with the same
+ * userfaultfd: mv__fault_stop touches it once, each thread reads that
+ * fault as its stop and wakes the toucher to fault again for the next, and
+ * the last one fills the page so that the touch completes.  A fault on page p locks pmap[p]
  * and, by its state:
  *   UNTOUCHED  fill with zeros, or with the RAM image's bytes for a VM
  *              restored from an image (read lazily, like a VMM restoring a
@@ -33,10 +39,15 @@
  * Batching is where the speed is (docs/BENCHMARKS.md: 16 pages per UFFDIO_COPY cost
  * a fifth of one at a time).  A first-touch fault fills the run of
  * UNTOUCHED neighbours inside its aligned window of Mem.FaultAroundPages
- * pages; a swap-in reads the run of SWAPPED neighbours inside its window of
- * Mem.SwapInClusterPages with one pread, since page p lives in slot p.
+ * pages; a swap-in reads the run of SWAPPED neighbours inside its window
+ * with one pread, since page p lives in slot p.  A read-back's window (swap
+ * or compression cache) adapts per VM, up to Mem.SwapInClusterPages: it
+ * grows while the guest goes on to use what reads bring and shrinks to one
+ * page for random access (readahead.c).
  * Neighbours are taken with trylock only, so batching never waits and never
- * deadlocks against reclaim, which also uses trylock.
+ * deadlocks against reclaim, which also uses trylock.  Only the page the
+ * fault is for is marked warm for reclaim's victim choice (cold.c): the
+ * neighbours a run brings along stay as cold as they were.
  *
  * A zero fill (and a put-back from a sampling or park slot, sample.c) that
  * the kernel refuses is not retried in place: the error is counted and
@@ -67,7 +78,7 @@
  * on its own userfaultfd.
  */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,10 +188,10 @@ static void grow_run(struct mv_vm *vm, uint64_t ppn, uint64_t v,
 	}
 }
 
+/* Publishes r->old as the run's entries: the census once per run. */
 static void unlock_run(struct mv_vm *vm, struct run *r)
 {
-	for (uint64_t i = 0; i < r->n; i++)
-		pmap_unlock(vm, r->lo + i, r->old[i]);
+	pmap_unlock_run(vm, r->lo, r->n, r->old);
 }
 
 static int unzip_run(struct mv_vm *vm, struct run *r, uint8_t *buf)
@@ -701,7 +712,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 {
 	struct mv_vm *vm = ctx->vm;
 	struct mv_host *h = vm->host;
-	unsigned window, got;
+	unsigned window, got, ra_win = 0, ra_stream = 0;
 	enum mv_page_state s;
 	uint64_t v, copied;
 	unsigned io_tries = 0;
@@ -709,6 +720,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served, io;
 	int err;
 
+	/* the guest wants this page: warm for reclaim's clock (cold.c) */
+	mv__cold_touch(&vm->cold, ppn);
 	mv__budget_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);
@@ -807,9 +820,14 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				mv_page_state_name(s));
 			return;
 		}
+		/* a read-back's window adapts (readahead.c), once a fault */
+		if (s != MV_PAGE_UNTOUCHED && !ra_win)
+			ra_win = mv__ra_window(vm, ppn,
+					       h->settings.swapin_cluster_pages,
+					       &ra_stream);
 		window = s == MV_PAGE_UNTOUCHED ?
 				 h->settings.fault_around_pages :
-				 h->settings.swapin_cluster_pages;
+				 ra_win;
 		if (io_tries)
 			window = 1; /* after a read error: this page alone */
 		got = mv__frames_reserve(h, window);
@@ -888,6 +906,8 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 						    "zeros",
 				strerror(-err));
 		}
+		if (s != MV_PAGE_UNTOUCHED)
+			mv__ra_record(vm, ra_stream, r.lo, r.n, ra_win);
 		publish(vm, &r, s);
 		if (err && !in_run(&r, ppn)) {
 			io_backoff();
@@ -897,29 +917,60 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	}
 }
 
+/*
+ * A fault on the stop page: this thread stops once it has served the rest
+ * of its batch.  All but the last thread stopping wake the toucher without
+ * filling the page, so that its touch faults again and the next thread
+ * reads it; the last fills it with zeros, and the touch completes.  The
+ * fill is retried until the kernel takes it: the toucher waits for it.
+ */
+static void stop_event(struct mv_vm *vm)
+{
+	struct uffdio_range r = { .start = (uintptr_t)vm->fault_stop_page,
+				  .len = MV_PAGE_SIZE };
+	struct uffdio_zeropage z = { .range = r };
+	struct timespec ts = { 0, 1000000L };
+
+	if (atomic_fetch_sub(&vm->fault_live, 1) != 1) {
+		ioctl(vm->uffd, UFFDIO_WAKE, &r);
+		return;
+	}
+	while (ioctl(vm->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST) {
+		z.zeropage = 0;
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void *fault_main(void *arg)
 {
 	struct fault_ctx *ctx = arg;
 	struct mv_vm *vm = ctx->vm;
 	struct uffd_msg msgs[FAULT_MSGS];
-	struct pollfd pfd[2] = { { .fd = vm->uffd, .events = POLLIN },
-				 { .fd = vm->stop_fd, .events = POLLIN } };
 	uint64_t addr, base = (uintptr_t)vm->mem;
+	uint64_t stop_addr = (uintptr_t)vm->fault_stop_page;
+	struct timespec ts = { 0, IO_RETRY_MS * 1000000L };
+	bool stop = false;
 	ssize_t n;
 
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents)
-			break;
+	while (!stop) {
+		/* blocking: the kernel hands each event to one reader, and
+		 * the others sleep on in the kernel (a poll() first made every
+		 * thread return, and all but one read nothing) */
 		n = read(vm->uffd, msgs, sizeof(msgs));
-		if (n < 0)
-			continue; /* EAGAIN: another fault thread took it */
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				nanosleep(&ts, NULL); /* cannot happen */
+			continue;
+		}
 		ctx->read_inflates = atomic_load(&vm->balloon.inflates);
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			addr = msgs[i].arg.pagefault.address;
+			if (addr - stop_addr < MV_PAGE_SIZE) {
+				stop = true;
+				continue;
+			}
 			atomic_fetch_add_explicit(&vm->c.faults, 1,
 						  memory_order_relaxed);
 			if (addr < base ||
@@ -935,19 +986,43 @@ static void *fault_main(void *arg)
 			      msgs[i].arg.pagefault.flags);
 		}
 	}
+	stop_event(vm);
 	free(ctx->buf);
 	free(ctx);
 	return NULL;
+}
+
+/* The stop page, and the uffd made blocking for the fault threads. */
+static int stop_page_init(struct mv_vm *vm)
+{
+	int fl, err;
+
+	fl = fcntl(vm->uffd, F_GETFL);
+	if (fl < 0 || fcntl(vm->uffd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	err = mv__map_anon(MV_PAGE_SIZE, &vm->fault_stop_page);
+	if (err)
+		return err;
+	err = mv__uffd_register(vm->uffd, vm->fault_stop_page, MV_PAGE_SIZE,
+				false);
+	if (err) {
+		munmap(vm->fault_stop_page, MV_PAGE_SIZE);
+		vm->fault_stop_page = NULL;
+	}
+	return err;
 }
 
 int mv__fault_start(struct mv_vm *vm)
 {
 	unsigned want = vm->host->settings.fault_threads;
 	struct fault_ctx *ctx;
-	int err = 0;
+	int err;
 
 	if (want > MV_MAX_FAULT_THREADS)
 		want = MV_MAX_FAULT_THREADS;
+	err = stop_page_init(vm);
+	if (err)
+		return err;
 	for (vm->nfault_threads = 0; vm->nfault_threads < want;
 	     vm->nfault_threads++) {
 		ctx = mv__calloc(1, sizeof(*ctx));
@@ -963,9 +1038,11 @@ int mv__fault_start(struct mv_vm *vm)
 			err = -ENOMEM;
 			break;
 		}
+		atomic_fetch_add(&vm->fault_live, 1);
 		err = -pthread_create(&vm->fault_threads[vm->nfault_threads],
 				      NULL, fault_main, ctx);
 		if (err) {
+			atomic_fetch_sub(&vm->fault_live, 1);
 			free(ctx->buf);
 			free(ctx);
 			break;
@@ -976,16 +1053,21 @@ int mv__fault_start(struct mv_vm *vm)
 	return err;
 }
 
+/*
+ * Stops the fault threads: one touch of the stop page, which each thread
+ * in turn reads as its stop and the last one fills (stop_event).  Called
+ * from no fault thread (internal.h: a fault thread never faults on its
+ * own uffd); bounded as long as the threads serve, which they always do.
+ */
 void mv__fault_stop(struct mv_vm *vm)
 {
-	uint64_t one = 1;
-
-	if (!vm->nfault_threads)
+	if (!vm->fault_stop_page)
 		return;
-	if (write(vm->stop_fd, &one, sizeof(one)) != sizeof(one))
-		mv__host_set_msg(vm->host, "VM %s: cannot signal fault threads",
-				 vm->name);
+	if (atomic_load(&vm->fault_live))
+		(void)*(volatile uint8_t *)vm->fault_stop_page;
 	for (unsigned i = 0; i < vm->nfault_threads; i++)
 		pthread_join(vm->fault_threads[i], NULL);
 	vm->nfault_threads = 0;
+	munmap(vm->fault_stop_page, MV_PAGE_SIZE);
+	vm->fault_stop_page = NULL;
 }

@@ -142,9 +142,11 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 	err = mv_settings_check(&cfg->settings, msg, sizeof(msg));
 	if (err)
 		return create_fail(err, "%s", msg);
-	h = mv__calloc(1, sizeof(*h));
+	/* aligned: its hot counters have cache lines of their own */
+	h = mv__aligned_alloc(MV_CACHELINE, sizeof(*h));
 	if (!h)
 		return create_fail(-ENOMEM, "out of memory for the host");
+	memset(h, 0, sizeof(*h));
 	h->settings = cfg->settings;
 	h->log = cfg->log;
 	h->log_arg = cfg->log_arg;
@@ -226,6 +228,8 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->state = (enum mv_mem_state)atomic_load(&h->state);
 	st->alloc_waits = atomic_load(&h->alloc_waits);
 	st->reclaim_pages = atomic_load(&h->reclaim_pages);
+	st->reclaim_flushes = atomic_load(&h->reclaim_flushes);
+	st->reclaim_moved_pages = atomic_load(&h->reclaim_moved_pages);
 	st->lost_pages = atomic_load(&h->lost_pages);
 	st->move_miscounts = atomic_load(&h->move_miscounts);
 	st->blocked_waits = atomic_load(&h->blocked_waits);

@@ -9,6 +9,8 @@
  *
  *   daemon->lock              daemon.c: its connections; above all others
  *   host->sched_lock          a leaf: the scheduler drops it before working
+ *   vm->rc.lock               a leaf: a VM's reclaim thread's request
+ *                             (sched.c), never held across the work
  *   host->vms_lock            the VM list; held to gather, never across
  *                             disk I/O (the scheduler pins VMs instead)
  *     vm->reclaim_lock        staging and victims; or vm->balloon.lock,
@@ -46,6 +48,7 @@
 #include <stdint.h>
 
 #include "balloon.h"
+#include "cold.h"
 #include "memvisor.h"
 #include "pmap.h"
 #include "share.h"
@@ -56,8 +59,12 @@
 
 #define MV_MAX_FAULT_THREADS 16
 /* Mappings (VMAs) a VM adds: guest memory, staging, sample area, fault
- * thread stacks and guards (vm.c, maps.c) */
-#define MV_VM_MAPS (10 + 2 * MV_MAX_FAULT_THREADS)
+ * thread stacks and guards and their stop page, its reclaim thread's
+ * (vm.c, fault.c, maps.c) */
+#define MV_VM_MAPS (13 + 2 * MV_MAX_FAULT_THREADS)
+/* Counters written by every fault start a cache line of their own, so that
+ * their writes do not evict what every fault only reads (mem, pmap). */
+#define MV_CACHELINE 64
 /* Mappings left free for the process's own use (system.c, maps.c) */
 #define MV_MAP_COUNT_SLACK 256
 #define MV_MAX_RUN_PAGES 64 /* largest fault-around / swap-in cluster */
@@ -86,11 +93,13 @@ struct mv_host {
 	_Atomic uint64_t minfree_pages;
 
 	/* frames handed to guests; changed only by frames_reserve/release */
-	_Atomic uint64_t consumed_pages;
+	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages;
 
-	pthread_mutex_t frames_lock; /* protects the two fields below */
+	_Alignas(MV_CACHELINE) pthread_mutex_t frames_lock; /* the sleepers */
 	pthread_cond_t frames_freed; /* signalled when frames are released */
-	unsigned frame_waiters; /* faults asleep waiting for a frame */
+	/* faults asleep waiting for a frame: changed under frames_lock, read
+	 * without it by a release that wakes nobody when it is 0 */
+	_Atomic unsigned frame_waiters;
 
 	pthread_mutex_t vms_lock; /* protects vms and nvms */
 	struct mv_vm *vms; /* list of VMs, newest first */
@@ -100,6 +109,12 @@ struct mv_host {
 	pthread_t sched; /* the memory scheduler (sched.c) */
 	pthread_mutex_t sched_lock; /* protects sched_stop */
 	pthread_cond_t sched_wake;
+	/* the scheduler has been kicked and has not looked yet: further kicks
+	 * need not take sched_lock (sched.c) */
+	_Alignas(MV_CACHELINE) atomic_bool sched_kicked;
+	/* reclaim requests the VMs' reclaim threads have finished: the
+	 * scheduler waits for it to move (sched.c) */
+	_Atomic uint64_t reclaim_gen;
 	bool sched_stop;
 	bool sched_started;
 	/* free-memory state with hysteresis (enum mv_mem_state); written by
@@ -129,6 +144,8 @@ struct mv_host {
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t alloc_waits;
 	_Atomic uint64_t reclaim_pages;
+	_Atomic uint64_t reclaim_flushes; /* see mv_host_stats */
+	_Atomic uint64_t reclaim_moved_pages;
 	_Atomic uint64_t lost_pages; /* see mv_host_stats */
 	_Atomic uint64_t move_miscounts; /* see mv_host_stats */
 	_Atomic uint64_t blocked_waits; /* see mv_host_stats */
@@ -182,6 +199,9 @@ struct mv__sample {
 	bool measured; /* a period has ended: the averages hold data */
 	uint32_t slow, fast; /* moving averages of the touched permille */
 	uint64_t refaults; /* swap-ins and unzips when the period began */
+	/* demand: active pages when the period began, and the VM's fills
+	 * (swap-ins, unzips, first touches) then */
+	_Atomic uint64_t active_base, base_fills;
 	/* the estimate, max(slow, fast): 1000 until measured, so that no VM
 	 * is taxed for idleness nobody has seen */
 	_Atomic uint32_t active_permille;
@@ -220,6 +240,24 @@ struct mv__lpage {
 	_Atomic uint64_t collapse_errors; /* collapses the kernel refused */
 };
 
+/*
+ * Adaptive swap-in (readahead.c): the window of a read-back fault (a
+ * SWAPPED or COMPRESSED page), by whether earlier reads were used.
+ * Relaxed atomics, no lock: a heuristic.
+ */
+#define MV_RA_STREAMS 8
+struct mv__ra {
+	/* pages the next fault that is no hit reads (0: not yet, the max) */
+	_Atomic unsigned window;
+	_Atomic uint64_t
+		end[MV_RA_STREAMS]; /* page after a recent run; 0 none */
+	_Atomic unsigned win[MV_RA_STREAMS]; /* the window it was read with */
+	_Atomic unsigned next; /* the stream slot a miss takes */
+	_Atomic uint64_t hits; /* faults that continued a recent run */
+	_Atomic uint64_t misses; /* faults that did not */
+	_Atomic uint64_t runs; /* runs read back */
+};
+
 /* A VM's place in the scheduler: set through the API, read by sched.c. */
 struct mv__vm_sched {
 	_Atomic uint64_t shares;
@@ -227,6 +265,25 @@ struct mv__vm_sched {
 	_Atomic uint64_t limit_pages; /* npages when unlimited */
 	_Atomic uint64_t sztgt_pages; /* SZTGT, from the last balance */
 	_Atomic uint64_t swtgt_pages; /* SWTGT */
+};
+
+/*
+ * A VM's reclaim thread (sched.c, Mem.ReclaimPerVM): the scheduler asks it
+ * for pages and goes on to other VMs while it works, so that reclaim runs
+ * per VM, concurrently, and one VM's slow swap write holds no other VM.
+ */
+struct mv__reclaimer {
+	pthread_t thread;
+	bool started; /* immutable once the VM is linked */
+	pthread_mutex_t lock; /* protects the fields below */
+	pthread_cond_t wake; /* a request, or stop */
+	uint64_t want; /* pages asked for, not yet taken up; 0: none */
+	unsigned tick; /* the scheduler's tick that asked */
+	bool busy; /* a request is asked or running */
+	bool stop;
+	unsigned empty_tick; /* the last tick whose request found nothing */
+	_Atomic uint64_t pages; /* reclaimed by this thread, in all */
+	_Atomic uint64_t requests; /* requests served, in all */
 };
 
 /*
@@ -262,10 +319,14 @@ struct mv_vm {
 	bool attached;
 	uint64_t adopted_pages; /* pages written before the attach; immutable */
 	mv_pte *pmap; /* one entry per ppn; each guarded by its PMAP_LOCK */
-	struct mv__pmap_census census; /* pmap entries by state (pmap.h) */
+	/* pmap entries by state (pmap.h); written by every fault */
+	_Alignas(MV_CACHELINE) struct mv__pmap_census census;
 
-	int uffd; /* userfaultfd covering mem and staging */
-	int stop_fd; /* eventfd that tells fault threads to exit */
+	_Alignas(MV_CACHELINE) int uffd; /* covering mem and staging */
+	/* one page registered with uffd, touched to stop the fault threads,
+	 * which block in read() (fault.c) */
+	uint8_t *fault_stop_page;
+	_Atomic unsigned fault_live; /* fault threads not yet stopped */
 	pthread_t fault_threads[MV_MAX_FAULT_THREADS];
 	unsigned nfault_threads;
 
@@ -279,6 +340,10 @@ struct mv_vm {
 	struct mv__sample sample; /* active-memory sampling */
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
+	struct mv__ra ra; /* adaptive swap-in */
+	struct mv__cold cold; /* heat per page, reclaim's clock (cold.c) */
+
+	struct mv__reclaimer rc; /* the VM's reclaim thread (sched.c) */
 
 	pthread_mutex_t reclaim_lock; /* protects staging and rng */
 	uint8_t *staging; /* MV_RECLAIM_BATCH pages registered with uffd */
@@ -287,7 +352,7 @@ struct mv_vm {
 	bool staging_dirty;
 	uint64_t rng; /* xorshift state for random victims */
 
-	_Atomic uint64_t consumed_pages; /* frames this VM holds */
+	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages; /* frames held */
 	_Atomic uint64_t swcur_pages; /* pages in the swap file */
 	struct mv_vm_counters c;
 };
@@ -349,6 +414,24 @@ void mv__sched_stop(struct mv_host *h);
  * with vm's set to min_pages, would not fit the host. */
 int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 				uint64_t min_pages);
+/* The VM's reclaim thread (none with Mem.ReclaimPerVM = 0): started before
+ * the VM is linked, stopped once it is unlinked and unpinned (it finishes
+ * the batch it is in).  0 or -errno. */
+int mv__reclaimer_start(struct mv_vm *vm);
+void mv__reclaimer_stop(struct mv_vm *vm);
+
+/*
+ * readahead.c: adaptive swap-in.  mv__ra_window gives the window (1 to
+ * max) for a read-back fault on ppn, counts it a hit (it continues a
+ * recent run) or a miss, and sets *stream for mv__ra_record, which notes
+ * the run [lo, lo + n) that fault read with that window.  mv__ra_current
+ * is the VM's window now (its statistics).
+ */
+unsigned mv__ra_window(struct mv_vm *vm, uint64_t ppn, unsigned max,
+		       unsigned *stream);
+void mv__ra_record(struct mv_vm *vm, unsigned stream, uint64_t lo, uint64_t n,
+		   unsigned window);
+unsigned mv__ra_current(struct mv_vm *vm, unsigned max);
 
 /* sample.c: active-memory sampling */
 int mv__sample_init(struct mv_vm *vm);
@@ -379,10 +462,19 @@ unsigned mv__sample_park_free(struct mv_vm *vm);
 unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
+/* The VM's demand in pages: active pages at the last period's end plus
+ * the pages it filled since; UINT64_MAX until a period has been measured.
+ * Scheduler thread only. */
+uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);
 void mv__fault_stop(struct mv_vm *vm);
+
+/* cold.c: heat bytes for Mem.ReclaimPolicy cold (none for random): 0 or
+ * -ENOMEM */
+int mv__cold_init(struct mv_vm *vm, unsigned policy);
+void mv__cold_fini(struct mv_vm *vm);
 
 /* reclaim.c: swap-out */
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done);

@@ -241,6 +241,49 @@ static inline void pmap_unlock_at(mv_pte *e, struct mv__pmap_census *c,
 	atomic_store_explicit(e, v & ~PMAP_LOCK, memory_order_release);
 }
 
+/*
+ * Publishes v[0..n) as the entries of pages [lo, lo + n) of vm (all locked
+ * by the caller) and releases them, with the census changed once per state
+ * for the whole run instead of twice per page: a 16-page fill made 48
+ * atomic additions on the census's cache line, which every fault thread of
+ * the VM writes.  The counts move while every page of the run is still
+ * locked, so no counter can go below the pages it counts.
+ */
+#define pmap_unlock_run(vm, lo, n, v) \
+	pmap_unlock_run_at(&(vm)->pmap[lo], &(vm)->census, n, v, MV__HERE)
+
+static inline void pmap_unlock_run_at(mv_pte *e, struct mv__pmap_census *c,
+				      uint64_t n, const uint64_t *v,
+				      const char *file, int line)
+{
+	int64_t d[MV_PAGE_NSTATES] = { 0 }, touched = 0;
+	uint64_t from;
+
+	for (uint64_t i = 0; i < n; i++) {
+		pmap_assert_locked(&e[i]);
+		from = atomic_load_explicit(&e[i], memory_order_relaxed);
+		d[pmap_state(from)]--;
+		d[pmap_state(v[i])]++;
+		touched += !!(v[i] & PMAP_TOUCHED) - !!(from & PMAP_TOUCHED);
+	}
+	for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
+		if (d[s])
+			atomic_fetch_add_explicit(&c->pages[s], (uint64_t)d[s],
+						  memory_order_relaxed);
+	if (touched)
+		atomic_fetch_add_explicit(&c->touched, (uint64_t)touched,
+					  memory_order_relaxed);
+	for (uint64_t i = 0; i < n; i++) {
+#ifdef MV_TRACE
+		mv__trace_pte(&e[i], v[i], file, line);
+#endif
+		atomic_store_explicit(&e[i], v[i] & ~PMAP_LOCK,
+				      memory_order_release);
+	}
+	(void)file;
+	(void)line;
+}
+
 static inline uint64_t pmap_peek(mv_pte *e)
 {
 	return atomic_load_explicit(e, memory_order_relaxed);

@@ -3,11 +3,16 @@
  * reclaim.c - swap-out: choose victim pages, save their content, free their
  * frames.  The other direction from fault.c, kept apart from it.
  *
- * Design: victims are chosen at random, ESX's policy: it needs no access
- * tracking and cannot be fooled by a guest that touches pages in a pattern
- * the hypervisor would mispredict.  A batch of up to MV_RECLAIM_BATCH
- * victims is locked (trylock only: a page someone is busy with is not a good
- * victim anyway), each is taken out of the guest with UFFDIO_MOVE into the
+ * Design: victims are chosen by Mem.ReclaimPolicy: 1 (the default) the
+ * coldest first, by a clock over per-page heat that faults and sampling
+ * keep (cold.c has the design and why), falling back to random pages when
+ * the clock finds too few in its bounded pass; 0 at random, ESX's policy,
+ * which needs no access tracking and cannot be fooled by a guest that
+ * touches pages in a pattern the hypervisor would mispredict, but takes a
+ * page the guest uses as readily as one it does not.  A batch of up to
+ * MV_RECLAIM_BATCH victims is locked (trylock only: a page someone is busy
+ * with is not a good victim anyway), each is taken out of the guest with
+ * UFFDIO_MOVE into the
  * VM's staging area, kept in the VM's compression cache if it compresses to
  * 2 KiB or less (zcache.c); the rest are written to consecutive swap slots
  * with one vectored write (swap.c has why), and the staging area is
@@ -32,6 +37,11 @@
  * anything to give, faults are let through over budget (host.c), so no
  * guest waits for a disk that does not write.  Frames are released only
  * for pages whose content is safely elsewhere.
+ *
+ * Each UFFDIO_MOVE and each MADV_DONTNEED flushes the TLBs of every CPU
+ * the guest runs on, so a batch's victims are moved in address order,
+ * neighbours in one call, and the host counts the calls per page
+ * (reclaim_flushes).
  *
  * Staging is emptied with one MADV_DONTNEED per batch; if the kernel
  * refuses, the next batch retries it first and takes no victim until it
@@ -65,6 +75,9 @@
 
 /* Probes per wanted victim before concluding the VM has few PRIVATE pages */
 #define PROBES_PER_VICTIM 8
+/* Entries the cold policy's clock hand passes per wanted victim, at most,
+ * before the rest of a batch is taken at random (cold.c) */
+#define SCAN_PER_VICTIM 256
 /* MOVE-then-COPY attempts of a restore before its page is parked */
 #define RESTORE_TRIES 3
 
@@ -221,6 +234,67 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
 	return n;
 }
 
+/*
+ * Locks up to `want` cold PRIVATE pages (Mem.ReclaimPolicy 1, cold.c): the
+ * VM's clock hand passes pages in order, takes those at heat 0 and cools
+ * the others by one step; at most SCAN_PER_VICTIM entries per wanted
+ * victim (and MV_COLD_HOT + 1 passes over the VM), then the rest of the
+ * batch is taken at random, so a VM whose pages are all warm still gives
+ * what the random policy would.  Cold neighbours come out in ppn order:
+ * a run of them moves in one call.  Returns how many.
+ */
+static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
+			  bool may_break)
+{
+	struct mv__cold *c = &vm->cold;
+	uint64_t budget = (uint64_t)want * SCAN_PER_VICTIM, ppn, old, passed;
+	unsigned n = 0, more;
+
+	if (budget > (MV_COLD_HOT + 1) * vm->npages)
+		budget = (MV_COLD_HOT + 1) * vm->npages;
+	for (passed = 0; n < want && passed < budget; passed++) {
+		ppn = c->hand;
+		c->hand = ppn + 1 < vm->npages ? ppn + 1 : 0;
+		old = pmap_peek(&vm->pmap[ppn]);
+		/* only a page that could be a victim is aged */
+		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
+		    (old & PMAP_LOCK) ||
+		    (!may_break && mv__lpage_is_large(vm, ppn)) ||
+		    !mv__cold_pass(c, ppn) ||
+		    !pmap_trylock(&vm->pmap[ppn], &old))
+			continue;
+		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
+		    !small_or_broken(vm, ppn, may_break)) {
+			pmap_unlock(vm, ppn, old);
+			continue;
+		}
+		out[n].ppn = ppn;
+		out[n].old = old;
+		n++;
+	}
+	atomic_fetch_add_explicit(&c->scanned, passed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->cold_victims, n, memory_order_relaxed);
+	if (n == want)
+		return n;
+	more = pick_random(vm, want - n, out + n, may_break);
+	atomic_fetch_add_explicit(&c->fallback_victims, more,
+				  memory_order_relaxed);
+	return n + more;
+}
+
+/* Locks up to `want` victims by the host's Mem.ReclaimPolicy. */
+static unsigned pick_victims(struct mv_vm *vm, unsigned want,
+			     struct victim *out, bool may_break)
+{
+	unsigned n = vm->cold.heat ? pick_cold(vm, want, out, may_break) :
+				     pick_random(vm, want, out, may_break);
+
+	/* a victim comes back warm only if the guest asks for it */
+	for (unsigned i = 0; i < n; i++)
+		mv__cold_forget(&vm->cold, out[i].ppn);
+	return n;
+}
+
 /* Locks `ppn` if it is PRIVATE. */
 static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 {
@@ -231,6 +305,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 		return 0;
 	}
 	small_or_broken(vm, ppn, true);
+	mv__cold_forget(&vm->cold, ppn);
 	out->ppn = ppn;
 	out->old = old;
 	return 1;
@@ -290,6 +365,24 @@ static unsigned write_staged(struct mv_vm *vm, struct victim *v,
 }
 
 /*
+ * Victims in address order, so that neighbours picked apart (two windows
+ * side by side, or a victim choice that is not in address order) move in
+ * one UFFDIO_MOVE: each call is a TLB flush on every CPU the guest runs on.
+ */
+static void sort_victims(struct victim *v, unsigned n)
+{
+	struct victim x;
+	unsigned j;
+
+	for (unsigned i = 1; i < n; i++) {
+		x = v[i];
+		for (j = i; j > 0 && v[j - 1].ppn > x.ppn; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/*
  * Takes the locked victims out of the guest: each into the compression
  * cache if it compresses well enough, the rest into the swap file with as
  * few writes as possible.  Returns pages taken; *errp gets the first error.
@@ -301,10 +394,11 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	struct mv_host *h = vm->host;
 	unsigned idx[MV_RECLAIM_BATCH], k = 0, ok = 0, swapped, moved;
 	int64_t credit = 0; /* frames freed for the host, net of the cache */
-	uint64_t entry, strays;
+	uint64_t entry, strays, flushes = 1, moved_pages = 0;
 	uint8_t *stage;
 	int err;
 
+	sort_victims(v, n);
 	for (unsigned i = 0, len; i < n; i += len) {
 		/* victims next to each other in the guest move in one call */
 		for (len = 1; i + len < n && v[i + len].ppn == v[i].ppn + len;)
@@ -313,6 +407,8 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 			vm, vm->staging + ((uint64_t)i << MV_PAGE_SHIFT),
 			vm->mem + (v[i].ppn << MV_PAGE_SHIFT), len, &err,
 			&strays);
+		flushes++;
+		moved_pages += moved;
 		if (err && !*errp)
 			*errp = err;
 		/* found moved past the count: back into the guest (or parked) */
@@ -344,6 +440,10 @@ static unsigned swap_out_locked(struct mv_vm *vm, struct victim *v, unsigned n,
 	credit += swapped;
 	/* what is left in staging is saved elsewhere, or put back */
 	empty_staging(vm, (size_t)n << MV_PAGE_SHIFT);
+	atomic_fetch_add_explicit(&h->reclaim_flushes, flushes,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->reclaim_moved_pages, moved_pages,
+				  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&vm->consumed_pages, ok,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->swcur_pages, swapped,
@@ -372,7 +472,7 @@ static int reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done,
 			err = -EBUSY;
 			break;
 		}
-		n = pick_random(vm, n, v, may_break);
+		n = pick_victims(vm, n, v, may_break);
 		if (!n)
 			break;
 		got = swap_out_locked(vm, v, n, &err);

@@ -31,6 +31,16 @@
  * figure is the larger of the sampled fraction and those refaults as a
  * fraction of its frames.
  *
+ * Demand (mv__sample_demand_pages, for the scheduler's demand caps): the
+ * active pages at the end of the last period, as a count, plus every page
+ * the VM filled since (swap-ins, unzips, first touches): reclaim that
+ * takes a VM's pages does not shrink its demand, as a fraction of what it
+ * holds would, and a VM waking up counts what it touches at once, not a
+ * period later.
+ *
+ * A page that goes back untouched at the end of its period is marked cold
+ * for reclaim's victim choice (cold.c): a whole period unused.
+ *
  * Park slots.  When reclaim cannot put a page back after a failed
  * swap-out (the kernel refuses UFFDIO_MOVE and UFFDIO_COPY alike), its
  * content, then only in staging, is copied into a park slot: plain memory
@@ -309,10 +319,13 @@ static bool end_period(struct mv_vm *vm, uint32_t *permille)
 		v = pmap_lock(&vm->pmap[s->ppn[i]]);
 		if (pmap_state(v) == MV_PAGE_SAMPLED &&
 		    (pmap_payload(v) & SLOT_MASK) == i) {
-			if (put_back(vm, s->ppn[i], v, &e))
+			if (put_back(vm, s->ppn[i], v, &e)) {
 				all = false;
-			else
+			} else {
 				v = e;
+				/* untouched for a period: cold (cold.c) */
+				mv__cold_forget(&vm->cold, s->ppn[i]);
+			}
 		}
 		pmap_unlock(vm, s->ppn[i], v);
 	}
@@ -365,6 +378,25 @@ static uint32_t refault_permille(struct mv_vm *vm)
 	return r >= held ? PERMILLE : (uint32_t)(r * PERMILLE / held);
 }
 
+/* Pages the VM filled since it began: swap-ins, unzips, first touches. */
+static uint64_t fills(struct mv_vm *vm)
+{
+	return atomic_load(&vm->c.swapin_pages) +
+	       atomic_load(&vm->zc.unzip_pages) +
+	       atomic_load(&vm->c.fault_fill_pages);
+}
+
+uint64_t mv__sample_demand_pages(struct mv_vm *vm)
+{
+	struct mv__sample *s = &vm->sample;
+	uint64_t now = fills(vm), base = atomic_load(&s->base_fills);
+
+	/* a remote VM is never measured here: its agent samples */
+	if (!s->measured)
+		return UINT64_MAX;
+	return atomic_load(&s->active_base) + (now > base ? now - base : 0);
+}
+
 void mv__sample_period(struct mv_vm *vm)
 {
 	struct mv__sample *s = &vm->sample;
@@ -389,6 +421,11 @@ void mv__sample_period(struct mv_vm *vm)
 		atomic_store(&s->active_permille,
 			     s->fast > s->slow ? s->fast : s->slow);
 	}
+	/* the demand estimate restarts from the frames active now */
+	atomic_store(&s->active_base, atomic_load(&vm->consumed_pages) *
+					      atomic_load(&s->active_permille) /
+					      PERMILLE);
+	atomic_store(&s->base_fills, fills(vm));
 	start_period(vm);
 }
 

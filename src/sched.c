@@ -17,6 +17,17 @@
  *     its own target; frames held by page sharing, once it lands, are to be
  *     taken off what the host can give.  Targets are recomputed every
  *     Mem.BalancePeriod and whenever the state changes.
+ *   - Demand caps (ESX): a VM's demand is its active pages as a count
+ *     (mv__sample_demand_pages) plus Mem.DemandHeadroomPct of them; a VM
+ *     holding more has a target of at most that (never below its
+ *     reservation), and what that leaves goes to the others by their
+ *     shares.  Its memory above the cap is reclaimed before any other
+ *     victim is chosen by rho (the lowest rho first): in hard and low, and
+ *     in soft too, there only down to the cap (MV__MECH_IDLE), so an idle
+ *     VM ends with nothing but its reservation (and what reclaim cannot
+ *     take: its sampled pages and compression cache).  A VM using all it
+ *     holds, or not yet measured, is not capped: the sampler sees only
+ *     the pages a VM holds, never how many more it would use.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their
@@ -35,6 +46,12 @@
  *     for a frame) the large pages of the VMs above their target are broken
  *     first, the most idle VM first, so that every other mechanism finds
  *     small pages; if reclaim then finds nothing, any VM's are broken.
+ *   - Reclaim runs per VM (Mem.ReclaimPerVM, the default): each VM has a
+ *     reclaim thread, and the scheduler only hands out requests (a batch
+ *     each, to the VM the policy picks, and while that one is busy to the
+ *     other VMs above their target or limit), then waits for one to end;
+ *     so VMs are reclaimed concurrently and one VM's slow swap write holds
+ *     no other VM.  With 0 the scheduler's thread reclaims one VM at a time.
  *   - The arithmetic and the state machine are pure functions, declared in
  *     sched_policy.h (not sched.h: that name is the system's), so that
  *     tests check them without threads.
@@ -49,7 +66,10 @@
  * Locks (order: internal.h): sched_lock, a leaf, dropped before any work;
  * vms_lock to gather a view or sample and balance (no disk I/O under it:
  * the VMs of a reclaim view are pinned and the batch runs without it),
- * then whatever the mechanisms it calls take.
+ * then whatever the mechanisms it calls take; a VM's rc.lock, a leaf, to
+ * hand its reclaim thread a request (the thread drops it to work).  A
+ * VM's reclaim thread is stopped by mv_vm_destroy once the VM is unlinked
+ * and unpinned, after the batch it is in.
  */
 #include <errno.h>
 #include <math.h>
@@ -71,9 +91,21 @@
 /* The budget's pressure hook: wakes the scheduler now. */
 static void sched_kick(struct mv_host *h)
 {
+	/* under pressure every fault's reservation kicks: one kick until
+	 * the scheduler has looked is enough (it clears the flag under
+	 * sched_lock before it sleeps, and does not sleep if it was set) */
+	if (atomic_exchange(&h->sched_kicked, true))
+		return;
 	pthread_mutex_lock(&h->sched_lock);
 	pthread_cond_signal(&h->sched_wake);
 	pthread_mutex_unlock(&h->sched_lock);
+}
+
+/* Under sched_lock, before a wait: whether a kick came since the last
+ * look (and the wait must not start). */
+static bool sched_kicked(struct mv_host *h)
+{
+	return atomic_exchange(&h->sched_kicked, false);
 }
 
 static uint64_t sum_reservations(struct mv_host *h, struct mv_vm *except)
@@ -175,12 +207,7 @@ static uint64_t free_pages(struct mv_host *h)
 
 static unsigned frame_waiters(struct mv_host *h)
 {
-	unsigned n;
-
-	pthread_mutex_lock(&h->frames_lock);
-	n = h->frame_waiters;
-	pthread_mutex_unlock(&h->frames_lock);
-	return n;
+	return atomic_load(&h->frame_waiters);
 }
 
 static enum mv_mem_state update_state(struct mv_host *h)
@@ -233,6 +260,8 @@ static int gather(struct mv_host *h, struct view *w)
 			.alloc_pages = atomic_load(&vm->consumed_pages),
 			.active_permille = mv__sample_active_permille(vm),
 		};
+		mv__sched_demand(&w->in[i], mv__sample_demand_pages(vm),
+				 h->settings.demand_headroom_pct);
 	}
 	w->n = i;
 	return 0;
@@ -307,9 +336,39 @@ static uint64_t reclaim_any(struct mv_host *h)
  * Only when the view cannot grow (no memory) does the batch fall back to
  * reclaim_any under vms_lock.
  */
-static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
+/*
+ * The next victim of a view: as the policy says under `pressure`; with
+ * none and `idle` (soft state), a VM holding more than its demand cap, and
+ * then only down to its cap (*floor).
+ */
+static int pick_victim(struct mv_host *h, struct view *w, int pressure,
+		       bool idle, uint64_t *floor)
 {
-	uint64_t done = 0, want, floor;
+	unsigned tax = h->settings.idle_tax_pct;
+	int i = mv__sched_victim(w->in, w->skip, w->n, tax, pressure);
+	const struct mv__sched_vm *v;
+
+	if (i < 0 && idle && !pressure) {
+		i = mv__sched_idle_victim(w->in, w->skip, w->n, tax);
+		if (i >= 0) {
+			v = &w->in[i];
+			*floor = v->demand_pages > v->min_pages ?
+					 v->demand_pages :
+					 v->min_pages;
+			return i;
+		}
+	}
+	if (i >= 0)
+		*floor = w->in[i].alloc_pages > w->in[i].max_pages ?
+				 w->in[i].max_pages :
+				 w->in[i].min_pages;
+	return i;
+}
+
+static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure,
+			      bool idle)
+{
+	uint64_t done = 0, want, floor = 0;
 	int i;
 
 	pthread_mutex_lock(&h->vms_lock);
@@ -322,12 +381,7 @@ static uint64_t reclaim_batch(struct mv_host *h, struct view *w, int pressure)
 		atomic_fetch_add_explicit(&w->vm[k]->sched_refs, 1,
 					  memory_order_acquire);
 	pthread_mutex_unlock(&h->vms_lock);
-	while ((i = mv__sched_victim(w->in, w->skip, w->n,
-				     h->settings.idle_tax_pct, pressure)) >=
-	       0) {
-		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
-				w->in[i].max_pages :
-				w->in[i].min_pages;
+	while ((i = pick_victim(h, w, pressure, idle, &floor)) >= 0) {
 		want = w->in[i].alloc_pages - floor;
 		if (want > MV_RECLAIM_BATCH)
 			want = MV_RECLAIM_BATCH;
@@ -427,12 +481,276 @@ static void collapse_pass(struct mv_host *h, struct view *w)
 	unpin_view(w);
 }
 
+/*
+ * Per-VM reclaim (Mem.ReclaimPerVM).  Each VM has a reclaim thread that
+ * takes requests from the scheduler: "take `want` pages" (one batch at a
+ * time, as the scheduler's own loop did).  The scheduler keeps the policy
+ * (which VM, how many pages, when to stop) and no longer waits for the
+ * work: it asks the next VM while the first one's thread moves pages out
+ * and writes them, so reclaim runs for as many VMs at once as there are
+ * CPUs and disk queues to serve them, and one VM's slow swap file holds
+ * only that VM's reclaim.  The thread counts what it reclaimed, notes a
+ * request that found nothing (the scheduler passes that VM by for the rest
+ * of the tick), and moves reclaim_gen on so that the scheduler, waiting
+ * for work to end, looks again.
+ */
+static void *reclaimer_main(void *arg)
+{
+	struct mv_vm *vm = arg;
+	struct mv__reclaimer *rc = &vm->rc;
+	struct mv_host *h = vm->host;
+	uint64_t want, done;
+	struct timespec ts;
+	unsigned tick;
+
+	pthread_mutex_lock(&rc->lock);
+	for (;;) {
+		/* idle: bounded waits, so a lost signal costs a second */
+		while (!rc->stop && !rc->want) {
+			mv__deadline_ms(&ts, 1000);
+			pthread_cond_timedwait(&rc->wake, &rc->lock, &ts);
+		}
+		if (rc->stop)
+			break;
+		want = rc->want;
+		tick = rc->tick;
+		rc->want = 0;
+		pthread_mutex_unlock(&rc->lock);
+
+		mv__reclaim_vm(vm, want, &done);
+		if (done) {
+			atomic_store(&h->sched_stuck, false);
+			atomic_fetch_add_explicit(&h->reclaim_pages, done,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&rc->pages, done,
+						  memory_order_relaxed);
+		}
+		atomic_fetch_add_explicit(&rc->requests, 1,
+					  memory_order_relaxed);
+
+		pthread_mutex_lock(&rc->lock);
+		rc->busy = false;
+		if (!done)
+			rc->empty_tick = tick;
+		pthread_mutex_unlock(&rc->lock);
+		atomic_fetch_add(&h->reclaim_gen, 1);
+		sched_kick(h);
+		pthread_mutex_lock(&rc->lock);
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return NULL;
+}
+
+int mv__reclaimer_start(struct mv_vm *vm)
+{
+	struct mv__reclaimer *rc = &vm->rc;
+	int err;
+
+	if (!vm->host->settings.reclaim_per_vm)
+		return 0;
+	pthread_mutex_init(&rc->lock, NULL);
+	err = mv__cond_init_monotonic(&rc->wake);
+	if (err)
+		goto fail_lock;
+	err = -pthread_create(&rc->thread, NULL, reclaimer_main, vm);
+	if (err)
+		goto fail_cond;
+	rc->started = true;
+	return 0;
+
+fail_cond:
+	pthread_cond_destroy(&rc->wake);
+fail_lock:
+	pthread_mutex_destroy(&rc->lock);
+	return err;
+}
+
+void mv__reclaimer_stop(struct mv_vm *vm)
+{
+	struct mv__reclaimer *rc = &vm->rc;
+
+	if (!rc->started)
+		return;
+	pthread_mutex_lock(&rc->lock);
+	rc->stop = true;
+	pthread_cond_signal(&rc->wake);
+	pthread_mutex_unlock(&rc->lock);
+	pthread_join(rc->thread, NULL);
+	pthread_cond_destroy(&rc->wake);
+	pthread_mutex_destroy(&rc->lock);
+	rc->started = false;
+}
+
+/* Whether VM k's thread can take a request in this tick. */
+static bool reclaimer_idle(struct mv_vm *vm, unsigned tick)
+{
+	struct mv__reclaimer *rc = &vm->rc;
+	bool idle;
+
+	pthread_mutex_lock(&rc->lock);
+	idle = !rc->busy && rc->empty_tick != tick;
+	pthread_mutex_unlock(&rc->lock);
+	return idle;
+}
+
+static void reclaimer_ask(struct mv_vm *vm, uint64_t want, unsigned tick)
+{
+	struct mv__reclaimer *rc = &vm->rc;
+
+	pthread_mutex_lock(&rc->lock);
+	rc->want = want;
+	rc->tick = tick;
+	rc->busy = true;
+	pthread_cond_signal(&rc->wake);
+	pthread_mutex_unlock(&rc->lock);
+}
+
+/* Requests in flight (asked and not yet finished) among the view's VMs. */
+static unsigned reclaimers_busy(struct view *w)
+{
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < w->n; k++) {
+		pthread_mutex_lock(&w->vm[k]->rc.lock);
+		n += w->vm[k]->rc.busy;
+		pthread_mutex_unlock(&w->vm[k]->rc.lock);
+	}
+	return n;
+}
+
+/*
+ * One round of dispatch: requests for the VMs the policy picks, as many
+ * as have an idle reclaim thread, each a batch, as reclaim_batch would
+ * take them one after the other.  The policy's first choice is asked if
+ * its thread is idle; while it is busy, the next VMs are asked only if
+ * they are above their target (or limit): the ones the policy would come
+ * to anyway, and not one that merely has the next lowest rho.  Returns
+ * requests made; *busy gets the requests in flight after it (0 and 0:
+ * nothing to take from anyone this tick).
+ */
+static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
+			       unsigned tick, unsigned *busy)
+{
+	uint64_t want, floor, tgt;
+	unsigned asked = 0;
+	bool first = true;
+	int i;
+
+	*busy = 0;
+	if (!pin_view(h, w))
+		return 0;
+	for (unsigned k = 0; k < w->n; k++)
+		w->skip[k] = !w->vm[k]->rc.started;
+	while ((i = mv__sched_victim(w->in, w->skip, w->n,
+				     h->settings.idle_tax_pct, pressure)) >=
+	       0) {
+		w->skip[i] = 1;
+		if (!reclaimer_idle(w->vm[i], tick)) {
+			first = false;
+			continue;
+		}
+		tgt = atomic_load(&w->vm[i]->sched.sztgt_pages);
+		if (tgt > w->in[i].max_pages)
+			tgt = w->in[i].max_pages;
+		if (!first && w->in[i].alloc_pages <= tgt)
+			continue;
+		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
+				w->in[i].max_pages :
+				w->in[i].min_pages;
+		want = w->in[i].alloc_pages - floor;
+		if (want > MV_RECLAIM_BATCH)
+			want = MV_RECLAIM_BATCH;
+		reclaimer_ask(w->vm[i], want, tick);
+		asked++;
+		first = false;
+	}
+	*busy = reclaimers_busy(w);
+	unpin_view(w);
+	return asked;
+}
+
+/*
+ * Waits (a few ms at most) for a reclaim thread to finish a request, a
+ * fault to ask for memory, or the scheduler to be stopped.
+ */
+static void dispatch_wait(struct mv_host *h, uint64_t gen)
+{
+	struct timespec ts;
+
+	mv__deadline_ms(&ts, SCHED_STUCK_MS);
+	pthread_mutex_lock(&h->sched_lock);
+	if (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
+	    !sched_kicked(h))
+		pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts);
+	pthread_mutex_unlock(&h->sched_lock);
+}
+
+/*
+ * reclaim() with per-VM reclaim threads: for a tick at most, while there
+ * is pressure (or a VM above its limit), requests go to the VMs' threads;
+ * the scheduler waits for one to finish before it asks again.  false when
+ * there was pressure and no VM had anything to give.
+ */
+static bool reclaim_per_vm(struct mv_host *h, struct view *w)
+{
+	uint64_t until = mv__now_ms() + SCHED_TICK_MS, gen;
+	uint64_t before = atomic_load(&h->reclaim_pages);
+	/* tick numbers only need to differ from one call to the next (of
+	 * any host): a VM's empty_tick is compared with them */
+	static _Atomic unsigned ticks;
+	unsigned tick = atomic_fetch_add(&ticks, 1) + 1, busy = 0, asked;
+	enum mv_mem_state st;
+	int pressure = 0;
+	bool stop;
+
+	st = update_state(h);
+	break_large(h, w,
+		    mv__sched_lpage_breaks_in(st) || frame_waiters(h) ?
+			    BREAK_TARGET :
+			    BREAK_LIMIT);
+	while (mv__now_ms() < until) {
+		gen = atomic_load(&h->reclaim_gen);
+		st = update_state(h);
+		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
+			   frame_waiters(h);
+		asked = dispatch_round(h, w, pressure, tick, &busy);
+		if (!asked && !busy) {
+			/* nothing small left to take: break more, then try
+			 * again, this time with every VM */
+			if (pressure && break_large(h, w, BREAK_ANY)) {
+				tick = atomic_fetch_add(&ticks, 1) + 1;
+				continue;
+			}
+			break;
+		}
+		dispatch_wait(h, gen);
+		pthread_mutex_lock(&h->sched_lock);
+		stop = h->sched_stop;
+		pthread_mutex_unlock(&h->sched_lock);
+		if (stop)
+			return true;
+	}
+	/* requests still in flight (a slow disk) are not "nothing" */
+	if (!pressure || busy || atomic_load(&h->reclaim_pages) != before) {
+		if (!busy)
+			atomic_store(&h->sched_stuck, false);
+		return true;
+	}
+	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0)
+		mv__host_set_msg(
+			h,
+			"host out of machine memory and nothing could be swapped out (see swap errors): faults wait, then go over the budget");
+	return false;
+}
+
 static bool reclaim(struct mv_host *h, struct view *w)
 {
 	uint64_t got, until = mv__now_ms() + SCHED_TICK_MS;
 	enum mv_mem_state st;
 	int pressure = 0;
 
+	if (h->settings.reclaim_per_vm)
+		return reclaim_per_vm(h, w);
 	st = update_state(h);
 	break_large(h, w,
 		    mv__sched_lpage_breaks_in(st) || frame_waiters(h) ?
@@ -443,7 +761,8 @@ static bool reclaim(struct mv_host *h, struct view *w)
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
-		got = reclaim_batch(h, w, pressure);
+		got = reclaim_batch(h, w, pressure,
+				    mv__sched_mechanisms(st) & MV__MECH_IDLE);
 		/* nothing small left to take: break more, then try again */
 		if (!got && pressure && break_large(h, w, BREAK_ANY))
 			continue;
@@ -527,6 +846,10 @@ static void *sched_main(void *arg)
 			break;
 		mv__deadline_ms(&ts, ok ? SCHED_TICK_MS : SCHED_STUCK_MS);
 		if (ok && needed(h))
+			continue;
+		/* a kick since the last look: look again (stuck, wait
+		 * anyway: a fault kicks on every try) */
+		if (sched_kicked(h) && ok)
 			continue;
 		if (!ok)
 			pthread_cond_timedwait(&h->sched_wake, &h->sched_lock,

@@ -51,15 +51,39 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
 	return c > 0 ? (double)v->shares / c : HUGE_VAL;
 }
 
+void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
+		      unsigned headroom_pct)
+{
+	unsigned __int128 d =
+		(unsigned __int128)active * (100 + headroom_pct) / 100;
+
+	/* a measured VM using nothing is capped even holding nothing */
+	v->capped = active != UINT64_MAX && (d < v->alloc_pages || d == 0);
+	v->demand_pages = v->capped ? (uint64_t)d : 0;
+}
+
+/* Most pages v may be given: its limit, or its demand if capped (but never
+ * less than its reservation). */
+static uint64_t ceiling(const struct mv__sched_vm *v)
+{
+	uint64_t c = v->max_pages;
+
+	if (v->capped && v->demand_pages < c)
+		c = v->demand_pages > v->min_pages ? v->demand_pages :
+						     v->min_pages;
+	return c;
+}
+
 /* The most pages v can hold at `x` cost per share, within its bounds. */
 static uint64_t pages_at(const struct mv__sched_vm *v, double x,
 			 unsigned tax_pct)
 {
 	double c = (double)v->shares * x, a = active_pages(v), p;
+	uint64_t top = ceiling(v);
 
 	p = c <= a ? c : a + (c - a) / tax_k(tax_pct);
-	if (p >= (double)v->max_pages)
-		p = (double)v->max_pages;
+	if (p >= (double)top)
+		p = (double)top;
 	if (p <= (double)v->min_pages)
 		return v->min_pages;
 	return (uint64_t)p;
@@ -89,7 +113,7 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 	for (unsigned i = 0; i < n; i++) {
 		if (!v[i].shares)
 			continue;
-		x = mv__sched_cost(v + i, v[i].max_pages, tax_pct) /
+		x = mv__sched_cost(v + i, ceiling(v + i), tax_pct) /
 		    (double)v[i].shares;
 		if (x > hi)
 			hi = x;
@@ -109,6 +133,27 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 		target[i] = pages_at(v + i, hi, tax_pct);
 }
 
+int mv__sched_idle_victim(const struct mv__sched_vm *v,
+			  const unsigned char *skip, unsigned n,
+			  unsigned tax_pct)
+{
+	double best = HUGE_VAL, rho;
+	int pick = -1;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (skip[i] || !v[i].capped ||
+		    v[i].alloc_pages <= v[i].min_pages ||
+		    v[i].alloc_pages <= v[i].demand_pages)
+			continue;
+		rho = mv__sched_rho(v + i, v[i].alloc_pages, tax_pct);
+		if (pick < 0 || rho < best) {
+			best = rho;
+			pick = (int)i;
+		}
+	}
+	return pick;
+}
+
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		     unsigned n, unsigned tax_pct, int pressure)
 {
@@ -125,6 +170,10 @@ int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		}
 	}
 	if (pick >= 0 || !pressure)
+		return pick;
+	/* memory a VM holds beyond its demand goes first: it is not used */
+	pick = mv__sched_idle_victim(v, skip, n, tax_pct);
+	if (pick >= 0)
 		return pick;
 	for (unsigned i = 0; i < n; i++) {
 		if (skip[i] || v[i].alloc_pages <= v[i].min_pages)
@@ -171,11 +220,12 @@ unsigned mv__sched_mechanisms(enum mv_mem_state s)
 {
 	switch (s) {
 	case MV_STATE_SOFT:
-		return MV__MECH_SHARE | MV__MECH_BALLOON;
+		return MV__MECH_SHARE | MV__MECH_BALLOON | MV__MECH_IDLE;
 	case MV_STATE_HARD:
-		return MV__MECH_SHARE | MV__MECH_SWAP;
+		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_IDLE;
 	case MV_STATE_LOW:
-		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK;
+		return MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK |
+		       MV__MECH_IDLE;
 	default:
 		return MV__MECH_SHARE;
 	}

@@ -20,7 +20,26 @@ struct mv__sched_vm {
 	uint64_t max_pages; /* limit, or memsize: never targeted above */
 	uint64_t alloc_pages; /* P: machine frames it holds now */
 	uint32_t active_permille; /* f: estimated active fraction of P */
+	/*
+	 * Demand cap (mv__sched_demand): when `capped`, the VM's target is at
+	 * most max(min_pages, demand_pages), and it is reclaimed from first
+	 * while it holds more.  Not capped (zero-initialised): shares alone.
+	 */
+	bool capped;
+	uint64_t demand_pages;
 };
+
+/*
+ * A VM's demand cap (ESX: active memory plus headroom): `active` pages
+ * (sampling's estimate as a count, plus what the VM filled since; see
+ * mv__sample_demand_pages) plus `headroom_pct` percent of them.  Sets
+ * v->capped and v->demand_pages.  Only a VM that holds more than that is
+ * capped; one using all it holds (within the headroom), or not yet
+ * measured (active UINT64_MAX), may need more than sampling can see,
+ * which only ever samples the pages a VM holds, so it is not.
+ */
+void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
+		      unsigned headroom_pct);
 
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
@@ -41,9 +60,11 @@ double mv__sched_rho(const struct mv__sched_vm *v, uint64_t pages,
 /*
  * Allocation targets (SZTGT) by min-funding revocation: the largest
  * allocation of `avail` pages in which no VM could take a page from
- * another with a lower rho, each target clamped to [min_pages, max_pages].
- * The targets add up to at most avail, or to the reservations if those
- * alone exceed it (admission control keeps that from happening).
+ * another with a lower rho, each target clamped to [min_pages, max_pages]
+ * and, for a capped VM, to at most its demand (never below min_pages):
+ * what the cap leaves goes to the others, as shares say.  The targets add
+ * up to at most avail, or to the reservations if those alone exceed it
+ * (admission control keeps that from happening).
  */
 void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 		       unsigned tax_pct, uint64_t *target);
@@ -51,11 +72,21 @@ void mv__sched_targets(const struct mv__sched_vm *v, unsigned n, uint64_t avail,
 /*
  * The VM to reclaim from: one above its limit first (the most above);
  * otherwise, if `pressure`, the one with the lowest rho at its current
- * allocation among those above their reservation.  Entries with
+ * allocation among the capped VMs holding more than their demand (memory
+ * they do not use) and above their reservation, then among all those above
+ * their reservation.  Entries with
  * skip[i] set are passed over.  -1 when there is none.
  */
 int mv__sched_victim(const struct mv__sched_vm *v, const unsigned char *skip,
 		     unsigned n, unsigned tax_pct, int pressure);
+/*
+ * The VM whose memory above its demand cap goes first: the lowest rho
+ * among the capped VMs holding more than their demand and above their
+ * reservation (skip[i] set: passed over).  -1 when there is none.
+ */
+int mv__sched_idle_victim(const struct mv__sched_vm *v,
+			  const unsigned char *skip, unsigned n,
+			  unsigned tax_pct);
 
 /*
  * The free-memory state after `prev`, with `free` pages free against
@@ -74,6 +105,10 @@ enum {
 	MV__MECH_BALLOON = 1u << 1, /* balloon targets may grow: soft */
 	MV__MECH_SWAP = 1u << 2, /* compress and swap: hard, low */
 	MV__MECH_BLOCK = 1u << 3, /* VMs above target wait to allocate: low */
+	/* memory above a VM's demand cap is compressed or swapped: soft,
+	 * hard, low (not ESX's: a VM with no balloon driver would keep its
+	 * idle memory through soft) */
+	MV__MECH_IDLE = 1u << 4,
 };
 unsigned mv__sched_mechanisms(enum mv_mem_state s);
 

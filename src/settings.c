@@ -48,11 +48,16 @@ static const struct setting table[] = {
 	{ "Mem.FaultAroundPages", FIELD(fault_around_pages), 16, 1, 64 },
 	{ "Mem.SwapInClusterPages", FIELD(swapin_cluster_pages), 16, 1, 64 },
 	{ "Mem.FaultThreads", FIELD(fault_threads), 1, 1, 16 },
+	{ "Mem.ReclaimPerVM", FIELD(reclaim_per_vm), 1, 0, 1 },
 	{ "Mem.SwapDirectIO", FIELD(swap_direct_io), 1, 0, 1 },
 	{ "Mem.SwapRunPages", FIELD(swap_run_pages), 16, 1, 16 },
 	{ "Mem.MemZipEnable", FIELD(mem_zip_enable), 1, 0, 1 },
 	{ "Mem.ZipAlgorithm", FIELD(zip_algorithm), 0, 0, 1 },
 	{ "Mem.AllocGuestLargePage", FIELD(alloc_guest_large_page), 1, 0, 1 },
+	/* not ESX's: percent of a VM's active memory, see sched_policy.h */
+	{ "Mem.DemandHeadroomPct", FIELD(demand_headroom_pct), 25, 0, 1000 },
+	/* not ESX's (random): the cold policy measured better (cold.c) */
+	{ "Mem.ReclaimPolicy", FIELD(reclaim_policy), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

@@ -49,14 +49,14 @@
  *
  * Locks (order: internal.h): host->vms_lock to link and unlink (briefly);
  * pmap entry locks for a page's state; mv_vm_destroy waits, with no lock
- * held, for the scheduler's pin.
+ * held, for the scheduler's pin, then stops the VM's reclaim thread (it
+ * ends its batch) before the fault threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -173,15 +173,16 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 		mv__host_api_msg(h, "VM %s: %s", cfg->name, msg);
 		return err;
 	}
-	vm = mv__calloc(1, sizeof(*vm));
+	/* aligned: its hot counters have cache lines of their own */
+	vm = mv__aligned_alloc(MV_CACHELINE, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
+	memset(vm, 0, sizeof(*vm));
 	vm->host = h;
 	memcpy(vm->name, cfg->name, sizeof(vm->name));
 	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
 	vm->image_fd = -1;
 	vm->uffd = -1;
-	vm->stop_fd = -1;
 	vm->swap.fd = -1;
 	len = vm->npages << MV_PAGE_SHIFT;
 	pthread_mutex_init(&vm->reclaim_lock, NULL);
@@ -258,11 +259,14 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_lpage;
 	}
+	err = mv__cold_init(vm, h->settings.reclaim_policy);
+	if (err)
+		goto fail_sample;
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
 		mv__host_api_msg(h, "%s", msg);
-		goto fail_sample;
+		goto fail_cold;
 	}
 	err = mv__zcache_init(vm);
 	if (err)
@@ -270,30 +274,34 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	err = mv__share_vm_init(vm, cfg->salt);
 	if (err)
 		goto fail_zcache;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
-		err = -errno;
-		goto fail_share;
-	}
 	err = mv__fault_start(vm);
 	if (err) {
 		mv__host_api_msg(h, "VM %s: cannot start fault threads: %s",
 				 vm->name, strerror(-err));
-		goto fail_stopfd;
+		goto fail_share;
+	}
+	err = mv__reclaimer_start(vm);
+	if (err) {
+		mv__host_api_msg(h,
+				 "VM %s: cannot start its reclaim thread: %s",
+				 vm->name, strerror(-err));
+		goto fail_faults;
 	}
 	/* last: from here on the scheduler may pick it, so it must be whole */
 	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
 
-fail_stopfd:
-	close(vm->stop_fd);
+fail_faults:
+	mv__fault_stop(vm);
 fail_share:
 	mv__share_vm_fini(vm);
 fail_zcache:
 	mv__zcache_fini(vm);
 fail_swap:
 	mv__swap_close(&vm->swap);
+fail_cold:
+	mv__cold_fini(vm);
 fail_sample:
 	mv__sample_fini(vm);
 fail_lpage:
@@ -330,9 +338,10 @@ int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
 	if (!cfg->name[0] || !memchr(cfg->name, '\0', sizeof(cfg->name)) ||
 	    !cfg->memsize_bytes || cfg->memsize_bytes % MV_PAGE_SIZE)
 		return -EINVAL;
-	vm = mv__calloc(1, sizeof(*vm));
+	vm = mv__aligned_alloc(MV_CACHELINE, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
+	memset(vm, 0, sizeof(*vm));
 	vm->remote = mv__calloc(1, sizeof(*vm->remote));
 	if (!vm->remote) {
 		free(vm);
@@ -345,7 +354,6 @@ int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
 	vm->npages = cfg->memsize_bytes >> MV_PAGE_SHIFT;
 	vm->image_fd = -1;
 	vm->uffd = -1;
-	vm->stop_fd = -1;
 	vm->swap.fd = -1;
 	/* no salt any shared frame carries (share_table.c keeps 24 bits):
 	 * a VM destroyed never passes its shared frames to a remote one */
@@ -398,6 +406,9 @@ void mv_vm_destroy(mv_vm *vm)
 	for (struct timespec ts = { 0, 1000000L };
 	     atomic_load_explicit(&vm->sched_refs, memory_order_acquire);)
 		nanosleep(&ts, NULL);
+	/* its reclaim thread ends the batch it is in (bounded), then the
+	 * fault threads, which that batch's victims may be waiting on */
+	mv__reclaimer_stop(vm);
 	mv__fault_stop(vm);
 	/* the VMM keeps its mapping: every page's content goes back into
 	 * it while the uffd can still fill pages */
@@ -407,7 +418,6 @@ void mv_vm_destroy(mv_vm *vm)
 	mv__trace_vm_gone(vm->mem);
 #endif
 	mv__share_vm_fini(vm);
-	close(vm->stop_fd);
 	close(vm->uffd);
 	mv__sample_fini(vm);
 	munmap(vm->staging, MV_RECLAIM_BATCH * MV_PAGE_SIZE);
@@ -420,6 +430,7 @@ void mv_vm_destroy(mv_vm *vm)
 	if (vm->image_fd >= 0)
 		close(vm->image_fd);
 	free(vm->pmap);
+	mv__cold_fini(vm);
 	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
@@ -517,6 +528,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->unreadable_pages = atomic_load(&vm->c.unreadable_pages);
 	st->first_unreadable_ppn = atomic_load(&vm->c.first_unreadable_ppn);
 	st->unreadable_err = atomic_load(&vm->c.unreadable_err);
+	st->swapin_runs = atomic_load(&vm->ra.runs);
+	st->swapin_ra_hits = atomic_load(&vm->ra.hits);
+	st->swapin_ra_misses = atomic_load(&vm->ra.misses);
+	st->swapin_window =
+		mv__ra_current(vm, vm->host->settings.swapin_cluster_pages);
 	mv__balloon_stats(vm, st);
 	mv__zcache_stats(vm, &zs);
 	st->zip_cached_pages = zs.pages;

@@ -40,7 +40,8 @@ static int bad(const char *what, uint64_t p)
 
 static int vmm_main(void)
 {
-	const char *env = getenv("MEMVISOR_RAM_BYTES");
+	const char *env = getenv("MEMVISOR_RAM_BYTES"),
+		   *hold = getenv("MEMVISOR_TEST_HOLD");
 	uint64_t ram = env ? strtoull(env, NULL, 10) : RAM, n, dlo, dn;
 	uint8_t *res, *m;
 
@@ -89,6 +90,16 @@ static int vmm_main(void)
 	for (uint64_t p = 0; p < n; p++)
 		if (!th_check(m + p * MV_PAGE_SIZE, TAG, p, 1))
 			return bad("second pattern lost", p);
+	/* held (a daemon test): rounds of writing and verifying every page,
+	 * until the test says it has seen enough, 60 s at most */
+	for (uint64_t v = 2, end = th_now_ms() + 60000;
+	     hold && access(hold, F_OK) && th_now_ms() < end; v++) {
+		for (uint64_t p = 0; p < n; p++)
+			th_fill(m + p * MV_PAGE_SIZE, TAG, p, v);
+		for (uint64_t p = 0; p < n; p++)
+			if (!th_check(m + p * MV_PAGE_SIZE, TAG, p, v))
+				return bad("pattern lost while held", p);
+	}
 	if (munmap(m, ram))
 		return bad("munmap failed", 0);
 	munmap(res, ram + 2 * MiB);
@@ -126,10 +137,9 @@ static void setup_run(struct run *r)
 
 /* Runs this binary as the VMM under the preload with env "K=V" pairs
  * (NULL-terminated; "K=" unsets); its exit status. */
-static int run_vmm(struct run *r, const char *const *env)
+static pid_t start_vmm(struct run *r, const char *const *env)
 {
 	char *argv[] = { r->self, (char *)"vmm", NULL };
-	int status;
 	pid_t pid;
 
 	setenv("LD_PRELOAD", r->so, 1);
@@ -150,8 +160,17 @@ static int run_vmm(struct run *r, const char *const *env)
 	unsetenv("MEMVISOR_RAM_BYTES");
 	unsetenv("MEMVISOR_MEMSIZE");
 	unsetenv("MEMVISOR_SWAP_DIR");
-	status = th_wait_exit(&pid, r->out, 300000);
-	return status;
+	unsetenv("MEMVISOR_SOCKET");
+	unsetenv("MEMVISOR_VM_NAME");
+	unsetenv("MEMVISOR_TEST_HOLD");
+	return pid;
+}
+
+static int run_vmm(struct run *r, const char *const *env)
+{
+	pid_t pid = start_vmm(r, env);
+
+	return th_wait_exit(&pid, r->out, 300000);
 }
 
 /* The number after `key` in text, or -1. */
@@ -237,6 +256,84 @@ static void test_without_a_ram_size_the_preload_does_nothing(void **state)
 	free(log);
 }
 
+/*
+ * With MEMVISOR_SOCKET the VM joins a daemon (here in this process, on a
+ * host of 16 MiB): its budget becomes the daemon's grant, below its 32 MiB
+ * of RAM, so it swaps and compresses to stay inside it, every page
+ * verified; when the VMM ends, the daemon takes the grant back.
+ */
+struct managed {
+	mv_daemon *d;
+	uint64_t grant;
+};
+
+static bool vm_overcommitted_by_daemon(void *arg)
+{
+	struct managed *g = arg;
+	struct mv_daemon_vm v;
+	unsigned n = 0;
+
+	if (mv_daemon_vms(g->d, &v, 1, &n) || n != 1)
+		return false;
+	g->grant = v.grant_pages;
+	return v.grant_pages > 0 && v.grant_pages < RAM / MV_PAGE_SIZE &&
+	       v.stats.swapout_pages + v.stats.zip_pages > 0 &&
+	       !strcmp(v.stats.name, "vmq");
+}
+
+static bool daemon_took_grant_back(void *arg)
+{
+	struct mv_daemon_stats st;
+
+	return !mv_daemon_stats(((struct managed *)arg)->d, &st) &&
+	       st.agents == 0 && st.grant_pages == 0;
+}
+
+static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
+{
+	char ram[32], swapdir[96], sock[96], hold[128], holdv[160];
+	const char *env[] = { ram,   swapdir, sock, "MEMVISOR_VM_NAME=vmq",
+			      holdv, NULL };
+	struct managed g = { 0 };
+	struct th_host t;
+	char *log, *out;
+	struct run r;
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	setup_run(&r);
+	snprintf(ram, sizeof(ram), "MEMVISOR_RAM_BYTES=%llu", RAM);
+	snprintf(swapdir, sizeof(swapdir), "MEMVISOR_SWAP_DIR=%s", r.dir);
+	snprintf(sock, sizeof(sock), "MEMVISOR_SOCKET=%s/d.sock", r.dir);
+	snprintf(hold, sizeof(hold), "%s/go", r.dir);
+	snprintf(holdv, sizeof(holdv), "MEMVISOR_TEST_HOLD=%s", hold);
+	th_remove_at_teardown(sock + strlen("MEMVISOR_SOCKET="));
+	th_remove_at_teardown(hold);
+	th_host_create(&t, 16 * MiB, NULL);
+	assert_int_equal(mv_daemon_create(t.host,
+					  sock + strlen("MEMVISOR_SOCKET="),
+					  &g.d),
+			 0);
+	pid = start_vmm(&r, env);
+	assert_true(th_wait_until(vm_overcommitted_by_daemon, &g, 60000));
+	fd = open(hold, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(th_wait_exit(&pid, r.out, 120000), 0);
+	assert_true(th_wait_until(daemon_took_grant_back, &g, TH_WAIT_MS));
+	out = th_slurp(r.out);
+	log = th_slurp(r.log);
+	printf("grant %llu pages\n%s%s", (unsigned long long)g.grant, out, log);
+	assert_non_null(strstr(out, "vmm: ok"));
+	assert_non_null(strstr(log, "managed by the daemon"));
+	assert_null(strstr(log, "error:"));
+	mv_daemon_destroy(g.d);
+	th_host_destroy(&t);
+	free(out);
+	free(log);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +343,8 @@ int main(int argc, char **argv)
 			test_a_failed_attach_leaves_guest_ram_plain_memory),
 		cmocka_unit_test(
 			test_without_a_ram_size_the_preload_does_nothing),
+		cmocka_unit_test(
+			test_a_daemon_manages_the_vm_through_its_agent),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "vmm"))

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -227,11 +228,12 @@ static void test_mechanisms_by_state(void **state)
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HIGH), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_CLEAR), MV__MECH_SHARE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_SOFT),
-			 MV__MECH_SHARE | MV__MECH_BALLOON);
+			 MV__MECH_SHARE | MV__MECH_BALLOON | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_HARD),
-			 MV__MECH_SHARE | MV__MECH_SWAP);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_IDLE);
 	assert_int_equal(mv__sched_mechanisms(MV_STATE_LOW),
-			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK);
+			 MV__MECH_SHARE | MV__MECH_SWAP | MV__MECH_BLOCK |
+				 MV__MECH_IDLE);
 }
 
 static void test_balloon_target_grows_only_when_allowed(void **state)
@@ -404,6 +406,59 @@ static void test_sampling_tells_idle_from_active(void **state)
 	assert_int_equal(th_bad_pages(busy.vm, 2, false), 0);
 	mv_vm_destroy(idle);
 	mv_vm_destroy(busy.vm);
+	th_host_destroy(&t);
+}
+
+struct private_below {
+	mv_vm *vm;
+	uint64_t pages;
+};
+
+static bool private_at_most(void *arg)
+{
+	struct private_below *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.state_pages[MV_PAGE_PRIVATE] <= k->pages;
+}
+
+/*
+ * A VM measured idle is capped at its demand, 0: a busy VM's pressure
+ * takes all its private pages, not only down to where its taxed cost per
+ * share meets the busy VM's (with these shares about a twelfth of what the
+ * busy VM holds, 900 pages, before demand caps).
+ */
+static void test_vm_measured_idle_is_reclaimed_to_its_floor(void **state)
+{
+	static struct toucher busy;
+	struct private_below k;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *idle, *vm;
+
+	(void)state;
+	sampling_host(&t, 48 * MiB);
+	idle = th_vm_create(&t, "idle", 16 * MiB);
+	th_fill_vm(idle, 1, false);
+	/* one period, in which nobody touches it: measured idle */
+	mv__sample_period(idle);
+	mv__sample_period(idle);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.active_permille, 0);
+	/* more than the host: it always needs memory */
+	vm = th_vm_create(&t, "busy", 48 * MiB);
+	th_fill_vm(vm, 2, false);
+	toucher_start(&busy, vm, touch_main);
+	k = (struct private_below){ idle, 64 };
+	assert_true(th_wait_until(private_at_most, &k, TH_WAIT_MS));
+	toucher_stop(&busy);
+	assert_int_equal(mv_vm_stats(idle, &st), 0);
+	assert_int_equal(st.sztgt_pages, 0);
+	assert_int_equal(th_bad_pages(idle, 1, false), 0);
+	assert_int_equal(th_bad_pages(vm, 2, false), 0);
+	mv_vm_destroy(idle);
+	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
 
@@ -657,6 +712,128 @@ static void test_swap_writes_hold_no_host_lock(void **state)
 	th_host_destroy(&t);
 }
 
+/* Quiet settings with compression off: every reclaimed page is written. */
+static void settings_swap_only(struct mv_settings *s, const char *per_vm)
+{
+	th_settings_quiet(s);
+	assert_int_equal(mv_settings_set(s, "Mem.MemZipEnable", "0"), 0);
+	assert_int_equal(mv_settings_set(s, "Mem.ReclaimPerVM", per_vm), 0);
+}
+
+/* Below the pause's own bound (inject.c: 10 s), so that a VM reclaimed
+ * only once the held write goes on misses it. */
+#define HELD_WAIT_MS 8000u
+
+/*
+ * Reclaim runs per VM: while one VM's reclaim thread is held inside its
+ * swap write, another VM is swapped down to its limit.  With
+ * Mem.ReclaimPerVM = 0 the scheduler's one thread is the one held, and the
+ * second VM waits for the first VM's disk.
+ */
+static void test_one_vms_swap_write_holds_no_other_vms_reclaim(void **state)
+{
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *a, *b;
+
+	(void)state;
+	settings_swap_only(&s, "1");
+	th_host_create(&t, 64 * MiB, &s);
+	a = th_vm_create(&t, "held", 16 * MiB);
+	b = th_vm_create(&t, "free", 16 * MiB);
+	th_fill_vm(a, 6, false);
+	th_fill_vm(b, 7, false);
+	mv__inject_pause(MV_INJ_PWRITE);
+	assert_int_equal(mv_vm_set_limit(a, 4 * MiB), 0);
+	assert_true(th_wait_until(swap_write_paused, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_vm_set_limit(b, 4 * MiB), 0);
+	assert_true(th_wait_until(within_limit, b, HELD_WAIT_MS));
+	/* all of b's reclaim while a's write was still held */
+	assert_true(mv__inject_paused());
+	mv__inject_resume();
+	assert_true(th_wait_until(within_limit, a, TH_WAIT_MS));
+	assert_int_equal(th_bad_pages(a, 6, false), 0);
+	assert_int_equal(th_bad_pages(b, 7, false), 0);
+	mv_vm_destroy(a);
+	mv_vm_destroy(b);
+	th_host_destroy(&t);
+}
+
+struct destroyer {
+	mv_vm *vm;
+	pthread_t th;
+	_Atomic int tid;
+	atomic_bool done;
+};
+
+static void *destroy_main(void *arg)
+{
+	struct destroyer *d = arg;
+
+	atomic_store(&d->tid, (int)gettid());
+	mv_vm_destroy(d->vm);
+	atomic_store(&d->done, true);
+	return NULL;
+}
+
+static bool destroyer_sleeps(void *arg)
+{
+	struct destroyer *d = arg;
+	int tid = atomic_load(&d->tid);
+
+	return tid && th_thread_sleeps(tid);
+}
+
+static bool host_holds_only(void *arg)
+{
+	mv_vm *vm = arg;
+	struct mv_host_stats hs;
+	struct mv_vm_stats st;
+
+	mv_vm_stats(vm, &st);
+	mv_host_stats(vm->host, &hs);
+	return hs.consumed_pages == st.consumed_pages;
+}
+
+/*
+ * A VM destroyed while its reclaim thread is inside a swap write: the
+ * destroy waits for that batch to end (it cannot free the VM under it),
+ * then gives back every frame; the other VM keeps its pages and is
+ * reclaimed as before.
+ */
+static void test_vm_destroyed_while_its_reclaim_writes(void **state)
+{
+	struct destroyer d = { 0 };
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *a, *b;
+
+	(void)state;
+	settings_swap_only(&s, "1");
+	th_host_create(&t, 64 * MiB, &s);
+	a = th_vm_create(&t, "doomed", 16 * MiB);
+	b = th_vm_create(&t, "stays", 16 * MiB);
+	th_fill_vm(a, 8, false);
+	th_fill_vm(b, 9, false);
+	mv__inject_pause(MV_INJ_PWRITE);
+	assert_int_equal(mv_vm_set_limit(a, 4 * MiB), 0);
+	assert_true(th_wait_until(swap_write_paused, NULL, TH_WAIT_MS));
+	d.vm = a;
+	assert_int_equal(pthread_create(&d.th, NULL, destroy_main, &d), 0);
+	assert_true(th_wait_until(destroyer_sleeps, &d, TH_WAIT_MS));
+	/* held with the batch, not finished under it */
+	assert_false(atomic_load(&d.done));
+	assert_true(mv__inject_paused());
+	mv__inject_resume();
+	assert_int_equal(pthread_join(d.th, NULL), 0);
+	assert_true(th_wait_until(host_holds_only, b, TH_WAIT_MS));
+	assert_int_equal(mv_vm_set_limit(b, 4 * MiB), 0);
+	assert_true(th_wait_until(within_limit, b, TH_WAIT_MS));
+	assert_int_equal(th_bad_pages(b, 9, false), 0);
+	mv_vm_destroy(b);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,8 +861,13 @@ int main(void)
 		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
 		cmocka_unit_test(test_sample_period_zero_never_samples),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
+		cmocka_unit_test(
+			test_vm_measured_idle_is_reclaimed_to_its_floor),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 		cmocka_unit_test(test_swap_writes_hold_no_host_lock),
+		cmocka_unit_test(
+			test_one_vms_swap_write_holds_no_other_vms_reclaim),
+		cmocka_unit_test(test_vm_destroyed_while_its_reclaim_writes),
 	};
 
 	return th_run_tests(tests);

@@ -67,6 +67,33 @@ static void test_swapped_pages_come_back_exactly(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A batch's victims move in address order: the four 16-page windows of a
+ * 64-page VM, picked in a random order, are one run of 64 neighbours, taken
+ * out with one UFFDIO_MOVE, and staging is dropped once: two TLB flushes
+ * for 64 pages (each window moved alone made five).
+ */
+static void test_neighbouring_victims_move_in_one_call(void **state)
+{
+	struct mv_host_stats hs;
+	uint64_t done = 0;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "runs", 64 * MV_PAGE_SIZE);
+	th_fill_vm(vm, 6, false);
+	assert_int_equal(mv_vm_swap_out(vm, 64, &done), 0);
+	assert_int_equal(done, 64);
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_int_equal(hs.reclaim_moved_pages, 64);
+	assert_int_equal(hs.reclaim_flushes, 2);
+	assert_int_equal(th_bad_pages(vm, 6, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_a_move_the_kernel_miscounts_loses_nothing(void **state)
 {
 	uint64_t npages = 1 * MiB / MV_PAGE_SIZE, done = 0;
@@ -1204,6 +1231,7 @@ int main(void)
 		cmocka_unit_test(
 			test_discard_zeroes_and_punches_what_swap_held),
 		cmocka_unit_test(test_vm_destroy_discards_its_swap),
+		cmocka_unit_test(test_neighbouring_victims_move_in_one_call),
 		cmocka_unit_test(
 			test_staging_that_cannot_be_emptied_stops_reclaim_unharmed),
 		cmocka_unit_test(

@@ -3,6 +3,7 @@
  * test_vm.c - guest physical memory under userfaultfd: first touch, fault-
  * around, RAM images, bad configurations, and the limits of the system.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -570,6 +571,59 @@ static void zero_write_refused(enum mv__inject_op op)
 	th_host_destroy(&t);
 }
 
+/* Threads of this process now. */
+static unsigned thread_count(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/*
+ * Fault threads block in read() on the userfaultfd and are stopped by a
+ * touch of the VM's stop page, one after the other: every one of them ends,
+ * whether the VM is destroyed or its creation fails after some threads
+ * started (an allocation for the third of four failing, say).
+ */
+static void test_every_fault_thread_stops(void **state)
+{
+	struct mv_vm_config cfg;
+	struct mv_settings s;
+	struct th_host t;
+	unsigned before;
+	mv_vm *vm = NULL;
+	int err, n;
+
+	(void)state;
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", "4"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	mv_vm_config_init(&cfg);
+	cfg.memsize_bytes = 2 * MiB;
+	before = thread_count();
+	for (n = 1;; n++) {
+		mv__inject_fail(MV_INJ_ALLOC, (unsigned)n, 1, ENOMEM);
+		err = mv_vm_create(t.host, &cfg, &vm);
+		mv__inject_reset();
+		if (!err)
+			break;
+		assert_int_equal(err, -ENOMEM);
+		assert_int_equal(thread_count(), before);
+	}
+	assert_int_equal(thread_count(), before + 4 + 1); /* and reclaim's */
+	for (uint64_t p = 0; p < 2 * MiB / MV_PAGE_SIZE; p += 3)
+		((volatile uint8_t *)mv_vm_mem(vm))[p * MV_PAGE_SIZE] = 1;
+	mv_vm_destroy(vm);
+	assert_int_equal(thread_count(), before);
+	th_host_destroy(&t);
+}
+
 static void test_a_zero_page_drop_the_kernel_refuses_is_retried(void **state)
 {
 	(void)state;
@@ -592,6 +646,7 @@ int main(void)
 		cmocka_unit_test(
 			test_a_zero_page_copy_the_kernel_refuses_is_retried),
 		cmocka_unit_test(test_first_touch_reads_zero),
+		cmocka_unit_test(test_every_fault_thread_stops),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
 		cmocka_unit_test(
 			test_touch_makes_page_private_and_counts_frames),

@@ -4,7 +4,8 @@
  * and writes of whole pages with checksums, while the scheduler reclaims on a
  * host far too small and a reclaimer thread reclaims random pages on top:
  * into the swap file (random, incompressible pages) or the compression
- * cache and on to swap (compressible pages).
+ * cache and on to swap (compressible pages); with 1, 2 or 4 fault threads a
+ * VM, and each VM reclaimed by its own thread or all by the scheduler's.
  *
  * Each guest thread owns the pages p with p % threads == its index, so it
  * knows every page's version; each VM writes its own tag, so a page that
@@ -103,7 +104,7 @@ static bool refaulted(void *arg)
 	return false;
 }
 
-static void torture(unsigned fault_threads, bool z)
+static void torture(unsigned fault_threads, bool z, bool per_vm)
 {
 	struct guest g[NVMS][THREADS];
 	uint32_t *version[NVMS];
@@ -123,6 +124,8 @@ static void torture(unsigned fault_threads, bool z)
 	mv_settings_init(&s);
 	snprintf(buf, sizeof(buf), "%u", fault_threads);
 	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", buf), 0);
+	assert_int_equal(
+		mv_settings_set(&s, "Mem.ReclaimPerVM", per_vm ? "1" : "0"), 0);
 	/* 24 MiB of guests on a 6 MiB host */
 	th_host_create(&t, 6 * MiB, &s);
 	for (int v = 0; v < NVMS; v++) {
@@ -184,8 +187,9 @@ static void torture(unsigned fault_threads, bool z)
 		st.swapin_pages += vs.swapin_pages;
 		st.unzip_pages += vs.unzip_pages;
 	}
-	printf("torture(%u fault threads, %s): %llu ops, %llu reclaimed by hand, %llu by the scheduler, all VMs %llu swap-ins %llu unzips, %llu integrity errors\n",
+	printf("torture(%u fault threads, %s, %s): %llu ops, %llu reclaimed by hand, %llu by the scheduler, all VMs %llu swap-ins %llu unzips, %llu integrity errors\n",
 	       fault_threads, z ? "compressible" : "random",
+	       per_vm ? "reclaim per VM" : "one reclaim thread",
 	       (unsigned long long)ops, (unsigned long long)r.swapped,
 	       (unsigned long long)hs.reclaim_pages,
 	       (unsigned long long)st.swapin_pages,
@@ -207,19 +211,33 @@ static void torture(unsigned fault_threads, bool z)
 static void test_torture_one_fault_thread(void **state)
 {
 	(void)state;
-	torture(1, false);
+	torture(1, false, true);
 }
 
 static void test_torture_two_fault_threads(void **state)
 {
 	(void)state;
-	torture(2, false);
+	torture(2, false, true);
 }
 
 static void test_torture_compressible_pages(void **state)
 {
 	(void)state;
-	torture(2, true);
+	torture(2, true, true);
+}
+
+/* four fault threads a VM, each VM reclaimed by its own thread */
+static void test_torture_four_fault_threads(void **state)
+{
+	(void)state;
+	torture(4, false, true);
+}
+
+/* the scheduler's own thread reclaims, one VM at a time */
+static void test_torture_one_reclaim_thread(void **state)
+{
+	(void)state;
+	torture(2, false, false);
 }
 
 int main(void)
@@ -228,6 +246,8 @@ int main(void)
 		cmocka_unit_test(test_torture_one_fault_thread),
 		cmocka_unit_test(test_torture_two_fault_threads),
 		cmocka_unit_test(test_torture_compressible_pages),
+		cmocka_unit_test(test_torture_four_fault_threads),
+		cmocka_unit_test(test_torture_one_reclaim_thread),
 	};
 
 	return th_run_tests(tests);

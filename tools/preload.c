@@ -12,12 +12,16 @@
  * Environment:
  *   MEMVISOR_RAM_BYTES  the guest RAM size, as -m (bytes, or K/M/G); unset:
  *                       this library does nothing at all
- *   MEMVISOR_MEMSIZE    the local budget while unmanaged (default: the RAM
- *                       size, no overcommit)
+ *   MEMVISOR_MEMSIZE    the local budget while no daemon manages the VM
+ *                       (default: the RAM size, no overcommit)
  *   MEMVISOR_SWAP_DIR   swap file directory (default /var/tmp/memvisor)
  *   MEMVISOR_VM_NAME    the VM's name (default qemu-PID)
  *   MEMVISOR_SETTINGS   "Mem.X=v,Mem.Y=w": host settings by ESX name
- *   MEMVISOR_SOCKET     the host daemon's socket (see the hook below)
+ *   MEMVISOR_SOCKET     the host daemon's socket: an agent
+ *                       (mv_agent_create) makes the VM one of the
+ *                       daemon's, its budget the daemon's grant
+ *   MEMVISOR_QMP        QEMU's QMP socket, passed to the daemon by the
+ *                       agent (for the balloon)
  *   MEMVISOR_LOG        file the agent's lines go to (appended); unset:
  *                       none.  Nothing is ever printed to QEMU's stdout
  *                       or stderr.
@@ -99,6 +103,7 @@ static bool tried; /* under attach_lock */
 static pthread_rwlock_t vm_lock = PTHREAD_RWLOCK_INITIALIZER;
 static mv_host *host; /* under vm_lock */
 static mv_vm *vm;
+static mv_agent *agent; /* NULL: no daemon socket given */
 static uintptr_t ram; /* the attached mapping, while vm is set */
 static uint64_t ram_len;
 
@@ -305,6 +310,7 @@ static void attach(void *p, uint64_t len)
 	struct mv_host_config hc;
 	struct mv_vm_config vc;
 	mv_host *h = NULL;
+	mv_agent *a = NULL;
 	mv_vm *v = NULL;
 	int err;
 
@@ -348,20 +354,19 @@ static void attach(void *p, uint64_t len)
 		mv_host_destroy(h);
 		goto out;
 	}
+	/* the daemon's grant sizes this host's budget from its WELCOME on;
+	 * unreachable, the agent says so in the log, the VM runs on the
+	 * local budget and the agent retries (never waits here) */
 	if (sock && *sock) {
-		/*
-		 * HOOK(daemon): with the host daemon's agent client on main,
-		 * this is mv_agent_create(h, v, sock, &agent) (team design,
-		 * item 4): the daemon's grant then sizes this host's budget.
-		 * Until then the VM runs on the local budget below, and says
-		 * so: nothing pretends to be managed by a daemon.
-		 */
-		say("MEMVISOR_SOCKET=%s: this build has no agent client (mv_agent_create) yet: running on the local budget",
-		    sock);
+		err = mv_agent_create(h, v, sock, &a);
+		if (err)
+			say("cannot start the agent for the daemon at %s: %s (%s): running on the local budget",
+			    sock, mv_host_errmsg(h), mv_strerror(err));
 	}
 	pthread_rwlock_wrlock(&vm_lock);
 	host = h;
 	vm = v;
+	agent = a;
 	ram = (uintptr_t)p;
 	ram_len = len;
 	pthread_rwlock_unlock(&vm_lock);
@@ -404,6 +409,8 @@ static void detach_locked(bool gone, const char *why)
 	if (!vm)
 		return;
 	say_stats(why); /* before the discard of it all, which is ours */
+	mv_agent_destroy(agent); /* its grant goes back to the daemon */
+	agent = NULL;
 	if (gone)
 		mv_vm_discard(vm, 0, ram_len);
 	mv_vm_destroy(vm);

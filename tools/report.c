@@ -206,6 +206,8 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "swap_errors", (double)h->swap_errors);
 	num(b, o, "lost_pages", (double)h->lost_pages);
 	num(b, o, "move_miscounts", (double)h->move_miscounts);
+	num(b, o, "reclaim_flushes", (double)h->reclaim_flushes);
+	num(b, o, "reclaim_moved_mb", round1(pages_mb(h->reclaim_moved_pages)));
 	num(b, o, "shrdsvd_mb", round1(pages_mb(h->share_saved_pages)));
 	num(b, o, "share_frames_mb", round1(pages_mb(h->share_frames)));
 	num(b, o, "share_refs", (double)h->share_refs);
@@ -288,6 +290,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "balloon_errors", (double)v->st.balloon_errors);
 	num(b, o, "swapin_mb", round1(pages_mb(v->st.swapin_pages)));
 	num(b, o, "swapout_mb", round1(pages_mb(v->st.swapout_pages)));
+	num(b, o, "swapin_runs", (double)v->st.swapin_runs);
+	num(b, o, "swapin_ra_hits", (double)v->st.swapin_ra_hits);
+	num(b, o, "swapin_ra_misses", (double)v->st.swapin_ra_misses);
+	num(b, o, "swapin_window", (double)v->st.swapin_window);
 	num(b, o, "ops", (double)v->ops);
 	num(b, o, "ops_s", round1(v->ops_s));
 	num(b, o, "integrity_errors", (double)v->guest.integrity_errors);

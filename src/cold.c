@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cold.c - how warm each guest page is: the access tracking behind
+ * reclaim's victim choice when Mem.ReclaimPolicy is 1 (cold, the
+ * default); with 0 reclaim takes random runs of pages, ESX's policy, and
+ * nothing here is kept.
+ *
+ * Design: one heat byte per guest page, 0 (cold) to MV_COLD_HOT, and a
+ * clock hand per VM (reclaim.c's pick_cold).  The signals are the ones
+ * the engine already has, at no cost on the guest's path:
+ *   - a fault on the page (first touch, swap-in, unzip, copy on write, a
+ *     sampled page touched): the guest uses it, heat MV_COLD_HOT.  Only
+ *     the faulting page: the neighbours a fault-around or swap-in cluster
+ *     brings along keep the heat they had, 0 for a page reclaim took, so
+ *     a cluster's unused pages are the next victims, not the page the
+ *     guest wanted (without this, each hot page evicted comes back with
+ *     a cluster of cold ones that push out more hot pages);
+ *   - a sampled page (sample.c) nobody touched for a whole sampling
+ *     period: cold at once;
+ *   - a page chosen as a victim: cold (it comes back warm only if the
+ *     guest asks for it).
+ * The hand walks the VM's pages in order; a PRIVATE page at heat 0 is a
+ * victim, any other PRIVATE page becomes one step cooler.  So a page the
+ * guest faulted on stays through MV_COLD_HOT passes of the hand, and one
+ * that never faulted goes at the first: a CLOCK approximation of "least
+ * recently faulted", where the random policy takes a page the guest uses
+ * as readily as one it does not.
+ *
+ * What it does not see: touches of a resident page (no fault).  The
+ * kernel keeps the accessed bits, and user space reads them per page only
+ * through idle page tracking, which the development kernel lacks
+ * (CONFIG_IDLE_PAGE_TRACKING unset, no MGLRU).  DAMON reports them per
+ * region, and there only for physical addresses: the kernel is built
+ * without its vaddr operations (avail_operations lists paddr alone), its
+ * one kdamond is already running, and the workloads whose hot pages are
+ * scattered (a hash table, every fourth page of an image) have no cold
+ * region to find anyway.  Soft-dirty and PAGEMAP_SCAN see writes only
+ * (most touches are reads), and UFFD_FEATURE_WP_ASYNC would undo page
+ * sharing's write protection.  A page used but resident for long is therefore taken
+ * after MV_COLD_HOT passes and comes back on its next touch, warm again:
+ * the cost of the policy's blindness is one refault per page per
+ * MV_COLD_HOT + 1 passes, against the random policy's refaults of every
+ * hot page it happens to take (docs/ARCHITECTURE.md has the figures).
+ *
+ * Bounded: the hand passes at most SCAN_PER_VICTIM entries per victim
+ * wanted (and at most MV_COLD_HOT + 1 times the VM's pages), a few
+ * microseconds per batch; if that finds too few cold pages (every page
+ * recently faulted) the rest of the batch is taken at random, counted
+ * (fallback_victims), so reclaim never finds less than the random policy
+ * would.
+ *
+ * Invariants: heat is a hint, read and written with relaxed byte accesses
+ * and no lock (a fault thread's touch racing the hand's step may be
+ * lost: the page is then taken one pass early); it never decides what a
+ * page holds or where, only which PRIVATE page reclaim tries first, and
+ * the victim is then locked and checked as with the random policy.  The
+ * hand is reclaim's, under vm->reclaim_lock.
+ *
+ * Locks: none taken here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "inject.h"
+#include "internal.h"
+
+int mv__cold_init(struct mv_vm *vm, unsigned policy)
+{
+	vm->cold.heat = NULL;
+	vm->cold.hand = 0;
+	if (policy != MV_RECLAIM_COLD)
+		return 0;
+	/* calloc: every page cold until the guest faults on it */
+	vm->cold.heat = mv__calloc(vm->npages, sizeof(*vm->cold.heat));
+	return vm->cold.heat ? 0 : -ENOMEM;
+}
+
+void mv__cold_fini(struct mv_vm *vm)
+{
+	free((void *)vm->cold.heat);
+	vm->cold.heat = NULL;
+}

@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_bench_linux.c - `memvisor bench linux`: its options, the
+ * median/ratio arithmetic, the worst VM, the JSON of a case, reading a
+ * `memvisor run` report, the state file's round trip (each change recorded
+ * before it is made, undone newest first, even for a change that never
+ * happened) on a fake /proc and /sys tree, and, as root, one tiny case run
+ * end to end by the built command, which must leave nothing behind.
+ *
+ * Every wait polls with a deadline; none sleeps to let something happen.
+ */
+
+/* The benchmark is part of the command, not of a library the Makefile
+ * links into tests, so it is compiled in here with what it uses. */
+#include "helper.h"
+#include "../tools/progress.c"
+#include "../tools/genimage.c"
+#include "../tools/scenario.c"
+#include "../bench/bench_linux.c"
+#include "../bench/bench_linux_sys.c"
+#include "../bench/bench_linux_vm.c"
+
+#include <setjmp.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+/* The end-to-end case: images, five configurations, verification. */
+#define E2E_MS 500000 /* below run-tests.sh's 600 s: this test says why */
+#define POLL_MS_T 50
+
+static char **argv_of(const char *line, int *argc)
+{
+	static char buf[512];
+	static char *v[32];
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *s = strtok(buf, " "); s && n < 31; s = strtok(NULL, " "))
+		v[n++] = s;
+	v[n] = NULL;
+	*argc = n;
+	return v;
+}
+
+static int parse_line(const char *line, struct bl_opts *o, char *msg,
+		      size_t len)
+{
+	int argc;
+	char **argv = argv_of(line, &argc);
+
+	return bl_parse_opts(argc, argv, o, msg, len);
+}
+
+static void test_options_give_cases_rounds_duration_and_json(void **state)
+{
+	struct bl_opts o;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(
+		parse_line(
+			"linux --case kvstore-2 --case tiny --rounds 3 --duration 7 --json --swapdir /tmp",
+			&o, msg, sizeof(msg)),
+		0);
+	assert_int_equal(o.ncases, 2);
+	assert_string_equal(o.cases[0], "kvstore-2");
+	assert_string_equal(o.cases[1], "tiny");
+	assert_int_equal(o.rounds, 3);
+	assert_int_equal(o.duration_s, 7);
+	assert_true(o.json);
+	assert_string_equal(o.swapdir, "/tmp");
+}
+
+static void test_options_default_to_every_case_two_rounds(void **state)
+{
+	struct bl_opts o;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse_line("linux", &o, msg, sizeof(msg)), 0);
+	assert_int_equal(o.ncases, 0);
+	assert_int_equal(o.rounds, BL_DEFAULT_ROUNDS);
+	assert_int_equal(o.duration_s, BL_DEFAULT_DURATION_S);
+	assert_false(o.json);
+}
+
+static void test_options_refuse_unknown_cases_and_bad_numbers(void **state)
+{
+	struct bl_opts o;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse_line("linux --case nosuch", &o, msg,
+				    sizeof(msg)),
+			 -EINVAL);
+	assert_non_null(strstr(msg, "nosuch"));
+	assert_int_equal(parse_line("linux --rounds 0", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_int_equal(parse_line("linux --rounds 99", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_int_equal(parse_line("linux --duration x", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_int_equal(parse_line("linux --bogus", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_int_equal(parse_line("linux extra", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_int_equal(parse_line("linux --help", &o, msg, sizeof(msg)), 1);
+}
+
+static void test_median_of_odd_and_even_counts_leaves_input_alone(void **state)
+{
+	double v[] = { 5, 1, 3 }, w[] = { 4, 1, 3, 2 };
+
+	(void)state;
+	assert_true(bl_median(v, 3) == 3);
+	assert_true(v[0] == 5 && v[1] == 1); /* not sorted in place */
+	assert_true(bl_median(w, 4) == 2.5);
+	assert_true(bl_median(v, 0) == 0);
+	assert_true(bl_ratio(3, 2) == 1.5);
+	assert_true(bl_ratio(3, 0) == 0);
+}
+
+static void
+test_worst_vm_counts_a_killed_vm_as_zero_and_skips_idle(void **state)
+{
+	struct bl_run r = { .nvms = 3 };
+
+	(void)state;
+	r.vms[0] = (struct bl_vm_result){ .ops_s = 100 };
+	r.vms[1] = (struct bl_vm_result){ .ops_s = 10, .idle = true };
+	r.vms[2] = (struct bl_vm_result){ .ops_s = 50, .integrity_errors = 2 };
+	bl_run_totals(&r);
+	assert_true(r.total_ops_s == 160);
+	assert_true(r.worst_ops_s == 50);
+	assert_int_equal(r.integrity_errors, 2);
+	r.vms[0].killed = true;
+	bl_run_totals(&r);
+	assert_true(r.worst_ops_s == 0);
+}
+
+/* A case with memvisor, two Linux configurations and the ceiling. */
+static void fill_case(struct case_result *cr)
+{
+	static const double tot[BL_NCONFIGS][2] = {
+		{ 300, 500 }, { 400, 200 }, { 600, 600 }, { 0, 0 }, { 900, 0 }
+	};
+
+	memset(cr, 0, sizeof(*cr));
+	cr->def = case_find("kvstore-2");
+	cr->nvms = 2;
+	snprintf(cr->vm_names[0], 32, "kv1");
+	snprintf(cr->vm_names[1], 32, "kv2");
+	cr->budget = 512 * MIB;
+	cr->overhead = 8 * MIB;
+	cr->limit = cr->budget + cr->overhead;
+	snprintf(cr->skipped[BL_ZRAM], BL_MSG, "no zram here");
+	for (int c = 0; c < BL_NCONFIGS; c++) {
+		if (c == BL_ZRAM)
+			continue;
+		cr->nruns[c] = c == BL_CEILING ? 1 : 2;
+		for (unsigned i = 0; i < cr->nruns[c]; i++) {
+			struct bl_run *r = &cr->runs[c][i];
+
+			r->ran = true;
+			r->nvms = 2;
+			r->vms[0].ops_s = tot[c][i] * 0.75;
+			r->vms[1].ops_s = tot[c][i] * 0.25;
+			r->oom_kills = c == BL_ZSWAP;
+			bl_run_totals(r);
+		}
+	}
+	medians(cr);
+}
+
+static double num_of(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	assert_true(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static void test_case_json_has_every_field_and_consistent_ratios(void **state)
+{
+	static const char *const keys[] = {
+		"memvisor_ops_s", "best_linux_ops_s", "unconstrained_ops_s",
+		"ratio_total",	  "ratio_worst_vm",   "ratio_vs_unconstrained",
+		"oom_kills",	  "integrity_errors", "cgroup_limit_mb"
+	};
+	struct case_result *cr = calloc(1, sizeof(*cr));
+	struct ctx x = { .o = { .rounds = 2, .duration_s = 5 } };
+	const cJSON *cfgs, *zram;
+	cJSON *o;
+
+	(void)state;
+	assert_non_null(cr);
+	fill_case(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		num_of(o, keys[i]);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring,
+		"kvstore-2");
+	/* medians: memvisor 400, swap 300, zswap 600, ceiling 900 */
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
+		"zswap");
+	assert_true(num_of(o, "memvisor_ops_s") == 400);
+	assert_true(num_of(o, "best_linux_ops_s") == 600);
+	assert_true(num_of(o, "unconstrained_ops_s") == 900);
+	assert_true(fabs(num_of(o, "ratio_total") - 400.0 / 600) < 1e-9);
+	/* worst VMs: a quarter of each total */
+	assert_true(fabs(num_of(o, "ratio_worst_vm") - 100.0 / 150) < 1e-9);
+	assert_true(fabs(num_of(o, "ratio_vs_unconstrained") - 400.0 / 900) <
+		    1e-9);
+	assert_true(num_of(o, "oom_kills") == 2);
+	assert_true(num_of(o, "cgroup_limit_mb") == 520);
+	cfgs = cJSON_GetObjectItemCaseSensitive(o, "configs");
+	zram = cJSON_GetObjectItemCaseSensitive(cfgs, "zram");
+	assert_true(
+		cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(zram, "ran")));
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(zram, "skipped")->valuestring,
+		"no zram here");
+	assert_int_equal(
+		cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(cfgs, "swap"), "vms")),
+		2);
+	cJSON_Delete(o);
+	free(cr);
+}
+
+static void test_run_report_gives_ops_swap_traffic_and_idle_vms(void **state)
+{
+	static const char text[] =
+		"{\"duration_s\": 5, \"integrity_errors\": 1, \"vms\": ["
+		"{\"name\": \"a\", \"workload\": \"kvstore\", \"ops_s\": 1000,"
+		" \"integrity_errors\": 1, \"swapin_mb\": 2, \"unzip_mb\": 1,"
+		" \"swapout_mb\": 3, \"zip_mb\": 1},"
+		"{\"name\": \"b\", \"workload\": \"idle\", \"ops_s\": 5}]}";
+	struct bl_run r;
+	char msg[256] = "";
+
+	(void)state;
+	assert_int_equal(bl_parse_run_json(text, &r, msg, sizeof(msg)), 0);
+	assert_true(r.ran);
+	assert_int_equal(r.nvms, 2);
+	assert_string_equal(r.vms[0].name, "a");
+	assert_true(r.vms[1].idle);
+	assert_true(r.total_ops_s == 1005);
+	assert_true(r.worst_ops_s == 1000);
+	assert_int_equal(r.integrity_errors, 1);
+	assert_int_equal(r.swapin_bytes, 3 * MIB);
+	assert_int_equal(r.swapout_bytes, 4 * MIB);
+	assert_int_equal(bl_parse_run_json("{\"error\": \"bad\"}", &r, msg,
+					   sizeof(msg)),
+			 -EIO);
+	assert_non_null(strstr(msg, "bad"));
+}
+
+static void test_cpu_window_opens_and_closes_on_run_seconds(void **state)
+{
+	struct cpu_watch w = { 0 };
+
+	(void)state;
+	cpu_line(&w, getpid(), " TIME STATE    FREE", 10);
+	cpu_line(&w, getpid(), "  vm kv1  24.0 MB", 10);
+	assert_true(w.ta == 0);
+	cpu_line(&w, getpid(), "loading 50%\r   1s high     10.4", 10);
+	assert_true(w.ta > 0);
+	assert_true(w.tb == 0);
+	cpu_line(&w, getpid(), "  10s high     10.4", 10);
+	assert_true(w.tb >= w.ta);
+	/* past the run's end: verification, not measured */
+	w.tb = 0;
+	cpu_line(&w, getpid(), "  11s high     10.4", 10);
+	assert_true(w.tb == 0);
+}
+
+/* ---- the state file on a fake tree ---- */
+
+struct tree {
+	char root[64];
+};
+
+static void put_at(const struct tree *t, const char *rel, const char *text)
+{
+	char path[512], cmd[600];
+
+	snprintf(path, sizeof(path), "%s%s", t->root, rel);
+	snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
+	assert_int_equal(system(cmd), 0);
+	th_put(path, text);
+}
+
+static char *read_at(const struct tree *t, const char *rel)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s%s", t->root, rel);
+	return th_slurp(path);
+}
+
+static int tree_setup(void **state)
+{
+	struct tree *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -1;
+	snprintf(t->root, sizeof(t->root), "/var/tmp/mv-bl-test-XXXXXX");
+	if (!mkdtemp(t->root))
+		return -1;
+	snprintf(bl_sys_root, sizeof(bl_sys_root), "%s", t->root);
+	snprintf(bl_state_path, sizeof(bl_state_path), "%s/state", t->root);
+	*state = t;
+	return 0;
+}
+
+static int tree_teardown(void **state)
+{
+	struct tree *t = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->root);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", t->root);
+	bl_sys_root[0] = '\0';
+	free(t);
+	return 0;
+}
+
+static void
+test_state_file_undoes_settings_and_cgroup_newest_first(void **state)
+{
+	struct tree *t = *state;
+	char cg[200], *text;
+
+	put_at(t, "/proc/sys/vm/page-cluster", "3\n");
+	put_at(t, "/sys/module/zswap/parameters/enabled", "N\n");
+	put_at(t, "/sys/module/zswap/parameters/compressor", "lzo\n");
+	assert_int_equal(set_param("/proc/sys/vm/page-cluster", "0"), 0);
+	assert_int_equal(set_param("/sys/module/zswap/parameters/enabled", "Y"),
+			 0);
+	/* a second change of one file: undone to the first value */
+	assert_int_equal(set_param("/sys/module/zswap/parameters/enabled", "X"),
+			 0);
+	assert_int_equal(set_param("/sys/module/zswap/parameters/compressor",
+				   "lzo-rle"),
+			 0);
+	snprintf(cg, sizeof(cg), "%s/cg", t->root);
+	assert_int_equal(bl_state_add("cgroup", cg, NULL), 0);
+	assert_int_equal(mkdir(cg, 0700), 0);
+	put_at(t, "/cg/cgroup.procs", "");
+	text = read_at(t, "/proc/sys/vm/page-cluster");
+	assert_string_equal(text, "0");
+	free(text);
+	text = th_slurp(bl_state_path);
+	assert_true(!strncmp(text, "owner\t", 6));
+	free(text);
+
+	assert_int_equal(bl_state_undo(NULL), 5);
+	text = read_at(t, "/proc/sys/vm/page-cluster");
+	assert_string_equal(text, "3");
+	free(text);
+	text = read_at(t, "/sys/module/zswap/parameters/enabled");
+	assert_string_equal(text, "N");
+	free(text);
+	text = read_at(t, "/sys/module/zswap/parameters/compressor");
+	assert_string_equal(text, "lzo");
+	free(text);
+	assert_int_equal(access(cg, F_OK), -1);
+	assert_int_equal(access(bl_state_path, F_OK), -1);
+}
+
+static void
+test_state_undo_of_changes_that_never_happened_is_no_error(void **state)
+{
+	struct tree *t = *state;
+	char p[200];
+
+	snprintf(p, sizeof(p), "%s/no-such-swap", t->root);
+	assert_int_equal(bl_state_add("swap", p, NULL), 0);
+	assert_int_equal(bl_state_add("unlink", p, NULL), 0);
+	snprintf(p, sizeof(p), "%s/no-such-cgroup", t->root);
+	assert_int_equal(bl_state_add("cgroup", p, NULL), 0);
+	assert_int_equal(bl_state_add("zram", "7", NULL), 0);
+	assert_int_equal(bl_state_undo(NULL), 4);
+	assert_int_equal(access(bl_state_path, F_OK), -1);
+	/* nothing to undo: nothing done */
+	assert_int_equal(bl_state_undo(NULL), 0);
+}
+
+static void test_probes_name_what_the_kernel_lacks(void **state)
+{
+	struct tree *t = *state;
+	char msg[BL_MSG] = "";
+
+	assert_int_equal(bl_cgroup_probe(msg, sizeof(msg)), -ENOTSUP);
+	assert_non_null(strstr(msg, "memory cgroup"));
+	if (geteuid() == 0) {
+		assert_int_equal(bl_swap_probe(BL_ZSWAP, msg, sizeof(msg)),
+				 -ENOTSUP);
+		assert_non_null(strstr(msg, "zswap"));
+		assert_int_equal(bl_swap_probe(BL_ZRAM, msg, sizeof(msg)),
+				 -ENOTSUP);
+		assert_non_null(strstr(msg, "zram"));
+	}
+	put_at(t, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "0\n");
+	assert_int_equal(bl_cgroup_probe(msg, sizeof(msg)), 0);
+}
+
+/* ---- end to end ---- */
+
+static bool leftovers_found(char *what, size_t len)
+{
+	char *swaps = th_slurp("/proc/swaps"), line[300];
+	bool found = strstr(swaps, "memvisor-bench-linux") != NULL;
+	FILE *f;
+
+	free(swaps);
+	if (found) {
+		snprintf(what, len, "a swap file still on");
+		return true;
+	}
+	f = popen(
+		"ls /sys/fs/cgroup/memory /sys/fs/cgroup /sys/fs/cgroup/unified 2>/dev/null | grep memvisor-bench-linux",
+		"r");
+	if (f && fgets(line, sizeof(line), f)) {
+		snprintf(what, len, "a cgroup left: %s", line);
+		found = true;
+	}
+	if (f)
+		pclose(f);
+	return found;
+}
+
+static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
+{
+	char bin[PATH_MAX + 16], dir[64], out[128], err[128], what[320];
+	const char *argv[16];
+	posix_spawn_file_actions_t fa;
+	const cJSON *c, *cfgs, *v;
+	uint64_t until;
+	cJSON *root;
+	char *text;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* cgroups and swap need root */
+	th_memvisor_bin(bin, sizeof(bin));
+	snprintf(dir, sizeof(dir), "/var/tmp/mv-bl-e2e-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(out, sizeof(out), "%s/out.json", dir);
+	snprintf(err, sizeof(err), "%s/err.txt", dir);
+	argv[0] = bin;
+	argv[1] = "bench";
+	argv[2] = "linux";
+	argv[3] = "--case";
+	argv[4] = "tiny";
+	argv[5] = "--duration";
+	argv[6] = "2";
+	argv[7] = "--rounds";
+	argv[8] = "1";
+	argv[9] = "--json";
+	argv[10] = "--swapdir";
+	argv[11] = dir;
+	argv[12] = NULL;
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT, 0644);
+	posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(
+		posix_spawn(&pid, bin, &fa, NULL, (char **)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	until = th_now_ms() + E2E_MS;
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (th_now_ms() > until) {
+			kill(pid, SIGINT);
+			waitpid(pid, &status, 0);
+			fail_msg("bench linux still running after %d ms",
+				 E2E_MS);
+		}
+		th_nap_ms(POLL_MS_T);
+	}
+	text = th_slurp(err);
+	if (strstr(text, "another memvisor bench linux")) {
+		free(text);
+		skip(); /* someone runs the real benchmark now */
+	}
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status))
+		fail_msg("exit %d:\n%s", WEXITSTATUS(status), text);
+	free(text);
+	text = th_slurp(out);
+	root = cJSON_Parse(text);
+	free(text);
+	assert_non_null(root);
+	c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "cases"),
+			       0);
+	assert_non_null(c);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring,
+		"tiny");
+	assert_true(num_of(c, "memvisor_ops_s") > 0);
+	assert_true(num_of(c, "unconstrained_ops_s") > 0);
+	assert_true(num_of(c, "integrity_errors") == 0);
+	num_of(c, "oom_kills");
+	cfgs = cJSON_GetObjectItemCaseSensitive(c, "configs");
+	/* swap on a file runs wherever root and a memory cgroup are */
+	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ran"))) {
+		const cJSON *why =
+			cJSON_GetObjectItemCaseSensitive(v, "skipped");
+
+		assert_true(cJSON_IsString(why));
+		fprintf(stderr, "skipped: no Linux peer here: %s\n",
+			why->valuestring);
+		cJSON_Delete(root);
+		skip();
+	}
+	v = cJSON_GetObjectItemCaseSensitive(c, "best_linux");
+	assert_true(cJSON_IsString(v));
+	assert_true(fabs(num_of(c, "ratio_total") -
+			 num_of(c, "memvisor_ops_s") /
+				 num_of(c, "best_linux_ops_s")) < 1e-6);
+	assert_true(fabs(num_of(c, "ratio_vs_unconstrained") -
+			 num_of(c, "memvisor_ops_s") /
+				 num_of(c, "unconstrained_ops_s")) < 1e-6);
+	/* a peer this kernel lacks says why instead */
+	for (int k = BL_ZSWAP; k <= BL_ZRAM; k++) {
+		v = cJSON_GetObjectItemCaseSensitive(cfgs, bl_config_name(k));
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+				    v, "ran")) ||
+			    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(
+				    v, "skipped")));
+	}
+	cJSON_Delete(root);
+	assert_false(leftovers_found(what, sizeof(what)));
+	snprintf(what, sizeof(what), "rm -rf '%s'", dir);
+	assert_int_equal(system(what), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_options_give_cases_rounds_duration_and_json),
+		cmocka_unit_test(test_options_default_to_every_case_two_rounds),
+		cmocka_unit_test(
+			test_options_refuse_unknown_cases_and_bad_numbers),
+		cmocka_unit_test(
+			test_median_of_odd_and_even_counts_leaves_input_alone),
+		cmocka_unit_test(
+			test_worst_vm_counts_a_killed_vm_as_zero_and_skips_idle),
+		cmocka_unit_test(
+			test_case_json_has_every_field_and_consistent_ratios),
+		cmocka_unit_test(
+			test_run_report_gives_ops_swap_traffic_and_idle_vms),
+		cmocka_unit_test(
+			test_cpu_window_opens_and_closes_on_run_seconds),
+		cmocka_unit_test_setup_teardown(
+			test_state_file_undoes_settings_and_cgroup_newest_first,
+			tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_state_undo_of_changes_that_never_happened_is_no_error,
+			tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_probes_name_what_the_kernel_lacks, tree_setup,
+			tree_teardown),
+		cmocka_unit_test(
+			test_tiny_case_end_to_end_gives_consistent_json),
+	};
+
+	return th_run_tests(tests);
+}

@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_cold.c - reclaim's victim choice by coldness (src/cold.c, the
+ * clock in src/reclaim.c): pages the guest faulted on stay while the ones
+ * that came along unasked go; a sampled page left untouched goes first;
+ * the random policy (Mem.ReclaimPolicy 0) still takes pages as ESX does; a
+ * VM whose every page is warm still gives pages in a bounded pass; and
+ * nothing is lost while guests and reclaim race.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "helper.h"
+#include "internal.h"
+
+#define MiB (1ull << 20)
+/* Mem.FaultAroundPages: a first touch fills this many pages */
+#define WINDOW 16
+/* the page of each window the guest touches */
+#define HOT_IN_WINDOW 5
+
+static void host(struct th_host *t, uint64_t memsize, const char *policy,
+		 const char *fault_around)
+{
+	struct mv_settings s;
+
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ReclaimPolicy", policy), 0);
+	assert_int_equal(
+		mv_settings_set(&s, "Mem.FaultAroundPages", fault_around), 0);
+	th_host_create(t, memsize, &s);
+}
+
+/*
+ * A 2 MiB VM whose guest writes one page of each 16-page window: its
+ * first touch fills the window, so each window holds one page the guest
+ * uses and 15 it never asked for.  Then reclaim is asked for 15 pages per
+ * window; returns how many of the touched pages are still PRIVATE (and
+ * checks that every page holds what it should).
+ */
+static uint64_t touched_pages_kept(const char *policy)
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, windows = npages / WINDOW;
+	uint64_t done = 0, kept = 0, ppn;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	host(&t, 64 * MiB, policy, "16");
+	vm = th_vm_create(&t, "w", npages * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	for (uint64_t w = 0; w < windows; w++) {
+		ppn = w * WINDOW + HOT_IN_WINDOW;
+		th_fill(m + ppn * MV_PAGE_SIZE, 3, ppn, 0);
+	}
+	th_quiesce(vm);
+	th_drain_lru();
+	assert_int_equal(mv_vm_swap_out(vm, windows * (WINDOW - 1), &done), 0);
+	assert_int_equal(done, windows * (WINDOW - 1));
+	for (uint64_t w = 0; w < windows; w++)
+		kept += mv_vm_page_state(vm, w * WINDOW + HOT_IN_WINDOW) ==
+			MV_PAGE_PRIVATE;
+	/* every page reads back as written (or as zeros) */
+	for (ppn = 0; ppn < npages; ppn++) {
+		if (ppn % WINDOW == HOT_IN_WINDOW)
+			assert_true(
+				th_check(m + ppn * MV_PAGE_SIZE, 3, ppn, 0));
+		else
+			assert_true(th_is_zero(m + ppn * MV_PAGE_SIZE));
+	}
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	return kept;
+}
+
+static void
+test_pages_the_guest_faulted_on_stay_and_their_neighbours_go(void **state)
+{
+	(void)state;
+	assert_int_equal(touched_pages_kept("1"),
+			 2 * MiB / MV_PAGE_SIZE / WINDOW);
+}
+
+/* ESX's policy takes random runs: most windows whole, touched page too */
+static void test_random_policy_takes_pages_the_guest_uses(void **state)
+{
+	(void)state;
+	assert_true(touched_pages_kept("0") <
+		    2 * MiB / MV_PAGE_SIZE / WINDOW / 2);
+}
+
+static void test_random_policy_keeps_no_heat(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	host(&t, 64 * MiB, "0", "16");
+	vm = th_vm_create(&t, "r", 1 * MiB);
+	assert_null(vm->cold.heat);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	host(&t, 64 * MiB, "1", "16");
+	vm = th_vm_create(&t, "c", 1 * MiB);
+	assert_non_null(vm->cold.heat);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * Every page written one fault each (all warm); the pages a sampling
+ * period took and nobody touched are marked cold when the period ends,
+ * and reclaim then takes exactly those (the next period's pages are out
+ * as SAMPLED meanwhile, no victims).
+ */
+static void test_sampled_pages_left_untouched_go_first(void **state)
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done = 0;
+	uint64_t cold[MV_SAMPLE_PAGES];
+	unsigned n = 0;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	host(&t, 64 * MiB, "1", "1");
+	vm = th_vm_create(&t, "s", npages * MV_PAGE_SIZE);
+	th_fill_vm(vm, 4, false);
+	th_drain_lru();
+	mv__sample_period(vm); /* takes its pages out */
+	assert_true(vm->sample.n > MV_SAMPLE_PAGES / 2);
+	memcpy(cold, vm->sample.ppn, vm->sample.n * sizeof(cold[0]));
+	n = vm->sample.n;
+	mv__sample_period(vm); /* puts them back untouched, takes others */
+	/* the ones the new period took again are not PRIVATE now */
+	for (unsigned i = 0; i < n;)
+		if (mv_vm_page_state(vm, cold[i]) != MV_PAGE_PRIVATE)
+			cold[i] = cold[--n];
+		else
+			i++;
+	assert_true(n > 0);
+	assert_int_equal(mv_vm_swap_out(vm, n, &done), 0);
+	assert_int_equal(done, n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(mv_vm_page_state(vm, cold[i]),
+				 MV_PAGE_SWAPPED);
+	assert_int_equal(atomic_load(&vm->cold.fallback_victims), 0);
+	mv__sample_period(vm); /* the second period's pages go back */
+	assert_int_equal(th_bad_pages(vm, 4, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * A VM whose every page the guest just faulted on: the clock's pass is
+ * bounded, and the batch is made up at random rather than coming back
+ * empty.
+ */
+static void test_all_warm_vm_still_gives_pages_in_a_bounded_pass(void **state)
+{
+	uint64_t npages = 32 * MiB / MV_PAGE_SIZE, done = 0;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	host(&t, 64 * MiB, "1", "1");
+	vm = th_vm_create(&t, "warm", npages * MV_PAGE_SIZE);
+	th_fill_vm(vm, 6, false);
+	th_drain_lru();
+	assert_int_equal(mv_vm_swap_out(vm, MV_RECLAIM_BATCH, &done), 0);
+	assert_int_equal(done, MV_RECLAIM_BATCH);
+	/* one batch's pass: fewer entries than it takes to cool them all */
+	assert_true(atomic_load(&vm->cold.scanned) <=
+		    (uint64_t)MV_RECLAIM_BATCH * 256);
+	assert_int_equal(atomic_load(&vm->cold.cold_victims), 0);
+	assert_int_equal(atomic_load(&vm->cold.fallback_victims),
+			 MV_RECLAIM_BATCH);
+	assert_int_equal(th_bad_pages(vm, 6, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+struct guest {
+	mv_vm *vm;
+	unsigned index, nthreads;
+	uint32_t *version;
+	atomic_bool *stop;
+	_Atomic uint64_t ops;
+	uint64_t errors;
+};
+
+/* Random reads and writes of whole pages, each checked; the thread owns
+ * the pages p with p % nthreads == index. */
+static void *guest_main(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t npages = mv_vm_memsize(g->vm) / MV_PAGE_SIZE, ppn;
+	uint64_t rng = 0x9e3779b9ull * (g->index + 1);
+	uint8_t *m = mv_vm_mem(g->vm), *page;
+
+	while (!atomic_load_explicit(g->stop, memory_order_relaxed)) {
+		ppn = th_xs(&rng) % npages;
+		ppn -= ppn % g->nthreads;
+		ppn += g->index;
+		if (ppn >= npages)
+			continue;
+		page = m + ppn * MV_PAGE_SIZE;
+		if (th_xs(&rng) % 2)
+			th_fill(page, 21, ppn, ++g->version[ppn]);
+		else if (g->version[ppn])
+			g->errors += !th_check(page, 21, ppn, g->version[ppn]);
+		else
+			g->errors += !th_is_zero(page);
+		atomic_fetch_add_explicit(&g->ops, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+struct race {
+	struct guest *g;
+	unsigned n;
+	struct th_swapper *w;
+	mv_vm *vm;
+};
+
+/* the guests have run a while and both reclaims have taken pages */
+static bool raced_enough(void *arg)
+{
+	struct race *r = arg;
+	uint64_t ops = 0;
+
+	for (unsigned i = 0; i < r->n; i++)
+		ops += atomic_load(&r->g[i].ops);
+	return ops >= 20000 && r->w->swapped >= 2048 &&
+	       atomic_load(&r->vm->cold.cold_victims) >= 4096;
+}
+
+static void test_nothing_is_lost_while_guests_race_cold_reclaim(void **state)
+{
+	enum { THREADS = 2 };
+	uint64_t npages = 16 * MiB / MV_PAGE_SIZE;
+	struct guest g[THREADS];
+	pthread_t gt[THREADS], wt;
+	atomic_bool stop = false;
+	struct th_swapper w = { 0 };
+	struct race r;
+	struct th_host t;
+	uint32_t *version;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	/* 16 MiB of guest on a 6 MiB host: the scheduler reclaims, and a
+	 * swapper thread takes more on top */
+	host(&t, 6 * MiB, "1", "16");
+	vm = th_vm_create(&t, "race", npages * MV_PAGE_SIZE);
+	version = calloc(npages, sizeof(*version));
+	assert_non_null(version);
+	for (unsigned i = 0; i < THREADS; i++) {
+		g[i] = (struct guest){ .vm = vm,
+				       .index = i,
+				       .nthreads = THREADS,
+				       .version = version,
+				       .stop = &stop };
+		assert_int_equal(
+			pthread_create(&gt[i], NULL, guest_main, &g[i]), 0);
+	}
+	w = (struct th_swapper){
+		.vms = &vm, .nvms = 1, .pause_ns = 100000, .stop = &stop
+	};
+	assert_int_equal(pthread_create(&wt, NULL, th_swapper_main, &w), 0);
+	r = (struct race){ .g = g, .n = THREADS, .w = &w, .vm = vm };
+	bool ok = th_wait_until(raced_enough, &r, TH_WAIT_MS * 3);
+	atomic_store(&stop, true);
+	pthread_join(wt, NULL);
+	for (unsigned i = 0; i < THREADS; i++)
+		pthread_join(gt[i], NULL);
+	assert_true(ok);
+	for (unsigned i = 0; i < THREADS; i++)
+		assert_int_equal(g[i].errors, 0);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < npages; p++)
+		assert_true(version[p] ? th_check(m + p * MV_PAGE_SIZE, 21, p,
+						  version[p]) :
+					 th_is_zero(m + p * MV_PAGE_SIZE));
+	assert_int_equal(th_census_mismatches(vm), 0);
+	free(version);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_pages_the_guest_faulted_on_stay_and_their_neighbours_go),
+		cmocka_unit_test(test_random_policy_takes_pages_the_guest_uses),
+		cmocka_unit_test(test_random_policy_keeps_no_heat),
+		cmocka_unit_test(test_sampled_pages_left_untouched_go_first),
+		cmocka_unit_test(
+			test_all_warm_vm_still_gives_pages_in_a_bounded_pass),
+		cmocka_unit_test(
+			test_nothing_is_lost_while_guests_race_cold_reclaim),
+	};
+
+	return th_run_tests(tests);
+}
