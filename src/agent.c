@@ -175,6 +175,7 @@ static void send_stats(struct mv_agent *a)
 	struct mv__proto_msg m = { .type = MV_PROTO_STATS };
 	struct mv__proto_stats *s = &m.u.stats;
 	struct mv_vm_stats st;
+	uint64_t demand;
 
 	mv_vm_stats(a->vm, &st);
 	*s = (struct mv__proto_stats){
@@ -206,6 +207,12 @@ static void send_stats(struct mv_agent *a)
 	};
 	for (unsigned i = 0; i < MV_PAGE_NSTATES; i++)
 		s->state_pages[i] = st.state_pages[i];
+	demand = mv__sample_demand_pages(a->vm);
+	if (demand != UINT64_MAX) {
+		s->flags |= MV_PROTO_STATS_DEMAND;
+		s->demand_pages =
+			demand < 2 * a->vm->npages ? demand : 2 * a->vm->npages;
+	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
 }

@@ -491,6 +491,15 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);
+	/* its demand, for the scheduler's demand cap as for a local VM
+	 * (mv__sample_demand_pages: the scheduler reads it under vms_lock;
+	 * a remote VM fills no pages here, so the base is all of it) */
+	pthread_mutex_lock(&d->host->vms_lock);
+	vm->sample.measured = s->flags & MV_PROTO_STATS_DEMAND;
+	atomic_store(&vm->sample.active_base,
+		     s->demand_pages < max ? s->demand_pages : max);
+	atomic_store(&vm->sample.base_fills, 0);
+	pthread_mutex_unlock(&d->host->vms_lock);
 	/* the pages in its balloon, for the scheduler's balloon target: the
 	 * agent's count (a driver of libmemvisor's channel; a QEMU guest's
 	 * balloon is not counted there) */

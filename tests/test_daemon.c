@@ -987,6 +987,43 @@ test_a_vmm_gone_with_its_socket_still_open_loses_its_grant(void **state)
 	fx_down();
 }
 
+/* The scheduler's demand cap applies to a remote VM as to a local one:
+ * its agent's measured demand caps its target, and its grant follows. */
+static bool target_capped(void *arg)
+{
+	struct mv_daemon_vm v;
+	unsigned n;
+
+	assert_int_equal(mv_daemon_vms(fx.d, &v, 1, &n), 0);
+	return n == 1 && v.stats.sztgt_pages <= *(uint64_t *)arg;
+}
+
+static void test_an_agents_demand_caps_its_target(void **state)
+{
+	struct mv__proto_msg m = stats_msg(700);
+	struct mv_settings s;
+	uint64_t grant, cap = 500 * 125 / 100;
+	int fd;
+
+	(void)state;
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.BalancePeriod", "1"), 0);
+	fx_up(&s);
+	fd = cl_agent("theta2", &grant);
+	assert_int_equal(grant, VM_PAGES);
+	m.u.stats.flags = MV_PROTO_STATS_DEMAND;
+	m.u.stats.demand_pages = 500;
+	cl_send(fd, &m);
+	/* Mem.DemandHeadroomPct (25) over its demand, at the next balance */
+	assert_true(th_wait_until(target_capped, &cap, TH_WAIT_MS));
+	do
+		assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	while (m.type != MV_PROTO_GRANT);
+	assert_true(m.u.grant.grant_bytes >> 12 < VM_PAGES);
+	cl_close(fd);
+	fx_down();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -999,6 +1036,7 @@ int main(void)
 		cmocka_unit_test(
 			test_a_grant_follows_use_and_shrinks_on_its_ack),
 		cmocka_unit_test(test_in_the_high_state_a_grant_is_the_target),
+		cmocka_unit_test(test_an_agents_demand_caps_its_target),
 		cmocka_unit_test(
 			test_a_grant_never_takes_the_host_below_minfree),
 		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
