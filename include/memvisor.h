@@ -600,6 +600,14 @@ typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
 				     uint64_t balloon_bytes);
 void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
 				void *arg);
+/*
+ * The size of the remote VM name's balloon, as the tool measured it (QMP
+ * query-balloon: memsize less the guest's actual size), for the
+ * scheduler's balloon target (MCTLSZ); from then on it replaces the
+ * agent's count, which sees only libmemvisor's own balloon channel.  0, or
+ * -ENOENT while no agent of that name is connected.
+ */
+int mv_daemon_set_balloon_size(mv_daemon *d, const char *name, uint64_t bytes);
 
 struct mv_daemon_stats {
 	uint32_t agents; /* connected agents that said HELLO */

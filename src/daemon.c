@@ -99,6 +99,9 @@ struct conn {
 	uint64_t balloon; /* balloon target last sent (pages) */
 	uint64_t hook_balloon; /* last given to the hook; UINT64_MAX none */
 	uint64_t agent_consumed; /* pages, from HELLO then STATS */
+	/* its balloon's size as the tool measured it (QMP query-balloon),
+	 * pages; UINT64_MAX: none, the agent's count stands */
+	uint64_t tool_balloon;
 };
 
 struct hook_call {
@@ -438,6 +441,20 @@ static void on_hello(struct mv_daemon *d, struct conn *c,
 		(unsigned long long)(c->grant >> (20 - MV_PAGE_SHIFT)));
 }
 
+/* The pages in a remote VM's balloon, as the scheduler and its statistics
+ * see them. */
+static void set_balloon_actual(struct mv_vm *vm, uint64_t pages)
+{
+	if (pages > vm->npages)
+		pages = vm->npages;
+	pthread_mutex_lock(&vm->balloon.lock);
+	atomic_store(&vm->balloon.actual_pages, pages);
+	pthread_mutex_unlock(&vm->balloon.lock);
+	pthread_mutex_lock(&vm->remote->lock);
+	vm->remote->stats.mctlsz_pages = pages;
+	pthread_mutex_unlock(&vm->remote->lock);
+}
+
 /* The agent's report, checked against the VM's size. */
 static void on_stats(struct mv_daemon *d, struct conn *c,
 		     const struct mv__proto_stats *s)
@@ -479,7 +496,8 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->shrd_pages = s->shrd_pages;
 	st->zero_pages = s->zero_pages;
 	st->shrdsvd_pages = s->shrdsvd_pages;
-	st->mctlsz_pages = s->mctlsz_pages;
+	st->mctlsz_pages = c->tool_balloon != UINT64_MAX ? c->tool_balloon :
+							   s->mctlsz_pages;
 	st->faults = s->faults;
 	st->fault_errors = s->fault_errors;
 	st->swap_errors = s->swap_errors;
@@ -501,13 +519,10 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	atomic_store(&vm->sample.base_fills, 0);
 	pthread_mutex_unlock(&d->host->vms_lock);
 	/* the pages in its balloon, for the scheduler's balloon target: the
-	 * agent's count (a driver of libmemvisor's channel; a QEMU guest's
-	 * balloon is not counted there) */
-	pthread_mutex_lock(&vm->balloon.lock);
-	atomic_store(&vm->balloon.actual_pages, s->mctlsz_pages < vm->npages ?
-							s->mctlsz_pages :
-							vm->npages);
-	pthread_mutex_unlock(&vm->balloon.lock);
+	 * agent's count (a driver of libmemvisor's channel), unless the tool
+	 * measures a QEMU guest's (mv_daemon_set_balloon_size) */
+	if (c->tool_balloon == UINT64_MAX)
+		set_balloon_actual(vm, s->mctlsz_pages);
 	/* the scheduler weighs what the VM holds here, its grant: the
 	 * agent's active pages as a fraction of that */
 	active = c->grant ? s->active_pages * 1000 / c->grant : 1000;
@@ -637,6 +652,7 @@ static void accept_one(struct mv_daemon *d)
 	c->fd = fd;
 	c->since_ms = c->pid_check_ms = mv__now_ms();
 	c->hook_balloon = UINT64_MAX;
+	c->tool_balloon = UINT64_MAX;
 	if (d->nconns == MAX_CONNS) {
 		refuse(d, c, EBUSY, "too many connections");
 		flush(c);
@@ -961,6 +977,26 @@ int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st)
 
 		if (c->hello && !c->dead && !strcmp(c->vm->name, name))
 			err = mv_vm_stats(c->vm, st);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return err;
+}
+
+int mv_daemon_set_balloon_size(mv_daemon *d, const char *name, uint64_t bytes)
+{
+	int err = -ENOENT;
+
+	if (!d || !name)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < d->nconns && err; k++) {
+		struct conn *c = d->conns[k];
+
+		if (c->hello && !c->dead && !strcmp(c->vm->name, name)) {
+			c->tool_balloon = bytes >> MV_PAGE_SHIFT;
+			set_balloon_actual(c->vm, c->tool_balloon);
+			err = 0;
+		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	return err;

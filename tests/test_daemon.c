@@ -307,9 +307,22 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	assert_int_equal(v.stats.mctlsz_pages, 300);
 	assert_int_equal(mv_vm_balloon_info(remote_vm("beta"), &bi), 0);
 	assert_int_equal(bi.actual_pages, 300);
+	/* measured by the tool (QMP), it stands over the agent's count */
+	assert_int_equal(mv_daemon_set_balloon_size(fx.d, "beta", 2 * MiB), 0);
+	m = stats_msg(701);
+	m.u.stats.mctlsz_pages = 300;
+	cl_send(fd, &m);
+	want_vm_consumed = 701;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_vm_balloon_info(remote_vm("beta"), &bi), 0);
+	assert_int_equal(bi.actual_pages, 512);
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
+	assert_int_equal(st.mctlsz_pages, 512);
+	assert_int_equal(mv_daemon_set_balloon_size(fx.d, "nobody", 0),
+			 -ENOENT);
 	/* by name, as memvisor run asks for a QEMU guest's */
 	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
-	assert_int_equal(st.consumed_pages, 700);
+	assert_int_equal(st.consumed_pages, 701);
 	assert_int_equal(st.memsz_pages, VM_PAGES);
 	assert_int_equal(mv_daemon_vm_stats(fx.d, "nobody", &st), -ENOENT);
 	cl_close(fd);
