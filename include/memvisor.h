@@ -588,11 +588,12 @@ int mv_daemon_create(mv_host *host, const char *socket_path, mv_daemon **out);
 void mv_daemon_destroy(mv_daemon *d);
 
 /*
- * Called from the daemon's thread, with no lock held, when the scheduler's
- * balloon target of a remote VM changes: QEMU's balloon is driven through
- * its QMP socket (qmp_path, as the agent's HELLO gave it; "" when none).
- * It must return promptly (bounded waits): the daemon serves its agents
- * between calls.
+ * Called from a thread of the daemon's own (not the one serving agents),
+ * with no lock held, when the scheduler's balloon target of a remote VM
+ * changes: QEMU's balloon is driven through its QMP socket (qmp_path, as
+ * the agent's HELLO gave it; "" when none).  Calls are made one at a time;
+ * while one takes long, later targets of a VM replace its earlier ones not
+ * yet made, and agents are served all the same.
  */
 typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
 				     const char *qmp_path,

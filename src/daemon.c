@@ -37,8 +37,9 @@
  * dies (EOF, ECONNRESET, or its pid gone) has its remote VM destroyed:
  * mv_vm_destroy gives the frames back at once.  The scheduler's balloon
  * target for a remote VM goes to its agent in GRANT and, for QEMU, to the
- * tool's balloon hook, called after the connections are served, with no
- * lock held.
+ * tool's balloon hook, called by a thread of its own with no lock held
+ * (hook_main), the latest target per VM, so that a slow QMP peer holds
+ * up nothing but other balloon calls.
  *
  * Invariants: a remote VM's consumed_pages equals the frames reserved for
  * its grant (conn.grant), changed only by this thread; every wait is
@@ -46,7 +47,8 @@
  * through a well-formed message on a connection that passed the checks.
  *
  * Locks: d->lock, taken before any engine lock and never under one,
- * guards the connection table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
+ * guards the connection table against mv_daemon_vms/mv_daemon_stats;
+ * d->hook_lock, a leaf, the hook's queue; the thread holds it while
  * it serves connections (non-blocking I/O only), never across poll or the
  * balloon hook.
  */
@@ -116,9 +118,15 @@ struct mv_daemon {
 	int lfd;
 	int stop_fd;
 	pthread_t thread;
-	pthread_mutex_t lock; /* conns, nconns, hook, the counters */
+	pthread_mutex_t lock; /* conns, nconns, the counters */
 	struct conn *conns[MAX_CONNS];
 	unsigned nconns;
+	/* the balloon hook's own thread (hook_main), so that a slow QMP peer
+	 * holds up no agent: its queue holds the latest target per VM */
+	pthread_t hook_thread;
+	pthread_mutex_t hook_lock; /* a leaf: the fields below */
+	pthread_cond_t hook_wake;
+	bool hook_stop;
 	mv_daemon_balloon_fn hook;
 	void *hook_arg;
 	struct hook_call calls[MAX_CONNS];
@@ -270,6 +278,71 @@ static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 }
 
 /*
+ * Queues c's balloon target for the hook thread, replacing a call for the
+ * same VM not yet made; false without a hook (or room: then the next tick
+ * tries again).
+ */
+static bool hook_queue(struct mv_daemon *d, struct conn *c)
+{
+	struct hook_call *k = NULL;
+	bool queued = false;
+
+	pthread_mutex_lock(&d->hook_lock);
+	if (!d->hook) {
+		pthread_mutex_unlock(&d->hook_lock);
+		return false;
+	}
+	for (unsigned i = 0; i < d->ncalls && !k; i++)
+		if (!strcmp(d->calls[i].name, c->vm->name))
+			k = &d->calls[i];
+	if (!k && d->ncalls < MAX_CONNS)
+		k = &d->calls[d->ncalls++];
+	if (d->hook && k) {
+		memcpy(k->name, c->vm->name, sizeof(k->name));
+		memcpy(k->qmp, c->qmp, sizeof(k->qmp));
+		k->memsize = c->vm->npages << MV_PAGE_SHIFT;
+		k->balloon = c->balloon << MV_PAGE_SHIFT;
+		pthread_cond_signal(&d->hook_wake);
+		queued = true;
+	}
+	pthread_mutex_unlock(&d->hook_lock);
+	return queued;
+}
+
+/* The hook thread: makes the queued calls, with no lock held. */
+static void *hook_main(void *arg)
+{
+	struct mv_daemon *d = arg;
+	struct hook_call calls[MAX_CONNS];
+	mv_daemon_balloon_fn hook;
+	struct timespec ts;
+	unsigned n;
+	void *hook_arg;
+
+	pthread_mutex_lock(&d->hook_lock);
+	while (!d->hook_stop) {
+		if (!d->ncalls) {
+			mv__deadline_ms(&ts, 1000);
+			pthread_cond_timedwait(&d->hook_wake, &d->hook_lock,
+					       &ts);
+			continue;
+		}
+		n = d->ncalls;
+		memcpy(calls, d->calls, n * sizeof(calls[0]));
+		d->ncalls = 0;
+		hook = d->hook;
+		hook_arg = d->hook_arg;
+		pthread_mutex_unlock(&d->hook_lock);
+		for (unsigned k = 0; k < n && hook; k++)
+			hook(hook_arg, calls[k].name, calls[k].qmp,
+			     calls[k].memsize, calls[k].balloon);
+		pthread_mutex_lock(&d->hook_lock);
+	}
+	pthread_mutex_unlock(&d->hook_lock);
+	return NULL;
+}
+
+/*
  * The grant a VM may hold speculatively (pages): in the high state, where
  * the host has memory to spare, the scheduler's target (or limit), as the
  * team design has it; 0 in any other state, where grants follow what VMs
@@ -368,15 +441,8 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	}
 	if (initial || changed)
 		d->st.grants++;
-	if (c->balloon != c->hook_balloon && d->hook && d->ncalls < MAX_CONNS) {
-		struct hook_call *k = &d->calls[d->ncalls++];
-
-		memcpy(k->name, vm->name, sizeof(k->name));
-		memcpy(k->qmp, c->qmp, sizeof(k->qmp));
-		k->memsize = vm->npages << MV_PAGE_SHIFT;
-		k->balloon = c->balloon << MV_PAGE_SHIFT;
+	if (c->balloon != c->hook_balloon && hook_queue(d, c))
 		c->hook_balloon = c->balloon;
-	}
 }
 
 /* ---- messages ---- */
@@ -718,11 +784,8 @@ static void *daemon_main(void *arg)
 {
 	struct mv_daemon *d = arg;
 	struct pollfd pfd[2 + MAX_CONNS];
-	struct hook_call calls[MAX_CONNS];
 	struct conn *polled[MAX_CONNS];
-	unsigned n, ncalls, k;
-	mv_daemon_balloon_fn hook;
-	void *hook_arg;
+	unsigned n, k;
 	uint64_t now;
 
 	for (;;) {
@@ -780,20 +843,21 @@ static void *daemon_main(void *arg)
 			}
 			k++;
 		}
-		ncalls = d->ncalls;
-		memcpy(calls, d->calls, ncalls * sizeof(calls[0]));
-		d->ncalls = 0;
-		hook = d->hook;
-		hook_arg = d->hook_arg;
 		pthread_mutex_unlock(&d->lock);
-		for (k = 0; k < ncalls && hook; k++)
-			hook(hook_arg, calls[k].name, calls[k].qmp,
-			     calls[k].memsize, calls[k].balloon);
 	}
 	return NULL;
 }
 
 /* ---- the API ---- */
+
+static void hook_stop(struct mv_daemon *d)
+{
+	pthread_mutex_lock(&d->hook_lock);
+	d->hook_stop = true;
+	pthread_cond_signal(&d->hook_wake);
+	pthread_mutex_unlock(&d->hook_lock);
+	pthread_join(d->hook_thread, NULL);
+}
 
 /* A socket file at path: in use by a live daemon (-EADDRINUSE), stale
  * (removed), or none. */
@@ -863,13 +927,25 @@ int mv_daemon_create(mv_host *h, const char *path, mv_daemon **out)
 				 strerror(errno));
 		goto fail_sock;
 	}
+	pthread_mutex_init(&d->hook_lock, NULL);
+	err = mv__cond_init_monotonic(&d->hook_wake);
+	if (err)
+		goto fail_hook_lock;
+	err = -pthread_create(&d->hook_thread, NULL, hook_main, d);
+	if (err)
+		goto fail_hook_cond;
 	err = -pthread_create(&d->thread, NULL, daemon_main, d);
 	if (err)
-		goto fail_bound;
+		goto fail_hook_thread;
 	*out = d;
 	return 0;
 
-fail_bound:
+fail_hook_thread:
+	hook_stop(d);
+fail_hook_cond:
+	pthread_cond_destroy(&d->hook_wake);
+fail_hook_lock:
+	pthread_mutex_destroy(&d->hook_lock);
 	unlink(path);
 fail_sock:
 	close(d->lfd);
@@ -902,6 +978,9 @@ void mv_daemon_destroy(mv_daemon *d)
 		}
 		conn_close(d, c);
 	}
+	hook_stop(d);
+	pthread_cond_destroy(&d->hook_wake);
+	pthread_mutex_destroy(&d->hook_lock);
 	close(d->lfd);
 	unlink(d->path);
 	close(d->stop_fd);
@@ -915,8 +994,10 @@ void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->lock);
+	pthread_mutex_lock(&d->hook_lock);
 	d->hook = fn;
 	d->hook_arg = arg;
+	pthread_mutex_unlock(&d->hook_lock);
 	/* every VM's target goes to the new hook */
 	for (unsigned k = 0; k < d->nconns; k++)
 		d->conns[k]->hook_balloon = UINT64_MAX;

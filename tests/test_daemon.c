@@ -1037,6 +1037,74 @@ static void test_an_agents_demand_caps_its_target(void **state)
 	fx_down();
 }
 
+/* A balloon hook that blocks (a QMP peer that does not answer) until
+ * the test lets it go. */
+static pthread_mutex_t stuck_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stuck_cond = PTHREAD_COND_INITIALIZER;
+static bool stuck_in, stuck_go;
+static void stuck_hook(void *arg, const char *vm, const char *qmp,
+		       uint64_t memsize, uint64_t balloon)
+{
+	(void)arg;
+	(void)vm;
+	(void)qmp;
+	(void)memsize;
+	(void)balloon;
+	pthread_mutex_lock(&stuck_lock);
+	stuck_in = true;
+	while (!stuck_go)
+		pthread_cond_wait(&stuck_cond, &stuck_lock);
+	pthread_mutex_unlock(&stuck_lock);
+}
+
+static bool hook_is_stuck(void *arg)
+{
+	bool yes;
+
+	(void)arg;
+	pthread_mutex_lock(&stuck_lock);
+	yes = stuck_in;
+	pthread_mutex_unlock(&stuck_lock);
+	return yes;
+}
+
+static void unstick(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&stuck_lock);
+	stuck_go = true;
+	pthread_cond_broadcast(&stuck_cond);
+	pthread_mutex_unlock(&stuck_lock);
+}
+
+static void test_a_stuck_balloon_hook_holds_up_no_agent(void **state)
+{
+	struct mv__proto_msg m;
+	uint64_t grant;
+	int a, b;
+
+	(void)state;
+	fx_up(NULL);
+	stuck_in = stuck_go = false;
+	th_at_teardown(unstick, NULL); /* before the daemon goes */
+	mv_daemon_set_balloon_hook(fx.d, stuck_hook, NULL);
+	a = cl_agent("qmpslow", &grant);
+	assert_int_equal(
+		mv_vm_balloon_set_target(remote_vm("qmpslow"), 4 * MiB), 0);
+	assert_true(th_wait_until(hook_is_stuck, NULL, TH_WAIT_MS));
+	/* while the hook hangs, a new agent is welcomed and served */
+	b = cl_agent("other", &grant);
+	m = stats_msg(321);
+	cl_send(b, &m);
+	want_name = "other";
+	want_vm_consumed = 321;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	unstick(NULL);
+	cl_close(a);
+	cl_close(b);
+	fx_down();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1055,6 +1123,7 @@ int main(void)
 		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
 		cmocka_unit_test(
 			test_balloon_target_goes_to_the_agent_and_the_hook),
+		cmocka_unit_test(test_a_stuck_balloon_hook_holds_up_no_agent),
 		cmocka_unit_test(
 			test_bad_headers_get_an_error_and_change_nothing),
 		cmocka_unit_test(
