@@ -93,7 +93,8 @@ struct mv_settings {
 	uint32_t balance_period_s;
 	/* Mem.FaultAroundPages: pages filled per first-touch fault (16, 1-64) */
 	uint32_t fault_around_pages;
-	/* Mem.SwapInClusterPages: swapped neighbours read per swap-in (16, 1-64) */
+	/* Mem.SwapInClusterPages: most pages a swap-in reads with its
+	 * neighbours; the window adapts per VM, 1 for random access (16, 1-64) */
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
@@ -503,7 +504,7 @@ struct mv_vm_stats {
 	uint64_t swapin_runs;
 	uint64_t swapin_ra_hits;
 	uint64_t swapin_ra_misses;
-	uint32_t swapin_window;
+	uint64_t swapin_window;
 };
 
 struct mv_host_stats {
