@@ -545,6 +545,8 @@ static int start_qemu_vms(struct run *r)
 	char append[512], at[PATH_MAX + 16];
 	const char *preload = preload_path(preload_buf, sizeof(preload_buf));
 	const char *tmp = getenv("TMPDIR");
+	char settings[2048] = "";
+	size_t used = 0;
 	bool any = false;
 	int ret;
 
@@ -579,6 +581,12 @@ static int start_qemu_vms(struct run *r)
 		fprintf(r->out,
 			"memvisor: no libmemvisor-preload.so beside this program: QEMU guests run unmanaged\n");
 	}
+	/* the agents' hosts run with the scenario's [advanced] settings */
+	for (size_t i = 0; i < r->sc.nadvanced && used < sizeof(settings); i++)
+		used += (size_t)snprintf(settings + used,
+					 sizeof(settings) - used, "%s%s=%s",
+					 i ? "," : "", r->sc.advanced[i].name,
+					 r->sc.advanced[i].value);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 		struct qemu_config c = { 0 };
@@ -605,6 +613,7 @@ static int start_qemu_vms(struct run *r)
 		c.preload = preload;
 		c.agent_socket = r->daemon ? sock : NULL;
 		c.swapdir = r->cfg.swapdir;
+		c.agent_settings = settings;
 		ret = qemu_start(&c, 60000, &v->qemu, err, sizeof(err));
 		if (ret) {
 			v->qemu = NULL;
