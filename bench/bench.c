@@ -40,6 +40,7 @@
 
 #include "bench.h"
 #include "bench_linux.h"
+#include "bench_qemu.h"
 #include "memvisor.h"
 
 #define MAX_ROWS 32
@@ -393,6 +394,8 @@ static void usage(FILE *f)
 		"  lpage   random access over 1 GiB with and without 2 MiB large pages (ops/s)\n"
 		"  linux   the same workloads under memvisor and in a memory cgroup with swap,\n"
 		"          zswap, zram (root; not in `all`): `memvisor bench linux --help`\n"
+		"  qemu    the test guest under QEMU: memvisor, no limit, a memory cgroup with\n"
+		"          swap (not in `all`): `memvisor bench qemu --help`\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"
@@ -572,6 +575,9 @@ int mv_bench_main(int argc, char **argv)
 	/* its own options, cases and report (bench_linux.c) */
 	if (!strcmp(argv[1], "linux"))
 		return bench_linux_main(argc - 1, argv + 1);
+	/* the test guest under QEMU three ways (bench_qemu.c) */
+	if (!strcmp(argv[1], "qemu"))
+		return bench_qemu_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "all"))
 		which = (1u << NBENCHES) - 1;
 	for (unsigned i = 0; i < NBENCHES; i++)
