@@ -481,6 +481,9 @@ static int vm_stats(struct run *r, struct vm_run *v, struct mv_vm_stats *st)
 		st->mctlsz_pages = actual < v->cfg->memsize ?
 					   (v->cfg->memsize - actual) >> 12 :
 					   0;
+		/* the scheduler's measure of this VM's balloon is QEMU's */
+		mv_daemon_set_balloon_size(r->daemon, v->cfg->name,
+					   st->mctlsz_pages << 12);
 	}
 	pthread_mutex_unlock(&v->qmp_lock);
 	return 0;
