@@ -138,7 +138,8 @@ $(GUEST_INITRD): $(GUEST_INIT) $(GUEST_KERNEL) scripts/guest-initramfs.sh
 	@echo "  CPIO    $@"
 	@scripts/guest-initramfs.sh $@ $(GUEST_INIT) $(GUESTDIR)/kernel
 
-$(BUILD)/tools/qemu.o $(BUILD)/tests/test_qemu.o $(BUILD)/tests/test_bench_qemu.o: \
+$(BUILD)/tools/qemu.o $(BUILD)/tests/test_qemu.o $(BUILD)/tests/test_preload_qemu.o \
+	$(BUILD)/tests/test_bench_qemu.o: \
 	ALLCFLAGS += -DMV_GUEST_DIR='"$(CURDIR)/$(GUESTDIR)"'
 
 run: all

@@ -324,6 +324,7 @@ struct case_result {
 	double in_mb[BL_NCONFIGS], out_mb[BL_NCONFIGS];
 	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
 	double zram_mb; /* the most zram held outside the cgroup, a round */
+	double faults_s, alloc_waits_s, blocked_waits_s; /* memvisor's */
 	uint64_t oom[BL_NCONFIGS], errors[BL_NCONFIGS];
 	enum bl_config best, best_worst; /* by total; by worst VM */
 };
@@ -369,6 +370,23 @@ static void medians(struct case_result *cr)
 		cr->out_mb[c] = bl_median(out, n);
 		cr->cpu_user[c] = bl_median(cu, n);
 		cr->cpu_sys[c] = bl_median(cs, n);
+		if (c == BL_MEMVISOR) {
+			n = 0;
+			for (unsigned i = 0; i < cr->nruns[c]; i++)
+				if (cr->runs[c][i].ran)
+					t[n++] = cr->runs[c][i].faults_s;
+			cr->faults_s = bl_median(t, n);
+			n = 0;
+			for (unsigned i = 0; i < cr->nruns[c]; i++)
+				if (cr->runs[c][i].ran)
+					t[n++] = cr->runs[c][i].alloc_waits_s;
+			cr->alloc_waits_s = bl_median(t, n);
+			n = 0;
+			for (unsigned i = 0; i < cr->nruns[c]; i++)
+				if (cr->runs[c][i].ran)
+					t[n++] = cr->runs[c][i].blocked_waits_s;
+			cr->blocked_waits_s = bl_median(t, n);
+		}
 		for (unsigned k = 0; k < cr->nvms; k++) {
 			unsigned m = 0;
 
@@ -470,7 +488,7 @@ static int load_case(struct ctx *x, const struct case_def *d,
 	f = fopen(ini_path, "we");
 	if (!f || fputs(text, f) == EOF || fclose(f)) {
 		free(text);
-		snprintf(msg, mlen, "cannot write %s", ini_path);
+		snprintf(msg, mlen, "cannot write %.900s", ini_path);
 		return -EIO;
 	}
 	ret = scenario_load_string(text, ini_path, sc, msg, mlen);
@@ -617,6 +635,9 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 		       cr->oom[c], cr->in_mb[c], cr->out_mb[c], cr->errors[c],
 		       cr->cpu_user[c], cr->cpu_sys[c], cpu_us_per_op(cr, c));
 	}
+	if (config_ran(cr, BL_MEMVISOR))
+		printf("  memvisor served %.0f userfaultfd faults/s; %.0f/s waited for a free frame, %.0f/s were held in the low state\n",
+		       cr->faults_s, cr->alloc_waits_s, cr->blocked_waits_s);
 	if (config_ran(cr, BL_ZRAM))
 		printf("  zram held up to %.0f MiB of compressed pages outside the cgroup's limit (the kernel does not charge them to it)\n",
 		       cr->zram_mb);
@@ -717,6 +738,13 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		if (c == BL_ZRAM)
 			cJSON_AddNumberToObject(co, "zram_outside_budget_mb",
 						cr->zram_mb);
+		if (c == BL_MEMVISOR) {
+			cJSON_AddNumberToObject(co, "faults_s", cr->faults_s);
+			cJSON_AddNumberToObject(co, "alloc_waits_s",
+						cr->alloc_waits_s);
+			cJSON_AddNumberToObject(co, "blocked_waits_s",
+						cr->blocked_waits_s);
+		}
 		arr = cJSON_AddArrayToObject(co, "runs_ops_s");
 		for (unsigned i = 0; arr && i < cr->nruns[c]; i++)
 			cJSON_AddItemToArray(
@@ -781,6 +809,28 @@ static int work_dir(struct ctx *x, char *msg, size_t len)
 	return 0;
 }
 
+/* Is pid a `memvisor bench linux` (not a process that reused the pid)? */
+static bool is_bench_linux(pid_t pid)
+{
+	char path[64], buf[512];
+	bool bench = false, linux_ = false;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+		bench |= !strcmp(buf + i, "bench");
+		linux_ |= bench && !strcmp(buf + i, "linux");
+	}
+	return linux_;
+}
+
 /* Refuses when another bench linux owns the state file; else undoes what
  * a killed one left. */
 static int leftovers(struct ctx *x, char *msg, size_t len)
@@ -795,7 +845,7 @@ static int leftovers(struct ctx *x, char *msg, size_t len)
 	if (fgets(line, sizeof(line), f) && !strncmp(line, "owner\t", 6))
 		pid = strtol(line + 6, NULL, 10);
 	fclose(f);
-	if (pid > 0 && pid != getpid() && !kill((pid_t)pid, 0)) {
+	if (pid > 0 && pid != getpid() && is_bench_linux((pid_t)pid)) {
 		snprintf(
 			msg, len,
 			"another memvisor bench linux (pid %ld) is running (%.300s)",

@@ -65,6 +65,9 @@ struct bl_run {
 	/* zram: the most memory its compressed pages took, which the kernel
 	 * does not charge to the cgroup (outside the budget) */
 	uint64_t zram_peak_bytes;
+	/* memvisor: userfaultfd faults served, faults that waited for a free
+	 * frame, faults held in the low state, per second of the run */
+	double faults_s, alloc_waits_s, blocked_waits_s;
 };
 
 /* Sums ops/s, finds the worst VM (a killed VM counts 0; idle VMs are

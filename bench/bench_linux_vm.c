@@ -395,7 +395,8 @@ static double jnum(const cJSON *o, const char *key)
 int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 {
 	cJSON *root = cJSON_Parse(text), *vms, *v, *e;
-	double in = 0, out = 0;
+	double in = 0, out = 0, faults = 0;
+	const cJSON *host;
 	unsigned i = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -428,12 +429,20 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 		r->vms[i].integrity_errors =
 			(uint64_t)jnum(v, "integrity_errors");
 		/* the swap file and the compression cache: as zswap counts */
+		faults += jnum(v, "faults");
 		in += jnum(v, "swapin_mb") + jnum(v, "unzip_mb");
 		out += jnum(v, "swapout_mb") + jnum(v, "zip_mb");
 		i++;
 	}
 	r->nvms = i;
 	r->duration_s = jnum(root, "duration_s");
+	host = cJSON_GetObjectItemCaseSensitive(root, "host");
+	if (r->duration_s > 0) {
+		r->faults_s = faults / r->duration_s;
+		r->alloc_waits_s = jnum(host, "alloc_waits") / r->duration_s;
+		r->blocked_waits_s =
+			jnum(host, "blocked_waits") / r->duration_s;
+	}
 	r->swapin_bytes = (uint64_t)(in * (1 << 20));
 	r->swapout_bytes = (uint64_t)(out * (1 << 20));
 	r->ran = true;

@@ -93,7 +93,8 @@ struct mv_settings {
 	uint32_t balance_period_s;
 	/* Mem.FaultAroundPages: pages filled per first-touch fault (16, 1-64) */
 	uint32_t fault_around_pages;
-	/* Mem.SwapInClusterPages: swapped neighbours read per swap-in (16, 1-64) */
+	/* Mem.SwapInClusterPages: most pages a swap-in reads with its
+	 * neighbours; the window adapts per VM, 1 for random access (16, 1-64) */
 	uint32_t swapin_cluster_pages;
 	/* Mem.FaultThreads: fault service threads per VM (1, 1-16) */
 	uint32_t fault_threads;
@@ -503,7 +504,7 @@ struct mv_vm_stats {
 	uint64_t swapin_runs;
 	uint64_t swapin_ra_hits;
 	uint64_t swapin_ra_misses;
-	uint32_t swapin_window;
+	uint64_t swapin_window;
 };
 
 struct mv_host_stats {
@@ -588,11 +589,12 @@ int mv_daemon_create(mv_host *host, const char *socket_path, mv_daemon **out);
 void mv_daemon_destroy(mv_daemon *d);
 
 /*
- * Called from the daemon's thread, with no lock held, when the scheduler's
- * balloon target of a remote VM changes: QEMU's balloon is driven through
- * its QMP socket (qmp_path, as the agent's HELLO gave it; "" when none).
- * It must return promptly (bounded waits): the daemon serves its agents
- * between calls.
+ * Called from a thread of the daemon's own (not the one serving agents),
+ * with no lock held, when the scheduler's balloon target of a remote VM
+ * changes: QEMU's balloon is driven through its QMP socket (qmp_path, as
+ * the agent's HELLO gave it; "" when none).  Calls are made one at a time;
+ * while one takes long, later targets of a VM replace its earlier ones not
+ * yet made, and agents are served all the same.
  */
 typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
 				     const char *qmp_path,
@@ -600,6 +602,14 @@ typedef void (*mv_daemon_balloon_fn)(void *arg, const char *vm_name,
 				     uint64_t balloon_bytes);
 void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
 				void *arg);
+/*
+ * The size of the remote VM name's balloon, as the tool measured it (QMP
+ * query-balloon: memsize less the guest's actual size), for the
+ * scheduler's balloon target (MCTLSZ); from then on it replaces the
+ * agent's count, which sees only libmemvisor's own balloon channel.  0, or
+ * -ENOENT while no agent of that name is connected.
+ */
+int mv_daemon_set_balloon_size(mv_daemon *d, const char *name, uint64_t bytes);
 
 struct mv_daemon_stats {
 	uint32_t agents; /* connected agents that said HELLO */

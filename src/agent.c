@@ -6,7 +6,9 @@
  *
  * Design: a thread of its own connects to the daemon's socket
  * (non-blocking: a Unix connect succeeds or fails at once), says HELLO,
- * and then sends the VM's statistics every period the daemon asked for.
+ * and then sends the VM's statistics every period the daemon asked for,
+ * and every PRESSED_MS while its host is near its budget or a fault
+ * waits for a frame, so that a grant grows as fast as the guest touches.
  * A grant (WELCOME, GRANT) becomes the budget of the agent's host
  * (mv__budget_set_memsize): a larger one at once; a smaller one wakes the
  * host's scheduler, which reclaims down to it, and the agent acknowledges
@@ -49,6 +51,8 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define OUT_BYTES 4096
+/* Under pressure (pressed()) the VM reports this often, not once a period */
+#define PRESSED_MS 2
 
 struct mv_agent {
 	struct mv_host *host;
@@ -65,7 +69,7 @@ struct mv_agent {
 	bool said_unreachable; /* the log said so since the last WELCOME */
 	uint64_t connect_ms; /* when the connection was made */
 	uint64_t next_connect_ms, backoff_ms;
-	uint64_t period_ms, next_stats_ms;
+	uint64_t period_ms, next_stats_ms, last_stats_ms;
 	uint64_t ack_seq, ack_bytes; /* a grant to acknowledge; 0: none */
 	uint8_t in[MV_PROTO_MAX];
 	size_t inlen;
@@ -171,6 +175,7 @@ static void send_stats(struct mv_agent *a)
 	struct mv__proto_msg m = { .type = MV_PROTO_STATS };
 	struct mv__proto_stats *s = &m.u.stats;
 	struct mv_vm_stats st;
+	uint64_t demand;
 
 	mv_vm_stats(a->vm, &st);
 	*s = (struct mv__proto_stats){
@@ -202,6 +207,12 @@ static void send_stats(struct mv_agent *a)
 	};
 	for (unsigned i = 0; i < MV_PAGE_NSTATES; i++)
 		s->state_pages[i] = st.state_pages[i];
+	demand = mv__sample_demand_pages(a->vm);
+	if (demand != UINT64_MAX) {
+		s->flags |= MV_PROTO_STATS_DEMAND;
+		s->demand_pages =
+			demand < 2 * a->vm->npages ? demand : 2 * a->vm->npages;
+	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
 }
@@ -355,6 +366,22 @@ static void try_connect(struct mv_agent *a)
 							     a->backoff_ms * 2;
 }
 
+/*
+ * The VM is near its grant (within a sixteenth) or a fault waits for a
+ * frame: the daemon should hear at once what it holds, to grow the grant
+ * before reclaim has to make room.
+ */
+static bool pressed(struct mv_agent *a)
+{
+	uint64_t size = atomic_load(&a->host->memsize_pages);
+	unsigned waiters;
+
+	pthread_mutex_lock(&a->host->frames_lock);
+	waiters = a->host->frame_waiters;
+	pthread_mutex_unlock(&a->host->frames_lock);
+	return waiters || host_consumed(a) + size / 16 >= size;
+}
+
 static void tick(struct mv_agent *a, uint64_t now)
 {
 	struct mv__proto_msg m = { .type = MV_PROTO_GRANT_ACK };
@@ -383,8 +410,11 @@ static void tick(struct mv_agent *a, uint64_t now)
 			count(a, &a->info.acks);
 		}
 	}
-	if (a->fd >= 0 && now >= a->next_stats_ms) {
+	if (a->fd >= 0 &&
+	    (now >= a->next_stats_ms ||
+	     (now >= a->last_stats_ms + PRESSED_MS && pressed(a)))) {
 		send_stats(a);
+		a->last_stats_ms = now;
 		a->next_stats_ms = now + a->period_ms;
 	}
 }
@@ -409,7 +439,11 @@ static void *agent_main(void *arg)
 				.events = (short)(POLLIN |
 						  (a->outlen ? POLLOUT : 0)),
 			};
-		if (poll(pfd, n, TICK_MS) < 0 && errno != EINTR)
+		/* pressed, it looks again soon: the guest waits meanwhile */
+		if (poll(pfd, n,
+			 a->welcomed && pressed(a) ? PRESSED_MS : TICK_MS) <
+			    0 &&
+		    errno != EINTR)
 			break;
 		if (pfd[0].revents)
 			break;

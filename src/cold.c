@@ -5,24 +5,28 @@
  * default); with 0 reclaim takes random runs of pages, ESX's policy, and
  * nothing here is kept.
  *
- * Design: one heat byte per guest page, 0 (cold) to MV_COLD_HOT, and a
- * clock hand per VM (reclaim.c's pick_cold).  The signals are the ones
+ * Design: one heat byte per guest page, 0 (cold) to MV_COLD_REFAULT, and
+ * a clock hand per VM (reclaim.c's pick_cold).  The signals are the ones
  * the engine already has, at no cost on the guest's path:
  *   - a fault on the page (first touch, swap-in, unzip, copy on write, a
- *     sampled page touched): the guest uses it, heat MV_COLD_HOT.  Only
- *     the faulting page: the neighbours a fault-around or swap-in cluster
- *     brings along keep the heat they had, 0 for a page reclaim took, so
- *     a cluster's unused pages are the next victims, not the page the
- *     guest wanted (without this, each hot page evicted comes back with
- *     a cluster of cold ones that push out more hot pages);
+ *     sampled page touched): the guest uses it, heat MV_COLD_HOT, or
+ *     MV_COLD_REFAULT if reclaim took it less than two passes of the hand
+ *     ago (the guest wanted it back soon: the kernel's refault distance,
+ *     in passes).  Only the faulting page: the neighbours a fault-around
+ *     or swap-in cluster brings along keep the byte they had, "taken"
+ *     for a page reclaim took, which counts as cold, so a cluster's
+ *     unused pages are the next victims, not the page the guest wanted
+ *     (without this, each hot page evicted comes back with a cluster of
+ *     cold ones that push out more hot pages);
  *   - a sampled page (sample.c) nobody touched for a whole sampling
  *     period: cold at once;
- *   - a page chosen as a victim: cold (it comes back warm only if the
- *     guest asks for it).
- * The hand walks the VM's pages in order; a PRIVATE page at heat 0 is a
- * victim, any other PRIVATE page becomes one step cooler.  So a page the
- * guest faulted on stays through MV_COLD_HOT passes of the hand, and one
- * that never faulted goes at the first: a CLOCK approximation of "least
+ *   - a page chosen as a victim: "taken", MV_COLD_TAKEN with the hand's
+ *     pass count (7 bits), cold until the guest asks for it.
+ * The hand walks the VM's pages in order; a PRIVATE page at heat 0 (or
+ * taken) is a victim, any other PRIVATE page becomes one step cooler.  So
+ * a page the guest faulted on stays through MV_COLD_HOT passes of the
+ * hand, one it wanted right back through MV_COLD_REFAULT, and one that
+ * never faulted goes at the first: a CLOCK approximation of "least
  * recently faulted", where the random policy takes a page the guest uses
  * as readily as one it does not.
  *
@@ -36,14 +40,15 @@
  * scattered (a hash table, every fourth page of an image) have no cold
  * region to find anyway.  Soft-dirty and PAGEMAP_SCAN see writes only
  * (most touches are reads), and UFFD_FEATURE_WP_ASYNC would undo page
- * sharing's write protection.  A page used but resident for long is therefore taken
- * after MV_COLD_HOT passes and comes back on its next touch, warm again:
- * the cost of the policy's blindness is one refault per page per
- * MV_COLD_HOT + 1 passes, against the random policy's refaults of every
- * hot page it happens to take (docs/ARCHITECTURE.md has the figures).
+ * sharing's write protection.  A page used but resident for long is
+ * therefore taken after its passes and comes back on its next touch, warm
+ * again (and warmer for having been wanted back soon): the cost of the
+ * policy's blindness is one refault per hot page every MV_COLD_REFAULT +
+ * 1 passes, against the random policy's refaults of every hot page it
+ * happens to take (docs/ARCHITECTURE.md has the figures).
  *
  * Bounded: the hand passes at most SCAN_PER_VICTIM entries per victim
- * wanted (and at most MV_COLD_HOT + 1 times the VM's pages), a few
+ * wanted (and at most MV_COLD_REFAULT + 1 times the VM's pages), a few
  * microseconds per batch; if that finds too few cold pages (every page
  * recently faulted) the rest of the batch is taken at random, counted
  * (fallback_victims), so reclaim never finds less than the random policy

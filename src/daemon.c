@@ -20,22 +20,26 @@
  * connection that has not said HELLO after HELLO_MS is dropped; at most
  * MAX_CONNS are open.
  *
- * Grants.  A remote VM's grant follows, each tick, what its agent last
- * said it holds plus a headroom (an eighth of its memsize), never above
- * its limit, never grown above the scheduler's target for it (SZTGT),
- * and, in the states where the host is short (soft, hard, low), cut down
- * to that target; never below its reservation (grant_want).  A larger
- * grant is reserved from the budget at once (mv__frames_reserve, never
- * waiting), leaving minFree free unless the agent is already near its
- * grant, and sent; a smaller one (by a 64th of its memsize or more) is
- * sent and its frames kept until the agent acknowledges it
+ * Grants.  A remote VM's grant is, in the high state, the scheduler's
+ * target for it (SZTGT), as far as that leaves the host high, kept there
+ * (speculative); otherwise what its agent last said it holds plus a
+ * headroom (an eighth of its memsize; twice its grant while it holds
+ * nearly all of that, so that a guest touching its memory is not held
+ * back one headroom per report), never grown above its target, and in
+ * the states where the host is short (soft, hard, low) cut down to that
+ * target (grant_want); never above its limit nor below its reservation.
+ * A larger grant is reserved from the budget at once (mv__frames_reserve,
+ * never waiting), leaving minFree free unless the agent is already near
+ * its grant, and sent; a smaller one (by a 64th of its memsize or more)
+ * is sent and its frames kept until the agent acknowledges it
  * (GRANT_ACK: it holds no more), then released.  So the frames held for
  * every remote VM are always at least what its agent may use.  A VMM that
  * dies (EOF, ECONNRESET, or its pid gone) has its remote VM destroyed:
  * mv_vm_destroy gives the frames back at once.  The scheduler's balloon
  * target for a remote VM goes to its agent in GRANT and, for QEMU, to the
- * tool's balloon hook, called after the connections are served, with no
- * lock held.
+ * tool's balloon hook, called by a thread of its own with no lock held
+ * (hook_main), the latest target per VM, so that a slow QMP peer holds
+ * up nothing but other balloon calls.
  *
  * Invariants: a remote VM's consumed_pages equals the frames reserved for
  * its grant (conn.grant), changed only by this thread; every wait is
@@ -43,7 +47,8 @@
  * through a well-formed message on a connection that passed the checks.
  *
  * Locks: d->lock, taken before any engine lock and never under one,
- * guards the connection table against mv_daemon_vms/mv_daemon_stats; the thread holds it while
+ * guards the connection table against mv_daemon_vms/mv_daemon_stats;
+ * d->hook_lock, a leaf, the hook's queue; the thread holds it while
  * it serves connections (non-blocking I/O only), never across poll or the
  * balloon hook.
  */
@@ -96,6 +101,9 @@ struct conn {
 	uint64_t balloon; /* balloon target last sent (pages) */
 	uint64_t hook_balloon; /* last given to the hook; UINT64_MAX none */
 	uint64_t agent_consumed; /* pages, from HELLO then STATS */
+	/* its balloon's size as the tool measured it (QMP query-balloon),
+	 * pages; UINT64_MAX: none, the agent's count stands */
+	uint64_t tool_balloon;
 };
 
 struct hook_call {
@@ -110,9 +118,15 @@ struct mv_daemon {
 	int lfd;
 	int stop_fd;
 	pthread_t thread;
-	pthread_mutex_t lock; /* conns, nconns, hook, the counters */
+	pthread_mutex_t lock; /* conns, nconns, the counters */
 	struct conn *conns[MAX_CONNS];
 	unsigned nconns;
+	/* the balloon hook's own thread (hook_main), so that a slow QMP peer
+	 * holds up no agent: its queue holds the latest target per VM */
+	pthread_t hook_thread;
+	pthread_mutex_t hook_lock; /* a leaf: the fields below */
+	pthread_cond_t hook_wake;
+	bool hook_stop;
 	mv_daemon_balloon_fn hook;
 	void *hook_arg;
 	struct hook_call calls[MAX_CONNS];
@@ -243,6 +257,11 @@ static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 	unsigned mech = mv__sched_mechanisms(
 		(enum mv_mem_state)atomic_load(&d->host->state));
 
+	/* a VM that has used its headroom grows fast: a guest touching its
+	 * memory outruns one headroom per report */
+	if (c->grant && c->agent_consumed + head / 2 >= c->grant &&
+	    want < 2 * c->grant)
+		want = 2 * c->grant;
 	if (mech & (MV__MECH_BALLOON | MV__MECH_SWAP)) {
 		if (want > tgt)
 			want = tgt;
@@ -259,6 +278,87 @@ static uint64_t grant_want(struct mv_daemon *d, struct conn *c)
 }
 
 /*
+ * Queues c's balloon target for the hook thread, replacing a call for the
+ * same VM not yet made; false without a hook (or room: then the next tick
+ * tries again).
+ */
+static bool hook_queue(struct mv_daemon *d, struct conn *c)
+{
+	struct hook_call *k = NULL;
+	bool queued = false;
+
+	pthread_mutex_lock(&d->hook_lock);
+	if (!d->hook) {
+		pthread_mutex_unlock(&d->hook_lock);
+		return false;
+	}
+	for (unsigned i = 0; i < d->ncalls && !k; i++)
+		if (!strcmp(d->calls[i].name, c->vm->name))
+			k = &d->calls[i];
+	if (!k && d->ncalls < MAX_CONNS)
+		k = &d->calls[d->ncalls++];
+	if (d->hook && k) {
+		memcpy(k->name, c->vm->name, sizeof(k->name));
+		memcpy(k->qmp, c->qmp, sizeof(k->qmp));
+		k->memsize = c->vm->npages << MV_PAGE_SHIFT;
+		k->balloon = c->balloon << MV_PAGE_SHIFT;
+		pthread_cond_signal(&d->hook_wake);
+		queued = true;
+	}
+	pthread_mutex_unlock(&d->hook_lock);
+	return queued;
+}
+
+/* The hook thread: makes the queued calls, with no lock held. */
+static void *hook_main(void *arg)
+{
+	struct mv_daemon *d = arg;
+	struct hook_call calls[MAX_CONNS];
+	mv_daemon_balloon_fn hook;
+	struct timespec ts;
+	unsigned n;
+	void *hook_arg;
+
+	pthread_mutex_lock(&d->hook_lock);
+	while (!d->hook_stop) {
+		if (!d->ncalls) {
+			mv__deadline_ms(&ts, 1000);
+			pthread_cond_timedwait(&d->hook_wake, &d->hook_lock,
+					       &ts);
+			continue;
+		}
+		n = d->ncalls;
+		memcpy(calls, d->calls, n * sizeof(calls[0]));
+		d->ncalls = 0;
+		hook = d->hook;
+		hook_arg = d->hook_arg;
+		pthread_mutex_unlock(&d->hook_lock);
+		for (unsigned k = 0; k < n && hook; k++)
+			hook(hook_arg, calls[k].name, calls[k].qmp,
+			     calls[k].memsize, calls[k].balloon);
+		pthread_mutex_lock(&d->hook_lock);
+	}
+	pthread_mutex_unlock(&d->hook_lock);
+	return NULL;
+}
+
+/*
+ * The grant a VM may hold speculatively (pages): in the high state, where
+ * the host has memory to spare, the scheduler's target (or limit), as the
+ * team design has it; 0 in any other state, where grants follow what VMs
+ * hold.
+ */
+static uint64_t speculative(struct mv_daemon *d, struct conn *c)
+{
+	uint64_t tgt = atomic_load(&c->vm->sched.sztgt_pages),
+		 lim = atomic_load(&c->vm->sched.limit_pages);
+
+	if (atomic_load(&d->host->state) != MV_STATE_HIGH)
+		return 0;
+	return tgt < lim ? tgt : lim;
+}
+
+/*
  * One look at a remote VM's grant and balloon target: a larger grant is
  * reserved and sent now; a smaller one is sent and released on its ack.
  * initial: the WELCOME (always sent, whatever could be reserved).
@@ -269,8 +369,9 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	struct mv_vm *vm = c->vm;
 	uint64_t step = vm->npages / 64 > MIN_GRANT ? vm->npages / 64 :
 						      MIN_GRANT;
-	uint64_t want = grant_want(d, c), room, add, floor, free;
+	uint64_t want = grant_want(d, c), keep = want, room, add, floor, free;
 	uint64_t head = vm->npages / 8 > 256 ? vm->npages / 8 : 256;
+	uint64_t spec = speculative(d, c);
 	struct mv_vm_stats bs;
 	bool changed = false, needy;
 
@@ -296,9 +397,29 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 				changed = true;
 			}
 		}
-	} else if (want + step <= c->grant && !c->pending_seq) {
-		c->pending = want;
-		send_grant(c, MV_PROTO_GRANT, want);
+	}
+	/* in the high state a grant is what the scheduler targets, as far as
+	 * that leaves the host high, and it is kept there */
+	if (spec > c->grant && !c->pending_seq) {
+		free = host_free(h);
+		floor = atomic_load(&h->minfree_pages) *
+			(400 + MV__SCHED_HYST_PCT) / 100;
+		room = free > floor ? free - floor : 0;
+		add = spec - c->grant < room ? spec - c->grant : room;
+		if (initial || add >= step || (add && c->grant + add == spec)) {
+			add = reserve(h, add);
+			if (add) {
+				c->grant += add;
+				atomic_store(&vm->consumed_pages, c->grant);
+				changed = true;
+			}
+		}
+	}
+	if (spec > keep)
+		keep = spec < c->grant ? spec : c->grant;
+	if (keep + step <= c->grant && !c->pending_seq) {
+		c->pending = keep;
+		send_grant(c, MV_PROTO_GRANT, keep);
 		c->pending_seq = c->seq;
 		d->st.grants++;
 		return;
@@ -320,15 +441,8 @@ static void grant_update(struct mv_daemon *d, struct conn *c, bool initial)
 	}
 	if (initial || changed)
 		d->st.grants++;
-	if (c->balloon != c->hook_balloon && d->hook && d->ncalls < MAX_CONNS) {
-		struct hook_call *k = &d->calls[d->ncalls++];
-
-		memcpy(k->name, vm->name, sizeof(k->name));
-		memcpy(k->qmp, c->qmp, sizeof(k->qmp));
-		k->memsize = vm->npages << MV_PAGE_SHIFT;
-		k->balloon = c->balloon << MV_PAGE_SHIFT;
+	if (c->balloon != c->hook_balloon && hook_queue(d, c))
 		c->hook_balloon = c->balloon;
-	}
 }
 
 /* ---- messages ---- */
@@ -393,6 +507,20 @@ static void on_hello(struct mv_daemon *d, struct conn *c,
 		(unsigned long long)(c->grant >> (20 - MV_PAGE_SHIFT)));
 }
 
+/* The pages in a remote VM's balloon, as the scheduler and its statistics
+ * see them. */
+static void set_balloon_actual(struct mv_vm *vm, uint64_t pages)
+{
+	if (pages > vm->npages)
+		pages = vm->npages;
+	pthread_mutex_lock(&vm->balloon.lock);
+	atomic_store(&vm->balloon.actual_pages, pages);
+	pthread_mutex_unlock(&vm->balloon.lock);
+	pthread_mutex_lock(&vm->remote->lock);
+	vm->remote->stats.mctlsz_pages = pages;
+	pthread_mutex_unlock(&vm->remote->lock);
+}
+
 /* The agent's report, checked against the VM's size. */
 static void on_stats(struct mv_daemon *d, struct conn *c,
 		     const struct mv__proto_stats *s)
@@ -434,7 +562,8 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->shrd_pages = s->shrd_pages;
 	st->zero_pages = s->zero_pages;
 	st->shrdsvd_pages = s->shrdsvd_pages;
-	st->mctlsz_pages = s->mctlsz_pages;
+	st->mctlsz_pages = c->tool_balloon != UINT64_MAX ? c->tool_balloon :
+							   s->mctlsz_pages;
 	st->faults = s->faults;
 	st->fault_errors = s->fault_errors;
 	st->swap_errors = s->swap_errors;
@@ -446,6 +575,20 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);
+	/* its demand, for the scheduler's demand cap as for a local VM
+	 * (mv__sample_demand_pages: the scheduler reads it under vms_lock;
+	 * a remote VM fills no pages here, so the base is all of it) */
+	pthread_mutex_lock(&d->host->vms_lock);
+	vm->sample.measured = s->flags & MV_PROTO_STATS_DEMAND;
+	atomic_store(&vm->sample.active_base,
+		     s->demand_pages < max ? s->demand_pages : max);
+	atomic_store(&vm->sample.base_fills, 0);
+	pthread_mutex_unlock(&d->host->vms_lock);
+	/* the pages in its balloon, for the scheduler's balloon target: the
+	 * agent's count (a driver of libmemvisor's channel), unless the tool
+	 * measures a QEMU guest's (mv_daemon_set_balloon_size) */
+	if (c->tool_balloon == UINT64_MAX)
+		set_balloon_actual(vm, s->mctlsz_pages);
 	/* the scheduler weighs what the VM holds here, its grant: the
 	 * agent's active pages as a fraction of that */
 	active = c->grant ? s->active_pages * 1000 / c->grant : 1000;
@@ -490,6 +633,8 @@ static void on_msg(struct mv_daemon *d, struct conn *c,
 		return;
 	case MV_PROTO_STATS:
 		on_stats(d, c, &m->u.stats);
+		if (!c->closing)
+			grant_update(d, c, false);
 		return;
 	case MV_PROTO_GRANT_ACK:
 		on_ack(d, c, &m->u.ack);
@@ -573,6 +718,7 @@ static void accept_one(struct mv_daemon *d)
 	c->fd = fd;
 	c->since_ms = c->pid_check_ms = mv__now_ms();
 	c->hook_balloon = UINT64_MAX;
+	c->tool_balloon = UINT64_MAX;
 	if (d->nconns == MAX_CONNS) {
 		refuse(d, c, EBUSY, "too many connections");
 		flush(c);
@@ -638,11 +784,8 @@ static void *daemon_main(void *arg)
 {
 	struct mv_daemon *d = arg;
 	struct pollfd pfd[2 + MAX_CONNS];
-	struct hook_call calls[MAX_CONNS];
 	struct conn *polled[MAX_CONNS];
-	unsigned n, ncalls, k;
-	mv_daemon_balloon_fn hook;
-	void *hook_arg;
+	unsigned n, k;
 	uint64_t now;
 
 	for (;;) {
@@ -700,20 +843,21 @@ static void *daemon_main(void *arg)
 			}
 			k++;
 		}
-		ncalls = d->ncalls;
-		memcpy(calls, d->calls, ncalls * sizeof(calls[0]));
-		d->ncalls = 0;
-		hook = d->hook;
-		hook_arg = d->hook_arg;
 		pthread_mutex_unlock(&d->lock);
-		for (k = 0; k < ncalls && hook; k++)
-			hook(hook_arg, calls[k].name, calls[k].qmp,
-			     calls[k].memsize, calls[k].balloon);
 	}
 	return NULL;
 }
 
 /* ---- the API ---- */
+
+static void hook_stop(struct mv_daemon *d)
+{
+	pthread_mutex_lock(&d->hook_lock);
+	d->hook_stop = true;
+	pthread_cond_signal(&d->hook_wake);
+	pthread_mutex_unlock(&d->hook_lock);
+	pthread_join(d->hook_thread, NULL);
+}
 
 /* A socket file at path: in use by a live daemon (-EADDRINUSE), stale
  * (removed), or none. */
@@ -783,13 +927,25 @@ int mv_daemon_create(mv_host *h, const char *path, mv_daemon **out)
 				 strerror(errno));
 		goto fail_sock;
 	}
+	pthread_mutex_init(&d->hook_lock, NULL);
+	err = mv__cond_init_monotonic(&d->hook_wake);
+	if (err)
+		goto fail_hook_lock;
+	err = -pthread_create(&d->hook_thread, NULL, hook_main, d);
+	if (err)
+		goto fail_hook_cond;
 	err = -pthread_create(&d->thread, NULL, daemon_main, d);
 	if (err)
-		goto fail_bound;
+		goto fail_hook_thread;
 	*out = d;
 	return 0;
 
-fail_bound:
+fail_hook_thread:
+	hook_stop(d);
+fail_hook_cond:
+	pthread_cond_destroy(&d->hook_wake);
+fail_hook_lock:
+	pthread_mutex_destroy(&d->hook_lock);
 	unlink(path);
 fail_sock:
 	close(d->lfd);
@@ -822,6 +978,9 @@ void mv_daemon_destroy(mv_daemon *d)
 		}
 		conn_close(d, c);
 	}
+	hook_stop(d);
+	pthread_cond_destroy(&d->hook_wake);
+	pthread_mutex_destroy(&d->hook_lock);
 	close(d->lfd);
 	unlink(d->path);
 	close(d->stop_fd);
@@ -835,8 +994,10 @@ void mv_daemon_set_balloon_hook(mv_daemon *d, mv_daemon_balloon_fn fn,
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->lock);
+	pthread_mutex_lock(&d->hook_lock);
 	d->hook = fn;
 	d->hook_arg = arg;
+	pthread_mutex_unlock(&d->hook_lock);
 	/* every VM's target goes to the new hook */
 	for (unsigned k = 0; k < d->nconns; k++)
 		d->conns[k]->hook_balloon = UINT64_MAX;
@@ -897,6 +1058,26 @@ int mv_daemon_vm_stats(mv_daemon *d, const char *name, struct mv_vm_stats *st)
 
 		if (c->hello && !c->dead && !strcmp(c->vm->name, name))
 			err = mv_vm_stats(c->vm, st);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return err;
+}
+
+int mv_daemon_set_balloon_size(mv_daemon *d, const char *name, uint64_t bytes)
+{
+	int err = -ENOENT;
+
+	if (!d || !name)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned k = 0; k < d->nconns && err; k++) {
+		struct conn *c = d->conns[k];
+
+		if (c->hello && !c->dead && !strcmp(c->vm->name, name)) {
+			c->tool_balloon = bytes >> MV_PAGE_SHIFT;
+			set_balloon_actual(c->vm, c->tool_balloon);
+			err = 0;
+		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	return err;

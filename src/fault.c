@@ -952,6 +952,7 @@ static void *fault_main(void *arg)
 	bool stop = false;
 	ssize_t n;
 
+	pthread_setname_np(pthread_self(), "mv-fault"); /* for perf, top */
 	while (!stop) {
 		/* blocking: the kernel hands each event to one reader, and
 		 * the others sleep on in the kernel (a poll() first made every

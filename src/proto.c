@@ -120,6 +120,7 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 		u64(c, f[i]);
 	for (unsigned i = 0; i < MV_PAGE_NSTATES; i++)
 		u64(c, &s->state_pages[i]);
+	u64(c, &s->demand_pages);
 	u64(c, &s->budget_pages);
 	u32(c, &s->active_permille);
 	u32(c, &s->flags);
@@ -326,10 +327,16 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags)
+	if (s->flags & ~MV_PROTO_STATS_DEMAND)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
+	if (s->demand_pages > max ||
+	    (!(s->flags & MV_PROTO_STATS_DEMAND) && s->demand_pages))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: demand of %llu pages: above 16 TiB, or given without its flag",
+			(unsigned long long)s->demand_pages);
 	return 0;
 }
 

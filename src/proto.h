@@ -86,10 +86,16 @@ struct mv__proto_stats {
 	uint64_t cow_breaks;
 	uint64_t lpage_pages;
 	uint64_t state_pages[MV_PAGE_NSTATES];
+	/* the VM's demand for the scheduler's demand cap: its active pages
+	 * at the last sampling period plus the pages filled since (set only
+	 * with MV_PROTO_STATS_DEMAND; 0 otherwise) */
+	uint64_t demand_pages;
 	uint64_t budget_pages; /* the agent's local budget now */
 	uint32_t active_permille; /* of consumed_pages, 0..1000 */
-	uint32_t flags; /* 0 in this version */
+	uint32_t flags; /* MV_PROTO_STATS_*; others 0 in this version */
 };
+/* STATS flags: demand_pages holds a measured demand */
+#define MV_PROTO_STATS_DEMAND 1u
 
 struct mv__proto_ack {
 	uint64_t seq; /* the grant acknowledged */

@@ -236,9 +236,10 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
 
 /*
  * Locks up to `want` cold PRIVATE pages (Mem.ReclaimPolicy 1, cold.c): the
- * VM's clock hand passes pages in order, takes those at heat 0 and cools
- * the others by one step; at most SCAN_PER_VICTIM entries per wanted
- * victim (and MV_COLD_HOT + 1 passes over the VM), then the rest of the
+ * VM's clock hand passes pages in order, takes those at heat 0 (or
+ * taken before and brought back unasked) and cools the others by one
+ * step; at most SCAN_PER_VICTIM entries per wanted victim (and
+ * MV_COLD_REFAULT + 1 passes over the VM), then the rest of the
  * batch is taken at random, so a VM whose pages are all warm still gives
  * what the random policy would.  Cold neighbours come out in ppn order:
  * a run of them moves in one call.  Returns how many.
@@ -250,11 +251,14 @@ static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
 	uint64_t budget = (uint64_t)want * SCAN_PER_VICTIM, ppn, old, passed;
 	unsigned n = 0, more;
 
-	if (budget > (MV_COLD_HOT + 1) * vm->npages)
-		budget = (MV_COLD_HOT + 1) * vm->npages;
+	if (budget > (MV_COLD_REFAULT + 1) * vm->npages)
+		budget = (MV_COLD_REFAULT + 1) * vm->npages;
 	for (passed = 0; n < want && passed < budget; passed++) {
 		ppn = c->hand;
 		c->hand = ppn + 1 < vm->npages ? ppn + 1 : 0;
+		if (!c->hand)
+			atomic_fetch_add_explicit(&c->passes, 1,
+						  memory_order_relaxed);
 		old = pmap_peek(&vm->pmap[ppn]);
 		/* only a page that could be a victim is aged */
 		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
@@ -291,7 +295,7 @@ static unsigned pick_victims(struct mv_vm *vm, unsigned want,
 
 	/* a victim comes back warm only if the guest asks for it */
 	for (unsigned i = 0; i < n; i++)
-		mv__cold_forget(&vm->cold, out[i].ppn);
+		mv__cold_taken(&vm->cold, out[i].ppn);
 	return n;
 }
 
@@ -305,7 +309,7 @@ static unsigned pick_one(struct mv_vm *vm, uint64_t ppn, struct victim *out)
 		return 0;
 	}
 	small_or_broken(vm, ppn, true);
-	mv__cold_forget(&vm->cold, ppn);
+	mv__cold_taken(&vm->cold, ppn);
 	out->ppn = ppn;
 	out->old = old;
 	return 1;

@@ -503,6 +503,7 @@ static void *reclaimer_main(void *arg)
 	struct timespec ts;
 	unsigned tick;
 
+	pthread_setname_np(pthread_self(), "mv-reclaim"); /* for perf, top */
 	pthread_mutex_lock(&rc->lock);
 	for (;;) {
 		/* idle: bounded waits, so a lost signal costs a second */
@@ -533,8 +534,12 @@ static void *reclaimer_main(void *arg)
 		if (!done)
 			rc->empty_tick = tick;
 		pthread_mutex_unlock(&rc->lock);
+		/* not sched_kick(): a fault's kick may have set the flag, and
+		 * the scheduler, waiting for this, would not hear it */
+		pthread_mutex_lock(&h->sched_lock);
 		atomic_fetch_add(&h->reclaim_gen, 1);
-		sched_kick(h);
+		pthread_cond_broadcast(&h->sched_wake);
+		pthread_mutex_unlock(&h->sched_lock);
 		pthread_mutex_lock(&rc->lock);
 	}
 	pthread_mutex_unlock(&rc->lock);
@@ -624,14 +629,16 @@ static unsigned reclaimers_busy(struct view *w)
  * take them one after the other.  The policy's first choice is asked if
  * its thread is idle; while it is busy, the next VMs are asked only if
  * they are above their target (or limit): the ones the policy would come
- * to anyway, and not one that merely has the next lowest rho.  Returns
+ * to anyway, and not one that merely has the next lowest rho.  Victims
+ * and floors are pick_victim's (with `idle`, soft: memory above demand
+ * caps, down to the caps).  Returns
  * requests made; *busy gets the requests in flight after it (0 and 0:
  * nothing to take from anyone this tick).
  */
 static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
-			       unsigned tick, unsigned *busy)
+			       bool idle, unsigned tick, unsigned *busy)
 {
-	uint64_t want, floor, tgt;
+	uint64_t want, floor = 0, tgt;
 	unsigned asked = 0;
 	bool first = true;
 	int i;
@@ -641,9 +648,7 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 		return 0;
 	for (unsigned k = 0; k < w->n; k++)
 		w->skip[k] = !w->vm[k]->rc.started;
-	while ((i = mv__sched_victim(w->in, w->skip, w->n,
-				     h->settings.idle_tax_pct, pressure)) >=
-	       0) {
+	while ((i = pick_victim(h, w, pressure, idle, &floor)) >= 0) {
 		w->skip[i] = 1;
 		if (!reclaimer_idle(w->vm[i], tick)) {
 			first = false;
@@ -654,9 +659,6 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 			tgt = w->in[i].max_pages;
 		if (!first && w->in[i].alloc_pages <= tgt)
 			continue;
-		floor = w->in[i].alloc_pages > w->in[i].max_pages ?
-				w->in[i].max_pages :
-				w->in[i].min_pages;
 		want = w->in[i].alloc_pages - floor;
 		if (want > MV_RECLAIM_BATCH)
 			want = MV_RECLAIM_BATCH;
@@ -670,8 +672,10 @@ static unsigned dispatch_round(struct mv_host *h, struct view *w, int pressure,
 }
 
 /*
- * Waits (a few ms at most) for a reclaim thread to finish a request, a
- * fault to ask for memory, or the scheduler to be stopped.
+ * Waits (SCHED_STUCK_MS at most) for a reclaim thread to finish a request,
+ * or the scheduler to be stopped.  Faults' kicks do not end it: while
+ * every thread it could ask is busy, another look finds nothing new, and
+ * under pressure every fault kicks.
  */
 static void dispatch_wait(struct mv_host *h, uint64_t gen)
 {
@@ -679,9 +683,10 @@ static void dispatch_wait(struct mv_host *h, uint64_t gen)
 
 	mv__deadline_ms(&ts, SCHED_STUCK_MS);
 	pthread_mutex_lock(&h->sched_lock);
-	if (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
-	    !sched_kicked(h))
-		pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts);
+	while (atomic_load(&h->reclaim_gen) == gen && !h->sched_stop &&
+	       pthread_cond_timedwait(&h->sched_wake, &h->sched_lock, &ts) !=
+		       ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&h->sched_lock);
 }
 
@@ -713,7 +718,9 @@ static bool reclaim_per_vm(struct mv_host *h, struct view *w)
 		st = update_state(h);
 		pressure = (mv__sched_mechanisms(st) & MV__MECH_SWAP) ||
 			   frame_waiters(h);
-		asked = dispatch_round(h, w, pressure, tick, &busy);
+		asked = dispatch_round(h, w, pressure,
+				       mv__sched_mechanisms(st) & MV__MECH_IDLE,
+				       tick, &busy);
 		if (!asked && !busy) {
 			/* nothing small left to take: break more, then try
 			 * again, this time with every VM */
@@ -822,6 +829,7 @@ static void *sched_main(void *arg)
 	struct timespec ts;
 	bool ok = true;
 
+	pthread_setname_np(pthread_self(), "mv-sched"); /* for perf, top */
 	pthread_mutex_lock(&h->sched_lock);
 	while (!h->sched_stop) {
 		pthread_mutex_unlock(&h->sched_lock);

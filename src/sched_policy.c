@@ -2,15 +2,18 @@
 /*
  * sched_policy.c - the memory scheduler's policy as pure functions
  * (declared in sched_policy.h): the cost of a VM's pages under the idle
- * memory tax, shares per page, targets by min-funding revocation, the
- * victim, the free-memory state machine with its hysteresis, what runs in
- * each state, balloon targets, and the shares of a level.  Policy layer:
- * no threads, no locks, no engine state, no system calls; the scheduler
- * thread (sched.c) feeds them a view of the VMs and acts on the answers,
- * and tests/test_sched.c checks them alone.
+ * memory tax, shares per page, demand caps, targets by min-funding
+ * revocation, the victim (memory above demand caps first), the free-memory
+ * state machine with its hysteresis, what runs in each state, balloon
+ * targets, and the shares of a level.  Policy layer: no threads, no locks,
+ * no engine state, no system calls; the scheduler thread (sched.c) feeds
+ * them a view of the VMs and acts on the answers, and tests/test_sched.c
+ * and tests/test_sched_policy.c check them alone.
  *
- * Invariants: targets lie within [reservation, limit] and add up to at
- * most what is available; the state machine enters a worse state at once
+ * Invariants: targets lie within [reservation, limit], a capped VM's at
+ * most max(reservation, demand), and add up to at most what is available
+ * (what a cap leaves goes to the VMs not at a bound); the state machine
+ * enters a worse state at once
  * and a better one only MV__SCHED_HYST_PCT of minFree above its floor.
  *
  * Locks: none.

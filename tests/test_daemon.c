@@ -261,8 +261,9 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 	(void)state;
 	fx_up(NULL);
 	fd = cl_agent("alpha", &grant);
-	/* what it holds (nothing) plus headroom: an eighth of its memsize */
-	assert_int_equal(grant, VM_PAGES / 8);
+	/* the host is in the high state with room to stay there: granted
+	 * the scheduler's target, all its memsize */
+	assert_int_equal(grant, VM_PAGES);
 	host_stats(&hs);
 	assert_int_equal(hs.nvms, 1);
 	assert_int_equal(hs.consumed_pages, grant);
@@ -282,6 +283,7 @@ static void test_hello_makes_a_remote_vm_holding_its_grant(void **state)
 static void test_agent_stats_appear_in_its_vm_stats(void **state)
 {
 	struct mv__proto_msg m = stats_msg(700);
+	struct mv_balloon_info bi;
 	struct mv_vm_stats st;
 	struct mv_daemon_vm v;
 	uint64_t grant;
@@ -291,6 +293,7 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	(void)state;
 	fx_up(NULL);
 	fd = cl_agent("beta", &grant);
+	m.u.stats.mctlsz_pages = 300;
 	cl_send(fd, &m);
 	want_name = "beta";
 	want_vm_consumed = 700;
@@ -300,9 +303,26 @@ static void test_agent_stats_appear_in_its_vm_stats(void **state)
 	assert_int_equal(v.stats.zero_pages, 45);
 	assert_int_equal(v.stats.active_pages, 350);
 	assert_int_equal(v.stats.state_pages[MV_PAGE_PRIVATE], 700);
+	/* its balloon, as the scheduler sees it */
+	assert_int_equal(v.stats.mctlsz_pages, 300);
+	assert_int_equal(mv_vm_balloon_info(remote_vm("beta"), &bi), 0);
+	assert_int_equal(bi.actual_pages, 300);
+	/* measured by the tool (QMP), it stands over the agent's count */
+	assert_int_equal(mv_daemon_set_balloon_size(fx.d, "beta", 2 * MiB), 0);
+	m = stats_msg(701);
+	m.u.stats.mctlsz_pages = 300;
+	cl_send(fd, &m);
+	want_vm_consumed = 701;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_vm_balloon_info(remote_vm("beta"), &bi), 0);
+	assert_int_equal(bi.actual_pages, 512);
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
+	assert_int_equal(st.mctlsz_pages, 512);
+	assert_int_equal(mv_daemon_set_balloon_size(fx.d, "nobody", 0),
+			 -ENOENT);
 	/* by name, as memvisor run asks for a QEMU guest's */
 	assert_int_equal(mv_daemon_vm_stats(fx.d, "beta", &st), 0);
-	assert_int_equal(st.consumed_pages, 700);
+	assert_int_equal(st.consumed_pages, 701);
 	assert_int_equal(st.memsz_pages, VM_PAGES);
 	assert_int_equal(mv_daemon_vm_stats(fx.d, "nobody", &st), -ENOENT);
 	cl_close(fd);
@@ -332,34 +352,76 @@ static void test_a_closed_connection_gives_the_grant_back(void **state)
 	fx_down();
 }
 
-static void test_a_grown_then_smaller_grant_is_released_on_its_ack(void **state)
+/* A VM of this process holding 13008 pages of the 16384: the host is out
+ * of the high state (free below 4 x minFree), in clear. */
+static mv_vm *fill_local(void)
 {
-	struct mv__proto_msg m = stats_msg(6000), ack;
+	mv_vm *vm = th_vm_create(&fx.t, "local", 13312ull << 12);
+	volatile uint8_t *mem = mv_vm_mem(vm);
 	struct mv_host_stats hs;
-	uint64_t grant, big;
+
+	for (uint64_t p = 0; p < 13008; p += 16)
+		mem[p << 12] = 1;
+	th_quiesce(vm);
+	host_stats(&hs);
+	assert_int_equal(hs.consumed_pages, 13008);
+	return vm;
+}
+
+static bool host_clear(void *arg)
+{
+	struct mv_host_stats hs;
+
+	(void)arg;
+	host_stats(&hs);
+	return hs.state == MV_STATE_CLEAR;
+}
+
+static uint64_t want_grant;
+static bool grant_is(void *arg)
+{
+	struct mv_daemon_stats ds;
+
+	(void)arg;
+	assert_int_equal(mv_daemon_stats(fx.d, &ds), 0);
+	return ds.grant_pages == want_grant;
+}
+
+/*
+ * Out of the high state a grant follows what its agent holds: it grows to
+ * cover it and a headroom of an eighth of the VM, and when the VM holds
+ * less a smaller grant is sent, whose frames the host gets back only on
+ * its acknowledgement.
+ */
+static void test_a_grant_follows_use_and_shrinks_on_its_ack(void **state)
+{
+	struct mv__proto_msg m = stats_msg(1200), ack;
+	uint64_t grant;
+	mv_vm *local;
 	int fd;
 
 	(void)state;
 	fx_up(NULL);
+	local = fill_local();
+	assert_true(th_wait_until(host_clear, NULL, TH_WAIT_MS));
 	fd = cl_agent("delta", &grant);
-	/* it holds 6000 pages: the grant grows to cover them and headroom */
+	assert_int_equal(grant, VM_PAGES / 8); /* holds nothing yet */
 	cl_send(fd, &m);
 	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
 	assert_int_equal(m.type, MV_PROTO_GRANT);
-	big = m.u.grant.grant_bytes >> 12;
-	assert_int_equal(big, VM_PAGES < 6000 + VM_PAGES / 8 ?
-				      VM_PAGES :
-				      6000 + VM_PAGES / 8);
-	want_consumed = big;
-	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	assert_int_equal(m.u.grant.grant_bytes >> 12, 1200 + VM_PAGES / 8);
+	want_grant = 1200 + VM_PAGES / 8;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
+	assert_true(host_clear(NULL));
 	/* then 100: a smaller grant, whose frames stay held until acked */
 	m = stats_msg(100);
 	cl_send(fd, &m);
 	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
 	assert_int_equal(m.type, MV_PROTO_GRANT);
 	assert_int_equal(m.u.grant.grant_bytes >> 12, 100 + VM_PAGES / 8);
-	host_stats(&hs);
-	assert_int_equal(hs.consumed_pages, big);
+	assert_true(grant_is(NULL));
+	want_consumed = 13008 + want_grant;
+	assert_true(host_consumed_is(NULL));
 	ack.type = MV_PROTO_GRANT_ACK;
 	ack.u.ack = (struct mv__proto_ack){
 		.seq = m.u.grant.seq,
@@ -367,8 +429,48 @@ static void test_a_grown_then_smaller_grant_is_released_on_its_ack(void **state)
 		.consumed_bytes = 100 << 12,
 	};
 	cl_send(fd, &ack);
-	want_consumed = 100 + VM_PAGES / 8;
+	want_grant = 100 + VM_PAGES / 8;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
+	want_consumed = 13008 + want_grant;
 	assert_true(th_wait_until(host_consumed_is, NULL, TH_WAIT_MS));
+	cl_close(fd);
+	mv_vm_destroy(local);
+	fx_down();
+}
+
+/*
+ * In the high state a grant is the scheduler's target and is kept there
+ * whatever the VM holds; a lower limit makes it smaller, released on the
+ * acknowledgement.
+ */
+static void test_in_the_high_state_a_grant_is_the_target(void **state)
+{
+	struct mv__proto_msg m = stats_msg(100), ack;
+	uint64_t grant;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("eta2", &grant);
+	assert_int_equal(grant, VM_PAGES);
+	cl_send(fd, &m);
+	assert_int_equal(cl_recv(fd, &m, 200), -ETIMEDOUT); /* kept */
+	want_grant = VM_PAGES;
+	assert_true(grant_is(NULL));
+	assert_int_equal(mv_vm_set_limit(remote_vm("eta2"), VM_BYTES / 4), 0);
+	assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	assert_int_equal(m.type, MV_PROTO_GRANT);
+	assert_int_equal(m.u.grant.grant_bytes, VM_BYTES / 4);
+	assert_true(grant_is(NULL)); /* held until acked */
+	ack.type = MV_PROTO_GRANT_ACK;
+	ack.u.ack = (struct mv__proto_ack){
+		.seq = m.u.grant.seq,
+		.grant_bytes = m.u.grant.grant_bytes,
+		.consumed_bytes = 100 << 12,
+	};
+	cl_send(fd, &ack);
+	want_grant = VM_PAGES / 4;
+	assert_true(th_wait_until(grant_is, NULL, TH_WAIT_MS));
 	cl_close(fd);
 	fx_down();
 }
@@ -898,6 +1000,111 @@ test_a_vmm_gone_with_its_socket_still_open_loses_its_grant(void **state)
 	fx_down();
 }
 
+/* The scheduler's demand cap applies to a remote VM as to a local one:
+ * its agent's measured demand caps its target, and its grant follows. */
+static bool target_capped(void *arg)
+{
+	struct mv_daemon_vm v;
+	unsigned n;
+
+	assert_int_equal(mv_daemon_vms(fx.d, &v, 1, &n), 0);
+	return n == 1 && v.stats.sztgt_pages <= *(uint64_t *)arg;
+}
+
+static void test_an_agents_demand_caps_its_target(void **state)
+{
+	struct mv__proto_msg m = stats_msg(700);
+	struct mv_settings s;
+	uint64_t grant, cap = 500 * 125 / 100;
+	int fd;
+
+	(void)state;
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.BalancePeriod", "1"), 0);
+	fx_up(&s);
+	fd = cl_agent("theta2", &grant);
+	assert_int_equal(grant, VM_PAGES);
+	m.u.stats.flags = MV_PROTO_STATS_DEMAND;
+	m.u.stats.demand_pages = 500;
+	cl_send(fd, &m);
+	/* Mem.DemandHeadroomPct (25) over its demand, at the next balance */
+	assert_true(th_wait_until(target_capped, &cap, TH_WAIT_MS));
+	do
+		assert_int_equal(cl_recv(fd, &m, RECV_MS), 0);
+	while (m.type != MV_PROTO_GRANT);
+	assert_true(m.u.grant.grant_bytes >> 12 < VM_PAGES);
+	cl_close(fd);
+	fx_down();
+}
+
+/* A balloon hook that blocks (a QMP peer that does not answer) until
+ * the test lets it go. */
+static pthread_mutex_t stuck_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stuck_cond = PTHREAD_COND_INITIALIZER;
+static bool stuck_in, stuck_go;
+static void stuck_hook(void *arg, const char *vm, const char *qmp,
+		       uint64_t memsize, uint64_t balloon)
+{
+	(void)arg;
+	(void)vm;
+	(void)qmp;
+	(void)memsize;
+	(void)balloon;
+	pthread_mutex_lock(&stuck_lock);
+	stuck_in = true;
+	while (!stuck_go)
+		pthread_cond_wait(&stuck_cond, &stuck_lock);
+	pthread_mutex_unlock(&stuck_lock);
+}
+
+static bool hook_is_stuck(void *arg)
+{
+	bool yes;
+
+	(void)arg;
+	pthread_mutex_lock(&stuck_lock);
+	yes = stuck_in;
+	pthread_mutex_unlock(&stuck_lock);
+	return yes;
+}
+
+static void unstick(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&stuck_lock);
+	stuck_go = true;
+	pthread_cond_broadcast(&stuck_cond);
+	pthread_mutex_unlock(&stuck_lock);
+}
+
+static void test_a_stuck_balloon_hook_holds_up_no_agent(void **state)
+{
+	struct mv__proto_msg m;
+	uint64_t grant;
+	int a, b;
+
+	(void)state;
+	fx_up(NULL);
+	stuck_in = stuck_go = false;
+	th_at_teardown(unstick, NULL); /* before the daemon goes */
+	mv_daemon_set_balloon_hook(fx.d, stuck_hook, NULL);
+	a = cl_agent("qmpslow", &grant);
+	assert_int_equal(
+		mv_vm_balloon_set_target(remote_vm("qmpslow"), 4 * MiB), 0);
+	assert_true(th_wait_until(hook_is_stuck, NULL, TH_WAIT_MS));
+	/* while the hook hangs, a new agent is welcomed and served */
+	b = cl_agent("other", &grant);
+	m = stats_msg(321);
+	cl_send(b, &m);
+	want_name = "other";
+	want_vm_consumed = 321;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	unstick(NULL);
+	cl_close(a);
+	cl_close(b);
+	fx_down();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -908,12 +1115,15 @@ int main(void)
 		cmocka_unit_test(
 			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),
 		cmocka_unit_test(
-			test_a_grown_then_smaller_grant_is_released_on_its_ack),
+			test_a_grant_follows_use_and_shrinks_on_its_ack),
+		cmocka_unit_test(test_in_the_high_state_a_grant_is_the_target),
+		cmocka_unit_test(test_an_agents_demand_caps_its_target),
 		cmocka_unit_test(
 			test_a_grant_never_takes_the_host_below_minfree),
 		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
 		cmocka_unit_test(
 			test_balloon_target_goes_to_the_agent_and_the_hook),
+		cmocka_unit_test(test_a_stuck_balloon_hook_holds_up_no_agent),
 		cmocka_unit_test(
 			test_bad_headers_get_an_error_and_change_nothing),
 		cmocka_unit_test(

@@ -124,8 +124,13 @@ static void setup_run(struct run *r)
 	*strrchr(r->so, '/') = '\0';
 	strncat(r->so, "/../libmemvisor-preload.so",
 		sizeof(r->so) - strlen(r->so) - 1);
-	if (stat(r->so, &st))
-		skip(); /* sanitizer builds make no preload library */
+	if (stat(r->so, &st)) {
+		/* sanitizer builds make none: a sanitized library cannot be
+		 * preloaded into an unsanitized program */
+		printf("skipped: no %s (sanitizer builds make no preload library)\n",
+		       r->so);
+		skip();
+	}
 	snprintf(r->dir, sizeof(r->dir), "/tmp/mv-preload-XXXXXX");
 	assert_non_null(mkdtemp(r->dir));
 	th_remove_at_teardown(r->dir);

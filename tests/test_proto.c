@@ -67,6 +67,8 @@ static struct mv__proto_msg sample(unsigned type)
 		m.u.stats.faults = 1ull << 40; /* totals are not capped */
 		m.u.stats.state_pages[MV_PAGE_SWAPPED] = 77;
 		m.u.stats.budget_pages = 2048;
+		m.u.stats.flags = MV_PROTO_STATS_DEMAND;
+		m.u.stats.demand_pages = 400;
 		break;
 	case MV_PROTO_GRANT_ACK:
 		m.u.ack =
@@ -385,6 +387,12 @@ static void test_encoder_refuses_what_the_decoder_would(void **state)
 	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
 	m = sample(MV_PROTO_STATS);
 	m.u.stats.active_pages = m.u.stats.consumed_pages + 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = sample(MV_PROTO_STATS);
+	m.u.stats.flags = 0; /* a demand without its flag */
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = sample(MV_PROTO_STATS);
+	m.u.stats.flags = 2; /* a flag version 1 does not know */
 	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
 	m = sample(MV_PROTO_GRANT);
 	m.type = 0;

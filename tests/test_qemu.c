@@ -277,7 +277,8 @@ static void test_test_guest_verifies_its_memory_and_powers_off(void **state)
 	if (qemu_missing())
 		skip();
 	b = boot_prepare("console=ttyS0 quiet panic=-1 mvguest.fill_pct=60 "
-			 "mvguest.rounds=2 mvguest.pause_ms=500",
+			 "mvguest.rounds=2 mvguest.pause_ms=500 "
+			 "mvguest.zero_pct=20 mvguest.text_pct=30",
 			 NULL);
 	boot_start(b);
 	if (qemu_wait(b->vm, BOOT_MS, &status))
@@ -422,6 +423,87 @@ static void test_balloon_inflation_is_acknowledged_by_the_guest(void **state)
 	boot_destroy(b);
 }
 
+/* libmemvisor-preload.so of this build (beside tests/). */
+static bool preload_of_this_build(char *buf, size_t len)
+{
+	char self[PATH_MAX - 64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return false;
+	*slash = 0;
+	snprintf(buf, len, "%s/../libmemvisor-preload.so", self);
+	return access(buf, R_OK) == 0;
+}
+
+static void test_guest_under_the_agent_on_half_its_memory_verifies(void **state)
+{
+	unsigned long long faults = 0, out = 0, in = 0, zip = 0, unzip = 0,
+			   zero = 0, shared = 0, discarded = 0;
+	char preload[PATH_MAX], agent_log[160], swapdir[160];
+	struct qemu_verdict v;
+	struct boot *b;
+	char *log, *ends;
+	int status = -1;
+
+	(void)state;
+	if (qemu_missing())
+		skip();
+	if (!preload_of_this_build(preload, sizeof(preload))) {
+		/* sanitizer builds make none: it could not be preloaded into
+		 * an unsanitized QEMU */
+		fprintf(stderr,
+			"test_qemu: no libmemvisor-preload.so in this build: the agent test is skipped\n");
+		skip();
+	}
+	b = boot_prepare("console=ttyS0 quiet panic=-1 mvguest.fill_pct=60 "
+			 "mvguest.rounds=2 mvguest.pause_ms=3000",
+			 NULL);
+	snprintf(agent_log, sizeof(agent_log), "%s/agent.log", b->dir);
+	snprintf(swapdir, sizeof(swapdir), "%s/swap", b->dir);
+	assert_int_equal(mkdir(swapdir, 0700), 0);
+	th_remove_at_teardown(swapdir);
+	th_remove_at_teardown(agent_log);
+	b->cfg.preload = preload;
+	b->cfg.swapdir = swapdir;
+	b->cfg.agent_log = agent_log;
+	/* the guest fills 60% of 256 MiB beside its kernel: more than 96 MiB
+	 * of machine memory, so pages swap or compress and come back */
+	b->cfg.agent_memsize = 96 * MiB;
+	boot_start(b);
+	if (qemu_wait(b->vm, BOOT_MS * 2, &status))
+		fail_msg(
+			"the guest did not power off; console:\n%s\nagent:\n%s",
+			th_slurp(b->console), th_slurp(agent_log));
+	assert_int_equal(qemu_read_verdict(b->console, &v), 0);
+	log = th_slurp(agent_log);
+	if (!v.found || !v.ok)
+		fail_msg("no good verdict; console:\n%s\nagent:\n%s",
+			 th_slurp(b->console), log);
+	assert_non_null(strstr(log, "attached guest RAM"));
+	ends = strstr(log, " ends (");
+	if (!ends || !(ends = strstr(ends, "faults ")) ||
+	    sscanf(ends,
+		   "faults %llu, swapped out %llu, swapped in %llu, compressed %llu decompressed %llu, zero pages %llu, shared %llu, discarded %llu",
+		   &faults, &out, &in, &zip, &unzip, &zero, &shared,
+		   &discarded) != 8)
+		fail_msg("no figures from the agent:\n%s", log);
+	/* pages left machine memory and came back, and the guest found every
+	 * one of them as it wrote it */
+	if (!(out + zip) || !(in + unzip))
+		fail_msg("nothing was reclaimed and brought back:\n%s", log);
+	/* the pages the guest freed came back through free page reporting */
+	if (!discarded)
+		fail_msg("no page was discarded:\n%s", log);
+	free(log);
+	boot_destroy(b);
+}
+
 static void test_a_qemu_that_dies_is_an_error_not_a_hang(void **state)
 {
 	struct boot *b;
@@ -511,6 +593,8 @@ int main(void)
 			test_test_guest_verifies_its_memory_and_powers_off),
 		cmocka_unit_test(
 			test_balloon_inflation_is_acknowledged_by_the_guest),
+		cmocka_unit_test(
+			test_guest_under_the_agent_on_half_its_memory_verifies),
 	};
 
 	if (qemu_missing())

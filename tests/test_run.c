@@ -408,6 +408,100 @@ static void test_check_names_the_sysctl_a_scenario_needs(void **state)
 	free(text);
 }
 
+/* A QEMU guest's run: the test guest booted (make guest), its wait
+ * bounded well above a boot on a loaded machine. */
+#define QEMU_RUN_MS 300000
+
+static bool no_qemu(void)
+{
+	return access("/usr/bin/qemu-system-x86_64", X_OK) != 0;
+}
+
+/* The QEMU VM named name in the report: its console file's text (the
+ * directory it is in is removed at teardown, through the fixture). */
+static char *qemu_console(struct fixture *f, cJSON *root, const char *name)
+{
+	cJSON *vm;
+	char *text, cmd[300];
+	const char *path = NULL;
+
+	cJSON_ArrayForEach(vm, cJSON_GetObjectItem(root, "vms"))
+	{
+		if (strcmp(jstr(vm, "name"), name))
+			continue;
+		assert_string_equal(jstr(vm, "vmm"), "qemu");
+		path = jstr(vm, "console_path");
+	}
+	if (!path)
+		fail_msg("no VM %s in the report", name);
+	text = th_slurp(path);
+	/* its directory: /tmp/memvisor-qemu-XXXXXX/NAME.console */
+	snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname '%s')\"", path);
+	if (!strncmp(path, "/tmp/memvisor-qemu-", 19) && system(cmd))
+		fprintf(stderr, "cannot remove the directory of %s\n", path);
+	(void)f;
+	return text;
+}
+
+static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], *con;
+	cJSON *root, *vm;
+
+	if (no_qemu())
+		skip();
+	unsetenv("MEMVISOR_PRELOAD");
+	scenario(f, "qemu.ini",
+		 "memsize = 512M\nduration = 3\n"
+		 "[vm q]\nvmm = qemu\nmemsize = 256M\n"
+		 "[vm t]\nmemsize = 8M\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(wait_exit_within(f, QEMU_RUN_MS), 0);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 0);
+	con = qemu_console(f, root, "q");
+	assert_non_null(strstr(con, "MVGUEST verdict=ok"));
+	assert_non_null(strstr(con, "MVGUEST hold pass="));
+	free(con);
+	/* the thread VM has no console */
+	cJSON_ArrayForEach(
+		vm, cJSON_GetObjectItem(
+			    root, "vms")) if (!strcmp(jstr(vm, "name"), "t"))
+		assert_null(cJSON_GetObjectItem(vm, "console_path"));
+	cJSON_Delete(root);
+}
+
+static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
+{
+	struct fixture *f = *state;
+	char ini[200], *con;
+	cJSON *root;
+
+	if (no_qemu())
+		skip();
+	/* unmanaged; a guest program that fills nothing says verdict=fail */
+	setenv("MEMVISOR_PRELOAD", "", 1);
+	scenario(f, "qemu-fail.ini",
+		 "memsize = 64M\nduration = 1\n"
+		 "[vm q]\nvmm = qemu\nmemsize = 128M\n"
+		 "append = console=ttyS0 quiet panic=-1 mvguest.fill_pct=0 "
+		 "mvguest.rounds=0\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(wait_exit_within(f, QEMU_RUN_MS), 1);
+	unsetenv("MEMVISOR_PRELOAD");
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 1);
+	assert_non_null(strstr(jstr(root, "error"),
+			       "in VM q: the guest's program found"));
+	con = qemu_console(f, root, "q");
+	assert_non_null(strstr(con, "MVGUEST verdict=fail"));
+	free(con);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -421,6 +515,8 @@ int main(void)
 		T(test_many_small_vms_are_verified_in_seconds),
 		T(test_check_names_the_sysctl_a_scenario_needs),
 		T(test_default_scenario_shows_every_mechanism),
+		T(test_qemu_guest_verdict_is_its_integrity_result),
+		T(test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
 	};
 #undef T
 

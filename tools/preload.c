@@ -60,6 +60,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -491,7 +492,7 @@ int munmap(void *addr, size_t len)
 /* The part of guest RAM the advice covers: what QEMU means by it. */
 static int advise_ram(uintptr_t lo, uintptr_t hi, int advice)
 {
-	static bool said[64];
+	static atomic_bool said[64];
 	int err;
 
 	switch (advice) {
@@ -512,8 +513,7 @@ static int advise_ram(uintptr_t lo, uintptr_t hi, int advice)
 	case MADV_COLLAPSE:
 	case MADV_MERGEABLE:
 	case MADV_PAGEOUT:
-		if (!said[advice]) {
-			said[advice] = true;
+		if (!atomic_exchange(&said[advice], true)) {
 			say("madvise advice %d on guest RAM ignored: memvisor makes large pages, shares and reclaims itself",
 			    advice);
 		}

@@ -243,6 +243,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	}
 	str(b, o, "name", v->vm->name);
 	str(b, o, "workload", mvg_kind_name(v->vm->workload));
+	if (v->console_path) {
+		str(b, o, "vmm", "qemu");
+		str(b, o, "console_path", v->console_path);
+	}
 	num(b, o, "threads", v->vm->threads);
 	num(b, o, "memsz_mb", round1(pages_mb(v->st.memsz_pages)));
 	num(b, o, "consumed_mb", round1(pages_mb(v->st.consumed_pages)));

@@ -32,6 +32,8 @@ struct vm_result {
 	double scan_s; /* pages the share scanner visited per second */
 	double unzip_mb_s; /* UNZIP/s: decompression rate, likewise */
 	double ops_s; /* guest ops per second over the run */
+	/* a QEMU guest's serial console file; NULL for guest threads */
+	const char *console_path;
 };
 
 struct run_result {

@@ -49,6 +49,19 @@
  * it is written before the teardown, which cannot change the verdict; the
  * table for people is printed after it.
  *
+ * A `vmm = qemu` VM is a QEMU process (qemu.c), started after the thread
+ * VMs' workloads from the main thread (QEMU is killed if that thread ends).
+ * When libmemvisor-preload.so is beside the command, the run also starts
+ * an in-process daemon (mv_daemon_create) whose socket QEMU's agent joins,
+ * so QEMU guests and thread VMs share one host; their engine stats are
+ * what the agent reports (mv_daemon_vm_stats), and the scheduler's balloon
+ * target reaches QEMU's balloon over the run's own QMP connection (QEMU
+ * takes one QMP client), guarded by the VM's qmp_lock.  A QEMU guest's
+ * final verification is its own program's verdict, read from its console
+ * file after it powers off (waited for with a bound); what is still
+ * running is stopped (QMP quit, SIGTERM, SIGKILL, bounded) before the
+ * daemon, and the daemon before the host.
+ *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
  * verified with zero integrity errors and no signal interrupted the run
@@ -56,7 +69,9 @@
  * back (live_stop) before anything else is printed after the screen;
  * the first error recorded is the one the report gives.
  *
- * Lock ordering: report_lock only, a leaf: it guards what the report is
+ * Lock ordering: a VM's qmp_lock is a leaf of its own (the daemon's
+ * balloon hook and the teardown take it, nothing else under it).
+ * report_lock, a leaf: it guards what the report is
  * made of (the results the verifier threads store, the stage a signal
  * interrupted, the first error) against the lost-page watch, which may
  * write the report from its own thread.  The screen's and the server's
@@ -84,6 +99,8 @@
 #include "metrics.h"
 #include "preflight.h"
 #include "progress.h"
+#include "qemu.h"
+#include "qmp.h"
 #include "report.h"
 #include "run.h"
 #include "scenario.h"
@@ -120,7 +137,14 @@ struct options {
 /* One VM and its guest workload. */
 struct vm_run {
 	const struct sc_vm *cfg; /* its [vm NAME] section */
-	mv_vm *vm; /* NULL until created */
+	mv_vm *vm; /* NULL until created; always NULL for a QEMU guest */
+	/* vmm = qemu: the QEMU process (NULL until started), its console
+	 * file and QMP socket; qmp_lock keeps the daemon's balloon hook and
+	 * the main thread from using the QMP connection at once (a leaf) */
+	struct qemu_vm *qemu;
+	char console[128];
+	char qmp[108];
+	pthread_mutex_t qmp_lock;
 	struct mvg_workload *w; /* NULL until started */
 	struct mv_vm_stats start; /* when the timed run began */
 	struct mv_vm_stats last; /* at the previous live line */
@@ -175,6 +199,10 @@ struct run {
 	struct metrics *metrics;
 	pthread_t main_thread;
 	bool quit_live;
+	/* QEMU guests: the directory of their consoles and sockets, the
+	 * in-process daemon their agents join (NULL: unmanaged) */
+	char qemu_dir[64];
+	mv_daemon *daemon;
 };
 
 void run_usage(FILE *out)
@@ -399,6 +427,9 @@ static int start_vms(struct run *r)
 		struct vm_run *v = &r->vms[i];
 
 		v->cfg = &r->sc.vms[i];
+		pthread_mutex_init(&v->qmp_lock, NULL);
+		if (v->cfg->vmm_qemu)
+			continue;
 		mv_vm_config_init(&cfg);
 		snprintf(cfg.name, sizeof(cfg.name), "%s", v->cfg->name);
 		cfg.memsize_bytes = v->cfg->memsize;
@@ -428,6 +459,229 @@ static int start_vms(struct run *r)
 	return 0;
 }
 
+/* A VM's engine stats: its own, or for a QEMU guest what its agent last
+ * reported to the daemon (-ENOENT while none has). */
+static int vm_stats(struct run *r, struct vm_run *v, struct mv_vm_stats *st)
+{
+	uint64_t actual;
+	int ret;
+
+	if (!v->cfg || !v->cfg->vmm_qemu)
+		return mv_vm_stats(v->vm, st);
+	ret = r->daemon ? mv_daemon_vm_stats(r->daemon, v->cfg->name, st) :
+			  -ENOENT;
+	if (ret)
+		return ret;
+	/* the balloon is QEMU's (a balloon device is always there): its
+	 * size is the guest's RAM less what QEMU says the guest has */
+	pthread_mutex_lock(&v->qmp_lock);
+	if (v->qemu && qemu_qmp(v->qemu) &&
+	    !qmp_query_balloon(qemu_qmp(v->qemu), &actual, 500)) {
+		st->balloon_driver = 1;
+		st->mctlsz_pages = actual < v->cfg->memsize ?
+					   (v->cfg->memsize - actual) >> 12 :
+					   0;
+	}
+	pthread_mutex_unlock(&v->qmp_lock);
+	return 0;
+}
+
+/* The scheduler's balloon target for a QEMU guest, through its QMP (the
+ * daemon's thread; bounded). */
+static void qemu_balloon_hook(void *arg, const char *vm_name,
+			      const char *qmp_path, uint64_t memsize_bytes,
+			      uint64_t balloon_bytes)
+{
+	struct run *r = arg;
+
+	(void)qmp_path; /* QEMU takes one QMP client: the run's own */
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		if (!v->cfg || !v->cfg->vmm_qemu ||
+		    strcmp(v->cfg->name, vm_name))
+			continue;
+		pthread_mutex_lock(&v->qmp_lock);
+		if (v->qemu && qemu_qmp(v->qemu) &&
+		    balloon_bytes < memsize_bytes)
+			qmp_balloon(qemu_qmp(v->qemu),
+				    memsize_bytes - balloon_bytes, 1000);
+		pthread_mutex_unlock(&v->qmp_lock);
+	}
+}
+
+/* libmemvisor-preload.so beside this program, or $MEMVISOR_PRELOAD ("":
+ * none); NULL if there is none (QEMU guests then run unmanaged). */
+static const char *preload_path(char *buf, size_t len)
+{
+	const char *env = getenv("MEMVISOR_PRELOAD");
+	char self[PATH_MAX - 32];
+	ssize_t n;
+	char *slash;
+
+	if (env)
+		return *env ? env : NULL;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = 0;
+	slash = strrchr(self, '/');
+	if (!slash)
+		return NULL;
+	*slash = 0;
+	snprintf(buf, len, "%s/libmemvisor-preload.so", self);
+	return access(buf, R_OK) ? NULL : buf;
+}
+
+/*
+ * Starts the QEMU guests: a directory for their consoles and QMP sockets,
+ * the daemon their agents join (when the preload library is there), then
+ * each QEMU with the test guest's program told to hold and verify its
+ * memory for the run's duration.
+ */
+static int start_qemu_vms(struct run *r)
+{
+	char preload_buf[PATH_MAX], sock[PATH_MAX + 16], err[1024];
+	char append[512], at[PATH_MAX + 16];
+	const char *preload = preload_path(preload_buf, sizeof(preload_buf));
+	const char *tmp = getenv("TMPDIR");
+	bool any = false;
+	int ret;
+
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		any |= r->sc.vms[i].vmm_qemu;
+	if (!any)
+		return 0;
+	/* short: QMP socket paths must fit a sockaddr_un */
+	if (!tmp || !*tmp || strlen(tmp) > 32)
+		tmp = "/tmp";
+	snprintf(r->qemu_dir, sizeof(r->qemu_dir), "%.32s/memvisor-qemu-XXXXXX",
+		 tmp);
+	if (!mkdtemp(r->qemu_dir)) {
+		ret = -errno;
+		r->qemu_dir[0] = 0;
+		run_fail(r, EXIT_BAD_INPUT,
+			 "cannot make a directory for the QEMU guests: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	if (preload) {
+		snprintf(sock, sizeof(sock), "%s/memvisor.sock", r->qemu_dir);
+		ret = mv_daemon_create(r->host, sock, &r->daemon);
+		if (ret) {
+			r->daemon = NULL;
+			lib_error(r, r->sc.host.line, "cannot start the daemon",
+				  ret);
+			return ret;
+		}
+		mv_daemon_set_balloon_hook(r->daemon, qemu_balloon_hook, r);
+	} else if (!r->opt.quiet) {
+		fprintf(r->out,
+			"memvisor: no libmemvisor-preload.so beside this program: QEMU guests run unmanaged\n");
+	}
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+		struct qemu_config c = { 0 };
+
+		if (!v->cfg->vmm_qemu)
+			continue;
+		snprintf(v->console, sizeof(v->console), "%.60s/%.32s.console",
+			 r->qemu_dir, v->cfg->name);
+		snprintf(v->qmp, sizeof(v->qmp), "%.60s/%.32s.qmp", r->qemu_dir,
+			 v->cfg->name);
+		snprintf(append, sizeof(append),
+			 QEMU_DEFAULT_APPEND
+			 " mvguest.hold_s=%u mvguest.seed=%llu",
+			 r->sc.host.duration_s,
+			 (unsigned long long)v->cfg->seed);
+		c.name = v->cfg->name;
+		c.memsize = v->cfg->memsize;
+		c.kernel = v->cfg->kernel;
+		c.initrd = v->cfg->initrd;
+		c.append = v->cfg->append ? v->cfg->append : append;
+		c.qemu_args = v->cfg->qemu_args;
+		c.console_path = v->console;
+		c.qmp_path = v->qmp;
+		c.preload = preload;
+		c.agent_socket = r->daemon ? sock : NULL;
+		c.swapdir = r->cfg.swapdir;
+		ret = qemu_start(&c, 60000, &v->qemu, err, sizeof(err));
+		if (ret) {
+			v->qemu = NULL;
+			where(r, v->cfg->line, at, sizeof(at));
+			run_fail(r, EXIT_BAD_INPUT, "%sVM %s: %s", at,
+				 v->cfg->name, err);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Stops every QEMU guest still running (bounded), before the daemon and
+ * the host go. */
+static void stop_qemu_vms(struct run *r)
+{
+	for (size_t i = 0; r->vms && i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		if (!v->qemu)
+			continue;
+		pthread_mutex_lock(&v->qmp_lock);
+		qemu_destroy(v->qemu);
+		v->qemu = NULL;
+		pthread_mutex_unlock(&v->qmp_lock);
+	}
+	mv_daemon_destroy(r->daemon);
+	r->daemon = NULL;
+	/* kept with the consoles in it; gone if no guest got as far */
+	if (r->qemu_dir[0])
+		rmdir(r->qemu_dir);
+}
+
+/*
+ * A QEMU guest's final verification is its own program's: it verifies its
+ * memory to the end of its hold and prints its verdict, then powers off.
+ * Waits for that (bounded, and cut short by a cancel) and takes the
+ * verdict from the console file.
+ */
+static int verify_qemu_vm(struct run *r, struct vm_run *v, struct mvg_stats *g)
+{
+	unsigned limit_s = r->sc.host.duration_s > 120 ? r->sc.host.duration_s :
+							 120;
+	struct timespec t0;
+	struct qemu_verdict vd;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (v->qemu && qemu_running(v->qemu)) {
+		if (atomic_load(&r->cancel))
+			return -ECANCELED;
+		if (since(&t0) > limit_s)
+			break;
+		qemu_wait(v->qemu, 200, NULL);
+	}
+	ret = qemu_read_verdict(v->console, &vd);
+	if (ret)
+		return ret;
+	if (!vd.found) {
+		g->integrity_errors = 1;
+		snprintf(
+			g->first_error, sizeof(g->first_error),
+			"the guest gave no verdict within %u s (see its console_path)",
+			limit_s);
+		return 0;
+	}
+	g->pages_verified = vd.checks;
+	g->integrity_errors = vd.ok ? 0 : (vd.errors ? vd.errors : 1);
+	if (!vd.ok)
+		snprintf(
+			g->first_error, sizeof(g->first_error),
+			"the guest's program found %llu bad pages (see its console_path)",
+			(unsigned long long)vd.errors);
+	return 0;
+}
+
 static int start_workloads(struct run *r)
 {
 	struct mvg_config cfg;
@@ -437,6 +691,8 @@ static int start_workloads(struct run *r)
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 
+		if (v->cfg->vmm_qemu)
+			continue;
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.kind = v->cfg->workload;
 		cfg.mem = mv_vm_mem(v->vm);
@@ -480,9 +736,15 @@ static void print_summary(const struct run *r)
 	for (size_t i = 0; i < sc->nvms; i++) {
 		const struct sc_vm *vm = &sc->vms[i];
 
-		fprintf(r->out, "  vm %-16s %8.1f MB  %-8s %2u thread%s",
-			vm->name, mb(vm->memsize), mvg_kind_name(vm->workload),
-			vm->threads, vm->threads == 1 ? "" : "s");
+		if (vm->vmm_qemu)
+			fprintf(r->out, "  vm %-16s %8.1f MB  QEMU guest",
+				vm->name, mb(vm->memsize));
+		else
+			fprintf(r->out,
+				"  vm %-16s %8.1f MB  %-8s %2u thread%s",
+				vm->name, mb(vm->memsize),
+				mvg_kind_name(vm->workload), vm->threads,
+				vm->threads == 1 ? "" : "s");
 		fprintf(r->out, "  %llu shares",
 			(unsigned long long)scenario_vm_shares(vm));
 		if (vm->reservation)
@@ -534,7 +796,7 @@ static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 	struct mvg_stats g;
 	char msg[256];
 
-	if (mv_vm_stats(v->vm, &st))
+	if (vm_stats(r, v, &st))
 		st = v->last;
 	mvg_get_stats(v->w, &g);
 	t->swin_pages += st.swapin_pages - v->last.swapin_pages;
@@ -569,7 +831,7 @@ static void publish(struct run *r, double t)
 	if (!r->live && !r->metrics)
 		return;
 	for (size_t i = 0; i < r->sc.nvms; i++) {
-		if (mv_vm_stats(r->vms[i].vm, &st))
+		if (vm_stats(r, &r->vms[i], &st))
 			continue;
 		mvg_get_stats(r->vms[i].w, &g);
 		snap_vm_update(&r->snap.vms[i], &st, g.ops, g.integrity_errors,
@@ -616,7 +878,7 @@ static void sample(struct run *r, double t)
 
 	if (st && ops && !mv_host_stats(r->host, &h)) {
 		for (size_t i = 0; i < r->sc.nvms; i++) {
-			if (mv_vm_stats(r->vms[i].vm, &st[i]))
+			if (vm_stats(r, &r->vms[i], &st[i]))
 				st[i] = r->vms[i].last;
 			mvg_get_stats(r->vms[i].w, &g);
 			ops[i] = g.ops;
@@ -678,7 +940,7 @@ static int watch(struct run *r)
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 
-		mv_vm_stats(v->vm, &v->start);
+		vm_stats(r, v, &v->start);
 		v->last = v->start;
 	}
 	progress_init(&r->load_progress, r->out, r->opt.quiet || r->opt.live,
@@ -739,8 +1001,9 @@ static void collect(struct run *r)
 		double in, out;
 
 		v->vm = vr->cfg;
-		if (mv_vm_stats(vr->vm, &v->st))
+		if (vm_stats(r, vr, &v->st))
 			v->st = vr->last;
+		v->console_path = vr->qemu ? vr->console : NULL;
 		mvg_get_stats(vr->w, &g);
 		v->ops = g.ops;
 		v->guest = g;
@@ -792,6 +1055,8 @@ static void *verifier(void *arg)
 		if (atomic_load(&r->cancel)) {
 			mvg_get_stats(vr->w, &g);
 			err = -ECANCELED;
+		} else if (vr->cfg->vmm_qemu) {
+			err = verify_qemu_vm(r, vr, &g);
 		} else {
 			err = mvg_verify(vr->w, &r->cancel, &g);
 		}
@@ -1208,7 +1473,7 @@ int run_main(int argc, char **argv)
 		goto out_vms;
 	if (start_vms(&r))
 		goto out_vms;
-	if (start_workloads(&r))
+	if (start_workloads(&r) || start_qemu_vms(&r))
 		goto out_workloads;
 	print_summary(&r);
 	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
@@ -1248,6 +1513,7 @@ out_workloads:
 		if (r.vms[i].w)
 			mvg_stop(r.vms[i].w);
 out_vms:
+	stop_qemu_vms(&r);
 	if (r.res.have_stats && !r.opt.quiet)
 		fprintf(r.out, "shutting down the VMs...\n");
 	fflush(r.out);
