@@ -68,9 +68,12 @@ struct bq_run {
 	bool died; /* QEMU ended by a signal */
 };
 
-/* Medians of the rounds that ran, per configuration. */
+/* Medians per configuration: times and throughput of the guests that
+ * finished (printed a verdict), memory and swap of every round that ran. */
 struct bq_summary {
 	unsigned n; /* rounds that ran */
+	unsigned finished; /* of them, guests that printed a verdict */
+	unsigned n_ok; /* of them, verdicts ok */
 	struct bq_run med; /* the medians (counts: of the rounds, too) */
 	bool all_ok; /* every round that ran verified every page */
 	uint64_t oom_kills; /* sum */
