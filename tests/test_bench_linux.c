@@ -445,10 +445,13 @@ static void test_probes_name_what_the_kernel_lacks(void **state)
 
 /* ---- end to end ---- */
 
-static bool leftovers_found(char *what, size_t len)
+/* What the run of pid `pid` with swap directory `dir` left behind: its
+ * swap file still on, or one of its cgroups.  Only its own: another bench
+ * running on the machine at the same time is not this run's leftover. */
+static bool leftovers_found(const char *dir, pid_t pid, char *what, size_t len)
 {
-	char *swaps = th_slurp("/proc/swaps"), line[300];
-	bool found = strstr(swaps, "memvisor-bench-linux") != NULL;
+	char *swaps = th_slurp("/proc/swaps"), line[300], cmd[300];
+	bool found = strstr(swaps, dir) != NULL;
 	FILE *f;
 
 	free(swaps);
@@ -456,9 +459,11 @@ static bool leftovers_found(char *what, size_t len)
 		snprintf(what, len, "a swap file still on");
 		return true;
 	}
-	f = popen(
-		"ls /sys/fs/cgroup/memory /sys/fs/cgroup /sys/fs/cgroup/unified 2>/dev/null | grep memvisor-bench-linux",
-		"r");
+	snprintf(
+		cmd, sizeof(cmd),
+		"ls /sys/fs/cgroup/memory /sys/fs/cgroup /sys/fs/cgroup/unified 2>/dev/null | grep -- 'memvisor-bench-linux-%ld-'",
+		(long)pid);
+	f = popen(cmd, "r");
 	if (f && fgets(line, sizeof(line), f)) {
 		snprintf(what, len, "a cgroup left: %s", line);
 		found = true;
@@ -582,7 +587,7 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 				    v, "skipped")));
 	}
 	cJSON_Delete(root);
-	assert_false(leftovers_found(what, sizeof(what)));
+	assert_false(leftovers_found(dir, pid, what, sizeof(what)));
 	snprintf(what, sizeof(what), "rm -rf '%s'", dir);
 	assert_int_equal(system(what), 0);
 }
