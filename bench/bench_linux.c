@@ -336,6 +336,12 @@ struct ctx {
 	FILE *out; /* progress lines: stderr with --json */
 };
 
+/* No OOM kill and no integrity error in any of its runs. */
+static bool usable(const struct case_result *cr, enum bl_config c)
+{
+	return !cr->oom[c] && !cr->errors[c];
+}
+
 static void medians(struct case_result *cr)
 {
 	double t[BL_MAX_ROUNDS], w[BL_MAX_ROUNDS], in[BL_MAX_ROUNDS],
@@ -347,6 +353,7 @@ static void medians(struct case_result *cr)
 	for (int c = 0; c < BL_NCONFIGS; c++) {
 		unsigned n = 0;
 
+		cr->oom[c] = cr->errors[c] = 0;
 		for (unsigned i = 0; i < cr->nruns[c]; i++) {
 			const struct bl_run *r = &cr->runs[c][i];
 
@@ -395,7 +402,9 @@ static void medians(struct case_result *cr)
 					v[m++] = cr->runs[c][i].vms[k].ops_s;
 			cr->vm[c][k] = bl_median(v, m);
 		}
-		if (!bl_config_is_linux(c) || !n)
+		/* a run where the cgroup killed a VM is no peer: its survivors
+		 * got the killed VM's memory */
+		if (!bl_config_is_linux(c) || !n || !usable(cr, c))
 			continue;
 		if (cr->total[c] > best) {
 			best = cr->total[c];
@@ -624,6 +633,8 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 		fmt_ops(a, sizeof(a), cr->total[c]);
 		fmt_ops(b, sizeof(b), cr->worst[c]);
 		printf("  %-20s %10s %10s ", config_label(c), a, b);
+		if (!usable(cr, c))
+			printf("*");
 		if (c == BL_MEMVISOR || !config_ran(cr, BL_MEMVISOR))
 			printf("%9s %9s", "-", "-");
 		else
@@ -653,13 +664,21 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	}
 	printf("\n");
 	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR))
-		printf("  memvisor vs the best Linux (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
+		printf("  memvisor vs the best Linux without OOM kills (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
 		       bl_config_name(cr->best),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[cr->best]),
 		       bl_ratio(cr->worst[BL_MEMVISOR],
 				cr->worst[cr->best_worst]),
 		       bl_config_name(cr->best_worst),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_CEILING]));
+	else if (config_ran(cr, BL_MEMVISOR))
+		printf("  no Linux configuration ran without OOM kills and integrity errors: none is a usable peer; vs the ceiling %.2fx\n",
+		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_CEILING]));
+	for (int c = BL_SWAP; c <= BL_ZRAM; c++)
+		if (config_ran(cr, c) && !usable(cr, c)) {
+			printf("  *: OOM kills or integrity errors: not a usable peer (the survivors got the killed VMs' memory)\n");
+			break;
+		}
 }
 
 static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
@@ -700,14 +719,20 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 					bl_config_name(cr->best_worst));
 	cJSON_AddNumberToObject(o, "unconstrained_ops_s",
 				cr->total[BL_CEILING]);
-	cJSON_AddNumberToObject(o, "ratio_total",
-				best ? bl_ratio(cr->total[BL_MEMVISOR],
-						cr->total[cr->best]) :
-				       0);
-	cJSON_AddNumberToObject(o, "ratio_worst_vm",
-				best ? bl_ratio(cr->worst[BL_MEMVISOR],
-						cr->worst[cr->best_worst]) :
-				       0);
+	if (best) {
+		cJSON_AddNumberToObject(o, "ratio_total",
+					bl_ratio(cr->total[BL_MEMVISOR],
+						 cr->total[cr->best]));
+		cJSON_AddNumberToObject(o, "ratio_worst_vm",
+					bl_ratio(cr->worst[BL_MEMVISOR],
+						 cr->worst[cr->best_worst]));
+	} else {
+		cJSON_AddNullToObject(o, "ratio_total");
+		cJSON_AddNullToObject(o, "ratio_worst_vm");
+		cJSON_AddStringToObject(
+			o, "best_linux_note",
+			"no Linux configuration ran without OOM kills and integrity errors: none is a usable peer");
+	}
 	cJSON_AddNumberToObject(o, "ratio_vs_unconstrained",
 				bl_ratio(cr->total[BL_MEMVISOR],
 					 cr->total[BL_CEILING]));
@@ -719,6 +744,9 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		if (!co)
 			break;
 		cJSON_AddBoolToObject(co, "ran", config_ran(cr, c));
+		/* ran, with no OOM kill and no integrity error: a peer */
+		cJSON_AddBoolToObject(co, "usable",
+				      config_ran(cr, c) && usable(cr, c));
 		if (!config_ran(cr, c)) {
 			cJSON_AddStringToObject(co, "skipped",
 						not_run_why(cr, c));

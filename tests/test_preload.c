@@ -168,6 +168,7 @@ static pid_t start_vmm(struct run *r, const char *const *env)
 	unsetenv("MEMVISOR_SOCKET");
 	unsetenv("MEMVISOR_VM_NAME");
 	unsetenv("MEMVISOR_TEST_HOLD");
+	unsetenv("MEMVISOR_SETTINGS");
 	return pid;
 }
 
@@ -339,6 +340,38 @@ static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
 	free(log);
 }
 
+/* MEMVISOR_SETTINGS: good pairs apply, a bad one is said and ignored,
+ * and the VM is attached all the same. */
+static void test_settings_apply_and_a_bad_pair_is_ignored(void **state)
+{
+	char ram[32], swapdir[96];
+	const char *env[] = {
+		ram, swapdir,
+		"MEMVISOR_SETTINGS=Mem.SamplePeriod=10;Mem.Bogus=1,"
+		"Mem.ShareScanTime=999999; Mem.ShareScanTime=1",
+		NULL
+	};
+	char *log, *out;
+	struct run r;
+
+	(void)state;
+	setup_run(&r);
+	snprintf(ram, sizeof(ram), "MEMVISOR_RAM_BYTES=%llu", RAM);
+	snprintf(swapdir, sizeof(swapdir), "MEMVISOR_SWAP_DIR=%s", r.dir);
+	assert_int_equal(run_vmm(&r, env), 0);
+	out = th_slurp(r.out);
+	log = th_slurp(r.log);
+	printf("%s", log);
+	assert_non_null(strstr(out, "vmm: ok"));
+	assert_non_null(strstr(log, "set Mem.SamplePeriod=10\n"));
+	assert_non_null(strstr(log, "set Mem.ShareScanTime=1\n"));
+	assert_non_null(strstr(log, "cannot set Mem.Bogus=1"));
+	assert_non_null(strstr(log, "cannot set Mem.ShareScanTime=999999"));
+	assert_non_null(strstr(log, "attached guest RAM"));
+	free(out);
+	free(log);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +383,7 @@ int main(int argc, char **argv)
 			test_without_a_ram_size_the_preload_does_nothing),
 		cmocka_unit_test(
 			test_a_daemon_manages_the_vm_through_its_agent),
+		cmocka_unit_test(test_settings_apply_and_a_bad_pair_is_ignored),
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "vmm"))

@@ -156,7 +156,10 @@ static void test_env_loads_the_agent_only_with_a_preload(void **state)
 	c.preload = "/b/libmemvisor-preload.so";
 	c.agent_socket = "/run/mv.sock";
 	c.swapdir = "/swap";
+	c.agent_settings = "Mem.SamplePeriod=10,Mem.IdleTax=75";
 	assert_int_equal(qemu_build_env(&c, &env), 0);
+	assert_string_equal(env_get(env, "MEMVISOR_SETTINGS"),
+			    "Mem.SamplePeriod=10,Mem.IdleTax=75");
 	assert_string_equal(env_get(env, "LD_PRELOAD"),
 			    "/b/libmemvisor-preload.so");
 	assert_string_equal(env_get(env, "MEMVISOR_RAM_BYTES"), "268435456");

@@ -16,7 +16,8 @@
  *                       (default: the RAM size, no overcommit)
  *   MEMVISOR_SWAP_DIR   swap file directory (default /var/tmp/memvisor)
  *   MEMVISOR_VM_NAME    the VM's name (default qemu-PID)
- *   MEMVISOR_SETTINGS   "Mem.X=v,Mem.Y=w": host settings by ESX name
+ *   MEMVISOR_SETTINGS   "Mem.X=v;Mem.Y=w" (';' or ','): host settings by
+ *                       ESX name; a pair refused is logged and ignored
  *   MEMVISOR_SOCKET     the host daemon's socket: an agent
  *                       (mv_agent_create) makes the VM one of the
  *                       daemon's, its budget the daemon's grant
@@ -255,27 +256,39 @@ static uint64_t parse_size(const char *s)
 	return *end ? 0 : v;
 }
 
-/* MEMVISOR_SETTINGS: "Mem.X=v,Mem.Y=w"; -EINVAL naming the bad one. */
-static int apply_settings(struct mv_settings *s, const char *text)
+/*
+ * MEMVISOR_SETTINGS: "Mem.X=v;Mem.Y=w" (';' or ','), each set with
+ * mv_settings_set and said in the log; a pair it refuses is said and
+ * ignored, the others still apply.
+ */
+static void apply_settings(struct mv_settings *s, const char *text)
 {
 	char buf[1024], *save = NULL, *item, *eq;
 
 	if (!text || !*text)
-		return 0;
+		return;
 	if (strlen(text) >= sizeof(buf)) {
-		say("MEMVISOR_SETTINGS is too long");
-		return -EINVAL;
+		say("MEMVISOR_SETTINGS is longer than %zu bytes: ignored",
+		    sizeof(buf) - 1);
+		return;
 	}
 	strcpy(buf, text);
-	for (item = strtok_r(buf, ",", &save); item;
-	     item = strtok_r(NULL, ",", &save)) {
+	for (item = strtok_r(buf, ";,", &save); item;
+	     item = strtok_r(NULL, ";,", &save)) {
+		while (*item == ' ')
+			item++;
+		if (!*item)
+			continue;
 		eq = strchr(item, '=');
-		if (!eq || (*eq = '\0', mv_settings_set(s, item, eq + 1))) {
-			say("MEMVISOR_SETTINGS: cannot set %s", item);
-			return -EINVAL;
+		if (eq)
+			*eq = '\0';
+		if (!eq || mv_settings_set(s, item, eq + 1)) {
+			say("MEMVISOR_SETTINGS: cannot set %s%s%s (unknown name or value out of range): ignored",
+			    item, eq ? "=" : "", eq ? eq + 1 : "");
+			continue;
 		}
+		say("MEMVISOR_SETTINGS: set %s=%s", item, eq + 1);
 	}
-	return 0;
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -333,8 +346,7 @@ static void attach(void *p, uint64_t len)
 		    budget);
 		goto out;
 	}
-	if (apply_settings(&hc.settings, getenv("MEMVISOR_SETTINGS")))
-		goto out;
+	apply_settings(&hc.settings, getenv("MEMVISOR_SETTINGS"));
 	err = mv_host_create(&hc, &h);
 	if (err) {
 		say("cannot create the host: %s (%s): guest RAM stays unmanaged",

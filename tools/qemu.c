@@ -305,7 +305,7 @@ int qemu_build_env(const struct qemu_config *cfg, char ***envp)
 	static const char *const ours[] = {
 		"LD_PRELOAD",	    "MEMVISOR_RAM_BYTES", "MEMVISOR_SOCKET",
 		"MEMVISOR_VM_NAME", "MEMVISOR_QMP",	  "MEMVISOR_SWAP_DIR",
-		"MEMVISOR_LOG",	    "MEMVISOR_MEMSIZE",
+		"MEMVISOR_LOG",	    "MEMVISOR_MEMSIZE",	  "MEMVISOR_SETTINGS",
 	};
 	char **v = NULL;
 	size_t n = 0;
@@ -338,6 +338,9 @@ int qemu_build_env(const struct qemu_config *cfg, char ***envp)
 		if (!ret && cfg->agent_log)
 			ret = strv_add(&v, &n, "MEMVISOR_LOG=%s",
 				       cfg->agent_log);
+		if (!ret && cfg->agent_settings && *cfg->agent_settings)
+			ret = strv_add(&v, &n, "MEMVISOR_SETTINGS=%s",
+				       cfg->agent_settings);
 		if (!ret && cfg->agent_memsize)
 			ret = strv_add(&v, &n, "MEMVISOR_MEMSIZE=%" PRIu64,
 				       cfg->agent_memsize);

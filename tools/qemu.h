@@ -42,6 +42,7 @@ struct qemu_config {
 	const char *swapdir; /* MEMVISOR_SWAP_DIR */
 	const char *agent_log; /* MEMVISOR_LOG */
 	uint64_t agent_memsize; /* MEMVISOR_MEMSIZE, 0: not set */
+	const char *agent_settings; /* MEMVISOR_SETTINGS "Mem.X=v,..." */
 };
 
 /*

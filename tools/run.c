@@ -481,6 +481,9 @@ static int vm_stats(struct run *r, struct vm_run *v, struct mv_vm_stats *st)
 		st->mctlsz_pages = actual < v->cfg->memsize ?
 					   (v->cfg->memsize - actual) >> 12 :
 					   0;
+		/* the scheduler's measure of this VM's balloon is QEMU's */
+		mv_daemon_set_balloon_size(r->daemon, v->cfg->name,
+					   st->mctlsz_pages << 12);
 	}
 	pthread_mutex_unlock(&v->qmp_lock);
 	return 0;
@@ -545,6 +548,8 @@ static int start_qemu_vms(struct run *r)
 	char append[512], at[PATH_MAX + 16];
 	const char *preload = preload_path(preload_buf, sizeof(preload_buf));
 	const char *tmp = getenv("TMPDIR");
+	char settings[2048] = "";
+	size_t used = 0;
 	bool any = false;
 	int ret;
 
@@ -579,6 +584,12 @@ static int start_qemu_vms(struct run *r)
 		fprintf(r->out,
 			"memvisor: no libmemvisor-preload.so beside this program: QEMU guests run unmanaged\n");
 	}
+	/* the agents' hosts run with the scenario's [advanced] settings */
+	for (size_t i = 0; i < r->sc.nadvanced && used < sizeof(settings); i++)
+		used += (size_t)snprintf(settings + used,
+					 sizeof(settings) - used, "%s%s=%s",
+					 i ? "," : "", r->sc.advanced[i].name,
+					 r->sc.advanced[i].value);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 		struct qemu_config c = { 0 };
@@ -605,6 +616,7 @@ static int start_qemu_vms(struct run *r)
 		c.preload = preload;
 		c.agent_socket = r->daemon ? sock : NULL;
 		c.swapdir = r->cfg.swapdir;
+		c.agent_settings = settings;
 		ret = qemu_start(&c, 60000, &v->qemu, err, sizeof(err));
 		if (ret) {
 			v->qemu = NULL;
@@ -1160,12 +1172,14 @@ static void verify_all(struct run *r)
 			"\nstopping the guests and reading back every page they wrote:\n");
 	fflush(r->out);
 	halt_all(r);
-	progress_init(&r->verify_progress, r->out, r->opt.quiet, "verifying");
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		mvg_get_stats(r->vms[i].w, &g);
 		base += g.pages_verified;
 		total += mvg_verify_pages(r->vms[i].w);
 	}
+	/* QEMU guests verify themselves: nothing to show if only they do */
+	progress_init(&r->verify_progress, r->out, r->opt.quiet || !total,
+		      "verifying");
 	for (size_t i = 0; i < n; i++)
 		if (!pthread_create(&tids[started], NULL, verifier, r))
 			started++;
