@@ -43,6 +43,7 @@ struct guest {
 	atomic_bool *stop;
 	uint64_t ops;
 	uint64_t errors;
+	char first[256]; /* what the first bad page held */
 };
 
 static void fill(void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
@@ -64,6 +65,38 @@ static bool check(const void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
 	return th_check(page, COMMON, ppn, ver / 2 % 3);
 }
 
+/* Names what a bad page holds: which (tag, ppn, version) content, zeros,
+ * or nothing known; and whether a second read still sees it wrong. */
+static void describe(char *out, size_t len, const void *page, uint64_t tag,
+		     uint64_t ppn, uint32_t ver, bool again)
+{
+	const char *what = "unknown bytes";
+	char buf[96];
+
+	if (th_is_zero(page))
+		what = "zeros";
+	for (uint32_t v = 0; v < 3 && !strcmp(what, "unknown bytes"); v++)
+		if (th_check(page, COMMON, ppn, v)) {
+			snprintf(buf, sizeof(buf), "common version %u", v);
+			what = buf;
+		}
+	for (uint64_t t = 200; t < 200 + NVMS && !strcmp(what, "unknown bytes");
+	     t++)
+		for (uint32_t v = 1; v <= ver + 64; v += 2)
+			if (th_check(page, t, ppn, v)) {
+				snprintf(buf, sizeof(buf),
+					 "tag %llu version %u",
+					 (unsigned long long)t, v);
+				what = buf;
+				break;
+			}
+	snprintf(
+		out, len,
+		"vm tag %llu ppn %llu version %u: page holds %s; a second read %s",
+		(unsigned long long)tag, (unsigned long long)ppn, ver, what,
+		again ? "is right (transient)" : "is still wrong");
+}
+
 static void *guest_main(void *arg)
 {
 	struct guest *g = arg;
@@ -83,8 +116,12 @@ static void *guest_main(void *arg)
 			g->version[ppn] +=
 				th_xs(&rng) % 4 ? 2 - g->version[ppn] % 2 : 1;
 			fill(page, g->tag, ppn, g->version[ppn]);
-		} else {
-			g->errors += !check(page, g->tag, ppn, g->version[ppn]);
+		} else if (!check(page, g->tag, ppn, g->version[ppn])) {
+			if (!g->errors++)
+				describe(g->first, sizeof(g->first), page,
+					 g->tag, ppn, g->version[ppn],
+					 check(page, g->tag, ppn,
+					       g->version[ppn]));
 		}
 		g->ops++;
 	}
@@ -139,7 +176,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	mv_vm *vms[NVMS];
 	atomic_bool stop = false;
 	uint64_t npages = 4 * MiB / MV_PAGE_SIZE, errors = 0, ops = 0;
-	uint64_t cow = 0, saved;
+	uint64_t cow = 0, saved, end_errors = 0;
 	char name[16], buf[8];
 	uint8_t *m;
 
@@ -182,18 +219,31 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 			pthread_join(gt[v][i], NULL);
 			errors += g[v][i].errors;
 			ops += g[v][i].ops;
+			if (g[v][i].errors)
+				printf("torture_share: first error of guest %d.%u: %s\n",
+				       v, i, g[v][i].first);
 		}
 	for (int v = 0; v < NVMS; v++) {
 		m = mv_vm_mem(vms[v]);
 		for (uint64_t p = 0; p < npages; p++)
-			errors += !check(m + p * MV_PAGE_SIZE,
-					 200 + (uint64_t)v, p, version[v][p]);
+			if (!check(m + p * MV_PAGE_SIZE, 200 + (uint64_t)v, p,
+				   version[v][p])) {
+				char why[256];
+
+				describe(why, sizeof(why), m + p * MV_PAGE_SIZE,
+					 200 + (uint64_t)v, p, version[v][p],
+					 false);
+				if (!end_errors++)
+					printf("torture_share: at the end, %s\n",
+					       why);
+			}
 		assert_int_equal(th_presence_mismatches(vms[v]), 0);
 		/* the statistics' counters agree with a walk of the pmap */
 		assert_int_equal(th_census_mismatches(vms[v]), 0);
 		mv_vm_stats(vms[v], &vs);
 		cow += vs.cow_breaks;
 	}
+	errors += end_errors;
 	/* once the scanner has been by every page, the VMs' parts of the
 	 * sharing's savings add up to the host's (docs/SHARING.md) */
 	th_drain_lru();
