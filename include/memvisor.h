@@ -102,6 +102,10 @@ struct mv_settings {
 	 * scheduler only decides (1, 0-1); 0: the scheduler's thread
 	 * reclaims, one VM at a time */
 	uint32_t reclaim_per_vm;
+	/* Mem.ServiceAffinity: a VM's fault threads and reclaim thread run
+	 * on the CPUs its vCPU threads may use, read from the threads that
+	 * fault (1, 0-1); 0: wherever the kernel's scheduler puts them */
+	uint32_t service_affinity;
 	/* Mem.SwapDirectIO: swap files opened O_DIRECT, bypassing the page cache (1) */
 	uint32_t swap_direct_io;
 	/* Mem.SwapRunPages: victims are random runs of up to this many
@@ -505,6 +509,14 @@ struct mv_vm_stats {
 	uint64_t swapin_ra_hits;
 	uint64_t swapin_ra_misses;
 	uint64_t swapin_window;
+	/* Mem.ServiceAffinity: times the CPUs the VM's vCPUs may use changed
+	 * (its service follows them), service threads moved to them, and
+	 * affinity calls the kernel refused (the thread stayed), totals;
+	 * and how many CPUs its service may use now (0: not followed yet) */
+	uint64_t service_cpu_changes;
+	uint64_t service_moves;
+	uint64_t service_affinity_errors;
+	uint32_t service_cpus;
 };
 
 struct mv_host_stats {

@@ -105,6 +105,7 @@ struct fault_ctx {
 	uint64_t spurious_ppn; /* page of the last spurious fault */
 	uint64_t spurious_count; /* spurious faults on it in a row */
 	uint64_t read_inflates; /* vm->balloon.inflates after the last read */
+	struct mv__affinity_cursor aff; /* the vCPU it follows (affinity.c) */
 };
 
 struct run {
@@ -985,6 +986,10 @@ static void *fault_main(void *arg)
 			}
 			serve(ctx, (addr - base) >> MV_PAGE_SHIFT,
 			      msgs[i].arg.pagefault.flags);
+			/* after the wake-up: the vCPU runs on meanwhile */
+			mv__affinity_fault(
+				vm, &vm->aff, &ctx->aff,
+				(pid_t)msgs[i].arg.pagefault.feat.ptid);
 		}
 	}
 	stop_event(vm);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -453,6 +454,24 @@ int mv__madvise(void *addr, size_t len, int advice)
 #ifndef PIDFD_SELF_THREAD_GROUP
 #define PIDFD_SELF_THREAD_GROUP -10001
 #endif
+
+int mv__sched_getaffinity(pid_t tid, cpu_set_t *cpus)
+{
+	int err = should_fail(MV_INJ_AFFINITY);
+
+	if (err)
+		return -err;
+	return sched_getaffinity(tid, sizeof(*cpus), cpus) < 0 ? -errno : 0;
+}
+
+int mv__thread_setaffinity(const cpu_set_t *cpus)
+{
+	int err = should_fail(MV_INJ_AFFINITY);
+
+	if (err)
+		return -err;
+	return sched_setaffinity(0, sizeof(*cpus), cpus) < 0 ? -errno : 0;
+}
 
 ssize_t mv__process_madvise(const struct iovec *iov, size_t n, int advice)
 {

@@ -7,6 +7,7 @@
 #ifndef MV_INJECT_H
 #define MV_INJECT_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -40,6 +41,7 @@ enum mv__inject_op {
 	/* a UFFDIO_MOVE of 3 pages or more moves all but its second page and
 	 * reports one page moved: pages past the count were moved (strays) */
 	MV_INJ_MOVE_HOLE,
+	MV_INJ_AFFINITY, /* affinity.c: sched_getaffinity, sched_setaffinity */
 	MV_INJ_NOPS
 };
 
@@ -131,6 +133,9 @@ int mv__mincore(void *addr, size_t len, unsigned char *vec);
 int mv__madvise(void *addr, size_t len, int advice);
 /* process_madvise(2) of this process: bytes advised, or -1 and errno. */
 ssize_t mv__process_madvise(const struct iovec *iov, size_t n, int advice);
+/* The CPU affinity of thread tid, and the calling thread's: 0 or -errno */
+int mv__sched_getaffinity(pid_t tid, cpu_set_t *cpus);
+int mv__thread_setaffinity(const cpu_set_t *cpus);
 void *mv__calloc(size_t n, size_t size);
 /* mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of len bytes from old to new. */
 int mv__mremap_fixed(void *old, void *new_addr, size_t len);

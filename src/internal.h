@@ -31,6 +31,7 @@
  *         host->msg_lock      messages and the log queue; a leaf, taken
  *                             under any of the above
  *         vm->remote->lock    a remote VM's last report; a leaf
+ *         vm->aff.lock        where the VM's service threads run; a leaf
  *
  * A fault thread never sleeps waiting for frames while it holds a pmap
  * entry lock: reclaim needs those locks to make frames free.  The log
@@ -47,6 +48,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "affinity.h"
 #include "balloon.h"
 #include "cold.h"
 #include "memvisor.h"
@@ -342,6 +344,8 @@ struct mv_vm {
 	struct mv__lpage lp; /* large pages */
 	struct mv__ra ra; /* adaptive swap-in */
 	struct mv__cold cold; /* heat per page, reclaim's clock (cold.c) */
+	/* where its service threads run: beside its vCPUs (affinity.c) */
+	struct mv__affinity aff;
 
 	struct mv__reclaimer rc; /* the VM's reclaim thread (sched.c) */
 

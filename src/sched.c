@@ -501,7 +501,7 @@ static void *reclaimer_main(void *arg)
 	struct mv_host *h = vm->host;
 	uint64_t want, done;
 	struct timespec ts;
-	unsigned tick;
+	unsigned tick, aff_gen = 0;
 
 	pthread_setname_np(pthread_self(), "mv-reclaim"); /* for perf, top */
 	pthread_mutex_lock(&rc->lock);
@@ -518,6 +518,8 @@ static void *reclaimer_main(void *arg)
 		rc->want = 0;
 		pthread_mutex_unlock(&rc->lock);
 
+		/* beside the VM's vCPUs, whose CPUs pay for it (affinity.c) */
+		mv__affinity_follow(vm, &aff_gen);
 		mv__reclaim_vm(vm, want, &done);
 		if (done) {
 			atomic_store(&h->sched_stuck, false);

@@ -58,6 +58,8 @@ static const struct setting table[] = {
 	{ "Mem.DemandHeadroomPct", FIELD(demand_headroom_pct), 25, 0, 1000 },
 	/* not ESX's (random): the cold policy measured better (cold.c) */
 	{ "Mem.ReclaimPolicy", FIELD(reclaim_policy), 1, 0, 1 },
+	/* not ESX's: service beside the vCPUs measured faster (affinity.c) */
+	{ "Mem.ServiceAffinity", FIELD(service_affinity), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

@@ -40,8 +40,11 @@
 
 int mv__uffd_open(int *fd, char *msg, size_t msglen)
 {
+	/* THREAD_ID (Linux 4.14, so always there with MOVE): the faulting
+	 * thread's id, which affinity.c follows */
 	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURES_NEEDED };
+				  .features = UFFD_FEATURES_NEEDED |
+					      UFFD_FEATURE_THREAD_ID };
 	int err;
 
 	*fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);

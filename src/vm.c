@@ -262,6 +262,7 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 	err = mv__cold_init(vm, h->settings.reclaim_policy);
 	if (err)
 		goto fail_sample;
+	mv__affinity_init(vm, h->settings.service_affinity);
 	err = mv__swap_open(&vm->swap, h->swapdir, vm->name, vm->id, vm->npages,
 			    h->settings.swap_direct_io, msg, sizeof(msg));
 	if (err) {
@@ -301,6 +302,7 @@ fail_zcache:
 fail_swap:
 	mv__swap_close(&vm->swap);
 fail_cold:
+	mv__affinity_fini(vm);
 	mv__cold_fini(vm);
 fail_sample:
 	mv__sample_fini(vm);
@@ -431,6 +433,7 @@ void mv_vm_destroy(mv_vm *vm)
 		close(vm->image_fd);
 	free(vm->pmap);
 	mv__cold_fini(vm);
+	mv__affinity_fini(vm);
 	mv__balloon_fini(vm);
 	pthread_mutex_destroy(&vm->reclaim_lock);
 	free(vm);
@@ -533,6 +536,7 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->swapin_ra_misses = atomic_load(&vm->ra.misses);
 	st->swapin_window =
 		mv__ra_current(vm, vm->host->settings.swapin_cluster_pages);
+	mv__affinity_stats(vm, st);
 	mv__balloon_stats(vm, st);
 	mv__zcache_stats(vm, &zs);
 	st->zip_cached_pages = zs.pages;
