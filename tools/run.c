@@ -611,6 +611,7 @@ static int start_qemu_vms(struct run *r)
 		c.initrd = v->cfg->initrd;
 		c.append = v->cfg->append ? v->cfg->append : append;
 		c.qemu_args = v->cfg->qemu_args;
+		c.affinity = v->cfg->ncpus ? &v->cfg->cpus : NULL;
 		c.console_path = v->console;
 		c.qmp_path = v->qmp;
 		c.preload = preload;
@@ -715,6 +716,7 @@ static int start_workloads(struct run *r)
 		cfg.zipf_s = v->cfg->zipf_s;
 		cfg.kv_text = v->cfg->kv_text;
 		cfg.think_us = v->cfg->think_us;
+		cfg.cpus = v->cfg->ncpus ? &v->cfg->cpus : NULL;
 		cfg.balloon_vm = v->cfg->balloon ? v->vm : NULL;
 		cfg.burst_pct = v->cfg->burst_pct;
 		cfg.burst_keep_pct = v->cfg->burst_keep_pct;
@@ -759,6 +761,13 @@ static void print_summary(const struct run *r)
 				vm->threads == 1 ? "" : "s");
 		fprintf(r->out, "  %llu shares",
 			(unsigned long long)scenario_vm_shares(vm));
+		if (vm->ncpus) {
+			char cpus[256];
+
+			scenario_cpus_format(&vm->cpus, cpus, sizeof(cpus));
+			fprintf(r->out, "  on CPU%s %s",
+				vm->ncpus == 1 ? "" : "s", cpus);
+		}
 		if (vm->reservation)
 			fprintf(r->out, "  reservation %.1f MB",
 				mb(vm->reservation));
