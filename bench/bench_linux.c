@@ -227,8 +227,8 @@ static void usage(FILE *f)
 		"                 (default /var/tmp/memvisor, memvisor's own)\n"
 		"  --json         {\"cases\": [...]} on stdout instead of the tables\n"
 		"  --no-pin       do not pin the kvstore cases' VMs to CPUs (by default\n"
-		"                 VM i runs on CPU i mod N on both sides, as VM hosts pin\n"
-		"                 vCPUs; the default case keeps its own scenario)\n"
+		"                 one CPU each, round-robin, on both sides, as VM hosts\n"
+		"                 pin vCPUs; the default case keeps its own scenario)\n"
 		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
 		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
@@ -957,8 +957,8 @@ static void pin_line(const struct ctx *x)
 		CPU_ZERO(&set);
 	scenario_cpus_format(&set, cpus, sizeof(cpus));
 	fprintf(x->out,
-		"  kvstore cases: VM i pinned to the (i mod %d)th of CPUs %s on both sides, as VM hosts pin vCPUs (memvisor: the VM's guest threads, cpus = in its scenario; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
-		CPU_COUNT(&set), cpus[0] ? cpus : "?");
+		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: the VM's guest threads, cpus = in its scenario; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
+		cpus[0] ? cpus : "?");
 }
 
 int bench_linux_main(int argc, char **argv)
