@@ -49,6 +49,10 @@
  * it is written before the teardown, which cannot change the verdict; the
  * table for people is printed after it.
  *
+ * A VM pinned to CPUs (its scenario's cpus, or pin_vcpus = spread) has
+ * its guest threads created on them (mvg_config.cpus), or its QEMU process
+ * set on them before QEMU starts (qemu_config.affinity).
+ *
  * A `vmm = qemu` VM is a QEMU process (qemu.c), started after the thread
  * VMs' workloads from the main thread (QEMU is killed if that thread ends).
  * When libmemvisor-preload.so is beside the command, the run also starts
