@@ -747,6 +747,9 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_true(num_of(c, "unconstrained_ops_s") > 0);
 	assert_true(num_of(c, "integrity_errors") == 0);
 	num_of(c, "oom_kills");
+	/* pinned by default, memvisor taking the case's cpus = keys */
+	assert_true(cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(c, "vms_pinned")));
 	cfgs = cJSON_GetObjectItemCaseSensitive(c, "configs");
 	/* swap on a file runs wherever root and a memory cgroup are */
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");

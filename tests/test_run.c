@@ -11,6 +11,7 @@
  * sleeps to let something happen.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
@@ -331,8 +332,31 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 	cJSON_Delete(root);
 }
 
-/* A VM given cpus is listed at the start with them and reported with
- * them; a VM without is neither. */
+/* Threads of process pid that may run on cpu alone. */
+static unsigned threads_pinned_to(pid_t pid, int cpu)
+{
+	char path[64];
+	struct dirent *d;
+	unsigned n = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dp = opendir(path);
+	while (dp && (d = readdir(dp))) {
+		int tid = atoi(d->d_name);
+		cpu_set_t set;
+
+		if (tid > 0 && !sched_getaffinity(tid, sizeof(set), &set) &&
+		    CPU_COUNT(&set) == 1 && CPU_ISSET(cpu, &set))
+			n++;
+	}
+	if (dp)
+		closedir(dp);
+	return n;
+}
+
+/* A VM given cpus runs its guest thread there, is listed at the start
+ * with them and reported with them; a VM without is none of these. */
 static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 {
 	struct fixture *f = *state;
@@ -342,18 +366,33 @@ static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 	int cpu = -1;
 	cJSON *root;
 	char *text, *vm_b;
+	uint64_t until;
+	int status;
 
 	assert_int_equal(sched_getaffinity(0, sizeof(usable), &usable), 0);
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, &usable))
 			cpu = c;
 	snprintf(body, sizeof(body),
-		 "memsize = 64M\nduration = 1\n"
+		 "memsize = 64M\nduration = 3\n"
 		 "[vm a]\nmemsize = 8M\nworkload = random\ncpus = %d\n"
 		 "[vm b]\nmemsize = 8M\nworkload = idle\n",
 		 cpu);
 	scenario(f, "pinned.ini", body, ini, sizeof(ini));
 	start(f, "run", ini, "--json", f->json, NULL);
+	/* nothing else in memvisor is pinned: this is VM a's guest thread */
+	until = th_now_ms() + STEP_MS;
+	while (!threads_pinned_to(f->pid, cpu)) {
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("no thread of memvisor ran pinned to CPU %d",
+				 cpu);
+		}
+		if (th_now_ms() > until)
+			fail_msg("no thread pinned to CPU %d in %d ms", cpu,
+				 STEP_MS);
+		th_nap_ms(1);
+	}
 	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
 	text = th_slurp(f->out);
 	snprintf(line, sizeof(line), "shares  on CPU %d\n", cpu);
