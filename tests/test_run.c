@@ -380,7 +380,7 @@ static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 		 cpu);
 	scenario(f, "pinned.ini", body, ini, sizeof(ini));
 	start(f, "run", ini, "--json", f->json, NULL);
-	/* nothing else in memvisor is pinned: this is VM a's guest thread */
+	/* pinned: VM a's guest thread, and engine threads that follow it */
 	until = th_now_ms() + STEP_MS;
 	while (!threads_pinned_to(f->pid, cpu)) {
 		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
