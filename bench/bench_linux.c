@@ -24,6 +24,12 @@
  * used); active-memory sampling stays on, as Linux's LRU aging does.  The
  * default scenario runs with its own settings, as users run it.
  *
+ * Both sides pin a kvstore case's VMs alike, as VM hosts pin vCPUs: VM i
+ * gets cpus = the (i mod n)th of the n CPUs this process may run on in
+ * the case's scenario, which `memvisor run` applies to the VM's guest
+ * threads and bl_run_linux to the VM's whole process (the ceiling
+ * included); --no-pin leaves every VM unpinned on both sides.
+ *
  * Invariants: a configuration that cannot run here is skipped with the
  * reason (what the kernel lacks), never silently; whatever ends the
  * command, every change it made to the system is undone (the state file
@@ -156,19 +162,34 @@ static const struct case_def *case_find(const char *name)
 	return NULL;
 }
 
-/* The scenario text of a made-up case, in a string to free(). */
-static char *case_ini(const struct case_def *c, const char *swapdir)
+/*
+ * The scenario text of a made-up case, in a string to free(); NULL with
+ * errno set.  pin: VM i gets cpus = the (i % n)th of the n CPUs this
+ * process may run on (scenario_spread_cpu), which the Linux side then
+ * gives the VM's process too (bl_run_linux).
+ */
+static char *case_ini(const struct case_def *c, const char *swapdir, bool pin)
 {
-	char *text = NULL, *vms = NULL, *t;
+	char *text = NULL, *vms = NULL, *t, cpus[32];
 
 	for (unsigned i = 0; i < c->nvms; i++) {
+		int cpu = pin ? scenario_spread_cpu(i) : -1;
+
+		if (pin && cpu < 0) {
+			free(vms);
+			errno = -cpu;
+			return NULL;
+		}
+		snprintf(cpus, sizeof(cpus), "cpus = %d\n", cpu);
 		if (asprintf(
 			    &t,
 			    "%s[vm kv%u]\nmemsize = %" PRIu64
-			    "M\nworkload = kvstore\n%sthreads = 1\nseed = %u\n\n",
+			    "M\nworkload = kvstore\n%sthreads = 1\nseed = %u\n%s\n",
 			    vms ? vms : "", i + 1, c->vm_bytes / MIB,
-			    c->text ? "kv_values = text\n" : "", i + 1) < 0) {
+			    c->text ? "kv_values = text\n" : "", i + 1,
+			    pin ? cpus : "") < 0) {
 			free(vms);
+			errno = ENOMEM;
 			return NULL;
 		}
 		free(vms);
@@ -179,8 +200,10 @@ static char *case_ini(const struct case_def *c, const char *swapdir)
 		     "M\nswapdir = %s\n\n%s"
 		     "[advanced]\n; the Linux peer runs no KSM and no THP\n"
 		     "Mem.ShareScanGHz = 0\nMem.AllocGuestLargePage = 0\n",
-		     c->name, c->host_bytes / MIB, swapdir, vms) < 0)
+		     c->name, c->host_bytes / MIB, swapdir, vms) < 0) {
 		text = NULL;
+		errno = ENOMEM;
+	}
 	free(vms);
 	return text;
 }
@@ -191,7 +214,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: memvisor bench linux [--case NAME]... [--rounds N] [--duration S]\n"
-		"                            [--swapdir DIR] [--json]\n"
+		"                            [--swapdir DIR] [--json] [--no-pin]\n"
 		"  The same guest workloads and budget under memvisor and in a memory cgroup\n"
 		"  (budget + the harness's measured overhead) with kernel swap on a file,\n"
 		"  zswap, and zram; each case also once with no limit (the ceiling).\n"
@@ -203,6 +226,9 @@ static void usage(FILE *f)
 		"  --swapdir DIR  where the swap file and the work files go\n"
 		"                 (default /var/tmp/memvisor, memvisor's own)\n"
 		"  --json         {\"cases\": [...]} on stdout instead of the tables\n"
+		"  --no-pin       do not pin the kvstore cases' VMs to CPUs (by default\n"
+		"                 one CPU each, round-robin, on both sides, as VM hosts\n"
+		"                 pin vCPUs; the default case keeps its own scenario)\n"
 		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
 		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
@@ -233,6 +259,7 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-memvisor", no_argument, NULL, 'M' },
 		{ "no-linux", no_argument, NULL, 'L' },
+		{ "no-pin", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -291,6 +318,9 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 		case 'L':
 			o->no_linux = true;
 			break;
+		case 'P':
+			o->no_pin = true;
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -313,6 +343,7 @@ struct case_result {
 	char desc[256];
 	uint64_t budget, limit, overhead, guest_bytes;
 	unsigned nvms;
+	bool pinned; /* its VMs run on the cpus its scenario gives them */
 	char vm_names[BL_MAX_VMS][32];
 	/* runs[config][round]; the ceiling in round 0 only */
 	struct bl_run runs[BL_NCONFIGS][BL_MAX_ROUNDS];
@@ -490,9 +521,13 @@ static int load_case(struct ctx *x, const struct case_def *d,
 	ini_path[0] = '\0';
 	if (!d->nvms)
 		return scenario_load_default(sc, msg, mlen);
-	text = case_ini(d, x->dir);
-	if (!text)
-		return -ENOMEM;
+	text = case_ini(d, x->dir, !x->o.no_pin);
+	if (!text) {
+		ret = -errno;
+		snprintf(msg, mlen, "case %s: cannot make its scenario: %s",
+			 d->name, strerror(errno));
+		return ret;
+	}
 	snprintf(ini_path, len, "%s/%s.ini", x->dir, d->name);
 	f = fopen(ini_path, "we");
 	if (!f || fputs(text, f) == EOF || fclose(f)) {
@@ -522,13 +557,15 @@ static int run_case(struct ctx *x, struct case_result *cr)
 	cr->budget = sc.host.memsize;
 	cr->guest_bytes = scenario_vm_memsize_total(&sc);
 	cr->nvms = (unsigned)(sc.nvms < BL_MAX_VMS ? sc.nvms : BL_MAX_VMS);
-	for (unsigned i = 0; i < cr->nvms; i++)
+	for (unsigned i = 0; i < cr->nvms; i++) {
 		snprintf(cr->vm_names[i], sizeof(cr->vm_names[i]), "%s",
 			 sc.vms[i].name);
+		cr->pinned |= sc.vms[i].ncpus != 0;
+	}
 	snprintf(cr->desc, sizeof(cr->desc),
-		 "%u VMs, %.0f MiB of guest memory on %.0f MiB (%.0f%%)",
-		 cr->nvms, (double)cr->guest_bytes / MIB,
-		 (double)cr->budget / MIB,
+		 "%u VMs%s, %.0f MiB of guest memory on %.0f MiB (%.0f%%)",
+		 cr->nvms, cr->pinned ? " pinned to CPUs" : "",
+		 (double)cr->guest_bytes / MIB, (double)cr->budget / MIB,
 		 100.0 * (double)cr->guest_bytes / (double)cr->budget);
 	fprintf(x->out, "case %s: %s, %u s per run\n", cr->def->name, cr->desc,
 		x->o.duration_s);
@@ -697,6 +734,7 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 	cJSON_AddStringToObject(o, "name", cr->def->name);
 	cJSON_AddStringToObject(o, "description", cr->desc);
 	cJSON_AddNumberToObject(o, "vms", cr->nvms);
+	cJSON_AddBoolToObject(o, "vms_pinned", cr->pinned);
 	cJSON_AddNumberToObject(o, "duration_s", x->o.duration_s);
 	cJSON_AddNumberToObject(o, "rounds", x->o.rounds);
 	cJSON_AddNumberToObject(o, "budget_mb", (double)cr->budget / MIB);
@@ -904,6 +942,25 @@ static void probe(struct ctx *x)
 		snprintf(x->skip[BL_ZRAM], BL_MSG, "%s", msg);
 }
 
+/* How the VMs are placed on CPUs, for the header. */
+static void pin_line(const struct ctx *x)
+{
+	char cpus[256];
+	cpu_set_t set;
+
+	if (x->o.no_pin) {
+		fprintf(x->out,
+			"  --no-pin: no VM is pinned to a CPU, on either side\n");
+		return;
+	}
+	if (scenario_usable_cpus(&set))
+		CPU_ZERO(&set);
+	scenario_cpus_format(&set, cpus, sizeof(cpus));
+	fprintf(x->out,
+		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: the VM's guest threads, cpus = in its scenario; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
+		cpus[0] ? cpus : "?");
+}
+
 int bench_linux_main(int argc, char **argv)
 {
 	struct case_result *res = NULL;
@@ -947,6 +1004,7 @@ int bench_linux_main(int argc, char **argv)
 	fprintf(x.out,
 		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0); user/sys: CPU cores the VMs' processes used from the run's first second to its end, us/op: that CPU per guest operation\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
+	pin_line(&x);
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])
 			fprintf(x.out, "  %s: skipped: %s\n", config_label(c),

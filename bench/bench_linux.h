@@ -91,6 +91,9 @@ struct bl_opts {
 	const char *swapdir; /* parent of the work directory */
 	bool json;
 	bool no_memvisor, no_linux; /* for tests and partial runs */
+	/* --no-pin: the kvstore cases' VMs run wherever the kernel puts
+	 * them, instead of VM i on usable CPU i % n on both sides */
+	bool no_pin;
 };
 
 /* 0, or -EINVAL with a sentence in msg; 1 for --help. */
@@ -166,6 +169,8 @@ extern volatile sig_atomic_t bl_stop;
 
 /*
  * The case's VMs, one process each, in the cgroup (NULL: none), each
+ * pinned to its cpus if the scenario gives it some (the whole process,
+ * before it maps or touches anything), each
  * running until `duration_s` after the first started, then verifying what
  * it wrote.  Fills r (per-VM ops/s, integrity errors, killed VMs).
  */

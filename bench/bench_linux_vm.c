@@ -6,11 +6,13 @@
  *
  * Design: on the Linux side each VM is one process, as each VM is one VMM
  * process on a real host: forked from this (single-threaded) process, it
- * joins the cgroup before it touches anything, maps its guest memory
- * private and anonymous, loads its RAM image if it has one (the non-zero
- * pages, as a restore does; the clock is already running), runs the
- * scenario's workload (guest/ mvg_*) until the common deadline, publishes
- * its ops/s, then reads back and verifies every page it wrote.  Results go
+ * joins the cgroup before it touches anything, pins itself to the VM's
+ * cpus if the scenario gives it some (as memvisor pins the VM's guest
+ * threads), maps its guest memory private and anonymous, loads its RAM
+ * image if it has one (the non-zero pages, as a restore does; the clock
+ * is already running), runs the scenario's workload (guest/ mvg_*) until
+ * the common deadline, publishes its ops/s, then reads back and verifies
+ * every page it wrote.  Results go
  * to a shared page this process touched first, so they are charged here,
  * not to the cgroup, and a VM killed by the OOM killer still leaves the
  * ops it had published.  The burst VM's balloon driver has nothing to talk
@@ -186,6 +188,12 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 		s->err = ret;
 		_exit(1);
 	}
+	/* as memvisor pins the VM's guest threads (cfg.cpus below): here
+	 * the whole VM process, as a host pins a VMM's vCPU threads */
+	if (vm->ncpus && sched_setaffinity(0, sizeof(vm->cpus), &vm->cpus)) {
+		s->err = -errno;
+		_exit(1);
+	}
 	mem = mmap(NULL, vm->memsize, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED) {
@@ -206,6 +214,7 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 	cfg.zipf_s = vm->zipf_s;
 	cfg.kv_text = vm->kv_text;
 	cfg.think_us = vm->think_us;
+	cfg.cpus = vm->ncpus ? &vm->cpus : NULL;
 	cfg.balloon_vm = NULL; /* no balloon on Linux */
 	cfg.burst_pct = vm->burst_pct;
 	cfg.burst_keep_pct = vm->burst_keep_pct;

@@ -301,6 +301,7 @@ int mvg_balloon_start(mv_vm *vm, struct mvg_os *os,
 		b->cfg = *cfg;
 	else
 		mvg_balloon_config_init(&b->cfg);
+	b->cfg.cpus = NULL; /* the caller's: used below, never kept */
 	b->os = os;
 	b->total_bytes = bytes(mvg_os_npages(os));
 	b->pages = malloc(mvg_os_npages(os) * sizeof(*b->pages));
@@ -319,7 +320,8 @@ int mvg_balloon_start(mv_vm *vm, struct mvg_os *os,
 		goto fail_cond;
 	mvg_os_set_oom_notifier(os, oom_notify, b);
 	if (!b->cfg.manual) {
-		err = -pthread_create(&b->thread, NULL, driver_main, b);
+		err = mvg_thread_create(&b->thread, cfg ? cfg->cpus : NULL,
+					driver_main, b);
 		if (err)
 			goto fail_notifier;
 		b->started = true;

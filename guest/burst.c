@@ -88,6 +88,7 @@ struct mvg_burst {
 	_Atomic unsigned char *bad;
 	struct bthread *threads; /* cfg.threads of them */
 	const atomic_bool *cancel; /* ends a verification early; NULL: never */
+	cpu_set_t cpus; /* *cfg.cpus, which then points here */
 };
 
 static uint64_t splitmix(uint64_t *x)
@@ -360,6 +361,10 @@ int mvg_burst_start(const struct mvg_config *cfg, struct mvg_burst **out)
 	if (!b)
 		return -ENOMEM;
 	b->cfg = *cfg;
+	if (cfg->cpus) {
+		b->cpus = *cfg->cpus;
+		b->cfg.cpus = &b->cpus;
+	}
 	defaults(&b->cfg);
 	atomic_init(&b->stop, false);
 	pthread_mutex_init(&b->err_lock, NULL);
@@ -390,13 +395,14 @@ int mvg_burst_start(const struct mvg_config *cfg, struct mvg_burst **out)
 		if (cfg->balloon_poll_ms)
 			bc.poll_ms = cfg->balloon_poll_ms;
 		bc.oom_hold_ms = 2 * bc.poll_ms;
+		bc.cpus = b->cfg.cpus; /* a guest kernel thread: on its vCPUs */
 		err = mvg_balloon_start(cfg->balloon_vm, b->os, &bc, &b->drv);
 		if (err)
 			goto fail;
 	}
 	for (unsigned i = 0; i < cfg->threads; i++) {
-		err = -pthread_create(&b->threads[i].tid, NULL, burst_main,
-				      &b->threads[i]);
+		err = mvg_thread_create(&b->threads[i].tid, b->cfg.cpus,
+					burst_main, &b->threads[i]);
 		if (err)
 			goto fail;
 		b->threads[i].running = true;
@@ -453,7 +459,7 @@ int mvg_burst_verify(struct mvg_burst *b, const atomic_bool *cancel,
 	for (unsigned i = 0; i < b->cfg.threads; i++) {
 		struct bthread *t = &b->threads[i];
 
-		if (!pthread_create(&t->tid, NULL, verify_main, t))
+		if (!mvg_thread_create(&t->tid, b->cfg.cpus, verify_main, t))
 			t->running = true;
 		else
 			verify_main(t);

@@ -12,6 +12,8 @@
 #ifndef MV_GUEST_H
 #define MV_GUEST_H
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +47,10 @@ struct mvg_config {
 	bool kv_text; /* MVG_KVSTORE values are text-like (compressible)
 		       * instead of random bytes */
 	uint32_t think_us; /* pause between ops in microseconds (0: none) */
+	/* the CPUs the guest threads run on, as a VM host pins vCPUs (the
+	 * final verification's threads and a burst VM's balloon driver
+	 * too); NULL: wherever the kernel puts them.  Copied by mvg_start */
+	const cpu_set_t *cpus;
 	/* MVG_BURST: a round takes burst_pct% of memory from the guest OS
 	 * (0: 85), keeps burst_keep_pct% of that (0: 10), then idles
 	 * burst_idle_ms (0: 2000) */
@@ -81,7 +87,8 @@ struct mvg_workload;
 int mvg_kind_parse(const char *name, enum mvg_kind *out);
 const char *mvg_kind_name(enum mvg_kind kind);
 
-/* Starts cfg->threads guest threads.  0 or -errno (-EINVAL: bad config). */
+/* Starts cfg->threads guest threads.  0 or -errno (-EINVAL: bad config,
+ * or cfg->cpus holds no CPU this process may run on). */
 int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out);
 /* Asks the threads to stop, joins them, and frees the workload. */
 void mvg_stop(struct mvg_workload *w);
@@ -111,5 +118,14 @@ int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
  * pages_verified it adds to mvg_stats go from 0 to about this.
  */
 uint64_t mvg_verify_pages(struct mvg_workload *w);
+
+/*
+ * Starts a thread of a guest, fn(arg), on cpus (NULL: anywhere): it is
+ * created with that affinity (pthread_attr_setaffinity_np), so it never
+ * runs elsewhere first, and a set it cannot run on is an error, not
+ * ignored.  0 or -errno (-EINVAL: no CPU of cpus is usable here).
+ */
+int mvg_thread_create(pthread_t *tid, const cpu_set_t *cpus,
+		      void *(*fn)(void *), void *arg);
 
 #endif /* MV_GUEST_H */

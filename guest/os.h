@@ -73,6 +73,9 @@ struct mvg_balloon_config {
 	uint32_t oom_pages; /* deflated per OOM notification (256) */
 	uint32_t oom_hold_ms; /* no inflating after an OOM deflate (2000) */
 	bool manual; /* no thread: the caller runs mvg_balloon_poll() */
+	/* the CPUs its thread runs on (NULL: anywhere); read only while
+	 * mvg_balloon_start runs */
+	const cpu_set_t *cpus;
 };
 
 struct mvg_balloon_stats {

@@ -59,6 +59,11 @@
  * any (mvg_request_stop, then mvg_halt), so that no guest still runs while
  * another is verified, and may verify them on threads of its own.
  *
+ * A workload given CPUs (cfg->cpus) is pinned as a VM host pins a VM's
+ * vCPUs: its guest threads, and its verification threads, are created
+ * with that affinity (mvg_thread_create), so none runs elsewhere first,
+ * and a set the kernel refuses fails mvg_start instead of being ignored.
+ *
  * Lock ordering: err_lock only, a leaf; nothing else is taken under it.
  */
 #include <errno.h>
@@ -188,6 +193,7 @@ struct mvg_workload {
 	uint8_t *bad;
 	struct gthread *threads; /* cfg.threads of them */
 	struct mvg_burst *burst; /* MVG_BURST: all of the above is unused */
+	cpu_set_t cpus; /* *cfg.cpus, which then points here */
 	const atomic_bool *cancel; /* ends a verification early; NULL: never */
 };
 
@@ -858,6 +864,8 @@ static int check_config(const struct mvg_config *cfg)
 	/* its empty slots must read as zero */
 	if (cfg->kind == MVG_KVSTORE && cfg->image_path)
 		return -EINVAL;
+	if (cfg->cpus && !CPU_COUNT(cfg->cpus))
+		return -EINVAL;
 	return 0;
 }
 
@@ -949,6 +957,26 @@ static void *verify_main(void *arg)
 	return NULL;
 }
 
+int mvg_thread_create(pthread_t *tid, const cpu_set_t *cpus,
+		      void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int err;
+
+	if (!cpus)
+		return -pthread_create(tid, NULL, fn, arg);
+	err = -pthread_attr_init(&attr);
+	if (err)
+		return err;
+	/* glibc sets the affinity before the thread first runs, and fails
+	 * the create if the kernel refuses it */
+	err = -pthread_attr_setaffinity_np(&attr, sizeof(*cpus), cpus);
+	if (!err)
+		err = -pthread_create(tid, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return err;
+}
+
 static void join_all(struct mvg_workload *w)
 {
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
@@ -992,6 +1020,10 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 	}
 	w->cfg = *cfg;
 	w->cfg.image_path = NULL;
+	if (cfg->cpus) {
+		w->cpus = *cfg->cpus;
+		w->cfg.cpus = &w->cpus;
+	}
 	if (w->cfg.zipf_s == 0)
 		w->cfg.zipf_s = DEFAULT_ZIPF_S;
 	w->mem = cfg->mem;
@@ -1035,7 +1067,7 @@ int mvg_start(const struct mvg_config *cfg, struct mvg_workload **out)
 	for (unsigned i = 0; i < cfg->threads; i++) {
 		struct gthread *g = &w->threads[i];
 
-		err = -pthread_create(&g->tid, NULL, guest_main, g);
+		err = mvg_thread_create(&g->tid, w->cfg.cpus, guest_main, g);
 		if (err)
 			goto fail_threads;
 		g->running = true;
@@ -1152,7 +1184,7 @@ int mvg_verify(struct mvg_workload *w, const atomic_bool *cancel,
 	for (unsigned i = 0; i < w->cfg.threads; i++) {
 		struct gthread *g = &w->threads[i];
 
-		if (!pthread_create(&g->tid, NULL, verify_main, g))
+		if (!mvg_thread_create(&g->tid, w->cfg.cpus, verify_main, g))
 			g->running = true;
 		else
 			verify_main(g);

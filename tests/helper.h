@@ -82,6 +82,14 @@ bool th_thread_sleeps(int tid);
 /* Every thread of this process but the caller sleeps (and there is one):
  * for tests that run guest threads and no host, their threads are idle. */
 bool th_other_threads_sleep(void *unused);
+/* The thread ids of this process (up to max of them into tids); how
+ * many there are. */
+unsigned th_task_ids(int *tids, unsigned max);
+/* The threads of this process that are not in before[0..nbefore), all
+ * pinned to exactly the CPU cpu, and their number is want; for each that
+ * has run, the CPU it last ran on was cpu.  Fails the test otherwise. */
+void th_assert_new_threads_pinned(const int *before, unsigned nbefore,
+				  unsigned want, int cpu);
 
 /* Fills a page with bytes determined by (tag, ppn, version). */
 void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -322,6 +323,81 @@ bool th_other_threads_sleep(void *unused)
 	}
 	closedir(dp);
 	return all && others;
+}
+
+unsigned th_task_ids(int *tids, unsigned max)
+{
+	DIR *dp = opendir("/proc/self/task");
+	struct dirent *d;
+	unsigned n = 0;
+	int tid;
+
+	assert_non_null(dp);
+	while ((d = readdir(dp))) {
+		tid = atoi(d->d_name);
+		if (tid <= 0)
+			continue;
+		if (n < max)
+			tids[n] = tid;
+		n++;
+	}
+	closedir(dp);
+	return n;
+}
+
+/* Field 39 of /proc/self/task/TID/stat: the CPU the thread last ran on. */
+static int task_last_cpu(int tid)
+{
+	char path[64], buf[1024], *s;
+	ssize_t n;
+	int fd, field = 2;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "tid (comm) S ...": count fields after the comm's last ')' */
+	s = strrchr(buf, ')');
+	for (; s && *s && field < 39; s++)
+		if (*s == ' ')
+			field++;
+	return s && *s ? atoi(s) : -1;
+}
+
+void th_assert_new_threads_pinned(const int *before, unsigned nbefore,
+				  unsigned want, int cpu)
+{
+	int tids[256];
+	unsigned n = th_task_ids(tids, 256), found = 0;
+
+	assert_true(n <= 256);
+	for (unsigned i = 0; i < n; i++) {
+		cpu_set_t set;
+		bool old = false;
+		int last;
+
+		for (unsigned k = 0; k < nbefore && !old; k++)
+			old = before[k] == tids[i];
+		if (old)
+			continue;
+		found++;
+		CPU_ZERO(&set);
+		assert_int_equal(sched_getaffinity(tids[i], sizeof(set), &set),
+				 0);
+		if (CPU_COUNT(&set) != 1 || !CPU_ISSET(cpu, &set))
+			fail_msg("thread %d may run on %d CPUs, not only on %d",
+				 tids[i], CPU_COUNT(&set), cpu);
+		last = task_last_cpu(tids[i]);
+		if (last != cpu)
+			fail_msg("thread %d last ran on CPU %d, not %d",
+				 tids[i], last, cpu);
+	}
+	assert_int_equal(found, want);
 }
 
 bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms)

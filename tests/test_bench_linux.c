@@ -20,6 +20,9 @@
 #include "../bench/bench_linux_sys.c"
 #include "../bench/bench_linux_vm.c"
 
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -86,6 +89,205 @@ static void test_options_default_to_every_case_two_rounds(void **state)
 	assert_int_equal(o.rounds, BL_DEFAULT_ROUNDS);
 	assert_int_equal(o.duration_s, BL_DEFAULT_DURATION_S);
 	assert_false(o.json);
+	assert_false(o.no_pin); /* pinned unless told */
+}
+
+static void test_no_pin_option_turns_pinning_off(void **state)
+{
+	struct bl_opts o;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(parse_line("linux --no-pin --case kvstore-4", &o, msg,
+				    sizeof(msg)),
+			 0);
+	assert_true(o.no_pin);
+	assert_int_equal(o.ncases, 1);
+}
+
+/* The i-th CPU this process may run on, round-robin, read here and not
+ * through scenario_spread_cpu(), so that a wrong helper shows. */
+static int nth_usable_cpu(unsigned i)
+{
+	cpu_set_t set;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	i %= (unsigned)CPU_COUNT(&set);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set) && !i--)
+			return c;
+	fail_msg("no usable CPU");
+	return -1;
+}
+
+static void test_kvstore_case_pins_vm_i_to_usable_cpu_i_mod_n(void **state)
+{
+	struct scenario sc;
+	char err[512], *text;
+
+	(void)state;
+	text = case_ini(case_find("kvstore-8"), "/tmp", true);
+	assert_non_null(text);
+	if (scenario_load_string(text, "kvstore-8.ini", &sc, err, sizeof(err)))
+		fail_msg("%s:\n%s", err, text);
+	free(text);
+	assert_int_equal(sc.nvms, 8);
+	for (unsigned i = 0; i < sc.nvms; i++) {
+		assert_int_equal(sc.vms[i].ncpus, 1);
+		if (!CPU_ISSET(nth_usable_cpu(i), &sc.vms[i].cpus))
+			fail_msg("VM %s is not on CPU %d", sc.vms[i].name,
+				 nth_usable_cpu(i));
+	}
+	scenario_free(&sc);
+}
+
+static void test_unpinned_case_gives_no_vm_cpus(void **state)
+{
+	struct scenario sc;
+	char err[512], *text;
+
+	(void)state;
+	text = case_ini(case_find("kvstore-text"), "/tmp", false);
+	assert_non_null(text);
+	assert_null(strstr(text, "cpus"));
+	if (scenario_load_string(text, "kvstore-text.ini", &sc, err,
+				 sizeof(err)))
+		fail_msg("%s:\n%s", err, text);
+	free(text);
+	for (unsigned i = 0; i < sc.nvms; i++)
+		assert_int_equal(sc.vms[i].ncpus, 0);
+	scenario_free(&sc);
+}
+
+/* bl_run_linux on its own thread, so that the test can look at the VM
+ * processes while they run. */
+struct linux_run {
+	struct scenario sc;
+	struct bl_run r;
+	char msg[BL_MSG];
+	int ret;
+};
+
+static void *linux_run_main(void *arg)
+{
+	struct linux_run *lr = arg;
+
+	lr->ret = bl_run_linux(&lr->sc, NULL, 2, &lr->r, lr->msg,
+			       sizeof(lr->msg));
+	return NULL;
+}
+
+/* The CPUs of the children of this process (the VM processes) whose every
+ * thread is pinned to one CPU, into cpus (sorted); how many there are. */
+static unsigned pinned_children(int *cpus, unsigned max)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *d;
+	unsigned n = 0;
+
+	assert_non_null(proc);
+	while ((d = readdir(proc)) && n < max) {
+		char path[300], buf[512], *paren;
+		cpu_set_t set;
+		int pid = atoi(d->d_name), ppid = 0, cpu = -1;
+		bool all = true;
+		FILE *f;
+		DIR *tasks;
+		struct dirent *t;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		buf[0] = '\0';
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+		paren = strrchr(buf, ')');
+		if (!paren || sscanf(paren + 2, "%*c %d", &ppid) != 1 ||
+		    ppid != getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task", pid);
+		tasks = opendir(path);
+		while (tasks && (t = readdir(tasks)) && all) {
+			int tid = atoi(t->d_name);
+
+			if (tid <= 0)
+				continue;
+			if (sched_getaffinity(tid, sizeof(set), &set) ||
+			    CPU_COUNT(&set) != 1)
+				all = false;
+			for (int c = 0; all && c < CPU_SETSIZE; c++)
+				if (CPU_ISSET(c, &set)) {
+					all = cpu < 0 || cpu == c;
+					cpu = c;
+				}
+		}
+		if (tasks)
+			closedir(tasks);
+		if (all && cpu >= 0)
+			cpus[n++] = cpu;
+	}
+	closedir(proc);
+	for (unsigned i = 1; i < n; i++) /* insertion sort: n is 2 */
+		for (unsigned k = i; k > 0 && cpus[k - 1] > cpus[k]; k--) {
+			int x = cpus[k];
+
+			cpus[k] = cpus[k - 1];
+			cpus[k - 1] = x;
+		}
+	return n;
+}
+
+struct pin_watch {
+	int want[2], got[2];
+	unsigned n;
+};
+
+static bool children_pinned(void *arg)
+{
+	struct pin_watch *w = arg;
+
+	w->n = pinned_children(w->got, 2);
+	return w->n == 2 && w->got[0] == w->want[0] && w->got[1] == w->want[1];
+}
+
+static void test_linux_vm_process_runs_on_the_vms_cpus(void **state)
+{
+	static struct linux_run lr;
+	struct pin_watch w = { .want = { nth_usable_cpu(0),
+					 nth_usable_cpu(1) } };
+	char text[256], err[512];
+	pthread_t tid;
+
+	(void)state;
+	memset(&lr, 0, sizeof(lr));
+	if (w.want[0] > w.want[1]) {
+		int x = w.want[0];
+
+		w.want[0] = w.want[1];
+		w.want[1] = x;
+	}
+	/* two small idle VMs: they touch their memory once and sleep */
+	snprintf(text, sizeof(text),
+		 "[vm a]\nmemsize = 4M\nworkload = idle\ncpus = %d\n"
+		 "[vm b]\nmemsize = 4M\nworkload = idle\ncpus = %d\n",
+		 nth_usable_cpu(0), nth_usable_cpu(1));
+	if (scenario_load_string(text, "t.ini", &lr.sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(pthread_create(&tid, NULL, linux_run_main, &lr), 0);
+	/* both VM processes, every thread of each, on their CPUs */
+	if (!th_wait_until(children_pinned, &w, 20000))
+		fail_msg(
+			"%u VM processes pinned, on CPUs %d and %d; want 2 on %d and %d",
+			w.n, w.got[0], w.got[1], w.want[0], w.want[1]);
+	pthread_join(tid, NULL);
+	if (lr.ret)
+		fail_msg("bl_run_linux: %s", lr.msg);
+	assert_int_equal(lr.r.integrity_errors, 0);
+	scenario_free(&lr.sc);
 }
 
 static void test_options_refuse_unknown_cases_and_bad_numbers(void **state)
@@ -545,6 +747,9 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_true(num_of(c, "unconstrained_ops_s") > 0);
 	assert_true(num_of(c, "integrity_errors") == 0);
 	num_of(c, "oom_kills");
+	/* pinned by default, memvisor taking the case's cpus = keys */
+	assert_true(cJSON_IsTrue(
+		cJSON_GetObjectItemCaseSensitive(c, "vms_pinned")));
 	cfgs = cJSON_GetObjectItemCaseSensitive(c, "configs");
 	/* swap on a file runs wherever root and a memory cgroup are */
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");
@@ -598,6 +803,11 @@ int main(void)
 		cmocka_unit_test(
 			test_options_give_cases_rounds_duration_and_json),
 		cmocka_unit_test(test_options_default_to_every_case_two_rounds),
+		cmocka_unit_test(test_no_pin_option_turns_pinning_off),
+		cmocka_unit_test(
+			test_kvstore_case_pins_vm_i_to_usable_cpu_i_mod_n),
+		cmocka_unit_test(test_unpinned_case_gives_no_vm_cpus),
+		cmocka_unit_test(test_linux_vm_process_runs_on_the_vms_cpus),
 		cmocka_unit_test(
 			test_options_refuse_unknown_cases_and_bad_numbers),
 		cmocka_unit_test(

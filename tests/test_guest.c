@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -724,6 +725,96 @@ static void test_halted_workload_does_no_more_ops(void **state)
 	munmap(mem, size);
 }
 
+/* The last CPU this process may run on (not always CPU 0). */
+static int last_usable_cpu(void)
+{
+	cpu_set_t set;
+	int last = -1;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			last = c;
+	assert_true(last >= 0);
+	return last;
+}
+
+static void test_pinned_workload_runs_its_threads_on_their_cpu(void **state)
+{
+	uint64_t size = 2 * MiB;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 3);
+	int before[64], cpu = last_usable_cpu();
+	unsigned nbefore = th_task_ids(before, 64);
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	cpu_set_t cpus;
+
+	(void)state;
+	assert_true(nbefore <= 64);
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	cfg.cpus = &cpus;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	/* the workload keeps its own copy of the set */
+	CPU_ZERO(&cpus);
+	WAIT_STAT(w, ops, 3000);
+	th_assert_new_threads_pinned(before, nbefore, 3, cpu);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 0);
+	munmap(mem, size);
+}
+
+static bool threads_back_to(void *arg)
+{
+	int tids[64];
+
+	return th_task_ids(tids, 64) == *(unsigned *)arg;
+}
+
+static void
+test_pinning_to_a_cpu_this_process_cannot_use_fails_the_start(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 2);
+	struct mvg_workload *w = (void *)1;
+	int tids[64], missing = -1;
+	unsigned nbefore = th_task_ids(tids, 64);
+	cpu_set_t usable, cpus;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(usable), &usable), 0);
+	for (int c = 0; c < CPU_SETSIZE && missing < 0; c++)
+		if (!CPU_ISSET(c, &usable))
+			missing = c;
+	assert_true(missing >= 0);
+	CPU_ZERO(&cpus);
+	CPU_SET(missing, &cpus);
+	cfg.cpus = &cpus;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	assert_null(w);
+	/* no guest thread is left running, pinned or not */
+	assert_true(th_wait_until(threads_back_to, &nbefore, WAIT_MS));
+	munmap(mem, size);
+}
+
+static void test_empty_cpu_set_is_refused(void **state)
+{
+	uint64_t size = 64 * PAGE;
+	uint8_t *mem = guest_mem(size);
+	struct mvg_config cfg = config(MVG_IDLE, mem, size, 1);
+	struct mvg_workload *w = (void *)1;
+	cpu_set_t cpus;
+
+	(void)state;
+	CPU_ZERO(&cpus);
+	cfg.cpus = &cpus;
+	assert_int_equal(mvg_start(&cfg, &w), -EINVAL);
+	assert_null(w);
+	munmap(mem, size);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -754,6 +845,11 @@ int main(void)
 		cmocka_unit_test(test_verify_keeps_the_workload_for_stop),
 		cmocka_unit_test(test_cancelled_verify_returns_ecanceled),
 		cmocka_unit_test(test_halted_workload_does_no_more_ops),
+		cmocka_unit_test(
+			test_pinned_workload_runs_its_threads_on_their_cpu),
+		cmocka_unit_test(
+			test_pinning_to_a_cpu_this_process_cannot_use_fails_the_start),
+		cmocka_unit_test(test_empty_cpu_set_is_refused),
 		cmocka_unit_test(test_verify_reports_corrupted_byte),
 		cmocka_unit_test(test_verify_reports_page_lost_to_zero),
 	};

@@ -6,6 +6,7 @@
  * called only when the free list is dry and never for the balloon itself.
  */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +257,35 @@ static void test_burst_rounds_verify_clean(void **state)
 	assert_int_equal(st.ops, st.reads + st.writes);
 }
 
+static void test_pinned_burst_runs_its_threads_on_their_cpu(void **state)
+{
+	struct fixture *f = *state;
+	struct mvg_config cfg = burst_config(f->mem, NPAGES * 4096ull);
+	struct reads_or_writes round;
+	struct mvg_workload *w;
+	struct mvg_stats st;
+	int before[64], cpu = -1;
+	unsigned nbefore = th_task_ids(before, 64);
+	cpu_set_t cpus;
+
+	assert_true(nbefore <= 64);
+	/* the last CPU this process may run on, not always CPU 0 */
+	assert_int_equal(sched_getaffinity(0, sizeof(cpus), &cpus), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &cpus))
+			cpu = c;
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu, &cpus);
+	cfg.cpus = &cpus;
+	assert_int_equal(mvg_start(&cfg, &w), 0);
+	CPU_ZERO(&cpus); /* the workload keeps its own copy */
+	round = (struct reads_or_writes){ w, 0, NPAGES * 85 / 100 };
+	assert_true(th_wait_until(did, &round, TH_WAIT_MS));
+	th_assert_new_threads_pinned(before, nbefore, cfg.threads, cpu);
+	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
+	assert_int_equal(st.integrity_errors, 0);
+}
+
 static void test_burst_reports_a_corrupted_kept_page(void **state)
 {
 	struct fixture *f = *state;
@@ -319,6 +349,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_burst_reports_a_corrupted_kept_page, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pinned_burst_runs_its_threads_on_their_cpu, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_balloon_driver_needs_the_burst_workload, setup,

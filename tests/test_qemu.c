@@ -14,6 +14,8 @@
 #include "../tools/qemu.c"
 #include "../tools/qmp.c"
 
+#include <dirent.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -564,6 +566,87 @@ static void test_a_qemu_that_refuses_its_arguments_is_reported(void **state)
 	assert_non_null(strstr(err, "no-such-option"));
 }
 
+/* Every thread of process pid may run on cpu alone. */
+static void assert_process_pinned(pid_t pid, int cpu)
+{
+	char path[64];
+	struct dirent *d;
+	unsigned n = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dp = opendir(path);
+	assert_non_null(dp);
+	while ((d = readdir(dp))) {
+		int tid = atoi(d->d_name);
+		cpu_set_t set;
+
+		if (tid <= 0)
+			continue;
+		n++;
+		/* a thread may end between readdir and the question */
+		if (sched_getaffinity(tid, sizeof(set), &set))
+			continue;
+		if (CPU_COUNT(&set) != 1 || !CPU_ISSET(cpu, &set))
+			fail_msg(
+				"QEMU thread %d may run on %d CPUs, not only on %d",
+				tid, CPU_COUNT(&set), cpu);
+	}
+	closedir(dp);
+	assert_true(n > 0);
+}
+
+static void test_a_pinned_qemu_runs_on_its_cpus_only(void **state)
+{
+	struct boot *b;
+	cpu_set_t set, mine, after;
+	int cpu = -1;
+
+	(void)state;
+	if (qemu_missing())
+		skip();
+	assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &mine))
+			cpu = c; /* the last: not always CPU 0 */
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* -S: the guest never runs, so this costs no CPU */
+	b = boot_prepare(NULL, "-S");
+	b->cfg.affinity = &set;
+	boot_start(b);
+	assert_process_pinned(qemu_pid(b->vm), cpu);
+	/* and memvisor itself is not: the child set its own affinity */
+	assert_int_equal(sched_getaffinity(0, sizeof(after), &after), 0);
+	assert_true(CPU_EQUAL(&after, &mine));
+	assert_int_equal(qemu_stop(b->vm, 20000), QEMU_QUIT);
+	boot_destroy(b);
+}
+
+static void test_a_qemu_that_cannot_be_pinned_is_reported(void **state)
+{
+	struct boot *b;
+	cpu_set_t usable, set;
+	char err[512];
+	int missing = -1;
+
+	(void)state;
+	if (qemu_missing())
+		skip();
+	assert_int_equal(sched_getaffinity(0, sizeof(usable), &usable), 0);
+	for (int c = 0; c < CPU_SETSIZE && missing < 0; c++)
+		if (!CPU_ISSET(c, &usable))
+			missing = c;
+	CPU_ZERO(&set);
+	CPU_SET(missing, &set);
+	b = boot_prepare(NULL, "-S");
+	b->cfg.affinity = &set;
+	assert_int_equal(qemu_start(&b->cfg, 60000, &b->vm, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(b->vm);
+	assert_non_null(strstr(err, "cannot pin QEMU to its CPUs"));
+}
+
 static void test_a_missing_qemu_binary_is_reported(void **state)
 {
 	struct boot *b;
@@ -591,6 +674,8 @@ int main(void)
 		cmocka_unit_test(
 			test_a_qemu_that_refuses_its_arguments_is_reported),
 		cmocka_unit_test(test_a_paused_qemu_stops_on_quit),
+		cmocka_unit_test(test_a_pinned_qemu_runs_on_its_cpus_only),
+		cmocka_unit_test(test_a_qemu_that_cannot_be_pinned_is_reported),
 		cmocka_unit_test(test_a_qemu_that_dies_is_an_error_not_a_hang),
 		cmocka_unit_test(
 			test_test_guest_verifies_its_memory_and_powers_off),

@@ -18,6 +18,7 @@
 #include "../tools/series.c"
 
 #include <dirent.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -338,6 +339,31 @@ static void test_link_is_followed_and_its_target_replaced(void **state)
 	free(text);
 }
 
+/* A pinned VM's CPUs are in its entry, in the kernel's list syntax; an
+ * unpinned VM's "cpus" is "". */
+static void test_report_gives_each_vms_cpus(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *vms;
+	cJSON *root;
+
+	/* what cpus = 0-2,5 or pin_vcpus would have set on VM a */
+	CPU_ZERO(&f->sc.vms[0].cpus);
+	for (int c = 0; c < 3; c++)
+		CPU_SET(c, &f->sc.vms[0].cpus);
+	CPU_SET(5, &f->sc.vms[0].cpus);
+	f->sc.vms[0].ncpus = 4;
+	root = write_and_parse(f);
+	vms = cJSON_GetObjectItem(root, "vms");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+				    cJSON_GetArrayItem(vms, 0), "cpus")),
+			    "0-2,5");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+				    cJSON_GetArrayItem(vms, 1), "cpus")),
+			    "");
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -354,6 +380,7 @@ int main(void)
 		T(test_checking_the_path_changes_nothing),
 		T(test_device_is_written_in_place_not_replaced),
 		T(test_link_is_followed_and_its_target_replaced),
+		T(test_report_gives_each_vms_cpus),
 	};
 #undef T
 

@@ -11,8 +11,10 @@
  * sleeps to let something happen.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
@@ -330,6 +332,84 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 	cJSON_Delete(root);
 }
 
+/* Threads of process pid that may run on cpu alone. */
+static unsigned threads_pinned_to(pid_t pid, int cpu)
+{
+	char path[64];
+	struct dirent *d;
+	unsigned n = 0;
+	DIR *dp;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dp = opendir(path);
+	while (dp && (d = readdir(dp))) {
+		int tid = atoi(d->d_name);
+		cpu_set_t set;
+
+		if (tid > 0 && !sched_getaffinity(tid, sizeof(set), &set) &&
+		    CPU_COUNT(&set) == 1 && CPU_ISSET(cpu, &set))
+			n++;
+	}
+	if (dp)
+		closedir(dp);
+	return n;
+}
+
+/* A VM given cpus runs its guest thread there, is listed at the start
+ * with them and reported with them; a VM without is none of these. */
+static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], body[256], line[64];
+	const cJSON *vms;
+	cpu_set_t usable;
+	int cpu = -1;
+	cJSON *root;
+	char *text, *vm_b;
+	uint64_t until;
+	int status;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(usable), &usable), 0);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &usable))
+			cpu = c;
+	snprintf(body, sizeof(body),
+		 "memsize = 64M\nduration = 3\n"
+		 "[vm a]\nmemsize = 8M\nworkload = random\ncpus = %d\n"
+		 "[vm b]\nmemsize = 8M\nworkload = idle\n",
+		 cpu);
+	scenario(f, "pinned.ini", body, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, NULL);
+	/* pinned: VM a's guest thread, and engine threads that follow it */
+	until = th_now_ms() + STEP_MS;
+	while (!threads_pinned_to(f->pid, cpu)) {
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("no thread of memvisor ran pinned to CPU %d",
+				 cpu);
+		}
+		if (th_now_ms() > until)
+			fail_msg("no thread pinned to CPU %d in %d ms", cpu,
+				 STEP_MS);
+		th_nap_ms(1);
+	}
+	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
+	text = th_slurp(f->out);
+	snprintf(line, sizeof(line), "shares  on CPU %d\n", cpu);
+	vm_b = strstr(text, "  vm b ");
+	if (vm_b)
+		vm_b[strcspn(vm_b, "\n")] = '\0'; /* its line alone */
+	if (!strstr(text, line) || !vm_b || strstr(vm_b, "on CPU"))
+		fail_msg("not VM a alone listed on CPU %d:\n%s", cpu, text);
+	free(text);
+	root = report(f);
+	vms = cJSON_GetObjectItem(root, "vms");
+	snprintf(line, sizeof(line), "%d", cpu);
+	assert_string_equal(jstr(cJSON_GetArrayItem(vms, 0), "cpus"), line);
+	assert_string_equal(jstr(cJSON_GetArrayItem(vms, 1), "cpus"), "");
+	cJSON_Delete(root);
+}
+
 /* The sum of a number over the report's VMs. */
 static double vms_sum(const cJSON *root, const char *key)
 {
@@ -515,6 +595,7 @@ int main(void)
 		T(test_vm_that_cannot_start_still_gets_a_report),
 		T(test_dev_zero_is_refused_at_once_with_a_report),
 		T(test_many_small_vms_are_verified_in_seconds),
+		T(test_pinned_vm_is_listed_and_reported_with_its_cpus),
 		T(test_check_names_the_sysctl_a_scenario_needs),
 		T(test_default_scenario_shows_every_mechanism),
 		T(test_qemu_guest_verdict_is_its_integrity_result),

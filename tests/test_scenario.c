@@ -385,7 +385,7 @@ static void test_unknown_key_names_line_and_key(void **state)
 	(void)state;
 	expect_error(
 		"[host]\nmemsize = 1G\ncolour = red\n[vm a]\nmemsize = 1M\n", 3,
-		"unknown key 'colour' in [host] (expected memsize, swapdir or duration)");
+		"unknown key 'colour' in [host] (expected memsize, swapdir, duration or pin_vcpus)");
 	expect_error("[vm a]\nmemsize = 1M\nmemsz = 2M\n", 3,
 		     "unknown key 'memsz' in [vm a]");
 }
@@ -984,6 +984,238 @@ static void test_paths_are_relative_to_the_scenario_file(void **state)
 	rmdir(dir);
 }
 
+/* ---- cpus and pin_vcpus ---- */
+
+/* The CPUs this test may run on, read here rather than through the
+ * parser's own helper, so that a wrong helper shows. */
+static cpu_set_t usable_cpus(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	assert_true(CPU_COUNT(&set) > 0);
+	return set;
+}
+
+/* The i-th usable CPU, round-robin. */
+static int nth_usable_cpu(unsigned i)
+{
+	cpu_set_t set = usable_cpus();
+
+	i %= (unsigned)CPU_COUNT(&set);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set) && !i--)
+			return c;
+	fail_msg("no usable CPU");
+	return -1;
+}
+
+/* Loads text, failing the test with the parser's message if refused. */
+static void load_ok(const char *text, struct scenario *sc)
+{
+	char err[512];
+
+	if (scenario_load_string(text, "t.ini", sc, err, sizeof(err)))
+		fail_msg("%s", err);
+}
+
+static void test_cpus_pins_a_vm_to_the_cpu_listed(void **state)
+{
+	struct scenario sc;
+	char text[128];
+	int cpu = nth_usable_cpu(1);
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "[vm a]\nmemsize = 4M\ncpus = %d\n[vm b]\nmemsize = 4M\n",
+		 cpu);
+	load_ok(text, &sc);
+	assert_int_equal(sc.vms[0].ncpus, 1);
+	assert_true(CPU_ISSET(cpu, &sc.vms[0].cpus));
+	assert_int_equal(CPU_COUNT(&sc.vms[0].cpus), 1);
+	/* a VM without cpus is not pinned */
+	assert_int_equal(sc.vms[1].ncpus, 0);
+	scenario_free(&sc);
+}
+
+static void test_cpus_takes_ranges_lists_and_blanks(void **state)
+{
+	cpu_set_t usable = usable_cpus(), want;
+	struct scenario sc;
+	char list[256], text[512];
+	int first = nth_usable_cpu(0), last = -1;
+
+	(void)state;
+	/* the usable set as a list of ranges, the kernel's way */
+	scenario_cpus_format(&usable, list, sizeof(list));
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &usable))
+			last = c;
+	snprintf(text, sizeof(text),
+		 "[vm a]\nmemsize = 4M\ncpus = %s\n"
+		 "[vm b]\nmemsize = 4M\ncpus = %d-%d\n"
+		 "[vm c]\nmemsize = 4M\ncpus = %d , %d,%d\n",
+		 list, first, first, first, last, first);
+	load_ok(text, &sc);
+	assert_true(CPU_EQUAL(&sc.vms[0].cpus, &usable));
+	assert_int_equal(sc.vms[0].ncpus, CPU_COUNT(&usable));
+	CPU_ZERO(&want);
+	CPU_SET(first, &want);
+	assert_true(CPU_EQUAL(&sc.vms[1].cpus, &want));
+	CPU_SET(last, &want);
+	assert_true(CPU_EQUAL(&sc.vms[2].cpus, &want));
+	assert_int_equal(sc.vms[2].ncpus, CPU_COUNT(&want));
+	scenario_free(&sc);
+}
+
+static void test_cpus_format_gives_the_kernels_list_syntax(void **state)
+{
+	cpu_set_t set;
+	char buf[64];
+
+	(void)state;
+	CPU_ZERO(&set);
+	scenario_cpus_format(&set, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	CPU_SET(5, &set);
+	scenario_cpus_format(&set, buf, sizeof(buf));
+	assert_string_equal(buf, "5");
+	for (int c = 0; c < 4; c++)
+		CPU_SET(c, &set);
+	CPU_SET(7, &set);
+	CPU_SET(CPU_SETSIZE - 1, &set);
+	scenario_cpus_format(&set, buf, sizeof(buf));
+	assert_string_equal(buf, "0-3,5,7,1023");
+}
+
+static void test_bad_cpus_syntax_names_line_and_value(void **state)
+{
+	static const char *const bad[] = { "a",	 "1-",	"-1",  "0,,0", "0,",
+					   ",0", "0x1", "0 0", "1.5",  "0-a" };
+	char text[128], what[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "[vm a]\nmemsize = 4M\ncpus = %s\n", bad[i]);
+		snprintf(
+			what, sizeof(what),
+			"bad cpus '%s' (expected a CPU list such as 0, 1,3 or 0-3,6)",
+			bad[i]);
+		expect_error(text, 3, what);
+	}
+}
+
+static void test_empty_cpus_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 4M\ncpus =\n", 3,
+		     "cpus is empty (expected a CPU list");
+}
+
+static void test_cpus_range_running_backwards_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[vm a]\nmemsize = 4M\ncpus = 1-0\n", 3,
+		     "bad cpus '1-0': the range 1-0 runs backwards");
+}
+
+static void test_cpus_this_process_cannot_run_on_are_refused(void **state)
+{
+	cpu_set_t usable = usable_cpus();
+	char text[128], what[400], list[256];
+	int missing = -1;
+
+	(void)state;
+	for (int c = 0; c < CPU_SETSIZE && missing < 0; c++)
+		if (!CPU_ISSET(c, &usable))
+			missing = c;
+	assert_true(missing >= 0);
+	scenario_cpus_format(&usable, list, sizeof(list));
+	snprintf(text, sizeof(text), "[vm a]\nmemsize = 4M\ncpus = %d-%d\n",
+		 nth_usable_cpu(0), missing);
+	snprintf(
+		what, sizeof(what),
+		"names CPU %d, which this process cannot run on (expected CPUs among %s)",
+		missing, list);
+	expect_error(text, 3, what);
+	/* beyond any cpu_set_t, and beyond 32 bits */
+	expect_error(
+		"[vm a]\nmemsize = 4M\ncpus = 5000\n", 3,
+		"cpus '5000' names CPU 5000, which this process cannot run on");
+	expect_error("[vm a]\nmemsize = 4M\ncpus = 99999999999999999999\n", 3,
+		     "which this process cannot run on");
+}
+
+static void test_qemu_vm_takes_cpus(void **state)
+{
+	struct scenario sc;
+	char text[128];
+	int cpu = nth_usable_cpu(0);
+
+	(void)state;
+	snprintf(text, sizeof(text),
+		 "[vm q]\nvmm = qemu\nmemsize = 64M\ncpus = %d\n", cpu);
+	load_ok(text, &sc);
+	assert_true(sc.vms[0].vmm_qemu);
+	assert_int_equal(sc.vms[0].ncpus, 1);
+	assert_true(CPU_ISSET(cpu, &sc.vms[0].cpus));
+	scenario_free(&sc);
+}
+
+static void
+test_pin_vcpus_spread_gives_unpinned_vms_a_cpu_round_robin(void **state)
+{
+	struct scenario sc;
+	char text[256];
+	int own = nth_usable_cpu(0);
+
+	(void)state;
+	/* b names its own CPU; the others get CPU (index % n) */
+	snprintf(text, sizeof(text),
+		 "[host]\npin_vcpus = spread\n"
+		 "[vm a]\nmemsize = 4M\n[vm b]\nmemsize = 4M\ncpus = %d\n"
+		 "[vm c]\nmemsize = 4M\n[vm d]\nmemsize = 4M\n"
+		 "[vm e]\nmemsize = 4M\n",
+		 own);
+	load_ok(text, &sc);
+	assert_true(sc.host.pin_spread);
+	for (unsigned i = 0; i < sc.nvms; i++) {
+		int want = i == 1 ? own : nth_usable_cpu(i);
+
+		assert_int_equal(sc.vms[i].ncpus, 1);
+		assert_int_equal(CPU_COUNT(&sc.vms[i].cpus), 1);
+		if (!CPU_ISSET(want, &sc.vms[i].cpus))
+			fail_msg("VM %s is not on CPU %d", sc.vms[i].name,
+				 want);
+	}
+	scenario_free(&sc);
+}
+
+static void test_pin_vcpus_none_leaves_vms_unpinned(void **state)
+{
+	struct scenario sc;
+
+	(void)state;
+	load_ok("[host]\npin_vcpus = none\n[vm a]\nmemsize = 4M\n", &sc);
+	assert_false(sc.host.pin_spread);
+	assert_int_equal(sc.vms[0].ncpus, 0);
+	scenario_free(&sc);
+	/* and none is the default */
+	load_ok("[vm a]\nmemsize = 4M\n", &sc);
+	assert_false(sc.host.pin_spread);
+	assert_int_equal(sc.vms[0].ncpus, 0);
+	scenario_free(&sc);
+}
+
+static void test_bad_pin_vcpus_is_refused(void **state)
+{
+	(void)state;
+	expect_error("[host]\npin_vcpus = all\n[vm a]\nmemsize = 4M\n", 2,
+		     "bad pin_vcpus 'all' (expected spread or none)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1054,6 +1286,20 @@ int main(void)
 		cmocka_unit_test(
 			test_qemu_vm_takes_its_keys_relative_to_the_file),
 		cmocka_unit_test(test_qemu_vm_refuses_what_it_cannot_use),
+		cmocka_unit_test(test_cpus_pins_a_vm_to_the_cpu_listed),
+		cmocka_unit_test(test_cpus_takes_ranges_lists_and_blanks),
+		cmocka_unit_test(
+			test_cpus_format_gives_the_kernels_list_syntax),
+		cmocka_unit_test(test_bad_cpus_syntax_names_line_and_value),
+		cmocka_unit_test(test_empty_cpus_is_refused),
+		cmocka_unit_test(test_cpus_range_running_backwards_is_refused),
+		cmocka_unit_test(
+			test_cpus_this_process_cannot_run_on_are_refused),
+		cmocka_unit_test(test_qemu_vm_takes_cpus),
+		cmocka_unit_test(
+			test_pin_vcpus_spread_gives_unpinned_vms_a_cpu_round_robin),
+		cmocka_unit_test(test_pin_vcpus_none_leaves_vms_unpinned),
+		cmocka_unit_test(test_bad_pin_vcpus_is_refused),
 	};
 
 	return th_run_tests(tests);

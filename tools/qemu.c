@@ -22,7 +22,10 @@
  * The child makes its own process group (a ^C at the terminal reaches
  * memvisor, which then stops its guests in order, not QEMU directly) and
  * asks for SIGKILL when the thread that started it ends, so a memvisor
- * that dies leaves no guest behind.  QEMU's own output goes to a log
+ * that dies leaves no guest behind.  A VM pinned to CPUs (cfg->affinity)
+ * has the child set that affinity on itself before it execs, so QEMU and
+ * every thread it makes (its vCPUs) inherit it; a refused affinity is an
+ * error, like a failed exec.  QEMU's own output goes to a log
  * beside the console file, and its last lines are quoted when it dies
  * before its QMP socket answers.
  *
@@ -415,13 +418,24 @@ static void log_tail(const char *path, char *buf, size_t len)
 	}
 }
 
+/* What the vfork()ed child reports back: why it did not exec. */
+struct child_err {
+	volatile int exec_errno; /* execve failed */
+	volatile int affinity_errno; /* sched_setaffinity failed */
+};
+
 /* The vfork()ed child: only system calls until execve. */
 static void __attribute__((noinline))
 qemu_child(const char *bin, char **argv, char **envp, int logfd, int nullfd,
-	   pid_t parent, volatile int *exec_errno)
+	   pid_t parent, const cpu_set_t *affinity, struct child_err *ce)
 {
 	sigset_t none;
 
+	/* the child is a task of its own: this pins it, not memvisor */
+	if (affinity && sched_setaffinity(0, sizeof(*affinity), affinity)) {
+		ce->affinity_errno = errno;
+		_exit(127);
+	}
 	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -435,20 +449,21 @@ qemu_child(const char *bin, char **argv, char **envp, int logfd, int nullfd,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(bin, argv, envp);
-	*exec_errno = errno;
+	ce->exec_errno = errno;
 	_exit(127);
 }
 
 /* Starts the child; its pid, or -1 with errno. */
 static pid_t __attribute__((noinline))
 qemu_spawn(const char *bin, char **argv, char **envp, int logfd, int nullfd,
-	   volatile int *exec_errno)
+	   const cpu_set_t *affinity, struct child_err *ce)
 {
 	pid_t parent = getpid();
 	pid_t pid = vfork();
 
 	if (pid == 0)
-		qemu_child(bin, argv, envp, logfd, nullfd, parent, exec_errno);
+		qemu_child(bin, argv, envp, logfd, nullfd, parent, affinity,
+			   ce);
 	return pid;
 }
 
@@ -510,7 +525,7 @@ int qemu_start(const struct qemu_config *cfg, unsigned timeout_ms,
 	char bin[PATH_MAX], logbuf[PATH_MAX], tail[400];
 	const char *log = cfg->log_path;
 	char **argv = NULL, **envp = NULL;
-	volatile int exec_errno = 0;
+	struct child_err ce = { 0, 0 };
 	struct qemu_vm *vm;
 	int ret, logfd, nullfd;
 	pid_t pid;
@@ -550,7 +565,7 @@ int qemu_start(const struct qemu_config *cfg, unsigned timeout_ms,
 			 strerror(-ret));
 		goto fail_fds;
 	}
-	pid = qemu_spawn(bin, argv, envp, logfd, nullfd, &exec_errno);
+	pid = qemu_spawn(bin, argv, envp, logfd, nullfd, cfg->affinity, &ce);
 	if (pid < 0) {
 		ret = -errno;
 		qemu_err(err, errlen, ret, "cannot start QEMU: %s",
@@ -562,11 +577,20 @@ int qemu_start(const struct qemu_config *cfg, unsigned timeout_ms,
 	close(nullfd);
 	qemu_strv_free(argv);
 	qemu_strv_free(envp);
-	if (exec_errno) {
+	if (ce.affinity_errno) {
 		qemu_wait(vm, 1000, NULL);
-		ret = -exec_errno;
+		ret = -ce.affinity_errno;
+		qemu_err(err, errlen, ret,
+			 "cannot pin QEMU to its CPUs: sched_setaffinity: %s",
+			 strerror(ce.affinity_errno));
+		qemu_destroy(vm);
+		return ret;
+	}
+	if (ce.exec_errno) {
+		qemu_wait(vm, 1000, NULL);
+		ret = -ce.exec_errno;
 		qemu_err(err, errlen, ret, "cannot run QEMU '%s': %s", bin,
-			 strerror(exec_errno));
+			 strerror(ce.exec_errno));
 		qemu_destroy(vm);
 		return ret;
 	}

@@ -7,6 +7,7 @@
 #ifndef MV_TOOL_QEMU_H
 #define MV_TOOL_QEMU_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,9 @@ struct qemu_config {
 	const char *name; /* -name, and MEMVISOR_VM_NAME */
 	uint64_t memsize; /* bytes, a multiple of 1 MiB */
 	unsigned cpus; /* 0: 1 */
+	/* the host CPUs QEMU runs on, set in its process before it execs
+	 * so every thread it makes inherits them; NULL: anywhere */
+	const cpu_set_t *affinity;
 	/* NULL: $MEMVISOR_QEMU, else qemu-system-x86_64 (found in PATH) */
 	const char *binary;
 	/* "tcg", "kvm", or several to try in order, "kvm:tcg"; NULL:

@@ -235,6 +235,7 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 {
 	cJSON *o = cJSON_CreateObject(), *pmap;
+	char cpus[256];
 
 	if (!o || !cJSON_AddItemToArray(arr, o)) {
 		cJSON_Delete(o);
@@ -248,6 +249,9 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 		str(b, o, "console_path", v->console_path);
 	}
 	num(b, o, "threads", v->vm->threads);
+	/* the CPUs it was pinned to, "0-3,6"; "": not pinned */
+	scenario_cpus_format(&v->vm->cpus, cpus, sizeof(cpus));
+	str(b, o, "cpus", v->vm->ncpus ? cpus : "");
 	num(b, o, "memsz_mb", round1(pages_mb(v->st.memsz_pages)));
 	num(b, o, "consumed_mb", round1(pages_mb(v->st.consumed_pages)));
 	num(b, o, "shares", (double)v->st.shares);

@@ -49,6 +49,10 @@
  * it is written before the teardown, which cannot change the verdict; the
  * table for people is printed after it.
  *
+ * A VM pinned to CPUs (its scenario's cpus, or pin_vcpus = spread) has
+ * its guest threads created on them (mvg_config.cpus), or its QEMU process
+ * set on them before QEMU starts (qemu_config.affinity).
+ *
  * A `vmm = qemu` VM is a QEMU process (qemu.c), started after the thread
  * VMs' workloads from the main thread (QEMU is killed if that thread ends).
  * When libmemvisor-preload.so is beside the command, the run also starts
@@ -611,6 +615,7 @@ static int start_qemu_vms(struct run *r)
 		c.initrd = v->cfg->initrd;
 		c.append = v->cfg->append ? v->cfg->append : append;
 		c.qemu_args = v->cfg->qemu_args;
+		c.affinity = v->cfg->ncpus ? &v->cfg->cpus : NULL;
 		c.console_path = v->console;
 		c.qmp_path = v->qmp;
 		c.preload = preload;
@@ -715,6 +720,7 @@ static int start_workloads(struct run *r)
 		cfg.zipf_s = v->cfg->zipf_s;
 		cfg.kv_text = v->cfg->kv_text;
 		cfg.think_us = v->cfg->think_us;
+		cfg.cpus = v->cfg->ncpus ? &v->cfg->cpus : NULL;
 		cfg.balloon_vm = v->cfg->balloon ? v->vm : NULL;
 		cfg.burst_pct = v->cfg->burst_pct;
 		cfg.burst_keep_pct = v->cfg->burst_keep_pct;
@@ -759,6 +765,13 @@ static void print_summary(const struct run *r)
 				vm->threads == 1 ? "" : "s");
 		fprintf(r->out, "  %llu shares",
 			(unsigned long long)scenario_vm_shares(vm));
+		if (vm->ncpus) {
+			char cpus[256];
+
+			scenario_cpus_format(&vm->cpus, cpus, sizeof(cpus));
+			fprintf(r->out, "  on CPU%s %s",
+				vm->ncpus == 1 ? "" : "s", cpus);
+		}
 		if (vm->reservation)
 			fprintf(r->out, "  reservation %.1f MB",
 				mb(vm->reservation));

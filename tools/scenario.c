@@ -25,6 +25,9 @@
  * hiding the rest of the line from the length check.  An [advanced] line
  * the library refuses is told apart, through the library's own answers, as
  * an unknown name or a value out of the setting's range, which is given.
+ * A VM's cpus (and the CPU pin_vcpus = spread gives each VM that names
+ * none, round-robin over them) are checked against the CPUs this process
+ * may run on, so that a VM is never pinned to a CPU it cannot have.
  *
  * Invariants: only the first error is reported, and the reader stops at it;
  * a loader returns either a complete, valid scenario or an empty one, never
@@ -57,6 +60,7 @@
 #define MAX_ZIPF_S 10.0
 #define MAX_BURST_IDLE_MS 3600000u
 #define DEFAULT_IMAGE_OS "linux"
+#define CPUS_EXPECTED "expected a CPU list such as 0, 1,3 or 0-3,6"
 
 /* Kept word for word in scenarios/default.ini; a test holds them equal. */
 const char scenario_default_text[] =
@@ -438,6 +442,144 @@ static int host_duration(struct parse *p, const char *value)
 	if (!err)
 		p->sc->host.duration_s = (unsigned)v;
 	return err;
+}
+
+static int host_pin_vcpus(struct parse *p, const char *value)
+{
+	if (strcasecmp(value, "spread") && strcasecmp(value, "none"))
+		return fail(p, "bad pin_vcpus '%s' (expected spread or none)",
+			    value);
+	p->sc->host.pin_spread = !strcasecmp(value, "spread");
+	return 0;
+}
+
+int scenario_usable_cpus(cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	return sched_getaffinity(0, sizeof(*set), set) ? -errno : 0;
+}
+
+int scenario_spread_cpu(size_t i)
+{
+	cpu_set_t set;
+	int n, err = scenario_usable_cpus(&set);
+
+	if (err)
+		return err;
+	n = CPU_COUNT(&set);
+	if (n <= 0)
+		return -ENODEV;
+	i %= (size_t)n;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set) && !i--)
+			return c;
+	return -ENODEV;
+}
+
+void scenario_cpus_format(const cpu_set_t *set, char *buf, size_t len)
+{
+	size_t used = 0;
+	int end;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	for (int c = 0; c < CPU_SETSIZE && used < len; c = end + 1) {
+		if (!CPU_ISSET(c, set)) {
+			end = c;
+			continue;
+		}
+		for (end = c; end + 1 < CPU_SETSIZE && CPU_ISSET(end + 1, set);
+		     end++)
+			;
+		if (end == c)
+			used += (size_t)snprintf(buf + used, len - used, "%s%d",
+						 used ? "," : "", c);
+		else
+			used += (size_t)snprintf(buf + used, len - used,
+						 "%s%d-%d", used ? "," : "", c,
+						 end);
+	}
+}
+
+/* A CPU number of a list: digits, saturating far above CPU_SETSIZE. */
+static const char *cpu_number(const char *s, uint64_t *v)
+{
+	*v = 0;
+	for (; isdigit((unsigned char)*s); s++)
+		if (*v < (1ull << 32))
+			*v = *v * 10 + (uint64_t)(*s - '0');
+	return s;
+}
+
+/*
+ * The kernel's CPU list syntax (cpuset.cpus, taskset -c): CPUs and
+ * LOW-HIGH ranges separated by commas, blanks allowed around each.  Every
+ * CPU must be one this process may run on, so a VM is never pinned to a
+ * CPU the machine (or its cpuset) does not give it.
+ */
+static int vm_cpus(struct parse *p, const char *value)
+{
+	struct sc_vm *vm = current_vm(p);
+	char usable_text[256];
+	cpu_set_t usable, set;
+	const char *s = value;
+	uint64_t lo, hi;
+	int err;
+
+	if (!*value)
+		return fail(p, "cpus is empty (%s)", CPUS_EXPECTED);
+	err = scenario_usable_cpus(&usable);
+	if (err)
+		return fail(
+			p,
+			"cannot read the CPUs this process may run on: %s (expected sched_getaffinity to answer)",
+			strerror(-err));
+	CPU_ZERO(&set);
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!isdigit((unsigned char)*s))
+			return fail(p, "bad cpus '%s' (%s)", value,
+				    CPUS_EXPECTED);
+		s = cpu_number(s, &lo);
+		hi = lo;
+		if (*s == '-') {
+			if (!isdigit((unsigned char)s[1]))
+				return fail(p, "bad cpus '%s' (%s)", value,
+					    CPUS_EXPECTED);
+			s = cpu_number(s + 1, &hi);
+		}
+		if (hi < lo)
+			return fail(
+				p,
+				"bad cpus '%s': the range %llu-%llu runs backwards (expected LOW-HIGH with LOW <= HIGH)",
+				value, (unsigned long long)lo,
+				(unsigned long long)hi);
+		for (uint64_t c = lo; c <= hi; c++) {
+			if (c >= CPU_SETSIZE || !CPU_ISSET((int)c, &usable)) {
+				scenario_cpus_format(&usable, usable_text,
+						     sizeof(usable_text));
+				return fail(
+					p,
+					"cpus '%s' names CPU %llu, which this process cannot run on (expected CPUs among %s)",
+					value, (unsigned long long)c,
+					usable_text);
+			}
+			CPU_SET((int)c, &set);
+		}
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s)
+			break;
+		if (*s != ',')
+			return fail(p, "bad cpus '%s' (%s)", value,
+				    CPUS_EXPECTED);
+		s++;
+	}
+	vm->cpus = set;
+	vm->ncpus = (unsigned)CPU_COUNT(&set);
+	return 0;
 }
 
 static int vm_memsize(struct parse *p, const char *value)
@@ -864,6 +1006,7 @@ static const struct key host_keys[] = {
 	{ "memsize", host_memsize },
 	{ "swapdir", host_swapdir },
 	{ "duration", host_duration },
+	{ "pin_vcpus", host_pin_vcpus },
 };
 
 static const struct key vm_keys[] = {
@@ -890,6 +1033,7 @@ static const struct key vm_keys[] = {
 	{ "reservation", vm_reservation },
 	{ "limit", vm_limit },
 	{ "large_pages", vm_large_pages },
+	{ "cpus", vm_cpus },
 	{ "vmm", vm_vmm },
 	{ "kernel", vm_kernel },
 	{ "initrd", vm_initrd },
@@ -1265,6 +1409,32 @@ static char *read_line(char *buf, int size, void *stream)
 	return buf;
 }
 
+/* pin_vcpus = spread: a CPU each for the VMs that name none. */
+static int spread_vcpus(struct parse *p)
+{
+	struct scenario *sc = p->sc;
+
+	if (!sc->host.pin_spread)
+		return 0;
+	for (size_t i = 0; i < sc->nvms; i++) {
+		struct sc_vm *vm = &sc->vms[i];
+		int cpu;
+
+		if (vm->ncpus)
+			continue;
+		cpu = scenario_spread_cpu(i);
+		if (cpu < 0)
+			return fail_at(
+				p, sc->host.line,
+				"pin_vcpus = spread, but the CPUs this process may run on cannot be read: %s (expected sched_getaffinity to answer)",
+				strerror(-cpu));
+		CPU_ZERO(&vm->cpus);
+		CPU_SET(cpu, &vm->cpus);
+		vm->ncpus = 1;
+	}
+	return 0;
+}
+
 static int finish(struct parse *p)
 {
 	struct scenario *sc = p->sc;
@@ -1352,7 +1522,7 @@ static int finish(struct parse *p)
 				"[vm %s] has balloon = on but workload = %s, which does not allocate through the guest OS (expected workload = burst)",
 				vm->name, mvg_kind_name(vm->workload));
 	}
-	return 0;
+	return spread_vcpus(p);
 }
 
 static void scenario_init(struct scenario *sc)

@@ -7,6 +7,7 @@
 #ifndef MV_TOOL_SCENARIO_H
 #define MV_TOOL_SCENARIO_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,9 @@ struct sc_host {
 	uint64_t memsize; /* machine memory budget, bytes, multiple of 4 KiB */
 	char *swapdir; /* resolved path; NULL: the library's default */
 	unsigned duration_s; /* how long the workloads run */
+	/* pin_vcpus = spread: a VM without cpus gets one CPU, round-robin
+	 * (scenario_spread_cpu); already applied to the VMs' cpus */
+	bool pin_spread;
 	int line; /* of the [host] header; 0 if the file has none */
 };
 
@@ -62,6 +66,11 @@ struct sc_vm {
 	/* large_pages = off: never backed by 2 MiB pages (Mem.AllocGuestLargePage
 	 * decides otherwise) */
 	bool large_pages_off;
+	/* cpus = LIST, or the CPU [host] pin_vcpus = spread gave it: its
+	 * guest threads (a QEMU guest: its QEMU process) run only there, as
+	 * a VM host pins vCPUs; ncpus == 0: not pinned */
+	cpu_set_t cpus;
+	unsigned ncpus;
 	/* vmm = qemu: a real guest under QEMU (tools/qemu.c) instead of guest
 	 * threads; kernel and initrd resolved (NULL: the test guest the
 	 * project builds), append and qemu_args as written (NULL: none) */
@@ -114,6 +123,16 @@ uint64_t scenario_vm_shares(const struct sc_vm *vm);
 
 /* Total guest memory configured, bytes. */
 uint64_t scenario_vm_memsize_total(const struct scenario *sc);
+
+/* The CPUs this process may run on (sched_getaffinity); 0 or -errno. */
+int scenario_usable_cpus(cpu_set_t *set);
+/*
+ * The CPU pin_vcpus = spread gives the VM at index i: the (i % n)th of the
+ * n usable CPUs, in increasing order; -errno if they cannot be read.
+ */
+int scenario_spread_cpu(size_t i);
+/* A CPU set in the kernel's list syntax, "0-3,6" ("" if empty). */
+void scenario_cpus_format(const cpu_set_t *set, char *buf, size_t len);
 
 /*
  * Parses a size with a binary unit, "512M", "1.5G", "4096K", "2T" (an
