@@ -302,6 +302,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "swapin_ra_hits", (double)v->st.swapin_ra_hits);
 	num(b, o, "swapin_ra_misses", (double)v->st.swapin_ra_misses);
 	num(b, o, "swapin_window", (double)v->st.swapin_window);
+	num(b, o, "service_cpus", (double)v->st.service_cpus);
+	num(b, o, "service_moves", (double)v->st.service_moves);
+	num(b, o, "service_affinity_errors",
+	    (double)v->st.service_affinity_errors);
 	num(b, o, "ops", (double)v->ops);
 	num(b, o, "ops_s", round1(v->ops_s));
 	num(b, o, "integrity_errors", (double)v->guest.integrity_errors);
