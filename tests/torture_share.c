@@ -43,7 +43,7 @@ struct guest {
 	atomic_bool *stop;
 	uint64_t ops;
 	uint64_t errors;
-	char first[256]; /* what the first bad page held */
+	char first[320]; /* what the first bad page held */
 };
 
 static void fill(void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
@@ -90,10 +90,33 @@ static void describe(char *out, size_t len, const void *page, uint64_t tag,
 				what = buf;
 				break;
 			}
+	/* word by word against what it should hold: a torn page (part
+	 * right, part zeros, say) tells which write was lost, and where */
+	uint64_t want[MV_PAGE_SIZE / 8];
+	const volatile uint64_t *w = page;
+	unsigned right = 0, zero = 0, first = MV_PAGE_SIZE / 8, last = 0;
+
+	if (ver)
+		fill(want, tag, ppn, ver);
+	else
+		memset(want, 0, sizeof(want));
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++) {
+		uint64_t x = w[i];
+
+		if (x == want[i]) {
+			right++;
+			continue;
+		}
+		zero += !x;
+		if (first > i)
+			first = i;
+		last = i;
+	}
 	snprintf(
 		out, len,
-		"vm tag %llu ppn %llu version %u: page holds %s; a second read %s",
+		"vm tag %llu ppn %llu version %u: page holds %s (%u of %u words right, %u zero where they should not be, wrong from word %u to %u); a second read %s",
 		(unsigned long long)tag, (unsigned long long)ppn, ver, what,
+		right, MV_PAGE_SIZE / 8, zero, first, last,
 		again ? "is right (transient)" : "is still wrong");
 }
 
@@ -228,7 +251,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 		for (uint64_t p = 0; p < npages; p++)
 			if (!check(m + p * MV_PAGE_SIZE, 200 + (uint64_t)v, p,
 				   version[v][p])) {
-				char why[256];
+				char why[320];
 
 				describe(why, sizeof(why), m + p * MV_PAGE_SIZE,
 					 200 + (uint64_t)v, p, version[v][p],
