@@ -13,7 +13,7 @@
  * (tag, ppn, version) bytes; even ones are content every VM may hold
  * (COMMON, ppn, version / 2 % 3), or zeros, so that pages keep becoming
  * shareable and shared pages keep being written.  MV_TORTURE_SECONDS sets
- * the length of each run (default 6).
+ * the length of each run (default 6), MV_TORTURE_SETTINGS more settings.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -120,6 +120,26 @@ static void describe(char *out, size_t len, const void *page, uint64_t tag,
 		again ? "is right (transient)" : "is still wrong");
 }
 
+/* MV_TORTURE_SETTINGS="Mem.ReclaimPolicy=0,Mem.ReclaimPerVM=0", say:
+ * settings of the runs' host, after the test's own (to hunt a rare error
+ * under other settings). */
+static void more_settings(struct mv_settings *s)
+{
+	const char *env = getenv("MV_TORTURE_SETTINGS");
+	char buf[256], *save = NULL, *eq;
+
+	if (!env)
+		return;
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *kv = strtok_r(buf, ",", &save); kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		eq = strchr(kv, '=');
+		assert_non_null(eq);
+		*eq = 0;
+		assert_int_equal(mv_settings_set(s, kv, eq + 1), 0);
+	}
+}
+
 static void *guest_main(void *arg)
 {
 	struct guest *g = arg;
@@ -208,6 +228,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", buf), 0);
 	assert_int_equal(mv_settings_set(&s, "Mem.ShareForceSalting", "0"), 0);
 	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	more_settings(&s);
 	th_host_create(&t, host_mib * MiB, &s);
 	for (int v = 0; v < NVMS; v++) {
 		snprintf(name, sizeof(name), "s%d", v);
