@@ -424,7 +424,11 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * write faults (zero_write).  Before, every read gave the page (and its
  * fault-around neighbours) a frame of zeros, and a read-mostly guest undid
  * the scanner's work as fast as it was done.  Neighbours in the same state
- * are mapped with it, two calls for the run, as fills are.  false, with
+ * are mapped with it, two calls for the run, as fills are.  Between the
+ * two a guest write to one of them is not seen: the zero page's entry is
+ * not protected yet, so the kernel gives the guest a page of its own; such
+ * a page holds the guest's bytes while its entry says ZERO, and its next
+ * write's fault keeps them (zero_write).  false, with
  * ppn still locked and the neighbours let go, when ppn could not be
  * mapped so: the caller fills it as before.
  */
@@ -483,8 +487,16 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * The first write to a ZERO page mapped to the zero page (locked, entry
  * v): the zero page's entry is dropped (MADV_DONTNEED) and a page of zeros
  * of the VM's own copied in (UFFDIO_COPY, which wakes the writer), PRIVATE
- * from then on.  Neither call can raise a userfault: a fault thread must
- * never wait on its own userfaultfd.  (Lifting the protection and having
+ * from then on.  Unless the page holds something else than zeros: a guest
+ * write that landed between zero_read's UFFDIO_ZEROPAGE and its
+ * protection (on a neighbour of the page read; the zero page's entry was
+ * not protected yet) made the guest a page of its own, with no fault.
+ * Protected since, it cannot change while this looks at it; its bytes are
+ * the guest's and stay: the page becomes PRIVATE where it is, its
+ * protection lifted.  (Dropping it lost that write: torture_share's rare
+ * integrity errors.)  No call here can raise a userfault (the look at
+ * the bytes reads a present page): a fault thread must never wait on its
+ * own userfaultfd.  (Lifting the protection and having
  * the kernel copy the zero page with MADV_POPULATE_WRITE, as before, did:
  * the share scanner write-protects whole runs, pages between its
  * candidates included, and a run that took this page in between the lift
@@ -507,6 +519,17 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		pmap_unlock(vm, ppn, v);
 		mv__frames_wait(h);
 		return false;
+	}
+	if (!mv__share_page_is_zero(g)) {
+		/* lifted here, or else by the PRIVATE page's next fault */
+		mv__uffd_wp(vm->uffd, g, MV_PAGE_SIZE,
+			    UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+		atomic_fetch_add_explicit(&vm->consumed_pages, 1,
+					  memory_order_relaxed);
+		pmap_unlock(vm, ppn,
+			    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
+		wake(vm, ppn);
+		return true;
 	}
 	err = mv__madvise(g, MV_PAGE_SIZE, MADV_DONTNEED);
 	if (!err) {

@@ -180,6 +180,10 @@ unsigned mv__share_image_map(struct mv_vm *vm, uint64_t lo, uint64_t n,
 void mv__share_wp_lock(struct mv_vm *vm);
 void mv__share_wp_unlock(struct mv_vm *vm);
 
+/* All-zero page, read in place (see share_cow.c on reading guest pages):
+ * exact only while nothing can write it (write-protected, say). */
+bool mv__share_page_is_zero(const void *page);
+
 /* Frames the pool holds now: machine memory no VM is charged for. */
 uint64_t mv__share_frames(struct mv_host *h);
 

@@ -134,8 +134,6 @@ uint64_t mv__share_frames_pass(struct mv__share *s, struct mv__vm_share *from,
 
 /* ---- share_cow.c ---- */
 
-/* All-zero page, read in place (see share_cow.c on reading guest pages). */
-bool mv__share_page_is_zero(const void *page);
 /* Whether want more mappings may be made (share.lock held); says so once
  * when not.  mv__share_maps_take also counts them (takes share.lock). */
 bool mv__share_maps_room(struct mv_host *h, unsigned want);

@@ -442,9 +442,18 @@ test_a_zero_fill_the_kernel_refuses_is_retried_by_fresh_faults(void **state)
 	th_host_destroy(&t);
 }
 
-/* A 16-page VM whose pages are all ZERO and mapped to the kernel's zero
- * page (read once after the scanner found them zero). */
-static mv_vm *read_zero_vm(struct th_host *t)
+static unsigned zero_pages(mv_vm *vm)
+{
+	unsigned n = 0;
+
+	for (uint64_t p = 0; p < mv_vm_memsize(vm) / MV_PAGE_SIZE; p++)
+		n += mv_vm_page_state(vm, p) == MV_PAGE_ZERO;
+	return n;
+}
+
+/* A 16-page VM whose pages are all ZERO, not mapped (the scanner found
+ * them zero and dropped them). */
+static mv_vm *zero_vm(struct th_host *t)
 {
 	struct mv_settings s;
 	volatile uint8_t *m;
@@ -457,10 +466,20 @@ static mv_vm *read_zero_vm(struct th_host *t)
 	m = mv_vm_mem(vm);
 	for (unsigned p = 0; p < 16; p++)
 		m[p * MV_PAGE_SIZE] = 0;
-	for (unsigned i = 0;
-	     i < 1000 && mv_vm_page_state(vm, 3) != MV_PAGE_ZERO; i++)
+	for (unsigned i = 0; i < 1000 && zero_pages(vm) != 16; i++)
 		assert_int_equal(mv_vm_share_scan(vm, 16, &merged), 0);
-	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_ZERO);
+	assert_int_equal(zero_pages(vm), 16);
+	for (unsigned p = 0; p < 16; p++)
+		assert_int_equal(pmap_payload(pmap_peek(&vm->pmap[p])), 0);
+	return vm;
+}
+
+/* The same, mapped to the kernel's zero page (read once). */
+static mv_vm *read_zero_vm(struct th_host *t)
+{
+	mv_vm *vm = zero_vm(t);
+	volatile uint8_t *m = mv_vm_mem(vm);
+
 	assert_true(th_is_zero((const void *)(m + 3 * MV_PAGE_SIZE)));
 	th_quiesce(vm);
 	assert_int_equal(pmap_payload(pmap_peek(&vm->pmap[3])),
@@ -487,7 +506,7 @@ static bool zero_written(void *arg)
 	return atomic_load(&((struct zero_writer *)arg)->done);
 }
 
-static bool madvise_paused(void *unused)
+static bool call_paused(void *unused)
 {
 	(void)unused;
 	return mv__inject_paused();
@@ -518,7 +537,7 @@ test_a_write_to_a_read_zero_page_never_faults_on_its_server(void **state)
 	mv__inject_pause(MV_INJ_MADVISE);
 	w.byte = m + 3 * MV_PAGE_SIZE + 7;
 	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
-	assert_true(th_wait_until(madvise_paused, NULL, TH_WAIT_MS));
+	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
 	wp = (struct uffdio_writeprotect){
 		.range = { .start = (uintptr_t)m, .len = 16 * MV_PAGE_SIZE },
 		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
@@ -530,6 +549,58 @@ test_a_write_to_a_read_zero_page_never_faults_on_its_server(void **state)
 	assert_int_equal(m[3 * MV_PAGE_SIZE + 7], 42);
 	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
 	assert_true(th_is_zero(m + 4 * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * A write to a neighbour of a read ZERO page that lands after the kernel's
+ * zero page is mapped over the read's run but before the run is
+ * write-protected makes the guest a page of its own, with no fault (the
+ * zero page's entry was not protected yet): the page is still ZERO in the
+ * pmap, but holds the guest's bytes, protected from then on.  Its next
+ * write faults, and the bytes stay.  Before, that fault dropped the page
+ * as a copy of the zero page and gave the writer zeros, losing what the
+ * first write wrote (a rare integrity error of torture_share: the guest
+ * thread owning the neighbour was filling it while another one's read
+ * mapped it).
+ */
+static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
+{
+	struct zero_reader z = { 0 };
+	struct zero_writer w = { 0 };
+	struct th_host t;
+	unsigned lost = 0;
+	uint8_t *m, *q;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	vm = zero_vm(&t);
+	m = mv_vm_mem(vm);
+	q = m + 4 * MV_PAGE_SIZE;
+	/* the read of page 3 maps pages 0-15 and stops before protecting */
+	mv__inject_pause(MV_INJ_UFFD_WP);
+	z.page = m + 3 * MV_PAGE_SIZE;
+	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
+	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
+	memset(q, 0x5a, MV_PAGE_SIZE / 2);
+	mv__inject_resume();
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(z.zero);
+	th_quiesce(vm);
+	/* the rest of the fill comes after the protection: it faults */
+	w.byte = q + MV_PAGE_SIZE - 1;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
+		lost += q[i] != 0x5a;
+	assert_int_equal(lost, 0);
+	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
+	assert_int_equal(mv_vm_page_state(vm, 4), MV_PAGE_PRIVATE);
+	assert_true(th_is_zero(m + 5 * MV_PAGE_SIZE));
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -647,6 +718,7 @@ int main(void)
 			test_a_zero_page_copy_the_kernel_refuses_is_retried),
 		cmocka_unit_test(test_first_touch_reads_zero),
 		cmocka_unit_test(test_every_fault_thread_stops),
+		cmocka_unit_test(test_a_write_racing_a_zero_page_read_is_kept),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
 		cmocka_unit_test(
 			test_touch_makes_page_private_and_counts_frames),

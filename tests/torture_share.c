@@ -13,7 +13,7 @@
  * (tag, ppn, version) bytes; even ones are content every VM may hold
  * (COMMON, ppn, version / 2 % 3), or zeros, so that pages keep becoming
  * shareable and shared pages keep being written.  MV_TORTURE_SECONDS sets
- * the length of each run (default 6).
+ * the length of each run (default 6), MV_TORTURE_SETTINGS more settings.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -43,7 +43,7 @@ struct guest {
 	atomic_bool *stop;
 	uint64_t ops;
 	uint64_t errors;
-	char first[256]; /* what the first bad page held */
+	char first[320]; /* what the first bad page held */
 };
 
 static void fill(void *page, uint64_t tag, uint64_t ppn, uint32_t ver)
@@ -90,11 +90,54 @@ static void describe(char *out, size_t len, const void *page, uint64_t tag,
 				what = buf;
 				break;
 			}
+	/* word by word against what it should hold: a torn page (part
+	 * right, part zeros, say) tells which write was lost, and where */
+	uint64_t want[MV_PAGE_SIZE / 8];
+	const volatile uint64_t *w = page;
+	unsigned right = 0, zero = 0, first = MV_PAGE_SIZE / 8, last = 0;
+
+	if (ver)
+		fill(want, tag, ppn, ver);
+	else
+		memset(want, 0, sizeof(want));
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i++) {
+		uint64_t x = w[i];
+
+		if (x == want[i]) {
+			right++;
+			continue;
+		}
+		zero += !x;
+		if (first > i)
+			first = i;
+		last = i;
+	}
 	snprintf(
 		out, len,
-		"vm tag %llu ppn %llu version %u: page holds %s; a second read %s",
+		"vm tag %llu ppn %llu version %u: page holds %s (%u of %u words right, %u zero where they should not be, wrong from word %u to %u); a second read %s",
 		(unsigned long long)tag, (unsigned long long)ppn, ver, what,
+		right, MV_PAGE_SIZE / 8, zero, first, last,
 		again ? "is right (transient)" : "is still wrong");
+}
+
+/* MV_TORTURE_SETTINGS="Mem.ReclaimPolicy=0,Mem.ReclaimPerVM=0", say:
+ * settings of the runs' host, after the test's own (to hunt a rare error
+ * under other settings). */
+static void more_settings(struct mv_settings *s)
+{
+	const char *env = getenv("MV_TORTURE_SETTINGS");
+	char buf[256], *save = NULL, *eq;
+
+	if (!env)
+		return;
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *kv = strtok_r(buf, ",", &save); kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		eq = strchr(kv, '=');
+		assert_non_null(eq);
+		*eq = 0;
+		assert_int_equal(mv_settings_set(s, kv, eq + 1), 0);
+	}
 }
 
 static void *guest_main(void *arg)
@@ -185,6 +228,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 	assert_int_equal(mv_settings_set(&s, "Mem.FaultThreads", buf), 0);
 	assert_int_equal(mv_settings_set(&s, "Mem.ShareForceSalting", "0"), 0);
 	assert_int_equal(mv_settings_set(&s, "Mem.ShareScanGHz", "0"), 0);
+	more_settings(&s);
 	th_host_create(&t, host_mib * MiB, &s);
 	for (int v = 0; v < NVMS; v++) {
 		snprintf(name, sizeof(name), "s%d", v);
@@ -228,7 +272,7 @@ static void torture(unsigned fault_threads, uint64_t host_mib)
 		for (uint64_t p = 0; p < npages; p++)
 			if (!check(m + p * MV_PAGE_SIZE, 200 + (uint64_t)v, p,
 				   version[v][p])) {
-				char why[256];
+				char why[320];
 
 				describe(why, sizeof(why), m + p * MV_PAGE_SIZE,
 					 200 + (uint64_t)v, p, version[v][p],
