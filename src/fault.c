@@ -458,13 +458,13 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 				  0;
 	if (mapped && mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
 				  UFFDIO_WRITEPROTECT_MODE_WP)) {
-		/* unprotected, a write would go unseen: take them away again,
-		 * and they are filled with frames as before */
-		if (!mv__madvise(g, mapped << MV_PAGE_SHIFT, MADV_DONTNEED))
-			mapped = 0;
-		/* else still mapped: ZERO_MAPPED all the same (a write makes
-		 * the guest its own page unseen; nothing empties such a page
-		 * but the balloon, once the guest gave it up) */
+		/* Left mapped, unprotected: ZERO_MAPPED all the same.  A
+		 * guest write may already have landed on one of them since
+		 * UFFDIO_ZEROPAGE (and got a page of its own, unseen), so
+		 * dropping them could lose it.  A later write makes the
+		 * guest its own page unseen too; nothing empties such a page
+		 * but the balloon, once the guest gave it up, and the frame
+		 * is uncounted: memory, never content, is what is at stake. */
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
 	}

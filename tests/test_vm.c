@@ -607,6 +607,50 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 }
 
 /*
+ * The same race when the kernel refuses the protection: the pages stay
+ * mapped, unprotected, and the write that landed in between is kept (it
+ * was dropped with the run before).
+ */
+static void
+test_a_write_racing_a_refused_zero_page_protection_is_kept(void **state)
+{
+	struct zero_reader z = { 0 };
+	struct mv_vm_stats st;
+	struct th_host t;
+	unsigned lost = 0;
+	uint8_t *m, *q;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	vm = zero_vm(&t);
+	m = mv_vm_mem(vm);
+	q = m + 4 * MV_PAGE_SIZE;
+	mv__inject_pause(MV_INJ_UFFD_WP);
+	z.page = m + 3 * MV_PAGE_SIZE;
+	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
+	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
+	memset(q, 0x5a, MV_PAGE_SIZE / 2);
+	/* the paused protection is the one refused */
+	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, EAGAIN);
+	mv__inject_resume();
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
+	mv__inject_reset();
+	assert_true(z.zero);
+	th_quiesce(vm);
+	memset(q + MV_PAGE_SIZE / 2, 0xa5, MV_PAGE_SIZE / 2);
+	for (unsigned i = 0; i < MV_PAGE_SIZE; i++)
+		lost += q[i] != (i < MV_PAGE_SIZE / 2 ? 0x5a : 0xa5);
+	assert_int_equal(lost, 0);
+	assert_true(th_is_zero(m + 5 * MV_PAGE_SIZE));
+	mv_vm_stats(vm, &st);
+	assert_true(st.fault_errors >= 1);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
  * A first write to a read ZERO page that the kernel refuses (the drop of
  * the zero page, or the copy of a page of zeros) is counted, loses
  * nothing, and is retried by the writer's next fault.
@@ -719,6 +763,8 @@ int main(void)
 		cmocka_unit_test(test_first_touch_reads_zero),
 		cmocka_unit_test(test_every_fault_thread_stops),
 		cmocka_unit_test(test_a_write_racing_a_zero_page_read_is_kept),
+		cmocka_unit_test(
+			test_a_write_racing_a_refused_zero_page_protection_is_kept),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
 		cmocka_unit_test(
 			test_touch_makes_page_private_and_counts_frames),
