@@ -66,6 +66,22 @@
  * running is stopped (QMP quit, SIGTERM, SIGKILL, bounded) before the
  * daemon, and the daemon before the host.
  *
+ * A `vmm = process` VM is `memvisor guest-process` (guest_process.c), this
+ * program again in a process of its own (its own address space, so the
+ * TLB flushes of its reclaim reach only its own CPUs), started after the
+ * QEMU guests: it makes a host, the VM and its workload, and joins the
+ * in-process daemon (started whenever there is a process VM) with its
+ * agent, as a VMM would.  Its engine stats are what the daemon was told,
+ * its ops the child's "MVPROC ops=" lines read from its console file each
+ * second; a child that ends during the run is said at once and makes the
+ * exit status 1.  At the end SIGTERM goes to every child before any
+ * verification is waited for; each verifies itself and prints its verdict
+ * (waited for with a bound that grows with its memsize; none: the VM is
+ * unverified, exit status 1); what still runs at the teardown gets SIGTERM,
+ * a bounded wait and SIGKILL, before the daemon goes.  A child is pinned
+ * (sched_setaffinity before exec) when its VM has cpus, so that every one
+ * of its threads, the engine's too, runs there.
+ *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
  * verified with zero integrity errors and no signal interrupted the run
