@@ -5,7 +5,8 @@
  * processes of their own on an overcommitted host are both verified, with
  * ops and with engine stats the daemon got from their agents; a VM whose
  * process is killed during the run makes the run exit 1 naming it; the
- * child's lines are read as they are written.
+ * child's lines are read as they are written; a VM whose process cannot
+ * start makes the run exit 2 with the child's reason.
  *
  * Every wait polls the command's output or its exit with a deadline; none
  * sleeps to let something happen.
@@ -219,6 +220,29 @@ static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
 	cJSON_Delete(root);
 }
 
+/* Its own host refuses the VM (all of it reserved, more than its memsize
+ * less minFree): a VM that could not start, exit status 2, with the
+ * child's reason. */
+static void test_process_vm_that_cannot_start_exits_2_with_why(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root;
+
+	scenario(f,
+		 "memsize = 256M\nduration = 600\n"
+		 "[vm a]\nmemsize = 16M\nreservation = 16M\nvmm = process\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(jstr(root, "error"),
+			       "VM a: its process could not start: cannot "
+			       "create the VM"));
+	cJSON_Delete(root);
+}
+
 static void test_parse_reads_each_kind_of_line(void **state)
 {
 	struct guest_process_line gl;
@@ -270,6 +294,7 @@ int main(void)
 		T(test_bad_arguments_exit_2_with_an_error_line),
 		T(test_two_process_vms_on_an_overcommitted_host_are_verified),
 		T(test_killed_process_vm_makes_the_run_exit_1_naming_it),
+		T(test_process_vm_that_cannot_start_exits_2_with_why),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -73,8 +73,10 @@
  * in-process daemon (started whenever there is a process VM) with its
  * agent, as a VMM would.  Its engine stats are what the daemon was told,
  * its ops the child's "MVPROC ops=" lines read from its console file each
- * second; a child that ends during the run is said at once and makes the
- * exit status 1.  At the end SIGTERM goes to every child before any
+ * second.  The run waits (bounded) for every child's first ops line
+ * before the timed run: a child that ends first is a VM that could not
+ * start (status 2, with the child's "MVPROC error=" reason); one that ends
+ * during the run is said at once and makes the exit status 1.  At the end SIGTERM goes to every child before any
  * verification is waited for; each verifies itself and prints its verdict
  * (waited for with a bound that grows with its memsize; none: the VM is
  * unverified, exit status 1); what still runs at the teardown gets SIGTERM,
@@ -142,6 +144,8 @@
 /* How often the main thread looks at verifications while it waits. */
 #define VERIFY_POLL_MS 100
 #define MAX_VERIFIERS 8
+/* How long a VM's process may take to start its workload. */
+#define PROCESS_START_S 60
 
 /* The live line's columns; the header is printed with the same widths. */
 #define LIVE_HDR \
@@ -179,6 +183,8 @@ struct vm_run {
 	bool death_shown;
 	off_t console_off;
 	uint64_t proc_ops, proc_errors;
+	char proc_err[160]; /* its "MVPROC error=" line's text, "" if none */
+	bool proc_started; /* it printed its first ops line */
 	bool proc_ok;
 	struct mvg_workload *w; /* NULL until started */
 	struct mv_vm_stats start; /* when the timed run began */
@@ -789,8 +795,12 @@ static void proc_read(struct vm_run *v)
 			*nl = 0;
 			guest_process_parse(line, &gl);
 			if (gl.kind == GP_OPS) {
+				v->proc_started = true;
 				v->proc_ops = gl.ops;
 				v->proc_errors = gl.errors;
+			} else if (gl.kind == GP_ERROR) {
+				snprintf(v->proc_err, sizeof(v->proc_err), "%s",
+					 gl.text);
 			}
 			v->console_off += nl + 1 - line;
 			line = nl + 1;
@@ -842,10 +852,54 @@ static void poll_processes(struct run *r)
 		pthread_mutex_lock(&r->report_lock);
 		run_fail(
 			r, EXIT_INTEGRITY,
-			"VM %s: its process (pid %d) %s during the run, unverified (see %s)",
-			v->cfg->name, (int)v->pid, how, v->console);
+			"VM %s: its process (pid %d) %s during the run%s%s%s, unverified (see %s)",
+			v->cfg->name, (int)v->pid, how,
+			v->proc_err[0] ? " (" : "", v->proc_err,
+			v->proc_err[0] ? ")" : "", v->console);
 		pthread_mutex_unlock(&r->report_lock);
 	}
+}
+
+/*
+ * Waits (bounded) until every process VM's child has started its workload
+ * (its first ops line); one that ended first, or did not start in time,
+ * is a VM that could not start.
+ */
+static int wait_process_vms(struct run *r)
+{
+	struct timespec t0, nap = { 0, 10000000L };
+	char at[PATH_MAX + 16], how[128];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		while (v->pid && !v->proc_started) {
+			proc_read(v);
+			if (v->proc_started)
+				break;
+			if (proc_ended(v) || since(&t0) > PROCESS_START_S) {
+				if (v->reaped)
+					proc_how(v, how, sizeof(how));
+				else
+					snprintf(how, sizeof(how),
+						 "did not start within %d s",
+						 PROCESS_START_S);
+				where(r, v->cfg->line, at, sizeof(at));
+				run_fail(
+					r, EXIT_BAD_INPUT,
+					"%sVM %s: its process could not start: %s%s%s%s (see %s)",
+					at, v->cfg->name, v->proc_err,
+					v->proc_err[0] ? " (its process " : "",
+					how, v->proc_err[0] ? ")" : "",
+					v->console);
+				v->death_shown = true;
+				return -ECHILD;
+			}
+			nanosleep(&nap, NULL);
+		}
+	}
+	return 0;
 }
 
 /*
@@ -965,7 +1019,7 @@ static int start_process_vms(struct run *r)
 		}
 		v->pid = pid;
 	}
-	return 0;
+	return wait_process_vms(r);
 }
 
 /* Tells every process VM still running to stop and verify itself. */
@@ -1035,14 +1089,18 @@ static int verify_process_vm(struct run *r, struct vm_run *v,
 		v->proc_ok = !g->integrity_errors;
 		return 0;
 	}
-	proc_how(v, how, sizeof(how));
+	if (v->reaped) {
+		proc_how(v, how, sizeof(how) - 24);
+		strcat(how, " without a verdict");
+	} else {
+		snprintf(how, sizeof(how), "gave no verdict within %u s",
+			 limit_s);
+	}
 	pthread_mutex_lock(&r->report_lock);
-	run_fail(
-		r, EXIT_INTEGRITY,
-		"VM %s: its process (pid %d) %s without a verdict%s%s%s, unverified (see %s)",
-		v->cfg->name, (int)v->pid,
-		v->reaped ? how : "gave no verdict in time and",
-		err[0] ? " (" : "", err, err[0] ? ")" : "", v->console);
+	run_fail(r, EXIT_INTEGRITY,
+		 "VM %s: its process (pid %d) %s%s%s%s, unverified (see %s)",
+		 v->cfg->name, (int)v->pid, how, err[0] ? " (" : "", err,
+		 err[0] ? ")" : "", v->console);
 	pthread_mutex_unlock(&r->report_lock);
 	return -ESRCH;
 }
