@@ -6,13 +6,15 @@
  * ops and with engine stats the daemon got from their agents; a VM whose
  * process is killed during the run makes the run exit 1 naming it; the
  * child's lines are read as they are written; a VM whose process cannot
- * start makes the run exit 2 with the child's reason.
+ * start makes the run exit 2 with the child's reason; a pinned VM's whole
+ * process runs on its CPU.
  *
  * Every wait polls the command's output or its exit with a deadline; none
  * sleeps to let something happen.
  */
 #include "../tools/guest_process.c"
 
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -243,6 +245,49 @@ static void test_process_vm_that_cannot_start_exits_2_with_why(void **state)
 	cJSON_Delete(root);
 }
 
+/* A pinned process VM's whole process runs on its CPU: set before exec,
+ * so the engine's threads are there too. */
+static void test_pinned_process_vm_runs_on_its_cpu(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], body[256], path[64], *from, *text, *line;
+	cpu_set_t set;
+	int pid = 0, cpu = -1;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+		if (CPU_ISSET(c, &set))
+			cpu = c; /* the lowest usable */
+	assert_true(cpu >= 0);
+	snprintf(body, sizeof(body),
+		 "memsize = 64M\nduration = 600\n"
+		 "[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
+		 "cpus = %d\n",
+		 cpu);
+	scenario(f, body, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	from = wait_output(f, "VM a (pid ");
+	assert_int_equal(sscanf(from, "VM a (pid %d", &pid), 1);
+	free(from);
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	text = th_slurp(path);
+	line = strstr(text, "Cpus_allowed_list:");
+	assert_non_null(line);
+	assert_int_equal(atoi(line + strlen("Cpus_allowed_list:")), cpu);
+	line = strchr(line, '\n');
+	assert_non_null(line);
+	/* one CPU: no list or range after it */
+	assert_null(
+		memchr(strstr(text, "Cpus_allowed_list:"), ',',
+		       (size_t)(line - strstr(text, "Cpus_allowed_list:"))));
+	assert_null(
+		memchr(strstr(text, "Cpus_allowed_list:"), '-',
+		       (size_t)(line - strstr(text, "Cpus_allowed_list:"))));
+	free(text);
+	kill(f->pid, SIGINT);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
+}
+
 static void test_parse_reads_each_kind_of_line(void **state)
 {
 	struct guest_process_line gl;
@@ -295,6 +340,7 @@ int main(void)
 		T(test_two_process_vms_on_an_overcommitted_host_are_verified),
 		T(test_killed_process_vm_makes_the_run_exit_1_naming_it),
 		T(test_process_vm_that_cannot_start_exits_2_with_why),
+		T(test_pinned_process_vm_runs_on_its_cpu),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
