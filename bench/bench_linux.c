@@ -24,10 +24,19 @@
  * used); active-memory sampling stays on, as Linux's LRU aging does.  The
  * default scenario runs with its own settings, as users run it.
  *
+ * memvisor runs each VM of a kvstore case in a process of its own (vmm =
+ * process: the VM, its guest threads and memvisor's agent, joined to the
+ * run's daemon), as the Linux peer runs one process per VM and as real
+ * VMMs do: VMs sharing one process share one address space, and each
+ * page reclaim moves out of any of them flushes the TLBs of every CPU that
+ * process runs on.  --vmm threads runs them as guest threads of one
+ * process instead.  The default case runs its own scenario, as is.
+ *
  * Both sides pin a kvstore case's VMs alike, as VM hosts pin vCPUs: VM i
  * gets cpus = the (i mod n)th of the n CPUs this process may run on in
- * the case's scenario, which `memvisor run` applies to the VM's guest
- * threads and bl_run_linux to the VM's whole process (the ceiling
+ * the case's scenario, which `memvisor run` applies to the VM's process
+ * (--vmm threads: its guest threads) and bl_run_linux to the VM's whole
+ * process (the ceiling
  * included); --no-pin leaves every VM unpinned on both sides.
  *
  * Invariants: a configuration that cannot run here is skipped with the
@@ -166,9 +175,11 @@ static const struct case_def *case_find(const char *name)
  * The scenario text of a made-up case, in a string to free(); NULL with
  * errno set.  pin: VM i gets cpus = the (i % n)th of the n CPUs this
  * process may run on (scenario_spread_cpu), which the Linux side then
- * gives the VM's process too (bl_run_linux).
+ * gives the VM's process too (bl_run_linux).  process: each VM runs in a
+ * process of its own (vmm = process), as the Linux peer's VMs do.
  */
-static char *case_ini(const struct case_def *c, const char *swapdir, bool pin)
+static char *case_ini(const struct case_def *c, const char *swapdir, bool pin,
+		      bool process)
 {
 	char *text = NULL, *vms = NULL, *t, cpus[32];
 
@@ -184,10 +195,11 @@ static char *case_ini(const struct case_def *c, const char *swapdir, bool pin)
 		if (asprintf(
 			    &t,
 			    "%s[vm kv%u]\nmemsize = %" PRIu64
-			    "M\nworkload = kvstore\n%sthreads = 1\nseed = %u\n%s\n",
+			    "M\nworkload = kvstore\n%sthreads = 1\nseed = %u\n%s%s\n",
 			    vms ? vms : "", i + 1, c->vm_bytes / MIB,
 			    c->text ? "kv_values = text\n" : "", i + 1,
-			    pin ? cpus : "") < 0) {
+			    pin ? cpus : "",
+			    process ? "vmm = process\n" : "") < 0) {
 			free(vms);
 			errno = ENOMEM;
 			return NULL;
@@ -215,6 +227,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: memvisor bench linux [--case NAME]... [--rounds N] [--duration S]\n"
 		"                            [--swapdir DIR] [--json] [--no-pin]\n"
+		"                            [--vmm process|threads]\n"
 		"  The same guest workloads and budget under memvisor and in a memory cgroup\n"
 		"  (budget + the harness's measured overhead) with kernel swap on a file,\n"
 		"  zswap, and zram; each case also once with no limit (the ceiling).\n"
@@ -229,6 +242,10 @@ static void usage(FILE *f)
 		"  --no-pin       do not pin the kvstore cases' VMs to CPUs (by default\n"
 		"                 one CPU each, round-robin, on both sides, as VM hosts\n"
 		"                 pin vCPUs; the default case keeps its own scenario)\n"
+		"  --vmm process|threads\n"
+		"                 memvisor runs the kvstore cases' VMs one process each\n"
+		"                 (process, the default, as the Linux peer does) or as\n"
+		"                 guest threads of one process (threads)\n"
 		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
 		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
@@ -260,6 +277,7 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 		{ "no-memvisor", no_argument, NULL, 'M' },
 		{ "no-linux", no_argument, NULL, 'L' },
 		{ "no-pin", no_argument, NULL, 'P' },
+		{ "vmm", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -320,6 +338,17 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 			break;
 		case 'P':
 			o->no_pin = true;
+			break;
+		case 'V':
+			if (strcmp(optarg, "process") &&
+			    strcmp(optarg, "threads")) {
+				snprintf(
+					msg, len,
+					"--vmm wants process or threads, not %s",
+					optarg);
+				return -EINVAL;
+			}
+			o->vmm_threads = !strcmp(optarg, "threads");
 			break;
 		case 'h':
 			return 1;
@@ -521,7 +550,7 @@ static int load_case(struct ctx *x, const struct case_def *d,
 	ini_path[0] = '\0';
 	if (!d->nvms)
 		return scenario_load_default(sc, msg, mlen);
-	text = case_ini(d, x->dir, !x->o.no_pin);
+	text = case_ini(d, x->dir, !x->o.no_pin, !x->o.vmm_threads);
 	if (!text) {
 		ret = -errno;
 		snprintf(msg, mlen, "case %s: cannot make its scenario: %s",
@@ -942,11 +971,16 @@ static void probe(struct ctx *x)
 		snprintf(x->skip[BL_ZRAM], BL_MSG, "%s", msg);
 }
 
-/* How the VMs are placed on CPUs, for the header. */
+/* How the VMs are run and placed on CPUs, for the header. */
 static void pin_line(const struct ctx *x)
 {
 	char cpus[256];
 	cpu_set_t set;
+
+	fprintf(x->out, "%s",
+		x->o.vmm_threads ?
+			"  kvstore cases: memvisor runs every VM as guest threads of one process (--vmm threads), the Linux peer one process per VM\n" :
+			"  kvstore cases: memvisor runs each VM in a process of its own (vmm = process: the VM and its agent, joined to the run's daemon), as the Linux peer runs one process per VM\n");
 
 	if (x->o.no_pin) {
 		fprintf(x->out,
@@ -957,7 +991,7 @@ static void pin_line(const struct ctx *x)
 		CPU_ZERO(&set);
 	scenario_cpus_format(&set, cpus, sizeof(cpus));
 	fprintf(x->out,
-		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: the VM's guest threads, cpus = in its scenario; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
+		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: cpus = in its scenario, the VM's whole process, or its guest threads with --vmm threads; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
 		cpus[0] ? cpus : "?");
 }
 

@@ -94,6 +94,10 @@ struct bl_opts {
 	/* --no-pin: the kvstore cases' VMs run wherever the kernel puts
 	 * them, instead of VM i on usable CPU i % n on both sides */
 	bool no_pin;
+	/* --vmm threads: memvisor runs the kvstore cases' VMs as guest
+	 * threads in one process, instead of one process per VM (vmm =
+	 * process), as the Linux peer runs them */
+	bool vmm_threads;
 };
 
 /* 0, or -EINVAL with a sentence in msg; 1 for --help. */

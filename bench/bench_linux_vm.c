@@ -464,8 +464,8 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 }
 
 /*
- * The CPU `memvisor run` uses in its timed phase, all its threads: read
- * from /proc/PID/stat when its per-second line for second 1 appears (a),
+ * The CPU `memvisor run` uses in its timed phase, all its threads and its
+ * VM processes' (vmm = process): read from /proc/PID/stat when its per-second line for second 1 appears (a),
  * and for the last second of the run (b).
  */
 struct cpu_watch {
@@ -474,7 +474,7 @@ struct cpu_watch {
 	double ta, ua, sa, tb, ub, sb;
 };
 
-static bool proc_cpu(pid_t pid, double *user, double *sys)
+static bool proc_cpu_one(pid_t pid, double *user, double *sys)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut, st;
@@ -495,6 +495,30 @@ static bool proc_cpu(pid_t pid, double *user, double *sys)
 		return false;
 	*user = (double)ut / (double)sysconf(_SC_CLK_TCK);
 	*sys = (double)st / (double)sysconf(_SC_CLK_TCK);
+	return true;
+}
+
+/* pid's CPU and its running children's: its `vmm = process` VMs, which
+ * its main thread started (their CPU is not in pid's until reaped). */
+static bool proc_cpu(pid_t pid, double *user, double *sys)
+{
+	char path[96];
+	double u, s;
+	long child;
+	FILE *f;
+
+	if (!proc_cpu_one(pid, user, sys))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)pid,
+		 (long)pid);
+	f = fopen(path, "re");
+	while (f && fscanf(f, "%ld", &child) == 1)
+		if (proc_cpu_one((pid_t)child, &u, &s)) {
+			*user += u;
+			*sys += s;
+		}
+	if (f)
+		fclose(f);
 	return true;
 }
 

@@ -90,6 +90,44 @@ static void test_options_default_to_every_case_two_rounds(void **state)
 	assert_int_equal(o.duration_s, BL_DEFAULT_DURATION_S);
 	assert_false(o.json);
 	assert_false(o.no_pin); /* pinned unless told */
+	assert_false(o.vmm_threads); /* one process per VM unless told */
+}
+
+static void test_vmm_option_picks_threads_or_process(void **state)
+{
+	struct bl_opts o;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(
+		parse_line("linux --vmm threads", &o, msg, sizeof(msg)), 0);
+	assert_true(o.vmm_threads);
+	assert_int_equal(
+		parse_line("linux --vmm process", &o, msg, sizeof(msg)), 0);
+	assert_false(o.vmm_threads);
+	assert_int_equal(parse_line("linux --vmm qemu", &o, msg, sizeof(msg)),
+			 -EINVAL);
+	assert_non_null(strstr(msg, "--vmm wants process or threads"));
+}
+
+static void test_kvstore_case_runs_each_vm_in_its_own_process(void **state)
+{
+	struct scenario sc;
+	char err[512], *text;
+
+	(void)state;
+	text = case_ini(case_find("kvstore-4"), "/tmp", false, true);
+	assert_non_null(text);
+	if (scenario_load_string(text, "kvstore-4.ini", &sc, err, sizeof(err)))
+		fail_msg("%s:\n%s", err, text);
+	free(text);
+	assert_int_equal(sc.nvms, 4);
+	for (unsigned i = 0; i < sc.nvms; i++)
+		assert_true(sc.vms[i].vmm_process);
+	scenario_free(&sc);
+	text = case_ini(case_find("kvstore-4"), "/tmp", false, false);
+	assert_null(strstr(text, "vmm"));
+	free(text);
 }
 
 static void test_no_pin_option_turns_pinning_off(void **state)
@@ -126,7 +164,7 @@ static void test_kvstore_case_pins_vm_i_to_usable_cpu_i_mod_n(void **state)
 	char err[512], *text;
 
 	(void)state;
-	text = case_ini(case_find("kvstore-8"), "/tmp", true);
+	text = case_ini(case_find("kvstore-8"), "/tmp", true, false);
 	assert_non_null(text);
 	if (scenario_load_string(text, "kvstore-8.ini", &sc, err, sizeof(err)))
 		fail_msg("%s:\n%s", err, text);
@@ -147,7 +185,7 @@ static void test_unpinned_case_gives_no_vm_cpus(void **state)
 	char err[512], *text;
 
 	(void)state;
-	text = case_ini(case_find("kvstore-text"), "/tmp", false);
+	text = case_ini(case_find("kvstore-text"), "/tmp", false, false);
 	assert_non_null(text);
 	assert_null(strstr(text, "cpus"));
 	if (scenario_load_string(text, "kvstore-text.ini", &sc, err,
@@ -804,6 +842,9 @@ int main(void)
 			test_options_give_cases_rounds_duration_and_json),
 		cmocka_unit_test(test_options_default_to_every_case_two_rounds),
 		cmocka_unit_test(test_no_pin_option_turns_pinning_off),
+		cmocka_unit_test(test_vmm_option_picks_threads_or_process),
+		cmocka_unit_test(
+			test_kvstore_case_runs_each_vm_in_its_own_process),
 		cmocka_unit_test(
 			test_kvstore_case_pins_vm_i_to_usable_cpu_i_mod_n),
 		cmocka_unit_test(test_unpinned_case_gives_no_vm_cpus),

@@ -609,7 +609,7 @@ static void test_qemu_vm_refuses_what_it_cannot_use(void **state)
 {
 	(void)state;
 	expect_error("[vm a]\nmemsize = 64M\nvmm = xen\n", 3,
-		     "bad vmm 'xen' (expected threads or qemu)");
+		     "bad vmm 'xen' (expected threads, process or qemu)");
 	expect_error(
 		"[vm a]\nvmm = qemu\nmemsize = 64M\nworkload = random\n", 4,
 		"[vm a] has vmm = qemu but sets workload, which only guest threads take");
@@ -622,6 +622,45 @@ static void test_qemu_vm_refuses_what_it_cannot_use(void **state)
 		4, "kernel /nonexistent/vmlinuz: No such file");
 	expect_error("[vm a]\nvmm = qemu\nmemsize = 64M\nqemu_args = -S 'x\n",
 		     4, "qemu_args has an unterminated ' quote");
+}
+
+static void test_process_vm_takes_the_thread_keys(void **state)
+{
+	struct scenario sc;
+	char err[512];
+
+	(void)state;
+	if (scenario_load_string(
+		    "[vm p]\nvmm = process\nmemsize = 8M\nworkload = kvstore\n"
+		    "threads = 2\nseed = 7\nkv_values = text\nthink_us = 5\n"
+		    "shares = high\nlimit = 6M\n[vm t]\nmemsize = 4M\n",
+		    "t.ini", &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(sc.vms[0].vmm_process);
+	assert_false(sc.vms[0].vmm_qemu);
+	assert_int_equal(sc.vms[0].workload, MVG_KVSTORE);
+	assert_int_equal(sc.vms[0].threads, 2);
+	assert_true(sc.vms[0].kv_text);
+	assert_int_equal(sc.vms[0].limit, 6 << 20);
+	assert_false(sc.vms[1].vmm_process);
+	scenario_free(&sc);
+}
+
+static void test_process_vm_refuses_its_image_and_balloon(void **state)
+{
+	(void)state;
+	expect_error(
+		"[vm a]\nvmm = process\nmemsize = 8M\nworkload = burst\nballoon = on\n",
+		5,
+		"[vm a] has vmm = process but sets balloon, which a VM in a process of its own does not take");
+	expect_error(
+		"[vm a]\nmemsize = 8M\nballoon_target = 2M\nvmm = process\n", 3,
+		"has vmm = process but sets balloon_target");
+	expect_error(
+		"[vm a]\nmemsize = 8M\nworkload = image\nimage = generated\nvmm = process\n",
+		4, "has vmm = process but sets image");
+	expect_error("[vm a]\nvmm = process\nmemsize = 8M\nappend = quiet\n", 4,
+		     "[vm a] sets append but is not a QEMU guest");
 }
 
 static void test_generated_image_takes_its_keys(void **state)
@@ -1286,6 +1325,8 @@ int main(void)
 		cmocka_unit_test(
 			test_qemu_vm_takes_its_keys_relative_to_the_file),
 		cmocka_unit_test(test_qemu_vm_refuses_what_it_cannot_use),
+		cmocka_unit_test(test_process_vm_takes_the_thread_keys),
+		cmocka_unit_test(test_process_vm_refuses_its_image_and_balloon),
 		cmocka_unit_test(test_cpus_pins_a_vm_to_the_cpu_listed),
 		cmocka_unit_test(test_cpus_takes_ranges_lists_and_blanks),
 		cmocka_unit_test(

@@ -20,6 +20,7 @@
 
 #include "bench.h"
 #include "daemon.h"
+#include "guest_process.h"
 #include "memvisor.h"
 #include "preflight.h"
 #include "report_html.h"
@@ -127,6 +128,9 @@ int main(int argc, char **argv)
 		return top_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "daemon"))
 		return daemon_main(argc - 1, argv + 1);
+	/* hidden: a `vmm = process` VM of `memvisor run` (run.c starts it) */
+	if (!strcmp(cmd, GUEST_PROCESS_CMD))
+		return guest_process_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("memvisor %s\n", MEMVISOR_VERSION);
 		return 0;

@@ -244,10 +244,10 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	}
 	str(b, o, "name", v->vm->name);
 	str(b, o, "workload", mvg_kind_name(v->vm->workload));
-	if (v->console_path) {
-		str(b, o, "vmm", "qemu");
+	if (v->vm->vmm_qemu || v->vm->vmm_process)
+		str(b, o, "vmm", v->vm->vmm_qemu ? "qemu" : "process");
+	if (v->console_path)
 		str(b, o, "console_path", v->console_path);
-	}
 	num(b, o, "threads", v->vm->threads);
 	/* the CPUs it was pinned to, "0-3,6"; "": not pinned */
 	scenario_cpus_format(&v->vm->cpus, cpus, sizeof(cpus));

@@ -66,6 +66,24 @@
  * running is stopped (QMP quit, SIGTERM, SIGKILL, bounded) before the
  * daemon, and the daemon before the host.
  *
+ * A `vmm = process` VM is `memvisor guest-process` (guest_process.c), this
+ * program again in a process of its own (its own address space, so the
+ * TLB flushes of its reclaim reach only its own CPUs), started after the
+ * QEMU guests: it makes a host, the VM and its workload, and joins the
+ * in-process daemon (started whenever there is a process VM) with its
+ * agent, as a VMM would.  Its engine stats are what the daemon was told,
+ * its ops the child's "MVPROC ops=" lines read from its console file each
+ * second.  The run waits (bounded) for every child's first ops line
+ * before the timed run: a child that ends first is a VM that could not
+ * start (status 2, with the child's "MVPROC error=" reason); one that ends
+ * during the run is said at once and makes the exit status 1.  At the end SIGTERM goes to every child before any
+ * verification is waited for; each verifies itself and prints its verdict
+ * (waited for with a bound that grows with its memsize; none: the VM is
+ * unverified, exit status 1); what still runs at the teardown gets SIGTERM,
+ * a bounded wait and SIGKILL, before the daemon goes.  A child is pinned
+ * (sched_setaffinity before exec) when its VM has cpus, so that every one
+ * of its threads, the engine's too, runs there.
+ *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
  * verified with zero integrity errors and no signal interrupted the run
@@ -83,6 +101,7 @@
  * with report_lock held.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -93,11 +112,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "genimage.h"
 #include "guest.h"
+#include "guest_process.h"
 #include "live.h"
 #include "memvisor.h"
 #include "metrics.h"
@@ -122,6 +144,8 @@
 /* How often the main thread looks at verifications while it waits. */
 #define VERIFY_POLL_MS 100
 #define MAX_VERIFIERS 8
+/* How long a VM's process may take to start its workload. */
+#define PROCESS_START_S 60
 
 /* The live line's columns; the header is printed with the same widths. */
 #define LIVE_HDR \
@@ -149,6 +173,19 @@ struct vm_run {
 	char console[128];
 	char qmp[108];
 	pthread_mutex_t qmp_lock;
+	/* vmm = process: its process (0: none), whether it was reaped and
+	 * how it ended, how far its console file (the child's stdout and
+	 * stderr, at v->console) was read, what its last ops line said, and
+	 * whether its verdict was ok (its console is then removed) */
+	pid_t pid;
+	bool reaped;
+	int wstatus;
+	bool death_shown;
+	off_t console_off;
+	uint64_t proc_ops, proc_errors;
+	char proc_err[160]; /* its "MVPROC error=" line's text, "" if none */
+	bool proc_started; /* it printed its first ops line */
+	bool proc_ok;
 	struct mvg_workload *w; /* NULL until started */
 	struct mv_vm_stats start; /* when the timed run began */
 	struct mv_vm_stats last; /* at the previous live line */
@@ -207,6 +244,8 @@ struct run {
 	 * in-process daemon their agents join (NULL: unmanaged) */
 	char qemu_dir[64];
 	mv_daemon *daemon;
+	char daemon_sock[96]; /* its socket, "" if none */
+	char settings[2048]; /* [advanced] as "Mem.X=v,Mem.Y=w", for agents */
 };
 
 void run_usage(FILE *out)
@@ -432,7 +471,7 @@ static int start_vms(struct run *r)
 
 		v->cfg = &r->sc.vms[i];
 		pthread_mutex_init(&v->qmp_lock, NULL);
-		if (v->cfg->vmm_qemu)
+		if (v->cfg->vmm_qemu || v->cfg->vmm_process)
 			continue;
 		mv_vm_config_init(&cfg);
 		snprintf(cfg.name, sizeof(cfg.name), "%s", v->cfg->name);
@@ -463,18 +502,18 @@ static int start_vms(struct run *r)
 	return 0;
 }
 
-/* A VM's engine stats: its own, or for a QEMU guest what its agent last
- * reported to the daemon (-ENOENT while none has). */
+/* A VM's engine stats: its own, or for a QEMU guest or a process VM what
+ * its agent last reported to the daemon (-ENOENT while none has). */
 static int vm_stats(struct run *r, struct vm_run *v, struct mv_vm_stats *st)
 {
 	uint64_t actual;
 	int ret;
 
-	if (!v->cfg || !v->cfg->vmm_qemu)
+	if (!v->cfg || (!v->cfg->vmm_qemu && !v->cfg->vmm_process))
 		return mv_vm_stats(v->vm, st);
 	ret = r->daemon ? mv_daemon_vm_stats(r->daemon, v->cfg->name, st) :
 			  -ENOENT;
-	if (ret)
+	if (ret || v->cfg->vmm_process)
 		return ret;
 	/* the balloon is QEMU's (a balloon device is always there): its
 	 * size is the guest's RAM less what QEMU says the guest has */
@@ -541,25 +580,24 @@ static const char *preload_path(char *buf, size_t len)
 }
 
 /*
- * Starts the QEMU guests: a directory for their consoles and QMP sockets,
- * the daemon their agents join (when the preload library is there), then
- * each QEMU with the test guest's program told to hold and verify its
- * memory for the run's duration.
+ * For QEMU guests and VMs in processes of their own: a directory for their
+ * consoles and QMP sockets, and the daemon their agents join (always for
+ * process VMs; for QEMU guests when the preload library is there).
  */
-static int start_qemu_vms(struct run *r)
+static int start_daemon(struct run *r)
 {
-	char preload_buf[PATH_MAX], sock[PATH_MAX + 16], err[1024];
-	char append[512], at[PATH_MAX + 16];
+	char preload_buf[PATH_MAX];
 	const char *preload = preload_path(preload_buf, sizeof(preload_buf));
 	const char *tmp = getenv("TMPDIR");
-	char settings[2048] = "";
+	bool qemu = false, process = false;
 	size_t used = 0;
-	bool any = false;
 	int ret;
 
-	for (size_t i = 0; i < r->sc.nvms; i++)
-		any |= r->sc.vms[i].vmm_qemu;
-	if (!any)
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		qemu |= r->sc.vms[i].vmm_qemu;
+		process |= r->sc.vms[i].vmm_process;
+	}
+	if (!qemu && !process)
 		return 0;
 	/* short: QMP socket paths must fit a sockaddr_un */
 	if (!tmp || !*tmp || strlen(tmp) > 32)
@@ -574,26 +612,44 @@ static int start_qemu_vms(struct run *r)
 			 strerror(-ret));
 		return ret;
 	}
-	if (preload) {
-		snprintf(sock, sizeof(sock), "%s/memvisor.sock", r->qemu_dir);
-		ret = mv_daemon_create(r->host, sock, &r->daemon);
+	if (preload || process) {
+		snprintf(r->daemon_sock, sizeof(r->daemon_sock),
+			 "%s/memvisor.sock", r->qemu_dir);
+		ret = mv_daemon_create(r->host, r->daemon_sock, &r->daemon);
 		if (ret) {
 			r->daemon = NULL;
+			r->daemon_sock[0] = 0;
 			lib_error(r, r->sc.host.line, "cannot start the daemon",
 				  ret);
 			return ret;
 		}
 		mv_daemon_set_balloon_hook(r->daemon, qemu_balloon_hook, r);
-	} else if (!r->opt.quiet) {
+	}
+	if (qemu && !preload && !r->opt.quiet)
 		fprintf(r->out,
 			"memvisor: no libmemvisor-preload.so beside this program: QEMU guests run unmanaged\n");
-	}
 	/* the agents' hosts run with the scenario's [advanced] settings */
-	for (size_t i = 0; i < r->sc.nadvanced && used < sizeof(settings); i++)
-		used += (size_t)snprintf(settings + used,
-					 sizeof(settings) - used, "%s%s=%s",
+	for (size_t i = 0; i < r->sc.nadvanced && used < sizeof(r->settings);
+	     i++)
+		used += (size_t)snprintf(r->settings + used,
+					 sizeof(r->settings) - used, "%s%s=%s",
 					 i ? "," : "", r->sc.advanced[i].name,
 					 r->sc.advanced[i].value);
+	return 0;
+}
+
+/*
+ * Starts the QEMU guests, each with the test guest's program told to hold
+ * and verify its memory for the run's duration, its agent joined to the
+ * daemon (start_daemon) if there is one.
+ */
+static int start_qemu_vms(struct run *r)
+{
+	char preload_buf[PATH_MAX], err[1024];
+	char append[512], at[PATH_MAX + 16];
+	const char *preload = preload_path(preload_buf, sizeof(preload_buf));
+	int ret;
+
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 		struct qemu_config c = { 0 };
@@ -619,9 +675,9 @@ static int start_qemu_vms(struct run *r)
 		c.console_path = v->console;
 		c.qmp_path = v->qmp;
 		c.preload = preload;
-		c.agent_socket = r->daemon ? sock : NULL;
+		c.agent_socket = r->daemon ? r->daemon_sock : NULL;
 		c.swapdir = r->cfg.swapdir;
-		c.agent_settings = settings;
+		c.agent_settings = r->settings;
 		ret = qemu_start(&c, 60000, &v->qemu, err, sizeof(err));
 		if (ret) {
 			v->qemu = NULL;
@@ -699,6 +755,383 @@ static int verify_qemu_vm(struct run *r, struct vm_run *v, struct mvg_stats *g)
 	return 0;
 }
 
+/* ---- vmm = process: VMs in processes of their own (guest_process.c) ---- */
+
+/* A process VM's guest stats, from its last ops line (its workload is in
+ * its own process); any other VM's from its workload. */
+static void guest_stats(const struct vm_run *v, struct mvg_stats *g)
+{
+	if (!v->cfg || !v->cfg->vmm_process) {
+		mvg_get_stats(v->w, g);
+		return;
+	}
+	memset(g, 0, sizeof(*g));
+	g->ops = v->proc_ops;
+	g->integrity_errors = v->proc_errors;
+	if (v->proc_errors)
+		snprintf(g->first_error, sizeof(g->first_error),
+			 "found by its process (see %.120s)", v->console);
+}
+
+/* The lines a process VM's child printed since the last look: its last
+ * ops line becomes its ops and integrity errors.  Main thread only. */
+static void proc_read(struct vm_run *v)
+{
+	struct guest_process_line gl;
+	char buf[8192], *line, *nl;
+	ssize_t n;
+	int fd;
+
+	if (!v->pid)
+		return;
+	fd = open(v->console, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while ((n = pread(fd, buf, sizeof(buf) - 1, v->console_off)) > 0) {
+		buf[n] = 0;
+		line = buf;
+		/* whole lines only: a partial one is read again next time */
+		while ((nl = strchr(line, '\n'))) {
+			*nl = 0;
+			guest_process_parse(line, &gl);
+			if (gl.kind == GP_OPS) {
+				v->proc_started = true;
+				v->proc_ops = gl.ops;
+				v->proc_errors = gl.errors;
+			} else if (gl.kind == GP_ERROR) {
+				snprintf(v->proc_err, sizeof(v->proc_err), "%s",
+					 gl.text);
+			}
+			v->console_off += nl + 1 - line;
+			line = nl + 1;
+		}
+		if (line == buf) /* a line longer than buf: skip it */
+			v->console_off += n;
+	}
+	close(fd);
+}
+
+/* Whether a process VM's child has ended (reaped, without waiting). */
+static bool proc_ended(struct vm_run *v)
+{
+	if (v->pid && !v->reaped && waitpid(v->pid, &v->wstatus, WNOHANG) > 0)
+		v->reaped = true;
+	return !v->pid || v->reaped;
+}
+
+static void proc_how(const struct vm_run *v, char *buf, size_t len)
+{
+	if (!v->reaped)
+		snprintf(buf, len, "did not end");
+	else if (WIFSIGNALED(v->wstatus))
+		snprintf(buf, len, "was killed by signal %d (%s)",
+			 WTERMSIG(v->wstatus), strsignal(WTERMSIG(v->wstatus)));
+	else
+		snprintf(buf, len, "exited with status %d",
+			 WEXITSTATUS(v->wstatus));
+}
+
+/* Each second of the timed run: the process VMs' ops, and any child that
+ * ended before it was told to (said once; the run goes on, the VM will
+ * have no verdict and the exit status is 1). */
+static void poll_processes(struct run *r)
+{
+	char how[128];
+
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		if (!v->cfg || !v->cfg->vmm_process || !v->pid)
+			continue;
+		proc_read(v);
+		if (!proc_ended(v) || v->death_shown)
+			continue;
+		v->death_shown = true;
+		proc_how(v, how, sizeof(how));
+		live_stop(r->live);
+		pthread_mutex_lock(&r->report_lock);
+		run_fail(
+			r, EXIT_INTEGRITY,
+			"VM %s: its process (pid %d) %s during the run%s%s%s, unverified (see %s)",
+			v->cfg->name, (int)v->pid, how,
+			v->proc_err[0] ? " (" : "", v->proc_err,
+			v->proc_err[0] ? ")" : "", v->console);
+		pthread_mutex_unlock(&r->report_lock);
+	}
+}
+
+/*
+ * Waits (bounded) until every process VM's child has started its workload
+ * (its first ops line); one that ended first, or did not start in time,
+ * is a VM that could not start.
+ */
+static int wait_process_vms(struct run *r)
+{
+	struct timespec t0, nap = { 0, 10000000L };
+	char at[PATH_MAX + 16], how[128];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		while (v->pid && !v->proc_started) {
+			proc_read(v);
+			if (v->proc_started)
+				break;
+			if (proc_ended(v) || since(&t0) > PROCESS_START_S) {
+				if (v->reaped)
+					proc_how(v, how, sizeof(how));
+				else
+					snprintf(how, sizeof(how),
+						 "did not start within %d s",
+						 PROCESS_START_S);
+				where(r, v->cfg->line, at, sizeof(at));
+				run_fail(
+					r, EXIT_BAD_INPUT,
+					"%sVM %s: its process could not start: %s%s%s%s (see %s)",
+					at, v->cfg->name, v->proc_err,
+					v->proc_err[0] ? " (its process " : "",
+					how, v->proc_err[0] ? ")" : "",
+					v->console);
+				v->death_shown = true;
+				return -ECHILD;
+			}
+			nanosleep(&nap, NULL);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Starts each process VM: `memvisor guest-process` (this program again),
+ * its stdout and stderr to its console file, in a process group of its
+ * own (a ^C reaches the run, which stops it in order), pinned before exec
+ * when the VM has cpus, and told to end if the run dies.
+ */
+static int start_process_vms(struct run *r)
+{
+	char at[PATH_MAX + 16];
+	pid_t self = getpid();
+
+	for (size_t i = 0; i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+		const struct sc_vm *c = v->cfg;
+		char a[20][64], zipf[32];
+		const char *argv[48];
+		sigset_t none;
+		int n = 0, fd;
+		pid_t pid;
+
+		if (!c->vmm_process)
+			continue;
+		snprintf(v->console, sizeof(v->console), "%.60s/%.32s.console",
+			 r->qemu_dir, c->name);
+		fd = open(v->console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			  0644);
+		if (fd < 0) {
+			where(r, c->line, at, sizeof(at));
+			run_fail(r, EXIT_BAD_INPUT,
+				 "%sVM %s: cannot make %s: %s", at, c->name,
+				 v->console, strerror(errno));
+			return -errno;
+		}
+		argv[n++] = "memvisor";
+		argv[n++] = GUEST_PROCESS_CMD;
+		argv[n++] = "--socket";
+		argv[n++] = r->daemon_sock;
+		argv[n++] = "--name";
+		argv[n++] = c->name;
+		snprintf(a[0], sizeof(a[0]), "--memsize=%llu",
+			 (unsigned long long)c->memsize);
+		argv[n++] = a[0];
+		argv[n++] = "--swapdir";
+		argv[n++] = r->cfg.swapdir;
+		argv[n++] = "--settings";
+		argv[n++] = r->settings;
+		snprintf(a[1], sizeof(a[1]), "--workload=%s",
+			 mvg_kind_name(c->workload));
+		argv[n++] = a[1];
+		snprintf(a[2], sizeof(a[2]), "--threads=%u", c->threads);
+		argv[n++] = a[2];
+		snprintf(a[3], sizeof(a[3]), "--seed=%llu",
+			 (unsigned long long)c->seed);
+		argv[n++] = a[3];
+		snprintf(zipf, sizeof(zipf), "--zipf=%.17g", c->zipf_s);
+		argv[n++] = zipf;
+		if (c->kv_text)
+			argv[n++] = "--kv-text";
+		snprintf(a[4], sizeof(a[4]), "--think-us=%u", c->think_us);
+		argv[n++] = a[4];
+		snprintf(a[5], sizeof(a[5]), "--shares=%llu",
+			 (unsigned long long)scenario_vm_shares(c));
+		argv[n++] = a[5];
+		snprintf(a[6], sizeof(a[6]), "--reservation=%llu",
+			 (unsigned long long)c->reservation);
+		argv[n++] = a[6];
+		snprintf(a[7], sizeof(a[7]), "--limit=%llu",
+			 (unsigned long long)c->limit);
+		argv[n++] = a[7];
+		if (c->salt[0]) {
+			argv[n++] = "--salt";
+			argv[n++] = c->salt;
+		}
+		if (c->large_pages_off)
+			argv[n++] = "--large-pages-off";
+		snprintf(a[8], sizeof(a[8]), "--burst-pct=%u", c->burst_pct);
+		argv[n++] = a[8];
+		snprintf(a[9], sizeof(a[9]), "--burst-keep-pct=%u",
+			 c->burst_keep_pct);
+		argv[n++] = a[9];
+		snprintf(a[10], sizeof(a[10]), "--burst-idle-ms=%u",
+			 c->burst_idle_ms);
+		argv[n++] = a[10];
+		snprintf(a[11], sizeof(a[11]), "--write-pct1=%u",
+			 c->write_pct1);
+		argv[n++] = a[11];
+		argv[n] = NULL;
+		sigemptyset(&none);
+		pid = fork();
+		if (pid == 0) {
+			/* async-signal-safe calls only, until exec */
+			int devnull = open("/dev/null", O_RDONLY);
+
+			setpgid(0, 0);
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != self)
+				_exit(127);
+			if (c->ncpus)
+				sched_setaffinity(0, sizeof(c->cpus), &c->cpus);
+			if (devnull >= 0)
+				dup2(devnull, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			execv("/proc/self/exe", (char *const *)argv);
+			_exit(127);
+		}
+		close(fd);
+		if (pid < 0) {
+			where(r, c->line, at, sizeof(at));
+			run_fail(r, EXIT_BAD_INPUT,
+				 "%sVM %s: cannot start its process: %s", at,
+				 c->name, strerror(errno));
+			return -EAGAIN;
+		}
+		v->pid = pid;
+	}
+	return wait_process_vms(r);
+}
+
+/* Tells every process VM still running to stop and verify itself. */
+static void proc_stop_all(struct run *r)
+{
+	for (size_t i = 0; r->vms && i < r->sc.nvms; i++)
+		if (r->vms[i].pid && !proc_ended(&r->vms[i]))
+			kill(r->vms[i].pid, SIGTERM);
+}
+
+/*
+ * A process VM's final verification is its child's: told to stop (by
+ * proc_stop_all), it reads back every page and prints its verdict, then
+ * ends.  Waits for that (bounded by its memsize, and cut short by a
+ * cancel) and takes the verdict from its console file.  No verdict: the
+ * run's error says which VM and how its process ended (-ESRCH).  Sets
+ * *secs to how long the child's workload ran (0: unknown).
+ */
+static int verify_process_vm(struct run *r, struct vm_run *v,
+			     struct mvg_stats *g, double *secs)
+{
+	/* kvstore's read-back of a few hundred MiB under pressure can take
+	 * tens of seconds on a loaded machine */
+	unsigned limit_s = 60 + (unsigned)(v->cfg->memsize >> 22);
+	struct guest_process_line gl;
+	char *line = NULL, how[128], err[256] = "";
+	bool found = false;
+	struct timespec t0, nap = { 0, 50000000L };
+	size_t cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	memset(g, 0, sizeof(*g));
+	*secs = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!proc_ended(v)) {
+		if (atomic_load(&r->cancel))
+			return -ECANCELED;
+		if (since(&t0) > limit_s)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	f = fopen(v->console, "r");
+	while (f && (len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[len - 1] = 0;
+		guest_process_parse(line, &gl);
+		if (gl.kind == GP_FIRST_ERROR)
+			snprintf(g->first_error, sizeof(g->first_error), "%s",
+				 gl.text);
+		else if (gl.kind == GP_ERROR)
+			snprintf(err, sizeof(err), "%s", gl.text);
+		else if (gl.kind == GP_VERDICT) {
+			found = true;
+			g->ops = gl.ops;
+			g->integrity_errors = gl.ok	? 0 :
+					      gl.errors ? gl.errors :
+							  1;
+			g->pages_verified = gl.pages;
+			*secs = gl.secs;
+		}
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	if (found) {
+		v->proc_ok = !g->integrity_errors;
+		return 0;
+	}
+	if (v->reaped) {
+		proc_how(v, how, sizeof(how) - 24);
+		strcat(how, " without a verdict");
+	} else {
+		snprintf(how, sizeof(how), "gave no verdict within %u s",
+			 limit_s);
+	}
+	pthread_mutex_lock(&r->report_lock);
+	run_fail(r, EXIT_INTEGRITY,
+		 "VM %s: its process (pid %d) %s%s%s%s, unverified (see %s)",
+		 v->cfg->name, (int)v->pid, how, err[0] ? " (" : "", err,
+		 err[0] ? ")" : "", v->console);
+	pthread_mutex_unlock(&r->report_lock);
+	return -ESRCH;
+}
+
+/* Ends every process VM still running (SIGTERM was sent: a bounded wait,
+ * then SIGKILL) before the daemon goes; removes the consoles of those
+ * verified clean. */
+static void stop_process_vms(struct run *r)
+{
+	struct timespec t0, nap = { 0, 20000000L };
+
+	proc_stop_all(r);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; r->vms && i < r->sc.nvms; i++)
+		while (!proc_ended(&r->vms[i]) && since(&t0) < 5)
+			nanosleep(&nap, NULL);
+	for (size_t i = 0; r->vms && i < r->sc.nvms; i++) {
+		struct vm_run *v = &r->vms[i];
+
+		if (!v->pid)
+			continue;
+		if (!proc_ended(v)) {
+			kill(v->pid, SIGKILL);
+			if (waitpid(v->pid, &v->wstatus, 0) > 0)
+				v->reaped = true;
+		}
+		if (v->proc_ok)
+			unlink(v->console);
+	}
+}
+
 static int start_workloads(struct run *r)
 {
 	struct mvg_config cfg;
@@ -708,7 +1141,7 @@ static int start_workloads(struct run *r)
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 
-		if (v->cfg->vmm_qemu)
+		if (v->cfg->vmm_qemu || v->cfg->vmm_process)
 			continue;
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.kind = v->cfg->workload;
@@ -759,10 +1192,12 @@ static void print_summary(const struct run *r)
 				vm->name, mb(vm->memsize));
 		else
 			fprintf(r->out,
-				"  vm %-16s %8.1f MB  %-8s %2u thread%s",
+				"  vm %-16s %8.1f MB  %-8s %2u thread%s%s",
 				vm->name, mb(vm->memsize),
 				mvg_kind_name(vm->workload), vm->threads,
-				vm->threads == 1 ? "" : "s");
+				vm->threads == 1 ? "" : "s",
+				vm->vmm_process ? " in a process of its own" :
+						  "");
 		fprintf(r->out, "  %llu shares",
 			(unsigned long long)scenario_vm_shares(vm));
 		if (vm->ncpus) {
@@ -823,7 +1258,7 @@ static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 
 	if (vm_stats(r, v, &st))
 		st = v->last;
-	mvg_get_stats(v->w, &g);
+	guest_stats(v, &g);
 	t->swin_pages += st.swapin_pages - v->last.swapin_pages;
 	t->swout_pages += st.swapout_pages - v->last.swapout_pages;
 	t->zip_pages += st.zip_pages - v->last.zip_pages;
@@ -858,7 +1293,7 @@ static void publish(struct run *r, double t)
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		if (vm_stats(r, &r->vms[i], &st))
 			continue;
-		mvg_get_stats(r->vms[i].w, &g);
+		guest_stats(&r->vms[i], &g);
 		snap_vm_update(&r->snap.vms[i], &st, g.ops, g.integrity_errors,
 			       t);
 	}
@@ -905,7 +1340,7 @@ static void sample(struct run *r, double t)
 		for (size_t i = 0; i < r->sc.nvms; i++) {
 			if (vm_stats(r, &r->vms[i], &st[i]))
 				st[i] = r->vms[i].last;
-			mvg_get_stats(r->vms[i].w, &g);
+			guest_stats(&r->vms[i], &g);
 			ops[i] = g.ops;
 		}
 		pthread_mutex_lock(&r->report_lock);
@@ -962,11 +1397,13 @@ static int watch(struct run *r)
 	siginfo_t info;
 	int sig;
 
+	poll_processes(r);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 
 		vm_stats(r, v, &v->start);
 		v->last = v->start;
+		v->last_ops = v->proc_ops;
 	}
 	progress_init(&r->load_progress, r->out, r->opt.quiet || r->opt.live,
 		      "loading images");
@@ -1002,6 +1439,7 @@ static int watch(struct run *r)
 		}
 		tick++;
 		t = since(&r->t0);
+		poll_processes(r);
 		live_line(r, tick, t - prev);
 		sample(r, t);
 		publish(r, t);
@@ -1029,7 +1467,7 @@ static void collect(struct run *r)
 		if (vm_stats(r, vr, &v->st))
 			v->st = vr->last;
 		v->console_path = vr->qemu ? vr->console : NULL;
-		mvg_get_stats(vr->w, &g);
+		guest_stats(vr, &g);
 		v->ops = g.ops;
 		v->guest = g;
 		in = pages_mb(v->st.swapin_pages - vr->start.swapin_pages);
@@ -1056,6 +1494,7 @@ static void collect(struct run *r)
  * last one is not still running while the first are verified. */
 static void halt_all(struct run *r)
 {
+	proc_stop_all(r);
 	for (size_t i = 0; i < r->sc.nvms; i++)
 		mvg_request_stop(r->vms[i].w);
 	for (size_t i = 0; i < r->sc.nvms; i++)
@@ -1069,6 +1508,7 @@ static void *verifier(void *arg)
 	struct run *r = arg;
 	struct timespec t;
 	struct mvg_stats g;
+	double secs;
 	size_t i;
 	int err;
 
@@ -1077,15 +1517,30 @@ static void *verifier(void *arg)
 		struct vm_run *vr = &r->vms[i];
 
 		clock_gettime(CLOCK_MONOTONIC, &t);
+		secs = 0;
 		if (atomic_load(&r->cancel)) {
-			mvg_get_stats(vr->w, &g);
+			guest_stats(vr, &g);
 			err = -ECANCELED;
 		} else if (vr->cfg->vmm_qemu) {
 			err = verify_qemu_vm(r, vr, &g);
+		} else if (vr->cfg->vmm_process) {
+			err = verify_process_vm(r, vr, &g, &secs);
 		} else {
 			err = mvg_verify(vr->w, &r->cancel, &g);
 		}
 		pthread_mutex_lock(&r->report_lock);
+		if (vr->cfg->vmm_process) {
+			/* its ops and rate are its child's own count */
+			if (!err) {
+				v->ops = g.ops;
+				if (secs > 0)
+					v->ops_s = (double)g.ops / secs;
+			} else {
+				g.ops = v->ops;
+			}
+			if (!vr->proc_ok)
+				v->console_path = vr->console;
+		}
 		v->guest = g;
 		v->verified = !err;
 		v->verify_err = err == -ECANCELED ? 0 : err;
@@ -1500,7 +1955,8 @@ int run_main(int argc, char **argv)
 		goto out_vms;
 	if (start_vms(&r))
 		goto out_vms;
-	if (start_workloads(&r) || start_qemu_vms(&r))
+	if (start_workloads(&r) || start_daemon(&r) || start_qemu_vms(&r) ||
+	    start_process_vms(&r))
 		goto out_workloads;
 	print_summary(&r);
 	watching = !pthread_create(&watcher, NULL, lost_page_watch, &r);
@@ -1540,6 +1996,7 @@ out_workloads:
 		if (r.vms[i].w)
 			mvg_stop(r.vms[i].w);
 out_vms:
+	stop_process_vms(&r);
 	stop_qemu_vms(&r);
 	if (r.res.have_stats && !r.opt.quiet)
 		fprintf(r.out, "shutting down the VMs...\n");

@@ -825,10 +825,13 @@ static int vm_large_pages(struct parse *p, const char *value)
 
 static int vm_vmm(struct parse *p, const char *value)
 {
-	if (strcasecmp(value, "threads") && strcasecmp(value, "qemu"))
-		return fail(p, "bad vmm '%s' (expected threads or qemu)",
+	if (strcasecmp(value, "threads") && strcasecmp(value, "qemu") &&
+	    strcasecmp(value, "process"))
+		return fail(p,
+			    "bad vmm '%s' (expected threads, process or qemu)",
 			    value);
 	current_vm(p)->vmm_qemu = !strcasecmp(value, "qemu");
+	current_vm(p)->vmm_process = !strcasecmp(value, "process");
 	return 0;
 }
 
@@ -1052,6 +1055,12 @@ static const char *const thread_only_keys[] = {
 };
 static const char *const qemu_only_keys[] = { "kernel", "initrd", "append",
 					      "qemu_args" };
+/* Thread-VM keys a VM in a process of its own does not take (yet): its
+ * image (made and read in the run's process) and its balloon */
+static const char *const process_refused_keys[] = {
+	"image",     "image_os", "image_size",	   "image_seed",
+	"image_mix", "balloon",	 "balloon_target",
+};
 
 static void note_vm_key(struct parse *p, const char *name)
 {
@@ -1068,6 +1077,14 @@ static void note_vm_key(struct parse *p, const char *name)
 		if (!strcmp(name, qemu_only_keys[i]) && !vm->qemu_key) {
 			vm->qemu_key = qemu_only_keys[i];
 			vm->qemu_key_line = p->line;
+		}
+	for (size_t i = 0;
+	     i < sizeof(process_refused_keys) / sizeof(process_refused_keys[0]);
+	     i++)
+		if (!strcmp(name, process_refused_keys[i]) &&
+		    !vm->process_key) {
+			vm->process_key = process_refused_keys[i];
+			vm->process_key_line = p->line;
 		}
 }
 
@@ -1456,6 +1473,11 @@ static int finish(struct parse *p)
 				p, vm->thread_key_line,
 				"[vm %s] has vmm = qemu but sets %s, which only guest threads take (expected memsize, seed, shares, reservation, limit, kernel, initrd, append or qemu_args)",
 				vm->name, vm->thread_key);
+		if (vm->vmm_process && vm->process_key)
+			return fail_at(
+				p, vm->process_key_line,
+				"[vm %s] has vmm = process but sets %s, which a VM in a process of its own does not take (expected no image or balloon keys, or vmm = threads)",
+				vm->name, vm->process_key);
 		if (!vm->vmm_qemu && vm->qemu_key)
 			return fail_at(
 				p, vm->qemu_key_line,

@@ -75,10 +75,17 @@ struct sc_vm {
 	 * threads; kernel and initrd resolved (NULL: the test guest the
 	 * project builds), append and qemu_args as written (NULL: none) */
 	bool vmm_qemu;
+	/* vmm = process: guest threads in a process of their own (`memvisor
+	 * guest-process`, guest_process.c), its agent joined to the run's
+	 * daemon as a VMM's would be */
+	bool vmm_process;
 	char *kernel, *initrd, *append, *qemu_args;
 	/* the first key set that only one kind of VM takes, and its line */
 	const char *thread_key, *qemu_key;
 	int thread_key_line, qemu_key_line;
+	/* the first key set that vmm = process refuses, and its line */
+	const char *process_key;
+	int process_key_line;
 	int line; /* of the [vm NAME] header */
 };
 

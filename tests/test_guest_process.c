@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_guest_process.c - `vmm = process` VMs (tools/guest_process.c, and
+ * how tools/run.c runs them), by running the built command: two VMs in
+ * processes of their own on an overcommitted host are both verified, with
+ * ops and with engine stats the daemon got from their agents; a VM whose
+ * process is killed during the run makes the run exit 1 naming it; the
+ * child's lines are read as they are written; a VM whose process cannot
+ * start makes the run exit 2 with the child's reason; a pinned VM's whole
+ * process runs on its CPU.
+ *
+ * Every wait polls the command's output or its exit with a deadline; none
+ * sleeps to let something happen.
+ */
+#include "../tools/guest_process.c"
+
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "helper.h"
+
+/* Longest a step may take on a loaded machine before it counts as hung. */
+#define STEP_MS 90000
+#define POLL_MS 20
+
+struct fixture {
+	char dir[64]; /* a fresh directory (swap files and consoles too) */
+	char bin[PATH_MAX + 16]; /* the memvisor command */
+	char out[128]; /* its stdout and stderr */
+	char json[128]; /* its --json report */
+	pid_t pid; /* running, or 0 */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	th_memvisor_bin(f->bin, sizeof(f->bin));
+	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-gp-test-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
+	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
+	/* the run's consoles and daemon socket go here, not into /tmp */
+	setenv("TMPDIR", f->dir, 1);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static void scenario(struct fixture *f, const char *body, char *path,
+		     size_t len)
+{
+	char *text;
+
+	snprintf(path, len, "%s/s.ini", f->dir);
+	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
+			     body) > 0);
+	th_put(path, text);
+	free(text);
+}
+
+static void start(struct fixture *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	f->pid = th_spawn_va(f->bin, f->out, ap);
+	va_end(ap);
+}
+
+/* Waits until the output holds what; returns the output from there. */
+static char *wait_output(struct fixture *f, const char *what)
+{
+	uint64_t until = th_now_ms() + STEP_MS;
+	char *text, *at;
+	int status;
+
+	for (;;) {
+		text = th_slurp(f->out);
+		at = strstr(text, what);
+		if (at) {
+			at = strdup(at);
+			free(text);
+			return at;
+		}
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("memvisor ended before printing '%s':\n%s",
+				 what, text);
+		}
+		free(text);
+		if (th_now_ms() > until)
+			fail_msg("no '%s' from memvisor in %d ms", what,
+				 STEP_MS);
+		th_nap_ms(POLL_MS);
+	}
+}
+
+static cJSON *report(struct fixture *f)
+{
+	char *text = th_slurp(f->json);
+	cJSON *root = cJSON_Parse(text);
+
+	if (!root)
+		fail_msg("the report is not JSON: '%s'", text);
+	free(text);
+	return root;
+}
+
+static double jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("no number '%s' in the report", key);
+	return cJSON_GetNumberValue(v);
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	if (!s)
+		fail_msg("no string '%s' in the report", key);
+	return s;
+}
+
+/* Two 24 MiB VMs, each in its own process, on a 32 MiB host. */
+static const char two_processes[] =
+	"memsize = 32M\nduration = 2\n"
+	"[vm a]\nmemsize = 24M\nworkload = kvstore\nvmm = process\nseed = 3\n"
+	"[vm b]\nmemsize = 24M\nworkload = random\nvmm = process\nseed = 4\n"
+	"threads = 2\n";
+
+static void
+test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	double consumed = 0, swapped = 0;
+	cJSON *root, *vms, *vm;
+
+	scenario(f, two_processes, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 0);
+	vms = cJSON_GetObjectItem(root, "vms");
+	assert_int_equal(cJSON_GetArraySize(vms), 2);
+	for (int i = 0; i < 2; i++) {
+		vm = cJSON_GetArrayItem(vms, i);
+		assert_string_equal(jstr(vm, "vmm"), "process");
+		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(vm, "verified")));
+		assert_int_equal(jnum(vm, "integrity_errors"), 0);
+		assert_true(jnum(vm, "ops") > 0);
+		assert_true(jnum(vm, "ops_s") > 0);
+		/* from the daemon: what each agent reported */
+		assert_true(jnum(vm, "consumed_mb") > 0);
+		consumed += jnum(vm, "consumed_mb");
+		swapped += jnum(vm, "swcur_mb");
+	}
+	/* 48 MiB of guests on 32: the daemon's grants made them reclaim */
+	assert_true(consumed < 32);
+	assert_true(swapped > 0 || consumed < 24);
+	cJSON_Delete(root);
+}
+
+/* A long run whose VM a's process is killed: the run says so at once,
+ * and ends (here by SIGINT) with status 1, naming the VM. */
+static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], *from;
+	cJSON *root;
+	int pid = 0;
+
+	scenario(f,
+		 "memsize = 64M\nduration = 600\n"
+		 "[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
+		 "[vm b]\nmemsize = 8M\nworkload = idle\nvmm = process\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	/* the daemon's log names the pid of the agent of VM a */
+	from = wait_output(f, "VM a (pid ");
+	assert_int_equal(sscanf(from, "VM a (pid %d", &pid), 1);
+	free(from);
+	assert_true(pid > 1 && pid != f->pid);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	free(wait_output(f, "VM a: its process"));
+	kill(f->pid, SIGINT);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 1);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 1);
+	assert_non_null(strstr(jstr(root, "error"), "VM a: its process"));
+	assert_non_null(strstr(jstr(root, "error"), "killed by signal 9"));
+	cJSON_Delete(root);
+}
+
+/* Its own host refuses the VM (all of it reserved, more than its memsize
+ * less minFree): a VM that could not start, exit status 2, with the
+ * child's reason. */
+static void test_process_vm_that_cannot_start_exits_2_with_why(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160];
+	cJSON *root;
+
+	scenario(f,
+		 "memsize = 256M\nduration = 600\n"
+		 "[vm a]\nmemsize = 16M\nreservation = 16M\nvmm = process\n",
+		 ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
+	root = report(f);
+	assert_int_equal(jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(jstr(root, "error"),
+			       "VM a: its process could not start: cannot "
+			       "create the VM"));
+	cJSON_Delete(root);
+}
+
+/* A pinned process VM's whole process runs on its CPU: set before exec,
+ * so the engine's threads are there too. */
+static void test_pinned_process_vm_runs_on_its_cpu(void **state)
+{
+	struct fixture *f = *state;
+	char ini[160], body[256], path[64], *from, *text, *line;
+	cpu_set_t set;
+	int pid = 0, cpu = -1;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
+		if (CPU_ISSET(c, &set))
+			cpu = c; /* the lowest usable */
+	assert_true(cpu >= 0);
+	snprintf(body, sizeof(body),
+		 "memsize = 64M\nduration = 600\n"
+		 "[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
+		 "cpus = %d\n",
+		 cpu);
+	scenario(f, body, ini, sizeof(ini));
+	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	from = wait_output(f, "VM a (pid ");
+	assert_int_equal(sscanf(from, "VM a (pid %d", &pid), 1);
+	free(from);
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	text = th_slurp(path);
+	line = strstr(text, "Cpus_allowed_list:");
+	assert_non_null(line);
+	assert_int_equal(atoi(line + strlen("Cpus_allowed_list:")), cpu);
+	line = strchr(line, '\n');
+	assert_non_null(line);
+	/* one CPU: no list or range after it */
+	assert_null(
+		memchr(strstr(text, "Cpus_allowed_list:"), ',',
+		       (size_t)(line - strstr(text, "Cpus_allowed_list:"))));
+	assert_null(
+		memchr(strstr(text, "Cpus_allowed_list:"), '-',
+		       (size_t)(line - strstr(text, "Cpus_allowed_list:"))));
+	free(text);
+	kill(f->pid, SIGINT);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
+}
+
+static void test_parse_reads_each_kind_of_line(void **state)
+{
+	struct guest_process_line gl;
+
+	(void)state;
+	guest_process_parse("MVPROC ops=12 errors=0", &gl);
+	assert_int_equal(gl.kind, GP_OPS);
+	assert_int_equal(gl.ops, 12);
+	guest_process_parse(
+		"MVPROC verdict=ok ops=99 errors=0 pages=7 secs=2.500", &gl);
+	assert_int_equal(gl.kind, GP_VERDICT);
+	assert_true(gl.ok);
+	assert_int_equal(gl.ops, 99);
+	assert_int_equal(gl.pages, 7);
+	assert_true(gl.secs > 2.4 && gl.secs < 2.6);
+	guest_process_parse(
+		"MVPROC verdict=fail ops=5 errors=3 pages=1 secs=1.0", &gl);
+	assert_int_equal(gl.kind, GP_VERDICT);
+	assert_false(gl.ok);
+	assert_int_equal(gl.errors, 3);
+	guest_process_parse("MVPROC first_error=page 4 differs", &gl);
+	assert_int_equal(gl.kind, GP_FIRST_ERROR);
+	assert_string_equal(gl.text, "page 4 differs");
+	guest_process_parse("MVPROC error=cannot create the VM", &gl);
+	assert_int_equal(gl.kind, GP_ERROR);
+	guest_process_parse("memvisor guest-process a: ops=1 errors=0", &gl);
+	assert_int_equal(gl.kind, GP_NONE);
+}
+
+/* Run by hand with bad arguments it says so on stdout and exits 2. */
+static void test_bad_arguments_exit_2_with_an_error_line(void **state)
+{
+	struct fixture *f = *state;
+	char *text;
+
+	start(f, GUEST_PROCESS_CMD, "--name", "x", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
+	text = th_slurp(f->out);
+	assert_non_null(strstr(text, "MVPROC error=bad arguments"));
+	free(text);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_reads_each_kind_of_line),
+		T(test_bad_arguments_exit_2_with_an_error_line),
+		T(test_two_process_vms_on_an_overcommitted_host_are_verified),
+		T(test_killed_process_vm_makes_the_run_exit_1_naming_it),
+		T(test_process_vm_that_cannot_start_exits_2_with_why),
+		T(test_pinned_process_vm_runs_on_its_cpu),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
