@@ -101,6 +101,8 @@ void mv__host_link_vm(struct mv_host *h, struct mv_vm *vm)
 	vm->next = h->vms;
 	h->vms = vm;
 	h->nvms++;
+	if (!vm->remote)
+		atomic_fetch_add(&h->local_vms, 1);
 	pthread_mutex_unlock(&h->vms_lock);
 }
 
@@ -113,6 +115,8 @@ void mv__host_unlink_vm(struct mv_host *h, struct mv_vm *vm)
 		if (*p == vm) {
 			*p = vm->next;
 			h->nvms--;
+			if (!vm->remote)
+				atomic_fetch_sub(&h->local_vms, 1);
 			break;
 		}
 	}

@@ -106,6 +106,9 @@ struct mv_host {
 	pthread_mutex_t vms_lock; /* protects vms and nvms */
 	struct mv_vm *vms; /* list of VMs, newest first */
 	uint32_t nvms;
+	/* VMs of this process (not remote): only they can be reclaimed
+	 * here; written under vms_lock, read relaxed */
+	_Atomic uint32_t local_vms;
 	_Atomic uint32_t next_vm_id; /* ids for swap file names and seeds */
 
 	pthread_t sched; /* the memory scheduler (sched.c) */

@@ -745,7 +745,10 @@ static bool reclaim_per_vm(struct mv_host *h, struct view *w)
 			atomic_store(&h->sched_stuck, false);
 		return true;
 	}
-	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0)
+	/* with remote VMs only, their agents reclaim to their grants: a
+	 * budget all granted is not "nothing could be swapped out" */
+	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0 &&
+	    atomic_load_explicit(&h->local_vms, memory_order_relaxed))
 		mv__host_set_msg(
 			h,
 			"host out of machine memory and nothing could be swapped out (see swap errors): faults wait, then go over the budget");
@@ -787,7 +790,10 @@ nothing:
 		atomic_store(&h->sched_stuck, false);
 		return true;
 	}
-	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0)
+	/* with remote VMs only, their agents reclaim to their grants: a
+	 * budget all granted is not "nothing could be swapped out" */
+	if (!atomic_exchange(&h->sched_stuck, true) && free_pages(h) == 0 &&
+	    atomic_load_explicit(&h->local_vms, memory_order_relaxed))
 		mv__host_set_msg(
 			h,
 			"host out of machine memory and nothing could be swapped out (see swap errors): faults wait, then go over the budget");
