@@ -80,9 +80,10 @@
  * verification is waited for; each verifies itself and prints its verdict
  * (waited for with a bound that grows with its memsize; none: the VM is
  * unverified, exit status 1); what still runs at the teardown gets SIGTERM,
- * a bounded wait and SIGKILL, before the daemon goes.  A child is pinned
- * (sched_setaffinity before exec) when its VM has cpus, so that every one
- * of its threads, the engine's too, runs there.
+ * a bounded wait and SIGKILL, before the daemon goes.  A VM with cpus
+ * gives them to its child (--cpus): its guest threads are made there and
+ * the engine's fault and reclaim threads follow them (Mem.ServiceAffinity);
+ * the process as a whole is not pinned (guest_process.c says why).
  *
  * Invariants: a workload is stopped before its VM is destroyed, and every
  * VM before the host; the exit status is 0 only when every workload was
@@ -916,7 +917,7 @@ static int start_process_vms(struct run *r)
 	for (size_t i = 0; i < r->sc.nvms; i++) {
 		struct vm_run *v = &r->vms[i];
 		const struct sc_vm *c = v->cfg;
-		char a[20][64], zipf[32];
+		char a[20][64], zipf[32], cpus[1024];
 		const char *argv[48];
 		sigset_t none;
 		int n = 0, fd;
@@ -988,6 +989,23 @@ static int start_process_vms(struct run *r)
 		snprintf(a[11], sizeof(a[11]), "--write-pct1=%u",
 			 c->write_pct1);
 		argv[n++] = a[11];
+		if (c->ncpus) {
+			/* its vCPUs there, the engine's service following
+			 * them (guest_process.c says why not the process) */
+			size_t used =
+				(size_t)snprintf(cpus, sizeof(cpus), "--cpus=");
+
+			for (int k = 0; k < CPU_SETSIZE && used < sizeof(cpus);
+			     k++)
+				if (CPU_ISSET(k, &c->cpus))
+					used += (size_t)snprintf(
+						cpus + used,
+						sizeof(cpus) - used, "%s%d",
+						cpus[used - 1] == '=' ? "" :
+									",",
+						k);
+			argv[n++] = cpus;
+		}
 		argv[n] = NULL;
 		sigemptyset(&none);
 		pid = fork();
@@ -999,8 +1017,6 @@ static int start_process_vms(struct run *r)
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
 			if (getppid() != self)
 				_exit(127);
-			if (c->ncpus)
-				sched_setaffinity(0, sizeof(c->cpus), &c->cpus);
 			if (devnull >= 0)
 				dup2(devnull, 0);
 			dup2(fd, 1);
