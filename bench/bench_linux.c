@@ -991,7 +991,7 @@ static void pin_line(const struct ctx *x)
 		CPU_ZERO(&set);
 	scenario_cpus_format(&set, cpus, sizeof(cpus));
 	fprintf(x->out,
-		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: cpus = in its scenario, the VM's whole process, or its guest threads with --vmm threads; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
+		"  kvstore cases: VMs pinned round-robin to CPUs %s, one CPU each, on both sides, as VM hosts pin vCPUs (memvisor: cpus = in its scenario, its guest threads there and its fault and reclaim threads beside them; Linux: the VM's whole process); the default case runs its own scenario, unpinned\n",
 		cpus[0] ? cpus : "?");
 }
 
