@@ -60,6 +60,9 @@
 #include "zcache.h"
 
 #define MV_MAX_FAULT_THREADS 16
+/* An agent's host keeps ESX's minFree of its grant divided by this free:
+ * the daemon's host keeps the machine's (agent.c) */
+#define MV_AGENT_MINFREE_DIV 4
 /* Mappings (VMAs) a VM adds: guest memory, staging, sample area, fault
  * thread stacks and guards and their stop page, its reclaim thread's
  * (vm.c, fault.c, maps.c) */

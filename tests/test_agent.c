@@ -42,6 +42,7 @@ struct report {
 	uint64_t vm_consumed; /* pages */
 	uint64_t host_consumed;
 	uint64_t host_memsize;
+	uint64_t host_minfree;
 	uint64_t bad_pages; /* after a verify; else 0 */
 	int err; /* setup failure in the child, -errno */
 };
@@ -115,6 +116,7 @@ static void serve(int fd, mv_host *h, mv_vm *vm, mv_agent *a)
 		r.vm_consumed = atomic_load(&vm->consumed_pages);
 		r.host_consumed = atomic_load(&h->consumed_pages);
 		r.host_memsize = atomic_load(&h->memsize_pages);
+		r.host_minfree = atomic_load(&h->minfree_pages);
 		if (write(fd, &r, sizeof(r)) != sizeof(r))
 			break;
 	}
@@ -334,6 +336,9 @@ static void test_agent_process_shrinks_to_a_smaller_grant(void **state)
 	assert_true(before >= VM_PAGES - VM_PAGES / 16);
 	assert_int_equal(r.info.grant_bytes, VM_BYTES);
 	assert_int_equal(r.host_memsize, VM_PAGES);
+	/* the daemon keeps the machine's minFree: the agent a quarter */
+	assert_int_equal(r.host_minfree, (mv_minfree_bytes(VM_BYTES) >> 12) /
+						 MV_AGENT_MINFREE_DIV);
 	/* a limit of half: the grant follows, the child reclaims, acks, and
 	 * only then the frames come back */
 	assert_int_equal(mv_vm_set_limit(remote_vm(), VM_BYTES / 2), 0);
