@@ -555,6 +555,36 @@ test_a_write_to_a_read_zero_page_never_faults_on_its_server(void **state)
 }
 
 /*
+ * The race below, set up: a read of page 3 maps the kernel's zero page
+ * over pages 0-15 and is paused before it protects them; meanwhile the
+ * guest writes 0x5a over the first half of page 4; then the protection
+ * goes ahead (refused by the kernel if refuse).  Returns page 4.
+ */
+static uint8_t *write_during_zero_read(mv_vm *vm, bool refuse)
+{
+	struct zero_reader z = { 0 };
+	uint8_t *m = mv_vm_mem(vm), *q = m + 4 * MV_PAGE_SIZE;
+	pthread_t th;
+
+	mv__inject_pause(MV_INJ_UFFD_WP);
+	z.page = m + 3 * MV_PAGE_SIZE;
+	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
+	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
+	memset(q, 0x5a, MV_PAGE_SIZE / 2);
+	if (refuse) /* the paused protection is the one refused */
+		mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, EAGAIN);
+	mv__inject_resume();
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (refuse) {
+		assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
+		mv__inject_reset();
+	}
+	assert_true(z.zero);
+	th_quiesce(vm);
+	return q;
+}
+
+/*
  * A write to a neighbour of a read ZERO page that lands after the kernel's
  * zero page is mapped over the read's run but before the run is
  * write-protected makes the guest a page of its own, with no fault (the
@@ -568,7 +598,6 @@ test_a_write_to_a_read_zero_page_never_faults_on_its_server(void **state)
  */
 static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 {
-	struct zero_reader z = { 0 };
 	struct zero_writer w = { 0 };
 	struct th_host t;
 	unsigned lost = 0;
@@ -579,17 +608,7 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 	(void)state;
 	vm = zero_vm(&t);
 	m = mv_vm_mem(vm);
-	q = m + 4 * MV_PAGE_SIZE;
-	/* the read of page 3 maps pages 0-15 and stops before protecting */
-	mv__inject_pause(MV_INJ_UFFD_WP);
-	z.page = m + 3 * MV_PAGE_SIZE;
-	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
-	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
-	memset(q, 0x5a, MV_PAGE_SIZE / 2);
-	mv__inject_resume();
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_true(z.zero);
-	th_quiesce(vm);
+	q = write_during_zero_read(vm, false);
 	/* the rest of the fill comes after the protection: it faults */
 	w.byte = q + MV_PAGE_SIZE - 1;
 	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
@@ -611,34 +630,20 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
  * mapped, unprotected, and the write that landed in between is kept (it
  * was dropped with the run before).
  */
+
 static void
 test_a_write_racing_a_refused_zero_page_protection_is_kept(void **state)
 {
-	struct zero_reader z = { 0 };
 	struct mv_vm_stats st;
 	struct th_host t;
 	unsigned lost = 0;
 	uint8_t *m, *q;
-	pthread_t th;
 	mv_vm *vm;
 
 	(void)state;
 	vm = zero_vm(&t);
 	m = mv_vm_mem(vm);
-	q = m + 4 * MV_PAGE_SIZE;
-	mv__inject_pause(MV_INJ_UFFD_WP);
-	z.page = m + 3 * MV_PAGE_SIZE;
-	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
-	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
-	memset(q, 0x5a, MV_PAGE_SIZE / 2);
-	/* the paused protection is the one refused */
-	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, EAGAIN);
-	mv__inject_resume();
-	assert_int_equal(pthread_join(th, NULL), 0);
-	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
-	mv__inject_reset();
-	assert_true(z.zero);
-	th_quiesce(vm);
+	q = write_during_zero_read(vm, true);
 	memset(q + MV_PAGE_SIZE / 2, 0xa5, MV_PAGE_SIZE / 2);
 	for (unsigned i = 0; i < MV_PAGE_SIZE; i++)
 		lost += q[i] != (i < MV_PAGE_SIZE / 2 ? 0x5a : 0xa5);
