@@ -22,6 +22,17 @@
  * clock over the whole; the kernel's first touch the same way, and
  * memvisor with Mem.FaultAroundPages 16 and Mem.FaultThreads 1 and 2.
  *
+ * Then the pinned figures (the service beside the vCPUs): the guest thread
+ * pinned to one CPU writes N fresh pages in address order, one page a
+ * fault, served by memvisor with Mem.ServiceAffinity 0 (its fault thread
+ * wherever the scheduler puts it) and 1 (the fault thread follows the
+ * guest onto its CPU), beside the raw handler pinned to the guest's CPU
+ * and, second floor, to another, and the kernel's first touch pinned the
+ * same way; the order of the five flips from one trial to the next.  They
+ * need two CPUs: with one they are skipped, saying so.  A ServiceAffinity
+ * 1 run whose service did not end up on the guest's one CPU, or a 0 run
+ * whose service moved, fails the benchmark.
+ *
  * Only the guest's loop is timed: creating hosts and VMs, and checking what
  * the guest sees afterwards, are not.  After every engine run each page must
  * read as zeros plus the guest's byte and the VM's counters must add up, or
@@ -41,6 +52,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +84,16 @@ enum figure {
 	MV16_SEQ, /* memvisor, Mem.FaultAroundPages=16 */
 	MV16_RAND,
 	NFIGURES
+};
+
+/*
+ * Where a run's threads go: the guest (the calling thread, for the touch
+ * only) and the raw handler on one CPU each, -1 where the scheduler puts
+ * them; the engine's Mem.ServiceAffinity.  NULL: nothing pinned, defaults.
+ */
+struct pin {
+	int guest_cpu, handler_cpu;
+	unsigned service_affinity;
 };
 
 struct floor_handler {
@@ -137,6 +159,37 @@ static int map_pages(uint64_t npages, uint8_t **out)
 	return 0;
 }
 
+/* cpu -1: nothing; else the calling thread moves to cpu alone, its mask
+ * before in *was, until unpin_self(cpu, was). */
+static int pin_self(int cpu, cpu_set_t *was)
+{
+	cpu_set_t one;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_getaffinity(0, sizeof(*was), was) < 0 ||
+	    sched_setaffinity(0, sizeof(one), &one) < 0) {
+		fprintf(stderr,
+			"memvisor bench fault: cannot pin the guest to CPU %d: %s\n",
+			cpu, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int unpin_self(int cpu, const cpu_set_t *was)
+{
+	if (cpu >= 0 && sched_setaffinity(0, sizeof(*was), was) < 0) {
+		fprintf(stderr,
+			"memvisor bench fault: cannot unpin the guest: %s\n",
+			strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* The guest: one write per page, in order[] or address order; us/page. */
 static double touch(uint8_t *mem, const uint64_t *order, uint64_t npages)
 {
@@ -197,17 +250,18 @@ static int uffd_open(int *out)
 	return 0;
 }
 
-/*
- * The raw userfaultfd round trip; us/page in *us.  bench_zip.c puts its
- * compressed fault-ins beside it too.
- */
-int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
-		     const uint8_t *src, double *us)
+/* The raw userfaultfd round trip, threads where pin puts them (NULL:
+ * anywhere); us/page in *us. */
+static int uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
+		      const uint8_t *src, const struct pin *pin, double *us)
 {
 	struct floor_handler fh = { .poll_first = poll_first,
 				    .npages = npages,
 				    .src = src };
+	int guest_cpu = pin ? pin->guest_cpu : -1;
 	struct uffdio_register reg;
+	pthread_attr_t attr;
+	cpu_set_t cpus, was;
 	pthread_t thread;
 	uint8_t *mem;
 	int err;
@@ -233,13 +287,28 @@ int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 			strerror(errno));
 		goto out_mem;
 	}
-	err = -pthread_create(&thread, NULL, floor_main, &fh);
+	err = pin_self(guest_cpu, &was);
 	if (err)
 		goto out_mem;
+	pthread_attr_init(&attr);
+	if (pin && pin->handler_cpu >= 0) {
+		CPU_ZERO(&cpus);
+		CPU_SET(pin->handler_cpu, &cpus);
+		err = -pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
+	}
+	if (!err)
+		err = -pthread_create(&thread, &attr, floor_main, &fh);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		unpin_self(guest_cpu, &was);
+		goto out_mem;
+	}
 	bench_watch("raw userfaultfd floor", npages);
 	*us = touch(mem, order, npages);
 	pthread_join(thread, NULL);
-	err = fh.err;
+	err = unpin_self(guest_cpu, &was);
+	if (!err)
+		err = fh.err;
 	if (err)
 		fprintf(stderr,
 			"memvisor bench fault: raw userfaultfd handler: %s\n",
@@ -253,18 +322,33 @@ out_uffd:
 	return err;
 }
 
-/* The kernel's own first-touch fault, for context. */
-static int kernel_run(uint64_t npages, double *us)
+/* The same, unpinned; bench_zip.c puts its compressed fault-ins beside it
+ * too. */
+int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
+		     const uint8_t *src, double *us)
 {
+	return uffd_floor(npages, order, poll_first, src, NULL, us);
+}
+
+/* The kernel's own first-touch fault, for context; the guest where pin
+ * puts it (NULL: anywhere). */
+static int kernel_run(uint64_t npages, const struct pin *pin, double *us)
+{
+	int cpu = pin ? pin->guest_cpu : -1;
+	cpu_set_t was;
 	uint8_t *mem;
 	int err;
 
 	err = map_pages(npages, &mem);
 	if (err)
 		return err;
-	*us = touch(mem, NULL, npages);
+	err = pin_self(cpu, &was);
+	if (!err) {
+		*us = touch(mem, NULL, npages);
+		err = unpin_self(cpu, &was);
+	}
 	munmap(mem, npages * MV_PAGE_SIZE);
-	return 0;
+	return err;
 }
 
 /*
@@ -303,15 +387,47 @@ static int check_stats(mv_vm *vm, uint64_t npages, const char *what,
 	return 0;
 }
 
-/* memvisor's fault service on a fresh VM; us/page and faults/page. */
+/*
+ * With the guest pinned to one CPU, Mem.ServiceAffinity 1 must have moved
+ * the fault thread to that CPU alone, and 0 must have left it alone: else
+ * the pinned figures would measure something else.
+ */
+static int check_service(mv_vm *vm, const struct pin *pin, const char *what)
+{
+	struct mv_vm_stats st;
+	int err;
+
+	err = mv_vm_stats(vm, &st);
+	if (err)
+		return err;
+	if (pin->service_affinity ?
+		    st.service_cpus == 1 && st.service_moves > 0 &&
+			    !st.service_affinity_errors :
+		    !st.service_moves)
+		return 0;
+	fprintf(stderr,
+		"memvisor bench fault: %s: the service may use %u CPUs after %" PRIu64
+		" moves and %" PRIu64 " refusals\n",
+		what, st.service_cpus, st.service_moves,
+		st.service_affinity_errors);
+	return -EIO;
+}
+
+/* memvisor's fault service on a fresh VM, the guest where pin puts it
+ * (NULL: anywhere, default settings); us/page and faults/page. */
 static int engine_run(uint64_t npages, unsigned fault_around,
-		      const uint64_t *order, const char *swapdir, double *us,
-		      double *faults_per_page)
+		      const uint64_t *order, const struct pin *pin,
+		      const char *swapdir, double *us, double *faults_per_page)
 {
 	const char *what = order ? "memvisor, random order" :
-				   "memvisor, address order";
+			   !pin	 ? "memvisor, address order" :
+			   pin->service_affinity ?
+				  "memvisor, pinned guest, ServiceAffinity=1" :
+				  "memvisor, pinned guest, ServiceAffinity=0";
+	int cpu = pin ? pin->guest_cpu : -1;
 	struct mv_host_config hc;
 	struct mv_vm_config vc;
+	cpu_set_t was;
 	mv_host *host;
 	mv_vm *vm;
 	int err;
@@ -321,6 +437,8 @@ static int engine_run(uint64_t npages, unsigned fault_around,
 	hc.memsize_bytes = 2 * npages * MV_PAGE_SIZE + (64u << 20);
 	hc.swapdir = swapdir;
 	hc.settings.fault_around_pages = fault_around;
+	if (pin)
+		hc.settings.service_affinity = pin->service_affinity;
 	err = mv_host_create(&hc, &host);
 	if (err) {
 		fprintf(stderr,
@@ -337,12 +455,21 @@ static int engine_run(uint64_t npages, unsigned fault_around,
 			mv_host_errmsg(host));
 		goto out_host;
 	}
+	/* pinned only now: the engine's threads, made above, are not */
+	err = pin_self(cpu, &was);
+	if (err)
+		goto out_vm;
 	bench_watch(what, npages);
 	*us = touch(mv_vm_mem(vm), order, npages);
 	bench_watch(NULL, 0);
-	err = check_pages(mv_vm_mem(vm), npages, what);
+	err = unpin_self(cpu, &was);
+	if (!err)
+		err = check_pages(mv_vm_mem(vm), npages, what);
 	if (!err)
 		err = check_stats(vm, npages, what, faults_per_page);
+	if (!err && pin)
+		err = check_service(vm, pin, what);
+out_vm:
 	mv_vm_destroy(vm);
 out_host:
 	mv_host_destroy(host);
@@ -360,25 +487,25 @@ static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
 
 	err = bench_uffd_floor(npages, NULL, false, src, &us[FLOOR_SEQ]);
 	if (!err)
-		err = engine_run(npages, 1, NULL, swapdir, &us[MV1_SEQ],
+		err = engine_run(npages, 1, NULL, NULL, swapdir, &us[MV1_SEQ],
 				 &fpp[MV1_SEQ]);
 	if (!err)
 		err = bench_uffd_floor(npages, order, false, src,
 				       &us[FLOOR_RAND]);
 	if (!err)
-		err = engine_run(npages, 1, order, swapdir, &us[MV1_RAND],
+		err = engine_run(npages, 1, order, NULL, swapdir, &us[MV1_RAND],
 				 &fpp[MV1_RAND]);
 	if (!err)
 		err = bench_uffd_floor(npages, NULL, true, src,
 				       &us[FLOOR_POLL]);
 	if (!err)
-		err = kernel_run(npages, &us[KERNEL]);
+		err = kernel_run(npages, NULL, &us[KERNEL]);
 	if (!err)
-		err = engine_run(npages, 16, NULL, swapdir, &us[MV16_SEQ],
+		err = engine_run(npages, 16, NULL, NULL, swapdir, &us[MV16_SEQ],
 				 &fpp[MV16_SEQ]);
 	if (!err)
-		err = engine_run(npages, 16, order, swapdir, &us[MV16_RAND],
-				 &fpp[MV16_RAND]);
+		err = engine_run(npages, 16, order, NULL, swapdir,
+				 &us[MV16_RAND], &fpp[MV16_RAND]);
 	return err;
 }
 
@@ -598,6 +725,125 @@ out:
 	return err;
 }
 
+/*
+ * The pinned figures (the service beside the vCPUs): the guest thread on
+ * one CPU, in address order, one page a fault.
+ */
+enum pin_figure {
+	PIN_KERNEL, /* kernel first touch */
+	PIN_SAME, /* raw uffd, the handler on the guest's CPU */
+	PIN_OTHER, /* raw uffd, the handler on another CPU */
+	PIN_SA0, /* memvisor, Mem.ServiceAffinity=0 */
+	PIN_SA1, /* memvisor, Mem.ServiceAffinity=1 */
+	PIN_NFIGURES
+};
+
+/* The two lowest CPUs this process may use, or -ENODEV and how many. */
+static int pin_cpus(int *guest, int *other, int *count)
+{
+	cpu_set_t cpus;
+	int n = 0;
+
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) < 0)
+		return -errno;
+	*count = CPU_COUNT(&cpus);
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &cpus))
+			*(n++ ? other : guest) = c;
+	return n == 2 ? 0 : -ENODEV;
+}
+
+/* One trial: every pinned figure once, in order or (odd) reversed. */
+static int pin_trial(uint64_t npages, const uint8_t *src, const char *swapdir,
+		     int cpu, int other, bool reverse, double *us)
+{
+	const struct pin pins[PIN_NFIGURES] = {
+		[PIN_KERNEL] = { cpu, -1, 0 },	 [PIN_SAME] = { cpu, cpu, 0 },
+		[PIN_OTHER] = { cpu, other, 0 }, [PIN_SA0] = { cpu, -1, 0 },
+		[PIN_SA1] = { cpu, -1, 1 },
+	};
+	double fpp;
+	int err = 0;
+
+	for (unsigned i = 0; i < PIN_NFIGURES && !err; i++) {
+		unsigned f = reverse ? PIN_NFIGURES - 1 - i : i;
+
+		if (f == PIN_KERNEL)
+			err = kernel_run(npages, &pins[f], &us[f]);
+		else if (f == PIN_SAME || f == PIN_OTHER)
+			err = uffd_floor(npages, NULL, false, src, &pins[f],
+					 &us[f]);
+		else
+			err = engine_run(npages, 1, NULL, &pins[f], swapdir,
+					 &us[f], &fpp);
+	}
+	return err;
+}
+
+/* The pinned figures: rows, values and notes, or a note that they need two
+ * CPUs. */
+static int pin_report(struct bench_report *r, uint64_t npages, unsigned trials,
+		      const uint8_t *src, const char *swapdir)
+{
+	double us[PIN_NFIGURES], med[PIN_NFIGURES], *s;
+	int cpu = -1, other = -1, count = 0, err;
+
+	err = pin_cpus(&cpu, &other, &count);
+	if (err == -ENODEV) {
+		bench_note(
+			r,
+			"pinned guest figures skipped: they need two CPUs, and this process may use %d",
+			count);
+		return 0;
+	}
+	if (err)
+		return err;
+	s = calloc((size_t)trials * PIN_NFIGURES, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	/* s[f * trials + t] */
+	for (unsigned t = 0; t < trials && !err; t++) {
+		err = pin_trial(npages, src, swapdir, cpu, other, t & 1, us);
+		for (unsigned f = 0; f < PIN_NFIGURES && !err; f++)
+			s[f * trials + t] = us[f];
+	}
+	if (err)
+		goto out;
+	for (unsigned f = 0; f < PIN_NFIGURES; f++)
+		med[f] = bench_median(s + f * trials, trials);
+	bench_row(r, "pin_kernel", "pinned guest: kernel first touch",
+		  s + PIN_KERNEL * trials, NULL, NULL);
+	bench_row(r, "pin_floor_same",
+		  "pinned guest: uffd floor, handler same CPU",
+		  s + PIN_SAME * trials, NULL, NULL);
+	bench_row(r, "pin_floor_other",
+		  "pinned guest: uffd floor, handler other CPU",
+		  s + PIN_OTHER * trials, NULL, NULL);
+	bench_row(r, "pin_sa0", "pinned guest: memvisor, ServiceAffinity=0",
+		  s + PIN_SA0 * trials, "uffd same CPU", s + PIN_SAME * trials);
+	bench_row(r, "pin_sa1", "pinned guest: memvisor, ServiceAffinity=1",
+		  s + PIN_SA1 * trials, "uffd same CPU", s + PIN_SAME * trials);
+	bench_value(r, "pin_guest_cpu", cpu);
+	bench_value(r, "pin_other_cpu", other);
+	bench_value(r, "pin_sa1_over_sa0", med[PIN_SA1] / med[PIN_SA0]);
+	bench_value(r, "pin_sa0_other_ratio", med[PIN_SA0] / med[PIN_OTHER]);
+	bench_value(r, "pin_sa1_other_ratio", med[PIN_SA1] / med[PIN_OTHER]);
+	bench_value(r, "pin_other_over_same", med[PIN_OTHER] / med[PIN_SAME]);
+	bench_note(
+		r,
+		"guest pinned to CPU %d, FaultAroundPages=1: ServiceAffinity=1 takes %.2fx the time of =0; the raw handler on CPU %d %.2fx the time of on CPU %d",
+		cpu, med[PIN_SA1] / med[PIN_SA0], other,
+		med[PIN_OTHER] / med[PIN_SAME], cpu);
+	bench_note(
+		r,
+		"pinned, over the raw handler on the other CPU: ServiceAffinity=0 %.2fx, =1 %.2fx; the raw handler on the same CPU costs %.1fx the kernel's first touch",
+		med[PIN_SA0] / med[PIN_OTHER], med[PIN_SA1] / med[PIN_OTHER],
+		med[PIN_SAME] / med[PIN_KERNEL]);
+out:
+	free(s);
+	return err;
+}
+
 int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		const char *swapdir)
 {
@@ -669,6 +915,8 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		"uffd events per page (last trial): FaultAroundPages=1 %.3f, =16 address order %.3f, =16 random order %.3f",
 		fpp[MV1_SEQ], fpp[MV16_SEQ], fpp[MV16_RAND]);
 	err = mt_report(r, pages, trials, swapdir);
+	if (!err)
+		err = pin_report(r, pages, trials, src, swapdir);
 out:
 	free(src);
 	free(order);
