@@ -150,6 +150,7 @@ void th_put(const char *path, const char *text);
 void th_memvisor_bin(char *buf, size_t len);
 
 /* helper_proc.c: bin with argv, stdout and stderr to the file out. */
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/types.h>
 pid_t th_spawnv(const char *bin, const char *out, char *const argv[]);
@@ -158,5 +159,40 @@ pid_t th_spawn_va(const char *bin, const char *out, va_list ap);
 /* Waits for *pid to exit within ms (fails the test, showing out, if it
  * does not, or if it died of a signal); its exit status; *pid becomes 0. */
 int th_wait_exit(pid_t *pid, const char *out, unsigned ms);
+
+/*
+ * The fixture of the tests that run the memvisor command: a fresh
+ * directory for its files (scenarios, swap files, its output and its
+ * report), the command, and the process while it runs.
+ */
+struct th_cmd {
+	char dir[64]; /* a fresh directory under /var/tmp */
+	char bin[PATH_MAX + 16]; /* the memvisor command */
+	char out[128]; /* its stdout and stderr */
+	char json[128]; /* its --json report */
+	pid_t pid; /* running, or 0 */
+};
+/* For cmocka's setup: *state becomes a th_cmd whose directory is made
+ * from tmpl (mkdtemp's, in /var/tmp); -1 if it cannot be. */
+int th_cmd_setup(void **state, const char *tmpl);
+/* For cmocka's teardown: kills the command if it still runs, removes the
+ * directory and frees the fixture. */
+int th_cmd_teardown(void **state);
+/* A scenario file name in the fixture's directory, its path into path:
+ * a [host] section with the swap directory there, then body. */
+void th_cmd_scenario(struct th_cmd *f, const char *name, const char *body,
+		     char *path, size_t len);
+/* Starts the command with the arguments after f, up to a NULL, its
+ * output to f->out. */
+void th_cmd_start(struct th_cmd *f, ...);
+/* Waits up to ms until the output holds what, and returns the output from
+ * there (malloc'd); fails the test if the command ends first. */
+char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms);
+/* The command's --json report, parsed (fails the test if it is not). */
+struct cJSON;
+struct cJSON *th_cmd_report(struct th_cmd *f);
+/* A member of a report's object: a string or a number, or the test fails. */
+const char *th_jstr(const struct cJSON *o, const char *key);
+double th_jnum(const struct cJSON *o, const char *key);
 
 #endif /* MV_TEST_HELPER_H */

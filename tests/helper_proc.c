@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
  * helper_proc.c - the tests of the memvisor command: start it with its
- * output in a file, and wait for it to end, with a deadline.
+ * output in a file, wait for it to end, with a deadline, and the fixture
+ * those tests share (th_cmd: a directory of its own, its output and its
+ * --json report).
  */
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "helper.h"
@@ -67,4 +73,115 @@ int th_wait_exit(pid_t *pid, const char *out, unsigned ms)
 		fail_msg("memvisor died of signal %d",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	return WEXITSTATUS(status);
+}
+
+int th_cmd_setup(void **state, const char *tmpl)
+{
+	struct th_cmd *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	th_memvisor_bin(f->bin, sizeof(f->bin));
+	snprintf(f->dir, sizeof(f->dir), "%s", tmpl);
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
+	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
+	*state = f;
+	return 0;
+}
+
+int th_cmd_teardown(void **state)
+{
+	struct th_cmd *f = *state;
+	char cmd[200];
+
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+void th_cmd_scenario(struct th_cmd *f, const char *name, const char *body,
+		     char *path, size_t len)
+{
+	char *text;
+
+	snprintf(path, len, "%s/%s", f->dir, name);
+	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
+			     body) > 0);
+	th_put(path, text);
+	free(text);
+}
+
+void th_cmd_start(struct th_cmd *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	f->pid = th_spawn_va(f->bin, f->out, ap);
+	va_end(ap);
+}
+
+char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms)
+{
+	uint64_t until = th_now_ms() + ms;
+	char *text, *at;
+	int status;
+
+	for (;;) {
+		text = th_slurp(f->out);
+		at = strstr(text, what);
+		if (at) {
+			at = strdup(at);
+			free(text);
+			assert_non_null(at);
+			return at;
+		}
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("memvisor ended before printing '%s':\n%s",
+				 what, text);
+		}
+		free(text);
+		if (th_now_ms() > until)
+			fail_msg("no '%s' from memvisor in %u ms", what, ms);
+		th_nap_ms(PROC_POLL_MS);
+	}
+}
+
+cJSON *th_cmd_report(struct th_cmd *f)
+{
+	char *text = th_slurp(f->json);
+	cJSON *root = cJSON_Parse(text);
+
+	if (!root)
+		fail_msg("the report is not JSON: '%s'", text);
+	free(text);
+	return root;
+}
+
+const char *th_jstr(const cJSON *o, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	if (!s)
+		fail_msg("no string '%s' in the report", key);
+	return s;
+}
+
+double th_jnum(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	if (!cJSON_IsNumber(v))
+		fail_msg("no number '%s' in the report", key);
+	return cJSON_GetNumberValue(v);
 }

@@ -30,126 +30,17 @@
 
 /* Longest a step may take on a loaded machine before it counts as hung. */
 #define STEP_MS 90000
-#define POLL_MS 20
-
-struct fixture {
-	char dir[64]; /* a fresh directory (swap files and consoles too) */
-	char bin[PATH_MAX + 16]; /* the memvisor command */
-	char out[128]; /* its stdout and stderr */
-	char json[128]; /* its --json report */
-	pid_t pid; /* running, or 0 */
-};
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct th_cmd *f;
 
-	if (!f)
+	if (th_cmd_setup(state, "/var/tmp/mv-gp-test-XXXXXX"))
 		return -1;
-	th_memvisor_bin(f->bin, sizeof(f->bin));
-	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-gp-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
-	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
+	f = *state;
 	/* the run's consoles and daemon socket go here, not into /tmp */
 	setenv("TMPDIR", f->dir, 1);
-	*state = f;
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[200];
-
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", f->dir);
-	free(f);
-	return 0;
-}
-
-static void scenario(struct fixture *f, const char *body, char *path,
-		     size_t len)
-{
-	char *text;
-
-	snprintf(path, len, "%s/s.ini", f->dir);
-	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
-			     body) > 0);
-	th_put(path, text);
-	free(text);
-}
-
-static void start(struct fixture *f, ...)
-{
-	va_list ap;
-
-	va_start(ap, f);
-	f->pid = th_spawn_va(f->bin, f->out, ap);
-	va_end(ap);
-}
-
-/* Waits until the output holds what; returns the output from there. */
-static char *wait_output(struct fixture *f, const char *what)
-{
-	uint64_t until = th_now_ms() + STEP_MS;
-	char *text, *at;
-	int status;
-
-	for (;;) {
-		text = th_slurp(f->out);
-		at = strstr(text, what);
-		if (at) {
-			at = strdup(at);
-			free(text);
-			return at;
-		}
-		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
-			f->pid = 0;
-			fail_msg("memvisor ended before printing '%s':\n%s",
-				 what, text);
-		}
-		free(text);
-		if (th_now_ms() > until)
-			fail_msg("no '%s' from memvisor in %d ms", what,
-				 STEP_MS);
-		th_nap_ms(POLL_MS);
-	}
-}
-
-static cJSON *report(struct fixture *f)
-{
-	char *text = th_slurp(f->json);
-	cJSON *root = cJSON_Parse(text);
-
-	if (!root)
-		fail_msg("the report is not JSON: '%s'", text);
-	free(text);
-	return root;
-}
-
-static double jnum(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, key);
-
-	if (!cJSON_IsNumber(v))
-		fail_msg("no number '%s' in the report", key);
-	return cJSON_GetNumberValue(v);
-}
-
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	if (!s)
-		fail_msg("no string '%s' in the report", key);
-	return s;
 }
 
 /* Two 24 MiB VMs, each in its own process, on a 32 MiB host. */
@@ -162,29 +53,29 @@ static const char two_processes[] =
 static void
 test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160];
 	double consumed = 0, swapped = 0;
 	cJSON *root, *vms, *vm;
 
-	scenario(f, two_processes, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	th_cmd_scenario(f, "s.ini", two_processes, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 0);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 0);
 	vms = cJSON_GetObjectItem(root, "vms");
 	assert_int_equal(cJSON_GetArraySize(vms), 2);
 	for (int i = 0; i < 2; i++) {
 		vm = cJSON_GetArrayItem(vms, i);
-		assert_string_equal(jstr(vm, "vmm"), "process");
+		assert_string_equal(th_jstr(vm, "vmm"), "process");
 		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(vm, "verified")));
-		assert_int_equal(jnum(vm, "integrity_errors"), 0);
-		assert_true(jnum(vm, "ops") > 0);
-		assert_true(jnum(vm, "ops_s") > 0);
+		assert_int_equal(th_jnum(vm, "integrity_errors"), 0);
+		assert_true(th_jnum(vm, "ops") > 0);
+		assert_true(th_jnum(vm, "ops_s") > 0);
 		/* from the daemon: what each agent reported */
-		assert_true(jnum(vm, "consumed_mb") > 0);
-		consumed += jnum(vm, "consumed_mb");
-		swapped += jnum(vm, "swcur_mb");
+		assert_true(th_jnum(vm, "consumed_mb") > 0);
+		consumed += th_jnum(vm, "consumed_mb");
+		swapped += th_jnum(vm, "swcur_mb");
 	}
 	/* 48 MiB of guests on 32: the daemon's grants made them reclaim */
 	assert_true(consumed < 32);
@@ -196,30 +87,31 @@ test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
  * and ends (here by SIGINT) with status 1, naming the VM. */
 static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], *from;
 	cJSON *root;
 	int pid = 0;
 
-	scenario(f,
-		 "memsize = 64M\nduration = 600\n"
-		 "[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
-		 "[vm b]\nmemsize = 8M\nworkload = idle\nvmm = process\n",
-		 ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	th_cmd_scenario(
+		f, "s.ini",
+		"memsize = 64M\nduration = 600\n"
+		"[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
+		"[vm b]\nmemsize = 8M\nworkload = idle\nvmm = process\n",
+		ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
 	/* the daemon's log names the pid of the agent of VM a */
-	from = wait_output(f, "VM a (pid ");
+	from = th_cmd_wait_output(f, "VM a (pid ", STEP_MS);
 	assert_int_equal(sscanf(from, "VM a (pid %d", &pid), 1);
 	free(from);
 	assert_true(pid > 1 && pid != f->pid);
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	free(wait_output(f, "VM a: its process"));
+	free(th_cmd_wait_output(f, "VM a: its process", STEP_MS));
 	kill(f->pid, SIGINT);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 1);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 1);
-	assert_non_null(strstr(jstr(root, "error"), "VM a: its process"));
-	assert_non_null(strstr(jstr(root, "error"), "killed by signal 9"));
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 1);
+	assert_non_null(strstr(th_jstr(root, "error"), "VM a: its process"));
+	assert_non_null(strstr(th_jstr(root, "error"), "killed by signal 9"));
 	cJSON_Delete(root);
 }
 
@@ -228,19 +120,20 @@ static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
  * child's reason. */
 static void test_process_vm_that_cannot_start_exits_2_with_why(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160];
 	cJSON *root;
 
-	scenario(f,
-		 "memsize = 256M\nduration = 600\n"
-		 "[vm a]\nmemsize = 16M\nreservation = 16M\nvmm = process\n",
-		 ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	th_cmd_scenario(
+		f, "s.ini",
+		"memsize = 256M\nduration = 600\n"
+		"[vm a]\nmemsize = 16M\nreservation = 16M\nvmm = process\n",
+		ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 2);
-	assert_non_null(strstr(jstr(root, "error"),
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(th_jstr(root, "error"),
 			       "VM a: its process could not start: cannot "
 			       "create the VM"));
 	cJSON_Delete(root);
@@ -317,7 +210,7 @@ static bool pinned_as_asked(void *arg)
  * is not pinned (guest_process.c says why). */
 static void test_pinned_process_vm_runs_its_vcpus_on_its_cpu(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], body[256], *from;
 	struct pinned_view v = { 0 };
 	cpu_set_t set;
@@ -335,9 +228,9 @@ static void test_pinned_process_vm_runs_its_vcpus_on_its_cpu(void **state)
 		 "[vm a]\nmemsize = 8M\nworkload = random\nvmm = process\n"
 		 "cpus = %d\n",
 		 cpu);
-	scenario(f, body, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
-	from = wait_output(f, "VM a (pid ");
+	th_cmd_scenario(f, "s.ini", body, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	from = th_cmd_wait_output(f, "VM a (pid ", STEP_MS);
 	assert_int_equal(sscanf(from, "VM a (pid %d", &v.pid), 1);
 	free(from);
 	assert_true(th_wait_until(pinned_as_asked, &v, STEP_MS));
@@ -377,17 +270,17 @@ static void test_parse_reads_each_kind_of_line(void **state)
 /* Run by hand with bad arguments it says so on stdout and exits 2. */
 static void test_bad_arguments_exit_2_with_an_error_line(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char *text;
 
-	start(f, GUEST_PROCESS_CMD, "--name", "x", NULL);
+	th_cmd_start(f, GUEST_PROCESS_CMD, "--name", "x", NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
 	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "MVPROC error=bad arguments"));
 	free(text);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_cmd_teardown)
 
 int main(void)
 {

@@ -37,130 +37,10 @@
 
 /* Longest a step may take on a loaded machine before it counts as hung. */
 #define STEP_MS 60000
-#define POLL_MS 20
-
-struct fixture {
-	char dir[64]; /* a fresh directory under /var/tmp (swap files too) */
-	char bin[PATH_MAX + 16]; /* the memvisor command */
-	char out[128]; /* its stdout and stderr */
-	char json[128]; /* its --json report */
-	pid_t pid; /* running, or 0 */
-};
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	th_memvisor_bin(f->bin, sizeof(f->bin));
-	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-run-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
-	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[200];
-
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", f->dir);
-	free(f);
-	return 0;
-}
-
-/* A scenario file in the fixture's directory, its swap files there too. */
-static void scenario(struct fixture *f, const char *name, const char *body,
-		     char *path, size_t len)
-{
-	char *text;
-
-	snprintf(path, len, "%s/%s", f->dir, name);
-	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
-			     body) > 0);
-	th_put(path, text);
-	free(text);
-}
-
-/* Starts memvisor with args (NULL-terminated), output to f->out. */
-static void start(struct fixture *f, ...)
-{
-	va_list ap;
-
-	va_start(ap, f);
-	f->pid = th_spawn_va(f->bin, f->out, ap);
-	va_end(ap);
-}
-
-/* Waits until the output holds what; fails if the command ends first. */
-static void wait_output(struct fixture *f, const char *what)
-{
-	uint64_t until = th_now_ms() + STEP_MS;
-	char *text;
-	int status;
-
-	for (;;) {
-		text = th_slurp(f->out);
-		if (strstr(text, what)) {
-			free(text);
-			return;
-		}
-		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
-			f->pid = 0;
-			fail_msg("memvisor ended before printing '%s':\n%s",
-				 what, text);
-		}
-		free(text);
-		if (th_now_ms() > until)
-			fail_msg("no '%s' from memvisor in %d ms", what,
-				 STEP_MS);
-		th_nap_ms(POLL_MS);
-	}
-}
-
-/* Waits for the command to end within ms; returns its exit status. */
-static int wait_exit_within(struct fixture *f, unsigned ms)
-{
-	return th_wait_exit(&f->pid, f->out, ms);
-}
-
-static cJSON *report(struct fixture *f)
-{
-	char *text = th_slurp(f->json);
-	cJSON *root = cJSON_Parse(text);
-
-	if (!root)
-		fail_msg("the report is not JSON: '%s'", text);
-	free(text);
-	return root;
-}
-
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	if (!s)
-		fail_msg("no string '%s' in the report", key);
-	return s;
-}
-
-static double jnum(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, key);
-
-	if (!cJSON_IsNumber(v))
-		fail_msg("no number '%s' in the report", key);
-	return cJSON_GetNumberValue(v);
+	return th_cmd_setup(state, "/var/tmp/mv-run-test-XXXXXX");
 }
 
 /* Two small VMs that run until stopped. */
@@ -181,69 +61,72 @@ static const char slow_verify[] =
 
 static void test_sigint_during_verification_finishes_the_report(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160];
 	cJSON *root, *vm;
 
-	scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
-	wait_output(f, "reading back every page");
+	th_cmd_scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	free(th_cmd_wait_output(f, "reading back every page", STEP_MS));
 	kill(f->pid, SIGINT);
-	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 4);
-	assert_string_equal(jstr(root, "interrupted_during"), "verification");
-	assert_string_equal(jstr(root, "signal"), "SIGINT");
-	assert_non_null(strstr(jstr(root, "error"), "interrupted by SIGINT"));
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 4);
+	assert_string_equal(th_jstr(root, "interrupted_during"),
+			    "verification");
+	assert_string_equal(th_jstr(root, "signal"), "SIGINT");
+	assert_non_null(
+		strstr(th_jstr(root, "error"), "interrupted by SIGINT"));
 	vm = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "vms"), 0);
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(vm, "verified")));
-	assert_int_equal(jnum(vm, "integrity_errors"), 0);
+	assert_int_equal(th_jnum(vm, "integrity_errors"), 0);
 	cJSON_Delete(root);
 }
 
 static void
 test_two_signals_during_verification_still_leave_a_report(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160];
 	cJSON *root;
 
-	scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
-	wait_output(f, "reading back every page");
+	th_cmd_scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	free(th_cmd_wait_output(f, "reading back every page", STEP_MS));
 	kill(f->pid, SIGTERM);
 	kill(f->pid, SIGINT);
-	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 4);
-	assert_string_equal(jstr(root, "interrupted_during"), "verification");
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 4);
+	assert_string_equal(th_jstr(root, "interrupted_during"),
+			    "verification");
 	cJSON_Delete(root);
 }
 
 static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], *text;
 	cJSON *root, *vms;
 
-	scenario(f, "small.ini", small, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
+	th_cmd_scenario(f, "small.ini", small, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
 	/* the live line's header: the timed run is about to begin */
-	wait_output(f, "INTEGRITY");
+	free(th_cmd_wait_output(f, "INTEGRITY", STEP_MS));
 	kill(f->pid, SIGINT);
-	assert_int_equal(wait_exit_within(f, STEP_MS), 4);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
 	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "mappings:"));
 	free(text);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 4);
-	assert_string_equal(jstr(root, "interrupted_during"), "run");
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 4);
+	assert_string_equal(th_jstr(root, "interrupted_during"), "run");
 	vms = cJSON_GetObjectItem(root, "vms");
 	assert_int_equal(cJSON_GetArraySize(vms), 2);
 	for (int i = 0; i < 2; i++)
 		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(
 			cJSON_GetArrayItem(vms, i), "verified")));
-	assert_int_equal(jnum(root, "integrity_errors"), 0);
+	assert_int_equal(th_jnum(root, "integrity_errors"), 0);
 	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "host"),
 					    "lost_pages"));
 	cJSON_Delete(root);
@@ -251,13 +134,13 @@ static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 
 static void test_killed_run_leaves_the_earlier_report_whole(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], *text;
 
 	th_put(f->json, "{\"earlier\": true}\n");
-	scenario(f, "small.ini", small, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
-	wait_output(f, "INTEGRITY");
+	th_cmd_scenario(f, "small.ini", small, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	free(th_cmd_wait_output(f, "INTEGRITY", STEP_MS));
 	kill(f->pid, SIGKILL);
 	waitpid(f->pid, NULL, 0);
 	f->pid = 0;
@@ -268,34 +151,35 @@ static void test_killed_run_leaves_the_earlier_report_whole(void **state)
 
 static void test_vm_that_cannot_start_still_gets_a_report(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160];
 	cJSON *root;
 
 	th_put(f->json, "{\"earlier\": true}\n");
 	/* all of the host reserved: more than memsize less minFree */
-	scenario(f, "reserved.ini",
-		 "memsize = 64M\n[vm a]\nmemsize = 64M\nreservation = 64M\n",
-		 ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
-	assert_int_equal(wait_exit_within(f, STEP_MS), 2);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 2);
-	assert_non_null(strstr(jstr(root, "error"), "cannot create VM a"));
+	th_cmd_scenario(
+		f, "reserved.ini",
+		"memsize = 64M\n[vm a]\nmemsize = 64M\nreservation = 64M\n",
+		ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 2);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(th_jstr(root, "error"), "cannot create VM a"));
 	assert_null(cJSON_GetObjectItem(root, "earlier"));
 	cJSON_Delete(root);
 }
 
 static void test_dev_zero_is_refused_at_once_with_a_report(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	cJSON *root;
 
-	start(f, "run", "/dev/zero", "--json", f->json, NULL);
-	assert_int_equal(wait_exit_within(f, 10000), 2);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 2);
-	assert_non_null(strstr(jstr(root, "error"),
+	th_cmd_start(f, "run", "/dev/zero", "--json", f->json, NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, 10000), 2);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 2);
+	assert_non_null(strstr(th_jstr(root, "error"),
 			       "/dev/zero: is a character device"));
 	cJSON_Delete(root);
 }
@@ -304,7 +188,7 @@ static void test_dev_zero_is_refused_at_once_with_a_report(void **state)
  * verification starts: the workloads are stopped first. */
 static void test_many_small_vms_are_verified_in_seconds(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], vm[64];
 	size_t len = 0;
 	char *body = NULL;
@@ -319,14 +203,14 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 		fputs(vm, m);
 	}
 	assert_int_equal(fclose(m), 0);
-	scenario(f, "many.ini", body, ini, sizeof(ini));
+	th_cmd_scenario(f, "many.ini", body, ini, sizeof(ini));
 	free(body);
-	start(f, "run", ini, "--json", f->json, NULL);
-	wait_output(f, "reading back every page");
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	free(th_cmd_wait_output(f, "reading back every page", STEP_MS));
 	/* one VM after another while the others ran took about 10 minutes */
-	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
-	root = report(f);
-	assert_int_equal(jnum(root, "unverified_vms"), 0);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "unverified_vms"), 0);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "vms")),
 			 200);
 	cJSON_Delete(root);
@@ -359,7 +243,7 @@ static unsigned threads_pinned_to(pid_t pid, int cpu)
  * with them and reported with them; a VM without is none of these. */
 static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], body[256], line[64];
 	const cJSON *vms;
 	cpu_set_t usable;
@@ -378,8 +262,8 @@ static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 		 "[vm a]\nmemsize = 8M\nworkload = random\ncpus = %d\n"
 		 "[vm b]\nmemsize = 8M\nworkload = idle\n",
 		 cpu);
-	scenario(f, "pinned.ini", body, ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, NULL);
+	th_cmd_scenario(f, "pinned.ini", body, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
 	/* pinned: VM a's guest thread, and engine threads that follow it */
 	until = th_now_ms() + STEP_MS;
 	while (!threads_pinned_to(f->pid, cpu)) {
@@ -393,7 +277,7 @@ static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 				 STEP_MS);
 		th_nap_ms(1);
 	}
-	assert_int_equal(wait_exit_within(f, STEP_MS), 0);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
 	text = th_slurp(f->out);
 	snprintf(line, sizeof(line), "shares  on CPU %d\n", cpu);
 	vm_b = strstr(text, "  vm b ");
@@ -402,11 +286,11 @@ static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 	if (!strstr(text, line) || !vm_b || strstr(vm_b, "on CPU"))
 		fail_msg("not VM a alone listed on CPU %d:\n%s", cpu, text);
 	free(text);
-	root = report(f);
+	root = th_cmd_report(f);
 	vms = cJSON_GetObjectItem(root, "vms");
 	snprintf(line, sizeof(line), "%d", cpu);
-	assert_string_equal(jstr(cJSON_GetArrayItem(vms, 0), "cpus"), line);
-	assert_string_equal(jstr(cJSON_GetArrayItem(vms, 1), "cpus"), "");
+	assert_string_equal(th_jstr(cJSON_GetArrayItem(vms, 0), "cpus"), line);
+	assert_string_equal(th_jstr(cJSON_GetArrayItem(vms, 1), "cpus"), "");
 	cJSON_Delete(root);
 }
 
@@ -417,7 +301,7 @@ static double vms_sum(const cJSON *root, const char *key)
 	double sum = 0;
 
 	cJSON_ArrayForEach(vm, cJSON_GetObjectItem(root, "vms"))
-		sum += jnum(vm, key);
+		sum += th_jnum(vm, key);
 	return sum;
 }
 
@@ -430,7 +314,7 @@ static double vms_sum(const cJSON *root, const char *key)
  */
 static void test_default_scenario_shows_every_mechanism(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char src[PATH_MAX], ini[160], *text, *host, *body;
 	cJSON *root, *vm;
 
@@ -440,19 +324,19 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 	text = th_slurp(src);
 	host = strstr(text, "[host]\n");
 	assert_non_null(host);
-	/* scenario() puts its own [host] line, with the swap directory */
+	/* th_cmd_scenario() puts its own [host] line, with the swap directory */
 	body = host + strlen("[host]\n");
 	memmove(text + (host - text), body, strlen(body) + 1);
-	scenario(f, "default.ini", text, ini, sizeof(ini));
+	th_cmd_scenario(f, "default.ini", text, ini, sizeof(ini));
 	free(text);
-	start(f, "run", ini, "--duration", "8", "--json", f->json, NULL);
-	assert_int_equal(wait_exit_within(f, 4 * STEP_MS), 0);
-	root = report(f);
-	assert_int_equal(jnum(root, "integrity_errors"), 0);
-	assert_int_equal(jnum(root, "unverified_vms"), 0);
+	th_cmd_start(f, "run", ini, "--duration", "8", "--json", f->json, NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, 4 * STEP_MS), 0);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "integrity_errors"), 0);
+	assert_int_equal(th_jnum(root, "unverified_vms"), 0);
 	cJSON_ArrayForEach(vm, cJSON_GetObjectItem(root, "vms"))
 		assert_true(cJSON_IsTrue(cJSON_GetObjectItem(vm, "verified")));
-	if (!(jnum(cJSON_GetObjectItem(root, "host"), "shrdsvd_mb") > 0 &&
+	if (!(th_jnum(cJSON_GetObjectItem(root, "host"), "shrdsvd_mb") > 0 &&
 	      vms_sum(root, "zero_mb") > 0 && vms_sum(root, "shrd_mb") > 0 &&
 	      vms_sum(root, "mctlsz_mb") > 0 &&
 	      vms_sum(root, "cacheusd_mb") > 0 &&
@@ -473,14 +357,14 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 
 static void test_check_names_the_sysctl_a_scenario_needs(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], *text;
 
 	/* 4T of guest memory needs more mappings than any kernel allows */
-	scenario(f, "huge.ini", "memsize = 64T\n[vm a]\nmemsize = 4T\n", ini,
-		 sizeof(ini));
-	start(f, "check", ini, NULL);
-	assert_int_equal(wait_exit_within(f, 10000), 0);
+	th_cmd_scenario(f, "huge.ini", "memsize = 64T\n[vm a]\nmemsize = 4T\n",
+			ini, sizeof(ini));
+	th_cmd_start(f, "check", ini, NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, 10000), 0);
 	text = th_slurp(f->out);
 	assert_non_null(strstr(text, "sysctl -w vm.max_map_count="));
 	assert_non_null(strstr(text, "an upper bound"));
@@ -499,7 +383,7 @@ static bool no_qemu(void)
 
 /* The QEMU VM named name in the report: its console file's text (the
  * directory it is in is removed at teardown, through the fixture). */
-static char *qemu_console(struct fixture *f, cJSON *root, const char *name)
+static char *qemu_console(struct th_cmd *f, cJSON *root, const char *name)
 {
 	cJSON *vm;
 	char *text, cmd[300];
@@ -507,10 +391,10 @@ static char *qemu_console(struct fixture *f, cJSON *root, const char *name)
 
 	cJSON_ArrayForEach(vm, cJSON_GetObjectItem(root, "vms"))
 	{
-		if (strcmp(jstr(vm, "name"), name))
+		if (strcmp(th_jstr(vm, "name"), name))
 			continue;
-		assert_string_equal(jstr(vm, "vmm"), "qemu");
-		path = jstr(vm, "console_path");
+		assert_string_equal(th_jstr(vm, "vmm"), "qemu");
+		path = th_jstr(vm, "console_path");
 	}
 	if (!path) {
 		fail_msg("no VM %s in the report", name);
@@ -527,22 +411,22 @@ static char *qemu_console(struct fixture *f, cJSON *root, const char *name)
 
 static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[160], *con;
 	cJSON *root, *vm;
 
 	if (no_qemu())
 		skip();
 	unsetenv("MEMVISOR_PRELOAD");
-	scenario(f, "qemu.ini",
-		 "memsize = 512M\nduration = 3\n"
-		 "[vm q]\nvmm = qemu\nmemsize = 256M\n"
-		 "[vm t]\nmemsize = 8M\n",
-		 ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
-	assert_int_equal(wait_exit_within(f, QEMU_RUN_MS), 0);
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 0);
+	th_cmd_scenario(f, "qemu.ini",
+			"memsize = 512M\nduration = 3\n"
+			"[vm q]\nvmm = qemu\nmemsize = 256M\n"
+			"[vm t]\nmemsize = 8M\n",
+			ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, QEMU_RUN_MS), 0);
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 0);
 	con = qemu_console(f, root, "q");
 	assert_non_null(strstr(con, "MVGUEST verdict=ok"));
 	assert_non_null(strstr(con, "MVGUEST hold pass="));
@@ -550,14 +434,14 @@ static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
 	/* the thread VM has no console */
 	cJSON_ArrayForEach(
 		vm, cJSON_GetObjectItem(
-			    root, "vms")) if (!strcmp(jstr(vm, "name"), "t"))
+			    root, "vms")) if (!strcmp(th_jstr(vm, "name"), "t"))
 		assert_null(cJSON_GetObjectItem(vm, "console_path"));
 	cJSON_Delete(root);
 }
 
 static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[200], *con;
 	cJSON *root;
 
@@ -565,18 +449,19 @@ static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
 		skip();
 	/* unmanaged; a guest program that fills nothing says verdict=fail */
 	setenv("MEMVISOR_PRELOAD", "", 1);
-	scenario(f, "qemu-fail.ini",
-		 "memsize = 64M\nduration = 1\n"
-		 "[vm q]\nvmm = qemu\nmemsize = 128M\n"
-		 "append = console=ttyS0 quiet panic=-1 mvguest.fill_pct=0 "
-		 "mvguest.rounds=0\n",
-		 ini, sizeof(ini));
-	start(f, "run", ini, "--json", f->json, "--quiet", NULL);
-	assert_int_equal(wait_exit_within(f, QEMU_RUN_MS), 1);
+	th_cmd_scenario(
+		f, "qemu-fail.ini",
+		"memsize = 64M\nduration = 1\n"
+		"[vm q]\nvmm = qemu\nmemsize = 128M\n"
+		"append = console=ttyS0 quiet panic=-1 mvguest.fill_pct=0 "
+		"mvguest.rounds=0\n",
+		ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, QEMU_RUN_MS), 1);
 	unsetenv("MEMVISOR_PRELOAD");
-	root = report(f);
-	assert_int_equal(jnum(root, "exit_status"), 1);
-	assert_non_null(strstr(jstr(root, "error"),
+	root = th_cmd_report(f);
+	assert_int_equal(th_jnum(root, "exit_status"), 1);
+	assert_non_null(strstr(th_jstr(root, "error"),
 			       "in VM q: the guest's program found"));
 	con = qemu_console(f, root, "q");
 	assert_non_null(strstr(con, "MVGUEST verdict=fail"));
@@ -586,7 +471,7 @@ static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_cmd_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_sigint_during_verification_finishes_the_report),
 		T(test_two_signals_during_verification_still_leave_a_report),
