@@ -14,7 +14,9 @@
  * way, and a VM's reclaim costs its own CPUs rather than its neighbours'.
  * On the development machine (2 CPUs, nested), four kvstore VMs pinned
  * round-robin ran 18% faster with their service pinned beside them than
- * with the same service left to the kernel's scheduler (docs/BENCHMARKS.md).
+ * with the same service left to the kernel's scheduler (docs/BENCHMARKS.md);
+ * per fault, `memvisor bench fault`'s pinned rows measure it beside the raw
+ * userfaultfd handler on the guest's CPU and on the other one.
  * A vCPU that is not pinned has every CPU in its mask, so the union is
  * every CPU and nothing changes: the feature costs an unpinned VM one
  * sched_getaffinity per vCPU every MV_AFFINITY_RECHECK_MS.
