@@ -851,59 +851,12 @@ static void test_port_in_use_is_a_clear_error(void **state)
 
 /* ---- a real run --------------------------------------------------------- */
 
-struct fixture {
-	char dir[64];
-	char bin[PATH_MAX + 16];
-	char out[96];
-	char json[96];
-	pid_t pid;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	th_memvisor_bin(f->bin, sizeof(f->bin));
-	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-metrics-test-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
-	snprintf(f->json, sizeof(f->json), "%s/report.json", f->dir);
-	*state = f;
-	return 0;
+	return th_cmd_setup(state, "/var/tmp/mv-metrics-test-XXXXXX");
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[160];
-
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", f->dir);
-	free(f);
-	return 0;
-}
-
-static void scenario(struct fixture *f, const char *body, char *path,
-		     size_t len)
-{
-	FILE *fp;
-
-	snprintf(path, len, "%s/m.ini", f->dir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fprintf(fp, "[host]\nswapdir = %s/swap\n%s", f->dir, body);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static void start(struct fixture *f, const char *ini, const char *metrics)
+static void start(struct th_cmd *f, const char *ini, const char *metrics)
 {
 	char run[] = "run", opt[] = "--metrics", js[] = "--json";
 	char *argv[] = { f->bin,	  run, (char *)ini, opt,
@@ -913,7 +866,7 @@ static void start(struct fixture *f, const char *ini, const char *metrics)
 }
 
 /* Waits for "metrics: URL" in the output; returns the port. */
-static unsigned wait_url(struct fixture *f)
+static unsigned wait_url(struct th_cmd *f)
 {
 	uint64_t until = th_now_ms() + STEP_MS;
 	char *text, *at;
@@ -941,7 +894,7 @@ static unsigned wait_url(struct fixture *f)
 	}
 }
 
-static int wait_exit(struct fixture *f)
+static int wait_exit(struct th_cmd *f)
 {
 	return th_wait_exit(&f->pid, f->out, STEP_MS);
 }
@@ -952,13 +905,13 @@ static const char two_vms[] = "memsize = 64M\nduration = 600\n"
 
 static void test_run_serves_every_vm_on_a_free_loopback_port(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	uint64_t until = th_now_ms() + STEP_MS;
 	char ini[128], *body = NULL;
 	unsigned port;
 	int st;
 
-	scenario(f, two_vms, ini, sizeof(ini));
+	th_cmd_scenario(f, "m.ini", two_vms, ini, sizeof(ini));
 	start(f, ini, "0");
 	port = wait_url(f);
 	assert_true(listening_on("0100007F", port));
@@ -997,7 +950,7 @@ static void test_run_serves_every_vm_on_a_free_loopback_port(void **state)
 
 static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1009,7 +962,7 @@ static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 	assert_int_equal(listen(fd, 1), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
 	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
-	scenario(f, two_vms, ini, sizeof(ini));
+	th_cmd_scenario(f, "m.ini", two_vms, ini, sizeof(ini));
 	start(f, ini, port);
 	assert_int_equal(wait_exit(f), 2);
 	close(fd);
@@ -1030,10 +983,10 @@ static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 
 static void test_run_with_a_bad_address_exits_2(void **state)
 {
-	struct fixture *f = *state;
+	struct th_cmd *f = *state;
 	char ini[128], *text;
 
-	scenario(f, two_vms, ini, sizeof(ini));
+	th_cmd_scenario(f, "m.ini", two_vms, ini, sizeof(ini));
 	start(f, ini, "nowhere:9100");
 	assert_int_equal(wait_exit(f), 2);
 	text = th_slurp(f->out);
@@ -1045,7 +998,7 @@ static void test_run_with_a_bad_address_exits_2(void **state)
 int main(void)
 {
 #define S(name) cmocka_unit_test_setup_teardown(name, setup_snap, teardown_snap)
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, th_cmd_teardown)
 	const struct CMUnitTest tests[] = {
 		S(test_parser_rejects_malformed_expositions),
 		S(test_every_family_has_help_and_type_and_parses),
