@@ -549,6 +549,10 @@ struct mv_host_stats {
 	uint64_t overrun_grants; /* faults let over the budget */
 	uint64_t admit_overruns; /* faults let through the low state's gate
 				  * after waiting its longest */
+	/* of overrun_grants: faults let onto the minFree reserve (never
+	 * beyond it) while a page move (UFFDIO_MOVE) stalled in the kernel
+	 * and no frame came back; 0 on a kernel whose moves never wait long */
+	uint64_t stall_overrun_grants;
 	uint64_t share_frames; /* frames holding shared pages */
 	uint64_t share_refs; /* guest pages mapping them (SHRD, all VMs) */
 	uint64_t share_saved_pages; /* SHRDSVD: refs - frames + ZERO pages */

@@ -24,7 +24,15 @@
  * compressible), memory that cannot come is not waited for: the budget
  * grows by a run of frames at a time (overrun_pages), counted and said,
  * and shrinks back as frames return.  A real host would be overcommitting
- * its RAM then; the alternative is guests that never run again.
+ * its RAM then; the alternative is guests that never run again.  The same
+ * holds, up to minFree and no further, while reclaim is stalled inside
+ * the kernel: a page move (move.c) in there for OVERRUN_AFTER_MS with no
+ * frame released since (stalled_move).  UFFDIO_MOVE waits for the page's
+ * reverse-map lock, and the kernel's own walkers of that map can hold it
+ * for seconds: measured here, a DAMON monitor of physical addresses left
+ * a VM's reclaim asleep in the kernel for up to 15 s (docs/ARCHITECTURE.md).
+ * minFree is the reserve for such moments; past it, faults wait for the
+ * move as before.
  *
  * Admission: in the low state a VM above its target waits before its
  * fault is served (ADMIT_WAIT_MS at a time, at most ADMIT_MAX_MS), so that
@@ -144,6 +152,8 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 	if (!n)
 		return;
 	atomic_fetch_sub(&h->consumed_pages, n);
+	atomic_store_explicit(&h->last_release_ms, mv__now_ms(),
+			      memory_order_relaxed);
 	shrink_overrun(h);
 	/* frames under the budget again end the starvation; frames given
 	 * back over it (a run reserved larger than it grew) do not */
@@ -167,17 +177,45 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 }
 
 /*
- * Faults have waited OVERRUN_AFTER_MS with no frame released and the
- * scheduler finds nothing to reclaim: memory that cannot come is not
- * waited for.  The budget grows by one run for the caller's next reserve;
- * it is counted, said, and given back as frames return.
+ * A page move has been in the kernel OVERRUN_AFTER_MS or more, and no frame
+ * has come back since: reclaim frees nothing until it returns.  (The two
+ * times are read after now, so either may be a moment later than it.)
+ */
+static bool stalled_move(struct mv_host *h, uint64_t now, uint64_t *busy_ms)
+{
+	uint64_t busy = atomic_load_explicit(&h->moves_busy_since_ms,
+					     memory_order_relaxed),
+		 rel = atomic_load_explicit(&h->last_release_ms,
+					    memory_order_relaxed);
+
+	*busy_ms = busy <= now ? now - busy : 0;
+	return atomic_load(&h->moves_inflight) && busy <= now &&
+	       now - busy >= OVERRUN_AFTER_MS && rel <= now &&
+	       now - rel >= OVERRUN_AFTER_MS;
+}
+
+/*
+ * Faults have waited OVERRUN_AFTER_MS with no frame released, and either
+ * the scheduler finds nothing to reclaim, or reclaim is stalled in the
+ * kernel (then only up to minFree): memory that cannot come is not waited
+ * for.  The budget grows by one run for the caller's next reserve; it is
+ * counted, said, and given back as frames return.
  */
 static bool grant_overrun(struct mv_host *h)
 {
-	uint64_t now = mv__now_ms(), since = 0, over, max;
+	uint64_t now = mv__now_ms(), since = 0, over, max, cap, busy = 0;
+	bool stuck = atomic_load(&h->sched_stuck);
 
-	if (!atomic_load(&h->sched_stuck) || free_pages(h))
+	if (free_pages(h))
 		return false;
+	if (!stuck) {
+		cap = atomic_load(&h->minfree_pages);
+		if (cap < MV_MAX_RUN_PAGES)
+			cap = MV_MAX_RUN_PAGES;
+		if (!stalled_move(h, now, &busy) ||
+		    atomic_load(&h->overrun_pages) + MV_MAX_RUN_PAGES > cap)
+			return false;
+	}
 	if (atomic_compare_exchange_strong(&h->starved_since_ms, &since, now))
 		return false; /* the wait starts now */
 	if (now - since < OVERRUN_AFTER_MS)
@@ -185,15 +223,25 @@ static bool grant_overrun(struct mv_host *h)
 	over = atomic_fetch_add(&h->overrun_pages, MV_MAX_RUN_PAGES) +
 	       MV_MAX_RUN_PAGES;
 	atomic_fetch_add_explicit(&h->overrun_grants, 1, memory_order_relaxed);
+	if (!stuck)
+		atomic_fetch_add_explicit(&h->stall_overrun_grants, 1,
+					  memory_order_relaxed);
 	max = atomic_load(&h->overrun_max_pages);
 	while (over > max &&
 	       !atomic_compare_exchange_weak(&h->overrun_max_pages, &max, over))
 		;
-	mv__host_set_msg(
-		h,
-		"host over its memory budget by %llu MiB: faults waited %llu ms and nothing could be reclaimed (see swap errors); guests proceed rather than wait for ever",
-		(unsigned long long)(over >> (20 - MV_PAGE_SHIFT)),
-		(unsigned long long)(now - since));
+	if (stuck)
+		mv__host_set_msg(
+			h,
+			"host over its memory budget by %llu MiB: faults waited %llu ms and nothing could be reclaimed (see swap errors); guests proceed rather than wait for ever",
+			(unsigned long long)(over >> (20 - MV_PAGE_SHIFT)),
+			(unsigned long long)(now - since));
+	else
+		mv__host_set_msg(
+			h,
+			"host over its memory budget by %llu MiB, on its minFree reserve: reclaim has been stalled in the kernel for %llu ms (a page move waiting for the kernel's reverse-map lock; a DAMON monitor of physical addresses holds it for seconds on some kernels); guests proceed meanwhile",
+			(unsigned long long)(over >> (20 - MV_PAGE_SHIFT)),
+			(unsigned long long)busy);
 	return true;
 }
 

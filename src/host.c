@@ -241,6 +241,7 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->overrun_max_pages = atomic_load(&h->overrun_max_pages);
 	st->overrun_grants = atomic_load(&h->overrun_grants);
 	st->admit_overruns = atomic_load(&h->admit_overruns);
+	st->stall_overrun_grants = atomic_load(&h->stall_overrun_grants);
 	st->lpage_collapses = atomic_load(&h->lpage_collapses);
 	st->lpage_breaks = atomic_load(&h->lpage_breaks);
 	pthread_mutex_lock(&h->vms_lock);

@@ -168,6 +168,13 @@ struct mv_host {
 	_Atomic uint64_t admit_overruns;
 	/* CLOCK_MONOTONIC ms since faults wait with no frame released, 0 */
 	_Atomic uint64_t starved_since_ms;
+	/* page moves in the kernel now (move.c), the ms their count last
+	 * left 0, and the ms of the last frame release: a move in there for
+	 * long with nothing released is a stall (budget.c) */
+	_Atomic unsigned moves_inflight;
+	_Atomic uint64_t moves_busy_since_ms;
+	_Atomic uint64_t last_release_ms;
+	_Atomic uint64_t stall_overrun_grants; /* see mv_host_stats */
 	/* what the budget calls when memory runs short: installed by the
 	 * scheduler (budget.c) */
 	void (*_Atomic pressure_hook)(struct mv_host *h);

@@ -34,13 +34,34 @@
 /* Moves back tried per page by probe_run before mincore decides */
 #define PROBE_TRIES 3
 
+/*
+ * One UFFDIO_MOVE, counted while it is in the kernel: the budget lets
+ * faults use the minFree reserve when a move has been in there for long
+ * with no frame released meanwhile (budget.c, stalled_move), as a move
+ * waits behind the kernel's reverse-map walks (a DAMON monitor of
+ * physical addresses holds them back for seconds on some kernels).
+ */
+static int move_call(struct mv_vm *vm, struct uffdio_move *m)
+{
+	struct mv_host *h = vm->host;
+	uint64_t now = mv__now_ms();
+	int ret;
+
+	if (atomic_fetch_add(&h->moves_inflight, 1) == 0)
+		atomic_store_explicit(&h->moves_busy_since_ms, now,
+				      memory_order_relaxed);
+	ret = mv__uffd_move(vm->uffd, m);
+	atomic_fetch_sub(&h->moves_inflight, 1);
+	return ret;
+}
+
 int mv__move_page(struct mv_vm *vm, void *dst, void *src)
 {
 	struct uffdio_move m = { .dst = (uintptr_t)dst,
 				 .src = (uintptr_t)src,
 				 .len = MV_PAGE_SIZE };
 
-	if (mv__uffd_move(vm->uffd, &m) == 0)
+	if (move_call(vm, &m) == 0)
 		return 0;
 	return m.move < 0 ? (int)m.move : -errno;
 }
@@ -172,7 +193,7 @@ unsigned mv__move_run(struct mv_vm *vm, void *dst, void *src, unsigned len,
 
 	*err = 0;
 	*strays = 0;
-	if (mv__uffd_move(vm->uffd, &m) == 0)
+	if (move_call(vm, &m) == 0)
 		return len;
 	moved = m.move > 0 ? (unsigned)(m.move >> MV_PAGE_SHIFT) : 0;
 	/* one move stays in one mapping, and shared pages split mappings */

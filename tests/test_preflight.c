@@ -184,6 +184,69 @@ static void test_host_within_physical_memory_is_not_warned(void **state)
 	scenario_free(&sc);
 }
 
+static void test_damon_paddr_monitor_is_warned(void **state)
+{
+	struct scenario sc;
+	struct preflight pf;
+	struct printed out;
+
+	(void)state;
+	load(&sc, "[host]\nmemsize = 1G\n[vm a]\nmemsize = 1M\n");
+	pf = machine(&sc);
+	pf.damon_paddr = 1;
+	pf.damon_first = 3;
+	print(&sc, &pf, &out);
+	assert_non_null(
+		strstr(out.warn, "DAMON monitor of physical addresses"));
+	assert_non_null(strstr(out.warn, "kdamonds/3/state"));
+	assert_int_equal(out.warnings, 1);
+	printed_free(&out);
+	scenario_free(&sc);
+}
+
+/* A file under dir (made with its parents), holding text. */
+static void put(const char *dir, const char *rel, const char *text)
+{
+	char path[512], cmd[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
+	assert_int_equal(system(cmd), 0);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Only a kdamond that is on and monitors paddr counts: off ones, vaddr
+ * ones and an unreadable tree do not. */
+static void test_damon_paddr_monitors_are_found_in_sysfs(void **state)
+{
+	char root[] = "/tmp/mv-preflight-XXXXXX", cmd[600];
+	unsigned first = 99;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(preflight_damon_paddr(root, &first), 0);
+	put(root, "0/state", "off\n");
+	put(root, "0/contexts/0/operations", "paddr\n");
+	put(root, "1/state", "on\n");
+	put(root, "1/contexts/0/operations", "vaddr\n");
+	assert_int_equal(preflight_damon_paddr(root, &first), 0);
+	put(root, "2/state", "on\n");
+	put(root, "2/contexts/0/operations", "vaddr\n");
+	put(root, "2/contexts/1/operations", "paddr\n");
+	assert_int_equal(preflight_damon_paddr(root, &first), 1);
+	assert_int_equal(first, 2);
+	put(root, "0/state", "on\n");
+	assert_int_equal(preflight_damon_paddr(root, &first), 2);
+	assert_int_equal(first, 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(preflight_damon_paddr(root, &first), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +260,8 @@ int main(void)
 			test_host_larger_than_physical_memory_is_warned),
 		cmocka_unit_test(
 			test_host_within_physical_memory_is_not_warned),
+		cmocka_unit_test(test_damon_paddr_monitor_is_warned),
+		cmocka_unit_test(test_damon_paddr_monitors_are_found_in_sysfs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -444,6 +444,63 @@ static void test_guest_finishes_when_every_swap_write_fails(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * Reclaim asleep inside the kernel (its UFFDIO_MOVE paused, as a DAMON
+ * monitor of physical addresses held it for up to 15 s on the development
+ * machine): before, a guest needing a frame waited for the move, however
+ * long; it must go on over the budget, on the minFree reserve and no
+ * further, counted, and every byte must be there once the move returns.
+ */
+static void
+test_guest_proceeds_on_minfree_while_a_page_move_stalls(void **state)
+{
+	struct filler f = { .tag = 9 };
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint64_t deadline, cap;
+	pthread_t th;
+
+	(void)state;
+	th_host_create(&t, 8 * MiB, NULL);
+	f.vm = th_vm_create(&t, "stalled", 16 * MiB);
+	mv__inject_pause(MV_INJ_UFFD_MOVE);
+	assert_int_equal(pthread_create(&th, NULL, filler_main, &f), 0);
+	/* reclaim's first move sleeps; the guest takes the free frames, then
+	 * waits, then is let onto the reserve */
+	deadline = th_now_ms() + 8000;
+	do {
+		poll_pause_ms(10);
+		mv_host_stats(t.host, &hs);
+	} while ((!mv__inject_paused() || !hs.stall_overrun_grants) &&
+		 !atomic_load(&f.done) && th_now_ms() < deadline);
+	assert_true(mv__inject_paused()); /* the move is still asleep */
+	assert_true(hs.stall_overrun_grants > 0);
+	assert_true(hs.consumed_pages > hs.memsize_pages);
+	cap = hs.minfree_pages > MV_MAX_RUN_PAGES ? hs.minfree_pages :
+						    MV_MAX_RUN_PAGES;
+	assert_true(hs.overrun_pages <= cap);
+	mv__inject_resume();
+	deadline = th_now_ms() + 30000;
+	while (!atomic_load(&f.done) && th_now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&f.done)) {
+		fprintf(stderr,
+			"the guest still waits 30 s after the move: %s\n",
+			mv_host_errmsg(t.host));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	mv__inject_reset();
+	assert_int_equal(th_bad_pages(f.vm, 9, false), 0);
+	mv_host_stats(t.host, &hs);
+	assert_true(hs.overrun_max_pages <= cap);
+	assert_true(hs.overrun_grants >= hs.stall_overrun_grants);
+	mv_vm_destroy(f.vm);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(hs.overrun_pages, 0);
+	th_host_destroy(&t);
+}
+
 static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 {
 	struct mv_vm_stats st;
@@ -1201,6 +1258,9 @@ int main(void)
 			test_failing_swap_disk_under_pressure_loses_nothing),
 		cmocka_unit_test(
 			test_guest_finishes_when_every_swap_write_fails),
+		cmocka_unit_test_teardown(
+			test_guest_proceeds_on_minfree_while_a_page_move_stalls,
+			th_teardown),
 		cmocka_unit_test(
 			test_admission_gate_lets_a_fault_through_in_bounded_time),
 		cmocka_unit_test(test_swap_read_errors_retry_without_loss),

@@ -13,12 +13,19 @@
  * never stop, and the text says that at a lower limit sharing stops safely
  * instead of failing.  Page sharing reaches a VM when the background
  * scanner runs (Mem.ShareScanGHz above 0): `memvisor run` never scans on
- * its own.  Nothing here refuses a scenario; these are warnings.
+ * its own.  A running DAMON monitor of physical addresses is warned of:
+ * its access checks walk the reverse map of guest pages and hold
+ * memvisor's page moves back, for seconds on the development machine's
+ * kernel (docs/ARCHITECTURE.md, "Reclaim stalled inside the kernel").
+ * Nothing here refuses a scenario; these are warnings.
  *
  * Invariants: none; no state.
  *
  * Lock ordering: none.
  */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "memvisor.h"
@@ -42,6 +49,57 @@ uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms)
 	return total;
 }
 
+#define DAMON_SYSFS "/sys/kernel/mm/damon/admin/kdamonds"
+
+/* The first word of the file at dir/name into buf; false if unreadable. */
+static bool read_word(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[512];
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	ok = fscanf(f, "%63s", buf) == 1;
+	fclose(f);
+	buf[len - 1] = '\0';
+	return ok;
+}
+
+unsigned preflight_damon_paddr(const char *root, unsigned *first)
+{
+	char dir[512], word[64];
+	struct dirent *e;
+	unsigned n = 0, k, c;
+	DIR *d = opendir(root);
+
+	*first = 0;
+	while (d && (e = readdir(d))) {
+		if (sscanf(e->d_name, "%u", &k) != 1)
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%u", root, k);
+		if (!read_word(dir, "state", word, sizeof(word)) ||
+		    strcmp(word, "on"))
+			continue;
+		for (c = 0; c < 64; c++) {
+			snprintf(dir, sizeof(dir), "%s/%u/contexts/%u", root, k,
+				 c);
+			if (!read_word(dir, "operations", word, sizeof(word)))
+				break;
+			if (!strcmp(word, "paddr")) {
+				if (!n++ || k < *first)
+					*first = k;
+				break;
+			}
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 void preflight_measure(const struct scenario *sc, struct preflight *pf)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
@@ -53,6 +111,7 @@ void preflight_measure(const struct scenario *sc, struct preflight *pf)
 		pf->map_max = -1;
 	}
 	pf->guest_maps = preflight_guest_maps(sc, &pf->sharing_vms);
+	pf->damon_paddr = preflight_damon_paddr(DAMON_SYSFS, &pf->damon_first);
 }
 
 long preflight_map_count_wanted(const struct preflight *pf)
@@ -96,6 +155,14 @@ int preflight_print(const struct scenario *sc, const struct preflight *pf,
 		fprintf(warn,
 			"memvisor: warning: vm.max_map_count %ld is below the %ld mappings this scenario may need; page sharing stops safely at the limit (nothing fails, less memory is saved); for sharing never to stop: sysctl -w vm.max_map_count=%ld\n",
 			pf->map_max, want, want);
+		warnings++;
+	}
+	if (pf->damon_paddr) {
+		fprintf(warn,
+			"memvisor: warning: a DAMON monitor of physical addresses is running (kdamond %u%s): its access checks walk the reverse map of guest pages and can hold memvisor's page moves back for seconds, stalling the VM whose reclaim waits (it then runs on the minFree reserve); to stop it while memvisor runs: echo off > %s/%u/state\n",
+			pf->damon_first,
+			pf->damon_paddr > 1 ? " and others" : "", DAMON_SYSFS,
+			pf->damon_first);
 		warnings++;
 	}
 	return warnings;

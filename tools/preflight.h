@@ -21,12 +21,21 @@ struct preflight {
 	long map_reserve; /* mappings memvisor leaves to the process */
 	uint64_t guest_maps; /* the scenario's guests need at most this many */
 	size_t sharing_vms; /* VMs page sharing can reach */
+	/* running DAMON monitors of physical addresses (kdamonds whose
+	 * context has paddr operations), the first one's index; 0: none */
+	unsigned damon_paddr;
+	unsigned damon_first;
 };
 
 /* The guests' mapping bound: mv_vm_maps_bound() summed over the VMs, a VM
  * counting its pages only when page sharing can reach it, and two for each
  * guest thread (its stack and guard page). */
 uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms);
+
+/* The running kdamonds under root (/sys/kernel/mm/damon/admin/kdamonds
+ * on a machine) that monitor physical addresses; *first gets the index of
+ * the first.  0 when there are none or the tree cannot be read. */
+unsigned preflight_damon_paddr(const char *root, unsigned *first);
 
 /* Measures this machine for sc. */
 void preflight_measure(const struct scenario *sc, struct preflight *pf);
@@ -38,7 +47,9 @@ long preflight_map_count_wanted(const struct preflight *pf);
 /*
  * One line on the mappings to info, and to warn a line per problem: a host
  * larger than physical memory, a vm.max_map_count below what the guests
- * may need (with the sysctl that fixes it).  Returns the warnings printed.
+ * may need (with the sysctl that fixes it), a DAMON monitor of physical
+ * addresses (whose reverse-map walks stall page moves; with the command
+ * that stops it).  Returns the warnings printed.
  */
 int preflight_print(const struct scenario *sc, const struct preflight *pf,
 		    FILE *info, FILE *warn);

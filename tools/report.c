@@ -225,6 +225,7 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "overrun_max_mb", round1(pages_mb(h->overrun_max_pages)));
 	num(b, o, "overrun_grants", (double)h->overrun_grants);
 	num(b, o, "admit_overruns", (double)h->admit_overruns);
+	num(b, o, "stall_overrun_grants", (double)h->stall_overrun_grants);
 	num(b, o, "parked_pages", (double)h->parked_pages);
 	num(b, o, "lpage_mb", round1(pages_mb(h->lpage_pages)));
 	num(b, o, "lpage_collapses", (double)h->lpage_collapses);
