@@ -8,7 +8,7 @@
  * and written by one walk per type (codec_*) that either packs a structure
  * into bytes or unpacks bytes into it, so the two directions cannot
  * disagree on the layout.  STATS alone has two bodies: with
- * MV_PROTO_STATS_SERVICE its walk goes on into the service tail, so
+ * MV_PROTO_STATS_MORE its walk goes on into the tail, so
  * agents from before the tail (its shorter body) are still understood,
  * and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
@@ -135,11 +135,15 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 	u64(c, &s->budget_pages);
 	u32(c, &s->active_permille);
 	u32(c, &s->flags);
-	if (s->flags & MV_PROTO_STATS_SERVICE) {
+	if (s->flags & MV_PROTO_STATS_MORE) {
 		u64(c, &s->service_cpus);
 		u64(c, &s->service_cpu_changes);
 		u64(c, &s->service_moves);
 		u64(c, &s->service_affinity_errors);
+		u64(c, &s->zip_evict_pages);
+		u64(c, &s->share_scanned_pages);
+		u64(c, &s->lpage_collapses);
+		u64(c, &s->lpage_breaks);
 	}
 }
 
@@ -351,17 +355,18 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_SERVICE))
+	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
 	if (s->service_cpus > MV_PROTO_CPUS_MAX ||
-	    (!(s->flags & MV_PROTO_STATS_SERVICE) &&
+	    (!(s->flags & MV_PROTO_STATS_MORE) &&
 	     (s->service_cpus || s->service_cpu_changes || s->service_moves ||
-	      s->service_affinity_errors)))
+	      s->service_affinity_errors || s->zip_evict_pages ||
+	      s->share_scanned_pages || s->lpage_collapses || s->lpage_breaks)))
 		return fail(
 			err, errlen, -ERANGE,
-			"STATS: service on %llu CPUs, more than %u, or service figures without their flag",
+			"STATS: service on %llu CPUs, more than %u, or the tail's figures without its flag",
 			(unsigned long long)s->service_cpus, MV_PROTO_CPUS_MAX);
 	if (s->demand_pages > max ||
 	    (!(s->flags & MV_PROTO_STATS_DEMAND) && s->demand_pages))
@@ -480,9 +485,9 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 	if (!want)
 		return fail(err, errlen, -EBADMSG, "unknown message type %u",
 			    type);
-	/* a STATS may have its service tail */
-	if (body != want &&
-	    (type != MV_PROTO_STATS || body != want + MV_PROTO_STATS_TAIL))
+	/* a STATS may have its tail */
+	if (body != want && (type != MV_PROTO_STATS ||
+			     body != want + MV_PROTO_STATS_MORE_BYTES))
 		return fail(err, errlen, -EBADMSG,
 			    "%s with a body of %u bytes: it has %u",
 			    mv__proto_type_name(type), body, want);

@@ -436,7 +436,7 @@ static void test_agent_reports_its_service_figures_to_the_daemon(void **state)
 	th_host_destroy(&dt);
 }
 
-/* ---- a daemon from before the service tail, played by the test ---- */
+/* ---- a daemon from before the STATS tail, played by the test ---- */
 
 /* The next whole message on fd (bytes kept in buf/len between calls):
  * its type and body length, the message copied to msg; false on EOF or
@@ -519,7 +519,7 @@ static uint32_t old_daemon_session(int lfd)
 }
 
 static void
-test_agent_leaves_the_service_tail_out_for_an_older_daemon(void **state)
+test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct child kid;
@@ -534,7 +534,8 @@ test_agent_leaves_the_service_tail_out_for_an_older_daemon(void **state)
 	assert_int_equal(listen(lfd, 4), 0);
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
 	/* first the longer body, refused; then, reconnected, the shorter */
-	assert_int_equal(old_daemon_session(lfd), 264 + MV_PROTO_STATS_TAIL);
+	assert_int_equal(old_daemon_session(lfd),
+			 264 + MV_PROTO_STATS_MORE_BYTES);
 	assert_int_equal(old_daemon_session(lfd), 264);
 	reap(&kid, 0);
 	close(lfd);
@@ -760,7 +761,7 @@ int main(void)
 		cmocka_unit_test(
 			test_agent_reports_its_service_figures_to_the_daemon),
 		cmocka_unit_test(
-			test_agent_leaves_the_service_tail_out_for_an_older_daemon),
+			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
 		cmocka_unit_test(
 			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),
