@@ -126,6 +126,12 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 		&s->swap_errors,      &s->unreadable_pages, &s->cow_breaks,
 		&s->lpage_pages,
 	};
+	uint64_t *more[] = {
+		&s->service_cpus,    &s->service_cpu_changes,
+		&s->service_moves,   &s->service_affinity_errors,
+		&s->zip_evict_pages, &s->share_scanned_pages,
+		&s->lpage_collapses, &s->lpage_breaks,
+	};
 
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		u64(c, f[i]);
@@ -135,16 +141,9 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 	u64(c, &s->budget_pages);
 	u32(c, &s->active_permille);
 	u32(c, &s->flags);
-	if (s->flags & MV_PROTO_STATS_MORE) {
-		u64(c, &s->service_cpus);
-		u64(c, &s->service_cpu_changes);
-		u64(c, &s->service_moves);
-		u64(c, &s->service_affinity_errors);
-		u64(c, &s->zip_evict_pages);
-		u64(c, &s->share_scanned_pages);
-		u64(c, &s->lpage_collapses);
-		u64(c, &s->lpage_breaks);
-	}
+	if (s->flags & MV_PROTO_STATS_MORE)
+		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+			u64(c, more[i]);
 }
 
 static void codec_ack(struct codec *c, struct mv__proto_ack *a)
