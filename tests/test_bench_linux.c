@@ -827,6 +827,10 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_true(cJSON_IsTrue(
 		cJSON_GetObjectItemCaseSensitive(c, "vms_pinned")));
 	cfgs = cJSON_GetObjectItemCaseSensitive(c, "configs");
+	/* memvisor's CPU window opened (its VM processes' CPU counted) */
+	v = cJSON_GetObjectItemCaseSensitive(cfgs, "memvisor");
+	assert_true(num_of(v, "cpu_user_cores") + num_of(v, "cpu_sys_cores") >
+		    0);
 	/* swap on a file runs wherever root and a memory cgroup are */
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ran"))) {
