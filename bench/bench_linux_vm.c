@@ -465,8 +465,12 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 
 /*
  * The CPU `memvisor run` uses in its timed phase, all its threads and its
- * VM processes' (vmm = process): read from /proc/PID/stat when its per-second line for second 1 appears (a),
- * and for the last second of the run (b).
+ * VM processes' (vmm = process): read from /proc/PID/stat when its
+ * per-second line for second 1 appears (a), and for the last second of the
+ * run (b).  Only this run's lines may count: its log is emptied before it
+ * starts (run_start), never by the run itself, which would let the first
+ * look read the lines an earlier run left there (and then skip this run's
+ * as already read).
  */
 struct cpu_watch {
 	long off; /* of the log read so far */
@@ -477,7 +481,7 @@ struct cpu_watch {
 static bool proc_cpu_one(pid_t pid, double *user, double *sys)
 {
 	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
+	unsigned long long ut, st, cut, cst;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
@@ -487,19 +491,20 @@ static bool proc_cpu_one(pid_t pid, double *user, double *sys)
 	p = fgets(buf, sizeof(buf), f);
 	fclose(f);
 	/* after the command name in parentheses: state is field 3, utime
-	 * and stime are 14 and 15 */
+	 * and stime are 14 and 15, the reaped children's (cutime, cstime)
+	 * 16 and 17 */
 	if (!p || !(p = strrchr(buf, ')')) ||
 	    sscanf(p + 2,
-		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-		   &st) != 2)
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+		   &ut, &st, &cut, &cst) != 4)
 		return false;
-	*user = (double)ut / (double)sysconf(_SC_CLK_TCK);
-	*sys = (double)st / (double)sysconf(_SC_CLK_TCK);
+	*user = (double)(ut + cut) / (double)sysconf(_SC_CLK_TCK);
+	*sys = (double)(st + cst) / (double)sysconf(_SC_CLK_TCK);
 	return true;
 }
 
-/* pid's CPU and its running children's: its `vmm = process` VMs, which
- * its main thread started (their CPU is not in pid's until reaped). */
+/* pid's CPU and its children's: its `vmm = process` VMs, which its main
+ * thread started, read while they run and, once reaped, in pid's own. */
 static bool proc_cpu(pid_t pid, double *user, double *sys)
 {
 	char path[96];
@@ -596,14 +601,51 @@ static void log_error(const char *log, char *out, size_t len)
 		fclose(f);
 }
 
+/*
+ * Starts path with argv, its stdout and stderr to log, which is emptied
+ * (or made) here, before the child exists, so that the first cpu_watch
+ * finds no earlier run's lines.  The child dies with this process.
+ * Returns its pid, or -errno.
+ */
+static pid_t run_start(const char *path, const char *const argv[],
+		       const char *log)
+{
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	pid_t pid;
+
+	if (fd < 0)
+		return -errno;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0)
+		pid = -errno;
+	close(fd);
+	return pid;
+}
+
 int bl_run_memvisor(const char *scenario_file, const char *dir,
 		    unsigned duration_s, struct bl_run *r, char *msg,
 		    size_t len)
 {
 	char json[600], log[600], dur[16];
+	/* not --quiet: its per-second lines time the CPU window */
+	const char *argv[] = {
+		"memvisor", "run", "--duration",  dur,
+		"--json",   json,  scenario_file, /* NULL: the embedded default */
+		NULL,
+	};
 	double limit;
 	pid_t pid;
-	int status = 0, ret, fd;
+	int status = 0, ret;
 	bool signalled = false;
 	struct cpu_watch cw = { 0 };
 	char *text, why[300];
@@ -613,30 +655,11 @@ int bl_run_memvisor(const char *scenario_file, const char *dir,
 	snprintf(log, sizeof(log), "%s/memvisor-run.log", dir);
 	snprintf(dur, sizeof(dur), "%u", duration_s);
 	unlink(json);
-	fflush(NULL);
-	pid = fork();
+	pid = run_start("/proc/self/exe", argv, log);
 	if (pid < 0) {
-		snprintf(msg, len, "fork: %s", strerror(errno));
-		return -errno;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		/* not --quiet: its per-second lines time the CPU window */
-		if (scenario_file)
-			execl("/proc/self/exe", "memvisor", "run",
-			      scenario_file, "--duration", dur, "--json", json,
-			      (char *)NULL);
-		else
-			execl("/proc/self/exe", "memvisor", "run", "--duration",
-			      dur, "--json", json, (char *)NULL);
-		_exit(127);
+		snprintf(msg, len, "cannot start memvisor run: %s",
+			 strerror((int)-pid));
+		return (int)pid;
 	}
 	/* generating images, the run, verifying: generous, but bounded */
 	limit = now_s() + duration_s + 2 * VERIFY_BASE_S + 300;

@@ -19,7 +19,11 @@
  * agent as well held it twice (on four kvstore VMs in their own processes,
  * 4 x 14.5 MB beside the daemon's 61 MB; a quarter gave 15% more ops/s in
  * two runs each, 1.13-1.17M against 0.99-1.01M).  A balloon target goes to the VM's
- * balloon (mv_vm_balloon_set_target).
+ * balloon (mv_vm_balloon_set_target).  STATS carry, in the tail of their
+ * longer body, the service figures (affinity.c) and the totals a run's
+ * host line counts for the VM; a daemon from before the tail refuses that
+ * body (ERROR EBADMSG), and the agent reconnects and sends the shorter one
+ * from then on.
  *
  * Failures: no socket path, or a daemon that cannot be reached, and the
  * VM runs unmanaged on the host's own budget (for the preload, the VM's
@@ -76,6 +80,9 @@ struct mv_agent {
 	uint64_t next_connect_ms, backoff_ms;
 	uint64_t period_ms, next_stats_ms, last_stats_ms;
 	uint64_t ack_seq, ack_bytes; /* a grant to acknowledge; 0: none */
+	/* STATS with the tail sent on this connection; its daemon (or an
+	 * earlier one on the path) refused the tail: send none */
+	bool sent_tail, no_tail;
 	uint8_t in[MV_PROTO_MAX];
 	size_t inlen;
 	uint8_t out[OUT_BYTES];
@@ -100,6 +107,7 @@ static void drop(struct mv_agent *a, const char *why)
 	a->fd = -1;
 	a->inlen = a->outlen = 0;
 	a->ack_seq = 0;
+	a->sent_tail = false;
 	pthread_mutex_lock(&a->lock);
 	a->info.failures++;
 	a->info.connected = 0;
@@ -218,6 +226,18 @@ static void send_stats(struct mv_agent *a)
 		s->demand_pages =
 			demand < 2 * a->vm->npages ? demand : 2 * a->vm->npages;
 	}
+	if (!a->no_tail) {
+		s->flags |= MV_PROTO_STATS_MORE;
+		s->service_cpus = st.service_cpus;
+		s->service_cpu_changes = st.service_cpu_changes;
+		s->service_moves = st.service_moves;
+		s->service_affinity_errors = st.service_affinity_errors;
+		s->zip_evict_pages = st.zip_evict_pages;
+		s->share_scanned_pages = st.share_scanned_pages;
+		s->lpage_collapses = st.lpage_collapses;
+		s->lpage_breaks = st.lpage_breaks;
+		a->sent_tail = true;
+	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
 }
@@ -283,6 +303,16 @@ static void on_msg(struct mv_agent *a, const struct mv__proto_msg *m)
 		drop(a, "it said goodbye");
 		return;
 	case MV_PROTO_ERROR:
+		/* a daemon from before the STATS tail refuses its length
+		 * (nothing else an agent sends has one it could refuse):
+		 * the next connection sends the shorter STATS */
+		if (m->u.error.code == EBADMSG && a->sent_tail) {
+			a->no_tail = true;
+			mv__host_event(
+				a->host, MV_LOG_INFO,
+				"agent: VM %s: the daemon at %s takes the shorter STATS only: their tail (service, reclaim, sharing figures) is left out from now on",
+				a->vm->name, a->path);
+		}
 		snprintf(why, sizeof(why), "it said: %s", m->u.error.msg);
 		if (!a->welcomed)
 			mv__host_event(

@@ -572,6 +572,15 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->lpage_pages = s->lpage_pages;
 	for (unsigned i = 0; i < MV_PAGE_NSTATES; i++)
 		st->state_pages[i] = s->state_pages[i];
+	/* 0 from an agent that sends no STATS tail */
+	st->service_cpus = (uint32_t)s->service_cpus;
+	st->service_cpu_changes = s->service_cpu_changes;
+	st->service_moves = s->service_moves;
+	st->service_affinity_errors = s->service_affinity_errors;
+	st->zip_evict_pages = s->zip_evict_pages;
+	st->share_scanned_pages = s->share_scanned_pages;
+	st->lpage_collapses = s->lpage_collapses;
+	st->lpage_breaks = s->lpage_breaks;
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);

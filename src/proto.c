@@ -7,7 +7,10 @@
  * Design: each message body is a fixed list of little-endian fields, read
  * and written by one walk per type (codec_*) that either packs a structure
  * into bytes or unpacks bytes into it, so the two directions cannot
- * disagree on the layout.  After unpacking, check() validates every field
+ * disagree on the layout.  STATS alone has two bodies: with
+ * MV_PROTO_STATS_MORE its walk goes on into the tail, so
+ * agents from before the tail (its shorter body) are still understood,
+ * and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
  * message this side sends always passes the other side's decoder.
  *
@@ -26,16 +29,24 @@
 
 #define PAGE_SHIFT 12
 
-/* One walk over a body: packs (out != NULL) or unpacks (in != NULL). */
+/* One walk over a body: packs (out != NULL) or unpacks (in != NULL, len
+ * bytes: a field past them reads as 0, and off tells the walk's length). */
 struct codec {
 	uint8_t *out;
 	const uint8_t *in;
+	size_t len;
 	size_t off;
 };
 
 static void field(struct codec *c, void *v, size_t n)
 {
 	uint8_t *p = v;
+
+	if (!c->out && c->off + n > c->len) {
+		memset(p, 0, n);
+		c->off += n;
+		return;
+	}
 
 	/* host byte order is little-endian on every target of this project
 	 * (x86-64, aarch64); the loops keep it explicit all the same */
@@ -115,6 +126,12 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 		&s->swap_errors,      &s->unreadable_pages, &s->cow_breaks,
 		&s->lpage_pages,
 	};
+	uint64_t *more[] = {
+		&s->service_cpus,    &s->service_cpu_changes,
+		&s->service_moves,   &s->service_affinity_errors,
+		&s->zip_evict_pages, &s->share_scanned_pages,
+		&s->lpage_collapses, &s->lpage_breaks,
+	};
 
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		u64(c, f[i]);
@@ -124,6 +141,9 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 	u64(c, &s->budget_pages);
 	u32(c, &s->active_permille);
 	u32(c, &s->flags);
+	if (s->flags & MV_PROTO_STATS_MORE)
+		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+			u64(c, more[i]);
 }
 
 static void codec_ack(struct codec *c, struct mv__proto_ack *a)
@@ -170,19 +190,26 @@ static bool codec(struct codec *c, struct mv__proto_msg *m)
 	}
 }
 
+/* The body bytes of m (its flags may lengthen it); 0 for no layout.  A dry
+ * walk counts them: the layout is written once. */
+static size_t walk_len(const struct mv__proto_msg *m)
+{
+	uint8_t scratch[MV_PROTO_MAX];
+	struct mv__proto_msg copy = *m; /* the codec takes a mutable one */
+	struct codec c = { .out = scratch };
+
+	return codec(&c, &copy) ? c.off : 0;
+}
+
 size_t mv__proto_body_len(unsigned type)
 {
-	/* a dry walk counts the bytes: the layout is written once */
-	uint8_t scratch[MV_PROTO_MAX];
 	struct mv__proto_msg m;
-	struct codec c = { .out = scratch };
 
 	if (type == 0 || type >= MV_PROTO_NTYPES)
 		return 0;
 	memset(&m, 0, sizeof(m));
 	m.type = (uint16_t)type;
-	codec(&c, &m);
-	return c.off;
+	return walk_len(&m);
 }
 
 const char *mv__proto_type_name(unsigned type)
@@ -327,10 +354,19 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags & ~MV_PROTO_STATS_DEMAND)
+	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
+	if (s->service_cpus > MV_PROTO_CPUS_MAX ||
+	    (!(s->flags & MV_PROTO_STATS_MORE) &&
+	     (s->service_cpus || s->service_cpu_changes || s->service_moves ||
+	      s->service_affinity_errors || s->zip_evict_pages ||
+	      s->share_scanned_pages || s->lpage_collapses || s->lpage_breaks)))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: service on %llu CPUs, more than %u, or the tail's figures without its flag",
+			(unsigned long long)s->service_cpus, MV_PROTO_CPUS_MAX);
 	if (s->demand_pages > max ||
 	    (!(s->flags & MV_PROTO_STATS_DEMAND) && s->demand_pages))
 		return fail(
@@ -401,7 +437,7 @@ int mv__proto_encode(const struct mv__proto_msg *m, uint8_t *buf, size_t cap)
 
 	if (!m || !buf || check(m, NULL, 0))
 		return -EINVAL;
-	body = mv__proto_body_len(m->type);
+	body = walk_len(m);
 	if (cap < MV_PROTO_HDR + body)
 		return -ENOSPC;
 	put32(buf, MV_PROTO_MAGIC);
@@ -448,7 +484,9 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 	if (!want)
 		return fail(err, errlen, -EBADMSG, "unknown message type %u",
 			    type);
-	if (body != want)
+	/* a STATS may have its tail */
+	if (body != want && (type != MV_PROTO_STATS ||
+			     body != want + MV_PROTO_STATS_MORE_BYTES))
 		return fail(err, errlen, -EBADMSG,
 			    "%s with a body of %u bytes: it has %u",
 			    mv__proto_type_name(type), body, want);
@@ -456,8 +494,12 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 		return -EAGAIN;
 	memset(m, 0, sizeof(*m));
 	m->type = (uint16_t)type;
-	c = (struct codec){ .in = buf + MV_PROTO_HDR };
+	c = (struct codec){ .in = buf + MV_PROTO_HDR, .len = body };
 	codec(&c, m);
+	if (c.off != body)
+		return fail(err, errlen, -EBADMSG,
+			    "%s with a body of %u bytes: its flags make it %zu",
+			    mv__proto_type_name(type), body, c.off);
 	e = check(m, err, errlen);
 	if (e)
 		return e;

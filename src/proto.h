@@ -7,7 +7,7 @@
  *
  * On the wire every message is a 16-byte header (magic, version, type,
  * body length, a reserved word that must be 0) and a fixed-size body for
- * its type, all little-endian.  The decoder checks everything a peer
+ * its type (STATS: one of two, its flags say which), all little-endian.  The decoder checks everything a peer
  * controls (magic, version, type, length, each field's range, strings
  * terminated) and names the first thing wrong in a sentence.
  */
@@ -93,9 +93,25 @@ struct mv__proto_stats {
 	uint64_t budget_pages; /* the agent's local budget now */
 	uint32_t active_permille; /* of consumed_pages, 0..1000 */
 	uint32_t flags; /* MV_PROTO_STATS_*; others 0 in this version */
+	/* the tail, on the wire only with MV_PROTO_STATS_MORE (0 otherwise):
+	 * where the VM's fault and reclaim threads run, and what the host
+	 * line of a run counts for it, as struct mv_vm_stats has them */
+	uint64_t service_cpus; /* at most MV_PROTO_CPUS_MAX */
+	uint64_t service_cpu_changes;
+	uint64_t service_moves;
+	uint64_t service_affinity_errors;
+	uint64_t zip_evict_pages;
+	uint64_t share_scanned_pages;
+	uint64_t lpage_collapses;
+	uint64_t lpage_breaks;
 };
 /* STATS flags: demand_pages holds a measured demand */
 #define MV_PROTO_STATS_DEMAND 1u
+/* STATS flags: the body goes on with the tail (MV_PROTO_STATS_MORE_BYTES
+ * more); a STATS without it is the shorter body agents sent before */
+#define MV_PROTO_STATS_MORE 2u
+#define MV_PROTO_STATS_MORE_BYTES 64u
+#define MV_PROTO_CPUS_MAX 65536u
 
 struct mv__proto_ack {
 	uint64_t seq; /* the grant acknowledged */
@@ -124,7 +140,8 @@ struct mv__proto_msg {
 	} u;
 };
 
-/* Body bytes of a type on the wire; 0 for an unknown type. */
+/* Body bytes of a type on the wire (STATS: without its tail); 0
+ * for an unknown type. */
 size_t mv__proto_body_len(unsigned type);
 const char *mv__proto_type_name(unsigned type);
 

@@ -7,7 +7,9 @@
  * statistics that show in the daemon's host; when its daemon is killed it
  * keeps its VM running inside the last grant and reconnects to a new
  * daemon; when its process is killed the daemon takes the grant back; with
- * no daemon it runs unmanaged, at once.
+ * no daemon it runs unmanaged, at once.  Its service figures (affinity.c)
+ * reach the daemon's view of its VM; answered as a daemon from before
+ * them answers, it reconnects and leaves them out.
  *
  * Children are forked before the parent makes any thread, and talk to it
  * over a socketpair: one command byte, one fixed report back.
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +33,7 @@
 
 #include "helper.h"
 #include "internal.h"
+#include "proto.h"
 
 #define MiB (1ull << 20)
 #define VM_BYTES (32 * MiB)
@@ -44,6 +48,7 @@ struct report {
 	uint64_t host_memsize;
 	uint64_t host_minfree;
 	uint64_t bad_pages; /* after a verify; else 0 */
+	struct mv_vm_stats vm_stats; /* its VM's, as its own host has them */
 	int err; /* setup failure in the child, -errno */
 };
 
@@ -117,6 +122,7 @@ static void serve(int fd, mv_host *h, mv_vm *vm, mv_agent *a)
 		r.host_consumed = atomic_load(&h->consumed_pages);
 		r.host_memsize = atomic_load(&h->memsize_pages);
 		r.host_minfree = atomic_load(&h->minfree_pages);
+		mv_vm_stats(vm, &r.vm_stats);
 		if (write(fd, &r, sizeof(r)) != sizeof(r))
 			break;
 	}
@@ -397,6 +403,144 @@ test_daemon_killed_agent_keeps_its_grant_and_reconnects(void **state)
 	th_host_destroy(&dt);
 }
 
+/* The daemon's view of the remote VM has the service figures of the
+ * child's own view, once its service has followed its vCPU at all. */
+static bool service_stats_arrived(void *arg)
+{
+	struct report r = ask(arg, 'i');
+	const struct mv_vm_stats *k = &r.vm_stats, *d = &remote.stats;
+
+	return remote_seen(NULL) && k->service_cpus > 0 &&
+	       k->service_cpu_changes > 0 &&
+	       d->service_cpus == k->service_cpus &&
+	       d->service_cpu_changes == k->service_cpu_changes &&
+	       d->service_moves == k->service_moves &&
+	       d->service_affinity_errors == k->service_affinity_errors;
+}
+
+static void test_agent_reports_its_service_figures_to_the_daemon(void **state)
+{
+	struct child kid;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(service_stats_arrived, &kid, TH_WAIT_MS));
+	print_message("service on %u CPUs, %llu changes, %llu moves\n",
+		      remote.stats.service_cpus,
+		      (unsigned long long)remote.stats.service_cpu_changes,
+		      (unsigned long long)remote.stats.service_moves);
+	reap(&kid, 0);
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
+/* ---- a daemon from before the STATS tail, played by the test ---- */
+
+/* The next whole message on fd (bytes kept in buf/len between calls):
+ * its type and body length, the message copied to msg; false on EOF or
+ * at the deadline. */
+static bool old_recv(int fd, uint8_t *buf, size_t *len, uint8_t *msg,
+		     unsigned *type, uint32_t *body)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t until = th_now_ms() + TH_WAIT_MS;
+	ssize_t n;
+
+	for (;;) {
+		if (*len >= MV_PROTO_HDR) {
+			*type = buf[6] | (unsigned)buf[7] << 8;
+			*body = buf[8] | (uint32_t)buf[9] << 8;
+			assert_true(*body <= MV_PROTO_MAX - MV_PROTO_HDR);
+			if (*len >= MV_PROTO_HDR + *body) {
+				memcpy(msg, buf, MV_PROTO_HDR + *body);
+				*len -= MV_PROTO_HDR + *body;
+				memmove(buf, buf + MV_PROTO_HDR + *body, *len);
+				return true;
+			}
+		}
+		if (th_now_ms() >= until)
+			return false;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		n = recv(fd, buf + *len, 2 * MV_PROTO_MAX - *len, 0);
+		if (n <= 0)
+			return false;
+		*len += (size_t)n;
+	}
+}
+
+static void old_send(int fd, const struct mv__proto_msg *m)
+{
+	uint8_t buf[MV_PROTO_MAX];
+	int n = mv__proto_encode(m, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	assert_int_equal(send(fd, buf, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+/* Accepts the agent, welcomes it, and returns the body length of its
+ * first STATS, after answering it as a daemon that knows only the
+ * 264-byte body: a longer one is refused (ERROR EBADMSG) and closed. */
+static uint32_t old_daemon_session(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
+	struct mv__proto_msg e = { .type = MV_PROTO_ERROR };
+	uint8_t buf[2 * MV_PROTO_MAX], msg[MV_PROTO_MAX];
+	size_t len = 0;
+	unsigned type;
+	uint32_t body = 0;
+	int fd;
+
+	assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(old_recv(fd, buf, &len, msg, &type, &body));
+	assert_int_equal(type, MV_PROTO_HELLO);
+	w.u.grant = (struct mv__proto_grant){ .seq = 1,
+					      .grant_bytes = VM_BYTES,
+					      .target_bytes = VM_BYTES,
+					      .period_ms = 20,
+					      .vm_id = 1 };
+	old_send(fd, &w);
+	do
+		assert_true(old_recv(fd, buf, &len, msg, &type, &body));
+	while (type != MV_PROTO_STATS);
+	if (body != 264) {
+		e.u.error.code = EBADMSG;
+		snprintf(e.u.error.msg, sizeof(e.u.error.msg),
+			 "STATS with a body of %u bytes: it has 264", body);
+		old_send(fd, &e);
+	}
+	close(fd);
+	return body;
+}
+
+static void
+test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	setup_dir();
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	/* first the longer body, refused; then, reconnected, the shorter */
+	assert_int_equal(old_daemon_session(lfd),
+			 264 + MV_PROTO_STATS_MORE_BYTES);
+	assert_int_equal(old_daemon_session(lfd), 264);
+	reap(&kid, 0);
+	close(lfd);
+}
+
 static void test_agent_killed_daemon_takes_its_grant_back(void **state)
 {
 	struct mv_host_stats hs;
@@ -614,6 +758,10 @@ int main(void)
 		cmocka_unit_test(
 			test_daemon_killed_agent_keeps_its_grant_and_reconnects),
 		cmocka_unit_test(test_agent_killed_daemon_takes_its_grant_back),
+		cmocka_unit_test(
+			test_agent_reports_its_service_figures_to_the_daemon),
+		cmocka_unit_test(
+			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
 		cmocka_unit_test(
 			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),

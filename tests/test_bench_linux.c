@@ -2,7 +2,8 @@
 /*
  * test_bench_linux.c - `memvisor bench linux`: its options, the
  * median/ratio arithmetic, the worst VM, the JSON of a case, reading a
- * `memvisor run` report, the state file's round trip (each change recorded
+ * `memvisor run` report, its CPU window (timed by this run's per-second
+ * lines only), the state file's round trip (each change recorded
  * before it is made, undone newest first, even for a change that never
  * happened) on a fake /proc and /sys tree, and, as root, one tiny case run
  * end to end by the built command, which must leave nothing behind.
@@ -551,6 +552,43 @@ static void test_cpu_window_opens_and_closes_on_run_seconds(void **state)
 	assert_true(w.tb == 0);
 }
 
+static bool exited(void *arg)
+{
+	pid_t pid = *(pid_t *)arg;
+	siginfo_t si = { 0 };
+
+	return !waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) &&
+	       si.si_pid == pid;
+}
+
+/* Every run of a bench writes its log to the same work directory: the
+ * first look at a run's log, right after its start, must not take the
+ * per-second lines an earlier run left there for this run's. */
+static void test_cpu_window_ignores_an_earlier_runs_log(void **state)
+{
+	const char *argv[] = { "sh", "-c", "echo '   1s soft'", NULL };
+	struct cpu_watch w = { 0 };
+	char dir[] = "/tmp/mv-bl-cpu-XXXXXX", log[64];
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	th_remove_at_teardown(dir);
+	snprintf(log, sizeof(log), "%s/memvisor-run.log", dir);
+	th_remove_at_teardown(log);
+	th_put(log, "   1s soft\n   2s soft\n   3s soft\n");
+	pid = run_start("/bin/sh", argv, log);
+	assert_true(pid > 0);
+	/* as bl_run_memvisor looks: at once, then until the run ends */
+	cpu_watch(&w, pid, log, 10);
+	assert_true(th_wait_until(exited, &pid, TH_WAIT_MS));
+	cpu_watch(&w, pid, log, 10);
+	assert_int_equal(waitpid(pid, NULL, WNOHANG), pid);
+	/* this run's second 1 opened the window; no second closed it */
+	assert_true(w.ta > 0);
+	assert_true(w.tb == 0);
+}
+
 /* ---- the state file on a fake tree ---- */
 
 struct tree {
@@ -789,6 +827,10 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_true(cJSON_IsTrue(
 		cJSON_GetObjectItemCaseSensitive(c, "vms_pinned")));
 	cfgs = cJSON_GetObjectItemCaseSensitive(c, "configs");
+	/* memvisor's CPU window opened (its VM processes' CPU counted) */
+	v = cJSON_GetObjectItemCaseSensitive(cfgs, "memvisor");
+	assert_true(num_of(v, "cpu_user_cores") + num_of(v, "cpu_sys_cores") >
+		    0);
 	/* swap on a file runs wherever root and a memory cgroup are */
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ran"))) {
@@ -863,6 +905,7 @@ int main(void)
 			test_run_report_gives_ops_swap_traffic_and_idle_vms),
 		cmocka_unit_test(
 			test_cpu_window_opens_and_closes_on_run_seconds),
+		cmocka_unit_test(test_cpu_window_ignores_an_earlier_runs_log),
 		cmocka_unit_test_setup_teardown(
 			test_state_file_undoes_settings_and_cgroup_newest_first,
 			tree_setup, tree_teardown),

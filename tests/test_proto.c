@@ -491,6 +491,120 @@ static void test_fuzzed_bytes_never_crash_nor_pass_unchecked(void **state)
 	assert_true(ok > 1000); /* the fuzz reached past the checks too */
 }
 
+/* The STATS body agents sent before the tail, and its flags. */
+#define STATS_OLD_BODY 264u
+#define STATS_FLAGS_AT (MV_PROTO_HDR + STATS_OLD_BODY - 4)
+
+static struct mv__proto_msg stats_with_service(void)
+{
+	struct mv__proto_msg m = sample(MV_PROTO_STATS);
+
+	m.u.stats.flags |= MV_PROTO_STATS_MORE;
+	m.u.stats.service_cpus = 2;
+	m.u.stats.service_cpu_changes = 3;
+	m.u.stats.service_moves = 5;
+	m.u.stats.service_affinity_errors = 1;
+	m.u.stats.zip_evict_pages = 7;
+	m.u.stats.share_scanned_pages = 1ull << 33;
+	m.u.stats.lpage_collapses = 11;
+	m.u.stats.lpage_breaks = 13;
+	return m;
+}
+
+static void test_stats_tail_figures_round_trip_in_the_longer_body(void **state)
+{
+	struct mv__proto_msg m = stats_with_service(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	n = encode(&m, buf);
+	assert_int_equal(n, MV_PROTO_HDR + STATS_OLD_BODY +
+				    MV_PROTO_STATS_MORE_BYTES);
+	assert_int_equal(buf[8] | buf[9] << 8,
+			 STATS_OLD_BODY + MV_PROTO_STATS_MORE_BYTES);
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_memory_equal(&out, &m, sizeof(m));
+	assert_int_equal(out.u.stats.service_cpus, 2);
+	assert_int_equal(out.u.stats.service_moves, 5);
+	assert_int_equal(out.u.stats.share_scanned_pages, 1ull << 33);
+	assert_int_equal(out.u.stats.lpage_breaks, 13);
+}
+
+static void
+test_stats_of_the_old_length_decode_without_the_tail_figures(void **state)
+{
+	struct mv__proto_msg m = sample(MV_PROTO_STATS), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* what an agent from before the tail sends: 264 bytes, no flag */
+	n = encode(&m, buf);
+	assert_int_equal(n, MV_PROTO_HDR + STATS_OLD_BODY);
+	assert_int_equal(buf[8] | buf[9] << 8, STATS_OLD_BODY);
+	assert_int_equal(mv__proto_body_len(MV_PROTO_STATS), STATS_OLD_BODY);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_int_equal(out.u.stats.consumed_pages, 1000);
+	assert_int_equal(out.u.stats.demand_pages, 400);
+	assert_int_equal(out.u.stats.flags, MV_PROTO_STATS_DEMAND);
+	assert_int_equal(out.u.stats.service_cpus, 0);
+	assert_int_equal(out.u.stats.service_cpu_changes, 0);
+	assert_int_equal(out.u.stats.service_moves, 0);
+	assert_int_equal(out.u.stats.service_affinity_errors, 0);
+	assert_int_equal(out.u.stats.zip_evict_pages, 0);
+	assert_int_equal(out.u.stats.share_scanned_pages, 0);
+	assert_int_equal(out.u.stats.lpage_collapses, 0);
+	assert_int_equal(out.u.stats.lpage_breaks, 0);
+}
+
+static void test_stats_whose_length_and_flags_disagree_are_refused(void **state)
+{
+	struct mv__proto_msg m = stats_with_service(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	char err[128];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* the longer body without its flag */
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] &= (uint8_t)~MV_PROTO_STATS_MORE;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, err,
+					  sizeof(err)),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "flags"));
+	/* the shorter body with it */
+	m = sample(MV_PROTO_STATS);
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] |= MV_PROTO_STATS_MORE;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+	/* a length that is neither, refused with the header */
+	buf[8] = (uint8_t)(STATS_OLD_BODY + 8);
+	buf[9] = (uint8_t)((STATS_OLD_BODY + 8) >> 8);
+	assert_int_equal(mv__proto_decode(buf, MV_PROTO_HDR, &out, &used, NULL,
+					  0),
+			 -EBADMSG);
+	/* the tail's figures without the flag, or on too many CPUs */
+	m = sample(MV_PROTO_STATS);
+	m.u.stats.service_moves = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = sample(MV_PROTO_STATS);
+	m.u.stats.lpage_breaks = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = stats_with_service();
+	m.u.stats.service_cpus = MV_PROTO_CPUS_MAX + 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +620,12 @@ int main(void)
 		cmocka_unit_test(test_encoder_refuses_what_the_decoder_would),
 		cmocka_unit_test(
 			test_fuzzed_bytes_never_crash_nor_pass_unchecked),
+		cmocka_unit_test(
+			test_stats_tail_figures_round_trip_in_the_longer_body),
+		cmocka_unit_test(
+			test_stats_of_the_old_length_decode_without_the_tail_figures),
+		cmocka_unit_test(
+			test_stats_whose_length_and_flags_disagree_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * test_report.c - the JSON report of `memvisor run`: it replaces the file
  * whole (temporary file and rename) or leaves it as it was, it carries the
  * exit status and the error of a failed run, lost_pages and the verified
- * flag of each VM, and its path is checked before the run.
+ * flag of each VM, and its path is checked before the run; the host's
+ * figures count a VM in another process as the host's own.
  */
 
 /*
@@ -364,6 +365,61 @@ static void test_report_gives_each_vms_cpus(void **state)
 	cJSON_Delete(root);
 }
 
+/* A VM in another process adds into the host's figures as the host's own
+ * VMs do: what it compressed or swapped out (its cache's evictions to swap
+ * counted once) to the host's reclaim, and its swap errors, sharing and
+ * large pages; the host line and the JSON say the sums. */
+static void test_host_counts_a_remote_vm_as_its_own(void **state)
+{
+	struct fixture *f = *state;
+	const struct mv_vm_stats st = {
+		.zip_pages = 512,
+		.swapout_pages = 300,
+		.zip_evict_pages = 44,
+		.swap_errors = 2,
+		.shrd_pages = 100,
+		.zero_pages = 28,
+		.shrdsvd_pages = 64,
+		.share_scanned_pages = 5000,
+		.cow_breaks = 3,
+		.lpage_pages = 512,
+		.lpage_collapses = 2,
+		.lpage_breaks = 1,
+	};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	cJSON *root, *host;
+
+	f->res.host.memsize_pages = 16384;
+	f->res.host.reclaim_pages = 256; /* its own VMs' */
+	f->res.host.swap_errors = 1;
+	report_host_add_remote(&f->res.host, &st);
+	assert_int_equal(f->res.host.reclaim_pages, 256 + 512 + 300 - 44);
+	assert_int_equal(f->res.host.swap_errors, 3);
+	assert_int_equal(f->res.host.share_saved_pages, 64);
+	assert_int_equal(f->res.host.share_frames, 100 + 28 - 64);
+	assert_int_equal(f->res.host.share_refs, 100);
+	assert_int_equal(f->res.host.share_scanned_pages, 5000);
+	assert_int_equal(f->res.host.cow_breaks, 3);
+	assert_int_equal(f->res.host.lpage_pages, 512);
+	assert_int_equal(f->res.host.lpage_collapses, 2);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	report_print(out, &f->res);
+	assert_int_equal(fclose(out), 0);
+	/* 1024 pages */
+	assert_non_null(strstr(text, "4.0 MB reclaimed"));
+	assert_non_null(strstr(text, "3 swap errors"));
+	assert_non_null(strstr(text, "5000 pages scanned"));
+	free(text);
+	root = write_and_parse(f);
+	host = cJSON_GetObjectItem(root, "host");
+	assert_true(cJSON_GetNumberValue(
+			    cJSON_GetObjectItem(host, "reclaimed_mb")) == 4.0);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -381,6 +437,7 @@ int main(void)
 		T(test_device_is_written_in_place_not_replaced),
 		T(test_link_is_followed_and_its_target_replaced),
 		T(test_report_gives_each_vms_cpus),
+		T(test_host_counts_a_remote_vm_as_its_own),
 	};
 #undef T
 

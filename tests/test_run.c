@@ -5,7 +5,8 @@
  * arrives whatever ends the run, a signal during the final verification
  * finishes the report, an interrupted run exits 4, a run killed outright
  * leaves an earlier report whole, many small VMs are verified in seconds,
- * and `memvisor check` names the sysctl a scenario needs.
+ * the host line counts VMs in processes of their own, and `memvisor
+ * check` names the sysctl a scenario needs.
  *
  * Every wait polls the command's output or its exit with a deadline; none
  * sleeps to let something happen.
@@ -213,6 +214,51 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 	assert_int_equal(th_jnum(root, "unverified_vms"), 0);
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root, "vms")),
 			 200);
+	cJSON_Delete(root);
+}
+
+/* Two VMs in processes of their own, overcommitted: they reclaim. */
+static const char two_processes[] =
+	"memsize = 32M\nduration = 2\n"
+	"[vm p1]\nmemsize = 24M\nworkload = kvstore\nvmm = process\n"
+	"[vm p2]\nmemsize = 24M\nworkload = kvstore\nvmm = process\n";
+
+/* The VMs' own reclaim, as the host counts it: compressed or swapped out,
+ * a page the cache pushed on to swap once. */
+static double vms_reclaimed_mb(const cJSON *root)
+{
+	const cJSON *v;
+	double mb = 0;
+
+	cJSON_ArrayForEach(v, cJSON_GetObjectItem(root, "vms"))
+		mb += th_jnum(v, "zip_mb") + th_jnum(v, "swapout_mb") -
+		      th_jnum(v, "zip_evict_mb");
+	return mb;
+}
+
+static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
+{
+	struct th_cmd *f = *state;
+	char ini[160], line[64], *text;
+	double host_mb, vms_mb;
+	cJSON *root;
+
+	th_cmd_scenario(f, "procs.ini", two_processes, ini, sizeof(ini));
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
+	root = th_cmd_report(f);
+	host_mb = th_jnum(cJSON_GetObjectItem(root, "host"), "reclaimed_mb");
+	vms_mb = vms_reclaimed_mb(root);
+	print_message("host reclaimed %.1f MB, its VMs %.1f MB\n", host_mb,
+		      vms_mb);
+	/* the VMs reclaimed (48 MB on 32 MB) and the host says so, give or
+	 * take the report's rounding to 0.1 MB */
+	assert_true(vms_mb > 1);
+	assert_true(host_mb > vms_mb - 0.5 && host_mb < vms_mb + 0.5);
+	text = th_slurp(f->out);
+	snprintf(line, sizeof(line), "%.1f MB reclaimed", host_mb);
+	assert_non_null(strstr(text, line));
+	free(text);
 	cJSON_Delete(root);
 }
 
@@ -483,6 +529,7 @@ int main(void)
 		T(test_pinned_vm_is_listed_and_reported_with_its_cpus),
 		T(test_check_names_the_sysctl_a_scenario_needs),
 		T(test_default_scenario_shows_every_mechanism),
+		T(test_host_line_counts_vms_in_processes_of_their_own),
 		T(test_qemu_guest_verdict_is_its_integrity_result),
 		T(test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
 	};

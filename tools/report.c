@@ -22,6 +22,11 @@
  * A run that failed has "exit_status" and "error", and, if it never got to
  * run the guests, nothing else but the scenario.
  *
+ * The host's figures count the VMs in other processes (vmm = process, QEMU
+ * guests under the run's daemon) as its own VMs are counted, from what
+ * their agents reported (report_host_add_remote, called by run.c before
+ * either output is made).
+ *
  * Invariants: an integrity error is never left out of either output: the
  * table is followed by each VM's first mismatch, and the JSON carries the
  * same text; "error" is there exactly when "exit_status" is not 0.
@@ -68,6 +73,32 @@ static void print_no_driver(FILE *out, const struct run_result *r)
 	}
 	if (any)
 		fputc('\n', out);
+}
+
+void report_host_add_remote(struct mv_host_stats *h,
+			    const struct mv_vm_stats *st)
+{
+	/* what its scheduler compressed or swapped out; a page the cache
+	 * later pushed to swap was reclaimed once */
+	uint64_t out = st->zip_pages + st->swapout_pages;
+	/* its host has it alone: its frames are its shared pages and zero
+	 * pages less what they save */
+	uint64_t refs = st->shrd_pages + st->zero_pages;
+
+	h->reclaim_pages +=
+		out > st->zip_evict_pages ? out - st->zip_evict_pages : 0;
+	h->swap_errors += st->swap_errors;
+	h->unreadable_pages += st->unreadable_pages;
+	h->parked_pages += st->parked_pages;
+	h->share_saved_pages += st->shrdsvd_pages;
+	h->share_frames += refs > st->shrdsvd_pages ? refs - st->shrdsvd_pages :
+						      0;
+	h->share_refs += st->shrd_pages;
+	h->share_scanned_pages += st->share_scanned_pages;
+	h->cow_breaks += st->cow_breaks;
+	h->lpage_pages += st->lpage_pages;
+	h->lpage_collapses += st->lpage_collapses;
+	h->lpage_breaks += st->lpage_breaks;
 }
 
 void report_print(FILE *out, const struct run_result *r)

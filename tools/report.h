@@ -78,6 +78,18 @@ static inline double pages_mb(uint64_t pages)
 /* The final per-VM table, the host line, and every integrity error. */
 void report_print(FILE *out, const struct run_result *r);
 
+/*
+ * Counts a remote VM (vmm = process, or a QEMU guest whose agent joined
+ * the run's daemon) into the host's figures h, as the host counts its own
+ * VMs: its engine runs in another process, so what it reclaimed, shared,
+ * failed to swap or backed by large pages is in its stats st (what its
+ * agent reported) and in no counter of this process's host.  The waits
+ * for a free frame and in the low state are its own host's and are not
+ * reported: they stay the run's host's.
+ */
+void report_host_add_remote(struct mv_host_stats *h,
+			    const struct mv_vm_stats *st);
+
 /* Checks before the run that a report can be written at arg ("-":
  * stdout), so that a typo does not cost a whole run: the directory must
  * exist and take a new file.  Nothing existing is changed.  0 or -errno,

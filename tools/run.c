@@ -71,7 +71,9 @@
  * TLB flushes of its reclaim reach only its own CPUs), started after the
  * QEMU guests: it makes a host, the VM and its workload, and joins the
  * in-process daemon (started whenever there is a process VM) with its
- * agent, as a VMM would.  Its engine stats are what the daemon was told,
+ * agent, as a VMM would.  Its engine stats are what the daemon was told
+ * (and the final host figures count them, as a QEMU guest's, as the
+ * host's own VMs are counted: report_host_add_remote),
  * its ops the child's "MVPROC ops=" lines read from its console file each
  * second.  The run waits (bounded) for every child's first ops line
  * before the timed run: a child that ends first is a VM that could not
@@ -1503,6 +1505,11 @@ static void collect(struct run *r)
 			    res->duration_s;
 	}
 	mv_host_stats(r->host, &res->host);
+	/* VMs in other processes: their engines' figures, as its own VMs' */
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		if (r->vms[i].cfg &&
+		    (r->vms[i].cfg->vmm_process || r->vms[i].cfg->vmm_qemu))
+			report_host_add_remote(&res->host, &res->vms[i].st);
 	res->have_stats = true;
 }
 
