@@ -227,7 +227,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: memvisor bench linux [--case NAME]... [--rounds N] [--duration S]\n"
 		"                            [--swapdir DIR] [--json] [--no-pin]\n"
-		"                            [--vmm process|threads]\n"
+		"                            [--vmm process|threads] [--pause-damon]\n"
 		"  The same guest workloads and budget under memvisor and in a memory cgroup\n"
 		"  (budget + the harness's measured overhead) with kernel swap on a file,\n"
 		"  zswap, and zram; each case also once with no limit (the ceiling).\n"
@@ -246,6 +246,9 @@ static void usage(FILE *f)
 		"                 memvisor runs the kvstore cases' VMs one process each\n"
 		"                 (process, the default, as the Linux peer does) or as\n"
 		"                 guest threads of one process (threads)\n"
+		"  --pause-damon  switch the machine's DAMON monitors of physical addresses\n"
+		"                 off for the runs and on again at the end (their\n"
+		"                 reverse-map walks stall memvisor's page moves)\n"
 		"  --no-memvisor  leave memvisor out; --no-linux: the Linux side and the ceiling\n",
 		BL_DEFAULT_ROUNDS, BL_DEFAULT_DURATION_S);
 }
@@ -278,6 +281,7 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 		{ "no-linux", no_argument, NULL, 'L' },
 		{ "no-pin", no_argument, NULL, 'P' },
 		{ "vmm", required_argument, NULL, 'V' },
+		{ "pause-damon", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -335,6 +339,9 @@ int bl_parse_opts(int argc, char **argv, struct bl_opts *o, char *msg,
 			break;
 		case 'L':
 			o->no_linux = true;
+			break;
+		case 'D':
+			o->pause_damon = true;
 			break;
 		case 'P':
 			o->no_pin = true;
@@ -394,6 +401,8 @@ struct ctx {
 	char dir[448]; /* the work directory */
 	char skip[BL_NCONFIGS][BL_MSG]; /* peers this machine cannot run */
 	FILE *out; /* progress lines: stderr with --json */
+	unsigned damon_running; /* DAMON monitors of physical addresses */
+	unsigned damon_paused; /* of those, switched off (--pause-damon) */
 };
 
 /* No OOM kill and no integrity error in any of its runs. */
@@ -995,6 +1004,41 @@ static void pin_line(const struct ctx *x)
 		cpus[0] ? cpus : "?");
 }
 
+/*
+ * What DAMON does during the runs: a monitor of physical addresses walks
+ * the reverse map of the pages it samples, which holds memvisor's page
+ * moves back (docs/ARCHITECTURE.md); the header says it runs, or, with
+ * --pause-damon, that it is off until the end.
+ */
+static int damon_line(struct ctx *x)
+{
+	unsigned first, n = bl_damon_paddr(&first), paused;
+	int ret;
+
+	x->damon_running = n;
+	if (!n)
+		return 0;
+	if (!x->o.pause_damon) {
+		fprintf(x->out,
+			"  DAMON: kdamond %u%s monitors physical addresses during the runs: its reverse-map walks stall memvisor's page moves for up to seconds (--pause-damon switches it off for the runs)\n",
+			first, n > 1 ? " and others" : "");
+		return 0;
+	}
+	ret = bl_damon_pause(&paused);
+	if (ret) {
+		fprintf(stderr,
+			"memvisor bench linux: cannot switch DAMON kdamond off: %s\n",
+			strerror(-ret));
+		return ret;
+	}
+	x->damon_paused = paused;
+	fprintf(x->out,
+		"  DAMON: %u monitor%s of physical addresses (kdamond %u%s) switched off for the runs, on again at the end (--pause-damon)\n",
+		paused, paused == 1 ? "" : "s", first,
+		n > 1 ? " and others" : "");
+	return 0;
+}
+
 int bench_linux_main(int argc, char **argv)
 {
 	struct case_result *res = NULL;
@@ -1039,6 +1083,10 @@ int bench_linux_main(int argc, char **argv)
 		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0); user/sys: CPU cores the VMs' processes used from the run's first second to its end, us/op: that CPU per guest operation\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
 	pin_line(&x);
+	if (damon_line(&x)) {
+		bl_cleanup();
+		return 1;
+	}
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])
 			fprintf(x.out, "  %s: skipped: %s\n", config_label(c),
@@ -1072,6 +1120,12 @@ int bench_linux_main(int argc, char **argv)
 			cJSON_AddItemToArray(arr, json_case(&x, &res[i]));
 		if (root && bl_stop)
 			cJSON_AddTrueToObject(root, "interrupted");
+		if (root) {
+			cJSON_AddNumberToObject(root, "damon_paddr_monitors",
+						x.damon_running);
+			cJSON_AddNumberToObject(root, "damon_paddr_paused",
+						x.damon_paused);
+		}
 		text = root ? cJSON_Print(root) : NULL;
 		if (text)
 			printf("%s\n", text);

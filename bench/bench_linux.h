@@ -98,6 +98,10 @@ struct bl_opts {
 	 * threads in one process, instead of one process per VM (vmm =
 	 * process), as the Linux peer runs them */
 	bool vmm_threads;
+	/* --pause-damon: the DAMON monitors of physical addresses are
+	 * switched off for the runs (their reverse-map walks stall
+	 * memvisor's page moves) and on again at the end */
+	bool pause_damon;
 };
 
 /* 0, or -EINVAL with a sentence in msg; 1 for --help. */
@@ -164,6 +168,12 @@ int bl_state_add(const char *kind, const char *arg, const char *value);
 int bl_state_undo(FILE *log);
 /* Undoes everything this run set (the state file) and removes the file. */
 void bl_cleanup(void);
+
+/* The running DAMON monitors of physical addresses (*first: the first's
+ * index), and switching them off, recorded in the state file so that
+ * bl_cleanup switches them on again; *paused: how many. */
+unsigned bl_damon_paddr(unsigned *first);
+int bl_damon_pause(unsigned *paused);
 
 /* ---- the runs (bench_linux_vm.c) ---- */
 

@@ -3,7 +3,8 @@
  * bench_linux_sys.c - the kernel side of `memvisor bench linux`: the
  * memory cgroup that holds the peer's VM processes, kernel swap on a file,
  * zswap, zram, the counters read from them, and the state file that makes
- * every change undoable even after the run was killed.
+ * every change undoable even after the run was killed; with --pause-damon,
+ * the DAMON monitors of physical addresses switched off for the runs.
  *
  * Design: every change to the system is first appended to the state file
  * (a line "KIND<TAB>ARG<TAB>VALUE": the value to write back, the device to
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include "bench_linux.h"
+#include "preflight.h"
 
 #define PAGE 4096
 /* A cgroup whose processes were killed empties in well under this. */
@@ -266,6 +268,41 @@ static int set_param(const char *rel, const char *value)
 	if (bl_state_add("file", path, old))
 		return -EIO;
 	return write_str(path, value);
+}
+
+/* ---- DAMON ---- */
+
+unsigned bl_damon_paddr(unsigned *first)
+{
+	char root[600];
+
+	sys_path(root, sizeof(root), PREFLIGHT_DAMON_SYSFS);
+	return preflight_damon_paddr(root, first);
+}
+
+int bl_damon_pause(unsigned *paused)
+{
+	char root[600], rel[128];
+	struct dirent *e;
+	unsigned k;
+	int ret = 0;
+	DIR *d;
+
+	*paused = 0;
+	sys_path(root, sizeof(root), PREFLIGHT_DAMON_SYSFS);
+	d = opendir(root);
+	while (d && !ret && (e = readdir(d))) {
+		if (sscanf(e->d_name, "%u", &k) != 1 ||
+		    !preflight_damon_paddr_on(root, k))
+			continue;
+		snprintf(rel, sizeof(rel), PREFLIGHT_DAMON_SYSFS "/%u/state",
+			 k);
+		if (!(ret = set_param(rel, "off")))
+			(*paused)++;
+	}
+	if (d)
+		closedir(d);
+	return ret;
 }
 
 /* ---- the memory cgroup ---- */

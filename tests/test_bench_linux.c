@@ -17,6 +17,7 @@
 #include "../tools/progress.c"
 #include "../tools/genimage.c"
 #include "../tools/scenario.c"
+#include "../tools/preflight.c"
 #include "../bench/bench_linux.c"
 #include "../bench/bench_linux_sys.c"
 #include "../bench/bench_linux_vm.c"
@@ -142,6 +143,10 @@ static void test_no_pin_option_turns_pinning_off(void **state)
 			 0);
 	assert_true(o.no_pin);
 	assert_int_equal(o.ncases, 1);
+	assert_false(o.pause_damon);
+	assert_int_equal(
+		parse_line("linux --pause-damon", &o, msg, sizeof(msg)), 0);
+	assert_true(o.pause_damon);
 }
 
 /* The i-th CPU this process may run on, round-robin, read here and not
@@ -702,6 +707,44 @@ test_state_undo_of_changes_that_never_happened_is_no_error(void **state)
 	assert_int_equal(bl_state_undo(NULL), 0);
 }
 
+/* --pause-damon switches off each DAMON monitor of physical addresses (no
+ * other), and the state file switches it on again. */
+static void test_damon_paddr_monitors_are_paused_and_undone(void **state)
+{
+	struct tree *t = *state;
+	unsigned first = 9, paused = 9;
+	char *text;
+
+	assert_int_equal(bl_damon_paddr(&first), 0);
+	assert_int_equal(bl_damon_pause(&paused), 0);
+	assert_int_equal(paused, 0);
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/0/state", "on\n");
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/0/contexts/0/operations",
+	       "vaddr\n");
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state", "on\n");
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/contexts/0/operations",
+	       "paddr\n");
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/2/state", "off\n");
+	put_at(t, "/sys/kernel/mm/damon/admin/kdamonds/2/contexts/0/operations",
+	       "paddr\n");
+	assert_int_equal(bl_damon_paddr(&first), 1);
+	assert_int_equal(first, 1);
+	assert_int_equal(bl_damon_pause(&paused), 0);
+	assert_int_equal(paused, 1);
+	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state");
+	assert_string_equal(text, "off");
+	free(text);
+	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/0/state");
+	assert_string_equal(text, "on\n");
+	free(text);
+	assert_int_equal(bl_damon_paddr(&first), 0);
+	assert_int_equal(bl_state_undo(NULL), 1);
+	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state");
+	assert_string_equal(text, "on");
+	free(text);
+	assert_int_equal(bl_damon_paddr(&first), 1);
+}
+
 static void test_probes_name_what_the_kernel_lacks(void **state)
 {
 	struct tree *t = *state;
@@ -911,6 +954,9 @@ int main(void)
 			tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_state_undo_of_changes_that_never_happened_is_no_error,
+			tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_damon_paddr_monitors_are_paused_and_undone,
 			tree_setup, tree_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_probes_name_what_the_kernel_lacks, tree_setup,

@@ -19,6 +19,7 @@
 #include "helper.h"
 #include "../tools/qmp.c"
 #include "../tools/qemu.c"
+#include "../tools/preflight.c"
 #include "../bench/bench_linux_sys.c"
 #include "../bench/bench_qemu.c"
 

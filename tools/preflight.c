@@ -49,8 +49,6 @@ uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms)
 	return total;
 }
 
-#define DAMON_SYSFS "/sys/kernel/mm/damon/admin/kdamonds"
-
 /* The first word of the file at dir/name into buf; false if unreadable. */
 static bool read_word(const char *dir, const char *name, char *buf, size_t len)
 {
@@ -68,33 +66,34 @@ static bool read_word(const char *dir, const char *name, char *buf, size_t len)
 	return ok;
 }
 
-unsigned preflight_damon_paddr(const char *root, unsigned *first)
+bool preflight_damon_paddr_on(const char *root, unsigned k)
 {
 	char dir[512], word[64];
+
+	snprintf(dir, sizeof(dir), "%s/%u", root, k);
+	if (!read_word(dir, "state", word, sizeof(word)) || strcmp(word, "on"))
+		return false;
+	for (unsigned c = 0; c < 64; c++) {
+		snprintf(dir, sizeof(dir), "%s/%u/contexts/%u", root, k, c);
+		if (!read_word(dir, "operations", word, sizeof(word)))
+			return false;
+		if (!strcmp(word, "paddr"))
+			return true;
+	}
+	return false;
+}
+
+unsigned preflight_damon_paddr(const char *root, unsigned *first)
+{
 	struct dirent *e;
-	unsigned n = 0, k, c;
+	unsigned n = 0, k;
 	DIR *d = opendir(root);
 
 	*first = 0;
-	while (d && (e = readdir(d))) {
-		if (sscanf(e->d_name, "%u", &k) != 1)
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%u", root, k);
-		if (!read_word(dir, "state", word, sizeof(word)) ||
-		    strcmp(word, "on"))
-			continue;
-		for (c = 0; c < 64; c++) {
-			snprintf(dir, sizeof(dir), "%s/%u/contexts/%u", root, k,
-				 c);
-			if (!read_word(dir, "operations", word, sizeof(word)))
-				break;
-			if (!strcmp(word, "paddr")) {
-				if (!n++ || k < *first)
-					*first = k;
-				break;
-			}
-		}
-	}
+	while (d && (e = readdir(d)))
+		if (sscanf(e->d_name, "%u", &k) == 1 &&
+		    preflight_damon_paddr_on(root, k) && (!n++ || k < *first))
+			*first = k;
 	if (d)
 		closedir(d);
 	return n;
@@ -111,7 +110,8 @@ void preflight_measure(const struct scenario *sc, struct preflight *pf)
 		pf->map_max = -1;
 	}
 	pf->guest_maps = preflight_guest_maps(sc, &pf->sharing_vms);
-	pf->damon_paddr = preflight_damon_paddr(DAMON_SYSFS, &pf->damon_first);
+	pf->damon_paddr =
+		preflight_damon_paddr(PREFLIGHT_DAMON_SYSFS, &pf->damon_first);
 }
 
 long preflight_map_count_wanted(const struct preflight *pf)
@@ -161,8 +161,8 @@ int preflight_print(const struct scenario *sc, const struct preflight *pf,
 		fprintf(warn,
 			"memvisor: warning: a DAMON monitor of physical addresses is running (kdamond %u%s): its access checks walk the reverse map of guest pages and can hold memvisor's page moves back for seconds, stalling the VM whose reclaim waits (it then runs on the minFree reserve); to stop it while memvisor runs: echo off > %s/%u/state\n",
 			pf->damon_first,
-			pf->damon_paddr > 1 ? " and others" : "", DAMON_SYSFS,
-			pf->damon_first);
+			pf->damon_paddr > 1 ? " and others" : "",
+			PREFLIGHT_DAMON_SYSFS, pf->damon_first);
 		warnings++;
 	}
 	return warnings;

@@ -8,6 +8,7 @@
 #ifndef MV_TOOL_PREFLIGHT_H
 #define MV_TOOL_PREFLIGHT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,11 @@ struct preflight {
  * counting its pages only when page sharing can reach it, and two for each
  * guest thread (its stack and guard page). */
 uint64_t preflight_guest_maps(const struct scenario *sc, size_t *sharing_vms);
+
+#define PREFLIGHT_DAMON_SYSFS "/sys/kernel/mm/damon/admin/kdamonds"
+
+/* Whether kdamond k under root is on and has a paddr context. */
+bool preflight_damon_paddr_on(const char *root, unsigned k);
 
 /* The running kdamonds under root (/sys/kernel/mm/damon/admin/kdamonds
  * on a machine) that monitor physical addresses; *first gets the index of
