@@ -486,6 +486,27 @@ static void medians(struct case_result *cr)
 	}
 }
 
+/*
+ * --pause-damon: the DAMON monitors of physical addresses off for the run
+ * about to start, recorded in the state file, so that the configuration's
+ * undo switches them on again (each configuration undoes its state file).
+ */
+static int damon_pause(struct ctx *x, char *msg, size_t len)
+{
+	unsigned paused;
+	int ret;
+
+	if (!x->o.pause_damon)
+		return 0;
+	ret = bl_damon_pause(&paused);
+	if (ret)
+		snprintf(msg, len, "cannot switch DAMON's kdamond off: %s",
+			 strerror(-ret));
+	else if (paused > x->damon_paused)
+		x->damon_paused = paused;
+	return ret;
+}
+
 /* Runs one configuration once; the result goes to cr->runs. */
 static void run_config(struct ctx *x, struct case_result *cr,
 		       const struct scenario *sc, const char *ini,
@@ -501,8 +522,11 @@ static void run_config(struct ctx *x, struct case_result *cr,
 	fprintf(x->out, "  %-14s %-20s ", cr->def->name, config_label(c));
 	fflush(x->out);
 	if (c == BL_MEMVISOR) {
-		ret = bl_run_memvisor(ini, x->dir, x->o.duration_s, r, msg,
-				      sizeof(msg));
+		ret = damon_pause(x, msg, sizeof(msg));
+		if (!ret)
+			ret = bl_run_memvisor(ini, x->dir, x->o.duration_s, r,
+					      msg, sizeof(msg));
+		bl_state_undo(stderr);
 	} else {
 		if (c != BL_CEILING)
 			ret = bl_swap_setup(&sw, c, x->dir, cr->guest_bytes,
@@ -518,6 +542,8 @@ static void run_config(struct ctx *x, struct case_result *cr,
 			cg.path[0] = '\0';
 			ret = 0;
 		}
+		if (!ret)
+			ret = damon_pause(x, msg, sizeof(msg));
 		bl_vmstat_swap(&in0, &out0);
 		if (!ret)
 			ret = bl_run_linux(sc, cg.path[0] ? &cg : NULL,
@@ -1008,35 +1034,24 @@ static void pin_line(const struct ctx *x)
  * What DAMON does during the runs: a monitor of physical addresses walks
  * the reverse map of the pages it samples, which holds memvisor's page
  * moves back (docs/ARCHITECTURE.md); the header says it runs, or, with
- * --pause-damon, that it is off until the end.
+ * --pause-damon, that it is off during each run (damon_pause).
  */
-static int damon_line(struct ctx *x)
+static void damon_line(struct ctx *x)
 {
-	unsigned first, n = bl_damon_paddr(&first), paused;
-	int ret;
+	unsigned first, n = bl_damon_paddr(&first);
 
 	x->damon_running = n;
 	if (!n)
-		return 0;
-	if (!x->o.pause_damon) {
+		return;
+	if (!x->o.pause_damon)
 		fprintf(x->out,
 			"  DAMON: kdamond %u%s monitors physical addresses during the runs: its reverse-map walks stall memvisor's page moves for up to seconds (--pause-damon switches it off for the runs)\n",
 			first, n > 1 ? " and others" : "");
-		return 0;
-	}
-	ret = bl_damon_pause(&paused);
-	if (ret) {
-		fprintf(stderr,
-			"memvisor bench linux: cannot switch DAMON kdamond off: %s\n",
-			strerror(-ret));
-		return ret;
-	}
-	x->damon_paused = paused;
-	fprintf(x->out,
-		"  DAMON: %u monitor%s of physical addresses (kdamond %u%s) switched off for the runs, on again at the end (--pause-damon)\n",
-		paused, paused == 1 ? "" : "s", first,
-		n > 1 ? " and others" : "");
-	return 0;
+	else
+		fprintf(x->out,
+			"  DAMON: %u monitor%s of physical addresses (kdamond %u%s) switched off for each run and on again after it (--pause-damon)\n",
+			n, n == 1 ? "" : "s", first,
+			n > 1 ? " and others" : "");
 }
 
 int bench_linux_main(int argc, char **argv)
@@ -1083,10 +1098,7 @@ int bench_linux_main(int argc, char **argv)
 		"  Linux peers: one process per VM on private anonymous memory in a memory cgroup; %s; zram with lz4 (vm.page-cluster 0, swappiness %d; file and zswap: page-cluster 3, swappiness %d); the burst VM runs without its balloon driver (nothing to talk to); ops/s count the whole run, warm-up included, as memvisor run counts them; the worst VM is the slowest one that is not idle (an OOM-killed VM counts 0); user/sys: CPU cores the VMs' processes used from the run's first second to its end, us/op: that CPU per guest operation\n",
 		bl_zswap_note(), ZRAM_SWAPPINESS, SWAPPINESS);
 	pin_line(&x);
-	if (damon_line(&x)) {
-		bl_cleanup();
-		return 1;
-	}
+	damon_line(&x);
 	for (int c = BL_SWAP; c < BL_NCONFIGS; c++)
 		if (x.skip[c][0])
 			fprintf(x.out, "  %s: skipped: %s\n", config_label(c),

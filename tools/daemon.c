@@ -13,6 +13,9 @@
  * wait bounded.  mv_daemon_destroy then closes every connection (agents
  * keep their last grants and reconnect to the next daemon).
  *
+ * A running DAMON monitor of physical addresses is warned of at the start
+ * (preflight.c has the check).
+ *
  * Invariants: exit status 0 after a signal, 2 on bad input or a daemon that
  * could not start; nothing is printed to stdout but the status lines.
  */
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "preflight.h"
 #include "scenario.h"
 
 #define MAX_SHOWN 64
@@ -49,6 +53,21 @@ static void log_stderr(void *arg, enum mv_log_level level, const char *msg)
 	(void)arg;
 	fprintf(stderr, "memvisor daemon: %s: %s\n",
 		level <= MV_LOG_INFO ? names[level] : "?", msg);
+}
+
+/* The VMMs' page moves stall behind a DAMON monitor of physical addresses
+ * (docs/ARCHITECTURE.md): said once, at the start, as memvisor run's
+ * preflight says it. */
+static void damon_warning(void)
+{
+	unsigned first,
+		n = preflight_damon_paddr(PREFLIGHT_DAMON_SYSFS, &first);
+
+	if (n)
+		fprintf(stderr,
+			"memvisor daemon: warning: a DAMON monitor of physical addresses is running (kdamond %u%s): its reverse-map walks can hold the agents' page moves back for seconds; to stop it: echo off > %s/%u/state\n",
+			first, n > 1 ? " and others" : "",
+			PREFLIGHT_DAMON_SYSFS, first);
 }
 
 static void status_line(mv_host *h, mv_daemon *d)
@@ -169,6 +188,7 @@ int daemon_main(int argc, char **argv)
 		"memvisor daemon: %llu MB for VMMs on %s (pid %d); SIGINT or SIGTERM stops it\n",
 		(unsigned long long)(cfg.memsize_bytes >> 20), path,
 		(int)getpid());
+	damon_warning();
 	for (;;) {
 		ts = (struct timespec){ .tv_sec = interval ? interval : 1 };
 		sig = sigtimedwait(&sigs, NULL, &ts);
