@@ -618,6 +618,16 @@ static char *read_at(const struct tree *t, const char *rel)
 	return th_slurp(path);
 }
 
+/* The file at rel in the tree holds exactly want. */
+static void assert_file_is(const struct tree *t, const char *rel,
+			   const char *want)
+{
+	char *text = read_at(t, rel);
+
+	assert_string_equal(text, want);
+	free(text);
+}
+
 static int tree_setup(void **state)
 {
 	struct tree *t = calloc(1, sizeof(*t));
@@ -668,23 +678,15 @@ test_state_file_undoes_settings_and_cgroup_newest_first(void **state)
 	assert_int_equal(bl_state_add("cgroup", cg, NULL), 0);
 	assert_int_equal(mkdir(cg, 0700), 0);
 	put_at(t, "/cg/cgroup.procs", "");
-	text = read_at(t, "/proc/sys/vm/page-cluster");
-	assert_string_equal(text, "0");
-	free(text);
+	assert_file_is(t, "/proc/sys/vm/page-cluster", "0");
 	text = th_slurp(bl_state_path);
 	assert_true(!strncmp(text, "owner\t", 6));
 	free(text);
 
 	assert_int_equal(bl_state_undo(NULL), 5);
-	text = read_at(t, "/proc/sys/vm/page-cluster");
-	assert_string_equal(text, "3");
-	free(text);
-	text = read_at(t, "/sys/module/zswap/parameters/enabled");
-	assert_string_equal(text, "N");
-	free(text);
-	text = read_at(t, "/sys/module/zswap/parameters/compressor");
-	assert_string_equal(text, "lzo");
-	free(text);
+	assert_file_is(t, "/proc/sys/vm/page-cluster", "3");
+	assert_file_is(t, "/sys/module/zswap/parameters/enabled", "N");
+	assert_file_is(t, "/sys/module/zswap/parameters/compressor", "lzo");
 	assert_int_equal(access(cg, F_OK), -1);
 	assert_int_equal(access(bl_state_path, F_OK), -1);
 }
@@ -713,7 +715,6 @@ static void test_damon_paddr_monitors_are_paused_and_undone(void **state)
 {
 	struct tree *t = *state;
 	unsigned first = 9, paused = 9;
-	char *text;
 
 	assert_int_equal(bl_damon_paddr(&first), 0);
 	assert_int_equal(bl_damon_pause(&paused), 0);
@@ -731,17 +732,12 @@ static void test_damon_paddr_monitors_are_paused_and_undone(void **state)
 	assert_int_equal(first, 1);
 	assert_int_equal(bl_damon_pause(&paused), 0);
 	assert_int_equal(paused, 1);
-	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state");
-	assert_string_equal(text, "off");
-	free(text);
-	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/0/state");
-	assert_string_equal(text, "on\n");
-	free(text);
+	assert_file_is(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state", "off");
+	assert_file_is(t, "/sys/kernel/mm/damon/admin/kdamonds/0/state",
+		       "on\n");
 	assert_int_equal(bl_damon_paddr(&first), 0);
 	assert_int_equal(bl_state_undo(NULL), 1);
-	text = read_at(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state");
-	assert_string_equal(text, "on");
-	free(text);
+	assert_file_is(t, "/sys/kernel/mm/damon/admin/kdamonds/1/state", "on");
 	assert_int_equal(bl_damon_paddr(&first), 1);
 }
 
