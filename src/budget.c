@@ -37,7 +37,8 @@
  * Admission: in the low state a VM above its target waits before its
  * fault is served (ADMIT_WAIT_MS at a time, at most ADMIT_MAX_MS), so that
  * reclaim can catch up; a scheduler that found nothing to reclaim
- * (sched_stuck) lets everyone through.
+ * (sched_stuck), or reclaim stalled in the kernel, lets everyone through
+ * (to the frames, which a stall grants up to minFree).
  *
  * The budget of an agent's host (agent.c) follows the grant of its daemon
  * (mv__budget_set_memsize): a smaller one leaves guests above it until the
@@ -147,13 +148,14 @@ static void shrink_overrun(struct mv_host *h)
 	}
 }
 
-void mv__frames_release(struct mv_host *h, uint64_t n)
+static void give_back(struct mv_host *h, uint64_t n, bool progress)
 {
 	if (!n)
 		return;
 	atomic_fetch_sub(&h->consumed_pages, n);
-	atomic_store_explicit(&h->last_release_ms, mv__now_ms(),
-			      memory_order_relaxed);
+	if (progress)
+		atomic_store_explicit(&h->last_release_ms, mv__now_ms(),
+				      memory_order_relaxed);
 	shrink_overrun(h);
 	/* frames under the budget again end the starvation; frames given
 	 * back over it (a run reserved larger than it grew) do not */
@@ -176,9 +178,21 @@ void mv__frames_release(struct mv_host *h, uint64_t n)
 	pthread_mutex_unlock(&h->frames_lock);
 }
 
+void mv__frames_release(struct mv_host *h, uint64_t n)
+{
+	give_back(h, n, true);
+}
+
+void mv__frames_unreserve(struct mv_host *h, uint64_t n)
+{
+	give_back(h, n, false);
+}
+
 /*
  * A page move has been in the kernel OVERRUN_AFTER_MS or more, and no frame
- * has come back since: reclaim frees nothing until it returns.  (The two
+ * has come back since (mv__frames_release: a fault giving back what it
+ * reserved and did not use is no progress, mv__frames_unreserve): reclaim
+ * frees nothing until it returns.  (The two
  * times are read after now, so either may be a moment later than it.)
  */
 static bool stalled_move(struct mv_host *h, uint64_t now, uint64_t *busy_ms)
@@ -209,17 +223,21 @@ static bool grant_overrun(struct mv_host *h)
 	if (free_pages(h))
 		return false;
 	if (!stuck) {
+		/* the stall is the wait: OVERRUN_AFTER_MS with nothing
+		 * released but faults' own reservations given back */
 		cap = atomic_load(&h->minfree_pages);
 		if (cap < MV_MAX_RUN_PAGES)
 			cap = MV_MAX_RUN_PAGES;
 		if (!stalled_move(h, now, &busy) ||
 		    atomic_load(&h->overrun_pages) + MV_MAX_RUN_PAGES > cap)
 			return false;
+	} else {
+		if (atomic_compare_exchange_strong(&h->starved_since_ms, &since,
+						   now))
+			return false; /* the wait starts now */
+		if (now - since < OVERRUN_AFTER_MS)
+			return false;
 	}
-	if (atomic_compare_exchange_strong(&h->starved_since_ms, &since, now))
-		return false; /* the wait starts now */
-	if (now - since < OVERRUN_AFTER_MS)
-		return false;
 	over = atomic_fetch_add(&h->overrun_pages, MV_MAX_RUN_PAGES) +
 	       MV_MAX_RUN_PAGES;
 	atomic_fetch_add_explicit(&h->overrun_grants, 1, memory_order_relaxed);
@@ -266,10 +284,11 @@ void mv__budget_admit(struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
 	struct timespec ts;
-	uint64_t until = 0;
+	uint64_t until = 0, busy;
 
 	while (atomic_load(&h->state) == MV_STATE_LOW &&
 	       !atomic_load(&h->sched_stuck) &&
+	       !stalled_move(h, mv__now_ms(), &busy) &&
 	       atomic_load(&vm->consumed_pages) >
 		       atomic_load(&vm->sched.sztgt_pages)) {
 		if (!until) {

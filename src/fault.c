@@ -289,7 +289,7 @@ static void keep_copied(struct mv_vm *vm, struct run *r, uint64_t copied)
 {
 	for (uint64_t i = copied; i < r->n; i++)
 		pmap_unlock(vm, r->lo + i, r->old[i]);
-	mv__frames_release(vm->host, r->n - copied);
+	mv__frames_unreserve(vm->host, r->n - copied);
 	r->n = copied;
 }
 
@@ -345,7 +345,7 @@ static void publish_image(struct mv_vm *vm, struct run *r)
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, private,
 				  memory_order_relaxed);
-	mv__frames_release(vm->host, r->n - private);
+	mv__frames_unreserve(vm->host, r->n - private);
 	unlock_run(vm, r);
 	wake_range(vm, r->lo, r->n);
 }
@@ -388,7 +388,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	}
 	grow_run(vm, ppn, v, window, got, &r);
 	if (r.n < got)
-		mv__frames_release(h, got - r.n);
+		mv__frames_unreserve(h, got - r.n);
 	memset(ctx->buf, 0, r.n << MV_PAGE_SHIFT);
 	err = copy_in(vm, &r, ctx->buf, &copied);
 	if (err) {
@@ -542,7 +542,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		/* still ZERO (mapped to the zero page if the drop failed):
 		 * the writer faults again once woken (after a pause, no lock
 		 * held), and that fresh event retries */
-		mv__frames_release(h, 1);
+		mv__frames_unreserve(h, 1);
 		pmap_unlock(vm, ppn, v);
 		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 					  memory_order_relaxed);
@@ -862,7 +862,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		}
 		grow_run(vm, ppn, v, window, got, &r);
 		if (r.n < got)
-			mv__frames_release(h, got - r.n);
+			mv__frames_unreserve(h, got - r.n);
 
 		if (s == MV_PAGE_SWAPPED)
 			err = mv__swap_read(&vm->swap, pmap_payload(r.old[0]),
@@ -881,7 +881,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			 * second try on, the run is this page alone */
 			atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
 						  memory_order_relaxed);
-			mv__frames_release(h, r.n);
+			mv__frames_unreserve(h, r.n);
 			if (++io_tries >= IO_TRIES && r.n == 1) {
 				give_up_unreadable(vm, ppn, r.old[0], err);
 				return;

@@ -377,6 +377,9 @@ struct mv_vm {
 /* budget.c: the frame budget and the admission gate */
 unsigned mv__frames_reserve(struct mv_host *h, unsigned want);
 void mv__frames_release(struct mv_host *h, uint64_t n);
+/* A fault's reservation given back unused: as mv__frames_release, but not
+ * reclaim's progress (budget.c, stalled_move). */
+void mv__frames_unreserve(struct mv_host *h, uint64_t n);
 void mv__frames_wait(struct mv_host *h);
 /*
  * Called by a fault thread holding no lock before it serves a fault: in the
