@@ -286,11 +286,12 @@ void mv__budget_admit(struct mv_vm *vm)
 	struct timespec ts;
 	uint64_t until = 0, busy;
 
+	/* the clock is read only for a fault the gate would hold */
 	while (atomic_load(&h->state) == MV_STATE_LOW &&
 	       !atomic_load(&h->sched_stuck) &&
-	       !stalled_move(h, mv__now_ms(), &busy) &&
 	       atomic_load(&vm->consumed_pages) >
-		       atomic_load(&vm->sched.sztgt_pages)) {
+		       atomic_load(&vm->sched.sztgt_pages) &&
+	       !stalled_move(h, mv__now_ms(), &busy)) {
 		if (!until) {
 			until = mv__now_ms() + ADMIT_MAX_MS;
 		} else if (mv__now_ms() >= until) {

@@ -60,10 +60,11 @@ static bool read_word(const char *dir, const char *name, char *buf, size_t len)
 	f = fopen(path, "re");
 	if (!f)
 		return false;
-	ok = fscanf(f, "%63s", buf) == 1;
+	ok = fgets(buf, (int)len, f) != NULL;
 	fclose(f);
-	buf[len - 1] = '\0';
-	return ok;
+	if (ok)
+		buf[strcspn(buf, " \t\n")] = '\0';
+	return ok && buf[0];
 }
 
 bool preflight_damon_paddr_on(const char *root, unsigned k)
