@@ -420,6 +420,34 @@ static void test_host_counts_a_remote_vm_as_its_own(void **state)
 	cJSON_Delete(root);
 }
 
+/* A size that is an exact tie at 0.1 MB (78912 pages are 308.25 MB) reads
+ * the same in the text and in the JSON: both round it to the even digit. */
+static void test_text_and_json_round_a_tie_alike(void **state)
+{
+	struct fixture *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	cJSON *root;
+
+	f->res.host.memsize_pages = 16384;
+	f->res.host.reclaim_pages = 78912;
+	f->res.host.consumed_pages = 78912 + 128; /* 308.75 MB */
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	report_print(out, &f->res);
+	assert_int_equal(fclose(out), 0);
+	assert_non_null(strstr(text, "308.2 MB reclaimed"));
+	assert_non_null(strstr(text, "consumed 308.8 MB"));
+	free(text);
+	root = write_and_parse(f);
+	assert_true(th_jnum(cJSON_GetObjectItem(root, "host"),
+			    "reclaimed_mb") == 308.2);
+	assert_true(th_jnum(cJSON_GetObjectItem(root, "host"), "consumed_mb") ==
+		    308.8);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -438,6 +466,7 @@ int main(void)
 		T(test_link_is_followed_and_its_target_replaced),
 		T(test_report_gives_each_vms_cpus),
 		T(test_host_counts_a_remote_vm_as_its_own),
+		T(test_text_and_json_round_a_tie_alike),
 	};
 #undef T
 
