@@ -27,7 +27,9 @@
  *   PRIVATE     the frame is dropped at once (MADV_DONTNEED of every run
  *               of neighbours, in one process_madvise when the kernel
  *               can) and released to the host;
- *   SWAPPED     its swap slot is freed: nothing will read it again;
+ *   SWAPPED     its swap slot is freed: nothing will read it again (and
+ *               in a VM with unreadable pages, its page is emptied too,
+ *               clearing the poison one of them may carry: present());
  *   COMPRESSED  its object leaves the compression cache, which gives
  *               back the frames its pool shrinks by;
  *   SHARED      share_cow.c unmaps it and drops its reference (the shared
@@ -149,13 +151,26 @@ static const char *inflate_refusal(enum mv_page_state s)
  * refused and unlocked as it was; its t[].old becomes ~0 so the caller
  * skips it.  Returns frames dropped.
  */
-/* A page the balloon must empty: one with a frame, or a ZERO page mapping
- * the kernel's zero page (fault.c), which must fault again once ballooned. */
-static bool present(uint64_t v)
+/*
+ * A page the balloon must empty: one with a frame, a ZERO page mapping the
+ * kernel's zero page (fault.c), which must fault again once ballooned, or,
+ * in a VM with unreadable pages, a page whose content the host holds
+ * elsewhere (SWAPPED, or an image VM's UNTOUCHED): it may carry the poison
+ * marker fault.c's give_up_unreadable put there, which MADV_DONTNEED
+ * clears.  The guest gave that content up with the page; without this,
+ * its next touch after the deflate would raise SIGBUS instead of reading
+ * zeros.  Elsewhere the entry has nothing mapped, and the call is spared.
+ */
+static bool present(const struct mv_vm *vm, uint64_t v)
 {
-	return pmap_state(v) == MV_PAGE_PRIVATE ||
-	       (pmap_state(v) == MV_PAGE_ZERO &&
-		pmap_payload(v) == PMAP_ZERO_MAPPED);
+	enum mv_page_state s = pmap_state(v);
+
+	if (s == MV_PAGE_PRIVATE ||
+	    (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED))
+		return true;
+	return (s == MV_PAGE_SWAPPED || s == MV_PAGE_UNTOUCHED) &&
+	       atomic_load_explicit(&vm->c.unreadable_pages,
+				    memory_order_acquire) != 0;
 }
 
 static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
@@ -167,10 +182,10 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 
 	for (unsigned i = 0; i < n; i = k) {
 		k = i + 1;
-		if (!present(t[i].old))
+		if (!present(vm, t[i].old))
 			continue;
 		while (k < n && t[k].ppn == t[k - 1].ppn + 1 &&
-		       present(t[k].old))
+		       present(vm, t[k].old))
 			k++;
 		first[nruns] = i;
 		iov[nruns++] = (struct iovec){

@@ -76,6 +76,10 @@ bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms);
  * second on an idle machine: generous, for a loaded one. */
 #define TH_WAIT_MS 20000u
 uint64_t th_now_ms(void);
+/* Touches addr (a read) from a thread of its own: 1 when it read the page,
+ * 2 when it took SIGBUS at addr; a touch still waiting after 20 s ends the
+ * binary (its thread cannot be joined), so a hang is a failure. */
+int th_touch(void *addr, mv_host *h);
 /* The thread (a gettid() of this process) is asleep in the kernel, as a
  * guest thread whose fault waits in userfaultfd's queue is. */
 bool th_thread_sleeps(int tid);

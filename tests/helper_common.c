@@ -14,7 +14,9 @@
  *
  * Lock ordering: none.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +400,75 @@ void th_assert_new_threads_pinned(const int *before, unsigned nbefore,
 				 tids[i], last, cpu);
 	}
 	assert_int_equal(found, want);
+}
+
+/* The pause between two looks of a poll with a deadline. */
+static void th_pause_ms(unsigned ms)
+{
+	struct timespec ts = { 0, (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * A touch of a page from a thread of its own, which reports whether it
+ * read the page or took SIGBUS there: a touch that waits for ever must
+ * be a test failure, not a hung test.
+ */
+struct toucher {
+	volatile uint8_t *addr;
+	_Atomic int result; /* 0 still waiting, 1 read, 2 SIGBUS at addr */
+	void *bus_addr;
+};
+
+static _Thread_local sigjmp_buf touch_jmp;
+static _Thread_local struct toucher *touching;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	touching->bus_addr = si->si_addr;
+	siglongjmp(touch_jmp, 1);
+}
+
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	touching = t;
+	if (sigsetjmp(touch_jmp, 1)) {
+		atomic_store(&t->result, 2);
+		return NULL;
+	}
+	(void)t->addr[0];
+	atomic_store(&t->result, 1);
+	return NULL;
+}
+
+int th_touch(void *addr, mv_host *h)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+				.sa_flags = SA_SIGINFO },
+			 old;
+	struct toucher t = { .addr = addr };
+	uint64_t deadline = th_now_ms() + 20000;
+	pthread_t th;
+
+	sigaction(SIGBUS, &sa, &old);
+	assert_int_equal(pthread_create(&th, NULL, toucher_main, &t), 0);
+	while (!atomic_load(&t.result) && th_now_ms() < deadline)
+		th_pause_ms(5);
+	if (!atomic_load(&t.result)) {
+		fprintf(stderr, "a touch still waits after 20 s: %s\n",
+			mv_host_errmsg(h));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	sigaction(SIGBUS, &old, NULL);
+	if (atomic_load(&t.result) == 2)
+		assert_ptr_equal(t.bus_addr, addr);
+	return atomic_load(&t.result);
 }
 
 bool th_wait_until(bool (*cond)(void *arg), void *arg, unsigned timeout_ms)

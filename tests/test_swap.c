@@ -551,68 +551,6 @@ static void test_swap_read_errors_retry_without_loss(void **state)
 	th_host_destroy(&t);
 }
 
-/*
- * A touch of a page from a thread of its own, which reports whether it
- * read the page or took SIGBUS there: a touch that waits for ever must
- * be a test failure, not a hung test.
- */
-struct toucher {
-	volatile uint8_t *addr;
-	_Atomic int result; /* 0 still waiting, 1 read, 2 SIGBUS at addr */
-	void *bus_addr;
-};
-
-static _Thread_local sigjmp_buf touch_jmp;
-static _Thread_local struct toucher *touching;
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-	(void)sig;
-	(void)uc;
-	touching->bus_addr = si->si_addr;
-	siglongjmp(touch_jmp, 1);
-}
-
-static void *toucher_main(void *arg)
-{
-	struct toucher *t = arg;
-
-	touching = t;
-	if (sigsetjmp(touch_jmp, 1)) {
-		atomic_store(&t->result, 2);
-		return NULL;
-	}
-	(void)t->addr[0];
-	atomic_store(&t->result, 1);
-	return NULL;
-}
-
-/* Touches addr; returns 1 (read), 2 (SIGBUS at addr) or aborts after 20 s. */
-static int touch(void *addr, mv_host *h)
-{
-	struct sigaction sa = { .sa_sigaction = on_sigbus,
-				.sa_flags = SA_SIGINFO },
-			 old;
-	struct toucher t = { .addr = addr };
-	uint64_t deadline = th_now_ms() + 20000;
-	pthread_t th;
-
-	sigaction(SIGBUS, &sa, &old);
-	assert_int_equal(pthread_create(&th, NULL, toucher_main, &t), 0);
-	while (!atomic_load(&t.result) && th_now_ms() < deadline)
-		poll_pause_ms(5);
-	if (!atomic_load(&t.result)) {
-		fprintf(stderr, "a touch still waits after 20 s: %s\n",
-			mv_host_errmsg(h));
-		abort(); /* its thread cannot be joined: end the binary */
-	}
-	pthread_join(th, NULL);
-	sigaction(SIGBUS, &old, NULL);
-	if (atomic_load(&t.result) == 2)
-		assert_ptr_equal(t.bus_addr, addr);
-	return atomic_load(&t.result);
-}
-
 static void
 test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
 {
@@ -633,7 +571,7 @@ test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
 		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
 	t0 = th_now_ms();
-	assert_int_equal(touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
+	assert_int_equal(th_touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
 	assert_true(th_now_ms() - t0 < 5000);
 	mv__inject_reset();
 	th_quiesce(vm);
@@ -649,7 +587,7 @@ test_persistent_swap_read_error_fails_the_page_in_bounded_time(void **state)
 	 * a second touch fails the same way without reading anything */
 	assert_int_equal(mv_vm_page_state(vm, 2), MV_PAGE_SWAPPED);
 	assert_int_equal(st.swcur_pages, 4);
-	assert_int_equal(touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
+	assert_int_equal(th_touch(m + 2 * MV_PAGE_SIZE, t.host), 2);
 	/* its neighbours, in the same run of slots, come back whole */
 	for (uint64_t p = 0; p < 4; p++)
 		if (p != 2)
@@ -677,7 +615,7 @@ test_unreadable_page_that_cannot_be_poisoned_is_tried_again(void **state)
 	assert_int_equal(mv_vm_swap_out_page(vm, 0), 0);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
 	mv__inject_fail(MV_INJ_UFFD_POISON, 1, 1, ENOMEM);
-	assert_int_equal(touch(m, t.host), 2);
+	assert_int_equal(th_touch(m, t.host), 2);
 	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_POISON), 1);
 	/* two rounds of tries: the page was read 2 * 7 times */
 	assert_true(mv__inject_hits(MV_INJ_PREAD) >= 14);
@@ -719,7 +657,7 @@ test_persistent_image_read_error_fails_the_page_in_bounded_time(void **state)
 	assert_int_equal(mv_vm_create(t.host, &cfg, &vm), 0);
 	m = mv_vm_mem(vm);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
-	assert_int_equal(touch(m + 5 * MV_PAGE_SIZE, t.host), 2);
+	assert_int_equal(th_touch(m + 5 * MV_PAGE_SIZE, t.host), 2);
 	mv__inject_reset();
 	th_quiesce(vm);
 	mv_vm_stats(vm, &st);
