@@ -38,9 +38,11 @@
  * without its vaddr operations (avail_operations lists paddr alone), its
  * one kdamond is already running, and the workloads whose hot pages are
  * scattered (a hash table, every fourth page of an image) have no cold
- * region to find anyway.  Soft-dirty and PAGEMAP_SCAN see writes only
- * (most touches are reads), and UFFD_FEATURE_WP_ASYNC would undo page
- * sharing's write protection.  A page used but resident for long is
+ * region to find anyway.  Soft-dirty would see writes only (most touches
+ * are reads), and the development kernel is built without it too
+ * (CONFIG_MEM_SOFT_DIRTY unset: pagemap's bit 55 stays 0 after a write);
+ * PAGEMAP_SCAN's written bit needs UFFD_FEATURE_WP_ASYNC, which would undo
+ * page sharing's write protection.  A page used but resident for long is
  * therefore taken after its passes and comes back on its next touch, warm
  * again (and warmer for having been wanted back soon): the cost of the
  * policy's blindness is one refault per hot page every MV_COLD_REFAULT +
