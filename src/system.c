@@ -256,10 +256,15 @@ int mv__lpage_sys_split(void *addr)
  * 256 scattered pages in one call cost 13-33 us a page.  Returns how many
  * ranges, from the first, were dropped whole: the caller drops the rest
  * with madvise(), which is what a kernel without this gets every time.
+ * A kernel without the call says so on the first: ENOSYS, or EINVAL,
+ * EBADF or EPERM (no MADV_DONTNEED or PIDFD_SELF there) before any call
+ * worked; then it is not tried again.  Once one worked, an error is the
+ * call's own (a range the kernel refused, memory short) and the next
+ * call tries again.
  */
 unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
 {
-	static atomic_bool unsupported;
+	static atomic_bool unsupported, worked;
 	unsigned done = 0;
 	ssize_t got;
 
@@ -267,12 +272,14 @@ unsigned mv__dontneed_batch(struct iovec *iov, unsigned n)
 		return 0;
 	got = mv__process_madvise(iov, (size_t)n, MADV_DONTNEED);
 	if (got < 0) {
-		if (errno == ENOSYS || errno == EINVAL || errno == EBADF ||
-		    errno == EPERM)
+		if (errno == ENOSYS ||
+		    ((errno == EINVAL || errno == EBADF || errno == EPERM) &&
+		     !atomic_load_explicit(&worked, memory_order_relaxed)))
 			atomic_store_explicit(&unsupported, true,
 					      memory_order_relaxed);
 		return 0;
 	}
+	atomic_store_explicit(&worked, true, memory_order_relaxed);
 	while (done < n && (size_t)got >= iov[done].iov_len)
 		got -= (ssize_t)iov[done++].iov_len;
 	return done;
