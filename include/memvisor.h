@@ -517,6 +517,10 @@ struct mv_vm_stats {
 	uint64_t service_moves;
 	uint64_t service_affinity_errors;
 	uint32_t service_cpus;
+	/* this VM's faults among the host's alloc_waits (waited for a free
+	 * frame) and blocked_waits (held back in the low state), totals */
+	uint64_t alloc_waits;
+	uint64_t blocked_waits;
 };
 
 struct mv_host_stats {

@@ -62,6 +62,9 @@
 #define OUT_BYTES 4096
 /* Under pressure (pressed()) the VM reports this often, not once a period */
 #define PRESSED_MS 2
+/* The STATS tails an agent sends, each a later addition to the protocol
+ * (docs/PROTOCOL.md, "Versions"): none, the tail, the tail and the waits */
+enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS };
 
 struct mv_agent {
 	struct mv_host *host;
@@ -80,9 +83,10 @@ struct mv_agent {
 	uint64_t next_connect_ms, backoff_ms;
 	uint64_t period_ms, next_stats_ms, last_stats_ms;
 	uint64_t ack_seq, ack_bytes; /* a grant to acknowledge; 0: none */
-	/* STATS with the tail sent on this connection; its daemon (or an
-	 * earlier one on the path) refused the tail: send none */
-	bool sent_tail, no_tail;
+	/* how much of the STATS tails a STATS on this connection carried
+	 * (TAILS_*), and how much this agent sends: a daemon that refused a
+	 * STATS with tails_sent of them gets one fewer from then on */
+	unsigned tails_sent, tails_max;
 	uint8_t in[MV_PROTO_MAX];
 	size_t inlen;
 	uint8_t out[OUT_BYTES];
@@ -107,7 +111,7 @@ static void drop(struct mv_agent *a, const char *why)
 	a->fd = -1;
 	a->inlen = a->outlen = 0;
 	a->ack_seq = 0;
-	a->sent_tail = false;
+	a->tails_sent = TAILS_NONE;
 	pthread_mutex_lock(&a->lock);
 	a->info.failures++;
 	a->info.connected = 0;
@@ -226,7 +230,7 @@ static void send_stats(struct mv_agent *a)
 		s->demand_pages =
 			demand < 2 * a->vm->npages ? demand : 2 * a->vm->npages;
 	}
-	if (!a->no_tail) {
+	if (a->tails_max >= TAILS_MORE) {
 		s->flags |= MV_PROTO_STATS_MORE;
 		s->service_cpus = st.service_cpus;
 		s->service_cpu_changes = st.service_cpu_changes;
@@ -236,7 +240,13 @@ static void send_stats(struct mv_agent *a)
 		s->share_scanned_pages = st.share_scanned_pages;
 		s->lpage_collapses = st.lpage_collapses;
 		s->lpage_breaks = st.lpage_breaks;
-		a->sent_tail = true;
+		a->tails_sent = TAILS_MORE;
+	}
+	if (a->tails_max >= TAILS_WAITS) {
+		s->flags |= MV_PROTO_STATS_WAITS;
+		s->alloc_waits = st.alloc_waits;
+		s->blocked_waits = st.blocked_waits;
+		a->tails_sent = TAILS_WAITS;
 	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
@@ -303,15 +313,18 @@ static void on_msg(struct mv_agent *a, const struct mv__proto_msg *m)
 		drop(a, "it said goodbye");
 		return;
 	case MV_PROTO_ERROR:
-		/* a daemon from before the STATS tail refuses its length
+		/* a daemon from before a STATS tail refuses its length
 		 * (nothing else an agent sends has one it could refuse):
-		 * the next connection sends the shorter STATS */
-		if (m->u.error.code == EBADMSG && a->sent_tail) {
-			a->no_tail = true;
+		 * the next connection sends one tail fewer */
+		if (m->u.error.code == EBADMSG && a->tails_sent > TAILS_NONE) {
+			a->tails_max = a->tails_sent - 1;
 			mv__host_event(
 				a->host, MV_LOG_INFO,
-				"agent: VM %s: the daemon at %s takes the shorter STATS only: their tail (service, reclaim, sharing figures) is left out from now on",
-				a->vm->name, a->path);
+				"agent: VM %s: the daemon at %s takes a shorter STATS only: %s left out from now on",
+				a->vm->name, a->path,
+				a->tails_max == TAILS_NONE ?
+					"their tail (service, reclaim, sharing figures and waits) is" :
+					"the waits for frames are");
 		}
 		snprintf(why, sizeof(why), "it said: %s", m->u.error.msg);
 		if (!a->welcomed)
@@ -515,6 +528,7 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
+	a->tails_max = TAILS_WAITS;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;
 	if (path)

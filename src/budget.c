@@ -263,11 +263,12 @@ static bool grant_overrun(struct mv_host *h)
 	return true;
 }
 
-void mv__frames_wait(struct mv_host *h)
+void mv__frames_wait(struct mv_host *h, struct mv_vm *vm)
 {
 	struct timespec ts;
 
 	atomic_fetch_add_explicit(&h->alloc_waits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.alloc_waits, 1, memory_order_relaxed);
 	if (grant_overrun(h))
 		return;
 	budget_pressure(h);
@@ -302,6 +303,8 @@ void mv__budget_admit(struct mv_vm *vm)
 			return;
 		}
 		atomic_fetch_add_explicit(&h->blocked_waits, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->c.blocked_waits, 1,
 					  memory_order_relaxed);
 		budget_pressure(h);
 		mv__deadline_ms(&ts, ADMIT_WAIT_MS);

@@ -581,6 +581,9 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->share_scanned_pages = s->share_scanned_pages;
 	st->lpage_collapses = s->lpage_collapses;
 	st->lpage_breaks = s->lpage_breaks;
+	/* 0 from an agent that sends no waits */
+	st->alloc_waits = s->alloc_waits;
+	st->blocked_waits = s->blocked_waits;
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);

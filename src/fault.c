@@ -383,7 +383,7 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	got = mv__frames_reserve(h, window);
 	if (!got) {
 		pmap_unlock(vm, ppn, v);
-		mv__frames_wait(h);
+		mv__frames_wait(h, vm);
 		return false;
 	}
 	grow_run(vm, ppn, v, window, got, &r);
@@ -517,7 +517,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	pmap_assert_locked(&vm->pmap[ppn]);
 	if (!mv__frames_reserve(h, 1)) {
 		pmap_unlock(vm, ppn, v);
-		mv__frames_wait(h);
+		mv__frames_wait(h, vm);
 		return false;
 	}
 	if (!mv__share_page_is_zero(g)) {
@@ -820,7 +820,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			}
 			if (err == -EAGAIN) {
 				pmap_unlock(vm, ppn, v);
-				mv__frames_wait(h);
+				mv__frames_wait(h, vm);
 				continue;
 			}
 		}
@@ -857,7 +857,7 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 		got = mv__frames_reserve(h, window);
 		if (!got) {
 			pmap_unlock(vm, ppn, v);
-			mv__frames_wait(h);
+			mv__frames_wait(h, vm);
 			continue;
 		}
 		grow_run(vm, ppn, v, window, got, &r);

@@ -197,6 +197,9 @@ struct mv_vm_counters {
 	/* mv_vm_discard (attach.c): see mv_vm_stats */
 	_Atomic uint64_t discard_pages;
 	_Atomic uint64_t discard_frames_freed;
+	/* this VM's faults in the host's alloc_waits and blocked_waits */
+	_Atomic uint64_t alloc_waits;
+	_Atomic uint64_t blocked_waits;
 };
 
 /*
@@ -380,7 +383,9 @@ void mv__frames_release(struct mv_host *h, uint64_t n);
 /* A fault's reservation given back unused: as mv__frames_release, but not
  * reclaim's progress (budget.c, stalled_move). */
 void mv__frames_unreserve(struct mv_host *h, uint64_t n);
-void mv__frames_wait(struct mv_host *h);
+/* A fault of vm found no free frame: waits (bounded) for one; counted for
+ * the host and for vm. */
+void mv__frames_wait(struct mv_host *h, struct mv_vm *vm);
 /*
  * Called by a fault thread holding no lock before it serves a fault: in the
  * low state a VM above its target waits here until memory frees.

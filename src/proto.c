@@ -8,8 +8,9 @@
  * and written by one walk per type (codec_*) that either packs a structure
  * into bytes or unpacks bytes into it, so the two directions cannot
  * disagree on the layout.  STATS alone has two bodies: with
- * MV_PROTO_STATS_MORE its walk goes on into the tail, so
- * agents from before the tail (its shorter body) are still understood,
+ * MV_PROTO_STATS_MORE its walk goes on into the tail, and with
+ * MV_PROTO_STATS_WAITS too into the waits after it, so agents from before
+ * the tail or the waits (their shorter bodies) are still understood,
  * and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
  * message this side sends always passes the other side's decoder.
@@ -144,6 +145,11 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 	if (s->flags & MV_PROTO_STATS_MORE)
 		for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
 			u64(c, more[i]);
+	if ((s->flags & MV_PROTO_STATS_MORE) &&
+	    (s->flags & MV_PROTO_STATS_WAITS)) {
+		u64(c, &s->alloc_waits);
+		u64(c, &s->blocked_waits);
+	}
 }
 
 static void codec_ack(struct codec *c, struct mv__proto_ack *a)
@@ -354,10 +360,19 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE))
+	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
+			 MV_PROTO_STATS_WAITS))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
+	if ((s->flags & MV_PROTO_STATS_WAITS) &&
+	    !(s->flags & MV_PROTO_STATS_MORE))
+		return fail(err, errlen, -ERANGE,
+			    "STATS: the waits' flag without the tail's");
+	if (!(s->flags & MV_PROTO_STATS_WAITS) &&
+	    (s->alloc_waits || s->blocked_waits))
+		return fail(err, errlen, -ERANGE,
+			    "STATS: the waits' figures without their flag");
 	if (s->service_cpus > MV_PROTO_CPUS_MAX ||
 	    (!(s->flags & MV_PROTO_STATS_MORE) &&
 	     (s->service_cpus || s->service_cpu_changes || s->service_moves ||
@@ -484,9 +499,11 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 	if (!want)
 		return fail(err, errlen, -EBADMSG, "unknown message type %u",
 			    type);
-	/* a STATS may have its tail */
+	/* a STATS may have its tail, and the waits after it */
 	if (body != want && (type != MV_PROTO_STATS ||
-			     body != want + MV_PROTO_STATS_MORE_BYTES))
+			     (body != want + MV_PROTO_STATS_MORE_BYTES &&
+			      body != want + MV_PROTO_STATS_MORE_BYTES +
+					      MV_PROTO_STATS_WAITS_BYTES)))
 		return fail(err, errlen, -EBADMSG,
 			    "%s with a body of %u bytes: it has %u",
 			    mv__proto_type_name(type), body, want);

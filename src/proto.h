@@ -104,6 +104,12 @@ struct mv__proto_stats {
 	uint64_t share_scanned_pages;
 	uint64_t lpage_collapses;
 	uint64_t lpage_breaks;
+	/* the second tail, after the first and only with it, on the wire only
+	 * with MV_PROTO_STATS_WAITS (0 otherwise): the VM's faults that
+	 * waited for a free frame and that were held in the low state, as
+	 * struct mv_vm_stats has them */
+	uint64_t alloc_waits;
+	uint64_t blocked_waits;
 };
 /* STATS flags: demand_pages holds a measured demand */
 #define MV_PROTO_STATS_DEMAND 1u
@@ -111,6 +117,10 @@ struct mv__proto_stats {
  * more); a STATS without it is the shorter body agents sent before */
 #define MV_PROTO_STATS_MORE 2u
 #define MV_PROTO_STATS_MORE_BYTES 64u
+/* STATS flags: the tail goes on with the waits (MV_PROTO_STATS_WAITS_BYTES
+ * more); only with MV_PROTO_STATS_MORE */
+#define MV_PROTO_STATS_WAITS 4u
+#define MV_PROTO_STATS_WAITS_BYTES 16u
 #define MV_PROTO_CPUS_MAX 65536u
 
 struct mv__proto_ack {

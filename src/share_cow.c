@@ -422,12 +422,12 @@ bool mv__share_cow(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 			return true;
 		pmap_unlock(vm, ppn, v);
 		if (err == -EAGAIN)
-			mv__frames_wait(h);
+			mv__frames_wait(h, vm);
 		return err != -EAGAIN;
 	}
 	if (!mv__frames_reserve(h, 1)) {
 		pmap_unlock(vm, ppn, v);
-		mv__frames_wait(h);
+		mv__frames_wait(h, vm);
 		return false;
 	}
 	err = mv__share_own_copy(

@@ -529,6 +529,8 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->swap_write_errors = atomic_load(&vm->swap.write_errors);
 	st->swap_paused = !mv__swap_usable(&vm->swap);
 	st->unreadable_pages = atomic_load(&vm->c.unreadable_pages);
+	st->alloc_waits = atomic_load(&vm->c.alloc_waits);
+	st->blocked_waits = atomic_load(&vm->c.blocked_waits);
 	st->first_unreadable_ppn = atomic_load(&vm->c.first_unreadable_ppn);
 	st->unreadable_err = atomic_load(&vm->c.unreadable_err);
 	st->swapin_runs = atomic_load(&vm->ra.runs);

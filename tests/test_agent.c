@@ -481,9 +481,10 @@ static void old_send(int fd, const struct mv__proto_msg *m)
 }
 
 /* Accepts the agent, welcomes it, and returns the body length of its
- * first STATS, after answering it as a daemon that knows only the
- * 264-byte body: a longer one is refused (ERROR EBADMSG) and closed. */
-static uint32_t old_daemon_session(int lfd)
+ * first STATS, after answering it as a daemon that knows STATS bodies of
+ * up to `known` bytes: a longer one is refused (ERROR EBADMSG); the
+ * connection is closed either way. */
+static uint32_t old_daemon_session(int lfd, uint32_t known)
 {
 	struct pollfd p = { .fd = lfd, .events = POLLIN };
 	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
@@ -508,35 +509,69 @@ static uint32_t old_daemon_session(int lfd)
 	do
 		assert_true(old_recv(fd, buf, &len, msg, &type, &body));
 	while (type != MV_PROTO_STATS);
-	if (body != 264) {
+	if (body > known) {
 		e.u.error.code = EBADMSG;
 		snprintf(e.u.error.msg, sizeof(e.u.error.msg),
-			 "STATS with a body of %u bytes: it has 264", body);
+			 "STATS with a body of %u bytes: it has %u", body,
+			 known);
 		old_send(fd, &e);
 	}
 	close(fd);
 	return body;
 }
 
-static void
-test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
+#define STATS_BODY 264u
+#define STATS_TAIL (STATS_BODY + MV_PROTO_STATS_MORE_BYTES)
+#define STATS_WAITS (STATS_TAIL + MV_PROTO_STATS_WAITS_BYTES)
+
+/* A socket at sock_path that the test answers as an older daemon. */
+static int old_daemon_listen(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct child kid;
 	int lfd;
 
-	(void)state;
 	setup_dir();
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(lfd >= 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 4), 0);
+	return lfd;
+}
+
+static void
+test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
+{
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
-	/* first the longer body, refused; then, reconnected, the shorter */
-	assert_int_equal(old_daemon_session(lfd),
-			 264 + MV_PROTO_STATS_MORE_BYTES);
-	assert_int_equal(old_daemon_session(lfd), 264);
+	/* first the longest body, refused; reconnected, the tail without
+	 * the waits, refused; reconnected again, the shortest, and then on */
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_WAITS);
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_TAIL);
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_BODY);
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_BODY);
+	reap(&kid, 0);
+	close(lfd);
+}
+
+/* A daemon that has the tail but not the waits keeps getting the tail. */
+static void
+test_agent_leaves_the_waits_out_for_a_daemon_without_them(void **state)
+{
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_WAITS);
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_TAIL);
+	/* a connection the daemon closed without refusing changes nothing */
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_TAIL);
 	reap(&kid, 0);
 	close(lfd);
 }
@@ -762,6 +797,8 @@ int main(void)
 			test_agent_reports_its_service_figures_to_the_daemon),
 		cmocka_unit_test(
 			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
+		cmocka_unit_test(
+			test_agent_leaves_the_waits_out_for_a_daemon_without_them),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
 		cmocka_unit_test(
 			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),

@@ -605,6 +605,70 @@ static void test_stats_whose_length_and_flags_disagree_are_refused(void **state)
 	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
 }
 
+/* The waits after the tail: round trip in the longest body, and the rules
+ * that keep them from standing alone. */
+static void test_stats_waits_round_trip_after_the_tail(void **state)
+{
+	struct mv__proto_msg m = stats_with_service(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	m.u.stats.flags |= MV_PROTO_STATS_WAITS;
+	m.u.stats.alloc_waits = 19;
+	m.u.stats.blocked_waits = 1ull << 35;
+	n = encode(&m, buf);
+	assert_int_equal(n, MV_PROTO_HDR + STATS_OLD_BODY +
+				    MV_PROTO_STATS_MORE_BYTES +
+				    MV_PROTO_STATS_WAITS_BYTES);
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_memory_equal(&out, &m, sizeof(m));
+	/* the tail alone decodes with no waits */
+	m = stats_with_service();
+	n = encode(&m, buf);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(out.u.stats.alloc_waits, 0);
+	assert_int_equal(out.u.stats.blocked_waits, 0);
+}
+
+static void test_stats_waits_without_the_tail_are_refused(void **state)
+{
+	struct mv__proto_msg m = sample(MV_PROTO_STATS), out;
+	uint8_t buf[MV_PROTO_MAX];
+	char err[128];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* the flag without the tail's */
+	m.u.stats.flags |= MV_PROTO_STATS_WAITS;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* figures without their flag */
+	m = stats_with_service();
+	m.u.stats.blocked_waits = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* the longest body with the flag taken off */
+	m = stats_with_service();
+	m.u.stats.flags |= MV_PROTO_STATS_WAITS;
+	m.u.stats.alloc_waits = 1;
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] &= (uint8_t)~MV_PROTO_STATS_WAITS;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, err,
+					  sizeof(err)),
+			 -EBADMSG);
+	/* the tail's body with the flag set on it */
+	m = stats_with_service();
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] |= MV_PROTO_STATS_WAITS;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +682,8 @@ int main(void)
 		cmocka_unit_test(test_hello_fields_out_of_range_are_refused),
 		cmocka_unit_test(test_other_fields_out_of_range_are_refused),
 		cmocka_unit_test(test_encoder_refuses_what_the_decoder_would),
+		cmocka_unit_test(test_stats_waits_round_trip_after_the_tail),
+		cmocka_unit_test(test_stats_waits_without_the_tail_are_refused),
 		cmocka_unit_test(
 			test_fuzzed_bytes_never_crash_nor_pass_unchecked),
 		cmocka_unit_test(

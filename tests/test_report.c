@@ -377,6 +377,8 @@ static void test_host_counts_a_remote_vm_as_its_own(void **state)
 		.swapout_pages = 300,
 		.zip_evict_pages = 44,
 		.swap_errors = 2,
+		.alloc_waits = 30,
+		.blocked_waits = 400,
 		.shrd_pages = 100,
 		.zero_pages = 28,
 		.shrdsvd_pages = 64,
@@ -394,7 +396,10 @@ static void test_host_counts_a_remote_vm_as_its_own(void **state)
 	f->res.host.memsize_pages = 16384;
 	f->res.host.reclaim_pages = 256; /* its own VMs' */
 	f->res.host.swap_errors = 1;
+	f->res.host.alloc_waits = 2;
 	report_host_add_remote(&f->res.host, &st);
+	assert_int_equal(f->res.host.alloc_waits, 32);
+	assert_int_equal(f->res.host.blocked_waits, 400);
 	assert_int_equal(f->res.host.reclaim_pages, 256 + 512 + 300 - 44);
 	assert_int_equal(f->res.host.swap_errors, 3);
 	assert_int_equal(f->res.host.share_saved_pages, 64);
@@ -411,6 +416,8 @@ static void test_host_counts_a_remote_vm_as_its_own(void **state)
 	/* 1024 pages */
 	assert_non_null(strstr(text, "4.0 MB reclaimed"));
 	assert_non_null(strstr(text, "3 swap errors"));
+	assert_non_null(strstr(text, "32 waits for a free frame"));
+	assert_non_null(strstr(text, "400 faults held in low"));
 	assert_non_null(strstr(text, "5000 pages scanned"));
 	free(text);
 	root = write_and_parse(f);

@@ -455,14 +455,17 @@ static void
 test_guest_proceeds_on_minfree_while_a_page_move_stalls(void **state)
 {
 	struct filler f = { .tag = 9 };
+	struct mv_vm_stats st, qst;
 	struct mv_host_stats hs;
 	struct th_host t;
 	uint64_t deadline, cap = 0;
 	pthread_t th;
+	mv_vm *quiet;
 
 	(void)state;
 	th_host_create(&t, 64 * MiB, NULL);
 	f.vm = th_vm_create(&t, "stalled", 128 * MiB);
+	quiet = th_vm_create(&t, "quiet", 1 * MiB);
 	mv__inject_pause(MV_INJ_UFFD_MOVE);
 	assert_int_equal(pthread_create(&th, NULL, filler_main, &f), 0);
 	/* reclaim's first move sleeps; the guest takes the free frames, then
@@ -498,6 +501,15 @@ test_guest_proceeds_on_minfree_while_a_page_move_stalls(void **state)
 	mv_host_stats(t.host, &hs);
 	assert_true(hs.overrun_max_pages <= cap);
 	assert_true(hs.overrun_grants >= hs.stall_overrun_grants);
+	/* the waits are the stalled VM's, counted for it as for the host */
+	mv_vm_stats(f.vm, &st);
+	mv_vm_stats(quiet, &qst);
+	assert_true(st.alloc_waits > 0);
+	assert_int_equal(st.alloc_waits, hs.alloc_waits);
+	assert_int_equal(st.blocked_waits, hs.blocked_waits);
+	assert_int_equal(qst.alloc_waits, 0);
+	assert_int_equal(qst.blocked_waits, 0);
+	mv_vm_destroy(quiet);
 	mv_vm_destroy(f.vm);
 	mv_host_stats(t.host, &hs);
 	assert_int_equal(hs.overrun_pages, 0);

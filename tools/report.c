@@ -91,6 +91,8 @@ void report_host_add_remote(struct mv_host_stats *h,
 	h->reclaim_pages +=
 		out > st->zip_evict_pages ? out - st->zip_evict_pages : 0;
 	h->swap_errors += st->swap_errors;
+	h->alloc_waits += st->alloc_waits;
+	h->blocked_waits += st->blocked_waits;
 	h->unreadable_pages += st->unreadable_pages;
 	h->parked_pages += st->parked_pages;
 	h->share_saved_pages += st->shrdsvd_pages;
@@ -354,6 +356,8 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "faults", (double)v->st.faults);
 	num(b, o, "faults_spurious", (double)v->st.faults_spurious);
 	num(b, o, "fault_errors", (double)v->st.fault_errors);
+	num(b, o, "alloc_waits", (double)v->st.alloc_waits);
+	num(b, o, "blocked_waits", (double)v->st.blocked_waits);
 	num(b, o, "image_mb", round1(pages_mb(v->st.image_pages)));
 	num(b, o, "swap_errors", (double)v->st.swap_errors);
 	pmap = child(b, o, "pmap_mb");
