@@ -317,7 +317,8 @@ static const char *e2e_missing(void)
 
 static void test_small_run_end_to_end_verifies_every_guest(void **state)
 {
-	char bin[PATH_MAX + 16], dir[64], out[128], err[128], what[600];
+	char bin[PATH_MAX + 16], dir[TH_DIR_LEN], out[TH_PATH_LEN],
+		err[TH_PATH_LEN], what[600];
 	char preload[PATH_MAX + 64];
 	const char *argv[32], *missing = e2e_missing();
 	posix_spawn_file_actions_t fa;
@@ -338,8 +339,7 @@ static void test_small_run_end_to_end_verifies_every_guest(void **state)
 	*strrchr(preload, '/') = '\0';
 	strcat(preload, "/libmemvisor-preload.so");
 	/* swapon needs a real file system: the work directory is removed */
-	snprintf(dir, sizeof(dir), "/var/tmp/mv-bq-e2e-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "bench-qemu-e2e");
 	snprintf(out, sizeof(out), "%s/out.json", dir);
 	snprintf(err, sizeof(err), "%s/err.txt", dir);
 	argv[n++] = bin;
