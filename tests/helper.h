@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * helper.h - what the engine's tests share: throwaway hosts in temporary
- * swap directories, quiet settings, waits for a condition with a deadline,
+ * helper.h - what the engine's tests share: scratch directories in the
+ * build tree, throwaway hosts with their swap files in one, quiet settings, waits for a condition with a deadline,
  * a per-test teardown that cleans up after a failed assert, and page
  * patterns that tell whose page, which page and which version a page holds.
  */
@@ -14,9 +14,34 @@
 
 #include "memvisor.h"
 
+/*
+ * Scratch directories: every file a test writes (swap files, images, fake
+ * sysfs trees, the memvisor command's files) goes into a fresh directory
+ * inside the build tree, BUILD/tests/tmp/PREFIX.XXXXXX, beside the test
+ * binary (BUILD: build/, build-asan/, ...), never under /var/tmp: a test
+ * depends on nothing outside the repository.  TH_DIR_LEN holds one;
+ * TH_PATH_LEN a file in one; TH_SOCK_LEN a unix socket's name (sun_path).
+ */
+#define TH_DIR_LEN 256
+#define TH_PATH_LEN (TH_DIR_LEN + 64)
+#define TH_SOCK_LEN 108
+/* Makes a fresh directory (mode 0700) and puts its path into buf; 0, or
+ * -errno (-ENAMETOOLONG if len cannot hold it).  The test removes it. */
+int th_scratch_dir(char *buf, size_t len, const char *prefix);
+/* The same, failing the test if it cannot. */
+void th_scratch(char *buf, size_t len, const char *prefix);
+/* A name for a unix socket called name, into buf (TH_SOCK_LEN bytes or
+ * more): dir/name when it fits in sun_path (108 bytes with its NUL), else
+ * name in a fresh directory of its own under /tmp, the one place outside
+ * the repository a test writes to, and only when the build tree's path is
+ * too deep to leave a socket room; th_teardown removes that directory
+ * after the paths given to th_remove_at_teardown after this call (the
+ * socket's, by the caller). */
+void th_socket_path(char *buf, size_t len, const char *dir, const char *name);
+
 struct th_host {
 	mv_host *host;
-	char swapdir[64];
+	char swapdir[TH_DIR_LEN];
 };
 
 /*
@@ -170,15 +195,16 @@ int th_wait_exit(pid_t *pid, const char *out, unsigned ms);
  * report), the command, and the process while it runs.
  */
 struct th_cmd {
-	char dir[64]; /* a fresh directory under /var/tmp */
+	char dir[TH_DIR_LEN]; /* a fresh scratch directory (th_scratch_dir) */
 	char bin[PATH_MAX + 16]; /* the memvisor command */
-	char out[128]; /* its stdout and stderr */
-	char json[128]; /* its --json report */
+	char out[TH_PATH_LEN]; /* its stdout and stderr */
+	char json[TH_PATH_LEN]; /* its --json report */
 	pid_t pid; /* running, or 0 */
+	bool in_dir; /* th_cmd_start runs it with dir as its working directory */
 };
-/* For cmocka's setup: *state becomes a th_cmd whose directory is made
- * from tmpl (mkdtemp's, in /var/tmp); -1 if it cannot be. */
-int th_cmd_setup(void **state, const char *tmpl);
+/* For cmocka's setup: *state becomes a th_cmd whose directory is a
+ * scratch directory named after prefix; -1 if it cannot be made. */
+int th_cmd_setup(void **state, const char *prefix);
 /* For cmocka's teardown: kills the command if it still runs, removes the
  * directory and frees the fixture. */
 int th_cmd_teardown(void **state);

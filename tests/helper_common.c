@@ -12,6 +12,16 @@
  * can destroy what a failed test left behind.  Tests run one at a time on
  * the main thread, so the lists need no lock.
  *
+ * Scratch directories (th_scratch_dir) are made in BUILD/tests/tmp, beside
+ * the test binaries, found through /proc/self/exe: so a binary run by hand
+ * writes where one run by `make test` does, inside the repository's build
+ * tree (on its disk, not a tmpfs: swap files there are opened O_DIRECT as
+ * on a real swap disk), and `make clean` takes them with the build.  Each
+ * is mkdtemp's, so binaries that run at once never share one.  Unix
+ * socket names are limited to 108 bytes (sun_path): th_socket_path puts a
+ * socket into a short directory under /tmp only when the build tree's path
+ * leaves no room for it there.
+ *
  * Lock ordering: none.
  */
 #include <pthread.h>
@@ -26,7 +36,12 @@
 #include <dirent.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,7 +150,7 @@ void th_settings_quiet(struct mv_settings *s)
 
 static struct {
 	mv_host *host;
-	char swapdir[64];
+	char swapdir[TH_DIR_LEN];
 } live[TH_MAX_HOSTS];
 static char *paths[TH_MAX_PATHS];
 static unsigned npaths;
@@ -254,8 +269,7 @@ void th_host_create(struct th_host *t, uint64_t memsize,
 	int err;
 
 	assert_int_equal(mv_check_system(msg, sizeof(msg)), 0);
-	snprintf(t->swapdir, sizeof(t->swapdir), "/var/tmp/mvtest.XXXXXX");
-	assert_non_null(mkdtemp(t->swapdir));
+	th_scratch(t->swapdir, sizeof(t->swapdir), "host");
 	mv_host_config_init(&cfg);
 	cfg.memsize_bytes = memsize;
 	cfg.swapdir = t->swapdir;
@@ -691,14 +705,83 @@ void th_put(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* This test binary's directory (BUILD/tests) into buf; 0 or -errno. */
+static int bin_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= len)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	return 0;
+}
+
+int th_scratch_dir(char *buf, size_t len, const char *prefix)
+{
+	char base[PATH_MAX];
+	int err = bin_dir(base, sizeof(base));
+
+	if (err)
+		return err;
+	/* the tests' common parent: made by whichever binary comes first,
+	 * so another one making it at the same moment is no failure */
+	if (strlen(base) + sizeof("/tmp") > sizeof(base))
+		return -ENAMETOOLONG;
+	strcat(base, "/tmp");
+	if (mkdir(base, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(buf, len, "%s/%s.XXXXXX", base, prefix) >= len) {
+		buf[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	if (!mkdtemp(buf)) {
+		err = -errno;
+		buf[0] = '\0';
+		return err;
+	}
+	return 0;
+}
+
+void th_scratch(char *buf, size_t len, const char *prefix)
+{
+	int err = th_scratch_dir(buf, len, prefix);
+
+	if (err)
+		fail_msg("no scratch directory %s.XXXXXX in the build tree "
+			 "(a buffer of %zu bytes): %s",
+			 prefix, len, strerror(-err));
+}
+
+void th_socket_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	struct sockaddr_un sa;
+	char path[PATH_MAX], tmp[32];
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name);
+
+	if (n >= sizeof(sa.sun_path) || n >= len) {
+		/* a build tree at a deep path leaves no room for the name:
+		 * the socket goes into a short directory of its own */
+		snprintf(tmp, sizeof(tmp), "/tmp/mvsock.XXXXXX");
+		assert_non_null(mkdtemp(tmp));
+		th_remove_at_teardown(tmp);
+		n = (size_t)snprintf(path, sizeof(path), "%s/%s", tmp, name);
+		assert_true(n < sizeof(sa.sun_path) && n < len);
+	}
+	memcpy(buf, path, n + 1);
+}
+
 void th_memvisor_bin(char *buf, size_t len)
 {
 	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	assert_true(n > 0);
-	self[n] = '\0';
 	/* BUILD/tests/test_x -> BUILD/memvisor */
-	*strrchr(self, '/') = '\0';
+	assert_int_equal(bin_dir(self, sizeof(self)), 0);
 	assert_true((size_t)snprintf(buf, len, "%s/../memvisor", self) < len);
 }

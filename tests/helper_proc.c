@@ -26,7 +26,9 @@
 /* Waits between two looks at a child: the poll's period. */
 #define PROC_POLL_MS 20
 
-pid_t th_spawnv(const char *bin, const char *out, char *const argv[])
+/* bin with argv, output to out, in the working directory cwd (NULL: ours). */
+static pid_t spawn_in(const char *cwd, const char *bin, const char *out,
+		      char *const argv[])
 {
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
@@ -37,12 +39,21 @@ pid_t th_spawnv(const char *bin, const char *out, char *const argv[])
 				 0644),
 			 0);
 	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, 1, 2), 0);
+	if (cwd)
+		assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, cwd),
+				 0);
 	assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
 	return pid;
 }
 
-pid_t th_spawn_va(const char *bin, const char *out, va_list ap)
+pid_t th_spawnv(const char *bin, const char *out, char *const argv[])
+{
+	return spawn_in(NULL, bin, out, argv);
+}
+
+static pid_t spawn_va_in(const char *cwd, const char *bin, const char *out,
+			 va_list ap)
 {
 	char *argv[16];
 	int n = 0;
@@ -51,7 +62,12 @@ pid_t th_spawn_va(const char *bin, const char *out, va_list ap)
 	while (n < 15 && (argv[n] = va_arg(ap, char *)))
 		n++;
 	argv[n] = NULL;
-	return th_spawnv(bin, out, argv);
+	return spawn_in(cwd, bin, out, argv);
+}
+
+pid_t th_spawn_va(const char *bin, const char *out, va_list ap)
+{
+	return spawn_va_in(NULL, bin, out, ap);
 }
 
 int th_wait_exit(pid_t *pid, const char *out, unsigned ms)
@@ -75,15 +91,18 @@ int th_wait_exit(pid_t *pid, const char *out, unsigned ms)
 	return WEXITSTATUS(status);
 }
 
-int th_cmd_setup(void **state, const char *tmpl)
+int th_cmd_setup(void **state, const char *prefix)
 {
 	struct th_cmd *f = calloc(1, sizeof(*f));
+	int err;
 
 	if (!f)
 		return -1;
 	th_memvisor_bin(f->bin, sizeof(f->bin));
-	snprintf(f->dir, sizeof(f->dir), "%s", tmpl);
-	if (!mkdtemp(f->dir)) {
+	err = th_scratch_dir(f->dir, sizeof(f->dir), prefix);
+	if (err) {
+		fprintf(stderr, "no scratch directory for %s: %s\n", prefix,
+			strerror(-err));
 		free(f);
 		return -1;
 	}
@@ -96,7 +115,7 @@ int th_cmd_setup(void **state, const char *tmpl)
 int th_cmd_teardown(void **state)
 {
 	struct th_cmd *f = *state;
-	char cmd[200];
+	char cmd[TH_DIR_LEN + 16];
 
 	if (f->pid > 0) {
 		kill(f->pid, SIGKILL);
@@ -114,7 +133,7 @@ void th_cmd_scenario(struct th_cmd *f, const char *name, const char *body,
 {
 	char *text;
 
-	snprintf(path, len, "%s/%s", f->dir, name);
+	assert_true((size_t)snprintf(path, len, "%s/%s", f->dir, name) < len);
 	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
 			     body) > 0);
 	th_put(path, text);
@@ -126,7 +145,7 @@ void th_cmd_start(struct th_cmd *f, ...)
 	va_list ap;
 
 	va_start(ap, f);
-	f->pid = th_spawn_va(f->bin, f->out, ap);
+	f->pid = spawn_va_in(f->in_dir ? f->dir : NULL, f->bin, f->out, ap);
 	va_end(ap);
 }
 

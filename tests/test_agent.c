@@ -57,7 +57,7 @@ struct child {
 	int fd; /* the parent's end */
 };
 
-static char dir[64], sock_path[96];
+static char dir[TH_DIR_LEN], sock_path[TH_SOCK_LEN];
 static struct child kids[2];
 
 static void kill_kids(void *arg)
@@ -77,10 +77,9 @@ static void kill_kids(void *arg)
 
 static void setup_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/var/tmp/mvagent.XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
+	th_scratch(dir, sizeof(dir), "agent");
 	th_remove_at_teardown(dir);
+	th_socket_path(sock_path, sizeof(sock_path), dir, "sock");
 	th_remove_at_teardown(sock_path);
 	th_at_teardown(kill_kids, NULL);
 }

@@ -281,7 +281,7 @@ static void test_deflated_pages_read_zero_not_stale_data(void **state)
 
 static void test_deflated_page_of_an_image_vm_reads_zero_not_image(void **state)
 {
-	char path[128];
+	char path[TH_PATH_LEN];
 	uint8_t buf[MV_PAGE_SIZE];
 	struct mv_vm_config cfg;
 	uint32_t pfns[4] = { 0, 1, 2, 3 };

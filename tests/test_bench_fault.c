@@ -36,7 +36,7 @@ static const char *const pinned_rows[] = { "pin_kernel", "pin_floor_same",
 
 static int setup(void **state)
 {
-	return th_cmd_setup(state, "/var/tmp/mv-bench-fault-test-XXXXXX");
+	return th_cmd_setup(state, "bench-fault");
 }
 
 /* Starts `memvisor bench fault` on 64 pages, one trial, --json. */

@@ -597,7 +597,7 @@ static void test_cpu_window_ignores_an_earlier_runs_log(void **state)
 /* ---- the state file on a fake tree ---- */
 
 struct tree {
-	char root[64];
+	char root[TH_DIR_LEN];
 };
 
 static void put_at(const struct tree *t, const char *rel, const char *text)
@@ -634,9 +634,10 @@ static int tree_setup(void **state)
 
 	if (!t)
 		return -1;
-	snprintf(t->root, sizeof(t->root), "/var/tmp/mv-bl-test-XXXXXX");
-	if (!mkdtemp(t->root))
+	if (th_scratch_dir(t->root, sizeof(t->root), "bench-linux")) {
+		free(t);
 		return -1;
+	}
 	snprintf(bl_sys_root, sizeof(bl_sys_root), "%s", t->root);
 	snprintf(bl_state_path, sizeof(bl_state_path), "%s/state", t->root);
 	*state = t;
@@ -646,7 +647,7 @@ static int tree_setup(void **state)
 static int tree_teardown(void **state)
 {
 	struct tree *t = *state;
-	char cmd[128];
+	char cmd[TH_DIR_LEN + 16];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->root);
 	if (system(cmd))
@@ -660,7 +661,7 @@ static void
 test_state_file_undoes_settings_and_cgroup_newest_first(void **state)
 {
 	struct tree *t = *state;
-	char cg[200], *text;
+	char cg[TH_PATH_LEN], *text;
 
 	put_at(t, "/proc/sys/vm/page-cluster", "3\n");
 	put_at(t, "/sys/module/zswap/parameters/enabled", "N\n");
@@ -695,7 +696,7 @@ static void
 test_state_undo_of_changes_that_never_happened_is_no_error(void **state)
 {
 	struct tree *t = *state;
-	char p[200];
+	char p[TH_PATH_LEN];
 
 	snprintf(p, sizeof(p), "%s/no-such-swap", t->root);
 	assert_int_equal(bl_state_add("swap", p, NULL), 0);
@@ -792,7 +793,8 @@ static bool leftovers_found(const char *dir, pid_t pid, char *what, size_t len)
 
 static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 {
-	char bin[PATH_MAX + 16], dir[64], out[128], err[128], what[320];
+	char bin[PATH_MAX + 16], dir[TH_DIR_LEN], out[TH_PATH_LEN],
+		err[TH_PATH_LEN], what[TH_PATH_LEN];
 	const char *argv[16];
 	posix_spawn_file_actions_t fa;
 	const cJSON *c, *cfgs, *v;
@@ -806,8 +808,7 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	if (geteuid() != 0)
 		skip(); /* cgroups and swap need root */
 	th_memvisor_bin(bin, sizeof(bin));
-	snprintf(dir, sizeof(dir), "/var/tmp/mv-bl-e2e-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "bench-linux-e2e");
 	snprintf(out, sizeof(out), "%s/out.json", dir);
 	snprintf(err, sizeof(err), "%s/err.txt", dir);
 	argv[0] = bin;

@@ -272,8 +272,9 @@ static void test_smaps_gives_the_rss_of_the_mapping_of_ram_size(void **state)
 	assert_int_equal(bq_smaps_ram_rss("", 256ull << 20), 0);
 }
 
-/* Nothing a run made may be left: no state file, cgroup or swap of ours. */
-static bool leftovers_found(char *what, size_t len)
+/* Nothing a run made may be left: no state file, cgroup or swap of ours
+ * (a swap file in dir). */
+static bool leftovers_found(const char *dir, char *what, size_t len)
 {
 	char *swaps = th_slurp("/proc/swaps");
 	bool found = false;
@@ -282,7 +283,7 @@ static bool leftovers_found(char *what, size_t len)
 		snprintf(what, len, "the state file is still there");
 		found = true;
 	}
-	if (swaps && strstr(swaps, "mv-bq-e2e-")) {
+	if (swaps && strstr(swaps, dir)) {
 		snprintf(what, len, "a swap file is still on: %s", swaps);
 		found = true;
 	}
@@ -317,7 +318,8 @@ static const char *e2e_missing(void)
 
 static void test_small_run_end_to_end_verifies_every_guest(void **state)
 {
-	char bin[PATH_MAX + 16], dir[64], out[128], err[128], what[600];
+	char bin[PATH_MAX + 16], dir[TH_DIR_LEN], out[TH_PATH_LEN],
+		err[TH_PATH_LEN], what[600];
 	char preload[PATH_MAX + 64];
 	const char *argv[32], *missing = e2e_missing();
 	posix_spawn_file_actions_t fa;
@@ -337,9 +339,11 @@ static void test_small_run_end_to_end_verifies_every_guest(void **state)
 	snprintf(preload, sizeof(preload), "%s", bin);
 	*strrchr(preload, '/') = '\0';
 	strcat(preload, "/libmemvisor-preload.so");
-	/* swapon needs a real file system: the work directory is removed */
-	snprintf(dir, sizeof(dir), "/var/tmp/mv-bq-e2e-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	/* swapon needs a real file system: the work directory is removed.
+	 * The bench runs in it and is given it as ".": its daemon's socket
+	 * goes there, and a name through the build tree's path may be too
+	 * long for a unix socket (sun_path, 108 bytes) */
+	th_scratch(dir, sizeof(dir), "bench-qemu-e2e");
 	snprintf(out, sizeof(out), "%s/out.json", dir);
 	snprintf(err, sizeof(err), "%s/err.txt", dir);
 	argv[n++] = bin;
@@ -363,11 +367,12 @@ static void test_small_run_end_to_end_verifies_every_guest(void **state)
 	argv[n++] = preload;
 	argv[n++] = "--json";
 	argv[n++] = "--swapdir";
-	argv[n++] = dir;
+	argv[n++] = ".";
 	argv[n] = NULL;
 	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
 	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT, 0644);
 	posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT, 0644);
+	assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, dir), 0);
 	assert_int_equal(
 		posix_spawn(&pid, bin, &fa, NULL, (char **)argv, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
@@ -441,7 +446,7 @@ static void test_small_run_end_to_end_verifies_every_guest(void **state)
 				   "zip_pages") >
 		    0);
 	cJSON_Delete(root);
-	assert_false(leftovers_found(what, sizeof(what)));
+	assert_false(leftovers_found(dir, what, sizeof(what)));
 	snprintf(what, sizeof(what), "rm -rf '%s'", dir);
 	assert_int_equal(system(what), 0);
 }

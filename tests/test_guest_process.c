@@ -35,11 +35,15 @@ static int setup(void **state)
 {
 	struct th_cmd *f;
 
-	if (th_cmd_setup(state, "/var/tmp/mv-gp-test-XXXXXX"))
+	if (th_cmd_setup(state, "guest-process"))
 		return -1;
 	f = *state;
-	/* the run's consoles and daemon socket go here, not into /tmp */
-	setenv("TMPDIR", f->dir, 1);
+	/* the run's consoles and daemon socket go into its own directory,
+	 * not into /tmp: memvisor runs there and makes them in ".", a path
+	 * short enough for its socket names (it takes a TMPDIR of at most
+	 * 32 bytes, and the scratch directory's path may be longer) */
+	f->in_dir = true;
+	setenv("TMPDIR", ".", 1);
 	return 0;
 }
 
@@ -54,7 +58,7 @@ static void
 test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160];
+	char ini[TH_PATH_LEN];
 	double consumed = 0, swapped = 0;
 	cJSON *root, *vms, *vm;
 
@@ -88,7 +92,7 @@ test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], *from;
+	char ini[TH_PATH_LEN], *from;
 	cJSON *root;
 	int pid = 0;
 
@@ -121,7 +125,7 @@ static void test_killed_process_vm_makes_the_run_exit_1_naming_it(void **state)
 static void test_process_vm_that_cannot_start_exits_2_with_why(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160];
+	char ini[TH_PATH_LEN];
 	cJSON *root;
 
 	th_cmd_scenario(
@@ -211,7 +215,7 @@ static bool pinned_as_asked(void *arg)
 static void test_pinned_process_vm_runs_its_vcpus_on_its_cpu(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], body[256], *from;
+	char ini[TH_PATH_LEN], body[256], *from;
 	struct pinned_view v = { 0 };
 	cpu_set_t set;
 	int cpu = -1;

@@ -356,11 +356,11 @@ static void test_rates_are_counter_deltas_over_the_time_between(void **state)
 /* ---- the real screen, in tmux ------------------------------------------- */
 
 struct fixture {
-	char dir[64]; /* a fresh directory: socket, scenario, swap, status */
+	char dir[TH_DIR_LEN]; /* scratch: socket, scenario, swap, status */
 	char bin[PATH_MAX + 16]; /* the memvisor command */
-	char sock[96]; /* the tmux server's socket */
-	char status[96]; /* the shell writes memvisor's exit status here */
-	char out[96]; /* for runs without tmux */
+	char sock[TH_SOCK_LEN]; /* the tmux server's socket */
+	char status[TH_PATH_LEN]; /* memvisor's exit status, from the shell */
+	char out[TH_PATH_LEN]; /* for runs without tmux */
 	bool server; /* a tmux server was started */
 	pid_t pid; /* a run started without tmux, or 0 */
 };
@@ -372,10 +372,11 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	th_memvisor_bin(f->bin, sizeof(f->bin));
-	snprintf(f->dir, sizeof(f->dir), "/var/tmp/mv-live-test-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (th_scratch_dir(f->dir, sizeof(f->dir), "live")) {
+		free(f);
 		return -1;
-	snprintf(f->sock, sizeof(f->sock), "%s/tmux.sock", f->dir);
+	}
+	th_socket_path(f->sock, sizeof(f->sock), f->dir, "tmux.sock");
 	snprintf(f->status, sizeof(f->status), "%s/status", f->dir);
 	snprintf(f->out, sizeof(f->out), "%s/out.txt", f->dir);
 	*state = f;
@@ -419,8 +420,9 @@ static int teardown(void **state)
 	}
 	out = sh("rm -rf '%s'", f->dir);
 	free(out);
+	unlink(f->sock); /* when it was not in dir (th_socket_path) */
 	free(f);
-	return 0;
+	return th_teardown(state); /* th_socket_path's directory, if any */
 }
 
 static void put_file(const char *path, const char *text)
@@ -438,7 +440,7 @@ static void scenario(struct fixture *f, const char *body, char *path,
 {
 	char *text;
 
-	snprintf(path, len, "%s/live.ini", f->dir);
+	assert_true((size_t)snprintf(path, len, "%s/live.ini", f->dir) < len);
 	assert_true(asprintf(&text, "[host]\nswapdir = %s/swap\n%s", f->dir,
 			     body) > 0);
 	put_file(path, text);
@@ -471,7 +473,7 @@ static void start_pane(struct fixture *f, const char *env, const char *args,
 static void start_live(struct fixture *f, const char *ini, int width,
 		       int height)
 {
-	char args[256];
+	char args[TH_PATH_LEN + 32];
 
 	snprintf(args, sizeof(args), "run '%s' --live", ini);
 	start_pane(f, "", args, width, height);
@@ -562,7 +564,7 @@ static const char two_vms[] = "memsize = 64M\nduration = 600\n"
 static void test_live_screen_sorts_shows_help_and_q_ends_the_run(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	scenario(f, two_vms, ini, sizeof(ini));
 	start_live(f, ini, 200, 40);
@@ -596,7 +598,7 @@ static void test_live_screen_sorts_shows_help_and_q_ends_the_run(void **state)
 static void test_live_screen_follows_a_resize(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], *text, *body = NULL, name[48];
+	char ini[TH_PATH_LEN], *text, *body = NULL, name[48];
 	size_t len = 0;
 	FILE *m = open_memstream(&body, &len);
 
@@ -626,7 +628,7 @@ static void test_live_screen_follows_a_resize(void **state)
 static void test_ctrl_c_on_the_live_screen_gives_the_terminal_back(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	scenario(f, two_vms, ini, sizeof(ini));
 	start_live(f, ini, 200, 40);
@@ -698,7 +700,7 @@ static void
 test_sigterm_on_the_live_screen_gives_the_terminal_back(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	scenario(f, two_vms, ini, sizeof(ini));
 	start_live(f, ini, 200, 40);
@@ -729,7 +731,7 @@ static void
 test_live_on_a_terminal_that_cannot_place_the_cursor_exits_2(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], args[256], *text;
+	char ini[TH_PATH_LEN], args[TH_PATH_LEN + 32], *text;
 
 	scenario(f, two_vms, ini, sizeof(ini));
 	snprintf(args, sizeof(args), "run '%s' --live", ini);
@@ -743,11 +745,15 @@ test_live_on_a_terminal_that_cannot_place_the_cursor_exits_2(void **state)
 static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], run[] = "run", opt[] = "--metrics", port0[] = "0";
-	char args[64], *text, *at;
+	char ini[TH_PATH_LEN], run[] = "run", opt[] = "--metrics",
+			       port0[] = "0";
+	char args[64], title[96], *text, *at;
 	unsigned port;
 
 	scenario(f, two_vms, ini, sizeof(ini));
+	/* the title names the scenario's file, cut at 80 bytes: the
+	 * scratch directory's path, in the build tree, may be long */
+	snprintf(title, sizeof(title), "%.80s  ", ini);
 	spawn(f, run, ini, opt, port0, NULL);
 	text = wait_output(f, "/metrics (and /healthz)");
 	at = strstr(text, "metrics: http://127.0.0.1:");
@@ -757,8 +763,8 @@ static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 	snprintf(args, sizeof(args), "top %u", port);
 	start_pane(f, "", args, 200, 40);
 	snprintf(args, sizeof(args), "memvisor top :%u ", port);
-	text = wait_pane(f, args, "live.ini  ", "PMEM  /MB:", "\nzeta ",
-			 "\nalpha ", NULL);
+	text = wait_pane(f, args, title, "PMEM  /MB:", "\nzeta ", "\nalpha ",
+			 NULL);
 	assert_true(strstr(text, "\nzeta ") < strstr(text, "\nalpha "));
 	free(text);
 	keys(f, "N");

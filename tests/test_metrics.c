@@ -853,7 +853,7 @@ static void test_port_in_use_is_a_clear_error(void **state)
 
 static int setup(void **state)
 {
-	return th_cmd_setup(state, "/var/tmp/mv-metrics-test-XXXXXX");
+	return th_cmd_setup(state, "metrics");
 }
 
 static void start(struct th_cmd *f, const char *ini, const char *metrics)
@@ -907,7 +907,7 @@ static void test_run_serves_every_vm_on_a_free_loopback_port(void **state)
 {
 	struct th_cmd *f = *state;
 	uint64_t until = th_now_ms() + STEP_MS;
-	char ini[128], *body = NULL;
+	char ini[TH_PATH_LEN], *body = NULL;
 	unsigned port;
 	int st;
 
@@ -954,7 +954,7 @@ static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t len = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	char ini[128], port[16], *text;
+	char ini[TH_PATH_LEN], port[16], *text;
 	cJSON *root;
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -984,7 +984,7 @@ static void test_run_with_its_port_in_use_exits_2_before_guests(void **state)
 static void test_run_with_a_bad_address_exits_2(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[128], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	th_cmd_scenario(f, "m.ini", two_vms, ini, sizeof(ini));
 	start(f, ini, "nowhere:9100");

@@ -41,7 +41,7 @@
 
 static int setup(void **state)
 {
-	return th_cmd_setup(state, "/var/tmp/mv-run-test-XXXXXX");
+	return th_cmd_setup(state, "run");
 }
 
 /* Two small VMs that run until stopped. */
@@ -63,7 +63,7 @@ static const char slow_verify[] =
 static void test_sigint_during_verification_finishes_the_report(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160];
+	char ini[TH_PATH_LEN];
 	cJSON *root, *vm;
 
 	th_cmd_scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
@@ -88,7 +88,7 @@ static void
 test_two_signals_during_verification_still_leave_a_report(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160];
+	char ini[TH_PATH_LEN];
 	cJSON *root;
 
 	th_cmd_scenario(f, "slow.ini", slow_verify, ini, sizeof(ini));
@@ -107,7 +107,7 @@ test_two_signals_during_verification_still_leave_a_report(void **state)
 static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], *text;
+	char ini[TH_PATH_LEN], *text;
 	cJSON *root, *vms;
 
 	th_cmd_scenario(f, "small.ini", small, ini, sizeof(ini));
@@ -136,7 +136,7 @@ static void test_sigint_during_the_run_verifies_and_exits_4(void **state)
 static void test_killed_run_leaves_the_earlier_report_whole(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	th_put(f->json, "{\"earlier\": true}\n");
 	th_cmd_scenario(f, "small.ini", small, ini, sizeof(ini));
@@ -153,7 +153,7 @@ static void test_killed_run_leaves_the_earlier_report_whole(void **state)
 static void test_vm_that_cannot_start_still_gets_a_report(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160];
+	char ini[TH_PATH_LEN];
 	cJSON *root;
 
 	th_put(f->json, "{\"earlier\": true}\n");
@@ -190,7 +190,7 @@ static void test_dev_zero_is_refused_at_once_with_a_report(void **state)
 static void test_many_small_vms_are_verified_in_seconds(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], vm[64];
+	char ini[TH_PATH_LEN], vm[64];
 	size_t len = 0;
 	char *body = NULL;
 	FILE *m = open_memstream(&body, &len);
@@ -239,7 +239,7 @@ static double vms_reclaimed_mb(const cJSON *root)
 static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], line[64], *text;
+	char ini[TH_PATH_LEN], line[64], *text;
 	double host_mb, vms_mb;
 	cJSON *root;
 
@@ -290,7 +290,7 @@ static unsigned threads_pinned_to(pid_t pid, int cpu)
 static void test_pinned_vm_is_listed_and_reported_with_its_cpus(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], body[256], line[64];
+	char ini[TH_PATH_LEN], body[256], line[64];
 	const cJSON *vms;
 	cpu_set_t usable;
 	int cpu = -1;
@@ -404,7 +404,7 @@ static void test_default_scenario_shows_every_mechanism(void **state)
 static void test_check_names_the_sysctl_a_scenario_needs(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], *text;
+	char ini[TH_PATH_LEN], *text;
 
 	/* 4T of guest memory needs more mappings than any kernel allows */
 	th_cmd_scenario(f, "huge.ini", "memsize = 64T\n[vm a]\nmemsize = 4T\n",
@@ -458,7 +458,7 @@ static char *qemu_console(struct th_cmd *f, cJSON *root, const char *name)
 static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[160], *con;
+	char ini[TH_PATH_LEN], *con;
 	cJSON *root, *vm;
 
 	if (no_qemu())
@@ -488,7 +488,7 @@ static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
 static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
 {
 	struct th_cmd *f = *state;
-	char ini[200], *con;
+	char ini[TH_PATH_LEN], *con;
 	cJSON *root;
 
 	if (no_qemu())

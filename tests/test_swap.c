@@ -647,7 +647,7 @@ test_persistent_image_read_error_fails_the_page_in_bounded_time(void **state)
 	uint8_t buf[MV_PAGE_SIZE];
 	struct mv_vm_stats st;
 	struct th_host t;
-	char path[128];
+	char path[TH_PATH_LEN];
 	uint8_t *m;
 	mv_vm *vm;
 	int fd;
@@ -918,12 +918,32 @@ static void test_unusable_swapdir_is_a_clear_error(void **state)
 	assert_non_null(strstr(msg, "writable"));
 }
 
+/* A tmpfs a failed test left mounted on its scratch directory comes off
+ * at teardown, so that the directory can go. */
+static char mounted[TH_DIR_LEN];
+
+static void unmount_left(void *arg)
+{
+	if (mounted[0])
+		umount(mounted); /* EINVAL if the test unmounted it */
+	mounted[0] = '\0';
+	(void)arg;
+}
+
+static void unmount_at_teardown(const char *dir)
+{
+	snprintf(mounted, sizeof(mounted), "%s", dir);
+	th_at_teardown(unmount_left, NULL);
+}
+
 static void test_read_only_swapdir_is_a_clear_error(void **state)
 {
-	char dir[] = "/var/tmp/mvro.XXXXXX", msg[512];
+	char dir[TH_DIR_LEN], msg[512];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-ro");
+	th_remove_at_teardown(dir);
+	unmount_at_teardown(dir);
 	if (mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m") < 0) {
 		rmdir(dir);
 		skip(); /* needs root */
@@ -936,10 +956,12 @@ static void test_read_only_swapdir_is_a_clear_error(void **state)
 
 static void test_full_swapdir_refuses_the_vm_at_start(void **state)
 {
-	char dir[] = "/var/tmp/mvfull.XXXXXX", msg[512];
+	char dir[TH_DIR_LEN], msg[512];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-full");
+	th_remove_at_teardown(dir);
+	unmount_at_teardown(dir);
 	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0) {
 		rmdir(dir);
 		skip(); /* needs root */
@@ -968,10 +990,11 @@ static unsigned dir_entries(const char *dir)
 
 static void test_swapdir_others_can_write_is_refused_unless_sticky(void **state)
 {
-	char dir[] = "/var/tmp/mvmode.XXXXXX", msg[512];
+	char dir[TH_DIR_LEN], msg[512];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-mode");
+	th_remove_at_teardown(dir);
 	assert_int_equal(chmod(dir, 0777), 0);
 	assert_int_equal(create_vm_in(dir, MiB, msg, sizeof(msg)), -EPERM);
 	assert_non_null(strstr(msg, dir));
@@ -988,10 +1011,11 @@ static void test_swapdir_others_can_write_is_refused_unless_sticky(void **state)
 
 static void test_swapdir_of_another_user_is_refused(void **state)
 {
-	char dir[] = "/var/tmp/mvowner.XXXXXX", msg[512];
+	char dir[TH_DIR_LEN], msg[512];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-owner");
+	th_remove_at_teardown(dir);
 	if (geteuid() != 0 || chown(dir, 65534, 65534) < 0) {
 		rmdir(dir);
 		skip(); /* needs root to give a directory away */
@@ -1023,10 +1047,11 @@ static void test_swap_file_has_no_name_while_the_vm_runs(void **state)
 static void test_swap_file_without_tmpfile_gets_a_random_name(void **state)
 {
 	struct mv__swap a, b;
-	char dir[] = "/var/tmp/mvname.XXXXXX", msg[256];
+	char dir[TH_DIR_LEN], msg[256];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-name");
+	th_remove_at_teardown(dir);
 	/* open #1 is the directory, #2 the O_TMPFILE */
 	mv__inject_fail(MV_INJ_OPEN, 2, 1, EOPNOTSUPP);
 	assert_int_equal(mv__swap_open(&a, dir, "vm", 1, 16, false, msg,
@@ -1054,14 +1079,15 @@ static void test_swap_file_without_tmpfile_gets_a_random_name(void **state)
  */
 static void test_failed_preallocation_gives_the_space_back(void **state)
 {
-	char dir[] = "/var/tmp/mvprea.XXXXXX", msg[512], *p;
+	char dir[TH_DIR_LEN], msg[512], *p;
 	struct statvfs before, after;
 	unsigned long long said, had;
 	struct mv__swap s;
 	int64_t freed;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-prealloc");
+	th_remove_at_teardown(dir);
 	assert_int_equal(statvfs(dir, &before), 0);
 	if ((uint64_t)before.f_bavail * before.f_frsize < 1024 * MiB) {
 		rmdir(dir);
@@ -1102,7 +1128,7 @@ static uint64_t blocks_of(int fd)
 /* What swap ever held is zeroed and the blocks handed back. */
 static void test_discard_zeroes_and_punches_what_swap_held(void **state)
 {
-	char dir[] = "/var/tmp/mvdisc.XXXXXX", msg[256];
+	char dir[TH_DIR_LEN], msg[256];
 	uint8_t *page = aligned_alloc(MV_PAGE_SIZE, 8 * MV_PAGE_SIZE);
 	struct iovec iov[8];
 	uint64_t slots[8];
@@ -1111,7 +1137,8 @@ static void test_discard_zeroes_and_punches_what_swap_held(void **state)
 
 	(void)state;
 	assert_non_null(page);
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "swap-discard");
+	th_remove_at_teardown(dir);
 	assert_int_equal(mv__swap_open(&s, dir, "disc", 1, 64, true, msg,
 				       sizeof(msg)),
 			 0);

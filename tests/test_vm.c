@@ -161,22 +161,30 @@ static void write_image(const char *path, uint64_t npages)
 	close(fd);
 }
 
+/* A name for an image file in a scratch directory of its own; both are
+ * removed at teardown. */
+static void image_path(char *path, size_t len)
+{
+	char dir[TH_DIR_LEN];
+
+	th_scratch(dir, sizeof(dir), "vm-image");
+	th_remove_at_teardown(dir);
+	assert_true((size_t)snprintf(path, len, "%s/image.raw", dir) < len);
+	th_remove_at_teardown(path);
+}
+
 static void test_image_loads_lazily_and_exactly(void **state)
 {
-	char path[] = "/var/tmp/mvimg.XXXXXX";
+	char path[TH_PATH_LEN];
 	struct mv_vm_config cfg;
 	struct mv_vm_stats st;
 	uint8_t tail[MV_PAGE_SIZE];
 	struct th_host t;
 	uint8_t *m;
 	mv_vm *vm;
-	int fd;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	th_remove_at_teardown(path);
-	close(fd);
+	image_path(path, sizeof(path));
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
 	mv_vm_config_init(&cfg);
@@ -204,18 +212,14 @@ static void test_image_loads_lazily_and_exactly(void **state)
 
 static void test_image_larger_than_vm_is_rejected(void **state)
 {
-	char path[] = "/var/tmp/mvimg.XXXXXX";
+	char path[TH_PATH_LEN];
 	struct mv_vm_config cfg;
 	struct mv_host_stats hs;
 	struct th_host t;
 	mv_vm *vm = NULL;
-	int fd;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	th_remove_at_teardown(path);
-	close(fd);
+	image_path(path, sizeof(path));
 	write_image(path, 300);
 	th_host_create(&t, 64 * MiB, NULL);
 	mv_vm_config_init(&cfg);
