@@ -240,7 +240,8 @@ static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 {
 	struct th_cmd *f = *state;
 	char ini[TH_PATH_LEN], line[64], *text;
-	double host_mb, vms_mb;
+	double host_mb, vms_mb, series_pages = 0;
+	const cJSON *v;
 	cJSON *root;
 
 	th_cmd_scenario(f, "procs.ini", two_processes, ini, sizeof(ini));
@@ -259,6 +260,17 @@ static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 	snprintf(line, sizeof(line), "%.1f MB reclaimed", host_mb);
 	assert_non_null(strstr(text, line));
 	free(text);
+	/* and so does the time series, second by second (the live view and
+	 * the metrics take the same figures) */
+	cJSON_ArrayForEach(
+		v, cJSON_GetObjectItem(
+			   cJSON_GetObjectItem(
+				   cJSON_GetObjectItem(root, "series"), "host"),
+			   "reclaim_pages"))
+		series_pages += cJSON_GetNumberValue(v);
+	print_message("the series' host reclaimed %.0f pages\n", series_pages);
+	assert_true(series_pages > 0);
+	assert_true(series_pages * 4096 <= (host_mb + 0.1) * 1048576);
 	cJSON_Delete(root);
 }
 

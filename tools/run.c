@@ -1299,23 +1299,40 @@ static void add_vm(struct run *r, struct vm_run *v, struct totals *t)
 	}
 }
 
+/* A VM whose engine runs in a process of its own (its agent reports to the
+ * run's daemon): the host's figures add what it reported (report.c). */
+static bool remote_vm(const struct vm_run *v)
+{
+	return v->cfg && (v->cfg->vmm_process || v->cfg->vmm_qemu);
+}
+
 /* The snapshot the live screen and the metrics show, taken each second of
- * the timed run; rates come from the one before (snap.c). */
+ * the timed run; rates come from the one before (snap.c).  The host's
+ * figures count VMs in processes of their own, as the final report does. */
 static void publish(struct run *r, double t)
 {
 	struct mv_vm_stats st;
 	struct mvg_stats g;
+	bool host;
 
 	if (!r->live && !r->metrics)
 		return;
+	host = !mv_host_stats(r->host, &r->snap.host);
 	for (size_t i = 0; i < r->sc.nvms; i++) {
-		if (vm_stats(r, &r->vms[i], &st))
+		if (vm_stats(r, &r->vms[i], &st)) {
+			/* not seen this second: its last figures count */
+			if (host && remote_vm(&r->vms[i]))
+				report_host_add_remote(&r->snap.host,
+						       &r->vms[i].last);
 			continue;
+		}
 		guest_stats(&r->vms[i], &g);
 		snap_vm_update(&r->snap.vms[i], &st, g.ops, g.integrity_errors,
 			       t);
+		if (host && remote_vm(&r->vms[i]))
+			report_host_add_remote(&r->snap.host, &st);
 	}
-	if (!mv_host_stats(r->host, &r->snap.host))
+	if (host)
 		r->snap.have_host = true;
 	r->snap.t_s = t;
 	r->snap.seq++;
@@ -1333,6 +1350,9 @@ static void live_line(struct run *r, double t, double dt)
 		add_vm(r, &r->vms[i], &tot);
 	if (r->opt.quiet || r->opt.live || mv_host_stats(r->host, &h))
 		return;
+	for (size_t i = 0; i < r->sc.nvms; i++)
+		if (remote_vm(&r->vms[i]))
+			report_host_add_remote(&h, &r->vms[i].last);
 	progress_clear(&r->load_progress);
 	fprintf(r->out, LIVE_FMT, t, mv_mem_state_name(h.state),
 		pages_mb(h.free_pages), pages_mb(h.minfree_pages),
@@ -1360,6 +1380,8 @@ static void sample(struct run *r, double t)
 				st[i] = r->vms[i].last;
 			guest_stats(&r->vms[i], &g);
 			ops[i] = g.ops;
+			if (remote_vm(&r->vms[i]))
+				report_host_add_remote(&h, &st[i]);
 		}
 		pthread_mutex_lock(&r->report_lock);
 		series_begin(&r->series, t, &h);
@@ -1507,8 +1529,7 @@ static void collect(struct run *r)
 	mv_host_stats(r->host, &res->host);
 	/* VMs in other processes: their engines' figures, as its own VMs' */
 	for (size_t i = 0; i < r->sc.nvms; i++)
-		if (r->vms[i].cfg &&
-		    (r->vms[i].cfg->vmm_process || r->vms[i].cfg->vmm_qemu))
+		if (remote_vm(&r->vms[i]))
 			report_host_add_remote(&res->host, &res->vms[i].st);
 	res->have_stats = true;
 }
