@@ -129,7 +129,7 @@ int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 	pthread_mutex_unlock(&h->vms_lock);
 	if (others + min_pages <= room)
 		return 0;
-	mv__host_set_msg(
+	mv__host_api_msg(
 		h,
 		"VM %s: reservation of %llu MB does not fit: the host has %llu MB less minFree and %llu MB are reserved already",
 		vm->name,
@@ -141,8 +141,15 @@ int mv__sched_check_reservation(struct mv_host *h, struct mv_vm *vm,
 
 int mv_vm_set_shares(mv_vm *vm, uint64_t shares)
 {
-	if (!vm || !shares || shares > MV_SHARES_MAX)
+	if (!vm)
 		return -EINVAL;
+	if (!shares || shares > MV_SHARES_MAX) {
+		mv__host_api_msg(vm->host,
+				 "VM %s: shares must be 1 to %llu, not %llu",
+				 vm->name, (unsigned long long)MV_SHARES_MAX,
+				 (unsigned long long)shares);
+		return -EINVAL;
+	}
 	atomic_store(&vm->sched.shares, shares);
 	return 0;
 }
@@ -156,7 +163,7 @@ int mv_vm_set_reservation(mv_vm *vm, uint64_t bytes)
 		return -EINVAL;
 	pages = bytes >> MV_PAGE_SHIFT;
 	if (pages > atomic_load(&vm->sched.limit_pages)) {
-		mv__host_set_msg(vm->host,
+		mv__host_api_msg(vm->host,
 				 "VM %s: reservation is above the VM's limit",
 				 vm->name);
 		return -EINVAL;
@@ -175,7 +182,7 @@ int mv_vm_set_limit(mv_vm *vm, uint64_t bytes)
 		return -EINVAL;
 	pages = bytes ? bytes >> MV_PAGE_SHIFT : vm->npages;
 	if (pages > vm->npages || pages < atomic_load(&vm->sched.min_pages)) {
-		mv__host_set_msg(
+		mv__host_api_msg(
 			vm->host,
 			"VM %s: limit must be between its reservation and its memsize",
 			vm->name);

@@ -834,6 +834,81 @@ static void test_vm_destroyed_while_its_reclaim_writes(void **state)
 	th_host_destroy(&t);
 }
 
+/* The host's log callback, counting what it is given. */
+struct events {
+	pthread_mutex_t lock;
+	unsigned n;
+	char first[MV_ERRMSG_MAX + 48];
+};
+
+static void count_event(void *arg, enum mv_log_level level, const char *msg)
+{
+	struct events *e = arg;
+
+	(void)level;
+	pthread_mutex_lock(&e->lock);
+	if (!e->n++)
+		snprintf(e->first, sizeof(e->first), "%s", msg);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static bool an_event_came(void *arg)
+{
+	struct events *e = arg;
+	bool yes;
+
+	pthread_mutex_lock(&e->lock);
+	yes = e->n > 0;
+	pthread_mutex_unlock(&e->lock);
+	return yes;
+}
+
+/*
+ * A shares, reservation or limit the caller got wrong is its error: the
+ * call returns -EINVAL with the reason in mv_host_errmsg(), and the log
+ * (the host's background events) hears nothing of it.
+ */
+static void test_bad_settings_are_the_callers_errors_not_events(void **state)
+{
+	static struct events ev = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct mv_host_config cfg;
+	struct mv_vm_config vc;
+	char swapdir[TH_DIR_LEN];
+	mv_host *h = NULL;
+	mv_vm *vm = NULL;
+
+	(void)state;
+	th_scratch(swapdir, sizeof(swapdir), "mvsched");
+	mv_host_config_init(&cfg);
+	cfg.memsize_bytes = 64 * MiB;
+	cfg.swapdir = swapdir;
+	cfg.settings.sample_period_s = 0;
+	cfg.settings.share_scan_ghz = 0;
+	cfg.log = count_event;
+	cfg.log_arg = &ev;
+	assert_int_equal(mv_host_create(&cfg, &h), 0);
+	mv_vm_config_init(&vc);
+	snprintf(vc.name, sizeof(vc.name), "v");
+	vc.memsize_bytes = 4 * MiB;
+	assert_int_equal(mv_vm_create(h, &vc, &vm), 0);
+	assert_int_equal(mv_vm_set_shares(vm, 0), -EINVAL);
+	assert_non_null(strstr(mv_host_errmsg(h), "shares must be"));
+	assert_int_equal(mv_vm_set_limit(vm, 8 * MiB), -EINVAL);
+	assert_non_null(strstr(mv_host_errmsg(h), "limit must be"));
+	assert_int_equal(mv_vm_set_reservation(vm, 2 * MiB), 0);
+	assert_int_equal(mv_vm_set_limit(vm, 1 * MiB), -EINVAL);
+	assert_int_equal(mv_vm_set_reservation(vm, 1ull << 30), -EINVAL);
+	assert_non_null(strstr(mv_host_errmsg(h), "reservation"));
+	mv__host_event(h, MV_LOG_INFO, "marker");
+	assert_true(th_wait_until(an_event_came, &ev, TH_WAIT_MS));
+	mv_vm_destroy(vm);
+	mv_host_destroy(h);
+	/* the marker was the first event: no error reached the log */
+	assert_string_equal(ev.first, "marker");
+	assert_int_equal(ev.n, 1);
+	rmdir(swapdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -842,6 +917,8 @@ int main(void)
 		cmocka_unit_test(test_targets_split_by_shares),
 		cmocka_unit_test(test_target_never_below_reservation),
 		cmocka_unit_test(test_target_never_above_limit),
+		cmocka_unit_test(
+			test_bad_settings_are_the_callers_errors_not_events),
 		cmocka_unit_test(test_without_tax_idleness_does_not_matter),
 		cmocka_unit_test(test_idle_tax_takes_more_from_idle_vm),
 		cmocka_unit_test(test_victim_is_lowest_rho),
