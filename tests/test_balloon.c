@@ -1148,48 +1148,50 @@ test_inflate_whose_frames_cannot_be_dropped_is_refused_unharmed(void **state)
 	fx_down(&f);
 }
 
+/* Sends one PFN in a message of its own; the host must take it. */
+static void balloon_one(struct fx *f, uint32_t type, uint32_t pfn)
+{
+	struct mv_balloon_reply rep;
+
+	assert_int_equal(send_pfns(f, type, &pfn, 1, &rep), 0);
+	assert_int_equal(rep.accepted, 1);
+}
+
 /*
  * A page that could not be read back from swap is poisoned (a touch raises
  * SIGBUS).  Once the guest has given it to the balloon its content is gone
  * by the guest's own choice: after the deflate it reads zeros like every
- * deflated page, not SIGBUS; its neighbours keep their bytes.
+ * deflated page, not SIGBUS, and so does a touch while it is still in the
+ * balloon (a violation); its neighbours keep their bytes.
  */
 static void test_deflated_unreadable_page_reads_zero_not_sigbus(void **state)
 {
-	uint32_t pfns[1] = { 5 };
-	struct mv_balloon_reply rep;
 	struct mv_vm_stats st;
 	static struct fx f;
 
 	(void)state;
 	raw_up(&f, NULL, 9);
-	assert_int_equal(mv_vm_swap_out_page(f.vm, 5), 0);
-	assert_int_equal(mv_vm_swap_out_page(f.vm, 6), 0);
+	for (uint64_t p = 5; p <= 7; p++)
+		assert_int_equal(mv_vm_swap_out_page(f.vm, p), 0);
 	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
 	assert_int_equal(th_touch(page(&f, 5), f.t.host), 2);
+	assert_int_equal(th_touch(page(&f, 7), f.t.host), 2);
 	mv__inject_reset();
 	mv_vm_stats(f.vm, &st);
-	assert_int_equal(st.unreadable_pages, 1);
-	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 1, &rep),
-			 0);
-	assert_int_equal(rep.accepted, 1);
-	/* still in the balloon: a touch is a violation, and reads zeros */
+	assert_int_equal(st.unreadable_pages, 2);
+	/* page 5 through a deflate */
+	balloon_one(&f, MV_BALLOON_MSG_INFLATE, 5);
+	balloon_one(&f, MV_BALLOON_MSG_DEFLATE, 5);
 	assert_int_equal(th_touch(page(&f, 5), f.t.host), 1);
 	assert_true(th_is_zero(page(&f, 5)));
+	/* page 7 touched while still in the balloon */
+	balloon_one(&f, MV_BALLOON_MSG_INFLATE, 7);
+	assert_int_equal(th_touch(page(&f, 7), f.t.host), 1);
+	assert_true(th_is_zero(page(&f, 7)));
 	assert_int_equal(info(&f).violations, 1);
-	/* and once more, through a deflate */
-	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_INFLATE, pfns, 1, &rep),
-			 0);
-	assert_int_equal(rep.accepted, 1);
-	assert_int_equal(send_pfns(&f, MV_BALLOON_MSG_DEFLATE, pfns, 1, &rep),
-			 0);
-	assert_int_equal(rep.accepted, 1);
-	assert_int_equal(th_touch(page(&f, 5), f.t.host), 1);
-	assert_true(th_is_zero(page(&f, 5)));
-	/* its swapped neighbour comes back from swap whole */
-	assert_true(th_check(page(&f, 6), 9, 6, 0));
+	/* the swapped page between them comes back from swap whole */
 	for (uint64_t p = 0; p < VM_PAGES; p++)
-		if (p != 5 && !th_check(page(&f, p), 9, p, 0))
+		if (p != 5 && p != 7 && !th_check(page(&f, p), 9, p, 0))
 			fail_msg("page %llu lost its content",
 				 (unsigned long long)p);
 	fx_down(&f);
