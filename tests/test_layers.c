@@ -58,8 +58,8 @@ static int run_check(const char *table, const char *dir, char *out,
 	th_remove_at_teardown(tmp); /* the script removes its work directory */
 	if (table)
 		snprintf(cmd, sizeof(cmd),
-			 "TMPDIR='%s' '%s' --table '%s' '%s' 2>&1", tmp,
-			 script, table, dir);
+			 "TMPDIR='%s' '%s' --table '%s' '%s' 2>&1", tmp, script,
+			 table, dir);
 	else
 		snprintf(cmd, sizeof(cmd), "TMPDIR='%s' '%s' '%s' 2>&1", tmp,
 			 script, dir);

@@ -298,7 +298,8 @@ static bool daemon_took_grant_back(void *arg)
 static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
 {
 	char ram[32], swapdir[TH_PATH_LEN], path[TH_SOCK_LEN],
-		sock[TH_SOCK_LEN + 32], hold[TH_PATH_LEN], holdv[TH_PATH_LEN + 32];
+		sock[TH_SOCK_LEN + 32], hold[TH_PATH_LEN],
+		holdv[TH_PATH_LEN + 32];
 	const char *env[] = { ram,   swapdir, sock, "MEMVISOR_VM_NAME=vmq",
 			      holdv, NULL };
 	struct managed g = { 0 };

@@ -568,7 +568,8 @@ int main(void)
 		T(test_default_scenario_shows_every_mechanism),
 		T_IN_DIR(test_host_line_counts_vms_in_processes_of_their_own),
 		T_IN_DIR(test_qemu_guest_verdict_is_its_integrity_result),
-		T_IN_DIR(test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
+		T_IN_DIR(
+			test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
 	};
 #undef T_IN_DIR
 #undef T

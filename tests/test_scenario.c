@@ -532,7 +532,8 @@ static void test_write_pct_needs_the_image_workload(void **state)
 
 static void test_write_pct_reaches_the_image_workload(void **state)
 {
-	char text[TH_PATH_LEN + 128], err[512], dir[TH_DIR_LEN], img[TH_PATH_LEN];
+	char text[TH_PATH_LEN + 128], err[512], dir[TH_DIR_LEN],
+		img[TH_PATH_LEN];
 	struct scenario sc;
 	int fd;
 
