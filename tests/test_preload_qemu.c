@@ -27,6 +27,7 @@
 struct pboot {
 	char dir[TH_DIR_LEN];
 	char console[TH_PATH_LEN], qmp[TH_SOCK_LEN], log[TH_PATH_LEN];
+	char qemu_log[TH_PATH_LEN]; /* QEMU's own output, beside the console */
 	char so[PATH_MAX];
 	struct qemu_config cfg;
 	struct qemu_vm *vm;
@@ -75,7 +76,10 @@ static struct pboot *pboot_start(const char *append, uint64_t budget_mib)
 	th_socket_path(b.qmp, sizeof(b.qmp), b.dir, "qmp.sock");
 	th_remove_at_teardown(b.qmp);
 	snprintf(b.log, sizeof(b.log), "%s/agent.log", b.dir);
+	snprintf(b.qemu_log, sizeof(b.qemu_log), "%s/console.txt.qemu.log",
+		 b.dir);
 	th_remove_at_teardown(b.console);
+	th_remove_at_teardown(b.qemu_log);
 	th_remove_at_teardown(b.log);
 	b.cfg = (struct qemu_config){ .name = "pq1",
 				      .memsize = 256 * MiB,
