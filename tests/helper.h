@@ -175,6 +175,11 @@ void th_nap_ms(unsigned ms);
 char *th_slurp(const char *path);
 /* Writes text to path (fails the test if it cannot). */
 void th_put(const char *path, const char *text);
+/* An unnamed read-write file in memory (a memfd, opened "w+"): what
+ * tmpfile() gives, without a file under /tmp.  Fails the test if it
+ * cannot; fclose frees it. */
+#include <stdio.h>
+FILE *th_tmpfile(void);
 /* The memvisor command beside this test binary's directory. */
 void th_memvisor_bin(char *buf, size_t len);
 

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -703,6 +704,19 @@ void th_put(const char *path, const char *text)
 	assert_non_null(fp);
 	fputs(text, fp);
 	assert_int_equal(fclose(fp), 0);
+}
+
+FILE *th_tmpfile(void)
+{
+	int fd = memfd_create("th_tmpfile", MFD_CLOEXEC);
+	FILE *f;
+
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w+");
+	if (!f)
+		close(fd);
+	assert_non_null(f);
+	return f;
 }
 
 /* This test binary's directory (BUILD/tests) into buf; 0 or -errno. */

@@ -410,7 +410,7 @@ static void test_discard_refuses_ranges_outside_the_vm(void **state)
 /* A VM with a RAM image: a discarded page reads zeros, not the image. */
 static void test_a_discarded_page_of_an_image_vm_reads_zeros(void **state)
 {
-	char path[] = "/tmp/mv-attach-image-XXXXXX";
+	char dir[TH_DIR_LEN], path[TH_PATH_LEN];
 	uint8_t page[MV_PAGE_SIZE];
 	struct mv_vm_config cfg;
 	struct th_host t;
@@ -419,7 +419,10 @@ static void test_a_discarded_page_of_an_image_vm_reads_zeros(void **state)
 	int fd;
 
 	(void)state;
-	fd = mkstemp(path);
+	th_scratch(dir, sizeof(dir), "attach");
+	th_remove_at_teardown(dir);
+	snprintf(path, sizeof(path), "%s/image", dir);
+	fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
 	assert_true(fd >= 0);
 	th_remove_at_teardown(path);
 	for (uint64_t p = 0; p < 16; p++) {

@@ -573,11 +573,11 @@ static void test_cpu_window_ignores_an_earlier_runs_log(void **state)
 {
 	const char *argv[] = { "sh", "-c", "echo '   1s soft'", NULL };
 	struct cpu_watch w = { 0 };
-	char dir[] = "/tmp/mv-bl-cpu-XXXXXX", log[64];
+	char dir[TH_DIR_LEN], log[TH_PATH_LEN];
 	pid_t pid;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "bl-cpu");
 	th_remove_at_teardown(dir);
 	snprintf(log, sizeof(log), "%s/memvisor-run.log", dir);
 	th_remove_at_teardown(log);
@@ -799,9 +799,9 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	posix_spawn_file_actions_t fa;
 	const cJSON *c, *cfgs, *v;
 	uint64_t until;
+	char *text, *old_tmpdir;
 	cJSON *root;
-	char *text;
-	int status;
+	int status, spawned;
 	pid_t pid;
 
 	(void)state;
@@ -827,8 +827,22 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
 	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT, 0644);
 	posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT, 0644);
-	assert_int_equal(
-		posix_spawn(&pid, bin, &fa, NULL, (char **)argv, environ), 0);
+	/* the bench, and the memvisor run it starts, work in dir with TMPDIR
+	 * ".": the run's consoles and daemon socket go there, not into /tmp,
+	 * by a path short enough for a socket's name (run.c takes a TMPDIR
+	 * of at most 32 bytes; dir's path may be longer) */
+	assert_int_equal(posix_spawn_file_actions_addchdir_np(&fa, dir), 0);
+	old_tmpdir = getenv("TMPDIR");
+	if (old_tmpdir)
+		old_tmpdir = strdup(old_tmpdir);
+	setenv("TMPDIR", ".", 1);
+	spawned = posix_spawn(&pid, bin, &fa, NULL, (char **)argv, environ);
+	if (old_tmpdir)
+		setenv("TMPDIR", old_tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(old_tmpdir);
+	assert_int_equal(spawned, 0);
 	posix_spawn_file_actions_destroy(&fa);
 	until = th_now_ms() + E2E_MS;
 	while (waitpid(pid, &status, WNOHANG) != pid) {

@@ -40,8 +40,8 @@
 struct fx {
 	struct th_host t;
 	mv_daemon *d;
-	char dir[64];
-	char path[96];
+	char dir[TH_DIR_LEN];
+	char path[TH_SOCK_LEN];
 };
 
 static struct fx fx;
@@ -58,10 +58,9 @@ static void fx_up(const struct mv_settings *s)
 {
 	memset(&fx, 0, sizeof(fx));
 	th_host_create(&fx.t, HOST_BYTES, s);
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/mvdaemon.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/sock", fx.dir);
+	th_scratch(fx.dir, sizeof(fx.dir), "daemon");
 	th_remove_at_teardown(fx.dir);
+	th_socket_path(fx.path, sizeof(fx.path), fx.dir, "sock");
 	th_remove_at_teardown(fx.path);
 	assert_int_equal(mv_daemon_create(fx.t.host, fx.path, &fx.d), 0);
 	th_at_teardown(fx_cleanup, &fx);
@@ -932,7 +931,7 @@ static bool agent_lost_daemon(void *arg)
 	return !agent_connected(arg);
 }
 
-static char tool_out[128];
+static char tool_out[TH_PATH_LEN];
 static bool tool_says(void *arg)
 {
 	char *text = th_slurp(tool_out);
@@ -959,12 +958,11 @@ static void test_memvisor_daemon_command_serves_agents(void **state)
 
 	(void)state;
 	memset(&fx, 0, sizeof(fx));
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/mvdaemon.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/sock", fx.dir);
-	snprintf(tool_out, sizeof(tool_out), "%s/out.txt", fx.dir);
+	th_scratch(fx.dir, sizeof(fx.dir), "daemon");
 	th_remove_at_teardown(fx.dir);
+	th_socket_path(fx.path, sizeof(fx.path), fx.dir, "sock");
 	th_remove_at_teardown(fx.path);
+	snprintf(tool_out, sizeof(tool_out), "%s/out.txt", fx.dir);
 	th_remove_at_teardown(tool_out);
 	th_memvisor_bin(bin, sizeof(bin));
 	pid = th_spawnv(bin, tool_out, argv);

@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "helper.h"
+
 static const char four_vms[] = "[vm a]\nmemsize = 4M\nimage = generated\n"
 			       "image_os = debian\nimage_seed = 1\n"
 			       "[vm b]\nmemsize = 4M\nimage = generated\n"
@@ -110,7 +112,7 @@ static void test_a_run_says_what_it_made(void **state)
 	struct gen_images gi;
 	struct scenario sc;
 	char err[256], buf[512];
-	FILE *f = tmpfile();
+	FILE *f = th_tmpfile();
 	size_t n;
 
 	(void)state;
@@ -133,7 +135,7 @@ static void test_no_generated_image_makes_nothing(void **state)
 	struct gen_images gi;
 	struct scenario sc;
 	char err[256];
-	FILE *f = tmpfile();
+	FILE *f = th_tmpfile();
 
 	(void)state;
 	assert_non_null(f);

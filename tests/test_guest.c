@@ -7,6 +7,7 @@
  * Lock ordering: none.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -110,14 +111,18 @@ static void run_clean(const struct mvg_config *cfg, uint64_t reads,
 	assert_int_equal(st->ops, st->reads + st->writes);
 }
 
-/* A temporary image file of size bytes of random data, unlinked by caller. */
+/* A temporary image file of size bytes of random data in a fresh scratch
+ * directory, unlinked by the caller (th_teardown removes the directory). */
 static void make_image(char *path, size_t pathlen, uint8_t *data, size_t size)
 {
+	char dir[TH_DIR_LEN];
 	uint64_t x = 0x1234567;
 	int fd;
 
-	snprintf(path, pathlen, "/tmp/test_guest-image-XXXXXX");
-	fd = mkstemp(path);
+	th_scratch(dir, sizeof(dir), "guest");
+	th_remove_at_teardown(dir);
+	assert_true((size_t)snprintf(path, pathlen, "%s/image", dir) < pathlen);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	th_remove_at_teardown(path); /* should the test fail before it does */
 	for (size_t i = 0; i < size; i++) {
@@ -189,7 +194,7 @@ static void test_image_must_exist_and_fit_in_memory(void **state)
 	uint8_t data[5 * PAGE];
 	struct mvg_workload *w;
 	struct mvg_config cfg;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	make_image(path, sizeof(path), data, sizeof(data));
@@ -403,7 +408,7 @@ static void test_image_verifies_every_page_against_file(void **state)
 	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 3);
 	struct mvg_workload *w;
 	struct mvg_stats st;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	assert_non_null(data);
@@ -436,7 +441,7 @@ static void test_image_tail_beyond_file_reads_zero(void **state)
 	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 2);
 	struct mvg_workload *w;
 	struct mvg_stats st;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	assert_non_null(data);
@@ -463,7 +468,7 @@ static void test_image_reports_byte_that_differs_from_file(void **state)
 	struct mvg_config cfg = config(MVG_IMAGE, mem, size, 2);
 	struct mvg_workload *w;
 	struct mvg_stats st;
-	char path[64], want[160];
+	char path[TH_PATH_LEN], want[160];
 
 	(void)state;
 	assert_non_null(data);
@@ -495,7 +500,7 @@ static void test_idle_on_an_image_reads_every_page_and_keeps_it(void **state)
 	struct mvg_config cfg = config(MVG_IDLE, mem, size, 2);
 	struct mvg_workload *w;
 	struct mvg_stats st;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	assert_non_null(data);
@@ -528,7 +533,7 @@ static void test_idle_on_an_image_reports_a_changed_page(void **state)
 	struct mvg_config cfg = config(MVG_IDLE, mem, size, 1);
 	struct mvg_workload *w;
 	struct mvg_stats st;
-	char path[64], want[160];
+	char path[TH_PATH_LEN], want[160];
 
 	(void)state;
 	assert_non_null(data);
@@ -559,7 +564,7 @@ test_random_on_an_image_checks_unwritten_pages_against_it(void **state)
 	uint8_t *data = malloc(size);
 	struct mvg_config cfg = config(MVG_RANDOM, mem, size, 2);
 	struct mvg_stats st;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	assert_non_null(data);
@@ -579,7 +584,7 @@ static void test_kvstore_refuses_an_image(void **state)
 	uint8_t data[PAGE];
 	struct mvg_config cfg = config(MVG_KVSTORE, mem, size, 1);
 	struct mvg_workload *w;
-	char path[64];
+	char path[TH_PATH_LEN];
 
 	(void)state;
 	make_image(path, sizeof(path), data, sizeof(data));

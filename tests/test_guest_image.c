@@ -284,13 +284,13 @@ static void test_progress_can_stop_the_writing(void **state)
 static void test_image_in_a_directory_leaves_no_file(void **state)
 {
 	struct mvg_image_spec s = spec("debian", 7, 4 * MiB);
-	char dir[] = "/tmp/test_guest_image-XXXXXX", path[64];
+	char dir[TH_DIR_LEN], path[64];
 	uint8_t cls[1024], got[PAGE], want[PAGE];
 	bool text[1024];
 	int fd, fd2;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "guest_image");
 	th_remove_at_teardown(dir);
 	assert_int_equal(mvg_image_create(&s, dir, &fd, NULL, NULL), 0);
 	assert_int_equal(rmdir(dir), 0); /* empty */

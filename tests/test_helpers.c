@@ -3,7 +3,8 @@
  * test_helpers.c - the shared test helpers' own promises (helper.h): a
  * scratch directory is fresh, private and inside the build tree beside the
  * test binary, on the build tree's disk; a unix socket's name always fits
- * in sun_path, however deep the scratch directory is.
+ * in sun_path, however deep the scratch directory is; th_tmpfile is a
+ * file in memory, not under /tmp.
  */
 #include <errno.h>
 #include <limits.h>
@@ -161,6 +162,28 @@ static void test_socket_path_fits_sun_path(void **state)
 	assert_int_equal(access(dir, F_OK), -1);
 }
 
+/* th_tmpfile: a file that reads back what was written, with no name in
+ * any directory (a memfd), so that nothing is left under /tmp. */
+static void test_tmpfile_is_a_read_write_file_without_a_name(void **state)
+{
+	char link[PATH_MAX], proc[64], buf[16];
+	FILE *f = th_tmpfile();
+	ssize_t n;
+
+	(void)state;
+	fputs("written", f);
+	rewind(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	assert_string_equal(buf, "written");
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(f));
+	n = readlink(proc, link, sizeof(link) - 1);
+	assert_true(n > 0);
+	link[n] = '\0';
+	if (strncmp(link, "/memfd:", 7))
+		fail_msg("th_tmpfile is %s, not a memfd", link);
+	fclose(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +194,8 @@ int main(void)
 		cmocka_unit_test(
 			test_scratch_dir_too_long_for_the_buffer_is_refused),
 		cmocka_unit_test(test_socket_path_fits_sun_path),
+		cmocka_unit_test(
+			test_tmpfile_is_a_read_write_file_without_a_name),
 	};
 
 	return th_run_tests(tests);

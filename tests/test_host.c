@@ -115,12 +115,15 @@ static void test_host_rejects_bad_config(void **state)
 static int create_with(const struct mv_settings *s, char *msg, size_t len)
 {
 	struct mv_host_config cfg;
+	char swapdir[TH_DIR_LEN];
 	mv_host *h = NULL;
 	int err;
 
+	th_scratch(swapdir, sizeof(swapdir), "host");
+	th_remove_at_teardown(swapdir);
 	mv_host_config_init(&cfg);
 	cfg.memsize_bytes = 16 * MiB;
-	cfg.swapdir = "/tmp";
+	cfg.swapdir = swapdir;
 	cfg.settings = *s;
 	err = mv_host_create(&cfg, &h);
 	mv_host_errmsg_copy(NULL, msg, len);
@@ -291,6 +294,8 @@ static bool wait_logged(struct logged *l, unsigned n)
 	return false;
 }
 
+/* A host whose swap directory is a fresh scratch directory, made into
+ * swapdir (TH_DIR_LEN bytes), logging into l. */
 static mv_host *log_host(struct logged *l, char *swapdir)
 {
 	struct mv_host_config cfg;
@@ -300,7 +305,8 @@ static mv_host *log_host(struct logged *l, char *swapdir)
 	pthread_mutex_init(&l->lock, NULL);
 	l->caller = pthread_self();
 	l->other_thread = true;
-	assert_non_null(mkdtemp(swapdir));
+	th_scratch(swapdir, TH_DIR_LEN, "log");
+	th_remove_at_teardown(swapdir);
 	mv_host_config_init(&cfg);
 	cfg.memsize_bytes = 64 * MiB;
 	cfg.swapdir = swapdir;
@@ -315,7 +321,7 @@ static mv_host *log_host(struct logged *l, char *swapdir)
 static void
 test_log_callback_gets_background_events_from_its_own_thread(void **state)
 {
-	char swapdir[] = "/tmp/mv-test-log-XXXXXX";
+	char swapdir[TH_DIR_LEN];
 	struct mv_vm_config vc;
 	struct logged l;
 	mv_vm *vm;
@@ -344,7 +350,7 @@ test_log_callback_gets_background_events_from_its_own_thread(void **state)
 
 static void test_log_api_errors_are_not_events(void **state)
 {
-	char swapdir[] = "/tmp/mv-test-log-XXXXXX";
+	char swapdir[TH_DIR_LEN];
 	struct mv_vm_config vc;
 	struct logged l;
 	mv_vm *vm = NULL;
@@ -368,7 +374,7 @@ static void test_log_api_errors_are_not_events(void **state)
 
 static void test_log_drops_the_oldest_events_and_says_how_many(void **state)
 {
-	char swapdir[] = "/tmp/mv-test-log-XXXXXX";
+	char swapdir[TH_DIR_LEN];
 	struct logged l;
 	mv_host *h;
 

@@ -44,20 +44,25 @@ static void find_paths(void)
 	assert_int_equal(access(script, X_OK), 0);
 }
 
-/* Runs the script; returns its exit status, its output in out. */
+/* Runs the script, its TMPDIR (where it makes its work directory) a
+ * fresh scratch directory; returns its exit status, its output in out. */
 static int run_check(const char *table, const char *dir, char *out,
 		     size_t outlen)
 {
-	char cmd[3 * PATH_MAX + 256];
+	char cmd[3 * PATH_MAX + TH_DIR_LEN + 256], tmp[TH_DIR_LEN];
 	size_t got = 0, r;
 	FILE *p;
 	int st;
 
+	th_scratch(tmp, sizeof(tmp), "layers-tmp");
+	th_remove_at_teardown(tmp); /* the script removes its work directory */
 	if (table)
-		snprintf(cmd, sizeof(cmd), "'%s' --table '%s' '%s' 2>&1",
-			 script, table, dir);
+		snprintf(cmd, sizeof(cmd),
+			 "TMPDIR='%s' '%s' --table '%s' '%s' 2>&1", tmp, script,
+			 table, dir);
 	else
-		snprintf(cmd, sizeof(cmd), "'%s' '%s' 2>&1", script, dir);
+		snprintf(cmd, sizeof(cmd), "TMPDIR='%s' '%s' '%s' 2>&1", tmp,
+			 script, dir);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	while (got + 1 < outlen &&
@@ -70,20 +75,21 @@ static int run_check(const char *table, const char *dir, char *out,
 }
 
 struct fake {
-	char dir[64];
-	char table[96];
+	char dir[TH_DIR_LEN];
+	char table[TH_PATH_LEN];
 };
 
 static void fake_remove(void *arg)
 {
 	struct fake *f = arg;
-	char cmd[128];
+	char cmd[TH_DIR_LEN + 16];
 
 	if (!f->dir[0])
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd)) {
-		/* nothing to do: a leftover in /tmp harms no later test */
+		/* nothing to do: a leftover in the build tree's scratch
+		 * directory harms no later test */
 	}
 	f->dir[0] = '\0';
 }
@@ -92,8 +98,7 @@ static struct fake fake;
 
 static void fake_init(void)
 {
-	snprintf(fake.dir, sizeof(fake.dir), "/tmp/mv-layers-XXXXXX");
-	assert_non_null(mkdtemp(fake.dir));
+	th_scratch(fake.dir, sizeof(fake.dir), "layers");
 	snprintf(fake.table, sizeof(fake.table), "%s/table", fake.dir);
 	th_at_teardown(fake_remove, &fake);
 }
@@ -101,7 +106,7 @@ static void fake_init(void)
 /* An object NAME.o compiled from the C source given. */
 static void fake_object(const char *name, const char *src)
 {
-	char path[128], cmd[512];
+	char path[TH_PATH_LEN], cmd[3 * TH_PATH_LEN];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s.c", fake.dir, name);
@@ -109,8 +114,9 @@ static void fake_object(const char *name, const char *src)
 	assert_non_null(f);
 	fputs(src, f);
 	assert_int_equal(fclose(f), 0);
-	snprintf(cmd, sizeof(cmd), "cc -c -o '%s/%s.o' '%s'", fake.dir, name,
-		 path);
+	/* -pipe: no temporary files (under /tmp) between the passes */
+	snprintf(cmd, sizeof(cmd), "cc -pipe -c -o '%s/%s.o' '%s'", fake.dir,
+		 name, path);
 	assert_int_equal(system(cmd), 0);
 }
 

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "helper.h"
+
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
@@ -207,7 +209,7 @@ static void test_damon_paddr_monitor_is_warned(void **state)
 /* A file under dir (made with its parents), holding text. */
 static void put(const char *dir, const char *rel, const char *text)
 {
-	char path[512], cmd[600];
+	char path[TH_PATH_LEN], cmd[TH_PATH_LEN + 40];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, rel);
@@ -223,11 +225,11 @@ static void put(const char *dir, const char *rel, const char *text)
  * ones and an unreadable tree do not. */
 static void test_damon_paddr_monitors_are_found_in_sysfs(void **state)
 {
-	char root[] = "/tmp/mv-preflight-XXXXXX", cmd[600];
+	char root[TH_DIR_LEN], cmd[TH_DIR_LEN + 16];
 	unsigned first = 99;
 
 	(void)state;
-	assert_non_null(mkdtemp(root));
+	th_scratch(root, sizeof(root), "preflight");
 	assert_int_equal(preflight_damon_paddr(root, &first), 0);
 	put(root, "0/state", "off\n");
 	put(root, "0/contexts/0/operations", "paddr\n");

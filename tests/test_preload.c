@@ -110,7 +110,8 @@ static int vmm_main(void)
 /* ---- the tests ---- */
 
 struct run {
-	char dir[64], log[96], out[96], so[PATH_MAX], self[PATH_MAX];
+	char dir[TH_DIR_LEN], log[TH_PATH_LEN], out[TH_PATH_LEN];
+	char so[PATH_MAX], self[PATH_MAX];
 };
 
 static void setup_run(struct run *r)
@@ -131,8 +132,7 @@ static void setup_run(struct run *r)
 		       r->so);
 		skip();
 	}
-	snprintf(r->dir, sizeof(r->dir), "/tmp/mv-preload-XXXXXX");
-	assert_non_null(mkdtemp(r->dir));
+	th_scratch(r->dir, sizeof(r->dir), "preload");
 	th_remove_at_teardown(r->dir);
 	snprintf(r->log, sizeof(r->log), "%s/agent.log", r->dir);
 	snprintf(r->out, sizeof(r->out), "%s/vmm.out", r->dir);
@@ -190,7 +190,7 @@ static long long number_after(const char *text, const char *key)
 static void
 test_qemu_like_ram_is_attached_overcommitted_and_discarded(void **state)
 {
-	char ram[32], swapdir[96];
+	char ram[32], swapdir[TH_PATH_LEN];
 	const char *env[] = { ram, "MEMVISOR_MEMSIZE=12M", swapdir, NULL };
 	char *log, *out;
 	struct run r;
@@ -297,7 +297,9 @@ static bool daemon_took_grant_back(void *arg)
 
 static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
 {
-	char ram[32], swapdir[96], sock[96], hold[128], holdv[160];
+	char ram[32], swapdir[TH_PATH_LEN], path[TH_SOCK_LEN],
+		sock[TH_SOCK_LEN + 32], hold[TH_PATH_LEN],
+		holdv[TH_PATH_LEN + 32];
 	const char *env[] = { ram,   swapdir, sock, "MEMVISOR_VM_NAME=vmq",
 			      holdv, NULL };
 	struct managed g = { 0 };
@@ -311,16 +313,14 @@ static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
 	setup_run(&r);
 	snprintf(ram, sizeof(ram), "MEMVISOR_RAM_BYTES=%llu", RAM);
 	snprintf(swapdir, sizeof(swapdir), "MEMVISOR_SWAP_DIR=%s", r.dir);
-	snprintf(sock, sizeof(sock), "MEMVISOR_SOCKET=%s/d.sock", r.dir);
+	th_socket_path(path, sizeof(path), r.dir, "d.sock");
+	snprintf(sock, sizeof(sock), "MEMVISOR_SOCKET=%s", path);
 	snprintf(hold, sizeof(hold), "%s/go", r.dir);
 	snprintf(holdv, sizeof(holdv), "MEMVISOR_TEST_HOLD=%s", hold);
-	th_remove_at_teardown(sock + strlen("MEMVISOR_SOCKET="));
+	th_remove_at_teardown(path);
 	th_remove_at_teardown(hold);
 	th_host_create(&t, 16 * MiB, NULL);
-	assert_int_equal(mv_daemon_create(t.host,
-					  sock + strlen("MEMVISOR_SOCKET="),
-					  &g.d),
-			 0);
+	assert_int_equal(mv_daemon_create(t.host, path, &g.d), 0);
 	pid = start_vmm(&r, env);
 	assert_true(th_wait_until(vm_overcommitted_by_daemon, &g, 60000));
 	fd = open(hold, O_WRONLY | O_CREAT, 0644);
@@ -344,7 +344,7 @@ static void test_a_daemon_manages_the_vm_through_its_agent(void **state)
  * and the VM is attached all the same. */
 static void test_settings_apply_and_a_bad_pair_is_ignored(void **state)
 {
-	char ram[32], swapdir[96];
+	char ram[32], swapdir[TH_PATH_LEN];
 	const char *env[] = {
 		ram, swapdir,
 		"MEMVISOR_SETTINGS=Mem.SamplePeriod=10;Mem.Bogus=1,"

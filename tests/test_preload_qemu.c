@@ -25,8 +25,10 @@
 #define BOOT_MS 150000u /* a boot takes ~10 s idle; a loaded machine more */
 
 struct pboot {
-	char dir[64];
-	char console[128], qmp[128], log[128], so[PATH_MAX];
+	char dir[TH_DIR_LEN];
+	char console[TH_PATH_LEN], qmp[TH_SOCK_LEN], log[TH_PATH_LEN];
+	char qemu_log[TH_PATH_LEN]; /* QEMU's own output, beside the console */
+	char so[PATH_MAX];
 	struct qemu_config cfg;
 	struct qemu_vm *vm;
 };
@@ -68,13 +70,16 @@ static struct pboot *pboot_start(const char *append, uint64_t budget_mib)
 	if (access(k, R_OK) || access(i, R_OK))
 		fail_msg("the test guest is not built (%s, %s): run make guest",
 			 k, i);
-	snprintf(b.dir, sizeof(b.dir), "/tmp/mv-test-pq.XXXXXX");
-	assert_non_null(mkdtemp(b.dir));
-	snprintf(b.console, sizeof(b.console), "%s/console.txt", b.dir);
-	snprintf(b.qmp, sizeof(b.qmp), "%s/qmp.sock", b.dir);
-	snprintf(b.log, sizeof(b.log), "%s/agent.log", b.dir);
+	th_scratch(b.dir, sizeof(b.dir), "pq");
 	th_remove_at_teardown(b.dir);
+	snprintf(b.console, sizeof(b.console), "%s/console.txt", b.dir);
+	th_socket_path(b.qmp, sizeof(b.qmp), b.dir, "qmp.sock");
+	th_remove_at_teardown(b.qmp);
+	snprintf(b.log, sizeof(b.log), "%s/agent.log", b.dir);
+	snprintf(b.qemu_log, sizeof(b.qemu_log), "%s/console.txt.qemu.log",
+		 b.dir);
 	th_remove_at_teardown(b.console);
+	th_remove_at_teardown(b.qemu_log);
 	th_remove_at_teardown(b.log);
 	b.cfg = (struct qemu_config){ .name = "pq1",
 				      .memsize = 256 * MiB,

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../tools/progress.c"
+#include "helper.h"
 
 #define MB (1ull << 20)
 
@@ -50,7 +51,7 @@ static void test_line_says_how_far_in_mb_and_percent(void **state)
 
 static void test_plain_output_gets_no_line_for_quick_work(void **state)
 {
-	FILE *f = tmpfile();
+	FILE *f = th_tmpfile();
 	struct progress p;
 
 	(void)state;
@@ -66,7 +67,7 @@ static void test_plain_output_gets_no_line_for_quick_work(void **state)
 
 static void test_plain_output_gets_whole_lines_when_due(void **state)
 {
-	FILE *f = tmpfile();
+	FILE *f = th_tmpfile();
 	struct progress p;
 
 	(void)state;
@@ -83,7 +84,7 @@ static void test_plain_output_gets_whole_lines_when_due(void **state)
 
 static void test_quiet_says_nothing(void **state)
 {
-	FILE *f = tmpfile();
+	FILE *f = th_tmpfile();
 	struct progress p;
 
 	(void)state;

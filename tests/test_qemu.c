@@ -211,8 +211,8 @@ static void test_verdict_lines_parse_and_others_do_not(void **state)
 /* ---- real boots ---- */
 
 struct boot {
-	char dir[64];
-	char console[128], qmp[128], log[128];
+	char dir[TH_DIR_LEN];
+	char console[TH_PATH_LEN], qmp[TH_SOCK_LEN], log[TH_PATH_LEN];
 	struct qemu_config cfg;
 	struct qemu_vm *vm;
 };
@@ -234,12 +234,12 @@ static struct boot *boot_prepare(const char *append, const char *qemu_args)
 	if (access(k, R_OK) || access(i, R_OK))
 		fail_msg("the test guest is not built (%s, %s): run make guest",
 			 k, i);
-	snprintf(b.dir, sizeof(b.dir), "/tmp/mv-test-qemu.XXXXXX");
-	assert_non_null(mkdtemp(b.dir));
-	snprintf(b.console, sizeof(b.console), "%s/console.txt", b.dir);
-	snprintf(b.qmp, sizeof(b.qmp), "%s/qmp.sock", b.dir);
-	snprintf(b.log, sizeof(b.log), "%s/console.txt.qemu.log", b.dir);
+	th_scratch(b.dir, sizeof(b.dir), "qemu");
 	th_remove_at_teardown(b.dir);
+	snprintf(b.console, sizeof(b.console), "%s/console.txt", b.dir);
+	th_socket_path(b.qmp, sizeof(b.qmp), b.dir, "qmp.sock");
+	th_remove_at_teardown(b.qmp);
+	snprintf(b.log, sizeof(b.log), "%s/console.txt.qemu.log", b.dir);
 	th_remove_at_teardown(b.console);
 	th_remove_at_teardown(b.log);
 	b.cfg = (struct qemu_config){ .name = "t1",
@@ -450,7 +450,7 @@ static void test_guest_under_the_agent_on_half_its_memory_verifies(void **state)
 {
 	unsigned long long faults = 0, out = 0, in = 0, zip = 0, unzip = 0,
 			   zero = 0, shared = 0, discarded = 0;
-	char preload[PATH_MAX], agent_log[160], swapdir[160];
+	char preload[PATH_MAX], agent_log[TH_PATH_LEN], swapdir[TH_PATH_LEN];
 	struct qemu_verdict v;
 	struct boot *b;
 	char *log, *ends;

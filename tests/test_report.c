@@ -33,8 +33,8 @@ struct fixture {
 	struct scenario sc;
 	struct vm_result vms[8];
 	struct run_result res;
-	char dir[64]; /* a fresh directory */
-	char path[96]; /* dir/report.json */
+	char dir[TH_DIR_LEN]; /* a fresh scratch directory */
+	char path[TH_PATH_LEN]; /* dir/report.json */
 };
 
 static int setup(void **state)
@@ -47,8 +47,7 @@ static int setup(void **state)
 
 	if (!f || scenario_load_string(text, "t.ini", &f->sc, err, sizeof(err)))
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mv-report-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (th_scratch_dir(f->dir, sizeof(f->dir), "report"))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/report.json", f->dir);
 	f->res.sc = &f->sc;
@@ -69,7 +68,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	struct dirent *e;
-	char p[400];
+	char p[TH_PATH_LEN + 256];
 	DIR *d = opendir(f->dir);
 
 	while (d && (e = readdir(d)))
@@ -269,7 +268,7 @@ static void test_path_in_a_missing_directory_is_refused(void **state)
 {
 	struct fixture *f = *state;
 	struct report_target t;
-	char path[128], err[512];
+	char path[TH_PATH_LEN], err[512];
 
 	snprintf(path, sizeof(path), "%s/no/such/report.json", f->dir);
 	assert_int_equal(report_json_prepare(path, &t, err, sizeof(err)),
@@ -324,7 +323,7 @@ static void test_link_is_followed_and_its_target_replaced(void **state)
 {
 	struct fixture *f = *state;
 	struct report_target t;
-	char link[128], err[512], *text;
+	char link[TH_PATH_LEN], err[512], *text;
 	struct stat st;
 
 	th_put(f->path, "{}\n");

@@ -46,9 +46,9 @@ struct fixture {
 	struct vm_result vms[2];
 	struct run_result res;
 	struct series series;
-	char dir[64]; /* a fresh directory */
-	char json[96]; /* dir/run.json */
-	char html[96]; /* dir/run.html */
+	char dir[TH_DIR_LEN]; /* a fresh scratch directory */
+	char json[TH_PATH_LEN]; /* dir/run.json */
+	char html[TH_PATH_LEN]; /* dir/run.html */
 };
 
 /* The made-up stats of VM i at tick j; the states add up to memsz. */
@@ -122,8 +122,7 @@ static int setup(void **state)
 	if (!f ||
 	    scenario_load_string(text, "x<y>&z.ini", &f->sc, err, sizeof(err)))
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mv-html-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (th_scratch_dir(f->dir, sizeof(f->dir), "html"))
 		return -1;
 	snprintf(f->json, sizeof(f->json), "%s/run.json", f->dir);
 	snprintf(f->html, sizeof(f->html), "%s/run.html", f->dir);
@@ -152,7 +151,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
+	char cmd[TH_DIR_LEN + 16];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd))
@@ -569,7 +568,7 @@ static int command(const char *in, const char *out)
 static void test_missing_input_exits_2_and_writes_nothing(void **state)
 {
 	struct fixture *f = *state;
-	char in[128], err[512];
+	char in[TH_PATH_LEN], err[512];
 
 	snprintf(in, sizeof(in), "%s/nonesuch.json", f->dir);
 	assert_int_equal(report_html_file(in, f->html, err, sizeof(err)),
@@ -640,7 +639,7 @@ static void test_truncated_series_is_refused_naming_the_key(void **state)
 static void test_unwritable_output_exits_2_and_leaves_no_file(void **state)
 {
 	struct fixture *f = *state;
-	char out[160], err[512];
+	char out[TH_PATH_LEN], err[512];
 	char *page = make_page(f);
 
 	free(page);
@@ -708,7 +707,7 @@ static int spawn_memvisor(const char *out, const char *const *args)
 static void test_real_run_has_a_sample_per_second_that_adds_up(void **state)
 {
 	struct fixture *f = *state;
-	char ini[128], out[128], *text, *page;
+	char ini[TH_PATH_LEN], out[TH_PATH_LEN], *text, *page;
 	const cJSON *series, *t, *vms, *vm;
 	cJSON *root;
 	double n, memsz, sum;

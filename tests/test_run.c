@@ -44,6 +44,41 @@ static int setup(void **state)
 	return th_cmd_setup(state, "run");
 }
 
+/* TMPDIR as it was before setup_in_dir (NULL: unset). */
+static char *saved_tmpdir;
+
+/*
+ * For runs with VMs in processes of their own or QEMU guests: their
+ * consoles, QMP sockets and daemon socket go into the fixture's directory,
+ * not into /tmp.  memvisor runs there with TMPDIR ".", a path short enough
+ * for its socket names (it takes a TMPDIR of at most 32 bytes, and the
+ * scratch directory's path may be longer); teardown_in_dir puts TMPDIR
+ * back, so that no other test's run sees it.
+ */
+static int setup_in_dir(void **state)
+{
+	const char *old = getenv("TMPDIR");
+
+	if (setup(state))
+		return -1;
+	((struct th_cmd *)*state)->in_dir = true;
+	free(saved_tmpdir);
+	saved_tmpdir = old ? strdup(old) : NULL;
+	setenv("TMPDIR", ".", 1);
+	return 0;
+}
+
+static int teardown_in_dir(void **state)
+{
+	if (saved_tmpdir)
+		setenv("TMPDIR", saved_tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved_tmpdir);
+	saved_tmpdir = NULL;
+	return th_cmd_teardown(state);
+}
+
 /* Two small VMs that run until stopped. */
 static const char small[] = "memsize = 64M\nduration = 600\n"
 			    "[vm a]\nmemsize = 8M\nworkload = random\n"
@@ -373,7 +408,7 @@ static double vms_sum(const cJSON *root, const char *key)
 static void test_default_scenario_shows_every_mechanism(void **state)
 {
 	struct th_cmd *f = *state;
-	char src[PATH_MAX], ini[160], *text, *host, *body;
+	char src[PATH_MAX], ini[TH_PATH_LEN], *text, *host, *body;
 	cJSON *root, *vm;
 
 	snprintf(src, sizeof(src), "%s", __FILE__);
@@ -439,13 +474,14 @@ static bool no_qemu(void)
 	return access("/usr/bin/qemu-system-x86_64", X_OK) != 0;
 }
 
-/* The QEMU VM named name in the report: its console file's text (the
- * directory it is in is removed at teardown, through the fixture). */
+/* The QEMU VM named name in the report: its console file's text.  The
+ * run made it in the fixture's directory (setup_in_dir): its path is
+ * relative to that, and th_cmd_teardown removes it with the directory. */
 static char *qemu_console(struct th_cmd *f, cJSON *root, const char *name)
 {
-	cJSON *vm;
-	char *text, cmd[300];
+	char full[TH_PATH_LEN + 128];
 	const char *path = NULL;
+	cJSON *vm;
 
 	cJSON_ArrayForEach(vm, cJSON_GetObjectItem(root, "vms"))
 	{
@@ -458,13 +494,12 @@ static char *qemu_console(struct th_cmd *f, cJSON *root, const char *name)
 		fail_msg("no VM %s in the report", name);
 		return NULL; /* not reached: tells the compiler path is set */
 	}
-	text = th_slurp(path);
-	/* its directory: /tmp/memvisor-qemu-XXXXXX/NAME.console */
-	snprintf(cmd, sizeof(cmd), "rm -rf \"$(dirname '%s')\"", path);
-	if (!strncmp(path, "/tmp/memvisor-qemu-", 19) && system(cmd))
-		fprintf(stderr, "cannot remove the directory of %s\n", path);
-	(void)f;
-	return text;
+	/* ./memvisor-qemu-XXXXXX/NAME.console, in the fixture's directory */
+	if (strncmp(path, "./memvisor-qemu-", 16))
+		fail_msg("console %s is not in the run's directory", path);
+	assert_true((size_t)snprintf(full, sizeof(full), "%s/%s", f->dir,
+				     path) < sizeof(full));
+	return th_slurp(full);
 }
 
 static void test_qemu_guest_verdict_is_its_integrity_result(void **state)
@@ -530,6 +565,8 @@ static void test_qemu_guest_that_gives_a_bad_verdict_fails_the_run(void **state)
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, th_cmd_teardown)
+#define T_IN_DIR(name) \
+	cmocka_unit_test_setup_teardown(name, setup_in_dir, teardown_in_dir)
 	const struct CMUnitTest tests[] = {
 		T(test_sigint_during_verification_finishes_the_report),
 		T(test_two_signals_during_verification_still_leave_a_report),
@@ -541,10 +578,12 @@ int main(void)
 		T(test_pinned_vm_is_listed_and_reported_with_its_cpus),
 		T(test_check_names_the_sysctl_a_scenario_needs),
 		T(test_default_scenario_shows_every_mechanism),
-		T(test_host_line_counts_vms_in_processes_of_their_own),
-		T(test_qemu_guest_verdict_is_its_integrity_result),
-		T(test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
+		T_IN_DIR(test_host_line_counts_vms_in_processes_of_their_own),
+		T_IN_DIR(test_qemu_guest_verdict_is_its_integrity_result),
+		T_IN_DIR(
+			test_qemu_guest_that_gives_a_bad_verdict_fails_the_run),
 	};
+#undef T_IN_DIR
 #undef T
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

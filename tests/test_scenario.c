@@ -216,7 +216,7 @@ static void test_every_shipped_scenario_parses(void **state)
 	assert_true(each_scenario("", parses_alone) >= 2);
 }
 
-static char standin_dir[64];
+static char standin_dir[TH_DIR_LEN];
 
 /*
  * The value of an "image = VALUE" line (VALUE up to a ';' comment, trimmed)
@@ -247,7 +247,7 @@ static bool image_value(const char *line, const char **start, const char **end)
  */
 static void parses_with_standins(const char *path, const char *name)
 {
-	char *text, *out, *o, err[512], standin[256];
+	char *text, *out, *o, err[512], standin[TH_PATH_LEN];
 	const char *line, *v, *end, *base;
 	size_t len, outcap, linelen;
 	unsigned images = 0;
@@ -302,8 +302,7 @@ static void parses_with_standins(const char *path, const char *name)
 static void test_every_image_scenario_parses_with_stand_in_images(void **state)
 {
 	(void)state;
-	snprintf(standin_dir, sizeof(standin_dir), "/tmp/mv-standin-XXXXXX");
-	assert_non_null(mkdtemp(standin_dir));
+	th_scratch(standin_dir, sizeof(standin_dir), "standin");
 	th_remove_at_teardown(standin_dir);
 	assert_true(each_scenario("image", parses_with_standins) >= 3);
 }
@@ -533,13 +532,18 @@ static void test_write_pct_needs_the_image_workload(void **state)
 
 static void test_write_pct_reaches_the_image_workload(void **state)
 {
-	char text[256], err[512], img[] = "/tmp/mv-wpct-XXXXXX";
+	char text[TH_PATH_LEN + 128], err[512], dir[TH_DIR_LEN],
+		img[TH_PATH_LEN];
 	struct scenario sc;
 	int fd;
 
 	(void)state;
-	fd = mkstemp(img);
+	th_scratch(dir, sizeof(dir), "wpct");
+	th_remove_at_teardown(dir);
+	snprintf(img, sizeof(img), "%s/img", dir);
+	fd = open(img, O_CREAT | O_EXCL | O_WRONLY, 0600);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(img);
 	assert_int_equal(ftruncate(fd, 4096), 0);
 	close(fd);
 	snprintf(
@@ -550,7 +554,6 @@ static void test_write_pct_reaches_the_image_workload(void **state)
 		fail_msg("%s", err);
 	assert_int_equal(sc.vms[0].write_pct1, 1); /* 0%, set */
 	scenario_free(&sc);
-	unlink(img);
 }
 
 static void test_balloon_needs_the_burst_workload(void **state)
@@ -579,14 +582,17 @@ static void test_large_pages_key_turns_them_off_for_one_vm(void **state)
 
 static void test_qemu_vm_takes_its_keys_relative_to_the_file(void **state)
 {
-	char dir[] = "/tmp/mv-scenario-XXXXXX", ini[64], k[64];
+	char dir[TH_DIR_LEN], ini[TH_PATH_LEN], k[TH_PATH_LEN];
 	struct scenario sc;
 	char err[512];
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "scenario");
+	th_remove_at_teardown(dir);
 	snprintf(ini, sizeof(ini), "%s/q.ini", dir);
 	snprintf(k, sizeof(k), "%s/vmlinuz", dir);
+	th_remove_at_teardown(ini);
+	th_remove_at_teardown(k);
 	th_put(k, "");
 	th_put(ini, "[vm q]\nvmm = qemu\nmemsize = 256M\nkernel = vmlinuz\n"
 		    "append = console=ttyS0 mvguest.rounds=1\n"
@@ -600,9 +606,6 @@ static void test_qemu_vm_takes_its_keys_relative_to_the_file(void **state)
 	assert_string_equal(sc.vms[0].qemu_args, "-S 'a b'");
 	assert_false(sc.vms[1].vmm_qemu);
 	scenario_free(&sc);
-	unlink(ini);
-	unlink(k);
-	rmdir(dir);
 }
 
 static void test_qemu_vm_refuses_what_it_cannot_use(void **state)
@@ -904,14 +907,17 @@ static void test_missing_file_is_reported(void **state)
 	assert_non_null(strstr(err, "/nonexistent/x.ini: cannot open"));
 }
 
-/* Writes len bytes of text to a new file in a new directory. */
+/* Writes len bytes of text to a new file, path, in a new scratch
+ * directory, dir (TH_DIR_LEN bytes); th_teardown removes both. */
 static void write_temp(char *dir, char *path, size_t pathlen, const char *text,
 		       size_t len)
 {
 	FILE *f;
 
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, TH_DIR_LEN, "scenario");
+	th_remove_at_teardown(dir);
 	snprintf(path, pathlen, "%s/s.ini", dir);
+	th_remove_at_teardown(path);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	assert_int_equal(fwrite(text, 1, len, f), len);
@@ -921,7 +927,7 @@ static void write_temp(char *dir, char *path, size_t pathlen, const char *text,
 static void test_nul_byte_is_refused_naming_its_line(void **state)
 {
 	static const char text[] = "[vm a]\nmemsize = 1M\nthreads = 1\0junk\n";
-	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	char dir[TH_DIR_LEN], path[TH_PATH_LEN], err[512];
 	struct scenario sc;
 
 	(void)state;
@@ -930,13 +936,11 @@ static void test_nul_byte_is_refused_naming_its_line(void **state)
 			 -EINVAL);
 	assert_non_null(strstr(err, ":3: line has a NUL byte"));
 	assert_null(sc.vms);
-	unlink(path);
-	rmdir(dir);
 }
 
 static void test_long_run_of_nul_bytes_is_refused_at_once(void **state)
 {
-	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	char dir[TH_DIR_LEN], path[TH_PATH_LEN], err[512];
 	static char zeros[1 << 16];
 	struct scenario sc;
 
@@ -945,8 +949,6 @@ static void test_long_run_of_nul_bytes_is_refused_at_once(void **state)
 	assert_int_equal(scenario_load_file(path, &sc, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, ":1: line has a NUL byte"));
-	unlink(path);
-	rmdir(dir);
 }
 
 static void test_device_is_refused_before_reading(void **state)
@@ -966,44 +968,51 @@ static void test_device_is_refused_before_reading(void **state)
 
 static void test_pipe_is_refused_without_waiting_for_a_writer(void **state)
 {
-	char dir[] = "/tmp/mv-scenario-XXXXXX", path[64], err[512];
+	char dir[TH_DIR_LEN], path[TH_PATH_LEN], err[512];
 	struct scenario sc;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "scenario");
+	th_remove_at_teardown(dir);
 	snprintf(path, sizeof(path), "%s/fifo.ini", dir);
 	assert_int_equal(mkfifo(path, 0600), 0);
+	th_remove_at_teardown(path);
 	alarm(20);
 	assert_int_equal(scenario_load_file(path, &sc, err, sizeof(err)),
 			 -EINVAL);
 	alarm(0);
 	assert_non_null(strstr(err, "fifo.ini: is a pipe"));
-	unlink(path);
-	rmdir(dir);
 }
 
 static void test_directory_is_refused(void **state)
 {
+	char dir[TH_DIR_LEN], want[TH_DIR_LEN + 32], err[512];
 	struct scenario sc;
-	char err[512];
 
 	(void)state;
-	assert_int_equal(scenario_load_file("/tmp", &sc, err, sizeof(err)),
+	th_scratch(dir, sizeof(dir), "scenario");
+	th_remove_at_teardown(dir);
+	assert_int_equal(scenario_load_file(dir, &sc, err, sizeof(err)),
 			 -EISDIR);
-	assert_non_null(strstr(err, "/tmp: is a directory"));
+	snprintf(want, sizeof(want), "%s: is a directory", dir);
+	assert_non_null(strstr(err, want));
 }
 
 static void test_paths_are_relative_to_the_scenario_file(void **state)
 {
-	char dir[] = "/tmp/mv-scenario-XXXXXX", ini[64], img[64], want[64];
+	char dir[TH_DIR_LEN], ini[TH_PATH_LEN], img[TH_PATH_LEN],
+		want[TH_PATH_LEN];
 	struct scenario sc;
 	char err[512];
 	FILE *f;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	th_scratch(dir, sizeof(dir), "scenario");
+	th_remove_at_teardown(dir);
 	snprintf(ini, sizeof(ini), "%s/s.ini", dir);
 	snprintf(img, sizeof(img), "%s/guest.raw", dir);
+	th_remove_at_teardown(ini);
+	th_remove_at_teardown(img);
 	f = fopen(img, "w");
 	assert_non_null(f);
 	fclose(f);
@@ -1018,9 +1027,6 @@ static void test_paths_are_relative_to_the_scenario_file(void **state)
 	snprintf(want, sizeof(want), "%s/swap", dir);
 	assert_string_equal(sc.host.swapdir, want);
 	scenario_free(&sc);
-	unlink(img);
-	unlink(ini);
-	rmdir(dir);
 }
 
 /* ---- cpus and pin_vcpus ---- */

@@ -1075,14 +1075,20 @@ static void test_a_page_that_cannot_be_put_back_is_filled_on_touch(void **state)
 	th_host_destroy(&t);
 }
 
+/* An image of pages pages in a fresh scratch directory, its path into
+ * path; th_teardown removes both if the test does not. */
 static void make_image(char *path, size_t len, uint64_t pages)
 {
 	uint8_t page[MV_PAGE_SIZE];
+	char dir[TH_DIR_LEN];
 	int fd;
 
-	snprintf(path, len, "/tmp/mv-share-img-XXXXXX");
-	fd = mkstemp(path);
+	th_scratch(dir, sizeof(dir), "share");
+	th_remove_at_teardown(dir);
+	assert_true((size_t)snprintf(path, len, "%s/image", dir) < len);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
 	assert_true(fd >= 0);
+	th_remove_at_teardown(path);
 	for (uint64_t p = 0; p < pages; p++) {
 		if (p % 8 == 7)
 			memset(page, 0, sizeof(page));
@@ -1098,7 +1104,7 @@ static void test_vms_from_one_image_share_from_first_touch(void **state)
 	uint64_t pages = 256, sum;
 	struct mv_host_stats hs;
 	struct th_host t;
-	char path[64];
+	char path[TH_PATH_LEN];
 	mv_vm *vm[2];
 	uint8_t *m;
 
