@@ -94,6 +94,59 @@ test_pages_the_guest_faulted_on_stay_and_their_neighbours_go(void **state)
 			 2 * MiB / MV_PAGE_SIZE / WINDOW);
 }
 
+/* The clock's bytes for a VM of n pages, as mv__cold_init makes them. */
+static void clock_of(struct mv__cold *c, _Atomic uint8_t *heat,
+		     _Atomic uint8_t *streak, unsigned n)
+{
+	memset(c, 0, sizeof(*c));
+	for (unsigned i = 0; i < n; i++) {
+		atomic_init(&heat[i], 0);
+		atomic_init(&streak[i], 0);
+	}
+	c->heat = heat;
+	c->streak = streak;
+}
+
+/*
+ * A page the guest wants back soon after each taking earns a longer stay
+ * each time in a row (15, 30, 60, then 120 passes at most); one that comes
+ * back late loses a step, and a page only taken once and wanted late is
+ * as warm as any faulted page.
+ */
+static void test_each_quick_return_in_a_row_doubles_the_stay(void **state)
+{
+	_Atomic uint8_t heat[2], streak[2];
+	static const uint8_t want[] = { 15, 30, 60, 120, 120 };
+	struct mv__cold c;
+
+	(void)state;
+	clock_of(&c, heat, streak, 2);
+	for (unsigned i = 0; i < sizeof(want); i++) {
+		mv__cold_taken(&c, 0);
+		atomic_fetch_add(&c.passes, 1); /* back within two passes */
+		mv__cold_touch(&c, 0);
+		assert_int_equal(atomic_load(&heat[0]), want[i]);
+	}
+	/* back late: the warmth of any fault, one step off the streak */
+	mv__cold_taken(&c, 0);
+	atomic_fetch_add(&c.passes, 5);
+	mv__cold_touch(&c, 0);
+	assert_int_equal(atomic_load(&heat[0]), MV_COLD_HOT);
+	assert_int_equal(atomic_load(&streak[0]), MV_COLD_STREAK_MAX - 1);
+	mv__cold_taken(&c, 0);
+	mv__cold_touch(&c, 0);
+	assert_int_equal(atomic_load(&heat[0]), 120);
+	/* the hand cools it one step a pass, as any page */
+	assert_false(mv__cold_pass(&c, 0));
+	assert_int_equal(atomic_load(&heat[0]), 119);
+	/* a page taken once and wanted late has no streak */
+	mv__cold_taken(&c, 1);
+	atomic_fetch_add(&c.passes, 3);
+	mv__cold_touch(&c, 1);
+	assert_int_equal(atomic_load(&heat[1]), MV_COLD_HOT);
+	assert_int_equal(atomic_load(&streak[1]), 0);
+}
+
 /* ESX's policy takes random runs: most windows whole, touched page too */
 static void test_random_policy_takes_pages_the_guest_uses(void **state)
 {
@@ -335,6 +388,8 @@ static void test_nothing_is_lost_while_guests_race_cold_reclaim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			test_each_quick_return_in_a_row_doubles_the_stay),
 		cmocka_unit_test(
 			test_pages_the_guest_faulted_on_stay_and_their_neighbours_go),
 		cmocka_unit_test(test_random_policy_takes_pages_the_guest_uses),
