@@ -146,12 +146,6 @@ static const char *inflate_refusal(enum mv_page_state s)
 }
 
 /*
- * Drops the frames of the PRIVATE pages among t[0..n) (sorted by ppn), a
- * range per run of neighbours.  A page whose frame could not be dropped is
- * refused and unlocked as it was; its t[].old becomes ~0 so the caller
- * skips it.  Returns frames dropped.
- */
-/*
  * A page the balloon must empty: one with a frame, a ZERO page mapping the
  * kernel's zero page (fault.c), which must fault again once ballooned, or,
  * in a VM with unreadable pages, a page whose content the host holds
@@ -173,6 +167,12 @@ static bool present(const struct mv_vm *vm, uint64_t v)
 				    memory_order_acquire) != 0;
 }
 
+/*
+ * Empties the pages among t[0..n) (sorted by ppn) that present() names, a
+ * range per run of neighbours, and counts the frames of the PRIVATE ones.
+ * A page that could not be emptied is refused and unlocked as it was; its
+ * t[].old becomes ~0 so the caller skips it.  Returns frames dropped.
+ */
 static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 {
 	struct mv_vm *vm = j->vm;

@@ -18,7 +18,8 @@
  *     the clock cannot see it and takes it after its passes; the streak
  *     makes each such mistake rarer for the page that keeps coming back
  *     (on bench linux's kvstore-8 scenario 3-7% fewer misses per
- *     operation in four runs beside the single step, docs/BENCHMARKS.md).  Only the faulting page: the neighbours a fault-around
+ *     operation in four runs beside the single step, docs/BENCHMARKS.md).
+ *     Only the faulting page: the neighbours a fault-around
  *     or swap-in cluster brings along keep the byte they had, "taken"
  *     for a page reclaim took, which counts as cold, so a cluster's
  *     unused pages are the next victims, not the page the guest wanted
@@ -31,8 +32,8 @@
  * The hand walks the VM's pages in order; a PRIVATE page at heat 0 (or
  * taken) is a victim, any other PRIVATE page becomes one step cooler.  So
  * a page the guest faulted on stays through MV_COLD_HOT passes of the
- * hand, one it wanted right back through MV_COLD_REFAULT or more, and one that
- * never faulted goes at the first: a CLOCK approximation of "least
+ * hand, one it wanted right back through MV_COLD_REFAULT or more, and one
+ * that never faulted goes at the first: a CLOCK approximation of "least
  * recently faulted", where the random policy takes a page the guest uses
  * as readily as one it does not.
  *
@@ -52,8 +53,9 @@
  * therefore taken after its passes and comes back on its next touch, warm
  * again (and warmer for having been wanted back soon): the cost of the
  * policy's blindness is one refault per hot page every MV_COLD_REFAULT +
- * 1 passes, against the random policy's refaults of every hot page it
- * happens to take (docs/ARCHITECTURE.md has the figures).
+ * 1 passes, or up to 121 once it has come back quickly four times in a
+ * row, against the random policy's refaults of every hot page it happens
+ * to take (docs/ARCHITECTURE.md has the figures).
  *
  * Bounded: the hand passes at most SCAN_PER_VICTIM entries per victim
  * wanted (and at most MV_COLD_REFAULT + 1 times the VM's pages), a few

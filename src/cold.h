@@ -59,7 +59,7 @@ static inline uint8_t mv__cold_refault_heat(unsigned s)
  * does; a page warmer than MV_COLD_HOT stays so. */
 static inline void mv__cold_touch(struct mv__cold *c, uint64_t ppn)
 {
-	uint8_t h, s, to = MV_COLD_HOT;
+	uint8_t h, s, was, to = MV_COLD_HOT;
 	uint32_t now;
 
 	if (!c->heat)
@@ -67,14 +67,18 @@ static inline void mv__cold_touch(struct mv__cold *c, uint64_t ppn)
 	h = atomic_load_explicit(&c->heat[ppn], memory_order_relaxed);
 	if (h & MV_COLD_TAKEN) {
 		now = atomic_load_explicit(&c->passes, memory_order_relaxed);
-		s = atomic_load_explicit(&c->streak[ppn], memory_order_relaxed);
+		s = was = atomic_load_explicit(&c->streak[ppn],
+					       memory_order_relaxed);
 		if (((now - h) & 0x7f) <= 1) {
 			s += s < MV_COLD_STREAK_MAX;
 			to = mv__cold_refault_heat(s);
 		} else if (s) {
 			s--;
 		}
-		atomic_store_explicit(&c->streak[ppn], s, memory_order_relaxed);
+		/* on the fault path: a line written only when it changes */
+		if (s != was)
+			atomic_store_explicit(&c->streak[ppn], s,
+					      memory_order_relaxed);
 	} else if (h >= MV_COLD_HOT) {
 		return;
 	}
