@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <dirent.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -941,6 +942,43 @@ static bool tool_says(void *arg)
 	return yes;
 }
 
+/* Every thread of process pid but its main thread blocks SIGINT and SIGTERM
+ * (its SigBlk).  The main thread takes them in sigtimedwait, which unblocks
+ * them while it waits. */
+static bool all_threads_block_stop_signals(pid_t pid)
+{
+	const unsigned long long want = 1ull << (SIGINT - 1) |
+					1ull << (SIGTERM - 1);
+	char path[320], line[128];
+	unsigned long long blk;
+	struct dirent *e;
+	unsigned n = 0;
+	bool ok = true;
+	FILE *f;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	assert_non_null(d);
+	while (ok && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/status",
+			 (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* a thread that just ended */
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1) {
+				ok = (blk & want) == want;
+				n++;
+			}
+		fclose(f);
+	}
+	closedir(d);
+	return ok && n > 0;
+}
+
 static void test_memvisor_daemon_command_serves_agents(void **state)
 {
 	char bin[PATH_MAX + 16];
@@ -971,6 +1009,8 @@ static void test_memvisor_daemon_command_serves_agents(void **state)
 	assert_int_equal(mv_agent_create(t.host, vm, fx.path, &a), 0);
 	assert_true(th_wait_until(agent_connected, a, TH_WAIT_MS));
 	assert_true(th_wait_until(tool_says, vm_seen, TH_WAIT_MS));
+	/* a thread that does not block it would die of the SIGTERM below */
+	assert_true(all_threads_block_stop_signals(pid));
 	assert_int_equal(kill(pid, SIGTERM), 0);
 	assert_int_equal(th_wait_exit(&pid, tool_out, TH_WAIT_MS), 0);
 	assert_true(th_wait_until(agent_lost_daemon, a, TH_WAIT_MS));

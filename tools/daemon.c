@@ -166,17 +166,20 @@ int daemon_main(int argc, char **argv)
 		fprintf(stderr, "memvisor daemon: %s\n", msg);
 		return 2;
 	}
+	/* blocked before any thread exists (the host's own: its log,
+	 * scheduler and scanner threads, then the daemon's), so that every
+	 * thread inherits the mask and the signals come here: one thread
+	 * without it would take a SIGTERM to its default action, and the
+	 * daemon would die of it instead of stopping */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	err = mv_host_create(&cfg, &h);
 	if (err) {
 		fprintf(stderr, "memvisor daemon: %s\n", mv_host_errmsg(NULL));
 		return 2;
 	}
-	/* blocked before the daemon's thread exists, so that it inherits the
-	 * mask and the signals come here */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	err = mv_daemon_create(h, path, &d);
 	if (err) {
 		fprintf(stderr, "memvisor daemon: cannot listen on %s: %s\n",
