@@ -359,7 +359,7 @@ struct mv_vm {
 	struct mv__vm_sched sched; /* shares, reservation, limit, targets */
 	struct mv__lpage lp; /* large pages */
 	struct mv__ra ra; /* adaptive swap-in */
-	struct mv__cold cold; /* heat per page, reclaim's clock (cold.c) */
+	struct mv__cold cold; /* warmth per page, reclaim's clock (cold.c) */
 	/* where its service threads run: beside its vCPUs (affinity.c) */
 	struct mv__affinity aff;
 
@@ -496,7 +496,7 @@ uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 int mv__fault_start(struct mv_vm *vm);
 void mv__fault_stop(struct mv_vm *vm);
 
-/* cold.c: heat bytes for Mem.ReclaimPolicy cold (none for random): 0 or
+/* cold.c: warmth and stamps for Mem.ReclaimPolicy cold (none for random): 0 or
  * -ENOMEM */
 int mv__cold_init(struct mv_vm *vm, unsigned policy);
 void mv__cold_fini(struct mv_vm *vm);

@@ -4,8 +4,8 @@
  * frames.  The other direction from fault.c, kept apart from it.
  *
  * Design: victims are chosen by Mem.ReclaimPolicy: 1 (the default) the
- * coldest first, by a clock over per-page heat that faults and sampling
- * keep (cold.c has the design and why), falling back to random pages when
+ * coldest first, by a clock over per-page warmth that refault distances
+ * and sampling keep (cold.c has the design and why), falling back to random pages when
  * the clock finds too few in its bounded pass; 0 at random, ESX's policy,
  * which needs no access tracking and cannot be fooled by a guest that
  * touches pages in a pattern the hypervisor would mispredict, but takes a
@@ -236,23 +236,26 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
 
 /*
  * Locks up to `want` cold PRIVATE pages (Mem.ReclaimPolicy 1, cold.c): the
- * VM's clock hand passes pages in order, takes those at heat 0 (or
- * taken before and brought back unasked) and cools the others by one
- * step; at most SCAN_PER_VICTIM entries per wanted victim (and
- * MV_COLD_REFAULT + 1 passes over the VM), then the rest of the
- * batch is taken at random, so a VM whose pages are all warm still gives
- * what the random policy would.  Cold neighbours come out in ppn order:
- * a run of them moves in one call.  Returns how many.
+ * VM's clock hand passes pages in order and takes those no warmer than the
+ * threshold (or taken before and brought back unasked); the threshold
+ * rises a step each MV_COLD_RAISE_AFTER candidates without a victim and
+ * sinks a little at each quick find, so it settles where the hand finds a
+ * victim every few candidates.  At most SCAN_PER_VICTIM entries per wanted
+ * victim (and MV_COLD_MAX_PASSES rounds of the VM), then the rest of the batch is taken
+ * at random, so reclaim never finds less than the random policy would.
+ * Cold neighbours come out in ppn order: a run of them moves in one call.
+ * Returns how many.
  */
 static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
 			  bool may_break)
 {
 	struct mv__cold *c = &vm->cold;
 	uint64_t budget = (uint64_t)want * SCAN_PER_VICTIM, ppn, old, passed;
+	uint64_t since = 0;
 	unsigned n = 0, more;
 
-	if (budget > (MV_COLD_REFAULT + 1) * vm->npages)
-		budget = (MV_COLD_REFAULT + 1) * vm->npages;
+	if (budget > MV_COLD_MAX_PASSES * vm->npages)
+		budget = MV_COLD_MAX_PASSES * vm->npages;
 	for (passed = 0; n < want && passed < budget; passed++) {
 		ppn = c->hand;
 		c->hand = ppn + 1 < vm->npages ? ppn + 1 : 0;
@@ -260,18 +263,25 @@ static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
 			atomic_fetch_add_explicit(&c->passes, 1,
 						  memory_order_relaxed);
 		old = pmap_peek(&vm->pmap[ppn]);
-		/* only a page that could be a victim is aged */
+		/* only a page that could be a victim is a candidate */
 		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
 		    (old & PMAP_LOCK) ||
-		    (!may_break && mv__lpage_is_large(vm, ppn)) ||
-		    !mv__cold_pass(c, ppn) ||
-		    !pmap_trylock(&vm->pmap[ppn], &old))
+		    (!may_break && mv__lpage_is_large(vm, ppn)))
+			continue;
+		if (!mv__cold_pass(c, ppn)) {
+			if (++since % MV_COLD_RAISE_AFTER == 0)
+				mv__cold_raise(c);
+			continue;
+		}
+		if (!pmap_trylock(&vm->pmap[ppn], &old))
 			continue;
 		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
 		    !small_or_broken(vm, ppn, may_break)) {
 			pmap_unlock(vm, ppn, old);
 			continue;
 		}
+		mv__cold_found(c, since + 1);
+		since = 0;
 		out[n].ppn = ppn;
 		out[n].old = old;
 		n++;

@@ -96,55 +96,91 @@ test_pages_the_guest_faulted_on_stay_and_their_neighbours_go(void **state)
 
 /* The clock's bytes for a VM of n pages, as mv__cold_init makes them. */
 static void clock_of(struct mv__cold *c, _Atomic uint8_t *heat,
-		     _Atomic uint8_t *streak, unsigned n)
+		     _Atomic uint32_t *stamp, unsigned n)
 {
 	memset(c, 0, sizeof(*c));
 	for (unsigned i = 0; i < n; i++) {
 		atomic_init(&heat[i], 0);
-		atomic_init(&streak[i], 0);
+		atomic_init(&stamp[i], 0);
 	}
 	c->heat = heat;
-	c->streak = streak;
+	c->stamp = stamp;
+}
+
+/* Reclaim takes page ppn, then `others` pages more, and the guest asks
+ * for it again; returns its warmth. */
+static unsigned back_after(struct mv__cold *c, uint64_t ppn, unsigned others)
+{
+	mv__cold_taken(c, ppn);
+	atomic_fetch_add(&c->victims, others);
+	mv__cold_touch(c, ppn);
+	assert_false(atomic_load(&c->stamp[ppn]) & MV_COLD_TAKEN);
+	return atomic_load(&c->heat[ppn]);
 }
 
 /*
- * A page the guest wants back soon after each taking earns a longer stay
- * each time in a row (15, 30, 60, then 120 passes at most); one that comes
- * back late loses a step, and a page only taken once and wanted late is
- * as warm as any faulted page.
+ * A page's warmth follows the mean distance, in victims, between each
+ * taking and the guest's fault on it: back at once is warmest; back after
+ * 1024 more victims ten doublings cooler; a page back late once and soon
+ * once sits in between, and the order of its returns does not matter.
  */
-static void test_each_quick_return_in_a_row_doubles_the_stay(void **state)
+static void test_warmth_follows_the_mean_refault_distance(void **state)
 {
-	_Atomic uint8_t heat[2], streak[2];
-	static const uint8_t want[] = { 15, 30, 60, 120, 120 };
+	_Atomic uint8_t heat[4];
+	_Atomic uint32_t stamp[4];
 	struct mv__cold c;
 
 	(void)state;
-	clock_of(&c, heat, streak, 2);
-	for (unsigned i = 0; i < sizeof(want); i++) {
-		mv__cold_taken(&c, 0);
-		atomic_fetch_add(&c.passes, 1); /* back within two passes */
-		mv__cold_touch(&c, 0);
-		assert_int_equal(atomic_load(&heat[0]), want[i]);
+	clock_of(&c, heat, stamp, 4);
+	assert_int_equal(back_after(&c, 0, 0), MV_COLD_WARMEST);
+	assert_int_equal(back_after(&c, 1, 1023),
+			 MV_COLD_WARMEST - 10 * MV_COLD_STEPS);
+	/* the mean of 1 and 1024 is 512: nine doublings */
+	assert_int_equal(back_after(&c, 1, 0),
+			 MV_COLD_WARMEST - 9 * MV_COLD_STEPS);
+	assert_int_equal(back_after(&c, 0, 1023),
+			 MV_COLD_WARMEST - 9 * MV_COLD_STEPS);
+	/* a fault with no taking before it: a cold page becomes just warmer
+	 * than cold, a warm one keeps its warmth */
+	mv__cold_touch(&c, 2);
+	assert_int_equal(atomic_load(&heat[2]), MV_COLD_FAULTED);
+	mv__cold_touch(&c, 0);
+	assert_int_equal(atomic_load(&heat[0]),
+			 MV_COLD_WARMEST - 9 * MV_COLD_STEPS);
+	/* the first return of a page only faulted on before sets it */
+	assert_int_equal(back_after(&c, 2, 3),
+			 MV_COLD_WARMEST - 2 * MV_COLD_STEPS);
+	/* taken and not asked for (a cluster's neighbour): a victim at any
+	 * threshold, whatever its warmth */
+	mv__cold_taken(&c, 0);
+	assert_true(mv__cold_pass(&c, 0));
+	/* seen unused by the sampler: cold */
+	mv__cold_forget(&c, 1);
+	assert_int_equal(atomic_load(&heat[1]), 0);
+	assert_true(mv__cold_pass(&c, 1));
+}
+
+/* The hand cools a page it passes by a step once every MV_COLD_AGE_PASSES
+ * passes, so a page no longer wanted becomes a victim in time. */
+static void test_the_hand_cools_a_warm_page_every_few_passes(void **state)
+{
+	_Atomic uint8_t heat[1];
+	_Atomic uint32_t stamp[1];
+	struct mv__cold c;
+	unsigned passes = 0;
+
+	(void)state;
+	clock_of(&c, heat, stamp, 1);
+	atomic_store(&heat[0], 3);
+	c.threshold = 16; /* warmth 1 and below are victims */
+	while (!mv__cold_pass(&c, 0)) {
+		atomic_fetch_add(&c.passes, 1);
+		passes++;
+		assert_true(passes <= 3 * MV_COLD_AGE_PASSES);
 	}
-	/* back late: the warmth of any fault, one step off the streak */
-	mv__cold_taken(&c, 0);
-	atomic_fetch_add(&c.passes, 5);
-	mv__cold_touch(&c, 0);
-	assert_int_equal(atomic_load(&heat[0]), MV_COLD_HOT);
-	assert_int_equal(atomic_load(&streak[0]), MV_COLD_STREAK_MAX - 1);
-	mv__cold_taken(&c, 0);
-	mv__cold_touch(&c, 0);
-	assert_int_equal(atomic_load(&heat[0]), 120);
-	/* the hand cools it one step a pass, as any page */
-	assert_false(mv__cold_pass(&c, 0));
-	assert_int_equal(atomic_load(&heat[0]), 119);
-	/* a page taken once and wanted late has no streak */
-	mv__cold_taken(&c, 1);
-	atomic_fetch_add(&c.passes, 3);
-	mv__cold_touch(&c, 1);
-	assert_int_equal(atomic_load(&heat[1]), MV_COLD_HOT);
-	assert_int_equal(atomic_load(&streak[1]), 0);
+	assert_int_equal(atomic_load(&heat[0]), 1);
+	/* two steps off in two periods of aging, the first at pass 0 */
+	assert_int_equal(passes, MV_COLD_AGE_PASSES + 1);
 }
 
 /* ESX's policy takes random runs: most windows whole, touched page too */
@@ -247,30 +283,83 @@ test_a_page_wanted_back_soon_after_it_was_taken_stays_longest(void **state)
 	th_host_destroy(&t);
 }
 
+/* Every page of a 2 MiB VM faulted on, then given the warmth `warm(ppn)`. */
+static mv_vm *warmed_vm(struct th_host *t, uint8_t (*warm)(uint64_t))
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE;
+	mv_vm *vm;
+
+	host(t, 64 * MiB, "1", "1");
+	vm = th_vm_create(t, "warm", npages * MV_PAGE_SIZE);
+	th_fill_vm(vm, 6, false);
+	th_drain_lru();
+	for (uint64_t p = 0; p < npages; p++)
+		atomic_store(&vm->cold.heat[p], warm(p));
+	return vm;
+}
+
+static uint8_t warmest(uint64_t ppn)
+{
+	(void)ppn;
+	return MV_COLD_WARMEST;
+}
+
+/* every third page warmth 10, the others 20 */
+static uint8_t thirds(uint64_t ppn)
+{
+	return ppn % 3 ? 20 : 10;
+}
+
 /*
- * A VM whose every page the guest just faulted on: the clock's pass is
- * bounded, and the batch is made up at random rather than coming back
- * empty.
+ * A VM whose every page is as warm as can be: the clock's pass is bounded
+ * (MV_COLD_MAX_PASSES rounds of the hand), and the batch is made up at random rather
+ * than coming back empty.
  */
 static void test_all_warm_vm_still_gives_pages_in_a_bounded_pass(void **state)
 {
-	uint64_t npages = 32 * MiB / MV_PAGE_SIZE, done = 0;
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done = 0;
 	struct th_host t;
 	mv_vm *vm;
 
 	(void)state;
-	host(&t, 64 * MiB, "1", "1");
-	vm = th_vm_create(&t, "warm", npages * MV_PAGE_SIZE);
-	th_fill_vm(vm, 6, false);
-	th_drain_lru();
+	vm = warmed_vm(&t, warmest);
 	assert_int_equal(mv_vm_swap_out(vm, MV_RECLAIM_BATCH, &done), 0);
 	assert_int_equal(done, MV_RECLAIM_BATCH);
-	/* one batch's pass: fewer entries than it takes to cool them all */
 	assert_true(atomic_load(&vm->cold.scanned) <=
-		    (uint64_t)MV_RECLAIM_BATCH * 256);
+		    MV_COLD_MAX_PASSES * npages);
 	assert_int_equal(atomic_load(&vm->cold.cold_victims), 0);
 	assert_int_equal(atomic_load(&vm->cold.fallback_victims),
 			 MV_RECLAIM_BATCH);
+	assert_int_equal(th_bad_pages(vm, 6, false), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * No page is cold: the threshold rises until the hand finds the coolest
+ * pages and takes them, and only them; none is taken at random.
+ */
+static void test_the_threshold_rises_to_the_coolest_pages(void **state)
+{
+	uint64_t npages = 2 * MiB / MV_PAGE_SIZE, done = 0, want = npages / 4;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = warmed_vm(&t, thirds);
+	/* the hand passes 10 * MV_COLD_RAISE_AFTER candidates to get there,
+	 * within one call's bound */
+	for (uint64_t i = 0; i < want; i += 16) {
+		assert_int_equal(mv_vm_swap_out(vm, 16, &done), 0);
+		assert_int_equal(done, 16);
+	}
+	for (uint64_t p = 0; p < npages; p++)
+		if (p % 3)
+			assert_int_equal(mv_vm_page_state(vm, p),
+					 MV_PAGE_PRIVATE);
+	assert_int_equal(atomic_load(&vm->cold.fallback_victims), 0);
+	assert_true(vm->cold.threshold >= 10 * 16 - 16);
+	assert_true(vm->cold.threshold < 20 * 16);
 	assert_int_equal(th_bad_pages(vm, 6, false), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -388,8 +477,10 @@ static void test_nothing_is_lost_while_guests_race_cold_reclaim(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_warmth_follows_the_mean_refault_distance),
 		cmocka_unit_test(
-			test_each_quick_return_in_a_row_doubles_the_stay),
+			test_the_hand_cools_a_warm_page_every_few_passes),
+		cmocka_unit_test(test_the_threshold_rises_to_the_coolest_pages),
 		cmocka_unit_test(
 			test_pages_the_guest_faulted_on_stay_and_their_neighbours_go),
 		cmocka_unit_test(test_random_policy_takes_pages_the_guest_uses),
