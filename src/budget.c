@@ -32,7 +32,14 @@
  * for seconds: measured here, a DAMON monitor of physical addresses left
  * a VM's reclaim asleep in the kernel for up to 15 s (docs/ARCHITECTURE.md).
  * minFree is the reserve for such moments; past it, faults wait for the
- * move as before.
+ * move as before.  The reserve is every VM's, not only the stalled one's:
+ * it opens only while no frame has come back from anywhere for
+ * OVERRUN_AFTER_MS, so no other VM's reclaim is freeing frames either (one
+ * that did would close it for all); frames are one pool, and with per-VM
+ * reclaim threads the scheduler, its first choice busy, asks only VMs
+ * above their target, so a VM below its own has no reclaim to wait for
+ * but the stalled one; and the sampler's moves run in the scheduler's
+ * thread, whose stall holds up every VM's reclaim.
  *
  * Admission: in the low state a VM above its target waits before its
  * fault is served (ADMIT_WAIT_MS at a time, at most ADMIT_MAX_MS), so that

@@ -5,7 +5,8 @@
  * handed out by the guest OS and never read back with old data, the cap
  * clips targets, every malformed message is refused, counted and harmless,
  * deflate-on-OOM gives the guest its memory back, and guest threads, the
- * driver and host swapping together lose nothing.
+ * driver and host swapping together lose nothing, in a VM with poisoned
+ * pages too.
  *
  * Tests that check the host's validation talk to the channel directly, as
  * a buggy or hostile driver would; the others run the real driver in
@@ -1197,6 +1198,344 @@ static void test_deflated_unreadable_page_reads_zero_not_sigbus(void **state)
 	fx_down(&f);
 }
 
+/*
+ * Ballooning in a VM with poisoned pages, under way while guest threads
+ * work.  Layout of the 2048 pages: guest thread t owns pages
+ * [t*128, t*128+128) and, inside the balloon range [512, 1024), every
+ * fourth page (ppn % 4 == 3) whose group (ppn / 4) % 3 is t; the other
+ * pages of that range are the driver's, inflated and deflated in runs of
+ * three between the guest threads' pages, so that a drop wider than its
+ * run would cost a guest thread its bytes.  Poisoned: three of the
+ * driver's pages (each inflated first in a later round) and two pages
+ * outside (never given to the balloon).  A swapper keeps pages moving
+ * out, so inflates meet PRIVATE, SWAPPED and ZERO pages alike.
+ */
+#define UB_THREADS 3
+#define UB_LO 512u
+#define UB_HI 1024u
+#define UB_ROUNDS 40u
+#define UB_TAG 9u
+
+static const uint32_t ub_poison_in[] = { 513, 700, 901 };
+static const uint32_t ub_poison_out[] = { 1100, 1500 };
+
+struct ub {
+	mv_host *host;
+	mv_vm *vm;
+	uint8_t *mem;
+	mv_balloon_chan *ch;
+	atomic_bool stop;
+	atomic_uint_fast64_t ops, errors;
+	/* the driver: the round the main thread posted, the one it did */
+	atomic_uint round, done;
+	atomic_uint_fast64_t send_errors;
+	pthread_t threads[UB_THREADS + 2]; /* guests, swapper, driver */
+	unsigned nthreads;
+};
+
+struct ub_thread {
+	struct ub *ub;
+	unsigned idx;
+	uint32_t pages[256];
+	uint32_t version[256];
+	unsigned n;
+	atomic_bool finished;
+};
+
+static bool ub_is_driver_page(uint32_t p)
+{
+	return p >= UB_LO && p < UB_HI && p % 4 != 3;
+}
+
+static bool ub_in(const uint32_t *set, unsigned n, uint32_t p)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (set[i] == p)
+			return true;
+	return false;
+}
+
+/* The driver's pages in round r: those of every 64-page chunk c of the
+ * balloon range with (c + r) % 3 != 0, but chunk 0 (page 513) only from
+ * round 1 on, chunk 2 (700) from round 2 on and chunk 6 (901) from round
+ * 4 on: each poisoned page meets its first inflate in a round of its own. */
+static bool ub_in_round(uint32_t p, unsigned r)
+{
+	unsigned c = (p - UB_LO) / 64;
+
+	if (r < 3 && ((c == 0 && r < 1) || (c == 2 && r < 2) || c == 6))
+		return false;
+	return (c + r) % 3 != 0;
+}
+
+static void *ub_guest(void *arg)
+{
+	struct ub_thread *t = arg;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (t->idx + 1), r;
+	unsigned i;
+
+	while (!atomic_load(&t->ub->stop)) {
+		r = xs(&rng);
+		i = (unsigned)(r >> 16) % t->n;
+		if (!th_check(t->ub->mem + (uint64_t)t->pages[i] * MV_PAGE_SIZE,
+			      UB_TAG, t->pages[i], t->version[i]))
+			atomic_fetch_add(&t->ub->errors, 1);
+		t->version[i]++;
+		th_fill(t->ub->mem + (uint64_t)t->pages[i] * MV_PAGE_SIZE,
+			UB_TAG, t->pages[i], t->version[i]);
+		atomic_fetch_add(&t->ub->ops, 1);
+	}
+	for (i = 0; i < t->n; i++)
+		if (!th_check(t->ub->mem + (uint64_t)t->pages[i] * MV_PAGE_SIZE,
+			      UB_TAG, t->pages[i], t->version[i]))
+			atomic_fetch_add(&t->ub->errors, 1);
+	atomic_store(&t->finished, true);
+	return NULL;
+}
+
+static void *ub_swapper(void *arg)
+{
+	struct ub *ub = arg;
+	struct timespec ts = { 0, 1000000L };
+	uint64_t done;
+
+	while (!atomic_load(&ub->stop)) {
+		mv_vm_swap_out(ub->vm, 64, &done);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* Sends the round's driver pages in messages of up to 256, checking that
+ * the host took every one. */
+static void ub_send_round(struct ub *ub, uint32_t type, unsigned r)
+{
+	struct mv_balloon_msg m = { .type = type };
+	struct mv_balloon_reply rep;
+
+	for (uint32_t p = UB_LO; p <= UB_HI; p++) {
+		if (p < UB_HI && ub_is_driver_page(p) && ub_in_round(p, r))
+			m.u.pfns[m.num++] = p;
+		if (m.num == MV_BALLOON_PFNS_MAX || (p == UB_HI && m.num)) {
+			if (mv_balloon_send(ub->ch, &m, &rep) ||
+			    rep.accepted != m.num)
+				atomic_fetch_add(&ub->send_errors, 1);
+			m.num = 0;
+		}
+	}
+}
+
+/* The driver thread: on each round the main thread posts, inflates the
+ * round's pages and deflates them again. */
+static void *ub_driver(void *arg)
+{
+	struct ub *ub = arg;
+	struct timespec ts = { 0, 1000000L };
+	unsigned r;
+
+	while (!atomic_load(&ub->stop)) {
+		r = atomic_load(&ub->round);
+		if (r == atomic_load(&ub->done)) {
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		ub_send_round(ub, MV_BALLOON_MSG_INFLATE, r - 1);
+		ub_send_round(ub, MV_BALLOON_MSG_DEFLATE, r - 1);
+		atomic_store(&ub->done, r);
+	}
+	return NULL;
+}
+
+static bool ub_round_done(void *arg)
+{
+	struct ub *ub = arg;
+
+	return atomic_load(&ub->done) == atomic_load(&ub->round);
+}
+
+struct ub_progress {
+	struct ub *ub;
+	uint64_t from;
+};
+
+static bool ub_guests_moved(void *arg)
+{
+	struct ub_progress *w = arg;
+
+	return atomic_load(&w->ub->ops) >= w->from + 100;
+}
+
+static bool ub_guests_finished(void *arg)
+{
+	struct ub_thread *t = arg;
+
+	for (unsigned i = 0; i < UB_THREADS; i++)
+		if (!atomic_load(&t[i].finished))
+			return false;
+	return true;
+}
+
+static bool ub_threads_ended(void *arg)
+{
+	struct ub *ub = arg;
+
+	for (unsigned i = 0; i < ub->nthreads; i++)
+		if (pthread_tryjoin_np(ub->threads[i], NULL) == 0)
+			ub->threads[i--] = ub->threads[--ub->nthreads];
+	return !ub->nthreads;
+}
+
+/* Stops and joins the threads (a failed assert leaves them running); one
+ * still stuck after TH_WAIT_MS (a guest thread whose fault is never
+ * served) cannot be joined, and the VM cannot go under it: the binary
+ * ends, a failure. */
+static void ub_cleanup(void *arg)
+{
+	struct ub *ub = arg;
+
+	atomic_store(&ub->stop, true);
+	if (!th_wait_until(ub_threads_ended, ub, TH_WAIT_MS)) {
+		fprintf(stderr, "%u threads still stuck after %u ms: %s\n",
+			ub->nthreads, TH_WAIT_MS, mv_host_errmsg(ub->host));
+		fflush(NULL);
+		abort();
+	}
+}
+
+static void ub_start(struct ub *ub, void *(*fn)(void *), void *arg)
+{
+	assert_int_equal(
+		pthread_create(&ub->threads[ub->nthreads], NULL, fn, arg), 0);
+	ub->nthreads++;
+}
+
+static void
+test_balloon_among_working_guest_threads_and_poisoned_pages_loses_nothing(
+	void **state)
+{
+	static struct ub_thread th[UB_THREADS];
+	/* what each driver page holds: a version, -1 zeros, -2 poisoned */
+	static int64_t content[VM_PAGES];
+	static struct ub ub;
+	struct ub_progress prog;
+	struct mv_balloon_info bi;
+	struct mv_vm_stats st, st0;
+	static struct fx f;
+	uint8_t *pg;
+
+	(void)state;
+	raw_up(&f, NULL, UB_TAG);
+	memset(&ub, 0, sizeof(ub));
+	th_at_teardown(ub_cleanup, &ub);
+	/* poisoned: swapped out, then read back failing every time */
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(mv_vm_swap_out_page(f.vm, ub_poison_in[i]), 0);
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(mv_vm_swap_out_page(f.vm, ub_poison_out[i]),
+				 0);
+	mv__inject_fail(MV_INJ_PREAD, 1, 0, EIO);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(th_touch(page(&f, ub_poison_in[i]), f.t.host),
+				 2);
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(th_touch(page(&f, ub_poison_out[i]), f.t.host),
+				 2);
+	mv__inject_reset();
+	mv_vm_stats(f.vm, &st0);
+	assert_int_equal(st0.unreadable_pages, 5);
+
+	ub.host = f.t.host;
+	ub.vm = f.vm;
+	ub.mem = f.mem;
+	ub.ch = f.ch;
+	for (uint32_t p = 0; p < VM_PAGES; p++)
+		content[p] = ub_in(ub_poison_in, 3, p) ? -2 : 0;
+	for (unsigned t = 0; t < UB_THREADS; t++) {
+		th[t] = (struct ub_thread){ .ub = &ub, .idx = t };
+		for (uint32_t p = t * 128; p < t * 128 + 128; p++)
+			th[t].pages[th[t].n++] = p;
+		for (uint32_t p = UB_LO + 3; p < UB_HI; p += 4)
+			if ((p / 4) % UB_THREADS == t)
+				th[t].pages[th[t].n++] = p;
+	}
+	for (unsigned t = 0; t < UB_THREADS; t++)
+		ub_start(&ub, ub_guest, &th[t]);
+	ub_start(&ub, ub_swapper, &ub);
+	ub_start(&ub, ub_driver, &ub);
+
+	for (unsigned r = 0; r < UB_ROUNDS; r++) {
+		/* the pages of this round hold what the driver left there */
+		for (uint32_t p = UB_LO; p < UB_HI; p++) {
+			if (!ub_is_driver_page(p) || !ub_in_round(p, r) ||
+			    content[p] == -2)
+				continue;
+			pg = page(&f, p);
+			if (content[p] < 0 ? !th_is_zero(pg) :
+					     !th_check(pg, UB_TAG, p,
+						       (uint64_t)content[p]))
+				fail_msg(
+					"driver page %u changed before round %u",
+					p, r);
+		}
+		prog = (struct ub_progress){ &ub, atomic_load(&ub.ops) };
+		atomic_store(&ub.round, r + 1);
+		/* while the driver works: the poisoned pages outside */
+		for (unsigned i = 0; i < 2; i++)
+			assert_int_equal(th_touch(page(&f, ub_poison_out[i]),
+						  f.t.host),
+					 2);
+		assert_true(th_wait_until(ub_round_done, &ub, TH_WAIT_MS));
+		assert_true(th_wait_until(ub_guests_moved, &prog, TH_WAIT_MS));
+		assert_int_equal(atomic_load(&ub.send_errors), 0);
+		/* deflated: zeros, never SIGBUS, the poisoned ones too */
+		for (unsigned i = 0; i < 3; i++)
+			if (ub_in_round(ub_poison_in[i], r))
+				assert_int_equal(
+					th_touch(page(&f, ub_poison_in[i]),
+						 f.t.host),
+					1);
+		for (uint32_t p = UB_LO; p < UB_HI; p++) {
+			if (!ub_is_driver_page(p) || !ub_in_round(p, r))
+				continue;
+			if (!th_is_zero(page(&f, p)))
+				fail_msg(
+					"deflated page %u not zero in round %u",
+					p, r);
+			content[p] = -1;
+			/* the guest takes half of them back into use */
+			if ((p + r) % 2) {
+				th_fill(page(&f, p), UB_TAG, p, 1000 + r);
+				content[p] = 1000 + r;
+			}
+		}
+	}
+	atomic_store(&ub.stop, true);
+	assert_true(th_wait_until(ub_guests_finished, th, TH_WAIT_MS));
+	ub_cleanup(&ub);
+
+	assert_int_equal(atomic_load(&ub.errors), 0);
+	assert_int_equal(mv_vm_balloon_info(f.vm, &bi), 0);
+	assert_int_equal(bi.errors, 0);
+	assert_int_equal(bi.violations, 0);
+	assert_int_equal(bi.actual_pages, 0);
+	assert_int_equal(bi.inflated_pages, bi.deflated_pages);
+	mv_vm_stats(f.vm, &st);
+	assert_int_equal(st.fault_errors, st0.fault_errors);
+	assert_true(st.swapout_pages > st0.swapout_pages);
+	/* nobody's pages, never in the balloon: exactly their bytes */
+	for (uint32_t p = UB_THREADS * 128; p < VM_PAGES; p++) {
+		if ((p >= UB_LO && p < UB_HI) || ub_in(ub_poison_out, 2, p))
+			continue;
+		if (!th_check(page(&f, p), UB_TAG, p, 0))
+			fail_msg("page %u lost its content", p);
+	}
+	/* the poisoned pages never given to the balloon: still poisoned */
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(th_touch(page(&f, ub_poison_out[i]), f.t.host),
+				 2);
+	fx_down(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1234,6 +1573,8 @@ int main(void)
 		cmocka_unit_test(test_burst_guest_gives_its_free_memory_back),
 		cmocka_unit_test(
 			test_deflated_unreadable_page_reads_zero_not_sigbus),
+		cmocka_unit_test(
+			test_balloon_among_working_guest_threads_and_poisoned_pages_loses_nothing),
 		cmocka_unit_test(
 			test_guest_threads_driver_and_host_swapping_lose_nothing),
 		cmocka_unit_test(

@@ -1177,6 +1177,109 @@ static void test_a_stuck_balloon_hook_holds_up_no_agent(void **state)
 	fx_down();
 }
 
+/* written by the host's log thread, read by the test's */
+static pthread_mutex_t said_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned said_connected, said_nothing_swapped;
+static void said_fn(void *arg, enum mv_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	pthread_mutex_lock(&said_lock);
+	said_connected += strstr(msg, "connected, granted") != NULL;
+	said_nothing_swapped += strstr(msg, "nothing could be swapped out") !=
+				NULL;
+	pthread_mutex_unlock(&said_lock);
+}
+
+static mv_host *logged_host;
+static uint64_t taken_pages;
+static void logged_host_cleanup(void *arg)
+{
+	(void)arg;
+	fx_cleanup(&fx);
+	if (!logged_host)
+		return;
+	mv__frames_unreserve(logged_host, taken_pages);
+	taken_pages = 0;
+	while (logged_host->vms)
+		mv_vm_destroy(logged_host->vms);
+	mv_host_destroy(logged_host);
+	logged_host = NULL;
+	rmdir(fx.t.swapdir);
+}
+
+static bool sched_stuck(void *arg)
+{
+	(void)arg;
+	return atomic_load(&fx.t.host->sched_stuck);
+}
+
+/*
+ * A daemon host whose VMs are all remote, with the whole budget taken
+ * (their grants, and here the test's reservation in the budget, as a
+ * grant's is) and so in the low state: the scheduler finds nothing to
+ * swap out, as it must, since the agents reclaim to their grants in
+ * their own processes.  That is no warning: "nothing could be swapped
+ * out" would send an operator after swap errors that are not there.  In
+ * both reclaim modes (per-VM threads, and the scheduler's own).
+ */
+static void
+test_a_host_of_remote_vms_only_does_not_say_nothing_could_be_swapped(
+	void **state)
+{
+	struct mv_host_config cfg;
+	struct mv_host_stats hs;
+	uint64_t grant;
+	unsigned got, connected, nothing;
+	int a, b;
+
+	(void)state;
+	for (unsigned per_vm = 0; per_vm < 2; per_vm++) {
+		memset(&fx, 0, sizeof(fx));
+		pthread_mutex_lock(&said_lock);
+		said_connected = said_nothing_swapped = 0;
+		pthread_mutex_unlock(&said_lock);
+		th_scratch(fx.t.swapdir, sizeof(fx.t.swapdir), "host");
+		mv_host_config_init(&cfg);
+		cfg.memsize_bytes = HOST_BYTES;
+		cfg.swapdir = fx.t.swapdir;
+		cfg.log = said_fn;
+		th_settings_quiet(&cfg.settings);
+		cfg.settings.reclaim_per_vm = per_vm;
+		assert_int_equal(mv_host_create(&cfg, &logged_host), 0);
+		fx.t.host = logged_host;
+		th_at_teardown(logged_host_cleanup, NULL);
+		th_scratch(fx.dir, sizeof(fx.dir), "daemon");
+		th_remove_at_teardown(fx.dir);
+		th_socket_path(fx.path, sizeof(fx.path), fx.dir, "sock");
+		th_remove_at_teardown(fx.path);
+		assert_int_equal(mv_daemon_create(fx.t.host, fx.path, &fx.d),
+				 0);
+		a = cl_agent("far1", &grant);
+		b = cl_agent("far2", &grant);
+		while ((got = mv__frames_reserve(fx.t.host, 65536)))
+			taken_pages += got;
+		host_stats(&hs);
+		assert_int_equal(hs.free_pages, 0);
+		assert_int_equal(hs.nvms, 2);
+		/* the scheduler found nothing; once it has found nothing
+		 * again, its first look, and what it said then, are done */
+		assert_true(th_wait_until(sched_stuck, NULL, TH_WAIT_MS));
+		atomic_store(&fx.t.host->sched_stuck, false);
+		assert_true(th_wait_until(sched_stuck, NULL, TH_WAIT_MS));
+		cl_close(a);
+		cl_close(b);
+		/* every event is delivered when the host is destroyed */
+		logged_host_cleanup(NULL);
+		pthread_mutex_lock(&said_lock);
+		connected = said_connected;
+		nothing = said_nothing_swapped;
+		pthread_mutex_unlock(&said_lock);
+		assert_int_equal(connected, 2);
+		assert_int_equal(nothing, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1193,6 +1296,8 @@ int main(void)
 		cmocka_unit_test(test_an_agents_demand_caps_its_target),
 		cmocka_unit_test(
 			test_a_grant_never_takes_the_host_below_minfree),
+		cmocka_unit_test(
+			test_a_host_of_remote_vms_only_does_not_say_nothing_could_be_swapped),
 		cmocka_unit_test(test_a_hello_the_host_cannot_grant_is_refused),
 		cmocka_unit_test(
 			test_balloon_target_goes_to_the_agent_and_the_hook),

@@ -31,6 +31,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,6 +264,53 @@ static void test_title_names_the_sort_and_rows_follow_it(void **state)
 	assert_true(row_at(text, "cache") < row_at(text, "db"));
 	assert_true(row_at(text, "db") < row_at(text, "web"));
 	free(text);
+}
+
+/*
+ * A long scenario path in the title: whole on a screen wide enough for it,
+ * else its end behind "...", from a '/', with the rest of the title still
+ * there; top's view names itself before it.
+ */
+static void
+test_title_shows_the_whole_name_or_its_end_when_too_narrow(void **state)
+{
+	struct snap *s = *state;
+	struct live_view v = { .sort = LIVE_SORT_MEMSZ };
+	struct live_line lines[2];
+	char path[200], want[300];
+	const char *t = lines[0].text;
+
+	snprintf(path, sizeof(path), "%s",
+		 "/home/someone/experiments/2026-12-06/memory-overcommit/"
+		 "long-running-comparisons/against-the-kernel-swap-file/"
+		 "second-series/scenarios/kvstore-eight-vms.ini");
+	assert_true(strlen(path) > 128);
+	snprintf(s->scenario, sizeof(s->scenario), "%s", path);
+	snprintf(s->origin, sizeof(s->origin), "top 127.0.0.1:9100");
+	/* wide: all of it */
+	assert_int_equal(live_render(s, &v, 300, 1, lines), 1);
+	snprintf(want, sizeof(want),
+		 "memvisor top 127.0.0.1:9100 %s  12 of 60 s", path);
+	assert_int_equal(strncmp(t, want, strlen(want)), 0);
+	assert_non_null(strstr(t, "(h help, q quit)"));
+	/* 120 columns: the end of the path, and the whole rest of the title */
+	assert_int_equal(live_render(s, &v, 120, 1, lines), 1);
+	assert_true(strlen(t) <= 120);
+	assert_true(strlen(t) > 100);
+	assert_int_equal(strncmp(t, "memvisor top 127.0.0.1:9100 .../", 32), 0);
+	assert_non_null(
+		strstr(t, "/scenarios/kvstore-eight-vms.ini  12 of 60 s"));
+	assert_null(strstr(t, "/home/someone"));
+	assert_non_null(strstr(t, "sort MEMSZ  (h help, q quit)"));
+	/* too narrow for the rest: the file's name stays, the line is cut */
+	assert_int_equal(live_render(s, &v, 60, 1, lines), 1);
+	assert_true(strlen(t) <= 60);
+	assert_non_null(strstr(t, "/kvstore-eight-vms.ini"));
+	/* the run's own view: no origin, a short name as it is */
+	s->origin[0] = '\0';
+	snprintf(s->scenario, sizeof(s->scenario), "fixed.ini");
+	assert_int_equal(live_render(s, &v, 80, 1, lines), 1);
+	assert_int_equal(strncmp(t, "memvisor fixed.ini  12 of 60 s", 30), 0);
 }
 
 static void test_help_line_lists_the_keys_instead_of_the_message(void **state)
@@ -747,13 +795,21 @@ static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 	struct fixture *f = *state;
 	char ini[TH_PATH_LEN], run[] = "run", opt[] = "--metrics",
 			       port0[] = "0";
-	char args[64], title[96], *text, *at;
+	char args[64], title[TH_PATH_LEN + 8], far[TH_PATH_LEN], *text, *at;
 	unsigned port;
 
-	scenario(f, two_vms, ini, sizeof(ini));
-	/* the title names the scenario's file, cut at 80 bytes: the
-	 * scratch directory's path, in the build tree, may be long */
-	snprintf(title, sizeof(title), "%.80s  ", ini);
+	/* the scenario deep in directories: its path is longer than the
+	 * title used to show (80 bytes), and the screen has room for all */
+	scenario(f, two_vms, far, sizeof(far));
+	assert_true((size_t)snprintf(ini, sizeof(ini), "%s/%s", f->dir,
+				     "a-directory-whose-name-is-long-enough-"
+				     "to-make-the-scenario-path-long") <
+		    sizeof(ini) - 16);
+	assert_int_equal(mkdir(ini, 0700), 0);
+	strcat(ini, "/two-vms.ini");
+	assert_int_equal(rename(far, ini), 0);
+	assert_true(strlen(ini) > 100);
+	snprintf(title, sizeof(title), " %s  ", ini);
 	spawn(f, run, ini, opt, port0, NULL);
 	text = wait_output(f, "/metrics (and /healthz)");
 	at = strstr(text, "metrics: http://127.0.0.1:");
@@ -761,7 +817,7 @@ static void test_top_shows_a_run_serving_metrics_and_q_leaves_it(void **state)
 	port = (unsigned)atoi(at + strlen("metrics: http://127.0.0.1:"));
 	free(text);
 	snprintf(args, sizeof(args), "top %u", port);
-	start_pane(f, "", args, 200, 40);
+	start_pane(f, "", args, 300, 40);
 	snprintf(args, sizeof(args), "memvisor top :%u ", port);
 	text = wait_pane(f, args, title, "PMEM  /MB:", "\nzeta ", "\nalpha ",
 			 NULL);
@@ -814,6 +870,7 @@ int main(void)
 		S(test_sort_keys_pick_their_columns),
 		S(test_equal_values_are_ordered_by_name),
 		S(test_title_names_the_sort_and_rows_follow_it),
+		S(test_title_shows_the_whole_name_or_its_end_when_too_narrow),
 		S(test_help_line_lists_the_keys_instead_of_the_message),
 		S(test_lines_are_cut_at_the_screen_width),
 		S(test_vms_that_do_not_fit_are_counted_on_the_last_line),

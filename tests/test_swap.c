@@ -516,6 +516,93 @@ test_guest_proceeds_on_minfree_while_a_page_move_stalls(void **state)
 	th_host_destroy(&t);
 }
 
+struct toucher_b {
+	mv_vm *vm;
+	unsigned pages;
+	_Atomic bool done;
+	_Atomic bool paused_at_end; /* the move still stalled when done */
+};
+
+static void *toucher_b_main(void *arg)
+{
+	struct toucher_b *b = arg;
+	uint8_t *mem = mv_vm_mem(b->vm);
+
+	for (uint64_t p = 0; p < b->pages; p++)
+		th_fill(mem + (p << 12), 12, p, 0);
+	atomic_store(&b->paused_at_end, mv__inject_paused());
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+static bool move_paused(void *arg)
+{
+	(void)arg;
+	return mv__inject_paused();
+}
+
+/*
+ * While one VM's reclaim sleeps in the kernel, another VM, below its
+ * target, whose pages no reclaim thread is asked for (the scheduler,
+ * its first choice busy, asks only VMs above their target), must not wait
+ * for that move: the minFree reserve is its too, and its guest finishes
+ * before the move returns, every byte kept in both VMs.
+ */
+static void
+test_a_stalled_move_lets_another_vms_guest_onto_minfree_too(void **state)
+{
+	struct toucher_b b = { .pages = 256 };
+	struct mv_host_stats hs;
+	struct th_host t;
+	uint64_t deadline, filled = 0;
+	uint8_t *mem;
+	pthread_t th;
+	mv_vm *a;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	a = th_vm_create(&t, "stalled", 128 * MiB);
+	b.vm = th_vm_create(&t, "other", 8 * MiB);
+	mem = mv_vm_mem(a);
+	mv__inject_pause(MV_INJ_UFFD_MOVE);
+	/* the stalled VM takes the free frames, all but a few, and its
+	 * reclaim's first move goes to sleep */
+	do {
+		for (unsigned k = 0; k < 16; k++, filled++)
+			th_fill(mem + (filled << 12), 11, filled, 0);
+		mv_host_stats(t.host, &hs);
+	} while (hs.free_pages > 64);
+	assert_true(th_wait_until(move_paused, NULL, TH_WAIT_MS));
+	assert_true(hs.minfree_pages > b.pages);
+	assert_int_equal(pthread_create(&th, NULL, toucher_b_main, &b), 0);
+	deadline = th_now_ms() + 30000;
+	while (!atomic_load(&b.done) && th_now_ms() < deadline)
+		poll_pause_ms(10);
+	if (!atomic_load(&b.done)) {
+		fprintf(stderr, "the other guest still waits after 30 s: %s\n",
+			mv_host_errmsg(t.host));
+		abort(); /* its thread cannot be joined: end the binary */
+	}
+	pthread_join(th, NULL);
+	assert_true(atomic_load(&b.paused_at_end));
+	mv_host_stats(t.host, &hs);
+	assert_true(hs.stall_overrun_grants > 0);
+	mv__inject_resume();
+	mv__inject_reset();
+	for (uint64_t p = 0; p < filled; p++)
+		if (!th_check(mem + (p << 12), 11, p, 0))
+			fail_msg("stalled VM's page %llu lost its content",
+				 (unsigned long long)p);
+	mem = mv_vm_mem(b.vm);
+	for (uint64_t p = 0; p < b.pages; p++)
+		if (!th_check(mem + (p << 12), 12, p, 0))
+			fail_msg("other VM's page %llu lost its content",
+				 (unsigned long long)p);
+	mv_vm_destroy(b.vm);
+	mv_vm_destroy(a);
+	th_host_destroy(&t);
+}
+
 static void test_failing_swap_disk_under_pressure_loses_nothing(void **state)
 {
 	struct mv_vm_stats st;
@@ -1240,6 +1327,9 @@ int main(void)
 			test_guest_finishes_when_every_swap_write_fails),
 		cmocka_unit_test_teardown(
 			test_guest_proceeds_on_minfree_while_a_page_move_stalls,
+			th_teardown),
+		cmocka_unit_test_teardown(
+			test_a_stalled_move_lets_another_vms_guest_onto_minfree_too,
 			th_teardown),
 		cmocka_unit_test(
 			test_admission_gate_lets_a_fault_through_in_bounded_time),

@@ -8,7 +8,8 @@
  * onto it.  Sizes are MiB shown as MB with one decimal and rates MB per
  * second, as esxtop shows them; OPS/s is guest operations per second.
  * Column widths are fixed, so a row and the header always line up; lines
- * are cut at the screen's width rather than wrapped.
+ * are cut at the screen's width rather than wrapped, except the title,
+ * which shortens the scenario's name (keeping its end) before it cuts.
  *
  * Invariants: every line is NUL-terminated and at most width characters;
  * never more than height lines; a VM left out for lack of rows is counted
@@ -248,6 +249,49 @@ static void help_line(struct out *o)
 	put(o, " | h/? help | q end the run (every page is still verified)");
 }
 
+/*
+ * The title: "memvisor", whose view it is (top's "top ADDR:PORT"), the
+ * scenario's name, then the time, the VMs and the sort.  The name is
+ * shown whole when the line has room for it; otherwise its end, which
+ * names the file, behind "..." (from a '/' when the part kept has one, and
+ * never from the middle of a UTF-8 character), so that the rest of the
+ * title stays on the screen.  A screen too narrow even for that keeps
+ * TITLE_MIN_NAME bytes of the name's end and cuts the line's end instead.
+ */
+#define TITLE_MIN_NAME 24
+static void title_line(struct out *o, const struct snap *s,
+		       const struct live_view *v)
+{
+	static const char dots[] = "...";
+	char head[sizeof(s->origin) + 16], tail[128];
+	const char *name = s->scenario, *cut = "", *slash;
+	size_t len = strlen(name), fixed, keep;
+
+	snprintf(head, sizeof(head), "memvisor %s%s", s->origin,
+		 s->origin[0] ? " " : "");
+	snprintf(tail, sizeof(tail),
+		 "  %.0f of %u s  %zu VM%s  sort %s  (h help, q quit)", s->t_s,
+		 s->duration_s, s->nvms, s->nvms == 1 ? "" : "s",
+		 live_sort_name(v->sort));
+	fixed = strlen(head) + strlen(tail);
+	if (fixed + len > (size_t)o->width) {
+		keep = (size_t)o->width >
+				       fixed + strlen(dots) + TITLE_MIN_NAME ?
+			       (size_t)o->width - fixed - strlen(dots) :
+			       TITLE_MIN_NAME;
+		if (keep < len) {
+			name += len - keep;
+			slash = strchr(name, '/');
+			if (slash)
+				name = slash;
+			while ((*name & 0xc0) == 0x80)
+				name++;
+			cut = dots;
+		}
+	}
+	put(o, "%s%s%s%s", head, cut, name, tail);
+}
+
 size_t live_render(const struct snap *s, const struct live_view *v, int width,
 		   int height, struct live_line *lines)
 {
@@ -268,10 +312,7 @@ size_t live_render(const struct snap *s, const struct live_view *v, int width,
 	o = begin(&lines[n++], (attr), width)
 
 	LINE(LIVE_TITLE);
-	put(&o,
-	    "memvisor %s  %.0f of %u s  %zu VM%s  sort %s  (h help, q quit)",
-	    s->scenario, s->t_s, s->duration_s, s->nvms,
-	    s->nvms == 1 ? "" : "s", live_sort_name(v->sort));
+	title_line(&o, s, v);
 	LINE(LIVE_TEXT);
 	put(&o, "PMEM  /MB: %9.1f total, %9.1f consumed, %9.1f free",
 	    snap_mb(h->memsize_pages), snap_mb(h->consumed_pages),

@@ -580,7 +580,8 @@ static void read_vm(struct snap *s, const char *name, double v,
 
 int metrics_read(const char *text, struct snap *s)
 {
-	char name[128], labels[512];
+	/* labels: a scenario's name, every byte of it escaped */
+	char name[128], labels[2 * sizeof(s->scenario) + 64];
 	const char *p = text, *nl, *sp;
 	size_t n;
 	double v;

@@ -32,7 +32,11 @@ struct snap_vm {
 };
 
 struct snap {
-	char scenario[128]; /* its name, for titles */
+	/* its name (the scenario file's path), for titles: room for the
+	 * widest line the live screen draws, which shows it whole when the
+	 * screen is wide enough (live_view.c) */
+	char scenario[400];
+	char origin[80]; /* whose view: "" the run's own, "top ADDR:PORT" */
 	double t_s; /* seconds into the timed run */
 	unsigned duration_s; /* how long the timed run is planned to be */
 	uint64_t seq; /* snapshots published so far; 0: none yet */

@@ -244,12 +244,11 @@ int top_main(int argc, char **argv)
 	}
 	for (;;) {
 		if (cur.nvms || cur.have_host) {
-			char name[sizeof(cur.scenario)];
-
 			carry_rates(&prev, &cur);
-			snprintf(name, sizeof(name), "%s", cur.scenario);
-			snprintf(cur.scenario, sizeof(cur.scenario),
-				 "top %.40s %.80s", where, name);
+			/* the title: "memvisor top WHERE NAME  ...", the name
+			 * cut, from its start, only by the screen's width */
+			snprintf(cur.origin, sizeof(cur.origin), "top %s",
+				 where);
 			live_update(l, &cur);
 			snap_copy(&prev, &cur);
 		}
