@@ -41,6 +41,7 @@
 #include "bench.h"
 #include "bench_linux.h"
 #include "bench_qemu.h"
+#include "bench_victims.h"
 #include "memvisor.h"
 
 #define MAX_ROWS 32
@@ -402,6 +403,8 @@ static void usage(FILE *f)
 		"          zswap, zram (root; not in `all`): `memvisor bench linux --help`\n"
 		"  qemu    the test guest under QEMU: memvisor, no limit, a memory cgroup with\n"
 		"          swap (not in `all`): `memvisor bench qemu --help`\n"
+		"  victims reclaim's victim choice on a simulated kvstore trace: misses\n"
+		"          beside an oracle and LRU (not in `all`): `memvisor bench victims --help`\n"
 		"  --pages N      guest pages per VM (default 16384 = 64 MiB)\n"
 		"  --trials T     trials; figures are medians (default %u)\n"
 		"  --swapdir DIR  where the benchmark's swap directory goes (default /var/tmp)\n"
@@ -584,6 +587,9 @@ int mv_bench_main(int argc, char **argv)
 	/* the test guest under QEMU three ways (bench_qemu.c) */
 	if (!strcmp(argv[1], "qemu"))
 		return bench_qemu_main(argc - 1, argv + 1);
+	/* a simulation of victim choice: no engine, no swap directory */
+	if (!strcmp(argv[1], "victims"))
+		return bench_victims_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "all"))
 		which = (1u << NBENCHES) - 1;
 	for (unsigned i = 0; i < NBENCHES; i++)

@@ -168,20 +168,42 @@ static inline bool mv__cold_pass(struct mv__cold *c, uint64_t ppn)
 	return false;
 }
 
-/* The hand found a victim, the `entries`th candidate since the last: a
- * quick find lowers the threshold a sixteenth of a step. */
-static inline void mv__cold_found(struct mv__cold *c, uint64_t entries)
+/* The page the clock hand looks at next; it moves on one. */
+static inline uint64_t mv__cold_advance(struct mv__cold *c, uint64_t npages)
 {
-	if (entries < MV_COLD_LOWER_BELOW && c->threshold)
-		c->threshold--;
+	uint64_t ppn = c->hand;
+
+	c->hand = ppn + 1 < npages ? ppn + 1 : 0;
+	if (!c->hand)
+		atomic_fetch_add_explicit(&c->passes, 1, memory_order_relaxed);
+	return ppn;
 }
 
-/* The hand passed MV_COLD_RAISE_AFTER candidates without a victim: every
- * page is warmer than the threshold, which rises a step. */
-static inline void mv__cold_raise(struct mv__cold *c)
+/*
+ * The hand passes PRIVATE page ppn, the candidate after `*since` others
+ * since its last victim: true if it is a victim (mv__cold_pass).  Else the
+ * threshold rises a step every MV_COLD_RAISE_AFTER candidates without
+ * one: every page is warmer than it.  Under reclaim_lock.
+ */
+static inline bool mv__cold_consider(struct mv__cold *c, uint64_t ppn,
+				     uint64_t *since)
 {
-	if (c->threshold < MV_COLD_WARMEST * 16)
+	if (mv__cold_pass(c, ppn))
+		return true;
+	if (++*since % MV_COLD_RAISE_AFTER == 0 &&
+	    c->threshold < MV_COLD_WARMEST * 16)
 		c->threshold += 16;
+	return false;
+}
+
+/* The candidate mv__cold_consider named is the hand's victim: a quick
+ * find (within MV_COLD_LOWER_BELOW candidates) lowers the threshold a
+ * sixteenth of a step, and the count starts again. */
+static inline void mv__cold_took(struct mv__cold *c, uint64_t *since)
+{
+	if (*since + 1 < MV_COLD_LOWER_BELOW && c->threshold)
+		c->threshold--;
+	*since = 0;
 }
 
 #endif /* MV_COLD_H */

@@ -257,31 +257,21 @@ static unsigned pick_cold(struct mv_vm *vm, unsigned want, struct victim *out,
 	if (budget > MV_COLD_MAX_PASSES * vm->npages)
 		budget = MV_COLD_MAX_PASSES * vm->npages;
 	for (passed = 0; n < want && passed < budget; passed++) {
-		ppn = c->hand;
-		c->hand = ppn + 1 < vm->npages ? ppn + 1 : 0;
-		if (!c->hand)
-			atomic_fetch_add_explicit(&c->passes, 1,
-						  memory_order_relaxed);
+		ppn = mv__cold_advance(c, vm->npages);
 		old = pmap_peek(&vm->pmap[ppn]);
 		/* only a page that could be a victim is a candidate */
 		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
 		    (old & PMAP_LOCK) ||
-		    (!may_break && mv__lpage_is_large(vm, ppn)))
-			continue;
-		if (!mv__cold_pass(c, ppn)) {
-			if (++since % MV_COLD_RAISE_AFTER == 0)
-				mv__cold_raise(c);
-			continue;
-		}
-		if (!pmap_trylock(&vm->pmap[ppn], &old))
+		    (!may_break && mv__lpage_is_large(vm, ppn)) ||
+		    !mv__cold_consider(c, ppn, &since) ||
+		    !pmap_trylock(&vm->pmap[ppn], &old))
 			continue;
 		if (pmap_state(old) != MV_PAGE_PRIVATE || pmap_pinned(old) ||
 		    !small_or_broken(vm, ppn, may_break)) {
 			pmap_unlock(vm, ppn, old);
 			continue;
 		}
-		mv__cold_found(c, since + 1);
-		since = 0;
+		mv__cold_took(c, &since);
 		out[n].ppn = ppn;
 		out[n].old = old;
 		n++;
