@@ -415,7 +415,7 @@ static void usage(FILE *f)
 		DEFAULT_TRIALS);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
@@ -457,7 +457,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_u64(optarg, 16, MAX_PAGES, &o->pages)) {
+			if (bench_parse_u64(optarg, 16, MAX_PAGES, &o->pages)) {
 				fprintf(stderr,
 					"memvisor bench: --pages wants a number of pages from 16 to %llu\n",
 					MAX_PAGES);
@@ -465,7 +465,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			}
 			break;
 		case 't':
-			if (parse_u64(optarg, 1, MAX_TRIALS, &o->trials)) {
+			if (bench_parse_u64(optarg, 1, MAX_TRIALS,
+					    &o->trials)) {
 				fprintf(stderr,
 					"memvisor bench: --trials wants a number from 1 to %u\n",
 					MAX_TRIALS);

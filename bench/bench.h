@@ -37,6 +37,8 @@ void bench_row(struct bench_report *r, const char *key, const char *label,
 	       const double *us, const char *floor_name,
 	       const double *floor_us);
 void bench_value(struct bench_report *r, const char *key, double v);
+/* A decimal number from min to max into *out: 0, or -EINVAL. */
+int bench_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* The pages per VM the report's heading names, when the benchmark decides. */
 void bench_set_pages(struct bench_report *r, uint64_t pages);
 /*

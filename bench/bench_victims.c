@@ -46,6 +46,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bench.h"
 #include "bench_victims.h"
 #include "cold.h"
 
@@ -454,19 +455,13 @@ static void usage(FILE *f)
 static int parse_num(const char *arg, const char *name, uint64_t min,
 		     uint64_t max, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (*arg < '0' || *arg > '9' || *end || errno || v < min || v > max) {
+	if (bench_parse_u64(arg, min, max, out)) {
 		fprintf(stderr,
 			"memvisor bench victims: bad %s '%s' (expected a number from %llu to %llu)\n",
 			name, arg, (unsigned long long)min,
 			(unsigned long long)max);
 		return -EINVAL;
 	}
-	*out = v;
 	return 0;
 }
 
