@@ -59,9 +59,9 @@
  * Bounded: the hand passes at most SCAN_PER_VICTIM entries per victim
  * wanted (and at most MV_COLD_MAX_PASSES times the VM's pages), a few
  * microseconds per batch; if that finds too few cold pages (every page
- * far warmer than the threshold) the rest of the batch is taken at random, counted
- * (fallback_victims), so reclaim never finds less than the random policy
- * would.
+ * far warmer than the threshold) the rest of the batch is taken at
+ * random, counted (fallback_victims), so reclaim never finds less than the
+ * random policy would.
  *
  * Invariants: warmth and stamp are hints, read and written with relaxed
  * accesses and no lock (a fault thread's touch racing the hand's step or

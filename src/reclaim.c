@@ -5,8 +5,8 @@
  *
  * Design: victims are chosen by Mem.ReclaimPolicy: 1 (the default) the
  * coldest first, by a clock over per-page warmth that refault distances
- * and sampling keep (cold.c has the design and why), falling back to random pages when
- * the clock finds too few in its bounded pass; 0 at random, ESX's policy,
+ * and sampling keep (cold.c has the design and why), falling back to
+ * random pages when the clock finds too few in its bounded pass; 0 at random, ESX's policy,
  * which needs no access tracking and cannot be fooled by a guest that
  * touches pages in a pattern the hypervisor would mispredict, but takes a
  * page the guest uses as readily as one it does not.  A batch of up to
@@ -240,9 +240,10 @@ static unsigned pick_random(struct mv_vm *vm, unsigned want, struct victim *out,
  * threshold (or taken before and brought back unasked); the threshold
  * rises a step each MV_COLD_RAISE_AFTER candidates without a victim and
  * sinks a little at each quick find, so it settles where the hand finds a
- * victim every few candidates.  At most SCAN_PER_VICTIM entries per wanted
- * victim (and MV_COLD_MAX_PASSES rounds of the VM), then the rest of the batch is taken
- * at random, so reclaim never finds less than the random policy would.
+ * victim every few candidates.  At most SCAN_PER_VICTIM entries per
+ * wanted victim (and MV_COLD_MAX_PASSES rounds of the VM), then the rest
+ * of the batch is taken at random, so reclaim never finds less than the
+ * random policy would.
  * Cold neighbours come out in ppn order: a run of them moves in one call.
  * Returns how many.
  */
