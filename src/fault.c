@@ -14,7 +14,9 @@
  * and, by its state:
  *   UNTOUCHED  fill with zeros, or with the RAM image's bytes for a VM
  *              restored from an image (read lazily, like a VMM restoring a
- *              snapshot);
+ *              snapshot; the image's zero pages are mapped to the kernel's
+ *              zero page, ZERO with no frame, as a Linux process reading
+ *              untouched memory gets);
  *   SWAPPED    read the page back from the VM's swap file;
  *   ZERO, BALLOONED  zeros, never old bytes nor the image's: the guest
  *              gave the content up through its balloon (a fault read
@@ -28,8 +30,10 @@
  *              gives the writer its own copy; a MISSING fault raced the
  *              page being mapped, so just wake.
  * A VM restored from a RAM image shares the image's pages from the first
- * touch: the first-touch run maps the image's shared frames (share_cow.c) and
- * copies in only the pages that cannot share one (zeros, another salt).
+ * touch: the first-touch run maps the image's shared frames (share_cow.c),
+ * maps the zero page over its zeros, and copies in only the pages that
+ * can do neither (another salt, a VM alone with its image, the page a
+ * write fault is for).
  *   SAMPLED    taken out for active-memory sampling: sample.c puts it back.
  * Before that, a VM above its target waits while the host is in the low
  * state (sched.c).
@@ -299,31 +303,95 @@ static bool in_run(const struct run *r, uint64_t ppn)
 }
 
 /*
- * First touch of a run of an image VM's pages: those the image's shared
- * frames can serve are mapped to them (share_cow.c), the rest are copied in.
- * Each entry in r->old becomes what to publish: SHARED, PRIVATE, or as it
- * was for a page a failed copy left unfilled.
+ * Maps the kernel's shared zero page over the n pages from lo (locked, not
+ * present) and write-protects them, without waking anyone: they read as
+ * zeros with no frame, and a write faults (zero_write).  Returns how many
+ * from lo it mapped (the kernel may stop early); those left unprotected
+ * by a refused protection are counted as fault errors and stay mapped
+ * (zero_read says why).
  */
-static int fill_image(struct mv_vm *vm, struct run *r, const uint8_t *buf)
+static uint64_t zero_map(struct mv_vm *vm, uint64_t lo, uint64_t n)
 {
-	uint64_t frame[MV_MAX_RUN_PAGES], i, j, copied;
+	uint8_t *g = vm->mem + (lo << MV_PAGE_SHIFT);
+	struct uffdio_zeropage z = {
+		.range = { .start = (uintptr_t)g, .len = n << MV_PAGE_SHIFT },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	uint64_t mapped;
+	int err;
+
+	err = mv__inject_check(MV_INJ_UFFD_ZEROPAGE);
+	if (!err && ioctl(vm->uffd, UFFDIO_ZEROPAGE, &z) < 0)
+		err = errno;
+	/* on an error, the kernel's count of what it did map, if any */
+	mapped = !err		? n :
+		 z.zeropage > 0 ? (uint64_t)z.zeropage >> MV_PAGE_SHIFT :
+				  0;
+	if (mapped && mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
+				  UFFDIO_WRITEPROTECT_MODE_WP)) {
+		/* Left mapped, unprotected: ZERO_MAPPED all the same.  A
+		 * guest write may already have landed on one of them since
+		 * UFFDIO_ZEROPAGE (and got a page of its own, unseen), so
+		 * dropping them could lose it.  A later write makes the
+		 * guest its own page unseen too; nothing empties such a page
+		 * but the balloon, once the guest gave it up, and the frame
+		 * is uncounted: memory, never content, is what is at stake. */
+		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+					  memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(&vm->c.zero_maps, mapped,
+				  memory_order_relaxed);
+	return mapped;
+}
+
+/* What fill_image does with each page of a run */
+enum image_fill { FILL_COPY, FILL_SHARED, FILL_ZERO };
+
+/*
+ * First touch of a run of an image VM's pages: those the image's shared
+ * frames can serve are mapped to them (share_cow.c); those the image holds
+ * zeros for (two thirds of a booted Linux guest's memory, and all past the
+ * image's end) are mapped to the kernel's zero page, ZERO with no frame as
+ * after a read of a ZERO page (zero_read), but for the page a write fault
+ * is for (index `written` in the run), which is copied in at once; the
+ * rest are copied in, as are zeros the kernel would not map.  Each entry
+ * in r->old becomes what to publish: SHARED, ZERO, PRIVATE, or as it was
+ * for a page a failed copy left unfilled.
+ */
+static int fill_image(struct mv_vm *vm, struct run *r, const uint8_t *buf,
+		      uint64_t written)
+{
+	uint64_t frame[MV_MAX_RUN_PAGES], i, j, k, copied, mapped;
+	uint8_t kind[MV_MAX_RUN_PAGES];
 	int err = 0;
 
 	mv__share_image_map(vm, r->lo, r->n, buf, frame);
-	for (i = 0; i < r->n; i++)
-		if (frame[i] != MV_NO_FRAME)
+	for (i = 0; i < r->n; i++) {
+		kind[i] = frame[i] != MV_NO_FRAME ? FILL_SHARED :
+			  i != written && mv__share_page_is_zero(
+						  buf + (i << MV_PAGE_SHIFT)) ?
+						    FILL_ZERO :
+						    FILL_COPY;
+		if (kind[i] == FILL_SHARED)
 			r->old[i] = pmap_make(MV_PAGE_SHARED, PMAP_TOUCHED,
 					      frame[i]);
+	}
 	for (i = 0; i < r->n && !err; i = j) {
-		for (j = i + 1; j < r->n && (frame[j] == MV_NO_FRAME) ==
-						    (frame[i] == MV_NO_FRAME);
-		     j++)
+		for (j = i + 1; j < r->n && kind[j] == kind[i]; j++)
 			;
-		if (frame[i] != MV_NO_FRAME)
+		if (kind[i] == FILL_SHARED)
 			continue;
-		err = copy_range(vm, r->lo + i, j - i,
-				 buf + (i << MV_PAGE_SHIFT), &copied);
-		for (uint64_t k = i; k < i + copied; k++)
+		mapped = kind[i] == FILL_ZERO ? zero_map(vm, r->lo + i, j - i) :
+						0;
+		for (k = i; k < i + mapped; k++)
+			r->old[k] = pmap_make(MV_PAGE_ZERO, PMAP_TOUCHED,
+					      PMAP_ZERO_MAPPED);
+		if (i + mapped == j)
+			continue;
+		err = copy_range(vm, r->lo + i + mapped, j - i - mapped,
+				 buf + ((i + mapped) << MV_PAGE_SHIFT),
+				 &copied);
+		for (k = i + mapped; k < i + mapped + copied; k++)
 			r->old[k] = pmap_make(MV_PAGE_PRIVATE, PMAP_TOUCHED,
 					      PMAP_FROM_IMAGE);
 	}
@@ -436,38 +504,12 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
 	struct mv_vm *vm = ctx->vm;
 	unsigned window = vm->host->settings.fault_around_pages;
-	struct uffdio_zeropage z;
 	uint64_t mapped, me;
 	struct run r;
-	uint8_t *g;
-	int err;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
 	grow_run(vm, ppn, v, window, window, &r);
-	g = vm->mem + (r.lo << MV_PAGE_SHIFT);
-	z = (struct uffdio_zeropage){
-		.range = { .start = (uintptr_t)g, .len = r.n << MV_PAGE_SHIFT },
-		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
-	};
-	err = mv__inject_check(MV_INJ_UFFD_ZEROPAGE);
-	if (!err && ioctl(vm->uffd, UFFDIO_ZEROPAGE, &z) < 0)
-		err = errno;
-	/* on an error, the kernel's count of what it did map, if any */
-	mapped = !err		? r.n :
-		 z.zeropage > 0 ? (uint64_t)z.zeropage >> MV_PAGE_SHIFT :
-				  0;
-	if (mapped && mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
-				  UFFDIO_WRITEPROTECT_MODE_WP)) {
-		/* Left mapped, unprotected: ZERO_MAPPED all the same.  A
-		 * guest write may already have landed on one of them since
-		 * UFFDIO_ZEROPAGE (and got a page of its own, unseen), so
-		 * dropping them could lose it.  A later write makes the
-		 * guest its own page unseen too; nothing empties such a page
-		 * but the balloon, once the guest gave it up, and the frame
-		 * is uncounted: memory, never content, is what is at stake. */
-		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
-					  memory_order_relaxed);
-	}
+	mapped = zero_map(vm, r.lo, r.n);
 	me = ppn - r.lo;
 	for (uint64_t i = 0; i < r.n; i++) {
 		if (i < mapped)
@@ -476,8 +518,6 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		if (i != me || i < mapped)
 			pmap_unlock(vm, r.lo + i, r.old[i]);
 	}
-	atomic_fetch_add_explicit(&vm->c.zero_maps, mapped,
-				  memory_order_relaxed);
 	if (mapped)
 		wake_range(vm, r.lo, mapped);
 	return me < mapped;
@@ -896,8 +936,11 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			io_backoff_n(io_tries);
 			continue;
 		}
-		if (!err && s == MV_PAGE_UNTOUCHED && vm->sh.image >= 0) {
-			err = fill_image(vm, &r, ctx->buf);
+		if (!err && s == MV_PAGE_UNTOUCHED && vm->image_fd >= 0) {
+			err = fill_image(vm, &r, ctx->buf,
+					 flags & UFFD_PAGEFAULT_FLAG_WRITE ?
+						 ppn - r.lo :
+						 UINT64_MAX);
 			served = pmap_state(r.old[ppn - r.lo]) !=
 				 MV_PAGE_UNTOUCHED;
 			publish_image(vm, &r);

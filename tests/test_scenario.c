@@ -119,7 +119,7 @@ static void test_embedded_default_has_every_kind_of_vm(void **state)
 
 	(void)state;
 	assert_int_equal(scenario_load_default(&sc, err, sizeof(err)), 0);
-	assert_int_equal(sc.host.memsize, 512 * MiB);
+	assert_int_equal(sc.host.memsize, 384 * MiB);
 	assert_true(scenario_vm_memsize_total(&sc) > sc.host.memsize);
 	assert_int_equal(sc.host.duration_s, 60);
 	for (size_t i = 0; i < sc.nvms; i++) {

@@ -210,6 +210,140 @@ static void test_image_loads_lazily_and_exactly(void **state)
 	unlink(path);
 }
 
+/* An image of npages pages, every fourth page (p % 4 == 3) zeros. */
+static void write_holey_image(const char *path, uint64_t npages)
+{
+	uint8_t page[MV_PAGE_SIZE];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	for (uint64_t p = 0; p < npages; p++) {
+		if (p % 4 == 3)
+			memset(page, 0, sizeof(page));
+		else
+			th_fill(page, 78, p, 0);
+		assert_int_equal(write(fd, page, sizeof(page)), sizeof(page));
+	}
+	close(fd);
+}
+
+/* A VM of 1 MiB (256 pages) restored from a holey image of 128 pages. */
+static mv_vm *holey_vm(struct th_host *t, char *path, size_t len)
+{
+	struct mv_vm_config cfg;
+	mv_vm *vm;
+
+	image_path(path, len);
+	write_holey_image(path, 128);
+	th_host_create(t, 64 * MiB, NULL);
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "holey");
+	cfg.memsize_bytes = 1 * MiB;
+	cfg.image_path = path;
+	assert_int_equal(mv_vm_create(t->host, &cfg, &vm), 0);
+	return vm;
+}
+
+/* Every page of the holey VM reads as the image says, and as zeros past
+ * it; page `written` (if any) holds byte 1 at offset 0 instead. */
+static void check_holey(mv_vm *vm, uint64_t written)
+{
+	static const uint8_t zeros[MV_PAGE_SIZE];
+	uint8_t *m = mv_vm_mem(vm), *g;
+
+	for (uint64_t p = 0; p < 256; p++) {
+		g = m + p * MV_PAGE_SIZE;
+		if (p == written) {
+			assert_int_equal(g[0], 1);
+			assert_memory_equal(g + 1, zeros, MV_PAGE_SIZE - 1);
+		} else if (p < 128 && p % 4 != 3) {
+			assert_true(th_check(g, 78, p, 0));
+		} else {
+			assert_true(th_is_zero(g));
+		}
+	}
+}
+
+/*
+ * The image's zero pages, and the VM's pages past the image, read as the
+ * kernel's zero page: ZERO, with no frame, as a process reading untouched
+ * memory has; only the image's data takes frames.
+ */
+static void test_image_zero_pages_are_read_with_no_frame(void **state)
+{
+	char path[TH_PATH_LEN];
+	struct mv_vm_stats st;
+	uint64_t zero = 0, priv = 0;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = holey_vm(&t, path, sizeof(path));
+	check_holey(vm, UINT64_MAX);
+	for (uint64_t p = 0; p < 256; p++) {
+		zero += mv_vm_page_state(vm, p) == MV_PAGE_ZERO;
+		priv += mv_vm_page_state(vm, p) == MV_PAGE_PRIVATE;
+	}
+	assert_int_equal(zero, 128 / 4 + 128);
+	assert_int_equal(priv, 128 - 128 / 4);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, 128 - 128 / 4);
+	assert_int_equal(st.zero_maps, 128 / 4 + 128);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	/* a later write to one gives it a frame of its own, zeros but its
+	 * byte */
+	((uint8_t *)mv_vm_mem(vm))[7 * MV_PAGE_SIZE] = 1;
+	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_PRIVATE);
+	check_holey(vm, 7);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+/* A first touch that writes to a zero page of the image gets its frame at
+ * once (one fault), its zero neighbours the zero page. */
+static void test_a_first_write_to_an_image_zero_page_takes_a_frame(void **state)
+{
+	char path[TH_PATH_LEN];
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = holey_vm(&t, path, sizeof(path));
+	((uint8_t *)mv_vm_mem(vm))[3 * MV_PAGE_SIZE] = 1;
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	assert_int_equal(mv_vm_page_state(vm, 7), MV_PAGE_ZERO);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.faults, 1);
+	check_holey(vm, 3);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+/* With the zero page refused, the image's zeros are copied in: frames, the
+ * same bytes. */
+static void test_image_zeros_the_kernel_will_not_map_are_copied_in(void **state)
+{
+	char path[TH_PATH_LEN];
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = holey_vm(&t, path, sizeof(path));
+	mv__inject_fail(MV_INJ_UFFD_ZEROPAGE, 1, 0, ENOMEM);
+	check_holey(vm, UINT64_MAX);
+	assert_true(mv__inject_hits(MV_INJ_UFFD_ZEROPAGE) > 0);
+	mv__inject_reset();
+	for (uint64_t p = 0; p < 256; p++)
+		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
 static void test_image_larger_than_vm_is_rejected(void **state)
 {
 	char path[TH_PATH_LEN];
@@ -783,6 +917,11 @@ int main(void)
 		cmocka_unit_test(test_image_loads_lazily_and_exactly),
 		cmocka_unit_test(test_image_larger_than_vm_is_rejected),
 		cmocka_unit_test(test_missing_image_names_the_file),
+		cmocka_unit_test(test_image_zero_pages_are_read_with_no_frame),
+		cmocka_unit_test(
+			test_a_first_write_to_an_image_zero_page_takes_a_frame),
+		cmocka_unit_test(
+			test_image_zeros_the_kernel_will_not_map_are_copied_in),
 		cmocka_unit_test(test_bad_vm_config_is_rejected),
 		cmocka_unit_test(test_low_max_map_count_is_a_clear_error),
 		cmocka_unit_test(

@@ -65,14 +65,14 @@
 /* Kept word for word in scenarios/default.ini; a test holds them equal. */
 const char scenario_default_text[] =
 	"; memvisor's default scenario: six VMs with 896 MiB of guest memory on a\n"
-	"; host with 512 MiB of machine memory (175% overcommitted), for a minute.\n"
+	"; host with 384 MiB of machine memory (233% overcommitted), for a minute.\n"
 	"; It shows every mechanism at work: zero pages and page sharing between\n"
 	"; VMs that run the same operating system, ballooning, the idle memory\n"
 	"; tax, compression and, as the last resort, swapping.  At the end every\n"
 	"; page is read back and checked.\n"
 	"\n"
 	"[host]\n"
-	"memsize = 512M\n"
+	"memsize = 384M\n"
 	"duration = 60\n"
 	"\n"
 	"; Three VMs of one Linux distribution.  Their RAM is a guest image that\n"
