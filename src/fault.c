@@ -944,12 +944,16 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			served = pmap_state(r.old[ppn - r.lo]) !=
 				 MV_PAGE_UNTOUCHED;
 			publish_image(vm, &r);
-			if (err)
+			if (err) {
+				atomic_fetch_add_explicit(&vm->c.fault_errors,
+							  1,
+							  memory_order_relaxed);
 				mv__host_set_msg(
 					h,
 					"VM %s: cannot fill page %llu from its image: %s (retrying)",
 					vm->name, (unsigned long long)ppn,
 					strerror(-err));
+			}
 			if (served)
 				return;
 			io_backoff();

@@ -231,11 +231,14 @@ static void write_holey_image(const char *path, uint64_t npages)
 static mv_vm *holey_vm(struct th_host *t, char *path, size_t len)
 {
 	struct mv_vm_config cfg;
+	struct mv_settings s;
 	mv_vm *vm;
 
 	image_path(path, len);
 	write_holey_image(path, 128);
-	th_host_create(t, 64 * MiB, NULL);
+	/* no scanner or sampler: the only protections are the fault's */
+	th_settings_quiet(&s);
+	th_host_create(t, 64 * MiB, &s);
 	mv_vm_config_init(&cfg);
 	snprintf(cfg.name, sizeof(cfg.name), "holey");
 	cfg.memsize_bytes = 1 * MiB;
@@ -317,6 +320,30 @@ static void test_a_first_write_to_an_image_zero_page_takes_a_frame(void **state)
 	mv_vm_stats(vm, &st);
 	assert_int_equal(st.faults, 1);
 	check_holey(vm, 3);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+/* A copy of the image's bytes the kernel refuses is counted as a fault
+ * error and tried again: every page reads as the image says. */
+static void
+test_an_image_copy_the_kernel_refuses_is_counted_and_retried(void **state)
+{
+	char path[TH_PATH_LEN];
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = holey_vm(&t, path, sizeof(path));
+	mv__inject_fail(MV_INJ_UFFD_COPY, 1, 1, ENOMEM);
+	check_holey(vm, UINT64_MAX);
+	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_COPY), 1);
+	mv__inject_reset();
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.fault_errors, 1);
+	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 	unlink(path);
@@ -764,6 +791,58 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 }
 
 /*
+ * The same race on an image VM's first touch: a read of page 7 (zeros in
+ * the image) maps the kernel's zero page over page 3, the first zero page
+ * of its run, and is paused before it protects it; meanwhile the guest
+ * writes 0x5a over the first half of page 3, with no fault.  The next
+ * write to page 3 faults, and both writes stay; the image's other pages
+ * read as the image says.
+ */
+static void test_a_write_racing_an_image_zero_page_fill_is_kept(void **state)
+{
+	struct zero_writer w = { 0 };
+	struct zero_reader z = { 0 };
+	char path[TH_PATH_LEN];
+	struct th_host t;
+	unsigned lost = 0;
+	uint8_t *m, *q;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	vm = holey_vm(&t, path, sizeof(path));
+	m = mv_vm_mem(vm);
+	q = m + 3 * MV_PAGE_SIZE;
+	mv__inject_pause(MV_INJ_UFFD_WP);
+	z.page = m + 7 * MV_PAGE_SIZE;
+	assert_int_equal(pthread_create(&th, NULL, read_zero_main, &z), 0);
+	assert_true(th_wait_until(call_paused, NULL, TH_WAIT_MS));
+	memset(q, 0x5a, MV_PAGE_SIZE / 2);
+	mv__inject_resume();
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(z.zero);
+	th_quiesce(vm);
+	w.byte = q + MV_PAGE_SIZE - 1;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
+		lost += q[i] != 0x5a;
+	assert_int_equal(lost, 0);
+	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	for (uint64_t p = 0; p < 16; p++)
+		if (p % 4 != 3)
+			assert_true(th_check(m + p * MV_PAGE_SIZE, 78, p, 0));
+		else if (p != 3)
+			assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	unlink(path);
+}
+
+/*
  * The same race when the kernel refuses the protection: the pages stay
  * mapped, unprotected, and the write that landed in between is kept (it
  * was dropped with the run before).
@@ -907,6 +986,8 @@ int main(void)
 		cmocka_unit_test(test_every_fault_thread_stops),
 		cmocka_unit_test(test_a_write_racing_a_zero_page_read_is_kept),
 		cmocka_unit_test(
+			test_a_write_racing_an_image_zero_page_fill_is_kept),
+		cmocka_unit_test(
 			test_a_write_racing_a_refused_zero_page_protection_is_kept),
 		cmocka_unit_test(test_written_pages_read_back_exactly),
 		cmocka_unit_test(
@@ -922,6 +1003,8 @@ int main(void)
 			test_a_first_write_to_an_image_zero_page_takes_a_frame),
 		cmocka_unit_test(
 			test_image_zeros_the_kernel_will_not_map_are_copied_in),
+		cmocka_unit_test(
+			test_an_image_copy_the_kernel_refuses_is_counted_and_retried),
 		cmocka_unit_test(test_bad_vm_config_is_rejected),
 		cmocka_unit_test(test_low_max_map_count_is_a_clear_error),
 		cmocka_unit_test(
