@@ -492,6 +492,28 @@ static int remote_stats(struct mv_vm *vm, struct mv_vm_stats *st)
 	return 0;
 }
 
+/*
+ * The census's pages per state, read until they add up to the VM's pages:
+ * each counter is exact, but a page changing state is taken from one and
+ * given to the other in two steps, so one read may see it in neither (a
+ * series whose states did not add up to MEMSZ).  Bounded: after
+ * CENSUS_TRIES reads of a census in constant motion the last one stands.
+ */
+#define CENSUS_TRIES 64
+static void census_read(struct mv_vm *vm, uint64_t *pages)
+{
+	uint64_t sum;
+
+	for (unsigned t = 0; t < CENSUS_TRIES; t++) {
+		sum = 0;
+		for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
+			sum += pages[s] = atomic_load_explicit(
+				&vm->census.pages[s], memory_order_relaxed);
+		if (sum == vm->npages)
+			return;
+	}
+}
+
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 {
 	struct mv__zcache_stats zs;
@@ -503,9 +525,7 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	memset(st, 0, sizeof(*st));
 	memcpy(st->name, vm->name, sizeof(st->name));
 	st->memsz_pages = vm->npages;
-	for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
-		st->state_pages[s] = atomic_load_explicit(&vm->census.pages[s],
-							  memory_order_relaxed);
+	census_read(vm, st->state_pages);
 	st->touched_pages =
 		atomic_load_explicit(&vm->census.touched, memory_order_relaxed);
 	st->consumed_pages = atomic_load(&vm->consumed_pages);
