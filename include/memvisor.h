@@ -440,9 +440,9 @@ struct mv_vm_stats {
 	uint64_t limit_pages; /* its limit (memsize when none) */
 	uint64_t sztgt_pages; /* SZTGT: what the scheduler wants it to hold */
 	uint64_t swtgt_pages; /* SWTGT: what the scheduler wants swapped */
-	/* pmap census: pages in each state, read until they add up to
-	 * memsz_pages (a page caught changing state is in neither; a census
-	 * in constant motion is read a bounded number of times) */
+	/* pmap census: pages in each state, read again (a bounded number
+	 * of times) until they add up to memsz_pages: a page caught
+	 * changing state is in neither */
 	uint64_t state_pages[MV_PAGE_NSTATES];
 	uint64_t swcur_pages; /* SWCUR: pages in the swap file */
 	uint64_t swapin_pages; /* pages read back from swap, total */
