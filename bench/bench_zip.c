@@ -433,7 +433,8 @@ static int mix_prepare(struct mix *m)
 			uint8_t *slot = (a == MV_ZIP_LZ4 ? m->lz4 : m->zstd) +
 					p * MV_ZIP_MAX_BYTES;
 
-			len = mv__zip_compress(a, page, slot, MV_ZIP_MAX_BYTES);
+			len = mv__zip_compress(a, 1, page, slot,
+					       MV_ZIP_MAX_BYTES);
 			if (len == -E2BIG)
 				continue;
 			err = len < 0 ? len :
@@ -491,7 +492,7 @@ static int engine_page(struct coder *c, const uint8_t *src)
 	uint64_t handle;
 	int len, err;
 
-	len = mv__zip_compress(c->algo, src, z, sizeof(z));
+	len = mv__zip_compress(c->algo, 1, src, z, sizeof(z));
 	if (len == -E2BIG)
 		return 0;
 	if (len < 0)

@@ -127,6 +127,11 @@ struct mv_settings {
 	 * policy), 1 the coldest first, by fault history and sampling (1;
 	 * docs/ARCHITECTURE.md, "Victims") */
 	uint32_t reclaim_policy;
+	/* Mem.ZipFastAccel: LZ4 acceleration the compression cache uses on a
+	 * VM while probes measure that it costs no space (within 3%) against
+	 * LZ4's default search; 1 always searches fully (8, 1-64;
+	 * docs/ARCHITECTURE.md, "Fast compression") */
+	uint32_t zip_fast_accel;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -479,6 +484,8 @@ struct mv_vm_stats {
 	uint64_t unzip_pages; /* pages decompressed on faults, total */
 	uint64_t zip_evict_pages; /* oldest cached pages pushed to swap */
 	uint64_t zip_incompressible; /* victims over 2 KiB compressed: swapped */
+	uint64_t zip_fast_pages; /* victims compressed with Mem.ZipFastAccel */
+	uint32_t zip_accel; /* LZ4 acceleration the cache uses now (1: full) */
 	uint64_t shrd_pages; /* SHRD: pages mapping a shared frame */
 	uint64_t zero_pages; /* ZERO: pages known all-zero, no frame */
 	uint64_t shrdsvd_pages; /* SHRDSVD: frames saved, this VM's part */

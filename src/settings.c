@@ -60,6 +60,8 @@ static const struct setting table[] = {
 	{ "Mem.ReclaimPolicy", FIELD(reclaim_policy), 1, 0, 1 },
 	/* not ESX's: service beside the vCPUs measured faster (affinity.c) */
 	{ "Mem.ServiceAffinity", FIELD(service_affinity), 1, 0, 1 },
+	/* not ESX's: a faster LZ4 search where it costs no space (zcache.c) */
+	{ "Mem.ZipFastAccel", FIELD(zip_fast_accel), 8, 1, 64 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

@@ -596,6 +596,8 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->unzip_pages = atomic_load(&vm->zc.unzip_pages);
 	st->zip_evict_pages = atomic_load(&vm->zc.evict_pages);
 	st->zip_incompressible = atomic_load(&vm->zc.incompressible);
+	st->zip_fast_pages = atomic_load(&vm->zc.fast_pages);
+	st->zip_accel = atomic_load(&vm->zc.accel);
 	st->shrd_pages = st->state_pages[MV_PAGE_SHARED];
 	st->zero_pages = st->state_pages[MV_PAGE_ZERO];
 	st->shrdsvd_pages = mv__share_vm_saved(vm);

@@ -26,12 +26,21 @@ struct mv__zcache {
 	uint64_t count; /* pages in the cache */
 	uint64_t charged_frames; /* pool frames counted against host and VM */
 	void *bounce; /* aligned pages for eviction's swap write */
+	uint64_t probe_full, probe_fast; /* this window's probe costs, bytes */
+	unsigned probes; /* probes in this window */
+
+	/* fast compression (zcache.c): relaxed atomics, read without the lock */
+	_Atomic uint32_t accel; /* LZ4 acceleration now: 1 or the fast one */
+	_Atomic uint64_t stores; /* compressions so far; every 32nd probes */
 
 	/* statistics, relaxed atomics */
 	_Atomic uint64_t zip_pages; /* pages compressed into the cache */
 	_Atomic uint64_t unzip_pages; /* pages decompressed on faults */
 	_Atomic uint64_t evict_pages; /* oldest pages pushed on to swap */
 	_Atomic uint64_t incompressible; /* victims too big for the cache */
+	_Atomic uint64_t
+		fast_pages; /* victims compressed with the fast search */
+	_Atomic uint64_t probe_windows; /* probe windows judged */
 };
 
 int mv__zcache_init(struct mv_vm *vm);

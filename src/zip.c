@@ -7,8 +7,9 @@
  * result in the cache only if it takes at most MV_ZIP_MAX_BYTES; a fault
  * decompresses it straight into the buffer that will fill the guest page.
  *
- * Design: LZ4 is the block format through LZ4_compress_default and
- * LZ4_decompress_safe.  Its compressor keeps its hash table on the stack,
+ * Design: LZ4 is the block format through LZ4_compress_fast (its
+ * acceleration chosen by the caller: zcache.c measures per VM whether the
+ * faster search costs space) and LZ4_decompress_safe.  Its compressor keeps its hash table on the stack,
  * so it allocates nothing.  zstd (level 1, one frame per page) needs a
  * context; each thread gets its own compression and decompression context
  * the first time it uses zstd, kept until the thread exits, so no call
@@ -141,16 +142,16 @@ static int zstd_decompress(const void *src, size_t len, void *dst)
 	return ret == MV_ZIP_PAGE_SIZE ? 0 : -EIO;
 }
 
-int mv__zip_compress(enum mv__zip_algo algo, const void *src, void *dst,
-		     size_t dst_cap)
+int mv__zip_compress(enum mv__zip_algo algo, unsigned accel, const void *src,
+		     void *dst, size_t dst_cap)
 {
 	size_t cap = dst_cap < MV_ZIP_MAX_BYTES ? dst_cap : MV_ZIP_MAX_BYTES;
 	int ret;
 
 	switch (algo) {
 	case MV_ZIP_LZ4:
-		ret = LZ4_compress_default(src, dst, MV_ZIP_PAGE_SIZE,
-					   (int)cap);
+		ret = LZ4_compress_fast(src, dst, MV_ZIP_PAGE_SIZE, (int)cap,
+					accel > 1 ? (int)accel : 1);
 		return ret > 0 ? ret : -E2BIG;
 	case MV_ZIP_ZSTD:
 		return zstd_compress(src, dst, cap);

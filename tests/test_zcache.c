@@ -227,6 +227,156 @@ static void test_overcommit_with_compressible_memory_stays_exact(void **state)
 	th_host_destroy(&t);
 }
 
+/* Fast compression: pages the way the kvstore guests write them. */
+#define FZ_PAGES 1024 /* two judgements of 16 probes, one in 32 pages */
+
+static uint64_t fz_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* Records of 256 random bytes in 6 of a page's 16 slots, zeros between. */
+static void fz_records(uint8_t *page, uint64_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	memset(page, 0, MV_PAGE_SIZE);
+	for (unsigned r = 0; r < 16; r++) {
+		if (fz_next(&x) % 16 >= 6)
+			continue;
+		for (unsigned w = 0; w < 32; w++) {
+			uint64_t v = fz_next(&x);
+
+			memcpy(page + r * 256 + w * 8, &v, 8);
+		}
+	}
+}
+
+/* Records of text: a random id, then a vocabulary from a random word. */
+static void fz_text(uint8_t *page, uint64_t seed)
+{
+	static const char *const words[] = {
+		"user ",  "session ", "cart ",	 "item ",  "price ", "total ",
+		"state ", "region ",  "visits ", "the ",   "and ",   "memory ",
+		"page ",  "guest ",   "host ",	 "order ",
+	};
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1, first;
+	size_t w;
+
+	for (unsigned r = 0; r < 16; r++) {
+		uint8_t *rec = page + r * 256;
+		uint64_t id = fz_next(&x);
+
+		memcpy(rec, &id, 8);
+		first = fz_next(&x);
+		for (size_t i = 0, n = 8; n < 256; i++, n += w) {
+			const char *word = words[(first + i) % 16];
+
+			w = strlen(word) < 256 - n ? strlen(word) : 256 - n;
+			memcpy(rec + n, word, w);
+		}
+	}
+}
+
+static void fz_fill(uint8_t *m, uint64_t lo, uint64_t hi, bool text)
+{
+	for (uint64_t p = lo; p < hi; p++)
+		(text ? fz_text : fz_records)(m + p * MV_PAGE_SIZE, p);
+}
+
+static bool fz_check(const uint8_t *m, uint64_t lo, uint64_t hi, bool text)
+{
+	uint8_t want[MV_PAGE_SIZE];
+
+	for (uint64_t p = lo; p < hi; p++) {
+		(text ? fz_text : fz_records)(want, p);
+		if (memcmp(m + p * MV_PAGE_SIZE, want, MV_PAGE_SIZE))
+			return false;
+	}
+	return true;
+}
+
+static void fz_swap_out(mv_vm *vm, uint64_t lo, uint64_t hi)
+{
+	for (uint64_t p = lo; p < hi; p++)
+		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
+}
+
+/*
+ * A VM whose victims are text goes back to LZ4's full search (the fast one
+ * would cost it space); when its victims become random records and zeros,
+ * which the fast search packs as tightly, it takes the fast search again.
+ * Every page comes back exact either way.
+ */
+static void test_the_search_follows_what_the_pages_hold(void **state)
+{
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint64_t fast_before;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_settings_quiet(&s);
+	s.mem_zip_max_pct = 100;
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "fz", 2 * FZ_PAGES * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_accel, 8); /* Mem.ZipFastAccel's default */
+	fz_fill(m, 0, 2 * FZ_PAGES, false);
+	fz_fill(m, 0, FZ_PAGES, true);
+	fz_swap_out(vm, 0, FZ_PAGES);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_accel, 1);
+	assert_int_equal(st.zip_pages, FZ_PAGES);
+	fast_before = st.zip_fast_pages;
+	/* the first window ran fast, the second did not */
+	assert_true(fast_before > 0 && fast_before < FZ_PAGES / 2);
+	fz_swap_out(vm, FZ_PAGES, 2 * FZ_PAGES);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_accel, 8);
+	assert_true(st.zip_fast_pages > fast_before);
+	assert_true(fz_check(m, 0, FZ_PAGES, true));
+	assert_true(fz_check(m, FZ_PAGES, 2 * FZ_PAGES, false));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/* Mem.ZipFastAccel = 1: every victim gets LZ4's full search, no probes. */
+static void test_fast_compression_off_searches_every_page_fully(void **state)
+{
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_settings_quiet(&s);
+	s.mem_zip_max_pct = 100;
+	assert_int_equal(mv_settings_set(&s, "Mem.ZipFastAccel", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "fz", FZ_PAGES * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	fz_fill(m, 0, FZ_PAGES, false);
+	fz_swap_out(vm, 0, FZ_PAGES);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.zip_accel, 1);
+	assert_int_equal(st.zip_fast_pages, 0);
+	assert_true(st.zip_pages > FZ_PAGES / 2);
+	assert_true(fz_check(m, 0, FZ_PAGES, false));
+	assert_int_equal(mv_settings_set(&s, "Mem.ZipFastAccel", "0"), -EINVAL);
+	assert_int_equal(mv_settings_set(&s, "Mem.ZipFastAccel", "65"),
+			 -EINVAL);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +390,9 @@ int main(void)
 		cmocka_unit_test(test_disabled_compression_swaps_everything),
 		cmocka_unit_test(
 			test_overcommit_with_compressible_memory_stays_exact),
+		cmocka_unit_test(test_the_search_follows_what_the_pages_hold),
+		cmocka_unit_test(
+			test_fast_compression_off_searches_every_page_fully),
 	};
 
 	return th_run_tests(tests);

@@ -314,6 +314,8 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "unzip_mb", round1(pages_mb(v->st.unzip_pages)));
 	num(b, o, "zip_evict_mb", round1(pages_mb(v->st.zip_evict_pages)));
 	num(b, o, "zip_incompressible", (double)v->st.zip_incompressible);
+	num(b, o, "zip_fast_mb", round1(pages_mb(v->st.zip_fast_pages)));
+	num(b, o, "zip_accel", (double)v->st.zip_accel);
 	num(b, o, "shrd_mb", round1(pages_mb(v->st.shrd_pages)));
 	num(b, o, "zero_mb", round1(pages_mb(v->st.zero_pages)));
 	num(b, o, "shrdsvd_mb", round1(pages_mb(v->st.shrdsvd_pages)));
