@@ -174,7 +174,9 @@ static inline void pmap_assert_locked(mv_pte *e)
  * read counters instead of walking every entry.  Only the holder of an
  * entry's lock changes it (pmap_unlock, pmap_store_locked), so each change is
  * counted exactly once; readers see each counter exact, and the set of them
- * at most a few in-flight changes apart.  tests/ check it against a walk.
+ * at most a few in-flight changes apart (mv_vm_stats() reads until they add
+ * up to the VM's pages, waiting out a preempted writer: vm.c census_read).
+ * tests/ check it against a walk.
  */
 struct mv__pmap_census {
 	_Atomic uint64_t pages[MV_PAGE_NSTATES];
