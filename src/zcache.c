@@ -250,8 +250,6 @@ static void probe_add(struct mv__zcache *zc, unsigned fast, int len_fast,
 				      memory_order_relaxed);
 		zc->probes = 0;
 		zc->probe_fast = zc->probe_full = 0;
-		atomic_fetch_add_explicit(&zc->probe_windows, 1,
-					  memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&zc->lock);
 }

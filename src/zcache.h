@@ -38,9 +38,7 @@ struct mv__zcache {
 	_Atomic uint64_t unzip_pages; /* pages decompressed on faults */
 	_Atomic uint64_t evict_pages; /* oldest pages pushed on to swap */
 	_Atomic uint64_t incompressible; /* victims too big for the cache */
-	_Atomic uint64_t
-		fast_pages; /* victims compressed with the fast search */
-	_Atomic uint64_t probe_windows; /* probe windows judged */
+	_Atomic uint64_t fast_pages; /* victims given the fast search */
 };
 
 int mv__zcache_init(struct mv_vm *vm);

@@ -9,11 +9,12 @@
  *
  * Design: LZ4 is the block format through LZ4_compress_fast (its
  * acceleration chosen by the caller: zcache.c measures per VM whether the
- * faster search costs space) and LZ4_decompress_safe.  Its compressor keeps its hash table on the stack,
- * so it allocates nothing.  zstd (level 1, one frame per page) needs a
- * context; each thread gets its own compression and decompression context
- * the first time it uses zstd, kept until the thread exits, so no call
- * after the first allocates and no two threads share one.
+ * faster search costs space) and LZ4_decompress_safe.  Its compressor
+ * keeps its hash table on the stack, so it allocates nothing.  zstd (level
+ * 1, one frame per page) needs a context; each thread gets its own
+ * compression and decompression context the first time it uses zstd, kept
+ * until the thread exits, so no call after the first allocates and no two
+ * threads share one.
  *
  * Compression asks for at most min(dst_cap, MV_ZIP_MAX_BYTES) bytes of
  * output: LZ4 then gives up as soon as the page cannot fit, which is the
