@@ -9,7 +9,11 @@
  * each of N fresh pages.  Two more floors give context: the same handler
  * waiting in poll() before read() (the shape of any handler that must also
  * hear a stop request, as memvisor's does), and the kernel's own first-touch
- * fault on plain anonymous memory, no userfaultfd at all.  memvisor is then
+ * fault on plain anonymous memory, no userfaultfd at all; and the round
+ * trip's alternative, UFFD_FEATURE_SIGBUS: the faulting thread itself takes
+ * SIGBUS, its handler answers with UFFDIO_COPY and returns, with no second
+ * thread and no context switch (what serving faults in the vCPU's own
+ * thread would cost; memvisor does not do that).  memvisor is then
  * timed on the same pattern: a host and a VM of N pages, every page written
  * once, in address order and in a random order, with Mem.FaultAroundPages
  * = 1 (one page per fault, the figure comparable with the floor: the goal is
@@ -53,6 +57,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +84,7 @@ enum figure {
 	FLOOR_RAND, /* the same, random order */
 	FLOOR_POLL, /* raw uffd, poll() + read() + UFFDIO_COPY */
 	KERNEL, /* kernel first touch, no uffd */
+	SIGBUS_SEQ, /* uffd with UFFD_FEATURE_SIGBUS, served in the thread */
 	MV1_SEQ, /* memvisor, Mem.FaultAroundPages=1 */
 	MV1_RAND,
 	MV16_SEQ, /* memvisor, Mem.FaultAroundPages=16 */
@@ -322,6 +328,91 @@ out_uffd:
 	return err;
 }
 
+/* What the in-thread SIGBUS handler copies from, and into which uffd. */
+static int sigbus_uffd = -1;
+static const uint8_t *sigbus_src;
+static volatile sig_atomic_t sigbus_err;
+
+/* Fills the faulting page with UFFDIO_COPY and returns: the access runs
+ * again and finds it.  A failure is kept for the caller to report (the
+ * access then faults again; the run's watchdog ends a run that cannot
+ * progress). */
+static void sigbus_fill(int sig, siginfo_t *si, void *uc)
+{
+	struct uffdio_copy copy = {
+		.dst = (uintptr_t)si->si_addr & ~(uint64_t)(MV_PAGE_SIZE - 1),
+		.src = (uintptr_t)sigbus_src,
+		.len = MV_PAGE_SIZE,
+	};
+	int saved = errno;
+
+	(void)sig;
+	(void)uc;
+	if (ioctl(sigbus_uffd, UFFDIO_COPY, &copy) < 0 && errno != EEXIST)
+		sigbus_err = errno;
+	errno = saved;
+}
+
+/* The fault served in the faulting thread: UFFD_FEATURE_SIGBUS, us/page. */
+static int sigbus_floor(uint64_t npages, const uint8_t *src, double *us)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_SIGBUS };
+	struct sigaction sa = { .sa_sigaction = sigbus_fill,
+				.sa_flags = SA_SIGINFO },
+			 old;
+	struct uffdio_register reg;
+	uint8_t *mem;
+	int fd, err;
+
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		err = -errno;
+		fprintf(stderr,
+			"memvisor bench fault: UFFD_FEATURE_SIGBUS: %s\n",
+			strerror(errno));
+		goto out_fd;
+	}
+	err = map_pages(npages, &mem);
+	if (err)
+		goto out_fd;
+	reg = (struct uffdio_register){
+		.range = { .start = (uintptr_t)mem,
+			   .len = npages * MV_PAGE_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		err = -errno;
+		goto out_mem;
+	}
+	sigbus_uffd = fd;
+	sigbus_src = src;
+	sigbus_err = 0;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old) < 0) {
+		err = -errno;
+		goto out_mem;
+	}
+	bench_watch("userfaultfd SIGBUS floor", npages);
+	*us = touch(mem, NULL, npages);
+	sigaction(SIGBUS, &old, NULL);
+	err = -sigbus_err;
+	if (err)
+		fprintf(stderr,
+			"memvisor bench fault: SIGBUS handler's UFFDIO_COPY: %s\n",
+			strerror(-err));
+	else
+		err = check_pages(mem, npages, "userfaultfd SIGBUS floor");
+out_mem:
+	munmap(mem, npages * MV_PAGE_SIZE);
+out_fd:
+	close(fd);
+	sigbus_uffd = -1;
+	return err;
+}
+
 /* The same, unpinned; bench_zip.c puts its compressed fault-ins beside it
  * too. */
 int bench_uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
@@ -500,6 +591,8 @@ static int trial(uint64_t npages, const uint64_t *order, const uint8_t *src,
 				       &us[FLOOR_POLL]);
 	if (!err)
 		err = kernel_run(npages, NULL, &us[KERNEL]);
+	if (!err)
+		err = sigbus_floor(npages, src, &us[SIGBUS_SEQ]);
 	if (!err)
 		err = engine_run(npages, 16, NULL, NULL, swapdir, &us[MV16_SEQ],
 				 &fpp[MV16_SEQ]);
@@ -890,6 +983,8 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		  fig[FLOOR_POLL], NULL, NULL);
 	bench_row(r, "kernel", "kernel first touch, no uffd (context)",
 		  fig[KERNEL], NULL, NULL);
+	bench_row(r, "sigbus_seq", "uffd floor: SIGBUS+COPY in faulting thread",
+		  fig[SIGBUS_SEQ], "uffd seq", fig[FLOOR_SEQ]);
 	bench_row(r, "fault1_seq",
 		  "memvisor, FaultAroundPages=1, address order", fig[MV1_SEQ],
 		  "uffd seq", fig[FLOOR_SEQ]);
@@ -910,6 +1005,10 @@ int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,
 		r,
 		"the raw uffd round trip costs %.1fx the kernel's own first-touch fault",
 		med[FLOOR_SEQ] / med[KERNEL]);
+	bench_note(
+		r,
+		"serving the fault in the faulting thread (UFFD_FEATURE_SIGBUS, no context switch) costs %.2fx the raw round trip through a handler thread",
+		med[SIGBUS_SEQ] / med[FLOOR_SEQ]);
 	bench_note(
 		r,
 		"uffd events per page (last trial): FaultAroundPages=1 %.3f, =16 address order %.3f, =16 random order %.3f",

@@ -7,7 +7,8 @@
  * guest's CPU, and ratios that are the quotients of those rows; a
  * Mem.ServiceAffinity=1 run whose fault thread did not follow the guest
  * would have failed the command.  Given one CPU it skips them with a note
- * saying why.  Nothing here is about speed: no figure is held to a bound.
+ * saying why.  The fault served in the faulting thread (SIGBUS) has its
+ * row beside the round trip.  Nothing here is about speed: no figure is held to a bound.
  *
  * Every wait polls the command's exit with a deadline.
  */
@@ -151,12 +152,36 @@ static void test_pinned_figures_on_one_cpu_are_skipped_saying_so(void **state)
 	cJSON_Delete(root);
 }
 
+/*
+ * The fault served in the faulting thread (UFFD_FEATURE_SIGBUS) stands
+ * beside the handler thread's round trip, every page checked by the
+ * command (a wrong byte fails it), with its ratio in a note.
+ */
+static void
+test_the_in_thread_sigbus_floor_stands_beside_the_round_trip(void **state)
+{
+	struct th_cmd *f = *state;
+	double med;
+	cJSON *root;
+
+	start_bench(f);
+	root = bench_json(f);
+	med = row(root, "sigbus_seq", "_us");
+	assert_true(isfinite(med) && med > 0);
+	assert_true(row(root, "sigbus_seq", "_min_us") <= med);
+	assert_true(row(root, "sigbus_seq", "_floor_us") ==
+		    row(root, "floor_seq", "_us"));
+	assert_true(has_note(root, "serving the fault in the faulting thread"));
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, th_cmd_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_pinned_figures_stand_beside_the_same_cpu_floor),
 		T(test_pinned_figures_on_one_cpu_are_skipped_saying_so),
+		T(test_the_in_thread_sigbus_floor_stands_beside_the_round_trip),
 	};
 #undef T
 	return th_run_tests(tests);
