@@ -64,7 +64,7 @@
 #define PRESSED_MS 2
 /* The STATS tails an agent sends, each a later addition to the protocol
  * (docs/PROTOCOL.md, "Versions"): none, the tail, the tail and the waits */
-enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS };
+enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP };
 
 struct mv_agent {
 	struct mv_host *host;
@@ -247,6 +247,15 @@ static void send_stats(struct mv_agent *a)
 		s->alloc_waits = st.alloc_waits;
 		s->blocked_waits = st.blocked_waits;
 		a->tails_sent = TAILS_WAITS;
+	}
+	if (a->tails_max >= TAILS_ZIP) {
+		s->flags |= MV_PROTO_STATS_ZIP;
+		s->zip_incompressible = st.zip_incompressible;
+		s->zip_fast_pages = st.zip_fast_pages;
+		s->zip_accel = st.zip_accel < MV_PROTO_ZIP_ACCEL_MAX ?
+				       st.zip_accel :
+				       MV_PROTO_ZIP_ACCEL_MAX;
+		a->tails_sent = TAILS_ZIP;
 	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
@@ -528,7 +537,7 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
-	a->tails_max = TAILS_WAITS;
+	a->tails_max = TAILS_ZIP;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;
 	if (path)

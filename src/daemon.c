@@ -584,6 +584,10 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	/* 0 from an agent that sends no waits */
 	st->alloc_waits = s->alloc_waits;
 	st->blocked_waits = s->blocked_waits;
+	/* 0 from an agent that sends no compression figures */
+	st->zip_incompressible = s->zip_incompressible;
+	st->zip_fast_pages = s->zip_fast_pages;
+	st->zip_accel = (uint32_t)s->zip_accel;
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);

@@ -9,9 +9,10 @@
  * into bytes or unpacks bytes into it, so the two directions cannot
  * disagree on the layout.  STATS alone has two bodies: with
  * MV_PROTO_STATS_MORE its walk goes on into the tail, and with
- * MV_PROTO_STATS_WAITS too into the waits after it, so agents from before
- * the tail or the waits (their shorter bodies) are still understood,
- * and the body's length must be what its flags say.  After unpacking, check() validates every field
+ * MV_PROTO_STATS_WAITS too into the waits after it, and with
+ * MV_PROTO_STATS_ZIP as well into the compression figures after those, so
+ * agents from before any of the additions (their shorter bodies) are still
+ * understood, and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
  * message this side sends always passes the other side's decoder.
  *
@@ -149,6 +150,11 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 	    (s->flags & MV_PROTO_STATS_WAITS)) {
 		u64(c, &s->alloc_waits);
 		u64(c, &s->blocked_waits);
+		if (s->flags & MV_PROTO_STATS_ZIP) {
+			u64(c, &s->zip_incompressible);
+			u64(c, &s->zip_fast_pages);
+			u64(c, &s->zip_accel);
+		}
 	}
 }
 
@@ -361,7 +367,7 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
 	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
-			 MV_PROTO_STATS_WAITS))
+			 MV_PROTO_STATS_WAITS | MV_PROTO_STATS_ZIP))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
@@ -373,6 +379,21 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	    (s->alloc_waits || s->blocked_waits))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: the waits' figures without their flag");
+	if ((s->flags & MV_PROTO_STATS_ZIP) &&
+	    !(s->flags & MV_PROTO_STATS_WAITS))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: the compression figures' flag without the waits'");
+	if (!(s->flags & MV_PROTO_STATS_ZIP) &&
+	    (s->zip_incompressible || s->zip_fast_pages || s->zip_accel))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: the compression figures without their flag");
+	if (s->zip_accel > MV_PROTO_ZIP_ACCEL_MAX)
+		return fail(err, errlen, -ERANGE,
+			    "STATS: LZ4 acceleration %llu, above %u",
+			    (unsigned long long)s->zip_accel,
+			    MV_PROTO_ZIP_ACCEL_MAX);
 	if (s->service_cpus > MV_PROTO_CPUS_MAX ||
 	    (!(s->flags & MV_PROTO_STATS_MORE) &&
 	     (s->service_cpus || s->service_cpu_changes || s->service_moves ||
@@ -499,11 +520,15 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 	if (!want)
 		return fail(err, errlen, -EBADMSG, "unknown message type %u",
 			    type);
-	/* a STATS may have its tail, and the waits after it */
+	/* a STATS may have its tail, the waits after it, and the
+	 * compression figures after those */
 	if (body != want && (type != MV_PROTO_STATS ||
 			     (body != want + MV_PROTO_STATS_MORE_BYTES &&
 			      body != want + MV_PROTO_STATS_MORE_BYTES +
-					      MV_PROTO_STATS_WAITS_BYTES)))
+					      MV_PROTO_STATS_WAITS_BYTES &&
+			      body != want + MV_PROTO_STATS_MORE_BYTES +
+					      MV_PROTO_STATS_WAITS_BYTES +
+					      MV_PROTO_STATS_ZIP_BYTES)))
 		return fail(err, errlen, -EBADMSG,
 			    "%s with a body of %u bytes: it has %u",
 			    mv__proto_type_name(type), body, want);

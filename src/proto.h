@@ -110,6 +110,13 @@ struct mv__proto_stats {
 	 * struct mv_vm_stats has them */
 	uint64_t alloc_waits;
 	uint64_t blocked_waits;
+	/* the third addition, after the waits and only with them, on the wire
+	 * only with MV_PROTO_STATS_ZIP (0 otherwise): the compression
+	 * cache's search (zcache.c, "Fast compression"), as struct
+	 * mv_vm_stats has it */
+	uint64_t zip_incompressible;
+	uint64_t zip_fast_pages;
+	uint64_t zip_accel; /* 0 (none reported), or 1..MV_PROTO_ZIP_ACCEL_MAX */
 };
 /* STATS flags: demand_pages holds a measured demand */
 #define MV_PROTO_STATS_DEMAND 1u
@@ -121,6 +128,11 @@ struct mv__proto_stats {
  * more); only with MV_PROTO_STATS_MORE */
 #define MV_PROTO_STATS_WAITS 4u
 #define MV_PROTO_STATS_WAITS_BYTES 16u
+/* STATS flags: the waits go on with the compression figures
+ * (MV_PROTO_STATS_ZIP_BYTES more); only with MV_PROTO_STATS_WAITS */
+#define MV_PROTO_STATS_ZIP 8u
+#define MV_PROTO_STATS_ZIP_BYTES 24u
+#define MV_PROTO_ZIP_ACCEL_MAX 64u
 #define MV_PROTO_CPUS_MAX 65536u
 
 struct mv__proto_ack {

@@ -522,6 +522,7 @@ static uint32_t old_daemon_session(int lfd, uint32_t known)
 #define STATS_BODY 264u
 #define STATS_TAIL (STATS_BODY + MV_PROTO_STATS_MORE_BYTES)
 #define STATS_WAITS (STATS_TAIL + MV_PROTO_STATS_WAITS_BYTES)
+#define STATS_ZIP (STATS_WAITS + MV_PROTO_STATS_ZIP_BYTES)
 
 /* A socket at sock_path that the test answers as an older daemon. */
 static int old_daemon_listen(void)
@@ -547,8 +548,10 @@ test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
-	/* first the longest body, refused; reconnected, the tail without
-	 * the waits, refused; reconnected again, the shortest, and then on */
+	/* first the longest body, refused; reconnected, the waits without
+	 * the compression figures, refused; then the tail without the waits,
+	 * refused; reconnected again, the shortest, and then on */
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_WAITS);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_TAIL);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_BODY);
@@ -567,10 +570,29 @@ test_agent_leaves_the_waits_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_WAITS);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_TAIL);
 	/* a connection the daemon closed without refusing changes nothing */
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_TAIL);
+	reap(&kid, 0);
+	close(lfd);
+}
+
+/* A daemon that has the waits but not the compression figures keeps
+ * getting the waits, after one reconnection. */
+static void
+test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them(void **state)
+{
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_ZIP);
+	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_WAITS);
+	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_WAITS);
 	reap(&kid, 0);
 	close(lfd);
 }
@@ -796,6 +818,8 @@ int main(void)
 			test_agent_reports_its_service_figures_to_the_daemon),
 		cmocka_unit_test(
 			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
+		cmocka_unit_test(
+			test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them),
 		cmocka_unit_test(
 			test_agent_leaves_the_waits_out_for_a_daemon_without_them),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),

@@ -363,6 +363,43 @@ static void test_agent_waits_appear_in_its_vm_stats(void **state)
 	fx_down();
 }
 
+/* The compression figures after the waits reach the daemon's view of the
+ * VM; a STATS without them (an agent from before them) reads 0. */
+static void test_agent_zip_figures_appear_in_its_vm_stats(void **state)
+{
+	struct mv__proto_msg m = stats_msg(600);
+	struct mv_vm_stats st;
+	uint64_t grant;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("delta", &grant);
+	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS |
+			   MV_PROTO_STATS_ZIP;
+	m.u.stats.zip_incompressible = 5;
+	m.u.stats.zip_fast_pages = 1234;
+	m.u.stats.zip_accel = 8;
+	cl_send(fd, &m);
+	want_name = "delta";
+	want_vm_consumed = 600;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "delta", &st), 0);
+	assert_int_equal(st.zip_incompressible, 5);
+	assert_int_equal(st.zip_fast_pages, 1234);
+	assert_int_equal(st.zip_accel, 8);
+	m = stats_msg(601);
+	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS;
+	cl_send(fd, &m);
+	want_vm_consumed = 601;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "delta", &st), 0);
+	assert_int_equal(st.zip_fast_pages, 0);
+	assert_int_equal(st.zip_accel, 0);
+	cl_close(fd);
+	fx_down();
+}
+
 static void test_a_closed_connection_gives_the_grant_back(void **state)
 {
 	struct mv_daemon_stats ds;
@@ -1287,6 +1324,7 @@ int main(void)
 			test_hello_makes_a_remote_vm_holding_its_grant),
 		cmocka_unit_test(test_agent_stats_appear_in_its_vm_stats),
 		cmocka_unit_test(test_agent_waits_appear_in_its_vm_stats),
+		cmocka_unit_test(test_agent_zip_figures_appear_in_its_vm_stats),
 		cmocka_unit_test(test_a_closed_connection_gives_the_grant_back),
 		cmocka_unit_test(
 			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),

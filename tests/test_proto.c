@@ -669,6 +669,88 @@ static void test_stats_waits_without_the_tail_are_refused(void **state)
 			 -EBADMSG);
 }
 
+/* The compression figures after the waits: round trip in the longest body,
+ * and the rules that keep them from standing alone or out of range. */
+static struct mv__proto_msg stats_with_waits(void)
+{
+	struct mv__proto_msg m = stats_with_service();
+
+	m.u.stats.flags |= MV_PROTO_STATS_WAITS;
+	m.u.stats.alloc_waits = 3;
+	return m;
+}
+
+static void test_stats_zip_figures_round_trip_after_the_waits(void **state)
+{
+	struct mv__proto_msg m = stats_with_waits(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	m.u.stats.flags |= MV_PROTO_STATS_ZIP;
+	m.u.stats.zip_incompressible = 77;
+	m.u.stats.zip_fast_pages = 1ull << 33;
+	m.u.stats.zip_accel = 8;
+	n = encode(&m, buf);
+	assert_int_equal(n, MV_PROTO_HDR + STATS_OLD_BODY +
+				    MV_PROTO_STATS_MORE_BYTES +
+				    MV_PROTO_STATS_WAITS_BYTES +
+				    MV_PROTO_STATS_ZIP_BYTES);
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_memory_equal(&out, &m, sizeof(m));
+	/* the waits alone decode with no compression figures */
+	m = stats_with_waits();
+	n = encode(&m, buf);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(out.u.stats.zip_incompressible, 0);
+	assert_int_equal(out.u.stats.zip_fast_pages, 0);
+	assert_int_equal(out.u.stats.zip_accel, 0);
+}
+
+static void test_stats_zip_figures_without_the_waits_are_refused(void **state)
+{
+	struct mv__proto_msg m = stats_with_service(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* the flag without the waits' */
+	m.u.stats.flags |= MV_PROTO_STATS_ZIP;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* figures without their flag */
+	m = stats_with_waits();
+	m.u.stats.zip_accel = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = stats_with_waits();
+	m.u.stats.zip_fast_pages = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* an acceleration no setting can give */
+	m = stats_with_waits();
+	m.u.stats.flags |= MV_PROTO_STATS_ZIP;
+	m.u.stats.zip_accel = MV_PROTO_ZIP_ACCEL_MAX + 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* the longest body with the flag taken off */
+	m = stats_with_waits();
+	m.u.stats.flags |= MV_PROTO_STATS_ZIP;
+	m.u.stats.zip_accel = 8;
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] &= (uint8_t)~MV_PROTO_STATS_ZIP;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+	/* the waits' body with the flag set on it */
+	m = stats_with_waits();
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] |= MV_PROTO_STATS_ZIP;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +766,10 @@ int main(void)
 		cmocka_unit_test(test_encoder_refuses_what_the_decoder_would),
 		cmocka_unit_test(test_stats_waits_round_trip_after_the_tail),
 		cmocka_unit_test(test_stats_waits_without_the_tail_are_refused),
+		cmocka_unit_test(
+			test_stats_zip_figures_round_trip_after_the_waits),
+		cmocka_unit_test(
+			test_stats_zip_figures_without_the_waits_are_refused),
 		cmocka_unit_test(
 			test_fuzzed_bytes_never_crash_nor_pass_unchecked),
 		cmocka_unit_test(
