@@ -241,9 +241,9 @@ static int check_pages(const uint8_t *mem, uint64_t npages, const char *what)
 	return 0;
 }
 
-static int uffd_open(int *out)
+static int uffd_open(uint64_t features, int *out)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
 
 	if (fd < 0)
@@ -256,6 +256,31 @@ static int uffd_open(int *out)
 	return 0;
 }
 
+/* npages fresh pages registered with fd for MISSING faults, or -errno
+ * (said on stderr; nothing left mapped). */
+static int map_registered(int fd, uint64_t npages, uint8_t **out)
+{
+	struct uffdio_register reg;
+	int err;
+
+	err = map_pages(npages, out);
+	if (err)
+		return err;
+	reg = (struct uffdio_register){
+		.range = { .start = (uintptr_t)*out,
+			   .len = npages * MV_PAGE_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		err = -errno;
+		fprintf(stderr, "memvisor bench fault: UFFDIO_REGISTER: %s\n",
+			strerror(errno));
+		munmap(*out, npages * MV_PAGE_SIZE);
+		return err;
+	}
+	return 0;
+}
+
 /* The raw userfaultfd round trip, threads where pin puts them (NULL:
  * anywhere); us/page in *us. */
 static int uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
@@ -265,34 +290,22 @@ static int uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 				    .npages = npages,
 				    .src = src };
 	int guest_cpu = pin ? pin->guest_cpu : -1;
-	struct uffdio_register reg;
 	pthread_attr_t attr;
 	cpu_set_t cpus, was;
 	pthread_t thread;
 	uint8_t *mem;
 	int err;
 
-	err = uffd_open(&fh.uffd);
+	err = uffd_open(0, &fh.uffd);
 	if (err) {
 		fprintf(stderr,
 			"memvisor bench fault: userfaultfd: %s (run as root, or set vm.unprivileged_userfaultfd=1)\n",
 			strerror(-err));
 		return err;
 	}
-	err = map_pages(npages, &mem);
+	err = map_registered(fh.uffd, npages, &mem);
 	if (err)
 		goto out_uffd;
-	reg = (struct uffdio_register){
-		.range = { .start = (uintptr_t)mem,
-			   .len = npages * MV_PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	if (ioctl(fh.uffd, UFFDIO_REGISTER, &reg) < 0) {
-		err = -errno;
-		fprintf(stderr, "memvisor bench fault: UFFDIO_REGISTER: %s\n",
-			strerror(errno));
-		goto out_mem;
-	}
 	err = pin_self(guest_cpu, &was);
 	if (err)
 		goto out_mem;
@@ -356,37 +369,22 @@ static void sigbus_fill(int sig, siginfo_t *si, void *uc)
 /* The fault served in the faulting thread: UFFD_FEATURE_SIGBUS, us/page. */
 static int sigbus_floor(uint64_t npages, const uint8_t *src, double *us)
 {
-	struct uffdio_api api = { .api = UFFD_API,
-				  .features = UFFD_FEATURE_SIGBUS };
 	struct sigaction sa = { .sa_sigaction = sigbus_fill,
 				.sa_flags = SA_SIGINFO },
 			 old;
-	struct uffdio_register reg;
 	uint8_t *mem;
 	int fd, err;
 
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, UFFDIO_API, &api) < 0) {
-		err = -errno;
+	err = uffd_open(UFFD_FEATURE_SIGBUS, &fd);
+	if (err) {
 		fprintf(stderr,
-			"memvisor bench fault: UFFD_FEATURE_SIGBUS: %s\n",
-			strerror(errno));
-		goto out_fd;
+			"memvisor bench fault: userfaultfd with UFFD_FEATURE_SIGBUS: %s\n",
+			strerror(-err));
+		return err;
 	}
-	err = map_pages(npages, &mem);
+	err = map_registered(fd, npages, &mem);
 	if (err)
 		goto out_fd;
-	reg = (struct uffdio_register){
-		.range = { .start = (uintptr_t)mem,
-			   .len = npages * MV_PAGE_SIZE },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
-		err = -errno;
-		goto out_mem;
-	}
 	sigbus_uffd = fd;
 	sigbus_src = src;
 	sigbus_err = 0;
