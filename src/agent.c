@@ -19,11 +19,12 @@
  * agent as well held it twice (on four kvstore VMs in their own processes,
  * 4 x 14.5 MB beside the daemon's 61 MB; a quarter gave 15% more ops/s in
  * two runs each, 1.13-1.17M against 0.99-1.01M).  A balloon target goes to the VM's
- * balloon (mv_vm_balloon_set_target).  STATS carry, in the tail of their
- * longer body, the service figures (affinity.c) and the totals a run's
- * host line counts for the VM; a daemon from before the tail refuses that
- * body (ERROR EBADMSG), and the agent reconnects and sends the shorter one
- * from then on.
+ * balloon (mv_vm_balloon_set_target).  STATS carry, in the additions of
+ * their longer bodies, the service figures (affinity.c) and the totals a
+ * run's host line counts for the VM (the tail), the faults' waits, and the
+ * compression cache's search (zcache.c); a daemon from before an addition
+ * refuses that body (ERROR EBADMSG), and the agent reconnects and sends one
+ * addition fewer from then on.
  *
  * Failures: no socket path, or a daemon that cannot be reached, and the
  * VM runs unmanaged on the host's own budget (for the preload, the VM's
