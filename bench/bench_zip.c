@@ -783,6 +783,10 @@ static int vm_up(const struct mix *m, unsigned cluster, const char *swapdir,
 	hc.swapdir = swapdir;
 	hc.settings.mem_zip_max_pct = 100;
 	hc.settings.swapin_cluster_pages = cluster;
+	/* the fault-in figures measure decompression, and their check holds
+	 * the cache to exactly the pages LZ4's full search fits in 2 KiB: the
+	 * fast search (Mem.ZipFastAccel) has its own row above */
+	hc.settings.zip_fast_accel = 1;
 	err = mv_host_create(&hc, host);
 	if (err) {
 		fprintf(stderr, "memvisor bench zip: cannot create host: %s\n",
@@ -1018,7 +1022,7 @@ static void report(struct bench_report *r, const struct mix *m,
 	bench_row(r, "zip_all_2k", "  the same, beside raw LZ4 capped at 2 KiB",
 		  fig[ENG_LZ4 + ALL], "raw LZ4 2K cap", fig[RAW_LZ4_2K + ALL]);
 	bench_row(r, "zip_fast_all",
-		  "engine LZ4 fast search compress+store, whole mix",
+		  "engine LZ4 fast compress+store, whole mix",
 		  fig[ENG_LZ4_FAST + ALL], "engine LZ4", fig[ENG_LZ4 + ALL]);
 	bench_row(r, "zstd_all", "engine zstd-1 compress+store, whole mix",
 		  fig[ENG_ZSTD + ALL], "raw zstd-1", fig[RAW_ZSTD + ALL]);
