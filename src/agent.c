@@ -8,7 +8,8 @@
  * (non-blocking: a Unix connect succeeds or fails at once), says HELLO,
  * and then sends the VM's statistics every period the daemon asked for,
  * and every PRESSED_MS while its host is near its budget or a fault
- * waits for a frame, so that a grant grows as fast as the guest touches.
+ * waits for a frame and its grant is below its target (pressed()), so
+ * that a grant grows as fast as the guest touches.
  * A grant (WELCOME, GRANT) becomes the budget of the agent's host
  * (mv__budget_set_memsize): a larger one at once; a smaller one wakes the
  * host's scheduler, which reclaims down to it, and the agent acknowledges
@@ -84,6 +85,9 @@ struct mv_agent {
 	uint64_t next_connect_ms, backoff_ms;
 	uint64_t period_ms, next_stats_ms, last_stats_ms;
 	uint64_t ack_seq, ack_bytes; /* a grant to acknowledge; 0: none */
+	/* the daemon's target for the VM in its last grant (pages): a grant
+	 * that has reached it grows no more (pressed()) */
+	uint64_t target_pages;
 	/* how much of the STATS tails a STATS on this connection carried
 	 * (TAILS_*), and how much this agent sends: a daemon that refused a
 	 * STATS with tails_sent of them gets one fewer from then on */
@@ -277,6 +281,7 @@ static void on_grant(struct mv_agent *a, const struct mv__proto_grant *g,
 	    g->balloon_bytes != a->info.balloon_bytes)
 		mv_vm_balloon_set_target(a->vm, g->balloon_bytes);
 	a->period_ms = g->period_ms;
+	a->target_pages = g->target_bytes >> MV_PAGE_SHIFT;
 	a->ack_seq = g->seq;
 	a->ack_bytes = g->grant_bytes;
 	pthread_mutex_lock(&a->lock);
@@ -427,14 +432,22 @@ static void try_connect(struct mv_agent *a)
 
 /*
  * The VM is near its grant (within a sixteenth) or a fault waits for a
- * frame: the daemon should hear at once what it holds, to grow the grant
- * before reclaim has to make room.
+ * frame, and its grant is below the target the daemon last sent: the
+ * daemon should hear at once what it holds, to grow the grant before
+ * reclaim has to make room.  A grant at its target the daemon grows in
+ * no state (daemon.c, grant_want), and a target that rises later makes
+ * the daemon grow the grant on its own tick, from the last report, and
+ * send the new target: reports every PRESSED_MS would change nothing and
+ * cost a wakeup of the agent and of the daemon each (on kvstore-2, 1,000
+ * messages a second).
  */
 static bool pressed(struct mv_agent *a)
 {
 	uint64_t size = atomic_load(&a->host->memsize_pages);
 	unsigned waiters;
 
+	if (a->target_pages <= size)
+		return false;
 	pthread_mutex_lock(&a->host->frames_lock);
 	waiters = a->host->frame_waiters;
 	pthread_mutex_unlock(&a->host->frames_lock);

@@ -597,6 +597,82 @@ test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them(void **state)
 	close(lfd);
 }
 
+/* ---- how often an agent near its grant reports ---- */
+
+/*
+ * Plays a daemon that welcomes the agent with a grant of all its VM (which
+ * holds all of it: the agent's host is near its budget) and the target
+ * `target_bytes`, asking for a report every `period_ms`; notes when each
+ * of the first `n` STATS came (ms), and closes the connection.
+ */
+static void stats_times(int lfd, uint64_t target_bytes, unsigned period_ms,
+			unsigned n, uint64_t *at)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
+	uint8_t buf[2 * MV_PROTO_MAX], msg[MV_PROTO_MAX];
+	size_t len = 0;
+	unsigned type, got = 0;
+	uint32_t body;
+	int fd;
+
+	assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(old_recv(fd, buf, &len, msg, &type, &body));
+	assert_int_equal(type, MV_PROTO_HELLO);
+	w.u.grant = (struct mv__proto_grant){ .seq = 1,
+					      .grant_bytes = VM_BYTES,
+					      .target_bytes = target_bytes,
+					      .period_ms = period_ms,
+					      .vm_id = 1 };
+	old_send(fd, &w);
+	while (got < n) {
+		assert_true(old_recv(fd, buf, &len, msg, &type, &body));
+		if (type == MV_PROTO_STATS)
+			at[got++] = th_now_ms();
+	}
+	close(fd);
+}
+
+/* Below its target, an agent near its grant reports at once, not once a
+ * period: the daemon grows the grant as fast as the guest touches. */
+static void
+test_agent_near_its_grant_reports_at_once_while_below_target(void **state)
+{
+	uint64_t at[10];
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	stats_times(lfd, 2 * VM_BYTES, 60000, 10, at);
+	/* ten reports long before one period of a minute */
+	assert_true(at[9] - at[0] < 30000);
+	reap(&kid, 0);
+	close(lfd);
+}
+
+/* At its target, a grant grows no more: an agent near it reports once a
+ * period, not every PRESSED_MS (which only woke the daemon and itself). */
+static void test_agent_at_its_target_reports_once_a_period(void **state)
+{
+	uint64_t at[4];
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	stats_times(lfd, VM_BYTES, 300, 4, at);
+	/* a period apart (less what delivery can shift): not 2 ms */
+	for (unsigned i = 1; i < 4; i++)
+		assert_true(at[i] - at[i - 1] >= 200);
+	reap(&kid, 0);
+	close(lfd);
+}
+
 static void test_agent_killed_daemon_takes_its_grant_back(void **state)
 {
 	struct mv_host_stats hs;
@@ -820,6 +896,10 @@ int main(void)
 			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
 		cmocka_unit_test(
 			test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them),
+		cmocka_unit_test(
+			test_agent_near_its_grant_reports_at_once_while_below_target),
+		cmocka_unit_test(
+			test_agent_at_its_target_reports_once_a_period),
 		cmocka_unit_test(
 			test_agent_leaves_the_waits_out_for_a_daemon_without_them),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
