@@ -479,32 +479,46 @@ static void old_send(int fd, const struct mv__proto_msg *m)
 	assert_int_equal(send(fd, buf, (size_t)n, MSG_NOSIGNAL), n);
 }
 
+/* Accepts the agent on lfd, reads its HELLO and welcomes it with a grant
+ * of all its VM, the target given and the report period given; bytes read
+ * past the HELLO stay in buf/len.  Returns the connection. */
+static int welcome_agent(int lfd, uint64_t target_bytes, unsigned period_ms,
+			 uint8_t *buf, size_t *len)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
+	uint8_t msg[MV_PROTO_MAX];
+	unsigned type;
+	uint32_t body;
+	int fd;
+
+	assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(old_recv(fd, buf, len, msg, &type, &body));
+	assert_int_equal(type, MV_PROTO_HELLO);
+	w.u.grant = (struct mv__proto_grant){ .seq = 1,
+					      .grant_bytes = VM_BYTES,
+					      .target_bytes = target_bytes,
+					      .period_ms = period_ms,
+					      .vm_id = 1 };
+	old_send(fd, &w);
+	return fd;
+}
+
 /* Accepts the agent, welcomes it, and returns the body length of its
  * first STATS, after answering it as a daemon that knows STATS bodies of
  * up to `known` bytes: a longer one is refused (ERROR EBADMSG); the
  * connection is closed either way. */
 static uint32_t old_daemon_session(int lfd, uint32_t known)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
-	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
 	struct mv__proto_msg e = { .type = MV_PROTO_ERROR };
 	uint8_t buf[2 * MV_PROTO_MAX], msg[MV_PROTO_MAX];
 	size_t len = 0;
 	unsigned type;
 	uint32_t body = 0;
-	int fd;
+	int fd = welcome_agent(lfd, VM_BYTES, 20, buf, &len);
 
-	assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_true(old_recv(fd, buf, &len, msg, &type, &body));
-	assert_int_equal(type, MV_PROTO_HELLO);
-	w.u.grant = (struct mv__proto_grant){ .seq = 1,
-					      .grant_bytes = VM_BYTES,
-					      .target_bytes = VM_BYTES,
-					      .period_ms = 20,
-					      .vm_id = 1 };
-	old_send(fd, &w);
 	do
 		assert_true(old_recv(fd, buf, &len, msg, &type, &body));
 	while (type != MV_PROTO_STATS);
@@ -608,25 +622,12 @@ test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them(void **state)
 static void stats_times(int lfd, uint64_t target_bytes, unsigned period_ms,
 			unsigned n, uint64_t *at)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
-	struct mv__proto_msg w = { .type = MV_PROTO_WELCOME };
 	uint8_t buf[2 * MV_PROTO_MAX], msg[MV_PROTO_MAX];
 	size_t len = 0;
 	unsigned type, got = 0;
 	uint32_t body;
-	int fd;
+	int fd = welcome_agent(lfd, target_bytes, period_ms, buf, &len);
 
-	assert_int_equal(poll(&p, 1, TH_WAIT_MS), 1);
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_true(old_recv(fd, buf, &len, msg, &type, &body));
-	assert_int_equal(type, MV_PROTO_HELLO);
-	w.u.grant = (struct mv__proto_grant){ .seq = 1,
-					      .grant_bytes = VM_BYTES,
-					      .target_bytes = target_bytes,
-					      .period_ms = period_ms,
-					      .vm_id = 1 };
-	old_send(fd, &w);
 	while (got < n) {
 		assert_true(old_recv(fd, buf, &len, msg, &type, &body));
 		if (type == MV_PROTO_STATS)
