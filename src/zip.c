@@ -7,20 +7,14 @@
  * result in the cache only if it takes at most MV_ZIP_MAX_BYTES; a fault
  * decompresses it straight into the buffer that will fill the guest page.
  *
- * Design: LZ4 is the block format (its acceleration chosen by the
- * caller: zcache.c measures per VM whether the faster search costs space),
- * decoded by LZ4_decompress_safe.  Each page is one independent block: the
- * first block of a stream, compressed by LZ4_compress_fast_continue just
- * after LZ4_resetStream_fast, which makes the stream's old hash entries
- * unreachable instead of clearing its 16 KiB table (LZ4_compress_fast
- * clears it on every call: measured here, 0.62 against 0.50 us a page at
- * acceleration 8, 1.11 against 0.96 at 1, the same bytes); after a page
- * that does not fit, the stream is cleared whole, as LZ4 requires after
- * an error.  zstd (level 1, one frame per page) needs a context too.  Each
- * thread gets its own LZ4 stream and zstd contexts the first time it uses
- * them, kept until the thread exits, so no call after the first allocates
- * and no two threads share one; without memory for a stream, LZ4 falls
- * back to LZ4_compress_fast, whose table is on the stack.
+ * Design: LZ4 is the block format through LZ4_compress_fast (its
+ * acceleration chosen by the caller: zcache.c measures per VM whether the
+ * faster search costs space) and LZ4_decompress_safe.  Its compressor
+ * keeps its hash table on the stack, so it allocates nothing.  zstd (level
+ * 1, one frame per page) needs a context; each thread gets its own
+ * compression and decompression context the first time it uses zstd, kept
+ * until the thread exits, so no call after the first allocates and no two
+ * threads share one.
  *
  * Compression asks for at most min(dst_cap, MV_ZIP_MAX_BYTES) bytes of
  * output: LZ4 then gives up as soon as the page cannot fit, which is the
@@ -56,10 +50,9 @@
 
 #define ZSTD_LEVEL 1
 
-/* One per thread that has compressed; owned by that thread. */
+/* One per thread that has used zstd; owned by that thread. */
 struct zip_ctx {
-	LZ4_stream_t *lz4; /* made at the thread's first LZ4 compression */
-	ZSTD_CCtx *cctx; /* made at its first zstd compression */
+	ZSTD_CCtx *cctx; /* made at the thread's first zstd compression */
 	ZSTD_DCtx *dctx; /* made at its first zstd decompression */
 };
 
@@ -71,7 +64,6 @@ static void ctx_release(void *p)
 {
 	struct zip_ctx *ctx = p;
 
-	free(ctx->lz4);
 	ZSTD_freeCCtx(ctx->cctx);
 	ZSTD_freeDCtx(ctx->dctx);
 	free(ctx);
@@ -151,53 +143,17 @@ static int zstd_decompress(const void *src, size_t len, void *dst)
 	return ret == MV_ZIP_PAGE_SIZE ? 0 : -EIO;
 }
 
-/* The calling thread's LZ4 stream, made at its first use; NULL without
- * memory for it. */
-static LZ4_stream_t *lz4_stream(void)
-{
-	struct zip_ctx *ctx;
-	void *mem;
-
-	if (ctx_get(&ctx))
-		return NULL;
-	if (!ctx->lz4) {
-		mem = mv__calloc(1, sizeof(LZ4_stream_t));
-		if (!mem)
-			return NULL;
-		ctx->lz4 = LZ4_initStream(mem, sizeof(LZ4_stream_t));
-		if (!ctx->lz4) /* cannot happen: calloc's alignment suffices */
-			free(mem);
-	}
-	return ctx->lz4;
-}
-
-static int lz4_compress(unsigned accel, const void *src, void *dst, size_t cap)
-{
-	LZ4_stream_t *st = lz4_stream();
-	int a = accel > 1 ? (int)accel : 1, ret;
-
-	if (!st) {
-		ret = LZ4_compress_fast(src, dst, MV_ZIP_PAGE_SIZE, (int)cap,
-					a);
-		return ret > 0 ? ret : -E2BIG;
-	}
-	LZ4_resetStream_fast(st);
-	ret = LZ4_compress_fast_continue(st, src, dst, MV_ZIP_PAGE_SIZE,
-					 (int)cap, a);
-	if (ret > 0)
-		return ret;
-	LZ4_initStream(st, sizeof(*st)); /* undefined after an error */
-	return -E2BIG;
-}
-
 int mv__zip_compress(enum mv__zip_algo algo, unsigned accel, const void *src,
 		     void *dst, size_t dst_cap)
 {
 	size_t cap = dst_cap < MV_ZIP_MAX_BYTES ? dst_cap : MV_ZIP_MAX_BYTES;
+	int ret;
 
 	switch (algo) {
 	case MV_ZIP_LZ4:
-		return lz4_compress(accel, src, dst, cap);
+		ret = LZ4_compress_fast(src, dst, MV_ZIP_PAGE_SIZE, (int)cap,
+					accel > 1 ? (int)accel : 1);
+		return ret > 0 ? ret : -E2BIG;
 	case MV_ZIP_ZSTD:
 		return zstd_compress(src, dst, cap);
 	default:

@@ -3,10 +3,7 @@
  * test_zip.c - page compression: pages that look like guest memory come
  * back exactly with LZ4 and zstd, pages that do not compress to 2 KiB are
  * refused, and damaged, truncated or foreign data is -EIO, never a crash or
- * a write past the page.  Each LZ4 page is a block of its own (the
- * thread's reused stream never refers back), a refused page leaves the
- * compressor as good as new, and without memory for a stream LZ4 still
- * compresses.
+ * a write past the page.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -479,83 +476,6 @@ static void test_zstd_without_memory_for_a_context_gives_enomem(void **state)
 	assert_true(ret[1] > 0);
 }
 
-/* Each page is a block of its own: one compressed right after a page
- * much like it decodes alone, exactly (a stream not reset would refer
- * back to the page before). */
-static void test_each_page_decodes_alone_after_others(void **state)
-{
-	uint8_t a[PAGE], b[PAGE], out[PAGE], buf[MV_ZIP_MAX_BYTES];
-	int len;
-
-	(void)state;
-	text_page(a, 11);
-	memcpy(b, a, PAGE);
-	b[100] ^= 0x5a; /* b is a with one byte changed */
-	for (unsigned accel = 1; accel <= 8; accel *= 8) {
-		assert_true(mv__zip_compress(MV_ZIP_LZ4, accel, a, buf,
-					     sizeof(buf)) > 0);
-		len = mv__zip_compress(MV_ZIP_LZ4, accel, b, buf, sizeof(buf));
-		assert_true(len > 0);
-		memset(out, 0xa5, sizeof(out));
-		assert_int_equal(mv__zip_decompress(MV_ZIP_LZ4, buf, len, out),
-				 0);
-		assert_memory_equal(b, out, PAGE);
-	}
-}
-
-/* A page too big for the cache leaves the thread's compressor as good
- * as new: the next page round-trips exactly. */
-static void test_a_page_after_one_that_did_not_fit_round_trips(void **state)
-{
-	uint8_t r[PAGE], p[PAGE], out[PAGE], buf[MV_ZIP_MAX_BYTES];
-	int len;
-
-	(void)state;
-	random_page(r, 7);
-	text_page(p, 8);
-	assert_int_equal(mv__zip_compress(MV_ZIP_LZ4, 1, r, buf, sizeof(buf)),
-			 -E2BIG);
-	len = mv__zip_compress(MV_ZIP_LZ4, 1, p, buf, sizeof(buf));
-	assert_true(len > 0);
-	assert_int_equal(mv__zip_decompress(MV_ZIP_LZ4, buf, len, out), 0);
-	assert_memory_equal(p, out, PAGE);
-}
-
-/* nth: which allocation of a new thread fails (1: its context, 2: its
- * LZ4 stream); the thread compresses and decompresses a page. */
-static void *lz4_first_use(void *arg)
-{
-	uint8_t page[PAGE], out[PAGE], buf[MV_ZIP_MAX_BYTES];
-	int *ret = arg, len;
-
-	text_page(page, 9);
-	mv__inject_fail(MV_INJ_ALLOC, (unsigned)ret[0], 1, ENOMEM);
-	len = mv__zip_compress(MV_ZIP_LZ4, 1, page, buf, sizeof(buf));
-	ret[1] = mv__inject_hits(MV_INJ_ALLOC);
-	mv__inject_reset();
-	ret[0] = len > 0 && !mv__zip_decompress(MV_ZIP_LZ4, buf, len, out) &&
-		 !memcmp(page, out, PAGE);
-	return NULL;
-}
-
-/* Without memory for its context or its stream, LZ4 compresses the way
- * that needs none (its table on the stack), and the page round-trips. */
-static void test_lz4_without_memory_for_a_stream_still_compresses(void **state)
-{
-	pthread_t tid;
-	int ret[2];
-
-	(void)state;
-	for (int nth = 1; nth <= 2; nth++) {
-		ret[0] = nth;
-		assert_int_equal(pthread_create(&tid, NULL, lz4_first_use, ret),
-				 0);
-		pthread_join(tid, NULL);
-		assert_int_equal(ret[1], 1); /* the failure was met */
-		assert_int_equal(ret[0], 1);
-	}
-}
-
 #define NTHREADS 4
 #define THREAD_PAGES 300
 
@@ -618,11 +538,6 @@ int main(void)
 		cmocka_unit_test(
 			test_zstd_without_memory_for_a_context_gives_enomem),
 		cmocka_unit_test(test_threads_compress_and_decompress_at_once),
-		cmocka_unit_test(test_each_page_decodes_alone_after_others),
-		cmocka_unit_test(
-			test_a_page_after_one_that_did_not_fit_round_trips),
-		cmocka_unit_test(
-			test_lz4_without_memory_for_a_stream_still_compresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
