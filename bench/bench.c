@@ -27,6 +27,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -632,4 +633,59 @@ int mv_bench_main(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+int bench_pin_self(const char *who, int cpu, cpu_set_t *was)
+{
+	cpu_set_t one;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_getaffinity(0, sizeof(*was), was) < 0 ||
+	    sched_setaffinity(0, sizeof(one), &one) < 0) {
+		fprintf(stderr,
+			"memvisor bench %s: cannot pin the guest to CPU %d: %s\n",
+			who, cpu, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int bench_unpin_self(const char *who, int cpu, const cpu_set_t *was)
+{
+	if (cpu >= 0 && sched_setaffinity(0, sizeof(*was), was) < 0) {
+		fprintf(stderr,
+			"memvisor bench %s: cannot unpin the guest: %s\n", who,
+			strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* The first (last: from the top) CPU of this process's mask. */
+static int edge_cpu(bool last)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return -errno;
+	for (int i = 0; i < CPU_SETSIZE; i++) {
+		int c = last ? CPU_SETSIZE - 1 - i : i;
+
+		if (CPU_ISSET(c, &set))
+			return c;
+	}
+	return -ESRCH;
+}
+
+int bench_first_cpu(void)
+{
+	return edge_cpu(false);
+}
+
+int bench_last_cpu(void)
+{
+	return edge_cpu(true);
 }

@@ -10,6 +10,7 @@
 #ifndef MV_BENCH_H
 #define MV_BENCH_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,16 @@ void bench_set_pages(struct bench_report *r, uint64_t pages);
 void bench_on_abort(void (*fn)(void));
 void bench_note(struct bench_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * cpu -1: nothing; else the calling thread moves to cpu alone, its mask
+ * before in *was, until bench_unpin_self(who, cpu, was).  Errors are
+ * printed as benchmark `who`'s.
+ */
+int bench_pin_self(const char *who, int cpu, cpu_set_t *was);
+int bench_unpin_self(const char *who, int cpu, const cpu_set_t *was);
+/* The first (last) CPU this process may run on, or -errno. */
+int bench_first_cpu(void);
+int bench_last_cpu(void);
 
 /* The benchmarks, one file each. */
 int bench_fault(struct bench_report *r, uint64_t pages, unsigned trials,

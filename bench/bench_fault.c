@@ -165,37 +165,6 @@ static int map_pages(uint64_t npages, uint8_t **out)
 	return 0;
 }
 
-/* cpu -1: nothing; else the calling thread moves to cpu alone, its mask
- * before in *was, until unpin_self(cpu, was). */
-static int pin_self(int cpu, cpu_set_t *was)
-{
-	cpu_set_t one;
-
-	if (cpu < 0)
-		return 0;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_getaffinity(0, sizeof(*was), was) < 0 ||
-	    sched_setaffinity(0, sizeof(one), &one) < 0) {
-		fprintf(stderr,
-			"memvisor bench fault: cannot pin the guest to CPU %d: %s\n",
-			cpu, strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-static int unpin_self(int cpu, const cpu_set_t *was)
-{
-	if (cpu >= 0 && sched_setaffinity(0, sizeof(*was), was) < 0) {
-		fprintf(stderr,
-			"memvisor bench fault: cannot unpin the guest: %s\n",
-			strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
 /* The guest: one write per page, in order[] or address order; us/page. */
 static double touch(uint8_t *mem, const uint64_t *order, uint64_t npages)
 {
@@ -306,7 +275,7 @@ static int uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 	err = map_registered(fh.uffd, npages, &mem);
 	if (err)
 		goto out_uffd;
-	err = pin_self(guest_cpu, &was);
+	err = bench_pin_self("fault", guest_cpu, &was);
 	if (err)
 		goto out_mem;
 	pthread_attr_init(&attr);
@@ -319,13 +288,13 @@ static int uffd_floor(uint64_t npages, const uint64_t *order, bool poll_first,
 		err = -pthread_create(&thread, &attr, floor_main, &fh);
 	pthread_attr_destroy(&attr);
 	if (err) {
-		unpin_self(guest_cpu, &was);
+		bench_unpin_self("fault", guest_cpu, &was);
 		goto out_mem;
 	}
 	bench_watch("raw userfaultfd floor", npages);
 	*us = touch(mem, order, npages);
 	pthread_join(thread, NULL);
-	err = unpin_self(guest_cpu, &was);
+	err = bench_unpin_self("fault", guest_cpu, &was);
 	if (!err)
 		err = fh.err;
 	if (err)
@@ -431,10 +400,10 @@ static int kernel_run(uint64_t npages, const struct pin *pin, double *us)
 	err = map_pages(npages, &mem);
 	if (err)
 		return err;
-	err = pin_self(cpu, &was);
+	err = bench_pin_self("fault", cpu, &was);
 	if (!err) {
 		*us = touch(mem, NULL, npages);
-		err = unpin_self(cpu, &was);
+		err = bench_unpin_self("fault", cpu, &was);
 	}
 	munmap(mem, npages * MV_PAGE_SIZE);
 	return err;
@@ -545,13 +514,13 @@ static int engine_run(uint64_t npages, unsigned fault_around,
 		goto out_host;
 	}
 	/* pinned only now: the engine's threads, made above, are not */
-	err = pin_self(cpu, &was);
+	err = bench_pin_self("fault", cpu, &was);
 	if (err)
 		goto out_vm;
 	bench_watch(what, npages);
 	*us = touch(mv_vm_mem(vm), order, npages);
 	bench_watch(NULL, 0);
-	err = unpin_self(cpu, &was);
+	err = bench_unpin_self("fault", cpu, &was);
 	if (!err)
 		err = check_pages(mv_vm_mem(vm), npages, what);
 	if (!err)
