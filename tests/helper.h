@@ -229,5 +229,7 @@ struct cJSON *th_cmd_report(struct th_cmd *f);
 /* A member of a report's object: a string or a number, or the test fails. */
 const char *th_jstr(const struct cJSON *o, const char *key);
 double th_jnum(const struct cJSON *o, const char *key);
+/* Some string of a benchmark report's "notes" holds what. */
+bool th_jnote(const struct cJSON *report, const char *what);
 
 #endif /* MV_TEST_HELPER_H */

@@ -204,3 +204,16 @@ double th_jnum(const cJSON *o, const char *key)
 		fail_msg("no number '%s' in the report", key);
 	return cJSON_GetNumberValue(v);
 }
+
+bool th_jnote(const cJSON *report, const char *what)
+{
+	const cJSON *note;
+
+	cJSON_ArrayForEach(note, cJSON_GetObjectItem(report, "notes"))
+	{
+		if (cJSON_IsString(note) &&
+		    strstr(cJSON_GetStringValue(note), what))
+			return true;
+	}
+	return false;
+}

@@ -78,20 +78,6 @@ static bool near(double a, double b)
 	return fabs(a - b) <= 0.01 * fabs(b) + 0.001;
 }
 
-/* Some note of the report holds what. */
-static bool has_note(const cJSON *root, const char *what)
-{
-	const cJSON *note;
-
-	cJSON_ArrayForEach(
-		note,
-		cJSON_GetObjectItem(
-			root, "notes")) if (cJSON_IsString(note) &&
-					    strstr(cJSON_GetStringValue(note),
-						   what)) return true;
-	return false;
-}
-
 static void test_pinned_figures_stand_beside_the_same_cpu_floor(void **state)
 {
 	struct th_cmd *f = *state;
@@ -124,7 +110,7 @@ static void test_pinned_figures_stand_beside_the_same_cpu_floor(void **state)
 	other = (int)th_jnum(root, "pin_other_cpu");
 	assert_true(cpu != other);
 	assert_true(CPU_ISSET(cpu, &cpus) && CPU_ISSET(other, &cpus));
-	assert_true(has_note(root, "ServiceAffinity=1 takes"));
+	assert_true(th_jnote(root, "ServiceAffinity=1 takes"));
 	cJSON_Delete(root);
 }
 
@@ -144,7 +130,7 @@ static void test_pinned_figures_on_one_cpu_are_skipped_saying_so(void **state)
 	start_bench(f);
 	assert_int_equal(sched_setaffinity(0, sizeof(was), &was), 0);
 	root = bench_json(f);
-	assert_true(has_note(root, "pinned guest figures skipped: they need "
+	assert_true(th_jnote(root, "pinned guest figures skipped: they need "
 				   "two CPUs, and this process may use 1"));
 	assert_null(cJSON_GetObjectItem(root, "pin_sa1_us"));
 	/* the rest of the benchmark still ran */
@@ -171,7 +157,7 @@ test_the_in_thread_sigbus_floor_stands_beside_the_round_trip(void **state)
 	assert_true(row(root, "sigbus_seq", "_min_us") <= med);
 	assert_true(row(root, "sigbus_seq", "_floor_us") ==
 		    row(root, "floor_seq", "_us"));
-	assert_true(has_note(root, "serving the fault in the faulting thread"));
+	assert_true(th_jnote(root, "serving the fault in the faulting thread"));
 	cJSON_Delete(root);
 }
 

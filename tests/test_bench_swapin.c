@@ -30,19 +30,6 @@ static int setup(void **state)
 	return th_cmd_setup(state, "bench-swapin");
 }
 
-static bool has_note(const cJSON *root, const char *what)
-{
-	const cJSON *note;
-
-	cJSON_ArrayForEach(note, cJSON_GetObjectItem(root, "notes"))
-	{
-		if (cJSON_IsString(note) &&
-		    strstr(cJSON_GetStringValue(note), what))
-			return true;
-	}
-	return false;
-}
-
 static void test_the_pinned_rows_run_beside_the_unpinned_one(void **state)
 {
 	static const char *const rows[] = { "swapin1_rand", "swapin1_pin_first",
@@ -67,7 +54,7 @@ static void test_the_pinned_rows_run_beside_the_unpinned_one(void **state)
 		assert_true(th_jnum(root, key) ==
 			    th_jnum(root, "raw_pages_us"));
 	}
-	assert_true(has_note(root, "first CPU, last CPU: the guest alone on"));
+	assert_true(th_jnote(root, "first CPU, last CPU: the guest alone on"));
 	cJSON_Delete(root);
 }
 

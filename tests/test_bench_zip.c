@@ -32,19 +32,6 @@ static int setup(void **state)
 	return th_cmd_setup(state, "bench-zip");
 }
 
-static bool has_note(const cJSON *root, const char *what)
-{
-	const cJSON *note;
-
-	cJSON_ArrayForEach(
-		note,
-		cJSON_GetObjectItem(
-			root, "notes")) if (cJSON_IsString(note) &&
-					    strstr(cJSON_GetStringValue(note),
-						   what)) return true;
-	return false;
-}
-
 static void test_the_mix_runs_through_with_the_fast_search_beside(void **state)
 {
 	struct th_cmd *f = *state;
@@ -63,7 +50,7 @@ static void test_the_mix_runs_through_with_the_fast_search_beside(void **state)
 	assert_true(th_jnum(root, "zip_fast_all_floor_us") ==
 		    th_jnum(root, "zip_all_us"));
 	assert_true(th_jnum(root, "cached_pages") > 0);
-	assert_true(has_note(root, "LZ4's fast search"));
+	assert_true(th_jnote(root, "LZ4's fast search"));
 	cJSON_Delete(root);
 }
 
