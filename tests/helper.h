@@ -226,6 +226,8 @@ char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms);
 /* The command's --json report, parsed (fails the test if it is not). */
 struct cJSON;
 struct cJSON *th_cmd_report(struct th_cmd *f);
+/* Its output (stdout, a --json benchmark's), parsed likewise. */
+struct cJSON *th_cmd_stdout_report(struct th_cmd *f);
 /* A member of a report's object: a string or a number, or the test fails. */
 const char *th_jstr(const struct cJSON *o, const char *key);
 double th_jnum(const struct cJSON *o, const char *key);

@@ -187,6 +187,17 @@ cJSON *th_cmd_report(struct th_cmd *f)
 	return root;
 }
 
+cJSON *th_cmd_stdout_report(struct th_cmd *f)
+{
+	char *text = th_slurp(f->out);
+	cJSON *root = cJSON_Parse(text);
+
+	if (!root)
+		fail_msg("the command's output is not JSON: '%s'", text);
+	free(text);
+	return root;
+}
+
 const char *th_jstr(const cJSON *o, const char *key)
 {
 	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));

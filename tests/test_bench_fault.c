@@ -52,14 +52,9 @@ static void start_bench(struct th_cmd *f)
 static cJSON *bench_json(struct th_cmd *f)
 {
 	cJSON *root;
-	char *text;
 
 	assert_int_equal(th_wait_exit(&f->pid, f->out, RUN_MS), 0);
-	text = th_slurp(f->out);
-	root = cJSON_Parse(text);
-	if (!root)
-		fail_msg("bench fault's output is not JSON: '%s'", text);
-	free(text);
+	root = th_cmd_stdout_report(f);
 	return root;
 }
 

@@ -37,16 +37,11 @@ static void test_the_pinned_rows_run_beside_the_unpinned_one(void **state)
 	struct th_cmd *f = *state;
 	char key[64];
 	cJSON *root;
-	char *text;
 
 	th_cmd_start(f, "bench", "swapin", "--pages", "1024", "--trials", "1",
 		     "--json", "--swapdir", f->dir, NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, RUN_MS), 0);
-	text = th_slurp(f->out);
-	root = cJSON_Parse(text);
-	if (!root)
-		fail_msg("bench swapin's output is not JSON: '%s'", text);
-	free(text);
+	root = th_cmd_stdout_report(f);
 	for (unsigned i = 0; i < 3; i++) {
 		snprintf(key, sizeof(key), "%s_us", rows[i]);
 		assert_true(th_jnum(root, key) > 0);

@@ -44,16 +44,11 @@ static double run_victims(struct th_cmd *f, const char *opt, const char *val,
 {
 	double expect;
 	cJSON *root, *mo;
-	char *text;
 
 	th_cmd_start(f, "bench", "victims", "--pages", "4096", "--resident",
 		     "60", "--ops", "300000", "--json", opt, val, NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, RUN_MS), 0);
-	text = th_slurp(f->out);
-	root = cJSON_Parse(text);
-	if (!root)
-		fail_msg("bench victims' output is not JSON: '%s'", text);
-	free(text);
+	root = th_cmd_stdout_report(f);
 	mo = cJSON_GetObjectItem(root, "misses_per_op");
 	assert_non_null(mo);
 	for (unsigned i = 0; i < NPOL; i++) {

@@ -36,16 +36,11 @@ static void test_the_mix_runs_through_with_the_fast_search_beside(void **state)
 {
 	struct th_cmd *f = *state;
 	cJSON *root;
-	char *text;
 
 	th_cmd_start(f, "bench", "zip", "--pages", "1024", "--trials", "1",
 		     "--json", "--swapdir", f->dir, NULL);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, RUN_MS), 0);
-	text = th_slurp(f->out);
-	root = cJSON_Parse(text);
-	if (!root)
-		fail_msg("bench zip's output is not JSON: '%s'", text);
-	free(text);
+	root = th_cmd_stdout_report(f);
 	assert_true(th_jnum(root, "zip_fast_all_us") > 0);
 	assert_true(th_jnum(root, "zip_fast_all_floor_us") ==
 		    th_jnum(root, "zip_all_us"));
