@@ -176,26 +176,26 @@ char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms)
 	}
 }
 
-cJSON *th_cmd_report(struct th_cmd *f)
+/* The JSON in file path, parsed; what names it if it is not JSON. */
+static cJSON *parse_file(const char *path, const char *what)
 {
-	char *text = th_slurp(f->json);
+	char *text = th_slurp(path);
 	cJSON *root = cJSON_Parse(text);
 
 	if (!root)
-		fail_msg("the report is not JSON: '%s'", text);
+		fail_msg("%s is not JSON: '%s'", what, text);
 	free(text);
 	return root;
 }
 
+cJSON *th_cmd_report(struct th_cmd *f)
+{
+	return parse_file(f->json, "the report");
+}
+
 cJSON *th_cmd_stdout_report(struct th_cmd *f)
 {
-	char *text = th_slurp(f->out);
-	cJSON *root = cJSON_Parse(text);
-
-	if (!root)
-		fail_msg("the command's output is not JSON: '%s'", text);
-	free(text);
-	return root;
+	return parse_file(f->out, "the command's output");
 }
 
 const char *th_jstr(const cJSON *o, const char *key)
