@@ -108,6 +108,10 @@ int th_touch(void *addr, mv_host *h);
 /* The thread (a gettid() of this process) is asleep in the kernel, as a
  * guest thread whose fault waits in userfaultfd's queue is. */
 bool th_thread_sleeps(int tid);
+/* The thread waits in userfaultfd's queue itself (its wchan is
+ * handle_userfault), not merely asleep on the way there, on the mmap lock
+ * say; where the kernel does not say, as th_thread_sleeps. */
+bool th_thread_in_userfault(int tid);
 /* Every thread of this process but the caller sleeps (and there is one):
  * for tests that run guest threads and no host, their threads are idle. */
 bool th_other_threads_sleep(void *unused);

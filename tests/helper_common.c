@@ -321,6 +321,27 @@ bool th_thread_sleeps(int tid)
 	return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
 }
 
+bool th_thread_in_userfault(int tid)
+{
+	char path[64], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "0": a kernel that does not name where threads wait */
+	if (!strcmp(buf, "0"))
+		return th_thread_sleeps(tid);
+	return !strcmp(buf, "handle_userfault");
+}
+
 bool th_other_threads_sleep(void *unused)
 {
 	DIR *dp = opendir("/proc/self/task");

@@ -596,13 +596,15 @@ static void *touch_main(void *arg)
 	return NULL;
 }
 
-/* Its thread is asleep in the kernel: in userfaultfd's queue. */
+/* Its thread waits in userfaultfd's queue (asleep alone was not enough:
+ * under load a thread asleep on the way, on the mmap lock, was taken for
+ * queued, and its fault came after the next batch). */
 static bool fault_queued(void *arg)
 {
 	struct toucher *t = arg;
 	int tid = atomic_load(&t->tid);
 
-	return tid && th_thread_sleeps(tid);
+	return tid && th_thread_in_userfault(tid);
 }
 
 static void touch(struct fx *f, uint64_t pfn, struct toucher *t)
