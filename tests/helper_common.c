@@ -301,21 +301,32 @@ uint64_t th_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-bool th_thread_sleeps(int tid)
+/* /proc/self/task/<tid>/<name> into buf (NUL-terminated); false if it
+ * cannot be read (the thread is gone). */
+static bool task_file(int tid, const char *name, char *buf, size_t len)
 {
-	char path[64], buf[256], *paren;
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/%s", tid, name);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
+	return true;
+}
+
+bool th_thread_sleeps(int tid)
+{
+	char buf[256], *paren;
+
+	if (!task_file(tid, "stat", buf, sizeof(buf)))
+		return false;
 	/* "tid (comm) S ...": the comm may hold spaces and parentheses */
 	paren = strrchr(buf, ')');
 	return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
@@ -323,19 +334,10 @@ bool th_thread_sleeps(int tid)
 
 bool th_thread_in_userfault(int tid)
 {
-	char path[64], buf[64];
-	ssize_t n;
-	int fd;
+	char buf[64];
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
+	if (!task_file(tid, "wchan", buf, sizeof(buf)))
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	/* "0": a kernel that does not name where threads wait */
 	if (!strcmp(buf, "0"))
 		return th_thread_sleeps(tid);
