@@ -33,7 +33,11 @@ static double tax_k(unsigned tax_pct)
 
 static double active_pages(const struct mv__sched_vm *v)
 {
-	return (double)v->alloc_pages * v->active_permille / 1000.0;
+	double a = (double)v->alloc_pages * v->active_permille / 1000.0;
+	uint64_t used = v->used_pages < v->max_pages ? v->used_pages :
+						       v->max_pages;
+
+	return (double)used > a ? (double)used : a;
 }
 
 double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
@@ -60,6 +64,7 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 	unsigned __int128 d =
 		(unsigned __int128)active * (100 + headroom_pct) / 100;
 
+	v->used_pages = active;
 	/* a measured VM using nothing is capped even holding nothing */
 	v->capped = active != UINT64_MAX && (d < v->alloc_pages || d == 0);
 	v->demand_pages = v->capped ? (uint64_t)d : 0;

@@ -27,6 +27,14 @@ struct mv__sched_vm {
 	 */
 	bool capped;
 	uint64_t demand_pages;
+	/*
+	 * Pages the VM was measured to use (mv__sched_demand's `active`,
+	 * UINT64_MAX while not measured); 0 when nobody said.  Its active
+	 * pages under the tax are the larger of f * P and this (up to its
+	 * limit): a VM using all it holds and faulting in more uses more
+	 * than it holds, and the pages it would be given are not idle.
+	 */
+	uint64_t used_pages;
 };
 
 /*
@@ -44,8 +52,14 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
  * pages count once, idle ones k = 1 / (1 - tax) times (Waldspurger 2002,
- * section 5.2).  Its active pages are f * P at the VM's current allocation,
- * held fixed as `pages` varies: reclaim takes idle pages first.
+ * section 5.2).  Its active pages are f * P at the VM's current
+ * allocation, or the pages it was measured to use (used_pages) if more,
+ * held fixed as `pages` varies: reclaim takes idle pages first.  At P
+ * that is the paper's S / (P (f + k (1 - f))); above P a VM's pages are
+ * taxed only beyond what it uses, so two alike VMs that hold different
+ * amounts while both use more than they hold are given alike targets,
+ * where f * P alone would tax the poorer one's every further page and
+ * keep it poorer.
  */
 double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
 		      unsigned tax_pct);

@@ -129,6 +129,55 @@ static void test_idle_tax_takes_more_from_idle_vm(void **state)
 	assert_true(t[0] + t[1] <= 800);
 }
 
+/* Two alike VMs using more than they hold (both fully active, faulting in
+ * more than they have), one of them holding less, as happens when one
+ * filled faster: the tax must not keep the poorer one poorer. */
+static void
+test_alike_vms_using_more_than_they_hold_get_alike_targets(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(10, 250, 1000),
+				     vm_of(10, 229, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	/* measured: each filled far more pages than it holds */
+	mv__sched_demand(&v[0], 5000, 25);
+	mv__sched_demand(&v[1], 5000, 25);
+	mv__sched_targets(v, 2, 480, 75, t);
+	assert_near(t[0], 240, 1);
+	assert_near(t[1], 240, 1);
+	/* not yet measured: all active, so not taxed either */
+	mv__sched_demand(&v[0], UINT64_MAX, 25);
+	mv__sched_demand(&v[1], UINT64_MAX, 25);
+	mv__sched_targets(v, 2, 480, 75, t);
+	assert_near(t[0], 240, 1);
+	assert_near(t[1], 240, 1);
+	/* with f * P as their only active pages, every page the poorer one
+	 * would get is taxed: 250 + 4 (t1 - 229) ... it stays poorer */
+	v[0].used_pages = v[1].used_pages = 0;
+	mv__sched_targets(v, 2, 480, 75, t);
+	assert_true(t[1] + 10 < t[0]);
+}
+
+static void
+test_pages_a_vm_uses_beyond_what_it_holds_are_not_taxed(void **state)
+{
+	struct mv__sched_vm v = vm_of(10, 400, 1000);
+
+	(void)state;
+	v.used_pages = 600;
+	assert_true(fabs(mv__sched_cost(&v, 600, 75) - 600) < 1e-9);
+	/* beyond what it uses, taxed: 600 + 4 * 100 */
+	assert_true(fabs(mv__sched_cost(&v, 700, 75) - 1000) < 1e-9);
+	/* half active, using 300: f * P = 200 is less, so 300 are active */
+	v.active_permille = 500;
+	v.used_pages = 300;
+	assert_true(fabs(mv__sched_cost(&v, 400, 75) - 700) < 1e-9);
+	/* never beyond its limit (max_pages 1000) */
+	v.used_pages = UINT64_MAX;
+	assert_true(fabs(mv__sched_cost(&v, 1000, 75) - 1000) < 1e-9);
+}
+
 static void test_victim_is_lowest_rho(void **state)
 {
 	struct mv__sched_vm v[2] = { vm_of(10, 500, 1000),
@@ -921,6 +970,10 @@ int main(void)
 			test_bad_settings_are_the_callers_errors_not_events),
 		cmocka_unit_test(test_without_tax_idleness_does_not_matter),
 		cmocka_unit_test(test_idle_tax_takes_more_from_idle_vm),
+		cmocka_unit_test(
+			test_alike_vms_using_more_than_they_hold_get_alike_targets),
+		cmocka_unit_test(
+			test_pages_a_vm_uses_beyond_what_it_holds_are_not_taxed),
 		cmocka_unit_test(test_victim_is_lowest_rho),
 		cmocka_unit_test(test_victim_skips_vms_at_reservation),
 		cmocka_unit_test(
