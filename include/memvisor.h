@@ -132,6 +132,13 @@ struct mv_settings {
 	 * LZ4's default search; 1 always searches fully (8, 1-64;
 	 * docs/ARCHITECTURE.md, "Fast compression") */
 	uint32_t zip_fast_accel;
+	/* Mem.ReadMapsZeroPage: a guest's read of a page it never touched
+	 * maps the kernel's shared zero page there, with no frame, until its
+	 * first write, as Linux serves anonymous memory (1, 0-1); 0: the read
+	 * fills frames of zeros, the page's and its fault-around
+	 * neighbours', as a write does.  A VM started from an image maps the
+	 * zero page for the image's zeros either way */
+	uint32_t read_maps_zero_page;
 };
 
 void mv_settings_init(struct mv_settings *s);

@@ -62,6 +62,8 @@ static const struct setting table[] = {
 	{ "Mem.ServiceAffinity", FIELD(service_affinity), 1, 0, 1 },
 	/* not ESX's: a faster LZ4 search where it costs no space (zcache.c) */
 	{ "Mem.ZipFastAccel", FIELD(zip_fast_accel), 8, 1, 64 },
+	/* not ESX's: Linux's way with reads of untouched memory (fault.c) */
+	{ "Mem.ReadMapsZeroPage", FIELD(read_maps_zero_page), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

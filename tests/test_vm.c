@@ -113,6 +113,102 @@ static void test_fault_around_fills_untouched_neighbours(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A first read of an untouched page maps the kernel's zero page over it
+ * and its untouched fault-around neighbours, as Linux serves anonymous
+ * memory: ZERO, no frame, zeros read back, one fault.
+ */
+static void test_a_first_read_maps_the_zero_page_with_no_frame(void **state)
+{
+	struct mv_vm_stats st;
+	struct mv_host_stats hs;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "read", 4 * MiB);
+	m = mv_vm_mem(vm);
+	assert_int_equal(m[20 * MV_PAGE_SIZE + 9], 0); /* window: 16..31 */
+	for (uint64_t p = 16; p < 32; p++) {
+		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_ZERO);
+		assert_true(th_is_zero((const void *)(m + p * MV_PAGE_SIZE)));
+	}
+	assert_int_equal(mv_vm_page_state(vm, 15), MV_PAGE_UNTOUCHED);
+	assert_int_equal(mv_vm_page_state(vm, 32), MV_PAGE_UNTOUCHED);
+	mv_vm_stats(vm, &st);
+	mv_host_stats(t.host, &hs);
+	assert_int_equal(st.faults, 1);
+	assert_int_equal(st.zero_maps, 16);
+	assert_int_equal(st.consumed_pages, 0);
+	assert_int_equal(hs.consumed_pages, 0);
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * The first write to a page a first read left ZERO gives it a frame and
+ * the written bytes stay; its neighbours stay ZERO, frameless, zeros.
+ */
+static void
+test_a_write_after_a_first_read_takes_a_frame_and_keeps_it(void **state)
+{
+	uint8_t *m, *g;
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "rw1", 4 * MiB);
+	m = mv_vm_mem(vm);
+	g = m + 20 * MV_PAGE_SIZE;
+	assert_true(th_is_zero(g));
+	th_fill(g, 5, 20, 0);
+	assert_true(th_check(g, 5, 20, 0));
+	assert_int_equal(mv_vm_page_state(vm, 20), MV_PAGE_PRIVATE);
+	for (uint64_t p = 16; p < 32; p++)
+		if (p != 20) {
+			assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_ZERO);
+			assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
+		}
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, 1);
+	assert_int_equal(st.faults, 2); /* the read, then the write */
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/* With Mem.ReadMapsZeroPage 0 a first read fills frames of zeros, its
+ * fault-around neighbours' too, as a first write does. */
+static void
+test_reads_fill_frames_when_told_not_to_map_the_zero_page(void **state)
+{
+	struct mv_settings s;
+	struct mv_vm_stats st;
+	struct th_host t;
+	volatile uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ReadMapsZeroPage", "0"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, "fill", 4 * MiB);
+	m = mv_vm_mem(vm);
+	assert_int_equal(m[20 * MV_PAGE_SIZE], 0);
+	for (uint64_t p = 16; p < 32; p++)
+		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
+	mv_vm_stats(vm, &st);
+	assert_int_equal(st.consumed_pages, 16);
+	assert_int_equal(st.zero_maps, 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_copy_failing_partway_leaves_copied_pages_private(void **state)
 {
 	struct mv_vm_stats st;
@@ -791,6 +887,44 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 }
 
 /*
+ * The same race on a first read of an untouched VM's page: the read of
+ * page 3 maps the zero page over pages 0-15, all untouched, and is paused
+ * before it protects them; the guest's write to page 4 meanwhile, with no
+ * fault, and its next one, with a fault, both stay.
+ */
+static void test_a_write_racing_a_first_read_is_kept(void **state)
+{
+	struct zero_writer w = { 0 };
+	struct th_host t;
+	unsigned lost = 0;
+	uint8_t *m, *q;
+	pthread_t th;
+	mv_vm *vm;
+
+	(void)state;
+	th_host_create(&t, 64 * MiB, NULL);
+	vm = th_vm_create(&t, "race1", 16 * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	q = write_during_zero_read(vm, false);
+	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_ZERO);
+	w.byte = q + MV_PAGE_SIZE - 1;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
+		lost += q[i] != 0x5a;
+	assert_int_equal(lost, 0);
+	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
+	assert_int_equal(mv_vm_page_state(vm, 4), MV_PAGE_PRIVATE);
+	for (uint64_t p = 0; p < 16; p++)
+		if (p != 4)
+			assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
  * The same race on an image VM's first touch: a read of page 7 (zeros in
  * the image) maps the kernel's zero page over page 3, the first zero page
  * of its run, and is paused before it protects it; meanwhile the guest
@@ -1053,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_first_touch_reads_zero),
 		cmocka_unit_test(test_every_fault_thread_stops),
 		cmocka_unit_test(test_a_write_racing_a_zero_page_read_is_kept),
+		cmocka_unit_test(test_a_write_racing_a_first_read_is_kept),
 		cmocka_unit_test(test_pages_per_state_always_add_up),
 		cmocka_unit_test(
 			test_a_write_racing_an_image_zero_page_fill_is_kept),
@@ -1062,6 +1197,12 @@ int main(void)
 		cmocka_unit_test(
 			test_touch_makes_page_private_and_counts_frames),
 		cmocka_unit_test(test_fault_around_fills_untouched_neighbours),
+		cmocka_unit_test(
+			test_a_first_read_maps_the_zero_page_with_no_frame),
+		cmocka_unit_test(
+			test_a_write_after_a_first_read_takes_a_frame_and_keeps_it),
+		cmocka_unit_test(
+			test_reads_fill_frames_when_told_not_to_map_the_zero_page),
 		cmocka_unit_test(
 			test_copy_failing_partway_leaves_copied_pages_private),
 		cmocka_unit_test(test_image_loads_lazily_and_exactly),
