@@ -16,7 +16,8 @@
  *              restored from an image (read lazily, like a VMM restoring a
  *              snapshot; the image's zero pages are mapped to the kernel's
  *              zero page, ZERO with no frame, as a Linux process reading
- *              untouched memory gets);
+ *              untouched memory gets); a read of one of a VM with no
+ *              image maps the zero page too (zero_read);
  *   SWAPPED    read the page back from the VM's swap file;
  *   ZERO, BALLOONED  zeros, never old bytes nor the image's: the guest
  *              gave the content up through its balloon (a fault read
