@@ -60,9 +60,20 @@ static void test_written_pages_read_back_exactly(void **state)
 	th_host_destroy(&t);
 }
 
-static void test_touch_makes_page_private_and_counts_frames(void **state)
+/* A VM on a quiet host with one setting changed. */
+static mv_vm *vm_with(struct th_host *t, const char *setting, const char *value,
+		      const char *name, uint64_t bytes)
 {
 	struct mv_settings s;
+
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, setting, value), 0);
+	th_host_create(t, 64 * MiB, &s);
+	return th_vm_create(t, name, bytes);
+}
+
+static void test_touch_makes_page_private_and_counts_frames(void **state)
+{
 	struct mv_vm_stats st;
 	struct mv_host_stats hs;
 	struct th_host t;
@@ -70,10 +81,7 @@ static void test_touch_makes_page_private_and_counts_frames(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	th_settings_quiet(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.FaultAroundPages", "1"), 0);
-	th_host_create(&t, 64 * MiB, &s);
-	vm = th_vm_create(&t, "one", 4 * MiB);
+	vm = vm_with(&t, "Mem.FaultAroundPages", "1", "one", 4 * MiB);
 	m = mv_vm_mem(vm);
 	assert_int_equal(mv_vm_page_state(vm, 5), MV_PAGE_UNTOUCHED);
 	m[5 * MV_PAGE_SIZE] = 1;
@@ -187,17 +195,13 @@ test_a_write_after_a_first_read_takes_a_frame_and_keeps_it(void **state)
 static void
 test_reads_fill_frames_when_told_not_to_map_the_zero_page(void **state)
 {
-	struct mv_settings s;
 	struct mv_vm_stats st;
 	struct th_host t;
 	volatile uint8_t *m;
 	mv_vm *vm;
 
 	(void)state;
-	th_settings_quiet(&s);
-	assert_int_equal(mv_settings_set(&s, "Mem.ReadMapsZeroPage", "0"), 0);
-	th_host_create(&t, 64 * MiB, &s);
-	vm = th_vm_create(&t, "fill", 4 * MiB);
+	vm = vm_with(&t, "Mem.ReadMapsZeroPage", "0", "fill", 4 * MiB);
 	m = mv_vm_mem(vm);
 	assert_int_equal(m[20 * MV_PAGE_SIZE], 0);
 	for (uint64_t p = 16; p < 32; p++)
@@ -846,6 +850,28 @@ static uint8_t *write_during_zero_read(mv_vm *vm, bool refuse)
 }
 
 /*
+ * After a write of 0x5a over the first half of page ppn (at q) raced a
+ * zero page read's protection, the guest's next write to the page faults;
+ * both writes stay, and the page is PRIVATE.
+ */
+static void check_racing_write_kept(mv_vm *vm, uint8_t *q, uint64_t ppn)
+{
+	struct zero_writer w = { 0 };
+	unsigned lost = 0;
+	pthread_t th;
+
+	w.byte = q + MV_PAGE_SIZE - 1;
+	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
+	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
+		lost += q[i] != 0x5a;
+	assert_int_equal(lost, 0);
+	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
+	assert_int_equal(mv_vm_page_state(vm, ppn), MV_PAGE_PRIVATE);
+}
+
+/*
  * A write to a neighbour of a read ZERO page that lands after the kernel's
  * zero page is mapped over the read's run but before the run is
  * write-protected makes the guest a page of its own, with no fault (the
@@ -859,11 +885,8 @@ static uint8_t *write_during_zero_read(mv_vm *vm, bool refuse)
  */
 static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 {
-	struct zero_writer w = { 0 };
 	struct th_host t;
-	unsigned lost = 0;
 	uint8_t *m, *q;
-	pthread_t th;
 	mv_vm *vm;
 
 	(void)state;
@@ -871,15 +894,7 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
 	m = mv_vm_mem(vm);
 	q = write_during_zero_read(vm, false);
 	/* the rest of the fill comes after the protection: it faults */
-	w.byte = q + MV_PAGE_SIZE - 1;
-	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
-	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
-	assert_int_equal(pthread_join(th, NULL), 0);
-	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
-		lost += q[i] != 0x5a;
-	assert_int_equal(lost, 0);
-	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
-	assert_int_equal(mv_vm_page_state(vm, 4), MV_PAGE_PRIVATE);
+	check_racing_write_kept(vm, q, 4);
 	assert_true(th_is_zero(m + 5 * MV_PAGE_SIZE));
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
@@ -894,11 +909,8 @@ static void test_a_write_racing_a_zero_page_read_is_kept(void **state)
  */
 static void test_a_write_racing_a_first_read_is_kept(void **state)
 {
-	struct zero_writer w = { 0 };
 	struct th_host t;
-	unsigned lost = 0;
 	uint8_t *m, *q;
-	pthread_t th;
 	mv_vm *vm;
 
 	(void)state;
@@ -907,15 +919,7 @@ static void test_a_write_racing_a_first_read_is_kept(void **state)
 	m = mv_vm_mem(vm);
 	q = write_during_zero_read(vm, false);
 	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_ZERO);
-	w.byte = q + MV_PAGE_SIZE - 1;
-	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
-	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
-	assert_int_equal(pthread_join(th, NULL), 0);
-	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
-		lost += q[i] != 0x5a;
-	assert_int_equal(lost, 0);
-	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
-	assert_int_equal(mv_vm_page_state(vm, 4), MV_PAGE_PRIVATE);
+	check_racing_write_kept(vm, q, 4);
 	for (uint64_t p = 0; p < 16; p++)
 		if (p != 4)
 			assert_true(th_is_zero(m + p * MV_PAGE_SIZE));
@@ -934,11 +938,9 @@ static void test_a_write_racing_a_first_read_is_kept(void **state)
  */
 static void test_a_write_racing_an_image_zero_page_fill_is_kept(void **state)
 {
-	struct zero_writer w = { 0 };
 	struct zero_reader z = { 0 };
 	char path[TH_PATH_LEN];
 	struct th_host t;
-	unsigned lost = 0;
 	uint8_t *m, *q;
 	pthread_t th;
 	mv_vm *vm;
@@ -956,15 +958,7 @@ static void test_a_write_racing_an_image_zero_page_fill_is_kept(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_true(z.zero);
 	th_quiesce(vm);
-	w.byte = q + MV_PAGE_SIZE - 1;
-	assert_int_equal(pthread_create(&th, NULL, zero_write_main, &w), 0);
-	assert_true(th_wait_until(zero_written, &w, TH_WAIT_MS));
-	assert_int_equal(pthread_join(th, NULL), 0);
-	for (unsigned i = 0; i < MV_PAGE_SIZE / 2; i++)
-		lost += q[i] != 0x5a;
-	assert_int_equal(lost, 0);
-	assert_int_equal(q[MV_PAGE_SIZE - 1], 42);
-	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);
+	check_racing_write_kept(vm, q, 3);
 	for (uint64_t p = 0; p < 16; p++)
 		if (p % 4 != 3)
 			assert_true(th_check(m + p * MV_PAGE_SIZE, 78, p, 0));
