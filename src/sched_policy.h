@@ -54,12 +54,12 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
  * pages count once, idle ones k = 1 / (1 - tax) times (Waldspurger 2002,
  * section 5.2).  Its active pages are f * P at the VM's current
  * allocation, or the pages it was measured to use (used_pages) if more,
- * held fixed as `pages` varies: reclaim takes idle pages first.  At P
- * that is the paper's S / (P (f + k (1 - f))); above P a VM's pages are
- * taxed only beyond what it uses, so two alike VMs that hold different
- * amounts while both use more than they hold are given alike targets,
- * where f * P alone would tax the poorer one's every further page and
- * keep it poorer.
+ * held fixed as `pages` varies: reclaim takes idle pages first.  With no
+ * measured use above f * P, rho at P is the paper's
+ * S / (P (f + k (1 - f))).  A VM's pages are taxed only beyond what it
+ * uses, so two alike VMs that hold different amounts while both use more
+ * than they hold are given alike targets, where f * P alone would tax the
+ * poorer one's every further page and keep it poorer.
  */
 double mv__sched_cost(const struct mv__sched_vm *v, uint64_t pages,
 		      unsigned tax_pct);
