@@ -215,6 +215,10 @@ struct mv__sample {
 	_Atomic unsigned touched; /* of those, faulted back by the guest */
 	uint64_t rng; /* picks the pages */
 	bool measured; /* a period has ended: the averages hold data */
+	bool begun; /* the first period has begun */
+	/* a whole period has passed, with pages sampled or not (a VM holding
+	 * hardly a frame of its own has none to sample): its demand counts */
+	bool demand_known;
 	uint32_t slow, fast; /* moving averages of the touched permille */
 	uint64_t refaults; /* swap-ins and unzips when the period began */
 	/* demand: active pages when the period began, and the VM's fills
@@ -488,7 +492,7 @@ unsigned mv__sample_retry_parked(struct mv_vm *vm);
 /* vm.c: the active-memory estimate, permille of the VM's frames */
 uint32_t mv__sample_active_permille(struct mv_vm *vm);
 /* The VM's demand in pages: active pages at the last period's end plus
- * the pages it filled since; UINT64_MAX until a period has been measured.
+ * the pages it filled since; UINT64_MAX until a whole period has passed.
  * Scheduler thread only. */
 uint64_t mv__sample_demand_pages(struct mv_vm *vm);
 

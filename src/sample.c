@@ -36,7 +36,13 @@
  * the VM filled since (swap-ins, unzips, first touches): reclaim that
  * takes a VM's pages does not shrink its demand, as a fraction of what it
  * holds would, and a VM waking up counts what it touches at once, not a
- * period later.
+ * period later.  Fills are the frames a VM took because its guest wanted
+ * them, a write to a shared page's copy among them.  Known once a whole
+ * period has passed, whether or not it had pages to sample: a VM whose
+ * memory is nearly all shared or zero (the default scenario's web VMs)
+ * holds too few frames of its own for a sample, and its demand is then
+ * what it holds (all of it active until measured otherwise) plus its
+ * fills.
  *
  * A page that goes back untouched at the end of its period is marked cold
  * for reclaim's victim choice (cold.c): a whole period unused.
@@ -378,12 +384,14 @@ static uint32_t refault_permille(struct mv_vm *vm)
 	return r >= held ? PERMILLE : (uint32_t)(r * PERMILLE / held);
 }
 
-/* Pages the VM filled since it began: swap-ins, unzips, first touches. */
+/* Pages the VM filled since it began: swap-ins, unzips, first touches,
+ * copies of shared pages it wrote. */
 static uint64_t fills(struct mv_vm *vm)
 {
 	return atomic_load(&vm->c.swapin_pages) +
 	       atomic_load(&vm->zc.unzip_pages) +
-	       atomic_load(&vm->c.fault_fill_pages);
+	       atomic_load(&vm->c.fault_fill_pages) +
+	       atomic_load(&vm->sh.cow_breaks);
 }
 
 uint64_t mv__sample_demand_pages(struct mv_vm *vm)
@@ -392,7 +400,7 @@ uint64_t mv__sample_demand_pages(struct mv_vm *vm)
 	uint64_t now = fills(vm), base = atomic_load(&s->base_fills);
 
 	/* a remote VM is never measured here: its agent samples */
-	if (!s->measured)
+	if (!s->demand_known)
 		return UINT64_MAX;
 	return atomic_load(&s->active_base) + (now > base ? now - base : 0);
 }
@@ -421,6 +429,8 @@ void mv__sample_period(struct mv_vm *vm)
 		atomic_store(&s->active_permille,
 			     s->fast > s->slow ? s->fast : s->slow);
 	}
+	s->demand_known = s->begun;
+	s->begun = true;
 	/* the demand estimate restarts from the frames active now */
 	atomic_store(&s->active_base, atomic_load(&vm->consumed_pages) *
 					      atomic_load(&s->active_permille) /

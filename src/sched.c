@@ -26,8 +26,11 @@
  *     in soft too, there only down to the cap (MV__MECH_IDLE), so an idle
  *     VM ends with nothing but its reservation (and what reclaim cannot
  *     take: its sampled pages and compression cache).  A VM using all it
- *     holds, or not yet measured, is not capped: the sampler sees only
- *     the pages a VM holds, never how many more it would use.
+ *     holds is capped too, the headroom above it: it grows by that much
+ *     before the next balance, and its demand by every page it fills, so
+ *     the cap follows a VM that wants more, and one that does not (a VM
+ *     whose memory is shared, or small) leaves the rest to the others.
+ *     A VM not yet measured (no whole period yet) is not capped.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their

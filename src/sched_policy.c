@@ -65,9 +65,12 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 		(unsigned __int128)active * (100 + headroom_pct) / 100;
 
 	v->used_pages = active;
-	/* a measured VM using nothing is capped even holding nothing */
-	v->capped = active != UINT64_MAX && (d < v->alloc_pages || d == 0);
-	v->demand_pages = v->capped ? (uint64_t)d : 0;
+	/* every measured VM: one using more than it holds is capped above
+	 * what it holds, by the headroom, and grows by what it fills */
+	v->capped = active != UINT64_MAX;
+	v->demand_pages = !v->capped	   ? 0 :
+			  d > v->max_pages ? v->max_pages :
+					     (uint64_t)d;
 }
 
 /* Most pages v may be given: its limit, or its demand if capped (but never

@@ -41,10 +41,13 @@ struct mv__sched_vm {
  * A VM's demand cap (ESX: active memory plus headroom): `active` pages
  * (sampling's estimate as a count, plus what the VM filled since; see
  * mv__sample_demand_pages) plus `headroom_pct` percent of them.  Sets
- * v->capped and v->demand_pages.  Only a VM that holds more than that is
- * capped; one using all it holds (within the headroom), or not yet
- * measured (active UINT64_MAX), may need more than sampling can see,
- * which only ever samples the pages a VM holds, so it is not.
+ * v->capped and v->demand_pages (at most the limit).  Every measured VM
+ * is capped: one using all it holds at the headroom above it, which it
+ * may grow into before the next balance (its fills raise `active` as it
+ * does).  Not measured yet (active UINT64_MAX): not capped.  (Before,
+ * only a VM holding more than its demand was, and a VM using all of a
+ * few frames, its memory shared, kept a share-sized target it never
+ * used while the VMs that needed memory were reclaimed.)
  */
 void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 		      unsigned headroom_pct);

@@ -126,6 +126,8 @@ void th_assert_new_threads_pinned(const int *before, unsigned nbefore,
 
 /* Fills a page with bytes determined by (tag, ppn, version). */
 void th_fill(void *page, uint64_t tag, uint64_t ppn, uint64_t version);
+/* Fails the test unless got is within slack of want. */
+void th_assert_near(uint64_t got, uint64_t want, uint64_t slack);
 /* True if the page holds exactly th_fill(tag, ppn, version)'s bytes. */
 bool th_check(const void *page, uint64_t tag, uint64_t ppn, uint64_t version);
 /* The same, but compressible: 512 bytes of such data, repeated. */

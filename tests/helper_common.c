@@ -822,3 +822,11 @@ void th_memvisor_bin(char *buf, size_t len)
 	assert_int_equal(bin_dir(self, sizeof(self)), 0);
 	assert_true((size_t)snprintf(buf, len, "%s/../memvisor", self) < len);
 }
+
+void th_assert_near(uint64_t got, uint64_t want, uint64_t slack)
+{
+	if (got + slack < want || got > want + slack)
+		fail_msg("%llu is not within %llu of %llu",
+			 (unsigned long long)got, (unsigned long long)slack,
+			 (unsigned long long)want);
+}

@@ -281,6 +281,37 @@ test_a_period_whose_pages_cannot_go_back_stays_open_and_loses_nothing(
 	th_host_destroy(&t);
 }
 
+/*
+ * A VM holding no frame of its own has nothing to sample, yet once a whole
+ * period has passed its demand is known: what it holds plus what it filled
+ * since.  (Before, only a period with pages sampled counted, and a VM
+ * whose memory is all shared or zero stayed unmeasured, so uncapped, and
+ * was given memory it did not use.)
+ */
+static void
+test_a_vm_with_nothing_to_sample_has_its_demand_after_a_period(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+	uint8_t *m;
+
+	(void)state;
+	quiet_host(&t);
+	vm = th_vm_create(&t, "s", PAGES * 4096ull);
+	mv__sample_period(vm); /* the first period begins */
+	assert_int_equal(mv__sample_demand_pages(vm), UINT64_MAX);
+	mv__sample_period(vm); /* ... and ends, nothing sampled */
+	assert_false(vm->sample.measured);
+	assert_int_equal(mv__sample_demand_pages(vm), 0);
+	m = mv_vm_mem(vm);
+	th_fill(m, 21, 0, 0);
+	th_quiesce(vm);
+	assert_int_equal(mv__sample_demand_pages(vm), stats(vm).consumed_pages);
+	assert_true(stats(vm).consumed_pages > 0);
+	assert_true(th_check(m, 21, 0, 0));
+	th_host_destroy(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +327,8 @@ int main(void)
 			test_a_touch_the_kernel_keeps_refusing_is_retried_by_fresh_faults),
 		cmocka_unit_test(
 			test_a_period_whose_pages_cannot_go_back_stays_open_and_loses_nothing),
+		cmocka_unit_test(
+			test_a_vm_with_nothing_to_sample_has_its_demand_after_a_period),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

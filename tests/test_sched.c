@@ -35,14 +35,6 @@ static struct mv__sched_vm vm_of(uint64_t shares, uint64_t alloc,
 				      .active_permille = active_permille };
 }
 
-static void assert_near(uint64_t got, uint64_t want, uint64_t slack)
-{
-	if (got + slack < want || got > want + slack)
-		fail_msg("%llu is not within %llu of %llu",
-			 (unsigned long long)got, (unsigned long long)slack,
-			 (unsigned long long)want);
-}
-
 static void test_rho_is_shares_per_taxed_page(void **state)
 {
 	struct mv__sched_vm v = vm_of(1000, 400, 250);
@@ -74,8 +66,8 @@ static void test_targets_split_by_shares(void **state)
 
 	(void)state;
 	mv__sched_targets(v, 2, 600, 0, t);
-	assert_near(t[0], 200, 1);
-	assert_near(t[1], 400, 1);
+	th_assert_near(t[0], 200, 1);
+	th_assert_near(t[1], 400, 1);
 	assert_true(t[0] + t[1] <= 600);
 }
 
@@ -89,7 +81,7 @@ static void test_target_never_below_reservation(void **state)
 	v[0].min_pages = 300;
 	mv__sched_targets(v, 2, 800, 0, t);
 	assert_int_equal(t[0], 300);
-	assert_near(t[1], 500, 1);
+	th_assert_near(t[1], 500, 1);
 }
 
 static void test_target_never_above_limit(void **state)
@@ -102,7 +94,7 @@ static void test_target_never_above_limit(void **state)
 	v[0].max_pages = 100;
 	mv__sched_targets(v, 2, 800, 0, t);
 	assert_int_equal(t[0], 100);
-	assert_near(t[1], 700, 1);
+	th_assert_near(t[1], 700, 1);
 }
 
 static void test_without_tax_idleness_does_not_matter(void **state)
@@ -112,8 +104,8 @@ static void test_without_tax_idleness_does_not_matter(void **state)
 
 	(void)state;
 	mv__sched_targets(v, 2, 800, 0, t);
-	assert_near(t[0], 400, 1);
-	assert_near(t[1], 400, 1);
+	th_assert_near(t[0], 400, 1);
+	th_assert_near(t[1], 400, 1);
 }
 
 static void test_idle_tax_takes_more_from_idle_vm(void **state)
@@ -124,8 +116,8 @@ static void test_idle_tax_takes_more_from_idle_vm(void **state)
 	(void)state;
 	/* k = 4: idle Sx/4, active 500 + (Sx - 500)/4, sum 800: Sx = 850 */
 	mv__sched_targets(v, 2, 800, 75, t);
-	assert_near(t[1], 212, 1);
-	assert_near(t[0], 587, 1);
+	th_assert_near(t[1], 212, 1);
+	th_assert_near(t[0], 587, 1);
 	assert_true(t[0] + t[1] <= 800);
 }
 
@@ -144,14 +136,14 @@ test_alike_vms_using_more_than_they_hold_get_alike_targets(void **state)
 	mv__sched_demand(&v[0], 5000, 25);
 	mv__sched_demand(&v[1], 5000, 25);
 	mv__sched_targets(v, 2, 480, 75, t);
-	assert_near(t[0], 240, 1);
-	assert_near(t[1], 240, 1);
+	th_assert_near(t[0], 240, 1);
+	th_assert_near(t[1], 240, 1);
 	/* not yet measured: all active, so not taxed either */
 	mv__sched_demand(&v[0], UINT64_MAX, 25);
 	mv__sched_demand(&v[1], UINT64_MAX, 25);
 	mv__sched_targets(v, 2, 480, 75, t);
-	assert_near(t[0], 240, 1);
-	assert_near(t[1], 240, 1);
+	th_assert_near(t[0], 240, 1);
+	th_assert_near(t[1], 240, 1);
 	/* with f * P as their only active pages, every page the poorer one
 	 * would get is taxed: 250 + 4 (t1 - 229) ... it stays poorer */
 	v[0].used_pages = v[1].used_pages = 0;

@@ -63,21 +63,54 @@ test_vm_using_less_than_it_holds_is_capped_at_active_plus_headroom(void **state)
 	assert_int_equal(v.demand_pages, 200);
 }
 
-static void test_vm_using_all_it_holds_or_unmeasured_is_not_capped(void **state)
+/* Using all it holds: capped by the headroom above it, so that it can
+ * grow by that much (and by what it fills) before the next balance; never
+ * above its limit.  Not measured yet: not capped. */
+static void test_vm_using_all_it_holds_is_capped_headroom_above_it(void **state)
 {
 	struct mv__sched_vm v;
 
 	(void)state;
-	v = vm_of(100, 800, 1000); /* fully active */
-	assert_false(v.capped);
+	v = vm_of(100, 400, 1000); /* fully active */
+	assert_true(v.capped);
+	assert_int_equal(v.demand_pages, 500);
+	v = vm_of(100, 900, 1000);
+	assert_true(v.capped);
+	assert_int_equal(v.demand_pages, 1000); /* its limit */
 	mv__sched_demand(&v, UINT64_MAX, HEADROOM); /* not yet measured */
 	assert_false(v.capped);
-	/* 80% active with 25% headroom is all it holds */
-	v = vm_of(100, 800, 800);
-	assert_false(v.capped);
-	v = vm_of(100, 800, 790);
-	assert_true(v.capped);
-	assert_true(v.demand_pages < 800);
+}
+
+/*
+ * The default scenario's web VMs: fully active on the few frames they
+ * hold (their working set is in shared frames), with shares that would
+ * give them more.  Their target is what they use plus the headroom, and
+ * the rest goes to the VMs that use more than they hold.  Uncapped
+ * (before), each was given more than it used (its pages beyond its use
+ * taxed, not refused) and kept it unused while the busy VMs were
+ * reclaimed.
+ */
+static void
+test_vm_using_less_than_its_share_leaves_the_rest_to_others(void **state)
+{
+	struct mv__sched_vm v[3] = { vm_of(100, 40, 1000),
+				     vm_of(100, 400, 1000),
+				     vm_of(100, 400, 1000) };
+	uint64_t t[3], uncapped[3];
+
+	(void)state;
+	/* the two busy ones filled far more than they hold this period */
+	mv__sched_demand(&v[1], 5000, HEADROOM);
+	mv__sched_demand(&v[2], 5000, HEADROOM);
+	mv__sched_targets(v, 3, 900, TAX, t);
+	assert_int_equal(t[0], 50);
+	th_assert_near(t[1], 425, 1);
+	th_assert_near(t[2], 425, 1);
+	/* uncapped, it was given its pages taxed beyond the 40 it uses */
+	v[0].capped = false;
+	mv__sched_targets(v, 3, 900, TAX, uncapped);
+	assert_true(uncapped[0] > 100);
+	assert_true(uncapped[1] + 30 < t[1]);
 }
 
 static void
@@ -89,6 +122,9 @@ test_capped_target_is_demand_and_the_rest_goes_to_others(void **state)
 	uint64_t t[3], uncapped[3];
 
 	(void)state;
+	/* the other two use more than they hold */
+	mv__sched_demand(&v[1], 5000, HEADROOM);
+	mv__sched_demand(&v[2], 5000, HEADROOM);
 	assert_true(v[0].capped);
 	assert_int_equal(v[0].demand_pages, 62);
 	mv__sched_targets(v, 3, 1000, TAX, t);
@@ -113,6 +149,7 @@ static void test_capped_target_is_never_below_reservation(void **state)
 	(void)state;
 	v[0].min_pages = 150;
 	mv__sched_demand(&v[0], 0, HEADROOM);
+	mv__sched_demand(&v[1], 5000, HEADROOM);
 	assert_true(v[0].capped);
 	assert_int_equal(v[0].demand_pages, 0);
 	mv__sched_targets(v, 2, 1000, TAX, t);
@@ -128,6 +165,7 @@ static void test_freed_memory_never_lifts_a_vm_past_its_limit(void **state)
 
 	(void)state;
 	v[1].max_pages = 400;
+	mv__sched_demand(&v[1], 5000, HEADROOM);
 	mv__sched_targets(v, 2, 1000, TAX, t);
 	assert_int_equal(t[0], 0);
 	assert_int_equal(t[1], 400);
@@ -253,7 +291,9 @@ int main(void)
 		cmocka_unit_test(
 			test_vm_using_less_than_it_holds_is_capped_at_active_plus_headroom),
 		cmocka_unit_test(
-			test_vm_using_all_it_holds_or_unmeasured_is_not_capped),
+			test_vm_using_all_it_holds_is_capped_headroom_above_it),
+		cmocka_unit_test(
+			test_vm_using_less_than_its_share_leaves_the_rest_to_others),
 		cmocka_unit_test(
 			test_capped_target_is_demand_and_the_rest_goes_to_others),
 		cmocka_unit_test(test_capped_target_is_never_below_reservation),

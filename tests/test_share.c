@@ -187,6 +187,57 @@ static void test_write_to_shared_page_stays_in_the_writer(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * A write to a shared page gives the writer a frame of its own: a page it
+ * filled, which counts in its demand (mv__sample_demand_pages) as a fault
+ * filling a page does, so that the scheduler's demand cap grows with it.
+ * Not counted (before), a VM sharing most of its memory was capped below
+ * the frames its writes took, and reclaimed first.
+ */
+static void
+test_a_write_to_a_shared_page_counts_in_the_writers_demand(void **state)
+{
+	struct mv_vm_stats st;
+	struct th_host t;
+	mv_vm *vm[2];
+	uint64_t n, d0, cow0;
+	uint8_t *a;
+
+	(void)state;
+	quiet_host(&t, 0);
+	vm[0] = th_vm_create(&t, "v0", 1 * MiB);
+	vm[1] = th_vm_create(&t, "v1", 1 * MiB);
+	fill_common(vm[0]);
+	fill_common(vm[1]);
+	/* two periods (the scheduler's work, which this host does not do):
+	 * measured, and sampling holds some pages out of the scan */
+	mv__sample_period(vm[0]);
+	mv__sample_period(vm[0]);
+	scan_all(vm, 2);
+	n = npages_of(vm[0]);
+	mv_vm_stats(vm[0], &st);
+	assert_true(st.state_pages[MV_PAGE_SHARED] > n / 4);
+	cow0 = st.cow_breaks;
+	d0 = mv__sample_demand_pages(vm[0]);
+	assert_true(d0 != UINT64_MAX);
+	a = mv_vm_mem(vm[0]);
+	for (uint64_t p = 0; p < n; p += 2)
+		th_fill(a + p * MV_PAGE_SIZE, 1, p, 1);
+	th_quiesce(vm[0]);
+	mv_vm_stats(vm[0], &st);
+	assert_true(st.cow_breaks > cow0);
+	assert_int_equal(mv__sample_demand_pages(vm[0]) - d0,
+			 st.cow_breaks - cow0);
+	for (uint64_t p = 0; p < n; p++)
+		assert_true(
+			p % 2 ? th_check(a + p * MV_PAGE_SIZE, COMMON, p, 0) :
+				th_check(a + p * MV_PAGE_SIZE, 1, p, 1));
+	assert_int_equal(bad_common(vm[1]), 0);
+	mv_vm_destroy(vm[0]);
+	mv_vm_destroy(vm[1]);
+	th_host_destroy(&t);
+}
+
 /* The VMs' SHRDSVD added up, and the host's figure. */
 static void saved_sums(struct th_host *t, mv_vm **vm, unsigned n, uint64_t *vms,
 		       uint64_t *host)
@@ -1148,6 +1199,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_equal_pages_of_two_vms_share_one_frame),
 		cmocka_unit_test(test_write_to_shared_page_stays_in_the_writer),
+		cmocka_unit_test(
+			test_a_write_to_a_shared_page_counts_in_the_writers_demand),
 		cmocka_unit_test(test_the_vms_saved_pages_add_up_to_the_hosts),
 		cmocka_unit_test(
 			test_pages_protected_beside_candidates_stay_writable),
