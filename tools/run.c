@@ -257,7 +257,7 @@ void run_usage(FILE *out)
 		"usage: memvisor run [SCENARIO] [--duration S] [--json FILE] [--quiet]\n"
 		"                    [--live] [--metrics [ADDR:]PORT]\n"
 		"  SCENARIO         an INI scenario file (default: the embedded one,\n"
-		"                   6 VMs with 896 MB on a 512 MB host for 60 s)\n"
+		"                   6 VMs with 896 MB on a 384 MB host for 60 s)\n"
 		"  -d, --duration S run the workloads for S seconds instead\n"
 		"  -j, --json FILE  write the final stats as JSON to FILE (-: stdout,\n"
 		"                   and the rest goes to stderr)\n"

@@ -107,7 +107,7 @@ struct scenario {
 	size_t nvms;
 };
 
-/* The embedded default: overcommits a 512 MiB host with 896 MiB of VMs,
+/* The embedded default: overcommits a 384 MiB host with 896 MiB of VMs,
  * every mechanism at work (scenarios/default.ini, word for word). */
 extern const char scenario_default_text[];
 
