@@ -119,9 +119,9 @@ struct mv_settings {
 	 * memory with 2 MiB large pages, broken up under memory pressure
 	 * (1; docs/LARGEPAGES.md) */
 	uint32_t alloc_guest_large_page;
-	/* Mem.DemandHeadroomPct: a VM measured to use less than it holds gets
-	 * a target of at most its active memory plus this percent of it; the
-	 * rest goes to the VMs that need it (25, 0-1000) */
+	/* Mem.DemandHeadroomPct: a measured VM gets a target of at most its
+	 * demand (active memory plus what it filled since) plus this percent
+	 * of it; the rest goes to the VMs that need it (25, 0-1000) */
 	uint32_t demand_headroom_pct;
 	/* Mem.ReclaimPolicy: which pages reclaim takes: 0 random runs (ESX's
 	 * policy), 1 the coldest first, by fault history and sampling (1;

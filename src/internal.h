@@ -287,6 +287,8 @@ struct mv__vm_sched {
 	_Atomic uint64_t limit_pages; /* npages when unlimited */
 	_Atomic uint64_t sztgt_pages; /* SZTGT, from the last balance */
 	_Atomic uint64_t swtgt_pages; /* SWTGT */
+	uint64_t born_ms; /* when it was made (mv__now_ms); set before it is
+			   * linked, never changed */
 };
 
 /*
@@ -495,6 +497,10 @@ uint32_t mv__sample_active_permille(struct mv_vm *vm);
  * the pages it filled since; UINT64_MAX until a whole period has passed.
  * Scheduler thread only. */
 uint64_t mv__sample_demand_pages(struct mv_vm *vm);
+/* Pages the VM filled since it began (mv__sample_demand_pages's fills):
+ * every frame it holds was one, and those reclaim took and it wanted
+ * back count again.  0 for a remote VM (its agent fills them). */
+uint64_t mv__sample_filled_pages(struct mv_vm *vm);
 
 /* fault.c: the fault service */
 int mv__fault_start(struct mv_vm *vm);

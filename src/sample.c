@@ -394,6 +394,11 @@ static uint64_t fills(struct mv_vm *vm)
 	       atomic_load(&vm->sh.cow_breaks);
 }
 
+uint64_t mv__sample_filled_pages(struct mv_vm *vm)
+{
+	return fills(vm);
+}
+
 uint64_t mv__sample_demand_pages(struct mv_vm *vm)
 {
 	struct mv__sample *s = &vm->sample;

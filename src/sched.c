@@ -30,7 +30,15 @@
  *     before the next balance, and its demand by every page it fills, so
  *     the cap follows a VM that wants more, and one that does not (a VM
  *     whose memory is shared, or small) leaves the rest to the others.
- *     A VM not yet measured (no whole period yet) is not capped.
+ *     A VM not yet measured (no whole period yet) is capped at twice the
+ *     pages it has filled since it began (mv__sched_demand_unmeasured),
+ *     all of them taken as used, once it is a Mem.BalancePeriod old: a
+ *     clone whose memory is shared from its first touch holds no
+ *     share-sized target through its first period, one filling its
+ *     memory may double it between balances, and a VM just made is not
+ *     held to what it filled before its first balance (in low, a fault
+ *     of a VM above its target waits).  A remote VM not measured by its
+ *     agent yet is not capped.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their
@@ -241,7 +249,9 @@ static void view_free(struct view *w)
 /* Caller holds vms_lock.  -ENOMEM leaves the view as it was. */
 static int gather(struct mv_host *h, struct view *w)
 {
+	uint64_t young_ms = (uint64_t)h->settings.balance_period_s * 1000;
 	struct mv_vm *vm;
+	uint64_t demand;
 	unsigned i = 0;
 
 	if (h->nvms > w->cap) {
@@ -270,8 +280,16 @@ static int gather(struct mv_host *h, struct view *w)
 			.alloc_pages = atomic_load(&vm->consumed_pages),
 			.active_permille = mv__sample_active_permille(vm),
 		};
-		mv__sched_demand(&w->in[i], mv__sample_demand_pages(vm),
+		demand = mv__sample_demand_pages(vm);
+		mv__sched_demand(&w->in[i], demand,
 				 h->settings.demand_headroom_pct);
+		/* not measured yet: capped by what it filled, once it has
+		 * had a balance period to start (a remote VM's fills are its
+		 * agent's, which says nothing until it has measured) */
+		if (demand == UINT64_MAX && !vm->remote &&
+		    mv__now_ms() - vm->sched.born_ms >= young_ms)
+			mv__sched_demand_unmeasured(
+				&w->in[i], mv__sample_filled_pages(vm));
 	}
 	w->n = i;
 	return 0;

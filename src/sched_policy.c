@@ -73,6 +73,15 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 					     (uint64_t)d;
 }
 
+void mv__sched_demand_unmeasured(struct mv__sched_vm *v, uint64_t filled)
+{
+	uint64_t d = filled +
+		     (filled > v->max_pages / 64 ? filled : v->max_pages / 64);
+
+	v->capped = true;
+	v->demand_pages = d > v->max_pages || d < filled ? v->max_pages : d;
+}
+
 /* Most pages v may be given: its limit, or its demand if capped (but never
  * less than its reservation). */
 static uint64_t ceiling(const struct mv__sched_vm *v)

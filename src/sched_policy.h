@@ -51,6 +51,18 @@ struct mv__sched_vm {
  */
 void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
 		      unsigned headroom_pct);
+/*
+ * The cap of a VM not measured yet (after mv__sched_demand with active
+ * UINT64_MAX), from the pages it has filled since it began: every frame
+ * it holds was filled, so `filled` is at least what it holds and grows as
+ * it does.  Capped at twice `filled` (a VM that is filling its memory may
+ * double it before the next balance), and at least a 64th of its limit
+ * above it, never above the limit; its pages all count as used for the
+ * tax (used_pages stays UINT64_MAX).  So a VM whose memory is shared or
+ * zero from the start (clones of a template) does not hold a share-sized
+ * target it never fills through its whole first period.
+ */
+void mv__sched_demand_unmeasured(struct mv__sched_vm *v, uint64_t filled);
 
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active

@@ -106,6 +106,7 @@ static int sched_init(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	atomic_store(&vm->sched.min_pages, min);
 	atomic_store(&vm->sched.limit_pages, limit);
 	atomic_store(&vm->sched.sztgt_pages, limit);
+	vm->sched.born_ms = mv__now_ms();
 	return mv__sched_check_reservation(h, vm, min);
 }
 

@@ -527,6 +527,53 @@ static void limit_and_balance(mv_vm *vm, uint64_t bytes)
 	assert_true(th_wait_until(balanced, &k, TH_WAIT_MS));
 }
 
+struct target_below {
+	mv_vm *vm;
+	uint64_t pages;
+};
+
+static bool target_at_most(void *arg)
+{
+	struct target_below *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.sztgt_pages <= k->pages;
+}
+
+/*
+ * A VM not measured yet (sampling off here, so never) that fills nothing,
+ * as a clone whose memory is all shared does, is capped at a 64th of its
+ * memory by the next balance, and the VM filling its memory is given the
+ * rest; before, the clone kept a target by its shares (half of what the
+ * host gives) that it never used.
+ */
+static void
+test_unmeasured_vm_that_fills_nothing_leaves_memory_to_others(void **state)
+{
+	struct target_below k;
+	struct mv_vm_stats st;
+	struct mv_settings s;
+	struct th_host t;
+	mv_vm *clone, *vm;
+
+	(void)state;
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.BalancePeriod", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	clone = th_vm_create(&t, "clone", 32 * MiB);
+	vm = th_vm_create(&t, "filler", 32 * MiB);
+	th_fill_vm(vm, 3, false);
+	k = (struct target_below){ clone, 32 * MiB / MV_PAGE_SIZE / 64 };
+	assert_true(th_wait_until(target_at_most, &k, TH_WAIT_MS));
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	assert_int_equal(st.sztgt_pages, 32 * MiB / MV_PAGE_SIZE);
+	assert_int_equal(th_bad_pages(vm, 3, false), 0);
+	mv_vm_destroy(clone);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 static void test_sample_period_zero_never_samples(void **state)
 {
 	struct mv_vm_stats st;
@@ -982,6 +1029,8 @@ int main(void)
 		cmocka_unit_test(test_sampling_tells_idle_from_active),
 		cmocka_unit_test(test_refaulting_vm_is_not_estimated_idle),
 		cmocka_unit_test(test_sample_period_zero_never_samples),
+		cmocka_unit_test(
+			test_unmeasured_vm_that_fills_nothing_leaves_memory_to_others),
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
 		cmocka_unit_test(
 			test_vm_measured_idle_is_reclaimed_to_its_floor),

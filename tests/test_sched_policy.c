@@ -113,6 +113,40 @@ test_vm_using_less_than_its_share_leaves_the_rest_to_others(void **state)
 	assert_true(uncapped[1] + 30 < t[1]);
 }
 
+/*
+ * Not measured yet: capped at twice what it has filled (at least a 64th of
+ * its limit above that), all of it counted as used for the tax.  A clone
+ * whose memory is all shared (it filled 10 pages) leaves the rest to the
+ * two VMs filling theirs; uncapped (before), it was given a third.
+ */
+static void test_unmeasured_vm_is_capped_at_twice_what_it_filled(void **state)
+{
+	struct mv__sched_vm v[3] = { vm_of(100, 10, 1000),
+				     vm_of(100, 400, 1000),
+				     vm_of(100, 400, 1000) };
+	uint64_t t[3], uncapped[3];
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++)
+		mv__sched_demand(&v[i], UINT64_MAX, HEADROOM);
+	mv__sched_demand_unmeasured(&v[0], 10);
+	assert_true(v[0].capped);
+	assert_int_equal(v[0].demand_pages, 10 + 1000 / 64);
+	assert_int_equal(v[0].used_pages, UINT64_MAX);
+	mv__sched_demand_unmeasured(&v[1], 400);
+	assert_int_equal(v[1].demand_pages, 800);
+	mv__sched_demand_unmeasured(&v[2], 600);
+	assert_int_equal(v[2].demand_pages, 1000); /* its limit */
+	mv__sched_targets(v, 3, 900, TAX, t);
+	assert_int_equal(t[0], 25);
+	th_assert_near(t[1], 437, 1);
+	th_assert_near(t[2], 437, 1);
+	for (unsigned i = 0; i < 3; i++)
+		v[i].capped = false;
+	mv__sched_targets(v, 3, 900, TAX, uncapped);
+	th_assert_near(uncapped[0], 300, 1);
+}
+
 static void
 test_capped_target_is_demand_and_the_rest_goes_to_others(void **state)
 {
@@ -294,6 +328,8 @@ int main(void)
 			test_vm_using_all_it_holds_is_capped_headroom_above_it),
 		cmocka_unit_test(
 			test_vm_using_less_than_its_share_leaves_the_rest_to_others),
+		cmocka_unit_test(
+			test_unmeasured_vm_is_capped_at_twice_what_it_filled),
 		cmocka_unit_test(
 			test_capped_target_is_demand_and_the_rest_goes_to_others),
 		cmocka_unit_test(test_capped_target_is_never_below_reservation),
