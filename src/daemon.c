@@ -596,7 +596,7 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	 * a remote VM fills no pages here, so the base is all of it) */
 	pthread_mutex_lock(&d->host->vms_lock);
 	vm->sample.measured = s->flags & MV_PROTO_STATS_DEMAND;
-	vm->sample.demand_known = vm->sample.measured;
+	atomic_store(&vm->sample.demand_known, vm->sample.measured);
 	atomic_store(&vm->sample.active_base,
 		     s->demand_pages < max ? s->demand_pages : max);
 	atomic_store(&vm->sample.base_fills, 0);

@@ -575,6 +575,9 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 			    UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 		atomic_fetch_add_explicit(&vm->consumed_pages, 1,
 					  memory_order_relaxed);
+		/* a first touch, as a fill is (demand counts it) */
+		atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
+					  memory_order_relaxed);
 		pmap_unlock(vm, ppn,
 			    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
 		wake(vm, ppn);

@@ -217,8 +217,9 @@ struct mv__sample {
 	bool measured; /* a period has ended: the averages hold data */
 	bool begun; /* the first period has begun */
 	/* a whole period has passed, with pages sampled or not (a VM holding
-	 * hardly a frame of its own has none to sample): its demand counts */
-	bool demand_known;
+	 * hardly a frame of its own has none to sample): its demand counts
+	 * (an agent's thread reads it beside the scheduler) */
+	_Atomic bool demand_known;
 	uint32_t slow, fast; /* moving averages of the touched permille */
 	uint64_t refaults; /* swap-ins and unzips when the period began */
 	/* demand: active pages when the period began, and the VM's fills

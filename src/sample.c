@@ -385,13 +385,14 @@ static uint32_t refault_permille(struct mv_vm *vm)
 }
 
 /* Pages the VM filled since it began: swap-ins, unzips, first touches,
- * copies of shared pages it wrote. */
+ * copies of shared pages it wrote, and those its VMM wrote before it
+ * attached the memory. */
 static uint64_t fills(struct mv_vm *vm)
 {
 	return atomic_load(&vm->c.swapin_pages) +
 	       atomic_load(&vm->zc.unzip_pages) +
 	       atomic_load(&vm->c.fault_fill_pages) +
-	       atomic_load(&vm->sh.cow_breaks);
+	       atomic_load(&vm->sh.cow_breaks) + vm->adopted_pages;
 }
 
 uint64_t mv__sample_filled_pages(struct mv_vm *vm)
@@ -405,7 +406,7 @@ uint64_t mv__sample_demand_pages(struct mv_vm *vm)
 	uint64_t now = fills(vm), base = atomic_load(&s->base_fills);
 
 	/* a remote VM is never measured here: its agent samples */
-	if (!s->demand_known)
+	if (!atomic_load_explicit(&s->demand_known, memory_order_relaxed))
 		return UINT64_MAX;
 	return atomic_load(&s->active_base) + (now > base ? now - base : 0);
 }
@@ -434,7 +435,7 @@ void mv__sample_period(struct mv_vm *vm)
 		atomic_store(&s->active_permille,
 			     s->fast > s->slow ? s->fast : s->slow);
 	}
-	s->demand_known = s->begun;
+	atomic_store_explicit(&s->demand_known, s->begun, memory_order_relaxed);
 	s->begun = true;
 	/* the demand estimate restarts from the frames active now */
 	atomic_store(&s->active_base, atomic_load(&vm->consumed_pages) *

@@ -38,7 +38,12 @@
  *     memory may double it between balances, and a VM just made is not
  *     held to what it filled before its first balance (in low, a fault
  *     of a VM above its target waits).  A remote VM not measured by its
- *     agent yet is not capped.
+ *     agent yet is not capped.  A remote VM (whose grant never grows past
+ *     its target, even with the host's memory free) and a VM with pages
+ *     in its balloon (which deflates only by what its target leaves above
+ *     what it holds) are capped only when they use less than they hold
+ *     (mv__sched_uncap_if_full): capped at 25% above it, they would grow
+ *     by a quarter per balance.
  *   - The state (high, clear, soft, hard, low) follows free memory against
  *     minFree with hysteresis (mv__sched_state).  What runs in each, as in
  *     ESX: sharing always; in soft the balloon targets of VMs above their
@@ -250,8 +255,8 @@ static void view_free(struct view *w)
 static int gather(struct mv_host *h, struct view *w)
 {
 	uint64_t young_ms = (uint64_t)h->settings.balance_period_s * 1000;
+	uint64_t demand, mctl, ballooned;
 	struct mv_vm *vm;
-	uint64_t demand;
 	unsigned i = 0;
 
 	if (h->nvms > w->cap) {
@@ -290,6 +295,11 @@ static int gather(struct mv_host *h, struct view *w)
 		    mv__now_ms() - vm->sched.born_ms >= young_ms)
 			mv__sched_demand_unmeasured(
 				&w->in[i], mv__sample_filled_pages(vm));
+		/* bound hard by its target, or with a balloon to deflate:
+		 * shares alone while it uses all it holds */
+		mv__balloon_sched_view(vm, &mctl, &ballooned);
+		if (vm->remote || ballooned)
+			mv__sched_uncap_if_full(&w->in[i]);
 	}
 	w->n = i;
 	return 0;

@@ -82,6 +82,14 @@ void mv__sched_demand_unmeasured(struct mv__sched_vm *v, uint64_t filled)
 	v->demand_pages = d > v->max_pages || d < filled ? v->max_pages : d;
 }
 
+void mv__sched_uncap_if_full(struct mv__sched_vm *v)
+{
+	if (v->capped && v->demand_pages && v->demand_pages >= v->alloc_pages) {
+		v->capped = false;
+		v->demand_pages = 0;
+	}
+}
+
 /* Most pages v may be given: its limit, or its demand if capped (but never
  * less than its reservation). */
 static uint64_t ceiling(const struct mv__sched_vm *v)

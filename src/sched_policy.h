@@ -63,6 +63,17 @@ void mv__sched_demand(struct mv__sched_vm *v, uint64_t active,
  * target it never fills through its whole first period.
  */
 void mv__sched_demand_unmeasured(struct mv__sched_vm *v, uint64_t filled);
+/*
+ * Lifts the cap of a VM whose demand is at least what it holds (a VM
+ * using all it holds): its shares alone bound its target, as they bound
+ * every such VM's before all were capped.  For a VM whose target bounds it
+ * hard, a remote VM (its grant never grows past its target, even with the
+ * host's memory free), and for one with pages in its balloon (which
+ * deflates only by what its target leaves above what it holds): capped at
+ * 25% above what they hold, they would grow by a quarter per balance.
+ * One using less than it holds, or nothing, stays capped.
+ */
+void mv__sched_uncap_if_full(struct mv__sched_vm *v);
 
 /*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active

@@ -520,6 +520,9 @@ int mv__share_fill(struct mv_vm *vm, uint64_t ppn, uint64_t v)
 	}
 	mv__share_frame_put(vm, mv__share_frame_of(v));
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
+	/* a frame the guest's touch took: a fill (demand counts it) */
+	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
+				  memory_order_relaxed);
 	pmap_unlock(vm, ppn, pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_COW));
 	return 0;
 }

@@ -100,6 +100,9 @@ static void test_pages_written_before_attach_are_adopted(void **state)
 	st = stats_of(vm);
 	assert_int_equal(st.adopted_pages, n);
 	assert_int_equal(st.consumed_pages, n);
+	/* filled, for the scheduler's demand, as a fault's fill is: never
+	 * taken for memory the VM holds and does not use */
+	assert_int_equal(mv__sample_filled_pages(vm), n);
 	assert_int_equal(st.state_pages[MV_PAGE_PRIVATE], n);
 	assert_int_equal(st.state_pages[MV_PAGE_UNTOUCHED], npages - n);
 	assert_int_equal(mv_vm_page_state(vm, 3), MV_PAGE_PRIVATE);

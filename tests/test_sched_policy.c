@@ -147,6 +147,38 @@ static void test_unmeasured_vm_is_capped_at_twice_what_it_filled(void **state)
 	th_assert_near(uncapped[0], 300, 1);
 }
 
+/*
+ * A remote VM, or one with pages in its balloon, using all it holds is
+ * bound by its shares alone: capped 25% above what it holds, a remote
+ * VM's grant (never above its target) and a balloon's deflation would
+ * grow by a quarter per balance while the host had memory free.  One
+ * using less than it holds, or nothing, stays capped.
+ */
+static void test_vm_using_all_it_holds_can_be_uncapped(void **state)
+{
+	struct mv__sched_vm v[2] = { vm_of(100, 100, 1000),
+				     vm_of(100, 400, 1000) };
+	uint64_t t[2];
+
+	(void)state;
+	assert_true(v[0].capped);
+	assert_int_equal(v[0].demand_pages, 125);
+	mv__sched_targets(v, 2, 1000, TAX, t);
+	assert_int_equal(t[0], 125);
+	mv__sched_uncap_if_full(&v[0]);
+	assert_false(v[0].capped);
+	mv__sched_targets(v, 2, 1000, TAX, t);
+	assert_true(t[0] > 125);
+	v[0] = vm_of(100, 800, 200); /* 160 active of 800 */
+	mv__sched_uncap_if_full(&v[0]);
+	assert_true(v[0].capped);
+	assert_int_equal(v[0].demand_pages, 200);
+	v[0] = vm_of(100, 0, 0); /* measured using nothing */
+	mv__sched_uncap_if_full(&v[0]);
+	assert_true(v[0].capped);
+	assert_int_equal(v[0].demand_pages, 0);
+}
+
 static void
 test_capped_target_is_demand_and_the_rest_goes_to_others(void **state)
 {
@@ -330,6 +362,7 @@ int main(void)
 			test_vm_using_less_than_its_share_leaves_the_rest_to_others),
 		cmocka_unit_test(
 			test_unmeasured_vm_is_capped_at_twice_what_it_filled),
+		cmocka_unit_test(test_vm_using_all_it_holds_can_be_uncapped),
 		cmocka_unit_test(
 			test_capped_target_is_demand_and_the_rest_goes_to_others),
 		cmocka_unit_test(test_capped_target_is_never_below_reservation),
