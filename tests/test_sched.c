@@ -450,14 +450,15 @@ static void test_sampling_tells_idle_from_active(void **state)
 	th_host_destroy(&t);
 }
 
-struct private_below {
+/* A VM and a number of pages, for the predicates below. */
+struct vm_pages {
 	mv_vm *vm;
 	uint64_t pages;
 };
 
 static bool private_at_most(void *arg)
 {
-	struct private_below *k = arg;
+	struct vm_pages *k = arg;
 	struct mv_vm_stats st;
 
 	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
@@ -473,7 +474,7 @@ static bool private_at_most(void *arg)
 static void test_vm_measured_idle_is_reclaimed_to_its_floor(void **state)
 {
 	static struct toucher busy;
-	struct private_below k;
+	struct vm_pages k;
 	struct mv_vm_stats st;
 	struct th_host t;
 	mv_vm *idle, *vm;
@@ -491,7 +492,7 @@ static void test_vm_measured_idle_is_reclaimed_to_its_floor(void **state)
 	vm = th_vm_create(&t, "busy", 48 * MiB);
 	th_fill_vm(vm, 2, false);
 	toucher_start(&busy, vm, touch_main);
-	k = (struct private_below){ idle, 64 };
+	k = (struct vm_pages){ idle, 64 };
 	assert_true(th_wait_until(private_at_most, &k, TH_WAIT_MS));
 	toucher_stop(&busy);
 	assert_int_equal(mv_vm_stats(idle, &st), 0);
@@ -527,14 +528,9 @@ static void limit_and_balance(mv_vm *vm, uint64_t bytes)
 	assert_true(th_wait_until(balanced, &k, TH_WAIT_MS));
 }
 
-struct target_below {
-	mv_vm *vm;
-	uint64_t pages;
-};
-
 static bool target_at_most(void *arg)
 {
-	struct target_below *k = arg;
+	struct vm_pages *k = arg;
 	struct mv_vm_stats st;
 
 	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
@@ -551,7 +547,7 @@ static bool target_at_most(void *arg)
 static void
 test_unmeasured_vm_that_fills_nothing_leaves_memory_to_others(void **state)
 {
-	struct target_below k;
+	struct vm_pages k;
 	struct mv_vm_stats st;
 	struct mv_settings s;
 	struct th_host t;
@@ -564,7 +560,7 @@ test_unmeasured_vm_that_fills_nothing_leaves_memory_to_others(void **state)
 	clone = th_vm_create(&t, "clone", 32 * MiB);
 	vm = th_vm_create(&t, "filler", 32 * MiB);
 	th_fill_vm(vm, 3, false);
-	k = (struct target_below){ clone, 32 * MiB / MV_PAGE_SIZE / 64 };
+	k = (struct vm_pages){ clone, 32 * MiB / MV_PAGE_SIZE / 64 };
 	assert_true(th_wait_until(target_at_most, &k, TH_WAIT_MS));
 	assert_int_equal(mv_vm_stats(vm, &st), 0);
 	assert_int_equal(st.sztgt_pages, 32 * MiB / MV_PAGE_SIZE);
