@@ -255,6 +255,7 @@ static void view_free(struct view *w)
 static int gather(struct mv_host *h, struct view *w)
 {
 	uint64_t young_ms = (uint64_t)h->settings.balance_period_s * 1000;
+	uint64_t now = mv__now_ms();
 	uint64_t demand, mctl, ballooned;
 	struct mv_vm *vm;
 	unsigned i = 0;
@@ -292,7 +293,7 @@ static int gather(struct mv_host *h, struct view *w)
 		 * had a balance period to start (a remote VM's fills are its
 		 * agent's, which says nothing until it has measured) */
 		if (demand == UINT64_MAX && !vm->remote &&
-		    mv__now_ms() - vm->sched.born_ms >= young_ms)
+		    now - vm->sched.born_ms >= young_ms)
 			mv__sched_demand_unmeasured(
 				&w->in[i], mv__sample_filled_pages(vm));
 		/* bound hard by its target, or with a balloon to deflate:
