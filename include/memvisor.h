@@ -139,6 +139,14 @@ struct mv_settings {
 	 * neighbours', as a write does.  A VM started from an image maps the
 	 * zero page for the image's zeros either way */
 	uint32_t read_maps_zero_page;
+	/* Mem.ZeroWriteAround: the first write to a page read as zeros gives
+	 * frames to its neighbours read as zeros too (up to
+	 * Mem.FaultAroundPages, one fault for the run) while the VM has
+	 * written at least half the pages it read as zeros and free memory
+	 * would stay at minFree or above were it to write all of them (1,
+	 * 0-1; docs/ARCHITECTURE.md, "A first read is not a first write");
+	 * 0: each such page's first write faults on its own */
+	uint32_t zero_write_around;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -465,6 +473,10 @@ struct mv_vm_stats {
 	/* reads of ZERO pages answered with the kernel's zero page (no frame;
 	 * the page stays ZERO until written) */
 	uint64_t zero_maps;
+	/* first writes to pages read as zeros (faults), and the neighbours
+	 * read as zeros given frames with them (Mem.ZeroWriteAround) */
+	uint64_t zero_writes;
+	uint64_t zero_around_pages;
 	uint64_t image_pages; /* pages filled from the RAM image */
 	uint64_t swap_errors; /* swap-out attempts that failed (page kept) */
 	uint64_t fault_errors; /* faults that could not be served */

@@ -22,6 +22,10 @@
  *   ZERO, BALLOONED  zeros, never old bytes nor the image's: the guest
  *              gave the content up through its balloon (a fault read
  *              before the page was ballooned is stale and only woken);
+ *              a write to a ZERO page mapped to the zero page gives it a
+ *              frame (zero_write), and its neighbours mapped so too when
+ *              the VM writes what it reads and memory is not short
+ *              (zero_write_run: one fault for the run, not one per page);
  *   COMPRESSED decompress it from the VM's compression cache;
  *   PRIVATE    already present: another thread's fault won the race, so just
  *              wake the faulting thread; a write-protect fault is a write
@@ -142,9 +146,11 @@ static bool joins(enum mv_page_state s, uint64_t old, uint64_t edge, int dir)
 {
 	if (pmap_state(old) != s)
 		return false;
-	/* a ZERO page mapping the zero page is present: no fill over it */
+	/* a ZERO page mapping the zero page is present: no fill over it,
+	 * and a run of such pages (zero_write_run) takes only them */
 	if (s == MV_PAGE_ZERO)
-		return pmap_payload(old) != PMAP_ZERO_MAPPED;
+		return (pmap_payload(old) == PMAP_ZERO_MAPPED) ==
+		       (pmap_payload(edge) == PMAP_ZERO_MAPPED);
 	if (s != MV_PAGE_SWAPPED)
 		return true;
 	return pmap_payload(old) == pmap_payload(edge) + (uint64_t)(int64_t)dir;
@@ -578,6 +584,8 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 		/* a first touch, as a fill is (demand counts it) */
 		atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
 					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&vm->c.zero_writes, 1,
+					  memory_order_relaxed);
 		pmap_unlock(vm, ppn,
 			    pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
 		wake(vm, ppn);
@@ -608,7 +616,107 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	atomic_fetch_add_explicit(&vm->consumed_pages, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, 1,
 				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.zero_writes, 1, memory_order_relaxed);
 	pmap_unlock(vm, ppn, pmap_make(MV_PAGE_PRIVATE, v, PMAP_FROM_GIVEN_UP));
+	wake(vm, ppn);
+	return true;
+}
+
+/*
+ * Whether the first write to a page read as zeros gives frames to its
+ * neighbours read as zeros too (zero_write_run, Mem.ZeroWriteAround): when
+ * the VM has written, one fault each, at least MV__ZERO_AROUND_WRITTEN_PCT
+ * percent of the pages it was given as zeros (it writes what it reads, as
+ * a kvstore filling its table does), and were it to write every ZERO page
+ * it has, it would still be within its target (the scheduler's split of
+ * the host among its VMs: the guard that holds with many VMs writing at
+ * once) and free memory would stay at minFree or above.  Then a page read
+ * before it is written costs one fault per run, as with
+ * Mem.ReadMapsZeroPage 0, where frames are not short; a VM that reads far
+ * ahead of its writes (a kvstore whose table outgrows its memory probes
+ * most of it before it has written a tenth), or one that would outgrow
+ * its target or the host's free memory, keeps its reads frameless.  The
+ * pages given frames this way do not count as written: the rule cannot
+ * feed itself.
+ */
+static bool zero_write_around(const struct mv_vm *vm)
+{
+	struct mv_host *h = vm->host;
+	uint64_t maps, writes, zero, used;
+
+	if (!h->settings.zero_write_around)
+		return false;
+	maps = atomic_load_explicit(&vm->c.zero_maps, memory_order_relaxed);
+	writes = atomic_load_explicit(&vm->c.zero_writes, memory_order_relaxed);
+	if (writes * 100 < maps * MV__ZERO_AROUND_WRITTEN_PCT)
+		return false;
+	zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
+				    memory_order_relaxed);
+	/* within the VM's target (the scheduler's split of the host among
+	 * its VMs), and within what the host has free now */
+	if (atomic_load(&vm->consumed_pages) + zero >
+	    atomic_load(&vm->sched.sztgt_pages))
+		return false;
+	used = atomic_load(&h->consumed_pages);
+	return used + zero + atomic_load(&h->minfree_pages) <=
+	       atomic_load(&h->memsize_pages);
+}
+
+/*
+ * The first write to a ZERO page mapped to the zero page (locked, entry
+ * v), with the neighbours in the same state around it (zero_write_around)
+ * that the fault-around window holds: all are given frames at once by
+ * lifting their protection in one call.  Each keeps the zero page until
+ * its own first write, which the kernel serves with a page of the VM's own
+ * and no fault here; the frames are counted now, reserved before, as a
+ * fill's are, so the budget never lags what the guest may hold.  A page
+ * that holds bytes of its own (a write that raced zero_read's protection)
+ * keeps them, as in zero_write: nothing is dropped.  Only the writer is
+ * woken: a neighbour's writer waiting on a fault of its own is woken by
+ * that fault's service, which finds the page PRIVATE and lifts its
+ * protection (a no-op by then), as for any write to a PRIVATE page the
+ * share scanner protected.  A lift the kernel refuses leaves the pages
+ * PRIVATE and protected: their first writes fault and that service lifts
+ * it.  false, with ppn still locked and the neighbours let go, when there
+ * is no run (no neighbour in that state, or no frames for all of it): the
+ * caller gives ppn alone its frame.
+ */
+static bool zero_write_run(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
+{
+	struct mv_vm *vm = ctx->vm;
+	struct mv_host *h = vm->host;
+	unsigned window = h->settings.fault_around_pages;
+	uint64_t me, got = 0;
+	struct run r;
+
+	pmap_assert_locked(&vm->pmap[ppn]);
+	grow_run(vm, ppn, v, window, window, &r);
+	me = ppn - r.lo;
+	if (r.n > 1)
+		got = mv__frames_reserve(h, (unsigned)r.n);
+	if (got < r.n) {
+		mv__frames_unreserve(h, got);
+		for (uint64_t i = 0; i < r.n; i++)
+			if (i != me)
+				pmap_unlock(vm, r.lo + i, r.old[i]);
+		return false;
+	}
+	if (mv__uffd_wp(vm->uffd, vm->mem + (r.lo << MV_PAGE_SHIFT),
+			r.n << MV_PAGE_SHIFT,
+			UFFDIO_WRITEPROTECT_MODE_DONTWAKE))
+		atomic_fetch_add_explicit(&vm->c.fault_errors, 1,
+					  memory_order_relaxed);
+	for (uint64_t i = 0; i < r.n; i++)
+		r.old[i] = pmap_make(MV_PAGE_PRIVATE, r.old[i],
+				     PMAP_FROM_GIVEN_UP);
+	atomic_fetch_add_explicit(&vm->consumed_pages, r.n,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.fault_fill_pages, r.n,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.zero_writes, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vm->c.zero_around_pages, r.n - 1,
+				  memory_order_relaxed);
+	unlock_run(vm, &r);
 	wake(vm, ppn);
 	return true;
 }
@@ -823,6 +931,9 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 				wake(vm, ppn);
 				return;
 			}
+			if (zero_write_around(vm) &&
+			    zero_write_run(ctx, ppn, v))
+				return;
 			if (zero_write(ctx, ppn, v))
 				return;
 			continue;

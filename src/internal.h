@@ -180,6 +180,11 @@ struct mv_host {
 	void (*_Atomic pressure_hook)(struct mv_host *h);
 };
 
+/* A VM has its pages read as zeros given frames a run at a time
+ * (fault.c, zero_write_around) once it has written this percentage of
+ * them, one fault each */
+#define MV__ZERO_AROUND_WRITTEN_PCT 25
+
 struct mv_vm_counters {
 	_Atomic uint64_t swapin_pages;
 	_Atomic uint64_t swapout_pages;
@@ -187,6 +192,8 @@ struct mv_vm_counters {
 	_Atomic uint64_t faults_spurious;
 	_Atomic uint64_t fault_fill_pages;
 	_Atomic uint64_t zero_maps; /* reads of ZERO pages served frameless */
+	_Atomic uint64_t zero_writes; /* first writes to those, faults */
+	_Atomic uint64_t zero_around_pages; /* neighbours given frames too */
 	_Atomic uint64_t image_pages;
 	_Atomic uint64_t swap_errors;
 	_Atomic uint64_t fault_errors;

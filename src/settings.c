@@ -64,6 +64,8 @@ static const struct setting table[] = {
 	{ "Mem.ZipFastAccel", FIELD(zip_fast_accel), 8, 1, 64 },
 	/* not ESX's: Linux's way with reads of untouched memory (fault.c) */
 	{ "Mem.ReadMapsZeroPage", FIELD(read_maps_zero_page), 1, 0, 1 },
+	/* not ESX's: one fault for a run of such pages a VM writes (fault.c) */
+	{ "Mem.ZeroWriteAround", FIELD(zero_write_around), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

@@ -567,6 +567,8 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->faults_spurious = atomic_load(&vm->c.faults_spurious);
 	st->fault_fill_pages = atomic_load(&vm->c.fault_fill_pages);
 	st->zero_maps = atomic_load(&vm->c.zero_maps);
+	st->zero_writes = atomic_load(&vm->c.zero_writes);
+	st->zero_around_pages = atomic_load(&vm->c.zero_around_pages);
 	st->image_pages = atomic_load(&vm->c.image_pages);
 	st->swap_errors = atomic_load(&vm->c.swap_errors);
 	st->fault_errors = atomic_load(&vm->c.fault_errors);
