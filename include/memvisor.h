@@ -142,8 +142,9 @@ struct mv_settings {
 	/* Mem.ZeroWriteAround: the first write to a page read as zeros gives
 	 * frames to its neighbours read as zeros too (up to
 	 * Mem.FaultAroundPages, one fault for the run) while the VM has
-	 * written at least half the pages it read as zeros and free memory
-	 * would stay at minFree or above were it to write all of them (1,
+	 * written at least a quarter of the pages it read as zeros, would
+	 * stay within its target were it to write all of them, and the host
+	 * would stay at minFree or above were every such VM to (1,
 	 * 0-1; docs/ARCHITECTURE.md, "A first read is not a first write");
 	 * 0: each such page's first write faults on its own */
 	uint32_t zero_write_around;

@@ -629,8 +629,11 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * percent of the pages it was given as zeros (it writes what it reads, as
  * a kvstore filling its table does), and were it to write every ZERO page
  * it has, it would still be within its target (the scheduler's split of
- * the host among its VMs: the guard that holds with many VMs writing at
- * once) and free memory would stay at minFree or above.  Then a page read
+ * the host among its VMs), and were every VM that writes what it reads
+ * (MV__ZERO_WRITER_PCT) to write all of its own, free memory would stay at
+ * minFree or above (before the first balance every target is the VM's
+ * limit: this is the guard that holds when many VMs fill at once).  Then
+ * a page read
  * before it is written costs one fault per run, as with
  * Mem.ReadMapsZeroPage 0, where frames are not short; a VM that reads far
  * ahead of its writes (a kvstore whose table outgrows its memory probes
@@ -642,23 +645,25 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 static bool zero_write_around(const struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
-	uint64_t maps, writes, zero, used;
+	uint64_t zero, all;
 
-	if (!h->settings.zero_write_around)
-		return false;
-	maps = atomic_load_explicit(&vm->c.zero_maps, memory_order_relaxed);
-	writes = atomic_load_explicit(&vm->c.zero_writes, memory_order_relaxed);
-	if (writes * 100 < maps * MV__ZERO_AROUND_WRITTEN_PCT)
+	if (!h->settings.zero_write_around ||
+	    !mv__zero_writer(vm, MV__ZERO_AROUND_WRITTEN_PCT))
 		return false;
 	zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
 				    memory_order_relaxed);
-	/* within the VM's target (the scheduler's split of the host among
-	 * its VMs), and within what the host has free now */
 	if (atomic_load(&vm->consumed_pages) + zero >
 	    atomic_load(&vm->sched.sztgt_pages))
 		return false;
-	used = atomic_load(&h->consumed_pages);
-	return used + zero + atomic_load(&h->minfree_pages) <=
+	/* this VM's ZERO pages and every other writer's, as the scheduler
+	 * last summed them (sched.c): giving frames moves pages from one
+	 * side of used + all to the other, so the sum is not left behind
+	 * by the runs given since */
+	all = atomic_load_explicit(&h->zero_writer_pages, memory_order_relaxed);
+	if (all < zero)
+		all = zero;
+	return atomic_load(&h->consumed_pages) + all +
+		       atomic_load(&h->minfree_pages) <=
 	       atomic_load(&h->memsize_pages);
 }
 

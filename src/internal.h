@@ -109,6 +109,10 @@ struct mv_host {
 	pthread_mutex_t vms_lock; /* protects vms and nvms */
 	struct mv_vm *vms; /* list of VMs, newest first */
 	uint32_t nvms;
+	/* ZERO pages of the VMs that write what they read as zeros
+	 * (mv__zero_writer), summed by the scheduler every tick for the fault
+	 * service's write-around guard (fault.c); read relaxed */
+	_Atomic uint64_t zero_writer_pages;
 	/* VMs of this process (not remote): only they can be reclaimed
 	 * here; written under vms_lock, read relaxed */
 	_Atomic uint32_t local_vms;
@@ -184,6 +188,10 @@ struct mv_host {
  * (fault.c, zero_write_around) once it has written this percentage of
  * them, one fault each */
 #define MV__ZERO_AROUND_WRITTEN_PCT 25
+/* and its ZERO pages count in the host's zero_writer_pages once it has
+ * written this percentage (so that VMs that cross the line above at
+ * different times see one another's pages) */
+#define MV__ZERO_WRITER_PCT 10
 
 struct mv_vm_counters {
 	_Atomic uint64_t swapin_pages;
@@ -559,6 +567,21 @@ int mv__put_back_page(struct mv_vm *vm, void *dst, void *src, bool may_move,
  */
 int mv__attach_prepare(struct mv_vm *vm, char *msg, size_t msglen);
 void mv__attach_restore(struct mv_vm *vm);
+
+/*
+ * Whether vm has written, one fault each, at least pct percent of the
+ * pages it was given as zeros (fault.c; MV__ZERO_AROUND_WRITTEN_PCT,
+ * MV__ZERO_WRITER_PCT); never one that was given none.
+ */
+static inline bool mv__zero_writer(const struct mv_vm *vm, unsigned pct)
+{
+	uint64_t maps =
+		atomic_load_explicit(&vm->c.zero_maps, memory_order_relaxed);
+	uint64_t writes =
+		atomic_load_explicit(&vm->c.zero_writes, memory_order_relaxed);
+
+	return maps && writes * 100 >= maps * pct;
+}
 
 /* lpage.c: large pages.  0, or -ENOMEM; enabled false: never large. */
 int mv__lpage_init(struct mv_vm *vm, bool enabled);

@@ -243,6 +243,29 @@ static enum mv_mem_state update_state(struct mv_host *h)
 	return s;
 }
 
+/*
+ * Sums the ZERO pages of the VMs that write what they read as zeros, for
+ * the fault service's write-around guard (fault.c, zero_write_around):
+ * were they all written, would the host run short?  One walk of the VM
+ * list a tick (a counter kept on every page's change of state could not
+ * tell writers from readers); a run given its frames moves pages from the
+ * sum to consumed_pages, so between walks the guard is left behind only
+ * by new reads and by reclaim.
+ */
+static void sum_zero_writers(struct mv_host *h)
+{
+	uint64_t sum = 0;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (struct mv_vm *vm = h->vms; vm; vm = vm->next)
+		if (mv__zero_writer(vm, MV__ZERO_WRITER_PCT))
+			sum += atomic_load_explicit(
+				&vm->census.pages[MV_PAGE_ZERO],
+				memory_order_relaxed);
+	pthread_mutex_unlock(&h->vms_lock);
+	atomic_store_explicit(&h->zero_writer_pages, sum, memory_order_relaxed);
+}
+
 static void view_free(struct view *w)
 {
 	free(w->vm);
@@ -882,6 +905,7 @@ static void *sched_main(void *arg)
 		pthread_mutex_unlock(&h->sched_lock);
 		now = mv__now_ms();
 		st = update_state(h);
+		sum_zero_writers(h);
 		if (sample_ms && now >= next_sample) {
 			sample_all(h);
 			next_sample = now + sample_ms;

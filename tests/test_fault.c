@@ -3,8 +3,9 @@
  * test_fault.c - the fault service's write-around of pages read as zeros
  * (fault.c, zero_write_run; Mem.ZeroWriteAround): a VM that writes what it
  * reads gets the rest of a run of such pages with one write's fault, a VM
- * that reads ahead of its writes, or one on a host that would run short,
- * keeps them frameless; nothing a guest wrote is ever lost on the way,
+ * that reads ahead of its writes, or one that would outgrow its target or
+ * (with every other such VM) the host's free memory, keeps them
+ * frameless; nothing a guest wrote is ever lost on the way,
  * not when the kernel refuses the lift and not when its threads race it.
  * (The first read and the single write are test_vm.c's.)
  */
@@ -13,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -208,6 +210,67 @@ static void test_no_write_around_past_the_vms_target(void **state)
 	th_host_destroy(&t);
 }
 
+struct writers {
+	mv_host *host;
+	uint64_t want;
+};
+
+static bool writers_summed(void *arg)
+{
+	struct writers *w = arg;
+
+	return atomic_load(&w->host->zero_writer_pages) == w->want;
+}
+
+/* Reads all of vm as zeros and writes a quarter of each run, one fault
+ * each: it writes what it reads (the ratio, met exactly). */
+static void read_all_write_a_quarter(mv_vm *vm, uint64_t tag)
+{
+	uint64_t runs = mv_vm_memsize(vm) / MV_PAGE_SIZE / RUN;
+
+	read_runs(vm, 0, runs);
+	for (uint64_t r = 0; r < runs; r++)
+		for (uint64_t i = 0; i < W; i++)
+			th_fill(page(vm, r * RUN + i), tag, r * RUN + i, 0);
+	assert_int_equal(stats(vm).zero_around_pages, 0);
+}
+
+/*
+ * Two VMs that write what they read, each of whose pages read as zeros
+ * would fit in the host's free memory alone but not together, get no
+ * frames they did not write (the scheduler sums every such VM's pages);
+ * once the other is gone, the same write gives the rest of its run frames.
+ */
+static void test_no_write_around_where_all_writers_would_not_fit(void **state)
+{
+	struct writers w;
+	struct th_host t;
+	mv_vm *a, *b;
+
+	(void)state;
+	a = vm_on(&t, 64 * MiB, 32 * MiB, "1");
+	b = th_vm_create(&t, "other", 32 * MiB);
+	read_all_write_a_quarter(a, 11);
+	read_all_write_a_quarter(b, 12);
+	w = (struct writers){ t.host, 2 * (32 * MiB / MV_PAGE_SIZE -
+					   32 * MiB / MV_PAGE_SIZE / RUN * W) };
+	assert_true(th_wait_until(writers_summed, &w, TH_WAIT_MS));
+	th_fill(page(a, W), 11, W, 0);
+	assert_int_equal(stats(a).zero_around_pages, 0);
+	assert_int_equal(mv_vm_page_state(a, W + 1), MV_PAGE_ZERO);
+	mv_vm_destroy(b);
+	w.want =
+		32 * MiB / MV_PAGE_SIZE - 32 * MiB / MV_PAGE_SIZE / RUN * W - 1;
+	assert_true(th_wait_until(writers_summed, &w, TH_WAIT_MS));
+	th_fill(page(a, RUN + W), 11, RUN + W, 0);
+	assert_int_equal(stats(a).zero_around_pages, RUN - W - 1);
+	assert_true(th_check(page(a, W), 11, W, 0));
+	assert_true(th_check(page(a, RUN + W), 11, RUN + W, 0));
+	assert_int_equal(th_presence_mismatches(a), 0);
+	mv_vm_destroy(a);
+	th_host_destroy(&t);
+}
+
 /* Mem.ZeroWriteAround 0: every page read as zeros faults on its own write. */
 static void test_write_around_off_faults_once_per_page_written(void **state)
 {
@@ -362,6 +425,8 @@ int main(void)
 		cmocka_unit_test(
 			test_no_write_around_where_memory_would_run_short),
 		cmocka_unit_test(test_no_write_around_past_the_vms_target),
+		cmocka_unit_test(
+			test_no_write_around_where_all_writers_would_not_fit),
 		cmocka_unit_test(
 			test_write_around_off_faults_once_per_page_written),
 		cmocka_unit_test(test_a_refused_lift_loses_no_write),
