@@ -303,8 +303,9 @@ struct mv__vm_sched {
 	_Atomic uint64_t limit_pages; /* npages when unlimited */
 	_Atomic uint64_t sztgt_pages; /* SZTGT, from the last balance */
 	_Atomic uint64_t swtgt_pages; /* SWTGT */
-	uint64_t born_ms; /* when it was made (mv__now_ms); set before it is
-			   * linked, never changed */
+	/* when it joined the host, whole (mv__now_ms): set just before it
+	 * is linked, never changed */
+	uint64_t born_ms;
 };
 
 /*

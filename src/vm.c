@@ -106,7 +106,6 @@ static int sched_init(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	atomic_store(&vm->sched.min_pages, min);
 	atomic_store(&vm->sched.limit_pages, limit);
 	atomic_store(&vm->sched.sztgt_pages, limit);
-	vm->sched.born_ms = mv__now_ms();
 	return mv__sched_check_reservation(h, vm, min);
 }
 
@@ -290,7 +289,10 @@ int mv_vm_create(mv_host *h, const struct mv_vm_config *cfg, mv_vm **out)
 				 vm->name, strerror(-err));
 		goto fail_faults;
 	}
-	/* last: from here on the scheduler may pick it, so it must be whole */
+	/* last: from here on the scheduler may pick it, so it must be whole;
+	 * its age counts from here, after a slow create (a swap file
+	 * preallocated, an attach's adoption), not before */
+	vm->sched.born_ms = mv__now_ms();
 	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
@@ -375,6 +377,7 @@ int mv__vm_create_remote(struct mv_host *h, const struct mv_vm_config *cfg,
 		return err;
 	}
 	vm->id = atomic_fetch_add(&h->next_vm_id, 1);
+	vm->sched.born_ms = mv__now_ms();
 	mv__host_link_vm(h, vm);
 	*out = vm;
 	return 0;
