@@ -67,6 +67,21 @@ static struct mv_vm_stats stats(mv_vm *vm)
 }
 
 /*
+ * A VM with the run of pages 16-31 read as zeros and its first W pages
+ * written one fault each (tag, version 0): its next write to the run
+ * meets the ratio.
+ */
+static mv_vm *ratio_met(struct th_host *t, uint64_t tag)
+{
+	mv_vm *vm = vm_on(t, 64 * MiB, 4 * MiB, "1");
+
+	read_runs(vm, 16, 1);
+	for (uint64_t p = 16; p < 16 + W; p++)
+		th_fill(page(vm, p), tag, p, 0);
+	return vm;
+}
+
+/*
  * A quarter of a run read as zeros written page by page (a quarter of all
  * the VM was given as zeros: it writes what it reads), the next write
  * gives the rest of the run its frames too: one fault, and none for their
@@ -81,10 +96,7 @@ test_a_vm_that_writes_what_it_reads_gets_the_rest_of_a_run_in_one_fault(
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	read_runs(vm, 16, 1);
-	for (uint64_t p = 16; p < 16 + W; p++)
-		th_fill(page(vm, p), 3, p, 0);
+	vm = ratio_met(&t, 3);
 	st = stats(vm);
 	assert_int_equal(st.faults, 1 + W);
 	assert_int_equal(st.zero_around_pages, 0);
@@ -305,10 +317,7 @@ static void test_a_refused_lift_loses_no_write(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	read_runs(vm, 16, 1);
-	for (uint64_t p = 16; p < 16 + W; p++)
-		th_fill(page(vm, p), 7, p, 0);
+	vm = ratio_met(&t, 7);
 	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, ENOMEM);
 	th_fill(page(vm, 16 + W), 7, 16 + W, 0);
 	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
@@ -340,15 +349,13 @@ static void test_a_neighbours_unseen_write_is_kept(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	read_runs(vm, 16, 1);
+	vm = ratio_met(&t, 8);
 	assert_int_equal(mv__uffd_wp(vm->uffd, page(vm, 30), MV_PAGE_SIZE,
 				     UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
 			 0);
 	th_fill(page(vm, 30), 8, 30, 1); /* no fault: the kernel's copy */
 	assert_int_equal(mv_vm_page_state(vm, 30), MV_PAGE_ZERO);
-	for (uint64_t p = 16; p <= 16 + W; p++)
-		th_fill(page(vm, p), 8, p, 0);
+	th_fill(page(vm, 16 + W), 8, 16 + W, 0);
 	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 1);
 	assert_int_equal(mv_vm_page_state(vm, 30), MV_PAGE_PRIVATE);
 	assert_true(th_check(page(vm, 30), 8, 30, 1));
