@@ -282,6 +282,7 @@ static void on_grant(struct mv_agent *a, const struct mv__proto_grant *g,
 		mv_vm_balloon_set_target(a->vm, g->balloon_bytes);
 	a->period_ms = g->period_ms;
 	a->target_pages = g->target_bytes >> MV_PAGE_SHIFT;
+	mv__budget_set_grant_target(a->host, a->target_pages);
 	a->ack_seq = g->seq;
 	a->ack_bytes = g->grant_bytes;
 	pthread_mutex_lock(&a->lock);
@@ -551,6 +552,9 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
+	/* no daemon's target yet: the host's own would follow a grant the
+	 * daemon may give speculatively (fault.c) */
+	mv__budget_set_grant_target(h, 0);
 	a->tails_max = TAILS_ZIP;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;

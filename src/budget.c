@@ -113,6 +113,12 @@ void mv__budget_set_memsize(struct mv_host *h, uint64_t pages, uint64_t minfree)
 	pthread_mutex_unlock(&h->frames_lock);
 }
 
+void mv__budget_set_grant_target(struct mv_host *h, uint64_t pages)
+{
+	atomic_store_explicit(&h->grant_target_pages, pages,
+			      memory_order_relaxed);
+}
+
 /* Free frames under the budget; 0 while guests hold more (overrun). */
 static uint64_t free_pages(struct mv_host *h)
 {

@@ -629,7 +629,7 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * percent of the pages it was given as zeros (it writes what it reads, as
  * a kvstore filling its table does), and were it to write every ZERO page
  * it has, it would still be within its target (the scheduler's split of
- * the host among its VMs), and were every VM that writes what it reads
+ * the host among its VMs; for an agent's VM, its daemon's), and were every VM that writes what it reads
  * (MV__ZERO_WRITER_PCT) to write all of its own, free memory would stay at
  * minFree or above (before the first balance every target is the VM's
  * limit: this is the guard that holds when many VMs fill at once).  Then
@@ -645,15 +645,19 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 static bool zero_write_around(const struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
-	uint64_t zero, all;
+	uint64_t zero, all, tgt;
 
 	if (!h->settings.zero_write_around ||
 	    !mv__zero_writer(vm, MV__ZERO_AROUND_WRITTEN_PCT))
 		return false;
 	zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
 				    memory_order_relaxed);
-	if (atomic_load(&vm->consumed_pages) + zero >
-	    atomic_load(&vm->sched.sztgt_pages))
+	tgt = atomic_load(&vm->sched.sztgt_pages);
+	/* an agent's VM: its daemon's target, not the local one, which
+	 * follows a grant that may be speculative (agent.c) */
+	if (tgt > atomic_load(&h->grant_target_pages))
+		tgt = atomic_load(&h->grant_target_pages);
+	if (atomic_load(&vm->consumed_pages) + zero > tgt)
 		return false;
 	/* this VM's ZERO pages and every other writer's, as the scheduler
 	 * last summed them (sched.c): giving frames moves pages from one

@@ -162,6 +162,7 @@ int mv_host_create(const struct mv_host_config *cfg, mv_host **out)
 	pthread_mutex_init(&h->vms_lock, NULL);
 	pthread_mutex_init(&h->msg_lock, NULL);
 	atomic_store(&h->state, MV_STATE_HIGH);
+	atomic_store(&h->grant_target_pages, UINT64_MAX);
 	err = mv__cond_init_monotonic(&h->frames_freed);
 	if (err)
 		goto fail_locks;

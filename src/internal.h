@@ -96,6 +96,10 @@ struct mv_host {
 	 * mv__budget_set_memsize */
 	_Atomic uint64_t memsize_pages;
 	_Atomic uint64_t minfree_pages;
+	/* an agent's host: its daemon's target for its VM (pages), 0 until
+	 * the first grant; UINT64_MAX for a host of its own
+	 * (mv__budget_set_grant_target) */
+	_Atomic uint64_t grant_target_pages;
 
 	/* frames handed to guests; changed only by frames_reserve/release */
 	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages;
@@ -423,6 +427,13 @@ void mv__budget_admit(struct mv_vm *vm);
  */
 void mv__budget_set_memsize(struct mv_host *h, uint64_t pages,
 			    uint64_t minfree);
+/*
+ * The daemon's target for the VM of an agent's host (pages), from its
+ * last grant: the VM's footprint is held to it where the local target,
+ * which follows a grant the daemon may hand out speculatively, would not
+ * hold it (fault.c, zero_write_around).  UINT64_MAX for a host of its own.
+ */
+void mv__budget_set_grant_target(struct mv_host *h, uint64_t pages);
 /* fn is called (with no lock held) when memory runs short or a fault waits
  * for a frame; NULL removes it. */
 void mv__budget_set_pressure_hook(struct mv_host *h,

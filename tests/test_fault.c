@@ -222,6 +222,35 @@ static void test_no_write_around_past_the_vms_target(void **state)
 	th_host_destroy(&t);
 }
 
+/*
+ * An agent's VM (process mode) is held to its daemon's target, not to its
+ * own host's, which follows a grant the daemon may give speculatively:
+ * with no target from the daemon yet, or one its pages read as zeros
+ * would outgrow, a write takes its page alone; with one they fit in, the
+ * rest of the run gets its frames.
+ */
+static void test_an_agents_vm_is_held_to_its_daemons_target(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = ratio_met(&t, 13);
+	mv__budget_set_grant_target(t.host, 0); /* as mv_agent_create does */
+	th_fill(page(vm, 16 + W), 13, 16 + W, 0);
+	assert_int_equal(stats(vm).zero_around_pages, 0);
+	mv__budget_set_grant_target(t.host, W + 1); /* a grant's target */
+	th_fill(page(vm, 16 + W + 1), 13, 16 + W + 1, 0);
+	assert_int_equal(stats(vm).zero_around_pages, 0);
+	mv__budget_set_grant_target(t.host, RUN);
+	th_fill(page(vm, 16 + W + 2), 13, 16 + W + 2, 0);
+	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 3);
+	for (uint64_t p = 16; p < 16 + W + 3; p++)
+		assert_true(th_check(page(vm, p), 13, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 struct writers {
 	mv_host *host;
 	uint64_t want;
@@ -432,6 +461,8 @@ int main(void)
 		cmocka_unit_test(
 			test_no_write_around_where_memory_would_run_short),
 		cmocka_unit_test(test_no_write_around_past_the_vms_target),
+		cmocka_unit_test(
+			test_an_agents_vm_is_held_to_its_daemons_target),
 		cmocka_unit_test(
 			test_no_write_around_where_all_writers_would_not_fit),
 		cmocka_unit_test(
