@@ -627,20 +627,19 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * neighbours read as zeros too (zero_write_run, Mem.ZeroWriteAround): when
  * the VM has written, one fault each, at least MV__ZERO_AROUND_WRITTEN_PCT
  * percent of the pages it was given as zeros (it writes what it reads, as
- * a kvstore filling its table does), and were it to write every ZERO page
- * it has, it would still be within its target (the scheduler's split of
- * the host among its VMs; for an agent's VM, its daemon's), and were every VM that writes what it reads
- * (MV__ZERO_WRITER_PCT) to write all of its own, free memory would stay at
- * minFree or above (before the first balance every target is the VM's
- * limit: this is the guard that holds when many VMs fill at once).  Then
- * a page read
- * before it is written costs one fault per run, as with
- * Mem.ReadMapsZeroPage 0, where frames are not short; a VM that reads far
- * ahead of its writes (a kvstore whose table outgrows its memory probes
- * most of it before it has written a tenth), or one that would outgrow
- * its target or the host's free memory, keeps its reads frameless.  The
- * pages given frames this way do not count as written: the rule cannot
- * feed itself.
+ * a kvstore filling its table does); were it to write every ZERO page it
+ * has, it would still be within its target (the scheduler's split of the
+ * host among its VMs; for an agent's VM, its daemon's); and were every VM
+ * that writes what it reads (MV__ZERO_WRITER_PCT) to write all of its
+ * own, free memory would stay at minFree or above (before the first
+ * balance every target is the VM's limit: this is the guard that holds
+ * when many VMs fill at once).  Then a page read before it is written
+ * costs one fault per run, as with Mem.ReadMapsZeroPage 0, where frames
+ * are not short; a VM that reads far ahead of its writes (a kvstore whose
+ * table outgrows its memory probes most of it before it has written a
+ * tenth), or one that would outgrow its target or the host's free memory,
+ * keeps its reads frameless.  The pages given frames this way do not
+ * count as written: the rule cannot feed itself.
  */
 static bool zero_write_around(const struct mv_vm *vm)
 {
