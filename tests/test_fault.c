@@ -281,6 +281,9 @@ static void read_all_write_a_quarter(mv_vm *vm, uint64_t tag)
  * would fit in the host's free memory alone but not together, get no
  * frames they did not write (the scheduler sums every such VM's pages);
  * once the other is gone, the same write gives the rest of its run frames.
+ * The one written has high shares, the other low: whether or not the
+ * scheduler balances while both are there (its first balance races their
+ * creation), its target holds all its pages, so the sum is what decides.
  */
 static void test_no_write_around_where_all_writers_would_not_fit(void **state)
 {
@@ -291,6 +294,11 @@ static void test_no_write_around_where_all_writers_would_not_fit(void **state)
 	(void)state;
 	a = vm_on(&t, 64 * MiB, 32 * MiB, "1");
 	b = th_vm_create(&t, "other", 32 * MiB);
+	assert_int_equal(
+		mv_vm_set_shares(a, mv_shares_for(MV_SHARES_HIGH, 32 * MiB)),
+		0);
+	assert_int_equal(
+		mv_vm_set_shares(b, mv_shares_for(MV_SHARES_LOW, 32 * MiB)), 0);
 	read_all_write_a_quarter(a, 11);
 	read_all_write_a_quarter(b, 12);
 	w = (struct writers){ t.host, 2 * (32 * MiB / MV_PAGE_SIZE -
