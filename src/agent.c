@@ -552,9 +552,6 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
-	/* no daemon's target yet: the host's own would follow a grant the
-	 * daemon may give speculatively (fault.c) */
-	mv__budget_set_grant_target(h, 0);
 	a->tails_max = TAILS_ZIP;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;
@@ -577,6 +574,12 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 		err = -errno;
 		goto fail;
 	}
+	/* a VM with a daemon to follow has no target from it yet: the host's
+	 * own would follow a grant the daemon may give speculatively
+	 * (fault.c); one with none keeps its host's (set before the thread,
+	 * whose first grant sets the daemon's) */
+	if (a->path[0])
+		mv__budget_set_grant_target(h, 0);
 	err = -pthread_create(&a->thread, NULL, agent_main, a);
 	if (err)
 		goto fail_stop;
@@ -585,6 +588,7 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	return 0;
 
 fail_stop:
+	mv__budget_set_grant_target(h, UINT64_MAX);
 	close(a->stop_fd);
 fail:
 	pthread_mutex_destroy(&a->lock);

@@ -644,18 +644,20 @@ static bool zero_write(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 static bool zero_write_around(const struct mv_vm *vm)
 {
 	struct mv_host *h = vm->host;
-	uint64_t zero, all, tgt;
+	uint64_t zero, all, tgt, grant;
 
 	if (!h->settings.zero_write_around ||
 	    !mv__zero_writer(vm, MV__ZERO_AROUND_WRITTEN_PCT))
 		return false;
 	zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
 				    memory_order_relaxed);
-	tgt = atomic_load(&vm->sched.sztgt_pages);
 	/* an agent's VM: its daemon's target, not the local one, which
 	 * follows a grant that may be speculative (agent.c) */
-	if (tgt > atomic_load(&h->grant_target_pages))
-		tgt = atomic_load(&h->grant_target_pages);
+	tgt = atomic_load(&vm->sched.sztgt_pages);
+	grant = atomic_load_explicit(&h->grant_target_pages,
+				     memory_order_relaxed);
+	if (tgt > grant)
+		tgt = grant;
 	if (atomic_load(&vm->consumed_pages) + zero > tgt)
 		return false;
 	/* this VM's ZERO pages and every other writer's, as the scheduler

@@ -769,6 +769,31 @@ static void test_no_daemon_runs_unmanaged_at_once(void **state)
 	mv_host_destroy(h);
 }
 
+/*
+ * An agent with a daemon to follow holds its VM's write-around to the
+ * daemon's target, none before the first grant (fault.c); one with no
+ * socket leaves it to its host's own target.
+ */
+static void test_an_agent_holds_write_around_to_its_daemons_target(void **state)
+{
+	struct th_host t;
+	mv_agent *a;
+	mv_vm *vm;
+
+	(void)state;
+	setup_dir();
+	th_host_create(&t, 2 * VM_BYTES, NULL);
+	vm = th_vm_create(&t, "wa", VM_BYTES);
+	assert_int_equal(mv_agent_create(t.host, vm, NULL, &a), 0);
+	assert_true(atomic_load(&t.host->grant_target_pages) == UINT64_MAX);
+	mv_agent_destroy(a);
+	assert_int_equal(mv_agent_create(t.host, vm, sock_path, &a), 0);
+	assert_int_equal(atomic_load(&t.host->grant_target_pages), 0);
+	mv_agent_destroy(a);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 /* The budget layer's part (mv__budget_set_memsize): a host whose budget
  * shrinks below what its VM holds reclaims down to it, content kept; one
  * that grows lets the VM hold more at once. */
@@ -904,6 +929,8 @@ int main(void)
 		cmocka_unit_test(
 			test_agent_leaves_the_waits_out_for_a_daemon_without_them),
 		cmocka_unit_test(test_no_daemon_runs_unmanaged_at_once),
+		cmocka_unit_test(
+			test_an_agent_holds_write_around_to_its_daemons_target),
 		cmocka_unit_test(
 			test_a_budget_shrunk_at_run_time_is_reclaimed_down_to),
 	};
