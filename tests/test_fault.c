@@ -375,6 +375,39 @@ static void test_a_refused_lift_loses_no_write(void **state)
 }
 
 /*
+ * Pages of a run given frames ahead of their writes are PRIVATE on the
+ * kernel's zero page until written: reclaimed (compressed or swapped),
+ * the one since written comes back with its bytes and the others as zeros
+ * (reclaim moves a zero-page entry as it moves any page).
+ */
+static void
+test_pages_given_frames_ahead_swap_out_and_back_exactly(void **state)
+{
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	vm = ratio_met(&t, 14);
+	th_fill(page(vm, 16 + W), 14, 16 + W, 0);
+	th_fill(page(vm, 16 + W + 1), 14, 16 + W + 1,
+		0); /* the kernel's copy */
+	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 1);
+	for (uint64_t p = 16; p < 32; p++) {
+		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
+		assert_true(mv_vm_page_state(vm, p) == MV_PAGE_COMPRESSED ||
+			    mv_vm_page_state(vm, p) == MV_PAGE_SWAPPED);
+	}
+	for (uint64_t p = 16; p < 32; p++)
+		if (p <= 16 + W + 1)
+			assert_true(th_check(page(vm, p), 14, p, 0));
+		else
+			assert_true(th_is_zero(page(vm, p)));
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
  * A page of the run that holds bytes of the guest's own while its entry
  * says ZERO (a write that landed where zero_read's protection did not: its
  * lift here stands for the refused protection) keeps them when the run is
@@ -477,6 +510,8 @@ int main(void)
 			test_write_around_off_faults_once_per_page_written),
 		cmocka_unit_test(test_a_refused_lift_loses_no_write),
 		cmocka_unit_test(test_a_neighbours_unseen_write_is_kept),
+		cmocka_unit_test(
+			test_pages_given_frames_ahead_swap_out_and_back_exactly),
 		cmocka_unit_test(test_threads_racing_a_run_lose_no_write),
 	};
 
