@@ -392,6 +392,8 @@ struct case_result {
 	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
 	double zram_mb; /* the most zram held outside the cgroup, a round */
 	double faults_s, alloc_waits_s, blocked_waits_s; /* memvisor's */
+	/* ops/s in the runs' first and second halves; -1: not measured */
+	double half[BL_NCONFIGS][2];
 	uint64_t oom[BL_NCONFIGS], errors[BL_NCONFIGS];
 	enum bl_config best, best_worst; /* by total; by worst VM */
 };
@@ -409,6 +411,26 @@ struct ctx {
 static bool usable(const struct case_result *cr, enum bl_config c)
 {
 	return !cr->oom[c] && !cr->errors[c];
+}
+
+/* The medians of c's halves over the runs that measured them; -1 none. */
+static void half_medians(struct case_result *cr, enum bl_config c)
+{
+	double v[BL_MAX_ROUNDS];
+	unsigned n;
+
+	for (int h = 0; h < 2; h++) {
+		n = 0;
+		for (unsigned i = 0; i < cr->nruns[c]; i++) {
+			const struct bl_run *r = &cr->runs[c][i];
+			double x = h ? r->second_half_ops_s :
+				       r->first_half_ops_s;
+
+			if (r->ran && x >= 0)
+				v[n++] = x;
+		}
+		cr->half[c][h] = n ? bl_median(v, n) : -1;
+	}
 }
 
 static void medians(struct case_result *cr)
@@ -463,6 +485,7 @@ static void medians(struct case_result *cr)
 					t[n++] = cr->runs[c][i].blocked_waits_s;
 			cr->blocked_waits_s = bl_median(t, n);
 		}
+		half_medians(cr, c);
 		for (unsigned k = 0; k < cr->nvms; k++) {
 			unsigned m = 0;
 
@@ -713,6 +736,23 @@ static const char *not_run_why(const struct case_result *cr, enum bl_config c)
 	return bl_stop ? "interrupted before it ran" : "not asked for";
 }
 
+/* Each configuration's ops/s in the first half of its runs and the
+ * second: warm-up and steady state. */
+static void print_halves(const struct case_result *cr)
+{
+	char a[32], b[32];
+
+	printf("  halves (ops/s, first half | second half):");
+	for (int c = 0; c < BL_NCONFIGS; c++) {
+		if (!config_ran(cr, c) || cr->half[c][0] < 0)
+			continue;
+		fmt_ops(a, sizeof(a), cr->half[c][0]);
+		fmt_ops(b, sizeof(b), cr->half[c][1]);
+		printf("  %s %s | %s", bl_config_name(c), a, b);
+	}
+	printf("\n");
+}
+
 static void print_case(const struct ctx *x, const struct case_result *cr)
 {
 	char a[32], b[32];
@@ -764,6 +804,7 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 		}
 	}
 	printf("\n");
+	print_halves(cr);
 	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR))
 		printf("  memvisor vs the best Linux without OOM kills (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
 		       bl_config_name(cr->best),
@@ -780,6 +821,15 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 			printf("  *: OOM kills or integrity errors: not a usable peer (the survivors got the killed VMs' memory)\n");
 			break;
 		}
+}
+
+/* key: v, or null where v is negative (not measured). */
+static void add_num_or_null(cJSON *o, const char *key, double v)
+{
+	if (v >= 0)
+		cJSON_AddNumberToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
 }
 
 static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
@@ -838,6 +888,17 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 	cJSON_AddNumberToObject(o, "ratio_vs_unconstrained",
 				bl_ratio(cr->total[BL_MEMVISOR],
 					 cr->total[BL_CEILING]));
+	/* the steady state: second halves, against the best Linux's */
+	add_num_or_null(o, "memvisor_second_half_ops_s",
+			cr->half[BL_MEMVISOR][1]);
+	add_num_or_null(o, "best_linux_second_half_ops_s",
+			best ? cr->half[cr->best][1] : -1);
+	add_num_or_null(o, "ratio_second_half",
+			best && cr->half[BL_MEMVISOR][1] >= 0 &&
+					cr->half[cr->best][1] > 0 ?
+				cr->half[BL_MEMVISOR][1] /
+					cr->half[cr->best][1] :
+				-1);
 	cJSON_AddNumberToObject(o, "oom_kills", (double)oom);
 	cJSON_AddNumberToObject(o, "integrity_errors", (double)errs);
 	cfgs = cJSON_AddObjectToObject(o, "configs");
@@ -865,6 +926,8 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		cJSON_AddNumberToObject(co, "cpu_sys_cores", cr->cpu_sys[c]);
 		cJSON_AddNumberToObject(co, "cpu_us_per_op",
 					cpu_us_per_op(cr, c));
+		add_num_or_null(co, "first_half_ops_s", cr->half[c][0]);
+		add_num_or_null(co, "second_half_ops_s", cr->half[c][1]);
 		if (c == BL_ZRAM)
 			cJSON_AddNumberToObject(co, "zram_outside_budget_mb",
 						cr->zram_mb);

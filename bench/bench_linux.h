@@ -68,7 +68,19 @@ struct bl_run {
 	/* memvisor: userfaultfd faults served, faults that waited for a free
 	 * frame, faults held in the low state, per second of the run */
 	double faults_s, alloc_waits_s, blocked_waits_s;
+	/* ops/s of all the VMs together in the run's first half (up to its
+	 * middle second: the warm-up, while the VMs first fill their
+	 * memory, is in it) and in its second half (the steady state under
+	 * reclaim); -1 where the run did not say (a report without its
+	 * series) */
+	double first_half_ops_s, second_half_ops_s;
 };
+
+/* The second at which a run of duration_s seconds is cut in halves. */
+static inline double bl_half_s(double duration_s)
+{
+	return (double)(unsigned)(duration_s / 2);
+}
 
 /* Sums ops/s, finds the worst VM (a killed VM counts 0; idle VMs are
  * left out), counts errors. */

@@ -64,6 +64,10 @@ struct slot {
 	_Atomic int state; /* 0 starting, 1 running, 2 measured, 3 verified */
 	_Atomic uint64_t ops; /* published every second */
 	double ops_s;
+	/* the ops at the run's middle second (bl_half_s), and when they were
+	 * read (seconds since the start); mid_s 0: not reached */
+	uint64_t ops_mid;
+	double mid_s, end_s;
 	uint64_t integrity_errors;
 	uint64_t overhead_bytes;
 	double cpu_user, cpu_sys; /* cores, in the timed phase */
@@ -175,7 +179,7 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 	struct mvg_config cfg;
 	struct rusage ru0 = { 0 }, ru1;
 	struct mvg_stats st;
-	double ta = 0;
+	double ta = 0, mid, next;
 	uint8_t *mem;
 	int ret;
 
@@ -226,17 +230,26 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 	}
 	atomic_store(&s->state, 1);
 	/* the CPU window opens a second in, as memvisor's (cpu_of_run) */
+	mid = t0 + bl_half_s(deadline - t0);
 	for (double t = now_s(); t < deadline; t = now_s()) {
-		sleep_until(t + 1 < deadline ? t + 1 : deadline);
+		next = t + 1 < deadline ? t + 1 : deadline;
+		if (!s->mid_s && mid > t && mid < next)
+			next = mid;
+		sleep_until(next);
 		mvg_get_stats(w, &st);
 		atomic_store(&s->ops, st.ops);
+		if (!s->mid_s && now_s() >= mid) {
+			s->ops_mid = st.ops;
+			s->mid_s = now_s() - t0;
+		}
 		if (!ta && now_s() >= t0 + 1) {
 			ta = now_s();
 			getrusage(RUSAGE_SELF, &ru0);
 		}
 	}
 	mvg_get_stats(w, &st);
-	s->ops_s = (double)st.ops / (now_s() - t0);
+	s->end_s = now_s() - t0;
+	s->ops_s = (double)st.ops / s->end_s;
 	atomic_store(&s->ops, st.ops);
 	getrusage(RUSAGE_SELF, &ru1);
 	if (ta && now_s() > ta) {
@@ -252,6 +265,32 @@ static void child(const struct sc_vm *vm, const struct bl_cgroup *cg, double t0,
 	snprintf(s->first_error, sizeof(s->first_error), "%s", st.first_error);
 	atomic_store(&s->state, 3);
 	_exit(0);
+}
+
+/*
+ * Adds a VM's ops/s in each half of the run (duration_s) to r's: from the
+ * ops it read at the middle second and at its end; one that died before
+ * the middle counts what it published in the first half and 0 after, one
+ * that died after it, what it published since over the rest of the run.
+ */
+static void add_halves(struct bl_run *r, const struct slot *s,
+		       double duration_s)
+{
+	double half = bl_half_s(duration_s), end = duration_s;
+	uint64_t ops = atomic_load(&s->ops);
+
+	if (half <= 0)
+		return;
+	if (!s->mid_s) {
+		r->first_half_ops_s += (double)ops / half;
+		return;
+	}
+	if (s->end_s > s->mid_s)
+		end = s->end_s;
+	r->first_half_ops_s += (double)s->ops_mid / s->mid_s;
+	if (end > s->mid_s && ops >= s->ops_mid)
+		r->second_half_ops_s +=
+			(double)(ops - s->ops_mid) / (end - s->mid_s);
 }
 
 int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
@@ -350,6 +389,7 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 				slots[i].ops_s :
 				(double)atomic_load(&slots[i].ops) / duration_s;
 		v->integrity_errors = slots[i].integrity_errors;
+		add_halves(r, &slots[i], deadline - t0);
 		r->overhead_bytes += slots[i].overhead_bytes;
 		r->cpu_user += slots[i].cpu_user;
 		r->cpu_sys += slots[i].cpu_sys;
@@ -399,6 +439,53 @@ static double jnum(const cJSON *o, const char *key)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/*
+ * r's halves from the report's per-second series (the report's "series":
+ * sample times t, and per VM the ops of each sample, done since the
+ * sample before), cut at the sample nearest the middle second; -1 each
+ * without a series that covers both halves.
+ */
+static void run_halves(const cJSON *root, struct bl_run *r)
+{
+	const cJSON *series = cJSON_GetObjectItemCaseSensitive(root, "series");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(series, "t");
+	const cJSON *vms = cJSON_GetObjectItemCaseSensitive(series, "vms");
+	const cJSON *v, *ops, *e;
+	double half = bl_half_s(r->duration_s), cut = 0, end = 0, first = 0,
+	       all = 0;
+	int n = cJSON_GetArraySize(t), k = -1;
+
+	r->first_half_ops_s = r->second_half_ops_s = -1;
+	for (int i = 0; i < n; i++) {
+		e = cJSON_GetArrayItem(t, i);
+		if (!cJSON_IsNumber(e))
+			return;
+		end = e->valuedouble;
+		if (end <= half + 0.5) {
+			k = i;
+			cut = end;
+		}
+	}
+	if (k < 1 || cut <= 0 || end <= cut || !cJSON_IsArray(vms))
+		return;
+	cJSON_ArrayForEach(v, vms)
+	{
+		ops = cJSON_GetObjectItemCaseSensitive(v, "ops");
+		if (cJSON_GetArraySize(ops) != n)
+			return;
+		for (int i = 0; i < n; i++) {
+			e = cJSON_GetArrayItem(ops, i);
+			if (!cJSON_IsNumber(e))
+				return;
+			all += e->valuedouble;
+			if (i <= k)
+				first += e->valuedouble;
+		}
+	}
+	r->first_half_ops_s = first / cut;
+	r->second_half_ops_s = (all - first) / (end - cut);
 }
 
 int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
@@ -454,6 +541,7 @@ int bl_parse_run_json(const char *text, struct bl_run *r, char *msg, size_t len)
 	}
 	r->swapin_bytes = (uint64_t)(in * (1 << 20));
 	r->swapout_bytes = (uint64_t)(out * (1 << 20));
+	run_halves(root, r);
 	r->ran = true;
 	bl_run_totals(r);
 	/* the report's own total counts what the VMs' rows may not */

@@ -486,6 +486,106 @@ static void test_case_json_has_every_field_and_consistent_ratios(void **state)
 	free(cr);
 }
 
+static void test_case_json_gives_halves_and_their_ratio_or_null(void **state)
+{
+	struct case_result *cr = calloc(1, sizeof(*cr));
+	struct ctx x = { .o = { .rounds = 2, .duration_s = 5 } };
+	const cJSON *swap;
+	cJSON *o;
+
+	(void)state;
+	assert_non_null(cr);
+	fill_case(cr);
+	/* memvisor's second halves 350 and 450, the swap file's 100 and
+	 * 300; the swap file's first halves not measured in one run */
+	for (unsigned i = 0; i < 2; i++) {
+		cr->runs[BL_MEMVISOR][i].first_half_ops_s = 100;
+		cr->runs[BL_MEMVISOR][i].second_half_ops_s = 350 + 100.0 * i;
+		cr->runs[BL_SWAP][i].first_half_ops_s = i ? -1 : 700;
+		cr->runs[BL_SWAP][i].second_half_ops_s = 100 + 200.0 * i;
+	}
+	medians(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_true(num_of(o, "memvisor_second_half_ops_s") == 400);
+	assert_true(num_of(o, "best_linux_second_half_ops_s") == 200);
+	assert_true(fabs(num_of(o, "ratio_second_half") - 2.0) < 1e-9);
+	swap = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, "configs"), "swap");
+	/* the median of the runs that measured it */
+	assert_true(num_of(swap, "first_half_ops_s") == 700);
+	cJSON_Delete(o);
+	/* no run said: null, and no ratio */
+	for (unsigned i = 0; i < 2; i++)
+		cr->runs[BL_SWAP][i].second_half_ops_s = -1;
+	medians(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+		o, "best_linux_second_half_ops_s")));
+	assert_true(cJSON_IsNull(
+		cJSON_GetObjectItemCaseSensitive(o, "ratio_second_half")));
+	cJSON_Delete(o);
+	free(cr);
+}
+
+static void test_run_report_cuts_its_ops_in_halves_at_the_middle(void **state)
+{
+	/* 4 s: the cut at second 2; a's 100, 100 | 300, 300 ops, b's 50
+	 * each second */
+	static const char text[] =
+		"{\"duration_s\": 4, \"vms\": ["
+		"{\"name\": \"a\", \"ops_s\": 200},"
+		"{\"name\": \"b\", \"ops_s\": 50}],"
+		" \"series\": {\"t\": [0, 1, 2.001, 3, 4], \"vms\": ["
+		"{\"name\": \"a\", \"ops\": [0, 100, 100, 300, 300]},"
+		"{\"name\": \"b\", \"ops\": [0, 50, 50, 50, 50]}]}}";
+	static const char no_series[] =
+		"{\"duration_s\": 4, \"vms\": [{\"name\": \"a\", \"ops_s\": 9}]}";
+	struct bl_run r;
+	char msg[256] = "";
+
+	(void)state;
+	assert_int_equal(bl_parse_run_json(text, &r, msg, sizeof(msg)), 0);
+	assert_true(fabs(r.first_half_ops_s - 300 / 2.001) < 1e-9);
+	assert_true(fabs(r.second_half_ops_s - 700 / (4 - 2.001)) < 1e-9);
+	assert_int_equal(bl_parse_run_json(no_series, &r, msg, sizeof(msg)), 0);
+	assert_true(r.first_half_ops_s < 0);
+	assert_true(r.second_half_ops_s < 0);
+}
+
+static void test_linux_vm_halves_count_a_vm_that_died(void **state)
+{
+	struct slot s;
+	struct bl_run r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	/* ran the whole 10 s: 500 ops by second 5, 1500 by 10 */
+	memset(&s, 0, sizeof(s));
+	s.ops_mid = 500;
+	s.mid_s = 5;
+	s.end_s = 10;
+	atomic_store(&s.ops, 1500);
+	add_halves(&r, &s, 10);
+	assert_true(r.first_half_ops_s == 100);
+	assert_true(r.second_half_ops_s == 200);
+	/* killed at second 3: what it published, in the first half only */
+	memset(&s, 0, sizeof(s));
+	atomic_store(&s.ops, 250);
+	add_halves(&r, &s, 10);
+	assert_true(r.first_half_ops_s == 150);
+	assert_true(r.second_half_ops_s == 200);
+	/* killed after the middle: what it published since, over the rest */
+	memset(&s, 0, sizeof(s));
+	s.ops_mid = 100;
+	s.mid_s = 5;
+	atomic_store(&s.ops, 600);
+	add_halves(&r, &s, 10);
+	assert_true(r.first_half_ops_s == 170);
+	assert_true(r.second_half_ops_s == 300);
+}
+
 static void test_no_linux_peer_when_every_config_was_oom_killed(void **state)
 {
 	struct case_result *cr = calloc(1, sizeof(*cr));
@@ -885,6 +985,10 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "memvisor");
 	assert_true(num_of(v, "cpu_user_cores") + num_of(v, "cpu_sys_cores") >
 		    0);
+	/* its report's series cut in halves, both with work in them */
+	assert_true(num_of(v, "first_half_ops_s") > 0);
+	assert_true(num_of(v, "second_half_ops_s") > 0);
+	assert_true(num_of(c, "memvisor_second_half_ops_s") > 0);
 	/* swap on a file runs wherever root and a memory cgroup are */
 	v = cJSON_GetObjectItemCaseSensitive(cfgs, "swap");
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ran"))) {
@@ -897,6 +1001,9 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 		cJSON_Delete(root);
 		skip();
 	}
+	/* each Linux VM read its ops at the middle second too */
+	assert_true(num_of(v, "first_half_ops_s") > 0);
+	assert_true(num_of(v, "second_half_ops_s") > 0);
 	/* the best Linux peer ran without OOM kills; there may be none */
 	v = cJSON_GetObjectItemCaseSensitive(c, "best_linux");
 	if (cJSON_IsString(v)) {
@@ -955,6 +1062,11 @@ int main(void)
 			test_case_json_has_every_field_and_consistent_ratios),
 		cmocka_unit_test(
 			test_no_linux_peer_when_every_config_was_oom_killed),
+		cmocka_unit_test(
+			test_case_json_gives_halves_and_their_ratio_or_null),
+		cmocka_unit_test(
+			test_run_report_cuts_its_ops_in_halves_at_the_middle),
+		cmocka_unit_test(test_linux_vm_halves_count_a_vm_that_died),
 		cmocka_unit_test(
 			test_run_report_gives_ops_swap_traffic_and_idle_vms),
 		cmocka_unit_test(
