@@ -22,8 +22,9 @@
  * two runs each, 1.13-1.17M against 0.99-1.01M).  A balloon target goes to the VM's
  * balloon (mv_vm_balloon_set_target).  STATS carry, in the additions of
  * their longer bodies, the service figures (affinity.c) and the totals a
- * run's host line counts for the VM (the tail), the faults' waits, and the
- * compression cache's search (zcache.c); a daemon from before an addition
+ * run's host line counts for the VM (the tail), the faults' waits, the
+ * compression cache's search (zcache.c), and the pages read as zeros and
+ * their first writes (fault.c); a daemon from before an addition
  * refuses that body (ERROR EBADMSG), and the agent reconnects and sends one
  * addition fewer from then on.
  *
@@ -66,7 +67,7 @@
 #define PRESSED_MS 2
 /* The STATS tails an agent sends, each a later addition to the protocol
  * (docs/PROTOCOL.md, "Versions"): none, the tail, the tail and the waits */
-enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP };
+enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP, TAILS_ZERO };
 
 struct mv_agent {
 	struct mv_host *host;
@@ -99,6 +100,15 @@ struct mv_agent {
 
 	pthread_mutex_t lock; /* info */
 	struct mv_agent_info info;
+};
+
+/* What a STATS leaves out when it carries additions up to TAILS_*. */
+static const char *const left_out[] = {
+	[TAILS_NONE] =
+		"their tail (service, reclaim, sharing figures and the additions after it) is",
+	[TAILS_MORE] = "the waits for frames and the additions after them are",
+	[TAILS_WAITS] = "the compression figures and the zero-page figures are",
+	[TAILS_ZIP] = "the zero-page figures are",
 };
 
 static void count(struct mv_agent *a, uint64_t *field)
@@ -262,6 +272,13 @@ static void send_stats(struct mv_agent *a)
 				       MV_PROTO_ZIP_ACCEL_MAX;
 		a->tails_sent = TAILS_ZIP;
 	}
+	if (a->tails_max >= TAILS_ZERO) {
+		s->flags |= MV_PROTO_STATS_ZERO;
+		s->zero_maps = st.zero_maps;
+		s->zero_writes = st.zero_writes;
+		s->zero_around_pages = st.zero_around_pages;
+		a->tails_sent = TAILS_ZERO;
+	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
 }
@@ -337,10 +354,7 @@ static void on_msg(struct mv_agent *a, const struct mv__proto_msg *m)
 			mv__host_event(
 				a->host, MV_LOG_INFO,
 				"agent: VM %s: the daemon at %s takes a shorter STATS only: %s left out from now on",
-				a->vm->name, a->path,
-				a->tails_max == TAILS_NONE ?
-					"their tail (service, reclaim, sharing figures and waits) is" :
-					"the waits for frames are");
+				a->vm->name, a->path, left_out[a->tails_max]);
 		}
 		snprintf(why, sizeof(why), "it said: %s", m->u.error.msg);
 		if (!a->welcomed)
@@ -552,7 +566,7 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
-	a->tails_max = TAILS_ZIP;
+	a->tails_max = TAILS_ZERO;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;
 	if (path)

@@ -588,6 +588,10 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->zip_incompressible = s->zip_incompressible;
 	st->zip_fast_pages = s->zip_fast_pages;
 	st->zip_accel = (uint32_t)s->zip_accel;
+	/* 0 from an agent that sends no zero-page figures */
+	st->zero_maps = s->zero_maps;
+	st->zero_writes = s->zero_writes;
+	st->zero_around_pages = s->zero_around_pages;
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);

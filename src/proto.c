@@ -10,7 +10,8 @@
  * disagree on the layout.  STATS alone has two bodies: with
  * MV_PROTO_STATS_MORE its walk goes on into the tail, and with
  * MV_PROTO_STATS_WAITS too into the waits after it, and with
- * MV_PROTO_STATS_ZIP as well into the compression figures after those, so
+ * MV_PROTO_STATS_ZIP as well into the compression figures after those,
+ * and with MV_PROTO_STATS_ZERO into the zero-page figures after them, so
  * agents from before any of the additions (their shorter bodies) are still
  * understood, and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
@@ -30,6 +31,23 @@
 #include "proto.h"
 
 #define PAGE_SHIFT 12
+
+/* Whether a STATS body of len bytes ends after one of its additions. */
+static bool stats_body_len(uint32_t len)
+{
+	static const uint32_t adds[] = { MV_PROTO_STATS_MORE_BYTES,
+					 MV_PROTO_STATS_WAITS_BYTES,
+					 MV_PROTO_STATS_ZIP_BYTES,
+					 MV_PROTO_STATS_ZERO_BYTES };
+	uint32_t n = (uint32_t)mv__proto_body_len(MV_PROTO_STATS);
+
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		n += adds[i];
+		if (len == n)
+			return true;
+	}
+	return false;
+}
 
 /* One walk over a body: packs (out != NULL) or unpacks (in != NULL, len
  * bytes: a field past them reads as 0, and off tells the walk's length). */
@@ -154,6 +172,12 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 			u64(c, &s->zip_incompressible);
 			u64(c, &s->zip_fast_pages);
 			u64(c, &s->zip_accel);
+		}
+		if ((s->flags & MV_PROTO_STATS_ZIP) &&
+		    (s->flags & MV_PROTO_STATS_ZERO)) {
+			u64(c, &s->zero_maps);
+			u64(c, &s->zero_writes);
+			u64(c, &s->zero_around_pages);
 		}
 	}
 }
@@ -366,8 +390,9 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
-			 MV_PROTO_STATS_WAITS | MV_PROTO_STATS_ZIP))
+	if (s->flags &
+	    ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
+	      MV_PROTO_STATS_WAITS | MV_PROTO_STATS_ZIP | MV_PROTO_STATS_ZERO))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
@@ -389,6 +414,15 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 		return fail(
 			err, errlen, -ERANGE,
 			"STATS: the compression figures without their flag");
+	if ((s->flags & MV_PROTO_STATS_ZERO) &&
+	    !(s->flags & MV_PROTO_STATS_ZIP))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: the zero-page figures' flag without the compression figures'");
+	if (!(s->flags & MV_PROTO_STATS_ZERO) &&
+	    (s->zero_maps || s->zero_writes || s->zero_around_pages))
+		return fail(err, errlen, -ERANGE,
+			    "STATS: the zero-page figures without their flag");
 	if (s->zip_accel > MV_PROTO_ZIP_ACCEL_MAX)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: LZ4 acceleration %llu, above %u",
@@ -520,15 +554,9 @@ int mv__proto_decode(const uint8_t *buf, size_t len, struct mv__proto_msg *m,
 	if (!want)
 		return fail(err, errlen, -EBADMSG, "unknown message type %u",
 			    type);
-	/* a STATS may have its tail, the waits after it, and the
-	 * compression figures after those */
-	if (body != want && (type != MV_PROTO_STATS ||
-			     (body != want + MV_PROTO_STATS_MORE_BYTES &&
-			      body != want + MV_PROTO_STATS_MORE_BYTES +
-					      MV_PROTO_STATS_WAITS_BYTES &&
-			      body != want + MV_PROTO_STATS_MORE_BYTES +
-					      MV_PROTO_STATS_WAITS_BYTES +
-					      MV_PROTO_STATS_ZIP_BYTES)))
+	/* a STATS may have its tail, the waits after it, the compression
+	 * figures after those and the zero-page figures after them */
+	if (body != want && (type != MV_PROTO_STATS || !stats_body_len(body)))
 		return fail(err, errlen, -EBADMSG,
 			    "%s with a body of %u bytes: it has %u",
 			    mv__proto_type_name(type), body, want);

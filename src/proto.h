@@ -117,6 +117,13 @@ struct mv__proto_stats {
 	uint64_t zip_incompressible;
 	uint64_t zip_fast_pages;
 	uint64_t zip_accel; /* 0 (none reported), or 1..MV_PROTO_ZIP_ACCEL_MAX */
+	/* the fourth addition, after the compression figures and only with
+	 * them, on the wire only with MV_PROTO_STATS_ZERO (0 otherwise): the
+	 * pages the VM read as zeros and their first writes (fault.c,
+	 * Mem.ZeroWriteAround), totals as struct mv_vm_stats has them */
+	uint64_t zero_maps;
+	uint64_t zero_writes;
+	uint64_t zero_around_pages;
 };
 /* STATS flags: demand_pages holds a measured demand */
 #define MV_PROTO_STATS_DEMAND 1u
@@ -132,6 +139,10 @@ struct mv__proto_stats {
  * (MV_PROTO_STATS_ZIP_BYTES more); only with MV_PROTO_STATS_WAITS */
 #define MV_PROTO_STATS_ZIP 8u
 #define MV_PROTO_STATS_ZIP_BYTES 24u
+/* STATS flags: the compression figures go on with the zero-page figures
+ * (MV_PROTO_STATS_ZERO_BYTES more); only with MV_PROTO_STATS_ZIP */
+#define MV_PROTO_STATS_ZERO 16u
+#define MV_PROTO_STATS_ZERO_BYTES 24u
 #define MV_PROTO_ZIP_ACCEL_MAX 64u
 #define MV_PROTO_CPUS_MAX 65536u
 

@@ -204,6 +204,36 @@ static void agent_fn(int fd, uint64_t host_bytes)
 	agent_child(fd, host_bytes);
 }
 
+/* An agent process whose VM reads its memory before it writes it: every
+ * page read (as zeros), then every eighth written. */
+static void zero_reader_fn(int fd, uint64_t host_bytes)
+{
+	struct mv_vm_config cfg;
+	struct report r = { 0 };
+	mv_host *h = child_host(host_bytes);
+	mv_agent *a = NULL;
+	mv_vm *vm = NULL;
+	volatile uint8_t *mem;
+	uint8_t sum = 0;
+
+	mv_vm_config_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "zr%d", (int)getpid());
+	cfg.memsize_bytes = VM_BYTES;
+	r.err = h ? mv_vm_create(h, &cfg, &vm) : -ENOMEM;
+	if (!r.err) {
+		mem = mv_vm_mem(vm);
+		for (uint64_t i = 0; i < VM_PAGES; i++)
+			sum |= mem[i << 12];
+		for (uint64_t i = 0; i < VM_PAGES; i += 8)
+			mem[i << 12] = (uint8_t)(1 + sum);
+		r.err = mv_agent_create(h, vm, sock_path, &a);
+	}
+	if (write(fd, &r, sizeof(r)) != sizeof(r) || r.err)
+		_exit(1);
+	serve(fd, h, vm, a);
+	_exit(0);
+}
+
 static void daemon_fn(int fd, uint64_t unused)
 {
 	(void)unused;
@@ -435,6 +465,36 @@ static void test_agent_reports_its_service_figures_to_the_daemon(void **state)
 	th_host_destroy(&dt);
 }
 
+/* The daemon's view of the remote VM has the zero-page figures of the
+ * child's own view (a VM that read pages as zeros and wrote some). */
+static bool zero_stats_arrived(void *arg)
+{
+	struct report r = ask(arg, 'i');
+	const struct mv_vm_stats *k = &r.vm_stats, *d = &remote.stats;
+
+	return remote_seen(NULL) && k->zero_maps > 0 && k->zero_writes > 0 &&
+	       d->zero_maps == k->zero_maps &&
+	       d->zero_writes == k->zero_writes &&
+	       d->zero_around_pages == k->zero_around_pages;
+}
+
+static void test_agent_reports_its_zero_page_figures_to_the_daemon(void **state)
+{
+	struct child kid;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, zero_reader_fn, 2 * VM_BYTES);
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(zero_stats_arrived, &kid, TH_WAIT_MS));
+	print_message("%llu pages read as zeros, %llu first writes\n",
+		      (unsigned long long)remote.stats.zero_maps,
+		      (unsigned long long)remote.stats.zero_writes);
+	reap(&kid, 0);
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
 /* ---- a daemon from before the STATS tail, played by the test ---- */
 
 /* The next whole message on fd (bytes kept in buf/len between calls):
@@ -537,6 +597,7 @@ static uint32_t old_daemon_session(int lfd, uint32_t known)
 #define STATS_TAIL (STATS_BODY + MV_PROTO_STATS_MORE_BYTES)
 #define STATS_WAITS (STATS_TAIL + MV_PROTO_STATS_WAITS_BYTES)
 #define STATS_ZIP (STATS_WAITS + MV_PROTO_STATS_ZIP_BYTES)
+#define STATS_ZERO (STATS_ZIP + MV_PROTO_STATS_ZERO_BYTES)
 
 /* A socket at sock_path that the test answers as an older daemon. */
 static int old_daemon_listen(void)
@@ -562,9 +623,11 @@ test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
-	/* first the longest body, refused; reconnected, the waits without
+	/* first the longest body, refused; reconnected, the compression
+	 * figures without the zero-page figures, refused; the waits without
 	 * the compression figures, refused; then the tail without the waits,
 	 * refused; reconnected again, the shortest, and then on */
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_WAITS);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_TAIL);
@@ -584,6 +647,7 @@ test_agent_leaves_the_waits_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_WAITS);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_TAIL);
@@ -604,9 +668,28 @@ test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_WAITS);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_WAITS);
+	reap(&kid, 0);
+	close(lfd);
+}
+
+/* A daemon that has the compression figures but not the zero-page
+ * figures keeps getting the compression figures, after one reconnection. */
+static void
+test_agent_leaves_the_zero_figures_out_for_a_daemon_without_them(void **state)
+{
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZERO);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZIP);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZIP);
 	reap(&kid, 0);
 	close(lfd);
 }
@@ -919,7 +1002,11 @@ int main(void)
 		cmocka_unit_test(
 			test_agent_reports_its_service_figures_to_the_daemon),
 		cmocka_unit_test(
+			test_agent_reports_its_zero_page_figures_to_the_daemon),
+		cmocka_unit_test(
 			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
+		cmocka_unit_test(
+			test_agent_leaves_the_zero_figures_out_for_a_daemon_without_them),
 		cmocka_unit_test(
 			test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them),
 		cmocka_unit_test(

@@ -400,6 +400,46 @@ static void test_agent_zip_figures_appear_in_its_vm_stats(void **state)
 	fx_down();
 }
 
+/* The zero-page figures after the compression figures reach the daemon's
+ * view of the VM; a STATS without them (an agent from before them) reads
+ * 0. */
+static void test_agent_zero_figures_appear_in_its_vm_stats(void **state)
+{
+	struct mv__proto_msg m = stats_msg(600);
+	struct mv_vm_stats st;
+	uint64_t grant;
+	int fd;
+
+	(void)state;
+	fx_up(NULL);
+	fd = cl_agent("epsilon", &grant);
+	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS |
+			   MV_PROTO_STATS_ZIP | MV_PROTO_STATS_ZERO;
+	m.u.stats.zero_maps = 900;
+	m.u.stats.zero_writes = 80;
+	m.u.stats.zero_around_pages = 7;
+	cl_send(fd, &m);
+	want_name = "epsilon";
+	want_vm_consumed = 600;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "epsilon", &st), 0);
+	assert_int_equal(st.zero_maps, 900);
+	assert_int_equal(st.zero_writes, 80);
+	assert_int_equal(st.zero_around_pages, 7);
+	m = stats_msg(601);
+	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS |
+			   MV_PROTO_STATS_ZIP;
+	cl_send(fd, &m);
+	want_vm_consumed = 601;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "epsilon", &st), 0);
+	assert_int_equal(st.zero_maps, 0);
+	assert_int_equal(st.zero_writes, 0);
+	assert_int_equal(st.zero_around_pages, 0);
+	cl_close(fd);
+	fx_down();
+}
+
 static void test_a_closed_connection_gives_the_grant_back(void **state)
 {
 	struct mv_daemon_stats ds;
@@ -1325,6 +1365,8 @@ int main(void)
 		cmocka_unit_test(test_agent_stats_appear_in_its_vm_stats),
 		cmocka_unit_test(test_agent_waits_appear_in_its_vm_stats),
 		cmocka_unit_test(test_agent_zip_figures_appear_in_its_vm_stats),
+		cmocka_unit_test(
+			test_agent_zero_figures_appear_in_its_vm_stats),
 		cmocka_unit_test(test_a_closed_connection_gives_the_grant_back),
 		cmocka_unit_test(
 			test_a_vmm_gone_with_its_socket_still_open_loses_its_grant),

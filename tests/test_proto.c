@@ -751,6 +751,86 @@ static void test_stats_zip_figures_without_the_waits_are_refused(void **state)
 			 -EBADMSG);
 }
 
+/* The zero-page figures after the compression figures: round trip in the
+ * longest body, and the rules that keep them from standing alone. */
+static struct mv__proto_msg stats_with_zip(void)
+{
+	struct mv__proto_msg m = stats_with_waits();
+
+	m.u.stats.flags |= MV_PROTO_STATS_ZIP;
+	m.u.stats.zip_accel = 8;
+	return m;
+}
+
+static void
+test_stats_zero_figures_round_trip_after_the_zip_figures(void **state)
+{
+	struct mv__proto_msg m = stats_with_zip(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	m.u.stats.flags |= MV_PROTO_STATS_ZERO;
+	m.u.stats.zero_maps = 1ull << 35;
+	m.u.stats.zero_writes = 12345;
+	m.u.stats.zero_around_pages = 6789;
+	n = encode(&m, buf);
+	assert_int_equal(n, MV_PROTO_HDR + STATS_OLD_BODY +
+				    MV_PROTO_STATS_MORE_BYTES +
+				    MV_PROTO_STATS_WAITS_BYTES +
+				    MV_PROTO_STATS_ZIP_BYTES +
+				    MV_PROTO_STATS_ZERO_BYTES);
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_memory_equal(&out, &m, sizeof(m));
+	/* the compression figures alone decode with no zero-page figures */
+	m = stats_with_zip();
+	n = encode(&m, buf);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(out.u.stats.zero_maps, 0);
+	assert_int_equal(out.u.stats.zero_writes, 0);
+	assert_int_equal(out.u.stats.zero_around_pages, 0);
+}
+
+static void
+test_stats_zero_figures_without_the_zip_figures_are_refused(void **state)
+{
+	struct mv__proto_msg m = stats_with_waits(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* the flag without the compression figures' */
+	m.u.stats.flags |= MV_PROTO_STATS_ZERO;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* figures without their flag */
+	m = stats_with_zip();
+	m.u.stats.zero_maps = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = stats_with_zip();
+	m.u.stats.zero_around_pages = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* the longest body with the flag taken off */
+	m = stats_with_zip();
+	m.u.stats.flags |= MV_PROTO_STATS_ZERO;
+	m.u.stats.zero_writes = 3;
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] &= (uint8_t)~MV_PROTO_STATS_ZERO;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+	/* the compression figures' body with the flag set on it */
+	m = stats_with_zip();
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] |= MV_PROTO_STATS_ZERO;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -778,6 +858,10 @@ int main(void)
 			test_stats_of_the_old_length_decode_without_the_tail_figures),
 		cmocka_unit_test(
 			test_stats_whose_length_and_flags_disagree_are_refused),
+		cmocka_unit_test(
+			test_stats_zero_figures_round_trip_after_the_zip_figures),
+		cmocka_unit_test(
+			test_stats_zero_figures_without_the_zip_figures_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
