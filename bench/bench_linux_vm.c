@@ -379,6 +379,8 @@ int bl_run_linux(const struct scenario *sc, const struct bl_cgroup *cg,
 	}
 	r->nvms = (unsigned)n;
 	r->duration_s = deadline - t0;
+	if (bl_half_s(r->duration_s) <= 0) /* a 1 s run has no halves */
+		r->first_half_ops_s = r->second_half_ops_s = -1;
 	for (size_t i = 0; i < n; i++) {
 		struct bl_vm_result *v = &r->vms[i];
 
