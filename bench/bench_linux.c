@@ -805,7 +805,7 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	}
 	printf("\n");
 	print_halves(cr);
-	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR))
+	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR)) {
 		printf("  memvisor vs the best Linux without OOM kills (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
 		       bl_config_name(cr->best),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[cr->best]),
@@ -813,7 +813,11 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 				cr->worst[cr->best_worst]),
 		       bl_config_name(cr->best_worst),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_CEILING]));
-	else if (config_ran(cr, BL_MEMVISOR))
+		if (cr->half[BL_MEMVISOR][1] >= 0 && cr->half[cr->best][1] > 0)
+			printf("  in the runs' second halves (the steady state): %.2fx %s's\n",
+			       cr->half[BL_MEMVISOR][1] / cr->half[cr->best][1],
+			       bl_config_name(cr->best));
+	} else if (config_ran(cr, BL_MEMVISOR))
 		printf("  no Linux configuration ran without OOM kills and integrity errors: none is a usable peer; vs the ceiling %.2fx\n",
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_CEILING]));
 	for (int c = BL_SWAP; c <= BL_ZRAM; c++)
