@@ -364,7 +364,7 @@ static bool access_page(struct sim *s, uint32_t p)
 		s->list[s->nres++] = p;
 		break;
 	default:
-		mv__cold_touch(&s->c, p);
+		mv__cold_touch(&s->c, p, 0);
 		s->nres++;
 		break;
 	}

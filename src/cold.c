@@ -20,7 +20,15 @@
  *     used ones, where a single quick-or-slow verdict per return (the
  *     streaks this replaced) mistook chance returns for use.  Measured on
  *     bench linux's kvstore-8 scenario: 10% fewer misses per operation,
- *     5-18% more operations (docs/BENCHMARKS.md);
+ *     5-18% more operations (docs/BENCHMARKS.md).  A return from the swap
+ *     file counts an eighth of its distance (MV_COLD_SWAP_SHIFT): it costs
+ *     about ten times one from the compression cache, so such a page is
+ *     kept as if wanted back eight times as often, and the pages reclaim
+ *     takes instead are more often ones that compress (cost-aware
+ *     eviction, as GreedyDual weighs a miss by its cost).  On
+ *     bench linux's kvstore-2 VMs, whose full pages do not compress and go
+ *     to disk: a quarter fewer pages read from disk, 4-5% more operations
+ *     (docs/BENCHMARKS.md);
  *   - any other fault on a cold page (first touch, copy on write, a sampled
  *     page touched): MV_COLD_FAULTED, just warmer than cold, so the
  *     neighbours a fault-around or swap-in cluster brings along go first

@@ -33,6 +33,13 @@
 /* A taken page's stamp: this flag and the VM's victim count (31 bits) */
 #define MV_COLD_TAKEN 0x80000000u
 #define MV_COLD_WARMEST 255u
+/* A return from the swap file counts its refault distance shifted right by
+ * this much (an eighth): on these machines an O_DIRECT read of a page
+ * (100-260 us) costs about ten times a return from the compression cache
+ * (the round trip and a decompression, 15-20 us), so a page that comes
+ * back from disk is kept as long as one wanted back eight times as often
+ * (cold.c) */
+#define MV_COLD_SWAP_SHIFT 3
 _Static_assert((MV_COLD_AGE_PASSES & (MV_COLD_AGE_PASSES - 1)) == 0,
 	       "aging is a mask of the pass count");
 
@@ -96,9 +103,12 @@ static inline uint8_t mv__cold_warmth(uint64_t d)
  * warmth becomes that of the mean of d and the distance its warmth stood
  * for (the first return sets it): a page the guest wants back soon, time
  * after time, is warm, one it wanted back once by chance cools again.  Any
- * other fault makes a cold page MV_COLD_FAULTED.
+ * other fault makes a cold page MV_COLD_FAULTED.  cost_shift: d counts
+ * shifted right by this much (at least 1), for a return that costs more
+ * than one from the compression cache (MV_COLD_SWAP_SHIFT).
  */
-static inline void mv__cold_touch(struct mv__cold *c, uint64_t ppn)
+static inline void mv__cold_touch(struct mv__cold *c, uint64_t ppn,
+				  unsigned cost_shift)
 {
 	uint32_t s, now;
 	uint64_t d;
@@ -117,6 +127,9 @@ static inline void mv__cold_touch(struct mv__cold *c, uint64_t ppn)
 	now = atomic_load_explicit(&c->victims, memory_order_relaxed);
 	/* at least 1: its own taking counted */
 	d = (now - s) & ~MV_COLD_TAKEN;
+	d >>= cost_shift;
+	if (!d)
+		d = 1;
 	if (w > MV_COLD_FAULTED)
 		d = (d + mv__cold_distance(w)) / 2;
 	atomic_store_explicit(&c->stamp[ppn], s & ~MV_COLD_TAKEN,

@@ -914,8 +914,14 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 	bool served, io;
 	int err;
 
-	/* the guest wants this page: warm for reclaim's clock (cold.c) */
-	mv__cold_touch(&vm->cold, ppn);
+	/* the guest wants this page: warm for reclaim's clock (cold.c), the
+	 * more so if it comes back from the swap file (a hint: the entry is
+	 * read unlocked) */
+	mv__cold_touch(&vm->cold, ppn,
+		       pmap_state(pmap_peek(&vm->pmap[ppn])) ==
+				       MV_PAGE_SWAPPED ?
+			       MV_COLD_SWAP_SHIFT :
+			       0);
 	mv__budget_admit(vm);
 	for (;;) {
 		v = pmap_lock(&vm->pmap[ppn]);

@@ -113,7 +113,7 @@ static unsigned back_after(struct mv__cold *c, uint64_t ppn, unsigned others)
 {
 	mv__cold_taken(c, ppn);
 	atomic_fetch_add(&c->victims, others);
-	mv__cold_touch(c, ppn);
+	mv__cold_touch(c, ppn, 0);
 	assert_false(atomic_load(&c->stamp[ppn]) & MV_COLD_TAKEN);
 	return atomic_load(&c->heat[ppn]);
 }
@@ -142,9 +142,9 @@ static void test_warmth_follows_the_mean_refault_distance(void **state)
 			 MV_COLD_WARMEST - 9 * MV_COLD_STEPS);
 	/* a fault with no taking before it: a cold page becomes just warmer
 	 * than cold, a warm one keeps its warmth */
-	mv__cold_touch(&c, 2);
+	mv__cold_touch(&c, 2, 0);
 	assert_int_equal(atomic_load(&heat[2]), MV_COLD_FAULTED);
-	mv__cold_touch(&c, 0);
+	mv__cold_touch(&c, 0, 0);
 	assert_int_equal(atomic_load(&heat[0]),
 			 MV_COLD_WARMEST - 9 * MV_COLD_STEPS);
 	/* the first return of a page only faulted on before sets it */
@@ -158,6 +158,108 @@ static void test_warmth_follows_the_mean_refault_distance(void **state)
 	mv__cold_forget(&c, 1);
 	assert_int_equal(atomic_load(&heat[1]), 0);
 	assert_true(mv__cold_pass(&c, 1));
+}
+
+/*
+ * A return that costs more (from the swap file) counts its distance
+ * shifted: back after 1024 victims from disk is as warm as back after 128
+ * from the compression cache; a shift never makes a distance 0.
+ */
+static void test_a_costly_return_counts_a_shorter_distance(void **state)
+{
+	_Atomic uint8_t heat[3];
+	_Atomic uint32_t stamp[3];
+	struct mv__cold c;
+
+	(void)state;
+	clock_of(&c, heat, stamp, 3);
+	mv__cold_taken(&c, 0);
+	atomic_fetch_add(&c.victims, 1023);
+	mv__cold_touch(&c, 0, MV_COLD_SWAP_SHIFT);
+	assert_int_equal(atomic_load(&heat[0]),
+			 MV_COLD_WARMEST -
+				 (10 - MV_COLD_SWAP_SHIFT) * MV_COLD_STEPS);
+	assert_int_equal(back_after(&c, 1, 127), atomic_load(&heat[0]));
+	/* back at once: the warmest, not past it */
+	mv__cold_taken(&c, 2);
+	mv__cold_touch(&c, 2, MV_COLD_SWAP_SHIFT);
+	assert_int_equal(atomic_load(&heat[2]), MV_COLD_WARMEST);
+}
+
+/*
+ * Two VMs alike, every page taken by reclaim: one's pages compress (the
+ * compression cache holds them), the other's go to the swap file
+ * (Mem.MemZipEnable 0).  The guest reads back the page taken first (the
+ * longest distance): the one from the swap file is warmer, by
+ * MV_COLD_SWAP_SHIFT doublings of the same distance, so reclaim keeps it
+ * longer; every page reads back as written.
+ */
+static unsigned warmth_back_from(bool zip, uint64_t *distance)
+{
+	uint64_t npages = 64, done = 0, first = 0, d;
+	struct mv_settings s;
+	struct th_host t;
+	uint32_t now;
+	unsigned w;
+	uint8_t *m;
+	mv_vm *vm;
+
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ReclaimPolicy", "1"), 0);
+	assert_int_equal(
+		mv_settings_set(&s, "Mem.MemZipEnable", zip ? "1" : "0"), 0);
+	/* the page alone comes back: its neighbours keep their stamps */
+	assert_int_equal(mv_settings_set(&s, "Mem.SwapInClusterPages", "1"), 0);
+	th_host_create(&t, 64 * MiB, &s);
+	vm = th_vm_create(&t, zip ? "z" : "d", npages * MV_PAGE_SIZE);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < npages; p++)
+		memset(m + p * MV_PAGE_SIZE, (int)(p + 1), MV_PAGE_SIZE);
+	th_quiesce(vm);
+	th_drain_lru();
+	assert_int_equal(mv_vm_swap_out(vm, npages, &done), 0);
+	assert_int_equal(done, npages);
+	now = atomic_load(&vm->cold.victims);
+	*distance = 0;
+	for (uint64_t p = 0; p < npages; p++) {
+		uint32_t st = atomic_load(&vm->cold.stamp[p]);
+
+		assert_true(st & MV_COLD_TAKEN);
+		d = (now - st) & ~MV_COLD_TAKEN;
+		if (d > *distance) {
+			*distance = d;
+			first = p;
+		}
+	}
+	assert_true(*distance >= npages);
+	assert_int_equal(mv_vm_page_state(vm, first),
+			 zip ? MV_PAGE_COMPRESSED : MV_PAGE_SWAPPED);
+	assert_int_equal(*(volatile uint8_t *)(m + first * MV_PAGE_SIZE),
+			 (uint8_t)(first + 1));
+	w = atomic_load(&vm->cold.heat[first]);
+	for (uint64_t p = 0; p < npages; p++) {
+		uint8_t want[MV_PAGE_SIZE];
+
+		memset(want, (int)(p + 1), sizeof(want));
+		assert_memory_equal(m + p * MV_PAGE_SIZE, want, sizeof(want));
+	}
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+	return w;
+}
+
+static void test_a_page_back_from_the_swap_file_stays_longer(void **state)
+{
+	uint64_t dz, dd;
+	unsigned wz = warmth_back_from(true, &dz),
+		 wd = warmth_back_from(false, &dd);
+
+	(void)state;
+	assert_int_equal(wz, mv__cold_warmth(dz));
+	assert_int_equal(wd, mv__cold_warmth(dd >> MV_COLD_SWAP_SHIFT));
+	if (dd == dz)
+		assert_int_equal(wd, wz + MV_COLD_SWAP_SHIFT * MV_COLD_STEPS);
+	assert_true(wd > wz);
 }
 
 /* The hand cools a page it passes by a step once every MV_COLD_AGE_PASSES
@@ -478,6 +580,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_warmth_follows_the_mean_refault_distance),
+		cmocka_unit_test(
+			test_a_costly_return_counts_a_shorter_distance),
+		cmocka_unit_test(
+			test_a_page_back_from_the_swap_file_stays_longer),
 		cmocka_unit_test(
 			test_the_hand_cools_a_warm_page_every_few_passes),
 		cmocka_unit_test(test_the_threshold_rises_to_the_coolest_pages),
