@@ -806,6 +806,9 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	printf("\n");
 	print_halves(cr);
 	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR)) {
+		if (cr->best == BL_ZRAM)
+			printf("  the best Linux, zram, ran with up to %.0f MiB of compressed pages beyond the budget (outside the cgroup's limit)\n",
+			       cr->zram_mb);
 		printf("  memvisor vs the best Linux without OOM kills (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
 		       bl_config_name(cr->best),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[cr->best]),
@@ -875,6 +878,10 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 					bl_config_name(cr->best_worst));
 	cJSON_AddNumberToObject(o, "unconstrained_ops_s",
 				cr->total[BL_CEILING]);
+	/* memory the best Linux configuration used beyond the budget: zram's
+	 * compressed pages, which the kernel does not charge to the cgroup */
+	cJSON_AddNumberToObject(o, "best_linux_outside_budget_mb",
+				best && cr->best == BL_ZRAM ? cr->zram_mb : 0);
 	if (best) {
 		cJSON_AddNumberToObject(o, "ratio_total",
 					bl_ratio(cr->total[BL_MEMVISOR],

@@ -586,6 +586,48 @@ static void test_linux_vm_halves_count_a_vm_that_died(void **state)
 	assert_true(r.second_half_ops_s == 300);
 }
 
+/* When zram is the best Linux configuration, the case says how much
+ * memory it used beyond the budget; any other peer used none. */
+static void test_case_json_says_what_zram_held_beyond_the_budget(void **state)
+{
+	struct case_result *cr = calloc(1, sizeof(*cr));
+	struct ctx x = { .o = { .rounds = 2, .duration_s = 5 } };
+	cJSON *o;
+
+	(void)state;
+	assert_non_null(cr);
+	fill_case(cr);
+	cr->zram_mb = 75;
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
+		"swap");
+	assert_true(num_of(o, "best_linux_outside_budget_mb") == 0);
+	cJSON_Delete(o);
+	/* zram ran, ahead of the swap file (800 and 700 against 300) */
+	cr->skipped[BL_ZRAM][0] = '\0';
+	cr->nruns[BL_ZRAM] = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		struct bl_run *r = &cr->runs[BL_ZRAM][i];
+
+		r->ran = true;
+		r->nvms = 2;
+		r->vms[0].ops_s = 400 + 50.0 * i;
+		r->vms[1].ops_s = 350 - 50.0 * i;
+		bl_run_totals(r);
+	}
+	medians(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
+		"zram");
+	assert_true(num_of(o, "best_linux_outside_budget_mb") == 75);
+	cJSON_Delete(o);
+	free(cr);
+}
+
 static void test_no_linux_peer_when_every_config_was_oom_killed(void **state)
 {
 	struct case_result *cr = calloc(1, sizeof(*cr));
@@ -1064,6 +1106,8 @@ int main(void)
 			test_no_linux_peer_when_every_config_was_oom_killed),
 		cmocka_unit_test(
 			test_case_json_gives_halves_and_their_ratio_or_null),
+		cmocka_unit_test(
+			test_case_json_says_what_zram_held_beyond_the_budget),
 		cmocka_unit_test(
 			test_run_report_cuts_its_ops_in_halves_at_the_middle),
 		cmocka_unit_test(test_linux_vm_halves_count_a_vm_that_died),
