@@ -457,11 +457,11 @@ static void run_halves(const cJSON *root, struct bl_run *r)
 	const cJSON *v, *ops, *e;
 	double half = bl_half_s(r->duration_s), cut = 0, end = 0, first = 0,
 	       all = 0;
-	int n = cJSON_GetArraySize(t), k = -1;
+	int n = cJSON_GetArraySize(t), k = -1, i = 0;
 
 	r->first_half_ops_s = r->second_half_ops_s = -1;
-	for (int i = 0; i < n; i++) {
-		e = cJSON_GetArrayItem(t, i);
+	cJSON_ArrayForEach(e, t)
+	{
 		if (!cJSON_IsNumber(e))
 			return;
 		end = e->valuedouble;
@@ -469,6 +469,7 @@ static void run_halves(const cJSON *root, struct bl_run *r)
 			k = i;
 			cut = end;
 		}
+		i++;
 	}
 	if (k < 1 || cut <= 0 || end <= cut || !cJSON_IsArray(vms))
 		return;
@@ -477,12 +478,13 @@ static void run_halves(const cJSON *root, struct bl_run *r)
 		ops = cJSON_GetObjectItemCaseSensitive(v, "ops");
 		if (cJSON_GetArraySize(ops) != n)
 			return;
-		for (int i = 0; i < n; i++) {
-			e = cJSON_GetArrayItem(ops, i);
+		i = 0;
+		cJSON_ArrayForEach(e, ops)
+		{
 			if (!cJSON_IsNumber(e))
 				return;
 			all += e->valuedouble;
-			if (i <= k)
+			if (i++ <= k)
 				first += e->valuedouble;
 		}
 	}

@@ -66,7 +66,9 @@
 /* Under pressure (pressed()) the VM reports this often, not once a period */
 #define PRESSED_MS 2
 /* The STATS tails an agent sends, each a later addition to the protocol
- * (docs/PROTOCOL.md, "Versions"): none, the tail, the tail and the waits */
+ * (docs/PROTOCOL.md, "Versions"): none, the tail, then the waits, the
+ * compression figures and the zero-page figures, each after the one
+ * before */
 enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP, TAILS_ZERO };
 
 struct mv_agent {

@@ -7,7 +7,7 @@
  * Design: each message body is a fixed list of little-endian fields, read
  * and written by one walk per type (codec_*) that either packs a structure
  * into bytes or unpacks bytes into it, so the two directions cannot
- * disagree on the layout.  STATS alone has two bodies: with
+ * disagree on the layout.  STATS alone has several bodies: with
  * MV_PROTO_STATS_MORE its walk goes on into the tail, and with
  * MV_PROTO_STATS_WAITS too into the waits after it, and with
  * MV_PROTO_STATS_ZIP as well into the compression figures after those,
