@@ -148,6 +148,14 @@ struct mv_settings {
 	 * 0-1; docs/ARCHITECTURE.md, "A first read is not a first write");
 	 * 0: each such page's first write faults on its own */
 	uint32_t zero_write_around;
+	/* Mem.ZeroOpen: while memory is plentiful (the VM below its target,
+	 * the host's free memory above twice minFree), pages read as zeros
+	 * are left writable, a frame counted for each: their first write is
+	 * the kernel's own copy, with no fault, and the scheduler finds the
+	 * written ones (PAGEMAP_SCAN) and closes the rest when memory runs
+	 * short (1, 0-1; docs/ARCHITECTURE.md, "Open zero pages"); needs
+	 * Linux 6.7 or later, and does nothing without it */
+	uint32_t zero_open;
 };
 
 void mv_settings_init(struct mv_settings *s);
@@ -478,6 +486,15 @@ struct mv_vm_stats {
 	 * read as zeros given frames with them (Mem.ZeroWriteAround) */
 	uint64_t zero_writes;
 	uint64_t zero_around_pages;
+	/* Mem.ZeroOpen: pages read as zeros left writable (total), those the
+	 * guest then wrote with no fault (found by the scheduler or a close),
+	 * those closed unwritten (their frames given back), the ones open
+	 * now, and calls the kernel refused (the pages kept as they were) */
+	uint64_t zero_opens;
+	uint64_t zero_open_writes;
+	uint64_t zero_closes;
+	uint64_t zero_open_pages;
+	uint64_t zero_open_errors;
 	uint64_t image_pages; /* pages filled from the RAM image */
 	uint64_t swap_errors; /* swap-out attempts that failed (page kept) */
 	uint64_t fault_errors; /* faults that could not be served */

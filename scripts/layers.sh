@@ -18,7 +18,7 @@ set -euo pipefail
 read -r -d '' TABLE <<'EOF' || true
 0 inject system util msg move error trace proto
 1 budget
-2 affinity cold fault reclaim sample balloon zcache zpool zip swap share_table share_merge share_cow lpage attach readahead
+2 affinity cold fault zero_open reclaim sample balloon zcache zpool zip swap share_table share_merge share_cow lpage attach readahead
 3 sched sched_policy share_scan
 4 host vm maps settings daemon agent
 EOF

@@ -249,9 +249,7 @@ struct dpage {
 /* Present in the guest mapping: a frame, or the kernel's zero page. */
 static bool present(uint64_t v)
 {
-	return pmap_state(v) == MV_PAGE_PRIVATE ||
-	       (pmap_state(v) == MV_PAGE_ZERO &&
-		pmap_payload(v) == PMAP_ZERO_MAPPED);
+	return pmap_state(v) == MV_PAGE_PRIVATE || pmap_zero_present(v);
 }
 
 /*
@@ -287,8 +285,7 @@ static uint64_t drop_present(struct mv_vm *vm, struct dpage *t, unsigned n,
 		if (r < done || !mv__madvise(iov[r].iov_base, iov[r].iov_len,
 					     MADV_DONTNEED)) {
 			for (unsigned i = first[r]; i < first[r] + pages; i++)
-				freed += pmap_state(t[i].old) ==
-					 MV_PAGE_PRIVATE;
+				freed += mv__frame_dropped(vm, t[i].old);
 			continue;
 		}
 		for (unsigned i = first[r]; i < first[r] + pages; i++) {

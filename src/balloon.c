@@ -159,8 +159,7 @@ static bool present(const struct mv_vm *vm, uint64_t v)
 {
 	enum mv_page_state s = pmap_state(v);
 
-	if (s == MV_PAGE_PRIVATE ||
-	    (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED))
+	if (s == MV_PAGE_PRIVATE || pmap_zero_present(v))
 		return true;
 	return (s == MV_PAGE_SWAPPED || s == MV_PAGE_UNTOUCHED) &&
 	       atomic_load_explicit(&vm->c.unreadable_pages,
@@ -169,7 +168,8 @@ static bool present(const struct mv_vm *vm, uint64_t v)
 
 /*
  * Empties the pages among t[0..n) (sorted by ppn) that present() names, a
- * range per run of neighbours, and counts the frames of the PRIVATE ones.
+ * range per run of neighbours, and counts the frames of the PRIVATE and
+ * open ZERO ones.
  * A page that could not be emptied is refused and unlocked as it was; its
  * t[].old becomes ~0 so the caller skips it.  Returns frames dropped.
  */
@@ -200,8 +200,7 @@ static uint64_t drop_frames(struct job *j, struct taken *t, unsigned n)
 		if (r < done || !mv__madvise(iov[r].iov_base, iov[r].iov_len,
 					     MADV_DONTNEED)) {
 			for (unsigned i = first[r]; i < first[r] + pages; i++)
-				freed += pmap_state(t[i].old) ==
-					 MV_PAGE_PRIVATE;
+				freed += mv__frame_dropped(vm, t[i].old);
 			continue;
 		}
 		for (unsigned i = first[r]; i < first[r] + pages; i++) {

@@ -147,10 +147,10 @@ static bool joins(enum mv_page_state s, uint64_t old, uint64_t edge, int dir)
 	if (pmap_state(old) != s)
 		return false;
 	/* a ZERO page mapping the zero page is present: no fill over it,
-	 * and a run of such pages (zero_write_run) takes only them */
+	 * and a run of such pages (zero_write_run) takes only them; an open
+	 * one (zero_open.c) joins no run */
 	if (s == MV_PAGE_ZERO)
-		return (pmap_payload(old) == PMAP_ZERO_MAPPED) ==
-		       (pmap_payload(edge) == PMAP_ZERO_MAPPED);
+		return pmap_payload(old) == pmap_payload(edge);
 	if (s != MV_PAGE_SWAPPED)
 		return true;
 	return pmap_payload(old) == pmap_payload(edge) + (uint64_t)(int64_t)dir;
@@ -312,12 +312,13 @@ static bool in_run(const struct run *r, uint64_t ppn)
 /*
  * Maps the kernel's shared zero page over the n pages from lo (locked, not
  * present) and write-protects them, without waking anyone: they read as
- * zeros with no frame, and a write faults (zero_write).  Returns how many
+ * zeros with no frame, and a write faults (zero_write).  Open (their
+ * frames reserved, zero_open.c), they are left writable.  Returns how many
  * from lo it mapped (the kernel may stop early); those left unprotected
  * by a refused protection are counted as fault errors and stay mapped
  * (zero_read says why).
  */
-static uint64_t zero_map(struct mv_vm *vm, uint64_t lo, uint64_t n)
+static uint64_t zero_map(struct mv_vm *vm, uint64_t lo, uint64_t n, bool open)
 {
 	uint8_t *g = vm->mem + (lo << MV_PAGE_SHIFT);
 	struct uffdio_zeropage z = {
@@ -334,8 +335,9 @@ static uint64_t zero_map(struct mv_vm *vm, uint64_t lo, uint64_t n)
 	mapped = !err		? n :
 		 z.zeropage > 0 ? (uint64_t)z.zeropage >> MV_PAGE_SHIFT :
 				  0;
-	if (mapped && mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
-				  UFFDIO_WRITEPROTECT_MODE_WP)) {
+	if (mapped && !open &&
+	    mv__uffd_wp(vm->uffd, g, mapped << MV_PAGE_SHIFT,
+			UFFDIO_WRITEPROTECT_MODE_WP)) {
 		/* Left mapped, unprotected: ZERO_MAPPED all the same.  A
 		 * guest write may already have landed on one of them since
 		 * UFFDIO_ZEROPAGE (and got a page of its own, unseen), so
@@ -388,8 +390,9 @@ static int fill_image(struct mv_vm *vm, struct run *r, const uint8_t *buf,
 			;
 		if (kind[i] == FILL_SHARED)
 			continue;
-		mapped = kind[i] == FILL_ZERO ? zero_map(vm, r->lo + i, j - i) :
-						0;
+		mapped = kind[i] == FILL_ZERO ?
+				 zero_map(vm, r->lo + i, j - i, false) :
+				 0;
 		for (k = i; k < i + mapped; k++)
 			r->old[k] = pmap_make(MV_PAGE_ZERO, PMAP_TOUCHED,
 					      PMAP_ZERO_MAPPED);
@@ -511,9 +514,12 @@ static bool fill_given_up(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
  * the two a guest write to one of them is not seen: the zero page's entry
  * is not protected yet, so the kernel gives the guest a page of its own;
  * such a page holds the guest's bytes while its entry says ZERO, and its
- * next write's fault keeps them (zero_write).  false, with ppn still
- * locked and the neighbours let go, when ppn could not be mapped so: the
- * caller fills it as before.
+ * next write's fault keeps them (zero_write).  While memory is plentiful
+ * the run is mapped open instead (Mem.ZeroOpen, zero_open.c): writable,
+ * a frame counted for each page, so that each first write is the
+ * kernel's own copy with no fault here.  false, with ppn still locked
+ * and the neighbours let go, when ppn could not be mapped so: the caller
+ * fills it as before.
  */
 static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 {
@@ -521,15 +527,22 @@ static bool zero_read(struct fault_ctx *ctx, uint64_t ppn, uint64_t v)
 	unsigned window = vm->host->settings.fault_around_pages;
 	uint64_t mapped, me;
 	struct run r;
+	bool open;
 
 	pmap_assert_locked(&vm->pmap[ppn]);
 	grow_run(vm, ppn, v, window, window, &r);
-	mapped = zero_map(vm, r.lo, r.n);
+	open = mv__zero_open_reserve(vm, (unsigned)r.n);
+	mapped = zero_map(vm, r.lo, r.n, open);
+	if (open) {
+		mv__frames_unreserve(vm->host, r.n - mapped);
+		mv__zero_open_count(vm, mapped);
+	}
 	me = ppn - r.lo;
 	for (uint64_t i = 0; i < r.n; i++) {
 		if (i < mapped)
 			r.old[i] = pmap_make(MV_PAGE_ZERO, r.old[i],
-					     PMAP_ZERO_MAPPED);
+					     open ? PMAP_ZERO_OPEN :
+						    PMAP_ZERO_MAPPED);
 		if (i != me || i < mapped)
 			pmap_unlock(vm, r.lo + i, r.old[i]);
 	}
@@ -953,6 +966,24 @@ static void serve(struct fault_ctx *ctx, uint64_t ppn, uint64_t flags)
 			if (zero_write(ctx, ppn, v))
 				return;
 			continue;
+		}
+		if (pmap_zero_open(v)) {
+			/* present and writable (zero_open.c): a stale fault,
+			 * or a write to a page the share scanner protected
+			 * among its candidates' neighbours: lifted (the lift
+			 * wakes the writer), as for a PRIVATE page */
+			err = 0;
+			if (flags & UFFD_PAGEFAULT_FLAG_WP)
+				err = mv__uffd_wp(vm->uffd,
+						  vm->mem + (ppn
+							     << MV_PAGE_SHIFT),
+						  MV_PAGE_SIZE, 0);
+			pmap_unlock(vm, ppn, v);
+			atomic_fetch_add_explicit(&vm->c.faults_spurious, 1,
+						  memory_order_relaxed);
+			if (err || !(flags & UFFD_PAGEFAULT_FLAG_WP))
+				wake(vm, ppn);
+			return;
 		}
 		/* a read of a page the guest never touched (its image's, if
 		 * it has one, are filled below) reads the zero page too */

@@ -432,6 +432,17 @@ ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off)
 	return pread(fd, buf, len, off);
 }
 
+long mv__pagemap_scan(int fd, struct mv__pm_scan_arg *arg)
+{
+	int err = should_fail(MV_INJ_PAGEMAP_SCAN);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return ioctl(fd, MV_PAGEMAP_SCAN, arg);
+}
+
 int mv__mincore(void *addr, size_t len, unsigned char *vec)
 {
 	int err = should_fail(MV_INJ_MINCORE);

@@ -42,6 +42,7 @@ enum mv__inject_op {
 	 * reports one page moved: pages past the count were moved (strays) */
 	MV_INJ_MOVE_HOLE,
 	MV_INJ_AFFINITY, /* affinity.c: sched_getaffinity, sched_setaffinity */
+	MV_INJ_PAGEMAP_SCAN, /* zero_open.c: the PAGEMAP_SCAN ioctl */
 	MV_INJ_NOPS
 };
 
@@ -127,6 +128,10 @@ int mv__uffd_wp(int uffd, void *addr, size_t len, unsigned long long mode);
 int mv__map_fixed(void *addr, size_t len, int fd, unsigned long long off);
 /* pread(2) of /proc/self/pagemap; fails as MV_INJ_PAGEMAP. */
 ssize_t mv__pagemap_read(int fd, void *buf, size_t len, off_t off);
+/* ioctl(fd, PAGEMAP_SCAN, arg) (uffd.h): regions filled, or -1 and errno;
+ * fails as MV_INJ_PAGEMAP_SCAN. */
+struct mv__pm_scan_arg;
+long mv__pagemap_scan(int fd, struct mv__pm_scan_arg *arg);
 /* mincore(2): 0 or -errno. */
 int mv__mincore(void *addr, size_t len, unsigned char *vec);
 /* madvise(2): 0 or -errno. */

@@ -117,6 +117,9 @@ struct mv_host {
 	 * (mv__zero_writer), summed by the scheduler every tick for the fault
 	 * service's write-around guard (fault.c); read relaxed */
 	_Atomic uint64_t zero_writer_pages;
+	/* zero_open.c: PAGEMAP_SCAN's zero-page category on this kernel: 0
+	 * not looked at yet, 1 there, or the -errno that says it is not */
+	_Atomic int zero_scan;
 	/* VMs of this process (not remote): only they can be reclaimed
 	 * here; written under vms_lock, read relaxed */
 	_Atomic uint32_t local_vms;
@@ -206,6 +209,10 @@ struct mv_vm_counters {
 	_Atomic uint64_t zero_maps; /* reads of ZERO pages served frameless */
 	_Atomic uint64_t zero_writes; /* first writes to those, faults */
 	_Atomic uint64_t zero_around_pages; /* neighbours given frames too */
+	_Atomic uint64_t zero_opens; /* pages opened (zero_open.c) */
+	_Atomic uint64_t zero_open_writes; /* of those, written: no fault */
+	_Atomic uint64_t zero_closes; /* of those, closed unwritten */
+	_Atomic uint64_t zero_open_errors; /* calls refused (kept open) */
 	_Atomic uint64_t image_pages;
 	_Atomic uint64_t swap_errors;
 	_Atomic uint64_t fault_errors;
@@ -346,6 +353,19 @@ struct mv__remote {
 	uint32_t pid; /* the VMM's process; immutable */
 };
 
+/* zero_open.c: the pages of a VM read as zeros whose first write is the
+ * kernel's (PMAP_ZERO_OPEN) */
+struct mv__zero_open {
+	/* ZERO entries with payload PMAP_ZERO_OPEN; each has a frame counted
+	 * in the VM's consumed_pages */
+	_Atomic uint64_t pages;
+	_Atomic uint64_t close_cursor; /* where the next close looks first */
+	/* the scheduler's (relaxed: a test may tick a VM beside it) */
+	_Atomic uint64_t open_cursor; /* where top-up goes on */
+	_Atomic uint64_t next_harvest_ms;
+	_Atomic uint64_t swept_maps; /* zero_maps when a top-up found none */
+};
+
 struct mv_vm {
 	struct mv_host *host; /* immutable */
 	/* NULL for a VM of this process; immutable */
@@ -402,6 +422,7 @@ struct mv_vm {
 	_Alignas(MV_CACHELINE) _Atomic uint64_t consumed_pages; /* frames held */
 	_Atomic uint64_t swcur_pages; /* pages in the swap file */
 	struct mv_vm_counters c;
+	struct mv__zero_open zo; /* open zero pages (zero_open.c) */
 };
 
 /* budget.c: the frame budget and the admission gate */
@@ -590,10 +611,47 @@ static inline bool mv__zero_writer(const struct mv_vm *vm, unsigned pct)
 	uint64_t maps =
 		atomic_load_explicit(&vm->c.zero_maps, memory_order_relaxed);
 	uint64_t writes =
-		atomic_load_explicit(&vm->c.zero_writes, memory_order_relaxed);
+		atomic_load_explicit(&vm->c.zero_writes, memory_order_relaxed) +
+		atomic_load_explicit(&vm->c.zero_open_writes,
+				     memory_order_relaxed);
 
 	return maps && writes * 100 >= maps * pct;
 }
+
+/*
+ * zero_open.c: pages read as zeros whose first write the kernel serves
+ * with no fault here (Mem.ZeroOpen).
+ *
+ * mv__zero_open_reserve: whether n pages of vm that are about to be
+ * mapped to the zero page may be left open (the room rule, zero_open.c),
+ * and if so their n frames reserved; mv__zero_open_count then counts the
+ * ones mapped (the caller unreserves the rest).  mv__zero_close: closes
+ * open pages of vm, from where the last close stopped, until want frames
+ * came back or every page was looked at: those still mapping the zero
+ * page become PMAP_ZERO_MAPPED again (their frames released), those the
+ * guest wrote become PRIVATE; returns frames released.  mv__zero_tick:
+ * the scheduler's look at one VM each tick.  mv__zero_supported: whether
+ * this kernel has PAGEMAP_SCAN's zero-page category (NULL, or why not).
+ */
+bool mv__zero_open_reserve(struct mv_vm *vm, unsigned n);
+/*
+ * A page whose entry was old has just been emptied (MADV_DONTNEED, by the
+ * balloon or a discard): 1 if a frame was counted for it (PRIVATE, or
+ * open: then no longer counted open), else 0.
+ */
+static inline unsigned mv__frame_dropped(struct mv_vm *vm, uint64_t old)
+{
+	if (pmap_zero_open(old)) {
+		atomic_fetch_sub_explicit(&vm->zo.pages, 1,
+					  memory_order_relaxed);
+		return 1;
+	}
+	return pmap_state(old) == MV_PAGE_PRIVATE;
+}
+void mv__zero_open_count(struct mv_vm *vm, uint64_t n);
+uint64_t mv__zero_close(struct mv_vm *vm, uint64_t want);
+void mv__zero_tick(struct mv_vm *vm, uint64_t now_ms);
+const char *mv__zero_supported(struct mv_host *h);
 
 /* lpage.c: large pages.  0, or -ENOMEM; enabled false: never large. */
 int mv__lpage_init(struct mv_vm *vm, bool enabled);

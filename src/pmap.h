@@ -22,7 +22,9 @@
  * where the page's content is, and the content is there whenever the lock
  * is free.  A page is present in the guest mapping only if it is PRIVATE,
  * SHARED, or ZERO with payload PMAP_ZERO_MAPPED (the kernel's zero page,
- * write-protected), and a PRIVATE one always is.
+ * write-protected) or PMAP_ZERO_OPEN (the zero page, unprotected: a
+ * frame is counted for it, and the guest may have written it with no
+ * fault: zero_open.c), and a PRIVATE one always is.
  *
  * Functions that take an entry locked by their caller say so in their name
  * or comment and check it with pmap_assert_locked() (invariant.h: debug and
@@ -92,6 +94,31 @@ static inline uint64_t pmap_payload(uint64_t v)
  * entry with payload 0 is not present.
  */
 #define PMAP_ZERO_MAPPED 1
+/*
+ * Payload of a ZERO entry whose guest address maps the kernel's zero page
+ * with no write protection (zero_open.c): its first write is the kernel's
+ * own copy, with no fault here, so it may hold the guest's bytes by now.
+ * A frame is counted for it (vm->consumed_pages) from the moment it is
+ * opened, so the budget never lags what the guest may hold; only
+ * zero_open.c turns it back into PMAP_ZERO_MAPPED, after protecting it
+ * and finding it still maps the zero page.
+ */
+#define PMAP_ZERO_OPEN 2
+
+/* A ZERO page present in the guest mapping: the zero page, or (open) what
+ * the guest's own write put there. */
+static inline bool pmap_zero_present(uint64_t v)
+{
+	return (v & PMAP_STATE_MASK) == MV_PAGE_ZERO &&
+	       (v >> PMAP_PAYLOAD_SHIFT == PMAP_ZERO_MAPPED ||
+		v >> PMAP_PAYLOAD_SHIFT == PMAP_ZERO_OPEN);
+}
+
+static inline bool pmap_zero_open(uint64_t v)
+{
+	return (v & PMAP_STATE_MASK) == MV_PAGE_ZERO &&
+	       v >> PMAP_PAYLOAD_SHIFT == PMAP_ZERO_OPEN;
+}
 
 /*
  * A PRIVATE page that must stay where it is: a copy share_cow.c made inside a

@@ -493,11 +493,23 @@ static int reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done,
 
 int mv__reclaim_vm(struct mv_vm *vm, uint64_t want, uint64_t *done)
 {
+	uint64_t closed;
+	int err;
+
 	if (vm->remote) { /* its agent reclaims, to its grant (daemon.c) */
 		*done = 0;
 		return 0;
 	}
-	return reclaim_vm(vm, want, done, false);
+	/* open zero pages first (zero_open.c): a frame back for a change of
+	 * protection, with no data moved */
+	closed = mv__zero_close(vm, want);
+	if (closed >= want) {
+		*done = closed;
+		return 0;
+	}
+	err = reclaim_vm(vm, want - closed, done, false);
+	*done += closed;
+	return closed ? 0 : err;
 }
 
 int mv_vm_swap_out(mv_vm *vm, uint64_t npages, uint64_t *done)

@@ -266,6 +266,15 @@ static void sum_zero_writers(struct mv_host *h)
 	atomic_store_explicit(&h->zero_writer_pages, sum, memory_order_relaxed);
 }
 
+/* Open zero pages: harvested, closed or topped up, a VM at a time. */
+static void zero_pass(struct mv_host *h, uint64_t now)
+{
+	pthread_mutex_lock(&h->vms_lock);
+	for (struct mv_vm *vm = h->vms; vm; vm = vm->next)
+		mv__zero_tick(vm, now);
+	pthread_mutex_unlock(&h->vms_lock);
+}
+
 static void view_free(struct view *w)
 {
 	free(w->vm);
@@ -906,6 +915,7 @@ static void *sched_main(void *arg)
 		now = mv__now_ms();
 		st = update_state(h);
 		sum_zero_writers(h);
+		zero_pass(h, now);
 		if (sample_ms && now >= next_sample) {
 			sample_all(h);
 			next_sample = now + sample_ms;

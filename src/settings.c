@@ -66,6 +66,8 @@ static const struct setting table[] = {
 	{ "Mem.ReadMapsZeroPage", FIELD(read_maps_zero_page), 1, 0, 1 },
 	/* not ESX's: one fault for a run of such pages a VM writes (fault.c) */
 	{ "Mem.ZeroWriteAround", FIELD(zero_write_around), 1, 0, 1 },
+	/* not ESX's: first writes of pages read as zeros, natively (zero_open.c) */
+	{ "Mem.ZeroOpen", FIELD(zero_open), 1, 0, 1 },
 };
 
 /* every field has its row: none escapes mv_settings_check() */

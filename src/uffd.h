@@ -45,4 +45,33 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
+/*
+ * PAGEMAP_SCAN (Linux 6.7) on /proc/self/pagemap, under names of our own
+ * so that newer headers defining the originals do not clash.  Only its
+ * read-only use: which pages of a range map the kernel's zero page
+ * (zero_open.c).
+ */
+#define MV_PAGE_IS_PRESENT (1 << 3)
+#define MV_PAGE_IS_PFNZERO (1 << 5)
+struct mv__page_region {
+	__u64 start;
+	__u64 end; /* exclusive */
+	__u64 categories;
+};
+struct mv__pm_scan_arg {
+	__u64 size;
+	__u64 flags;
+	__u64 start;
+	__u64 end;
+	__u64 walk_end; /* where the walk stopped (the kernel's answer) */
+	__u64 vec;
+	__u64 vec_len;
+	__u64 max_pages;
+	__u64 category_inverted;
+	__u64 category_mask;
+	__u64 category_anyof_mask;
+	__u64 return_mask;
+};
+#define MV_PAGEMAP_SCAN _IOWR('f', 16, struct mv__pm_scan_arg)
+
 #endif /* MV_UFFD_H */

@@ -45,7 +45,8 @@
  *
  * Invariants: mem and npages never change; pmap[ppn] is changed only under
  * its entry lock; consumed_pages counts the PRIVATE and SAMPLED pages, the
- * compression cache's frames, and frames reserved by a fault in flight.
+ * open ZERO pages (zero_open.c), the compression cache's frames, and
+ * frames reserved by a fault in flight.
  *
  * Locks (order: internal.h): host->vms_lock to link and unlink (briefly);
  * pmap entry locks for a page's state; mv_vm_destroy waits, with no lock
@@ -572,6 +573,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->zero_maps = atomic_load(&vm->c.zero_maps);
 	st->zero_writes = atomic_load(&vm->c.zero_writes);
 	st->zero_around_pages = atomic_load(&vm->c.zero_around_pages);
+	st->zero_opens = atomic_load(&vm->c.zero_opens);
+	st->zero_open_writes = atomic_load(&vm->c.zero_open_writes);
+	st->zero_closes = atomic_load(&vm->c.zero_closes);
+	st->zero_open_pages = atomic_load(&vm->zo.pages);
+	st->zero_open_errors = atomic_load(&vm->c.zero_open_errors);
 	st->image_pages = atomic_load(&vm->c.image_pages);
 	st->swap_errors = atomic_load(&vm->c.swap_errors);
 	st->fault_errors = atomic_load(&vm->c.fault_errors);

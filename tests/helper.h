@@ -51,7 +51,9 @@ struct th_host {
  * of each VM out as SAMPLED) and no background share scanner
  * (Mem.ShareScanGHz = 0; mv_vm_share_scan still scans when a test asks),
  * and no large pages (Mem.AllocGuestLargePage = 0: the scheduler would
- * collapse regions found resident on two passes in a row).
+ * collapse regions found resident on two passes in a row), and no open
+ * zero pages (Mem.ZeroOpen = 0: reads map the zero page protected, and
+ * the scheduler finds no written ones in the background).
  * Every test that is not about sampling or scanning starts from these, so
  * that what it counts does not depend on how long it took to get there.
  */

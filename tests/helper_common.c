@@ -144,6 +144,9 @@ void th_settings_quiet(struct mv_settings *s)
 	assert_int_equal(mv_settings_set(s, "Mem.SamplePeriod", "0"), 0);
 	assert_int_equal(mv_settings_set(s, "Mem.ShareScanGHz", "0"), 0);
 	assert_int_equal(mv_settings_set(s, "Mem.AllocGuestLargePage", "0"), 0);
+	/* nor the scheduler opening pages read as zeros and finding which
+	 * the guest wrote (test_zero_open.c turns it on) */
+	assert_int_equal(mv_settings_set(s, "Mem.ZeroOpen", "0"), 0);
 }
 
 #define TH_MAX_HOSTS 16
@@ -557,6 +560,9 @@ static bool presence_agrees(uint64_t v, uint64_t pm)
 	/* a read ZERO page maps the kernel's zero page */
 	if (s == MV_PAGE_ZERO && pmap_payload(v) == PMAP_ZERO_MAPPED)
 		return true;
+	/* an open one (zero_open.c): the zero page, or the guest's write */
+	if (pmap_zero_open(v))
+		return present && !file;
 	if (s == MV_PAGE_PRIVATE)
 		return present && !file;
 	if (s == MV_PAGE_SHARED)

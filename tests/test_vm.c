@@ -121,6 +121,18 @@ static void test_fault_around_fills_untouched_neighbours(void **state)
 	th_host_destroy(&t);
 }
 
+/* A host whose reads of pages as zeros map the zero page protected
+ * (Mem.ZeroOpen 0: open pages are test_zero_open.c's), settings else the
+ * defaults */
+static void closed_host(struct th_host *t)
+{
+	struct mv_settings s;
+
+	mv_settings_init(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.ZeroOpen", "0"), 0);
+	th_host_create(t, 64 * MiB, &s);
+}
+
 /*
  * A first read of an untouched page maps the kernel's zero page over it
  * and its untouched fault-around neighbours, as Linux serves anonymous
@@ -135,7 +147,7 @@ static void test_a_first_read_maps_the_zero_page_with_no_frame(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	th_host_create(&t, 64 * MiB, NULL);
+	closed_host(&t);
 	vm = th_vm_create(&t, "read", 4 * MiB);
 	m = mv_vm_mem(vm);
 	assert_int_equal(m[20 * MV_PAGE_SIZE + 9], 0); /* window: 16..31 */
@@ -169,7 +181,7 @@ test_a_write_after_a_first_read_takes_a_frame_and_keeps_it(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	th_host_create(&t, 64 * MiB, NULL);
+	closed_host(&t);
 	vm = th_vm_create(&t, "rw1", 4 * MiB);
 	m = mv_vm_mem(vm);
 	g = m + 20 * MV_PAGE_SIZE;
@@ -914,7 +926,7 @@ static void test_a_write_racing_a_first_read_is_kept(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	th_host_create(&t, 64 * MiB, NULL);
+	closed_host(&t);
 	vm = th_vm_create(&t, "race1", 16 * MV_PAGE_SIZE);
 	m = mv_vm_mem(vm);
 	q = write_during_zero_read(vm, false);

@@ -325,6 +325,11 @@ static void add_vm(struct builder *b, cJSON *arr, const struct vm_result *v)
 	num(b, o, "zero_maps", (double)v->st.zero_maps);
 	num(b, o, "zero_writes", (double)v->st.zero_writes);
 	num(b, o, "zero_around_pages", (double)v->st.zero_around_pages);
+	num(b, o, "zero_opens", (double)v->st.zero_opens);
+	num(b, o, "zero_open_writes", (double)v->st.zero_open_writes);
+	num(b, o, "zero_closes", (double)v->st.zero_closes);
+	num(b, o, "zero_open_pages", (double)v->st.zero_open_pages);
+	num(b, o, "zero_open_errors", (double)v->st.zero_open_errors);
 	num(b, o, "swap_write_errors", (double)v->st.swap_write_errors);
 	num(b, o, "unreadable_pages", (double)v->st.unreadable_pages);
 	num(b, o, "parked_total", (double)v->st.parked_total);
