@@ -23,8 +23,8 @@
  * balloon (mv_vm_balloon_set_target).  STATS carry, in the additions of
  * their longer bodies, the service figures (affinity.c) and the totals a
  * run's host line counts for the VM (the tail), the faults' waits, the
- * compression cache's search (zcache.c), and the pages read as zeros and
- * their first writes (fault.c); a daemon from before an addition
+ * compression cache's search (zcache.c), the pages read as zeros and
+ * their first writes (fault.c), and the open zero pages (zero_open.c); a daemon from before an addition
  * refuses that body (ERROR EBADMSG), and the agent reconnects and sends one
  * addition fewer from then on.
  *
@@ -69,7 +69,7 @@
  * (docs/PROTOCOL.md, "Versions"): none, the tail, then the waits, the
  * compression figures and the zero-page figures, each after the one
  * before */
-enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP, TAILS_ZERO };
+enum { TAILS_NONE, TAILS_MORE, TAILS_WAITS, TAILS_ZIP, TAILS_ZERO, TAILS_OPEN };
 
 struct mv_agent {
 	struct mv_host *host;
@@ -109,8 +109,10 @@ static const char *const left_out[] = {
 	[TAILS_NONE] =
 		"their tail (service, reclaim, sharing figures and the additions after it) is",
 	[TAILS_MORE] = "the waits for frames and the additions after them are",
-	[TAILS_WAITS] = "the compression figures and the zero-page figures are",
-	[TAILS_ZIP] = "the zero-page figures are",
+	[TAILS_WAITS] =
+		"the compression figures and the additions after them are",
+	[TAILS_ZIP] = "the zero-page figures and the open zero pages' are",
+	[TAILS_ZERO] = "the open zero pages' figures are",
 };
 
 static void count(struct mv_agent *a, uint64_t *field)
@@ -280,6 +282,17 @@ static void send_stats(struct mv_agent *a)
 		s->zero_writes = st.zero_writes;
 		s->zero_around_pages = st.zero_around_pages;
 		a->tails_sent = TAILS_ZERO;
+	}
+	if (a->tails_max >= TAILS_OPEN) {
+		s->flags |= MV_PROTO_STATS_OPEN;
+		s->zero_opens = st.zero_opens;
+		s->zero_open_writes = st.zero_open_writes;
+		s->zero_closes = st.zero_closes;
+		s->zero_open_pages = st.zero_open_pages < s->consumed_pages ?
+					     st.zero_open_pages :
+					     s->consumed_pages;
+		s->zero_open_errors = st.zero_open_errors;
+		a->tails_sent = TAILS_OPEN;
 	}
 	send_msg(a, &m);
 	count(a, &a->info.stats_sent);
@@ -568,7 +581,7 @@ int mv_agent_create(mv_host *h, mv_vm *vm, const char *path, mv_agent **out)
 	a->host = h;
 	a->vm = vm;
 	a->fd = -1;
-	a->tails_max = TAILS_ZERO;
+	a->tails_max = TAILS_OPEN;
 	a->backoff_ms = BACKOFF_MIN_MS;
 	a->period_ms = 100;
 	if (path)

@@ -592,6 +592,11 @@ static void on_stats(struct mv_daemon *d, struct conn *c,
 	st->zero_maps = s->zero_maps;
 	st->zero_writes = s->zero_writes;
 	st->zero_around_pages = s->zero_around_pages;
+	st->zero_opens = s->zero_opens;
+	st->zero_open_writes = s->zero_open_writes;
+	st->zero_closes = s->zero_closes;
+	st->zero_open_pages = s->zero_open_pages;
+	st->zero_open_errors = s->zero_open_errors;
 	pthread_mutex_unlock(&vm->remote->lock);
 	c->agent_consumed = s->consumed_pages;
 	atomic_store(&vm->swcur_pages, s->swcur_pages);

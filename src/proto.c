@@ -11,7 +11,8 @@
  * MV_PROTO_STATS_MORE its walk goes on into the tail, and with
  * MV_PROTO_STATS_WAITS too into the waits after it, and with
  * MV_PROTO_STATS_ZIP as well into the compression figures after those,
- * and with MV_PROTO_STATS_ZERO into the zero-page figures after them, so
+ * and with MV_PROTO_STATS_ZERO into the zero-page figures after them, and
+ * with MV_PROTO_STATS_OPEN into the open zero pages' after those, so
  * agents from before any of the additions (their shorter bodies) are still
  * understood, and the body's length must be what its flags say.  After unpacking, check() validates every field
  * a peer controls; the encoder runs the same check before packing, so a
@@ -38,7 +39,8 @@ static bool stats_body_len(uint32_t len)
 	static const uint32_t adds[] = { MV_PROTO_STATS_MORE_BYTES,
 					 MV_PROTO_STATS_WAITS_BYTES,
 					 MV_PROTO_STATS_ZIP_BYTES,
-					 MV_PROTO_STATS_ZERO_BYTES };
+					 MV_PROTO_STATS_ZERO_BYTES,
+					 MV_PROTO_STATS_OPEN_BYTES };
 	uint32_t n = (uint32_t)mv__proto_body_len(MV_PROTO_STATS);
 
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
@@ -178,6 +180,15 @@ static void codec_stats(struct codec *c, struct mv__proto_stats *s)
 			u64(c, &s->zero_maps);
 			u64(c, &s->zero_writes);
 			u64(c, &s->zero_around_pages);
+		}
+		if ((s->flags & MV_PROTO_STATS_ZIP) &&
+		    (s->flags & MV_PROTO_STATS_ZERO) &&
+		    (s->flags & MV_PROTO_STATS_OPEN)) {
+			u64(c, &s->zero_opens);
+			u64(c, &s->zero_open_writes);
+			u64(c, &s->zero_closes);
+			u64(c, &s->zero_open_pages);
+			u64(c, &s->zero_open_errors);
 		}
 	}
 }
@@ -390,9 +401,9 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	if (s->active_pages > s->consumed_pages)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: more active pages than consumed ones");
-	if (s->flags &
-	    ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
-	      MV_PROTO_STATS_WAITS | MV_PROTO_STATS_ZIP | MV_PROTO_STATS_ZERO))
+	if (s->flags & ~(MV_PROTO_STATS_DEMAND | MV_PROTO_STATS_MORE |
+			 MV_PROTO_STATS_WAITS | MV_PROTO_STATS_ZIP |
+			 MV_PROTO_STATS_ZERO | MV_PROTO_STATS_OPEN))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: flags 0x%x unknown to version %u", s->flags,
 			    MV_PROTO_VERSION);
@@ -423,6 +434,20 @@ static int check_stats(const struct mv__proto_stats *s, char *err,
 	    (s->zero_maps || s->zero_writes || s->zero_around_pages))
 		return fail(err, errlen, -ERANGE,
 			    "STATS: the zero-page figures without their flag");
+	if ((s->flags & MV_PROTO_STATS_OPEN) &&
+	    !(s->flags & MV_PROTO_STATS_ZERO))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: the open zero pages' flag without the zero-page figures'");
+	if (!(s->flags & MV_PROTO_STATS_OPEN) &&
+	    (s->zero_opens || s->zero_open_writes || s->zero_closes ||
+	     s->zero_open_pages || s->zero_open_errors))
+		return fail(
+			err, errlen, -ERANGE,
+			"STATS: the open zero pages' figures without their flag");
+	if (s->zero_open_pages > s->consumed_pages)
+		return fail(err, errlen, -ERANGE,
+			    "STATS: more open zero pages than consumed ones");
 	if (s->zip_accel > MV_PROTO_ZIP_ACCEL_MAX)
 		return fail(err, errlen, -ERANGE,
 			    "STATS: LZ4 acceleration %llu, above %u",

@@ -124,6 +124,16 @@ struct mv__proto_stats {
 	uint64_t zero_maps;
 	uint64_t zero_writes;
 	uint64_t zero_around_pages;
+	/* the fifth addition, after the zero-page figures and only with
+	 * them, on the wire only with MV_PROTO_STATS_OPEN (0 otherwise): the
+	 * VM's open zero pages (zero_open.c, Mem.ZeroOpen), as struct
+	 * mv_vm_stats has them; zero_open_pages (a count of now) is at most
+	 * consumed_pages */
+	uint64_t zero_opens;
+	uint64_t zero_open_writes;
+	uint64_t zero_closes;
+	uint64_t zero_open_pages;
+	uint64_t zero_open_errors;
 };
 /* STATS flags: demand_pages holds a measured demand */
 #define MV_PROTO_STATS_DEMAND 1u
@@ -143,6 +153,10 @@ struct mv__proto_stats {
  * (MV_PROTO_STATS_ZERO_BYTES more); only with MV_PROTO_STATS_ZIP */
 #define MV_PROTO_STATS_ZERO 16u
 #define MV_PROTO_STATS_ZERO_BYTES 24u
+/* STATS flags: the zero-page figures go on with the open zero pages'
+ * (MV_PROTO_STATS_OPEN_BYTES more); only with MV_PROTO_STATS_ZERO */
+#define MV_PROTO_STATS_OPEN 32u
+#define MV_PROTO_STATS_OPEN_BYTES 40u
 #define MV_PROTO_ZIP_ACCEL_MAX 64u
 #define MV_PROTO_CPUS_MAX 65536u
 

@@ -120,20 +120,31 @@ static int probe(struct mv_host *h)
 	return err;
 }
 
+/* What a probe's answer s (a -errno) says is missing. */
+static const char *why_not(int s)
+{
+	return s == -ENOTTY || s == -EINVAL || s == -EOPNOTSUPP ?
+		       "this kernel has no PAGEMAP_SCAN with the zero-page category (Linux 6.7)" :
+		       "/proc/self/pagemap cannot be read";
+}
+
 const char *mv__zero_supported(struct mv_host *h)
 {
-	int s = atomic_load(&h->zero_scan), err;
+	int s = atomic_load(&h->zero_scan), expect = 0, err;
 
 	if (!s) {
 		err = probe(h);
 		s = err ? err : 1;
-		atomic_store(&h->zero_scan, s);
+		/* the first to look says so, once */
+		if (!atomic_compare_exchange_strong(&h->zero_scan, &expect, s))
+			s = expect;
+		else if (s != 1 && h->settings.zero_open)
+			mv__host_event(
+				h, MV_LOG_WARNING,
+				"Mem.ZeroOpen does nothing here: %s; pages read as zeros stay write-protected",
+				why_not(s));
 	}
-	if (s == 1)
-		return NULL;
-	return s == -ENOTTY || s == -EINVAL || s == -EOPNOTSUPP ?
-		       "this kernel has no PAGEMAP_SCAN with the zero-page category (Linux 6.7)" :
-		       "/proc/self/pagemap cannot be read";
+	return s == 1 ? NULL : why_not(s);
 }
 
 static bool enabled(struct mv_vm *vm)

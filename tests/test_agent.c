@@ -86,7 +86,7 @@ static void setup_dir(void)
 
 /* ---- the children (no cmocka in them: they report or exit) ---- */
 
-static mv_host *child_host(uint64_t bytes)
+static mv_host *child_host_open(uint64_t bytes, bool open)
 {
 	struct mv_host_config cfg;
 	mv_host *h = NULL;
@@ -95,7 +95,14 @@ static mv_host *child_host(uint64_t bytes)
 	cfg.memsize_bytes = bytes;
 	cfg.swapdir = dir;
 	th_settings_quiet(&cfg.settings);
+	if (open)
+		cfg.settings.zero_open = 1;
 	return mv_host_create(&cfg, &h) ? NULL : h;
+}
+
+static mv_host *child_host(uint64_t bytes)
+{
+	return child_host_open(bytes, false);
 }
 
 static void serve(int fd, mv_host *h, mv_vm *vm, mv_agent *a)
@@ -206,11 +213,13 @@ static void agent_fn(int fd, uint64_t host_bytes)
 
 /* An agent process whose VM reads its memory before it writes it: every
  * page read (as zeros), then every eighth written. */
+/* A VM that reads all its pages, then writes every eighth; open: with
+ * Mem.ZeroOpen (host_bytes' lowest bit, the size rounded down) */
 static void zero_reader_fn(int fd, uint64_t host_bytes)
 {
 	struct mv_vm_config cfg;
 	struct report r = { 0 };
-	mv_host *h = child_host(host_bytes);
+	mv_host *h = child_host_open(host_bytes & ~1ull, host_bytes & 1);
 	mv_agent *a = NULL;
 	mv_vm *vm = NULL;
 	volatile uint8_t *mem;
@@ -495,6 +504,39 @@ static void test_agent_reports_its_zero_page_figures_to_the_daemon(void **state)
 	th_host_destroy(&dt);
 }
 
+/* The daemon's view of the remote VM has the open zero pages' figures of
+ * the child's own view (a VM with Mem.ZeroOpen that read pages as zeros,
+ * opened, and wrote some with no fault). */
+static bool open_stats_arrived(void *arg)
+{
+	struct report r = ask(arg, 'i');
+	const struct mv_vm_stats *k = &r.vm_stats, *d = &remote.stats;
+
+	return remote_seen(NULL) && k->zero_opens > 0 &&
+	       d->zero_opens == k->zero_opens &&
+	       d->zero_open_writes == k->zero_open_writes &&
+	       d->zero_closes == k->zero_closes &&
+	       d->zero_open_pages == k->zero_open_pages &&
+	       d->zero_open_errors == k->zero_open_errors;
+}
+
+static void test_agent_reports_its_open_zero_pages_to_the_daemon(void **state)
+{
+	struct child kid;
+
+	(void)state;
+	setup_dir();
+	kid = spawn(0, zero_reader_fn, 2 * VM_BYTES + 1);
+	daemon_up(256 * MiB);
+	assert_true(th_wait_until(open_stats_arrived, &kid, TH_WAIT_MS));
+	print_message("%llu pages opened, %llu written with no fault\n",
+		      (unsigned long long)remote.stats.zero_opens,
+		      (unsigned long long)remote.stats.zero_open_writes);
+	reap(&kid, 0);
+	daemon_down(NULL);
+	th_host_destroy(&dt);
+}
+
 /* ---- a daemon from before the STATS tail, played by the test ---- */
 
 /* The next whole message on fd (bytes kept in buf/len between calls):
@@ -598,6 +640,7 @@ static uint32_t old_daemon_session(int lfd, uint32_t known)
 #define STATS_WAITS (STATS_TAIL + MV_PROTO_STATS_WAITS_BYTES)
 #define STATS_ZIP (STATS_WAITS + MV_PROTO_STATS_ZIP_BYTES)
 #define STATS_ZERO (STATS_ZIP + MV_PROTO_STATS_ZERO_BYTES)
+#define STATS_OPEN (STATS_ZERO + MV_PROTO_STATS_OPEN_BYTES)
 
 /* A socket at sock_path that the test answers as an older daemon. */
 static int old_daemon_listen(void)
@@ -627,6 +670,7 @@ test_agent_leaves_the_stats_tail_out_for_an_older_daemon(void **state)
 	 * figures without the zero-page figures, refused; the waits without
 	 * the compression figures, refused; then the tail without the waits,
 	 * refused; reconnected again, the shortest, and then on */
+	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_OPEN);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_BODY), STATS_WAITS);
@@ -647,6 +691,7 @@ test_agent_leaves_the_waits_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_OPEN);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_TAIL), STATS_WAITS);
@@ -668,6 +713,7 @@ test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_OPEN);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_WAITS), STATS_WAITS);
@@ -687,9 +733,28 @@ test_agent_leaves_the_zero_figures_out_for_a_daemon_without_them(void **state)
 	(void)state;
 	lfd = old_daemon_listen();
 	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_OPEN);
 	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZERO);
 	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZIP);
 	assert_int_equal(old_daemon_session(lfd, STATS_ZIP), STATS_ZIP);
+	reap(&kid, 0);
+	close(lfd);
+}
+
+/* A daemon that has the zero-page figures but not the open zero pages'
+ * keeps getting the zero-page figures, after one reconnection. */
+static void
+test_agent_leaves_the_open_figures_out_for_a_daemon_without_them(void **state)
+{
+	struct child kid;
+	int lfd;
+
+	(void)state;
+	lfd = old_daemon_listen();
+	kid = spawn(0, agent_fn, 2 * VM_BYTES);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZERO), STATS_OPEN);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZERO), STATS_ZERO);
+	assert_int_equal(old_daemon_session(lfd, STATS_ZERO), STATS_ZERO);
 	reap(&kid, 0);
 	close(lfd);
 }
@@ -1004,9 +1069,13 @@ int main(void)
 		cmocka_unit_test(
 			test_agent_reports_its_zero_page_figures_to_the_daemon),
 		cmocka_unit_test(
+			test_agent_reports_its_open_zero_pages_to_the_daemon),
+		cmocka_unit_test(
 			test_agent_leaves_the_stats_tail_out_for_an_older_daemon),
 		cmocka_unit_test(
 			test_agent_leaves_the_zero_figures_out_for_a_daemon_without_them),
+		cmocka_unit_test(
+			test_agent_leaves_the_open_figures_out_for_a_daemon_without_them),
 		cmocka_unit_test(
 			test_agent_leaves_the_zip_figures_out_for_a_daemon_without_them),
 		cmocka_unit_test(

@@ -426,6 +426,25 @@ static void test_agent_zero_figures_appear_in_its_vm_stats(void **state)
 	assert_int_equal(st.zero_maps, 900);
 	assert_int_equal(st.zero_writes, 80);
 	assert_int_equal(st.zero_around_pages, 7);
+	assert_int_equal(st.zero_opens, 0);
+	m = stats_msg(602);
+	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS |
+			   MV_PROTO_STATS_ZIP | MV_PROTO_STATS_ZERO |
+			   MV_PROTO_STATS_OPEN;
+	m.u.stats.zero_opens = 300;
+	m.u.stats.zero_open_writes = 120;
+	m.u.stats.zero_closes = 100;
+	m.u.stats.zero_open_pages = 80;
+	m.u.stats.zero_open_errors = 1;
+	cl_send(fd, &m);
+	want_vm_consumed = 602;
+	assert_true(th_wait_until(vm_reports, NULL, TH_WAIT_MS));
+	assert_int_equal(mv_daemon_vm_stats(fx.d, "epsilon", &st), 0);
+	assert_int_equal(st.zero_opens, 300);
+	assert_int_equal(st.zero_open_writes, 120);
+	assert_int_equal(st.zero_closes, 100);
+	assert_int_equal(st.zero_open_pages, 80);
+	assert_int_equal(st.zero_open_errors, 1);
 	m = stats_msg(601);
 	m.u.stats.flags |= MV_PROTO_STATS_MORE | MV_PROTO_STATS_WAITS |
 			   MV_PROTO_STATS_ZIP;
@@ -436,6 +455,8 @@ static void test_agent_zero_figures_appear_in_its_vm_stats(void **state)
 	assert_int_equal(st.zero_maps, 0);
 	assert_int_equal(st.zero_writes, 0);
 	assert_int_equal(st.zero_around_pages, 0);
+	assert_int_equal(st.zero_opens, 0);
+	assert_int_equal(st.zero_open_pages, 0);
 	cl_close(fd);
 	fx_down();
 }

@@ -831,6 +831,91 @@ test_stats_zero_figures_without_the_zip_figures_are_refused(void **state)
 			 -EBADMSG);
 }
 
+static struct mv__proto_msg stats_with_zero(void)
+{
+	struct mv__proto_msg m = stats_with_zip();
+
+	m.u.stats.flags |= MV_PROTO_STATS_ZERO;
+	m.u.stats.zero_maps = 4096;
+	return m;
+}
+
+static void
+test_stats_open_figures_round_trip_after_the_zero_figures(void **state)
+{
+	struct mv__proto_msg m = stats_with_zero(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	m.u.stats.flags |= MV_PROTO_STATS_OPEN;
+	m.u.stats.zero_opens = 1ull << 34;
+	m.u.stats.zero_open_writes = 777;
+	m.u.stats.zero_closes = 555;
+	m.u.stats.zero_open_pages = m.u.stats.consumed_pages;
+	m.u.stats.zero_open_errors = 2;
+	n = encode(&m, buf);
+	assert_int_equal(
+		n,
+		MV_PROTO_HDR + STATS_OLD_BODY + MV_PROTO_STATS_MORE_BYTES +
+			MV_PROTO_STATS_WAITS_BYTES + MV_PROTO_STATS_ZIP_BYTES +
+			MV_PROTO_STATS_ZERO_BYTES + MV_PROTO_STATS_OPEN_BYTES);
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(used, (size_t)n);
+	assert_memory_equal(&out, &m, sizeof(m));
+	/* the zero-page figures alone decode with no open figures */
+	m = stats_with_zero();
+	n = encode(&m, buf);
+	memset(&out, 0xff, sizeof(out));
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 0);
+	assert_int_equal(out.u.stats.zero_opens, 0);
+	assert_int_equal(out.u.stats.zero_open_pages, 0);
+	assert_int_equal(out.u.stats.zero_open_errors, 0);
+}
+
+static void
+test_stats_open_figures_without_the_zero_figures_are_refused(void **state)
+{
+	struct mv__proto_msg m = stats_with_zip(), out;
+	uint8_t buf[MV_PROTO_MAX];
+	size_t used;
+	int n;
+
+	(void)state;
+	/* the flag without the zero-page figures' */
+	m.u.stats.flags |= MV_PROTO_STATS_OPEN;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* figures without their flag */
+	m = stats_with_zero();
+	m.u.stats.zero_closes = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m = stats_with_zero();
+	m.u.stats.zero_open_errors = 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* more pages open than the VM holds */
+	m = stats_with_zero();
+	m.u.stats.flags |= MV_PROTO_STATS_OPEN;
+	m.u.stats.zero_open_pages = m.u.stats.consumed_pages + 1;
+	assert_int_equal(mv__proto_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* the longest body with the flag taken off */
+	m = stats_with_zero();
+	m.u.stats.flags |= MV_PROTO_STATS_OPEN;
+	m.u.stats.zero_opens = 3;
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] &= (uint8_t)~MV_PROTO_STATS_OPEN;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+	/* the zero-page figures' body with the flag set on it */
+	m = stats_with_zero();
+	n = encode(&m, buf);
+	buf[STATS_FLAGS_AT] |= MV_PROTO_STATS_OPEN;
+	assert_int_equal(mv__proto_decode(buf, (size_t)n, &out, &used, NULL, 0),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -862,6 +947,10 @@ int main(void)
 			test_stats_zero_figures_round_trip_after_the_zip_figures),
 		cmocka_unit_test(
 			test_stats_zero_figures_without_the_zip_figures_are_refused),
+		cmocka_unit_test(
+			test_stats_open_figures_round_trip_after_the_zero_figures),
+		cmocka_unit_test(
+			test_stats_open_figures_without_the_zero_figures_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
