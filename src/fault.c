@@ -662,8 +662,7 @@ static bool zero_write_around(const struct mv_vm *vm)
 	if (!h->settings.zero_write_around ||
 	    !mv__zero_writer(vm, MV__ZERO_AROUND_WRITTEN_PCT))
 		return false;
-	zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
-				    memory_order_relaxed);
+	zero = mv__zero_frameless(vm); /* the open ones have frames */
 	/* an agent's VM: its daemon's target, not the local one, which
 	 * follows a grant that may be speculative (agent.c) */
 	tgt = atomic_load(&vm->sched.sztgt_pages);

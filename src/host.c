@@ -253,8 +253,8 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 		st->unreadable_pages += atomic_load(&vm->c.unreadable_pages);
 		st->lpage_pages +=
 			atomic_load(&vm->lp.regions) * MV_LPAGE_PAGES;
-		st->share_saved_pages += atomic_load_explicit(
-			&vm->census.pages[MV_PAGE_ZERO], memory_order_relaxed);
+		/* ZERO pages but the open ones, which hold a frame */
+		st->share_saved_pages += mv__zero_frameless(vm);
 	}
 	pthread_mutex_unlock(&h->vms_lock);
 	zero = st->share_saved_pages;

@@ -634,6 +634,16 @@ static inline bool mv__zero_writer(const struct mv_vm *vm, unsigned pct)
  * this kernel has PAGEMAP_SCAN's zero-page category (NULL, or why not).
  */
 bool mv__zero_open_reserve(struct mv_vm *vm, unsigned n);
+/* The VM's ZERO pages that hold no frame: all but the open ones. */
+static inline uint64_t mv__zero_frameless(const struct mv_vm *vm)
+{
+	uint64_t zero = atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
+					     memory_order_relaxed),
+		 open = atomic_load_explicit(&vm->zo.pages,
+					     memory_order_relaxed);
+
+	return zero > open ? zero - open : 0;
+}
 /*
  * A page whose entry was old has just been emptied (MADV_DONTNEED, by the
  * balloon or a discard): 1 if a frame was counted for it (PRIVATE, or

@@ -259,9 +259,7 @@ static void sum_zero_writers(struct mv_host *h)
 	pthread_mutex_lock(&h->vms_lock);
 	for (struct mv_vm *vm = h->vms; vm; vm = vm->next)
 		if (mv__zero_writer(vm, MV__ZERO_WRITER_PCT))
-			sum += atomic_load_explicit(
-				&vm->census.pages[MV_PAGE_ZERO],
-				memory_order_relaxed);
+			sum += mv__zero_frameless(vm);
 	pthread_mutex_unlock(&h->vms_lock);
 	atomic_store_explicit(&h->zero_writer_pages, sum, memory_order_relaxed);
 }

@@ -346,13 +346,16 @@ fail_buf:
 }
 
 /* SHARED + ZERO pages - frames paid for: SHRDSVD, below 0 only while the
- * VM pays for frames it no longer maps (share_table.c, "Ownership"). */
+ * VM pays for frames it no longer maps (share_table.c, "Ownership").  An
+ * open ZERO page (zero_open.c) has a frame counted: it saves nothing. */
 static int64_t share_margin_signed(struct mv_vm *vm)
 {
 	return (int64_t)(atomic_load_explicit(&vm->census.pages[MV_PAGE_SHARED],
 					      memory_order_relaxed) +
 			 atomic_load_explicit(&vm->census.pages[MV_PAGE_ZERO],
 					      memory_order_relaxed)) -
+	       (int64_t)atomic_load_explicit(&vm->zo.pages,
+					     memory_order_relaxed) -
 	       (int64_t)atomic_load_explicit(&vm->sh.frames_owned,
 					     memory_order_relaxed);
 }

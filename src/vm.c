@@ -611,7 +611,11 @@ int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st)
 	st->zip_fast_pages = atomic_load(&vm->zc.fast_pages);
 	st->zip_accel = atomic_load(&vm->zc.accel);
 	st->shrd_pages = st->state_pages[MV_PAGE_SHARED];
-	st->zero_pages = st->state_pages[MV_PAGE_ZERO];
+	/* the open ones hold a frame (zero_open.c) */
+	st->zero_pages =
+		st->state_pages[MV_PAGE_ZERO] > st->zero_open_pages ?
+			st->state_pages[MV_PAGE_ZERO] - st->zero_open_pages :
+			0;
 	st->shrdsvd_pages = mv__share_vm_saved(vm);
 	st->share_scanned_pages = atomic_load(&vm->sh.scanned);
 	st->cow_breaks = atomic_load(&vm->sh.cow_breaks);

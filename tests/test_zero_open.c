@@ -104,6 +104,9 @@ test_a_read_opens_its_run_and_the_first_writes_take_no_fault(void **state)
 	assert_int_equal(st.zero_open_pages, RUN);
 	assert_int_equal(st.consumed_pages, RUN);
 	assert_int_equal(st.state_pages[MV_PAGE_ZERO], RUN);
+	/* each holds a frame: none reads as zeros for free */
+	assert_int_equal(st.zero_pages, 0);
+	assert_int_equal(st.shrdsvd_pages, 0);
 	for (uint64_t p = 16; p < 32; p++) {
 		assert_true(is_open(vm, p));
 		th_fill(page(vm, p), 7, p, 0);
