@@ -145,6 +145,11 @@ uint64_t th_bad_pages(mv_vm *vm, uint64_t tag, bool z);
  * read next count every touch made so far (the guest is woken before the
  * fault thread updates its counters). */
 void th_quiesce(mv_vm *vm);
+/* The VM's statistics once every fault served so far has counted itself
+ * (th_quiesce, then mv_vm_stats). */
+struct mv_vm_stats th_stats(mv_vm *vm);
+/* Guest page ppn of vm. */
+uint8_t *th_page(mv_vm *vm, uint64_t ppn);
 /* Pages whose pmap state and presence in the mapping disagree (PRIVATE:
  * an own page present; SHARED: the shared frame or nothing; others:
  * nothing), each checked under its entry lock: must be 0 always. */

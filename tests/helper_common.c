@@ -570,6 +570,20 @@ static bool presence_agrees(uint64_t v, uint64_t pm)
 	return !present;
 }
 
+struct mv_vm_stats th_stats(mv_vm *vm)
+{
+	struct mv_vm_stats st;
+
+	th_quiesce(vm);
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	return st;
+}
+
+uint8_t *th_page(mv_vm *vm, uint64_t ppn)
+{
+	return (uint8_t *)mv_vm_mem(vm) + (ppn << MV_PAGE_SHIFT);
+}
+
 uint64_t th_presence_mismatches(mv_vm *vm)
 {
 	int fd = open("/proc/self/pagemap", O_RDONLY);

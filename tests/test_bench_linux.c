@@ -587,7 +587,8 @@ static void test_linux_vm_halves_count_a_vm_that_died(void **state)
 }
 
 /* When zram is the best Linux configuration, the case says how much
- * memory it used beyond the budget; any other peer used none. */
+ * memory it used beyond the budget (any other peer used none), and the
+ * best configuration that kept to the budget, with its ratios. */
 static void test_case_json_says_what_zram_held_beyond_the_budget(void **state)
 {
 	struct case_result *cr = calloc(1, sizeof(*cr));
@@ -604,6 +605,13 @@ static void test_case_json_says_what_zram_held_beyond_the_budget(void **state)
 		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
 		"swap");
 	assert_true(num_of(o, "best_linux_outside_budget_mb") == 0);
+	/* no peer held anything outside: the same peer within the budget */
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux_within_budget")
+			->valuestring,
+		"swap");
+	assert_true(num_of(o, "ratio_total_within_budget") ==
+		    num_of(o, "ratio_total"));
 	cJSON_Delete(o);
 	/* zram ran, ahead of the swap file (800 and 700 against 300) */
 	cr->skipped[BL_ZRAM][0] = '\0';
@@ -624,6 +632,31 @@ static void test_case_json_says_what_zram_held_beyond_the_budget(void **state)
 		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
 		"zram");
 	assert_true(num_of(o, "best_linux_outside_budget_mb") == 75);
+	/* within the budget the swap file is still the peer, with its ratios */
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux_within_budget")
+			->valuestring,
+		"swap");
+	assert_true(num_of(o, "best_linux_within_budget_ops_s") ==
+		    cr->total[BL_SWAP]);
+	assert_true(num_of(o, "ratio_total_within_budget") ==
+		    bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_SWAP]));
+	assert_true(
+		num_of(o, "ratio_worst_vm_within_budget") ==
+		bl_ratio(cr->worst[BL_MEMVISOR], cr->worst[cr->best_worst_in]));
+	assert_true(cr->best_worst_in != BL_ZRAM);
+	assert_true(num_of(o, "ratio_total") <
+		    num_of(o, "ratio_total_within_budget"));
+	cJSON_Delete(o);
+	/* zram that held nothing outside (it never swapped) keeps to it */
+	cr->zram_mb = 0;
+	medians(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux_within_budget")
+			->valuestring,
+		"zram");
 	cJSON_Delete(o);
 	free(cr);
 }

@@ -43,27 +43,12 @@ static mv_vm *vm_on(struct th_host *t, uint64_t host_bytes, uint64_t vm_bytes,
 	return th_vm_create(t, "around", vm_bytes);
 }
 
-static uint8_t *page(mv_vm *vm, uint64_t ppn)
-{
-	return (uint8_t *)mv_vm_mem(vm) + (ppn << MV_PAGE_SHIFT);
-}
-
 /* A first read of one byte of each run from lo: the runs map the zero page. */
 static void read_runs(mv_vm *vm, uint64_t lo, uint64_t runs)
 {
 	for (uint64_t r = 0; r < runs; r++)
-		assert_int_equal(*(volatile uint8_t *)page(vm, lo + r * RUN),
+		assert_int_equal(*(volatile uint8_t *)th_page(vm, lo + r * RUN),
 				 0);
-}
-
-/* The VM's counters once every fault served so far has counted itself */
-static struct mv_vm_stats stats(mv_vm *vm)
-{
-	struct mv_vm_stats st;
-
-	th_quiesce(vm);
-	mv_vm_stats(vm, &st);
-	return st;
 }
 
 /*
@@ -77,7 +62,7 @@ static mv_vm *ratio_met(struct th_host *t, uint64_t tag)
 
 	read_runs(vm, 16, 1);
 	for (uint64_t p = 16; p < 16 + W; p++)
-		th_fill(page(vm, p), tag, p, 0);
+		th_fill(th_page(vm, p), tag, p, 0);
 	return vm;
 }
 
@@ -97,25 +82,25 @@ test_a_vm_that_writes_what_it_reads_gets_the_rest_of_a_run_in_one_fault(
 
 	(void)state;
 	vm = ratio_met(&t, 3);
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1 + W);
 	assert_int_equal(st.zero_around_pages, 0);
 	assert_int_equal(mv_vm_page_state(vm, 16 + W), MV_PAGE_ZERO);
-	th_fill(page(vm, 16 + W), 3, 16 + W, 0);
+	th_fill(th_page(vm, 16 + W), 3, 16 + W, 0);
 	for (uint64_t p = 16 + W; p < 32; p++)
 		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1 + W + 1);
 	assert_int_equal(st.zero_writes, W + 1);
 	assert_int_equal(st.zero_around_pages, RUN - W - 1);
 	assert_int_equal(st.consumed_pages, RUN);
 	for (uint64_t p = 16 + W + 1; p < 32; p++) {
-		assert_true(th_is_zero(page(vm, p)));
-		th_fill(page(vm, p), 3, p, 0);
+		assert_true(th_is_zero(th_page(vm, p)));
+		th_fill(th_page(vm, p), 3, p, 0);
 	}
-	assert_int_equal(stats(vm).faults, 1 + W + 1);
+	assert_int_equal(th_stats(vm).faults, 1 + W + 1);
 	for (uint64_t p = 16; p < 32; p++)
-		assert_true(th_check(page(vm, p), 3, p, 0));
+		assert_true(th_check(th_page(vm, p), 3, p, 0));
 	assert_int_equal(mv_vm_page_state(vm, 15), MV_PAGE_UNTOUCHED);
 	assert_int_equal(mv_vm_page_state(vm, 32), MV_PAGE_UNTOUCHED);
 	assert_int_equal(th_presence_mismatches(vm), 0);
@@ -139,8 +124,8 @@ test_a_vm_that_reads_ahead_of_its_writes_keeps_its_reads_frameless(void **state)
 	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
 	read_runs(vm, 0, 4);
 	for (uint64_t r = 0; r < 4; r++)
-		th_fill(page(vm, r * RUN + 5), 4, r * RUN + 5, 0);
-	st = stats(vm);
+		th_fill(th_page(vm, r * RUN + 5), 4, r * RUN + 5, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_around_pages, 0);
 	assert_int_equal(st.consumed_pages, 4);
 	for (uint64_t p = 0; p < 4 * RUN; p++)
@@ -168,15 +153,15 @@ static void test_no_write_around_where_memory_would_run_short(void **state)
 	/* as many pages read as zeros as the host has frames */
 	read_runs(vm, 0, host_pages / RUN);
 	for (uint64_t p = 0; p <= host_pages / 2; p++)
-		th_fill(page(vm, p), 5, p, 0);
-	st = stats(vm);
+		th_fill(th_page(vm, p), 5, p, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_around_pages, 0);
 	assert_int_equal(st.zero_writes, host_pages / 2 + 1);
 	assert_int_equal(st.consumed_pages, host_pages / 2 + 1);
 	assert_int_equal(mv_vm_page_state(vm, host_pages / 2 + 1),
 			 MV_PAGE_ZERO);
 	for (uint64_t p = 0; p <= host_pages / 2; p++)
-		assert_true(th_check(page(vm, p), 5, p, 0));
+		assert_true(th_check(th_page(vm, p), 5, p, 0));
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -209,14 +194,14 @@ static void test_no_write_around_past_the_vms_target(void **state)
 	read_runs(vm, 0, 32); /* 512 pages as zeros */
 	for (uint64_t r = 0; r < 32; r++)
 		for (uint64_t i = 0; i <= W; i++)
-			th_fill(page(vm, r * RUN + i), 10, r * RUN + i, 0);
-	st = stats(vm);
+			th_fill(th_page(vm, r * RUN + i), 10, r * RUN + i, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_around_pages, 0);
 	assert_int_equal(st.zero_writes, 32 * (W + 1));
 	assert_int_equal(mv_vm_page_state(vm, 31 * RUN + W + 1), MV_PAGE_ZERO);
 	for (uint64_t r = 0; r < 32; r++)
 		for (uint64_t i = 0; i <= W; i++)
-			assert_true(th_check(page(vm, r * RUN + i), 10,
+			assert_true(th_check(th_page(vm, r * RUN + i), 10,
 					     r * RUN + i, 0));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -237,16 +222,16 @@ static void test_an_agents_vm_is_held_to_its_daemons_target(void **state)
 	(void)state;
 	vm = ratio_met(&t, 13);
 	mv__budget_set_grant_target(t.host, 0); /* as mv_agent_create does */
-	th_fill(page(vm, 16 + W), 13, 16 + W, 0);
-	assert_int_equal(stats(vm).zero_around_pages, 0);
+	th_fill(th_page(vm, 16 + W), 13, 16 + W, 0);
+	assert_int_equal(th_stats(vm).zero_around_pages, 0);
 	mv__budget_set_grant_target(t.host, W + 1); /* a grant's target */
-	th_fill(page(vm, 16 + W + 1), 13, 16 + W + 1, 0);
-	assert_int_equal(stats(vm).zero_around_pages, 0);
+	th_fill(th_page(vm, 16 + W + 1), 13, 16 + W + 1, 0);
+	assert_int_equal(th_stats(vm).zero_around_pages, 0);
 	mv__budget_set_grant_target(t.host, RUN);
-	th_fill(page(vm, 16 + W + 2), 13, 16 + W + 2, 0);
-	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 3);
+	th_fill(th_page(vm, 16 + W + 2), 13, 16 + W + 2, 0);
+	assert_int_equal(th_stats(vm).zero_around_pages, RUN - W - 3);
 	for (uint64_t p = 16; p < 16 + W + 3; p++)
-		assert_true(th_check(page(vm, p), 13, p, 0));
+		assert_true(th_check(th_page(vm, p), 13, p, 0));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -272,8 +257,8 @@ static void read_all_write_a_quarter(mv_vm *vm, uint64_t tag)
 	read_runs(vm, 0, runs);
 	for (uint64_t r = 0; r < runs; r++)
 		for (uint64_t i = 0; i < W; i++)
-			th_fill(page(vm, r * RUN + i), tag, r * RUN + i, 0);
-	assert_int_equal(stats(vm).zero_around_pages, 0);
+			th_fill(th_page(vm, r * RUN + i), tag, r * RUN + i, 0);
+	assert_int_equal(th_stats(vm).zero_around_pages, 0);
 }
 
 /*
@@ -304,17 +289,17 @@ static void test_no_write_around_where_all_writers_would_not_fit(void **state)
 	w = (struct writers){ t.host, 2 * (32 * MiB / MV_PAGE_SIZE -
 					   32 * MiB / MV_PAGE_SIZE / RUN * W) };
 	assert_true(th_wait_until(writers_summed, &w, TH_WAIT_MS));
-	th_fill(page(a, W), 11, W, 0);
-	assert_int_equal(stats(a).zero_around_pages, 0);
+	th_fill(th_page(a, W), 11, W, 0);
+	assert_int_equal(th_stats(a).zero_around_pages, 0);
 	assert_int_equal(mv_vm_page_state(a, W + 1), MV_PAGE_ZERO);
 	mv_vm_destroy(b);
 	w.want =
 		32 * MiB / MV_PAGE_SIZE - 32 * MiB / MV_PAGE_SIZE / RUN * W - 1;
 	assert_true(th_wait_until(writers_summed, &w, TH_WAIT_MS));
-	th_fill(page(a, RUN + W), 11, RUN + W, 0);
-	assert_int_equal(stats(a).zero_around_pages, RUN - W - 1);
-	assert_true(th_check(page(a, W), 11, W, 0));
-	assert_true(th_check(page(a, RUN + W), 11, RUN + W, 0));
+	th_fill(th_page(a, RUN + W), 11, RUN + W, 0);
+	assert_int_equal(th_stats(a).zero_around_pages, RUN - W - 1);
+	assert_true(th_check(th_page(a, W), 11, W, 0));
+	assert_true(th_check(th_page(a, RUN + W), 11, RUN + W, 0));
 	assert_int_equal(th_presence_mismatches(a), 0);
 	mv_vm_destroy(a);
 	th_host_destroy(&t);
@@ -331,13 +316,13 @@ static void test_write_around_off_faults_once_per_page_written(void **state)
 	vm = vm_on(&t, 64 * MiB, 4 * MiB, "0");
 	read_runs(vm, 16, 1);
 	for (uint64_t p = 16; p < 32; p++)
-		th_fill(page(vm, p), 6, p, 0);
-	st = stats(vm);
+		th_fill(th_page(vm, p), 6, p, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1 + 16);
 	assert_int_equal(st.zero_writes, 16);
 	assert_int_equal(st.zero_around_pages, 0);
 	for (uint64_t p = 16; p < 32; p++)
-		assert_true(th_check(page(vm, p), 6, p, 0));
+		assert_true(th_check(th_page(vm, p), 6, p, 0));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -356,19 +341,19 @@ static void test_a_refused_lift_loses_no_write(void **state)
 	(void)state;
 	vm = ratio_met(&t, 7);
 	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, ENOMEM);
-	th_fill(page(vm, 16 + W), 7, 16 + W, 0);
+	th_fill(th_page(vm, 16 + W), 7, 16 + W, 0);
 	assert_int_equal(mv__inject_hits(MV_INJ_UFFD_WP), 1);
 	mv__inject_reset();
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.fault_errors, 1);
 	assert_int_equal(st.consumed_pages, 16);
 	for (uint64_t p = 16 + W + 1; p < 32; p++) {
 		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
-		th_fill(page(vm, p), 7, p, 0);
+		th_fill(th_page(vm, p), 7, p, 0);
 	}
 	for (uint64_t p = 16; p < 32; p++)
-		assert_true(th_check(page(vm, p), 7, p, 0));
-	assert_int_equal(stats(vm).consumed_pages, 16);
+		assert_true(th_check(th_page(vm, p), 7, p, 0));
+	assert_int_equal(th_stats(vm).consumed_pages, 16);
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -388,10 +373,10 @@ test_pages_given_frames_ahead_swap_out_and_back_exactly(void **state)
 
 	(void)state;
 	vm = ratio_met(&t, 14);
-	th_fill(page(vm, 16 + W), 14, 16 + W, 0);
-	th_fill(page(vm, 16 + W + 1), 14, 16 + W + 1,
+	th_fill(th_page(vm, 16 + W), 14, 16 + W, 0);
+	th_fill(th_page(vm, 16 + W + 1), 14, 16 + W + 1,
 		0); /* the kernel's copy */
-	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 1);
+	assert_int_equal(th_stats(vm).zero_around_pages, RUN - W - 1);
 	for (uint64_t p = 16; p < 32; p++) {
 		assert_int_equal(mv_vm_swap_out_page(vm, p), 0);
 		assert_true(mv_vm_page_state(vm, p) == MV_PAGE_COMPRESSED ||
@@ -399,9 +384,9 @@ test_pages_given_frames_ahead_swap_out_and_back_exactly(void **state)
 	}
 	for (uint64_t p = 16; p < 32; p++)
 		if (p <= 16 + W + 1)
-			assert_true(th_check(page(vm, p), 14, p, 0));
+			assert_true(th_check(th_page(vm, p), 14, p, 0));
 		else
-			assert_true(th_is_zero(page(vm, p)));
+			assert_true(th_is_zero(th_page(vm, p)));
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -420,17 +405,17 @@ static void test_a_neighbours_unseen_write_is_kept(void **state)
 
 	(void)state;
 	vm = ratio_met(&t, 8);
-	assert_int_equal(mv__uffd_wp(vm->uffd, page(vm, 30), MV_PAGE_SIZE,
+	assert_int_equal(mv__uffd_wp(vm->uffd, th_page(vm, 30), MV_PAGE_SIZE,
 				     UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
 			 0);
-	th_fill(page(vm, 30), 8, 30, 1); /* no fault: the kernel's copy */
+	th_fill(th_page(vm, 30), 8, 30, 1); /* no fault: the kernel's copy */
 	assert_int_equal(mv_vm_page_state(vm, 30), MV_PAGE_ZERO);
-	th_fill(page(vm, 16 + W), 8, 16 + W, 0);
-	assert_int_equal(stats(vm).zero_around_pages, RUN - W - 1);
+	th_fill(th_page(vm, 16 + W), 8, 16 + W, 0);
+	assert_int_equal(th_stats(vm).zero_around_pages, RUN - W - 1);
 	assert_int_equal(mv_vm_page_state(vm, 30), MV_PAGE_PRIVATE);
-	assert_true(th_check(page(vm, 30), 8, 30, 1));
+	assert_true(th_check(th_page(vm, 30), 8, 30, 1));
 	for (uint64_t p = 16; p <= 16 + W; p++)
-		assert_true(th_check(page(vm, p), 8, p, 0));
+		assert_true(th_check(th_page(vm, p), 8, p, 0));
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
@@ -455,7 +440,7 @@ static void *racer_main(void *arg)
 
 	for (uint64_t v = 0; v < 3; v++)
 		for (uint64_t p = r->parity; p < RACE_PAGES; p += 2)
-			th_fill(page(r->vm, p), 9, p, v);
+			th_fill(th_page(r->vm, p), 9, p, v);
 	return NULL;
 }
 
@@ -472,7 +457,7 @@ static void test_threads_racing_a_run_lose_no_write(void **state)
 	/* the first half of each run written first: the ratio is met */
 	for (uint64_t p = 0; p < RACE_PAGES; p += RUN)
 		for (uint64_t i = 0; i < RUN / 2; i++)
-			th_fill(page(vm, p + i), 9, p + i, 0);
+			th_fill(th_page(vm, p + i), 9, p + i, 0);
 	for (unsigned i = 0; i < 2; i++) {
 		r[i] = (struct racer){ .vm = vm, .parity = i };
 		assert_int_equal(
@@ -482,10 +467,10 @@ static void test_threads_racing_a_run_lose_no_write(void **state)
 		pthread_join(tid[i], NULL);
 	for (uint64_t p = 0; p < RACE_PAGES; p++) {
 		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
-		assert_true(th_check(page(vm, p), 9, p, 2));
+		assert_true(th_check(th_page(vm, p), 9, p, 2));
 	}
-	assert_true(stats(vm).zero_around_pages > 0);
-	assert_int_equal(stats(vm).consumed_pages, RACE_PAGES);
+	assert_true(th_stats(vm).zero_around_pages > 0);
+	assert_int_equal(th_stats(vm).consumed_pages, RACE_PAGES);
 	assert_int_equal(th_presence_mismatches(vm), 0);
 	assert_int_equal(th_census_mismatches(vm), 0);
 	mv_vm_destroy(vm);

@@ -39,25 +39,11 @@ static mv_vm *vm_on(struct th_host *t, uint64_t host_bytes, uint64_t vm_bytes,
 	return th_vm_create(t, "open", vm_bytes);
 }
 
-static uint8_t *page(mv_vm *vm, uint64_t ppn)
-{
-	return (uint8_t *)mv_vm_mem(vm) + (ppn << MV_PAGE_SHIFT);
-}
-
 static void read_runs(mv_vm *vm, uint64_t lo, uint64_t runs)
 {
 	for (uint64_t r = 0; r < runs; r++)
-		assert_int_equal(*(volatile uint8_t *)page(vm, lo + r * RUN),
+		assert_int_equal(*(volatile uint8_t *)th_page(vm, lo + r * RUN),
 				 0);
-}
-
-static struct mv_vm_stats stats(mv_vm *vm)
-{
-	struct mv_vm_stats st;
-
-	th_quiesce(vm);
-	mv_vm_stats(vm, &st);
-	return st;
 }
 
 static bool is_open(mv_vm *vm, uint64_t ppn)
@@ -74,6 +60,25 @@ static bool supported(struct th_host *t)
 	if (why)
 		fail_msg("open zero pages cannot run here: %s", why);
 	return true;
+}
+
+/* The VM most tests start from: 4 MiB on a 64 MiB host, Mem.ZeroOpen 1 */
+static mv_vm *open_vm(struct th_host *t)
+{
+	mv_vm *vm = vm_on(t, 64 * MiB, 4 * MiB, "1");
+
+	assert_true(supported(t));
+	return vm;
+}
+
+/* And where they end: every page present as its entry says, the counts
+ * those of a walk; the VM and its host destroyed. */
+static void done(struct th_host *t, mv_vm *vm)
+{
+	assert_int_equal(th_presence_mismatches(vm), 0);
+	assert_int_equal(th_census_mismatches(vm), 0);
+	mv_vm_destroy(vm);
+	th_host_destroy(t);
 }
 
 /* Every open page of vm, closed: what came back */
@@ -95,10 +100,9 @@ test_a_read_opens_its_run_and_the_first_writes_take_no_fault(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 16, 1);
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1);
 	assert_int_equal(st.zero_opens, RUN);
 	assert_int_equal(st.zero_open_pages, RUN);
@@ -109,17 +113,14 @@ test_a_read_opens_its_run_and_the_first_writes_take_no_fault(void **state)
 	assert_int_equal(st.shrdsvd_pages, 0);
 	for (uint64_t p = 16; p < 32; p++) {
 		assert_true(is_open(vm, p));
-		th_fill(page(vm, p), 7, p, 0);
+		th_fill(th_page(vm, p), 7, p, 0);
 	}
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1);
 	assert_int_equal(st.zero_writes, 0);
 	for (uint64_t p = 16; p < 32; p++)
-		assert_true(th_check(page(vm, p), 7, p, 0));
-	assert_int_equal(th_presence_mismatches(vm), 0);
-	assert_int_equal(th_census_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+		assert_true(th_check(th_page(vm, p), 7, p, 0));
+	done(&t, vm);
 }
 
 /*
@@ -137,14 +138,13 @@ test_a_close_gives_back_unwritten_frames_and_keeps_written_bytes(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 0, 2);
 	for (uint64_t p = 0; p < 2 * RUN; p += 3)
-		th_fill(page(vm, p), 8, p, 0);
+		th_fill(th_page(vm, p), 8, p, 0);
 	back = close_all(vm);
 	assert_int_equal(back, 2 * RUN - 11); /* pages 0, 3, ... 30 written */
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_open_pages, 0);
 	assert_int_equal(st.zero_open_writes, 11);
 	assert_int_equal(st.zero_closes, 2 * RUN - 11);
@@ -153,24 +153,21 @@ test_a_close_gives_back_unwritten_frames_and_keeps_written_bytes(void **state)
 		assert_int_equal(mv_vm_page_state(vm, p),
 				 p % 3 ? MV_PAGE_ZERO : MV_PAGE_PRIVATE);
 		if (p % 3)
-			assert_true(th_is_zero(page(vm, p)));
+			assert_true(th_is_zero(th_page(vm, p)));
 		else
-			assert_true(th_check(page(vm, p), 8, p, 0));
+			assert_true(th_check(th_page(vm, p), 8, p, 0));
 	}
 	/* a closed page is protected again: its first write faults */
-	th_fill(page(vm, 1), 8, 1, 1);
-	st = stats(vm);
+	th_fill(th_page(vm, 1), 8, 1, 1);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_writes, 1);
 	assert_int_equal(st.consumed_pages, 12);
-	assert_true(th_check(page(vm, 1), 8, 1, 1));
+	assert_true(th_check(th_page(vm, 1), 8, 1, 1));
 	/* and a written one was made writable again: no fault */
-	th_fill(page(vm, 3), 8, 3, 1);
-	assert_int_equal(stats(vm).faults, st.faults);
-	assert_true(th_check(page(vm, 3), 8, 3, 1));
-	assert_int_equal(th_presence_mismatches(vm), 0);
-	assert_int_equal(th_census_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+	th_fill(th_page(vm, 3), 8, 3, 1);
+	assert_int_equal(th_stats(vm).faults, st.faults);
+	assert_true(th_check(th_page(vm, 3), 8, 3, 1));
+	done(&t, vm);
 }
 
 static bool harvested_5(void *arg)
@@ -193,13 +190,12 @@ test_the_scheduler_finds_the_open_pages_the_guest_wrote(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 32, 1);
 	for (uint64_t p = 32; p < 37; p++)
-		th_fill(page(vm, p), 9, p, 0);
+		th_fill(th_page(vm, p), 9, p, 0);
 	assert_true(th_wait_until(harvested_5, vm, 10000));
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.faults, 1);
 	assert_int_equal(st.zero_open_pages, RUN - 5);
 	assert_int_equal(st.consumed_pages, RUN);
@@ -207,10 +203,8 @@ test_the_scheduler_finds_the_open_pages_the_guest_wrote(void **state)
 		assert_int_equal(mv_vm_page_state(vm, p),
 				 p < 37 ? MV_PAGE_PRIVATE : MV_PAGE_ZERO);
 	for (uint64_t p = 32; p < 37; p++)
-		assert_true(th_check(page(vm, p), 9, p, 0));
-	assert_int_equal(th_census_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+		assert_true(th_check(th_page(vm, p), 9, p, 0));
+	done(&t, vm);
 }
 
 /*
@@ -226,31 +220,28 @@ test_a_close_without_the_kernels_answer_takes_every_page_written(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 0, 1);
-	th_fill(page(vm, 4), 10, 4, 0);
+	th_fill(th_page(vm, 4), 10, 4, 0);
 	mv__inject_fail(MV_INJ_PAGEMAP_SCAN, 1, 0, EIO);
 	assert_int_equal(close_all(vm), 0);
 	mv__inject_reset();
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_true(st.zero_open_errors >= 1);
 	assert_int_equal(st.zero_open_pages, 0);
 	assert_int_equal(st.consumed_pages, RUN);
 	for (uint64_t p = 0; p < RUN; p++) {
 		assert_int_equal(mv_vm_page_state(vm, p), MV_PAGE_PRIVATE);
 		if (p == 4)
-			assert_true(th_check(page(vm, p), 10, p, 0));
+			assert_true(th_check(th_page(vm, p), 10, p, 0));
 		else
-			assert_true(th_is_zero(page(vm, p)));
+			assert_true(th_is_zero(th_page(vm, p)));
 	}
 	/* writable again: no fault */
-	th_fill(page(vm, 5), 10, 5, 0);
-	assert_int_equal(stats(vm).faults, st.faults);
-	assert_true(th_check(page(vm, 5), 10, 5, 0));
-	assert_int_equal(th_presence_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+	th_fill(th_page(vm, 5), 10, 5, 0);
+	assert_int_equal(th_stats(vm).faults, st.faults);
+	assert_true(th_check(th_page(vm, 5), 10, 5, 0));
+	done(&t, vm);
 }
 
 /*
@@ -264,25 +255,23 @@ static void test_a_refused_protection_leaves_the_run_open(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 0, 1);
-	th_fill(page(vm, 2), 11, 2, 0);
+	th_fill(th_page(vm, 2), 11, 2, 0);
 	mv__inject_fail(MV_INJ_UFFD_WP, 1, 1, EAGAIN);
 	assert_int_equal(mv__zero_close(vm, RUN), 0);
 	mv__inject_reset();
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_open_errors, 1);
 	assert_int_equal(st.zero_open_pages, RUN);
 	assert_int_equal(st.consumed_pages, RUN);
-	th_fill(page(vm, 3), 11, 3, 0); /* still writable: no fault */
-	assert_int_equal(stats(vm).faults, 1);
+	th_fill(th_page(vm, 3), 11, 3, 0); /* still writable: no fault */
+	assert_int_equal(th_stats(vm).faults, 1);
 	assert_int_equal(close_all(vm), RUN - 2);
-	assert_true(th_check(page(vm, 2), 11, 2, 0));
-	assert_true(th_check(page(vm, 3), 11, 3, 0));
-	assert_int_equal(stats(vm).consumed_pages, 2);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+	assert_true(th_check(th_page(vm, 2), 11, 2, 0));
+	assert_true(th_check(th_page(vm, 3), 11, 3, 0));
+	assert_int_equal(th_stats(vm).consumed_pages, 2);
+	done(&t, vm);
 }
 
 /*
@@ -299,8 +288,8 @@ static void test_no_page_opens_without_room_or_the_setting(void **state)
 	(void)state;
 	vm = vm_on(&t, 64 * MiB, 4 * MiB, "0");
 	read_runs(vm, 0, 1);
-	th_fill(page(vm, 0), 12, 0, 0);
-	st = stats(vm);
+	th_fill(th_page(vm, 0), 12, 0, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_opens, 0);
 	assert_int_equal(st.zero_writes, 1);
 	assert_int_equal(st.consumed_pages, 1);
@@ -316,16 +305,14 @@ static void test_no_page_opens_without_room_or_the_setting(void **state)
 
 		/* fill pages from 64 on: written first, never read */
 		for (uint64_t p = 0; p < fill; p++)
-			th_fill(page(vm, 64 + p), 12, 64 + p, 0);
+			th_fill(th_page(vm, 64 + p), 12, 64 + p, 0);
 	}
 	read_runs(vm, 0, 1);
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_opens, 0);
 	assert_int_equal(mv_vm_page_state(vm, 0), MV_PAGE_ZERO);
 	assert_false(is_open(vm, 0));
-	assert_int_equal(th_presence_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+	done(&t, vm);
 }
 
 /*
@@ -341,32 +328,29 @@ static void test_the_scheduler_opens_the_zero_pages_of_a_writer(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 0, 4);
 	assert_int_equal(close_all(vm), 4 * RUN);
 	mv__zero_tick(vm, th_now_ms()); /* a reader: nothing opened */
-	assert_int_equal(stats(vm).zero_opens, 4 * RUN);
+	assert_int_equal(th_stats(vm).zero_opens, 4 * RUN);
 	for (uint64_t p = 0; p < 8; p++) /* 8 of 64: past a tenth */
-		th_fill(page(vm, p), 13, p, 0);
-	st = stats(vm);
+		th_fill(th_page(vm, p), 13, p, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_writes, 8);
 	/* the scheduler's tick, at once (if its own came first, this one
 	 * finds nothing left to open) */
 	mv__zero_tick(vm, th_now_ms());
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_opens, 4 * RUN + 4 * RUN - 8);
 	assert_int_equal(st.consumed_pages, 4 * RUN);
 	for (uint64_t p = 8; p < 4 * RUN; p++) {
 		assert_true(is_open(vm, p));
-		th_fill(page(vm, p), 13, p, 0);
+		th_fill(th_page(vm, p), 13, p, 0);
 	}
-	assert_int_equal(stats(vm).faults, st.faults);
+	assert_int_equal(th_stats(vm).faults, st.faults);
 	for (uint64_t p = 0; p < 4 * RUN; p++)
-		assert_true(th_check(page(vm, p), 13, p, 0));
-	assert_int_equal(th_presence_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+		assert_true(th_check(th_page(vm, p), 13, p, 0));
+	done(&t, vm);
 }
 
 /*
@@ -388,12 +372,12 @@ test_a_kernel_without_the_zero_page_category_opens_nothing(void **state)
 		mv__zero_supported(t.host),
 		"this kernel has no PAGEMAP_SCAN with the zero-page category (Linux 6.7)");
 	read_runs(vm, 0, 1);
-	th_fill(page(vm, 0), 16, 0, 0);
-	st = stats(vm);
+	th_fill(th_page(vm, 0), 16, 0, 0);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_opens, 0);
 	assert_int_equal(st.zero_writes, 1);
 	assert_int_equal(st.consumed_pages, 1);
-	assert_true(th_check(page(vm, 0), 16, 0, 0));
+	assert_true(th_check(th_page(vm, 0), 16, 0, 0));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -410,22 +394,19 @@ static void test_the_balloon_takes_an_open_page_and_its_frame(void **state)
 	mv_vm *vm;
 
 	(void)state;
-	vm = vm_on(&t, 64 * MiB, 4 * MiB, "1");
-	assert_true(supported(&t));
+	vm = open_vm(&t);
 	read_runs(vm, 0, 1);
-	th_fill(page(vm, 1), 14, 1, 0);
+	th_fill(th_page(vm, 1), 14, 1, 0);
 	assert_int_equal(mv_vm_discard(vm, 0, 2 * MV_PAGE_SIZE), 0);
-	st = stats(vm);
+	st = th_stats(vm);
 	assert_int_equal(st.zero_open_pages, RUN - 2);
 	assert_int_equal(st.consumed_pages, RUN - 2);
 	/* read again: zeros, and open again */
-	assert_true(th_is_zero(page(vm, 0)));
-	assert_true(th_is_zero(page(vm, 1)));
+	assert_true(th_is_zero(th_page(vm, 0)));
+	assert_true(th_is_zero(th_page(vm, 1)));
 	assert_int_equal(close_all(vm), RUN);
-	assert_int_equal(stats(vm).consumed_pages, 0);
-	assert_int_equal(th_census_mismatches(vm), 0);
-	mv_vm_destroy(vm);
-	th_host_destroy(&t);
+	assert_int_equal(th_stats(vm).consumed_pages, 0);
+	done(&t, vm);
 }
 
 /* ---- guests racing closes and harvests ---- */
@@ -458,11 +439,11 @@ static void *racer_main(void *arg)
 		p -= p % RACE_THREADS;
 		p += w->id;
 		v = r->version[p];
-		if (v ? !th_check(page(r->vm, p), 15, p, v - 1) :
-			!th_is_zero(page(r->vm, p)))
+		if (v ? !th_check(th_page(r->vm, p), 15, p, v - 1) :
+			!th_is_zero(th_page(r->vm, p)))
 			atomic_fetch_add(&r->bad, 1);
 		if (th_xs(&rng) % 2) {
-			th_fill(page(r->vm, p), 15, p, v);
+			th_fill(th_page(r->vm, p), 15, p, v);
 			r->version[p] = v + 1;
 			atomic_fetch_add(&r->writes, 1);
 		}
@@ -507,10 +488,10 @@ test_nothing_is_lost_while_guests_race_closes_and_harvests(void **state)
 		pthread_join(th[i], NULL);
 	assert_int_equal(atomic_load(&r.bad), 0);
 	for (uint64_t p = 0; p < RACE_PAGES; p++)
-		assert_true(r.version[p] ? th_check(page(r.vm, p), 15, p,
+		assert_true(r.version[p] ? th_check(th_page(r.vm, p), 15, p,
 						    r.version[p] - 1) :
-					   th_is_zero(page(r.vm, p)));
-	st = stats(r.vm);
+					   th_is_zero(th_page(r.vm, p)));
+	st = th_stats(r.vm);
 	assert_true(st.zero_closes > 0 && rounds > 10);
 	assert_int_equal(st.consumed_pages,
 			 st.state_pages[MV_PAGE_PRIVATE] + st.zero_open_pages);
