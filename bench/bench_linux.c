@@ -391,6 +391,7 @@ struct case_result {
 	double in_mb[BL_NCONFIGS], out_mb[BL_NCONFIGS];
 	double cpu_user[BL_NCONFIGS], cpu_sys[BL_NCONFIGS]; /* cores */
 	double zram_mb; /* the most zram held outside the cgroup, a round */
+	double zswap_mb; /* the same of zswap's pool (v1 cgroups) */
 	double faults_s, alloc_waits_s, blocked_waits_s; /* memvisor's */
 	/* ops/s in the runs' first and second halves; -1: not measured */
 	double half[BL_NCONFIGS][2];
@@ -416,14 +417,18 @@ static bool usable(const struct case_result *cr, enum bl_config c)
 	return !cr->oom[c] && !cr->errors[c];
 }
 
-/*
- * Whether c kept to the budget: held nothing outside the cgroup's limit.
- * zram's compressed pages are outside it (the kernel does not charge them
- * to the cgroup); the swap file's and zswap's are inside or on disk.
- */
+/* Memory c held outside the cgroup's limit (MiB): zram's compressed
+ * pages (never charged to a cgroup), zswap's pool under a v1 cgroup
+ * (charged under v2 only); nothing for the others. */
+static double outside_mb(const struct case_result *cr, enum bl_config c)
+{
+	return c == BL_ZRAM ? cr->zram_mb : c == BL_ZSWAP ? cr->zswap_mb : 0;
+}
+
+/* Whether c kept to the budget: held nothing outside the cgroup's limit. */
 static bool within_budget(const struct case_result *cr, enum bl_config c)
 {
-	return c != BL_ZRAM || cr->zram_mb <= 0;
+	return outside_mb(cr, c) <= 0;
 }
 
 /* The medians of c's halves over the runs that measured them; -1 none. */
@@ -465,6 +470,9 @@ static void medians(struct case_result *cr)
 			cr->oom[c] += r->oom_kills;
 			if ((double)r->zram_peak_bytes / MIB > cr->zram_mb)
 				cr->zram_mb = (double)r->zram_peak_bytes / MIB;
+			if ((double)r->zswap_outside_bytes / MIB > cr->zswap_mb)
+				cr->zswap_mb =
+					(double)r->zswap_outside_bytes / MIB;
 			cr->errors[c] += r->integrity_errors;
 			if (!r->ran)
 				continue;
@@ -601,6 +609,10 @@ static void run_config(struct ctx *x, struct case_result *cr,
 			r->oom_kills = bl_cgroup_oom_kills(&cg);
 		if (c == BL_ZRAM)
 			r->zram_peak_bytes = bl_zram_peak(&sw);
+		/* measured here: a v1 cgroup does not charge zswap's pool
+		 * (a 64 MiB cgroup held 63 MiB of pages and 15 MiB of pool) */
+		if (c == BL_ZSWAP && cg.path[0] && !cg.v2)
+			r->zswap_outside_bytes = bl_zswap_pool();
 		r->swapin_bytes = (in1 - in0) * 4096;
 		r->swapout_bytes = (out1 - out0) * 4096;
 		bl_state_undo(stderr);
@@ -817,6 +829,9 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	if (config_ran(cr, BL_ZRAM))
 		printf("  zram held up to %.0f MiB of compressed pages outside the cgroup's limit (the kernel does not charge them to it)\n",
 		       cr->zram_mb);
+	if (config_ran(cr, BL_ZSWAP) && cr->zswap_mb > 0)
+		printf("  zswap held up to %.0f MiB of compressed pages outside the cgroup's limit at the end of a run (a v1 cgroup is not charged for them)\n",
+		       cr->zswap_mb);
 	printf("  per VM (ops/s):");
 	for (unsigned k = 0; k < cr->nvms; k++) {
 		printf("\n    %-8s", cr->vm_names[k]);
@@ -830,9 +845,10 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 	printf("\n");
 	print_halves(cr);
 	if (cr->best < BL_NCONFIGS && config_ran(cr, BL_MEMVISOR)) {
-		if (cr->best == BL_ZRAM)
-			printf("  the best Linux, zram, ran with up to %.0f MiB of compressed pages beyond the budget (outside the cgroup's limit)\n",
-			       cr->zram_mb);
+		if (outside_mb(cr, cr->best) > 0)
+			printf("  the best Linux, %s, ran with up to %.0f MiB of compressed pages beyond the budget (outside the cgroup's limit)\n",
+			       bl_config_name(cr->best),
+			       outside_mb(cr, cr->best));
 		printf("  memvisor vs the best Linux without OOM kills (%s): %.2fx total, %.2fx worst VM (vs %s's); vs the ceiling %.2fx\n",
 		       bl_config_name(cr->best),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[cr->best]),
@@ -913,9 +929,10 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 	cJSON_AddNumberToObject(o, "unconstrained_ops_s",
 				cr->total[BL_CEILING]);
 	/* memory the best Linux configuration used beyond the budget: zram's
-	 * compressed pages, which the kernel does not charge to the cgroup */
+	 * compressed pages, which the kernel does not charge to the cgroup,
+	 * or zswap's under a v1 cgroup */
 	cJSON_AddNumberToObject(o, "best_linux_outside_budget_mb",
-				best && cr->best == BL_ZRAM ? cr->zram_mb : 0);
+				best ? outside_mb(cr, cr->best) : 0);
 	if (best) {
 		cJSON_AddNumberToObject(o, "ratio_total",
 					bl_ratio(cr->total[BL_MEMVISOR],
@@ -993,6 +1010,9 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		if (c == BL_ZRAM)
 			cJSON_AddNumberToObject(co, "zram_outside_budget_mb",
 						cr->zram_mb);
+		if (c == BL_ZSWAP)
+			cJSON_AddNumberToObject(co, "zswap_outside_budget_mb",
+						cr->zswap_mb);
 		if (c == BL_MEMVISOR) {
 			cJSON_AddNumberToObject(co, "faults_s", cr->faults_s);
 			cJSON_AddNumberToObject(co, "alloc_waits_s",

@@ -65,6 +65,9 @@ struct bl_run {
 	/* zram: the most memory its compressed pages took, which the kernel
 	 * does not charge to the cgroup (outside the budget) */
 	uint64_t zram_peak_bytes;
+	/* zswap's pool at the end of the run, when the cgroup does not
+	 * charge it (v1: the kernel charges zswap to v2 cgroups only) */
+	uint64_t zswap_outside_bytes;
 	/* memvisor: userfaultfd faults served, faults that waited for a free
 	 * frame, faults held in the low state, per second of the run */
 	double faults_s, alloc_waits_s, blocked_waits_s;
@@ -164,6 +167,8 @@ int bl_swap_setup(struct bl_swap *s, enum bl_config kind, const char *dir,
 void bl_swap_teardown(struct bl_swap *s);
 /* zram's mem_used_max (mm_stat), bytes; 0 when there is none. */
 uint64_t bl_zram_peak(const struct bl_swap *s);
+/* zswap's compressed pool now (/proc/meminfo "Zswap:"), bytes. */
+uint64_t bl_zswap_pool(void);
 /* What the zswap peer runs with, for the report. */
 const char *bl_zswap_note(void);
 

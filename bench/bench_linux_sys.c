@@ -726,6 +726,14 @@ uint64_t bl_zram_peak(const struct bl_swap *s)
 	return v[4];
 }
 
+uint64_t bl_zswap_pool(void)
+{
+	char path[600];
+
+	sys_path(path, sizeof(path), "/proc/meminfo");
+	return keyed(path, "Zswap:") * 1024;
+}
+
 void bl_vmstat_swap(uint64_t *in_pages, uint64_t *out_pages)
 {
 	char path[600];

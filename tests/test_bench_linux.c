@@ -661,6 +661,39 @@ static void test_case_json_says_what_zram_held_beyond_the_budget(void **state)
 	free(cr);
 }
 
+/* zswap's pool under a v1 cgroup is outside the budget too: a zswap that
+ * ran ahead is the best of all, and the swap file the best within it. */
+static void test_case_json_counts_zswaps_pool_beyond_the_budget(void **state)
+{
+	struct case_result *cr = calloc(1, sizeof(*cr));
+	struct ctx x = { .o = { .rounds = 2, .duration_s = 5 } };
+	cJSON *o, *co;
+
+	(void)state;
+	assert_non_null(cr);
+	fill_case(cr);
+	for (unsigned i = 0; i < 2; i++)
+		cr->runs[BL_ZSWAP][i].oom_kills = 0;
+	cr->runs[BL_ZSWAP][1].zswap_outside_bytes = 40 * MIB;
+	medians(cr);
+	assert_true(cr->zswap_mb == 40);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux")->valuestring,
+		"zswap");
+	assert_true(num_of(o, "best_linux_outside_budget_mb") == 40);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "best_linux_within_budget")
+			->valuestring,
+		"swap");
+	co = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, "configs"), "zswap");
+	assert_true(num_of(co, "zswap_outside_budget_mb") == 40);
+	cJSON_Delete(o);
+	free(cr);
+}
+
 static void test_no_linux_peer_when_every_config_was_oom_killed(void **state)
 {
 	struct case_result *cr = calloc(1, sizeof(*cr));
@@ -830,6 +863,18 @@ static int tree_teardown(void **state)
 	bl_sys_root[0] = '\0';
 	free(t);
 	return 0;
+}
+
+/* zswap's pool is read from /proc/meminfo ("Zswap:", kB). */
+static void test_zswap_pool_is_read_from_meminfo(void **state)
+{
+	const struct tree *t = *state;
+
+	put_at(t, "/proc/meminfo",
+	       "MemTotal:       24000000 kB\nZswap:             15360 kB\nZswapped:         197000 kB\n");
+	assert_int_equal(bl_zswap_pool(), 15360 * 1024);
+	put_at(t, "/proc/meminfo", "MemTotal:       24000000 kB\n");
+	assert_int_equal(bl_zswap_pool(), 0);
 }
 
 static void
@@ -1141,6 +1186,11 @@ int main(void)
 			test_case_json_gives_halves_and_their_ratio_or_null),
 		cmocka_unit_test(
 			test_case_json_says_what_zram_held_beyond_the_budget),
+		cmocka_unit_test(
+			test_case_json_counts_zswaps_pool_beyond_the_budget),
+		cmocka_unit_test_setup_teardown(
+			test_zswap_pool_is_read_from_meminfo, tree_setup,
+			tree_teardown),
 		cmocka_unit_test(
 			test_run_report_cuts_its_ops_in_halves_at_the_middle),
 		cmocka_unit_test(test_linux_vm_halves_count_a_vm_that_died),
