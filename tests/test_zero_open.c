@@ -335,13 +335,15 @@ static void test_the_scheduler_opens_the_zero_pages_of_a_writer(void **state)
 	assert_int_equal(th_stats(vm).zero_opens, 4 * RUN);
 	for (uint64_t p = 0; p < 8; p++) /* 8 of 64: past a tenth */
 		th_fill(th_page(vm, p), 13, p, 0);
+	/* 7 faults make it a writer (7 >= 6.4): the scheduler's own tick
+	 * may have opened page 7 before its write */
 	st = th_stats(vm);
-	assert_int_equal(st.zero_writes, 8);
+	assert_true(st.zero_writes == 7 || st.zero_writes == 8);
 	/* the scheduler's tick, at once (if its own came first, this one
 	 * finds nothing left to open) */
 	mv__zero_tick(vm, th_now_ms());
 	st = th_stats(vm);
-	assert_int_equal(st.zero_opens, 4 * RUN + 4 * RUN - 8);
+	assert_int_equal(st.zero_opens, 4 * RUN + 4 * RUN - st.zero_writes);
 	assert_int_equal(st.consumed_pages, 4 * RUN);
 	for (uint64_t p = 8; p < 4 * RUN; p++) {
 		assert_true(is_open(vm, p));
@@ -417,7 +419,7 @@ static void test_the_balloon_takes_an_open_page_and_its_frame(void **state)
 struct race {
 	mv_vm *vm;
 	_Atomic bool stop;
-	_Atomic uint64_t bad, writes;
+	_Atomic uint64_t bad, writes, discards;
 	uint64_t version[RACE_PAGES]; /* each thread owns p % RACE_THREADS */
 	unsigned id;
 };
@@ -432,7 +434,7 @@ static void *racer_main(void *arg)
 {
 	struct racer *w = arg;
 	struct race *r = w->r;
-	uint64_t rng = 7 + w->id, p, v;
+	uint64_t rng = 7 + w->id, p, v, k;
 
 	while (!atomic_load(&r->stop)) {
 		p = th_xs(&rng) % RACE_PAGES;
@@ -442,7 +444,15 @@ static void *racer_main(void *arg)
 		if (v ? !th_check(th_page(r->vm, p), 15, p, v - 1) :
 			!th_is_zero(th_page(r->vm, p)))
 			atomic_fetch_add(&r->bad, 1);
-		if (th_xs(&rng) % 2) {
+		k = th_xs(&rng) % 16;
+		if (k == 0) {
+			/* given up, as to a balloon: zeros, untouched again */
+			if (mv_vm_discard(r->vm, p << MV_PAGE_SHIFT,
+					  MV_PAGE_SIZE))
+				atomic_fetch_add(&r->bad, 1);
+			r->version[p] = 0;
+			atomic_fetch_add(&r->discards, 1);
+		} else if (k <= 8) {
 			th_fill(th_page(r->vm, p), 15, p, v);
 			r->version[p] = v + 1;
 			atomic_fetch_add(&r->writes, 1);
@@ -452,10 +462,13 @@ static void *racer_main(void *arg)
 }
 
 /*
- * Guest threads read and write their own pages (every read of an
- * untouched run opens it) while another thread closes and harvests over
- * and over: every page holds what was last written (or zeros), and the
- * frames counted are the VM's PRIVATE and open pages, exactly.
+ * Guest threads read, write and give up their own pages (every read of an
+ * untouched run opens it; a page given up is untouched again) while
+ * another thread closes and harvests over and over: every page holds what
+ * was last written (or zeros), and the frames counted are the VM's
+ * PRIVATE and open pages, exactly.  The race goes on until closes have
+ * taken unwritten pages back (bounded: the positive control), however
+ * the threads were scheduled.
  */
 static void
 test_nothing_is_lost_while_guests_race_closes_and_harvests(void **state)
@@ -465,7 +478,7 @@ test_nothing_is_lost_while_guests_race_closes_and_harvests(void **state)
 	pthread_t th[RACE_THREADS];
 	struct mv_vm_stats st;
 	struct th_host t;
-	uint64_t end, rounds = 0;
+	uint64_t end, limit, rounds = 0;
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
@@ -477,7 +490,11 @@ test_nothing_is_lost_while_guests_race_closes_and_harvests(void **state)
 			pthread_create(&th[i], NULL, racer_main, &w[i]), 0);
 	}
 	end = th_now_ms() + 1000 * th_torture_seconds() / 3;
-	while (th_now_ms() < end || atomic_load(&r.writes) < 10000) {
+	limit = th_now_ms() + 60000;
+	while ((th_now_ms() < end || atomic_load(&r.writes) < 10000 ||
+		atomic_load(&r.discards) < 100 ||
+		!atomic_load(&r.vm->c.zero_closes)) &&
+	       th_now_ms() < limit) {
 		close_all(r.vm);
 		atomic_store(&r.vm->zo.next_harvest_ms, 0);
 		mv__zero_tick(r.vm, th_now_ms());
@@ -492,6 +509,13 @@ test_nothing_is_lost_while_guests_race_closes_and_harvests(void **state)
 						    r.version[p] - 1) :
 					   th_is_zero(th_page(r.vm, p)));
 	st = th_stats(r.vm);
+	print_message(
+		"rounds %llu opens %llu closes %llu open writes %llu zero writes %llu faults %llu\n",
+		(unsigned long long)rounds, (unsigned long long)st.zero_opens,
+		(unsigned long long)st.zero_closes,
+		(unsigned long long)st.zero_open_writes,
+		(unsigned long long)st.zero_writes,
+		(unsigned long long)st.faults);
 	assert_true(st.zero_closes > 0 && rounds > 10);
 	assert_int_equal(st.consumed_pages,
 			 st.state_pages[MV_PAGE_PRIVATE] + st.zero_open_pages);
