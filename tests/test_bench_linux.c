@@ -1144,6 +1144,25 @@ static void test_tiny_case_end_to_end_gives_consistent_json(void **state)
 	assert_true(fabs(num_of(c, "ratio_vs_unconstrained") -
 			 num_of(c, "memvisor_ops_s") /
 				 num_of(c, "unconstrained_ops_s")) < 1e-6);
+	/* the best within the budget: a usable peer that held nothing
+	 * outside the cgroup's limit, or none */
+	v = cJSON_GetObjectItemCaseSensitive(c, "best_linux_within_budget");
+	if (cJSON_IsString(v)) {
+		const cJSON *b =
+			cJSON_GetObjectItemCaseSensitive(cfgs, v->valuestring);
+
+		assert_true(cJSON_IsTrue(
+			cJSON_GetObjectItemCaseSensitive(b, "usable")));
+		assert_true(strcmp(v->valuestring, "zram") ||
+			    num_of(b, "zram_outside_budget_mb") == 0);
+		assert_true(strcmp(v->valuestring, "zswap") ||
+			    num_of(b, "zswap_outside_budget_mb") == 0);
+		assert_true(fabs(num_of(c, "ratio_total_within_budget") -
+				 num_of(c, "memvisor_ops_s") /
+					 num_of(b, "ops_s")) < 1e-6);
+	} else {
+		assert_true(cJSON_IsNull(v));
+	}
 	/* a peer this kernel lacks says why instead */
 	for (int k = BL_ZSWAP; k <= BL_ZRAM; k++) {
 		v = cJSON_GetObjectItemCaseSensitive(cfgs, bl_config_name(k));
