@@ -65,8 +65,9 @@ struct bl_run {
 	/* zram: the most memory its compressed pages took, which the kernel
 	 * does not charge to the cgroup (outside the budget) */
 	uint64_t zram_peak_bytes;
-	/* zswap's pool at the end of the run, when the cgroup does not
-	 * charge it (v1: the kernel charges zswap to v2 cgroups only) */
+	/* zswap's pool at its peak while the VMs ran (sampled as they are
+	 * polled), when the cgroup is not charged for it (v1: the kernel
+	 * charges zswap to v2 cgroups only) */
 	uint64_t zswap_outside_bytes;
 	/* memvisor: userfaultfd faults served, faults that waited for a free
 	 * frame, faults held in the low state, per second of the run */
