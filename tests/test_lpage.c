@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -190,7 +191,7 @@ struct writer {
 	uint64_t *mem;
 	uint64_t pages;
 	_Atomic bool stop;
-	uint64_t writes;
+	_Atomic uint64_t writes;
 };
 
 static void *writer_main(void *arg)
@@ -201,9 +202,19 @@ static void *writer_main(void *arg)
 	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
 		p = th_xs(&rng) % w->pages;
 		w->mem[p * (MV_PAGE_SIZE / 8) + 1]++;
-		w->writes++;
+		atomic_fetch_add_explicit(&w->writes, 1, memory_order_relaxed);
 	}
 	return NULL;
+}
+
+/* Whether the writer wrote more than @from writes within the tests' bound. */
+static bool writes_grow(struct writer *w, uint64_t from)
+{
+	uint64_t t0 = th_now_ms();
+
+	while (atomic_load(&w->writes) <= from && th_now_ms() - t0 < TH_WAIT_MS)
+		sched_yield();
+	return atomic_load(&w->writes) > from;
 }
 
 static void test_writes_during_collapse_and_break_all_land(void **state)
@@ -225,8 +236,11 @@ static void test_writes_during_collapse_and_break_all_land(void **state)
 	}
 	th_quiesce(vm);
 	assert_int_equal(pthread_create(&thr, NULL, writer_main, &w), 0);
+	/* with both CPUs busy the writer may not run for a while: wait for it
+	 * before the collapse, and again while the regions are large */
+	assert_true(writes_grow(&w, 0));
 	collapse_all(vm, 8);
-	/* the writer must have written while regions were large */
+	assert_true(writes_grow(&w, atomic_load(&w.writes)));
 	t0 = th_now_ms();
 	while (stats(vm).lpage_pages && th_now_ms() - t0 < TH_WAIT_MS) {
 		uint64_t n = 0;
@@ -244,8 +258,7 @@ static void test_writes_during_collapse_and_break_all_land(void **state)
 		assert_int_equal(w.mem[p * (MV_PAGE_SIZE / 8)], p);
 		sum += w.mem[p * (MV_PAGE_SIZE / 8) + 1];
 	}
-	assert_true(w.writes > 0);
-	assert_int_equal(sum, w.writes);
+	assert_int_equal(sum, atomic_load(&w.writes));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
