@@ -307,7 +307,9 @@ void mv_vm_destroy(mv_vm *vm);
 int mv_vm_discard(mv_vm *vm, uint64_t offset, uint64_t len);
 
 /* Change a running VM's shares, reservation or limit (as in the config,
- * rounded down to pages); -EINVAL, changing nothing, when out of range. */
+ * rounded down to pages); -EINVAL, changing nothing, when out of range.
+ * The scheduler computes new targets at its next tick (within ~50 ms),
+ * not at the end of its balance period. */
 int mv_vm_set_shares(mv_vm *vm, uint64_t shares);
 int mv_vm_set_reservation(mv_vm *vm, uint64_t bytes);
 int mv_vm_set_limit(mv_vm *vm, uint64_t bytes);

@@ -131,6 +131,7 @@ struct mv_host {
 	/* the scheduler has been kicked and has not looked yet: further kicks
 	 * need not take sched_lock (sched.c) */
 	_Alignas(MV_CACHELINE) atomic_bool sched_kicked;
+	atomic_bool balance_asked; /* shares, reservation or limit changed */
 	/* reclaim requests the VMs' reclaim threads have finished: the
 	 * scheduler waits for it to move (sched.c) */
 	_Atomic uint64_t reclaim_gen;
@@ -314,6 +315,9 @@ struct mv__vm_sched {
 	_Atomic uint64_t limit_pages; /* npages when unlimited */
 	_Atomic uint64_t sztgt_pages; /* SZTGT, from the last balance */
 	_Atomic uint64_t swtgt_pages; /* SWTGT */
+	/* the demand cap that bound SZTGT at the last balance, plus one; 0
+	 * when none did (sched.c: a VM outgrowing it is balanced early) */
+	_Atomic uint64_t capped_at1;
 	/* when it joined the host, whole (mv__now_ms): set just before it
 	 * is linked, never changed */
 	uint64_t born_ms;

@@ -30,6 +30,11 @@
  *     before the next balance, and its demand by every page it fills, so
  *     the cap follows a VM that wants more, and one that does not (a VM
  *     whose memory is shared, or small) leaves the rest to the others.
+ *     A VM held at the cap that bound its target (capped_at1) and
+ *     outgrowing it is balanced at once, not at the period's end
+ *     (mv__sched_cap_outgrown, at most every EARLY_BALANCE_MS), and a
+ *     change of shares, reservation or limit through the API balances at
+ *     the next tick (balance_asked).
  *     A VM not yet measured (no whole period yet) is capped at twice the
  *     pages it has filled since it began (mv__sched_demand_unmeasured),
  *     all of them taken as used, once it is a Mem.BalancePeriod old: a
@@ -97,6 +102,8 @@
 
 #define SCHED_TICK_MS 50 /* state and limits are looked at this often */
 #define SCHED_STUCK_MS 10 /* retry after finding nothing to reclaim */
+/* A VM outgrowing its demand cap is balanced early, this often at most */
+#define EARLY_BALANCE_MS 250
 /* Large pages broken per tick at most: 64 MiB, ~10 ms of splitting */
 #define LPAGE_BREAKS_PER_TICK 32
 /* Large pages made per VM and Mem.BalancePeriod at most (~1 ms each) */
@@ -122,6 +129,14 @@ static void sched_kick(struct mv_host *h)
 static bool sched_kicked(struct mv_host *h)
 {
 	return atomic_exchange(&h->sched_kicked, false);
+}
+
+/* A change of shares, reservation or limit: new targets now, not at the
+ * end of the balance period. */
+static void ask_balance(struct mv_host *h)
+{
+	atomic_store(&h->balance_asked, true);
+	sched_kick(h);
 }
 
 static uint64_t sum_reservations(struct mv_host *h, struct mv_vm *except)
@@ -167,6 +182,7 @@ int mv_vm_set_shares(mv_vm *vm, uint64_t shares)
 		return -EINVAL;
 	}
 	atomic_store(&vm->sched.shares, shares);
+	ask_balance(vm->host);
 	return 0;
 }
 
@@ -185,8 +201,10 @@ int mv_vm_set_reservation(mv_vm *vm, uint64_t bytes)
 		return -EINVAL;
 	}
 	err = mv__sched_check_reservation(vm->host, vm, pages);
-	if (!err)
+	if (!err) {
 		atomic_store(&vm->sched.min_pages, pages);
+		ask_balance(vm->host);
+	}
 	return err;
 }
 
@@ -205,7 +223,7 @@ int mv_vm_set_limit(mv_vm *vm, uint64_t bytes)
 		return -EINVAL;
 	}
 	atomic_store(&vm->sched.limit_pages, pages);
-	sched_kick(vm->host);
+	ask_balance(vm->host);
 	return 0;
 }
 
@@ -281,12 +299,39 @@ static void view_free(struct view *w)
 	free(w->skip);
 }
 
+/* What the policy sees of one VM at `now`.  Caller holds vms_lock. */
+static void vm_input(struct mv_host *h, struct mv_vm *vm, uint64_t now,
+		     struct mv__sched_vm *in)
+{
+	uint64_t young_ms = (uint64_t)h->settings.balance_period_s * 1000;
+	uint64_t demand, mctl, ballooned;
+
+	*in = (struct mv__sched_vm){
+		.shares = atomic_load(&vm->sched.shares),
+		.min_pages = atomic_load(&vm->sched.min_pages),
+		.max_pages = atomic_load(&vm->sched.limit_pages),
+		.alloc_pages = atomic_load(&vm->consumed_pages),
+		.active_permille = mv__sample_active_permille(vm),
+	};
+	demand = mv__sample_demand_pages(vm);
+	mv__sched_demand(in, demand, h->settings.demand_headroom_pct);
+	/* not measured yet: capped by what it filled, once it has had a
+	 * balance period to start (a remote VM's fills are its agent's,
+	 * which says nothing until it has measured) */
+	if (demand == UINT64_MAX && !vm->remote &&
+	    now - vm->sched.born_ms >= young_ms)
+		mv__sched_demand_unmeasured(in, mv__sample_filled_pages(vm));
+	/* bound hard by its target, or with a balloon to deflate: shares
+	 * alone while it uses all it holds */
+	mv__balloon_sched_view(vm, &mctl, &ballooned);
+	if (vm->remote || ballooned)
+		mv__sched_uncap_if_full(in);
+}
+
 /* Caller holds vms_lock.  -ENOMEM leaves the view as it was. */
 static int gather(struct mv_host *h, struct view *w)
 {
-	uint64_t young_ms = (uint64_t)h->settings.balance_period_s * 1000;
 	uint64_t now = mv__now_ms();
-	uint64_t demand, mctl, ballooned;
 	struct mv_vm *vm;
 	unsigned i = 0;
 
@@ -309,31 +354,32 @@ static int gather(struct mv_host *h, struct view *w)
 	for (vm = h->vms; vm; vm = vm->next, i++) {
 		w->vm[i] = vm;
 		w->skip[i] = 0;
-		w->in[i] = (struct mv__sched_vm){
-			.shares = atomic_load(&vm->sched.shares),
-			.min_pages = atomic_load(&vm->sched.min_pages),
-			.max_pages = atomic_load(&vm->sched.limit_pages),
-			.alloc_pages = atomic_load(&vm->consumed_pages),
-			.active_permille = mv__sample_active_permille(vm),
-		};
-		demand = mv__sample_demand_pages(vm);
-		mv__sched_demand(&w->in[i], demand,
-				 h->settings.demand_headroom_pct);
-		/* not measured yet: capped by what it filled, once it has
-		 * had a balance period to start (a remote VM's fills are its
-		 * agent's, which says nothing until it has measured) */
-		if (demand == UINT64_MAX && !vm->remote &&
-		    now - vm->sched.born_ms >= young_ms)
-			mv__sched_demand_unmeasured(
-				&w->in[i], mv__sample_filled_pages(vm));
-		/* bound hard by its target, or with a balloon to deflate:
-		 * shares alone while it uses all it holds */
-		mv__balloon_sched_view(vm, &mctl, &ballooned);
-		if (vm->remote || ballooned)
-			mv__sched_uncap_if_full(&w->in[i]);
+		vm_input(h, vm, now, &w->in[i]);
 	}
 	w->n = i;
 	return 0;
+}
+
+/*
+ * Under vms_lock: whether a VM whose demand cap bound its target at the
+ * last balance has outgrown it since (mv__sched_cap_outgrown).
+ */
+static bool caps_outgrown(struct mv_host *h)
+{
+	uint64_t now = mv__now_ms(), c1;
+	struct mv__sched_vm in;
+	bool out = false;
+
+	pthread_mutex_lock(&h->vms_lock);
+	for (struct mv_vm *vm = h->vms; vm && !out; vm = vm->next) {
+		c1 = atomic_load(&vm->sched.capped_at1);
+		if (!c1)
+			continue;
+		vm_input(h, vm, now, &in);
+		out = mv__sched_cap_outgrown(&in, c1 - 1);
+	}
+	pthread_mutex_unlock(&h->vms_lock);
+	return out;
 }
 
 static void sample_all(struct mv_host *h)
@@ -352,7 +398,7 @@ static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
 	uint64_t avail = h->memsize_pages - h->minfree_pages, alloc, tgt;
 	uint64_t pool = mv__share_frames(h);
 	unsigned mech = mv__sched_mechanisms(st);
-	uint64_t sched_mctl, actual, swcur;
+	uint64_t sched_mctl, actual, swcur, cap;
 	struct mv_vm *vm;
 
 	pthread_mutex_lock(&h->vms_lock);
@@ -370,6 +416,9 @@ static void balance(struct mv_host *h, struct view *w, enum mv_mem_state st)
 		alloc = w->in[i].alloc_pages;
 		tgt = w->target[i];
 		atomic_store(&vm->sched.sztgt_pages, tgt);
+		cap = mv__sched_binding_cap(&w->in[i], tgt);
+		atomic_store(&vm->sched.capped_at1,
+			     cap == MV__SCHED_UNCAPPED ? 0 : cap + 1);
 		swcur = atomic_load(&vm->swcur_pages);
 		atomic_store(&vm->sched.swtgt_pages,
 			     swcur + ((mech & MV__MECH_SWAP) && alloc > tgt ?
@@ -900,7 +949,7 @@ static void *sched_main(void *arg)
 	 * it that way for good */
 	uint64_t now = mv__now_ms(),
 		 next_sample = now + (sample_ms < 1000 ? sample_ms : 1000);
-	uint64_t next_balance = now, next_lpage = now;
+	uint64_t next_balance = now, next_lpage = now, next_early = now;
 	enum mv_mem_state st, balanced = MV_STATE_HIGH;
 	struct view w = { 0 };
 	struct timespec ts;
@@ -918,9 +967,12 @@ static void *sched_main(void *arg)
 			sample_all(h);
 			next_sample = now + sample_ms;
 		}
-		if (now >= next_balance || st != balanced) {
+		if (now >= next_balance || st != balanced ||
+		    atomic_exchange(&h->balance_asked, false) ||
+		    (now >= next_early && caps_outgrown(h))) {
 			balance(h, &w, st);
 			next_balance = now + balance_ms;
+			next_early = now + EARLY_BALANCE_MS;
 			balanced = st;
 		}
 		if (mv__sched_lpage_collapses(st) && now >= next_lpage) {

@@ -102,6 +102,27 @@ static uint64_t ceiling(const struct mv__sched_vm *v)
 	return c;
 }
 
+uint64_t mv__sched_binding_cap(const struct mv__sched_vm *v, uint64_t target)
+{
+	uint64_t c = ceiling(v);
+
+	return c < v->max_pages && target >= c ? c : MV__SCHED_UNCAPPED;
+}
+
+bool mv__sched_cap_outgrown(const struct mv__sched_vm *v, uint64_t capped_at)
+{
+	uint64_t step = capped_at / 32 > MV__SCHED_OUTGROWN_MIN ?
+				capped_at / 32 :
+				MV__SCHED_OUTGROWN_MIN;
+
+	if (capped_at == MV__SCHED_UNCAPPED)
+		return false;
+	if (v->alloc_pages + capped_at / 64 < capped_at)
+		return false; /* room left below its cap */
+	/* uncapped now (a remote VM using all it holds), or capped higher */
+	return ceiling(v) >= capped_at + step;
+}
+
 /* The most pages v can hold at `x` cost per share, within its bounds. */
 static uint64_t pages_at(const struct mv__sched_vm *v, double x,
 			 unsigned tax_pct)

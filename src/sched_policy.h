@@ -76,6 +76,24 @@ void mv__sched_demand_unmeasured(struct mv__sched_vm *v, uint64_t filled);
 void mv__sched_uncap_if_full(struct mv__sched_vm *v);
 
 /*
+ * The target a balance gave v when its demand cap bound it, or
+ * MV__SCHED_UNCAPPED: the cap was above what its shares and limit gave.
+ */
+#define MV__SCHED_UNCAPPED UINT64_MAX
+uint64_t mv__sched_binding_cap(const struct mv__sched_vm *v, uint64_t target);
+/*
+ * Whether a VM whose cap bound its target at the last balance (`capped_at`,
+ * from mv__sched_binding_cap) has outgrown it since: it holds nearly all of
+ * it (within a 64th) and its demand now (v, as a balance would gather it)
+ * gives a cap at least a 32nd higher (MV__SCHED_OUTGROWN_MIN pages at
+ * least).  The scheduler then balances before its period ends, so that a
+ * VM waking up or growing is not held at its old cap (its faults waiting
+ * in low, its new pages the first taken in soft) for up to a period.
+ */
+#define MV__SCHED_OUTGROWN_MIN 64
+bool mv__sched_cap_outgrown(const struct mv__sched_vm *v, uint64_t capped_at);
+
+/*
  * Cost of holding `pages` frames for v with idle tax `tax_pct`: active
  * pages count once, idle ones k = 1 / (1 - tax) times (Waldspurger 2002,
  * section 5.2).  Its active pages are f * P at the VM's current

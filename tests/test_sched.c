@@ -537,6 +537,94 @@ static bool target_at_most(void *arg)
 	return st.sztgt_pages <= k->pages;
 }
 
+static bool target_at_least(void *arg)
+{
+	struct vm_pages *k = arg;
+	struct mv_vm_stats st;
+
+	assert_int_equal(mv_vm_stats(k->vm, &st), 0);
+	return st.sztgt_pages >= k->pages;
+}
+
+/* A host that balances once an hour unless something asks sooner. */
+static void hourly_host(struct th_host *t, uint64_t memsize)
+{
+	struct mv_settings s;
+
+	th_settings_quiet(&s);
+	assert_int_equal(mv_settings_set(&s, "Mem.BalancePeriod", "3600"), 0);
+	th_host_create(t, memsize, &s);
+}
+
+/*
+ * A new limit is a new target at once, not at the end of the balance
+ * period (an hour here); so are new shares and a new reservation.
+ */
+static void test_new_limit_is_a_new_target_before_the_period_ends(void **state)
+{
+	struct vm_pages k;
+	struct th_host t;
+	mv_vm *vm;
+
+	(void)state;
+	hourly_host(&t, 64 * MiB);
+	vm = th_vm_create(&t, "a", 32 * MiB);
+	k = (struct vm_pages){ vm, 32 * MiB / MV_PAGE_SIZE };
+	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	assert_int_equal(mv_vm_set_limit(vm, 20 * MiB), 0);
+	k.pages = 20 * MiB / MV_PAGE_SIZE;
+	assert_true(th_wait_until(target_at_most, &k, TH_WAIT_MS));
+	assert_int_equal(mv_vm_set_limit(vm, 0), 0);
+	k.pages = 32 * MiB / MV_PAGE_SIZE;
+	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
+/*
+ * A VM measured idle is capped at nothing; when it starts filling its
+ * memory, its target follows within moments, not at the next balance an
+ * hour later: the scheduler balances early when a VM held at its cap has
+ * outgrown it (each balance lets it grow by the headroom above its demand,
+ * so it climbs in steps).
+ */
+static void
+test_vm_outgrowing_its_cap_is_balanced_before_the_period_ends(void **state)
+{
+	const uint64_t grow = 16 * MiB / MV_PAGE_SIZE;
+	struct mv_vm_stats st;
+	struct vm_pages k;
+	struct th_host t;
+	uint8_t *m;
+	mv_vm *vm;
+
+	(void)state;
+	hourly_host(&t, 64 * MiB);
+	vm = th_vm_create(&t, "a", 32 * MiB);
+	m = mv_vm_mem(vm);
+	for (uint64_t p = 0; p < 256; p++)
+		th_fill(m + p * MV_PAGE_SIZE, 1, p, 0);
+	th_quiesce(vm);
+	/* one period, in which nobody touches it: measured idle */
+	mv__sample_period(vm);
+	mv__sample_period(vm);
+	assert_int_equal(mv_vm_stats(vm, &st), 0);
+	assert_int_equal(st.active_permille, 0);
+	/* the same shares: asks for a balance, which caps it at nothing */
+	assert_int_equal(mv_vm_set_shares(vm, st.shares), 0);
+	k = (struct vm_pages){ vm, 0 };
+	assert_true(th_wait_until(target_at_most, &k, TH_WAIT_MS));
+	/* now it fills 16 MiB more */
+	for (uint64_t p = 256; p < 256 + grow; p++)
+		th_fill(m + p * MV_PAGE_SIZE, 1, p, 0);
+	k.pages = grow;
+	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	for (uint64_t p = 0; p < 256 + grow; p++)
+		assert_true(th_check(m + p * MV_PAGE_SIZE, 1, p, 0));
+	mv_vm_destroy(vm);
+	th_host_destroy(&t);
+}
+
 /*
  * A VM not measured yet (sampling off here, so never) that fills nothing,
  * as a clone whose memory is all shared does, is capped at a 64th of its
@@ -1030,6 +1118,10 @@ int main(void)
 		cmocka_unit_test(test_reclaim_never_takes_a_sampled_page),
 		cmocka_unit_test(
 			test_vm_measured_idle_is_reclaimed_to_its_floor),
+		cmocka_unit_test(
+			test_new_limit_is_a_new_target_before_the_period_ends),
+		cmocka_unit_test(
+			test_vm_outgrowing_its_cap_is_balanced_before_the_period_ends),
 		cmocka_unit_test(test_vm_is_swapped_down_to_its_limit),
 		cmocka_unit_test(test_swap_writes_hold_no_host_lock),
 		cmocka_unit_test(

@@ -351,6 +351,71 @@ static void test_demand_headroom_setting_has_default_and_range(void **state)
 	assert_int_equal(mv_settings_check(&s, NULL, 0), -EINVAL);
 }
 
+/*
+ * A balance records the cap only where it bound the target: a cap above
+ * what shares give, or at the limit, bound nothing.
+ */
+static void test_binding_cap_is_the_cap_that_set_the_target(void **state)
+{
+	struct mv__sched_vm v = vm_of(100, 400, 500);
+
+	(void)state;
+	/* 200 active, capped at 250 */
+	assert_int_equal(v.demand_pages, 250);
+	assert_int_equal(mv__sched_binding_cap(&v, 250), 250);
+	/* shares gave less than the cap */
+	assert_int_equal(mv__sched_binding_cap(&v, 180), MV__SCHED_UNCAPPED);
+	/* a reservation above the cap is the floor that bound it */
+	v.min_pages = 300;
+	assert_int_equal(mv__sched_binding_cap(&v, 300), 300);
+	/* a cap at the limit is the limit's doing */
+	mv__sched_demand(&v, 900, HEADROOM);
+	assert_int_equal(v.demand_pages, 1000);
+	assert_int_equal(mv__sched_binding_cap(&v, 1000), MV__SCHED_UNCAPPED);
+	v.capped = false;
+	assert_int_equal(mv__sched_binding_cap(&v, 400), MV__SCHED_UNCAPPED);
+}
+
+/*
+ * A VM held at its cap whose demand has grown since is to be balanced at
+ * once; one with room left below its cap, one whose demand grew by less
+ * than a step, and one that was not capped are not.
+ */
+static void test_cap_outgrown_only_when_held_at_it_and_demand_grew(void **state)
+{
+	struct mv__sched_vm v = vm_of(100, 250, 800);
+
+	(void)state;
+	/* capped at 250 (200 active) and holding all of it */
+	assert_int_equal(v.demand_pages, 250);
+	assert_false(mv__sched_cap_outgrown(&v, 250));
+	/* filled 60 pages since: a cap of 325 */
+	mv__sched_demand(&v, 260, HEADROOM);
+	assert_true(mv__sched_cap_outgrown(&v, 250));
+	/* holding less than its cap less a 64th: room left */
+	v.alloc_pages = 240;
+	assert_false(mv__sched_cap_outgrown(&v, 250));
+	v.alloc_pages = 247;
+	assert_true(mv__sched_cap_outgrown(&v, 250));
+	/* grown by less than the step (64 pages at least) */
+	mv__sched_demand(&v, 240, HEADROOM);
+	assert_int_equal(v.demand_pages, 300);
+	assert_false(mv__sched_cap_outgrown(&v, 250));
+	/* not capped at the last balance */
+	mv__sched_demand(&v, 800, HEADROOM);
+	assert_false(mv__sched_cap_outgrown(&v, MV__SCHED_UNCAPPED));
+	/* uncapped now (a remote VM using all it holds): its limit */
+	v.capped = false;
+	assert_true(mv__sched_cap_outgrown(&v, 250));
+	/* an idle VM capped at nothing that starts filling */
+	v = vm_of(100, 0, 0);
+	assert_int_equal(v.demand_pages, 0);
+	mv__sched_demand(&v, 40, HEADROOM);
+	assert_false(mv__sched_cap_outgrown(&v, 0));
+	mv__sched_demand(&v, 60, HEADROOM);
+	assert_true(mv__sched_cap_outgrown(&v, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +444,10 @@ int main(void)
 			test_vm_at_its_reservation_is_no_victim_for_its_demand),
 		cmocka_unit_test(
 			test_demand_headroom_setting_has_default_and_range),
+		cmocka_unit_test(
+			test_binding_cap_is_the_cap_that_set_the_target),
+		cmocka_unit_test(
+			test_cap_outgrown_only_when_held_at_it_and_demand_grew),
 	};
 
 	return th_run_tests(tests);
