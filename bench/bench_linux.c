@@ -882,6 +882,69 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 		}
 }
 
+/* "memvisor's ratio over peer p's total / over peer pw's worst VM", or why
+ * there is none. */
+static void fmt_verdict(char *buf, size_t len, const struct case_result *cr,
+			enum bl_config p, enum bl_config pw, bool *ahead)
+{
+	double t, w;
+
+	*ahead = false;
+	if (p >= BL_NCONFIGS) {
+		snprintf(buf, len, "no usable peer");
+		return;
+	}
+	t = bl_ratio(cr->total[BL_MEMVISOR], cr->total[p]);
+	w = bl_ratio(cr->worst[BL_MEMVISOR], cr->worst[pw]);
+	*ahead = t >= 1.0 && w >= 1.0;
+	snprintf(buf, len, "%.2fx / %.2fx (%s)", t, w, bl_config_name(p));
+}
+
+/*
+ * One line per case after all of them: memvisor against the best Linux
+ * configuration without OOM kills (total / worst VM), in the second
+ * halves, and against the best that held nothing outside the cgroup's
+ * limit; then how many cases memvisor is at or above both.
+ */
+static void print_summary(FILE *f, const struct case_result *res, unsigned n)
+{
+	unsigned ahead = 0, ahead_in = 0, peers = 0, peers_in = 0;
+	char a[32], b[32], v[64], vi[64], h[16];
+	bool up, up_in;
+
+	fprintf(f,
+		"\nsummary: memvisor's ratios over the best Linux, total / worst VM\n");
+	fprintf(f, "  %-14s %-17s %-28s %-9s %s\n", "case", "memvisor",
+		"vs the best Linux", "2nd half",
+		"vs the best within the budget");
+	for (unsigned i = 0; i < n; i++) {
+		const struct case_result *cr = &res[i];
+
+		if (!config_ran(cr, BL_MEMVISOR))
+			continue;
+		fmt_ops(a, sizeof(a), cr->total[BL_MEMVISOR]);
+		fmt_ops(b, sizeof(b), cr->worst[BL_MEMVISOR]);
+		fmt_verdict(v, sizeof(v), cr, cr->best, cr->best_worst, &up);
+		fmt_verdict(vi, sizeof(vi), cr, cr->best_in, cr->best_worst_in,
+			    &up_in);
+		snprintf(h, sizeof(h), "-");
+		if (cr->best < BL_NCONFIGS && cr->half[BL_MEMVISOR][1] >= 0 &&
+		    cr->half[cr->best][1] > 0)
+			snprintf(h, sizeof(h), "%.2fx",
+				 cr->half[BL_MEMVISOR][1] /
+					 cr->half[cr->best][1]);
+		fprintf(f, "  %-14s %8s / %-6s %-28s %-9s %s\n", cr->def->name,
+			a, b, v, h, vi);
+		peers += cr->best < BL_NCONFIGS;
+		peers_in += cr->best_in < BL_NCONFIGS;
+		ahead += up;
+		ahead_in += up_in;
+	}
+	fprintf(f,
+		"  at or above the best Linux in both: %u of the %u cases with a usable peer; within the budget: %u of %u\n",
+		ahead, peers, ahead_in, peers_in);
+}
+
 /* key: v, or null where v is negative (not measured). */
 static void add_num_or_null(cJSON *o, const char *key, double v)
 {
@@ -1293,6 +1356,8 @@ int bench_linux_main(int argc, char **argv)
 	} else {
 		for (unsigned i = 0; i < n; i++)
 			print_case(&x, &res[i]);
+		if (n > 1)
+			print_summary(stdout, res, n);
 	}
 	free(res);
 	if (bl_stop) {

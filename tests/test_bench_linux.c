@@ -529,6 +529,57 @@ static void test_case_json_gives_halves_and_their_ratio_or_null(void **state)
 	free(cr);
 }
 
+/*
+ * The closing summary has a line per case with memvisor's ratios over the
+ * best Linux and over the best within the budget, and counts the cases
+ * memvisor is at or above in both figures.
+ */
+static void test_summary_gives_each_case_its_ratios_and_the_count(void **state)
+{
+	struct case_result *cr = calloc(3, sizeof(*cr));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(cr);
+	/* memvisor 400 / 100 against the swap file's 300 / 75: ahead */
+	fill_case(&cr[0]);
+	/* the second case: every Linux configuration OOM-killed */
+	fill_case(&cr[1]);
+	cr[1].def = case_find("kvstore-4");
+	for (unsigned i = 0; i < 2; i++)
+		cr[1].runs[BL_SWAP][i].oom_kills = 1;
+	medians(&cr[1]);
+	assert_int_equal(cr[1].best, BL_NCONFIGS);
+	/* the third: the swap file at three times its figures, ahead */
+	fill_case(&cr[2]);
+	cr[2].def = case_find("kvstore-8");
+	for (unsigned i = 0; i < 2; i++) {
+		struct bl_run *r = &cr[2].runs[BL_SWAP][i];
+
+		for (unsigned k = 0; k < r->nvms; k++)
+			r->vms[k].ops_s *= 3;
+		bl_run_totals(r);
+	}
+	medians(&cr[2]);
+	f = open_memstream(&text, &len);
+	assert_non_null(f);
+	print_summary(f, cr, 3);
+	assert_int_equal(fclose(f), 0);
+	print_message("%s", text);
+	assert_non_null(strstr(text, "kvstore-2"));
+	assert_non_null(strstr(text, "1.33x / 1.33x (swap)"));
+	assert_non_null(strstr(text, "kvstore-4"));
+	assert_non_null(strstr(text, "no usable peer"));
+	assert_non_null(strstr(
+		text,
+		"at or above the best Linux in both: 1 of the 2 cases with a usable peer; within the budget: 1 of 2"));
+	assert_non_null(strstr(text, "0.44x / 0.44x (swap)"));
+	free(text);
+	free(cr);
+}
+
 static void test_run_report_cuts_its_ops_in_halves_at_the_middle(void **state)
 {
 	/* 4 s: the cut at second 2; a's 100, 100 | 300, 300 ops, b's 50
@@ -1203,6 +1254,8 @@ int main(void)
 			test_no_linux_peer_when_every_config_was_oom_killed),
 		cmocka_unit_test(
 			test_case_json_gives_halves_and_their_ratio_or_null),
+		cmocka_unit_test(
+			test_summary_gives_each_case_its_ratios_and_the_count),
 		cmocka_unit_test(
 			test_case_json_says_what_zram_held_beyond_the_budget),
 		cmocka_unit_test(
