@@ -323,8 +323,12 @@ const char *mv_vm_name(const mv_vm *vm);
 int mv_vm_page_state(mv_vm *vm, uint64_t ppn);
 
 /*
- * Reclaim: swap out up to npages pages of this VM chosen at random (ESX's
- * victim policy); *done says how many were.  Returns an error only if none
+ * Reclaim: swap out (or compress, with the compression cache on) up to
+ * npages PRIVATE pages of this VM, chosen as the scheduler's reclaim
+ * chooses them (Mem.ReclaimPolicy: the coldest by default, at random
+ * with 0, ESX's policy); *done says how many were.  Open zero pages
+ * (Mem.ZeroOpen) hold frames but no data and are not taken here: the
+ * scheduler's own reclaim closes them first.  Returns an error only if none
  * could be swapped out for a reason other than there being none to take
  * (e.g. -ENOSPC with the swap directory full: the pages stay in memory;
  * -EBUSY while pages the kernel would not let back into the guest are
