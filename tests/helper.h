@@ -167,7 +167,7 @@ struct th_swapper {
 	unsigned nvms;
 	long pause_ns;
 	_Atomic bool *stop;
-	uint64_t swapped;
+	_Atomic uint64_t swapped; /* pages swapped out so far */
 };
 void *th_swapper_main(void *arg);
 /* Length of each torture run: MV_TORTURE_SECONDS, default 6. */

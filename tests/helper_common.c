@@ -673,7 +673,7 @@ void *th_swapper_main(void *arg)
 
 	while (!atomic_load(w->stop)) {
 		mv_vm_swap_out(w->vms[th_xs(&rng) % w->nvms], 16, &done);
-		w->swapped += done;
+		atomic_fetch_add(&w->swapped, done);
 		nanosleep(&ts, NULL);
 	}
 	return NULL;

@@ -506,7 +506,7 @@ static void *guest_main(void *arg)
 struct race {
 	struct guest *g;
 	unsigned n;
-	struct th_swapper *w; /* swapped is read after the join only */
+	struct th_swapper *w;
 	mv_vm *vm;
 };
 
@@ -518,7 +518,8 @@ static bool raced_enough(void *arg)
 
 	for (unsigned i = 0; i < r->n; i++)
 		ops += atomic_load(&r->g[i].ops);
-	return ops >= 20000 && atomic_load(&r->vm->cold.cold_victims) >= 4096;
+	return ops >= 20000 && atomic_load(&r->vm->cold.cold_victims) >= 4096 &&
+	       atomic_load(&r->w->swapped) > 0;
 }
 
 static void test_nothing_is_lost_while_guests_race_cold_reclaim(void **state)

@@ -418,6 +418,7 @@ struct watch {
 	atomic_bool stop;
 	uint64_t max_consumed; /* the most ever seen */
 	bool over; /* ever above the budget */
+	_Atomic uint64_t samples; /* looks taken */
 };
 
 static void *watch_main(void *arg)
@@ -431,8 +432,21 @@ static void *watch_main(void *arg)
 			w->max_consumed = st.consumed_pages;
 		if (st.consumed_pages > st.memsize_pages)
 			w->over = true;
+		atomic_fetch_add(&w->samples, 1);
 	}
 	return NULL;
+}
+
+struct sample_mark {
+	struct watch *w;
+	uint64_t n;
+};
+
+static bool sampled_since(void *arg)
+{
+	struct sample_mark *k = arg;
+
+	return atomic_load(&k->w->samples) > k->n;
 }
 
 static void test_consumption_never_exceeds_budget(void **state)
@@ -452,8 +466,19 @@ static void test_consumption_never_exceeds_budget(void **state)
 	assert_int_equal(pthread_create(&th, NULL, watch_main, &w), 0);
 	for (int round = 0; round < 2; round++) {
 		m = mv_vm_mem(round ? b : a);
-		for (uint64_t p = 0; p < 16 * MiB / MV_PAGE_SIZE; p++)
+		for (uint64_t p = 0; p < 16 * MiB / MV_PAGE_SIZE; p++) {
 			m[p * MV_PAGE_SIZE] = 1;
+			/* with both CPUs busy the watcher may not run for a
+			 * while: let it look every 256 pages */
+			if (p % 256 == 255) {
+				struct sample_mark k = {
+					&w, atomic_load(&w.samples)
+				};
+
+				assert_true(th_wait_until(sampled_since, &k,
+							  TH_WAIT_MS));
+			}
+		}
 	}
 	atomic_store(&w.stop, true);
 	pthread_join(th, NULL);

@@ -71,10 +71,16 @@ static void fill_common(mv_vm *vm)
  * Whole passes over each VM until one merges nothing: hints first, merges
  * after.  The kernel's per-CPU LRU batches are emptied first, as pages
  * sitting in them refuse UFFDIO_MOVE (EBUSY) when reclaim runs beside.
+ * And the VMs' faults are all served first: a fault thread wakes the guest
+ * before it unlocks the run it filled, and on a busy CPU it may not unlock
+ * it until after both passes, which would pass the locked pages by.
  */
 static uint64_t scan_all(mv_vm **vms, unsigned n)
 {
 	uint64_t merged, total = 0, last = 1;
+
+	for (unsigned i = 0; i < n; i++)
+		th_quiesce(vms[i]);
 
 	for (unsigned round = 0; round < 2 || (last && round < 8); round++) {
 		last = 0;

@@ -1031,8 +1031,12 @@ static void test_pages_per_state_always_add_up(void **state)
 	k = (struct toucher){ .vm = vm, .stop = &stop };
 	assert_int_equal(pthread_create(&wt, NULL, th_swapper_main, &w), 0);
 	assert_int_equal(pthread_create(&kt, NULL, toucher_main, &k), 0);
+	/* 200k reads or 3 s, and on a busy machine until the swapper has
+	 * taken a thousand pages (bounded by the tests' wait) */
 	deadline = th_now_ms() + 3000;
-	while (th_now_ms() < deadline && reads < 200000) {
+	while ((th_now_ms() < deadline && reads < 200000) ||
+	       (atomic_load(&w.swapped) < 1000 &&
+		th_now_ms() < deadline - 3000 + TH_WAIT_MS)) {
 		mv_vm_stats(vm, &st);
 		sum = 0;
 		for (unsigned s = 0; s < MV_PAGE_NSTATES; s++)
@@ -1116,18 +1120,46 @@ static void zero_write_refused(enum mv__inject_op op)
 	th_host_destroy(&t);
 }
 
-/* Threads of this process now. */
-static unsigned thread_count(void)
+/* Threads of this process named comm now. */
+static unsigned threads_named(const char *comm)
 {
+	char path[300], name[32];
 	unsigned n = 0;
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
+	FILE *f;
 
 	assert_non_null(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* gone meanwhile */
+		if (fgets(name, sizeof(name), f)) {
+			name[strcspn(name, "\n")] = '\0';
+			n += !strcmp(name, comm);
+		}
+		fclose(f);
+	}
 	closedir(d);
 	return n;
+}
+
+struct service_threads {
+	unsigned fault, reclaim;
+};
+
+/* As many fault and reclaim threads as *arg says (a thread just joined
+ * may still be listed for a moment: the count is waited for). */
+static bool service_threads_are(void *arg)
+{
+	struct service_threads *k = arg;
+
+	return threads_named("mv-fault") == k->fault &&
+	       threads_named("mv-reclaim") == k->reclaim;
 }
 
 /*
@@ -1138,10 +1170,10 @@ static unsigned thread_count(void)
  */
 static void test_every_fault_thread_stops(void **state)
 {
+	struct service_threads none = { 0, 0 }, all = { 4, 1 };
 	struct mv_vm_config cfg;
 	struct mv_settings s;
 	struct th_host t;
-	unsigned before;
 	mv_vm *vm = NULL;
 	int err, n;
 
@@ -1151,7 +1183,7 @@ static void test_every_fault_thread_stops(void **state)
 	th_host_create(&t, 64 * MiB, &s);
 	mv_vm_config_init(&cfg);
 	cfg.memsize_bytes = 2 * MiB;
-	before = thread_count();
+	assert_true(th_wait_until(service_threads_are, &none, TH_WAIT_MS));
 	for (n = 1;; n++) {
 		mv__inject_fail(MV_INJ_ALLOC, (unsigned)n, 1, ENOMEM);
 		err = mv_vm_create(t.host, &cfg, &vm);
@@ -1159,13 +1191,14 @@ static void test_every_fault_thread_stops(void **state)
 		if (!err)
 			break;
 		assert_int_equal(err, -ENOMEM);
-		assert_int_equal(thread_count(), before);
+		assert_true(
+			th_wait_until(service_threads_are, &none, TH_WAIT_MS));
 	}
-	assert_int_equal(thread_count(), before + 4 + 1); /* and reclaim's */
+	assert_true(th_wait_until(service_threads_are, &all, TH_WAIT_MS));
 	for (uint64_t p = 0; p < 2 * MiB / MV_PAGE_SIZE; p += 3)
 		((volatile uint8_t *)mv_vm_mem(vm))[p * MV_PAGE_SIZE] = 1;
 	mv_vm_destroy(vm);
-	assert_int_equal(thread_count(), before);
+	assert_true(th_wait_until(service_threads_are, &none, TH_WAIT_MS));
 	th_host_destroy(&t);
 }
 
