@@ -120,6 +120,9 @@ bool th_other_threads_sleep(void *unused);
 /* The thread ids of this process (up to max of them into tids); how
  * many there are. */
 unsigned th_task_ids(int *tids, unsigned max);
+/* The threads of this process named comm (their /proc comm); *last, if
+ * not NULL, the id of the last one found (0 if none). */
+unsigned th_threads_named(const char *comm, int *last);
 /* The threads of this process that are not in before[0..nbefore), all
  * pinned to exactly the CPU cpu, and their number is want; for each that
  * has run, the CPU it last ran on was cpu.  Fails the test otherwise. */

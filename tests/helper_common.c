@@ -388,6 +388,39 @@ unsigned th_task_ids(int *tids, unsigned max)
 	return n;
 }
 
+unsigned th_threads_named(const char *comm, int *last)
+{
+	char path[300], name[32];
+	DIR *dp = opendir("/proc/self/task");
+	struct dirent *d;
+	unsigned n = 0;
+	FILE *f;
+
+	assert_non_null(dp);
+	if (last)
+		*last = 0;
+	while ((d = readdir(dp))) {
+		if (atoi(d->d_name) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* gone meanwhile */
+		if (fgets(name, sizeof(name), f)) {
+			name[strcspn(name, "\n")] = '\0';
+			if (!strcmp(name, comm)) {
+				n++;
+				if (last)
+					*last = atoi(d->d_name);
+			}
+		}
+		fclose(f);
+	}
+	closedir(dp);
+	return n;
+}
+
 /* Field 39 of /proc/self/task/TID/stat: the CPU the thread last ran on. */
 static int task_last_cpu(int tid)
 {

@@ -66,29 +66,10 @@ static void unpin_self(void)
 /* The id of this process's one thread named comm, 0 if none. */
 static pid_t thread_named(const char *comm)
 {
-	char path[300], buf[32];
-	struct dirent *d;
-	pid_t found = 0;
-	DIR *dir = opendir("/proc/self/task");
-	FILE *f;
+	int tid;
 
-	assert_non_null(dir);
-	while ((d = readdir(dir))) {
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) &&
-		    !strncmp(buf, comm, strlen(comm)) &&
-		    buf[strlen(comm)] == '\n')
-			found = (pid_t)atoi(d->d_name);
-		fclose(f);
-	}
-	closedir(dir);
-	return found;
+	th_threads_named(comm, &tid);
+	return (pid_t)tid;
 }
 
 static bool runs_only_on(const char *comm, int cpu)

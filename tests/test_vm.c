@@ -1120,34 +1120,6 @@ static void zero_write_refused(enum mv__inject_op op)
 	th_host_destroy(&t);
 }
 
-/* Threads of this process named comm now. */
-static unsigned threads_named(const char *comm)
-{
-	char path[300], name[32];
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	FILE *f;
-
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue; /* gone meanwhile */
-		if (fgets(name, sizeof(name), f)) {
-			name[strcspn(name, "\n")] = '\0';
-			n += !strcmp(name, comm);
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 struct service_threads {
 	unsigned fault, reclaim;
 };
@@ -1158,8 +1130,8 @@ static bool service_threads_are(void *arg)
 {
 	struct service_threads *k = arg;
 
-	return threads_named("mv-fault") == k->fault &&
-	       threads_named("mv-reclaim") == k->reclaim;
+	return th_threads_named("mv-fault", NULL) == k->fault &&
+	       th_threads_named("mv-reclaim", NULL) == k->reclaim;
 }
 
 /*
