@@ -361,8 +361,8 @@ static int gather(struct mv_host *h, struct view *w)
 }
 
 /*
- * Under vms_lock: whether a VM whose demand cap bound its target at the
- * last balance has outgrown it since (mv__sched_cap_outgrown).
+ * Whether a VM whose demand cap bound its target at the last balance has
+ * outgrown it since (mv__sched_cap_outgrown).  Takes vms_lock.
  */
 static bool caps_outgrown(struct mv_host *h)
 {
