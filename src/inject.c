@@ -117,23 +117,31 @@ long mv__inject_get_max_map_count(void)
 
 /* Returns the errno this call must fail with, or 0 to let it through. */
 /*
- * A pause: the next call of pause_op waits (at most PAUSE_MAX_MS) until the
- * test resumes it, so that a test can look at the engine while a thread is
- * inside that call (which locks it holds there).
+ * A pause: the next call of pause_op waits (at most pause_max_ms, 10 s
+ * unless the test chose) until the test resumes it, so that a test can
+ * look at the engine while a thread is inside that call (which locks it
+ * holds there).
  */
-#define PAUSE_MAX_MS 10000
+#define PAUSE_MAX_MS 10000u
 static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pause_cond = PTHREAD_COND_INITIALIZER;
 static _Atomic int pause_op = -1;
+static _Atomic unsigned pause_max_ms = PAUSE_MAX_MS;
 static unsigned pause_waiting;
 static bool pause_resumed;
 
-void mv__inject_pause(enum mv__inject_op op)
+void mv__inject_pause_for(enum mv__inject_op op, unsigned max_ms)
 {
 	pthread_mutex_lock(&pause_lock);
 	pause_resumed = false;
 	pthread_mutex_unlock(&pause_lock);
+	atomic_store(&pause_max_ms, max_ms);
 	atomic_store(&pause_op, (int)op);
+}
+
+void mv__inject_pause(enum mv__inject_op op)
+{
+	mv__inject_pause_for(op, PAUSE_MAX_MS);
 }
 
 bool mv__inject_paused(void)
@@ -159,12 +167,16 @@ static void maybe_pause(enum mv__inject_op op)
 {
 	int want = (int)op;
 	struct timespec ts;
+	unsigned ms;
 
 	if (atomic_load_explicit(&pause_op, memory_order_relaxed) != want ||
 	    !atomic_compare_exchange_strong(&pause_op, &want, -1))
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += PAUSE_MAX_MS / 1000;
+	ms = atomic_load(&pause_max_ms);
+	clock_gettime(CLOCK_REALTIME, &ts); /* pause_cond's clock */
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
 	pthread_mutex_lock(&pause_lock);
 	pause_waiting++;
 	while (!pause_resumed &&

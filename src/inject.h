@@ -66,9 +66,10 @@ void mv__inject_hash_mask(unsigned long long mask);
 unsigned long long mv__inject_get_hash_mask(void);
 
 /* The next call of op waits inside the wrapper, before the call, until
- * mv__inject_resume() (or 10 s); mv__inject_paused() says whether a thread
- * waits there now. */
+ * mv__inject_resume() (or 10 s; max_ms with _for); mv__inject_paused()
+ * says whether a thread waits there now. */
 void mv__inject_pause(enum mv__inject_op op);
+void mv__inject_pause_for(enum mv__inject_op op, unsigned max_ms);
 bool mv__inject_paused(void);
 void mv__inject_resume(void);
 

@@ -239,6 +239,21 @@ void th_cmd_start(struct th_cmd *f, ...);
 /* Waits up to ms until the output holds what, and returns the output from
  * there (malloc'd); fails the test if the command ends first. */
 char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms);
+/* One of `memvisor run`'s live lines (tools/run.c's LIVE_FMT): the second,
+ * the state, then MB (and MB/s, ops/s) as its header names them. */
+struct th_live {
+	double t;
+	char state[8];
+	double free_mb, minfree_mb, consumed_mb, shared_mb, balloon_mb,
+		swapped_mb, cache_mb, swin_mb_s, swout_mb_s, zip_mb_s,
+		unzip_mb_s, ops_s;
+	unsigned long long errors;
+};
+/* Waits up to ms for a live line that satisfies pred (with arg) and
+ * returns its second; fails the test if the command ends first. */
+double th_cmd_wait_live(struct th_cmd *f,
+			bool (*pred)(const struct th_live *, void *),
+			void *arg, unsigned ms);
 /* The command's --json report, parsed (fails the test if it is not). */
 struct cJSON;
 struct cJSON *th_cmd_report(struct th_cmd *f);

@@ -176,6 +176,56 @@ char *th_cmd_wait_output(struct th_cmd *f, const char *what, unsigned ms)
 	}
 }
 
+/* Line (up to its newline) as a live line, or false if it is not one. */
+static bool parse_live(const char *line, struct th_live *l)
+{
+	return sscanf(line,
+		      "%lfs %7s %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf "
+		      "%llu",
+		      &l->t, l->state, &l->free_mb, &l->minfree_mb,
+		      &l->consumed_mb, &l->shared_mb, &l->balloon_mb,
+		      &l->swapped_mb, &l->cache_mb, &l->swin_mb_s,
+		      &l->swout_mb_s, &l->zip_mb_s, &l->unzip_mb_s, &l->ops_s,
+		      &l->errors) == 15;
+}
+
+double th_cmd_wait_live(struct th_cmd *f,
+			bool (*pred)(const struct th_live *, void *),
+			void *arg, unsigned ms)
+{
+	uint64_t until = th_now_ms() + ms;
+	struct th_live l;
+	char *text;
+	int status;
+
+	for (;;) {
+		text = th_slurp(f->out);
+		for (char *line = text; line && *line;) {
+			char *nl = strchr(line, '\n');
+
+			/* only whole lines: the last may be half written */
+			if (!nl)
+				break;
+			*nl = '\0';
+			if (parse_live(line, &l) && pred(&l, arg)) {
+				free(text);
+				return l.t;
+			}
+			line = nl + 1;
+		}
+		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
+			f->pid = 0;
+			fail_msg("memvisor ended before the live line awaited:\n%s",
+				 text);
+		}
+		free(text);
+		if (th_now_ms() > until)
+			fail_msg("no live line as awaited from memvisor in %u ms",
+				 ms);
+		th_nap_ms(PROC_POLL_MS);
+	}
+}
+
 /* The JSON in file path, parsed; what names it if it is not JSON. */
 static cJSON *parse_file(const char *path, const char *what)
 {

@@ -243,7 +243,8 @@ static void test_idle_stops_promptly(void **state)
 	wait_idle();
 	t0 = th_now_ms();
 	mvg_stop(w);
-	assert_true(th_now_ms() - t0 < 500);
+	/* its naps are 20 ms; a stop that missed them would never end */
+	assert_true(th_now_ms() - t0 < 5000);
 	munmap(mem, 64 * PAGE);
 }
 
@@ -262,7 +263,8 @@ static void test_think_time_does_not_delay_stop(void **state)
 	wait_idle(); /* both threads in their 10 s pause */
 	t0 = th_now_ms();
 	assert_int_equal(mvg_stop_and_verify(w, &st), 0);
-	assert_true(th_now_ms() - t0 < 500);
+	/* well inside the 10 s pause, even on a loaded machine */
+	assert_true(th_now_ms() - t0 < 5000);
 	/* one op per thread before the long pause */
 	assert_int_equal(st.ops, 2);
 	assert_int_equal(st.integrity_errors, 0);

@@ -47,26 +47,45 @@ static int setup(void **state)
 	return 0;
 }
 
-/* Two 24 MiB VMs, each in its own process, on a 32 MiB host. */
+/* Two 24 MiB VMs, each in its own process, on a 32 MiB host, for as long
+ * as the test lets them run. */
 static const char two_processes[] =
-	"memsize = 32M\nduration = 2\n"
+	"memsize = 32M\nduration = 600\n"
 	"[vm a]\nmemsize = 24M\nworkload = kvstore\nvmm = process\nseed = 3\n"
 	"[vm b]\nmemsize = 24M\nworkload = random\nvmm = process\nseed = 4\n"
 	"threads = 2\n";
+
+static bool working_and_reclaimed(const struct th_live *l, void *arg)
+{
+	(void)arg;
+	return l->ops_s > 0 && l->swapped_mb + l->cache_mb > 0;
+}
+
+static bool live_after(const struct th_live *l, void *t)
+{
+	return l->t > *(double *)t;
+}
 
 static void
 test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 {
 	struct th_cmd *f = *state;
 	char ini[TH_PATH_LEN];
-	double consumed = 0, swapped = 0;
+	double consumed = 0, swapped = 0, t;
 	cJSON *root, *vms, *vm;
 
 	th_cmd_scenario(f, "s.ini", two_processes, ini, sizeof(ini));
-	th_cmd_start(f, "run", ini, "--json", f->json, "--quiet", NULL);
-	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
+	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
+	/* the guests work and their memory is reclaimed (so the agents have
+	 * reported); two seconds on, the test ends the run (SIGINT), which
+	 * stops the guests and verifies every page as a timed end does */
+	t = th_cmd_wait_live(f, working_and_reclaimed, NULL, STEP_MS) + 1;
+	th_cmd_wait_live(f, live_after, &t, STEP_MS);
+	kill(f->pid, SIGINT);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
 	root = th_cmd_report(f);
-	assert_int_equal(th_jnum(root, "exit_status"), 0);
+	assert_int_equal(th_jnum(root, "exit_status"), 4);
+	assert_string_equal(th_jstr(root, "interrupted_during"), "run");
 	vms = cJSON_GetObjectItem(root, "vms");
 	assert_int_equal(cJSON_GetArraySize(vms), 2);
 	for (int i = 0; i < 2; i++) {

@@ -175,7 +175,8 @@ static void test_a_peer_that_closed_is_an_error_at_once(void **state)
 	p.fd = -1;
 	t0 = th_now_ms();
 	assert_int_equal(qmp_query_balloon(p.q, &actual, 60000), -EPIPE);
-	assert_true(th_now_ms() - t0 < 5000);
+	/* far from the 60 s it was given */
+	assert_true(th_now_ms() - t0 < TH_WAIT_MS);
 	qmp_close(p.q);
 }
 
@@ -189,7 +190,7 @@ static void test_a_silent_peer_times_out(void **state)
 	t0 = th_now_ms();
 	assert_int_equal(qmp_query_balloon(p.q, &actual, 300), -ETIMEDOUT);
 	spent = th_now_ms() - t0;
-	assert_true(spent >= 290 && spent < 5000);
+	assert_true(spent >= 290 && spent < TH_WAIT_MS);
 	peer_close(&p);
 }
 

@@ -252,9 +252,10 @@ static void test_many_small_vms_are_verified_in_seconds(void **state)
 	cJSON_Delete(root);
 }
 
-/* Two VMs in processes of their own, overcommitted: they reclaim. */
+/* Two VMs in processes of their own, overcommitted: they reclaim.  The
+ * run is long; the test ends it (SIGINT) once it has seen the reclaim. */
 static const char two_processes[] =
-	"memsize = 32M\nduration = 2\n"
+	"memsize = 32M\nduration = 600\n"
 	"[vm p1]\nmemsize = 24M\nworkload = kvstore\nvmm = process\n"
 	"[vm p2]\nmemsize = 24M\nworkload = kvstore\nvmm = process\n";
 
@@ -271,17 +272,34 @@ static double vms_reclaimed_mb(const cJSON *root)
 	return mb;
 }
 
+static bool reclaimed_1mb(const struct th_live *l, void *arg)
+{
+	(void)arg;
+	return l->swapped_mb + l->cache_mb > 1;
+}
+
+static bool live_after(const struct th_live *l, void *t)
+{
+	return l->t > *(double *)t;
+}
+
 static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 {
 	struct th_cmd *f = *state;
 	char ini[TH_PATH_LEN], line[64], *text;
-	double host_mb, vms_mb, series_pages = 0;
+	double host_mb, vms_mb, series_pages = 0, t;
 	const cJSON *v;
 	cJSON *root;
 
 	th_cmd_scenario(f, "procs.ini", two_processes, ini, sizeof(ini));
 	th_cmd_start(f, "run", ini, "--json", f->json, NULL);
-	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 0);
+	/* a second in which the VMs hold more than 1 MB swapped or
+	 * compressed, then the next line, by when that second's sample is
+	 * in the series */
+	t = th_cmd_wait_live(f, reclaimed_1mb, NULL, STEP_MS);
+	th_cmd_wait_live(f, live_after, &t, STEP_MS);
+	kill(f->pid, SIGINT);
+	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
 	root = th_cmd_report(f);
 	host_mb = th_jnum(cJSON_GetObjectItem(root, "host"), "reclaimed_mb");
 	vms_mb = vms_reclaimed_mb(root);
