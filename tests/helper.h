@@ -252,8 +252,8 @@ struct th_live {
 /* Waits up to ms for a live line that satisfies pred (with arg) and
  * returns its second; fails the test if the command ends first. */
 double th_cmd_wait_live(struct th_cmd *f,
-			bool (*pred)(const struct th_live *, void *),
-			void *arg, unsigned ms);
+			bool (*pred)(const struct th_live *, void *), void *arg,
+			unsigned ms);
 /* The command's --json report, parsed (fails the test if it is not). */
 struct cJSON;
 struct cJSON *th_cmd_report(struct th_cmd *f);

@@ -190,8 +190,8 @@ static bool parse_live(const char *line, struct th_live *l)
 }
 
 double th_cmd_wait_live(struct th_cmd *f,
-			bool (*pred)(const struct th_live *, void *),
-			void *arg, unsigned ms)
+			bool (*pred)(const struct th_live *, void *), void *arg,
+			unsigned ms)
 {
 	uint64_t until = th_now_ms() + ms;
 	struct th_live l;
@@ -215,13 +215,15 @@ double th_cmd_wait_live(struct th_cmd *f,
 		}
 		if (waitpid(f->pid, &status, WNOHANG) == f->pid) {
 			f->pid = 0;
-			fail_msg("memvisor ended before the live line awaited:\n%s",
-				 text);
+			fail_msg(
+				"memvisor ended before the live line awaited:\n%s",
+				text);
 		}
 		free(text);
 		if (th_now_ms() > until)
-			fail_msg("no live line as awaited from memvisor in %u ms",
-				 ms);
+			fail_msg(
+				"no live line as awaited from memvisor in %u ms",
+				ms);
 		th_nap_ms(PROC_POLL_MS);
 	}
 }
