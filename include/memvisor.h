@@ -631,6 +631,15 @@ struct mv_host_stats {
 	uint64_t lpage_pages; /* pages backed by large pages, all VMs, now */
 	uint64_t lpage_collapses; /* large pages made, total */
 	uint64_t lpage_breaks; /* large pages broken up, total */
+	/* the scheduler's balances (targets recomputed), total: one every
+	 * Mem.BalancePeriod, and sooner for a new free-memory state, a
+	 * change of shares, reservation or limit (mv_vm_set_*), or a VM
+	 * that outgrew the demand cap that bound its target (at most every
+	 * 250 ms); of them, those sooner, by why */
+	uint64_t balances;
+	uint64_t balances_state;
+	uint64_t balances_asked;
+	uint64_t balances_early;
 };
 
 int mv_vm_stats(mv_vm *vm, struct mv_vm_stats *st);

@@ -245,6 +245,10 @@ int mv_host_stats(mv_host *h, struct mv_host_stats *st)
 	st->stall_overrun_grants = atomic_load(&h->stall_overrun_grants);
 	st->lpage_collapses = atomic_load(&h->lpage_collapses);
 	st->lpage_breaks = atomic_load(&h->lpage_breaks);
+	st->balances = atomic_load(&h->balances);
+	st->balances_state = atomic_load(&h->balances_state);
+	st->balances_asked = atomic_load(&h->balances_asked);
+	st->balances_early = atomic_load(&h->balances_early);
 	pthread_mutex_lock(&h->vms_lock);
 	st->nvms = h->nvms;
 	for (vm = h->vms; vm; vm = vm->next) {

@@ -132,6 +132,11 @@ struct mv_host {
 	 * need not take sched_lock (sched.c) */
 	_Alignas(MV_CACHELINE) atomic_bool sched_kicked;
 	atomic_bool balance_asked; /* shares, reservation or limit changed */
+	/* balances run, total, and of them those that came before the
+	 * period's end: for a new free-memory state, asked by the API
+	 * (balance_asked), a demand cap outgrown (sched.c) */
+	_Atomic uint64_t balances, balances_state, balances_asked,
+		balances_early;
 	/* reclaim requests the VMs' reclaim threads have finished: the
 	 * scheduler waits for it to move (sched.c) */
 	_Atomic uint64_t reclaim_gen;

@@ -953,7 +953,7 @@ static void *sched_main(void *arg)
 	enum mv_mem_state st, balanced = MV_STATE_HIGH;
 	struct view w = { 0 };
 	struct timespec ts;
-	bool ok = true;
+	bool ok = true, due, moved, asked;
 
 	pthread_setname_np(pthread_self(), "mv-sched"); /* for perf, top */
 	pthread_mutex_lock(&h->sched_lock);
@@ -967,9 +967,17 @@ static void *sched_main(void *arg)
 			sample_all(h);
 			next_sample = now + sample_ms;
 		}
-		if (now >= next_balance || st != balanced ||
-		    atomic_exchange(&h->balance_asked, false) ||
+		due = now >= next_balance;
+		moved = st != balanced;
+		asked = atomic_exchange(&h->balance_asked, false);
+		if (due || moved || asked ||
 		    (now >= next_early && caps_outgrown(h))) {
+			atomic_fetch_add(&h->balances, 1);
+			if (!due)
+				atomic_fetch_add(moved ? &h->balances_state :
+						 asked ? &h->balances_asked :
+							 &h->balances_early,
+						 1);
 			balance(h, &w, st);
 			next_balance = now + balance_ms;
 			next_early = now + EARLY_BALANCE_MS;

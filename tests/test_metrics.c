@@ -443,6 +443,8 @@ static int setup_snap(void **state)
 	s->host.memsize_pages = MB_PAGES(512);
 	s->host.free_pages = MB_PAGES(12);
 	s->host.state = MV_STATE_HARD;
+	s->host.balances = 40;
+	s->host.balances_early = 11;
 	snprintf(s->vms[0].name, sizeof(s->vms[0].name), "db");
 	snprintf(s->vms[1].name, sizeof(s->vms[1].name), "web");
 	for (size_t i = 0; i < 2; i++) {
@@ -531,6 +533,11 @@ static void test_every_family_has_help_and_type_and_parses(void **state)
 	assert_float_equal(value_of(&parsed, "memvisor_host_free_bytes", ""),
 			   12.0 * (1 << 20), 0);
 	assert_float_equal(value_of(&parsed, "memvisor_host_state", ""), 3, 0);
+	assert_float_equal(
+		value_of(&parsed, "memvisor_host_balances_total", ""), 40, 0);
+	assert_float_equal(value_of(&parsed,
+				    "memvisor_host_early_balances_total", ""),
+			   11, 0);
 	assert_float_equal(value_of(&parsed, "memvisor_vm_pages",
 				    "vm=web,state=zero"),
 			   7, 0);

@@ -454,11 +454,44 @@ static void test_text_and_json_round_a_tie_alike(void **state)
 	cJSON_Delete(root);
 }
 
+/* The scheduler's balances, and why those before the period's end came,
+ * in the text's scheduler line and in the JSON's host. */
+static void test_report_counts_balances_by_why(void **state)
+{
+	struct fixture *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	cJSON *root, *host;
+
+	f->res.host.memsize_pages = 16384;
+	f->res.host.balances = 40;
+	f->res.host.balances_state = 3;
+	f->res.host.balances_asked = 2;
+	f->res.host.balances_early = 11;
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	report_print(out, &f->res);
+	assert_int_equal(fclose(out), 0);
+	assert_non_null(strstr(
+		text,
+		"scheduler: 40 balances, of them before the period's end 3 for a new state, 2 asked (shares, reservation, limit), 11 for a demand cap outgrown"));
+	free(text);
+	root = write_and_parse(f);
+	host = cJSON_GetObjectItem(root, "host");
+	assert_true(th_jnum(host, "balances") == 40);
+	assert_true(th_jnum(host, "balances_state") == 3);
+	assert_true(th_jnum(host, "balances_asked") == 2);
+	assert_true(th_jnum(host, "balances_early") == 11);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_report_replaces_an_earlier_one_by_rename),
+		T(test_report_counts_balances_by_why),
 		T(test_report_keeps_the_mode_of_the_file_it_replaces),
 		T(test_failed_write_keeps_the_earlier_report),
 		T(test_report_has_lost_pages_and_exit_status),

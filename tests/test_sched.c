@@ -562,6 +562,7 @@ static void hourly_host(struct th_host *t, uint64_t memsize)
  */
 static void test_new_limit_is_a_new_target_before_the_period_ends(void **state)
 {
+	struct mv_host_stats before, after;
 	struct vm_pages k;
 	struct th_host t;
 	mv_vm *vm;
@@ -571,12 +572,22 @@ static void test_new_limit_is_a_new_target_before_the_period_ends(void **state)
 	vm = th_vm_create(&t, "a", 32 * MiB);
 	k = (struct vm_pages){ vm, 32 * MiB / MV_PAGE_SIZE };
 	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	assert_int_equal(mv_host_stats(t.host, &before), 0);
 	assert_int_equal(mv_vm_set_limit(vm, 20 * MiB), 0);
 	k.pages = 20 * MiB / MV_PAGE_SIZE;
 	assert_true(th_wait_until(target_at_most, &k, TH_WAIT_MS));
 	assert_int_equal(mv_vm_set_limit(vm, 0), 0);
 	k.pages = 32 * MiB / MV_PAGE_SIZE;
 	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	/* counted as balances asked through the API, none periodic (the
+	 * first, at start, was before) */
+	assert_int_equal(mv_host_stats(t.host, &after), 0);
+	assert_true(after.balances_asked >= before.balances_asked + 2);
+	assert_int_equal(
+		after.balances - before.balances,
+		(after.balances_asked - before.balances_asked) +
+			(after.balances_state - before.balances_state) +
+			(after.balances_early - before.balances_early));
 	mv_vm_destroy(vm);
 	th_host_destroy(&t);
 }
@@ -592,6 +603,7 @@ static void
 test_vm_outgrowing_its_cap_is_balanced_before_the_period_ends(void **state)
 {
 	const uint64_t grow = 16 * MiB / MV_PAGE_SIZE;
+	struct mv_host_stats hs;
 	struct mv_vm_stats st;
 	struct vm_pages k;
 	struct th_host t;
@@ -619,6 +631,10 @@ test_vm_outgrowing_its_cap_is_balanced_before_the_period_ends(void **state)
 		th_fill(m + p * MV_PAGE_SIZE, 1, p, 0);
 	k.pages = grow;
 	assert_true(th_wait_until(target_at_least, &k, TH_WAIT_MS));
+	/* counted as early balances (the share change was asked) */
+	assert_int_equal(mv_host_stats(t.host, &hs), 0);
+	assert_true(hs.balances_early > 0);
+	assert_true(hs.balances_asked > 0);
 	for (uint64_t p = 0; p < 256 + grow; p++)
 		assert_true(th_check(m + p * MV_PAGE_SIZE, 1, p, 0));
 	mv_vm_destroy(vm);

@@ -375,6 +375,13 @@ int metrics_format(const struct snap *s, FILE *out)
 	host_u64(out, "memvisor_host_cow_breaks_total", "counter",
 		 "Writes that broke the sharing of a page, all VMs.",
 		 h->cow_breaks);
+	host_u64(out, "memvisor_host_balances_total", "counter",
+		 "Balances of the scheduler (targets recomputed).",
+		 h->balances);
+	host_u64(
+		out, "memvisor_host_early_balances_total", "counter",
+		"Balances before the period's end for a VM that outgrew its demand cap.",
+		h->balances_early);
 	for (size_t f = 0; f < sizeof(vm_families) / sizeof(vm_families[0]);
 	     f++) {
 		family(out, vm_families[f].name, vm_families[f].type,
@@ -487,6 +494,8 @@ static void read_host(struct snap *s, const char *name, double v,
 		H("cow_breaks_total", cow_breaks, false),
 		H("large_page_bytes", lpage_pages, true),
 		H("large_page_breaks_total", lpage_breaks, false),
+		H("balances_total", balances, false),
+		H("early_balances_total", balances_early, false),
 #undef H
 	};
 	uint64_t u = v > 0 ? (uint64_t)v : 0;

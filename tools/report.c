@@ -166,6 +166,12 @@ void report_print(FILE *out, const struct run_result *r)
 		pages_mb(h->lpage_pages),
 		(unsigned long long)h->lpage_collapses,
 		(unsigned long long)h->lpage_breaks);
+	fprintf(out,
+		"      scheduler: %llu balances, of them before the period's end %llu for a new state, %llu asked (shares, reservation, limit), %llu for a demand cap outgrown\n",
+		(unsigned long long)h->balances,
+		(unsigned long long)h->balances_state,
+		(unsigned long long)h->balances_asked,
+		(unsigned long long)h->balances_early);
 	for (size_t i = 0; i < r->sc->nvms; i++) {
 		const struct vm_result *v = &r->vms[i];
 
@@ -266,6 +272,10 @@ static void add_host(struct builder *b, cJSON *root, const struct run_result *r)
 	num(b, o, "lpage_mb", round1(pages_mb(h->lpage_pages)));
 	num(b, o, "lpage_collapses", (double)h->lpage_collapses);
 	num(b, o, "lpage_breaks", (double)h->lpage_breaks);
+	num(b, o, "balances", (double)h->balances);
+	num(b, o, "balances_state", (double)h->balances_state);
+	num(b, o, "balances_asked", (double)h->balances_asked);
+	num(b, o, "balances_early", (double)h->balances_early);
 	str(b, o, "swapdir", r->swapdir);
 }
 
