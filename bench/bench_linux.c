@@ -791,6 +791,63 @@ static void print_halves(const struct case_result *cr)
 	printf("\n");
 }
 
+/* The lowest and highest of c's runs (their totals, or their worst VMs);
+ * false if none ran. */
+static bool run_range(const struct case_result *cr, enum bl_config c,
+		      bool worst, double *lo, double *hi)
+{
+	*lo = *hi = -1;
+	for (unsigned i = 0; i < cr->nruns[c]; i++) {
+		const struct bl_run *r = &cr->runs[c][i];
+		double v = worst ? r->worst_ops_s : r->total_ops_s;
+
+		if (!r->ran)
+			continue;
+		*lo = *lo < 0 || v < *lo ? v : *lo;
+		*hi = v > *hi ? v : *hi;
+	}
+	return *lo >= 0;
+}
+
+/*
+ * Run by run: whether every run of memvisor was above every run of peer p
+ * (in its total, or its worst VM), every one below, or whether the two
+ * ranges overlap, when a ratio of medians says less than the runs' spread
+ * (on a busy machine the same configuration can vary by 15% and more from
+ * one run to the next).  "none" where p is not a peer.
+ */
+static const char *runs_apart(const struct case_result *cr, enum bl_config p,
+			      bool worst)
+{
+	double mlo, mhi, plo, phi;
+
+	if (p >= BL_NCONFIGS ||
+	    !run_range(cr, BL_MEMVISOR, worst, &mlo, &mhi) ||
+	    !run_range(cr, p, worst, &plo, &phi))
+		return "none";
+	return mlo > phi ? "above" : mhi < plo ? "below" : "overlap";
+}
+
+/* The ranges of memvisor's runs and of p's, and how they stand. */
+static void print_runs_apart(const struct case_result *cr, enum bl_config p,
+			     bool worst)
+{
+	char a[32], b[32], c[32], d[32];
+	double mlo, mhi, plo, phi;
+
+	if (p >= BL_NCONFIGS ||
+	    !run_range(cr, BL_MEMVISOR, worst, &mlo, &mhi) ||
+	    !run_range(cr, p, worst, &plo, &phi))
+		return;
+	fmt_ops(a, sizeof(a), mlo);
+	fmt_ops(b, sizeof(b), mhi);
+	fmt_ops(c, sizeof(c), plo);
+	fmt_ops(d, sizeof(d), phi);
+	printf("  run by run, %s: memvisor %s-%s, %s %s-%s: %s\n",
+	       worst ? "worst VM" : "total", a, b, bl_config_name(p), c, d,
+	       runs_apart(cr, p, worst));
+}
+
 static void print_case(const struct ctx *x, const struct case_result *cr)
 {
 	char a[32], b[32];
@@ -858,6 +915,8 @@ static void print_case(const struct ctx *x, const struct case_result *cr)
 				cr->worst[cr->best_worst]),
 		       bl_config_name(cr->best_worst),
 		       bl_ratio(cr->total[BL_MEMVISOR], cr->total[BL_CEILING]));
+		print_runs_apart(cr, cr->best, false);
+		print_runs_apart(cr, cr->best_worst, true);
 		if (cr->half[BL_MEMVISOR][1] >= 0 && cr->half[cr->best][1] > 0)
 			printf("  in the runs' second halves (the steady state): %.2fx %s's\n",
 			       cr->half[BL_MEMVISOR][1] / cr->half[cr->best][1],
@@ -908,14 +967,14 @@ static void fmt_verdict(char *buf, size_t len, const struct case_result *cr,
  */
 static void print_summary(FILE *f, const struct case_result *res, unsigned n)
 {
-	unsigned ahead = 0, ahead_in = 0, peers = 0, peers_in = 0;
-	char a[32], b[32], v[64], vi[64], h[16];
+	unsigned ahead = 0, ahead_in = 0, peers = 0, peers_in = 0, apart = 0;
+	char a[32], b[32], v[64], vi[64], h[16], rr[32];
 	bool up, up_in;
 
 	fprintf(f,
 		"\nsummary: memvisor's ratios over the best Linux, total / worst VM\n");
-	fprintf(f, "  %-14s %-17s %-28s %-9s %s\n", "case", "memvisor",
-		"vs the best Linux", "2nd half",
+	fprintf(f, "  %-14s %-17s %-28s %-17s %-9s %s\n", "case", "memvisor",
+		"vs the best Linux", "run by run", "2nd half",
 		"vs the best within the budget");
 	for (unsigned i = 0; i < n; i++) {
 		const struct case_result *cr = &res[i];
@@ -933,16 +992,23 @@ static void print_summary(FILE *f, const struct case_result *res, unsigned n)
 			snprintf(h, sizeof(h), "%.2fx",
 				 cr->half[BL_MEMVISOR][1] /
 					 cr->half[cr->best][1]);
-		fprintf(f, "  %-14s %8s / %-6s %-28s %-9s %s\n", cr->def->name,
-			a, b, v, h, vi);
+		snprintf(rr, sizeof(rr), "%s / %s",
+			 runs_apart(cr, cr->best, false),
+			 runs_apart(cr, cr->best_worst, true));
+		fprintf(f, "  %-14s %8s / %-6s %-28s %-17s %-9s %s\n",
+			cr->def->name, a, b, v, rr, h, vi);
 		peers += cr->best < BL_NCONFIGS;
 		peers_in += cr->best_in < BL_NCONFIGS;
 		ahead += up;
 		ahead_in += up_in;
+		apart += !strcmp(runs_apart(cr, cr->best, false), "above") &&
+			 !strcmp(runs_apart(cr, cr->best_worst, true), "above");
 	}
 	fprintf(f,
-		"  at or above the best Linux in both: %u of the %u cases with a usable peer; within the budget: %u of %u\n",
-		ahead, peers, ahead_in, peers_in);
+		"  at or above the best Linux in both: %u of the %u cases with a usable peer (above it in every run, in both: %u); within the budget: %u of %u\n",
+		ahead, peers, apart, ahead_in, peers_in);
+	fprintf(f,
+		"  run by run: \"above\" every run of memvisor was above every run of the peer, \"below\" under, \"overlap\" the runs' ranges overlap (the ratio is within their spread)\n");
 }
 
 /* key: v, or null where v is negative (not measured). */
@@ -1005,9 +1071,16 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		cJSON_AddNumberToObject(o, "ratio_worst_vm",
 					bl_ratio(cr->worst[BL_MEMVISOR],
 						 cr->worst[cr->best_worst]));
+		/* every run above every run of the peer, below, or not */
+		cJSON_AddStringToObject(o, "runs_total_vs_best",
+					runs_apart(cr, cr->best, false));
+		cJSON_AddStringToObject(o, "runs_worst_vm_vs_best",
+					runs_apart(cr, cr->best_worst, true));
 	} else {
 		cJSON_AddNullToObject(o, "ratio_total");
 		cJSON_AddNullToObject(o, "ratio_worst_vm");
+		cJSON_AddNullToObject(o, "runs_total_vs_best");
+		cJSON_AddNullToObject(o, "runs_worst_vm_vs_best");
 		cJSON_AddStringToObject(
 			o, "best_linux_note",
 			"no Linux configuration ran without OOM kills and integrity errors: none is a usable peer");
@@ -1024,10 +1097,17 @@ static cJSON *json_case(const struct ctx *x, const struct case_result *cr)
 		cJSON_AddNumberToObject(o, "ratio_worst_vm_within_budget",
 					bl_ratio(cr->worst[BL_MEMVISOR],
 						 cr->worst[cr->best_worst_in]));
+		cJSON_AddStringToObject(o, "runs_total_within_budget",
+					runs_apart(cr, cr->best_in, false));
+		cJSON_AddStringToObject(o, "runs_worst_vm_within_budget",
+					runs_apart(cr, cr->best_worst_in,
+						   true));
 	} else {
 		cJSON_AddNullToObject(o, "best_linux_within_budget");
 		cJSON_AddNullToObject(o, "ratio_total_within_budget");
 		cJSON_AddNullToObject(o, "ratio_worst_vm_within_budget");
+		cJSON_AddNullToObject(o, "runs_total_within_budget");
+		cJSON_AddNullToObject(o, "runs_worst_vm_within_budget");
 	}
 	cJSON_AddNumberToObject(o, "ratio_vs_unconstrained",
 				bl_ratio(cr->total[BL_MEMVISOR],

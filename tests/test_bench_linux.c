@@ -574,9 +574,62 @@ static void test_summary_gives_each_case_its_ratios_and_the_count(void **state)
 	assert_non_null(strstr(text, "no usable peer"));
 	assert_non_null(strstr(
 		text,
-		"at or above the best Linux in both: 1 of the 2 cases with a usable peer; within the budget: 1 of 2"));
+		"at or above the best Linux in both: 1 of the 2 cases with a usable peer (above it in every run, in both: 0); within the budget: 1 of 2"));
 	assert_non_null(strstr(text, "0.44x / 0.44x (swap)"));
+	/* run by run: memvisor 300-500 against 200-400 overlaps; against
+	 * 600-1200 below in every run */
+	assert_non_null(
+		strstr(text, "1.33x / 1.33x (swap)         overlap / overlap"));
+	assert_non_null(
+		strstr(text, "0.44x / 0.44x (swap)         below / below"));
 	free(text);
+	free(cr);
+}
+
+/*
+ * Run by run, memvisor is "above" a peer only when its lowest run is above
+ * the peer's highest, "below" when its highest is under the peer's lowest,
+ * and "overlap" otherwise; runs that did not run do not count, and a
+ * configuration without runs is no comparison ("none").
+ */
+static void test_runs_apart_compares_every_run_with_every_run(void **state)
+{
+	struct case_result *cr = calloc(1, sizeof(*cr));
+	cJSON *o;
+	struct ctx x = { .o = { .rounds = 2, .duration_s = 5 } };
+
+	(void)state;
+	assert_non_null(cr);
+	fill_case(cr); /* memvisor 300 and 500, the swap file 400 and 200 */
+	assert_string_equal(runs_apart(cr, BL_SWAP, false), "overlap");
+	assert_string_equal(runs_apart(cr, BL_SWAP, true), "overlap");
+	/* the swap file's 400 did not run: 300-500 above 200 */
+	cr->runs[BL_SWAP][0].ran = false;
+	assert_string_equal(runs_apart(cr, BL_SWAP, false), "above");
+	assert_string_equal(runs_apart(cr, BL_SWAP, true), "above");
+	/* the ceiling's 900 is above both of memvisor's */
+	assert_string_equal(runs_apart(cr, BL_CEILING, false), "below");
+	/* zram never ran; no peer at all */
+	assert_string_equal(runs_apart(cr, BL_ZRAM, false), "none");
+	assert_string_equal(runs_apart(cr, BL_NCONFIGS, false), "none");
+	/* equal ends are an overlap, not a win */
+	cr->runs[BL_SWAP][0].ran = true;
+	cr->runs[BL_SWAP][0].total_ops_s = 300;
+	assert_string_equal(runs_apart(cr, BL_SWAP, false), "overlap");
+	/* and the JSON says it beside the ratios */
+	cr->runs[BL_SWAP][0].ran = false;
+	medians(cr);
+	o = json_case(&x, cr);
+	assert_non_null(o);
+	assert_string_equal(
+		cJSON_GetObjectItemCaseSensitive(o, "runs_total_vs_best")
+			->valuestring,
+		"above");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+				    o, "runs_worst_vm_within_budget")
+				    ->valuestring,
+			    "above");
+	cJSON_Delete(o);
 	free(cr);
 }
 
@@ -1256,6 +1309,8 @@ int main(void)
 			test_case_json_gives_halves_and_their_ratio_or_null),
 		cmocka_unit_test(
 			test_summary_gives_each_case_its_ratios_and_the_count),
+		cmocka_unit_test(
+			test_runs_apart_compares_every_run_with_every_run),
 		cmocka_unit_test(
 			test_case_json_says_what_zram_held_beyond_the_budget),
 		cmocka_unit_test(
