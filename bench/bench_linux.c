@@ -814,18 +814,26 @@ static bool run_range(const struct case_result *cr, enum bl_config c,
  * (in its total, or its worst VM), every one below, or whether the two
  * ranges overlap, when a ratio of medians says less than the runs' spread
  * (on a busy machine the same configuration can vary by 15% and more from
- * one run to the next).  "none" where p is not a peer.
+ * one run to the next).  "none" where p is not a peer; the ranges into
+ * m[2] and q[2] (lowest, highest) otherwise.
  */
+static const char *runs_apart_ranges(const struct case_result *cr,
+				     enum bl_config p, bool worst, double m[2],
+				     double q[2])
+{
+	if (p >= BL_NCONFIGS ||
+	    !run_range(cr, BL_MEMVISOR, worst, &m[0], &m[1]) ||
+	    !run_range(cr, p, worst, &q[0], &q[1]))
+		return "none";
+	return m[0] > q[1] ? "above" : m[1] < q[0] ? "below" : "overlap";
+}
+
 static const char *runs_apart(const struct case_result *cr, enum bl_config p,
 			      bool worst)
 {
-	double mlo, mhi, plo, phi;
+	double m[2], q[2];
 
-	if (p >= BL_NCONFIGS ||
-	    !run_range(cr, BL_MEMVISOR, worst, &mlo, &mhi) ||
-	    !run_range(cr, p, worst, &plo, &phi))
-		return "none";
-	return mlo > phi ? "above" : mhi < plo ? "below" : "overlap";
+	return runs_apart_ranges(cr, p, worst, m, q);
 }
 
 /* The ranges of memvisor's runs and of p's, and how they stand. */
@@ -833,19 +841,18 @@ static void print_runs_apart(const struct case_result *cr, enum bl_config p,
 			     bool worst)
 {
 	char a[32], b[32], c[32], d[32];
-	double mlo, mhi, plo, phi;
+	double m[2], q[2];
+	const char *how = runs_apart_ranges(cr, p, worst, m, q);
 
-	if (p >= BL_NCONFIGS ||
-	    !run_range(cr, BL_MEMVISOR, worst, &mlo, &mhi) ||
-	    !run_range(cr, p, worst, &plo, &phi))
+	if (!strcmp(how, "none"))
 		return;
-	fmt_ops(a, sizeof(a), mlo);
-	fmt_ops(b, sizeof(b), mhi);
-	fmt_ops(c, sizeof(c), plo);
-	fmt_ops(d, sizeof(d), phi);
+	fmt_ops(a, sizeof(a), m[0]);
+	fmt_ops(b, sizeof(b), m[1]);
+	fmt_ops(c, sizeof(c), q[0]);
+	fmt_ops(d, sizeof(d), q[1]);
 	printf("  run by run, %s: memvisor %s-%s, %s %s-%s: %s\n",
 	       worst ? "worst VM" : "total", a, b, bl_config_name(p), c, d,
-	       runs_apart(cr, p, worst));
+	       how);
 }
 
 static void print_case(const struct ctx *x, const struct case_result *cr)
