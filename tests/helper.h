@@ -251,6 +251,8 @@ struct th_live {
 };
 /* Waits up to ms for a live line that satisfies pred (with arg) and
  * returns its second; fails the test if the command ends first. */
+/* For th_cmd_wait_live: a line of a later second than *(double *)t. */
+bool th_live_after(const struct th_live *l, void *t);
 double th_cmd_wait_live(struct th_cmd *f,
 			bool (*pred)(const struct th_live *, void *), void *arg,
 			unsigned ms);

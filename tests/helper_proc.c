@@ -189,6 +189,11 @@ static bool parse_live(const char *line, struct th_live *l)
 		      &l->errors) == 15;
 }
 
+bool th_live_after(const struct th_live *l, void *t)
+{
+	return l->t > *(double *)t;
+}
+
 double th_cmd_wait_live(struct th_cmd *f,
 			bool (*pred)(const struct th_live *, void *), void *arg,
 			unsigned ms)

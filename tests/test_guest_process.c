@@ -61,11 +61,6 @@ static bool working_and_reclaimed(const struct th_live *l, void *arg)
 	return l->ops_s > 0 && l->swapped_mb + l->cache_mb > 0;
 }
 
-static bool live_after(const struct th_live *l, void *t)
-{
-	return l->t > *(double *)t;
-}
-
 static void
 test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 {
@@ -80,7 +75,7 @@ test_two_process_vms_on_an_overcommitted_host_are_verified(void **state)
 	 * reported); two seconds on, the test ends the run (SIGINT), which
 	 * stops the guests and verifies every page as a timed end does */
 	t = th_cmd_wait_live(f, working_and_reclaimed, NULL, STEP_MS) + 1;
-	th_cmd_wait_live(f, live_after, &t, STEP_MS);
+	th_cmd_wait_live(f, th_live_after, &t, STEP_MS);
 	kill(f->pid, SIGINT);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
 	root = th_cmd_report(f);

@@ -278,11 +278,6 @@ static bool reclaimed_1mb(const struct th_live *l, void *arg)
 	return l->swapped_mb + l->cache_mb > 1;
 }
 
-static bool live_after(const struct th_live *l, void *t)
-{
-	return l->t > *(double *)t;
-}
-
 static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 {
 	struct th_cmd *f = *state;
@@ -297,7 +292,7 @@ static void test_host_line_counts_vms_in_processes_of_their_own(void **state)
 	 * compressed, then the next line, by when that second's sample is
 	 * in the series */
 	t = th_cmd_wait_live(f, reclaimed_1mb, NULL, STEP_MS);
-	th_cmd_wait_live(f, live_after, &t, STEP_MS);
+	th_cmd_wait_live(f, th_live_after, &t, STEP_MS);
 	kill(f->pid, SIGINT);
 	assert_int_equal(th_wait_exit(&f->pid, f->out, STEP_MS), 4);
 	root = th_cmd_report(f);
